@@ -1,0 +1,179 @@
+"""The pacskit exception tree.
+
+Every failure a user can cause is one of these; the CLI maps each class to a one-line
+message and its own exit code (``exit_code``), in one place (``pacskit.cli.main``).
+
+::
+
+    PacskitError
+    ├── ConfigError                 bad settings file or value             (3)
+    │   ├── UnknownNode             a node name not in the nodes table     (4)
+    │   └── InvalidAddress          malformed dicom:// address, AE title, port (5)
+    ├── QueryError                  a key unknown or invalid for the level (6)
+    ├── NetworkError                the peer could not be reached          (10)
+    │   ├── HostNotFound            the host name does not resolve         (11)
+    │   ├── ConnectionRefused       nothing listens on host:port           (12)
+    │   ├── NetworkTimeout          no answer within a timeout             (13)
+    │   ├── AssociationRejected     A-ASSOCIATE-RJ, with its reason        (14)
+    │   └── AssociationAborted      A-ABORT or connection lost             (15)
+    ├── DimseError                  the service failed                     (20)
+    │   ├── DimseFailure            a failure status (status, comment)     (21)
+    │   ├── ServiceNotSupported     no presentation context accepted       (22)
+    │   ├── NoStorageRole           C-GET without an SCP role negotiated   (23)
+    │   ├── MoveDestinationUnknown  0xA801                                 (24)
+    │   └── RetrieveFailed          every sub-operation failed             (25)
+    ├── PartialFailure              some items failed, others succeeded    (26)
+    └── OutputError                 an output cannot be written            (30)
+        └── DiskFull                no space left on device                (31)
+"""
+
+from __future__ import annotations
+
+
+class PacskitError(Exception):
+    """Base of every error pacskit raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(PacskitError):
+    """The configuration (file, environment or flag) is invalid."""
+
+    exit_code = 3
+
+
+class UnknownNode(ConfigError):
+    """A node name that is not in the nodes table."""
+
+    exit_code = 4
+
+
+class InvalidAddress(ConfigError):
+    """A malformed node address: ``dicom://AET@host:port``, AE title or port."""
+
+    exit_code = 5
+
+
+class QueryError(PacskitError):
+    """A query key unknown, or invalid for the level, or a malformed value."""
+
+    exit_code = 6
+
+
+class NetworkError(PacskitError):
+    """The peer could not be reached or the connection failed."""
+
+    exit_code = 10
+
+
+class HostNotFound(NetworkError):
+    """The peer's host name does not resolve."""
+
+    exit_code = 11
+
+
+class ConnectionRefused(NetworkError):
+    """Nothing accepts connections at the peer's host and port."""
+
+    exit_code = 12
+
+
+class NetworkTimeout(NetworkError):
+    """The peer did not answer within the configured timeout."""
+
+    exit_code = 13
+
+
+class AssociationRejected(NetworkError):
+    """The peer rejected the association (A-ASSOCIATE-RJ, PS3.8 9.3.4).
+
+    Attributes:
+        result: 1 rejected-permanent, 2 rejected-transient.
+        source: 1 service-user, 2 service-provider (ACSE), 3 service-provider (presentation).
+        reason: the reason code, interpreted by ``source``.
+    """
+
+    exit_code = 14
+
+    def __init__(self, message: str, result: int = 0, source: int = 0, reason: int = 0) -> None:
+        super().__init__(message)
+        self.result = result
+        self.source = source
+        self.reason = reason
+
+
+class AssociationAborted(NetworkError):
+    """The association was aborted (A-ABORT, A-P-ABORT) or the connection dropped."""
+
+    exit_code = 15
+
+
+class DimseError(PacskitError):
+    """A DIMSE service did not succeed."""
+
+    exit_code = 20
+
+
+class DimseFailure(DimseError):
+    """The peer answered with a failure status (PS3.7 Annex C).
+
+    Attributes:
+        status: the Status (0000,0900) value.
+        comment: the Error Comment (0000,0902), when the peer sent one.
+    """
+
+    exit_code = 21
+
+    def __init__(self, message: str, status: int = 0, comment: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.comment = comment
+
+
+class ServiceNotSupported(DimseError):
+    """The peer accepted no presentation context for the requested service."""
+
+    exit_code = 22
+
+
+class NoStorageRole(DimseError):
+    """C-GET needs the peer to accept pacskit as a Storage SCP (role selection)."""
+
+    exit_code = 23
+
+
+class MoveDestinationUnknown(DimseFailure):
+    """C-MOVE destination unknown to the peer (0xA801)."""
+
+    exit_code = 24
+
+
+class RetrieveFailed(DimseError):
+    """A retrieve finished but none of its sub-operations succeeded."""
+
+    exit_code = 25
+
+
+class PartialFailure(PacskitError):
+    """Some items failed while others succeeded (a store, a retrieve, an echo of many)."""
+
+    exit_code = 26
+
+
+class OutputError(PacskitError):
+    """An output folder or file cannot be written."""
+
+    exit_code = 30
+
+
+class DiskFull(OutputError):
+    """No space left on the device while writing."""
+
+    exit_code = 31

@@ -1,0 +1,190 @@
+"""Settings: ``pacskit.toml`` < ``PACSKIT_*`` environment < explicit overrides (CLI flags).
+
+The TOML file is the one named by ``PACSKIT_CONFIG``, else ``./pacskit.toml``, else
+``pacskit.toml`` in the user config folder (``$XDG_CONFIG_HOME/pacskit`` or
+``~/.config/pacskit``). Nodes are a table of tables::
+
+    ae_title = "PACSKIT"
+    port = 11112
+
+    [nodes.pacs]
+    ae_title = "TELEMIS"
+    host = "pacs.example.org"
+    port = 104
+
+Environment variables use ``__`` for nesting: ``PACSKIT_NODES__PACS__PORT=1104``.
+"""
+
+from __future__ import annotations
+
+import os
+from contextvars import ContextVar
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from pacskit.errors import ConfigError, InvalidAddress, UnknownNode
+from pacskit.nodes import Node, is_inline_address, validate_ae_title
+
+CONFIG_FILE_NAME = "pacskit.toml"
+_file_values: ContextVar[dict[str, Any]] = ContextVar("pacskit_file_values", default={})
+
+
+class NodeConfig(BaseModel):
+    """One entry of the nodes table."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ae_title: str
+    host: str
+    port: Annotated[int, Field(ge=1, le=65535)] = 104
+    dicomweb_url: str | None = None
+
+
+class Settings(BaseSettings):
+    """Every pacskit setting, with its default.
+
+    Attributes:
+        ae_title: our own AE title (Calling AE Title; the Storage SCP's title).
+        port: the port our Storage SCP (C-MOVE to self) and ``serve`` listen on.
+        bind_address: the address those listen on.
+        max_pdu: the largest P-DATA-TF PDU we accept (0 = no limit).
+        acse_timeout: seconds to wait for association accept/reject/release answers.
+        dimse_timeout: seconds to wait for each DIMSE message (per message, not per retrieve).
+        network_timeout: seconds without any network activity before the association aborts.
+        connect_timeout: seconds to wait for the TCP connection.
+        allow_patient_names: opt in to requesting, showing and writing patient names.
+        nodes: the named remote nodes.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="PACSKIT_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    ae_title: str = "PACSKIT"
+    port: Annotated[int, Field(ge=1, le=65535)] = 11112
+    bind_address: str = "0.0.0.0"
+    max_pdu: Annotated[int, Field(ge=0)] = 262144
+    acse_timeout: Annotated[float, Field(gt=0)] = 30.0
+    dimse_timeout: Annotated[float, Field(gt=0)] = 60.0
+    network_timeout: Annotated[float, Field(gt=0)] = 120.0
+    connect_timeout: Annotated[float, Field(gt=0)] = 10.0
+    allow_patient_names: bool = False
+    nodes: dict[str, NodeConfig] = Field(default_factory=dict)
+
+    @field_validator("ae_title")
+    @classmethod
+    def _check_ae_title(cls, value: str) -> str:
+        try:
+            return validate_ae_title(value)
+        except InvalidAddress as exc:
+            raise ValueError(str(exc)) from None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+    @classmethod
+    def load(cls, config_file: Path | str | None = None, **overrides: Any) -> Settings:
+        """Read settings: the TOML file, then the environment, then ``overrides``.
+
+        ``overrides`` whose value is ``None`` are ignored, so CLI flags that were not
+        given fall through to the lower layers.
+
+        Raises:
+            ConfigError: the file cannot be read or parsed, or a value is invalid.
+        """
+        path = Path(config_file) if config_file else find_config_file()
+        token = _file_values.set(read_config_file(path) if path else {})
+        try:
+            return cls(**{k: v for k, v in overrides.items() if v is not None})
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, path)) from None
+        finally:
+            _file_values.reset(token)
+
+    def resolve_node(self, name_or_address: str) -> Node:
+        """Turn a node name from the table, or an inline ``dicom://`` address, into a Node.
+
+        Raises:
+            UnknownNode: the name is not in the table.
+            InvalidAddress: the inline address is malformed.
+        """
+        if is_inline_address(name_or_address):
+            return Node.parse(name_or_address)
+        entry = self.nodes.get(name_or_address)
+        if entry is None:
+            known = ", ".join(sorted(self.nodes)) or "none configured"
+            raise UnknownNode(f"unknown node {name_or_address!r} (known: {known})")
+        return Node.create(name=name_or_address, **entry.model_dump())
+
+
+def find_config_file() -> Path | None:
+    """The config file in force: ``PACSKIT_CONFIG``, ``./pacskit.toml``, the user one.
+
+    Raises:
+        ConfigError: ``PACSKIT_CONFIG`` names a file that does not exist.
+    """
+    explicit = os.environ.get("PACSKIT_CONFIG")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"PACSKIT_CONFIG names {path}, which is not a file")
+        return path
+    local = Path.cwd() / CONFIG_FILE_NAME
+    if local.is_file():
+        return local
+    user = user_config_dir() / CONFIG_FILE_NAME
+    return user if user.is_file() else None
+
+
+def user_config_dir() -> Path:
+    """``$XDG_CONFIG_HOME/pacskit``, or ``~/.config/pacskit``."""
+    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base) / "pacskit"
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Parse a ``pacskit.toml``.
+
+    Raises:
+        ConfigError: unreadable or not valid TOML.
+    """
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """The values read from the config file by :meth:`Settings.load` (lowest priority)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return _file_values.get().get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_file_values.get())
+
+
+def _describe(exc: ValidationError, path: Path | None) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    origin = f" (in {path} or PACSKIT_* environment)" if path else ""
+    message = first["msg"].removeprefix("Value error, ")
+    return f"invalid setting {where}: {message}{origin}"
