@@ -121,6 +121,11 @@ class Node(BaseModel):
         return self.name or self.address
 
     @property
+    def description(self) -> str:
+        """``name (AET@host:port)`` for a named node, else the address."""
+        return f"{self.name} ({self.address})" if self.name else self.address
+
+    @property
     def address(self) -> str:
         """``AET@host:port``."""
         return f"{self.ae_title}@{self.host}:{self.port}"

@@ -1,0 +1,3 @@
+from pacskit.cli.main import main
+
+main()

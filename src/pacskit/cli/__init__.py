@@ -1,0 +1,1 @@
+"""The ``pacskit`` command line: one module per command, wired up in :mod:`pacskit.cli.main`."""

@@ -1,0 +1,69 @@
+"""``pacskit echo``: C-ECHO one or more nodes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from pacskit.cli.common import OutputFormat, out, print_json, state
+from pacskit.errors import PacskitError, PartialFailure
+
+
+def echo(
+    ctx: typer.Context,
+    nodes: Annotated[list[str], typer.Argument(help="Node names or dicom://AET@host:port addresses.")],
+    output: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.table,
+) -> None:
+    """Check that DICOM nodes answer a C-ECHO (verification)."""
+    client = state(ctx).client()
+    rows: list[dict[str, object]] = []
+    failures: list[PacskitError] = []
+    for name in nodes:
+        row: dict[str, object] = {"node": name, "ae_title": None, "address": None}
+        try:
+            node = client.node(name)
+            row.update(ae_title=node.ae_title, address=f"{node.host}:{node.port}")
+            result = client.echo(node)
+            row.update(ok=True, result="success", rtt_ms=round(result.rtt_ms, 2),
+                       associate_ms=round(result.associate_ms, 2))
+        except PacskitError as exc:
+            failures.append(exc)
+            row.update(ok=False, result=str(exc), rtt_ms=None, associate_ms=None)
+        rows.append(row)
+
+    if output is OutputFormat.json:
+        print_json(rows)
+    elif output is OutputFormat.csv:
+        _print_csv(rows)
+    else:
+        _print_table(rows)
+
+    if failures:
+        if len(nodes) == 1:
+            raise failures[0]
+        if len(failures) == len(nodes) and len({type(f) for f in failures}) == 1:
+            raise failures[0]
+        raise PartialFailure(f"{len(failures)} of {len(nodes)} nodes did not answer the C-ECHO")
+
+
+def _print_table(rows: list[dict[str, object]]) -> None:
+    table = Table(title=None)
+    for column, justify in (("Node", "left"), ("AE title", "left"), ("Address", "left"),
+                            ("Result", "left"), ("RTT ms", "right")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for row in rows:
+        result = "[green]success[/]" if row["ok"] else f"[red]{row['result']}[/]"
+        rtt = f"{row['rtt_ms']:.1f}" if row["rtt_ms"] is not None else ""
+        table.add_row(str(row["node"]), str(row["ae_title"] or ""), str(row["address"] or ""), result, rtt)
+    out.print(table)
+
+
+def _print_csv(rows: list[dict[str, object]]) -> None:
+    import csv
+    import sys
+
+    writer = csv.DictWriter(sys.stdout, fieldnames=["node", "ae_title", "address", "ok", "result", "rtt_ms", "associate_ms"])
+    writer.writeheader()
+    writer.writerows(rows)

@@ -1,0 +1,35 @@
+"""``pacskit nodes``: list the configured nodes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from pacskit.cli.common import OutputFormat, out, print_json, state
+
+
+def nodes(
+    ctx: typer.Context,
+    output: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.table,
+) -> None:
+    """List the nodes configured in pacskit.toml and the environment."""
+    settings = state(ctx).settings()
+    rows = [
+        {"name": name, "ae_title": cfg.ae_title, "host": cfg.host, "port": cfg.port,
+         "dicomweb_url": cfg.dicomweb_url}
+        for name, cfg in sorted(settings.nodes.items())
+    ]
+    if output is OutputFormat.json:
+        print_json(rows)
+        return
+    if not rows:
+        out.print("No nodes configured (add [nodes.NAME] tables to pacskit.toml).")
+        return
+    table = Table()
+    for column in ("Name", "AE title", "Host", "Port", "DICOMweb URL"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["name"], row["ae_title"], row["host"], str(row["port"]), row["dicomweb_url"] or "")
+    out.print(table)

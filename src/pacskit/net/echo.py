@@ -1,0 +1,36 @@
+"""Verification service, SCU side (PS3.4 Annex A)."""
+
+from __future__ import annotations
+
+import time
+
+from pynetdicom import build_context
+from pynetdicom.sop_class import Verification
+
+from pacskit.errors import ServiceNotSupported
+from pacskit.net.association import associate
+from pacskit.net.status import check_response
+from pacskit.nodes import Node
+from pacskit.settings import Settings
+
+
+def c_echo(settings: Settings, node: Node) -> tuple[int, float, float]:
+    """Associate with ``node`` and send one C-ECHO.
+
+    Returns:
+        (status, seconds to associate, seconds for the C-ECHO round trip)
+
+    Raises:
+        NetworkError: the association failed (see :func:`associate`).
+        ServiceNotSupported: the peer did not accept the Verification SOP Class.
+        DimseFailure, NetworkTimeout, AssociationAborted: the C-ECHO failed.
+    """
+    started = time.perf_counter()
+    with associate(settings, node, [build_context(Verification)]) as assoc:
+        connected = time.perf_counter()
+        if not assoc.accepted_contexts:
+            raise ServiceNotSupported(f"{node.label} does not accept Verification (C-ECHO)")
+        response = assoc.send_c_echo()
+        status = check_response(assoc, response, "C-ECHO", node)
+        done = time.perf_counter()
+    return status, connected - started, done - connected
