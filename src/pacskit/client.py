@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
-from pacskit.models import EchoResult
+from pydicom import Dataset
+
+from pacskit import retrieve as _retrieve
+from pacskit.layout import DEFAULT_LAYOUT, Layout
+from pacskit.models import EchoResult, MoveResult, RetrieveResult
 from pacskit.net import c_echo
+from pacskit.net.find import c_find
 from pacskit.nodes import Node
+from pacskit.privacy import PrivacyPolicy
+from pacskit.query import Level, Query
+from pacskit.retrieve import ProgressCallback
 from pacskit.settings import Settings
+from pacskit.storage import FolderSink
 
 
 class Client:
@@ -24,6 +34,7 @@ class Client:
 
     def __init__(self, settings: Settings | None = None, *, config_file: Path | str | None = None):
         self.settings = settings if settings is not None else Settings.load(config_file)
+        self.privacy = PrivacyPolicy(allow_patient_names=self.settings.allow_patient_names)
 
     def node(self, node: Node | str) -> Node:
         """Resolve a node name or ``dicom://AET@host:port`` address.
@@ -44,3 +55,91 @@ class Client:
         target = self.node(node)
         status, associate_s, rtt_s = c_echo(self.settings, target)
         return EchoResult(node=target, status=status, associate_ms=associate_s * 1e3, rtt_ms=rtt_s * 1e3)
+
+    def iter_find(self, node: Node | str, query: Query) -> Iterator[Dataset]:
+        """C-FIND ``query`` on ``node``, yielding each match as it arrives (PS3.4 C.4.1).
+
+        Patient names are neither requested nor returned unless the settings opt in.
+        After ``query.limit`` matches the rest is cancelled (C-CANCEL).
+
+        Raises:
+            QueryError: the query is invalid for its level (or asks for names).
+            NetworkError, DimseError: the C-FIND failed.
+        """
+        target = self.node(node)
+        identifier = query.to_identifier(self.privacy)
+        for match in c_find(self.settings, target, identifier, query.model.value, query.limit):
+            yield self.privacy.scrub_response(match)
+
+    def find(self, node: Node | str, query: Query) -> list[Dataset]:
+        """All the matches of :meth:`iter_find`, as a list."""
+        return list(self.iter_find(node, query))
+
+    def get(
+        self,
+        node: Node | str,
+        query: Query,
+        output: Path | str | None = None,
+        *,
+        layout: str = DEFAULT_LAYOUT,
+        overwrite: bool = False,
+        method: str = "get",
+        progress: ProgressCallback | None = None,
+    ) -> RetrieveResult:
+        """Retrieve what ``query`` matches into ``output`` (a folder) or, without
+        ``output``, into memory (``RetrieveResult.instances``).
+
+        ``method`` is ``get`` (C-GET, pacskit is the Storage SCP on the same association),
+        ``move`` (C-MOVE to pacskit's own AE title, received by a Storage SCP on the
+        configured port) or ``auto`` (C-GET, falling back to C-MOVE when the peer refuses
+        C-GET). A query that is not made of unique keys is first resolved by C-FIND.
+        Files are written atomically under ``layout``; those already present are kept
+        unless ``overwrite``. Patient names are blanked unless the settings opt in.
+
+        Returns the outcome; call ``raise_for_status()`` on it to turn failures into
+        exceptions.
+
+        Raises:
+            QueryError, ConfigError: an invalid query or layout.
+            OutputError: ``output`` cannot be written.
+            NetworkError, DimseError: the retrieve failed (``ServiceNotSupported`` when the
+                peer refuses C-GET, ``NoStorageRole``, ``MoveDestinationUnknown``...).
+        """
+        if method not in ("get", "move", "auto"):
+            raise ValueError(f"method must be get, move or auto, not {method!r}")
+        sink = (
+            FolderSink(output, Layout(layout), overwrite=overwrite, privacy=self.privacy)
+            if output is not None
+            else None
+        )
+        return _retrieve.retrieve(self.settings, self.node(node), query, method=method,
+                                  sink=sink, privacy=self.privacy, progress=progress)
+
+    def get_study(self, node: Node | str, study_uid: str, output: Path | str | None = None,
+                  **options: object) -> RetrieveResult:
+        """Retrieve one study; see :meth:`get` for ``output`` and ``options``."""
+        query = Query.build(Level.STUDY, study_uid=study_uid)
+        return self.get(node, query, output, **options)  # type: ignore[arg-type]
+
+    def get_series(self, node: Node | str, study_uid: str, series_uid: str,
+                   output: Path | str | None = None, **options: object) -> RetrieveResult:
+        """Retrieve one series; see :meth:`get` for ``output`` and ``options``."""
+        query = Query.build(Level.SERIES, study_uid=study_uid, series_uid=series_uid)
+        return self.get(node, query, output, **options)  # type: ignore[arg-type]
+
+    def get_instances(self, node: Node | str, study_uid: str, series_uid: str,
+                      sop_instance_uids: list[str], output: Path | str | None = None,
+                      **options: object) -> RetrieveResult:
+        """Retrieve some instances of a series; see :meth:`get`."""
+        query = Query.build(Level.IMAGE, study_uid=study_uid, series_uid=series_uid,
+                            sop_instance_uid="\\".join(sop_instance_uids))
+        return self.get(node, query, output, **options)  # type: ignore[arg-type]
+
+    def move(self, node: Node | str, query: Query, destination: str) -> MoveResult:
+        """C-MOVE what ``query`` matches from ``node`` to the AE title ``destination``.
+
+        Raises:
+            MoveDestinationUnknown: ``node`` does not know ``destination`` (0xA801).
+            QueryError, NetworkError, DimseError: the move failed.
+        """
+        return _retrieve.move(self.settings, self.node(node), query, destination, self.privacy)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict
+from pydicom import Dataset
+
+from pacskit.errors import PartialFailure, RetrieveFailed
 from pacskit.nodes import Node
 
 
@@ -23,3 +27,109 @@ class EchoResult(BaseModel):
     status: int
     associate_ms: float
     rtt_ms: float
+
+
+class RetrieveProgress(BaseModel):
+    """Where a retrieve stands, handed to progress callbacks.
+
+    Attributes:
+        received: instances received so far (written, kept in memory or skipped).
+        failed: sub-operations that failed so far.
+        total: instances expected, when the peer or a preceding C-FIND told us.
+        bytes: bytes received.
+    """
+
+    received: int = 0
+    failed: int = 0
+    total: int | None = None
+    bytes: int = 0
+
+
+class InstanceFailure(BaseModel):
+    """One instance that could not be retrieved or stored, and why."""
+
+    sop_instance_uid: str
+    reason: str
+
+
+class RetrieveResult(BaseModel):
+    """The outcome of a C-GET or C-MOVE retrieve.
+
+    ``completed``, ``failed`` and ``warning`` are the peer's sub-operation counts; the
+    rest is what pacskit did with what it received.
+
+    Attributes:
+        method: ``get`` or ``move``.
+        requests: how many C-GET/C-MOVE requests were sent.
+        completed, failed, warning: sub-operation counts summed over the requests.
+        failed_instances: SOP Instance UIDs the peer reported as failed.
+        local_failures: instances received but not stored (disk full, bad data...).
+        written: files written; ``skipped``: already present and kept.
+        bytes: bytes received.
+        seconds: wall time.
+        files: paths of the files written or already present.
+        instances: the datasets, when retrieved to memory.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    method: str
+    requests: int = 0
+    completed: int = 0
+    failed: int = 0
+    warning: int = 0
+    failed_instances: list[str] = []
+    local_failures: list[InstanceFailure] = []
+    written: int = 0
+    skipped: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    files: list[Path] = []
+    instances: list[Dataset] = []
+
+    @property
+    def received(self) -> int:
+        """Instances received and kept (written, skipped as present, or in memory)."""
+        return self.written + self.skipped + len(self.instances)
+
+    def raise_for_status(self) -> RetrieveResult:
+        """Raise if the retrieve did not fully succeed; return ``self`` otherwise.
+
+        Raises:
+            RetrieveFailed: sub-operations were attempted and none succeeded.
+            PartialFailure: some sub-operations or local writes failed.
+        """
+        failures = self.failed + len(self.local_failures)
+        if failures and self.completed + self.warning == 0 and self.received == 0:
+            first = self.local_failures[0].reason if self.local_failures else "see the peer's log"
+            raise RetrieveFailed(f"all {failures} sub-operations failed ({first})")
+        if failures:
+            raise PartialFailure(
+                f"{failures} of {self.completed + self.warning + self.failed} instances failed"
+            )
+        return self
+
+
+class MoveResult(BaseModel):
+    """The outcome of a C-MOVE to a third party: the peer's sub-operation counts."""
+
+    destination: str
+    requests: int = 0
+    completed: int = 0
+    failed: int = 0
+    warning: int = 0
+    failed_instances: list[str] = []
+    seconds: float = 0.0
+
+    def raise_for_status(self) -> MoveResult:
+        """Raise if the move did not fully succeed; return ``self`` otherwise.
+
+        Raises:
+            RetrieveFailed: every sub-operation failed.
+            PartialFailure: some failed.
+        """
+        if self.failed and self.completed + self.warning == 0:
+            raise RetrieveFailed(f"all {self.failed} sub-operations of the move to {self.destination} failed")
+        if self.failed:
+            raise PartialFailure(f"{self.failed} of {self.completed + self.warning + self.failed} instances failed to move to {self.destination}")
+        return self

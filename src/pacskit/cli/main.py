@@ -12,6 +12,9 @@ import typer
 from pacskit import __version__
 from pacskit.cli.common import State, err
 from pacskit.cli.echo import echo
+from pacskit.cli.find import find
+from pacskit.cli.get import get
+from pacskit.cli.move import move
 from pacskit.cli.nodes import nodes
 from pacskit.errors import PacskitError
 
@@ -67,6 +70,9 @@ def _global_options(
 
 
 app.command()(echo)
+app.command()(find)
+app.command()(get)
+app.command()(move)
 app.command()(nodes)
 
 

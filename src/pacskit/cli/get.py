@@ -1,0 +1,121 @@
+"""``pacskit get``: retrieve instances into a folder by C-GET or C-MOVE to ourselves."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import time
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from pacskit.cli.common import OutputFormat, err, out, print_json, state
+from pacskit.cli.query_options import (
+    AccessionOption, DateOption, DescriptionOption, KeysOption, LevelOption, LimitOption,
+    ModalityOption, ModelOption, PatientIdOption, SeriesUidOption, SopUidOption,
+    StudyUidOption, build_query,
+)
+from pacskit.layout import DEFAULT_LAYOUT
+from pacskit.models import RetrieveProgress, RetrieveResult
+
+MAX_LISTED_FAILURES = 20
+
+
+class Method(str, Enum):
+    get = "get"
+    move = "move"
+    auto = "auto"
+
+
+def get(
+    ctx: typer.Context,
+    node: Annotated[str, typer.Argument(help="Node name or dicom://AET@host:port.")],
+    output_dir: Annotated[Path, typer.Option("--output", "-o", help="Folder to write into.")],
+    level: LevelOption = "study",
+    model: ModelOption = "study",
+    patient_id: PatientIdOption = None,
+    study_uid: StudyUidOption = None,
+    series_uid: SeriesUidOption = None,
+    sop_uid: SopUidOption = None,
+    accession: AccessionOption = None,
+    date: DateOption = None,
+    modality: ModalityOption = None,
+    description: DescriptionOption = None,
+    key: KeysOption = None,
+    limit: LimitOption = None,
+    method: Annotated[Method, typer.Option("--method", help="get: C-GET; move: C-MOVE to ourselves; auto: C-GET, else C-MOVE.")] = Method.get,
+    layout: Annotated[str, typer.Option("--layout", help="Path template under the output folder.")] = DEFAULT_LAYOUT,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace files already present.")] = False,
+    output: Annotated[OutputFormat, typer.Option("--format", "-f", help="Summary format (table or json).")] = OutputFormat.table,
+) -> None:
+    """Retrieve matching instances into a folder (C-GET, or C-MOVE to pacskit itself)."""
+    query = build_query(level, model, patient_id, study_uid, series_uid, sop_uid, accession,
+                        date, modality, description, key, limit)
+    client = state(ctx).client()
+    with _progress_bar() as bar:
+        result = client.get(node, query, output_dir, layout=layout, overwrite=overwrite,
+                            method=method.value, progress=bar)
+    if output is OutputFormat.json:
+        print_json(summary(result))
+    else:
+        print_summary(result)
+    result.raise_for_status()
+
+
+def summary(result: RetrieveResult) -> dict[str, object]:
+    """The JSON summary of a retrieve."""
+    data = result.model_dump(mode="json", exclude={"files", "instances"})
+    data["received"] = result.received
+    return data
+
+
+def print_summary(result: RetrieveResult) -> None:
+    """A human summary of a retrieve."""
+    if result.requests == 0:
+        err.print("No matches.")
+        return
+    mb = result.bytes / 1e6
+    rate = result.received / result.seconds if result.seconds else 0.0
+    out.print(
+        f"Retrieved {result.received} instances ({mb:.1f} MB) in {result.seconds:.1f} s "
+        f"({rate:.0f} inst/s) by C-{result.method.upper()}: {result.written} written, "
+        f"{result.skipped} already present; peer reports {result.completed} completed, "
+        f"{result.failed} failed, {result.warning} warnings."
+    )
+    for failure in result.local_failures[:MAX_LISTED_FAILURES]:
+        err.print(f"  not stored: {failure.sop_instance_uid}: {failure.reason}", markup=False)
+    for uid in result.failed_instances[:MAX_LISTED_FAILURES]:
+        err.print(f"  failed at the peer: {uid}", markup=False)
+
+
+class _progress_bar:
+    """A Rich progress bar on stderr when it is a terminal; a no-op callback otherwise."""
+
+    def __init__(self) -> None:
+        self.progress: Progress | None = None
+        self.task = None
+        self.started = 0.0
+
+    def __enter__(self) -> _progress_bar:
+        if err.is_terminal:
+            self.progress = Progress(
+                TextColumn("retrieving"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[mb]:.1f} MB  {task.fields[rate]:.0f} inst/s"),
+                TimeElapsedColumn(), console=err, transient=True,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task("retrieve", total=None, mb=0.0, rate=0.0)
+            self.started = time.monotonic()
+        return self
+
+    def __call__(self, state: RetrieveProgress) -> None:
+        if self.progress is not None and self.task is not None:
+            elapsed = max(time.monotonic() - self.started, 1e-6)
+            self.progress.update(self.task, completed=state.received, total=state.total,
+                                 mb=state.bytes / 1e6, rate=state.received / elapsed)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()

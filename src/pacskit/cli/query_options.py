@@ -1,0 +1,38 @@
+"""The query options shared by ``find``, ``get`` and ``move``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from pacskit.query import Query
+
+LevelOption = Annotated[str, typer.Option("--level", "-l", help="patient, study, series or image.")]
+ModelOption = Annotated[str, typer.Option("--model", "-m", help="Information model: study or patient (root).")]
+PatientIdOption = Annotated[str | None, typer.Option("--patient-id", "-p", help="PatientID to match.")]
+StudyUidOption = Annotated[str | None, typer.Option("--study-uid", help="StudyInstanceUID(s), backslash-separated.")]
+SeriesUidOption = Annotated[str | None, typer.Option("--series-uid", help="SeriesInstanceUID(s).")]
+SopUidOption = Annotated[str | None, typer.Option("--sop-uid", help="SOPInstanceUID(s).")]
+AccessionOption = Annotated[str | None, typer.Option("--accession", "-a", help="AccessionNumber.")]
+DateOption = Annotated[str | None, typer.Option("--date", "-d", help="StudyDate or range: 20240101-20240131, 20240101-, -20231231.")]
+ModalityOption = Annotated[str | None, typer.Option("--modality", help="Modality (ModalitiesInStudy at study level).")]
+DescriptionOption = Annotated[str | None, typer.Option("--description", help="Study or series description; * and ? are wildcards.")]
+KeysOption = Annotated[list[str] | None, typer.Option("--key", "-k", help="Keyword=value to match, or Keyword to return; repeatable.")]
+LimitOption = Annotated[int | None, typer.Option("--limit", help="Stop after N matches (C-CANCEL).")]
+
+
+def build_query(level: str, model: str, patient_id: str | None, study_uid: str | None,
+                series_uid: str | None, sop_uid: str | None, accession: str | None,
+                date: str | None, modality: str | None, description: str | None,
+                keys: list[str] | None, limit: int | None) -> Query:
+    """The :class:`Query` the options describe.
+
+    Raises:
+        QueryError: an option is invalid for the level.
+    """
+    return Query.build(
+        level, model=model, patient_id=patient_id, study_uid=study_uid, series_uid=series_uid,
+        sop_instance_uid=sop_uid, accession=accession, date=date, modality=modality,
+        description=description, keys=keys or [], limit=limit,
+    )

@@ -1,0 +1,429 @@
+"""The query model: what to find, at which level, in which information model (pure).
+
+A :class:`Query` becomes a C-FIND identifier (:meth:`Query.to_identifier`) and a predicate
+over a dataset (:meth:`Query.matches`) that follows the matching rules of PS3.4 C.2.2.2:
+single value, list of UIDs, universal, wildcard (``*``, ``?``) and range (DA, TM, DT)
+matching. The same rules apply on every source, so the same table of cases is run against
+each of them.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydicom import Dataset
+from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
+
+from pacskit.errors import QueryError
+from pacskit.privacy import DEFAULT_PRIVACY, PATIENT_NAME_KEYWORDS, PrivacyPolicy
+
+
+class Level(str, Enum):
+    """Query/Retrieve Level (0008,0052), PS3.4 C.6."""
+
+    PATIENT = "PATIENT"
+    STUDY = "STUDY"
+    SERIES = "SERIES"
+    IMAGE = "IMAGE"
+
+    @classmethod
+    def parse(cls, value: str | Level) -> Level:
+        """``patient``, ``study``, ``series``, ``image`` (or ``instance``), any case.
+
+        Raises:
+            QueryError: not a level.
+        """
+        if isinstance(value, Level):
+            return value
+        text = str(value).strip().upper()
+        if text == "INSTANCE":
+            text = "IMAGE"
+        try:
+            return cls(text)
+        except ValueError:
+            raise QueryError(f"unknown level {value!r}: use patient, study, series or image") from None
+
+
+class InformationModel(str, Enum):
+    """Query/Retrieve Information Model, PS3.4 C.6.1 (patient root) and C.6.2 (study root)."""
+
+    PATIENT_ROOT = "patient"
+    STUDY_ROOT = "study"
+
+    @classmethod
+    def parse(cls, value: str | InformationModel) -> InformationModel:
+        """``patient`` or ``study`` (``-root`` suffix allowed), any case.
+
+        Raises:
+            QueryError: not a model.
+        """
+        if isinstance(value, InformationModel):
+            return value
+        text = str(value).strip().lower().removesuffix("-root").removesuffix("_root")
+        try:
+            return cls(text)
+        except ValueError:
+            raise QueryError(f"unknown information model {value!r}: use patient or study") from None
+
+
+LEVELS = (Level.PATIENT, Level.STUDY, Level.SERIES, Level.IMAGE)
+
+UNIQUE_KEYS = {
+    Level.PATIENT: "PatientID",
+    Level.STUDY: "StudyInstanceUID",
+    Level.SERIES: "SeriesInstanceUID",
+    Level.IMAGE: "SOPInstanceUID",
+}
+
+LEVEL_KEYS: dict[Level, tuple[str, ...]] = {
+    Level.PATIENT: (
+        "PatientID", "PatientName", "PatientBirthDate", "PatientBirthTime", "PatientSex",
+        "IssuerOfPatientID", "OtherPatientIDsSequence", "OtherPatientNames",
+        "PatientBirthName", "PatientMotherBirthName", "EthnicGroup", "PatientComments",
+        "NumberOfPatientRelatedStudies", "NumberOfPatientRelatedSeries",
+        "NumberOfPatientRelatedInstances",
+    ),
+    Level.STUDY: (
+        "StudyInstanceUID", "StudyDate", "StudyTime", "AccessionNumber", "StudyID",
+        "StudyDescription", "ReferringPhysicianName", "NameOfPhysiciansReadingStudy",
+        "ModalitiesInStudy", "SOPClassesInStudy", "AdmittingDiagnosesDescription",
+        "PatientAge", "PatientSize", "PatientWeight", "InstitutionName",
+        "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances",
+    ),
+    Level.SERIES: (
+        "SeriesInstanceUID", "Modality", "SeriesNumber", "SeriesDescription", "SeriesDate",
+        "SeriesTime", "BodyPartExamined", "ProtocolName", "PerformedProcedureStepStartDate",
+        "Laterality", "NumberOfSeriesRelatedInstances",
+    ),
+    Level.IMAGE: (
+        "SOPInstanceUID", "SOPClassUID", "InstanceNumber", "ContentDate", "ContentTime",
+        "AcquisitionDate", "AcquisitionTime", "AcquisitionDateTime", "AcquisitionNumber", "ImageType",
+        "NumberOfFrames", "Rows", "Columns", "BitsAllocated", "TransferSyntaxUID",
+    ),
+}
+
+DEFAULT_RETURN_KEYS: dict[Level, tuple[str, ...]] = {
+    Level.PATIENT: ("PatientID", "PatientName", "PatientBirthDate", "PatientSex",
+                    "NumberOfPatientRelatedStudies"),
+    Level.STUDY: ("PatientID", "PatientName", "PatientBirthDate", "PatientSex",
+                  "StudyInstanceUID", "StudyDate", "StudyTime", "AccessionNumber", "StudyID",
+                  "StudyDescription", "ModalitiesInStudy", "NumberOfStudyRelatedSeries",
+                  "NumberOfStudyRelatedInstances"),
+    Level.SERIES: ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "Modality",
+                   "SeriesNumber", "SeriesDescription", "SeriesDate",
+                   "NumberOfSeriesRelatedInstances"),
+    Level.IMAGE: ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID",
+                  "SOPClassUID", "InstanceNumber"),
+}
+
+_RANGE_VRS = {"DA", "TM", "DT"}
+_NO_WILDCARD_VRS = {"DA", "TM", "DT", "UI", "SQ", "OB", "OW", "OF", "OD", "OL", "OV", "UN",
+                    "US", "SS", "UL", "SL", "FL", "FD", "AT", "UV", "SV"}
+_LIST_KEYWORDS = {"ModalitiesInStudy"}
+_DATE = re.compile(r"^\d{8}$")
+_TIME = re.compile(r"^\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?$")
+_DATETIME = re.compile(r"^\d{4}(\d{2}(\d{2}(\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?)?)?)?([+-]\d{4})?$")
+_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+
+
+def keyword_of(key: str) -> str:
+    """The DICOM keyword for ``key``: a keyword, or a tag as ``00100020``/``(0010,0020)``.
+
+    Raises:
+        QueryError: unknown keyword or tag.
+    """
+    text = key.strip()
+    hex_digits = re.sub(r"[(),\s]", "", text)
+    if re.fullmatch(r"[0-9A-Fa-f]{8}", hex_digits):
+        keyword = keyword_for_tag(int(hex_digits, 16))
+        if not keyword:
+            raise QueryError(f"unknown tag {key!r}")
+        return keyword
+    if tag_for_keyword(text) is None:
+        raise QueryError(f"unknown keyword {key!r}")
+    return text
+
+
+def allowed_keys(level: Level, model: InformationModel) -> set[str]:
+    """Keys that may appear in a query at ``level``: its own and those of the levels above."""
+    return {key for lvl in LEVELS[: LEVELS.index(level) + 1] for key in LEVEL_KEYS[lvl]}
+
+
+def vr_of(keyword: str) -> str:
+    """The value representation of ``keyword`` (the first one, when it has several)."""
+    return dictionary_VR(tag_for_keyword(keyword)).split(" ")[0]
+
+
+class Query(BaseModel):
+    """A C-FIND style query.
+
+    Attributes:
+        level: the Query/Retrieve Level.
+        model: patient root or study root.
+        match: keyword → matching value, in DICOM string form (``20240101-20240131``,
+            ``CT``, ``Smith*``, ``1.2.3\\1.2.4``). An empty value is a return key.
+        return_keys: more keywords to return, with no matching value.
+        limit: stop after this many matches (C-CANCEL).
+
+    Raises:
+        QueryError: on construction, when a key is unknown or not allowed at the level, a
+            value is malformed for its VR, or the level does not exist in the model.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    level: Level = Level.STUDY
+    model: InformationModel = InformationModel.STUDY_ROOT
+    match: dict[str, str] = Field(default_factory=dict)
+    return_keys: tuple[str, ...] = ()
+    limit: int | None = None
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            cause = first.get("ctx", {}).get("error")
+            if isinstance(cause, QueryError):
+                raise cause from None
+            where = ".".join(str(p) for p in first["loc"])
+            raise QueryError(f"invalid query {where}: {first['msg']}") from None
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _level(cls, value: Any) -> Level:
+        return Level.parse(value)
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model(cls, value: Any) -> InformationModel:
+        return InformationModel.parse(value)
+
+    @field_validator("match", mode="before")
+    @classmethod
+    def _match(cls, value: Any) -> dict[str, str]:
+        return {keyword_of(k): "" if v is None else str(v).strip() for k, v in dict(value).items()}
+
+    @field_validator("return_keys", mode="before")
+    @classmethod
+    def _return_keys(cls, value: Any) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(keyword_of(k) for k in value))
+
+    @model_validator(mode="after")
+    def _check(self) -> Query:
+        if self.model is InformationModel.STUDY_ROOT and self.level is Level.PATIENT:
+            raise QueryError("the study-root model has no PATIENT level: use the patient-root model")
+        if self.limit is not None and self.limit < 1:
+            raise QueryError(f"limit must be at least 1, not {self.limit}")
+        allowed = allowed_keys(self.level, self.model)
+        for keyword in (*self.match, *self.return_keys):
+            if keyword not in allowed:
+                raise QueryError(f"{keyword} is not a key of the {self.level.value} level")
+        for keyword, value in self.match.items():
+            _check_value(keyword, value)
+        return self
+
+    @classmethod
+    def build(
+        cls,
+        level: Level | str = Level.STUDY,
+        model: InformationModel | str | None = None,
+        *,
+        patient_id: str | None = None,
+        study_uid: str | None = None,
+        series_uid: str | None = None,
+        sop_instance_uid: str | None = None,
+        accession: str | None = None,
+        date: str | None = None,
+        modality: str | None = None,
+        description: str | None = None,
+        keys: list[str] | tuple[str, ...] = (),
+        limit: int | None = None,
+    ) -> Query:
+        """A query from the convenient filters of the command line.
+
+        ``model`` defaults to patient root at the PATIENT level and study root elsewhere;
+        ``date`` matches StudyDate; ``modality`` matches ModalitiesInStudy at the STUDY
+        level and Modality below; ``description`` matches StudyDescription at the STUDY
+        level and SeriesDescription below; ``keys`` are ``Keyword=value`` (match) or
+        ``Keyword`` (return key) strings.
+
+        Raises:
+            QueryError: a filter is invalid for the level.
+        """
+        lvl = Level.parse(level)
+        if model is None:
+            model = InformationModel.PATIENT_ROOT if lvl is Level.PATIENT else InformationModel.STUDY_ROOT
+        at_study = lvl in (Level.PATIENT, Level.STUDY)
+        match: dict[str, str] = {}
+        for keyword, value in (
+            ("PatientID", patient_id),
+            ("StudyInstanceUID", study_uid),
+            ("SeriesInstanceUID", series_uid),
+            ("SOPInstanceUID", sop_instance_uid),
+            ("AccessionNumber", accession),
+            ("StudyDate", date),
+            ("ModalitiesInStudy" if at_study else "Modality", modality),
+            ("StudyDescription" if at_study else "SeriesDescription", description),
+        ):
+            if value is not None:
+                match[keyword] = value
+        return_keys: list[str] = []
+        for item in keys:
+            name, sep, value = item.partition("=")
+            keyword = keyword_of(name)
+            if sep:
+                match[keyword] = value
+            else:
+                return_keys.append(keyword)
+        return cls(level=lvl, model=model, match=match, return_keys=tuple(return_keys), limit=limit)
+
+    def matching_keys(self) -> dict[str, str]:
+        """The match keys that actually constrain (non-empty, not a lone ``*``)."""
+        return {k: v for k, v in self.match.items() if v not in ("", "*")}
+
+    def missing_hierarchy_keys(self) -> list[str]:
+        """Unique keys of the levels above that a strictly hierarchical SCP requires
+        (PS3.4 C.4.1.2.1) and that this query does not give."""
+        top = Level.PATIENT if self.model is InformationModel.PATIENT_ROOT else Level.STUDY
+        above = LEVELS[LEVELS.index(top): LEVELS.index(self.level)]
+        return [UNIQUE_KEYS[lvl] for lvl in above if not self.match.get(UNIQUE_KEYS[lvl])]
+
+    def return_keywords(self, privacy: PrivacyPolicy = DEFAULT_PRIVACY) -> list[str]:
+        """Every keyword the identifier carries, in order, without withheld names."""
+        keys = [*DEFAULT_RETURN_KEYS[self.level], *self.match, *self.return_keys]
+        keys = [k for k in dict.fromkeys(keys) if k in allowed_keys(self.level, self.model)
+                or k in DEFAULT_RETURN_KEYS[self.level]]
+        return privacy.filter_return_keys(keys)
+
+    def to_identifier(self, privacy: PrivacyPolicy = DEFAULT_PRIVACY) -> Dataset:
+        """The C-FIND request identifier (PS3.4 C.4.1.1.3).
+
+        Raises:
+            QueryError: a patient-name attribute is a match key while names are withheld.
+        """
+        if privacy.withholds_names:
+            named = [k for k in PATIENT_NAME_KEYWORDS if self.match.get(k)]
+            if named:
+                raise QueryError(
+                    f"matching on {named[0]} needs patient names: set allow_patient_names to opt in"
+                )
+        ds = Dataset()
+        if any(not v.isascii() for v in self.match.values()):
+            ds.SpecificCharacterSet = "ISO_IR 192"
+        ds.QueryRetrieveLevel = self.level.value
+        for keyword in self.return_keywords(privacy):
+            vr = vr_of(keyword)
+            value = self.match.get(keyword, "")
+            ds.add_new(tag_for_keyword(keyword), vr, [] if vr == "SQ" else (value or None))
+        return ds
+
+    def matches(self, dataset: Dataset) -> bool:
+        """Whether ``dataset`` matches every match key (PS3.4 C.2.2.2)."""
+        return all(match_value(k, v, dataset) for k, v in self.match.items())
+
+
+def _check_value(keyword: str, value: str) -> None:
+    if value == "":
+        return
+    vr = vr_of(keyword)
+    if "\\" in value and vr != "UI" and keyword not in _LIST_KEYWORDS:
+        raise QueryError(f"{keyword}: a list of values is only allowed for UIDs")
+    if vr not in ("PN", "LO", "SH", "LT", "ST", "UT", "UC", "CS", "AE", "AS", "IS", "DS") and any(
+        c in value for c in "*?"
+    ) and value != "*":
+        raise QueryError(f"{keyword}: wildcards are not allowed for {vr} values")
+    if vr == "UI":
+        for uid in value.split("\\"):
+            if len(uid) > 64 or not _UID.match(uid):
+                raise QueryError(f"{keyword}: {uid!r} is not a UID")
+    elif vr in _RANGE_VRS and value != "*":
+        pattern = {"DA": _DATE, "TM": _TIME, "DT": _DATETIME}[vr]
+        start, sep, end = value.partition("-") if vr != "DT" else _split_dt(value)
+        if sep and not start and not end:
+            raise QueryError(f"{keyword}: {value!r} is an empty range")
+        for part in (start, end):
+            if part and not pattern.match(part.replace(":", "") if vr == "TM" else part):
+                raise QueryError(f"{keyword}: {value!r} is not a valid {vr} value or range")
+        if start and end and _bound(vr, start, low=True) > _bound(vr, end, low=False):
+            raise QueryError(f"{keyword}: range {value!r} starts after it ends")
+
+
+_DT_RANGE = re.compile(r"^(?P<start>\d[\d.]*(?:[+-]\d{4})?)?-(?P<end>\d[\d.]*(?:[+-]\d{4})?)?$")
+
+
+def _split_dt(value: str) -> tuple[str, str, str]:
+    match = _DT_RANGE.match(value)
+    if match is None:
+        return value, "", ""
+    return match["start"] or "", "-", match["end"] or ""
+
+
+def _bound(vr: str, text: str, *, low: bool) -> str:
+    """A fixed-width comparable form of a DA/TM/DT value, as the low or high bound."""
+    if vr == "DA":
+        return text
+    if vr == "TM":
+        text = text.replace(":", "")
+        whole, _, fraction = text.partition(".")
+        if low:
+            return whole.ljust(6, "0") + "." + fraction.ljust(6, "0")
+        return whole + "595959"[len(whole):] + "." + (fraction.ljust(6, "0") if fraction else "999999")
+    text = re.sub(r"[+-]\d{4}$", "", text)
+    whole, _, fraction = text.partition(".")
+    if low:
+        return whole.ljust(14, "0") + "." + fraction.ljust(6, "0")
+    filler = "99991231235959"
+    return whole + filler[len(whole):] + "." + (fraction.ljust(6, "0") if fraction else "999999")
+
+
+def _values(element_value: Any) -> list[str]:
+    if element_value is None:
+        return []
+    if isinstance(element_value, (list, tuple)) or type(element_value).__name__ == "MultiValue":
+        return [str(v).strip() for v in element_value if v is not None]
+    return [str(element_value).strip()]
+
+
+def match_value(keyword: str, pattern: str, dataset: Dataset) -> bool:
+    """Whether ``dataset``'s ``keyword`` matches ``pattern`` by the rules of PS3.4 C.2.2.2.
+
+    An empty pattern or a lone ``*`` is universal matching (matches even an absent
+    attribute). PN values match case-insensitively (a pacskit choice, as most archives
+    do); everything else is case-sensitive.
+    """
+    if pattern in ("", "*"):
+        return True
+    values = [v for v in _values(dataset.get(keyword)) if v]
+    if not values:
+        return False
+    vr = vr_of(keyword)
+    if vr == "UI":
+        wanted = set(pattern.split("\\"))
+        return any(v in wanted for v in values)
+    if vr in _RANGE_VRS:
+        return any(_in_range(vr, pattern, v) for v in values)
+    alternatives = pattern.split("\\") if keyword in _LIST_KEYWORDS else [pattern]
+    flags = re.IGNORECASE if vr == "PN" else 0
+    for alternative in alternatives:
+        regex = re.compile(_wildcard_regex(alternative), flags)
+        if any(regex.fullmatch(v) for v in values):
+            return True
+    return False
+
+
+def _wildcard_regex(pattern: str) -> str:
+    return "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+
+
+def _in_range(vr: str, pattern: str, value: str) -> bool:
+    start, sep, end = pattern.partition("-") if vr != "DT" else _split_dt(pattern)
+    if not sep:
+        start = end = pattern
+    low = _bound(vr, value, low=True)
+    if start and low < _bound(vr, start, low=True):
+        return False
+    return not (end and low > _bound(vr, end, low=False))

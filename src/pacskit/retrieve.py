@@ -1,0 +1,290 @@
+"""Retrieving instances: from a Query to C-GET or C-MOVE requests, and into a sink.
+
+A retrieve is identified by unique keys only (PS3.4 C.4.2.2.1). A query that already
+names its level's unique key (and those above it) is sent as it is; any other query is
+first resolved by a C-FIND at its level, and each match becomes one request. All the
+requests of a retrieve share one association.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from io import BytesIO
+
+from pydicom import Dataset, dcmread
+
+from pacskit.errors import (
+    MoveDestinationUnknown,
+    NoStorageRole,
+    PacskitError,
+    ServiceNotSupported,
+)
+from pacskit.models import InstanceFailure, MoveResult, RetrieveProgress, RetrieveResult
+from pacskit.net.find import c_find
+from pacskit.net.retrieve import (
+    STATUS_CANNOT_UNDERSTAND,
+    InstanceRejected,
+    RetrieveSession,
+    SubOperations,
+    get_session,
+    move_session,
+)
+from pacskit.net.scp import storage_scp
+from pacskit.nodes import Node
+from pacskit.privacy import PrivacyPolicy
+from pacskit.query import Level, Query
+from pacskit.settings import Settings
+from pacskit.storage import FolderSink
+
+UNIQUE_KEYS = {
+    Level.PATIENT: "PatientID",
+    Level.STUDY: "StudyInstanceUID",
+    Level.SERIES: "SeriesInstanceUID",
+    Level.IMAGE: "SOPInstanceUID",
+}
+RELATED_INSTANCES = {
+    Level.PATIENT: "NumberOfPatientRelatedInstances",
+    Level.STUDY: "NumberOfStudyRelatedInstances",
+    Level.SERIES: "NumberOfSeriesRelatedInstances",
+}
+_LEVELS = [Level.PATIENT, Level.STUDY, Level.SERIES, Level.IMAGE]
+
+ProgressCallback = Callable[[RetrieveProgress], None]
+
+
+@dataclass(frozen=True)
+class RetrieveRequest:
+    """One C-GET/C-MOVE identifier, with the number of instances it should bring."""
+
+    identifier: Dataset
+    expected: int | None
+
+
+def unique_key_path(query: Query) -> list[str]:
+    """The unique keys a retrieve identifier carries at ``query``'s level and model."""
+    top = Level.PATIENT if query.model.value == "patient" else Level.STUDY
+    levels = _LEVELS[_LEVELS.index(top): _LEVELS.index(query.level) + 1]
+    return [UNIQUE_KEYS[level] for level in levels]
+
+
+def is_direct(query: Query) -> bool:
+    """Whether ``query`` is already a valid retrieve identifier (unique keys only)."""
+    keys = unique_key_path(query)
+    given = {k: v for k, v in query.match.items() if v}
+    return (
+        bool(given)
+        and set(given) <= set(keys)
+        and UNIQUE_KEYS[query.level] in given
+        and not any(c in v for v in given.values() for c in "*?")
+    )
+
+
+def plan_requests(settings: Settings, node: Node, query: Query,
+                  privacy: PrivacyPolicy) -> list[RetrieveRequest]:
+    """The retrieve requests for ``query``, resolving it with a C-FIND when needed.
+
+    Raises:
+        QueryError, NetworkError, DimseError: the C-FIND failed.
+    """
+    keys = unique_key_path(query)
+    if is_direct(query):
+        return [RetrieveRequest(_identifier(query.level, {k: query.match.get(k, "") for k in keys}), None)]
+    count_key = RELATED_INSTANCES.get(query.level)
+    extra = tuple(k for k in (*keys, count_key) if k and k not in query.return_keys)
+    search = query.model_copy(update={"return_keys": (*query.return_keys, *extra)})
+    requests = []
+    seen = set()
+    for match in c_find(settings, node, search.to_identifier(privacy), query.model.value, query.limit):
+        values = {k: str(match.get(k, "") or "") for k in keys}
+        if not values[UNIQUE_KEYS[query.level]] or tuple(values.values()) in seen:
+            continue
+        seen.add(tuple(values.values()))
+        expected = match.get(count_key) if count_key else 1
+        requests.append(RetrieveRequest(_identifier(query.level, values), _as_int(expected)))
+    return requests
+
+
+def _identifier(level: Level, values: dict[str, str]) -> Dataset:
+    ds = Dataset()
+    ds.QueryRetrieveLevel = level.value
+    for keyword, value in values.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+def _as_int(value: object) -> int | None:
+    try:
+        return int(str(value)) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+class _Receiver:
+    """Takes each received instance into a folder or memory, and keeps the tally."""
+
+    def __init__(self, result: RetrieveResult, sink: FolderSink | None, privacy: PrivacyPolicy,
+                 progress: ProgressCallback | None, expected: int | None) -> None:
+        self.result = result
+        self.sink = sink
+        self.privacy = privacy
+        self.progress = progress
+        self.expected = expected
+        self.state = RetrieveProgress(total=expected)
+        self.lock = threading.Lock()
+        self._settled = 0
+
+    def __call__(self, data: bytes) -> None:
+        try:
+            self._keep(data)
+        except PacskitError as exc:
+            self._fail(data, str(exc))
+            raise InstanceRejected(str(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - undecodable data from the peer
+            self._fail(data, f"cannot decode the received instance: {exc}")
+            raise InstanceRejected(str(exc), STATUS_CANNOT_UNDERSTAND) from None
+        with self.lock:
+            self.result.bytes += len(data)
+            self.state.received += 1
+            self.state.bytes = self.result.bytes
+        self._report()
+
+    def _keep(self, data: bytes) -> None:
+        if self.sink is None:
+            dataset = dcmread(BytesIO(data))
+            self.privacy.blank_instance(dataset)
+            with self.lock:
+                self.result.instances.append(dataset)
+            return
+        written = self.sink.write_encoded(data)
+        with self.lock:
+            self.result.files.append(written.path)
+            if written.skipped:
+                self.result.skipped += 1
+            else:
+                self.result.written += 1
+
+    def begin_request(self) -> None:
+        """Mark the start of the next request (counts in responses are per request)."""
+        with self.lock:
+            self._settled = self.result.completed + self.result.failed + self.result.warning
+
+    def on_response(self, counts: SubOperations) -> None:
+        """Follow the peer's sub-operation counts from each C-GET/C-MOVE response."""
+        with self.lock:
+            self.state.failed = self.result.failed + counts.failed
+            if self.expected is None and counts.total is not None:
+                self.state.total = self._settled + counts.total
+        self._report()
+
+    def _fail(self, data: bytes, reason: str) -> None:
+        uid = _sop_instance_uid(data)
+        with self.lock:
+            self.result.local_failures.append(InstanceFailure(sop_instance_uid=uid, reason=reason))
+
+    def _report(self) -> None:
+        if self.progress is not None:
+            self.progress(self.state.model_copy())
+
+
+def _sop_instance_uid(data: bytes) -> str:
+    try:
+        return str(dcmread(BytesIO(data), stop_before_pixels=True, specific_tags=["SOPInstanceUID"]).SOPInstanceUID)
+    except Exception:  # noqa: BLE001
+        return "unknown"
+
+
+def retrieve(
+    settings: Settings,
+    node: Node,
+    query: Query,
+    *,
+    method: str,
+    sink: FolderSink | None,
+    privacy: PrivacyPolicy,
+    progress: ProgressCallback | None = None,
+) -> RetrieveResult:
+    """Retrieve what ``query`` matches by C-GET (``get``), C-MOVE to ourselves (``move``)
+    or C-GET falling back to C-MOVE when the peer refuses C-GET (``auto``).
+
+    Raises:
+        QueryError, NetworkError, DimseError, OutputError: as the steps that fail.
+    """
+    started = time.monotonic()
+    if sink is not None:
+        sink.prepare()
+    requests = plan_requests(settings, node, query, privacy)
+    expected = None if any(r.expected is None for r in requests) else sum(r.expected or 0 for r in requests)
+    if method == "auto":
+        try:
+            result = _retrieve(settings, node, query, requests, "get", sink, privacy, progress, expected)
+        except (ServiceNotSupported, NoStorageRole):
+            result = _retrieve(settings, node, query, requests, "move", sink, privacy, progress, expected)
+    else:
+        result = _retrieve(settings, node, query, requests, method, sink, privacy, progress, expected)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _retrieve(settings: Settings, node: Node, query: Query, requests: list[RetrieveRequest],
+              method: str, sink: FolderSink | None, privacy: PrivacyPolicy,
+              progress: ProgressCallback | None, expected: int | None) -> RetrieveResult:
+    result = RetrieveResult(method=method)
+    if not requests:
+        return result
+    receiver = _Receiver(result, sink, privacy, progress, expected)
+    model = query.model.value
+    if method == "get":
+        with get_session(settings, node, model, receiver) as session:
+            _send_all(session, requests, result, receiver, None)
+    else:
+        with storage_scp(settings, receiver), move_session(settings, node, model) as session:
+            try:
+                _send_all(session, requests, result, receiver, settings.ae_title)
+            except MoveDestinationUnknown as exc:
+                raise MoveDestinationUnknown(
+                    f"{exc.message}: register AE title {settings.ae_title!r} with this host and "
+                    f"port {settings.port} on {node.label}",
+                    status=exc.status, comment=exc.comment,
+                ) from None
+    return result
+
+
+def _send_all(session: RetrieveSession, requests: list[RetrieveRequest], result: RetrieveResult,
+              receiver: _Receiver, destination: str | None) -> None:
+    for request in requests:
+        receiver.begin_request()
+        if destination is None:
+            counts = session.c_get(request.identifier, receiver.on_response)
+        else:
+            counts = session.c_move(request.identifier, destination, receiver.on_response)
+        _add(result, counts)
+
+
+def _add(result: RetrieveResult | MoveResult, counts: SubOperations) -> None:
+    result.requests += 1
+    result.completed += counts.completed
+    result.failed += counts.failed
+    result.warning += counts.warning
+    result.failed_instances.extend(counts.failed_instances)
+
+
+def move(settings: Settings, node: Node, query: Query, destination: str,
+         privacy: PrivacyPolicy) -> MoveResult:
+    """C-MOVE what ``query`` matches to the AE title ``destination``.
+
+    Raises:
+        MoveDestinationUnknown: the peer does not know ``destination`` (0xA801).
+        QueryError, NetworkError, DimseError: as the steps that fail.
+    """
+    started = time.monotonic()
+    requests = plan_requests(settings, node, query, privacy)
+    result = MoveResult(destination=destination)
+    if requests:
+        with move_session(settings, node, query.model.value) as session:
+            for request in requests:
+                _add(result, session.c_move(request.identifier, destination))
+    result.seconds = time.monotonic() - started
+    return result

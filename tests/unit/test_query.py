@@ -1,0 +1,119 @@
+import pytest
+from pydicom import Dataset
+from pydicom.tag import Tag
+
+from pacskit.errors import QueryError
+from pacskit.privacy import PrivacyPolicy
+from pacskit.query import InformationModel, Level, Query, keyword_of
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"level": "series", "keys": ["NoSuchKeyword=1"]}, "unknown keyword 'NoSuchKeyword'"),
+        ({"level": "study", "keys": ["SOPInstanceUID=1.2"]}, "not a key of the STUDY level"),
+        ({"level": "study", "keys": ["Modality=CT"]}, "not a key of the STUDY level"),
+        ({"level": "study", "date": "2024-01-01"}, "not a valid DA"),
+        ({"level": "study", "date": "20240132x"}, "not a valid DA"),
+        ({"level": "study", "date": "20240201-20240101"}, "starts after it ends"),
+        ({"level": "study", "date": "-"}, "empty range"),
+        ({"level": "study", "keys": ["StudyTime=25x"]}, "not a valid TM"),
+        ({"level": "study", "study_uid": "1.2.*"}, "wildcards are not allowed"),
+        ({"level": "study", "study_uid": "1.2.abc"}, "not a UID"),
+        ({"level": "study", "accession": "A\\B"}, "only allowed for UIDs"),
+        ({"level": "patient", "model": "study"}, "no PATIENT level"),
+        ({"level": "stdy"}, "unknown level"),
+        ({"level": "study", "model": "tree"}, "unknown information model"),
+        ({"level": "study", "limit": 0}, "at least 1"),
+        ({"level": "study", "keys": ["(7777,7777)=x"]}, "unknown tag"),
+    ],
+)
+def test_invalid_queries_say_why(kwargs, message):
+    with pytest.raises(QueryError, match=message.replace("(", r"\(").replace("*", r"\*").replace("\\", r"\\")):
+        Query.build(**kwargs)
+
+
+def test_keywords_from_tags():
+    assert keyword_of("00100020") == "PatientID"
+    assert keyword_of("(0010,0020)") == "PatientID"
+    assert keyword_of("PatientID") == "PatientID"
+
+
+def test_build_maps_filters_to_the_level():
+    study = Query.build("study", modality="CT", description="CHEST*", date="20240101-")
+    assert study.match == {"ModalitiesInStudy": "CT", "StudyDescription": "CHEST*", "StudyDate": "20240101-"}
+    assert study.model is InformationModel.STUDY_ROOT
+    series = Query.build("series", modality="CT", description="AX*", study_uid="1.2")
+    assert series.match == {"StudyInstanceUID": "1.2", "Modality": "CT", "SeriesDescription": "AX*"}
+    patient = Query.build("patient", patient_id="P*")
+    assert patient.model is InformationModel.PATIENT_ROOT
+    assert Query.build("image").level is Level.IMAGE
+    assert Query.build("instance").level is Level.IMAGE
+
+
+def test_keys_are_matches_or_return_keys():
+    query = Query.build("series", keys=["BodyPartExamined=CHEST", "ProtocolName"])
+    assert query.match == {"BodyPartExamined": "CHEST"}
+    assert query.return_keys == ("ProtocolName",)
+
+
+def test_identifier_carries_level_matches_and_empty_return_keys():
+    query = Query.build("study", patient_id="P1", date="20240101-20240131", keys=["InstitutionName"])
+    ds = query.to_identifier()
+    assert ds.QueryRetrieveLevel == "STUDY"
+    assert ds.PatientID == "P1"
+    assert ds.StudyDate == "20240101-20240131"
+    assert ds["StudyInstanceUID"].value in (None, "")
+    assert ds["InstitutionName"].VR == "LO"
+    assert "NumberOfStudyRelatedInstances" in ds
+    assert "SpecificCharacterSet" not in ds
+
+
+def test_identifier_never_requests_names_by_default():
+    query = Query.build("patient", keys=["OtherPatientNames", "PatientBirthName"])
+    withheld = query.to_identifier()
+    for keyword in ("PatientName", "OtherPatientNames", "PatientBirthName", "PatientMotherBirthName"):
+        assert keyword not in withheld
+    allowed = query.to_identifier(PrivacyPolicy(allow_patient_names=True))
+    assert "PatientName" in allowed and "OtherPatientNames" in allowed
+
+
+def test_matching_on_names_needs_the_opt_in():
+    query = Query.build("patient", keys=["PatientName=DOE*"])
+    with pytest.raises(QueryError, match="allow_patient_names"):
+        query.to_identifier()
+    assert query.to_identifier(PrivacyPolicy(allow_patient_names=True)).PatientName == "DOE*"
+
+
+def test_non_ascii_values_declare_utf8():
+    ds = Query.build("study", description="Müller*").to_identifier()
+    assert ds.SpecificCharacterSet == "ISO_IR 192"
+
+
+def test_identifier_encodes():
+    from io import BytesIO
+
+    from pydicom import dcmread
+    from pydicom.filewriter import dcmwrite
+
+    ds = Query.build("series", study_uid="1.2.3", keys=["ProtocolName"]).to_identifier()
+    buffer = BytesIO()
+    dcmwrite(buffer, ds, implicit_vr=True, little_endian=True)
+    buffer.seek(0)
+    decoded = dcmread(buffer, force=True)
+    assert decoded.StudyInstanceUID == "1.2.3" and "ProtocolName" in decoded
+
+
+def test_hierarchy_keys():
+    assert Query.build("series").missing_hierarchy_keys() == ["StudyInstanceUID"]
+    assert Query.build("image", study_uid="1", series_uid="2").missing_hierarchy_keys() == []
+    assert Query.build("series", model="patient", study_uid="1").missing_hierarchy_keys() == ["PatientID"]
+
+
+def test_query_is_immutable_data():
+    query = Query.build("study", patient_id="P1")
+    with pytest.raises(Exception):
+        query.limit = 5  # type: ignore[misc]
+    assert Query.model_validate(query.model_dump()) == query
+    assert isinstance(Tag("PatientID"), int)
+    assert query.matches(Dataset()) is False
