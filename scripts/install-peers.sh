@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Install the real DICOM peers the tests and benchmarks run against, from Debian's
+# packages: DCMTK, Orthanc and its DICOMweb plugin. Idempotent; needs root to install.
+set -euo pipefail
+
+need=()
+command -v storescp >/dev/null && command -v dcmqrscp >/dev/null && command -v getscu >/dev/null || need+=(dcmtk)
+command -v Orthanc >/dev/null || [ -x /usr/sbin/Orthanc ] || need+=(orthanc)
+[ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need+=(orthanc-dicomweb)
+
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-peers: missing ${need[*]}; run as root, or: sudo apt-get install ${need[*]}" >&2
+    exit 1
+  fi
+  echo "install-peers: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # The packages' own service scripts must not start a system Orthanc on 4242/8042.
+  policy=/usr/sbin/policy-rc.d
+  created_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && created_policy=1
+  fi
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  [ "$created_policy" = 1 ] && rm -f "$policy"
+fi
+
+# A system Orthanc would hold the default ports; the tests start their own.
+if pgrep -x Orthanc >/dev/null && pgrep -a -x Orthanc | grep -q /etc/orthanc; then
+  pkill -x -f "/usr/sbin/Orthanc /etc/orthanc/" || true
+fi
+echo "install-peers: DCMTK $(storescp --version 2>/dev/null | head -n1 | awk '{print $3}'), Orthanc $(Orthanc --version 2>/dev/null | head -n1 | awk '{print $NF}')"

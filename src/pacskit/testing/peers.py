@@ -1,0 +1,311 @@
+"""Real DICOM peers on free loopback ports, for tests and benchmarks.
+
+DCMTK ``storescp`` and ``dcmqrscp``, and Orthanc with its DICOMweb plugin, each started
+with ``TCP_NODELAY=1`` (DCMTK's switch for Nagle's algorithm), probed until they answer a
+C-ECHO (DCMTK ``echoscu``; Orthanc also its HTTP API), and stopped — terminated, then
+killed — on exit. A missing program is an error that says how to install it: a test that
+cannot find its peer fails, it is never skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import httpx
+
+LOOPBACK = "127.0.0.1"
+DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
+INSTALL_HINT = "run `make peers` (scripts/install-peers.sh) to install DCMTK and Orthanc"
+
+
+class PeerError(RuntimeError):
+    """A peer is missing, or did not start."""
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def peer_env() -> dict[str, str]:
+    """The environment DCMTK and Orthanc must run with: ``TCP_NODELAY=1``."""
+    return {**os.environ, "TCP_NODELAY": "1"}
+
+
+def require(program: str) -> str:
+    """The path of ``program``, or a :class:`PeerError` saying how to install it."""
+    path = shutil.which(program) or (program if Path(program).is_file() else None)
+    if path is None:
+        raise PeerError(f"{program} is not installed: {INSTALL_HINT}")
+    return path
+
+
+def echoscu(ae_title: str, host: str, port: int, timeout: float = 2.0) -> bool:
+    """Whether the peer answers DCMTK's ``echoscu``."""
+    result = subprocess.run(
+        [require("echoscu"), "-aec", ae_title, "-to", str(timeout), "-ta", str(timeout),
+         host, str(port)],
+        capture_output=True, env=peer_env(), timeout=timeout * 4,
+    )
+    return result.returncode == 0
+
+
+def storescu(ae_title: str, host: str, port: int, paths: Iterable[Path | str],
+             calling: str = "STORESCU") -> None:
+    """Send files or folders with DCMTK's ``storescu`` (recursively, one association)."""
+    args = [require("storescu"), "-aet", calling, "-aec", ae_title, "+sd", "+r", "-nh",
+            host, str(port), *map(str, paths)]
+    result = subprocess.run(args, capture_output=True, text=True, env=peer_env(), timeout=600)
+    if result.returncode != 0:
+        raise PeerError(f"storescu to {ae_title} failed: {result.stderr.strip()[-2000:]}")
+
+
+class Peer:
+    """A peer process on loopback; a context manager that starts and stops it."""
+
+    name = "peer"
+    ready_timeout = 20.0
+
+    def __init__(self, workdir: Path | str | None = None, ae_title: str = "PEER",
+                 port: int | None = None) -> None:
+        self._own_workdir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix=f"pacskit-{self.name}-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.ae_title = ae_title
+        self.host = LOOPBACK
+        self.port = port or free_port()
+        self.log_path = self.workdir / f"{self.name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        """``dicom://AET@host:port``, as the pacskit command line takes it."""
+        return f"dicom://{self.ae_title}@{self.host}:{self.port}"
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def is_ready(self) -> bool:
+        return echoscu(self.ae_title, self.host, self.port)
+
+    def start(self) -> Peer:
+        """Start the process and wait until it answers.
+
+        Raises:
+            PeerError: the program is missing, exited, or did not become ready.
+        """
+        command = self.command()
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                            env=peer_env(), cwd=self.workdir)
+        deadline = time.monotonic() + self.ready_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise PeerError(f"{self.name} exited with {self.process.returncode}; log:\n{self.log()}")
+            if self.is_ready():
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise PeerError(f"{self.name} not ready within {self.ready_timeout:g} s; log:\n{self.log()}")
+
+    def stop(self) -> None:
+        """Terminate the process (kill it if it lingers) and reap it."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self.process = None
+
+    def log(self) -> str:
+        """The tail of the peer's log."""
+        try:
+            return self.log_path.read_text(errors="replace")[-4000:]
+        except OSError:
+            return "(no log)"
+
+    def __enter__(self) -> Peer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class StoreSCP(Peer):
+    """DCMTK ``storescp``: writes what it receives into ``output_dir``, bit-preserving.
+
+    Args:
+        accept_all: accept every transfer syntax DCMTK knows (compressed ones too);
+            otherwise only the uncompressed ones.
+    """
+
+    name = "storescp"
+
+    def __init__(self, workdir: Path | str | None = None, ae_title: str = "STORESCP",
+                 port: int | None = None, accept_all: bool = True) -> None:
+        super().__init__(workdir, ae_title, port)
+        self.accept_all = accept_all
+        self.output_dir = self.workdir / "received"
+        self.output_dir.mkdir(exist_ok=True)
+
+    def command(self) -> list[str]:
+        return [require("storescp"), "--aetitle", self.ae_title, "--output-directory",
+                str(self.output_dir), "--bit-preserving", "--max-pdu", "131072",
+                *(["+xa"] if self.accept_all else ["+x="]), str(self.port)]
+
+    def received(self) -> list[Path]:
+        """The files received so far."""
+        return sorted(p for p in self.output_dir.rglob("*") if p.is_file())
+
+
+class DcmQrSCP(Peer):
+    """DCMTK ``dcmqrscp``: a Query/Retrieve SCP over its own small database.
+
+    Args:
+        move_destinations: AE title → (host, port) of the peers it may C-MOVE to.
+    """
+
+    name = "dcmqrscp"
+
+    def __init__(self, workdir: Path | str | None = None, ae_title: str = "DCMQRSCP",
+                 port: int | None = None,
+                 move_destinations: dict[str, tuple[str, int]] | None = None) -> None:
+        super().__init__(workdir, ae_title, port)
+        self.move_destinations = dict(move_destinations or {})
+        self.database = self.workdir / "db"
+        self.database.mkdir(exist_ok=True)
+        self.config = self.workdir / "dcmqrscp.cfg"
+
+    def command(self) -> list[str]:
+        hosts = "\n".join(
+            f"dest{i} = ({aet}, {host}, {port})"
+            for i, (aet, (host, port)) in enumerate(self.move_destinations.items())
+        )
+        self.config.write_text(
+            f"NetworkTCPPort = {self.port}\nMaxPDUSize = 131072\nMaxAssociations = 16\n"
+            f"HostTable BEGIN\n{hosts}\nHostTable END\n"
+            "VendorTable BEGIN\nVendorTable END\n"
+            f"AETable BEGIN\n{self.ae_title} {self.database} RW (500, 1024mb) ANY\nAETable END\n"
+        )
+        return [require("dcmqrscp"), "--config", str(self.config),
+                str(self.port)]
+
+    def load(self, paths: Iterable[Path | str]) -> None:
+        """Store files or folders into its database (with DCMTK ``storescu``)."""
+        storescu(self.ae_title, self.host, self.port, paths)
+
+
+class Orthanc(Peer):
+    """Orthanc with the DICOMweb plugin, storage and index in its own folder.
+
+    Every peer may echo, store, find, get and move; C-MOVE destinations are registered
+    with :meth:`add_modality`.
+    """
+
+    name = "orthanc"
+    ready_timeout = 30.0
+
+    def __init__(self, workdir: Path | str | None = None, ae_title: str = "ORTHANC",
+                 port: int | None = None, http_port: int | None = None,
+                 modalities: dict[str, tuple[str, str, int]] | None = None) -> None:
+        super().__init__(workdir, ae_title, port)
+        self.http_port = http_port or free_port()
+        self.modalities = dict(modalities or {})
+        self.config = self.workdir / "orthanc.json"
+
+    @property
+    def url(self) -> str:
+        """The REST API's base URL."""
+        return f"http://{self.host}:{self.http_port}"
+
+    @property
+    def dicomweb_url(self) -> str:
+        """The DICOMweb root."""
+        return f"{self.url}/dicom-web"
+
+    def command(self) -> list[str]:
+        if not DICOMWEB_PLUGIN.is_file():
+            raise PeerError(f"the Orthanc DICOMweb plugin is not installed: {INSTALL_HINT}")
+        config = {
+            "Name": "pacskit-test",
+            "StorageDirectory": str(self.workdir / "storage"),
+            "IndexDirectory": str(self.workdir / "index"),
+            "DicomAet": self.ae_title,
+            "DicomPort": self.port,
+            "HttpPort": self.http_port,
+            "RemoteAccessAllowed": False,
+            "AuthenticationEnabled": False,
+            "DicomCheckCalledAet": False,
+            "DicomAlwaysAllowEcho": True,
+            "DicomAlwaysAllowStore": True,
+            "DicomAlwaysAllowFind": True,
+            "DicomAlwaysAllowGet": True,
+            "DicomAlwaysAllowMove": True,
+            "UnknownSopClassAccepted": True,
+            "DicomModalities": {name: list(v) for name, v in self.modalities.items()},
+            "StorageCompression": False,
+            "SaveJobs": False,
+            "ConcurrentJobs": 2,
+            "DicomScpTimeout": 30,
+            "DeidentifyLogs": True,
+            "Plugins": [str(DICOMWEB_PLUGIN)],
+            "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
+        }
+        self.config.write_text(json.dumps(config, indent=2))
+        return [require("Orthanc"), str(self.config)]
+
+    def is_ready(self) -> bool:
+        try:
+            if httpx.get(f"{self.url}/system", timeout=2).status_code != 200:
+                return False
+        except httpx.HTTPError:
+            return False
+        return echoscu(self.ae_title, self.host, self.port)
+
+    def load(self, paths: Iterable[Path | str]) -> int:
+        """Upload DICOM files (or the files under folders) through the REST API."""
+        count = 0
+        with httpx.Client(base_url=self.url, timeout=60) as client:
+            for path in _files(paths):
+                response = client.post("/instances", content=path.read_bytes())
+                if response.status_code != 200:
+                    raise PeerError(f"Orthanc refused {path}: {response.status_code} {response.text[:200]}")
+                count += 1
+        return count
+
+    def add_modality(self, name: str, ae_title: str, host: str, port: int) -> None:
+        """Register a C-MOVE destination."""
+        response = httpx.put(f"{self.url}/modalities/{name}",
+                             json={"AET": ae_title, "Host": host, "Port": port}, timeout=10)
+        response.raise_for_status()
+
+    def instance_count(self) -> int:
+        """How many instances Orthanc holds."""
+        return int(httpx.get(f"{self.url}/statistics", timeout=10).json()["CountInstances"])
+
+    def clear(self) -> None:
+        """Delete every patient (and so every instance)."""
+        with httpx.Client(base_url=self.url, timeout=60) as client:
+            for patient in client.get("/patients").json():
+                client.delete(f"/patients/{patient}")
+
+
+def _files(paths: Iterable[Path | str]) -> list[Path]:
+    files: list[Path] = []
+    for path in map(Path, paths):
+        files.extend(sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path])
+    return files
