@@ -11,7 +11,8 @@ from pacskit import retrieve as _retrieve
 from pacskit.layout import DEFAULT_LAYOUT, Layout
 from pacskit.models import EchoResult, MoveResult, RetrieveResult
 from pacskit.net import c_echo
-from pacskit.net.find import c_find
+from pacskit.finder import run_query
+from pacskit.net.find import find_session
 from pacskit.nodes import Node
 from pacskit.privacy import PrivacyPolicy
 from pacskit.query import Level, Query
@@ -60,16 +61,18 @@ class Client:
         """C-FIND ``query`` on ``node``, yielding each match as it arrives (PS3.4 C.4.1).
 
         Patient names are neither requested nor returned unless the settings opt in.
-        After ``query.limit`` matches the rest is cancelled (C-CANCEL).
+        After ``query.limit`` matches the rest is cancelled (C-CANCEL). Keys that a
+        hierarchical SCP would ignore are honoured by querying in steps
+        (:mod:`pacskit.finder`).
 
         Raises:
             QueryError: the query is invalid for its level (or asks for names).
             NetworkError, DimseError: the C-FIND failed.
         """
-        target = self.node(node)
-        identifier = query.to_identifier(self.privacy)
-        for match in c_find(self.settings, target, identifier, query.model.value, query.limit):
-            yield self.privacy.scrub_response(match)
+        query.to_identifier(self.privacy)
+        with find_session(self.settings, self.node(node), query.model.value) as session:
+            for match in run_query(session, query, self.privacy):
+                yield self.privacy.scrub_response(match)
 
     def find(self, node: Node | str, query: Query) -> list[Dataset]:
         """All the matches of :meth:`iter_find`, as a list."""

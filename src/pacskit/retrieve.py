@@ -23,7 +23,8 @@ from pacskit.errors import (
     ServiceNotSupported,
 )
 from pacskit.models import InstanceFailure, MoveResult, RetrieveProgress, RetrieveResult
-from pacskit.net.find import c_find
+from pacskit.finder import run_query
+from pacskit.net.find import find_session
 from pacskit.net.retrieve import (
     STATUS_CANNOT_UNDERSTAND,
     InstanceRejected,
@@ -97,7 +98,9 @@ def plan_requests(settings: Settings, node: Node, query: Query,
     search = query.model_copy(update={"return_keys": (*query.return_keys, *extra)})
     requests = []
     seen = set()
-    for match in c_find(settings, node, search.to_identifier(privacy), query.model.value, query.limit):
+    with find_session(settings, node, query.model.value) as session:
+        matches = list(run_query(session, search, privacy))
+    for match in matches:
         values = {k: str(match.get(k, "") or "") for k in keys}
         if not values[UNIQUE_KEYS[query.level]] or tuple(values.values()) in seen:
             continue

@@ -41,7 +41,7 @@ def find(
     ctx: typer.Context,
     node: Annotated[str, typer.Argument(help="Node name or dicom://AET@host:port.")],
     level: LevelOption = "study",
-    model: ModelOption = "study",
+    model: ModelOption = None,
     patient_id: PatientIdOption = None,
     study_uid: StudyUidOption = None,
     series_uid: SeriesUidOption = None,

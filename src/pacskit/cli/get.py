@@ -34,7 +34,7 @@ def get(
     node: Annotated[str, typer.Argument(help="Node name or dicom://AET@host:port.")],
     output_dir: Annotated[Path, typer.Option("--output", "-o", help="Folder to write into.")],
     level: LevelOption = "study",
-    model: ModelOption = "study",
+    model: ModelOption = None,
     patient_id: PatientIdOption = None,
     study_uid: StudyUidOption = None,
     series_uid: SeriesUidOption = None,

@@ -20,7 +20,7 @@ def move(
     node: Annotated[str, typer.Argument(help="Node name or dicom://AET@host:port.")],
     destination: Annotated[str, typer.Option("--to", help="AE title of the move destination, as the peer knows it.")],
     level: LevelOption = "study",
-    model: ModelOption = "study",
+    model: ModelOption = None,
     patient_id: PatientIdOption = None,
     study_uid: StudyUidOption = None,
     series_uid: SeriesUidOption = None,

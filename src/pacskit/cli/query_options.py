@@ -9,7 +9,7 @@ import typer
 from pacskit.query import Query
 
 LevelOption = Annotated[str, typer.Option("--level", "-l", help="patient, study, series or image.")]
-ModelOption = Annotated[str, typer.Option("--model", "-m", help="Information model: study or patient (root).")]
+ModelOption = Annotated[str | None, typer.Option("--model", "-m", help="Information model: study or patient (root); patient at the patient level, else study.")]
 PatientIdOption = Annotated[str | None, typer.Option("--patient-id", "-p", help="PatientID to match.")]
 StudyUidOption = Annotated[str | None, typer.Option("--study-uid", help="StudyInstanceUID(s), backslash-separated.")]
 SeriesUidOption = Annotated[str | None, typer.Option("--series-uid", help="SeriesInstanceUID(s).")]
@@ -22,7 +22,7 @@ KeysOption = Annotated[list[str] | None, typer.Option("--key", "-k", help="Keywo
 LimitOption = Annotated[int | None, typer.Option("--limit", help="Stop after N matches (C-CANCEL).")]
 
 
-def build_query(level: str, model: str, patient_id: str | None, study_uid: str | None,
+def build_query(level: str, model: str | None, patient_id: str | None, study_uid: str | None,
                 series_uid: str | None, sop_uid: str | None, accession: str | None,
                 date: str | None, modality: str | None, description: str | None,
                 keys: list[str] | None, limit: int | None) -> Query:
