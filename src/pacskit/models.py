@@ -99,15 +99,14 @@ class RetrieveResult(BaseModel):
             RetrieveFailed: sub-operations were attempted and none succeeded.
             PartialFailure: some sub-operations or local writes failed.
         """
-        failures = self.failed + len(self.local_failures)
-        if failures and self.completed + self.warning == 0 and self.received == 0:
-            first = self.local_failures[0].reason if self.local_failures else "see the peer's log"
-            raise RetrieveFailed(f"all {failures} sub-operations failed ({first})")
-        if failures:
-            raise PartialFailure(
-                f"{failures} of {self.completed + self.warning + self.failed} instances failed"
-            )
-        return self
+        failures = max(self.failed, len(self.local_failures))
+        if not failures:
+            return self
+        reason = self.local_failures[0].reason if self.local_failures else "see the peer's log"
+        if self.completed + self.warning == 0 and self.received == 0:
+            raise RetrieveFailed(f"all {failures} sub-operations failed ({reason})")
+        total = self.completed + self.warning + self.failed
+        raise PartialFailure(f"{failures} of {max(total, failures)} instances failed ({reason})")
 
 
 class MoveResult(BaseModel):

@@ -17,6 +17,7 @@ from io import BytesIO
 from pydicom import Dataset, dcmread
 
 from pacskit.errors import (
+    DimseFailure,
     MoveDestinationUnknown,
     NoStorageRole,
     PacskitError,
@@ -246,13 +247,18 @@ def _retrieve(settings: Settings, node: Node, query: Query, requests: list[Retri
         with storage_scp(settings, receiver), move_session(settings, node, model) as session:
             try:
                 _send_all(session, requests, result, receiver, settings.ae_title)
-            except MoveDestinationUnknown as exc:
-                raise MoveDestinationUnknown(
-                    f"{exc.message}: register AE title {settings.ae_title!r} with this host and "
-                    f"port {settings.port} on {node.label}",
-                    status=exc.status, comment=exc.comment,
-                ) from None
+            except DimseFailure as exc:
+                raise _with_registration_hint(exc, settings, node) from None
     return result
+
+
+def _with_registration_hint(exc: DimseFailure, settings: Settings, node: Node) -> DimseFailure:
+    hint = (f"register AE title {settings.ae_title!r} with this host and port {settings.port} "
+            f"on {node.label}")
+    if isinstance(exc, MoveDestinationUnknown):
+        return MoveDestinationUnknown(f"{exc.message}: {hint}", status=exc.status, comment=exc.comment)
+    return type(exc)(f"{exc.message} (if {node.label} does not know us: {hint})",
+                     status=exc.status, comment=exc.comment)
 
 
 def _send_all(session: RetrieveSession, requests: list[RetrieveRequest], result: RetrieveResult,

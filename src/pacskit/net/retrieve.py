@@ -126,16 +126,36 @@ class RetrieveSession:
         for response, identifier in responses:
             if response is not None:
                 counts.update(response)
+            if _sub_operations_failed(response, counts):
+                counts.status = int(response.Status)
+                counts.failed_instances = _failed_instances(identifier)
+                break
             status = check_response(self.assoc, response, service, self.node)
             counts.status = status
             if progress is not None:
                 progress(counts)
             if outcome_of(status) is not Outcome.PENDING:
-                if identifier is not None and "FailedSOPInstanceUIDList" in identifier:
-                    value = identifier.FailedSOPInstanceUIDList
-                    counts.failed_instances = [str(v) for v in (value if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue" else [value]) if v]
+                counts.failed_instances = _failed_instances(identifier)
                 break
         return counts
+
+
+def _sub_operations_failed(response: Dataset | None, counts: SubOperations) -> bool:
+    """A final failure status that reports sub-operations (PS3.4 C.4.2.1.5): the request
+    was carried out and some or all of its sub-operations failed."""
+    if response is None or "Status" not in response:
+        return False
+    status = int(response.Status)
+    reported = counts.completed + counts.failed + counts.warning
+    return outcome_of(status) is Outcome.FAILURE and reported > 0
+
+
+def _failed_instances(identifier: Dataset | None) -> list[str]:
+    if identifier is None or "FailedSOPInstanceUIDList" not in identifier:
+        return []
+    value = identifier.FailedSOPInstanceUIDList
+    values = value if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue" else [value]
+    return [str(v) for v in values if v]
 
 
 @contextmanager

@@ -86,6 +86,7 @@ class Peer:
         self.port = port or free_port()
         self.log_path = self.workdir / f"{self.name}.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.extra_args: list[str] = []
 
     @property
     def address(self) -> str:
@@ -104,7 +105,7 @@ class Peer:
         Raises:
             PeerError: the program is missing, exited, or did not become ready.
         """
-        command = self.command()
+        command = [*self.command()[:-1], *self.extra_args, self.command()[-1]] if self.extra_args else self.command()
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                             env=peer_env(), cwd=self.workdir)

@@ -1,0 +1,252 @@
+"""Retrieving with C-GET and C-MOVE from DCMTK dcmqrscp and Orthanc, into folders and
+memory: what arrives is the corpus, byte for byte in its pixel data, without names."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from clirunner import assert_one_line_error, run_cli
+from pydicom import dcmread
+
+from pacskit import AsyncClient, Client, Node, Settings
+from pacskit.errors import MoveDestinationUnknown, ServiceNotSupported
+from pacskit.privacy import PATIENT_NAME_KEYWORDS
+from pacskit.query import Query
+from pacskit.testing.peers import DcmQrSCP, free_port
+
+OUR_AET = "PACSKIT"
+
+
+@pytest.fixture(params=["dcmqrscp", "orthanc"])
+def peer(request):
+    return request.getfixturevalue(request.param)
+
+
+def node_of(peer) -> Node:
+    return Node(ae_title=peer.ae_title, host=peer.host, port=peer.port)
+
+
+def by_uid(corpus):
+    return {c.sop_instance_uid: c for c in corpus}
+
+
+def assert_same_as_corpus(files: list[Path], corpus_items) -> None:
+    """Each file is its corpus instance: same attributes, same pixel bytes, no names."""
+    expected = by_uid(corpus_items)
+    seen = set()
+    for path in files:
+        got = dcmread(path)
+        original = dcmread(expected[got.SOPInstanceUID].path)
+        seen.add(got.SOPInstanceUID)
+        assert got.PixelData == original.PixelData
+        for keyword in ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "StudyDate",
+                        "Modality", "SOPClassUID", "AccessionNumber", "Rows"):
+            assert got.get(keyword) == original.get(keyword), keyword
+        assert original.PatientName, "the corpus must carry names for this test to mean anything"
+        for keyword in PATIENT_NAME_KEYWORDS:
+            assert not got.get(keyword)
+    assert seen == set(expected)
+
+
+def dicom_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*.dcm"))
+
+
+def test_get_study_by_c_get_into_the_default_layout(peer, corpus, tmp_path):
+    study = sorted({c.study_uid for c in corpus})[0]
+    items = [c for c in corpus if c.study_uid == study]
+    result = run_cli("get", peer.address, "--study-uid", study, "-o", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    assert f"Retrieved {len(items)} instances" in result.stdout
+    files = dicom_files(tmp_path / "out")
+    assert_same_as_corpus(files, items)
+    for path in files:
+        rel = path.relative_to(tmp_path / "out").parts
+        item = by_uid(corpus)[path.stem]
+        assert rel == (item.patient_id, item.study_uid, item.series_uid, f"{item.sop_instance_uid}.dcm")
+    assert not [p for p in (tmp_path / "out").rglob(".*")], "temporary files left behind"
+
+
+def test_get_by_query_resolves_matches_first(peer, corpus, tmp_path):
+    patient = sorted({c.patient_id for c in corpus})[1]
+    items = [c for c in corpus if c.patient_id == patient and c.modality == "MR"]
+    assert items
+    result = run_cli("get", peer.address, "-l", "series", "-p", patient, "--modality", "MR",
+                     "-o", tmp_path, "--layout", "{Modality}/{SeriesInstanceUID}/{InstanceNumber:03d}_{SOPInstanceUID}.dcm",
+                     "-f", "json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["written"] == len(items) and summary["failed"] == 0
+    files = dicom_files(tmp_path)
+    assert_same_as_corpus(files, items)
+    assert all(p.relative_to(tmp_path).parts[0] == "MR" for p in files)
+
+
+def test_rerun_skips_what_is_there_and_overwrite_replaces(orthanc, corpus, tmp_path):
+    study = sorted({c.study_uid for c in corpus})[1]
+    first = json.loads(run_cli("get", orthanc.address, "--study-uid", study, "-o", tmp_path, "-f", "json").stdout)
+    assert first["written"] == 6
+    victim = dicom_files(tmp_path)[0]
+    victim.write_bytes(b"damaged")
+    again = json.loads(run_cli("get", orthanc.address, "--study-uid", study, "-o", tmp_path, "-f", "json").stdout)
+    assert (again["written"], again["skipped"]) == (0, 6)
+    assert victim.read_bytes() == b"damaged"
+    forced = json.loads(run_cli("get", orthanc.address, "--study-uid", study, "-o", tmp_path,
+                                "--overwrite", "-f", "json").stdout)
+    assert forced["written"] == 6
+    assert dcmread(victim).SOPInstanceUID == victim.stem
+
+
+def test_library_get_to_memory_and_async_twins(orthanc, corpus):
+    client = Client(Settings())
+    study = sorted({c.study_uid for c in corpus})[0]
+    series = sorted({c.series_uid for c in corpus if c.study_uid == study})[0]
+    result = client.get_study(node_of(orthanc), study).raise_for_status()
+    assert len(result.instances) == 6 and result.completed == 6
+    assert all(not ds.PatientName for ds in result.instances)
+    expected = {c.sop_instance_uid for c in corpus if c.series_uid == series}
+    uids = sorted(expected)[:2]
+    seen = []
+
+    async def main():
+        aclient = AsyncClient(Settings())
+        series_result = await aclient.get_series(node_of(orthanc), study, series, progress=seen.append)
+        some = await aclient.get_instances(node_of(orthanc), study, series, uids)
+        return series_result, some
+
+    series_result, some = asyncio.run(main())
+    assert {ds.SOPInstanceUID for ds in series_result.instances} == expected
+    assert {ds.SOPInstanceUID for ds in some.instances} == set(uids)
+    assert seen and seen[-1].received == 3 and seen[-1].total == 3
+
+
+def test_names_kept_with_the_explicit_opt_in(orthanc, corpus, tmp_path):
+    study = sorted({c.study_uid for c in corpus})[0]
+    result = run_cli("get", orthanc.address, "--study-uid", study, "-o", tmp_path,
+                     env={"PACSKIT_ALLOW_PATIENT_NAMES": "1"})
+    assert result.returncode == 0, result.stderr
+    assert all(dcmread(p).PatientName for p in dicom_files(tmp_path))
+
+
+@pytest.fixture(scope="module")
+def our_port():
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def moving_dcmqrscp(tmp_path_factory, corpus_dir, our_port):
+    """A dcmqrscp that knows pacskit as a C-MOVE destination and offers no C-GET."""
+    peer = DcmQrSCP(tmp_path_factory.mktemp("moving"), ae_title="MOVESCP",
+                    move_destinations={OUR_AET: ("127.0.0.1", our_port)})
+    peer.extra_args = ["--disable-get"]
+    with peer:
+        peer.load([corpus_dir])
+        yield peer
+
+
+def test_get_by_c_move_to_ourselves(moving_dcmqrscp, corpus, tmp_path, our_port):
+    patient = sorted({c.patient_id for c in corpus})[0]
+    items = [c for c in corpus if c.patient_id == patient]
+    result = run_cli("--aet", OUR_AET, "--port", our_port, "get", moving_dcmqrscp.address,
+                     "-p", patient, "--method", "move", "-o", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "by C-MOVE" in result.stdout
+    assert_same_as_corpus(dicom_files(tmp_path), items)
+
+
+def test_auto_falls_back_to_move_when_c_get_is_refused(moving_dcmqrscp, corpus, tmp_path, our_port):
+    study = sorted({c.study_uid for c in corpus})[2]
+    settings = Settings(ae_title=OUR_AET, port=our_port)
+    with pytest.raises(ServiceNotSupported):
+        Client(settings).get_study(node_of(moving_dcmqrscp), study, tmp_path)
+    result = run_cli("--aet", OUR_AET, "--port", our_port, "get", moving_dcmqrscp.address,
+                     "--study-uid", study, "--method", "auto", "-o", tmp_path, "-f", "json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["method"] == "move" and summary["written"] == 6
+    refused = run_cli("get", moving_dcmqrscp.address, "--study-uid", study, "-o", tmp_path)
+    assert_one_line_error(refused, 22, "does not offer C-GET")
+
+
+def test_move_to_ourselves_unknown_to_the_peer_says_how_to_fix_it(dcmqrscp, orthanc, corpus, tmp_path):
+    study = sorted({c.study_uid for c in corpus})[0]
+    settings = Settings(ae_title="STRANGER", port=free_port())
+    with pytest.raises(MoveDestinationUnknown):
+        Client(settings).get_study(node_of(dcmqrscp), study, tmp_path, method="move")
+    result = run_cli("--aet", "STRANGER", "--port", free_port(), "get", dcmqrscp.address,
+                     "--study-uid", study, "--method", "move", "-o", tmp_path)
+    assert_one_line_error(result, 24, "0xA801 (Move destination unknown): register AE title 'STRANGER'")
+    # Orthanc answers a plain failure (0xC000) for an unknown destination: the hint stays.
+    result = run_cli("--aet", "STRANGER", "--port", free_port(), "get", orthanc.address,
+                     "--study-uid", study, "--method", "move", "-o", tmp_path)
+    assert_one_line_error(result, 21, "register AE title 'STRANGER'")
+    assert not dicom_files(tmp_path)
+
+
+def test_move_to_a_third_party(orthanc, storescp, corpus):
+    orthanc.add_modality("store", storescp.ae_title, storescp.host, storescp.port)
+    study = sorted({c.study_uid for c in corpus})[3]
+    result = run_cli("move", orthanc.address, "--study-uid", study, "--to", storescp.ae_title)
+    assert result.returncode == 0, result.stderr
+    assert "6 completed, 0 failed" in result.stdout
+    assert_same_as_corpus_keep_names(storescp.received(), [c for c in corpus if c.study_uid == study])
+    unknown = run_cli("move", orthanc.address, "--study-uid", study, "--to", "NOWHERE")
+    assert_one_line_error(unknown, 21, "C-MOVE failed")
+
+
+def assert_same_as_corpus_keep_names(files, items):
+    """A third party receives the peer's data untouched: pacskit only asked for the move."""
+    assert {dcmread(p).SOPInstanceUID for p in files} == {c.sop_instance_uid for c in items}
+
+
+def test_move_from_dcmqrscp_to_storescp(tmp_path, corpus_dir, corpus, storescp):
+    with DcmQrSCP(tmp_path / "q", move_destinations={storescp.ae_title: (storescp.host, storescp.port)}) as peer:
+        peer.load([corpus_dir])
+        patient = sorted({c.patient_id for c in corpus})[1]
+        result = run_cli("move", peer.address, "-p", patient, "--to", storescp.ae_title, "-f", "json")
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["completed"] == 12
+        unknown = run_cli("move", peer.address, "-p", patient, "--to", "NOWHERE")
+        assert_one_line_error(unknown, 24, "0xA801")
+    assert len(storescp.received()) == 12
+
+
+def test_output_folder_that_cannot_be_written(orthanc, corpus, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    study = sorted({c.study_uid for c in corpus})[0]
+    result = run_cli("get", orthanc.address, "--study-uid", study, "-o", blocker / "sub")
+    assert_one_line_error(result, 30, "cannot write to")
+
+
+def test_disk_full_mid_retrieve_leaves_no_partial_file(orthanc, corpus, tmp_path):
+    mount = tmp_path / "small"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=True)
+    try:
+        patient = sorted({c.patient_id for c in corpus})[0]
+        result = run_cli("get", orthanc.address, "-p", patient, "-o", mount)
+        written = dicom_files(mount)
+        assert 0 < len(written) < 12
+        assert result.returncode == 26, result.stderr
+        assert "disk full" in result.stderr
+        assert not [p for p in mount.rglob(".*")], "temporary files left behind"
+        for path in written:
+            assert dcmread(path).SOPInstanceUID == path.stem
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_bad_layout_is_refused_before_any_network(tmp_path):
+    result = run_cli("get", "dicom://NOBODY@127.0.0.1:1", "-o", tmp_path, "--layout", "{Nope}/{SOPInstanceUID}")
+    assert_one_line_error(result, 3, "not a DICOM keyword")
+
+
+def test_query_with_no_match_retrieves_nothing(orthanc, tmp_path):
+    result = run_cli("get", orthanc.address, "-p", "NOBODY_HERE", "-o", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "No matches" in result.stderr
