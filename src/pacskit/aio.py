@@ -6,13 +6,14 @@ The sync core does the work in a worker thread; this layer only waits on it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from pydicom import Dataset
 
 from pacskit.client import Client
-from pacskit.models import EchoResult, MoveResult, RetrieveResult
+from pacskit.models import EchoResult, MoveResult, RetrieveResult, StoreResult
 from pacskit.nodes import Node
 from pacskit.query import Query
 from pacskit.settings import Settings
@@ -59,6 +60,11 @@ class AsyncClient:
         """See :meth:`Client.get_instances`."""
         return await asyncio.to_thread(self.sync.get_instances, node, study_uid, series_uid,
                                        sop_instance_uids, output, **options)
+
+    async def store(self, paths: Iterable[Path | str], node: Node | str,
+                    **options: Any) -> StoreResult:
+        """See :meth:`Client.store`."""
+        return await asyncio.to_thread(self.sync.store, paths, node, **options)
 
     async def move(self, node: Node | str, query: Query, destination: str) -> MoveResult:
         """See :meth:`Client.move`."""

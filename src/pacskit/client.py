@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from pydicom import Dataset
 
 from pacskit import retrieve as _retrieve
+from pacskit import send as _send
 from pacskit.layout import DEFAULT_LAYOUT, Layout
-from pacskit.models import EchoResult, MoveResult, RetrieveResult
+from pacskit.models import EchoResult, MoveResult, RetrieveResult, StoreResult
 from pacskit.net import c_echo
 from pacskit.finder import run_query
 from pacskit.net.find import find_session
@@ -17,6 +18,7 @@ from pacskit.nodes import Node
 from pacskit.privacy import PrivacyPolicy
 from pacskit.query import Level, Query
 from pacskit.retrieve import ProgressCallback
+from pacskit.send import StoreProgressCallback
 from pacskit.settings import Settings
 from pacskit.storage import FolderSink
 
@@ -137,6 +139,35 @@ class Client:
         query = Query.build(Level.IMAGE, study_uid=study_uid, series_uid=series_uid,
                             sop_instance_uid="\\".join(sop_instance_uids))
         return self.get(node, query, output, **options)  # type: ignore[arg-type]
+
+    def store(
+        self,
+        paths: Iterable[Path | str],
+        node: Node | str,
+        *,
+        patient_id: str | None = None,
+        study_uid: str | None = None,
+        series_uid: str | None = None,
+        parallel: int = 1,
+        progress: StoreProgressCallback | None = None,
+    ) -> StoreResult:
+        """C-STORE the DICOM files under ``paths`` (folders recursively) to ``node``.
+
+        Files are sent as they are on disk, unless the peer refuses their transfer syntax:
+        then they are converted (decompressed) if pydicom can. Non-DICOM files are
+        skipped and counted; ``patient_id``/``study_uid``/``series_uid`` keep only the
+        files of one patient, study or series. ``parallel`` associations share the work.
+
+        Returns the outcome; call ``raise_for_status()`` on it to turn failures into
+        exceptions.
+
+        Raises:
+            InputError: a path does not exist, or no DICOM file is left to send.
+            NetworkError: the peer cannot be reached or rejects the association.
+        """
+        return _send.store(self.settings, self.node(node), paths, patient_id=patient_id,
+                           study_uid=study_uid, series_uid=series_uid, parallel=parallel,
+                           progress=progress)
 
     def move(self, node: Node | str, query: Query, destination: str) -> MoveResult:
         """C-MOVE what ``query`` matches from ``node`` to the AE title ``destination``.

@@ -10,6 +10,7 @@ message and its own exit code (``exit_code``), in one place (``pacskit.cli.main`
     │   ├── UnknownNode             a node name not in the nodes table     (4)
     │   └── InvalidAddress          malformed dicom:// address, AE title, port (5)
     ├── QueryError                  a key unknown or invalid for the level (6)
+    ├── InputError                  input files missing, or none is DICOM  (7)
     ├── NetworkError                the peer could not be reached          (10)
     │   ├── HostNotFound            the host name does not resolve         (11)
     │   ├── ConnectionRefused       nothing listens on host:port           (12)
@@ -65,6 +66,12 @@ class QueryError(PacskitError):
     """A query key unknown, or invalid for the level, or a malformed value."""
 
     exit_code = 6
+
+
+class InputError(PacskitError):
+    """Input paths that do not exist, or hold no DICOM file to work on."""
+
+    exit_code = 7
 
 
 class NetworkError(PacskitError):

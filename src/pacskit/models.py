@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 from pydicom import Dataset
 
-from pacskit.errors import PartialFailure, RetrieveFailed
+from pacskit.errors import DimseFailure, PartialFailure, RetrieveFailed
 from pacskit.nodes import Node
 
 
@@ -132,3 +132,61 @@ class MoveResult(BaseModel):
         if self.failed:
             raise PartialFailure(f"{self.failed} of {self.completed + self.warning + self.failed} instances failed to move to {self.destination}")
         return self
+
+
+class StoreProgress(BaseModel):
+    """Where a store stands, handed to progress callbacks."""
+
+    done: int = 0
+    failed: int = 0
+    total: int = 0
+    bytes: int = 0
+
+
+class FileFailure(BaseModel):
+    """One file that was not stored, and why."""
+
+    path: Path
+    reason: str
+    status: int | None = None
+
+
+class StoreResult(BaseModel):
+    """The outcome of sending files with C-STORE.
+
+    Attributes:
+        sent: files the peer stored (success or warning status).
+        warning: of those, files stored with a warning status.
+        converted: of those, files decoded and converted to a syntax the peer accepts.
+        failed: files not stored, with the reason in ``failures``.
+        not_dicom: files skipped because they are not DICOM Part 10 files.
+        filtered_out: DICOM files skipped by the patient/study/series filter.
+        bytes: size of the files stored.
+        seconds: wall time.
+    """
+
+    sent: int = 0
+    warning: int = 0
+    converted: int = 0
+    failed: int = 0
+    not_dicom: int = 0
+    filtered_out: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    failures: list[FileFailure] = []
+
+    def raise_for_status(self) -> StoreResult:
+        """Raise if some files were not stored; return ``self`` otherwise.
+
+        Raises:
+            PartialFailure: some files failed, others were stored.
+            DimseFailure: every file failed (with the first failure's status and reason).
+        """
+        if not self.failed:
+            return self
+        first = self.failures[0]
+        if self.sent == 0:
+            raise DimseFailure(f"no file was stored: {first.path.name}: {first.reason}",
+                               status=first.status or 0)
+        raise PartialFailure(f"{self.failed} of {self.sent + self.failed} files were not stored "
+                             f"(first: {first.path.name}: {first.reason})")

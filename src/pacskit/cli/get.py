@@ -7,18 +7,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import time
-
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pacskit.cli.common import OutputFormat, err, out, print_json, state
+from pacskit.cli.progress import ProgressBar
 from pacskit.cli.query_options import (
     AccessionOption, DateOption, DescriptionOption, KeysOption, LevelOption, LimitOption,
     ModalityOption, ModelOption, PatientIdOption, SeriesUidOption, SopUidOption,
     StudyUidOption, build_query,
 )
 from pacskit.layout import DEFAULT_LAYOUT
-from pacskit.models import RetrieveProgress, RetrieveResult
+from pacskit.models import RetrieveResult
 
 MAX_LISTED_FAILURES = 20
 
@@ -54,9 +52,10 @@ def get(
     query = build_query(level, model, patient_id, study_uid, series_uid, sop_uid, accession,
                         date, modality, description, key, limit)
     client = state(ctx).client()
-    with _progress_bar() as bar:
+    with ProgressBar("retrieving") as bar:
         result = client.get(node, query, output_dir, layout=layout, overwrite=overwrite,
-                            method=method.value, progress=bar)
+                            method=method.value,
+                            progress=lambda p: bar.update(p.received, p.total, p.bytes))
     if output is OutputFormat.json:
         print_json(summary(result))
     else:
@@ -88,34 +87,3 @@ def print_summary(result: RetrieveResult) -> None:
         err.print(f"  not stored: {failure.sop_instance_uid}: {failure.reason}", markup=False)
     for uid in result.failed_instances[:MAX_LISTED_FAILURES]:
         err.print(f"  failed at the peer: {uid}", markup=False)
-
-
-class _progress_bar:
-    """A Rich progress bar on stderr when it is a terminal; a no-op callback otherwise."""
-
-    def __init__(self) -> None:
-        self.progress: Progress | None = None
-        self.task = None
-        self.started = 0.0
-
-    def __enter__(self) -> _progress_bar:
-        if err.is_terminal:
-            self.progress = Progress(
-                TextColumn("retrieving"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[mb]:.1f} MB  {task.fields[rate]:.0f} inst/s"),
-                TimeElapsedColumn(), console=err, transient=True,
-            )
-            self.progress.start()
-            self.task = self.progress.add_task("retrieve", total=None, mb=0.0, rate=0.0)
-            self.started = time.monotonic()
-        return self
-
-    def __call__(self, state: RetrieveProgress) -> None:
-        if self.progress is not None and self.task is not None:
-            elapsed = max(time.monotonic() - self.started, 1e-6)
-            self.progress.update(self.task, completed=state.received, total=state.total,
-                                 mb=state.bytes / 1e6, rate=state.received / elapsed)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.progress is not None:
-            self.progress.stop()

@@ -16,6 +16,7 @@ from pacskit.cli.find import find
 from pacskit.cli.get import get
 from pacskit.cli.move import move
 from pacskit.cli.nodes import nodes
+from pacskit.cli.store import store
 from pacskit.errors import PacskitError
 
 EXIT_INTERRUPTED = 130
@@ -73,6 +74,7 @@ app.command()(echo)
 app.command()(find)
 app.command()(get)
 app.command()(move)
+app.command()(store)
 app.command()(nodes)
 
 

@@ -18,6 +18,7 @@ from pacskit.settings import Settings
 _config.LOG_REQUEST_IDENTIFIERS = False
 _config.LOG_RESPONSE_IDENTIFIERS = False
 _config.LOG_HANDLER_LEVEL = "none"
+_config.STORE_SEND_CHUNKED_DATASET = True
 logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
 
 
