@@ -9,10 +9,10 @@ from pydicom import Dataset
 
 from pacskit import retrieve as _retrieve
 from pacskit import send as _send
+from pacskit.finder import run_query
 from pacskit.layout import DEFAULT_LAYOUT, Layout
 from pacskit.models import EchoResult, MoveResult, RetrieveResult, StoreResult
 from pacskit.net import c_echo
-from pacskit.finder import run_query
 from pacskit.net.find import find_session
 from pacskit.nodes import Node
 from pacskit.privacy import PrivacyPolicy

@@ -23,8 +23,8 @@ from pacskit.errors import (
     PacskitError,
     ServiceNotSupported,
 )
-from pacskit.models import InstanceFailure, MoveResult, RetrieveProgress, RetrieveResult
 from pacskit.finder import run_query
+from pacskit.models import InstanceFailure, MoveResult, RetrieveProgress, RetrieveResult
 from pacskit.net.find import find_session
 from pacskit.net.retrieve import (
     STATUS_CANNOT_UNDERSTAND,

@@ -18,8 +18,8 @@ Environment variables use ``__`` for nesting: ``PACSKIT_NODES__PACS__PORT=1104``
 from __future__ import annotations
 
 import os
-from contextvars import ContextVar
 import tomllib
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,7 +30,7 @@ from pacskit.errors import ConfigError, InvalidAddress, UnknownNode
 from pacskit.nodes import Node, is_inline_address, validate_ae_title
 
 CONFIG_FILE_NAME = "pacskit.toml"
-_file_values: ContextVar[dict[str, Any]] = ContextVar("pacskit_file_values", default={})
+_file_values: ContextVar[dict[str, Any] | None] = ContextVar("pacskit_file_values", default=None)
 
 
 class NodeConfig(BaseModel):
@@ -176,10 +176,10 @@ class _TomlSource(PydanticBaseSettingsSource):
     """The values read from the config file by :meth:`Settings.load` (lowest priority)."""
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return _file_values.get().get(field_name), field_name, False
+        return (_file_values.get() or {}).get(field_name), field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        return dict(_file_values.get())
+        return dict(_file_values.get() or {})
 
 
 def _describe(exc: ValidationError, path: Path | None) -> str:

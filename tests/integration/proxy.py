@@ -1,4 +1,5 @@
-"""A loopback TCP proxy that records every byte a client sends to a peer."""
+"""A loopback TCP proxy that records every byte a client sends to a peer, and can cut
+the connection part-way, as a peer that goes away mid-transfer."""
 
 from __future__ import annotations
 
@@ -7,10 +8,15 @@ import threading
 
 
 class RecordingProxy:
-    """Forwards connections on ``port`` to ``target``; ``sent`` holds client → peer bytes."""
+    """Forwards connections on ``port`` to ``target``; ``sent`` holds client → peer bytes.
 
-    def __init__(self, target_host: str, target_port: int) -> None:
+    With ``cut_after``, both sides are disconnected once the client has sent that many
+    bytes (over all connections).
+    """
+
+    def __init__(self, target_host: str, target_port: int, cut_after: int | None = None) -> None:
         self.target = (target_host, target_port)
+        self.cut_after = cut_after
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
         self.sent = bytearray()
@@ -37,6 +43,9 @@ class RecordingProxy:
                 if record:
                     with self._lock:
                         self.sent += chunk
+                        cut = self.cut_after is not None and len(self.sent) >= self.cut_after
+                    if cut:
+                        return
                 dst.sendall(chunk)
         except OSError:
             pass

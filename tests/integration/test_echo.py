@@ -9,13 +9,13 @@ import threading
 
 import pytest
 from clirunner import assert_one_line_error, run_cli
+from pynetdicom import build_context
+from pynetdicom.sop_class import Verification
 
 from pacskit import AsyncClient, Client, Node, Settings
 from pacskit.errors import AssociationRejected, ConnectionRefused, HostNotFound, NetworkTimeout
 from pacskit.net import associate
 from pacskit.net.scp import storage_scp
-from pynetdicom import build_context
-from pynetdicom.sop_class import Verification
 
 
 def address(peer) -> str:
@@ -150,13 +150,13 @@ def test_library_maps_network_failures():
 def test_tcp_nodelay_is_set_on_both_ends_of_our_associations(tmp_path):
     settings = Settings(port=_free_port(), bind_address="127.0.0.1", ae_title="NODELAY")
     node = Node(ae_title="NODELAY", host="127.0.0.1", port=settings.port)
-    with storage_scp(settings, lambda data: None) as server:
-        with associate(settings, node, [build_context(Verification)]) as assoc:
-            ours = assoc.dul.socket.socket
-            assert ours.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
-            theirs = server.active_associations[0].dul.socket.socket
-            assert theirs.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
-            assert assoc.send_c_echo().Status == 0
+    with (storage_scp(settings, lambda data: None) as server,
+          associate(settings, node, [build_context(Verification)]) as assoc):
+        ours = assoc.dul.socket.socket
+        assert ours.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        theirs = server.active_associations[0].dul.socket.socket
+        assert theirs.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        assert assoc.send_c_echo().Status == 0
 
 
 def _free_port() -> int:

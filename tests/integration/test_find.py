@@ -9,9 +9,9 @@ import json
 import logging
 
 import pytest
-from pydicom.datadict import tag_for_keyword
 from clirunner import assert_one_line_error, run_cli
 from proxy import RecordingProxy
+from pydicom.datadict import tag_for_keyword
 
 from pacskit import Client, Node, Settings
 from pacskit.query import Query

@@ -15,7 +15,6 @@ from pydicom import dcmread
 from pacskit import AsyncClient, Client, Node, Settings
 from pacskit.errors import MoveDestinationUnknown, ServiceNotSupported
 from pacskit.privacy import PATIENT_NAME_KEYWORDS
-from pacskit.query import Query
 from pacskit.testing.peers import DcmQrSCP, free_port
 
 OUR_AET = "PACSKIT"

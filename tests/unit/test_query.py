@@ -1,4 +1,5 @@
 import pytest
+from pydantic import ValidationError
 from pydicom import Dataset
 from pydicom.tag import Tag
 
@@ -112,7 +113,7 @@ def test_hierarchy_keys():
 
 def test_query_is_immutable_data():
     query = Query.build("study", patient_id="P1")
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         query.limit = 5  # type: ignore[misc]
     assert Query.model_validate(query.model_dump()) == query
     assert isinstance(Tag("PatientID"), int)

@@ -12,9 +12,19 @@ from rich.table import Table
 
 from pacskit.cli.common import OutputFormat, err, out, print_json, state
 from pacskit.cli.query_options import (
-    AccessionOption, DateOption, DescriptionOption, KeysOption, LevelOption, LimitOption,
-    ModalityOption, ModelOption, PatientIdOption, SeriesUidOption, SopUidOption,
-    StudyUidOption, build_query,
+    AccessionOption,
+    DateOption,
+    DescriptionOption,
+    KeysOption,
+    LevelOption,
+    LimitOption,
+    ModalityOption,
+    ModelOption,
+    PatientIdOption,
+    SeriesUidOption,
+    SopUidOption,
+    StudyUidOption,
+    build_query,
 )
 from pacskit.query import Level, Query
 

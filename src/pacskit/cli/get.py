@@ -11,9 +11,19 @@ import typer
 from pacskit.cli.common import OutputFormat, err, out, print_json, state
 from pacskit.cli.progress import ProgressBar
 from pacskit.cli.query_options import (
-    AccessionOption, DateOption, DescriptionOption, KeysOption, LevelOption, LimitOption,
-    ModalityOption, ModelOption, PatientIdOption, SeriesUidOption, SopUidOption,
-    StudyUidOption, build_query,
+    AccessionOption,
+    DateOption,
+    DescriptionOption,
+    KeysOption,
+    LevelOption,
+    LimitOption,
+    ModalityOption,
+    ModelOption,
+    PatientIdOption,
+    SeriesUidOption,
+    SopUidOption,
+    StudyUidOption,
+    build_query,
 )
 from pacskit.layout import DEFAULT_LAYOUT
 from pacskit.models import RetrieveResult

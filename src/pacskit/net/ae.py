@@ -1,5 +1,9 @@
 """The pynetdicom application entity, configured once from settings.
 
+This module also sets pynetdicom's global configuration, once: identifiers are never
+logged, files are sent without being decoded, and every association uses the
+event-driven upper layer of :mod:`pacskit.net.dul`.
+
 pynetdicom never sets ``TCP_NODELAY``; without it every small PDU waits ~40 ms for a
 delayed ACK. Requestor sockets get it in :class:`NoDelaySocket`, acceptor sockets in the
 ``EVT_CONN_OPEN`` handler every server is started with (:data:`NODELAY_HANDLER`).
@@ -10,9 +14,11 @@ from __future__ import annotations
 import logging
 import socket
 
+import pynetdicom.association
 from pynetdicom import AE, _config, evt
 from pynetdicom.transport import AddressInformation, AssociationSocket
 
+from pacskit.net.dul import EventDrivenDUL
 from pacskit.settings import Settings
 
 _config.LOG_REQUEST_IDENTIFIERS = False
@@ -20,6 +26,7 @@ _config.LOG_RESPONSE_IDENTIFIERS = False
 _config.LOG_HANDLER_LEVEL = "none"
 _config.STORE_SEND_CHUNKED_DATASET = True
 logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
+pynetdicom.association.DULServiceProvider = EventDrivenDUL  # type: ignore[misc]
 
 
 class NoDelaySocket(AssociationSocket):

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from pynetdicom.association import Association
+from pynetdicom.pdu_primitives import A_ASSOCIATE
 from pynetdicom.presentation import PresentationContext
 
 from pacskit.errors import (
@@ -92,12 +93,21 @@ def associate(
             assoc.release()
 
 
+def _unread_rejection(assoc: Association) -> A_ASSOCIATE | None:
+    """An A-ASSOCIATE-RJ that arrived, and the connection closed, before pynetdicom's
+    ACSE looked: it then aborts without reading the rejection."""
+    for primitive in list(assoc.dul.to_user_queue.queue):
+        if isinstance(primitive, A_ASSOCIATE) and primitive.result in (0x01, 0x02):
+            return primitive
+    return None
+
+
 def _association_failure(
     assoc: Association, node: Node, settings: Settings, elapsed: float
 ) -> NetworkError:
     where = node.description
-    if assoc.is_rejected:
-        primitive = assoc.acceptor.primitive
+    primitive = assoc.acceptor.primitive if assoc.is_rejected else _unread_rejection(assoc)
+    if primitive is not None:
         result = int(getattr(primitive, "result", 0) or 0)
         source = int(getattr(primitive, "result_source", 0) or 0)
         reason = int(getattr(primitive, "diagnostic", 0) or 0)

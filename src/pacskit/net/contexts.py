@@ -1,17 +1,25 @@
 """Presentation contexts for the storage SOP classes (PS3.4 Annex B).
 
-An association holds at most 128 presentation contexts (PS3.8 9.3.2.2). For C-GET the
-requestor must propose every storage SOP class the retrieve may bring back, and a peer
-sends an instance without transcoding only if a context with the instance's transfer
-syntax was accepted. So the most common image classes get three contexts each
-(uncompressed, lossless compressed, lossy compressed) and every other class one.
+An association holds at most 128 presentation contexts (PS3.8 9.3.2.2), and the acceptor
+picks one transfer syntax per context. For C-GET the requestor must propose every
+storage SOP class the retrieve may bring back, and a peer sends an instance without
+transcoding only if a context with the instance's own transfer syntax was accepted. So
+the budget is spent in tiers:
+
+- the most common image classes get a context for uncompressed data and one for each of
+  the six compressed syntaxes archives most often hold (rarer ones are transcoded by the
+  peer, if it can);
+- the other common image classes get three (uncompressed, lossless, lossy);
+- the non-image classes people retrieve (RT, SR, presentation states, key objects,
+  encapsulated documents, waveforms, segmentations) and then every other storage class
+  get one with every syntax, as far as the budget goes.
 """
 
 from __future__ import annotations
 
 from pydicom.uid import (
     JPEG2000,
-    RLELossless,
+    UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
@@ -19,35 +27,67 @@ from pydicom.uid import (
     JPEG2000Lossless,
     JPEGBaseline8Bit,
     JPEGExtended12Bit,
-    JPEGLosslessSV1,
     JPEGLossless,
+    JPEGLosslessSV1,
     JPEGLSLossless,
     JPEGLSNearLossless,
-    UID,
+    RLELossless,
 )
 from pynetdicom import AllStoragePresentationContexts, StoragePresentationContexts, build_context
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import (
+    BasicTextSRStorage,
     BreastTomosynthesisImageStorage,
+    ColorSoftcopyPresentationStateStorage,
+    Comprehensive3DSRStorage,
+    ComprehensiveSRStorage,
     ComputedRadiographyImageStorage,
     CTImageStorage,
     DigitalMammographyXRayImageStorageForPresentation,
     DigitalMammographyXRayImageStorageForProcessing,
     DigitalXRayImageStorageForPresentation,
     DigitalXRayImageStorageForProcessing,
+    EncapsulatedCDAStorage,
+    EncapsulatedPDFStorage,
     EnhancedCTImageStorage,
     EnhancedMRImageStorage,
+    EnhancedPETImageStorage,
+    EnhancedSRStorage,
+    EnhancedXAImageStorage,
+    GeneralECGWaveformStorage,
+    GrayscaleSoftcopyPresentationStateStorage,
+    KeyObjectSelectionDocumentStorage,
+    LegacyConvertedEnhancedCTImageStorage,
+    LegacyConvertedEnhancedMRImageStorage,
+    MammographyCADSRStorage,
     MRImageStorage,
     MultiFrameGrayscaleByteSecondaryCaptureImageStorage,
     MultiFrameGrayscaleWordSecondaryCaptureImageStorage,
+    MultiFrameSingleBitSecondaryCaptureImageStorage,
     MultiFrameTrueColorSecondaryCaptureImageStorage,
     NuclearMedicineImageStorage,
+    OphthalmicPhotography8BitImageStorage,
+    ParametricMapStorage,
     PositronEmissionTomographyImageStorage,
+    RawDataStorage,
+    RTBeamsTreatmentRecordStorage,
+    RTDoseStorage,
+    RTImageStorage,
+    RTIonPlanStorage,
+    RTPlanStorage,
+    RTStructureSetStorage,
     SecondaryCaptureImageStorage,
+    SegmentationStorage,
+    SpatialRegistrationStorage,
+    TwelveLeadECGWaveformStorage,
     UltrasoundImageStorage,
     UltrasoundMultiFrameImageStorage,
+    VLEndoscopicImageStorage,
+    VLMicroscopicImageStorage,
     VLPhotographicImageStorage,
+    XRay3DAngiographicImageStorage,
     XRayAngiographicImageStorage,
+    XRayRadiationDoseSRStorage,
     XRayRadiofluoroscopicImageStorage,
 )
 
@@ -57,44 +97,66 @@ LOSSLESS = [JPEG2000Lossless, JPEGLSLossless, JPEGLosslessSV1, JPEGLossless, RLE
 LOSSY = [JPEGBaseline8Bit, JPEGExtended12Bit, JPEG2000, JPEGLSNearLossless]
 EVERY_SYNTAX = UNCOMPRESSED + LOSSLESS + LOSSY
 
-COMMON_IMAGE_CLASSES = [
-    CTImageStorage, MRImageStorage, ComputedRadiographyImageStorage,
-    DigitalXRayImageStorageForPresentation, DigitalXRayImageStorageForProcessing,
+MOST_COMMON_IMAGE_CLASSES = [
+    CTImageStorage, MRImageStorage, SecondaryCaptureImageStorage, UltrasoundImageStorage,
+    ComputedRadiographyImageStorage, DigitalXRayImageStorageForPresentation,
     DigitalMammographyXRayImageStorageForPresentation,
-    DigitalMammographyXRayImageStorageForProcessing, UltrasoundImageStorage,
-    UltrasoundMultiFrameImageStorage, SecondaryCaptureImageStorage, XRayAngiographicImageStorage,
+]
+MOST_COMMON_SYNTAXES = [
+    [ExplicitVRLittleEndian, ImplicitVRLittleEndian],
+    [JPEGLSLossless],
+    [JPEG2000Lossless],
+    [JPEGLosslessSV1],
+    [RLELossless],
+    [JPEGBaseline8Bit],
+    [JPEG2000],
+]
+COMMON_IMAGE_CLASSES = [
+    *MOST_COMMON_IMAGE_CLASSES,
+    DigitalXRayImageStorageForProcessing, DigitalMammographyXRayImageStorageForProcessing,
+    UltrasoundMultiFrameImageStorage, XRayAngiographicImageStorage,
     XRayRadiofluoroscopicImageStorage, NuclearMedicineImageStorage,
     PositronEmissionTomographyImageStorage, EnhancedCTImageStorage, EnhancedMRImageStorage,
     BreastTomosynthesisImageStorage, MultiFrameGrayscaleByteSecondaryCaptureImageStorage,
     MultiFrameGrayscaleWordSecondaryCaptureImageStorage,
     MultiFrameTrueColorSecondaryCaptureImageStorage, VLPhotographicImageStorage,
 ]
+COMMON_OTHER_CLASSES = [
+    RTImageStorage, RTDoseStorage, RTStructureSetStorage, RTPlanStorage, RTIonPlanStorage,
+    RTBeamsTreatmentRecordStorage, BasicTextSRStorage, EnhancedSRStorage, ComprehensiveSRStorage,
+    Comprehensive3DSRStorage, KeyObjectSelectionDocumentStorage, XRayRadiationDoseSRStorage,
+    MammographyCADSRStorage, GrayscaleSoftcopyPresentationStateStorage,
+    ColorSoftcopyPresentationStateStorage, EncapsulatedPDFStorage, EncapsulatedCDAStorage,
+    TwelveLeadECGWaveformStorage, GeneralECGWaveformStorage, SegmentationStorage,
+    SpatialRegistrationStorage, RawDataStorage, ParametricMapStorage,
+    LegacyConvertedEnhancedCTImageStorage, LegacyConvertedEnhancedMRImageStorage,
+    EnhancedPETImageStorage, EnhancedXAImageStorage, XRay3DAngiographicImageStorage,
+    MultiFrameSingleBitSecondaryCaptureImageStorage, VLEndoscopicImageStorage,
+    VLMicroscopicImageStorage, OphthalmicPhotography8BitImageStorage,
+]
 MAX_CONTEXTS = 128
 
 
 def storage_sop_classes() -> list[UID]:
-    """Every storage SOP class pynetdicom knows, the common image classes first."""
-    ordered = [UID(c) for c in COMMON_IMAGE_CLASSES]
+    """Every storage SOP class pynetdicom knows, the common classes first."""
+    ordered = [UID(c) for c in (*COMMON_IMAGE_CLASSES, *COMMON_OTHER_CLASSES)]
     ordered += [cx.abstract_syntax for cx in StoragePresentationContexts]
     ordered += [cx.abstract_syntax for cx in AllStoragePresentationContexts]
     return list(dict.fromkeys(UID(u) for u in ordered))
 
 
 def retrieve_storage_contexts(reserved: int = 1) -> list[PresentationContext]:
-    """Storage contexts for C-GET: as many classes as fit beside ``reserved`` others."""
-    budget = MAX_CONTEXTS - reserved
-    common = [UID(c) for c in COMMON_IMAGE_CLASSES]
+    """Storage contexts for C-GET, in the tiers of the module docstring, as many as fit
+    beside ``reserved`` others."""
     contexts: list[PresentationContext] = []
-    for uid in common:
-        contexts.append(build_context(uid, UNCOMPRESSED))
-        contexts.append(build_context(uid, LOSSLESS))
-        contexts.append(build_context(uid, LOSSY))
-    for uid in storage_sop_classes():
-        if len(contexts) >= budget:
-            break
-        if uid not in common:
-            contexts.append(build_context(uid, EVERY_SYNTAX))
-    return contexts[:budget]
+    for uid in MOST_COMMON_IMAGE_CLASSES:
+        contexts += [build_context(uid, syntaxes) for syntaxes in MOST_COMMON_SYNTAXES]
+    for uid in COMMON_IMAGE_CLASSES[len(MOST_COMMON_IMAGE_CLASSES):]:
+        contexts += [build_context(uid, syntaxes) for syntaxes in (UNCOMPRESSED, LOSSLESS, LOSSY)]
+    covered = {UID(c) for c in COMMON_IMAGE_CLASSES}
+    contexts += [build_context(uid, EVERY_SYNTAX) for uid in storage_sop_classes()
+                 if uid not in covered]
+    return contexts[:MAX_CONTEXTS - reserved]
 
 
 def scp_storage_contexts() -> list[PresentationContext]:

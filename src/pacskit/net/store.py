@@ -2,31 +2,31 @@
 
 Files are sent as they are on disk — the dataset bytes streamed from the file, never
 decoded — over a presentation context with the file's own transfer syntax. When the peer
-does not accept that syntax, an uncompressed context is proposed as well, and the file is
-decoded and converted (decompressed if pydicom can) before it is sent.
+does not accept that syntax, the file is decoded, decompressed if pydicom can, and sent
+in Implicit VR Little Endian, which every SCP supports.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import islice
 
 from pydicom import dcmread
-from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import UID, ImplicitVRLittleEndian
 from pynetdicom import build_context
 from pynetdicom.association import Association
+from pynetdicom.dsutils import encode
 from pynetdicom.presentation import PresentationContext
 
-from pacskit.errors import DimseFailure, NetworkError, ServiceNotSupported
+from pacskit.errors import NetworkError, ServiceNotSupported
 from pacskit.net.association import associate
 from pacskit.net.contexts import MAX_CONTEXTS
-from pacskit.net.status import Outcome, check_response, outcome_of
+from pacskit.net.status import Outcome, describe, outcome_of
+from pacskit.net.wire import DirectChannel
 from pacskit.nodes import Node
 from pacskit.scan import DicomFile
 from pacskit.settings import Settings
-
-UNCOMPRESSED = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
 
 
 @dataclass(frozen=True)
@@ -47,40 +47,45 @@ OutcomeHandler = Callable[[SendOutcome], None]
 
 
 def contexts_for(files: Sequence[DicomFile]) -> list[PresentationContext]:
-    """One context per (SOP class, transfer syntax) the files use, and an uncompressed
-    one per SOP class for files whose syntax the peer may refuse."""
-    contexts: dict[tuple[str, tuple[str, ...]], PresentationContext] = {}
-    for item in files:
-        syntax = UID(item.transfer_syntax)
-        if syntax in UNCOMPRESSED:
-            key = (item.sop_class_uid, UNCOMPRESSED)
-            contexts.setdefault(key, build_context(item.sop_class_uid, list(UNCOMPRESSED)))
-            continue
-        contexts.setdefault((item.sop_class_uid, (syntax,)), build_context(item.sop_class_uid, syntax))
-        contexts.setdefault((item.sop_class_uid, UNCOMPRESSED),
-                            build_context(item.sop_class_uid, list(UNCOMPRESSED)))
-    return list(contexts.values())
+    """One context per (SOP class, transfer syntax) the files use, each with that one
+    syntax, and one Implicit VR Little Endian context per SOP class (the syntax every
+    SCP supports, PS3.5 10.1) for files whose own syntax the peer refuses."""
+    return [build_context(sop_class, syntax)
+            for sop_class, syntaxes in _syntaxes_by_class(files).items() for syntax in syntaxes]
 
 
 def batches(files: Sequence[DicomFile]) -> Iterator[list[DicomFile]]:
-    """The files in groups whose contexts fit in one association (128 at most)."""
-    by_class: dict[str, list[DicomFile]] = {}
-    for item in files:
-        by_class.setdefault(item.sop_class_uid, []).append(item)
+    """The files in groups whose contexts (see :func:`contexts_for`) fit in one
+    association (128 at most, PS3.8 9.3.2.2)."""
     batch: list[DicomFile] = []
-    for group in by_class.values():
-        if batch and len(contexts_for(batch + group)) > MAX_CONTEXTS:
-            yield batch
-            batch = []
-        if len(contexts_for(group)) > MAX_CONTEXTS:
-            syntaxes = sorted({f.transfer_syntax for f in group})
-            for start in range(0, len(syntaxes), MAX_CONTEXTS - 1):
-                chunk = set(islice(syntaxes, start, start + MAX_CONTEXTS - 1))
-                yield [f for f in group if f.transfer_syntax in chunk]
-            continue
-        batch.extend(group)
+    used = 0
+    for sop_class, syntaxes in _syntaxes_by_class(files).items():
+        group = [f for f in files if f.sop_class_uid == sop_class]
+        for part, needed in _split_class(group, syntaxes):
+            if batch and used + needed > MAX_CONTEXTS:
+                yield batch
+                batch, used = [], 0
+            batch.extend(part)
+            used += needed
     if batch:
         yield batch
+
+
+def _split_class(group: list[DicomFile], syntaxes: list[str]) -> Iterator[tuple[list[DicomFile], int]]:
+    """One SOP class's files in parts that need at most 128 contexts each, with the
+    number each part needs: its own syntaxes and Implicit VR Little Endian."""
+    own = [s for s in syntaxes if s != ImplicitVRLittleEndian]
+    step = MAX_CONTEXTS - 1
+    for start in range(0, max(len(own), 1), step):
+        chunk = set(own[start:start + step]) | ({ImplicitVRLittleEndian} if start == 0 else set())
+        yield [f for f in group if f.transfer_syntax in chunk], len(chunk - {ImplicitVRLittleEndian}) + 1
+
+
+def _syntaxes_by_class(files: Sequence[DicomFile]) -> dict[str, list[str]]:
+    by_class: dict[str, dict[str, None]] = {}
+    for item in files:
+        by_class.setdefault(item.sop_class_uid, {ImplicitVRLittleEndian: None})[item.transfer_syntax] = None
+    return {sop_class: list(syntaxes) for sop_class, syntaxes in by_class.items()}
 
 
 def send_files(settings: Settings, node: Node, files: Sequence[DicomFile],
@@ -93,6 +98,7 @@ def send_files(settings: Settings, node: Node, files: Sequence[DicomFile],
     Raises:
         NetworkError: an association could not be opened, or was lost (the files not yet
             sent are reported with no status first).
+        ServiceNotSupported: the peer accepted none of the SOP classes.
     """
     for batch in batches(files):
         sent = 0
@@ -102,47 +108,107 @@ def send_files(settings: Settings, node: Node, files: Sequence[DicomFile],
                     raise ServiceNotSupported(
                         f"{node.label} accepted none of the storage SOP classes offered"
                     )
-                accepted = {(cx.abstract_syntax, cx.transfer_syntax[0])
-                            for cx in assoc.accepted_contexts}
-                for item in batch:
-                    on_outcome(_send_one(assoc, accepted, node, item))
-                    sent += 1
+                with _Sender(assoc, node, settings.dimse_timeout) as sender:
+                    for item in batch:
+                        on_outcome(sender.send(item))
+                        sent += 1
         except (NetworkError, ServiceNotSupported) as exc:
             for item in batch[sent:]:
                 on_outcome(SendOutcome(item, None, str(exc)))
             raise
 
 
-def _send_one(assoc: Association, accepted: set[tuple[str, str]], node: Node,
-              item: DicomFile) -> SendOutcome:
-    if (item.sop_class_uid, item.transfer_syntax) in accepted:
-        payload: object = item.path
-        converted = False
-    else:
-        targets = [ts for ts in UNCOMPRESSED if (item.sop_class_uid, ts) in accepted]
-        if not targets:
-            return SendOutcome(item, None, f"{node.label} does not accept SOP class "
-                                           f"{UID(item.sop_class_uid).name}")
-        try:
-            payload = _converted(item)
-        except Exception as exc:  # noqa: BLE001 - any codec failure means "cannot convert"
-            return SendOutcome(item, None, f"{node.label} does not accept "
-                                           f"{UID(item.transfer_syntax).name} and pacskit "
-                                           f"cannot decompress it ({exc})")
-        converted = True
-    try:
-        response = assoc.send_c_store(payload)  # type: ignore[arg-type]
-    except (ValueError, AttributeError) as exc:
-        return SendOutcome(item, None, f"cannot encode: {exc}")
-    try:
-        status = check_response(assoc, response, "C-STORE", node)
-    except DimseFailure as exc:
-        return SendOutcome(item, exc.status, exc.message, converted)
-    return SendOutcome(item, status, "", converted)
+class _Sender:
+    """Sends C-STORE requests over a :class:`DirectChannel`."""
+
+    def __init__(self, assoc: Association, node: Node, timeout: float) -> None:
+        self.node = node
+        self.channel = DirectChannel(assoc, node, timeout)
+        self.contexts = {(cx.abstract_syntax, cx.transfer_syntax[0]): cx
+                         for cx in assoc.accepted_contexts}
+        self.message_id = 0
+
+    def __enter__(self) -> _Sender:
+        self.channel.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.channel.__exit__(*exc)
+
+    def send(self, item: DicomFile) -> SendOutcome:
+        context = self.contexts.get((item.sop_class_uid, item.transfer_syntax))
+        converted = context is None
+        if item.size <= item.dataset_offset:
+            return SendOutcome(item, None, "the file has no dataset after its file meta information")
+        self.message_id = self.message_id % 0xFFFF + 1
+        command = c_store_rq(self.message_id, item.sop_class_uid, item.sop_instance_uid)
+        if context is not None:
+            try:
+                fh = item.path.open("rb")
+            except OSError as exc:
+                return SendOutcome(item, None, f"cannot read the file: {exc.strerror or exc}")
+            with fh:
+                fh.seek(item.dataset_offset)
+                if (item.size - item.dataset_offset) % 2:
+                    # PS3.5 A.5: an odd deflated stream is padded with one 00H byte.
+                    self.channel.send(context.context_id, command, fh.read() + b"\0")
+                else:
+                    self.channel.send(context.context_id, command, fh)
+        else:
+            context = self.contexts.get((item.sop_class_uid, ImplicitVRLittleEndian))
+            if context is None:
+                return SendOutcome(item, None, f"{self.node.label} does not accept SOP class "
+                                               f"{UID(item.sop_class_uid).name}")
+            try:
+                data = _converted(item, context.transfer_syntax[0])
+            except Exception as exc:  # noqa: BLE001 - any codec failure: cannot convert
+                return SendOutcome(item, None, f"{self.node.label} does not accept "
+                                               f"{UID(item.transfer_syntax).name} and pacskit "
+                                               f"cannot decompress it ({exc})")
+            self.channel.send(context.context_id, command, data)
+        response = self.channel.receive()
+        status = response.us(STATUS)
+        if status is None:
+            return SendOutcome(item, None, "the peer's C-STORE response has no status", converted)
+        if outcome_of(status) is Outcome.FAILURE:
+            comment = response.text(ERROR_COMMENT)
+            reason = f"C-STORE failed at {self.node.label}: {describe(status)}"
+            return SendOutcome(item, status, reason + (f": {comment}" if comment else ""), converted)
+        return SendOutcome(item, status, "", converted)
 
 
-def _converted(item: DicomFile) -> object:
+STATUS = 0x0900
+ERROR_COMMENT = 0x0902
+
+
+def c_store_rq(message_id: int, sop_class_uid: str, sop_instance_uid: str,
+               priority: int = 2) -> bytes:
+    """The command set of a C-STORE-RQ (PS3.7 9.3.1.1), Implicit VR Little Endian."""
+    elements = b"".join((
+        _element(0x0000, 0x0002, _uid(sop_class_uid)),
+        _element(0x0000, 0x0100, struct.pack("<H", 0x0001)),
+        _element(0x0000, 0x0110, struct.pack("<H", message_id)),
+        _element(0x0000, 0x0700, struct.pack("<H", priority)),
+        _element(0x0000, 0x0800, struct.pack("<H", 0x0000)),
+        _element(0x0000, 0x1000, _uid(sop_instance_uid)),
+    ))
+    return _element(0x0000, 0x0000, struct.pack("<I", len(elements))) + elements
+
+
+def _element(group: int, element: int, value: bytes) -> bytes:
+    return struct.pack("<HHI", group, element, len(value)) + value
+
+
+def _uid(uid: str) -> bytes:
+    raw = uid.encode("ascii")
+    return raw + b"\0" if len(raw) % 2 else raw
+
+
+def _converted(item: DicomFile, syntax: UID) -> bytes:
     dataset = dcmread(item.path)
     if dataset.file_meta.TransferSyntaxUID.is_compressed:
-        dataset.decompress()
-    return dataset
+        dataset.decompress(generate_instance_uid=False)
+    encoded = encode(dataset, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated)
+    if encoded is None:
+        raise ValueError("the dataset cannot be encoded")
+    return encoded

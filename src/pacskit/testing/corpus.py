@@ -19,7 +19,7 @@ from pathlib import Path
 from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
 from pydicom.filewriter import dcmwrite
-from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
 
 MODALITIES = {
     "CT": ("1.2.840.10008.5.1.4.1.1.2", "CHEST", "CT THORAX"),

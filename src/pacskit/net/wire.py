@@ -1,0 +1,272 @@
+"""DIMSE messages straight on the socket, for the hot paths.
+
+pynetdicom runs every association on two reactor threads; each message crosses them
+through queues, which costs about a millisecond per small instance. For a C-STORE SCU the
+conversation is a strict request/response alternation, so once pynetdicom has negotiated
+the association, :class:`DirectChannel` takes it over: both reactor threads are stopped
+and messages are written and read as P-DATA-TF PDUs (PS3.8 9.3.5) by the calling thread.
+The channel ends the association itself, with A-RELEASE (or A-ABORT on error).
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from pynetdicom.association import Association
+
+from pacskit.errors import AssociationAborted, NetworkError, NetworkTimeout
+from pacskit.nodes import Node
+
+P_DATA_TF = 0x04
+A_RELEASE_RQ = 0x05
+A_RELEASE_RP = 0x06
+A_ABORT = 0x07
+PDV_OVERHEAD = 6  # item length (4), presentation context ID (1), message control header (1)
+UNBOUNDED_FRAGMENT = 1 << 20
+MAX_INCOMING_PDU = 64 << 20
+SEND_BATCH = 256 << 10
+LAST_FRAGMENT = 0x02
+COMMAND = 0x01
+
+
+@dataclass
+class Message:
+    """A received DIMSE message: its command elements (raw values) and dataset bytes."""
+
+    context_id: int
+    command: dict[int, bytes]
+    data: bytes | None
+
+    def us(self, element: int) -> int | None:
+        """An US command element (group 0000) as an int."""
+        raw = self.command.get(element)
+        return struct.unpack("<H", raw[:2])[0] if raw and len(raw) >= 2 else None
+
+    def text(self, element: int) -> str:
+        """A text or UI command element, without padding."""
+        return self.command.get(element, b"").rstrip(b"\0 ").decode("ascii", "replace")
+
+
+class DirectChannel:
+    """An established association, taken over from pynetdicom (see the module docstring).
+
+    Raises:
+        NetworkError: on entry, if pynetdicom's reactors do not stop in time.
+    """
+
+    def __init__(self, assoc: Association, node: Node, timeout: float) -> None:
+        self.assoc = assoc
+        self.node = node
+        self.timeout = timeout
+        self.peer_max = int(assoc.acceptor.maximum_length or 0)
+        self.sock: socket.socket | None = None
+        self._buffer = bytearray()
+
+    def __enter__(self) -> DirectChannel:
+        assoc = self.assoc
+        assoc._reactor_checkpoint.clear()
+        deadline = time.monotonic() + self.timeout
+        while not assoc._is_paused and assoc.is_established and time.monotonic() < deadline:
+            time.sleep(0.0001)
+        dul = assoc.dul
+        dul._kill_thread = True
+        wake = getattr(dul, "_wake", None)
+        if wake is not None:
+            wake()
+        dul.join(self.timeout)
+        if dul.is_alive() or dul.socket is None or dul.socket.socket is None:
+            raise NetworkError(f"cannot take over the association with {self.node.label}")
+        self.sock = dul.socket.socket
+        self.sock.settimeout(self.timeout)
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            if exc_type is None:
+                self._release()
+            else:
+                self._abort()
+        finally:
+            self._close()
+
+    def send(self, context_id: int, command: bytes, data: bytes | BinaryIO | None = None) -> None:
+        """Send a command set and its dataset (bytes, or a file positioned at the dataset,
+        read fragment by fragment). The command shares the first PDU with the first
+        dataset fragment when both fit; PDUs are written in batches of about
+        :data:`SEND_BATCH` bytes."""
+        fragment = (self.peer_max or UNBOUNDED_FRAGMENT) - PDV_OVERHEAD
+        pending: list[bytes] = []
+        pending_size = 0
+        items = [_pdv(context_id, COMMAND | LAST_FRAGMENT, command)]
+        size = len(items[0])
+        if data is not None:
+            for chunk, last in _fragments(data, fragment):
+                item = _pdv(context_id, LAST_FRAGMENT if last else 0x00, chunk)
+                if size + len(item) > fragment + PDV_OVERHEAD:
+                    pdu = _p_data_tf(items)
+                    pending.append(pdu)
+                    pending_size += len(pdu)
+                    items, size = [], 0
+                    if pending_size >= SEND_BATCH:
+                        self._sendall(b"".join(pending))
+                        pending, pending_size = [], 0
+                items.append(item)
+                size += len(item)
+        pending.append(_p_data_tf(items))
+        self._sendall(b"".join(pending))
+
+    def receive(self) -> Message:
+        """Read one whole DIMSE message (command, and dataset if the command says so).
+
+        Raises:
+            AssociationAborted: the peer aborted or closed the connection.
+            NetworkTimeout: nothing within the DIMSE timeout.
+        """
+        command = bytearray()
+        data = bytearray()
+        context_id = 0
+        command_done = False
+        expects_data = False
+        while True:
+            for context_id, control, value in self._read_p_data():
+                if control & COMMAND:
+                    command += value
+                    if control & LAST_FRAGMENT:
+                        command_done = True
+                        parsed = parse_command(bytes(command))
+                        expects_data = parsed.get(0x0800, b"\x01\x01")[:2] != b"\x01\x01"
+                        if not expects_data:
+                            return Message(context_id, parsed, None)
+                else:
+                    data += value
+                    if control & LAST_FRAGMENT and command_done:
+                        return Message(context_id, parse_command(bytes(command)), bytes(data))
+
+    def _read_p_data(self) -> list[tuple[int, int, bytes]]:
+        pdu_type, body = self._read_pdu()
+        if pdu_type == A_ABORT:
+            self.sock = None
+            raise AssociationAborted(f"{self.node.label} aborted the association")
+        if pdu_type != P_DATA_TF:
+            raise AssociationAborted(f"{self.node.label} sent an unexpected PDU (type {pdu_type})")
+        items = []
+        pos = 0
+        while pos + PDV_OVERHEAD <= len(body):
+            length = struct.unpack_from(">I", body, pos)[0]
+            if length < 2 or pos + 4 + length > len(body):
+                raise AssociationAborted(f"{self.node.label} sent a malformed P-DATA-TF PDU")
+            items.append((body[pos + 4], body[pos + 5], body[pos + 6:pos + 4 + length]))
+            pos += 4 + length
+        return items
+
+    def _read_pdu(self) -> tuple[int, bytes]:
+        header = self._read_exactly(6)
+        pdu_type, length = header[0], struct.unpack_from(">I", header, 2)[0]
+        if length > max(MAX_INCOMING_PDU, self.peer_max):
+            raise AssociationAborted(f"{self.node.label} sent a PDU of {length} bytes")
+        return pdu_type, self._read_exactly(length)
+
+    def _read_exactly(self, count: int) -> bytes:
+        assert self.sock is not None
+        while len(self._buffer) < count:
+            try:
+                chunk = self.sock.recv(max(65536, count - len(self._buffer)))
+            except TimeoutError:
+                raise NetworkTimeout(
+                    f"no answer from {self.node.label} within {self.timeout:g} s"
+                ) from None
+            except OSError as exc:
+                raise AssociationAborted(f"connection to {self.node.label} lost: {exc}") from None
+            if not chunk:
+                self.sock = None
+                raise AssociationAborted(f"{self.node.label} closed the connection")
+            self._buffer += chunk
+        out = bytes(self._buffer[:count])
+        del self._buffer[:count]
+        return out
+
+    def _sendall(self, data: bytes) -> None:
+        assert self.sock is not None
+        try:
+            self.sock.sendall(data)
+        except TimeoutError:
+            raise NetworkTimeout(f"{self.node.label} stopped reading ({self.timeout:g} s)") from None
+        except OSError as exc:
+            self.sock = None
+            raise AssociationAborted(f"connection to {self.node.label} lost: {exc}") from None
+
+    def _release(self) -> None:
+        if self.sock is None:
+            return
+        self._sendall(struct.pack(">BBII", A_RELEASE_RQ, 0, 4, 0))
+        try:
+            while True:
+                pdu_type, _ = self._read_pdu()
+                if pdu_type in (A_RELEASE_RP, A_ABORT):
+                    return
+        except (NetworkError, AssociationAborted):
+            return
+
+    def _abort(self) -> None:
+        if self.sock is None:
+            return
+        try:
+            self.sock.sendall(struct.pack(">BBIBBBB", A_ABORT, 0, 4, 0, 0, 0, 0))
+        except OSError:
+            pass
+
+    def _close(self) -> None:
+        assoc = self.assoc
+        if self.sock is not None:
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if assoc.dul.socket is not None:
+            assoc.dul.socket.close()
+        assoc.is_established = False
+        assoc.is_released = True
+        assoc._kill = True
+        assoc._reactor_checkpoint.set()
+
+
+def _pdv(context_id: int, control: int, value: bytes) -> bytes:
+    return struct.pack(">IBB", len(value) + 2, context_id, control) + value
+
+
+def _p_data_tf(items: list[bytes]) -> bytes:
+    body = b"".join(items)
+    return struct.pack(">BBI", P_DATA_TF, 0, len(body)) + body
+
+
+def _fragments(data: bytes | BinaryIO, size: int) -> Iterator[tuple[bytes, bool]]:
+    """``data`` in pieces of at most ``size`` bytes, each with whether it is the last."""
+    if isinstance(data, bytes | bytearray | memoryview):
+        view = memoryview(data)
+        for start in range(0, len(view), size):
+            yield bytes(view[start:start + size]), start + size >= len(view)
+        return
+    chunk = data.read(size)
+    while chunk:
+        following = data.read(size)
+        yield chunk, not following
+        chunk = following
+
+
+def parse_command(raw: bytes) -> dict[int, bytes]:
+    """The elements of a command set (group 0000, Implicit VR Little Endian) by element
+    number, values raw."""
+    elements: dict[int, bytes] = {}
+    pos = 0
+    while pos + 8 <= len(raw):
+        group, element, length = struct.unpack_from("<HHI", raw, pos)
+        if group != 0x0000 or pos + 8 + length > len(raw):
+            break
+        elements[element] = raw[pos + 8:pos + 8 + length]
+        pos += 8 + length
+    return elements
