@@ -9,6 +9,7 @@ length), and the joined path is checked to stay inside the output folder.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import string
 from collections.abc import Mapping
@@ -118,8 +119,8 @@ def safe_join(root: Path, relative: PurePosixPath) -> Path:
     Raises:
         OutputError: the result is not inside ``root``.
     """
-    base = root.resolve()
-    target = (base / relative).resolve()
-    if target == base or base not in target.parents:
+    base = os.path.abspath(root)
+    target = os.path.normpath(os.path.join(base, *relative.parts))
+    if not target.startswith(base.rstrip(os.sep) + os.sep):
         raise OutputError(f"refusing to write outside {root}: {relative}")
-    return target
+    return Path(target)

@@ -7,6 +7,7 @@ crash, a full disk or an aborted transfer leaves either the whole file or nothin
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import tempfile
 from dataclasses import dataclass
@@ -14,12 +15,21 @@ from io import BytesIO
 from pathlib import Path
 
 from pydicom import Dataset, dcmread
+from pydicom.datadict import tag_for_keyword
 from pydicom.errors import InvalidDicomError
 from pydicom.filewriter import dcmwrite
 
+from pacskit.encoded import (
+    SPECIFIC_CHARACTER_SET,
+    Encoding,
+    HeaderValues,
+    blank_names,
+    elements_up_to,
+    parse_file_meta,
+)
 from pacskit.errors import DiskFull, OutputError
 from pacskit.layout import Layout
-from pacskit.privacy import DEFAULT_PRIVACY, PrivacyPolicy, contains_names
+from pacskit.privacy import DEFAULT_PRIVACY, PATIENT_NAME_TAGS, PrivacyPolicy, contains_names
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,10 @@ class FolderSink:
         self.overwrite = overwrite
         self.privacy = privacy
         self.fsync = fsync
+        self._folders: set[Path] = set()
+        self._serial = itertools.count()
+        needed = [tag_for_keyword(k) for k in (*self.layout.fields, "SOPInstanceUID")]
+        self._last_tag = max(SPECIFIC_CHARACTER_SET, *PATIENT_NAME_TAGS, *(t for t in needed if t))
 
     def prepare(self) -> None:
         """Create the folder and prove it is writable.
@@ -85,14 +99,19 @@ class FolderSink:
     def write_encoded(self, data: bytes) -> WrittenInstance:
         """Write a DICOM Part 10 byte string (preamble, file meta, dataset) as received.
 
-        The bytes are written unchanged unless the privacy policy must blank a name, in
-        which case the dataset is re-encoded in its own transfer syntax (pixel data is
-        never decoded).
+        The bytes are written unchanged unless the privacy policy must blank a name:
+        then the name elements are emptied in the bytes, or, when a name may be nested
+        in a sequence, the dataset is decoded, blanked and re-encoded in its own
+        transfer syntax (pixel data is never decoded).
 
         Raises:
             OutputError: not DICOM, or the file cannot be written.
             DiskFull: no space left.
         """
+        fast = _read_encoded(data, self.privacy, self._last_tag)
+        if fast is not None:
+            values, patched = fast
+            return self._write(self.path_for(values), str(values.get("SOPInstanceUID", "")), patched)
         try:
             dataset = dcmread(BytesIO(data))
         except (InvalidDicomError, EOFError, ValueError, KeyError) as exc:
@@ -117,12 +136,18 @@ class FolderSink:
         return self._write(target, str(dataset.SOPInstanceUID), buffer.getvalue())
 
     def _write(self, target: Path, uid: str, data: bytes) -> WrittenInstance:
+        if not uid:
+            raise OutputError("received data has no SOP Instance UID")
         if target.exists() and not self.overwrite:
             return WrittenInstance(target, uid, True, 0)
         tmp: str | None = None
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".pacskit-", suffix=".part")
+            if target.parent not in self._folders:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self._folders.add(target.parent)
+            name = f"{target.parent}/.pacskit-{os.getpid()}-{id(self):x}-{next(self._serial)}.part"
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            tmp = name
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 if self.fsync:
@@ -138,3 +163,24 @@ class FolderSink:
             if tmp is not None:
                 Path(tmp).unlink(missing_ok=True)
         return WrittenInstance(target, uid, False, len(data))
+
+
+def _read_encoded(data: bytes, privacy: PrivacyPolicy, last_tag: int
+                  ) -> tuple[HeaderValues, bytes] | None:
+    """The attributes up to ``last_tag`` of a Part 10 byte string, and its bytes with
+    names blanked, read without decoding; None when only pydicom can do it (deflated,
+    malformed, names nested in sequences)."""
+    if data[128:132] != b"DICM":
+        return None
+    meta, offset = parse_file_meta(data)
+    if offset is None or 0x0010 not in meta:
+        return None
+    try:
+        encoding = Encoding.of(meta[0x0010])
+        elements = elements_up_to(data, offset, encoding, last_tag)
+    except ValueError:
+        return None
+    patched = blank_names(data, offset, elements, encoding) if privacy.withholds_names else data
+    if patched is None:
+        return None
+    return HeaderValues(data, elements, encoding), patched

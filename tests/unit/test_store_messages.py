@@ -13,8 +13,9 @@ from pydicom.uid import (
 )
 from pynetdicom.dsutils import decode
 
+from pacskit.net.commands import c_store_rq
 from pacskit.net.contexts import MAX_CONTEXTS
-from pacskit.net.store import batches, c_store_rq, contexts_for
+from pacskit.net.store import batches, contexts_for
 from pacskit.net.wire import _fragments, parse_command
 from pacskit.scan import DicomFile
 
@@ -30,6 +31,7 @@ def test_c_store_rq_is_a_valid_command_set():
     assert command.AffectedSOPInstanceUID == "1.2.3.45"
     assert command.CommandDataSetType == 0x0000
     assert command.CommandGroupLength == len(raw) - 12
+    assert command.Priority == 0x0000
     assert len(raw) % 2 == 0
 
 

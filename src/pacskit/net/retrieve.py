@@ -3,7 +3,9 @@
 A :class:`RetrieveSession` holds one association and sends any number of C-GET or C-MOVE
 requests over it. For C-GET the same association carries the C-STORE sub-operations back
 to us (SCP/SCU role selection, PS3.7 D.3.3.4); each is handed, still encoded, to the
-``on_instance`` callback.
+``on_instance`` callback. A C-GET runs on a :class:`~pacskit.net.wire.DirectChannel`: a
+retrieve is thousands of request/response exchanges, each of which would otherwise
+cross pynetdicom's reactor threads.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from io import BytesIO
 
 from pydicom import Dataset
+from pydicom.uid import UID
 from pynetdicom import build_context, build_role, evt
 from pynetdicom.association import Association
+from pynetdicom.dsutils import decode, encode
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelGet,
     PatientRootQueryRetrieveInformationModelMove,
@@ -22,10 +27,28 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelMove,
 )
 
-from pacskit.errors import NoStorageRole, PacskitError, ServiceNotSupported
+from pacskit.encoded import file_meta
+from pacskit.errors import AssociationAborted, NoStorageRole, PacskitError, ServiceNotSupported
 from pacskit.net.association import associate
+from pacskit.net.commands import (
+    AFFECTED_SOP_CLASS_UID,
+    AFFECTED_SOP_INSTANCE_UID,
+    C_GET_RSP,
+    C_STORE_RQ,
+    COMMAND_FIELD,
+    COMPLETED_SUBOPERATIONS,
+    ERROR_COMMENT,
+    FAILED_SUBOPERATIONS,
+    MESSAGE_ID,
+    REMAINING_SUBOPERATIONS,
+    STATUS,
+    WARNING_SUBOPERATIONS,
+    c_get_rq,
+    c_store_rsp,
+)
 from pacskit.net.contexts import retrieve_storage_contexts
-from pacskit.net.status import Outcome, check_response, outcome_of
+from pacskit.net.status import Outcome, check_response, check_status, outcome_of
+from pacskit.net.wire import DirectChannel, Message
 from pacskit.nodes import Node
 from pacskit.settings import Settings
 
@@ -40,6 +63,31 @@ MOVE_SOP_CLASSES = {
 
 STATUS_OUT_OF_RESOURCES = 0xA700
 STATUS_CANNOT_UNDERSTAND = 0xC000
+
+
+@dataclass
+class RetrieveResponse:
+    """One C-GET-RSP or C-MOVE-RSP (PS3.7 9.1.3.1, 9.1.4.1): its status, comment,
+    sub-operation counts and, in a final response, the Failed SOP Instance UID List."""
+
+    status: int
+    comment: str = ""
+    remaining: int | None = None
+    completed: int | None = None
+    failed: int | None = None
+    warning: int | None = None
+    failed_instances: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, response: Dataset, identifier: Dataset | None) -> RetrieveResponse:
+        """From pynetdicom's response and identifier datasets."""
+        def count(keyword: str) -> int | None:
+            value = response.get(keyword)
+            return None if value is None or value == "" else int(value)
+        return cls(int(response.Status), str(response.get("ErrorComment", "") or ""),
+                   count("NumberOfRemainingSuboperations"), count("NumberOfCompletedSuboperations"),
+                   count("NumberOfFailedSuboperations"), count("NumberOfWarningSuboperations"),
+                   _failed_instances(identifier))
 
 
 @dataclass
@@ -60,14 +108,13 @@ class SubOperations:
             return None
         return self.remaining + self.completed + self.failed + self.warning
 
-    def update(self, response: Dataset) -> None:
-        if "NumberOfRemainingSuboperations" in response:
-            self.remaining = int(response.NumberOfRemainingSuboperations)
-        for keyword, name in (("NumberOfCompletedSuboperations", "completed"),
-                              ("NumberOfFailedSuboperations", "failed"),
-                              ("NumberOfWarningSuboperations", "warning")):
-            if keyword in response and response[keyword].value is not None:
-                setattr(self, name, int(response[keyword].value))
+    def update(self, response: RetrieveResponse) -> None:
+        if response.remaining is not None:
+            self.remaining = response.remaining
+        for name in ("completed", "failed", "warning"):
+            value = getattr(response, name)
+            if value is not None:
+                setattr(self, name, value)
 
 
 InstanceHandler = Callable[[bytes], None]
@@ -89,22 +136,62 @@ class InstanceRejected(PacskitError):
 class RetrieveSession:
     """One association over which C-GET or C-MOVE requests are sent."""
 
-    def __init__(self, assoc: Association, node: Node, model: str, method: str) -> None:
+    def __init__(self, assoc: Association, node: Node, model: str, method: str,
+                 channel: DirectChannel | None = None,
+                 on_instance: InstanceHandler | None = None) -> None:
         self.assoc = assoc
         self.node = node
         self.model = model
         self.method = method
+        self.channel = channel
+        self.on_instance = on_instance
+        self.contexts = {cx.context_id: cx for cx in assoc.accepted_contexts}
         self._message_id = 0
 
     def c_get(self, identifier: Dataset, progress: ProgressHandler | None = None) -> SubOperations:
-        """Send one C-GET and wait for its final response.
+        """Send one C-GET and wait for its final response, storing what comes back.
 
         Raises:
             DimseFailure, NetworkTimeout, AssociationAborted: the C-GET failed.
         """
-        self._message_id += 1
-        responses = self.assoc.send_c_get(identifier, GET_SOP_CLASSES[self.model], msg_id=self._message_id)
-        return self._follow(responses, "C-GET", progress)
+        if self.channel is None:
+            raise ServiceNotSupported("this session was not opened for C-GET")
+        return self._follow(self._c_get_responses(identifier), "C-GET", progress)
+
+    def _c_get_responses(self, identifier: Dataset) -> Iterator[RetrieveResponse]:
+        """The C-GET-RSPs, after answering every C-STORE sub-operation that comes in
+        between."""
+        assert self.channel is not None
+        get_class = GET_SOP_CLASSES[self.model]
+        context = next(cx for cx in self.contexts.values() if cx.abstract_syntax == get_class)
+        syntax = UID(context.transfer_syntax[0])
+        self._message_id = self._message_id % 0xFFFF + 1
+        encoded = encode(identifier, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated)
+        self.channel.send(context.context_id, c_get_rq(self._message_id, get_class), encoded)
+        while True:
+            message = self.channel.receive()
+            command = message.us(COMMAND_FIELD)
+            if command == C_STORE_RQ:
+                self._answer_store(message)
+                continue
+            if command != C_GET_RSP or message.us(STATUS) is None:
+                raise AssociationAborted(f"{self.node.label} sent an unexpected message "
+                                         f"(command 0x{command or 0:04X}) during C-GET")
+            yield _response_of(message, syntax)
+
+    def _answer_store(self, message: Message) -> None:
+        sop_class = message.text(AFFECTED_SOP_CLASS_UID)
+        sop_instance = message.text(AFFECTED_SOP_INSTANCE_UID)
+        context = self.contexts.get(message.context_id)
+        if context is None or message.data is None or self.on_instance is None:
+            status = STATUS_CANNOT_UNDERSTAND
+        else:
+            data = file_meta(sop_class, sop_instance, context.transfer_syntax[0],
+                             self.node.ae_title) + message.data
+            status = _stored(self.on_instance, data)
+        assert self.channel is not None
+        self.channel.send(message.context_id,
+                          c_store_rsp(message.us(MESSAGE_ID) or 0, sop_class, sop_instance, status))
 
     def c_move(self, identifier: Dataset, destination: str,
                progress: ProgressHandler | None = None) -> SubOperations:
@@ -115,39 +202,55 @@ class RetrieveSession:
             DimseFailure, NetworkTimeout, AssociationAborted: the C-MOVE failed.
         """
         self._message_id += 1
-        responses = self.assoc.send_c_move(
-            identifier, destination, MOVE_SOP_CLASSES[self.model], msg_id=self._message_id
+        responses = (
+            RetrieveResponse.of(rsp, found) if rsp is not None and "Status" in rsp else None
+            for rsp, found in self.assoc.send_c_move(
+                identifier, destination, MOVE_SOP_CLASSES[self.model], msg_id=self._message_id)
         )
         return self._follow(responses, "C-MOVE", progress)
 
-    def _follow(self, responses: Iterator[tuple[Dataset, Dataset | None]], service: str,
+    def _follow(self, responses: Iterator[RetrieveResponse | None], service: str,
                 progress: ProgressHandler | None) -> SubOperations:
         counts = SubOperations()
-        for response, identifier in responses:
-            if response is not None:
-                counts.update(response)
+        for response in responses:
+            if response is None:
+                check_response(self.assoc, None, service, self.node)
+                continue
+            counts.update(response)
+            counts.status = response.status
             if _sub_operations_failed(response, counts):
-                counts.status = int(response.Status)
-                counts.failed_instances = _failed_instances(identifier)
+                counts.failed_instances = response.failed_instances
                 break
-            status = check_response(self.assoc, response, service, self.node)
-            counts.status = status
+            check_status(response.status, response.comment, service, self.node)
             if progress is not None:
                 progress(counts)
-            if outcome_of(status) is not Outcome.PENDING:
-                counts.failed_instances = _failed_instances(identifier)
+            if outcome_of(response.status) is not Outcome.PENDING:
+                counts.failed_instances = response.failed_instances
                 break
         return counts
 
 
-def _sub_operations_failed(response: Dataset | None, counts: SubOperations) -> bool:
+def _response_of(message: Message, syntax: UID) -> RetrieveResponse:
+    identifier = None
+    if message.data:
+        try:
+            identifier = decode(BytesIO(message.data), syntax.is_implicit_VR,
+                                syntax.is_little_endian, syntax.is_deflated)
+        except Exception:  # noqa: BLE001 - an unreadable identifier only loses the failed-UID list
+            identifier = None
+    return RetrieveResponse(
+        message.us(STATUS) or 0, message.text(ERROR_COMMENT),
+        message.us(REMAINING_SUBOPERATIONS), message.us(COMPLETED_SUBOPERATIONS),
+        message.us(FAILED_SUBOPERATIONS), message.us(WARNING_SUBOPERATIONS),
+        _failed_instances(identifier),
+    )
+
+
+def _sub_operations_failed(response: RetrieveResponse, counts: SubOperations) -> bool:
     """A final failure status that reports sub-operations (PS3.4 C.4.2.1.5): the request
     was carried out and some or all of its sub-operations failed."""
-    if response is None or "Status" not in response:
-        return False
-    status = int(response.Status)
     reported = counts.completed + counts.failed + counts.warning
-    return outcome_of(status) is Outcome.FAILURE and reported > 0
+    return outcome_of(response.status) is Outcome.FAILURE and reported > 0
 
 
 def _failed_instances(identifier: Dataset | None) -> list[str]:
@@ -172,9 +275,7 @@ def get_session(settings: Settings, node: Node, model: str,
     storage = retrieve_storage_contexts(reserved=1)
     roles = [build_role(uid, scp_role=True)
              for uid in dict.fromkeys(cx.abstract_syntax for cx in storage)]
-    handlers = [(evt.EVT_C_STORE, store_handler(on_instance))]
-    with associate(settings, node, [build_context(get_class), *storage],
-                   ext_neg=roles, evt_handlers=handlers) as assoc:
+    with associate(settings, node, [build_context(get_class), *storage], ext_neg=roles) as assoc:
         accepted = {cx.abstract_syntax for cx in assoc.accepted_contexts}
         if get_class not in accepted:
             raise ServiceNotSupported(f"{node.label} does not offer C-GET ({model}-root)")
@@ -182,7 +283,8 @@ def get_session(settings: Settings, node: Node, model: str,
             raise NoStorageRole(
                 f"{node.label} accepted C-GET but not pacskit as Storage SCP (role selection)"
             )
-        yield RetrieveSession(assoc, node, model, "get")
+        with DirectChannel(assoc, node, settings.dimse_timeout) as channel:
+            yield RetrieveSession(assoc, node, model, "get", channel, on_instance)
 
 
 @contextmanager
@@ -207,12 +309,17 @@ def store_handler(on_instance: InstanceHandler) -> Callable[[evt.Event], int]:
     status, anything else 0xA700 (out of resources).
     """
     def handle(event: evt.Event) -> int:
-        try:
-            on_instance(event.encoded_dataset(include_meta=True))
-        except InstanceRejected as exc:
-            return exc.status
-        except Exception:  # noqa: BLE001 - a failed write must not kill the association
-            return STATUS_OUT_OF_RESOURCES
-        return 0x0000
+        return _stored(on_instance, event.encoded_dataset(include_meta=True))
 
     return handle
+
+
+def _stored(on_instance: InstanceHandler, data: bytes) -> int:
+    """The C-STORE status for handing ``data`` to ``on_instance``."""
+    try:
+        on_instance(data)
+    except InstanceRejected as exc:
+        return exc.status
+    except Exception:  # noqa: BLE001 - a failed write must not kill the association
+        return STATUS_OUT_OF_RESOURCES
+    return 0x0000

@@ -67,9 +67,19 @@ def check_response(assoc: Association, response: Dataset | None, service: str, n
         raise NetworkTimeout(
             f"no {service} response from {node.label} within {assoc.dimse_timeout:g} s"
         )
-    status = int(response.Status)
+    return check_status(int(response.Status), str(response.get("ErrorComment", "") or ""),
+                        service, node)
+
+
+def check_status(status: int, comment: str, service: str, node: Node) -> int:
+    """``status``, unless it is a failure.
+
+    Raises:
+        MoveDestinationUnknown: status 0xA801.
+        DimseFailure: any other failure status.
+    """
     if outcome_of(status) is Outcome.FAILURE:
-        comment = str(response.get("ErrorComment", "") or "").strip()
+        comment = comment.strip()
         text = f"{service} failed at {node.label}: {describe(status)}"
         if comment:
             text += f": {comment}"

@@ -8,7 +8,6 @@ in Implicit VR Little Endian, which every SCP supports.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -21,6 +20,7 @@ from pynetdicom.presentation import PresentationContext
 
 from pacskit.errors import NetworkError, ServiceNotSupported
 from pacskit.net.association import associate
+from pacskit.net.commands import ERROR_COMMENT, STATUS, c_store_rq
 from pacskit.net.contexts import MAX_CONTEXTS
 from pacskit.net.status import Outcome, describe, outcome_of
 from pacskit.net.wire import DirectChannel
@@ -175,33 +175,6 @@ class _Sender:
             reason = f"C-STORE failed at {self.node.label}: {describe(status)}"
             return SendOutcome(item, status, reason + (f": {comment}" if comment else ""), converted)
         return SendOutcome(item, status, "", converted)
-
-
-STATUS = 0x0900
-ERROR_COMMENT = 0x0902
-
-
-def c_store_rq(message_id: int, sop_class_uid: str, sop_instance_uid: str,
-               priority: int = 2) -> bytes:
-    """The command set of a C-STORE-RQ (PS3.7 9.3.1.1), Implicit VR Little Endian."""
-    elements = b"".join((
-        _element(0x0000, 0x0002, _uid(sop_class_uid)),
-        _element(0x0000, 0x0100, struct.pack("<H", 0x0001)),
-        _element(0x0000, 0x0110, struct.pack("<H", message_id)),
-        _element(0x0000, 0x0700, struct.pack("<H", priority)),
-        _element(0x0000, 0x0800, struct.pack("<H", 0x0000)),
-        _element(0x0000, 0x1000, _uid(sop_instance_uid)),
-    ))
-    return _element(0x0000, 0x0000, struct.pack("<I", len(elements))) + elements
-
-
-def _element(group: int, element: int, value: bytes) -> bytes:
-    return struct.pack("<HHI", group, element, len(value)) + value
-
-
-def _uid(uid: str) -> bytes:
-    raw = uid.encode("ascii")
-    return raw + b"\0" if len(raw) % 2 else raw
 
 
 def _converted(item: DicomFile, syntax: UID) -> bytes:

@@ -131,7 +131,7 @@ class DirectChannel:
         data = bytearray()
         context_id = 0
         command_done = False
-        expects_data = False
+        parsed: dict[int, bytes] = {}
         while True:
             for context_id, control, value in self._read_p_data():
                 if control & COMMAND:
@@ -139,13 +139,12 @@ class DirectChannel:
                     if control & LAST_FRAGMENT:
                         command_done = True
                         parsed = parse_command(bytes(command))
-                        expects_data = parsed.get(0x0800, b"\x01\x01")[:2] != b"\x01\x01"
-                        if not expects_data:
+                        if parsed.get(0x0800, b"\x01\x01")[:2] == b"\x01\x01":
                             return Message(context_id, parsed, None)
                 else:
                     data += value
                     if control & LAST_FRAGMENT and command_done:
-                        return Message(context_id, parse_command(bytes(command)), bytes(data))
+                        return Message(context_id, parsed, bytes(data))
 
     def _read_p_data(self) -> list[tuple[int, int, bytes]]:
         pdu_type, body = self._read_pdu()

@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of pacskit against DCMTK and Orthanc (``python -m bench``)."""

@@ -1,0 +1,87 @@
+"""pacskit side by side with DCMTK, on loopback, every peer with ``TCP_NODELAY=1``.
+
+    python -m bench [--small 2000] [--large 100] [--repeat 3] [--only store|get]
+
+- store: DCMTK ``storescu`` vs ``pacskit store`` (and ``--parallel 2``) into the same
+  DCMTK ``storescp``;
+- get: DCMTK ``getscu`` vs ``pacskit get`` (C-GET) of the same study from the same Orthanc.
+
+Each is a whole command-line run, process start included (about 0.4 s for pacskit,
+Python's imports), the best of ``--repeat`` runs; "pacskit library" is the same work
+through the Python API in the benchmark's own process. Received files are written to a
+tmpfs (``--scratch``, default /dev/shm) so that disk noise does not drown the protocol. Corpora: ``--small`` CT instances of 64×64 (about 8 KB) and ``--large`` CT
+instances of 512×512 (about 512 KB), generated once under ``--cache``. Ratios are
+pacskit's throughput over DCMTK's in the same run; absolute numbers vary by machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.corpora import Corpus, make
+from bench.runs import Timing, get_runs, store_runs
+from pacskit.testing.peers import Orthanc, StoreSCP, storescu
+
+DEFAULT_CACHE = Path(tempfile.gettempdir()) / "pacskit-bench"
+DEFAULT_SCRATCH = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
+
+
+def best(runs: list[list[Timing]]) -> list[Timing]:
+    """The fastest of each tool over repeated runs."""
+    by_tool: dict[str, Timing] = {}
+    for timing in (t for run in runs for t in run):
+        if timing.tool not in by_tool or timing.seconds < by_tool[timing.tool].seconds:
+            by_tool[timing.tool] = timing
+    return list(by_tool.values())
+
+
+def report(title: str, timings: list[Timing]) -> None:
+    baseline = timings[0]
+    print(f"\n{title}: {baseline.corpus.count} instances, {baseline.corpus.bytes / 1e6:.1f} MB")
+    print(f"  {'tool':<22}{'seconds':>9}{'inst/s':>10}{'MB/s':>9}{'ratio':>8}")
+    for t in timings:
+        print(f"  {t.tool:<22}{t.seconds:>9.2f}{t.per_second:>10.0f}{t.mb_per_second:>9.1f}"
+              f"{t.per_second / baseline.per_second:>8.2f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--small", type=int, default=2000, help="small instances (64×64)")
+    parser.add_argument("--large", type=int, default=100, help="large instances (512×512)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each tool; the best counts")
+    parser.add_argument("--only", choices=("store", "get"), help="one benchmark only")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where corpora are kept")
+    parser.add_argument("--scratch", type=Path, default=DEFAULT_SCRATCH,
+                        help="where received files go (a tmpfs by default)")
+    args = parser.parse_args(argv)
+    corpora = [make(args.cache, "small", instances=args.small, series=4, rows=64),
+               make(args.cache, "large", instances=args.large, series=1, rows=512)]
+    with tempfile.TemporaryDirectory(prefix="pacskit-bench-", dir=args.scratch) as work:
+        root = Path(work)
+        if args.only in (None, "store"):
+            with StoreSCP(root / "storescp") as scp:
+                for corpus in corpora:
+                    report(f"C-STORE into DCMTK storescp, {corpus.name}",
+                           best([store_runs(corpus, scp) for _ in range(args.repeat)]))
+        if args.only in (None, "get"):
+            with Orthanc(root / "orthanc") as orthanc:
+                load(orthanc, corpora)
+                for corpus in corpora:
+                    report(f"C-GET from Orthanc, {corpus.name}",
+                           best([get_runs(corpus, orthanc, root) for _ in range(args.repeat)]))
+    return 0
+
+
+def load(orthanc: Orthanc, corpora: list[Corpus]) -> None:
+    for corpus in corpora:
+        storescu(orthanc.ae_title, orthanc.host, orthanc.port, [corpus.path])
+    expected = sum(c.count for c in corpora)
+    if orthanc.instance_count() != expected:
+        raise RuntimeError(f"Orthanc holds {orthanc.instance_count()} instances, not {expected}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""The benchmark corpora, generated once into a cache folder and reused."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pacskit.testing.corpus import generate_corpus
+
+SEEDS = {"small": 11, "large": 12}
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """A generated corpus: one study, in one folder."""
+
+    name: str
+    path: Path
+    study_uid: str
+    count: int
+    bytes: int
+
+
+def make(cache: Path, name: str, *, instances: int, series: int, rows: int) -> Corpus:
+    """The corpus ``name`` under ``cache``: ``instances`` CT instances of ``rows``² 16-bit
+    pixels in one study, in ``series`` series (generated on first use)."""
+    folder = cache / f"{name}-{instances}x{rows}"
+    stamp = folder / ".complete"
+    if not stamp.exists():
+        items = generate_corpus(folder / "data", patients=1, studies_per_patient=1,
+                                series_per_study=series, instances_per_series=instances // series,
+                                rows=rows, columns=rows, seed=SEEDS[name], modalities=("CT",))
+        stamp.write_text(items[0].study_uid)
+    files = [p for p in (folder / "data").rglob("*.dcm")]
+    return Corpus(name, folder / "data", stamp.read_text(), len(files),
+                  sum(p.stat().st_size for p in files))

@@ -1,0 +1,105 @@
+"""One timed run of each tool, each against a freshly emptied receiver."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.corpora import Corpus
+from pacskit import Client, Node, Settings
+from pacskit.testing.peers import Orthanc, StoreSCP, peer_env, require
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How long one tool took to move one corpus."""
+
+    tool: str
+    corpus: Corpus
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.corpus.count / self.seconds
+
+    @property
+    def mb_per_second(self) -> float:
+        return self.corpus.bytes / 1e6 / self.seconds
+
+
+def timed(args: list[str], *, env: dict[str, str] | None = None) -> float:
+    """Wall time of a command, which must succeed."""
+    started = time.perf_counter()
+    result = subprocess.run(args, capture_output=True, text=True, env=env or peer_env(), check=False)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise RuntimeError(f"{Path(args[0]).name} failed ({result.returncode}): "
+                           f"{(result.stderr or result.stdout).strip()[-800:]}")
+    return elapsed
+
+
+def pacskit(*args: object) -> list[str]:
+    return [sys.executable, "-m", "pacskit", *map(str, args)]
+
+
+def store_runs(corpus: Corpus, scp: StoreSCP) -> list[Timing]:
+    """DCMTK storescu and pacskit store, one association each, into the same storescp."""
+    runs = {
+        "DCMTK storescu": [require("storescu"), "-aec", scp.ae_title, "+sd", "+r", "-nh",
+                           "--max-pdu", "131072", scp.host, str(scp.port), str(corpus.path)],
+        "pacskit store": pacskit("--max-pdu", 131072, "store", corpus.path, "--to", scp.address),
+        "pacskit store -j 2": pacskit("--max-pdu", 131072, "store", corpus.path, "--to",
+                                      scp.address, "--parallel", 2),
+    }
+    node = Node(ae_title=scp.ae_title, host=scp.host, port=scp.port)
+    client = Client(Settings(max_pdu=131072))
+    timings = []
+    for tool, args in [*runs.items(), ("pacskit library", None)]:
+        _empty(scp.output_dir)
+        if args is None:
+            started = time.perf_counter()
+            client.store([corpus.path], node).raise_for_status()
+            timings.append(Timing(tool, corpus, time.perf_counter() - started))
+        else:
+            timings.append(Timing(tool, corpus, timed(args)))
+        received = sum(1 for p in scp.output_dir.rglob("*") if p.is_file())
+        if received != corpus.count:
+            raise RuntimeError(f"{tool}: storescp received {received} of {corpus.count} files")
+    return timings
+
+
+def get_runs(corpus: Corpus, orthanc: Orthanc, out: Path) -> list[Timing]:
+    """DCMTK getscu and pacskit get (C-GET), the same study from the same Orthanc."""
+    target = out / "get"
+    node = Node(ae_title=orthanc.ae_title, host=orthanc.host, port=orthanc.port)
+    client = Client(Settings(max_pdu=131072))
+    runs: dict[str, list[str] | None] = {
+        "DCMTK getscu": [require("getscu"), "-aec", orthanc.ae_title, "-S", "--max-pdu", "131072",
+                         "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={corpus.study_uid}",
+                         "-od", str(target), orthanc.host, str(orthanc.port)],
+        "pacskit get": pacskit("--max-pdu", 131072, "get", orthanc.address, "--study-uid",
+                               corpus.study_uid, "-o", target),
+        "pacskit library": None,
+    }
+    timings = []
+    for tool, args in runs.items():
+        _empty(target)
+        if args is None:
+            started = time.perf_counter()
+            client.get_study(node, corpus.study_uid, target).raise_for_status()
+            timings.append(Timing(tool, corpus, time.perf_counter() - started))
+        else:
+            timings.append(Timing(tool, corpus, timed(args)))
+        received = sum(1 for p in target.rglob("*") if p.is_file())
+        if received != corpus.count:
+            raise RuntimeError(f"{tool}: {received} of {corpus.count} files retrieved")
+    return timings
+
+
+def _empty(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)

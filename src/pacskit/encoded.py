@@ -1,0 +1,317 @@
+"""Encoded datasets, read and patched without decoding them (PS3.5 7).
+
+Retrieved instances are written as they arrive; decoding one with pydicom to find its
+layout attributes and blank its patient names costs more than receiving it. Here the
+top-level elements of an encoded dataset are indexed in one pass over their headers —
+sequences and encapsulated pixel data are stepped over, never parsed into values — and
+patient names are blanked by rewriting their element headers in the bytes.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from pydicom import Dataset
+from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
+from pydicom.dataelem import RawDataElement
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
+
+from pacskit.privacy import PATIENT_NAME_TAGS
+
+IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
+EXPLICIT_VR_BIG_ENDIAN = "1.2.840.10008.1.2.2"
+DEFLATED = frozenset({"1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.8.1"})
+UNDEFINED = 0xFFFFFFFF
+ITEM = 0xFFFEE000
+ITEM_DELIMITATION = 0xFFFEE00D
+SEQUENCE_DELIMITATION = 0xFFFEE0DD
+PIXEL_DATA = 0x7FE00010
+WHOLE_SEARCH_LIMIT = 64 << 10
+SPECIFIC_CHARACTER_SET = 0x00080005
+ASCII_TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH",
+                            "ST", "TM", "UC", "UI", "UR", "UT"})
+LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN",
+                      b"UR", b"UT", b"UV"})
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """How a dataset is encoded: from its transfer syntax."""
+
+    explicit: bool
+    little: bool
+
+    @classmethod
+    def of(cls, transfer_syntax: str) -> Encoding:
+        """The encoding of ``transfer_syntax`` (any syntax not named here is Explicit VR
+        Little Endian, as every compressed one is).
+
+        Raises:
+            ValueError: a deflated syntax, whose bytes must be inflated first.
+        """
+        if transfer_syntax in DEFLATED:
+            raise ValueError("a deflated dataset cannot be read without inflating it")
+        return cls(explicit=transfer_syntax != IMPLICIT_VR_LITTLE_ENDIAN,
+                   little=transfer_syntax != EXPLICIT_VR_BIG_ENDIAN)
+
+
+IMPLEMENTATION_CLASS_UID = PYDICOM_IMPLEMENTATION_UID
+IMPLEMENTATION_VERSION_NAME = "PACSKIT"
+META_ENCODING = Encoding(explicit=True, little=True)
+META_START = 132
+
+
+class Element(NamedTuple):
+    """Where one element sits in the bytes. ``length`` may be :data:`UNDEFINED`."""
+
+    tag: int
+    vr: str | None
+    header: int
+    start: int
+    length: int
+    end: int
+
+
+def index_dataset(data: bytes, pos: int, encoding: Encoding) -> dict[int, Element]:
+    """The top-level elements of the dataset from ``pos`` to the end of ``data``.
+
+    Raises:
+        ValueError: the bytes are not a well-formed dataset (truncated, a bad item).
+    """
+    elements: dict[int, Element] = {}
+    while pos < len(data):
+        element = _read_element(data, pos, encoding)
+        elements[element.tag] = element
+        pos = element.end
+    return elements
+
+
+def elements_up_to(data: bytes, pos: int, encoding: Encoding, last_tag: int) -> dict[int, Element]:
+    """The top-level elements from ``pos`` up to ``last_tag``.
+
+    Raises:
+        ValueError: ``data`` ends, or is malformed, before an element past ``last_tag``
+            (or the end of the data) is reached.
+    """
+    elements: dict[int, Element] = {}
+    while pos < len(data):
+        element = _read_element(data, pos, encoding)
+        if element.tag > last_tag:
+            break
+        elements[element.tag] = element
+        pos = element.end
+    return elements
+
+
+def parse_file_meta(data: bytes, *, complete: bool = True) -> tuple[dict[int, str], int | None]:
+    """The file meta information of a Part 10 byte string (PS3.10 7.1: group 0002,
+    Explicit VR Little Endian, after the preamble and ``DICM``): its UI values by element
+    number, and the dataset's offset — None if ``data`` ends inside the group (or may:
+    it is not the ``complete`` file)."""
+    values: dict[int, str] = {}
+    pos = META_START
+    while pos < len(data):
+        if pos + 2 <= len(data) and data[pos:pos + 2] != b"\x02\x00":
+            return values, pos
+        try:
+            element = _read_element(data, pos, META_ENCODING)
+        except ValueError:
+            return values, None
+        if element.vr == "UI":
+            values[element.tag & 0xFFFF] = text_of(data[element.start:element.end])
+        pos = element.end
+    return values, (pos if complete else None)
+
+
+def file_meta(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str,
+              source_ae_title: str | None = None) -> bytes:
+    """The preamble, ``DICM`` and file meta information (PS3.10 7.1) of a Part 10 file
+    holding an instance received over the network in ``transfer_syntax``."""
+    elements = [
+        _meta_element(0x0001, b"OB", b"\x00\x01"),
+        _meta_element(0x0002, b"UI", _padded(sop_class_uid, b"\0")),
+        _meta_element(0x0003, b"UI", _padded(sop_instance_uid, b"\0")),
+        _meta_element(0x0010, b"UI", _padded(transfer_syntax, b"\0")),
+        _meta_element(0x0012, b"UI", _padded(IMPLEMENTATION_CLASS_UID, b"\0")),
+        _meta_element(0x0013, b"SH", _padded(IMPLEMENTATION_VERSION_NAME, b" ")),
+    ]
+    if source_ae_title:
+        elements.append(_meta_element(0x0016, b"AE", _padded(source_ae_title, b" ")))
+    body = b"".join(elements)
+    return b"\0" * 128 + b"DICM" + _meta_element(0x0000, b"UL", struct.pack("<I", len(body))) + body
+
+
+def _meta_element(number: int, vr: bytes, value: bytes) -> bytes:
+    if vr in LONG_VRS:
+        return struct.pack("<HH", 0x0002, number) + vr + b"\0\0" + struct.pack("<I", len(value)) + value
+    return struct.pack("<HH", 0x0002, number) + vr + struct.pack("<H", len(value)) + value
+
+
+def _padded(value: str, pad: bytes) -> bytes:
+    raw = value.encode("ascii")
+    return raw + pad if len(raw) % 2 else raw
+
+
+def text_of(raw: bytes) -> str:
+    """A UI or ASCII text value without its padding."""
+    return raw.rstrip(b"\0 ").decode("ascii", "replace")
+
+
+def blank_names(data: bytes, offset: int, elements: dict[int, Element], encoding: Encoding
+                ) -> bytes | None:
+    """``data`` with every patient-name element emptied (PS3.5 7.1: a zero-length value);
+    ``data`` itself if there is none; None if a name may also hide in a sequence, or a
+    group length would go stale — then the dataset has to be decoded to be blanked."""
+    order = "<" if encoding.little else ">"
+    top = [elements[tag] for tag in PATIENT_NAME_TAGS if tag in elements]
+    regions = _outside_pixel_data(data, offset, elements, encoding)
+    for tag in PATIENT_NAME_TAGS:
+        pattern = struct.pack(order + "HH", tag >> 16, tag & 0xFFFF)
+        if sum(data.count(pattern, start, end) for start, end in regions) > (tag in elements):
+            return None
+    filled = sorted((e for e in top if e.length), key=lambda e: e.header)
+    if not filled:
+        return data
+    if any(((e.tag >> 16) << 16) in elements for e in filled):
+        return None
+    parts: list[bytes] = []
+    cursor = 0
+    for element in filled:
+        parts.append(data[cursor:element.header])
+        parts.append(_empty_header(element, encoding))
+        cursor = element.end
+    parts.append(data[cursor:])
+    return b"".join(parts)
+
+
+_EXPLICIT_LE, _EXPLICIT_BE = struct.Struct("<HH2sH"), struct.Struct(">HH2sH")
+_IMPLICIT_LE, _IMPLICIT_BE = struct.Struct("<HHI"), struct.Struct(">HHI")
+_UL_LE, _UL_BE = struct.Struct("<I"), struct.Struct(">I")
+
+
+class HeaderValues(Mapping[str, Any]):
+    """The values of indexed top-level elements by keyword, decoded on access: ASCII
+    text directly, anything else (other character sets, binary VRs) by pydicom."""
+
+    def __init__(self, data: bytes, elements: dict[int, Element], encoding: Encoding) -> None:
+        self.data = data
+        self.elements = elements
+        self.encoding = encoding
+
+    def __getitem__(self, keyword: str) -> Any:
+        tag = tag_for_keyword(keyword)
+        element = self.elements.get(tag) if tag is not None else None
+        if element is None or element.length == UNDEFINED:
+            raise KeyError(keyword)
+        raw = self.data[element.start:element.end]
+        vr = element.vr or dictionary_VR(tag)
+        if vr in ASCII_TEXT_VRS and raw.isascii() and b"\x1b" not in raw:
+            text = raw.decode("ascii").strip(" \0")
+            return text.split("\\") if "\\" in text else text
+        return self._by_pydicom(keyword, element)
+
+    def __iter__(self) -> Iterator[str]:
+        return (keyword_for_tag(tag) for tag in self.elements)
+
+    def __len__(self) -> int:
+        return len(self.elements)
+
+    def _by_pydicom(self, keyword: str, element: Element) -> Any:
+        implicit = not self.encoding.explicit
+        raw = {
+            e.tag: RawDataElement(e.tag, e.vr, e.length, self.data[e.start:e.end], e.start,
+                                  implicit, self.encoding.little)
+            for e in (element, self.elements.get(SPECIFIC_CHARACTER_SET)) if e is not None
+        }
+        return Dataset(raw).get(keyword)
+
+
+def _read_element(data: bytes, pos: int, encoding: Encoding) -> Element:
+    little = encoding.little
+    if pos + 8 > len(data):
+        raise ValueError(f"truncated element header at byte {pos}")
+    vr: str | None = None
+    if encoding.explicit and data[pos:pos + 2] != (b"\xfe\xff" if little else b"\xff\xfe"):
+        group, number, raw_vr, length = (_EXPLICIT_LE if little else _EXPLICIT_BE).unpack_from(data, pos)
+        vr = raw_vr.decode("ascii", "replace")
+        start = pos + 8
+        if raw_vr in LONG_VRS:
+            if pos + 12 > len(data):
+                raise ValueError(f"truncated element header at byte {pos}")
+            length = (_UL_LE if little else _UL_BE).unpack_from(data, pos + 8)[0]
+            start = pos + 12
+    else:
+        group, number, length = (_IMPLICIT_LE if little else _IMPLICIT_BE).unpack_from(data, pos)
+        start = pos + 8
+    tag = (group << 16) | number
+    if length != UNDEFINED:
+        end = start + length
+        if end > len(data):
+            raise ValueError(f"element ({group:04X},{number:04X}) runs past the end of the data")
+    else:
+        nested = Encoding(explicit=encoding.explicit and vr != "UN", little=encoding.little)
+        end = _skip_items(data, start, nested)
+    return Element(tag, vr, pos, start, length, end)
+
+
+def _skip_items(data: bytes, pos: int, encoding: Encoding) -> int:
+    """The end of an undefined-length sequence or encapsulated pixel data (PS3.5 7.5)."""
+    order = "<" if encoding.little else ">"
+    while True:
+        if pos + 8 > len(data):
+            raise ValueError("a sequence runs past the end of the data")
+        group, number, length = struct.unpack_from(order + "HHI", data, pos)
+        tag = (group << 16) | number
+        pos += 8
+        if tag == SEQUENCE_DELIMITATION:
+            return pos
+        if tag != ITEM:
+            raise ValueError(f"({group:04X},{number:04X}) where a sequence item should be")
+        if length == UNDEFINED:
+            pos = _skip_item_dataset(data, pos, encoding)
+        elif pos + length > len(data):
+            raise ValueError("a sequence item runs past the end of the data")
+        else:
+            pos += length
+
+
+def _skip_item_dataset(data: bytes, pos: int, encoding: Encoding) -> int:
+    order = "<" if encoding.little else ">"
+    while pos + 8 <= len(data):
+        group, number = struct.unpack_from(order + "HH", data, pos)
+        if (group << 16) | number == ITEM_DELIMITATION:
+            return pos + 8
+        pos = _read_element(data, pos, encoding).end
+    raise ValueError("a sequence item runs past the end of the data")
+
+
+def _outside_pixel_data(data: bytes, offset: int, elements: dict[int, Element],
+                        encoding: Encoding) -> list[tuple[int, int]]:
+    """The parts of a large dataset that are not its Pixel Data value, where a name could
+    hide; a small dataset is searched whole."""
+    if len(data) - offset <= WHOLE_SEARCH_LIMIT:
+        return [(offset, len(data))]
+    pos = max((e.end for e in elements.values()), default=offset)
+    try:
+        while pos < len(data):
+            element = _read_element(data, pos, encoding)
+            if element.tag == PIXEL_DATA:
+                return [(offset, element.start), (element.end, len(data))]
+            pos = element.end
+    except ValueError:
+        pass
+    return [(offset, len(data))]
+
+
+def _empty_header(element: Element, encoding: Encoding) -> bytes:
+    order = "<" if encoding.little else ">"
+    tag = struct.pack(order + "HH", element.tag >> 16, element.tag & 0xFFFF)
+    if not encoding.explicit:
+        return tag + struct.pack(order + "I", 0)
+    vr = (element.vr or "UN").encode("ascii")
+    if vr in LONG_VRS:
+        return tag + vr + b"\0\0" + struct.pack(order + "I", 0)
+    return tag + vr + struct.pack(order + "H", 0)

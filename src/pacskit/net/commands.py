@@ -1,0 +1,83 @@
+"""DIMSE command sets encoded by hand (PS3.7 9.3, 9.1.2.1 and Annex E): group 0000,
+always Implicit VR Little Endian, for the messages of the hot paths."""
+
+from __future__ import annotations
+
+import struct
+
+C_STORE_RQ = 0x0001
+C_STORE_RSP = 0x8001
+C_GET_RQ = 0x0010
+C_GET_RSP = 0x8010
+
+AFFECTED_SOP_CLASS_UID = 0x0002
+COMMAND_FIELD = 0x0100
+MESSAGE_ID = 0x0110
+MESSAGE_ID_BEING_RESPONDED_TO = 0x0120
+PRIORITY = 0x0700
+COMMAND_DATA_SET_TYPE = 0x0800
+STATUS = 0x0900
+ERROR_COMMENT = 0x0902
+AFFECTED_SOP_INSTANCE_UID = 0x1000
+REMAINING_SUBOPERATIONS = 0x1020
+COMPLETED_SUBOPERATIONS = 0x1021
+FAILED_SUBOPERATIONS = 0x1022
+WARNING_SUBOPERATIONS = 0x1023
+
+DATA_SET_PRESENT = 0x0000
+NO_DATA_SET = 0x0101
+PRIORITY_MEDIUM = 0x0000
+
+
+def c_store_rq(message_id: int, sop_class_uid: str, sop_instance_uid: str) -> bytes:
+    """A C-STORE-RQ (PS3.7 9.3.1.1)."""
+    return command_set(
+        (AFFECTED_SOP_CLASS_UID, uid(sop_class_uid)),
+        (COMMAND_FIELD, us(C_STORE_RQ)),
+        (MESSAGE_ID, us(message_id)),
+        (PRIORITY, us(PRIORITY_MEDIUM)),
+        (COMMAND_DATA_SET_TYPE, us(DATA_SET_PRESENT)),
+        (AFFECTED_SOP_INSTANCE_UID, uid(sop_instance_uid)),
+    )
+
+
+def c_store_rsp(message_id: int, sop_class_uid: str, sop_instance_uid: str, status: int) -> bytes:
+    """A C-STORE-RSP (PS3.7 9.3.1.2)."""
+    return command_set(
+        (AFFECTED_SOP_CLASS_UID, uid(sop_class_uid)),
+        (COMMAND_FIELD, us(C_STORE_RSP)),
+        (MESSAGE_ID_BEING_RESPONDED_TO, us(message_id)),
+        (COMMAND_DATA_SET_TYPE, us(NO_DATA_SET)),
+        (STATUS, us(status)),
+        (AFFECTED_SOP_INSTANCE_UID, uid(sop_instance_uid)),
+    )
+
+
+def c_get_rq(message_id: int, sop_class_uid: str) -> bytes:
+    """A C-GET-RQ (PS3.7 9.3.3.1); the identifier follows as its dataset."""
+    return command_set(
+        (AFFECTED_SOP_CLASS_UID, uid(sop_class_uid)),
+        (COMMAND_FIELD, us(C_GET_RQ)),
+        (MESSAGE_ID, us(message_id)),
+        (PRIORITY, us(PRIORITY_MEDIUM)),
+        (COMMAND_DATA_SET_TYPE, us(DATA_SET_PRESENT)),
+    )
+
+
+def command_set(*elements: tuple[int, bytes]) -> bytes:
+    """The elements (element number, encoded value) of group 0000, in the given order
+    (ascending), after their Command Group Length."""
+    body = b"".join(struct.pack("<HHI", 0x0000, number, len(value)) + value
+                    for number, value in elements)
+    return struct.pack("<HHII", 0x0000, 0x0000, 4, len(body)) + body
+
+
+def us(value: int) -> bytes:
+    """An US value."""
+    return struct.pack("<H", value)
+
+
+def uid(value: str) -> bytes:
+    """A UI value, padded to even length with NUL (PS3.5 6.2)."""
+    raw = value.encode("ascii")
+    return raw + b"\0" if len(raw) % 2 else raw
