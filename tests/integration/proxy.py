@@ -1,51 +1,71 @@
-"""A loopback TCP proxy that records every byte a client sends to a peer, and can cut
-the connection part-way, as a peer that goes away mid-transfer."""
+"""A loopback TCP proxy between pacskit and a real peer: it records what pacskit sends,
+and can play a bad network — cut the connection part-way, slow the peer down, or let it
+fall silent."""
 
 from __future__ import annotations
 
 import socket
 import threading
+import time
 
 
 class RecordingProxy:
     """Forwards connections on ``port`` to ``target``; ``sent`` holds client → peer bytes.
 
-    With ``cut_after``, both sides are disconnected once the client has sent that many
-    bytes (over all connections).
+    Args:
+        cut_after: disconnect both sides once the client has sent this many bytes.
+        cut_after_received: disconnect both sides once the peer has sent this many bytes.
+        stall_after_received: stop forwarding (but keep the connection open) once the
+            peer has sent this many bytes.
+        delay: seconds to hold each chunk the peer sends before passing it on.
     """
 
-    def __init__(self, target_host: str, target_port: int, cut_after: int | None = None) -> None:
+    def __init__(self, target_host: str, target_port: int, *, cut_after: int | None = None,
+                 cut_after_received: int | None = None, stall_after_received: int | None = None,
+                 delay: float = 0.0) -> None:
         self.target = (target_host, target_port)
         self.cut_after = cut_after
+        self.cut_after_received = cut_after_received
+        self.stall_after_received = stall_after_received
+        self.delay = delay
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
         self.sent = bytearray()
+        self.received = 0
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
-        self._closing = False
+        self._closing = threading.Event()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
-        while not self._closing:
+        while not self._closing.is_set():
             try:
                 client, _ = self.server.accept()
             except OSError:
                 return
             upstream = socket.create_connection(self.target)
-            for src, dst, record in ((client, upstream, True), (upstream, client, False)):
-                thread = threading.Thread(target=self._pump, args=(src, dst, record), daemon=True)
+            for src, dst, outgoing in ((client, upstream, True), (upstream, client, False)):
+                thread = threading.Thread(target=self._pump, args=(src, dst, outgoing), daemon=True)
                 thread.start()
                 self._threads.append(thread)
 
-    def _pump(self, src: socket.socket, dst: socket.socket, record: bool) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket, outgoing: bool) -> None:
         try:
             while chunk := src.recv(65536):
-                if record:
+                if outgoing:
                     with self._lock:
                         self.sent += chunk
-                        cut = self.cut_after is not None and len(self.sent) >= self.cut_after
-                    if cut:
+                        total, limit = len(self.sent), self.cut_after
+                else:
+                    with self._lock:
+                        self.received += len(chunk)
+                        total, limit = self.received, self.cut_after_received
+                    if self.stall_after_received is not None and total >= self.stall_after_received:
+                        self._closing.wait()
                         return
+                    time.sleep(self.delay)
+                if limit is not None and total >= limit:
+                    return
                 dst.sendall(chunk)
         except OSError:
             pass
@@ -57,7 +77,7 @@ class RecordingProxy:
                     pass
 
     def close(self) -> None:
-        self._closing = True
+        self._closing.set()
         self.server.close()
         for thread in self._threads:
             thread.join(timeout=5)

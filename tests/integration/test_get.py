@@ -6,11 +6,15 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 from clirunner import assert_one_line_error, run_cli
+from proxy import RecordingProxy
 from pydicom import dcmread
+from pynetdicom import AE, StoragePresentationContexts
+from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet
 
 from pacskit import AsyncClient, Client, Node, Settings
 from pacskit.errors import MoveDestinationUnknown, ServiceNotSupported
@@ -249,3 +253,67 @@ def test_query_with_no_match_retrieves_nothing(orthanc, tmp_path):
     result = run_cli("get", orthanc.address, "-p", "NOBODY_HERE", "-o", tmp_path)
     assert result.returncode == 0, result.stderr
     assert "No matches" in result.stderr
+
+
+def test_a_peer_lost_mid_retrieve_leaves_only_whole_files(orthanc, corpus, tmp_path):
+    study = sorted({c.study_uid for c in corpus})[1]
+    proxy = RecordingProxy(orthanc.host, orthanc.port, cut_after_received=25_000)
+    try:
+        result = run_cli("get", f"dicom://{orthanc.ae_title}@127.0.0.1:{proxy.port}",
+                         "--study-uid", study, "-o", tmp_path)
+    finally:
+        proxy.close()
+    assert_one_line_error(result, 15, "connection")
+    written = dicom_files(tmp_path)
+    assert 0 < len(written) < 6
+    assert not [p for p in tmp_path.rglob(".*")], "temporary files left behind"
+    assert_same_as_corpus(written, [c for c in corpus if c.sop_instance_uid in {p.stem for p in written}])
+
+
+def test_the_dimse_timeout_is_per_message_not_per_retrieve(orthanc, corpus, tmp_path):
+    study = sorted({c.study_uid for c in corpus})[2]
+    proxy = RecordingProxy(orthanc.host, orthanc.port, delay=0.25)
+    try:
+        started = time.monotonic()
+        result = run_cli("--dimse-timeout", "1", "get", f"dicom://{orthanc.ae_title}@127.0.0.1:{proxy.port}",
+                         "--study-uid", study, "-o", tmp_path, "-f", "json")
+        elapsed = time.monotonic() - started
+    finally:
+        proxy.close()
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["written"] == 6
+    assert elapsed > 1.5, "the retrieve must outlast one DIMSE timeout for this test to mean anything"
+
+
+def test_a_peer_that_falls_silent_mid_retrieve_times_out(orthanc, corpus, tmp_path):
+    study = sorted({c.study_uid for c in corpus})[3]
+    proxy = RecordingProxy(orthanc.host, orthanc.port, stall_after_received=25_000)
+    try:
+        started = time.monotonic()
+        result = run_cli("--dimse-timeout", "1", "get", f"dicom://{orthanc.ae_title}@127.0.0.1:{proxy.port}",
+                         "--study-uid", study, "-o", tmp_path)
+        elapsed = time.monotonic() - started
+    finally:
+        proxy.close()
+    assert_one_line_error(result, 13, "within 1 s")
+    assert elapsed < 10
+    assert not [p for p in tmp_path.rglob(".*")], "temporary files left behind"
+
+
+@pytest.fixture
+def get_scp_without_storage_role():
+    """pynetdicom's own Query/Retrieve SCP, which offers C-GET but, not configured for
+    role selection, refuses to let the requestor act as Storage SCP."""
+    ae = AE(ae_title="NOROLE")
+    ae.add_supported_context(StudyRootQueryRetrieveInformationModelGet)
+    for cx in StoragePresentationContexts[:20]:
+        ae.add_supported_context(cx.abstract_syntax)
+    server = ae.start_server(("127.0.0.1", free_port()), block=False)
+    yield Node(ae_title="NOROLE", host="127.0.0.1", port=server.server_address[1])
+    server.shutdown()
+
+
+def test_no_storage_role_is_a_clear_error(get_scp_without_storage_role, tmp_path):
+    node = get_scp_without_storage_role
+    result = run_cli("get", f"dicom://{node.address}", "--study-uid", "1.2.3", "-o", tmp_path)
+    assert_one_line_error(result, 23, "not pacskit as Storage SCP")
