@@ -161,6 +161,15 @@ def test_get_by_c_move_to_ourselves(moving_dcmqrscp, corpus, tmp_path, our_port)
     assert_same_as_corpus(dicom_files(tmp_path), items)
 
 
+def test_orthanc_moves_to_pacskit_with_the_names_withheld(orthanc, corpus, tmp_path, our_port):
+    orthanc.add_modality("pacskit", OUR_AET, "127.0.0.1", our_port)
+    study = sorted({c.study_uid for c in corpus})[1]
+    result = Client(Settings(ae_title=OUR_AET, port=our_port)).get_study(
+        node_of(orthanc), study, tmp_path, method="move").raise_for_status()
+    assert (result.method, result.completed, result.written) == ("move", 6, 6)
+    assert_same_as_corpus(dicom_files(tmp_path), [c for c in corpus if c.study_uid == study])
+
+
 def test_auto_falls_back_to_move_when_c_get_is_refused(moving_dcmqrscp, corpus, tmp_path, our_port):
     study = sorted({c.study_uid for c in corpus})[2]
     settings = Settings(ae_title=OUR_AET, port=our_port)
