@@ -31,3 +31,17 @@ if pgrep -x Orthanc >/dev/null && pgrep -a -x Orthanc | grep -q /etc/orthanc; th
   pkill -x -f "/usr/sbin/Orthanc /etc/orthanc/" || true
 fi
 echo "install-peers: DCMTK $(storescp --version 2>/dev/null | head -n1 | awk '{print $3}'), Orthanc $(Orthanc --version 2>/dev/null | head -n1 | awk '{print $NF}')"
+
+# PostgreSQL for the archive's index tests: the machine's own server on 127.0.0.1:5432.
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  if ! command -v pg_ctlcluster >/dev/null; then
+    [ "$(id -u)" -eq 0 ] || { echo "install-peers: PostgreSQL is missing; run as root" >&2; exit 1; }
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+  fi
+  version=$(ls /etc/postgresql | sort -V | tail -n1)
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+  pg_isready -q -h 127.0.0.1 -p 5432 || { echo "install-peers: PostgreSQL does not answer on 127.0.0.1:5432" >&2; exit 1; }
+fi
+echo "install-peers: PostgreSQL $(psql --version | awk '{print $3}') on 127.0.0.1:5432"

@@ -1,46 +1,34 @@
-"""`make run`: show what pacskit can do, against a DICOM peer started on loopback.
+"""`make run`: start `pacskit serve` on the embedded default (SQLite, ./pacskit-data).
 
-Until `pacskit serve` exists, this starts DCMTK's storescp on a free loopback port (when
-DCMTK is installed) and echoes it with `pacskit echo`.
+The archive listens on port 11112 as PACSKIT. Its nodes table gets, for this session, a
+peer with AE title PACSKIT on 127.0.0.1 allowed every operation — pacskit's own default
+calling AE title — so that in another terminal:
+
+    .venv/bin/pacskit echo dicom://PACSKIT@127.0.0.1:11112
+    .venv/bin/pacskit store some/folder --to dicom://PACSKIT@127.0.0.1:11112
+    .venv/bin/pacskit find dicom://PACSKIT@127.0.0.1:11112
+    .venv/bin/pacskit get dicom://PACSKIT@127.0.0.1:11112 --study-uid ... -o out/
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
 
 
 def main() -> int:
-    subprocess.run([BIN / "pacskit", "--help"], check=True)
-    if shutil.which("storescp") is None:
-        print("DCMTK is not installed (run `make peers`); nothing to echo.")
-        return 0
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with tempfile.TemporaryDirectory() as folder:
-        env = {**os.environ, "TCP_NODELAY": "1"}
-        scp = subprocess.Popen(["storescp", "-aet", "STORESCP", "-od", folder, str(port)], env=env)
-        try:
-            for _ in range(50):
-                with socket.socket() as s:
-                    if s.connect_ex(("127.0.0.1", port)) == 0:
-                        break
-                time.sleep(0.1)
-            address = f"dicom://STORESCP@127.0.0.1:{port}"
-            print(f"\n$ pacskit echo {address}")
-            return subprocess.run([BIN / "pacskit", "echo", address]).returncode
-        finally:
-            scp.terminate()
-            scp.wait(timeout=10)
+    env = {
+        **os.environ,
+        "PACSKIT_NODES__LOCAL__AE_TITLE": os.environ.get("PACSKIT_AE_TITLE", "PACSKIT"),
+        "PACSKIT_NODES__LOCAL__HOST": "127.0.0.1",
+        "PACSKIT_NODES__LOCAL__PORT": os.environ.get("PACSKIT_PORT", "11112"),
+    }
+    print(__doc__.split("\n\n", 1)[1].rstrip('"\n'), flush=True)
+    os.execve(BIN / "pacskit", [str(BIN / "pacskit"), "serve"], env)
+    return 0
 
 
 if __name__ == "__main__":

@@ -281,6 +281,33 @@ class Query(BaseModel):
                 return_keys.append(keyword)
         return cls(level=lvl, model=model, match=match, return_keys=tuple(return_keys), limit=limit)
 
+    @classmethod
+    def from_identifier(cls, identifier: Dataset, model: InformationModel | str) -> Query:
+        """The query a C-FIND, C-GET or C-MOVE request identifier asks (PS3.4 C.4.1.1.3),
+        as an SCP reads it: keys this level does not support are left out (PS3.4
+        C.4.1.1.3.2 lets an SCP ignore them), a key with a value matches, an empty one
+        is returned.
+
+        Raises:
+            QueryError: no or an unknown Query/Retrieve Level, or a malformed value.
+        """
+        level = Level.parse(str(identifier.get("QueryRetrieveLevel", "") or ""))
+        model = InformationModel.parse(model)
+        allowed = allowed_keys(level, model)
+        match: dict[str, str] = {}
+        for element in identifier:
+            keyword = element.keyword
+            if keyword not in allowed:
+                continue
+            value = element.value
+            if element.VR == "SQ" or value is None:
+                match[keyword] = ""
+            elif isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+                match[keyword] = "\\".join(str(v) for v in value)
+            else:
+                match[keyword] = str(value)
+        return cls(level=level, model=model, match=match)
+
     def matching_keys(self) -> dict[str, str]:
         """The match keys that actually constrain (non-empty, not a lone ``*``)."""
         return {k: v for k, v in self.match.items() if v not in ("", "*")}

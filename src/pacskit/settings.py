@@ -21,7 +21,7 @@ import os
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -33,8 +33,13 @@ CONFIG_FILE_NAME = "pacskit.toml"
 _file_values: ContextVar[dict[str, Any] | None] = ContextVar("pacskit_file_values", default=None)
 
 
+Operation = Literal["echo", "find", "get", "move", "store"]
+OPERATIONS: tuple[Operation, ...] = ("echo", "find", "get", "move", "store")
+
+
 class NodeConfig(BaseModel):
-    """One entry of the nodes table."""
+    """One entry of the nodes table: a peer pacskit calls, and (for ``pacskit serve``) a
+    peer allowed to call it, with the operations it may ask for."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -42,6 +47,39 @@ class NodeConfig(BaseModel):
     host: str
     port: Annotated[int, Field(ge=1, le=65535)] = 104
     dicomweb_url: str | None = None
+    allow: list[Operation] = Field(default_factory=lambda: list(OPERATIONS))
+
+
+class ArchiveSettings(BaseModel):
+    """The archive that ``pacskit serve`` runs.
+
+    Attributes:
+        data_dir: the storage folder (files, and the SQLite index by default).
+        db: the index database URL; empty for SQLite in ``data_dir``, or
+            ``postgresql://user@host/db``.
+        fsync: flush every received file to disk before acknowledging it.
+        duplicates: a SOP Instance UID received again: ``keep`` the stored one, or
+            ``overwrite`` it.
+        find_limit: the most matches one C-FIND returns.
+        accept_unknown_peers: let peers not in the nodes table echo and store.
+        check_peer_host: a known peer must also call from its configured host.
+        check_called_aet: refuse associations that do not call our AE title.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    data_dir: Path = Path("pacskit-data")
+    db: str = ""
+    fsync: bool = True
+    duplicates: Literal["keep", "overwrite"] = "keep"
+    find_limit: Annotated[int, Field(ge=1)] = 10000
+    accept_unknown_peers: bool = True
+    check_peer_host: bool = False
+    check_called_aet: bool = True
+
+    def db_url(self) -> str:
+        """The index database URL, SQLite in ``data_dir`` unless ``db`` says otherwise."""
+        return self.db or f"sqlite:///{(self.data_dir / 'index.db').resolve()}"
 
 
 class Settings(BaseSettings):
@@ -58,6 +96,7 @@ class Settings(BaseSettings):
         connect_timeout: seconds to wait for the TCP connection.
         allow_patient_names: opt in to requesting, showing and writing patient names.
         nodes: the named remote nodes.
+        archive: the archive of ``pacskit serve``.
     """
 
     model_config = SettingsConfigDict(
@@ -77,6 +116,7 @@ class Settings(BaseSettings):
     connect_timeout: Annotated[float, Field(gt=0)] = 10.0
     allow_patient_names: bool = False
     nodes: dict[str, NodeConfig] = Field(default_factory=dict)
+    archive: ArchiveSettings = Field(default_factory=ArchiveSettings)
 
     @field_validator("ae_title")
     @classmethod
@@ -129,7 +169,7 @@ class Settings(BaseSettings):
         if entry is None:
             known = ", ".join(sorted(self.nodes)) or "none configured"
             raise UnknownNode(f"unknown node {name_or_address!r} (known: {known})")
-        return Node.create(name=name_or_address, **entry.model_dump())
+        return Node.create(name=name_or_address, **entry.model_dump(exclude={"allow"}))
 
 
 def find_config_file() -> Path | None:

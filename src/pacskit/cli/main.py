@@ -16,6 +16,7 @@ from pacskit.cli.find import find
 from pacskit.cli.get import get
 from pacskit.cli.move import move
 from pacskit.cli.nodes import nodes
+from pacskit.cli.serve import serve
 from pacskit.cli.store import store
 from pacskit.errors import PacskitError
 
@@ -76,6 +77,7 @@ app.command()(get)
 app.command()(move)
 app.command()(store)
 app.command()(nodes)
+app.command()(serve)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,8 +1,9 @@
 """The pynetdicom application entity, configured once from settings.
 
 This module also sets pynetdicom's global configuration, once: identifiers are never
-logged, files are sent without being decoded, and every association uses the
-event-driven upper layer of :mod:`pacskit.net.dul`.
+logged, files are sent without being decoded, every association uses the event-driven
+upper layer of :mod:`pacskit.net.dul`, and a server does not deep-copy its supported
+contexts for every association.
 
 pynetdicom never sets ``TCP_NODELAY``; without it every small PDU waits ~40 ms for a
 delayed ACK. Requestor sockets get it in :class:`NoDelaySocket`, acceptor sockets in the
@@ -13,12 +14,17 @@ from __future__ import annotations
 
 import logging
 import socket
+from pathlib import Path
+from typing import Any
 
 import pynetdicom.association
+import pynetdicom.transport
+from pydicom import Dataset, dcmread
 from pynetdicom import AE, _config, evt
+from pynetdicom.association import Association
 from pynetdicom.transport import AddressInformation, AssociationSocket
 
-from pacskit.net.dul import EventDrivenDUL
+from pacskit.net.dul import EventDrivenDUL, ReactorClock
 from pacskit.settings import Settings
 
 _config.LOG_REQUEST_IDENTIFIERS = False
@@ -27,6 +33,50 @@ _config.LOG_HANDLER_LEVEL = "none"
 _config.STORE_SEND_CHUNKED_DATASET = True
 logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
 pynetdicom.association.DULServiceProvider = EventDrivenDUL  # type: ignore[misc]
+pynetdicom.association.time = ReactorClock()  # type: ignore[assignment]
+
+
+def _shared_contexts(contexts: list[Any]) -> list[Any]:
+    """What pynetdicom's server hands each association instead of a deep copy of every
+    supported context: negotiation only reads them, and copying a full storage list
+    costs ~35 ms per association."""
+    return list(contexts)
+
+
+pynetdicom.transport.deepcopy = _shared_contexts  # type: ignore[attr-defined]
+
+
+class StoredFile(Dataset):
+    """A stored file that a C-GET or C-MOVE handler yields to be sent as it is on disk.
+
+    pynetdicom's Query/Retrieve handlers accept only datasets, while its C-STORE can
+    stream a file; this carries the path from one to the other. When the peer accepted
+    no context with the file's transfer syntax, the file is decoded (decompressed if it
+    must be) and sent in a syntax the peer did accept.
+    """
+
+    def __init__(self, path: Path, sop_instance_uid: str) -> None:
+        super().__init__()
+        self._pacskit_path = path
+        self.SOPInstanceUID = sop_instance_uid
+
+
+_send_c_store = Association.send_c_store
+
+
+def _send_stored_file(self: Association, dataset: Any, *args: Any, **kwargs: Any) -> Dataset:
+    if not isinstance(dataset, StoredFile):
+        return _send_c_store(self, dataset, *args, **kwargs)
+    try:
+        return _send_c_store(self, dataset._pacskit_path, *args, **kwargs)
+    except ValueError:
+        decoded = dcmread(dataset._pacskit_path)
+        if decoded.file_meta.TransferSyntaxUID.is_compressed:
+            decoded.decompress(generate_instance_uid=False)
+        return _send_c_store(self, decoded, *args, **kwargs)
+
+
+Association.send_c_store = _send_stored_file  # type: ignore[method-assign]
 
 
 class NoDelaySocket(AssociationSocket):

@@ -6,6 +6,10 @@ C-STORE or C-GET at a few hundred small instances per second. This reactor inste
 blocks in ``select()`` on the socket and on a wake-up pipe that every put into its
 queues writes to, so it reacts as soon as there is something to do and sleeps otherwise.
 It is installed once, in :mod:`pacskit.net.ae`, for every association pacskit makes.
+
+The association's own reactor (an acceptor's, serving requests) sleeps 1 ms between
+looks at its queues; :class:`ReactorClock` replaces that sleep with a wait that the DUL
+ends as soon as it has handed something up.
 """
 
 from __future__ import annotations
@@ -13,12 +17,54 @@ from __future__ import annotations
 import os
 import queue
 import select
+import threading
+import time
 from typing import Any
 
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ
 
 IDLE_WAKE = 0.05
+REACTOR_TICK = 0.001
+
+
+class _WakingCheckpoint(threading.Event):
+    """The association's reactor checkpoint, whose ``clear`` (another thread asking the
+    reactor to pause) also ends the reactor's wait."""
+
+    def __init__(self, wake: threading.Event, is_set: bool) -> None:
+        super().__init__()
+        self._wake = wake
+        if is_set:
+            self.set()
+
+    def clear(self) -> None:
+        super().clear()
+        self._wake.set()
+
+
+class ReactorClock:
+    """The ``time`` module as pynetdicom's association module sees it, but for the
+    association reactor's 1 ms tick, which waits for the DUL's wake-up (or a request to
+    pause) instead."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        assoc = threading.current_thread()
+        wake = getattr(assoc, "_pacskit_wake", None)
+        if seconds != REACTOR_TICK or wake is None:
+            time.sleep(seconds)
+            return
+        checkpoint = getattr(assoc, "_reactor_checkpoint", None)
+        if checkpoint is not None and not isinstance(checkpoint, _WakingCheckpoint):
+            checkpoint = _WakingCheckpoint(wake, checkpoint.is_set())
+            assoc._reactor_checkpoint = checkpoint  # type: ignore[attr-defined]
+        if checkpoint is None or checkpoint.is_set():
+            wake.wait(IDLE_WAKE)
+        wake.clear()
 
 
 class _WakingQueue(queue.Queue):  # type: ignore[type-arg]
@@ -44,6 +90,8 @@ class EventDrivenDUL(DULServiceProvider):
         os.set_blocking(self._wake_w, False)
         self.to_provider_queue = _WakingQueue(self._wake_w)
         self.event_queue = _WakingQueue(self._wake_w)
+        self._reactor_wake = threading.Event()
+        assoc._pacskit_wake = self._reactor_wake
 
     def kill_dul(self) -> None:
         super().kill_dul()
@@ -76,6 +124,7 @@ class EventDrivenDUL(DULServiceProvider):
         try:
             self._run()
         finally:
+            self._reactor_wake.set()
             for fd in (self._wake_r, self._wake_w):
                 try:
                     os.close(fd)
@@ -113,3 +162,4 @@ class EventDrivenDUL(DULServiceProvider):
                 self._wait()
                 continue
             self.state_machine.do_action(event)
+            self._reactor_wake.set()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from pydicom import dcmread
 from pydicom.uid import UID, ImplicitVRLittleEndian
@@ -46,7 +47,17 @@ class SendOutcome:
 OutcomeHandler = Callable[[SendOutcome], None]
 
 
-def contexts_for(files: Sequence[DicomFile]) -> list[PresentationContext]:
+class Encoded(Protocol):
+    """Anything with a SOP class and a transfer syntax: a file to send, a stored instance."""
+
+    @property
+    def sop_class_uid(self) -> str: ...
+
+    @property
+    def transfer_syntax(self) -> str: ...
+
+
+def contexts_for(files: Sequence[Encoded]) -> list[PresentationContext]:
     """One context per (SOP class, transfer syntax) the files use, each with that one
     syntax, and one Implicit VR Little Endian context per SOP class (the syntax every
     SCP supports, PS3.5 10.1) for files whose own syntax the peer refuses."""
@@ -81,7 +92,7 @@ def _split_class(group: list[DicomFile], syntaxes: list[str]) -> Iterator[tuple[
         yield [f for f in group if f.transfer_syntax in chunk], len(chunk - {ImplicitVRLittleEndian}) + 1
 
 
-def _syntaxes_by_class(files: Sequence[DicomFile]) -> dict[str, list[str]]:
+def _syntaxes_by_class(files: Sequence[Encoded]) -> dict[str, list[str]]:
     by_class: dict[str, dict[str, None]] = {}
     for item in files:
         by_class.setdefault(item.sop_class_uid, {ImplicitVRLittleEndian: None})[item.transfer_syntax] = None

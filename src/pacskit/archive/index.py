@@ -1,0 +1,486 @@
+"""The archive's index: what is stored where, answering C-FIND without opening a file.
+
+One engine for the life of the archive, SQLite (WAL) by default or PostgreSQL (psycopg
+3). Matching follows PS3.4 C.2.2.2 exactly as :meth:`pacskit.query.Query.matches` does:
+SQL narrows the candidates on the indexed columns (never excluding a true match), and
+every candidate is then checked with ``Query.matches`` — so the archive answers the
+same rule table as every other source.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydicom import Dataset
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from sqlalchemy import Engine, create_engine, delete, event, exists, func, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import aliased
+
+from pacskit.archive.schema import (
+    SCHEMA_VERSION,
+    Base,
+    Instance,
+    Patient,
+    SchemaVersion,
+    Series,
+    Study,
+)
+from pacskit.errors import ConfigError
+from pacskit.query import LEVEL_KEYS, UNIQUE_KEYS, Level, Query
+
+COMPUTED_KEYS = frozenset({
+    "NumberOfPatientRelatedStudies", "NumberOfPatientRelatedSeries", "NumberOfPatientRelatedInstances",
+    "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances", "NumberOfSeriesRelatedInstances",
+    "ModalitiesInStudy", "SOPClassesInStudy", "TransferSyntaxUID",
+})
+ADD_ATTEMPTS = 8
+STREAM_ROWS = 500
+
+
+@dataclass(frozen=True)
+class AddResult:
+    """What :meth:`Index.add` did.
+
+    Attributes:
+        existed: the SOP Instance UID was already indexed.
+        path: the indexed path of the instance now.
+        replaced_path: with the ``overwrite`` policy, the path the old row pointed to.
+    """
+
+    existed: bool
+    path: str
+    replaced_path: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredInstance:
+    """One indexed instance: what a C-GET or C-MOVE sends."""
+
+    sop_class_uid: str
+    sop_instance_uid: str
+    transfer_syntax: str
+    path: str
+    size: int
+
+
+class Index:
+    """The index database (see the module docstring)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sqlite = engine.dialect.name == "sqlite"
+
+    @classmethod
+    def open(cls, url: str) -> Index:
+        """Open (and on first use create) the index at ``url``: ``sqlite:///path`` or
+        ``postgresql://user@host/db``.
+
+        Raises:
+            ConfigError: the database cannot be reached, or was made by a newer pacskit.
+        """
+        if url.startswith(("postgresql://", "postgres://")):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        try:
+            engine = _engine(url)
+            Base.metadata.create_all(engine)
+            with engine.begin() as conn:
+                found = conn.scalar(select(func.max(SchemaVersion.version)))
+                if found is None:
+                    conn.execute(SchemaVersion.__table__.insert().values(version=SCHEMA_VERSION))
+                elif found > SCHEMA_VERSION:
+                    raise ConfigError(f"the index at {engine.url!r} has schema version {found}; "
+                                      f"this pacskit knows up to {SCHEMA_VERSION}: upgrade pacskit")
+        except SQLAlchemyError as exc:
+            raise ConfigError(f"cannot open the index {url!r}: {_first_line(exc)}") from None
+        return cls(engine)
+
+    def close(self) -> None:
+        """Release every connection."""
+        self.engine.dispose()
+
+    def path_of(self, sop_instance_uid: str) -> str | None:
+        """The stored path of an instance, if it is indexed."""
+        with self.engine.connect() as conn:
+            row = _Raw(conn).one(_FIND_INSTANCE, {"uid": sop_instance_uid})
+            return str(row[1]) if row is not None else None
+
+    def count(self) -> int:
+        """How many instances are indexed."""
+        with self.engine.connect() as conn:
+            return int(conn.scalar(select(func.count()).select_from(Instance)) or 0)
+
+    def add(self, header: Dataset, *, path: str, size: int, transfer_syntax: str,
+            policy: str = "keep") -> AddResult:
+        """Index one instance in one transaction, creating its patient, study and series
+        as needed. A SOP Instance UID already indexed is kept (``keep``) or replaced
+        (``overwrite``): never two rows. Safe from several threads and processes.
+
+        Raises:
+            SQLAlchemyError: the database failed (after retrying conflicts).
+        """
+        dbapi = self.engine.dialect.dbapi
+        conflicts = (IntegrityError, OperationalError, dbapi.IntegrityError, dbapi.OperationalError)
+        for attempt in range(ADD_ATTEMPTS):
+            try:
+                with self._writing() as conn:
+                    return _add(conn, header, path, size, transfer_syntax, policy)
+            except conflicts:
+                if attempt == ADD_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.005 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def remove(self, sop_instance_uid: str) -> str | None:
+        """Drop an instance (and parents left empty); its path, if it was indexed."""
+        with self._writing() as conn:
+            row = conn.execute(select(Instance.id, Instance.path, Instance.series_fk)
+                               .where(Instance.sop_uid == sop_instance_uid)).first()
+            if row is None:
+                return None
+            _drop_instance(conn, row.id, row.series_fk)
+            return str(row.path)
+
+    def all_paths(self) -> Iterator[tuple[str, str]]:
+        """(SOP Instance UID, path) of every indexed instance, streamed."""
+        with self.engine.connect() as conn:
+            result = conn.execution_options(yield_per=STREAM_ROWS).execute(
+                select(Instance.sop_uid, Instance.path))
+            for row in result:
+                yield str(row.sop_uid), str(row.path)
+
+    def find(self, query: Query, *, limit: int | None = None) -> Iterator[Dataset]:
+        """The C-FIND response identifiers for ``query`` (PS3.4 C.4.1.2), streamed: the
+        keys it asks for, the unique key of its level, Specific Character Set when a
+        value is not ASCII. Names are returned as stored (the privacy policy is the
+        client's)."""
+        cap = min(x for x in (limit, query.limit) if x is not None) if (limit or query.limit) else None
+        keys = list(dict.fromkeys([*query.match, *query.return_keys, UNIQUE_KEYS[query.level]]))
+        for found, (_, attributes) in enumerate(self._matches(query)):
+            if cap is not None and found >= cap:
+                return
+            yield _identifier(query.level, keys, attributes)
+
+    def instances(self, query: Query) -> Iterator[StoredInstance]:
+        """Every instance under the matches of ``query``, at any level."""
+        column = {Level.PATIENT: Study.patient_fk, Level.STUDY: Series.study_fk,
+                  Level.SERIES: Instance.series_fk, Level.IMAGE: Instance.id}[query.level]
+        statement = (select(Instance.sop_class_uid, Instance.sop_uid, Instance.transfer_syntax,
+                            Instance.path, Instance.size)
+                     .join(Series, Instance.series_fk == Series.id)
+                     .join(Study, Series.study_fk == Study.id))
+        for row_id, _ in self._matches(query):
+            with self.engine.connect() as conn:
+                for row in conn.execute(statement.where(column == row_id).order_by(Instance.id)):
+                    yield StoredInstance(*row)
+
+    def _matches(self, query: Query) -> Iterator[tuple[int, Dataset]]:
+        """(row id at the query's level, its attributes) for every match."""
+        statement = _candidates(query)
+        with self.engine.connect() as conn:
+            result = conn.execution_options(yield_per=STREAM_ROWS).execute(statement)
+            for row in result:
+                attributes = _attributes(query.level, row)
+                if query.matches(attributes):
+                    yield row.id, attributes
+
+    def _writing(self) -> Any:
+        """A write transaction; on SQLite, taken with BEGIN IMMEDIATE so that two
+        writers queue instead of failing on a stale snapshot."""
+        conn = self.engine.connect()
+        if self.sqlite:
+            conn.execution_options(sqlite_immediate=True)
+        return _Transaction(conn)
+
+
+class _Transaction:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> Connection:
+        self.conn.begin()
+        return self.conn
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        try:
+            if exc_type is None:
+                self.conn.commit()
+            else:
+                self.conn.rollback()
+        finally:
+            self.conn.close()
+
+
+def _engine(url: str) -> Engine:
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=60000"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get("sqlite_immediate")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def _sql(statement: str) -> str:
+    return statement
+
+
+_FIND_INSTANCE = _sql("SELECT id, path, series_fk FROM instance WHERE sop_uid = :uid")
+_FIND_PATIENT = _sql("SELECT id FROM patient WHERE patient_id = :patient_id AND issuer = :issuer")
+_INSERT_PATIENT = _sql(
+    "INSERT INTO patient (patient_id, issuer, attributes, studies, series, instances) "
+    "VALUES (:patient_id, :issuer, :attributes, 0, 0, 0) RETURNING id")
+_FIND_STUDY = _sql("SELECT id, modalities, sop_classes FROM study WHERE study_uid = :uid")
+_INSERT_STUDY = _sql(
+    "INSERT INTO study (patient_fk, study_uid, study_date, accession, modalities, sop_classes, "
+    "attributes, series, instances) VALUES (:patient_fk, :uid, :study_date, :accession, '', '', "
+    ":attributes, 0, 0) RETURNING id")
+_FIND_SERIES = _sql("SELECT id FROM series WHERE series_uid = :uid")
+_INSERT_SERIES = _sql(
+    "INSERT INTO series (study_fk, series_uid, modality, attributes, instances) "
+    "VALUES (:study_fk, :uid, :modality, :attributes, 0) RETURNING id")
+_INSERT_INSTANCE = _sql(
+    "INSERT INTO instance (series_fk, sop_uid, sop_class_uid, transfer_syntax, path, size, "
+    "received_at, attributes) VALUES (:series_fk, :uid, :sop_class, :syntax, :path, :size, "
+    ":received_at, :attributes)")
+_COUNT_SERIES = _sql("UPDATE series SET instances = instances + 1 WHERE id = :id")
+_COUNT_STUDY = _sql(
+    "UPDATE study SET instances = instances + 1, series = series + :new_series, "
+    "modalities = :modalities, sop_classes = :sop_classes WHERE id = :id")
+_COUNT_PATIENT = _sql(
+    "UPDATE patient SET instances = instances + 1, series = series + :new_series, "
+    "studies = studies + :new_study WHERE id = :id")
+
+
+class _Raw:
+    """The hot path of ``add`` on the DBAPI cursor of a SQLAlchemy connection (same
+    transaction): SQLAlchemy's statement machinery costs more than the statements."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        self.pyformat = conn.dialect.name != "sqlite"
+
+    def run(self, sql: str, params: dict[str, Any]) -> None:
+        self.cursor.execute(_PYFORMAT.sub(r"%(\1)s", sql) if self.pyformat else sql, params)
+
+    def one(self, sql: str, params: dict[str, Any]) -> Any:
+        self.run(sql, params)
+        return self.cursor.fetchone()
+
+
+_PYFORMAT = re.compile(r":(\w+)")
+
+
+def _add(conn: Connection, header: Dataset, path: str, size: int, syntax: str,
+         policy: str) -> AddResult:
+    raw = _Raw(conn)
+    uid = str(header.SOPInstanceUID)
+    old = raw.one(_FIND_INSTANCE, {"uid": uid})
+    if old is not None and policy == "keep":
+        return AddResult(True, str(old[1]))
+    if old is not None:
+        _drop_instance(conn, old[0], old[2])
+    patient_fk = _patient(raw, header)
+    study_fk, modalities, sop_classes, new_study = _study(raw, header, patient_fk)
+    series_fk, new_series = _series(raw, header, study_fk)
+    sop_class = str(header.SOPClassUID)
+    raw.run(_INSERT_INSTANCE, {
+        "series_fk": series_fk, "uid": uid, "sop_class": sop_class, "syntax": syntax, "path": path,
+        "size": size, "received_at": datetime.now(UTC).replace(tzinfo=None).isoformat(" "),
+        "attributes": _json(header, Level.IMAGE)})
+    raw.run(_COUNT_SERIES, {"id": series_fk})
+    raw.run(_COUNT_STUDY, {
+        "id": study_fk, "new_series": int(new_series),
+        "modalities": _with(modalities, str(header.get("Modality", "") or "")),
+        "sop_classes": _with(sop_classes, sop_class)})
+    raw.run(_COUNT_PATIENT, {"id": patient_fk, "new_series": int(new_series), "new_study": int(new_study)})
+    return AddResult(old is not None, path, str(old[1]) if old is not None else None)
+
+
+def _patient(raw: _Raw, header: Dataset) -> int:
+    key = {"patient_id": str(header.get("PatientID", "") or ""),
+           "issuer": str(header.get("IssuerOfPatientID", "") or "")}
+    found = raw.one(_FIND_PATIENT, key)
+    if found is not None:
+        return int(found[0])
+    return int(raw.one(_INSERT_PATIENT, {**key, "attributes": _json(header, Level.PATIENT)})[0])
+
+
+def _study(raw: _Raw, header: Dataset, patient_fk: int) -> tuple[int, str, str, bool]:
+    uid = str(header.StudyInstanceUID)
+    found = raw.one(_FIND_STUDY, {"uid": uid})
+    if found is not None:
+        return int(found[0]), str(found[1]), str(found[2]), False
+    key = raw.one(_INSERT_STUDY, {
+        "patient_fk": patient_fk, "uid": uid, "study_date": str(header.get("StudyDate", "") or "")[:8],
+        "accession": str(header.get("AccessionNumber", "") or ""),
+        "attributes": _json(header, Level.STUDY)})[0]
+    return int(key), "", "", True
+
+
+def _series(raw: _Raw, header: Dataset, study_fk: int) -> tuple[int, bool]:
+    uid = str(header.SeriesInstanceUID)
+    found = raw.one(_FIND_SERIES, {"uid": uid})
+    if found is not None:
+        return int(found[0]), False
+    key = raw.one(_INSERT_SERIES, {
+        "study_fk": study_fk, "uid": uid, "modality": str(header.get("Modality", "") or ""),
+        "attributes": _json(header, Level.SERIES)})[0]
+    return int(key), True
+
+
+def _drop_instance(conn: Connection, instance_id: int, series_fk: int) -> None:
+    """Delete an instance row, keep the counters right, and drop parents left empty."""
+    study_fk, patient_fk = conn.execute(
+        select(Series.study_fk, Study.patient_fk).join(Study, Series.study_fk == Study.id)
+        .where(Series.id == series_fk)).one()
+    conn.execute(delete(Instance).where(Instance.id == instance_id))
+    conn.execute(update(Series).where(Series.id == series_fk).values(instances=Series.instances - 1))
+    conn.execute(update(Study).where(Study.id == study_fk).values(instances=Study.instances - 1))
+    conn.execute(update(Patient).where(Patient.id == patient_fk).values(instances=Patient.instances - 1))
+    if not conn.scalar(select(exists().where(Instance.series_fk == series_fk))):
+        conn.execute(delete(Series).where(Series.id == series_fk))
+        conn.execute(update(Study).where(Study.id == study_fk).values(series=Study.series - 1))
+        conn.execute(update(Patient).where(Patient.id == patient_fk).values(series=Patient.series - 1))
+        modalities = conn.scalars(select(Series.modality).where(Series.study_fk == study_fk)).all()
+        conn.execute(update(Study).where(Study.id == study_fk).values(
+            modalities="\\".join(sorted({m for m in modalities if m}))))
+    if not conn.scalar(select(exists().where(Series.study_fk == study_fk))):
+        conn.execute(delete(Study).where(Study.id == study_fk))
+        conn.execute(update(Patient).where(Patient.id == patient_fk).values(studies=Patient.studies - 1))
+    if not conn.scalar(select(exists().where(Study.patient_fk == patient_fk))):
+        conn.execute(delete(Patient).where(Patient.id == patient_fk))
+
+
+def _with(values: str, value: str) -> str:
+    present = [v for v in values.split("\\") if v]
+    if not value or value in present:
+        return values
+    return "\\".join(sorted([*present, value]))
+
+
+def _json(header: Dataset, level: Level) -> str:
+    """The attributes of ``level`` in ``header``, as DICOM JSON."""
+    part = Dataset()
+    for keyword in LEVEL_KEYS[level]:
+        if keyword not in COMPUTED_KEYS and keyword in header:
+            part[keyword] = header[keyword]
+    return json.dumps(part.to_json_dict(bulk_data_threshold=1 << 20))
+
+
+def _candidates(query: Query) -> Any:
+    """The rows at the query's level that may match: a superset of the true matches."""
+    level = query.level
+    if level is Level.PATIENT:
+        statement = select(Patient.id, Patient.attributes.label("patient"), Patient.studies,
+                           Patient.series, Patient.instances)
+    else:
+        statement = (select(Patient.attributes.label("patient"), Study.attributes.label("study"),
+                            Study.modalities, Study.sop_classes, Study.series.label("study_series"),
+                            Study.instances.label("study_instances"))
+                     .select_from(Study).join(Patient, Study.patient_fk == Patient.id))
+        if level is Level.STUDY:
+            statement = statement.add_columns(Study.id)
+        else:
+            statement = statement.add_columns(Series.attributes.label("series"),
+                                              Series.instances.label("series_instances"))
+            statement = statement.join(Series, Series.study_fk == Study.id)
+            if level is Level.SERIES:
+                statement = statement.add_columns(Series.id)
+            else:
+                statement = statement.add_columns(Instance.id, Instance.attributes.label("image"),
+                                                  Instance.transfer_syntax)
+                statement = statement.join(Instance, Instance.series_fk == Series.id)
+    for keyword, pattern in query.matching_keys().items():
+        condition = _narrowing(keyword, pattern)
+        if condition is not None:
+            statement = statement.where(condition)
+    return statement
+
+
+def _narrowing(keyword: str, pattern: str) -> Any:
+    """An SQL condition no true match fails, on the indexed columns; None if none."""
+    column = {"PatientID": Patient.patient_id, "StudyInstanceUID": Study.study_uid,
+              "SeriesInstanceUID": Series.series_uid, "SOPInstanceUID": Instance.sop_uid,
+              "AccessionNumber": Study.accession, "StudyDate": Study.study_date,
+              "Modality": Series.modality}.get(keyword)
+    if keyword == "ModalitiesInStudy" and not any(c in pattern for c in "*?"):
+        wanted = [v for v in pattern.split("\\") if v]
+        other = aliased(Series)
+        return exists().where(other.study_fk == Study.id, other.modality.in_(wanted))
+    if column is None:
+        return None
+    if keyword.endswith("UID"):
+        return column.in_([v.strip() for v in pattern.split("\\") if v.strip()])
+    if keyword == "StudyDate":
+        if "-" not in pattern:
+            return column == pattern
+        start, _, end = pattern.partition("-")
+        conditions = [c for c in ((column >= start) if start else None,
+                                  (column <= end) if end else None) if c is not None]
+        return conditions[0] if len(conditions) == 1 else conditions[0] & conditions[1]
+    if "*" in pattern or "?" in pattern:
+        like = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return column.like(like.replace("*", "%").replace("?", "_"), escape="\\")
+    return column == pattern
+
+
+def _attributes(level: Level, row: Any) -> Dataset:
+    """Everything known about one candidate row, computed attributes included."""
+    ds = Dataset()
+    ds.update(Dataset.from_json(row.patient))
+    if level is Level.PATIENT:
+        ds.NumberOfPatientRelatedStudies = row.studies
+        ds.NumberOfPatientRelatedSeries = row.series
+        ds.NumberOfPatientRelatedInstances = row.instances
+        return ds
+    ds.update(Dataset.from_json(row.study))
+    ds.NumberOfStudyRelatedSeries = row.study_series
+    ds.NumberOfStudyRelatedInstances = row.study_instances
+    ds.ModalitiesInStudy = [m for m in row.modalities.split("\\") if m]
+    ds.SOPClassesInStudy = [c for c in row.sop_classes.split("\\") if c]
+    if level is Level.STUDY:
+        return ds
+    ds.update(Dataset.from_json(row.series))
+    ds.NumberOfSeriesRelatedInstances = row.series_instances
+    if level is Level.IMAGE:
+        ds.update(Dataset.from_json(row.image))
+        ds.TransferSyntaxUID = row.transfer_syntax
+    return ds
+
+
+def _identifier(level: Level, keys: list[str], attributes: Dataset) -> Dataset:
+    response = Dataset()
+    response.QueryRetrieveLevel = level.value
+    for keyword in keys:
+        if keyword in attributes:
+            response[keyword] = attributes[keyword]
+        else:
+            vr = dictionary_VR(tag_for_keyword(keyword))
+            response.add_new(tag_for_keyword(keyword), vr, [] if vr == "SQ" else None)
+    if any(not str(e.value).isascii() for e in response
+           if e.VR in ("PN", "LO", "SH", "LT", "ST", "UT", "UC") and e.value is not None):
+        response.SpecificCharacterSet = "ISO_IR 192"
+    return response
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

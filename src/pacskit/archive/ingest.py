@@ -1,0 +1,183 @@
+"""The one way instances enter the archive: C-STORE, ``archive import`` and (later) STOW-RS.
+
+An instance is written as it came — no decode, no re-encode — to a temporary file in the
+data folder, flushed to disk (unless ``fsync`` is off), renamed into place under the
+archive layout and indexed; only then is it acknowledged. A failure at any step removes
+what was written and becomes a DIMSE status: 0xA700 (out of resources) for the archive's
+own trouble, 0xA900 or 0xC000 for data that is not what the request says it is.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import logging
+import os
+import re
+import threading
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+from typing import Protocol
+
+from pydicom import Dataset, dcmread
+
+from pacskit.encoded import file_meta
+from pacskit.layout import Layout
+from pacskit.settings import ArchiveSettings
+
+ARCHIVE_LAYOUT = Layout("{StudyInstanceUID}/{SeriesInstanceUID}/{SOPInstanceUID}.dcm")
+
+_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+
+SUCCESS = 0x0000
+OUT_OF_RESOURCES = 0xA700
+DATASET_DOES_NOT_MATCH_SOP_CLASS = 0xA900
+CANNOT_UNDERSTAND = 0xC000
+
+LOG = logging.getLogger("pacskit.archive")
+
+
+class InstanceIndex(Protocol):
+    """What ingest needs of the index (see :mod:`pacskit.archive.index`)."""
+
+    def path_of(self, sop_instance_uid: str) -> str | None: ...
+
+    def add(self, header: Dataset, *, path: str, size: int, transfer_syntax: str,
+            policy: str = "keep") -> object: ...
+
+
+@dataclass(frozen=True)
+class Received:
+    """An instance as it arrived: its dataset still encoded in ``transfer_syntax``."""
+
+    sop_class_uid: str
+    sop_instance_uid: str
+    transfer_syntax: str
+    dataset: bytes
+    source_ae_title: str = ""
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """The outcome of one ingest: a DIMSE status, and why when it is not success."""
+
+    status: int
+    path: Path | None = None
+    duplicate: bool = False
+    reason: str = ""
+
+
+class IngestRefused(Exception):
+    """An instance the archive will not take, with the status to answer."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class Ingest:
+    """The data folder and the index, written together.
+
+    Args:
+        settings: where the files go, whether each is flushed to disk, and the policy
+            for a SOP Instance UID received again.
+        index: the index the files are recorded in.
+    """
+
+    def __init__(self, settings: ArchiveSettings, index: InstanceIndex) -> None:
+        self.index = index
+        self.fsync = settings.fsync
+        self.policy = settings.duplicates
+        self.files = settings.data_dir / "files"
+        self.scratch = settings.data_dir / "tmp"
+        for folder in (self.files, self.scratch):
+            folder.mkdir(parents=True, exist_ok=True)
+        self._serial = itertools.count()
+        self._folders: set[Path] = set()
+        self._lock = threading.Lock()
+
+    def ingest(self, item: Received) -> Ingested:
+        """Store one received instance; never raises for bad data or a full disk."""
+        try:
+            return self._ingest(item)
+        except IngestRefused as exc:
+            LOG.warning("refused %s from %s: %s", item.sop_instance_uid, item.source_ae_title or "?",
+                        exc.reason)
+            return Ingested(exc.status, reason=exc.reason)
+
+    def _ingest(self, item: Received) -> Ingested:
+        data = file_meta(item.sop_class_uid, item.sop_instance_uid, item.transfer_syntax,
+                         item.source_ae_title or None) + item.dataset
+        header = _header(data, item)
+        relative = ARCHIVE_LAYOUT.relative_path(header).as_posix()
+        target = self.files / relative
+        existing = self.index.path_of(item.sop_instance_uid)
+        if existing is not None and self.policy == "keep":
+            return Ingested(SUCCESS, self.files / existing, duplicate=True)
+        placed = self._place(data, target)
+        try:
+            self.index.add(header, path=relative, size=len(data), transfer_syntax=item.transfer_syntax,
+                           policy=self.policy)
+        except Exception as exc:  # noqa: BLE001 - any index failure: nothing half there
+            if placed:
+                target.unlink(missing_ok=True)
+            LOG.error("cannot index %s: %s", item.sop_instance_uid, exc)
+            raise IngestRefused(OUT_OF_RESOURCES, f"the index refused the instance: {exc}") from None
+        if existing is not None and existing != relative:
+            (self.files / existing).unlink(missing_ok=True)
+        return Ingested(SUCCESS, target, duplicate=existing is not None)
+
+    def _place(self, data: bytes, target: Path) -> bool:
+        """Write ``data`` at ``target`` atomically; whether no file was there before."""
+        scratch = self.scratch / f"{os.getpid()}-{threading.get_ident()}-{next(self._serial)}.part"
+        try:
+            with open(scratch, "xb") as fh:
+                fh.write(data)
+                if self.fsync:
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            if target.parent not in self._folders:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self._folders.add(target.parent)
+            was_there = target.exists()
+            os.replace(scratch, target)
+            if self.fsync:
+                _fsync_folder(target.parent)
+            return not was_there
+        except OSError as exc:
+            scratch.unlink(missing_ok=True)
+            if exc.errno == errno.ENOSPC:
+                raise IngestRefused(OUT_OF_RESOURCES, "the archive's disk is full") from None
+            raise IngestRefused(OUT_OF_RESOURCES, f"cannot write {target}: {exc.strerror or exc}") from None
+
+
+def _header(data: bytes, item: Received) -> Dataset:
+    """The attributes the index needs, checked against the C-STORE request."""
+    try:
+        header = dcmread(BytesIO(data), stop_before_pixels=True)
+        sop_class, sop_instance = header.get("SOPClassUID"), header.get("SOPInstanceUID")
+        study, series = header.get("StudyInstanceUID"), header.get("SeriesInstanceUID")
+    except Exception as exc:  # noqa: BLE001 - whatever pydicom cannot read is bad data
+        raise IngestRefused(CANNOT_UNDERSTAND, f"the dataset cannot be read: {exc}") from None
+    if sop_class != item.sop_class_uid:
+        raise IngestRefused(DATASET_DOES_NOT_MATCH_SOP_CLASS,
+                            f"SOP Class UID {sop_class} does not match the request's {item.sop_class_uid}")
+    if sop_instance != item.sop_instance_uid:
+        raise IngestRefused(CANNOT_UNDERSTAND, f"SOP Instance UID {sop_instance} does not match "
+                                               f"the request's {item.sop_instance_uid}")
+    if not study or not series:
+        raise IngestRefused(CANNOT_UNDERSTAND, "the dataset has no Study or Series Instance UID")
+    for uid in (study, series, sop_instance):
+        if not _UID.match(str(uid)):
+            raise IngestRefused(CANNOT_UNDERSTAND, f"{str(uid)[:80]!r} is not a valid UID")
+    return header
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

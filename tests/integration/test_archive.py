@@ -1,0 +1,254 @@
+"""`pacskit serve` as a PACS for DCMTK's tools, Orthanc and pacskit itself, on SQLite and
+on PostgreSQL: what goes in comes back out byte for byte, queries follow the rules, and
+the access table and bad data are handled as a PACS must."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+from clirunner import assert_one_line_error, run_cli
+from proxy import RecordingProxy
+from pydicom import dcmread
+from pydicom.uid import generate_uid
+from pynetdicom import build_context
+
+from pacskit import Client, Node, Settings
+from pacskit.archive import Archive
+from pacskit.errors import DimseFailure
+from pacskit.net.association import associate
+from pacskit.net.commands import STATUS, c_store_rq
+from pacskit.net.wire import DirectChannel
+from pacskit.query import Query
+from pacskit.scan import read_file
+from pacskit.settings import ArchiveSettings, NodeConfig
+from pacskit.testing.peers import free_port, peer_env, require, storescu
+
+ARCHIVE_AET = "ARCHIVE"
+PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path):
+    """An empty index database of each kind."""
+    if request.param == "sqlite":
+        yield ""
+        return
+    name = f"pacskit_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"{PG_SERVER}/{name}"
+    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def archive_settings(tmp_path: Path, db: str, **nodes: NodeConfig) -> Settings:
+    known = {
+        "pacskit": NodeConfig(ae_title="PACSKIT", host="127.0.0.1", port=free_port()),
+        "dcmtk": NodeConfig(ae_title="DCMTK", host="127.0.0.1", port=free_port()),
+        **nodes,
+    }
+    return Settings(ae_title=ARCHIVE_AET, port=free_port(), bind_address="127.0.0.1", nodes=known,
+                    archive=ArchiveSettings(data_dir=tmp_path / "archive", db=db))
+
+
+@pytest.fixture
+def archive(tmp_path, database, storescp):
+    settings = archive_settings(tmp_path, database, store=NodeConfig(
+        ae_title=storescp.ae_title, host=storescp.host, port=storescp.port, allow=["echo"]))
+    with Archive(settings) as running:
+        running.start()
+        yield running
+
+
+def node_of(archive: Archive) -> Node:
+    return Node(ae_title=ARCHIVE_AET, host="127.0.0.1", port=archive.settings.port)
+
+
+def dcmtk(tool: str, archive: Archive, *args: object) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([require(tool), "-aet", "DCMTK", "-aec", ARCHIVE_AET, *map(str, args),
+                             "127.0.0.1", str(archive.settings.port)],
+                            capture_output=True, text=True, env=peer_env(), timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
+def dataset_bytes(path: Path) -> bytes:
+    return path.read_bytes()[read_file(path).dataset_offset:]
+
+
+def test_store_find_get_move_with_dcmtk(archive, corpus, corpus_dir, storescp, tmp_path):
+    storescu(ARCHIVE_AET, "127.0.0.1", archive.settings.port, [corpus_dir], calling="DCMTK")
+    assert archive.index.count() == len(corpus)
+
+    found = dcmtk("findscu", archive, "-S", "-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID",
+                  "-k", "NumberOfStudyRelatedInstances")
+    assert found.stderr.count("(0020,000d)") == len({c.study_uid for c in corpus})
+
+    study = sorted({c.study_uid for c in corpus})[0]
+    items = [c for c in corpus if c.study_uid == study]
+    (tmp_path / "got").mkdir()
+    dcmtk("getscu", archive, "-S", "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study}",
+          "-od", tmp_path / "got")
+    got = sorted((tmp_path / "got").iterdir())
+    assert len(got) == len(items)
+    originals = {c.sop_instance_uid: c.path for c in items}
+    for path in got:
+        assert dataset_bytes(path) == dataset_bytes(originals[read_file(path).sop_instance_uid])
+
+    patient = sorted({c.patient_id for c in corpus})[1]
+    dcmtk("movescu", archive, "-P", "-aem", storescp.ae_title, "-k", "QueryRetrieveLevel=PATIENT",
+          "-k", f"PatientID={patient}")
+    moved = {read_file(p).sop_instance_uid: p for p in storescp.received()}
+    expected = {c.sop_instance_uid: c.path for c in corpus if c.patient_id == patient}
+    assert set(moved) == set(expected)
+    assert all(dataset_bytes(moved[u]) == dataset_bytes(expected[u]) for u in expected)
+
+
+def test_pacskit_finds_at_every_level_and_retrieves(archive, corpus, corpus_dir, tmp_path):
+    client = Client(Settings(ae_title="PACSKIT"))
+    assert client.store([corpus_dir], node_of(archive)).raise_for_status().sent == len(corpus)
+    node = node_of(archive)
+    assert len(client.find(node, Query.build("patient"))) == len({c.patient_id for c in corpus})
+    assert len(client.find(node, Query.build("study"))) == len({c.study_uid for c in corpus})
+    assert len(client.find(node, Query.build("series"))) == len({c.series_uid for c in corpus})
+    series = sorted({c.series_uid for c in corpus})[0]
+    images = client.find(node, Query.build("image", series_uid=series))
+    assert {d.SOPInstanceUID for d in images} == {c.sop_instance_uid for c in corpus if c.series_uid == series}
+    assert not any(d.get("PatientName") for d in client.find(node, Query.build("study")))
+    mr = client.find(node, Query.build("study", modality="MR"))
+    assert {d.StudyInstanceUID for d in mr} == {c.study_uid for c in corpus if c.modality == "MR"}
+
+    study = sorted({c.study_uid for c in corpus})[1]
+    result = client.get_study(node, study, tmp_path / "out").raise_for_status()
+    assert result.written == len([c for c in corpus if c.study_uid == study])
+    for path in result.files:
+        original = dcmread(next(c.path for c in corpus if c.sop_instance_uid == path.stem))
+        assert dcmread(path).PixelData == original.PixelData
+
+
+def test_find_answers_the_same_through_the_network(archive, corpus_dir):
+    storescu(ARCHIVE_AET, "127.0.0.1", archive.settings.port, [corpus_dir], calling="DCMTK")
+    result = run_cli("--aet", "PACSKIT", "find", f"dicom://{ARCHIVE_AET}@127.0.0.1:{archive.settings.port}",
+                     "--date", "20000101-", "--description", "*", "-f", "json")
+    assert result.returncode == 0, result.stderr
+    over_network = {d["0020000D"]["Value"][0] for d in json.loads(result.stdout)}
+    local = {d.StudyInstanceUID for d in archive.index.find(Query.build("study", date="20000101-"))}
+    assert over_network == local and local
+
+
+def test_everything_is_still_there_after_a_restart(tmp_path, database, corpus, corpus_dir):
+    settings = archive_settings(tmp_path, database)
+    with Archive(settings) as first:
+        first.start()
+        storescu(ARCHIVE_AET, "127.0.0.1", settings.port, [corpus_dir], calling="DCMTK")
+    with Archive(settings) as second:
+        second.start()
+        found = Client(Settings(ae_title="PACSKIT")).find(node_of(second), Query.build("image"))
+        assert {d.SOPInstanceUID for d in found} == {c.sop_instance_uid for c in corpus}
+
+
+def test_the_same_instance_twice_is_one_row(archive, corpus):
+    client = Client(Settings(ae_title="PACSKIT"))
+    for _ in range(2):
+        client.store([corpus[0].path], node_of(archive)).raise_for_status()
+    assert archive.index.count() == 1
+    assert len(list((archive.ingest.files).rglob("*.dcm"))) == 1
+
+
+def test_access_table(tmp_path, database, corpus, storescp):
+    settings = archive_settings(tmp_path, database, store_only=NodeConfig(
+        ae_title="STOREONLY", host="127.0.0.1", port=free_port(), allow=["echo", "store"]))
+    with Archive(settings) as archive:
+        archive.start()
+        node = node_of(archive)
+        Client(Settings(ae_title="STOREONLY")).store([corpus[0].path], node).raise_for_status()
+        with pytest.raises(DimseFailure, match="0x0124"):
+            Client(Settings(ae_title="STOREONLY")).find(node, Query.build("study"))
+        with pytest.raises(DimseFailure, match="0x0124"):
+            Client(Settings(ae_title="STRANGER")).find(node, Query.build("study"))
+        assert Client(Settings(ae_title="STRANGER")).echo(node).status == 0
+        with pytest.raises(DimseFailure, match="0xC514"):
+            Client(Settings(ae_title="STOREONLY")).move(
+                node, Query.build("study", study_uid=corpus[0].study_uid), "PACSKIT")
+        wrong = f"dicom://NOT_ARCHIVE@127.0.0.1:{settings.port}"
+        assert_one_line_error(run_cli("echo", wrong), 14, "called AE title not recognised")
+
+
+def test_move_to_an_unknown_destination_is_0xa801(archive, corpus):
+    Client(Settings(ae_title="PACSKIT")).store([corpus[0].path], node_of(archive)).raise_for_status()
+    result = run_cli("--aet", "PACSKIT", "move", f"dicom://{ARCHIVE_AET}@127.0.0.1:{archive.settings.port}",
+                     "-p", corpus[0].patient_id, "--to", "NOWHERE")
+    assert_one_line_error(result, 24, "0xA801")
+
+
+def test_bad_data_is_refused_and_nothing_is_left(archive, corpus, tmp_path):
+    escaping = dcmread(corpus[0].path)
+    escaping.StudyInstanceUID = "../../escape"
+    escaping.SOPInstanceUID = generate_uid()
+    escaping.file_meta.MediaStorageSOPInstanceUID = escaping.SOPInstanceUID
+    escaping.save_as(tmp_path / "escape.dcm")
+    result = Client(Settings(ae_title="PACSKIT")).store([tmp_path / "escape.dcm"], node_of(archive))
+    assert result.failed == 1 and "not a valid UID" in result.failures[0].reason
+    assert mismatched_store(archive, corpus[1].path) == 0xA900
+    assert archive.index.count() == 0
+    root = archive.settings.archive.data_dir
+    assert not [p for p in root.rglob("*") if p.is_file() and p.suffix in (".dcm", ".part")]
+    assert not (tmp_path / "escape").exists()
+
+
+def mismatched_store(archive: Archive, path: Path) -> int:
+    """The status of a C-STORE whose request names another SOP class than its dataset."""
+    item = read_file(path)
+    other = "1.2.840.10008.5.1.4.1.1.4" if item.sop_class_uid != "1.2.840.10008.5.1.4.1.1.4" \
+        else "1.2.840.10008.5.1.4.1.1.2"
+    settings = Settings(ae_title="PACSKIT")
+    with associate(settings, node_of(archive), [build_context(other, item.transfer_syntax)]) as assoc, \
+            DirectChannel(assoc, node_of(archive), 10) as channel:
+        channel.send(assoc.accepted_contexts[0].context_id, c_store_rq(1, other, item.sop_instance_uid),
+                     dataset_bytes(path))
+        return channel.receive().us(STATUS) or 0
+
+
+def test_an_association_lost_mid_dataset_leaves_nothing(archive, tmp_path):
+    big = tmp_path / "big"
+    big.mkdir()
+    from pacskit.testing.corpus import generate_corpus
+    generate_corpus(big, patients=1, studies_per_patient=1, series_per_study=1,
+                    instances_per_series=3, rows=256, columns=256, seed=3)
+    proxy = RecordingProxy("127.0.0.1", archive.settings.port, cut_after=200_000)
+    try:
+        Client(Settings(ae_title="PACSKIT")).store([big], Node(ae_title=ARCHIVE_AET, host="127.0.0.1",
+                                                               port=proxy.port))
+    except Exception:  # noqa: BLE001 - the sender's view is another test's business
+        pass
+    finally:
+        proxy.close()
+    stored = archive.index.count()
+    files = [p for p in archive.settings.archive.data_dir.rglob("*") if p.is_file()
+             and p.name not in ("index.db", "index.db-wal", "index.db-shm")]
+    assert stored == 1 and len(files) == 1, files
+
+
+def test_orthanc_moves_into_pacskit_and_pacskit_moves_back(tmp_path, database, orthanc, corpus):
+    settings = archive_settings(tmp_path, database, orthanc=NodeConfig(
+        ae_title=orthanc.ae_title, host=orthanc.host, port=orthanc.port))
+    with Archive(settings) as archive:
+        archive.start()
+        orthanc.add_modality("archive", ARCHIVE_AET, "127.0.0.1", settings.port)
+        study = sorted({c.study_uid for c in corpus})[2]
+        items = {c.sop_instance_uid for c in corpus if c.study_uid == study}
+        moved = Client(Settings(ae_title="PACSKIT")).move(
+            Node(ae_title=orthanc.ae_title, host=orthanc.host, port=orthanc.port),
+            Query.build("study", study_uid=study), ARCHIVE_AET)
+        assert moved.completed == len(items)
+        assert archive.index.count() == len(items)
+        orthanc.clear()
+        back = Client(Settings(ae_title="ORTHANC")).move(node_of(archive), Query.build("study", study_uid=study),
+                                                         orthanc.ae_title)
+        assert back.completed == len(items)
+        assert orthanc.instance_count() == len(items)
