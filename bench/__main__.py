@@ -4,7 +4,10 @@
 
 - store: DCMTK ``storescu`` vs ``pacskit store`` (and ``--parallel 2``) into the same
   DCMTK ``storescp``;
-- get: DCMTK ``getscu`` vs ``pacskit get`` (C-GET) of the same study from the same Orthanc.
+- get: DCMTK ``getscu`` vs ``pacskit get`` (C-GET) of the same study from the same Orthanc;
+- archive: DCMTK ``storescu`` into Orthanc vs into ``pacskit serve`` (1 and 4 senders,
+  with and without fsync), and ``findscu`` latency against both holding
+  ``--find-instances`` instances (by PatientID, and all studies).
 
 Each is a whole command-line run, process start included (about 0.4 s for pacskit,
 Python's imports), the best of ``--repeat`` runs; "pacskit library" is the same work
@@ -17,10 +20,12 @@ pacskit's throughput over DCMTK's in the same run; absolute numbers vary by mach
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
+from bench import archive
 from bench.corpora import Corpus, make
 from bench.runs import Timing, get_runs, store_runs
 from pacskit.testing.peers import Orthanc, StoreSCP, storescu
@@ -52,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small", type=int, default=2000, help="small instances (64×64)")
     parser.add_argument("--large", type=int, default=100, help="large instances (512×512)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each tool; the best counts")
-    parser.add_argument("--only", choices=("store", "get"), help="one benchmark only")
+    parser.add_argument("--only", choices=("store", "get", "archive"), help="one benchmark only")
+    parser.add_argument("--find-instances", type=int, default=50000,
+                        help="instances indexed for the C-FIND latency (archive benchmark)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where corpora are kept")
     parser.add_argument("--scratch", type=Path, default=DEFAULT_SCRATCH,
                         help="where received files go (a tmpfs by default)")
@@ -72,6 +79,20 @@ def main(argv: list[str] | None = None) -> int:
                 for corpus in corpora:
                     report(f"C-GET from Orthanc, {corpus.name}",
                            best([get_runs(corpus, orthanc, root) for _ in range(args.repeat)]))
+        if args.only in (None, "archive"):
+            disk = Path(tempfile.mkdtemp(prefix="pacskit-bench-disk-", dir=args.cache))
+            try:
+                report("C-STORE from DCMTK storescu into Orthanc and pacskit serve (files on disk)",
+                       archive.ingest_runs(corpora[0], disk))
+                many = make(args.cache, "archive", instances=args.find_instances, series=1, rows=16,
+                            patients=max(1, args.find_instances // 100), studies=4)
+                print(f"\nC-FIND latency, findscu (whole process), {many.count} instances in "
+                      f"{many.count // 25} studies")
+                print(f"  {'archive':<16}{'by PatientID, ms':>18}{'all studies, ms':>18}")
+                for tool, one, every in archive.find_latency(many, disk, args.repeat):
+                    print(f"  {tool:<16}{one:>18.0f}{every:>18.0f}")
+            finally:
+                shutil.rmtree(disk, ignore_errors=True)
     return 0
 
 

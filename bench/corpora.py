@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pacskit.testing.corpus import generate_corpus
 
-SEEDS = {"small": 11, "large": 12}
+SEEDS = {"small": 11, "large": 12, "archive": 13}
 
 
 @dataclass(frozen=True)
@@ -21,14 +21,17 @@ class Corpus:
     bytes: int
 
 
-def make(cache: Path, name: str, *, instances: int, series: int, rows: int) -> Corpus:
+def make(cache: Path, name: str, *, instances: int, series: int, rows: int,
+         patients: int = 1, studies: int = 1) -> Corpus:
     """The corpus ``name`` under ``cache``: ``instances`` CT instances of ``rows``² 16-bit
-    pixels in one study, in ``series`` series (generated on first use)."""
-    folder = cache / f"{name}-{instances}x{rows}"
+    pixels, ``patients`` × ``studies`` × ``series`` (generated on first use). With one
+    patient and one study, :attr:`Corpus.study_uid` is that study."""
+    folder = cache / f"{name}-{patients}x{studies}x{series}-{instances}x{rows}"
     stamp = folder / ".complete"
     if not stamp.exists():
-        items = generate_corpus(folder / "data", patients=1, studies_per_patient=1,
-                                series_per_study=series, instances_per_series=instances // series,
+        per_series = max(1, instances // (patients * studies * series))
+        items = generate_corpus(folder / "data", patients=patients, studies_per_patient=studies,
+                                series_per_study=series, instances_per_series=per_series,
                                 rows=rows, columns=rows, seed=SEEDS[name], modalities=("CT",))
         stamp.write_text(items[0].study_uid)
     files = [p for p in (folder / "data").rglob("*.dcm")]

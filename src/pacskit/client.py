@@ -20,6 +20,7 @@ from pacskit.query import Level, Query
 from pacskit.retrieve import ProgressCallback
 from pacskit.send import StoreProgressCallback
 from pacskit.settings import Settings
+from pacskit.sources import find_local, is_local_source
 from pacskit.storage import FolderSink
 
 
@@ -61,6 +62,8 @@ class Client:
 
     def iter_find(self, node: Node | str, query: Query) -> Iterator[Dataset]:
         """C-FIND ``query`` on ``node``, yielding each match as it arrives (PS3.4 C.4.1).
+        ``node`` may also be ``"archive"`` (the local archive's index) or a folder of
+        DICOM files, searched with the same rules (:mod:`pacskit.sources`).
 
         Patient names are neither requested nor returned unless the settings opt in.
         After ``query.limit`` matches the rest is cancelled (C-CANCEL). Keys that a
@@ -72,6 +75,10 @@ class Client:
             NetworkError, DimseError: the C-FIND failed.
         """
         query.to_identifier(self.privacy)
+        if isinstance(node, str) and is_local_source(node):
+            for match in find_local(self.settings, node, query, query.return_keywords(self.privacy)):
+                yield self.privacy.scrub_response(match)
+            return
         with find_session(self.settings, self.node(node), query.model.value) as session:
             for match in run_query(session, query, self.privacy):
                 yield self.privacy.scrub_response(match)

@@ -5,7 +5,11 @@ the access table and bad data are handled as a PACS must."""
 from __future__ import annotations
 
 import json
+import shutil
+import signal
 import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -18,7 +22,7 @@ from pydicom.uid import generate_uid
 from pynetdicom import build_context
 
 from pacskit import Client, Node, Settings
-from pacskit.archive import Archive
+from pacskit.archive import Archive, Index
 from pacskit.errors import DimseFailure
 from pacskit.net.association import associate
 from pacskit.net.commands import STATUS, c_store_rq
@@ -252,3 +256,94 @@ def test_orthanc_moves_into_pacskit_and_pacskit_moves_back(tmp_path, database, o
                                                          orthanc.ae_title)
         assert back.completed == len(items)
         assert orthanc.instance_count() == len(items)
+
+
+def test_import_find_export_and_check(tmp_path, corpus, corpus_dir, orthanc):
+    data = tmp_path / "data"
+    imported = run_cli("archive", "import", corpus_dir, "--data-dir", data)
+    assert imported.returncode == 0, imported.stderr
+    assert f"Imported {len(corpus)} instances" in imported.stdout
+    if orthanc.instance_count() != len(corpus):
+        orthanc.clear()
+        orthanc.load([corpus_dir])
+    env = {"PACSKIT_ARCHIVE__DATA_DIR": str(data)}
+
+    def studies(source: object, *options: object) -> set[str]:
+        result = run_cli("find", source, *options, "-f", "json", env=env)
+        assert result.returncode == 0, result.stderr
+        found = json.loads(result.stdout)
+        assert not any("00100010" in d and d["00100010"].get("Value") for d in found)
+        return {d["0020000D"]["Value"][0] for d in found}
+
+    for options in ((), ("--modality", "MR"), ("--date", "20220101-"), ("-p", corpus[0].patient_id)):
+        in_archive = studies("archive", *options)
+        assert in_archive == studies(corpus_dir, *options) == studies(orthanc.address, *options), options
+    assert studies("archive") == {c.study_uid for c in corpus}
+
+    study = corpus[0].study_uid
+    exported = run_cli("archive", "export", "--study-uid", study, "-o", tmp_path / "out", "--data-dir", data)
+    assert exported.returncode == 0, exported.stderr
+    files = sorted((tmp_path / "out").rglob("*.dcm"))
+    assert {p.stem for p in files} == {c.sop_instance_uid for c in corpus if c.study_uid == study}
+    for path in files:
+        got, original = dcmread(path), dcmread(next(c.path for c in corpus if c.sop_instance_uid == path.stem))
+        assert got.PixelData == original.PixelData and not got.PatientName and original.PatientName
+
+    stored = {read_file(p).sop_instance_uid: p for p in (data / "files").rglob("*.dcm")}
+    stored[corpus[1].sop_instance_uid].unlink()
+    stored[corpus[2].sop_instance_uid].unlink()
+    shutil.copy(corpus[1].path, data / "files" / "stray.dcm")
+    (data / "tmp" / "123-4-5.part").write_bytes(b"half an instance")
+    found = run_cli("archive", "check", "--data-dir", data)
+    assert found.returncode == 26, found.stderr
+    assert "2 rows without a file, 1 files without a row, 1 temporary files found" in found.stdout
+    repaired = run_cli("archive", "check", "--repair", "--data-dir", data)
+    assert repaired.returncode == 0, repaired.stderr
+    clean = run_cli("archive", "check", "--data-dir", data)
+    assert clean.returncode == 0 and "0 rows without a file, 0 files without a row" in clean.stdout
+    result = run_cli("find", "archive", "-l", "image", "-f", "json", env=env)
+    found_uids = {d["00080018"]["Value"][0] for d in json.loads(result.stdout)}
+    assert found_uids == {c.sop_instance_uid for c in corpus} - {corpus[2].sop_instance_uid}
+
+
+def test_sigkill_while_receiving_loses_nothing_acknowledged(tmp_path):
+    from pacskit.testing.corpus import generate_corpus
+    source = tmp_path / "source"
+    generate_corpus(source, patients=1, studies_per_patient=1, series_per_study=2,
+                    instances_per_series=300, seed=9)
+    data, port = tmp_path / "data", free_port()
+    server = subprocess.Popen([sys.executable, "-m", "pacskit", "--aet", ARCHIVE_AET, "--port", str(port),
+                               "serve", "--data-dir", str(data)], stderr=subprocess.PIPE)
+    try:
+        for _ in range(100):
+            if subprocess.run([require("echoscu"), "-aec", ARCHIVE_AET, "127.0.0.1", str(port)],
+                              capture_output=True, env=peer_env(), check=False).returncode == 0:
+                break
+            time.sleep(0.1)
+        sender = subprocess.Popen([require("storescu"), "-v", "-aec", ARCHIVE_AET, "+sd", "+r", "-nh",
+                                   "127.0.0.1", str(port), str(source)], stderr=subprocess.PIPE,
+                                  stdout=subprocess.DEVNULL, text=True, env=peer_env())
+        time.sleep(1.0)
+        server.send_signal(signal.SIGKILL)
+        _, log = sender.communicate(timeout=60)
+    finally:
+        server.kill()
+        server.wait()
+    acknowledged, sending = set(), None
+    for line in log.splitlines():
+        if "Sending file:" in line:
+            sending = line.split("Sending file:", 1)[1].strip()
+        elif "Received Store Response (Success)" in line and sending:
+            acknowledged.add(Path(sending).stem)
+    assert 0 < len(acknowledged) < 600, "the kill must land mid-transfer for this test to mean anything"
+    repaired = run_cli("archive", "check", "--repair", "--data-dir", data)
+    assert repaired.returncode == 0, repaired.stderr
+    index = Index.open(f"sqlite:///{data / 'index.db'}")
+    try:
+        indexed = {uid for uid, _ in index.all_paths()}
+        assert acknowledged <= indexed
+        assert all((data / "files" / path).is_file() for _, path in index.all_paths())
+    finally:
+        index.close()
+    assert not list((data / "tmp").iterdir())
+    assert len(list((data / "files").rglob("*.dcm"))) == len(indexed)

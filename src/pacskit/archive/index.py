@@ -156,13 +156,15 @@ class Index:
             for row in result:
                 yield str(row.sop_uid), str(row.path)
 
-    def find(self, query: Query, *, limit: int | None = None) -> Iterator[Dataset]:
+    def find(self, query: Query, *, limit: int | None = None,
+             keys: list[str] | None = None) -> Iterator[Dataset]:
         """The C-FIND response identifiers for ``query`` (PS3.4 C.4.1.2), streamed: the
-        keys it asks for, the unique key of its level, Specific Character Set when a
-        value is not ASCII. Names are returned as stored (the privacy policy is the
-        client's)."""
+        ``keys`` asked for (by default the query's own keys), the unique key of its
+        level, Specific Character Set when a value is not ASCII. Names are returned as
+        stored (the privacy policy is the client's)."""
         cap = min(x for x in (limit, query.limit) if x is not None) if (limit or query.limit) else None
-        keys = list(dict.fromkeys([*query.match, *query.return_keys, UNIQUE_KEYS[query.level]]))
+        asked = keys if keys is not None else [*query.match, *query.return_keys]
+        keys = list(dict.fromkeys([*asked, UNIQUE_KEYS[query.level]]))
         for found, (_, attributes) in enumerate(self._matches(query)):
             if cap is not None and found >= cap:
                 return

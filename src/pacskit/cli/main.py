@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from pacskit import __version__
+from pacskit.cli.archive import app as archive_app
 from pacskit.cli.common import State, err
 from pacskit.cli.echo import echo
 from pacskit.cli.find import find
@@ -78,6 +79,7 @@ app.command()(move)
 app.command()(store)
 app.command()(nodes)
 app.command()(serve)
+app.add_typer(archive_app, name="archive")
 
 
 def main(argv: list[str] | None = None) -> None:

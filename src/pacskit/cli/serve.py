@@ -4,27 +4,25 @@ from __future__ import annotations
 
 import signal
 import threading
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from pacskit.archive.server import Archive
-from pacskit.cli.common import err, state
+from pacskit.cli.archive import DataDirOption, DbOption, archive_settings
+from pacskit.cli.common import err
 
 
 def serve(
     ctx: typer.Context,
-    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Storage folder (and SQLite index).")] = None,
-    db: Annotated[str | None, typer.Option("--db", help="Index database URL, e.g. postgresql://user@host/db.")] = None,
+    data_dir: DataDirOption = None,
+    db: DbOption = None,
     no_fsync: Annotated[bool, typer.Option("--no-fsync", help="Do not flush each file to disk before acknowledging it.")] = False,
 ) -> None:
     """Run a PACS: C-ECHO, C-STORE, C-FIND, C-GET and C-MOVE over an index database."""
-    settings = state(ctx).settings()
-    changes: dict[str, object] = {k: v for k, v in (("data_dir", data_dir), ("db", db)) if v is not None}
+    settings = archive_settings(ctx, data_dir, db)
     if no_fsync:
-        changes["fsync"] = False
-    settings = settings.model_copy(update={"archive": settings.archive.model_copy(update=changes)})
+        settings = settings.model_copy(update={"archive": settings.archive.model_copy(update={"fsync": False})})
     stop = threading.Event()
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, lambda *_: stop.set())

@@ -1,0 +1,100 @@
+"""The archive against Orthanc: ingest from DCMTK storescu (1 and 4 senders) and C-FIND
+latency (DCMTK findscu, whole process, as a user runs it), same files, same disk."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from bench.corpora import Corpus
+from bench.runs import Timing, timed
+from pacskit.testing.peers import Orthanc, free_port, peer_env, require
+
+ARCHIVE_AET = "ARCHIVE"
+SENDER_AET = "BENCH"
+
+
+@contextmanager
+def pacskit_serve(workdir: Path, *, fsync: bool = True) -> Any:
+    """``pacskit serve`` as a user runs it (SQLite in ``workdir``), the sender known."""
+    port = free_port()
+    env = {**os.environ, "PACSKIT_NODES__BENCH__AE_TITLE": SENDER_AET,
+           "PACSKIT_NODES__BENCH__HOST": "127.0.0.1", "PACSKIT_NODES__BENCH__PORT": str(free_port())}
+    args = [str(Path(os.sys.executable).parent / "pacskit"), "--aet", ARCHIVE_AET, "--port", str(port),
+            "serve", "--data-dir", str(workdir), *([] if fsync else ["--no-fsync"])]
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        for _ in range(100):
+            if subprocess.run([require("echoscu"), "-aet", SENDER_AET, "-aec", ARCHIVE_AET, "127.0.0.1",
+                               str(port)], capture_output=True, env=peer_env(), check=False).returncode == 0:
+                break
+            time.sleep(0.1)
+        else:
+            raise RuntimeError(f"pacskit serve did not start: {process.stderr.read().decode()[-500:]}")
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def storescu_args(ae_title: str, port: int, folder: Path) -> list[str]:
+    return [require("storescu"), "-aet", SENDER_AET, "-aec", ae_title, "+sd", "+r", "-nh",
+            "127.0.0.1", str(port), str(folder)]
+
+
+def ingest(corpus: Corpus, ae_title: str, port: int, senders: int) -> float:
+    """Seconds for ``senders`` storescu processes to send the corpus (split by series)."""
+    folders = sorted(p for p in corpus.path.iterdir() if p.is_dir())
+    if len(folders) < senders:
+        folders = sorted(p for p in corpus.path.rglob("*") if p.is_dir() and any(p.glob("*.dcm")))
+    shares = [folders[i::senders] for i in range(senders)]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(senders) as pool:
+        list(pool.map(lambda share: [timed(storescu_args(ae_title, port, f)) for f in share], shares))
+    return time.perf_counter() - started
+
+
+def ingest_runs(corpus: Corpus, root: Path) -> list[Timing]:
+    """storescu into Orthanc and into pacskit serve, 1 and 4 senders, fresh each time."""
+    timings = []
+    for senders in (1, 4):
+        folder = root / f"orthanc-{senders}"
+        with Orthanc(folder, ae_title="ORTHANC") as orthanc:
+            timings.append(Timing(f"Orthanc, {senders} sender(s)", corpus,
+                                  ingest(corpus, orthanc.ae_title, orthanc.port, senders)))
+        shutil.rmtree(folder, ignore_errors=True)
+        for fsync in (True, False):
+            folder = root / f"pacskit-{senders}-{fsync}"
+            with pacskit_serve(folder, fsync=fsync) as port:
+                label = f"pacskit serve, {senders} sender(s){'' if fsync else ', no fsync'}"
+                timings.append(Timing(label, corpus, ingest(corpus, ARCHIVE_AET, port, senders)))
+            shutil.rmtree(folder, ignore_errors=True)
+    return timings
+
+
+def find_latency(corpus: Corpus, root: Path, repeat: int) -> list[tuple[str, float, float]]:
+    """(tool, ms for a study-level C-FIND by PatientID, ms for all studies): findscu runs,
+    best of ``repeat``, against Orthanc and pacskit serve holding ``corpus``."""
+    patient = next(p.name for p in corpus.path.iterdir() if p.is_dir())
+    results = []
+    with Orthanc(root / "orthanc-find", ae_title="ORTHANC") as orthanc:
+        ingest(corpus, orthanc.ae_title, orthanc.port, 4)
+        results.append(("Orthanc", *_find_times(orthanc.ae_title, orthanc.port, patient, repeat)))
+    with pacskit_serve(root / "pacskit-find", fsync=False) as port:
+        ingest(corpus, ARCHIVE_AET, port, 4)
+        results.append(("pacskit serve", *_find_times(ARCHIVE_AET, port, patient, repeat)))
+    return results
+
+
+def _find_times(ae_title: str, port: int, patient: str, repeat: int) -> tuple[float, float]:
+    def findscu(*keys: str) -> float:
+        args = [require("findscu"), "-aet", SENDER_AET, "-aec", ae_title, "-S",
+                "-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID", *keys, "127.0.0.1", str(port)]
+        return min(timed(args) for _ in range(repeat)) * 1000
+    return findscu("-k", f"PatientID={patient}"), findscu("-k", "PatientID")

@@ -1,0 +1,161 @@
+"""Moving files in and out of the archive, and keeping the index and the files in step.
+
+- import: a folder of files → the archive, through the same ingest as C-STORE;
+- export: what a query matches → a folder, under a layout, with names withheld;
+- check: rows whose file is gone, files no row points to, temporary files left by a
+  crash — found, and with ``repair`` fixed (rows dropped, files indexed, leftovers removed).
+"""
+
+from __future__ import annotations
+
+import shutil
+import struct
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydicom.errors import InvalidDicomError
+
+from pacskit.archive.index import Index
+from pacskit.archive.ingest import SUCCESS, Ingest, Received
+from pacskit.errors import InputError
+from pacskit.query import Query
+from pacskit.scan import DicomFile, read_file, scan
+from pacskit.storage import FolderSink
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class ImportResult:
+    """What ``archive import`` did."""
+
+    imported: int = 0
+    duplicates: int = 0
+    not_dicom: int = 0
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+@dataclass
+class ExportResult:
+    """What ``archive export`` did."""
+
+    written: int = 0
+    skipped: int = 0
+    missing: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CheckResult:
+    """What ``archive check`` found (and, with ``repair``, fixed)."""
+
+    rows_without_file: list[str] = field(default_factory=list)
+    files_without_row: list[Path] = field(default_factory=list)
+    temporary_files: list[Path] = field(default_factory=list)
+    set_aside: list[Path] = field(default_factory=list)
+    repaired: bool = False
+
+    @property
+    def consistent(self) -> bool:
+        return not (self.rows_without_file or self.files_without_row or self.temporary_files)
+
+
+def import_files(ingest: Ingest, paths: Iterable[Path | str], progress: Progress | None = None) -> ImportResult:
+    """Ingest every DICOM file under ``paths`` (file → archive).
+
+    Raises:
+        InputError: a path does not exist, or holds no DICOM file.
+    """
+    found = scan(paths)
+    result = ImportResult(not_dicom=found.not_dicom)
+    if not found.files:
+        raise InputError(f"no DICOM file found ({found.not_dicom} other files skipped)")
+    for done, item in enumerate(found.files, 1):
+        outcome = _ingest_file(ingest, item)
+        if outcome is None:
+            result.imported += 1
+        elif outcome == "duplicate":
+            result.duplicates += 1
+        else:
+            result.failed.append((item.path, outcome))
+        if progress is not None:
+            progress(done, len(found.files))
+    return result
+
+
+def export(index: Index, files: Path, query: Query, sink: FolderSink,
+           progress: Progress | None = None) -> ExportResult:
+    """Write what ``query`` matches into ``sink`` (archive → file).
+
+    Raises:
+        OutputError, DiskFull: the folder cannot be written.
+    """
+    sink.prepare()
+    result = ExportResult()
+    stored = list(index.instances(query))
+    for done, instance in enumerate(stored, 1):
+        try:
+            data = (files / instance.path).read_bytes()
+        except OSError:
+            result.missing.append(instance.sop_instance_uid)
+            continue
+        written = sink.write_encoded(data)
+        result.skipped += written.skipped
+        result.written += not written.skipped
+        if progress is not None:
+            progress(done, len(stored))
+    return result
+
+
+def check(index: Index, ingest: Ingest, *, repair: bool = False) -> CheckResult:
+    """Compare the index with the files (see the module docstring)."""
+    result = CheckResult(repaired=repair)
+    indexed: set[str] = set()
+    for uid, path in index.all_paths():
+        indexed.add(path)
+        if not (ingest.files / path).is_file():
+            result.rows_without_file.append(uid)
+    for path in sorted(ingest.files.rglob("*")):
+        if path.is_file() and path.relative_to(ingest.files).as_posix() not in indexed:
+            result.files_without_row.append(path)
+    result.temporary_files = sorted(p for p in ingest.scratch.glob("*") if p.is_file())
+    if repair:
+        for uid in result.rows_without_file:
+            index.remove(uid)
+        for path in result.temporary_files:
+            path.unlink(missing_ok=True)
+        for path in result.files_without_row:
+            _adopt(ingest, path, result)
+    return result
+
+
+def _adopt(ingest: Ingest, path: Path, result: CheckResult) -> None:
+    """Index a file found without a row; set it aside (``quarantine/``) if it cannot be,
+    or if its instance is already stored from another file."""
+    try:
+        item = read_file(path)
+        data = path.read_bytes()[item.dataset_offset:]
+        outcome = ingest.ingest(Received(item.sop_class_uid, item.sop_instance_uid,
+                                         item.transfer_syntax, data))
+    except (InvalidDicomError, OSError, ValueError, struct.error):
+        outcome = None
+    if outcome is not None and outcome.status == SUCCESS and not outcome.duplicate:
+        if outcome.path != path:
+            path.unlink(missing_ok=True)
+        return
+    quarantine = ingest.files.parent / "quarantine"
+    quarantine.mkdir(exist_ok=True)
+    shutil.move(path, quarantine / f"{path.parent.name}-{path.name}")
+    result.set_aside.append(path)
+
+
+def _ingest_file(ingest: Ingest, item: DicomFile) -> str | None:
+    """None when stored, "duplicate", or the reason it was refused."""
+    try:
+        data = item.path.read_bytes()[item.dataset_offset:]
+    except OSError as exc:
+        return f"cannot read: {exc.strerror or exc}"
+    outcome = ingest.ingest(Received(item.sop_class_uid, item.sop_instance_uid, item.transfer_syntax, data))
+    if outcome.status != SUCCESS:
+        return outcome.reason
+    return "duplicate" if outcome.duplicate else None

@@ -1,0 +1,116 @@
+"""``pacskit archive``: import files into the archive, export from it, check it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pacskit.archive.maintenance import check, export, import_files
+from pacskit.archive.server import Archive
+from pacskit.cli.common import err, out, state
+from pacskit.cli.progress import ProgressBar
+from pacskit.cli.query_options import (
+    AccessionOption,
+    DateOption,
+    DescriptionOption,
+    KeysOption,
+    LevelOption,
+    ModalityOption,
+    ModelOption,
+    PatientIdOption,
+    SeriesUidOption,
+    SopUidOption,
+    StudyUidOption,
+    build_query,
+)
+from pacskit.errors import PartialFailure
+from pacskit.layout import DEFAULT_LAYOUT, Layout
+from pacskit.privacy import PrivacyPolicy
+from pacskit.settings import Settings
+from pacskit.storage import FolderSink
+
+app = typer.Typer(help="The local archive: import, export, check.", no_args_is_help=True)
+
+DataDirOption = Annotated[Path | None, typer.Option("--data-dir", help="Storage folder (and SQLite index).")]
+DbOption = Annotated[str | None, typer.Option("--db", help="Index database URL.")]
+
+
+def archive_settings(ctx: typer.Context, data_dir: Path | None, db: str | None) -> Settings:
+    """The settings, with the archive's folder and database from the options."""
+    settings = state(ctx).settings()
+    changes = {k: v for k, v in (("data_dir", data_dir), ("db", db)) if v is not None}
+    return settings.model_copy(update={"archive": settings.archive.model_copy(update=changes)})
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders (searched recursively).")],
+    data_dir: DataDirOption = None,
+    db: DbOption = None,
+) -> None:
+    """Copy DICOM files into the archive, through the same ingest as C-STORE."""
+    with Archive(archive_settings(ctx, data_dir, db)) as archive, ProgressBar("importing") as bar:
+        result = import_files(archive.ingest, paths, lambda done, total: bar.update(done, total, 0))
+    out.print(f"Imported {result.imported} instances; {result.duplicates} already stored, "
+              f"{len(result.failed)} refused, {result.not_dicom} non-DICOM files skipped.", markup=False)
+    for path, reason in result.failed[:20]:
+        err.print(f"  refused: {path}: {reason}", markup=False)
+    if result.failed:
+        raise PartialFailure(f"{len(result.failed)} files were refused (first: {result.failed[0][0].name})")
+
+
+@app.command("export")
+def export_(
+    ctx: typer.Context,
+    output_dir: Annotated[Path, typer.Option("--output", "-o", help="Folder to write into.")],
+    level: LevelOption = "study",
+    model: ModelOption = None,
+    patient_id: PatientIdOption = None,
+    study_uid: StudyUidOption = None,
+    series_uid: SeriesUidOption = None,
+    sop_uid: SopUidOption = None,
+    accession: AccessionOption = None,
+    date: DateOption = None,
+    modality: ModalityOption = None,
+    description: DescriptionOption = None,
+    keys: KeysOption = None,
+    layout: Annotated[str, typer.Option("--layout", help="Path template under the output folder.")] = DEFAULT_LAYOUT,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace files already present.")] = False,
+    data_dir: DataDirOption = None,
+    db: DbOption = None,
+) -> None:
+    """Copy what a query matches out of the archive into a folder (names withheld)."""
+    settings = archive_settings(ctx, data_dir, db)
+    query = build_query(level, model, patient_id, study_uid, series_uid, sop_uid, accession, date,
+                        modality, description, keys, None)
+    sink = FolderSink(output_dir, Layout(layout), overwrite=overwrite,
+                      privacy=PrivacyPolicy(settings.allow_patient_names))
+    with Archive(settings) as archive, ProgressBar("exporting") as bar:
+        result = export(archive.index, archive.ingest.files, query, sink,
+                        lambda done, total: bar.update(done, total, 0))
+    out.print(f"Exported {result.written} instances to {output_dir} ({result.skipped} already there, "
+              f"{len(result.missing)} missing from the archive's folder).", markup=False)
+    if result.missing:
+        raise PartialFailure(f"{len(result.missing)} indexed instances have no file: run pacskit archive check")
+
+
+@app.command("check")
+def check_(
+    ctx: typer.Context,
+    repair: Annotated[bool, typer.Option("--repair", help="Fix what is found.")] = False,
+    data_dir: DataDirOption = None,
+    db: DbOption = None,
+) -> None:
+    """Find (and with --repair fix) disagreements between the index and the files."""
+    with Archive(archive_settings(ctx, data_dir, db)) as archive:
+        result = check(archive.index, archive.ingest, repair=repair)
+    verb = "fixed" if repair else "found"
+    out.print(f"{len(result.rows_without_file)} rows without a file, {len(result.files_without_row)} files "
+              f"without a row, {len(result.temporary_files)} temporary files {verb}"
+              + (f"; {len(result.set_aside)} files set aside in quarantine/" if result.set_aside else "")
+              + ".", markup=False)
+    if not result.consistent and not repair:
+        raise PartialFailure("the archive is not consistent: run pacskit archive check --repair")

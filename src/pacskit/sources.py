@@ -1,0 +1,64 @@
+"""Local sources for ``find``: the archive's index (``archive``) and a folder of files.
+
+Both answer a :class:`~pacskit.query.Query` exactly as a PACS would: a folder is indexed
+into a temporary index of the archive's kind (headers only, files left where they are),
+so that a search in a file follows the same PS3.4 rules as a search in the archive or
+over the network.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from pydicom import Dataset, dcmread
+
+from pacskit.archive.index import Index
+from pacskit.errors import InputError
+from pacskit.query import Query
+from pacskit.scan import scan
+from pacskit.settings import Settings
+
+ARCHIVE = "archive"
+
+
+def is_local_source(name: str) -> bool:
+    """Whether ``name`` names a local source: ``archive``, or an existing folder or file."""
+    return name == ARCHIVE or "://" not in name and Path(name).exists()
+
+
+def find_local(settings: Settings, name: str, query: Query, keys: list[str]) -> Iterator[Dataset]:
+    """The matches of ``query`` in the archive or under the folder ``name``, with
+    ``keys`` returned.
+
+    Raises:
+        ConfigError: the archive's index cannot be opened.
+        InputError: the folder holds no DICOM file.
+    """
+    if name == ARCHIVE:
+        index = Index.open(settings.archive.db_url())
+        try:
+            yield from index.find(query, keys=keys)
+        finally:
+            index.close()
+        return
+    with tempfile.TemporaryDirectory(prefix="pacskit-find-") as scratch:
+        index = Index.open(f"sqlite:///{scratch}/index.db")
+        try:
+            _index_folder(index, Path(name))
+            yield from index.find(query, keys=keys)
+        finally:
+            index.close()
+
+
+def _index_folder(index: Index, folder: Path) -> None:
+    found = scan([folder])
+    if not found.files:
+        raise InputError(f"no DICOM file under {folder} ({found.not_dicom} other files)")
+    for item in found.files:
+        try:
+            header = dcmread(item.path, stop_before_pixels=True)
+            index.add(header, path=str(item.path), size=item.size, transfer_syntax=item.transfer_syntax)
+        except Exception:  # noqa: BLE001 - a file pydicom cannot read is not part of the answer
+            continue
