@@ -3,19 +3,28 @@ Annexes A, B and C), behind a per-peer access table.
 
 Access control follows Orthanc's model: the nodes table lists the peers that may call
 us, each with the operations it may ask for (``allow``); peers not in the table may
-echo and store when ``accept_unknown_peers`` is on, and nothing else. A refused
-operation answers 0x0124 (Refused: Not Authorized) and is logged with the reason.
+echo and store when ``accept_unknown_peers`` is on, and nothing else (otherwise their
+associations are rejected). A refused operation answers 0x0124 (Refused: Not
+Authorized) and is logged with the reason.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 from pydicom import Dataset
-from pynetdicom import AE, evt
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+from pynetdicom import build_context
+from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
     PatientRootQueryRetrieveInformationModelGet,
@@ -26,12 +35,12 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
-from pacskit.archive.index import StoredInstance
+from pacskit.archive.index import Index, StoredInstance
 from pacskit.archive.ingest import Ingest, Received
 from pacskit.errors import QueryError
-from pacskit.net.ae import NODELAY_HANDLER, StoredFile, make_ae
-from pacskit.net.contexts import EVERY_SYNTAX, MAX_CONTEXTS, storage_sop_classes
-from pacskit.net.store import contexts_for
+from pacskit.net.acceptor import DimseStatus, Peer, Retrievable, StoreRequest
+from pacskit.net.contexts import EVERY_SYNTAX, storage_sop_classes
+from pacskit.nodes import Node
 from pacskit.query import Query
 from pacskit.settings import Operation, Settings
 
@@ -39,20 +48,16 @@ LOG = logging.getLogger("pacskit.archive")
 
 NOT_AUTHORIZED = 0x0124
 IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS = 0xA900
-UNABLE_TO_PROCESS = 0xC000
-PENDING = 0xFF00
-CANCEL = 0xFE00
+MOVE_DESTINATION_UNKNOWN = 0xA801
 SUCCESS = 0x0000
 
-FIND_MODELS = {
+QUERY_SYNTAXES = [ImplicitVRLittleEndian, ExplicitVRLittleEndian, DeflatedExplicitVRLittleEndian,
+                  ExplicitVRBigEndian]
+MODELS = {
     PatientRootQueryRetrieveInformationModelFind: "patient",
     StudyRootQueryRetrieveInformationModelFind: "study",
-}
-GET_MODELS = {
     PatientRootQueryRetrieveInformationModelGet: "patient",
     StudyRootQueryRetrieveInformationModelGet: "study",
-}
-MOVE_MODELS = {
     PatientRootQueryRetrieveInformationModelMove: "patient",
     StudyRootQueryRetrieveInformationModelMove: "study",
 }
@@ -85,128 +90,92 @@ class AccessTable:
 
 
 class ArchiveSCP:
-    """The handlers of every service, over one :class:`Ingest` and one index."""
+    """The archive's answer to each request (see :class:`pacskit.net.acceptor.Services`),
+    over one :class:`Ingest` and one index."""
 
-    def __init__(self, settings: Settings, ingest: Ingest, index: Any) -> None:
+    def __init__(self, settings: Settings, ingest: Ingest, index: Index) -> None:
         self.settings = settings
         self.ingest = ingest
         self.index = index
         self.access = AccessTable(settings)
 
-    def application_entity(self) -> AE:
-        """A pynetdicom AE offering every service, with these handlers' checks."""
-        ae = make_ae(self.settings)
-        ae.require_called_aet = self.settings.archive.check_called_aet
-        if not self.settings.archive.accept_unknown_peers:
-            ae.require_calling_aet = sorted(self.access.peers)
-        ae.add_supported_context(Verification)
+    def supported_contexts(self) -> list[PresentationContext]:
+        """Every service: Verification, Storage (every syntax, either role) and
+        Query/Retrieve FIND, GET and MOVE in both information models."""
+        contexts = [build_context(Verification, QUERY_SYNTAXES)]
         for uid in storage_sop_classes():
-            ae.add_supported_context(uid, EVERY_SYNTAX, scu_role=True, scp_role=True)
-        for uid in (*FIND_MODELS, *GET_MODELS, *MOVE_MODELS):
-            ae.add_supported_context(uid)
-        return ae
+            context = build_context(uid, EVERY_SYNTAX)
+            context.scu_role = context.scp_role = True
+            contexts.append(context)
+        contexts += [build_context(uid, QUERY_SYNTAXES) for uid in MODELS]
+        return contexts
 
-    def handlers(self) -> list[tuple[evt.EventType, Callable[..., Any]]]:
-        return [
-            NODELAY_HANDLER,
-            (evt.EVT_C_ECHO, self.on_echo),
-            (evt.EVT_C_STORE, self.on_store),
-            (evt.EVT_C_FIND, self.on_find),
-            (evt.EVT_C_GET, self.on_get),
-            (evt.EVT_C_MOVE, self.on_move),
-            (evt.EVT_REJECTED, _log_rejection),
-        ]
-
-    def on_echo(self, event: evt.Event) -> int:
-        return NOT_AUTHORIZED if self._refused("echo", event) else SUCCESS
-
-    def on_store(self, event: evt.Event) -> int | Dataset:
-        if self._refused("store", event):
-            return NOT_AUTHORIZED
-        request = event.request
-        outcome = self.ingest.ingest(Received(
-            str(request.AffectedSOPClassUID), str(request.AffectedSOPInstanceUID),
-            str(event.context.transfer_syntax), event.encoded_dataset(include_meta=False),
-            _calling(event),
-        ))
-        if outcome.status == SUCCESS:
-            return SUCCESS
-        response = Dataset()
-        response.Status = outcome.status
-        response.ErrorComment = outcome.reason[:64]
-        return response
-
-    def on_find(self, event: evt.Event) -> Iterator[tuple[int, Dataset | None]]:
-        if self._refused("find", event):
-            yield NOT_AUTHORIZED, None
-            return
-        query = self._query(event, FIND_MODELS)
-        if query is None:
-            yield IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, None
-            return
-        for match in self.index.find(query, limit=self.settings.archive.find_limit):
-            if event.is_cancelled:
-                yield CANCEL, None
-                return
-            yield PENDING, match
-
-    def on_get(self, event: evt.Event) -> Iterator[Any]:
-        query = self._query(event, GET_MODELS)
-        if self._refused("get", event) or query is None:
-            yield 1  # pynetdicom answers a failure only after a count of sub-operations
-            yield (NOT_AUTHORIZED if query is not None else IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS), None
-            return
-        yield from self._sub_operations(event, list(self.index.instances(query)))
-
-    def on_move(self, event: evt.Event) -> Iterator[Any]:
-        """pynetdicom reads the destination first and has no way to refuse before it:
-        a refused or unreadable C-MOVE raises, which it answers with 0xC514."""
-        if self._refused("move", event):
-            raise PermissionError("move refused")
-        query = self._query(event, MOVE_MODELS)
-        if query is None:
-            raise ValueError("unreadable C-MOVE identifier")
-        name = str(event.move_destination).strip()
-        destination = self.access.destination(name)
-        if destination is None:
-            LOG.warning("C-MOVE from %s to unknown destination %r", _calling(event), name)
-            yield None, None
-            return
-        stored = list(self.index.instances(query))
-        yield (*destination, {"contexts": contexts_for(stored)[:MAX_CONTEXTS]})
-        yield from self._sub_operations(event, stored)
-
-    def _sub_operations(self, event: evt.Event, stored: list[StoredInstance]) -> Iterator[Any]:
-        yield len(stored)
-        root = self.ingest.files
-        for instance in stored:
-            if event.is_cancelled:
-                yield CANCEL, None
-                return
-            yield PENDING, StoredFile(root / instance.path, instance.sop_instance_uid)
-
-    def _query(self, event: evt.Event, models: dict[str, str]) -> Query | None:
-        try:
-            return Query.from_identifier(event.identifier, models[event.context.abstract_syntax])
-        except (QueryError, KeyError, ValueError) as exc:
-            LOG.warning("bad query from %s: %s", _calling(event), exc)
+    def admit(self, peer: Peer) -> str | None:
+        if self.settings.archive.accept_unknown_peers or peer.ae_title in self.access.peers:
             return None
+        return f"{peer.ae_title!r} is not a known peer"
 
-    def _refused(self, operation: Operation, event: evt.Event) -> bool:
-        address = str(event.assoc.requestor.address)
-        reason = self.access.allows(operation, _calling(event), address)
+    def echo(self, peer: Peer) -> None:
+        self._check("echo", peer)
+
+    def store(self, peer: Peer, request: StoreRequest) -> None:
+        self._check("store", peer)
+        outcome = self.ingest.ingest(Received(request.sop_class_uid, request.sop_instance_uid,
+                                              request.transfer_syntax, request.dataset, peer.ae_title))
+        if outcome.status != SUCCESS:
+            raise DimseStatus(outcome.status, outcome.reason)
+
+    def find(self, peer: Peer, sop_class_uid: str, identifier: Dataset) -> Iterator[Dataset]:
+        self._check("find", peer)
+        query = self._query(peer, sop_class_uid, identifier)
+        return self.index.find(query, limit=self.settings.archive.find_limit)
+
+    def retrieve(self, peer: Peer, operation: str, sop_class_uid: str,
+                 identifier: Dataset) -> list[Retrievable]:
+        self._check(operation, peer)  # type: ignore[arg-type]
+        query = self._query(peer, sop_class_uid, identifier)
+        root = self.ingest.files
+        return [_Stored(root / item.path, item) for item in self.index.instances(query)]
+
+    def destination(self, peer: Peer, ae_title: str) -> Node:
+        found = self.access.destination(ae_title.strip())
+        if found is None:
+            LOG.warning("C-MOVE from %s to unknown destination %r", peer.ae_title, ae_title)
+            raise DimseStatus(MOVE_DESTINATION_UNKNOWN, f"{ae_title.strip()!r} is not a known peer")
+        return Node(ae_title=ae_title.strip(), host=found[0], port=found[1])
+
+    def _query(self, peer: Peer, sop_class_uid: str, identifier: Dataset) -> Query:
+        try:
+            return Query.from_identifier(identifier, MODELS[sop_class_uid])
+        except (QueryError, KeyError, ValueError) as exc:
+            LOG.warning("bad query from %s: %s", peer.ae_title, exc)
+            raise DimseStatus(IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, str(exc)[:64]) from None
+
+    def _check(self, operation: Operation, peer: Peer) -> None:
+        reason = self.access.allows(operation, peer.ae_title, peer.address)
         if reason is not None:
-            LOG.warning("refused %s from %s at %s: %s", operation, _calling(event), address, reason)
-        return reason is not None
+            LOG.warning("refused %s from %s at %s: %s", operation, peer.ae_title, peer.address, reason)
+            raise DimseStatus(NOT_AUTHORIZED, reason)
 
 
-def _calling(event: evt.Event) -> str:
-    return str(event.assoc.requestor.ae_title).strip()
+@dataclass(frozen=True)
+class _Stored:
+    """A stored instance where a C-GET or C-MOVE finds it."""
 
+    path: Path
+    instance: StoredInstance
 
-def _log_rejection(event: evt.Event) -> None:
-    LOG.warning("rejected an association from %s at %s", _calling(event),
-                event.assoc.requestor.address)
+    @property
+    def sop_class_uid(self) -> str:
+        return self.instance.sop_class_uid
+
+    @property
+    def sop_instance_uid(self) -> str:
+        return self.instance.sop_instance_uid
+
+    @property
+    def transfer_syntax(self) -> str:
+        return self.instance.transfer_syntax
 
 
 def _same_host(configured: str, address: str) -> bool:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import errno
 import logging
 import threading
 from types import TracebackType
 
-from pynetdicom.transport import ThreadedAssociationServer
-
 from pacskit.archive.index import Index
 from pacskit.archive.ingest import Ingest
 from pacskit.archive.scp import ArchiveSCP
-from pacskit.errors import NetworkError
+from pacskit.net.acceptor import Acceptor
 from pacskit.settings import Settings
 
 LOG = logging.getLogger("pacskit.archive")
@@ -31,23 +28,21 @@ class Archive:
         self.index = Index.open(settings.archive.db_url())
         self.ingest = Ingest(settings.archive, self.index)
         self.scp = ArchiveSCP(settings, self.ingest, self.index)
-        self.server: ThreadedAssociationServer | None = None
+        self.server: Acceptor | None = None
 
-    def start(self) -> ThreadedAssociationServer:
-        """Listen for associations (in background threads) on the configured port.
+    def start(self) -> Acceptor:
+        """Listen for associations (each served on its own thread) on the configured port.
 
         Raises:
             NetworkError: the port cannot be listened on.
         """
-        ae = self.scp.application_entity()
+        acceptor = Acceptor(self.settings, self.scp, self.scp.supported_contexts(),
+                            check_called_ae_title=self.settings.archive.check_called_aet)
         address = (self.settings.bind_address, self.settings.port)
-        try:
-            self.server = ae.start_server(address, block=False, evt_handlers=self.scp.handlers())
-        except OSError as exc:
-            reason = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
-            raise NetworkError(f"cannot listen on {address[0]}:{address[1]}: {reason}") from None
+        acceptor.start(address)
+        self.server = acceptor
         LOG.info("archive %s listening on %s:%d", self.settings.ae_title, *address)
-        return self.server
+        return acceptor
 
     def serve_forever(self, stop: threading.Event | None = None) -> None:
         """Serve until ``stop`` is set (or forever)."""

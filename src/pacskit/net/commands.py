@@ -9,11 +9,19 @@ C_STORE_RQ = 0x0001
 C_STORE_RSP = 0x8001
 C_GET_RQ = 0x0010
 C_GET_RSP = 0x8010
+C_FIND_RQ = 0x0020
+C_FIND_RSP = 0x8020
+C_MOVE_RQ = 0x0021
+C_MOVE_RSP = 0x8021
+C_ECHO_RQ = 0x0030
+C_ECHO_RSP = 0x8030
+C_CANCEL_RQ = 0x0FFF
 
 AFFECTED_SOP_CLASS_UID = 0x0002
 COMMAND_FIELD = 0x0100
 MESSAGE_ID = 0x0110
 MESSAGE_ID_BEING_RESPONDED_TO = 0x0120
+MOVE_DESTINATION = 0x0600
 PRIORITY = 0x0700
 COMMAND_DATA_SET_TYPE = 0x0800
 STATUS = 0x0900
@@ -41,16 +49,70 @@ def c_store_rq(message_id: int, sop_class_uid: str, sop_instance_uid: str) -> by
     )
 
 
-def c_store_rsp(message_id: int, sop_class_uid: str, sop_instance_uid: str, status: int) -> bytes:
-    """A C-STORE-RSP (PS3.7 9.3.1.2)."""
+def c_store_rsp(message_id: int, sop_class_uid: str, sop_instance_uid: str, status: int,
+                comment: str = "") -> bytes:
+    """A C-STORE-RSP (PS3.7 9.3.1.2), with an Error Comment when one is given."""
     return command_set(
         (AFFECTED_SOP_CLASS_UID, uid(sop_class_uid)),
         (COMMAND_FIELD, us(C_STORE_RSP)),
         (MESSAGE_ID_BEING_RESPONDED_TO, us(message_id)),
         (COMMAND_DATA_SET_TYPE, us(NO_DATA_SET)),
         (STATUS, us(status)),
+        *_comment(comment),
         (AFFECTED_SOP_INSTANCE_UID, uid(sop_instance_uid)),
     )
+
+
+def c_echo_rsp(message_id: int, sop_class_uid: str, status: int) -> bytes:
+    """A C-ECHO-RSP (PS3.7 9.3.5.2)."""
+    return command_set(
+        (AFFECTED_SOP_CLASS_UID, uid(sop_class_uid)),
+        (COMMAND_FIELD, us(C_ECHO_RSP)),
+        (MESSAGE_ID_BEING_RESPONDED_TO, us(message_id)),
+        (COMMAND_DATA_SET_TYPE, us(NO_DATA_SET)),
+        (STATUS, us(status)),
+    )
+
+
+def c_find_rsp(message_id: int, sop_class_uid: str, status: int, *, has_identifier: bool,
+               comment: str = "") -> bytes:
+    """A C-FIND-RSP (PS3.7 9.3.2.2); a pending one carries an identifier."""
+    return command_set(
+        (AFFECTED_SOP_CLASS_UID, uid(sop_class_uid)),
+        (COMMAND_FIELD, us(C_FIND_RSP)),
+        (MESSAGE_ID_BEING_RESPONDED_TO, us(message_id)),
+        (COMMAND_DATA_SET_TYPE, us(DATA_SET_PRESENT if has_identifier else NO_DATA_SET)),
+        (STATUS, us(status)),
+        *_comment(comment),
+    )
+
+
+def retrieve_rsp(command_field: int, message_id: int, sop_class_uid: str, status: int,
+                 counts: tuple[int | None, int, int, int], *, has_identifier: bool = False,
+                 comment: str = "") -> bytes:
+    """A C-GET-RSP or C-MOVE-RSP (PS3.7 9.3.3.2, 9.3.4.2), with the sub-operation
+    ``counts`` (remaining — None in a final response —, completed, failed, warning)."""
+    remaining, completed, failed, warning = (None if n is None else min(n, 0xFFFF) for n in counts)
+    return command_set(
+        (AFFECTED_SOP_CLASS_UID, uid(sop_class_uid)),
+        (COMMAND_FIELD, us(command_field)),
+        (MESSAGE_ID_BEING_RESPONDED_TO, us(message_id)),
+        (COMMAND_DATA_SET_TYPE, us(DATA_SET_PRESENT if has_identifier else NO_DATA_SET)),
+        (STATUS, us(status)),
+        *_comment(comment),
+        *([(REMAINING_SUBOPERATIONS, us(remaining))] if remaining is not None else []),
+        (COMPLETED_SUBOPERATIONS, us(completed or 0)),
+        (FAILED_SUBOPERATIONS, us(failed or 0)),
+        (WARNING_SUBOPERATIONS, us(warning or 0)),
+    )
+
+
+def _comment(comment: str) -> list[tuple[int, bytes]]:
+    """An Error Comment element (LO, at most 64 characters), if there is a comment."""
+    if not comment:
+        return []
+    raw = comment[:64].encode("ascii", "replace")
+    return [(ERROR_COMMENT, raw + b" " if len(raw) % 2 else raw)]
 
 
 def c_get_rq(message_id: int, sop_class_uid: str) -> bytes:

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from pydicom import dcmread
-from pydicom.uid import UID, ImplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import build_context
-from pynetdicom.association import Association
 from pynetdicom.dsutils import encode
 from pynetdicom.presentation import PresentationContext
 
@@ -24,10 +23,12 @@ from pacskit.net.association import associate
 from pacskit.net.commands import ERROR_COMMENT, STATUS, c_store_rq
 from pacskit.net.contexts import MAX_CONTEXTS
 from pacskit.net.status import Outcome, describe, outcome_of
-from pacskit.net.wire import DirectChannel
+from pacskit.net.wire import Channel, DirectChannel
 from pacskit.nodes import Node
 from pacskit.scan import DicomFile
 from pacskit.settings import Settings
+
+UNCOMPRESSED_LE = (ImplicitVRLittleEndian, ExplicitVRLittleEndian)
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,9 @@ def send_files(settings: Settings, node: Node, files: Sequence[DicomFile],
                     raise ServiceNotSupported(
                         f"{node.label} accepted none of the storage SOP classes offered"
                     )
-                with _Sender(assoc, node, settings.dimse_timeout) as sender:
+                with DirectChannel(assoc, node, settings.dimse_timeout) as channel:
+                    sender = FileSender(channel, {(cx.abstract_syntax, cx.transfer_syntax[0]): cx.context_id
+                                                  for cx in assoc.accepted_contexts})
                     for item in batch:
                         on_outcome(sender.send(item))
                         sent += 1
@@ -129,24 +132,28 @@ def send_files(settings: Settings, node: Node, files: Sequence[DicomFile],
             raise
 
 
-class _Sender:
-    """Sends C-STORE requests over a :class:`DirectChannel`."""
+class FileSender:
+    """Sends files with C-STORE requests over a :class:`Channel`, each over the context
+    with its own transfer syntax, or converted to an uncompressed syntax the peer accepted.
 
-    def __init__(self, assoc: Association, node: Node, timeout: float) -> None:
-        self.node = node
-        self.channel = DirectChannel(assoc, node, timeout)
-        self.contexts = {(cx.abstract_syntax, cx.transfer_syntax[0]): cx
-                         for cx in assoc.accepted_contexts}
+    Args:
+        channel: the association's channel.
+        contexts: the presentation context ID for each accepted (SOP class, transfer
+            syntax) that we may send C-STORE requests on.
+    """
+
+    def __init__(self, channel: Channel, contexts: dict[tuple[str, str], int]) -> None:
+        self.channel = channel
+        self.contexts = contexts
         self.message_id = 0
 
-    def __enter__(self) -> _Sender:
-        self.channel.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.channel.__exit__(*exc)
-
     def send(self, item: DicomFile) -> SendOutcome:
+        """C-STORE one file and wait for its response.
+
+        Raises:
+            AssociationAborted, NetworkTimeout: the association is lost.
+        """
+        label = self.channel.label
         context = self.contexts.get((item.sop_class_uid, item.transfer_syntax))
         converted = context is None
         if item.size <= item.dataset_offset:
@@ -162,28 +169,29 @@ class _Sender:
                 fh.seek(item.dataset_offset)
                 if (item.size - item.dataset_offset) % 2:
                     # PS3.5 A.5: an odd deflated stream is padded with one 00H byte.
-                    self.channel.send(context.context_id, command, fh.read() + b"\0")
+                    self.channel.send(context, command, fh.read() + b"\0")
                 else:
-                    self.channel.send(context.context_id, command, fh)
+                    self.channel.send(context, command, fh)
         else:
-            context = self.contexts.get((item.sop_class_uid, ImplicitVRLittleEndian))
-            if context is None:
-                return SendOutcome(item, None, f"{self.node.label} does not accept SOP class "
+            syntax, context = next(((s, self.contexts[(item.sop_class_uid, s)]) for s in UNCOMPRESSED_LE
+                                    if (item.sop_class_uid, s) in self.contexts), (None, None))
+            if syntax is None or context is None:
+                return SendOutcome(item, None, f"{label} does not accept SOP class "
                                                f"{UID(item.sop_class_uid).name}")
             try:
-                data = _converted(item, context.transfer_syntax[0])
+                data = _converted(item, UID(syntax))
             except Exception as exc:  # noqa: BLE001 - any codec failure: cannot convert
-                return SendOutcome(item, None, f"{self.node.label} does not accept "
+                return SendOutcome(item, None, f"{label} does not accept "
                                                f"{UID(item.transfer_syntax).name} and pacskit "
                                                f"cannot decompress it ({exc})")
-            self.channel.send(context.context_id, command, data)
+            self.channel.send(context, command, data)
         response = self.channel.receive()
         status = response.us(STATUS)
         if status is None:
             return SendOutcome(item, None, "the peer's C-STORE response has no status", converted)
         if outcome_of(status) is Outcome.FAILURE:
             comment = response.text(ERROR_COMMENT)
-            reason = f"C-STORE failed at {self.node.label}: {describe(status)}"
+            reason = f"C-STORE failed at {label}: {describe(status)}"
             return SendOutcome(item, status, reason + (f": {comment}" if comment else ""), converted)
         return SendOutcome(item, status, "", converted)
 

@@ -10,6 +10,7 @@ The channel ends the association itself, with A-RELEASE (or A-ABORT on error).
 
 from __future__ import annotations
 
+import select
 import socket
 import struct
 import time
@@ -52,7 +53,169 @@ class Message:
         return self.command.get(element, b"").rstrip(b"\0 ").decode("ascii", "replace")
 
 
-class DirectChannel:
+class ReleaseRequested(AssociationAborted):
+    """The peer asked to end the association (A-RELEASE-RQ) instead of sending a message."""
+
+
+class Channel:
+    """DIMSE messages on a connected socket, as P-DATA-TF PDUs (PS3.8 9.3.5).
+
+    Args:
+        sock: the connected socket (``None`` until a subclass has it).
+        label: how the peer is named in error messages.
+        timeout: seconds to wait for each read or write.
+        peer_max: the largest PDU the peer accepts (0: no limit).
+    """
+
+    def __init__(self, sock: socket.socket | None, label: str, timeout: float, peer_max: int) -> None:
+        self.sock = sock
+        self.label = label
+        self.timeout = timeout
+        self.peer_max = peer_max
+        self._buffer = bytearray()
+
+    def has_pending(self) -> bool:
+        """Whether the peer has sent something not read yet (a C-CANCEL, say)."""
+        if self._buffer:
+            return True
+        if self.sock is None:
+            return False
+        try:
+            return bool(select.select([self.sock], [], [], 0)[0])
+        except (OSError, ValueError):
+            return False
+
+    def send(self, context_id: int, command: bytes, data: bytes | BinaryIO | None = None) -> None:
+        """Send a command set and its dataset (bytes, or a file positioned at the dataset,
+        read fragment by fragment). The command shares the first PDU with the first
+        dataset fragment when both fit; PDUs are written in batches of about
+        :data:`SEND_BATCH` bytes."""
+        fragment = (self.peer_max or UNBOUNDED_FRAGMENT) - PDV_OVERHEAD
+        pending: list[bytes] = []
+        pending_size = 0
+        items = [_pdv(context_id, COMMAND | LAST_FRAGMENT, command)]
+        size = len(items[0])
+        if data is not None:
+            for chunk, last in _fragments(data, fragment):
+                item = _pdv(context_id, LAST_FRAGMENT if last else 0x00, chunk)
+                if size + len(item) > fragment + PDV_OVERHEAD:
+                    pdu = _p_data_tf(items)
+                    pending.append(pdu)
+                    pending_size += len(pdu)
+                    items, size = [], 0
+                    if pending_size >= SEND_BATCH:
+                        self.write(b"".join(pending))
+                        pending, pending_size = [], 0
+                items.append(item)
+                size += len(item)
+        pending.append(_p_data_tf(items))
+        self.write(b"".join(pending))
+
+    def receive(self) -> Message:
+        """Read one whole DIMSE message (command, and dataset if the command says so).
+
+        Raises:
+            AssociationAborted: the peer aborted or closed the connection
+                (:class:`ReleaseRequested` when it asked to release the association).
+            NetworkTimeout: nothing within the DIMSE timeout.
+        """
+        command = bytearray()
+        data = bytearray()
+        context_id = 0
+        command_done = False
+        parsed: dict[int, bytes] = {}
+        while True:
+            for context_id, control, value in self._read_p_data():
+                if control & COMMAND:
+                    command += value
+                    if control & LAST_FRAGMENT:
+                        command_done = True
+                        parsed = parse_command(bytes(command))
+                        if parsed.get(0x0800, b"\x01\x01")[:2] == b"\x01\x01":
+                            return Message(context_id, parsed, None)
+                else:
+                    data += value
+                    if control & LAST_FRAGMENT and command_done:
+                        return Message(context_id, parsed, bytes(data))
+
+    def _read_p_data(self) -> list[tuple[int, int, bytes]]:
+        pdu_type, body = self.read_pdu()
+        if pdu_type == A_ABORT:
+            self.sock = None
+            raise AssociationAborted(f"{self.label} aborted the association")
+        if pdu_type == A_RELEASE_RQ:
+            raise ReleaseRequested(f"{self.label} released the association")
+        if pdu_type != P_DATA_TF:
+            raise AssociationAborted(f"{self.label} sent an unexpected PDU (type {pdu_type})")
+        items = []
+        pos = 0
+        while pos + PDV_OVERHEAD <= len(body):
+            length = struct.unpack_from(">I", body, pos)[0]
+            if length < 2 or pos + 4 + length > len(body):
+                raise AssociationAborted(f"{self.label} sent a malformed P-DATA-TF PDU")
+            items.append((body[pos + 4], body[pos + 5], body[pos + 6:pos + 4 + length]))
+            pos += 4 + length
+        return items
+
+    def read_pdu(self, limit: int | None = None) -> tuple[int, bytes]:
+        """One whole PDU: its type and body (at most ``limit`` bytes, by default the
+        larger of 64 MiB and the peer's maximum).
+
+        Raises:
+            AssociationAborted: the PDU is too large, or the connection is lost.
+            NetworkTimeout: nothing within the timeout.
+        """
+        header = self._read_exactly(6)
+        pdu_type, length = header[0], struct.unpack_from(">I", header, 2)[0]
+        if length > (limit or max(MAX_INCOMING_PDU, self.peer_max)):
+            raise AssociationAborted(f"{self.label} sent a PDU of {length} bytes")
+        return pdu_type, self._read_exactly(length)
+
+    def _read_exactly(self, count: int) -> bytes:
+        assert self.sock is not None
+        while len(self._buffer) < count:
+            try:
+                chunk = self.sock.recv(max(65536, count - len(self._buffer)))
+            except TimeoutError:
+                raise NetworkTimeout(
+                    f"no answer from {self.label} within {self.timeout:g} s"
+                ) from None
+            except OSError as exc:
+                raise AssociationAborted(f"connection to {self.label} lost: {exc}") from None
+            if not chunk:
+                self.sock = None
+                raise AssociationAborted(f"{self.label} closed the connection")
+            self._buffer += chunk
+        out = bytes(self._buffer[:count])
+        del self._buffer[:count]
+        return out
+
+    def write(self, data: bytes) -> None:
+        """Write raw bytes (whole PDUs).
+
+        Raises:
+            AssociationAborted, NetworkTimeout: the peer is gone or stopped reading.
+        """
+        assert self.sock is not None
+        try:
+            self.sock.sendall(data)
+        except TimeoutError:
+            raise NetworkTimeout(f"{self.label} stopped reading ({self.timeout:g} s)") from None
+        except OSError as exc:
+            self.sock = None
+            raise AssociationAborted(f"connection to {self.label} lost: {exc}") from None
+
+    def abort(self) -> None:
+        """Send A-ABORT (PS3.8 9.3.8), if the connection is still there."""
+        if self.sock is None:
+            return
+        try:
+            self.sock.sendall(struct.pack(">BBIBBBB", A_ABORT, 0, 4, 0, 0, 0, 0))
+        except OSError:
+            pass
+
+
+class DirectChannel(Channel):
     """An established association, taken over from pynetdicom (see the module docstring).
 
     Raises:
@@ -60,12 +223,9 @@ class DirectChannel:
     """
 
     def __init__(self, assoc: Association, node: Node, timeout: float) -> None:
+        super().__init__(None, node.label, timeout, int(assoc.acceptor.maximum_length or 0))
         self.assoc = assoc
         self.node = node
-        self.timeout = timeout
-        self.peer_max = int(assoc.acceptor.maximum_length or 0)
-        self.sock: socket.socket | None = None
-        self._buffer = bytearray()
 
     def __enter__(self) -> DirectChannel:
         assoc = self.assoc
@@ -90,134 +250,21 @@ class DirectChannel:
             if exc_type is None:
                 self._release()
             else:
-                self._abort()
+                self.abort()
         finally:
             self._close()
-
-    def send(self, context_id: int, command: bytes, data: bytes | BinaryIO | None = None) -> None:
-        """Send a command set and its dataset (bytes, or a file positioned at the dataset,
-        read fragment by fragment). The command shares the first PDU with the first
-        dataset fragment when both fit; PDUs are written in batches of about
-        :data:`SEND_BATCH` bytes."""
-        fragment = (self.peer_max or UNBOUNDED_FRAGMENT) - PDV_OVERHEAD
-        pending: list[bytes] = []
-        pending_size = 0
-        items = [_pdv(context_id, COMMAND | LAST_FRAGMENT, command)]
-        size = len(items[0])
-        if data is not None:
-            for chunk, last in _fragments(data, fragment):
-                item = _pdv(context_id, LAST_FRAGMENT if last else 0x00, chunk)
-                if size + len(item) > fragment + PDV_OVERHEAD:
-                    pdu = _p_data_tf(items)
-                    pending.append(pdu)
-                    pending_size += len(pdu)
-                    items, size = [], 0
-                    if pending_size >= SEND_BATCH:
-                        self._sendall(b"".join(pending))
-                        pending, pending_size = [], 0
-                items.append(item)
-                size += len(item)
-        pending.append(_p_data_tf(items))
-        self._sendall(b"".join(pending))
-
-    def receive(self) -> Message:
-        """Read one whole DIMSE message (command, and dataset if the command says so).
-
-        Raises:
-            AssociationAborted: the peer aborted or closed the connection.
-            NetworkTimeout: nothing within the DIMSE timeout.
-        """
-        command = bytearray()
-        data = bytearray()
-        context_id = 0
-        command_done = False
-        parsed: dict[int, bytes] = {}
-        while True:
-            for context_id, control, value in self._read_p_data():
-                if control & COMMAND:
-                    command += value
-                    if control & LAST_FRAGMENT:
-                        command_done = True
-                        parsed = parse_command(bytes(command))
-                        if parsed.get(0x0800, b"\x01\x01")[:2] == b"\x01\x01":
-                            return Message(context_id, parsed, None)
-                else:
-                    data += value
-                    if control & LAST_FRAGMENT and command_done:
-                        return Message(context_id, parsed, bytes(data))
-
-    def _read_p_data(self) -> list[tuple[int, int, bytes]]:
-        pdu_type, body = self._read_pdu()
-        if pdu_type == A_ABORT:
-            self.sock = None
-            raise AssociationAborted(f"{self.node.label} aborted the association")
-        if pdu_type != P_DATA_TF:
-            raise AssociationAborted(f"{self.node.label} sent an unexpected PDU (type {pdu_type})")
-        items = []
-        pos = 0
-        while pos + PDV_OVERHEAD <= len(body):
-            length = struct.unpack_from(">I", body, pos)[0]
-            if length < 2 or pos + 4 + length > len(body):
-                raise AssociationAborted(f"{self.node.label} sent a malformed P-DATA-TF PDU")
-            items.append((body[pos + 4], body[pos + 5], body[pos + 6:pos + 4 + length]))
-            pos += 4 + length
-        return items
-
-    def _read_pdu(self) -> tuple[int, bytes]:
-        header = self._read_exactly(6)
-        pdu_type, length = header[0], struct.unpack_from(">I", header, 2)[0]
-        if length > max(MAX_INCOMING_PDU, self.peer_max):
-            raise AssociationAborted(f"{self.node.label} sent a PDU of {length} bytes")
-        return pdu_type, self._read_exactly(length)
-
-    def _read_exactly(self, count: int) -> bytes:
-        assert self.sock is not None
-        while len(self._buffer) < count:
-            try:
-                chunk = self.sock.recv(max(65536, count - len(self._buffer)))
-            except TimeoutError:
-                raise NetworkTimeout(
-                    f"no answer from {self.node.label} within {self.timeout:g} s"
-                ) from None
-            except OSError as exc:
-                raise AssociationAborted(f"connection to {self.node.label} lost: {exc}") from None
-            if not chunk:
-                self.sock = None
-                raise AssociationAborted(f"{self.node.label} closed the connection")
-            self._buffer += chunk
-        out = bytes(self._buffer[:count])
-        del self._buffer[:count]
-        return out
-
-    def _sendall(self, data: bytes) -> None:
-        assert self.sock is not None
-        try:
-            self.sock.sendall(data)
-        except TimeoutError:
-            raise NetworkTimeout(f"{self.node.label} stopped reading ({self.timeout:g} s)") from None
-        except OSError as exc:
-            self.sock = None
-            raise AssociationAborted(f"connection to {self.node.label} lost: {exc}") from None
 
     def _release(self) -> None:
         if self.sock is None:
             return
-        self._sendall(struct.pack(">BBII", A_RELEASE_RQ, 0, 4, 0))
+        self.write(struct.pack(">BBII", A_RELEASE_RQ, 0, 4, 0))
         try:
             while True:
-                pdu_type, _ = self._read_pdu()
+                pdu_type, _ = self.read_pdu()
                 if pdu_type in (A_RELEASE_RP, A_ABORT):
                     return
         except (NetworkError, AssociationAborted):
             return
-
-    def _abort(self) -> None:
-        if self.sock is None:
-            return
-        try:
-            self.sock.sendall(struct.pack(">BBIBBBB", A_ABORT, 0, 4, 0, 0, 0, 0))
-        except OSError:
-            pass
 
     def _close(self) -> None:
         assoc = self.assoc
