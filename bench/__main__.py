@@ -46,9 +46,10 @@ def best(runs: list[list[Timing]]) -> list[Timing]:
 def report(title: str, timings: list[Timing]) -> None:
     baseline = timings[0]
     print(f"\n{title}: {baseline.corpus.count} instances, {baseline.corpus.bytes / 1e6:.1f} MB")
-    print(f"  {'tool':<22}{'seconds':>9}{'inst/s':>10}{'MB/s':>9}{'ratio':>8}")
+    width = max(len(t.tool) for t in timings) + 2
+    print(f"  {'tool':<{width}}{'seconds':>9}{'inst/s':>10}{'MB/s':>9}{'ratio':>8}")
     for t in timings:
-        print(f"  {t.tool:<22}{t.seconds:>9.2f}{t.per_second:>10.0f}{t.mb_per_second:>9.1f}"
+        print(f"  {t.tool:<{width}}{t.seconds:>9.2f}{t.per_second:>10.0f}{t.mb_per_second:>9.1f}"
               f"{t.per_second / baseline.per_second:>8.2f}")
 
 
@@ -82,8 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.only in (None, "archive"):
             disk = Path(tempfile.mkdtemp(prefix="pacskit-bench-disk-", dir=args.cache))
             try:
-                report("C-STORE from DCMTK storescu into Orthanc and pacskit serve (files on disk)",
-                       archive.ingest_runs(corpora[0], disk))
+                for senders in (1, 4):
+                    report(f"C-STORE from {senders} DCMTK storescu into Orthanc and pacskit serve "
+                           "(files on disk)", archive.ingest_runs(corpora[0], disk, senders))
                 many = make(args.cache, "archive", instances=args.find_instances, series=1, rows=16,
                             patients=max(1, args.find_instances // 100), studies=4)
                 print(f"\nC-FIND latency, findscu (whole process), {many.count} instances in "

@@ -60,21 +60,18 @@ def ingest(corpus: Corpus, ae_title: str, port: int, senders: int) -> float:
     return time.perf_counter() - started
 
 
-def ingest_runs(corpus: Corpus, root: Path) -> list[Timing]:
-    """storescu into Orthanc and into pacskit serve, 1 and 4 senders, fresh each time."""
-    timings = []
-    for senders in (1, 4):
-        folder = root / f"orthanc-{senders}"
-        with Orthanc(folder, ae_title="ORTHANC") as orthanc:
-            timings.append(Timing(f"Orthanc, {senders} sender(s)", corpus,
-                                  ingest(corpus, orthanc.ae_title, orthanc.port, senders)))
+def ingest_runs(corpus: Corpus, root: Path, senders: int) -> list[Timing]:
+    """``senders`` storescu into Orthanc and into pacskit serve, fresh each time."""
+    folder = root / f"orthanc-{senders}"
+    with Orthanc(folder, ae_title="ORTHANC") as orthanc:
+        timings = [Timing("Orthanc", corpus, ingest(corpus, orthanc.ae_title, orthanc.port, senders))]
+    shutil.rmtree(folder, ignore_errors=True)
+    for fsync in (True, False):
+        folder = root / f"pacskit-{senders}-{fsync}"
+        with pacskit_serve(folder, fsync=fsync) as port:
+            label = "pacskit serve" + ("" if fsync else ", no fsync")
+            timings.append(Timing(label, corpus, ingest(corpus, ARCHIVE_AET, port, senders)))
         shutil.rmtree(folder, ignore_errors=True)
-        for fsync in (True, False):
-            folder = root / f"pacskit-{senders}-{fsync}"
-            with pacskit_serve(folder, fsync=fsync) as port:
-                label = f"pacskit serve, {senders} sender(s){'' if fsync else ', no fsync'}"
-                timings.append(Timing(label, corpus, ingest(corpus, ARCHIVE_AET, port, senders)))
-            shutil.rmtree(folder, ignore_errors=True)
     return timings
 
 

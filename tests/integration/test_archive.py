@@ -5,6 +5,8 @@ the access table and bad data are handled as a PACS must."""
 from __future__ import annotations
 
 import json
+import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -12,6 +14,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -20,12 +23,14 @@ from proxy import RecordingProxy
 from pydicom import dcmread
 from pydicom.uid import generate_uid
 from pynetdicom import build_context
+from pynetdicom.dsutils import encode
+from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
 from pacskit import Client, Node, Settings
 from pacskit.archive import Archive, Index
 from pacskit.errors import DimseFailure
 from pacskit.net.association import associate
-from pacskit.net.commands import STATUS, c_store_rq
+from pacskit.net.commands import STATUS, c_cancel_rq, c_find_rq, c_store_rq
 from pacskit.net.wire import DirectChannel
 from pacskit.query import Query
 from pacskit.scan import read_file
@@ -218,6 +223,25 @@ def mismatched_store(archive: Archive, path: Path) -> int:
         return channel.receive().us(STATUS) or 0
 
 
+def test_c_cancel_ends_a_find_and_the_association_goes_on(archive, corpus, corpus_dir):
+    storescu(ARCHIVE_AET, "127.0.0.1", archive.settings.port, [corpus_dir], calling="DCMTK")
+    find = StudyRootQueryRetrieveInformationModelFind
+    identifier = encode(Query.build("image").to_identifier(), True, True)
+    node = node_of(archive)
+    with associate(Settings(ae_title="PACSKIT"), node, [build_context(find)]) as assoc, \
+            DirectChannel(assoc, node, 10) as channel:
+        context = assoc.accepted_contexts[0].context_id
+        channel.send(context, c_find_rq(7, find), identifier)
+        channel.send(context, c_cancel_rq(7))
+        assert channel.receive().us(STATUS) == 0xFE00
+
+        channel.send(context, c_find_rq(8, find), identifier)
+        statuses = [channel.receive().us(STATUS)]
+        while statuses[-1] == 0xFF00:
+            statuses.append(channel.receive().us(STATUS))
+        assert statuses == [0xFF00] * len(corpus) + [0x0000]
+
+
 def test_an_association_lost_mid_dataset_leaves_nothing(archive, tmp_path):
     big = tmp_path / "big"
     big.mkdir()
@@ -306,20 +330,54 @@ def test_import_find_export_and_check(tmp_path, corpus, corpus_dir, orthanc):
     assert found_uids == {c.sop_instance_uid for c in corpus} - {corpus[2].sop_instance_uid}
 
 
+def serve_process(data: Path, port: int, **popen: Any) -> subprocess.Popen[bytes]:
+    """``pacskit serve`` in its own process, once it answers C-ECHO."""
+    server = subprocess.Popen([sys.executable, "-m", "pacskit", "--aet", ARCHIVE_AET, "--port", str(port),
+                               "serve", "--data-dir", str(data)], stderr=subprocess.PIPE, **popen)
+    for _ in range(100):
+        if subprocess.run([require("echoscu"), "-aec", ARCHIVE_AET, "127.0.0.1", str(port)],
+                          capture_output=True, env=peer_env(), check=False).returncode == 0:
+            return server
+        time.sleep(0.1)
+    server.kill()
+    raise AssertionError(f"pacskit serve did not start: {server.communicate()[1][-2000:]!r}")
+
+
+def test_a_write_that_fails_is_refused_and_the_server_goes_on(tmp_path, corpus):
+    """A file larger than the process may write fails as on a full disk: 0xA700, nothing
+    left behind, and the next (smaller) instance is stored."""
+    from pacskit.testing.corpus import generate_corpus
+    big = generate_corpus(tmp_path / "big", patients=1, studies_per_patient=1, series_per_study=1,
+                          instances_per_series=1, rows=512, columns=512, seed=5)[0]
+    data, port = tmp_path / "data", free_port()
+    limit = 256 * 1024
+    known = {"PACSKIT_NODES__ME__AE_TITLE": "PACSKIT", "PACSKIT_NODES__ME__HOST": "127.0.0.1",
+             "PACSKIT_NODES__ME__PORT": str(free_port())}
+    server = serve_process(data, port, env={**os.environ, **known}, preexec_fn=lambda: resource.setrlimit(
+        resource.RLIMIT_FSIZE, (limit, limit)))
+    try:
+        node = Node(ae_title=ARCHIVE_AET, host="127.0.0.1", port=port)
+        client = Client(Settings(ae_title="PACSKIT"))
+        refused = client.store([big.path], node)
+        assert refused.failed == 1 and "0xA700" in refused.failures[0].reason
+        assert client.store([corpus[0].path], node).raise_for_status().sent == 1
+        found = client.find(node, Query.build("image"))
+        assert [d.SOPInstanceUID for d in found] == [corpus[0].sop_instance_uid]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert not list((data / "tmp").iterdir())
+    assert len(list((data / "files").rglob("*.dcm"))) == 1
+
+
 def test_sigkill_while_receiving_loses_nothing_acknowledged(tmp_path):
     from pacskit.testing.corpus import generate_corpus
     source = tmp_path / "source"
     generate_corpus(source, patients=1, studies_per_patient=1, series_per_study=2,
                     instances_per_series=300, seed=9)
     data, port = tmp_path / "data", free_port()
-    server = subprocess.Popen([sys.executable, "-m", "pacskit", "--aet", ARCHIVE_AET, "--port", str(port),
-                               "serve", "--data-dir", str(data)], stderr=subprocess.PIPE)
+    server = serve_process(data, port)
     try:
-        for _ in range(100):
-            if subprocess.run([require("echoscu"), "-aec", ARCHIVE_AET, "127.0.0.1", str(port)],
-                              capture_output=True, env=peer_env(), check=False).returncode == 0:
-                break
-            time.sleep(0.1)
         sender = subprocess.Popen([require("storescu"), "-v", "-aec", ARCHIVE_AET, "+sd", "+r", "-nh",
                                    "127.0.0.1", str(port), str(source)], stderr=subprocess.PIPE,
                                   stdout=subprocess.DEVNULL, text=True, env=peer_env())

@@ -165,7 +165,7 @@ class Index:
         cap = min(x for x in (limit, query.limit) if x is not None) if (limit or query.limit) else None
         asked = keys if keys is not None else [*query.match, *query.return_keys]
         keys = list(dict.fromkeys([*asked, UNIQUE_KEYS[query.level]]))
-        for found, (_, attributes) in enumerate(self._matches(query)):
+        for found, (_, attributes) in enumerate(self._matches(query, keys)):
             if cap is not None and found >= cap:
                 return
             yield _identifier(query.level, keys, attributes)
@@ -183,13 +183,15 @@ class Index:
                 for row in conn.execute(statement.where(column == row_id).order_by(Instance.id)):
                     yield StoredInstance(*row)
 
-    def _matches(self, query: Query) -> Iterator[tuple[int, Dataset]]:
-        """(row id at the query's level, its attributes) for every match."""
+    def _matches(self, query: Query, keys: list[str] | None = None) -> Iterator[tuple[int, Dataset]]:
+        """(row id at the query's level, its attributes — those the query matches on and
+        ``keys`` —) for every match."""
         statement = _candidates(query)
+        parsed = _ParsedJson({*query.match, *(keys or ()), "SpecificCharacterSet"})
         with self.engine.connect() as conn:
             result = conn.execution_options(yield_per=STREAM_ROWS).execute(statement)
             for row in result:
-                attributes = _attributes(query.level, row)
+                attributes = _attributes(query.level, row, parsed)
                 if query.matches(attributes):
                     yield row.id, attributes
 
@@ -445,27 +447,57 @@ def _narrowing(keyword: str, pattern: str) -> Any:
     return column == pattern
 
 
-def _attributes(level: Level, row: Any) -> Dataset:
-    """Everything known about one candidate row, computed attributes included."""
+class _ParsedJson:
+    """The attributes of the index's DICOM JSON that one query needs, parsed once per
+    query (a patient's or a study's attributes repeat on every row below them)."""
+
+    def __init__(self, keywords: set[str], size: int = 4096) -> None:
+        self.keywords = keywords
+        self.tags = {f"{tag_for_keyword(k):08X}" for k in keywords if tag_for_keyword(k) is not None}
+        self.size = size
+        self.cache: dict[str, Dataset] = {}
+
+    def __call__(self, text: str) -> Dataset:
+        found = self.cache.get(text)
+        if found is None:
+            if len(self.cache) >= self.size:
+                self.cache.clear()
+            found = self.cache[text] = self.image(text)
+        return found
+
+    def image(self, text: str) -> Dataset:
+        """An instance's attributes, which do not repeat: parsed, not kept."""
+        return Dataset.from_json({tag: value for tag, value in json.loads(text).items() if tag in self.tags})
+
+    def wants(self, keyword: str) -> bool:
+        return keyword in self.keywords
+
+
+def _attributes(level: Level, row: Any, parsed: _ParsedJson) -> Dataset:
+    """What one candidate row knows of the attributes ``parsed`` wants, computed ones
+    included."""
     ds = Dataset()
-    ds.update(Dataset.from_json(row.patient))
+    ds.update(parsed(row.patient))
+    computed: dict[str, Any] = {}
     if level is Level.PATIENT:
-        ds.NumberOfPatientRelatedStudies = row.studies
-        ds.NumberOfPatientRelatedSeries = row.series
-        ds.NumberOfPatientRelatedInstances = row.instances
-        return ds
-    ds.update(Dataset.from_json(row.study))
-    ds.NumberOfStudyRelatedSeries = row.study_series
-    ds.NumberOfStudyRelatedInstances = row.study_instances
-    ds.ModalitiesInStudy = [m for m in row.modalities.split("\\") if m]
-    ds.SOPClassesInStudy = [c for c in row.sop_classes.split("\\") if c]
-    if level is Level.STUDY:
-        return ds
-    ds.update(Dataset.from_json(row.series))
-    ds.NumberOfSeriesRelatedInstances = row.series_instances
-    if level is Level.IMAGE:
-        ds.update(Dataset.from_json(row.image))
-        ds.TransferSyntaxUID = row.transfer_syntax
+        computed = {"NumberOfPatientRelatedStudies": row.studies,
+                    "NumberOfPatientRelatedSeries": row.series,
+                    "NumberOfPatientRelatedInstances": row.instances}
+    else:
+        ds.update(parsed(row.study))
+        computed = {"NumberOfStudyRelatedSeries": row.study_series,
+                    "NumberOfStudyRelatedInstances": row.study_instances,
+                    "ModalitiesInStudy": lambda: [m for m in row.modalities.split("\\") if m],
+                    "SOPClassesInStudy": lambda: [c for c in row.sop_classes.split("\\") if c]}
+        if level is not Level.STUDY:
+            ds.update(parsed(row.series))
+            computed["NumberOfSeriesRelatedInstances"] = row.series_instances
+        if level is Level.IMAGE:
+            ds.update(parsed.image(row.image))
+            computed["TransferSyntaxUID"] = row.transfer_syntax
+    for keyword, value in computed.items():
+        if parsed.wants(keyword):
+            setattr(ds, keyword, value() if callable(value) else value)
     return ds
 
 
@@ -474,7 +506,8 @@ def _identifier(level: Level, keys: list[str], attributes: Dataset) -> Dataset:
     response.QueryRetrieveLevel = level.value
     for keyword in keys:
         if keyword in attributes:
-            response[keyword] = attributes[keyword]
+            element = attributes[keyword]
+            response.add_new(element.tag, element.VR, element.value)
         else:
             vr = dictionary_VR(tag_for_keyword(keyword))
             response.add_new(tag_for_keyword(keyword), vr, [] if vr == "SQ" else None)

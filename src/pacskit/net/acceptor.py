@@ -278,9 +278,12 @@ class _ServerChannel(Channel):
     def cancel_requested(self, message_id: int) -> bool:
         """Whether the peer has cancelled ``message_id``, reading what it has sent."""
         while message_id not in self.cancelled and self.has_pending():
-            message = self.receive()
-            LOG.warning("%s sent command 0x%04X during another operation; ignored", self.label,
-                        message.us(COMMAND_FIELD) or 0)
+            message = super().receive()
+            if message.us(COMMAND_FIELD) == C_CANCEL_RQ:
+                self.cancelled.add(message.us(MESSAGE_ID_BEING_RESPONDED_TO) or 0)
+            else:
+                LOG.warning("%s sent command 0x%04X during another operation; ignored", self.label,
+                            message.us(COMMAND_FIELD) or 0)
         return message_id in self.cancelled
 
 

@@ -126,6 +126,26 @@ def c_get_rq(message_id: int, sop_class_uid: str) -> bytes:
     )
 
 
+def c_find_rq(message_id: int, sop_class_uid: str) -> bytes:
+    """A C-FIND-RQ (PS3.7 9.3.2.1); the identifier follows as its dataset."""
+    return command_set(
+        (AFFECTED_SOP_CLASS_UID, uid(sop_class_uid)),
+        (COMMAND_FIELD, us(C_FIND_RQ)),
+        (MESSAGE_ID, us(message_id)),
+        (PRIORITY, us(PRIORITY_MEDIUM)),
+        (COMMAND_DATA_SET_TYPE, us(DATA_SET_PRESENT)),
+    )
+
+
+def c_cancel_rq(message_id: int) -> bytes:
+    """A C-CANCEL-RQ (PS3.7 9.3.2.3) of the request ``message_id``."""
+    return command_set(
+        (COMMAND_FIELD, us(C_CANCEL_RQ)),
+        (MESSAGE_ID_BEING_RESPONDED_TO, us(message_id)),
+        (COMMAND_DATA_SET_TYPE, us(NO_DATA_SET)),
+    )
+
+
 def command_set(*elements: tuple[int, bytes]) -> bytes:
     """The elements (element number, encoded value) of group 0000, in the given order
     (ascending), after their Command Group Length."""
