@@ -16,9 +16,8 @@ import os
 import re
 import threading
 from dataclasses import dataclass
-from io import BytesIO
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from pydicom import Dataset, dcmread
 
@@ -100,63 +99,142 @@ class Ingest:
 
     def ingest(self, item: Received) -> Ingested:
         """Store one received instance; never raises for bad data or a full disk."""
+        incoming = self.receive(item.sop_class_uid, item.sop_instance_uid, item.transfer_syntax,
+                                item.source_ae_title)
+        incoming.write(item.dataset)
+        return incoming.finish()
+
+    def receive(self, sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str,
+                source_ae_title: str = "") -> Incoming:
+        """Start storing an instance whose dataset arrives in pieces (see :class:`Incoming`)."""
+        return Incoming(self, Received(sop_class_uid, sop_instance_uid, transfer_syntax, b"", source_ae_title))
+
+    def _scratch_path(self) -> Path:
+        return self.scratch / f"{os.getpid()}-{threading.get_ident()}-{next(self._serial)}.part"
+
+    def _ensure_folder(self, folder: Path) -> None:
+        if folder not in self._folders:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._folders.add(folder)
+
+
+class Incoming:
+    """One instance being received: its dataset is written, piece by piece as it comes,
+    after its file meta information into a temporary file; :meth:`finish` checks, places
+    and indexes it, :meth:`discard` removes it. Memory use does not grow with the
+    instance's size.
+    """
+
+    def __init__(self, ingest: Ingest, item: Received) -> None:
+        self.ingest = ingest
+        self.item = item
+        self.path = ingest._scratch_path()
+        self.size = 0
+        self.error: IngestRefused | None = None
+        self._fh: BinaryIO | None = None
         try:
-            return self._ingest(item)
+            self._fh = open(self.path, "xb")  # noqa: SIM115 - closed in finish or discard
+            self.write(file_meta(item.sop_class_uid, item.sop_instance_uid, item.transfer_syntax,
+                                 item.source_ae_title or None))
+        except OSError as exc:
+            self._fail(exc)
+
+    def write(self, data: bytes) -> None:
+        """Append a piece of the dataset (after a write error, pieces are dropped)."""
+        if self._fh is None:
+            return
+        try:
+            self._fh.write(data)
+            self.size += len(data)
+        except OSError as exc:
+            self._fail(exc)
+
+    def discard(self) -> None:
+        """Remove what was written (the association was lost, say)."""
+        fh, self._fh = self._fh, None
+        if fh is not None:
+            try:
+                fh.close()
+            except OSError:
+                pass
+        self.path.unlink(missing_ok=True)
+
+    def finish(self) -> Ingested:
+        """Check the dataset against the request, place and index it, and say so; never
+        raises for bad data or a full disk (nothing is left when it fails)."""
+        try:
+            return self._finish()
         except IngestRefused as exc:
-            LOG.warning("refused %s from %s: %s", item.sop_instance_uid, item.source_ae_title or "?",
-                        exc.reason)
+            self.discard()
+            LOG.warning("refused %s from %s: %s", self.item.sop_instance_uid,
+                        self.item.source_ae_title or "?", exc.reason)
             return Ingested(exc.status, reason=exc.reason)
 
-    def _ingest(self, item: Received) -> Ingested:
-        data = file_meta(item.sop_class_uid, item.sop_instance_uid, item.transfer_syntax,
-                         item.source_ae_title or None) + item.dataset
-        header = _header(data, item)
-        relative = ARCHIVE_LAYOUT.relative_path(header).as_posix()
-        target = self.files / relative
-        existing = self.index.path_of(item.sop_instance_uid)
-        if existing is not None and self.policy == "keep":
-            return Ingested(SUCCESS, self.files / existing, duplicate=True)
-        placed = self._place(data, target)
+    def _finish(self) -> Ingested:
+        ingest, item = self.ingest, self.item
+        if self.error is not None:
+            raise self.error
+        assert self._fh is not None
         try:
-            self.index.add(header, path=relative, size=len(data), transfer_syntax=item.transfer_syntax,
-                           policy=self.policy)
+            if ingest.fsync:
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
+            self._fh.close()
+            self._fh = None
+        except OSError as exc:
+            self._fail(exc)
+            raise self.error from None  # type: ignore[misc]
+        header = _header(self.path, item)
+        relative = ARCHIVE_LAYOUT.relative_path(header).as_posix()
+        target = ingest.files / relative
+        existing = ingest.index.path_of(item.sop_instance_uid)
+        if existing is not None and ingest.policy == "keep":
+            self.discard()
+            return Ingested(SUCCESS, ingest.files / existing, duplicate=True)
+        placed = self._place(target)
+        try:
+            ingest.index.add(header, path=relative, size=self.size, transfer_syntax=item.transfer_syntax,
+                             policy=ingest.policy)
         except Exception as exc:  # noqa: BLE001 - any index failure: nothing half there
             if placed:
                 target.unlink(missing_ok=True)
             LOG.error("cannot index %s: %s", item.sop_instance_uid, exc)
             raise IngestRefused(OUT_OF_RESOURCES, f"the index refused the instance: {exc}") from None
         if existing is not None and existing != relative:
-            (self.files / existing).unlink(missing_ok=True)
+            (ingest.files / existing).unlink(missing_ok=True)
         return Ingested(SUCCESS, target, duplicate=existing is not None)
 
-    def _place(self, data: bytes, target: Path) -> bool:
-        """Write ``data`` at ``target`` atomically; whether no file was there before."""
-        scratch = self.scratch / f"{os.getpid()}-{threading.get_ident()}-{next(self._serial)}.part"
+    def _place(self, target: Path) -> bool:
+        """Rename the file to ``target``; whether no file was there before."""
         try:
-            with open(scratch, "xb") as fh:
-                fh.write(data)
-                if self.fsync:
-                    fh.flush()
-                    os.fsync(fh.fileno())
-            if target.parent not in self._folders:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                self._folders.add(target.parent)
+            self.ingest._ensure_folder(target.parent)
             was_there = target.exists()
-            os.replace(scratch, target)
-            if self.fsync:
-                _fsync_folder(target.parent)
-            return not was_there
+            os.replace(self.path, target)
         except OSError as exc:
-            scratch.unlink(missing_ok=True)
-            if exc.errno == errno.ENOSPC:
-                raise IngestRefused(OUT_OF_RESOURCES, "the archive's disk is full") from None
-            raise IngestRefused(OUT_OF_RESOURCES, f"cannot write {target}: {exc.strerror or exc}") from None
+            self._fail(exc)
+            raise self.error from None  # type: ignore[misc]
+        if self.ingest.fsync:
+            try:
+                _fsync_folder(target.parent)
+            except OSError as exc:
+                if not was_there:
+                    target.unlink(missing_ok=True)
+                self._fail(exc)
+                raise self.error from None  # type: ignore[misc]
+        return not was_there
+
+    def _fail(self, exc: OSError) -> None:
+        self.discard()
+        if exc.errno == errno.ENOSPC:
+            self.error = IngestRefused(OUT_OF_RESOURCES, "the archive's disk is full")
+        else:
+            self.error = IngestRefused(OUT_OF_RESOURCES, f"cannot write: {exc.strerror or exc}")
 
 
-def _header(data: bytes, item: Received) -> Dataset:
+def _header(path: Path, item: Received) -> Dataset:
     """The attributes the index needs, checked against the C-STORE request."""
     try:
-        header = dcmread(BytesIO(data), stop_before_pixels=True)
+        header = dcmread(path, stop_before_pixels=True)
         sop_class, sop_instance = header.get("SOPClassUID"), header.get("SOPInstanceUID")
         study, series = header.get("StudyInstanceUID"), header.get("SeriesInstanceUID")
     except Exception as exc:  # noqa: BLE001 - whatever pydicom cannot read is bad data

@@ -36,7 +36,7 @@ from pynetdicom.sop_class import (
 )
 
 from pacskit.archive.index import Index, StoredInstance
-from pacskit.archive.ingest import Ingest, Received
+from pacskit.archive.ingest import Incoming, Ingest
 from pacskit.errors import QueryError
 from pacskit.net.acceptor import DimseStatus, Peer, Retrievable, StoreRequest
 from pacskit.net.contexts import EVERY_SYNTAX, storage_sop_classes
@@ -118,12 +118,10 @@ class ArchiveSCP:
     def echo(self, peer: Peer) -> None:
         self._check("echo", peer)
 
-    def store(self, peer: Peer, request: StoreRequest) -> None:
+    def store(self, peer: Peer, request: StoreRequest) -> _IngestSink:
         self._check("store", peer)
-        outcome = self.ingest.ingest(Received(request.sop_class_uid, request.sop_instance_uid,
-                                              request.transfer_syntax, request.dataset, peer.ae_title))
-        if outcome.status != SUCCESS:
-            raise DimseStatus(outcome.status, outcome.reason)
+        return _IngestSink(self.ingest.receive(request.sop_class_uid, request.sop_instance_uid,
+                                               request.transfer_syntax, peer.ae_title))
 
     def find(self, peer: Peer, sop_class_uid: str, identifier: Dataset) -> Iterator[Dataset]:
         self._check("find", peer)
@@ -156,6 +154,24 @@ class ArchiveSCP:
         if reason is not None:
             LOG.warning("refused %s from %s at %s: %s", operation, peer.ae_title, peer.address, reason)
             raise DimseStatus(NOT_AUTHORIZED, reason)
+
+
+@dataclass(frozen=True)
+class _IngestSink:
+    """A C-STORE's dataset, written into the archive as it arrives."""
+
+    incoming: Incoming
+
+    def write(self, data: bytes) -> None:
+        self.incoming.write(data)
+
+    def discard(self) -> None:
+        self.incoming.discard()
+
+    def finish(self) -> None:
+        outcome = self.incoming.finish()
+        if outcome.status != SUCCESS:
+            raise DimseStatus(outcome.status, outcome.reason)
 
 
 @dataclass(frozen=True)

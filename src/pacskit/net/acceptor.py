@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, cast
 
 from pydicom import Dataset
 from pydicom.uid import UID
@@ -62,7 +62,14 @@ from pacskit.net.commands import (
 )
 from pacskit.net.status import Outcome, outcome_of
 from pacskit.net.store import FileSender, SendOutcome, batches, contexts_for
-from pacskit.net.wire import Channel, DirectChannel, Message, ReleaseRequested
+from pacskit.net.wire import (
+    Channel,
+    DataSink,
+    DirectChannel,
+    Message,
+    ReleaseRequested,
+    SinkFactory,
+)
 from pacskit.nodes import Node
 from pacskit.scan import DicomFile, read_file
 from pacskit.settings import Settings
@@ -75,6 +82,7 @@ A_ASSOCIATE_RJ_TYPE = 0x03
 A_RELEASE_RP_TYPE = 0x06
 APPLICATION_CONTEXT_NAME = "1.2.840.10008.3.1.1.1"
 MAX_ASSOCIATE_RQ = 1 << 20
+MAX_IDENTIFIER = 16 << 20
 
 SUCCESS = 0x0000
 PENDING = 0xFF00
@@ -118,12 +126,36 @@ class Peer:
 
 @dataclass(frozen=True)
 class StoreRequest:
-    """A received C-STORE: its dataset still encoded in ``transfer_syntax``."""
+    """A C-STORE request as its command arrives; its dataset, encoded in
+    ``transfer_syntax``, follows into the :class:`StoreSink` the service opens."""
 
     sop_class_uid: str
     sop_instance_uid: str
     transfer_syntax: str
-    dataset: bytes
+
+
+class StoreSink(DataSink, Protocol):
+    """Where a C-STORE's dataset goes as it arrives (see :meth:`Services.store`)."""
+
+    def finish(self) -> None:
+        """The whole dataset has arrived: store it, or raise :class:`DimseStatus`."""
+
+
+@dataclass
+class _Refusal:
+    """The sink of a C-STORE refused before its dataset arrived: the dataset is dropped."""
+
+    status: int
+    comment: str
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def discard(self) -> None:
+        pass
+
+    def finish(self) -> None:
+        raise DimseStatus(self.status, self.comment)
 
 
 class Retrievable(Protocol):
@@ -151,7 +183,8 @@ class Services(Protocol):
 
     def echo(self, peer: Peer) -> None: ...
 
-    def store(self, peer: Peer, request: StoreRequest) -> None: ...
+    def store(self, peer: Peer, request: StoreRequest) -> StoreSink:
+        """Open where the dataset of ``request`` goes, as soon as its command arrives."""
 
     def find(self, peer: Peer, sop_class_uid: str, identifier: Dataset) -> Iterator[Dataset]: ...
 
@@ -268,9 +301,9 @@ class _ServerChannel(Channel):
         super().__init__(sock, label, timeout, 0)
         self.cancelled: set[int] = set()
 
-    def receive(self) -> Message:
+    def receive(self, sink: SinkFactory | None = None) -> Message:
         while True:
-            message = super().receive()
+            message = super().receive(sink)
             if message.us(COMMAND_FIELD) != C_CANCEL_RQ:
                 return message
             self.cancelled.add(message.us(MESSAGE_ID_BEING_RESPONDED_TO) or 0)
@@ -305,9 +338,10 @@ class _Association:
             return
         self.channel.timeout = self.settings.network_timeout
         self.channel.sock.settimeout(self.settings.network_timeout)  # type: ignore[union-attr]
+        self.channel.max_data = MAX_IDENTIFIER
         while True:
             try:
-                message = self.channel.receive()
+                message = self.channel.receive(self._open_store)
             except ReleaseRequested:
                 self._send_pdu(A_RELEASE_RP_TYPE, b"\0\0\0\0")
                 return
@@ -425,17 +459,29 @@ class _Association:
             status = exc.status
         self.channel.send(message.context_id, c_echo_rsp(_id(message), context.abstract_syntax, status))
 
+    def _open_store(self, context_id: int, command: dict[int, bytes]) -> StoreSink | None:
+        """The sink of a C-STORE's dataset, opened as soon as its command is read."""
+        request = Message(context_id, command, None)
+        context = self.contexts.get(context_id)
+        if request.us(COMMAND_FIELD) != C_STORE_RQ or context is None:
+            return None
+        sop_class = request.text(AFFECTED_SOP_CLASS_UID)
+        try:
+            if sop_class != context.abstract_syntax:
+                raise DimseStatus(SOP_CLASS_NOT_SUPPORTED, "the SOP class is not the context's")
+            return self._call("C-STORE", self.services.store, self.peer, StoreRequest(
+                sop_class, request.text(AFFECTED_SOP_INSTANCE_UID), context.transfer_syntax))
+        except DimseStatus as exc:
+            return _Refusal(exc.status, exc.comment)
+
     def _store(self, message: Message, context: Negotiated) -> None:
         sop_class = message.text(AFFECTED_SOP_CLASS_UID)
         sop_instance = message.text(AFFECTED_SOP_INSTANCE_UID)
         status, comment = SUCCESS, ""
         try:
-            if sop_class != context.abstract_syntax:
-                raise DimseStatus(SOP_CLASS_NOT_SUPPORTED, "the SOP class is not the context's")
-            if message.data is None:
+            if message.sink is None:
                 raise DimseStatus(CANNOT_UNDERSTAND, "no dataset")
-            self._call("C-STORE", self.services.store, self.peer,
-                       StoreRequest(sop_class, sop_instance, context.transfer_syntax, message.data))
+            self._call("C-STORE", cast(StoreSink, message.sink).finish)
         except DimseStatus as exc:
             status, comment = exc.status, exc.comment
         self.channel.send(message.context_id,

@@ -14,9 +14,9 @@ import select
 import socket
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from pynetdicom.association import Association
 
@@ -30,18 +30,32 @@ A_ABORT = 0x07
 PDV_OVERHEAD = 6  # item length (4), presentation context ID (1), message control header (1)
 UNBOUNDED_FRAGMENT = 1 << 20
 MAX_INCOMING_PDU = 64 << 20
+MAX_COMMAND = 64 << 10
 SEND_BATCH = 256 << 10
 LAST_FRAGMENT = 0x02
 COMMAND = 0x01
 
 
+class DataSink(Protocol):
+    """Where a dataset goes as it arrives, fragment by fragment."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def discard(self) -> None: ...
+
+
+SinkFactory = Callable[[int, dict[int, bytes]], "DataSink | None"]
+
+
 @dataclass
 class Message:
-    """A received DIMSE message: its command elements (raw values) and dataset bytes."""
+    """A received DIMSE message: its command elements (raw values) and dataset — bytes,
+    or the :class:`DataSink` that took them."""
 
     context_id: int
     command: dict[int, bytes]
     data: bytes | None
+    sink: DataSink | None = None
 
     def us(self, element: int) -> int | None:
         """An US command element (group 0000) as an int."""
@@ -72,6 +86,7 @@ class Channel:
         self.label = label
         self.timeout = timeout
         self.peer_max = peer_max
+        self.max_data: int | None = None
         self._buffer = bytearray()
 
     def has_pending(self) -> bool:
@@ -111,32 +126,51 @@ class Channel:
         pending.append(_p_data_tf(items))
         self.write(b"".join(pending))
 
-    def receive(self) -> Message:
+    def receive(self, sink: SinkFactory | None = None) -> Message:
         """Read one whole DIMSE message (command, and dataset if the command says so).
+
+        ``sink(context_id, command)``, called once the command is read, may return a
+        :class:`DataSink` that takes the dataset's fragments as they arrive, instead of
+        memory; it is discarded if the message does not arrive whole.
 
         Raises:
             AssociationAborted: the peer aborted or closed the connection
-                (:class:`ReleaseRequested` when it asked to release the association).
+                (:class:`ReleaseRequested` when it asked to release the association), or
+                sent more than :attr:`max_data` bytes of dataset to keep in memory.
             NetworkTimeout: nothing within the DIMSE timeout.
         """
         command = bytearray()
         data = bytearray()
-        context_id = 0
-        command_done = False
-        parsed: dict[int, bytes] = {}
-        while True:
-            for context_id, control, value in self._read_p_data():
-                if control & COMMAND:
-                    command += value
-                    if control & LAST_FRAGMENT:
-                        command_done = True
-                        parsed = parse_command(bytes(command))
-                        if parsed.get(0x0800, b"\x01\x01")[:2] == b"\x01\x01":
-                            return Message(context_id, parsed, None)
-                else:
-                    data += value
-                    if control & LAST_FRAGMENT and command_done:
-                        return Message(context_id, parsed, bytes(data))
+        parsed: dict[int, bytes] | None = None
+        target: DataSink | None = None
+        try:
+            while True:
+                for context_id, control, value in self._read_p_data():
+                    if control & COMMAND:
+                        command += value
+                        if len(command) > MAX_COMMAND:
+                            raise AssociationAborted(f"{self.label} sent a command set of over {MAX_COMMAND} bytes")
+                        if control & LAST_FRAGMENT:
+                            parsed = parse_command(bytes(command))
+                            if parsed.get(0x0800, b"\x01\x01")[:2] == b"\x01\x01":
+                                return Message(context_id, parsed, None)
+                            target = sink(context_id, parsed) if sink is not None else None
+                            if target is not None and data:
+                                target.write(bytes(data))
+                                data.clear()
+                        continue
+                    if target is not None:
+                        target.write(value)
+                    else:
+                        data += value
+                        if self.max_data is not None and len(data) > self.max_data:
+                            raise AssociationAborted(f"{self.label} sent a dataset of over {self.max_data} bytes")
+                    if control & LAST_FRAGMENT and parsed is not None:
+                        return Message(context_id, parsed, None if target is not None else bytes(data), target)
+        except BaseException:
+            if target is not None:
+                target.discard()
+            raise
 
     def _read_p_data(self) -> list[tuple[int, int, bytes]]:
         pdu_type, body = self.read_pdu()
