@@ -36,6 +36,7 @@ from pacskit.query import Query
 from pacskit.scan import read_file
 from pacskit.settings import ArchiveSettings, NodeConfig
 from pacskit.testing.peers import free_port, peer_env, require, storescu
+from pacskit.testing.samples import pydicom_samples
 
 ARCHIVE_AET = "ARCHIVE"
 PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
@@ -116,6 +117,24 @@ def test_store_find_get_move_with_dcmtk(archive, corpus, corpus_dir, storescp, t
     expected = {c.sop_instance_uid: c.path for c in corpus if c.patient_id == patient}
     assert set(moved) == set(expected)
     assert all(dataset_bytes(moved[u]) == dataset_bytes(expected[u]) for u in expected)
+
+
+def test_pydicom_samples_come_back_byte_identical(archive, storescp):
+    """Compressed, deflated, big endian, RT, SR, waveforms, character sets: stored as they
+    came, moved on as they are."""
+    samples = pydicom_samples()
+    client = Client(Settings(ae_title="PACSKIT"))
+    assert client.store(samples, node_of(archive)).raise_for_status().converted == 0
+    assert archive.index.count() == len(samples)
+    studies = sorted({str(dcmread(p, stop_before_pixels=True).StudyInstanceUID) for p in samples})
+    moved = client.move(node_of(archive), Query.build("study", study_uid="\\".join(studies)), storescp.ae_title)
+    assert moved.completed == len(samples)
+    received = {read_file(p).sop_instance_uid: p for p in storescp.received()}
+    for path in samples:
+        got = received[read_file(path).sop_instance_uid]
+        assert read_file(got).transfer_syntax == read_file(path).transfer_syntax, path.name
+        sent = dataset_bytes(path)
+        assert dataset_bytes(got) == (sent + b"\0" if len(sent) % 2 else sent), path.name
 
 
 def test_pacskit_finds_at_every_level_and_retrieves(archive, corpus, corpus_dir, tmp_path):
