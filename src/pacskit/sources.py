@@ -11,10 +11,10 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from pydicom import Dataset, dcmread
 
-from pacskit.archive.index import Index
 from pacskit.errors import InputError
 from pacskit.query import Query
 from pacskit.scan import scan
@@ -36,6 +36,8 @@ def find_local(settings: Settings, name: str, query: Query, keys: list[str]) -> 
         ConfigError: the archive's index cannot be opened.
         InputError: the folder holds no DICOM file.
     """
+    from pacskit.archive.index import Index  # SQLAlchemy only for the commands that need it
+
     if name == ARCHIVE:
         index = Index.open(settings.archive.db_url())
         try:
@@ -52,7 +54,7 @@ def find_local(settings: Settings, name: str, query: Query, keys: list[str]) -> 
             index.close()
 
 
-def _index_folder(index: Index, folder: Path) -> None:
+def _index_folder(index: Any, folder: Path) -> None:
     found = scan([folder])
     if not found.files:
         raise InputError(f"no DICOM file under {folder} ({found.not_dicom} other files)")

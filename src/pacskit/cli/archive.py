@@ -7,8 +7,6 @@ from typing import Annotated
 
 import typer
 
-from pacskit.archive.maintenance import check, export, import_files
-from pacskit.archive.server import Archive
 from pacskit.cli.common import err, out, state
 from pacskit.cli.progress import ProgressBar
 from pacskit.cli.query_options import (
@@ -33,6 +31,9 @@ from pacskit.storage import FolderSink
 
 app = typer.Typer(help="The local archive: import, export, check.", no_args_is_help=True)
 
+# The archive (SQLAlchemy) is imported by the commands that use it, so that every other
+# command starts without it.
+
 DataDirOption = Annotated[Path | None, typer.Option("--data-dir", help="Storage folder (and SQLite index).")]
 DbOption = Annotated[str | None, typer.Option("--db", help="Index database URL.")]
 
@@ -52,6 +53,9 @@ def import_(
     db: DbOption = None,
 ) -> None:
     """Copy DICOM files into the archive, through the same ingest as C-STORE."""
+    from pacskit.archive import Archive
+    from pacskit.archive.maintenance import import_files
+
     with Archive(archive_settings(ctx, data_dir, db)) as archive, ProgressBar("importing") as bar:
         result = import_files(archive.ingest, paths, lambda done, total: bar.update(done, total, 0))
     out.print(f"Imported {result.imported} instances; {result.duplicates} already stored, "
@@ -83,6 +87,9 @@ def export_(
     db: DbOption = None,
 ) -> None:
     """Copy what a query matches out of the archive into a folder (names withheld)."""
+    from pacskit.archive import Archive
+    from pacskit.archive.maintenance import export
+
     settings = archive_settings(ctx, data_dir, db)
     query = build_query(level, model, patient_id, study_uid, series_uid, sop_uid, accession, date,
                         modality, description, keys, None)
@@ -105,6 +112,9 @@ def check_(
     db: DbOption = None,
 ) -> None:
     """Find (and with --repair fix) disagreements between the index and the files."""
+    from pacskit.archive import Archive
+    from pacskit.archive.maintenance import check
+
     with Archive(archive_settings(ctx, data_dir, db)) as archive:
         result = check(archive.index, archive.ingest, repair=repair)
     verb = "fixed" if repair else "found"

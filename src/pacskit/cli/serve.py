@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from pacskit.archive.server import Archive
 from pacskit.cli.archive import DataDirOption, DbOption, archive_settings
 from pacskit.cli.common import err
 
@@ -20,6 +19,8 @@ def serve(
     no_fsync: Annotated[bool, typer.Option("--no-fsync", help="Do not flush each file to disk before acknowledging it.")] = False,
 ) -> None:
     """Run a PACS: C-ECHO, C-STORE, C-FIND, C-GET and C-MOVE over an index database."""
+    from pacskit.archive import Archive  # SQLAlchemy only for the commands that need it
+
     settings = archive_settings(ctx, data_dir, db)
     if no_fsync:
         settings = settings.model_copy(update={"archive": settings.archive.model_copy(update={"fsync": False})})
