@@ -1,4 +1,5 @@
-"""Running the archive: the index opened once, the ingest path, the DIMSE server."""
+"""Running the archive: the index opened once, the ingest path, the DIMSE server and the
+DICOMweb server."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import errno
 import logging
 import threading
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from pynetdicom.transport import ThreadedAssociationServer
 
@@ -14,6 +16,9 @@ from pacskit.archive.ingest import Ingest
 from pacskit.archive.scp import ArchiveSCP
 from pacskit.errors import NetworkError
 from pacskit.settings import Settings
+
+if TYPE_CHECKING:
+    from pacskit.web.server import WebServer
 
 LOG = logging.getLogger("pacskit.archive")
 
@@ -32,12 +37,14 @@ class Archive:
         self.ingest = Ingest(settings.archive, self.index)
         self.scp = ArchiveSCP(settings, self.ingest, self.index)
         self.server: ThreadedAssociationServer | None = None
+        self.web: WebServer | None = None
 
     def start(self) -> ThreadedAssociationServer:
-        """Listen for associations (in background threads) on the configured port.
+        """Listen for associations (in background threads) on the configured port, and
+        for DICOMweb requests on the HTTP port unless ``web.enabled`` is off.
 
         Raises:
-            NetworkError: the port cannot be listened on.
+            NetworkError: a port cannot be listened on.
         """
         ae = self.scp.application_entity()
         address = (self.settings.bind_address, self.settings.port)
@@ -47,18 +54,38 @@ class Archive:
             reason = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
             raise NetworkError(f"cannot listen on {address[0]}:{address[1]}: {reason}") from None
         LOG.info("archive %s listening on %s:%d", self.settings.ae_title, *address)
+        if self.settings.web.enabled:
+            try:
+                self.web = self._web_server()
+                self.web.start()
+            except BaseException:
+                self.close_servers()
+                raise
         return self.server
+
+    def _web_server(self) -> WebServer:
+        from pacskit.web.app import create_app
+        from pacskit.web.server import WebServer
+
+        return WebServer(create_app(self), self.settings.web.bind, self.settings.web.port)
 
     def serve_forever(self, stop: threading.Event | None = None) -> None:
         """Serve until ``stop`` is set (or forever)."""
         self.start()
         (stop or threading.Event()).wait()
 
-    def close(self) -> None:
-        """Stop listening, finish the associations in progress, close the index."""
+    def close_servers(self) -> None:
+        """Stop listening (HTTP and DIMSE), finish what is in progress."""
+        if self.web is not None:
+            self.web.stop()
+            self.web = None
         if self.server is not None:
             self.server.shutdown()
             self.server = None
+
+    def close(self) -> None:
+        """Stop listening, finish the associations and requests in progress, close the index."""
+        self.close_servers()
         self.index.close()
 
     def __enter__(self) -> Archive:
