@@ -29,7 +29,7 @@ from pacskit.net.commands import STATUS, c_store_rq
 from pacskit.net.wire import DirectChannel
 from pacskit.query import Query
 from pacskit.scan import read_file
-from pacskit.settings import ArchiveSettings, NodeConfig
+from pacskit.settings import ArchiveSettings, NodeConfig, WebSettings
 from pacskit.testing.peers import free_port, peer_env, require, storescu
 
 ARCHIVE_AET = "ARCHIVE"
@@ -57,7 +57,8 @@ def archive_settings(tmp_path: Path, db: str, **nodes: NodeConfig) -> Settings:
         **nodes,
     }
     return Settings(ae_title=ARCHIVE_AET, port=free_port(), bind_address="127.0.0.1", nodes=known,
-                    archive=ArchiveSettings(data_dir=tmp_path / "archive", db=db))
+                    archive=ArchiveSettings(data_dir=tmp_path / "archive", db=db),
+                    web=WebSettings(enabled=False))
 
 
 @pytest.fixture
@@ -313,7 +314,7 @@ def test_sigkill_while_receiving_loses_nothing_acknowledged(tmp_path):
                     instances_per_series=300, seed=9)
     data, port = tmp_path / "data", free_port()
     server = subprocess.Popen([sys.executable, "-m", "pacskit", "--aet", ARCHIVE_AET, "--port", str(port),
-                               "serve", "--data-dir", str(data)], stderr=subprocess.PIPE)
+                               "serve", "--data-dir", str(data), "--no-http"], stderr=subprocess.PIPE)
     try:
         for _ in range(100):
             if subprocess.run([require("echoscu"), "-aec", ARCHIVE_AET, "127.0.0.1", str(port)],
