@@ -99,8 +99,10 @@ class DicomWeb:
         media_type = f'multipart/related; type="{wado.DICOM}"; boundary={boundary}'
         if syntax:
             media_type += f"; transfer-syntax={syntax}"
-        return StreamingResponse(write_parts(wado.instance_parts(located, syntax), boundary),
-                                 media_type=media_type)
+        parts = wado.instance_parts(located, syntax)
+        if single:
+            parts = iter(list(parts))
+        return StreamingResponse(write_parts(parts, boundary), media_type=media_type)
 
     def metadata(self, request: Request) -> Response:
         """The metadata of a study, series or instance (PS3.18 10.4.1.1.2)."""

@@ -158,13 +158,20 @@ def instance_parts(located: list[Located], transfer_syntax: str | None
 
 def transcoded(path: Path, transfer_syntax: str) -> bytes:
     """The instance at ``path`` as a PS3.10 file in ``transfer_syntax`` (decoded first
-    when it is compressed)."""
-    ds = dcmread(path)
-    if ds.file_meta.TransferSyntaxUID.is_compressed:
-        ds.decompress()
-    ds.file_meta.TransferSyntaxUID = UID(transfer_syntax)
-    buffer = BytesIO()
-    dcmwrite(buffer, ds, enforce_file_format=True)
+    when it is compressed).
+
+    Raises:
+        HTTPException: 406, the instance cannot be decoded.
+    """
+    try:
+        ds = dcmread(path)
+        if ds.file_meta.TransferSyntaxUID.is_compressed:
+            ds.decompress()
+        ds.file_meta.TransferSyntaxUID = UID(transfer_syntax)
+        buffer = BytesIO()
+        dcmwrite(buffer, ds, enforce_file_format=True)
+    except Exception as exc:  # noqa: BLE001 - any decoder failure is the instance's
+        raise HTTPException(406, f"the instance cannot be sent in {transfer_syntax}: {exc}") from None
     return buffer.getvalue()
 
 
@@ -258,8 +265,11 @@ def frame_bytes(ds: Dataset, number: int, decode: bool) -> bytes:
     if transfer_syntax.is_compressed:
         if not decode:
             return get_frame(ds.PixelData, number - 1, number_of_frames=frames)
-        return np.ascontiguousarray(pixel_array(ds, index=number - 1, raw=True)).astype(
-            np.dtype(_dtype(ds)).newbyteorder("<"), copy=False).tobytes()
+        try:
+            frame = pixel_array(ds, index=number - 1, raw=True)
+        except Exception as exc:  # noqa: BLE001 - any decoder failure is the instance's
+            raise HTTPException(406, f"frame {number} cannot be decoded: {exc}") from None
+        return np.ascontiguousarray(frame).astype(np.dtype(_dtype(ds)).newbyteorder("<"), copy=False).tobytes()
     bits = int(ds.BitsAllocated)
     size = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel") or 1) * bits
     if size % 8:
