@@ -282,7 +282,7 @@ def test_wado_uri(served, corpus):
 
 
 def test_store_then_c_find_and_c_get(fresh, corpus, tmp_path):
-    client = DICOMwebClient(url_of(fresh))
+    client = DICOMwebClient(url_of(fresh), chunk_size=4096)
     study = generate_uid()
     sent: dict[str, bytes] = {}
     datasets = []
