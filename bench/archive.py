@@ -27,7 +27,7 @@ def pacskit_serve(workdir: Path, *, fsync: bool = True) -> Any:
     env = {**os.environ, "PACSKIT_NODES__BENCH__AE_TITLE": SENDER_AET,
            "PACSKIT_NODES__BENCH__HOST": "127.0.0.1", "PACSKIT_NODES__BENCH__PORT": str(free_port())}
     args = [str(Path(os.sys.executable).parent / "pacskit"), "--aet", ARCHIVE_AET, "--port", str(port),
-            "serve", "--data-dir", str(workdir), *([] if fsync else ["--no-fsync"])]
+            "serve", "--data-dir", str(workdir), "--no-http", *([] if fsync else ["--no-fsync"])]
     process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         for _ in range(100):

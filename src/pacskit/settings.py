@@ -17,13 +17,21 @@ Environment variables use ``__`` for nesting: ``PACSKIT_NODES__PACS__PORT=1104``
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from pacskit.errors import ConfigError, InvalidAddress, UnknownNode
@@ -82,6 +90,57 @@ class ArchiveSettings(BaseModel):
         return self.db or f"sqlite:///{(self.data_dir / 'index.db').resolve()}"
 
 
+class WebSettings(BaseModel):
+    """The DICOMweb service (PS3.18) that ``pacskit serve`` runs beside DIMSE.
+
+    Attributes:
+        enabled: serve DICOMweb at all.
+        port: the HTTP port.
+        bind: the address the HTTP server listens on; loopback by default.
+        users: HTTP Basic users, name → password.
+        tokens: HTTP Bearer tokens.
+        allow_anonymous_remote: listen on a non-loopback address with no users and no
+            tokens (every route open to the network).
+        cors_origins: origins allowed by CORS (``["*"]`` for any); none by default.
+        max_body: the largest STOW-RS request body, in bytes.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    bind: str = "127.0.0.1"
+    users: dict[str, str] = Field(default_factory=dict)
+    tokens: list[str] = Field(default_factory=list)
+    allow_anonymous_remote: bool = False
+    cors_origins: list[str] = Field(default_factory=list)
+    max_body: Annotated[int, Field(ge=1)] = 4 << 30
+
+    @property
+    def authenticated(self) -> bool:
+        """Whether every request must carry credentials."""
+        return bool(self.users or self.tokens)
+
+    @model_validator(mode="after")
+    def _check_exposure(self) -> WebSettings:
+        if self.enabled and not self.authenticated and not self.allow_anonymous_remote \
+                and not is_loopback(self.bind):
+            raise ValueError(f"DICOMweb on {self.bind} without users or tokens would be open to the "
+                             "network: configure web.users or web.tokens, bind to 127.0.0.1, or set "
+                             "web.allow_anonymous_remote")
+        return self
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (or ``localhost``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class Settings(BaseSettings):
     """Every pacskit setting, with its default.
 
@@ -97,6 +156,7 @@ class Settings(BaseSettings):
         allow_patient_names: opt in to requesting, showing and writing patient names.
         nodes: the named remote nodes.
         archive: the archive of ``pacskit serve``.
+        web: the DICOMweb service of ``pacskit serve``.
     """
 
     model_config = SettingsConfigDict(
@@ -117,6 +177,7 @@ class Settings(BaseSettings):
     allow_patient_names: bool = False
     nodes: dict[str, NodeConfig] = Field(default_factory=dict)
     archive: ArchiveSettings = Field(default_factory=ArchiveSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
 
     @field_validator("ae_title")
     @classmethod

@@ -34,7 +34,7 @@ from pacskit.net.commands import STATUS, c_cancel_rq, c_find_rq, c_store_rq
 from pacskit.net.wire import DirectChannel
 from pacskit.query import Query
 from pacskit.scan import read_file
-from pacskit.settings import ArchiveSettings, NodeConfig
+from pacskit.settings import ArchiveSettings, NodeConfig, WebSettings
 from pacskit.testing.peers import free_port, peer_env, require, storescu
 from pacskit.testing.samples import pydicom_samples
 
@@ -63,7 +63,8 @@ def archive_settings(tmp_path: Path, db: str, **nodes: NodeConfig) -> Settings:
         **nodes,
     }
     return Settings(ae_title=ARCHIVE_AET, port=free_port(), bind_address="127.0.0.1", nodes=known,
-                    archive=ArchiveSettings(data_dir=tmp_path / "archive", db=db))
+                    archive=ArchiveSettings(data_dir=tmp_path / "archive", db=db),
+                    web=WebSettings(enabled=False))
 
 
 @pytest.fixture
@@ -352,7 +353,7 @@ def test_import_find_export_and_check(tmp_path, corpus, corpus_dir, orthanc):
 def serve_process(data: Path, port: int, **popen: Any) -> subprocess.Popen[bytes]:
     """``pacskit serve`` in its own process, once it answers C-ECHO."""
     server = subprocess.Popen([sys.executable, "-m", "pacskit", "--aet", ARCHIVE_AET, "--port", str(port),
-                               "serve", "--data-dir", str(data)], stderr=subprocess.PIPE, **popen)
+                               "serve", "--data-dir", str(data), "--no-http"], stderr=subprocess.PIPE, **popen)
     for _ in range(100):
         if subprocess.run([require("echoscu"), "-aec", ARCHIVE_AET, "127.0.0.1", str(port)],
                           capture_output=True, env=peer_env(), check=False).returncode == 0:

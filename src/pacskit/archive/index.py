@@ -13,6 +13,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -165,10 +166,11 @@ class Index:
         cap = min(x for x in (limit, query.limit) if x is not None) if (limit or query.limit) else None
         asked = keys if keys is not None else [*query.match, *query.return_keys]
         keys = list(dict.fromkeys([*asked, UNIQUE_KEYS[query.level]]))
-        for found, (_, attributes) in enumerate(self._matches(query, keys)):
-            if cap is not None and found >= cap:
-                return
-            yield _identifier(query.level, keys, attributes)
+        with closing(self._matches(query, keys)) as matches:
+            for found, (_, attributes) in enumerate(matches):
+                if cap is not None and found >= cap:
+                    return
+                yield _identifier(query.level, keys, attributes)
 
     def instances(self, query: Query) -> Iterator[StoredInstance]:
         """Every instance under the matches of ``query``, at any level."""
@@ -188,8 +190,8 @@ class Index:
         ``keys`` —) for every match."""
         statement = _candidates(query)
         parsed = _ParsedJson({*query.match, *(keys or ()), "SpecificCharacterSet"})
-        with self.engine.connect() as conn:
-            result = conn.execution_options(yield_per=STREAM_ROWS).execute(statement)
+        with self.engine.connect() as conn, conn.execution_options(yield_per=STREAM_ROWS).execute(
+                statement) as result:
             for row in result:
                 attributes = _attributes(query.level, row, parsed)
                 if query.matches(attributes):

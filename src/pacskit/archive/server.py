@@ -1,16 +1,21 @@
-"""Running the archive: the index opened once, the ingest path, the DIMSE server."""
+"""Running the archive: the index opened once, the ingest path, the DIMSE server and the
+DICOMweb server."""
 
 from __future__ import annotations
 
 import logging
 import threading
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from pacskit.archive.index import Index
 from pacskit.archive.ingest import Ingest
 from pacskit.archive.scp import ArchiveSCP
 from pacskit.net.acceptor import Acceptor
 from pacskit.settings import Settings
+
+if TYPE_CHECKING:
+    from pacskit.web.server import WebServer
 
 LOG = logging.getLogger("pacskit.archive")
 
@@ -29,12 +34,14 @@ class Archive:
         self.ingest = Ingest(settings.archive, self.index)
         self.scp = ArchiveSCP(settings, self.ingest, self.index)
         self.server: Acceptor | None = None
+        self.web: WebServer | None = None
 
     def start(self) -> Acceptor:
-        """Listen for associations (each served on its own thread) on the configured port.
+        """Listen for associations (each served on its own thread) on the configured port,
+        and for DICOMweb requests on the HTTP port unless ``web.enabled`` is off.
 
         Raises:
-            NetworkError: the port cannot be listened on.
+            NetworkError: a port cannot be listened on.
         """
         acceptor = Acceptor(self.settings, self.scp, self.scp.supported_contexts(),
                             check_called_ae_title=self.settings.archive.check_called_aet)
@@ -42,18 +49,38 @@ class Archive:
         acceptor.start(address)
         self.server = acceptor
         LOG.info("archive %s listening on %s:%d", self.settings.ae_title, *address)
+        if self.settings.web.enabled:
+            try:
+                self.web = self._web_server()
+                self.web.start()
+            except BaseException:
+                self.close_servers()
+                raise
         return acceptor
+
+    def _web_server(self) -> WebServer:
+        from pacskit.web.app import create_app
+        from pacskit.web.server import WebServer
+
+        return WebServer(create_app(self), self.settings.web.bind, self.settings.web.port)
 
     def serve_forever(self, stop: threading.Event | None = None) -> None:
         """Serve until ``stop`` is set (or forever)."""
         self.start()
         (stop or threading.Event()).wait()
 
-    def close(self) -> None:
-        """Stop listening, finish the associations in progress, close the index."""
+    def close_servers(self) -> None:
+        """Stop listening (HTTP and DIMSE), finish what is in progress."""
+        if self.web is not None:
+            self.web.stop()
+            self.web = None
         if self.server is not None:
             self.server.shutdown()
             self.server = None
+
+    def close(self) -> None:
+        """Stop listening, finish the associations and requests in progress, close the index."""
+        self.close_servers()
         self.index.close()
 
     def __enter__(self) -> Archive:

@@ -17,13 +17,22 @@ def serve(
     data_dir: DataDirOption = None,
     db: DbOption = None,
     no_fsync: Annotated[bool, typer.Option("--no-fsync", help="Do not flush each file to disk before acknowledging it.")] = False,
+    http_port: Annotated[int | None, typer.Option("--http-port", help="DICOMweb HTTP port (0: no DICOMweb).", min=0, max=65535)] = None,
+    no_http: Annotated[bool, typer.Option("--no-http", help="Do not serve DICOMweb.")] = False,
 ) -> None:
-    """Run a PACS: C-ECHO, C-STORE, C-FIND, C-GET and C-MOVE over an index database."""
+    """Run a PACS: C-ECHO, C-STORE, C-FIND, C-GET and C-MOVE over an index database, and
+    DICOMweb (QIDO-RS, WADO-RS, STOW-RS, WADO-URI) over HTTP."""
     from pacskit.archive import Archive  # SQLAlchemy only for the commands that need it
 
     settings = archive_settings(ctx, data_dir, db)
     if no_fsync:
         settings = settings.model_copy(update={"archive": settings.archive.model_copy(update={"fsync": False})})
+    web = settings.web
+    if no_http or http_port == 0:
+        web = web.model_copy(update={"enabled": False})
+    elif http_port is not None:
+        web = web.model_copy(update={"port": http_port})
+    settings = settings.model_copy(update={"web": web})
     stop = threading.Event()
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, lambda *_: stop.set())
@@ -33,6 +42,10 @@ def serve(
         err.print(f"pacskit archive {settings.ae_title} listening on {settings.bind_address}:{settings.port} "
                   f"(files in {settings.archive.data_dir}, index: {where}); Ctrl-C stops it.",
                   markup=False)
+        if web.enabled:
+            auth = "Basic/Bearer authentication" if web.authenticated else "no authentication"
+            err.print(f"  DICOMweb on http://{web.bind}:{web.port}/dicom-web ({auth}); "
+                      f"WADO-URI on http://{web.bind}:{web.port}/wado", markup=False)
         err.print(f"  try: pacskit echo dicom://{settings.ae_title}@127.0.0.1:{settings.port}", markup=False)
         stop.wait()
     err.print("pacskit archive stopped.", markup=False)

@@ -1,0 +1,221 @@
+"""The DICOMweb application of the archive (PS3.18): Studies Service routes under
+``/dicom-web`` — Search (QIDO-RS, 10.6), Retrieve (WADO-RS, 10.4) and Store (STOW-RS,
+10.5) — and WADO-URI (PS3.18 9) at ``/wado``, over the archive's index and files.
+
+Errors are answered with their status and a one-line reason in a ``text/plain`` body:
+400 for a malformed request or query, 404 for what is not stored, 406 for an Accept
+header nothing can satisfy, 413 for a body over the limit, 415 for a media type that
+cannot be stored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydicom.uid import UID
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import (
+    FileResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Mount, Route
+
+from pacskit.errors import QueryError
+from pacskit.query import Level
+from pacskit.web import qido, render, stow, uri, wado
+from pacskit.web.auth import AuthMiddleware
+from pacskit.web.media import EXPLICIT_VR_LITTLE_ENDIAN, parse_accept
+from pacskit.web.multipart import new_boundary, write_parts
+from pacskit.web.openapi import openapi
+
+if TYPE_CHECKING:
+    from pacskit.archive.server import Archive
+
+PREFIX = "/dicom-web"
+DICOM_JSON = "application/dicom+json"
+
+
+class DicomWeb:
+    """The routes' handlers, over one archive's index and files.
+
+    Args:
+        archive: the open archive (its index, ingest and settings).
+    """
+
+    def __init__(self, archive: Archive) -> None:
+        self.index = archive.index
+        self.ingest = archive.ingest
+        self.files: Path = archive.ingest.files
+        self.cap = archive.settings.archive.find_limit
+        self.max_body = archive.settings.web.max_body
+
+    @staticmethod
+    def base_url(request: Request) -> str:
+        """The service's root URL as the client reached it."""
+        return str(request.base_url).rstrip("/") + PREFIX
+
+    def search(self, level: Level, parents: tuple[Level, ...] = ()) -> Callable[[Request], Response]:
+        """A Search Transaction handler (PS3.18 10.6) at ``level``."""
+
+        def handler(request: Request) -> Response:
+            _accept_json(request)
+            fixed = {key: wado.check_uid(request.path_params[name])
+                     for name, key in (("study", "StudyInstanceUID"), ("series", "SeriesInstanceUID"))
+                     if name in request.path_params}
+            search = qido.parse_search(level, request.query_params.multi_items(), fixed, parents)
+            results, truncated = qido.run_search(self.index, search, self.base_url(request), self.cap)
+            warnings = [*search.warnings, *([qido.TRUNCATED_WARNING] if truncated else [])]
+            headers = {"Warning": ", ".join(warnings)} if warnings else None
+            return Response(json.dumps(results), media_type=DICOM_JSON, headers=headers)
+
+        return handler
+
+    def retrieve(self, request: Request) -> Response:
+        """Retrieve a study, series or instance (PS3.18 10.4.1.1.1), streamed."""
+        located = self._locate(request)
+        single = "sop" in request.path_params
+        representation = wado.choose_representation(
+            parse_accept(request.headers.get("accept")),
+            {item.instance.transfer_syntax for item in located}, single=single)
+        if not representation.multipart:
+            item = located[0]
+            syntax = representation.transfer_syntax or item.instance.transfer_syntax
+            media_type = f"{wado.DICOM}; transfer-syntax={syntax}"
+            if syntax == item.instance.transfer_syntax:
+                return FileResponse(item.path, media_type=media_type)
+            return Response(wado.transcoded(item.path, syntax), media_type=media_type)
+        boundary = new_boundary()
+        syntax = representation.transfer_syntax
+        media_type = f'multipart/related; type="{wado.DICOM}"; boundary={boundary}'
+        if syntax:
+            media_type += f"; transfer-syntax={syntax}"
+        parts = wado.instance_parts(located, syntax)
+        if single:
+            parts = iter(list(parts))
+        return StreamingResponse(write_parts(parts, boundary), media_type=media_type)
+
+    def metadata(self, request: Request) -> Response:
+        """The metadata of a study, series or instance (PS3.18 10.4.1.1.2)."""
+        _accept_json(request)
+        located = self._locate(request)
+        return Response(json.dumps(wado.metadata(located, self.base_url(request))), media_type=DICOM_JSON)
+
+    def frames(self, request: Request) -> Response:
+        """Frames of an instance (PS3.18 10.4.1.1.4), natively compressed or not."""
+        item = self._locate(request)[0]
+        numbers = wado.frame_numbers(request.path_params["frames"])
+        ds = wado.read_image(item.path)
+        wado.check_frames(ds, numbers)
+        stored = item.instance.transfer_syntax
+        media, decode = wado.choose_frame_type(parse_accept(request.headers.get("accept")), stored)
+        syntax = stored if UID(stored).is_compressed and not decode else EXPLICIT_VR_LITTLE_ENDIAN
+        part_type = f"{media}; transfer-syntax={syntax}"
+        parts = [(part_type, [wado.frame_bytes(ds, n, decode)]) for n in numbers]
+        boundary = new_boundary()
+        return Response(b"".join(write_parts(parts, boundary)),
+                        media_type=f'multipart/related; type="{media}"; boundary={boundary}')
+
+    def rendered(self, request: Request) -> Response:
+        """A rendered frame of an instance (PS3.18 10.4.1.1.5): JPEG or PNG."""
+        item = self._locate(request)[0]
+        numbers = wado.frame_numbers(request.path_params.get("frames", "1"))
+        if len(numbers) != 1:
+            raise HTTPException(400, "one frame at a time can be rendered")
+        params = request.query_params
+        media = render.choose_rendered_type(parse_accept(request.headers.get("accept")), params.get("accept"))
+        ds = wado.read_image(item.path)
+        wado.check_frames(ds, numbers)
+        quality = _int_param(params.get("quality"), "quality", 90)
+        body = render.render(ds, numbers[0], media, window=render.parse_window(params.get("window")),
+                             quality=quality)
+        return Response(body, media_type=media)
+
+    async def store(self, request: Request) -> Response:
+        """Store instances (PS3.18 10.5), in any study or in the path's."""
+        study = request.path_params.get("study")
+        return await stow.store(request, self.ingest, self.max_body, self.base_url(request),
+                                wado.check_uid(study) if study is not None else None)
+
+    def wado_uri(self, request: Request) -> Response:
+        """WADO-URI (PS3.18 9)."""
+        return uri.retrieve(request, self.index, self.files)
+
+    def openapi(self, request: Request) -> Response:
+        """The OpenAPI description of these routes."""
+        return JSONResponse(openapi(self.base_url(request)))
+
+    def _locate(self, request: Request) -> list[wado.Located]:
+        p = request.path_params
+        return wado.locate(self.index, self.files, p["study"], p.get("series"), p.get("sop"))
+
+
+def create_app(archive: Archive) -> Starlette:
+    """The ASGI application serving ``archive`` (see the module docstring), with
+    authentication and CORS as ``archive.settings.web`` says."""
+    web = DicomWeb(archive)
+    settings = archive.settings.web
+    instance = "/studies/{study}/series/{series}/instances/{sop}"
+    routes = [
+        Route("/studies", web.search(Level.STUDY), methods=["GET"]),
+        Route("/studies", web.store, methods=["POST"]),
+        Route("/series", web.search(Level.SERIES, (Level.STUDY,)), methods=["GET"]),
+        Route("/instances", web.search(Level.IMAGE, (Level.STUDY, Level.SERIES)), methods=["GET"]),
+        Route("/studies/{study}", web.retrieve, methods=["GET"]),
+        Route("/studies/{study}", web.store, methods=["POST"]),
+        Route("/studies/{study}/metadata", web.metadata, methods=["GET"]),
+        Route("/studies/{study}/series", web.search(Level.SERIES), methods=["GET"]),
+        Route("/studies/{study}/instances", web.search(Level.IMAGE, (Level.SERIES,)), methods=["GET"]),
+        Route("/studies/{study}/series/{series}", web.retrieve, methods=["GET"]),
+        Route("/studies/{study}/series/{series}/metadata", web.metadata, methods=["GET"]),
+        Route("/studies/{study}/series/{series}/instances", web.search(Level.IMAGE), methods=["GET"]),
+        Route(instance, web.retrieve, methods=["GET"]),
+        Route(f"{instance}/metadata", web.metadata, methods=["GET"]),
+        Route(f"{instance}/rendered", web.rendered, methods=["GET"]),
+        Route(f"{instance}/frames/{{frames}}", web.frames, methods=["GET"]),
+        Route(f"{instance}/frames/{{frames}}/rendered", web.rendered, methods=["GET"]),
+        Route("/openapi.json", web.openapi, methods=["GET"]),
+    ]
+    middleware = []
+    if settings.cors_origins:
+        middleware.append(Middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                                     allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["*"],
+                                     expose_headers=["Warning", "Content-Location"]))
+    if settings.authenticated:
+        middleware.append(Middleware(AuthMiddleware, users=settings.users, tokens=settings.tokens))
+    return Starlette(
+        routes=[Mount(PREFIX, routes=routes), Route("/wado", web.wado_uri, methods=["GET"])],
+        middleware=middleware,
+        exception_handlers={HTTPException: _http_error, QueryError: _query_error},
+    )
+
+
+def _accept_json(request: Request) -> None:
+    if not any(media.covers(DICOM_JSON) or media.covers("application/json")
+               for media in parse_accept(request.headers.get("accept"))):
+        raise HTTPException(406, f"this resource is {DICOM_JSON}")
+
+
+def _int_param(value: str | None, name: str, default: int) -> int:
+    if value is None:
+        return default
+    if not value.isdigit():
+        raise HTTPException(400, f"{name} must be an integer, not {value[:40]!r}")
+    return int(value)
+
+
+async def _http_error(request: Request, exc: Any) -> Response:
+    return PlainTextResponse(f"{exc.detail}\n", status_code=exc.status_code, headers=exc.headers)
+
+
+async def _query_error(request: Request, exc: Any) -> Response:
+    return PlainTextResponse(f"{exc}\n", status_code=400)

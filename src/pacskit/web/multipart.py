@@ -1,0 +1,214 @@
+"""``multipart/related`` bodies (RFC 2387 over RFC 2046 5.1), read and written in chunks.
+
+PS3.18 8.6.1.2 carries DICOM instances, frames and bulk data in ``multipart/related``
+messages. The reader scans a seekable stream (a STOW-RS request body spooled to a file)
+once, chunk by chunk, and returns where each part's body lies, so a caller then reads
+one part at a time and a whole message never sits in memory; a message without its
+closing delimiter is rejected before any part is used. The writer produces a message
+from parts that are themselves iterators of chunks (files read from disk).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+CRLF = b"\r\n"
+CHUNK_SIZE = 1 << 20
+MAX_HEADER_BYTES = 16 << 10
+MAX_PADDING_BYTES = 1024
+_BOUNDARY = re.compile(r"^[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]$")
+
+
+class MultipartError(ValueError):
+    """A malformed ``multipart`` body: no opening or closing delimiter, bad part headers."""
+
+
+@dataclass(frozen=True)
+class PartSpan:
+    """One body part: its headers (names lower-cased) and where its body lies.
+
+    Attributes:
+        headers: the part's header fields, by lower-case name.
+        start: the offset of the body's first byte in the stream.
+        end: the offset just past the body's last byte.
+    """
+
+    headers: dict[str, str] = field(default_factory=dict)
+    start: int = 0
+    end: int = 0
+
+    @property
+    def size(self) -> int:
+        """The body's length in bytes."""
+        return self.end - self.start
+
+    @property
+    def content_type(self) -> str:
+        """The part's Content-Type (empty when it has none)."""
+        return self.headers.get("content-type", "")
+
+
+def check_boundary(boundary: str) -> bytes:
+    """The boundary as bytes, checked against RFC 2046 5.1.1 (1 to 70 characters of a
+    restricted set, no trailing space).
+
+    Raises:
+        MultipartError: not a valid boundary.
+    """
+    if not _BOUNDARY.match(boundary):
+        raise MultipartError(f"invalid multipart boundary {boundary[:80]!r}")
+    return boundary.encode("ascii")
+
+
+def scan_parts(stream: BinaryIO, boundary: str, *, chunk_size: int = CHUNK_SIZE) -> list[PartSpan]:
+    """Every body part of the ``multipart`` message in ``stream`` (from its current
+    position), in order. The preamble and the epilogue are ignored. Offsets are
+    relative to the stream's position on entry.
+
+    A delimiter is CRLF ``--boundary`` (RFC 2046 5.1.1); the opening one may also start
+    the stream. Boundary bytes inside a part that do not form a delimiter, followed by
+    ``--`` or by optional white space and CRLF, are data.
+
+    Raises:
+        MultipartError: no opening delimiter, no closing delimiter (a truncated
+            message), part headers that are too long or malformed, a bad boundary.
+    """
+    scanner = _Scanner(stream, chunk_size)
+    delimiter = CRLF + b"--" + check_boundary(boundary)
+    position = scanner.next_delimiter(delimiter, 0)
+    if position < 0:
+        raise MultipartError("no multipart boundary delimiter found in the body")
+    parts: list[PartSpan] = []
+    while True:
+        after = position + len(delimiter)
+        if scanner.read(after, 2) == b"--":
+            return parts
+        line_end = scanner.find(CRLF, after, limit=MAX_PADDING_BYTES)
+        if scanner.read(line_end + 2, 2) == CRLF:
+            headers, body_start = {}, line_end + 4
+        else:
+            headers_end = scanner.find(CRLF + CRLF, line_end + 2, limit=MAX_HEADER_BYTES)
+            if headers_end < 0:
+                raise MultipartError(f"part {len(parts) + 1}: headers not ended by an empty line")
+            headers = _parse_headers(scanner.read(line_end + 2, headers_end - line_end - 2), len(parts) + 1)
+            body_start = headers_end + 4
+        position = scanner.next_delimiter(delimiter, body_start)
+        if position < 0:
+            raise MultipartError(f"part {len(parts) + 1} is not followed by a boundary delimiter: "
+                                 "the body is truncated or has no closing delimiter")
+        parts.append(PartSpan(headers, body_start - 2, position - 2))
+
+
+def read_part(stream: BinaryIO, part: PartSpan, origin: int = 0) -> bytes:
+    """The body of ``part`` in ``stream`` (whose message started at ``origin``)."""
+    stream.seek(origin + part.start)
+    return stream.read(part.size)
+
+
+def new_boundary() -> str:
+    """A fresh random boundary."""
+    return uuid.uuid4().hex
+
+
+def write_parts(parts: Iterable[tuple[str, Iterable[bytes]]], boundary: str) -> Iterator[bytes]:
+    """The chunks of a ``multipart`` message (PS3.18 8.6.1.2) holding ``parts``, each a
+    Content-Type and the chunks of its body, read only as the message is sent."""
+    opening = b"--" + boundary.encode("ascii") + CRLF
+    for content_type, chunks in parts:
+        yield opening + b"Content-Type: " + content_type.encode("ascii") + CRLF + CRLF
+        yield from chunks
+        yield CRLF
+    yield b"--" + boundary.encode("ascii") + b"--" + CRLF
+
+
+def file_chunks(path: object, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+    """The bytes of the file at ``path``, ``chunk_size`` at a time."""
+    with open(path, "rb") as fh:  # type: ignore[call-overload]
+        while chunk := fh.read(chunk_size):
+            yield chunk
+
+
+def _parse_headers(raw: bytes, number: int) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    last = ""
+    for line in raw.decode("latin-1").split("\r\n"):
+        if line[:1] in (" ", "\t") and last:
+            headers[last] += " " + line.strip()
+            continue
+        name, sep, value = line.partition(":")
+        if not sep or not name.strip() or name != name.strip():
+            raise MultipartError(f"part {number}: malformed header line {line[:80]!r}")
+        last = name.strip().lower()
+        headers[last] = value.strip()
+    return headers
+
+
+class _Scanner:
+    """A forward-only window on a stream, seen as if it started with CRLF (so that an
+    opening delimiter at the very start is found like any other). Offsets given and
+    returned are those of that virtual stream, which are the real ones plus 2."""
+
+    def __init__(self, stream: BinaryIO, chunk_size: int) -> None:
+        self.stream = stream
+        self.chunk_size = max(chunk_size, 1)
+        self.buffer = bytearray(CRLF)
+        self.base = 0
+        self.eof = False
+
+    def _fill(self) -> bool:
+        if self.eof:
+            return False
+        chunk = self.stream.read(self.chunk_size)
+        if not chunk:
+            self.eof = True
+            return False
+        self.buffer += chunk
+        return True
+
+    def _drop_before(self, position: int) -> None:
+        cut = position - self.base
+        if cut > 0:
+            del self.buffer[:cut]
+            self.base = position
+
+    def find(self, pattern: bytes, position: int, *, limit: int | None = None) -> int:
+        """The offset of the next ``pattern`` at or after ``position``; -1 if none (or
+        none within ``limit`` bytes). An unlimited search lets go of the bytes it has
+        passed; a limited one keeps them, to be read."""
+        while True:
+            found = self.buffer.find(pattern, max(position - self.base, 0))
+            if found >= 0:
+                where = self.base + found
+                return where if limit is None or where - position <= limit else -1
+            end = self.base + len(self.buffer)
+            if limit is not None and end - position > limit + len(pattern):
+                return -1
+            if limit is None:
+                self._drop_before(max(position, end - len(pattern) + 1))
+            if not self._fill():
+                return -1
+
+    def read(self, position: int, size: int) -> bytes:
+        """Up to ``size`` bytes at ``position`` (fewer at the end of the stream)."""
+        while self.base + len(self.buffer) < position + size and self._fill():
+            pass
+        start = position - self.base
+        return bytes(self.buffer[start:start + size])
+
+    def next_delimiter(self, delimiter: bytes, position: int) -> int:
+        """The next occurrence of ``delimiter`` that is one (RFC 2046 5.1.1: followed by
+        ``--``, or by optional white space and CRLF); -1 if there is none."""
+        while True:
+            found = self.find(delimiter, position)
+            if found < 0:
+                return -1
+            after = found + len(delimiter)
+            tail = self.read(after, MAX_PADDING_BYTES + 2)
+            if tail.startswith(b"--") or tail.lstrip(b" \t").startswith(CRLF):
+                self._drop_before(found)
+                return found
+            position = found + 1

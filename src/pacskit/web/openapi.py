@@ -1,0 +1,87 @@
+"""The OpenAPI 3.1 description of the DICOMweb routes, served at ``/dicom-web/openapi.json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_STUDY = {"name": "study", "in": "path", "required": True, "schema": {"type": "string"},
+          "description": "Study Instance UID"}
+_SERIES = {"name": "series", "in": "path", "required": True, "schema": {"type": "string"},
+           "description": "Series Instance UID"}
+_SOP = {"name": "sop", "in": "path", "required": True, "schema": {"type": "string"},
+        "description": "SOP Instance UID"}
+_FRAMES = {"name": "frames", "in": "path", "required": True, "schema": {"type": "string"},
+           "description": "Frame numbers from 1, comma-separated"}
+_SEARCH_PARAMS = [
+    {"name": "includefield", "in": "query", "schema": {"type": "string"},
+     "description": "Attributes to return too (keywords or tags, comma-separated), or all"},
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+    {"name": "fuzzymatching", "in": "query", "schema": {"type": "boolean"},
+     "description": "Accepted; literal matching is always performed"},
+]
+_ERRORS = {"400": {"description": "Malformed request"}, "401": {"description": "Credentials needed"},
+           "404": {"description": "Not stored"}, "406": {"description": "No acceptable media type"}}
+
+
+def _get(summary: str, media: str, params: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"get": {"summary": summary, "parameters": params,
+                    "responses": {"200": {"description": "OK", "content": {media: {}}}, **_ERRORS}}}
+
+
+def _search(summary: str, params: list[dict[str, Any]]) -> dict[str, Any]:
+    operation = _get(f"QIDO-RS: {summary} (PS3.18 10.6)", "application/dicom+json", [*params, *_SEARCH_PARAMS])
+    operation["get"]["description"] = ("Any other query parameter is a matching key: a keyword or tag and "
+                                       "its value (PS3.4 C.2.2.2 matching: wildcards, ranges, UID lists).")
+    return operation
+
+
+def _store(summary: str, params: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"post": {
+        "summary": f"STOW-RS: {summary} (PS3.18 10.5)", "parameters": params,
+        "requestBody": {"required": True, "content": {'multipart/related; type="application/dicom"': {}}},
+        "responses": {"200": {"description": "All stored", "content": {"application/dicom+json": {}}},
+                      "202": {"description": "Some stored", "content": {"application/dicom+json": {}}},
+                      "409": {"description": "None stored", "content": {"application/dicom+json": {}}},
+                      "413": {"description": "Body over the limit"},
+                      "415": {"description": "Not multipart/related of application/dicom"}, **_ERRORS}}}
+
+
+def openapi(server_url: str) -> dict[str, Any]:
+    """The OpenAPI document, with ``server_url`` (the ``/dicom-web`` root) as its server."""
+    instance = "/studies/{study}/series/{series}/instances/{sop}"
+    multipart_dicom = 'multipart/related; type="application/dicom"'
+    paths: dict[str, Any] = {
+        "/studies": {**_search("search for studies", []), **_store("store instances", [])},
+        "/series": _search("search for series", []),
+        "/instances": _search("search for instances", []),
+        "/studies/{study}": {**_get("WADO-RS: retrieve a study (PS3.18 10.4)", multipart_dicom, [_STUDY]),
+                             **_store("store instances of this study", [_STUDY])},
+        "/studies/{study}/metadata": _get("WADO-RS: study metadata", "application/dicom+json", [_STUDY]),
+        "/studies/{study}/series": _search("search for the series of a study", [_STUDY]),
+        "/studies/{study}/instances": _search("search for the instances of a study", [_STUDY]),
+        "/studies/{study}/series/{series}": _get("WADO-RS: retrieve a series", multipart_dicom, [_STUDY, _SERIES]),
+        "/studies/{study}/series/{series}/metadata": _get("WADO-RS: series metadata", "application/dicom+json",
+                                                          [_STUDY, _SERIES]),
+        "/studies/{study}/series/{series}/instances": _search("search for the instances of a series",
+                                                              [_STUDY, _SERIES]),
+        instance: _get("WADO-RS: retrieve an instance", multipart_dicom, [_STUDY, _SERIES, _SOP]),
+        f"{instance}/metadata": _get("WADO-RS: instance metadata", "application/dicom+json", [_STUDY, _SERIES, _SOP]),
+        f"{instance}/rendered": _get("WADO-RS: rendered instance (JPEG or PNG)", "image/jpeg",
+                                     [_STUDY, _SERIES, _SOP]),
+        f"{instance}/frames/{{frames}}": _get("WADO-RS: frames, native or uncompressed",
+                                              'multipart/related; type="application/octet-stream"',
+                                              [_STUDY, _SERIES, _SOP, _FRAMES]),
+        f"{instance}/frames/{{frames}}/rendered": _get("WADO-RS: a rendered frame", "image/jpeg",
+                                                       [_STUDY, _SERIES, _SOP, _FRAMES]),
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "pacskit DICOMweb", "version": "1",
+                 "description": "The Studies Service of PS3.18 over the pacskit archive. WADO-URI is at "
+                                "/wado on the same host (PS3.18 9)."},
+        "servers": [{"url": server_url}],
+        "components": {"securitySchemes": {"basic": {"type": "http", "scheme": "basic"},
+                                           "bearer": {"type": "http", "scheme": "bearer"}}},
+        "paths": paths,
+    }

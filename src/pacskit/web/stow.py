@@ -1,0 +1,183 @@
+"""STOW-RS, Store Transaction (PS3.18 10.5): instances POSTed in a
+``multipart/related; type="application/dicom"`` body enter the archive through the one
+ingest path, as C-STORE ones do.
+
+The body is spooled to a file in the archive's scratch folder as it arrives (never whole
+in memory), up to ``web.max_body`` bytes (413 past it, and reading stops). The whole
+message is checked before any part is stored: a malformed one (no closing delimiter, a
+truncated body) is 400 and stores nothing. Each part is then read alone, its PS3.10 file
+meta gives the SOP Class, SOP Instance and transfer syntax, and it is ingested as it came.
+The response (PS3.18 10.5.3) lists what was stored (ReferencedSOPSequence) and what
+was not (FailedSOPSequence, with a FailureReason from PS3.4 Annex B status codes):
+200 when every instance was stored, 202 when some were, 409 when none was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass, field
+from io import BytesIO
+from pathlib import Path
+
+from pydicom import Dataset, dcmread
+from pydicom.sequence import Sequence
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+
+from pacskit.archive.ingest import (
+    CANNOT_UNDERSTAND,
+    DATASET_DOES_NOT_MATCH_SOP_CLASS,
+    SUCCESS,
+    Ingest,
+    Received,
+)
+from pacskit.encoded import parse_file_meta
+from pacskit.web.media import MediaType
+from pacskit.web.multipart import MultipartError, PartSpan, read_part, scan_parts
+from pacskit.web.qido import retrieve_url
+
+DICOM = "application/dicom"
+DICOM_JSON = "application/dicom+json"
+STUDY_MISMATCH = DATASET_DOES_NOT_MATCH_SOP_CLASS
+"""FailureReason of an instance of another study than the request's (PS3.18 10.5.3.2
+names no code of its own; pacskit answers 0xA900, "does not match")."""
+
+
+@dataclass
+class Outcome:
+    """What a Store Transaction did, as its response dataset will say."""
+
+    stored: list[Dataset] = field(default_factory=list)
+    failed: list[Dataset] = field(default_factory=list)
+    studies: set[str] = field(default_factory=set)
+
+    @property
+    def status(self) -> int:
+        """200 (all stored), 202 (some), 409 (none) — PS3.18 10.5.3.1."""
+        if not self.failed:
+            return 200
+        return 202 if self.stored else 409
+
+
+async def store(request: Request, ingest: Ingest, max_body: int, base_url: str,
+                study: str | None = None) -> Response:
+    """Run a Store Transaction on ``request``; ``study`` is the Study Instance UID of
+    the path (``POST /studies/{study}``), which every instance must belong to.
+
+    Raises:
+        HTTPException: 415 not ``multipart/related`` of ``application/dicom``; 400 no
+            boundary, or a malformed message; 413 a body over ``max_body``.
+    """
+    boundary = _boundary(request.headers.get("content-type", ""))
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_body:
+        raise HTTPException(413, f"the body ({declared} bytes) is over the limit of {max_body} bytes")
+    spool = ingest.scratch / f"stow-{os.getpid()}-{uuid.uuid4().hex}.body"
+    try:
+        await _spool(request, spool, max_body)
+        outcome = await run_in_threadpool(_store_parts, spool, boundary, ingest, base_url, study)
+    finally:
+        spool.unlink(missing_ok=True)
+    return Response(_response(outcome, base_url, study), status_code=outcome.status, media_type=DICOM_JSON)
+
+
+def _boundary(content_type: str) -> str:
+    media = MediaType.parse(content_type)
+    if media.type != "multipart/related":
+        raise HTTPException(415, f'a Store request is multipart/related; type="{DICOM}", '
+                                 f"not {content_type[:80] or 'without a Content-Type'}")
+    inner = media.params.get("type")
+    if inner is not None and MediaType.parse(inner).type != DICOM:
+        raise HTTPException(415, f"only {DICOM} parts can be stored, not {inner[:80]}")
+    boundary = media.params.get("boundary", "")
+    if not boundary:
+        raise HTTPException(400, "the multipart/related Content-Type has no boundary")
+    return boundary
+
+
+async def _spool(request: Request, spool: Path, max_body: int) -> None:
+    received = 0
+    try:
+        with open(spool, "xb") as fh:
+            async for chunk in request.stream():
+                received += len(chunk)
+                if received > max_body:
+                    raise HTTPException(413, f"the body is over the limit of {max_body} bytes")
+                fh.write(chunk)
+    except ClientDisconnect:
+        raise HTTPException(400, "the client disconnected before the end of the body") from None
+
+
+def _store_parts(spool: Path, boundary: str, ingest: Ingest, base_url: str, study: str | None) -> Outcome:
+    outcome = Outcome()
+    with open(spool, "rb") as fh:
+        try:
+            parts = scan_parts(fh, boundary)
+        except MultipartError as exc:
+            raise HTTPException(400, f"malformed multipart body: {exc}") from None
+        if not parts:
+            raise HTTPException(400, "the multipart body holds no part")
+        for part in parts:
+            _store_part(fh, part, ingest, base_url, study, outcome)
+    return outcome
+
+
+def _store_part(fh: object, part: PartSpan, ingest: Ingest, base_url: str, study: str | None,
+                outcome: Outcome) -> None:
+    media = MediaType.parse(part.content_type or DICOM)
+    if media.type != DICOM:
+        outcome.failed.append(_failed("", "", CANNOT_UNDERSTAND))
+        return
+    data = read_part(fh, part)  # type: ignore[arg-type]
+    if data[128:132] != b"DICM":
+        outcome.failed.append(_failed("", "", CANNOT_UNDERSTAND))
+        return
+    meta, offset = parse_file_meta(data)
+    sop_class, sop_instance, syntax = (meta.get(n, "") for n in (0x0002, 0x0003, 0x0010))
+    if offset is None or not (sop_class and sop_instance and syntax):
+        outcome.failed.append(_failed(sop_class, sop_instance, CANNOT_UNDERSTAND))
+        return
+    try:
+        header = dcmread(BytesIO(data), stop_before_pixels=True,
+                         specific_tags=["StudyInstanceUID", "SeriesInstanceUID"])
+        uids = str(header.get("StudyInstanceUID", "")), str(header.get("SeriesInstanceUID", ""))
+    except Exception:  # noqa: BLE001 - whatever pydicom cannot read is bad data
+        outcome.failed.append(_failed(sop_class, sop_instance, CANNOT_UNDERSTAND))
+        return
+    if study is not None and uids[0] != study:
+        outcome.failed.append(_failed(sop_class, sop_instance, STUDY_MISMATCH))
+        return
+    result = ingest.ingest(Received(sop_class, sop_instance, syntax, data[offset:]))
+    if result.status != SUCCESS:
+        outcome.failed.append(_failed(sop_class, sop_instance, result.status))
+        return
+    item = Dataset()
+    item.ReferencedSOPClassUID = sop_class
+    item.ReferencedSOPInstanceUID = sop_instance
+    item.RetrieveURL = retrieve_url(base_url, *uids, sop_instance)
+    outcome.stored.append(item)
+    outcome.studies.add(uids[0])
+
+
+def _failed(sop_class: str, sop_instance: str, reason: int) -> Dataset:
+    item = Dataset()
+    item.ReferencedSOPClassUID = sop_class or None
+    item.ReferencedSOPInstanceUID = sop_instance or None
+    item.FailureReason = reason
+    return item
+
+
+def _response(outcome: Outcome, base_url: str, study: str | None) -> bytes:
+    ds = Dataset()
+    studies = {study} if study else outcome.studies
+    if len(studies) == 1:
+        ds.RetrieveURL = retrieve_url(base_url, next(iter(studies)))
+    if outcome.failed:
+        ds.FailedSOPSequence = Sequence(outcome.failed)
+    if outcome.stored:
+        ds.ReferencedSOPSequence = Sequence(outcome.stored)
+    return json.dumps(ds.to_json_dict()).encode()

@@ -1,0 +1,287 @@
+"""WADO-RS, Retrieve Transaction (PS3.18 10.4): instances, metadata, frames and rendered
+images of what the archive stores.
+
+Instances are sent as they were stored (PS3.10 files, as received), read from disk a
+chunk at a time: a study is never held in memory. A transfer syntax asked for that is
+not the stored one is served by decoding the instance (Explicit VR Little Endian from
+any syntax pydicom can decode); any other syntax is 406. When the Accept header names
+no transfer syntax, or ``*``, the stored one is sent (PS3.18 8.7.3.5.2 would have
+Explicit VR Little Endian: sending the stored syntax, named in every part's
+Content-Type, spares a decode and keeps lossy images bit-exact; pacskit's choice, as
+Orthanc's).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+
+import numpy as np
+from pydicom import Dataset, dcmread
+from pydicom.encaps import get_frame
+from pydicom.filewriter import dcmwrite
+from pydicom.pixels import pixel_array
+from pydicom.uid import UID
+from starlette.exceptions import HTTPException
+
+from pacskit.archive.index import StoredInstance
+from pacskit.query import Level, Query
+from pacskit.web.media import (
+    EXPLICIT_VR_BIG_ENDIAN,
+    EXPLICIT_VR_LITTLE_ENDIAN,
+    FRAME_MEDIA_TYPES,
+    NATIVE_SYNTAXES,
+    MediaType,
+)
+from pacskit.web.multipart import file_chunks
+
+_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+_FRAMES = re.compile(r"^[0-9]+(,[0-9]+)*$")
+DICOM = "application/dicom"
+OCTET_STREAM = "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class Located:
+    """A stored instance and its file, checked to lie inside the archive's folder."""
+
+    instance: StoredInstance
+    path: Path
+
+
+@dataclass(frozen=True)
+class Representation:
+    """How instances are sent: in a multipart message or alone, and in which transfer
+    syntax (None: as stored)."""
+
+    multipart: bool
+    transfer_syntax: str | None
+
+
+def check_uid(uid: str) -> str:
+    """``uid`` if it is a UID (PS3.5 9.1).
+
+    Raises:
+        HTTPException: 400, it is not.
+    """
+    if len(uid) > 64 or not _UID.match(uid):
+        raise HTTPException(400, f"{uid[:80]!r} is not a UID")
+    return uid
+
+
+def locate(index: object, files: Path, study: str, series: str | None = None,
+           sop: str | None = None) -> list[Located]:
+    """The stored instances of a study, series or instance.
+
+    Raises:
+        HTTPException: 400, a malformed UID; 404, nothing is stored there.
+    """
+    match = {"StudyInstanceUID": check_uid(study)}
+    level = Level.STUDY
+    if series is not None:
+        match["SeriesInstanceUID"], level = check_uid(series), Level.SERIES
+    if sop is not None:
+        match["SOPInstanceUID"], level = check_uid(sop), Level.IMAGE
+    stored = list(index.instances(Query(level=level, match=match)))  # type: ignore[attr-defined]
+    if not stored:
+        raise HTTPException(404, f"no such {level.value.lower()}: {(sop or series or study)}")
+    return [Located(item, safe_path(files, item.path)) for item in stored]
+
+
+def safe_path(files: Path, relative: str) -> Path:
+    """The file at ``relative`` under ``files``, never outside it.
+
+    Raises:
+        HTTPException: 404, the path leads out of the folder or the file is gone.
+    """
+    root = files.resolve()
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        raise HTTPException(404, "the stored file is missing")
+    return path
+
+
+def choose_representation(accept: list[MediaType], stored: Iterable[str], *,
+                          single: bool) -> Representation:
+    """The first acceptable way to send instances stored in the ``stored`` syntaxes
+    (PS3.18 8.7.3.5): ``multipart/related; type="application/dicom"``, with or without
+    ``transfer-syntax``, or ``application/dicom`` alone for a ``single`` instance.
+
+    Raises:
+        HTTPException: 406, nothing in the Accept header can be served.
+    """
+    syntaxes = set(stored)
+    for media in accept:
+        if media.type == DICOM and single:
+            inner, multipart = media, False
+        elif media.type in ("multipart/related", "multipart/*", "*/*"):
+            inner = media.inner if media.type == "multipart/related" else MediaType(DICOM, media.params)
+            multipart = True
+            if not inner.covers(DICOM):
+                continue
+        else:
+            continue
+        wanted = inner.params.get("transfer-syntax", "*") or "*"
+        if wanted == "*":
+            return Representation(multipart, None)
+        if all(s == wanted or (wanted == EXPLICIT_VR_LITTLE_ENDIAN and decodable(s)) for s in syntaxes):
+            return Representation(multipart, wanted)
+    raise HTTPException(406, f"cannot send {', '.join(sorted(syntaxes))} as any of the accepted media types "
+                             f'(try multipart/related; type="{DICOM}"; transfer-syntax=*)')
+
+
+def decodable(transfer_syntax: str) -> bool:
+    """Whether an instance in ``transfer_syntax`` can be rewritten in Explicit VR Little
+    Endian."""
+    if transfer_syntax in NATIVE_SYNTAXES:
+        return True
+    try:
+        from pydicom.pixels.decoders.base import get_decoder
+        return bool(get_decoder(UID(transfer_syntax)).is_available)
+    except (NotImplementedError, ValueError, KeyError):
+        return False
+
+
+def instance_parts(located: list[Located], transfer_syntax: str | None
+                   ) -> Iterator[tuple[str, Iterable[bytes]]]:
+    """(Content-Type, chunks) of each instance, read only as the response is sent."""
+    for item in located:
+        stored = item.instance.transfer_syntax
+        if transfer_syntax is None or transfer_syntax == stored:
+            yield f"{DICOM}; transfer-syntax={stored}", file_chunks(item.path)
+        else:
+            yield f"{DICOM}; transfer-syntax={transfer_syntax}", [transcoded(item.path, transfer_syntax)]
+
+
+def transcoded(path: Path, transfer_syntax: str) -> bytes:
+    """The instance at ``path`` as a PS3.10 file in ``transfer_syntax`` (decoded first
+    when it is compressed).
+
+    Raises:
+        HTTPException: 406, the instance cannot be decoded.
+    """
+    try:
+        ds = dcmread(path)
+        if ds.file_meta.TransferSyntaxUID.is_compressed:
+            ds.decompress()
+        ds.file_meta.TransferSyntaxUID = UID(transfer_syntax)
+        buffer = BytesIO()
+        dcmwrite(buffer, ds, enforce_file_format=True)
+    except Exception as exc:  # noqa: BLE001 - any decoder failure is the instance's
+        raise HTTPException(406, f"the instance cannot be sent in {transfer_syntax}: {exc}") from None
+    return buffer.getvalue()
+
+
+def metadata(located: list[Located], base_url: str) -> list[dict]:
+    """The DICOM JSON (PS3.18 F.2) of each instance, Pixel Data as a BulkDataURI to the
+    frames of the instance (PS3.18 10.4.1.1.3)."""
+    out = []
+    for item in located:
+        ds = dcmread(item.path, stop_before_pixels=True)
+        document = ds.to_json_dict(bulk_data_threshold=1 << 30, suppress_invalid_tags=True)
+        if "Rows" in ds and "Columns" in ds:
+            frames = int(ds.get("NumberOfFrames") or 1)
+            url = (f"{base_url}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+                   f"/instances/{ds.SOPInstanceUID}/frames/{','.join(map(str, range(1, frames + 1)))}")
+            compressed = UID(item.instance.transfer_syntax).is_compressed
+            vr = "OB" if compressed or int(ds.get("BitsAllocated") or 8) <= 8 else "OW"
+            document["7FE00010"] = {"vr": vr, "BulkDataURI": url}
+        out.append(document)
+    return out
+
+
+def frame_numbers(text: str) -> list[int]:
+    """``1,3,5`` as frame numbers (PS3.18 10.4.1.1.4).
+
+    Raises:
+        HTTPException: 400, not a list of positive integers.
+    """
+    if not _FRAMES.match(text) or any(int(n) < 1 for n in text.split(",")):
+        raise HTTPException(400, f"{text[:80]!r} is not a comma-separated list of frame numbers")
+    return [int(n) for n in text.split(",")]
+
+
+def read_image(path: Path) -> Dataset:
+    """The whole instance at ``path``, checked to be an image.
+
+    Raises:
+        HTTPException: 400, the instance has no pixel data.
+    """
+    ds = dcmread(path)
+    if "PixelData" not in ds or "Rows" not in ds:
+        raise HTTPException(400, "the instance has no pixel data (it is not an image)")
+    return ds
+
+
+def number_of_frames(ds: Dataset) -> int:
+    """NumberOfFrames, 1 when absent."""
+    return int(ds.get("NumberOfFrames") or 1)
+
+
+def check_frames(ds: Dataset, numbers: list[int]) -> None:
+    """Raises:
+        HTTPException: 404, a frame number past the last frame.
+    """
+    last = number_of_frames(ds)
+    beyond = [n for n in numbers if n > last]
+    if beyond:
+        raise HTTPException(404, f"frame {beyond[0]} does not exist: the instance has {last}")
+
+
+def choose_frame_type(accept: list[MediaType], transfer_syntax: str) -> tuple[str, bool]:
+    """The media type to send frames in and whether they must be decoded first
+    (PS3.18 8.7.3.3.2): a compressed frame as it is stored (``image/jpeg`` and the
+    like, or ``application/octet-stream`` with ``transfer-syntax`` of the stored
+    syntax), decoded to ``application/octet-stream`` when only that is accepted;
+    an uncompressed frame as ``application/octet-stream``.
+
+    Raises:
+        HTTPException: 406, nothing in the Accept header can be served.
+    """
+    native = FRAME_MEDIA_TYPES.get(transfer_syntax) if UID(transfer_syntax).is_compressed else None
+    for media in accept:
+        inner = media.inner if media.type == "multipart/related" else media
+        wanted = inner.params.get("transfer-syntax", "*") or "*"
+        if native is not None:
+            if inner.type != "*/*" and inner.covers(native) and wanted in ("*", transfer_syntax):
+                return native, False
+            if inner.covers(OCTET_STREAM) and wanted in ("*", transfer_syntax):
+                return (native if inner.type == "*/*" else OCTET_STREAM), False
+            if inner.covers(OCTET_STREAM) and wanted == EXPLICIT_VR_LITTLE_ENDIAN and decodable(transfer_syntax):
+                return OCTET_STREAM, True
+        elif inner.covers(OCTET_STREAM) and wanted in ("*", EXPLICIT_VR_LITTLE_ENDIAN):
+            return OCTET_STREAM, False
+    raise HTTPException(406, "none of the accepted media types can carry these frames")
+
+
+def frame_bytes(ds: Dataset, number: int, decode: bool) -> bytes:
+    """Frame ``number`` (from 1) of ``ds``: as stored for a compressed instance (unless
+    ``decode``), else as little-endian native pixel data."""
+    transfer_syntax = ds.file_meta.TransferSyntaxUID
+    frames = number_of_frames(ds)
+    if transfer_syntax.is_compressed:
+        if not decode:
+            return get_frame(ds.PixelData, number - 1, number_of_frames=frames)
+        try:
+            frame = pixel_array(ds, index=number - 1, raw=True)
+        except Exception as exc:  # noqa: BLE001 - any decoder failure is the instance's
+            raise HTTPException(406, f"frame {number} cannot be decoded: {exc}") from None
+        return np.ascontiguousarray(frame).astype(np.dtype(_dtype(ds)).newbyteorder("<"), copy=False).tobytes()
+    bits = int(ds.BitsAllocated)
+    size = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel") or 1) * bits
+    if size % 8:
+        raise HTTPException(406, "frames of 1-bit pixel data that are not byte-aligned cannot be sent")
+    size //= 8
+    data = ds.PixelData[(number - 1) * size:number * size]
+    if transfer_syntax == EXPLICIT_VR_BIG_ENDIAN and bits > 8:
+        data = np.frombuffer(data, dtype=f">u{bits // 8}").astype(f"<u{bits // 8}").tobytes()
+    return data
+
+
+def _dtype(ds: Dataset) -> str:
+    bits = int(ds.BitsAllocated)
+    width = 1 if bits <= 8 else 2 if bits <= 16 else 4
+    return f"{'i' if int(ds.get('PixelRepresentation') or 0) else 'u'}{width}"
