@@ -9,6 +9,8 @@ patient names are blanked by rewriting their element headers in the bytes.
 
 from __future__ import annotations
 
+import functools
+import re
 import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from typing import Any, NamedTuple
 from pydicom import Dataset
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataelem import RawDataElement
+from pydicom.multival import MultiValue
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
 
 from pacskit.privacy import PATIENT_NAME_TAGS
@@ -188,6 +191,7 @@ def blank_names(data: bytes, offset: int, elements: dict[int, Element], encoding
 
 
 _EXPLICIT_LE, _EXPLICIT_BE = struct.Struct("<HH2sH"), struct.Struct(">HH2sH")
+_EXPLICIT_LONG_LE = struct.Struct("<HH2s2xI")
 _IMPLICIT_LE, _IMPLICIT_BE = struct.Struct("<HHI"), struct.Struct(">HHI")
 _UL_LE, _UL_BE = struct.Struct("<I"), struct.Struct(">I")
 
@@ -227,6 +231,137 @@ class HeaderValues(Mapping[str, Any]):
             for e in (element, self.elements.get(SPECIFIC_CHARACTER_SET)) if e is not None
         }
         return Dataset(raw).get(keyword)
+
+
+def header_dataset(data: bytes, offset: int, transfer_syntax: str, tags: frozenset[int]) -> Dataset:
+    """The top-level elements ``tags`` of the encoded dataset that starts at ``offset``,
+    as a pydicom dataset whose values are decoded on access (with its Specific Character
+    Set when it has one). Reading stops past the last of ``tags``: what follows is
+    neither parsed nor checked.
+
+    Raises:
+        ValueError: the bytes are malformed before that point, or deflated.
+    """
+    encoding = Encoding.of(transfer_syntax)
+    implicit = not encoding.explicit
+    wanted = tags | {SPECIFIC_CHARACTER_SET}
+    return Dataset({
+        e.tag: RawDataElement(e.tag, e.vr, e.length, data[e.start:e.end], e.start, implicit,
+                              encoding.little)
+        for e in elements_up_to(data, offset, encoding, max(wanted)).values()
+        if e.tag in wanted and e.length != UNDEFINED
+    })
+
+
+def plain_json(element: Any) -> dict[str, Any] | None:
+    """The DICOM JSON (PS3.18 F.2) of a still encoded element of plain ASCII text, whole
+    numbers (IS) or binary integers (US, UL, SS, SL), written without pydicom's
+    conversions; None for anything else (pydicom's answer is then the right one)."""
+    if not isinstance(element, RawDataElement) or not isinstance(element.value, bytes):
+        return None
+    vr = element.VR or dictionary_VR(element.tag)
+    raw = element.value
+    if vr in _BINARY_INTEGERS:
+        size, code = _BINARY_INTEGERS[vr]
+        if len(raw) % size:
+            return None
+        if not raw:
+            return {"vr": vr}
+        order = "<" if element.is_little_endian else ">"
+        return {"vr": vr, "Value": list(struct.unpack(f"{order}{len(raw) // size}{code}", raw))}
+    if vr not in _PLAIN_TEXT_VRS or not raw.isascii() or b"\x1b" in raw:
+        return None
+    text = raw.decode("ascii").rstrip("\0 ")
+    if not text:
+        return {"vr": vr}
+    values = text.split("\\")
+    if not all(v and v[0] != " " and v[-1] != " " for v in values):
+        return None
+    if vr == "IS":
+        if not all(_WHOLE_NUMBER.match(v) for v in values):
+            return None
+        return {"vr": vr, "Value": [int(v) for v in values]}
+    return {"vr": vr, "Value": values}
+
+
+def plain_text(dataset: Dataset, keyword: str) -> str:
+    """The single value of a text attribute as ``str()`` of pydicom's value, read without
+    its conversions when it is plain ASCII; empty when absent or empty."""
+    tag = _tag(keyword)
+    element = dataset.get_item(tag)
+    if element is None:
+        return ""
+    plain = plain_json(element)
+    if plain is not None and plain["vr"] not in _BINARY_INTEGERS and plain["vr"] != "IS":
+        values = plain.get("Value", [""])
+        if len(values) == 1:
+            return str(values[0])
+    value = dataset[tag].value
+    return "" if value is None else str(value)
+
+
+_PLAIN_TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "IS", "LO", "SH", "TM", "UI"})
+_BINARY_INTEGERS = {"US": (2, "H"), "SS": (2, "h"), "UL": (4, "I"), "SL": (4, "i")}
+_WHOLE_NUMBER = re.compile(r"^[+-]?[0-9]{1,9}$")
+
+
+@functools.cache
+def _tag(keyword: str) -> int:
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        raise KeyError(keyword)
+    return tag
+
+
+def encode_plain(dataset: Dataset, *, implicit: bool) -> bytes | None:
+    """``dataset`` encoded in Little Endian (Implicit or Explicit VR), written directly
+    when every element is plain — ASCII text, whole numbers, binary integers, an empty
+    sequence — as a query response identifier is; None otherwise (pydicom's writer is
+    then the one to use). The bytes are those pydicom would write."""
+    out = bytearray()
+    for element in dataset:
+        value = _plain_value(element.VR, element.value)
+        if value is None:
+            return None
+        tag = element.tag
+        if implicit:
+            out += _IMPLICIT_LE.pack(tag >> 16, tag & 0xFFFF, len(value))
+        elif element.VR.encode("ascii") in LONG_VRS:
+            out += _EXPLICIT_LONG_LE.pack(tag >> 16, tag & 0xFFFF, element.VR.encode("ascii"), len(value))
+        elif len(value) <= 0xFFFF:
+            out += _EXPLICIT_LE.pack(tag >> 16, tag & 0xFFFF, element.VR.encode("ascii"), len(value))
+        else:
+            return None
+        out += value
+    return bytes(out)
+
+
+def _plain_value(vr: str, value: Any) -> bytes | None:
+    if vr == "SQ":
+        return b"" if not value else None
+    if value is None or value == "":
+        return b""
+    values = value if isinstance(value, (list, tuple, MultiValue)) else [value]
+    if vr in _BINARY_INTEGERS:
+        code = _BINARY_INTEGERS[vr][1]
+        try:
+            return struct.pack(f"<{len(values)}{code}", *values)
+        except (struct.error, TypeError):
+            return None
+    if vr == "IS":
+        if not all(isinstance(v, int) for v in values):
+            return None
+        text = "\\".join(getattr(v, "original_string", None) or str(int(v)) for v in values)
+    elif vr in _PLAIN_TEXT_VRS or vr == "PN":
+        if not all(isinstance(v, str) or vr == "PN" for v in values):
+            return None
+        text = "\\".join(str(v) for v in values)
+    else:
+        return None
+    if not text.isascii():
+        return None
+    raw = text.encode("ascii")
+    return raw + (b"\0" if vr == "UI" else b" ") if len(raw) % 2 else raw
 
 
 def _read_element(data: bytes, pos: int, encoding: Encoding) -> Element:

@@ -251,8 +251,12 @@ def test_c_cancel_ends_a_find_and_the_association_goes_on(archive, corpus, corpu
     with associate(Settings(ae_title="PACSKIT"), node, [build_context(find)]) as assoc, \
             DirectChannel(assoc, node, 10) as channel:
         context = assoc.accepted_contexts[0].context_id
+        written: list[bytes] = []
+        channel.write = written.append  # the request and its C-CANCEL reach the SCP together
         channel.send(context, c_find_rq(7, find), identifier)
         channel.send(context, c_cancel_rq(7))
+        del channel.write
+        channel.write(b"".join(written))
         assert channel.receive().us(STATUS) == 0xFE00
 
         channel.send(context, c_find_rq(8, find), identifier)

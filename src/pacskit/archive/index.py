@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from collections.abc import Iterator
-from contextlib import closing
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pydicom import Dataset
+from pydicom import Dataset, config
 from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import DataElement
 from sqlalchemy import Engine, create_engine, delete, event, exists, func, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
@@ -34,6 +36,7 @@ from pacskit.archive.schema import (
     Series,
     Study,
 )
+from pacskit.encoded import plain_json, plain_text
 from pacskit.errors import ConfigError
 from pacskit.query import LEVEL_KEYS, UNIQUE_KEYS, Level, Query
 
@@ -78,6 +81,8 @@ class Index:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sqlite = engine.dialect.name == "sqlite"
+        self._write_turn: AbstractContextManager[Any] = threading.Lock() if self.sqlite else nullcontext()
+        self._writer: Connection | None = None
 
     @classmethod
     def open(cls, url: str) -> Index:
@@ -105,11 +110,15 @@ class Index:
 
     def close(self) -> None:
         """Release every connection."""
+        with self._write_turn:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
         self.engine.dispose()
 
     def path_of(self, sop_instance_uid: str) -> str | None:
         """The stored path of an instance, if it is indexed."""
-        with self.engine.connect() as conn:
+        with self._connection() as conn:
             row = _Raw(conn).one(_FIND_INSTANCE, {"uid": sop_instance_uid})
             return str(row[1]) if row is not None else None
 
@@ -129,10 +138,11 @@ class Index:
         """
         dbapi = self.engine.dialect.dbapi
         conflicts = (IntegrityError, OperationalError, dbapi.IntegrityError, dbapi.OperationalError)
+        attributes = _json(header, Level.IMAGE)
         for attempt in range(ADD_ATTEMPTS):
             try:
                 with self._writing() as conn:
-                    return _add(conn, header, path, size, transfer_syntax, policy)
+                    return _add(conn, header, path, size, transfer_syntax, policy, attributes)
             except conflicts:
                 if attempt == ADD_ATTEMPTS - 1:
                     raise
@@ -166,11 +176,12 @@ class Index:
         cap = min(x for x in (limit, query.limit) if x is not None) if (limit or query.limit) else None
         asked = keys if keys is not None else [*query.match, *query.return_keys]
         keys = list(dict.fromkeys([*asked, UNIQUE_KEYS[query.level]]))
+        returned = [(tag, dictionary_VR(tag)) for k in keys if (tag := tag_for_keyword(k)) is not None]
         with closing(self._matches(query, keys)) as matches:
             for found, (_, attributes) in enumerate(matches):
                 if cap is not None and found >= cap:
                     return
-                yield _identifier(query.level, keys, attributes)
+                yield _identifier(query.level, returned, attributes)
 
     def instances(self, query: Query) -> Iterator[StoredInstance]:
         """Every instance under the matches of ``query``, at any level."""
@@ -197,31 +208,31 @@ class Index:
                 if query.matches(attributes):
                     yield row.id, attributes
 
-    def _writing(self) -> Any:
-        """A write transaction; on SQLite, taken with BEGIN IMMEDIATE so that two
-        writers queue instead of failing on a stale snapshot."""
-        conn = self.engine.connect()
-        if self.sqlite:
-            conn.execution_options(sqlite_immediate=True)
-        return _Transaction(conn)
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        """A connection for a short statement or a write transaction. On SQLite, the
+        threads of this process take turns on one connection kept open: SQLite's own
+        busy wait sleeps for milliseconds at a time, and the pool's check-out costs more
+        than the statements."""
+        with self._write_turn:
+            conn = self._writer or self.engine.connect()
+            try:
+                yield conn
+            finally:
+                reusable = self.sqlite and not conn.invalidated and not conn.in_transaction()
+                self._writer = conn if reusable else None
+                if not reusable:
+                    conn.close()
 
-
-class _Transaction:
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> Connection:
-        self.conn.begin()
-        return self.conn
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        try:
-            if exc_type is None:
-                self.conn.commit()
-            else:
-                self.conn.rollback()
-        finally:
-            self.conn.close()
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A write transaction; on SQLite, begun with BEGIN IMMEDIATE so that writers of
+        other processes queue instead of failing on a stale snapshot."""
+        with self._connection() as conn:
+            if self.sqlite:
+                conn.execution_options(sqlite_immediate=True)
+            with conn.begin():
+                yield conn
 
 
 def _engine(url: str) -> Engine:
@@ -240,7 +251,7 @@ def _engine(url: str) -> Engine:
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get("sqlite_immediate")
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
 
@@ -296,9 +307,9 @@ _PYFORMAT = re.compile(r":(\w+)")
 
 
 def _add(conn: Connection, header: Dataset, path: str, size: int, syntax: str,
-         policy: str) -> AddResult:
+         policy: str, attributes: str) -> AddResult:
     raw = _Raw(conn)
-    uid = str(header.SOPInstanceUID)
+    uid = plain_text(header, "SOPInstanceUID")
     old = raw.one(_FIND_INSTANCE, {"uid": uid})
     if old is not None and policy == "keep":
         return AddResult(True, str(old[1]))
@@ -307,23 +318,23 @@ def _add(conn: Connection, header: Dataset, path: str, size: int, syntax: str,
     patient_fk = _patient(raw, header)
     study_fk, modalities, sop_classes, new_study = _study(raw, header, patient_fk)
     series_fk, new_series = _series(raw, header, study_fk)
-    sop_class = str(header.SOPClassUID)
+    sop_class = plain_text(header, "SOPClassUID")
     raw.run(_INSERT_INSTANCE, {
         "series_fk": series_fk, "uid": uid, "sop_class": sop_class, "syntax": syntax, "path": path,
         "size": size, "received_at": datetime.now(UTC).replace(tzinfo=None).isoformat(" "),
-        "attributes": _json(header, Level.IMAGE)})
+        "attributes": attributes})
     raw.run(_COUNT_SERIES, {"id": series_fk})
     raw.run(_COUNT_STUDY, {
         "id": study_fk, "new_series": int(new_series),
-        "modalities": _with(modalities, str(header.get("Modality", "") or "")),
+        "modalities": _with(modalities, plain_text(header, "Modality")),
         "sop_classes": _with(sop_classes, sop_class)})
     raw.run(_COUNT_PATIENT, {"id": patient_fk, "new_series": int(new_series), "new_study": int(new_study)})
     return AddResult(old is not None, path, str(old[1]) if old is not None else None)
 
 
 def _patient(raw: _Raw, header: Dataset) -> int:
-    key = {"patient_id": str(header.get("PatientID", "") or ""),
-           "issuer": str(header.get("IssuerOfPatientID", "") or "")}
+    key = {"patient_id": plain_text(header, "PatientID"),
+           "issuer": plain_text(header, "IssuerOfPatientID")}
     found = raw.one(_FIND_PATIENT, key)
     if found is not None:
         return int(found[0])
@@ -331,24 +342,24 @@ def _patient(raw: _Raw, header: Dataset) -> int:
 
 
 def _study(raw: _Raw, header: Dataset, patient_fk: int) -> tuple[int, str, str, bool]:
-    uid = str(header.StudyInstanceUID)
+    uid = plain_text(header, "StudyInstanceUID")
     found = raw.one(_FIND_STUDY, {"uid": uid})
     if found is not None:
         return int(found[0]), str(found[1]), str(found[2]), False
     key = raw.one(_INSERT_STUDY, {
-        "patient_fk": patient_fk, "uid": uid, "study_date": str(header.get("StudyDate", "") or "")[:8],
-        "accession": str(header.get("AccessionNumber", "") or ""),
+        "patient_fk": patient_fk, "uid": uid, "study_date": plain_text(header, "StudyDate")[:8],
+        "accession": plain_text(header, "AccessionNumber"),
         "attributes": _json(header, Level.STUDY)})[0]
     return int(key), "", "", True
 
 
 def _series(raw: _Raw, header: Dataset, study_fk: int) -> tuple[int, bool]:
-    uid = str(header.SeriesInstanceUID)
+    uid = plain_text(header, "SeriesInstanceUID")
     found = raw.one(_FIND_SERIES, {"uid": uid})
     if found is not None:
         return int(found[0]), False
     key = raw.one(_INSERT_SERIES, {
-        "study_fk": study_fk, "uid": uid, "modality": str(header.get("Modality", "") or ""),
+        "study_fk": study_fk, "uid": uid, "modality": plain_text(header, "Modality"),
         "attributes": _json(header, Level.SERIES)})[0]
     return int(key), True
 
@@ -384,12 +395,18 @@ def _with(values: str, value: str) -> str:
 
 
 def _json(header: Dataset, level: Level) -> str:
-    """The attributes of ``level`` in ``header``, as DICOM JSON."""
-    part = Dataset()
-    for keyword in LEVEL_KEYS[level]:
-        if keyword not in COMPUTED_KEYS and keyword in header:
-            part[keyword] = header[keyword]
-    return json.dumps(part.to_json_dict(bulk_data_threshold=1 << 20))
+    """The attributes of ``level`` in ``header``, as DICOM JSON (PS3.18 F.2)."""
+    part: dict[str, Any] = {}
+    for tag in _STORED_TAGS[level]:
+        element = header.get_item(tag)
+        if element is not None:
+            part[f"{tag:08X}"] = plain_json(element) or header[tag].to_json_dict(None, 1 << 20)
+    return json.dumps(part)
+
+
+_STORED_TAGS = {level: sorted(tag for k in keywords if k not in COMPUTED_KEYS
+                              and (tag := tag_for_keyword(k)) is not None)
+                for level, keywords in LEVEL_KEYS.items()}
 
 
 def _candidates(query: Query) -> Any:
@@ -469,10 +486,32 @@ class _ParsedJson:
 
     def image(self, text: str) -> Dataset:
         """An instance's attributes, which do not repeat: parsed, not kept."""
-        return Dataset.from_json({tag: value for tag, value in json.loads(text).items() if tag in self.tags})
+        return _from_json({tag: value for tag, value in json.loads(text).items() if tag in self.tags})
 
     def wants(self, keyword: str) -> bool:
         return keyword in self.keywords
+
+
+def _from_json(document: dict[str, Any]) -> Dataset:
+    """``Dataset.from_json`` for the index's own JSON: text and numbers are taken as
+    pydicom wrote them, without validating them again; anything else is pydicom's."""
+    ds = Dataset()
+    rest = {}
+    for key, item in document.items():
+        values = item.get("Value")
+        vr = item.get("vr")
+        if vr in _PLAIN_JSON_VRS and isinstance(values, list) and values \
+                and all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in values):
+            ds.add(DataElement(int(key, 16), vr, values[0] if len(values) == 1 else values,
+                               validation_mode=config.IGNORE))
+        else:
+            rest[key] = item
+    if rest:
+        ds.update(Dataset.from_json(rest))
+    return ds
+
+
+_PLAIN_JSON_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "IS", "LO", "SH", "TM", "UI", "US", "UL"})
 
 
 def _attributes(level: Level, row: Any, parsed: _ParsedJson) -> Dataset:
@@ -503,16 +542,16 @@ def _attributes(level: Level, row: Any, parsed: _ParsedJson) -> Dataset:
     return ds
 
 
-def _identifier(level: Level, keys: list[str], attributes: Dataset) -> Dataset:
+def _identifier(level: Level, returned: list[tuple[int, str]], attributes: Dataset) -> Dataset:
+    """The response identifier: the ``returned`` attributes (tag, VR), empty when unknown."""
     response = Dataset()
     response.QueryRetrieveLevel = level.value
-    for keyword in keys:
-        if keyword in attributes:
-            element = attributes[keyword]
-            response.add_new(element.tag, element.VR, element.value)
+    for tag, vr in returned:
+        if tag in attributes:
+            element = attributes[tag]
+            response.add(DataElement(tag, element.VR, element.value, already_converted=True))
         else:
-            vr = dictionary_VR(tag_for_keyword(keyword))
-            response.add_new(tag_for_keyword(keyword), vr, [] if vr == "SQ" else None)
+            response.add(DataElement(tag, vr, [] if vr == "SQ" else None))
     if any(not str(e.value).isascii() for e in response
            if e.VR in ("PN", "LO", "SH", "LT", "ST", "UT", "UC") and e.value is not None):
         response.SpecificCharacterSet = "ISO_IR 192"

@@ -14,20 +14,24 @@ import itertools
 import logging
 import os
 import re
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from pydicom import Dataset, dcmread
+from pydicom.datadict import tag_for_keyword
 
-from pacskit.encoded import file_meta
+from pacskit.encoded import file_meta, header_dataset, plain_text
 from pacskit.layout import Layout
+from pacskit.query import LEVEL_KEYS
 from pacskit.settings import ArchiveSettings
 
 ARCHIVE_LAYOUT = Layout("{StudyInstanceUID}/{SeriesInstanceUID}/{SOPInstanceUID}.dcm")
 
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+_KEPT_IN_MEMORY = 128 * 1024
+_INDEXED_TAGS = frozenset(t for keywords in LEVEL_KEYS.values() for k in keywords
+                          if (t := tag_for_keyword(k)) is not None and t >> 16 != 0x0002)
 
 SUCCESS = 0x0000
 OUT_OF_RESOURCES = 0xA700
@@ -94,8 +98,8 @@ class Ingest:
         for folder in (self.files, self.scratch):
             folder.mkdir(parents=True, exist_ok=True)
         self._serial = itertools.count()
+        self._scratch_prefix = f"{self.scratch}{os.sep}{os.getpid()}-"
         self._folders: set[Path] = set()
-        self._lock = threading.Lock()
 
     def ingest(self, item: Received) -> Ingested:
         """Store one received instance; never raises for bad data or a full disk."""
@@ -110,7 +114,7 @@ class Ingest:
         return Incoming(self, Received(sop_class_uid, sop_instance_uid, transfer_syntax, b"", source_ae_title))
 
     def _scratch_path(self) -> Path:
-        return self.scratch / f"{os.getpid()}-{threading.get_ident()}-{next(self._serial)}.part"
+        return Path(f"{self._scratch_prefix}{next(self._serial)}.part")
 
     def _ensure_folder(self, folder: Path) -> None:
         if folder not in self._folders:
@@ -122,7 +126,8 @@ class Incoming:
     """One instance being received: its dataset is written, piece by piece as it comes,
     after its file meta information into a temporary file; :meth:`finish` checks, places
     and indexes it, :meth:`discard` removes it. Memory use does not grow with the
-    instance's size.
+    instance's size: a small instance is also kept in memory, so that its header is
+    read without reading the file back.
     """
 
     def __init__(self, ingest: Ingest, item: Received) -> None:
@@ -130,12 +135,15 @@ class Incoming:
         self.item = item
         self.path = ingest._scratch_path()
         self.size = 0
+        self._copy: bytearray | None = bytearray()
         self.error: IngestRefused | None = None
         self._fh: BinaryIO | None = None
         try:
             self._fh = open(self.path, "xb")  # noqa: SIM115 - closed in finish or discard
-            self.write(file_meta(item.sop_class_uid, item.sop_instance_uid, item.transfer_syntax,
-                                 item.source_ae_title or None))
+            meta = file_meta(item.sop_class_uid, item.sop_instance_uid, item.transfer_syntax,
+                             item.source_ae_title or None)
+            self._meta_length = len(meta)
+            self.write(meta)
         except OSError as exc:
             self._fail(exc)
 
@@ -148,6 +156,11 @@ class Incoming:
             self.size += len(data)
         except OSError as exc:
             self._fail(exc)
+            return
+        if self._copy is not None:
+            self._copy += data
+            if len(self._copy) > _KEPT_IN_MEMORY:
+                self._copy = None
 
     def discard(self) -> None:
         """Remove what was written (the association was lost, say)."""
@@ -184,8 +197,8 @@ class Incoming:
         except OSError as exc:
             self._fail(exc)
             raise self.error from None  # type: ignore[misc]
-        header = _header(self.path, item)
-        relative = ARCHIVE_LAYOUT.relative_path(header).as_posix()
+        header, uids = _header(self._read_header(), item)
+        relative = ARCHIVE_LAYOUT.relative_path(uids).as_posix()
         target = ingest.files / relative
         existing = ingest.index.path_of(item.sop_instance_uid)
         if existing is not None and ingest.policy == "keep":
@@ -203,6 +216,17 @@ class Incoming:
         if existing is not None and existing != relative:
             (ingest.files / existing).unlink(missing_ok=True)
         return Ingested(SUCCESS, target, duplicate=existing is not None)
+
+    def _read_header(self) -> Dataset | Path:
+        """The indexed attributes of a small instance, read from its copy in memory;
+        the file's path for a large one (or for what only pydicom can read)."""
+        copy, self._copy = self._copy, None
+        if copy is None:
+            return self.path
+        try:
+            return header_dataset(bytes(copy), self._meta_length, self.item.transfer_syntax, _INDEXED_TAGS)
+        except ValueError:
+            return self.path
 
     def _place(self, target: Path) -> bool:
         """Rename the file to ``target``; whether no file was there before."""
@@ -231,12 +255,13 @@ class Incoming:
             self.error = IngestRefused(OUT_OF_RESOURCES, f"cannot write: {exc.strerror or exc}")
 
 
-def _header(path: Path, item: Received) -> Dataset:
-    """The attributes the index needs, checked against the C-STORE request."""
+def _header(source: Dataset | Path, item: Received) -> tuple[Dataset, dict[str, str]]:
+    """The attributes the index needs (read from ``source`` if it is a file), checked
+    against the C-STORE request, and the UIDs that place the file."""
     try:
-        header = dcmread(path, stop_before_pixels=True)
-        sop_class, sop_instance = header.get("SOPClassUID"), header.get("SOPInstanceUID")
-        study, series = header.get("StudyInstanceUID"), header.get("SeriesInstanceUID")
+        header = source if isinstance(source, Dataset) else dcmread(source, stop_before_pixels=True)
+        sop_class, sop_instance = plain_text(header, "SOPClassUID"), plain_text(header, "SOPInstanceUID")
+        study, series = plain_text(header, "StudyInstanceUID"), plain_text(header, "SeriesInstanceUID")
     except Exception as exc:  # noqa: BLE001 - whatever pydicom cannot read is bad data
         raise IngestRefused(CANNOT_UNDERSTAND, f"the dataset cannot be read: {exc}") from None
     if sop_class != item.sop_class_uid:
@@ -248,9 +273,9 @@ def _header(path: Path, item: Received) -> Dataset:
     if not study or not series:
         raise IngestRefused(CANNOT_UNDERSTAND, "the dataset has no Study or Series Instance UID")
     for uid in (study, series, sop_instance):
-        if not _UID.match(str(uid)):
-            raise IngestRefused(CANNOT_UNDERSTAND, f"{str(uid)[:80]!r} is not a valid UID")
-    return header
+        if not _UID.match(uid):
+            raise IngestRefused(CANNOT_UNDERSTAND, f"{uid[:80]!r} is not a valid UID")
+    return header, {"StudyInstanceUID": study, "SeriesInstanceUID": series, "SOPInstanceUID": sop_instance}
 
 
 def _fsync_folder(folder: Path) -> None:

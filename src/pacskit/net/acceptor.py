@@ -37,7 +37,7 @@ from pynetdicom.pdu_primitives import (
 )
 from pynetdicom.presentation import PresentationContext, negotiate_as_acceptor
 
-from pacskit.encoded import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from pacskit.encoded import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, encode_plain
 from pacskit.errors import AssociationAborted, NetworkError, NetworkTimeout, PacskitError
 from pacskit.net.association import associate
 from pacskit.net.commands import (
@@ -662,6 +662,10 @@ def _id(message: Message) -> int:
 
 
 def _encode(dataset: Dataset, syntax: UID) -> bytes:
+    if syntax.is_little_endian and not syntax.is_deflated:
+        plain = encode_plain(dataset, implicit=syntax.is_implicit_VR)
+        if plain is not None:
+            return plain
     encoded = encode(dataset, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated)
     if encoded is None:
         raise DimseStatus(CANNOT_UNDERSTAND, "a response identifier cannot be encoded")
