@@ -126,6 +126,19 @@ def c_get_rq(message_id: int, sop_class_uid: str) -> bytes:
     )
 
 
+def c_move_rq(message_id: int, sop_class_uid: str, destination: str) -> bytes:
+    """A C-MOVE-RQ (PS3.7 9.3.4.1) to the AE title ``destination``; the identifier
+    follows as its dataset."""
+    return command_set(
+        (AFFECTED_SOP_CLASS_UID, uid(sop_class_uid)),
+        (COMMAND_FIELD, us(C_MOVE_RQ)),
+        (MESSAGE_ID, us(message_id)),
+        (MOVE_DESTINATION, ae(destination)),
+        (PRIORITY, us(PRIORITY_MEDIUM)),
+        (COMMAND_DATA_SET_TYPE, us(DATA_SET_PRESENT)),
+    )
+
+
 def c_find_rq(message_id: int, sop_class_uid: str) -> bytes:
     """A C-FIND-RQ (PS3.7 9.3.2.1); the identifier follows as its dataset."""
     return command_set(
@@ -157,6 +170,12 @@ def command_set(*elements: tuple[int, bytes]) -> bytes:
 def us(value: int) -> bytes:
     """An US value."""
     return struct.pack("<H", value)
+
+
+def ae(value: str) -> bytes:
+    """An AE title value, padded with a space to an even length."""
+    raw = value.strip().encode("ascii")
+    return raw + b" " if len(raw) % 2 else raw
 
 
 def uid(value: str) -> bytes:

@@ -4,21 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from io import BytesIO
 
 from pydicom import Dataset
+from pydicom.uid import UID
 from pynetdicom import build_context
-from pynetdicom.association import Association
+from pynetdicom.dsutils import decode, encode
+from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelFind,
 )
 
-from pacskit.errors import ServiceNotSupported
+from pacskit.errors import DimseError, ServiceNotSupported
 from pacskit.net.association import associate
-from pacskit.net.status import Outcome, check_response, outcome_of
+from pacskit.net.commands import ERROR_COMMENT, STATUS, c_cancel_rq, c_find_rq
+from pacskit.net.status import Outcome, check_status, outcome_of
+from pacskit.net.wire import DirectChannel
 from pacskit.nodes import Node
 from pacskit.settings import Settings
 
+MAX_IDENTIFIER = 16 << 20
 FIND_SOP_CLASSES = {
     "patient": PatientRootQueryRetrieveInformationModelFind,
     "study": StudyRootQueryRetrieveInformationModelFind,
@@ -26,39 +32,55 @@ FIND_SOP_CLASSES = {
 
 
 class FindSession:
-    """One association over which any number of C-FIND requests are sent in turn."""
+    """One association over which any number of C-FIND requests are sent in turn, the
+    messages written and read by the calling thread (:class:`DirectChannel`)."""
 
-    def __init__(self, assoc: Association, node: Node, model: str) -> None:
-        self.assoc = assoc
+    def __init__(self, channel: DirectChannel, node: Node, model: str, context: PresentationContext) -> None:
+        self.channel = channel
         self.node = node
         self.sop_class = FIND_SOP_CLASSES[model]
-        self.context_id = assoc.accepted_contexts[0].context_id
+        self.context_id = int(context.context_id)
+        syntax = UID(context.transfer_syntax[0])
+        self._encoding = (syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated)
         self._message_id = 0
 
     def find(self, identifier: Dataset, limit: int | None = None) -> Iterator[Dataset]:
         """Send one C-FIND and yield the identifier of every pending response.
 
         After ``limit`` matches a C-CANCEL is sent (PS3.7 9.3.2.3) and the remaining
-        responses are drained without being yielded. Consume the generator to the end
+        responses are read without being yielded. Consume the generator to the end
         before sending the next request.
 
         Raises:
-            DimseFailure, NetworkTimeout, AssociationAborted: the C-FIND failed.
+            DimseFailure: a failure status.
+            NetworkTimeout, AssociationAborted: no response, or the association is lost.
+            DimseError: a response identifier that cannot be decoded.
         """
         self._message_id += 1
         message_id = self._message_id
+        request = encode(identifier, *self._encoding)
+        if request is None:
+            raise DimseError("the C-FIND identifier cannot be encoded")
+        self.channel.send(self.context_id, c_find_rq(message_id, self.sop_class), request)
         count = 0
         cancelled = False
-        for response, match in self.assoc.send_c_find(identifier, self.sop_class, msg_id=message_id):
-            status = check_response(self.assoc, response, "C-FIND", self.node)
+        while True:
+            response = self.channel.receive()
+            status = response.us(STATUS)
+            if status is None:
+                raise DimseError(f"{self.node.label} sent a C-FIND response without a status")
+            check_status(status, response.text(ERROR_COMMENT), "C-FIND", self.node)
             if outcome_of(status) is not Outcome.PENDING:
-                break
-            if cancelled or match is None:
+                return
+            if cancelled or response.data is None:
                 continue
+            match = decode(BytesIO(response.data), *self._encoding)
+            if match is None:
+                raise DimseError(f"{self.node.label} sent a C-FIND identifier that cannot be decoded")
             yield match
             count += 1
             if limit is not None and count >= limit:
-                self.assoc.send_c_cancel(message_id, self.context_id)
+                self.channel.send(self.context_id, c_cancel_rq(message_id))
                 cancelled = True
 
 
@@ -75,4 +97,6 @@ def find_session(settings: Settings, node: Node, model: str) -> Iterator[FindSes
             raise ServiceNotSupported(
                 f"{node.label} does not offer C-FIND in the {model}-root information model"
             )
-        yield FindSession(assoc, node, model)
+        with DirectChannel(assoc, node, settings.dimse_timeout) as channel:
+            channel.max_data = MAX_IDENTIFIER
+            yield FindSession(channel, node, model, assoc.accepted_contexts[0])

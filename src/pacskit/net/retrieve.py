@@ -34,6 +34,7 @@ from pacskit.net.commands import (
     AFFECTED_SOP_CLASS_UID,
     AFFECTED_SOP_INSTANCE_UID,
     C_GET_RSP,
+    C_MOVE_RSP,
     C_STORE_RQ,
     COMMAND_FIELD,
     COMPLETED_SUBOPERATIONS,
@@ -44,10 +45,11 @@ from pacskit.net.commands import (
     STATUS,
     WARNING_SUBOPERATIONS,
     c_get_rq,
+    c_move_rq,
     c_store_rsp,
 )
 from pacskit.net.contexts import retrieve_storage_contexts
-from pacskit.net.status import Outcome, check_response, check_status, outcome_of
+from pacskit.net.status import Outcome, check_status, outcome_of
 from pacskit.net.wire import DirectChannel, Message
 from pacskit.nodes import Node
 from pacskit.settings import Settings
@@ -77,17 +79,6 @@ class RetrieveResponse:
     failed: int | None = None
     warning: int | None = None
     failed_instances: list[str] = field(default_factory=list)
-
-    @classmethod
-    def of(cls, response: Dataset, identifier: Dataset | None) -> RetrieveResponse:
-        """From pynetdicom's response and identifier datasets."""
-        def count(keyword: str) -> int | None:
-            value = response.get(keyword)
-            return None if value is None or value == "" else int(value)
-        return cls(int(response.Status), str(response.get("ErrorComment", "") or ""),
-                   count("NumberOfRemainingSuboperations"), count("NumberOfCompletedSuboperations"),
-                   count("NumberOfFailedSuboperations"), count("NumberOfWarningSuboperations"),
-                   _failed_instances(identifier))
 
 
 @dataclass
@@ -161,22 +152,27 @@ class RetrieveSession:
     def _c_get_responses(self, identifier: Dataset) -> Iterator[RetrieveResponse]:
         """The C-GET-RSPs, after answering every C-STORE sub-operation that comes in
         between."""
-        assert self.channel is not None
         get_class = GET_SOP_CLASSES[self.model]
-        context = next(cx for cx in self.contexts.values() if cx.abstract_syntax == get_class)
+        return self._responses(identifier, get_class, C_GET_RSP, "C-GET",
+                               lambda message_id: c_get_rq(message_id, get_class))
+
+    def _responses(self, identifier: Dataset, sop_class: str, response_field: int, service: str,
+                   request: Callable[[int], bytes]) -> Iterator[RetrieveResponse]:
+        assert self.channel is not None
+        context = next(cx for cx in self.contexts.values() if cx.abstract_syntax == sop_class)
         syntax = UID(context.transfer_syntax[0])
         self._message_id = self._message_id % 0xFFFF + 1
         encoded = encode(identifier, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated)
-        self.channel.send(context.context_id, c_get_rq(self._message_id, get_class), encoded)
+        self.channel.send(context.context_id, request(self._message_id), encoded)
         while True:
             message = self.channel.receive()
             command = message.us(COMMAND_FIELD)
             if command == C_STORE_RQ:
                 self._answer_store(message)
                 continue
-            if command != C_GET_RSP or message.us(STATUS) is None:
+            if command != response_field or message.us(STATUS) is None:
                 raise AssociationAborted(f"{self.node.label} sent an unexpected message "
-                                         f"(command 0x{command or 0:04X}) during C-GET")
+                                         f"(command 0x{command or 0:04X}) during {service}")
             yield _response_of(message, syntax)
 
     def _answer_store(self, message: Message) -> None:
@@ -201,21 +197,17 @@ class RetrieveSession:
             MoveDestinationUnknown: the peer does not know ``destination`` (0xA801).
             DimseFailure, NetworkTimeout, AssociationAborted: the C-MOVE failed.
         """
-        self._message_id += 1
-        responses = (
-            RetrieveResponse.of(rsp, found) if rsp is not None and "Status" in rsp else None
-            for rsp, found in self.assoc.send_c_move(
-                identifier, destination, MOVE_SOP_CLASSES[self.model], msg_id=self._message_id)
-        )
+        if self.channel is None:
+            raise ServiceNotSupported("this session was not opened for C-MOVE")
+        move_class = MOVE_SOP_CLASSES[self.model]
+        responses = self._responses(identifier, move_class, C_MOVE_RSP, "C-MOVE",
+                                    lambda message_id: c_move_rq(message_id, move_class, destination))
         return self._follow(responses, "C-MOVE", progress)
 
-    def _follow(self, responses: Iterator[RetrieveResponse | None], service: str,
+    def _follow(self, responses: Iterator[RetrieveResponse], service: str,
                 progress: ProgressHandler | None) -> SubOperations:
         counts = SubOperations()
         for response in responses:
-            if response is None:
-                check_response(self.assoc, None, service, self.node)
-                continue
             counts.update(response)
             counts.status = response.status
             if _sub_operations_failed(response, counts):
@@ -299,7 +291,8 @@ def move_session(settings: Settings, node: Node, model: str) -> Iterator[Retriev
     with associate(settings, node, [build_context(move_class)]) as assoc:
         if not assoc.accepted_contexts:
             raise ServiceNotSupported(f"{node.label} does not offer C-MOVE ({model}-root)")
-        yield RetrieveSession(assoc, node, model, "move")
+        with DirectChannel(assoc, node, settings.dimse_timeout) as channel:
+            yield RetrieveSession(assoc, node, model, "move", channel)
 
 
 def store_handler(on_instance: InstanceHandler) -> Callable[[evt.Event], int]:
