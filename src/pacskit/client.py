@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydicom import Dataset
 
@@ -14,7 +16,7 @@ from pacskit.layout import DEFAULT_LAYOUT, Layout
 from pacskit.models import EchoResult, MoveResult, RetrieveResult, StoreResult
 from pacskit.net import c_echo
 from pacskit.net.find import find_session
-from pacskit.nodes import Node
+from pacskit.nodes import Node, is_web_address
 from pacskit.privacy import PrivacyPolicy
 from pacskit.query import Level, Query
 from pacskit.retrieve import ProgressCallback
@@ -22,6 +24,9 @@ from pacskit.send import StoreProgressCallback
 from pacskit.settings import Settings
 from pacskit.sources import find_local, is_local_source
 from pacskit.storage import FolderSink
+
+if TYPE_CHECKING:
+    from pacskit.web.client import DicomWebClient, WebNode
 
 
 class Client:
@@ -47,6 +52,44 @@ class Client:
             UnknownNode, InvalidAddress: the node cannot be resolved.
         """
         return node if isinstance(node, Node) else self.settings.resolve_node(node)
+
+    def web_node(self, node: Node | str) -> WebNode | None:
+        """The DICOMweb service ``node`` names, if it is reached over DICOMweb: an
+        ``http(s)://`` URL, or a configured node whose transport is DICOMweb.
+
+        Raises:
+            InvalidAddress: a malformed URL.
+        """
+        if not isinstance(node, str):
+            return None
+        from pacskit.web.client import WebNode  # httpx only for the commands that need it
+
+        if is_web_address(node):
+            return WebNode.parse(node)
+        entry = self.settings.nodes.get(node)
+        if entry is None or not entry.uses_dicomweb or not entry.dicomweb_url:
+            return None
+        return WebNode.parse(entry.dicomweb_url, name=node, username=entry.username,
+                             password=entry.password, token=entry.token)
+
+    def _web_client(self, web: WebNode, connections: int = 1) -> DicomWebClient:
+        from pacskit.web.client import DicomWebClient
+
+        return DicomWebClient(web, self.privacy, timeout=self.settings.network_timeout,
+                              connect_timeout=self.settings.connect_timeout,
+                              connections=max(1, connections))
+
+    def _wado_retrieve(self, web: WebNode, query: Query, sink: FolderSink | None,
+                       progress: ProgressCallback | None, *, wado_uri: bool) -> RetrieveResult:
+        started = time.monotonic()
+        if sink is not None:
+            sink.prepare()
+        result = RetrieveResult(method="wado-uri" if wado_uri else "wado-rs")
+        receiver = _retrieve.Receiver(result, sink, self.privacy, progress, None)
+        with self._web_client(web) as client:
+            client.retrieve(query, receiver, wado_uri=wado_uri)
+        result.seconds = time.monotonic() - started
+        return result
 
     def echo(self, node: Node | str) -> EchoResult:
         """Verify that ``node`` answers a C-ECHO (PS3.4 Annex A).
@@ -75,6 +118,11 @@ class Client:
             NetworkError, DimseError: the C-FIND failed.
         """
         query.to_identifier(self.privacy)
+        web = self.web_node(node)
+        if web is not None:
+            with self._web_client(web) as client:
+                yield from client.search(query)
+            return
         if isinstance(node, str) and is_local_source(node):
             for match in find_local(self.settings, node, query, query.return_keywords(self.privacy)):
                 yield self.privacy.scrub_response(match)
@@ -97,6 +145,7 @@ class Client:
         overwrite: bool = False,
         method: str = "get",
         progress: ProgressCallback | None = None,
+        wado_uri: bool = False,
     ) -> RetrieveResult:
         """Retrieve what ``query`` matches into ``output`` (a folder) or, without
         ``output``, into memory (``RetrieveResult.instances``).
@@ -105,6 +154,8 @@ class Client:
         ``move`` (C-MOVE to pacskit's own AE title, received by a Storage SCP on the
         configured port) or ``auto`` (C-GET, falling back to C-MOVE when the peer refuses
         C-GET). A query that is not made of unique keys is first resolved by C-FIND.
+        From a DICOMweb node the retrieve is by WADO-RS, or instance by instance by
+        WADO-URI with ``wado_uri``.
         Files are written atomically under ``layout``; those already present are kept
         unless ``overwrite``. Patient names are blanked unless the settings opt in.
 
@@ -124,6 +175,9 @@ class Client:
             if output is not None
             else None
         )
+        web = self.web_node(node)
+        if web is not None:
+            return self._wado_retrieve(web, query, sink, progress, wado_uri=wado_uri)
         return _retrieve.retrieve(self.settings, self.node(node), query, method=method,
                                   sink=sink, privacy=self.privacy, progress=progress)
 
@@ -172,6 +226,12 @@ class Client:
             InputError: a path does not exist, or no DICOM file is left to send.
             NetworkError: the peer cannot be reached or rejects the association.
         """
+        web = self.web_node(node)
+        if web is not None:
+            with self._web_client(web, connections=parallel) as client:
+                return _send.store_with(lambda files, tally: client.store(files, tally, parallel=parallel),
+                                        paths, patient_id=patient_id, study_uid=study_uid,
+                                        series_uid=series_uid, progress=progress)
         return _send.store(self.settings, self.node(node), paths, patient_id=patient_id,
                            study_uid=study_uid, series_uid=series_uid, parallel=parallel,
                            progress=progress)

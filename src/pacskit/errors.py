@@ -16,13 +16,16 @@ message and its own exit code (``exit_code``), in one place (``pacskit.cli.main`
     │   ├── ConnectionRefused       nothing listens on host:port           (12)
     │   ├── NetworkTimeout          no answer within a timeout             (13)
     │   ├── AssociationRejected     A-ASSOCIATE-RJ, with its reason        (14)
-    │   └── AssociationAborted      A-ABORT or connection lost             (15)
+    │   ├── AssociationAborted      A-ABORT or connection lost             (15)
+    │   └── AccessDenied            HTTP 401/403 from a DICOMweb server    (16)
     ├── DimseError                  the service failed                     (20)
     │   ├── DimseFailure            a failure status (status, comment)     (21)
     │   ├── ServiceNotSupported     no presentation context accepted       (22)
     │   ├── NoStorageRole           C-GET without an SCP role negotiated   (23)
     │   ├── MoveDestinationUnknown  0xA801                                 (24)
-    │   └── RetrieveFailed          every sub-operation failed             (25)
+    │   ├── RetrieveFailed          every sub-operation failed             (25)
+    │   └── HttpFailure             a DICOMweb request failed (HTTP status
+    │                               or malformed response)                 (27)
     ├── PartialFailure              some items failed, others succeeded    (26)
     └── OutputError                 an output cannot be written            (30)
         └── DiskFull                no space left on device                (31)
@@ -122,6 +125,12 @@ class AssociationAborted(NetworkError):
     exit_code = 15
 
 
+class AccessDenied(NetworkError):
+    """A DICOMweb server refused our credentials, or has none for us (HTTP 401, 403)."""
+
+    exit_code = 16
+
+
 class DimseError(PacskitError):
     """A DIMSE service did not succeed."""
 
@@ -184,3 +193,14 @@ class DiskFull(OutputError):
     """No space left on the device while writing."""
 
     exit_code = 31
+
+
+class HttpFailure(DimseError):
+    """A DICOMweb request failed: an HTTP error status (``status``), or a response that
+    is not what PS3.18 says it is."""
+
+    exit_code = 27
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -137,3 +138,18 @@ class Node(BaseModel):
 def is_inline_address(text: str) -> bool:
     """Whether ``text`` is written as an inline address rather than a node name."""
     return "://" in text or text.lower().startswith("dicom:")
+
+
+def is_web_address(text: str) -> bool:
+    """Whether ``text`` is written as a DICOMweb URL (``http://`` or ``https://``)."""
+    return text.strip().lower().startswith(("http://", "https://"))
+
+
+def url_without_credentials(url: str) -> str:
+    """``url`` with any ``user:password@`` removed, for messages."""
+    try:
+        parts = urlsplit(url.strip())
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<malformed URL>"
+    return urlunsplit((parts.scheme, (parts.hostname or "") + port, parts.path, "", ""))

@@ -126,7 +126,7 @@ def _as_int(value: object) -> int | None:
         return None
 
 
-class _Receiver:
+class Receiver:
     """Takes each received instance into a folder or memory, and keeps the tally."""
 
     def __init__(self, result: RetrieveResult, sink: FolderSink | None, privacy: PrivacyPolicy,
@@ -169,6 +169,22 @@ class _Receiver:
                 self.result.skipped += 1
             else:
                 self.result.written += 1
+
+    def take(self, data: bytes) -> bool:
+        """Keep one instance received outside DIMSE (a WADO-RS part); whether it was
+        kept (a failure is in ``result.local_failures``)."""
+        try:
+            self(data)
+        except InstanceRejected:
+            return False
+        return True
+
+    def expect(self, total: int | None) -> None:
+        """Say how many instances are coming, when that becomes known."""
+        with self.lock:
+            self.expected = total
+            self.state.total = total
+        self._report()
 
     def begin_request(self) -> None:
         """Mark the start of the next request (counts in responses are per request)."""
@@ -238,7 +254,7 @@ def _retrieve(settings: Settings, node: Node, query: Query, requests: list[Retri
     result = RetrieveResult(method=method)
     if not requests:
         return result
-    receiver = _Receiver(result, sink, privacy, progress, expected)
+    receiver = Receiver(result, sink, privacy, progress, expected)
     model = query.model.value
     if method == "get":
         with get_session(settings, node, model, receiver) as session:
@@ -262,7 +278,7 @@ def _with_registration_hint(exc: DimseFailure, settings: Settings, node: Node) -
 
 
 def _send_all(session: RetrieveSession, requests: list[RetrieveRequest], result: RetrieveResult,
-              receiver: _Receiver, destination: str | None) -> None:
+              receiver: Receiver, destination: str | None) -> None:
     for request in requests:
         receiver.begin_request()
         if destination is None:

@@ -13,13 +13,15 @@ from pacskit.models import FileFailure, StoreProgress, StoreResult
 from pacskit.net.status import Outcome
 from pacskit.net.store import SendOutcome, send_files
 from pacskit.nodes import Node
-from pacskit.scan import scan
+from pacskit.scan import DicomFile, scan
 from pacskit.settings import Settings
 
 StoreProgressCallback = Callable[[StoreProgress], None]
 
 
-class _Tally:
+class Tally:
+    """Each file's outcome, added up into a :class:`StoreResult` and reported."""
+
     def __init__(self, result: StoreResult, total: int, progress: StoreProgressCallback | None):
         self.result = result
         self.state = StoreProgress(total=total)
@@ -57,23 +59,41 @@ def store(settings: Settings, node: Node, paths: Iterable[Path | str], *,
     """
     if parallel < 1:
         raise InputError(f"--parallel must be at least 1, not {parallel}")
+
+    def send(files: list[DicomFile], tally: Tally) -> None:
+        workers = min(parallel, len(files))
+        shares = [files[i::workers] for i in range(workers)]
+        errors: list[PacskitError] = []
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pacskit-store") as pool:
+            for future in [pool.submit(send_files, settings, node, share, tally) for share in shares]:
+                try:
+                    future.result()
+                except PacskitError as exc:
+                    errors.append(exc)
+        if errors and tally.result.sent == 0 and isinstance(errors[0], NetworkError):
+            raise errors[0]
+
+    return store_with(send, paths, patient_id=patient_id, study_uid=study_uid,
+                      series_uid=series_uid, progress=progress)
+
+
+def store_with(send: Callable[[list[DicomFile], Tally], None], paths: Iterable[Path | str], *,
+               patient_id: str | None = None, study_uid: str | None = None,
+               series_uid: str | None = None,
+               progress: StoreProgressCallback | None = None) -> StoreResult:
+    """Scan ``paths``, keep the files that pass the filters, and have ``send`` store them,
+    telling the :class:`Tally` each file's outcome (C-STORE or STOW-RS alike).
+
+    Raises:
+        InputError: a path does not exist, or no DICOM file is left to send.
+        NetworkError: as ``send`` raises it.
+    """
     started = time.monotonic()
     found = scan(paths, patient_id=patient_id, study_uid=study_uid, series_uid=series_uid)
     result = StoreResult(not_dicom=found.not_dicom, filtered_out=found.filtered_out)
     if not found.files:
         what = "matching the filters " if found.filtered_out else ""
         raise InputError(f"no DICOM file {what}found ({found.not_dicom} other files skipped)")
-    tally = _Tally(result, len(found.files), progress)
-    workers = min(parallel, len(found.files))
-    shares = [found.files[i::workers] for i in range(workers)]
-    errors: list[PacskitError] = []
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pacskit-store") as pool:
-        for future in [pool.submit(send_files, settings, node, share, tally) for share in shares]:
-            try:
-                future.result()
-            except PacskitError as exc:
-                errors.append(exc)
+    send(found.files, Tally(result, len(found.files), progress))
     result.seconds = time.monotonic() - started
-    if errors and result.sent == 0 and isinstance(errors[0], NetworkError):
-        raise errors[0]
     return result

@@ -35,7 +35,13 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from pacskit.errors import ConfigError, InvalidAddress, UnknownNode
-from pacskit.nodes import Node, is_inline_address, validate_ae_title
+from pacskit.nodes import (
+    Node,
+    is_inline_address,
+    is_web_address,
+    url_without_credentials,
+    validate_ae_title,
+)
 
 CONFIG_FILE_NAME = "pacskit.toml"
 _file_values: ContextVar[dict[str, Any] | None] = ContextVar("pacskit_file_values", default=None)
@@ -47,15 +53,40 @@ OPERATIONS: tuple[Operation, ...] = ("echo", "find", "get", "move", "store")
 
 class NodeConfig(BaseModel):
     """One entry of the nodes table: a peer pacskit calls, and (for ``pacskit serve``) a
-    peer allowed to call it, with the operations it may ask for."""
+    peer allowed to call it, with the operations it may ask for.
+
+    A node has a DICOM address (``ae_title``, ``host``, ``port``), a DICOMweb URL, or
+    both; ``find``, ``get`` and ``store`` use DICOMweb when ``transport`` says so, or
+    when the node has no DICOM address. ``username``/``password`` (HTTP basic) or
+    ``token`` (bearer) authenticate DICOMweb requests.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    ae_title: str
-    host: str
+    ae_title: str | None = None
+    host: str | None = None
     port: Annotated[int, Field(ge=1, le=65535)] = 104
     dicomweb_url: str | None = None
+    transport: Literal["dimse", "dicomweb"] | None = None
+    username: str | None = None
+    password: str | None = None
+    token: str | None = None
     allow: list[Operation] = Field(default_factory=lambda: list(OPERATIONS))
+
+    @model_validator(mode="after")
+    def _check_address(self) -> NodeConfig:
+        if not self.dicomweb_url and not (self.ae_title and self.host):
+            raise ValueError("a node needs ae_title and host, or a dicomweb_url")
+        if self.transport == "dicomweb" and not self.dicomweb_url:
+            raise ValueError("transport = 'dicomweb' needs a dicomweb_url")
+        if self.transport == "dimse" and not (self.ae_title and self.host):
+            raise ValueError("transport = 'dimse' needs ae_title and host")
+        return self
+
+    @property
+    def uses_dicomweb(self) -> bool:
+        """Whether ``find``, ``get`` and ``store`` go over DICOMweb."""
+        return self.transport == "dicomweb" or (self.transport is None and not self.host)
 
 
 class ArchiveSettings(BaseModel):
@@ -224,13 +255,20 @@ class Settings(BaseSettings):
             UnknownNode: the name is not in the table.
             InvalidAddress: the inline address is malformed.
         """
+        if is_web_address(name_or_address):
+            raise InvalidAddress(f"{url_without_credentials(name_or_address)!r} is a DICOMweb URL; this command "
+                                 "needs a DICOM node (a name, or dicom://AET@host:port)")
         if is_inline_address(name_or_address):
             return Node.parse(name_or_address)
         entry = self.nodes.get(name_or_address)
         if entry is None:
             known = ", ".join(sorted(self.nodes)) or "none configured"
             raise UnknownNode(f"unknown node {name_or_address!r} (known: {known})")
-        return Node.create(name=name_or_address, **entry.model_dump(exclude={"allow"}))
+        if not entry.ae_title or not entry.host:
+            raise ConfigError(f"node {name_or_address!r} has no DICOM address (ae_title, host): "
+                              "it is reached over DICOMweb only")
+        return Node.create(name=name_or_address, ae_title=entry.ae_title, host=entry.host,
+                           port=entry.port, dicomweb_url=entry.dicomweb_url)
 
 
 def find_config_file() -> Path | None:

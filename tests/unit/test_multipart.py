@@ -7,7 +7,14 @@ import io
 import pytest
 
 from pacskit.web.media import MediaType, parse_accept
-from pacskit.web.multipart import MultipartError, read_part, scan_parts, write_parts
+from pacskit.web.multipart import (
+    MultipartError,
+    coalesced,
+    iter_parts,
+    read_part,
+    scan_parts,
+    write_parts,
+)
 
 BOUNDARY = "b0und4ry"
 
@@ -21,8 +28,12 @@ def message(*bodies: bytes, boundary: str = BOUNDARY, preamble: bytes = b"", epi
 
 
 def bodies(data: bytes, boundary: str = BOUNDARY, chunk_size: int = 1 << 20) -> list[bytes]:
+    """The part bodies found by the seekable reader, checked against the one-pass reader."""
     stream = io.BytesIO(data)
-    return [read_part(stream, p) for p in scan_parts(io.BytesIO(data), boundary, chunk_size=chunk_size)]
+    found = [read_part(stream, p) for p in scan_parts(io.BytesIO(data), boundary, chunk_size=chunk_size)]
+    streamed = [body for _, body in iter_parts(io.BytesIO(data), boundary, chunk_size=chunk_size)]
+    assert streamed == found
+    return found
 
 
 @pytest.mark.parametrize("chunk_size", [1, 2, 3, 5, 7, 11, 64, 1 << 20])
@@ -68,6 +79,17 @@ def test_malformed_messages(data, reason):
     for chunk_size in (1, 5, 1 << 20):
         with pytest.raises(MultipartError, match=reason):
             scan_parts(io.BytesIO(data), BOUNDARY, chunk_size=chunk_size)
+        with pytest.raises(MultipartError, match=reason):
+            list(iter_parts(io.BytesIO(data), BOUNDARY, chunk_size=chunk_size))
+
+
+def test_the_one_pass_reader_yields_each_part_before_reading_the_next():
+    data = message(b"first", b"x" * 5000 + b"second")
+    stream = io.BytesIO(data)
+    parts = iter_parts(stream, BOUNDARY, chunk_size=4)
+    headers, body = next(parts)
+    assert (headers, body) == ({"content-type": "application/dicom"}, b"first")
+    assert stream.tell() < data.index(b"second")
 
 
 def test_invalid_boundaries_are_refused():
@@ -110,3 +132,11 @@ def test_media_types_and_accept():
     assert [m.type for m in ranked] == ["multipart/related", "image/png"]
     assert parse_accept(None) == [MediaType("*/*")]
     assert MediaType.parse("image/*").covers("image/jpeg") and not MediaType.parse("image/png").covers("image/jpeg")
+
+
+def test_small_chunks_are_sent_in_few_pieces_of_bounded_size():
+    chunks = [b"x" * 10] * 1000 + [b"y" * 5000]
+    pieces = list(coalesced(chunks, size=1024))
+    assert b"".join(pieces) == b"".join(chunks)
+    assert len(pieces) < 20
+    assert all(len(p) < 1024 + 5000 for p in pieces)

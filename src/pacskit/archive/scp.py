@@ -68,7 +68,7 @@ class AccessTable:
 
     def __init__(self, settings: Settings) -> None:
         self.archive = settings.archive
-        self.peers = {node.ae_title: node for node in settings.nodes.values()}
+        self.peers = {node.ae_title: node for node in settings.nodes.values() if node.ae_title and node.host}
 
     def allows(self, operation: Operation, calling_ae_title: str, address: str) -> str | None:
         """None if the peer may do ``operation``, else the reason it may not."""
@@ -86,7 +86,7 @@ class AccessTable:
     def destination(self, ae_title: str) -> tuple[str, int] | None:
         """Where a C-MOVE to ``ae_title`` goes, if the nodes table knows it."""
         node = self.peers.get(ae_title)
-        return (node.host, node.port) if node is not None else None
+        return (node.host, node.port) if node is not None and node.host else None
 
 
 class ArchiveSCP:

@@ -49,7 +49,7 @@ HEADERS = {
 
 def find(
     ctx: typer.Context,
-    node: Annotated[str, typer.Argument(help="Node name or dicom://AET@host:port.")],
+    node: Annotated[str, typer.Argument(help="Node name, dicom://AET@host:port, or a DICOMweb URL http(s)://host/path.")],
     level: LevelOption = "study",
     model: ModelOption = None,
     patient_id: PatientIdOption = None,
@@ -64,7 +64,7 @@ def find(
     limit: LimitOption = None,
     output: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.table,
 ) -> None:
-    """Find patients, studies, series or images on a node (C-FIND)."""
+    """Find patients, studies, series or images on a node (C-FIND, or QIDO-RS)."""
     query = build_query(level, model, patient_id, study_uid, series_uid, sop_uid, accession,
                         date, modality, description, key, limit)
     client = state(ctx).client()

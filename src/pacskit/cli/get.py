@@ -39,7 +39,7 @@ class Method(str, Enum):
 
 def get(
     ctx: typer.Context,
-    node: Annotated[str, typer.Argument(help="Node name or dicom://AET@host:port.")],
+    node: Annotated[str, typer.Argument(help="Node name, dicom://AET@host:port, or a DICOMweb URL http(s)://host/path.")],
     output_dir: Annotated[Path, typer.Option("--output", "-o", help="Folder to write into.")],
     level: LevelOption = "study",
     model: ModelOption = None,
@@ -57,14 +57,15 @@ def get(
     layout: Annotated[str, typer.Option("--layout", help="Path template under the output folder.")] = DEFAULT_LAYOUT,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace files already present.")] = False,
     output: Annotated[OutputFormat, typer.Option("--format", "-f", help="Summary format (table or json).")] = OutputFormat.table,
+    wado_uri: Annotated[bool, typer.Option("--wado-uri", help="From a DICOMweb node: instance by instance by WADO-URI (/wado).")] = False,
 ) -> None:
-    """Retrieve matching instances into a folder (C-GET, or C-MOVE to pacskit itself)."""
+    """Retrieve matching instances into a folder (C-GET, C-MOVE to pacskit itself, or WADO-RS)."""
     query = build_query(level, model, patient_id, study_uid, series_uid, sop_uid, accession,
                         date, modality, description, key, limit)
     client = state(ctx).client()
     with ProgressBar("retrieving") as bar:
         result = client.get(node, query, output_dir, layout=layout, overwrite=overwrite,
-                            method=method.value,
+                            method=method.value, wado_uri=wado_uri,
                             progress=lambda p: bar.update(p.received, p.total, p.bytes))
     if output is OutputFormat.json:
         print_json(summary(result))
@@ -89,7 +90,7 @@ def print_summary(result: RetrieveResult) -> None:
     rate = result.received / result.seconds if result.seconds else 0.0
     out.print(
         f"Retrieved {result.received} instances ({mb:.1f} MB) in {result.seconds:.1f} s "
-        f"({rate:.0f} inst/s) by C-{result.method.upper()}: {result.written} written, "
+        f"({rate:.0f} inst/s) by {_service(result.method)}: {result.written} written, "
         f"{result.skipped} already present; peer reports {result.completed} completed, "
         f"{result.failed} failed, {result.warning} warnings."
     )
@@ -97,3 +98,7 @@ def print_summary(result: RetrieveResult) -> None:
         err.print(f"  not stored: {failure.sop_instance_uid}: {failure.reason}", markup=False)
     for uid in result.failed_instances[:MAX_LISTED_FAILURES]:
         err.print(f"  failed at the peer: {uid}", markup=False)
+
+
+def _service(method: str) -> str:
+    return method.upper() if method.startswith("wado") else f"C-{method.upper()}"

@@ -31,5 +31,6 @@ def nodes(
     for column in ("Name", "AE title", "Host", "Port", "DICOMweb URL"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["name"], row["ae_title"], row["host"], str(row["port"]), row["dicomweb_url"] or "")
+        table.add_row(row["name"], row["ae_title"] or "", row["host"] or "",
+                      str(row["port"]) if row["host"] else "", row["dicomweb_url"] or "")
     out.print(table)

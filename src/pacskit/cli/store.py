@@ -17,14 +17,14 @@ MAX_LISTED_FAILURES = 20
 def store(
     ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="Files and folders (searched recursively).")],
-    to: Annotated[str, typer.Option("--to", help="Node name or dicom://AET@host:port.")],
+    to: Annotated[str, typer.Option("--to", help="Node name, dicom://AET@host:port, or a DICOMweb URL http(s)://host/path.")],
     patient_id: Annotated[str | None, typer.Option("--patient-id", "-p", help="Only this patient's files.")] = None,
     study_uid: Annotated[str | None, typer.Option("--study-uid", help="Only this study's files.")] = None,
     series_uid: Annotated[str | None, typer.Option("--series-uid", help="Only this series' files.")] = None,
     parallel: Annotated[int, typer.Option("--parallel", "-j", help="Associations in parallel.")] = 1,
     output: Annotated[OutputFormat, typer.Option("--format", "-f", help="Summary format (table or json).")] = OutputFormat.table,
 ) -> None:
-    """Send DICOM files to a node (C-STORE), converting what the peer cannot take."""
+    """Send DICOM files to a node (C-STORE, or STOW-RS to a DICOMweb URL)."""
     client = state(ctx).client()
     with ProgressBar("storing") as bar:
         result = client.store(paths, to, patient_id=patient_id, study_uid=study_uid,

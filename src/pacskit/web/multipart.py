@@ -78,29 +78,70 @@ def scan_parts(stream: BinaryIO, boundary: str, *, chunk_size: int = CHUNK_SIZE)
             message), part headers that are too long or malformed, a bad boundary.
     """
     scanner = _Scanner(stream, chunk_size)
-    delimiter = CRLF + b"--" + check_boundary(boundary)
-    position = scanner.next_delimiter(delimiter, 0)
-    if position < 0:
-        raise MultipartError("no multipart boundary delimiter found in the body")
+    delimiter = _opening(scanner, boundary)
     parts: list[PartSpan] = []
+    while (part := _next_part(scanner, delimiter, len(parts) + 1)) is not None:
+        headers, body_start, body_end = part
+        parts.append(PartSpan(headers, body_start - 2, body_end - 2))
+    return parts
+
+
+def iter_parts(stream: BinaryIO, boundary: str, *, chunk_size: int = 256 << 10
+               ) -> Iterator[tuple[dict[str, str], bytes]]:
+    """The body parts of the ``multipart`` message in ``stream``, read once from start to
+    end (an HTTP response as it arrives): each part's headers and body are yielded as
+    soon as the delimiter after it is read, so only one part is held in memory. The
+    rules are those of :func:`scan_parts`.
+
+    Raises:
+        MultipartError: as :func:`scan_parts`, when the bad part is reached (the parts
+            before it have been yielded).
+    """
+    scanner = _Scanner(stream, chunk_size)
+    delimiter = _opening(scanner, boundary)
+    number = 0
     while True:
-        after = position + len(delimiter)
-        if scanner.read(after, 2) == b"--":
-            return parts
-        line_end = scanner.find(CRLF, after, limit=MAX_PADDING_BYTES)
-        if scanner.read(line_end + 2, 2) == CRLF:
-            headers, body_start = {}, line_end + 4
-        else:
-            headers_end = scanner.find(CRLF + CRLF, line_end + 2, limit=MAX_HEADER_BYTES)
-            if headers_end < 0:
-                raise MultipartError(f"part {len(parts) + 1}: headers not ended by an empty line")
-            headers = _parse_headers(scanner.read(line_end + 2, headers_end - line_end - 2), len(parts) + 1)
-            body_start = headers_end + 4
-        position = scanner.next_delimiter(delimiter, body_start)
-        if position < 0:
-            raise MultipartError(f"part {len(parts) + 1} is not followed by a boundary delimiter: "
-                                 "the body is truncated or has no closing delimiter")
-        parts.append(PartSpan(headers, body_start - 2, position - 2))
+        number += 1
+        part = _next_part(scanner, delimiter, number, keep_body=True)
+        if part is None:
+            return
+        headers, body_start, body_end = part
+        body = scanner.read(body_start, body_end - body_start)
+        scanner.keep = None
+        yield headers, body
+
+
+def _opening(scanner: _Scanner, boundary: str) -> bytes:
+    delimiter = CRLF + b"--" + check_boundary(boundary)
+    scanner.position = scanner.next_delimiter(delimiter, 0)
+    if scanner.position < 0:
+        raise MultipartError("no multipart boundary delimiter found in the body")
+    return delimiter
+
+
+def _next_part(scanner: _Scanner, delimiter: bytes, number: int, *, keep_body: bool = False
+               ) -> tuple[dict[str, str], int, int] | None:
+    """The headers and body offsets of the part after the delimiter at
+    ``scanner.position``, which moves to the next delimiter; None after the closing one."""
+    after = scanner.position + len(delimiter)
+    if scanner.read(after, 2) == b"--":
+        return None
+    line_end = scanner.find(CRLF, after, limit=MAX_PADDING_BYTES)
+    if scanner.read(line_end + 2, 2) == CRLF:
+        headers, body_start = {}, line_end + 4
+    else:
+        headers_end = scanner.find(CRLF + CRLF, line_end + 2, limit=MAX_HEADER_BYTES)
+        if headers_end < 0:
+            raise MultipartError(f"part {number}: headers not ended by an empty line")
+        headers = _parse_headers(scanner.read(line_end + 2, headers_end - line_end - 2), number)
+        body_start = headers_end + 4
+    if keep_body:
+        scanner.keep = body_start
+    scanner.position = scanner.next_delimiter(delimiter, body_start)
+    if scanner.position < 0:
+        raise MultipartError(f"part {number} is not followed by a boundary delimiter: "
+                             "the body is truncated or has no closing delimiter")
+    return headers, body_start, scanner.position
 
 
 def read_part(stream: BinaryIO, part: PartSpan, origin: int = 0) -> bytes:
@@ -123,6 +164,22 @@ def write_parts(parts: Iterable[tuple[str, Iterable[bytes]]], boundary: str) -> 
         yield from chunks
         yield CRLF
     yield b"--" + boundary.encode("ascii") + b"--" + CRLF
+
+
+def coalesced(chunks: Iterable[bytes], size: int = CHUNK_SIZE) -> Iterator[bytes]:
+    """``chunks`` joined into pieces of about ``size`` bytes: a response made of many small
+    parts is then sent in few writes (each piece a hop to the event loop), while memory
+    stays bounded by ``size`` plus one chunk."""
+    pending: list[bytes] = []
+    held = 0
+    for chunk in chunks:
+        pending.append(chunk)
+        held += len(chunk)
+        if held >= size:
+            yield b"".join(pending)
+            pending, held = [], 0
+    if pending:
+        yield b"".join(pending)
 
 
 def file_chunks(path: object, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
@@ -150,7 +207,8 @@ def _parse_headers(raw: bytes, number: int) -> dict[str, str]:
 class _Scanner:
     """A forward-only window on a stream, seen as if it started with CRLF (so that an
     opening delimiter at the very start is found like any other). Offsets given and
-    returned are those of that virtual stream, which are the real ones plus 2."""
+    returned are those of that virtual stream, which are the real ones plus 2. Bytes
+    from ``keep`` on are kept until it is cleared; ``position`` is the last delimiter's."""
 
     def __init__(self, stream: BinaryIO, chunk_size: int) -> None:
         self.stream = stream
@@ -158,6 +216,8 @@ class _Scanner:
         self.buffer = bytearray(CRLF)
         self.base = 0
         self.eof = False
+        self.position = 0
+        self.keep: int | None = None
 
     def _fill(self) -> bool:
         if self.eof:
@@ -170,6 +230,8 @@ class _Scanner:
         return True
 
     def _drop_before(self, position: int) -> None:
+        if self.keep is not None:
+            position = min(position, self.keep)
         cut = position - self.base
         if cut > 0:
             del self.buffer[:cut]
