@@ -210,11 +210,25 @@ def test_metadata(served, corpus):
     assert first["00100010"]["Value"][0]["Alphabetic"] == str(dcmread(corpus[0].path).PatientName)
     bulk = first["7FE00010"]["BulkDataURI"]
     assert bulk.endswith(f"/instances/{corpus[0].sop_instance_uid}/frames/1")
-    frame = httpx.get(f"{url_of(served)}{bulk.split('/dicom-web', 1)[1]}", headers={"Accept": "*/*"})
+    assert bulk.startswith(url_of(served))
+    frame = httpx.get(bulk, headers={"Accept": "*/*"})
     assert frame.status_code == 200 and dcmread(corpus[0].path).PixelData in frame.content
     assert len(client.retrieve_series_metadata(study, corpus[0].series_uid)) == 3
     instance = client.retrieve_instance_metadata(*sample(DATA / "charset_files/chrRuss.dcm"))
     assert instance["00100010"]["Value"][0]["Alphabetic"] == str(dcmread(DATA / "charset_files/chrRuss.dcm").PatientName)
+
+
+def test_other_bulk_data_is_a_uri_that_dicomweb_client_retrieves(served):
+    client = DICOMwebClient(url_of(served))
+    ct_small = DATA / "test_files/CT_small.dcm"
+    instance = client.retrieve_instance_metadata(*sample(ct_small))
+    private = instance["00431029"]
+    assert private["vr"] == "OB" and "InlineBinary" not in private
+    assert client.retrieve_bulkdata(private["BulkDataURI"]) == [dcmread(ct_small)[0x00431029].value]
+    base = private["BulkDataURI"].rsplit("/", 1)[0]
+    assert httpx.get(f"{base}/00080018").status_code == 404
+    assert httpx.get(f"{base}/7FE00010").status_code == 404
+    assert httpx.get(f"{base}/notatag").status_code == 400
 
 
 def test_frames(served, corpus, multiframe_rle):

@@ -35,7 +35,7 @@ from pacskit.query import Level
 from pacskit.web import qido, render, stow, uri, wado
 from pacskit.web.auth import AuthMiddleware
 from pacskit.web.media import EXPLICIT_VR_LITTLE_ENDIAN, parse_accept
-from pacskit.web.multipart import new_boundary, write_parts
+from pacskit.web.multipart import coalesced, new_boundary, write_parts
 from pacskit.web.openapi import openapi
 
 if TYPE_CHECKING:
@@ -61,8 +61,13 @@ class DicomWeb:
 
     @staticmethod
     def base_url(request: Request) -> str:
-        """The service's root URL as the client reached it."""
-        return str(request.base_url).rstrip("/") + PREFIX
+        """The service's root URL as the client reached it. A Host header without a port
+        (dicomweb-client sends one) gets the port the request came in on."""
+        url = request.base_url
+        server = request.scope.get("server")
+        if url.port is None and server and server[1] not in (None, {"http": 80, "https": 443}.get(url.scheme)):
+            url = url.replace(port=server[1])
+        return str(url).rstrip("/") + PREFIX
 
     def search(self, level: Level, parents: tuple[Level, ...] = ()) -> Callable[[Request], Response]:
         """A Search Transaction handler (PS3.18 10.6) at ``level``."""
@@ -102,7 +107,7 @@ class DicomWeb:
         parts = wado.instance_parts(located, syntax)
         if single:
             parts = iter(list(parts))
-        return StreamingResponse(write_parts(parts, boundary), media_type=media_type)
+        return StreamingResponse(coalesced(write_parts(parts, boundary)), media_type=media_type)
 
     def metadata(self, request: Request) -> Response:
         """The metadata of a study, series or instance (PS3.18 10.4.1.1.2)."""
@@ -124,6 +129,14 @@ class DicomWeb:
         boundary = new_boundary()
         return Response(b"".join(write_parts(parts, boundary)),
                         media_type=f'multipart/related; type="{media}"; boundary={boundary}')
+
+    def bulk(self, request: Request) -> Response:
+        """Bulk data of an instance (PS3.18 10.4.1.1.5), one octet-stream part."""
+        item = self._locate(request)[0]
+        value = wado.bulk_data(item, request.path_params["tag"])
+        boundary = new_boundary()
+        return Response(b"".join(write_parts([(wado.OCTET_STREAM, [value])], boundary)),
+                        media_type=f'multipart/related; type="{wado.OCTET_STREAM}"; boundary={boundary}')
 
     def rendered(self, request: Request) -> Response:
         """A rendered frame of an instance (PS3.18 10.4.1.1.5): JPEG or PNG."""
@@ -182,6 +195,7 @@ def create_app(archive: Archive) -> Starlette:
         Route(f"{instance}/metadata", web.metadata, methods=["GET"]),
         Route(f"{instance}/rendered", web.rendered, methods=["GET"]),
         Route(f"{instance}/frames/{{frames}}", web.frames, methods=["GET"]),
+        Route(f"{instance}/bulk/{{tag}}", web.bulk, methods=["GET"]),
         Route(f"{instance}/frames/{{frames}}/rendered", web.rendered, methods=["GET"]),
         Route("/openapi.json", web.openapi, methods=["GET"]),
     ]

@@ -12,6 +12,8 @@ _SOP = {"name": "sop", "in": "path", "required": True, "schema": {"type": "strin
         "description": "SOP Instance UID"}
 _FRAMES = {"name": "frames", "in": "path", "required": True, "schema": {"type": "string"},
            "description": "Frame numbers from 1, comma-separated"}
+_TAG = {"name": "tag", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9A-Fa-f]{8}$"},
+        "description": "Tag of a top-level binary attribute, eight hexadecimal digits"}
 _SEARCH_PARAMS = [
     {"name": "includefield", "in": "query", "schema": {"type": "string"},
      "description": "Attributes to return too (keywords or tags, comma-separated), or all"},
@@ -74,6 +76,9 @@ def openapi(server_url: str) -> dict[str, Any]:
                                               [_STUDY, _SERIES, _SOP, _FRAMES]),
         f"{instance}/frames/{{frames}}/rendered": _get("WADO-RS: a rendered frame", "image/jpeg",
                                                        [_STUDY, _SERIES, _SOP, _FRAMES]),
+        f"{instance}/bulk/{{tag}}": _get("WADO-RS: bulk data named by a BulkDataURI in the metadata",
+                                         'multipart/related; type="application/octet-stream"',
+                                         [_STUDY, _SERIES, _SOP, _TAG]),
     }
     return {
         "openapi": "3.1.0",

@@ -42,6 +42,9 @@ _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _FRAMES = re.compile(r"^[0-9]+(,[0-9]+)*$")
 DICOM = "application/dicom"
 OCTET_STREAM = "application/octet-stream"
+BULK_DATA_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+BULK_DATA_THRESHOLD = 1024
+_WORD_SIZES = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
 
 
 @dataclass(frozen=True)
@@ -176,21 +179,51 @@ def transcoded(path: Path, transfer_syntax: str) -> bytes:
 
 
 def metadata(located: list[Located], base_url: str) -> list[dict]:
-    """The DICOM JSON (PS3.18 F.2) of each instance, Pixel Data as a BulkDataURI to the
-    frames of the instance (PS3.18 10.4.1.1.3)."""
+    """The DICOM JSON (PS3.18 F.2) of each instance, bulk data as BulkDataURIs
+    (PS3.18 10.4.1.1.3): Pixel Data to the frames of the instance, any other top-level
+    binary value over :data:`BULK_DATA_THRESHOLD` bytes to its bulk data resource."""
     out = []
     for item in located:
         ds = dcmread(item.path, stop_before_pixels=True)
         document = ds.to_json_dict(bulk_data_threshold=1 << 30, suppress_invalid_tags=True)
+        instance_url = (f"{base_url}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+                        f"/instances/{ds.SOPInstanceUID}")
+        for element in ds:
+            key = f"{element.tag:08X}"
+            if element.VR in BULK_DATA_VRS and key in document and not element.is_empty \
+                    and len(element.value) > BULK_DATA_THRESHOLD:
+                document[key] = {"vr": element.VR, "BulkDataURI": f"{instance_url}/bulk/{key}"}
         if "Rows" in ds and "Columns" in ds:
             frames = int(ds.get("NumberOfFrames") or 1)
-            url = (f"{base_url}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
-                   f"/instances/{ds.SOPInstanceUID}/frames/{','.join(map(str, range(1, frames + 1)))}")
+            url = f"{instance_url}/frames/{','.join(map(str, range(1, frames + 1)))}"
             compressed = UID(item.instance.transfer_syntax).is_compressed
             vr = "OB" if compressed or int(ds.get("BitsAllocated") or 8) <= 8 else "OW"
             document["7FE00010"] = {"vr": vr, "BulkDataURI": url}
         out.append(document)
     return out
+
+
+def bulk_data(item: Located, key: str) -> bytes:
+    """The value of the top-level binary attribute ``key`` (eight hex digits) of an
+    instance, in Little Endian byte order (PS3.18 8.7.3.5.1).
+
+    Raises:
+        HTTPException: 404, no such attribute, or not a binary one; 400, a bad tag.
+    """
+    if not re.fullmatch(r"[0-9A-Fa-f]{8}", key):
+        raise HTTPException(400, f"{key[:20]!r} is not a tag (eight hexadecimal digits)")
+    tag = int(key, 16)
+    if tag == 0x7FE00010:
+        raise HTTPException(404, "Pixel Data is retrieved as frames")
+    ds = dcmread(item.path, stop_before_pixels=True)
+    if tag not in ds or ds[tag].VR not in BULK_DATA_VRS or ds[tag].is_empty:
+        raise HTTPException(404, f"the instance has no bulk data at ({key[:4]},{key[4:]})")
+    value = ds[tag].value
+    value = value if isinstance(value, bytes) else bytes(value)
+    width = _WORD_SIZES.get(ds[tag].VR, 1)
+    if item.instance.transfer_syntax == EXPLICIT_VR_BIG_ENDIAN and width > 1 and len(value) % width == 0:
+        value = np.frombuffer(value, dtype=f">u{width}").astype(f"<u{width}").tobytes()
+    return value
 
 
 def frame_numbers(text: str) -> list[int]:
