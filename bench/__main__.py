@@ -6,8 +6,10 @@
   DCMTK ``storescp``;
 - get: DCMTK ``getscu`` vs ``pacskit get`` (C-GET) of the same study from the same Orthanc;
 - archive: DCMTK ``storescu`` into Orthanc vs into ``pacskit serve`` (1 and 4 senders,
-  with and without fsync), and ``findscu`` latency against both holding
-  ``--find-instances`` instances (by PatientID, and all studies).
+  with and without fsync), and ``findscu`` and QIDO-RS latency against both holding
+  ``--find-instances`` instances (by PatientID, and all studies);
+- web: STOW-RS ingest (1 and 4 parallel requests) and WADO-RS retrieval of a whole study,
+  Orthanc's DICOMweb plugin vs ``pacskit serve``, the same client for both.
 
 Each is a whole command-line run, process start included (about 0.4 s for pacskit,
 Python's imports), the best of ``--repeat`` runs; "pacskit library" is the same work
@@ -25,7 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import archive
+from bench import archive, web
 from bench.corpora import Corpus, make
 from bench.runs import Timing, get_runs, store_runs
 from pacskit.testing.peers import Orthanc, StoreSCP, storescu
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small", type=int, default=2000, help="small instances (64×64)")
     parser.add_argument("--large", type=int, default=100, help="large instances (512×512)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each tool; the best counts")
-    parser.add_argument("--only", choices=("store", "get", "archive"), help="one benchmark only")
+    parser.add_argument("--only", choices=("store", "get", "archive", "web"), help="one benchmark only")
     parser.add_argument("--find-instances", type=int, default=50000,
                         help="instances indexed for the C-FIND latency (archive benchmark)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where corpora are kept")
@@ -88,11 +90,23 @@ def main(argv: list[str] | None = None) -> int:
                            "(files on disk)", archive.ingest_runs(corpora[0], disk, senders))
                 many = make(args.cache, "archive", instances=args.find_instances, series=1, rows=16,
                             patients=max(1, args.find_instances // 100), studies=4)
-                print(f"\nC-FIND latency, findscu (whole process), {many.count} instances in "
-                      f"{many.count // 25} studies")
-                print(f"  {'archive':<16}{'by PatientID, ms':>18}{'all studies, ms':>18}")
-                for tool, one, every in archive.find_latency(many, disk, args.repeat):
-                    print(f"  {tool:<16}{one:>18.0f}{every:>18.0f}")
+                print(f"\nSearch latency, {many.count} instances in {many.count // 25} studies: "
+                      "C-FIND by findscu (whole process), QIDO-RS by one HTTP request")
+                print(f"  {'archive':<16}{'C-FIND patient':>16}{'C-FIND all':>12}"
+                      f"{'QIDO patient':>14}{'QIDO limit=100':>16}   (ms)")
+                for tool, one, every, qido_one, qido_100 in archive.find_latency(many, disk, args.repeat):
+                    print(f"  {tool:<16}{one:>16.0f}{every:>12.0f}{qido_one:>14.0f}{qido_100:>16.0f}")
+            finally:
+                shutil.rmtree(disk, ignore_errors=True)
+        if args.only in (None, "web"):
+            disk = Path(tempfile.mkdtemp(prefix="pacskit-bench-web-", dir=args.cache))
+            try:
+                for corpus, parallel in ((corpora[0], 1), (corpora[0], 4), (corpora[1], 1)):
+                    stow, wado = web.web_runs(corpus, disk, parallel)
+                    report(f"STOW-RS into Orthanc and pacskit serve, {corpus.name}, {parallel} "
+                           "request(s) at a time, 50 instances each (files on disk)", stow)
+                    if parallel == 1:
+                        report(f"WADO-RS of the whole study from Orthanc and pacskit serve, {corpus.name}", wado)
             finally:
                 shutil.rmtree(disk, ignore_errors=True)
     return 0

@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from bench.corpora import Corpus
 from bench.runs import Timing, timed
 from pacskit.testing.peers import Orthanc, free_port, peer_env, require
@@ -21,13 +23,15 @@ SENDER_AET = "BENCH"
 
 
 @contextmanager
-def pacskit_serve(workdir: Path, *, fsync: bool = True) -> Any:
-    """``pacskit serve`` as a user runs it (SQLite in ``workdir``), the sender known."""
+def pacskit_serve(workdir: Path, *, fsync: bool = True, http_port: int | None = None) -> Any:
+    """``pacskit serve`` as a user runs it (SQLite in ``workdir``), the sender known;
+    DICOMweb on ``http_port`` if given. Yields the DIMSE port."""
     port = free_port()
     env = {**os.environ, "PACSKIT_NODES__BENCH__AE_TITLE": SENDER_AET,
            "PACSKIT_NODES__BENCH__HOST": "127.0.0.1", "PACSKIT_NODES__BENCH__PORT": str(free_port())}
     args = [str(Path(os.sys.executable).parent / "pacskit"), "--aet", ARCHIVE_AET, "--port", str(port),
-            "serve", "--data-dir", str(workdir), "--no-http", *([] if fsync else ["--no-fsync"])]
+            "serve", "--data-dir", str(workdir), *([] if fsync else ["--no-fsync"]),
+            *(["--http-port", str(http_port)] if http_port else ["--no-http"])]
     process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         for _ in range(100):
@@ -37,10 +41,23 @@ def pacskit_serve(workdir: Path, *, fsync: bool = True) -> Any:
             time.sleep(0.1)
         else:
             raise RuntimeError(f"pacskit serve did not start: {process.stderr.read().decode()[-500:]}")
+        if http_port:
+            _wait_for_http(f"http://127.0.0.1:{http_port}/dicom-web/studies?limit=1")
         yield port
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def _wait_for_http(url: str) -> None:
+    for _ in range(100):
+        try:
+            if httpx.get(url, timeout=5).status_code < 500:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"pacskit serve does not answer at {url}")
 
 
 def storescu_args(ae_title: str, port: int, folder: Path) -> list[str]:
@@ -75,17 +92,23 @@ def ingest_runs(corpus: Corpus, root: Path, senders: int) -> list[Timing]:
     return timings
 
 
-def find_latency(corpus: Corpus, root: Path, repeat: int) -> list[tuple[str, float, float]]:
-    """(tool, ms for a study-level C-FIND by PatientID, ms for all studies): findscu runs,
-    best of ``repeat``, against Orthanc and pacskit serve holding ``corpus``."""
+def find_latency(corpus: Corpus, root: Path, repeat: int) -> list[tuple[str, float, float, float, float]]:
+    """(tool, ms for a study-level C-FIND by PatientID, ms for all studies, ms for QIDO-RS
+    studies of one patient, ms for QIDO-RS all studies with limit=100): findscu runs and
+    HTTP requests, best of ``repeat``, against Orthanc and pacskit serve holding ``corpus``."""
+    from bench.web import qido_times
+
     patient = next(p.name for p in corpus.path.iterdir() if p.is_dir())
     results = []
     with Orthanc(root / "orthanc-find", ae_title="ORTHANC") as orthanc:
         ingest(corpus, orthanc.ae_title, orthanc.port, 4)
-        results.append(("Orthanc", *_find_times(orthanc.ae_title, orthanc.port, patient, repeat)))
-    with pacskit_serve(root / "pacskit-find", fsync=False) as port:
+        results.append(("Orthanc", *_find_times(orthanc.ae_title, orthanc.port, patient, repeat),
+                        *qido_times(orthanc.dicomweb_url, patient, corpus.count, repeat)))
+    http_port = free_port()
+    with pacskit_serve(root / "pacskit-find", fsync=False, http_port=http_port) as port:
         ingest(corpus, ARCHIVE_AET, port, 4)
-        results.append(("pacskit serve", *_find_times(ARCHIVE_AET, port, patient, repeat)))
+        results.append(("pacskit serve", *_find_times(ARCHIVE_AET, port, patient, repeat),
+                        *qido_times(f"http://127.0.0.1:{http_port}/dicom-web", patient, corpus.count, repeat)))
     return results
 
 

@@ -8,6 +8,7 @@ calling AE title — so that in another terminal:
     .venv/bin/pacskit store some/folder --to dicom://PACSKIT@127.0.0.1:11112
     .venv/bin/pacskit find dicom://PACSKIT@127.0.0.1:11112
     .venv/bin/pacskit get dicom://PACSKIT@127.0.0.1:11112 --study-uid ... -o out/
+    .venv/bin/pacskit find http://127.0.0.1:8080/dicom-web      # the same over DICOMweb
 """
 
 from __future__ import annotations
