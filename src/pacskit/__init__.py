@@ -1,28 +1,43 @@
-"""pacskit: find, retrieve, store and serve DICOM — without ever fetching patient names."""
+"""pacskit: find, retrieve, store and serve DICOM — without ever fetching patient names.
 
-from importlib.metadata import PackageNotFoundError, version
+The public names are imported on first use, so that ``import pacskit`` (and the command
+line's start) costs nothing until they are needed.
+"""
+
+from __future__ import annotations
+
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from pacskit.client import Client
-from pacskit.models import EchoResult
-from pacskit.nodes import Node
-from pacskit.settings import Settings
-
-try:
-    __version__ = version("pacskit")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
+__version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from pacskit.aio import AsyncClient
+    from pacskit.client import Client
+    from pacskit.models import EchoResult
+    from pacskit.nodes import Node
+    from pacskit.settings import Settings
+
+_HOMES = {
+    "AsyncClient": "pacskit.aio",
+    "Client": "pacskit.client",
+    "EchoResult": "pacskit.models",
+    "Node": "pacskit.nodes",
+    "Settings": "pacskit.settings",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name == "AsyncClient":  # asyncio only for those who use it
-        from pacskit.aio import AsyncClient
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'pacskit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
 
-        return AsyncClient
-    raise AttributeError(f"module 'pacskit' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOMES])
 
 
 __all__ = ["AsyncClient", "Client", "EchoResult", "Node", "Settings", "__version__"]

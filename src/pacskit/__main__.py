@@ -1,3 +1,3 @@
-from pacskit.cli.main import main
+from pacskit.cli.launch import main
 
 main()

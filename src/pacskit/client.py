@@ -62,13 +62,15 @@ class Client:
         """
         if not isinstance(node, str):
             return None
-        from pacskit.web.client import WebNode  # httpx only for the commands that need it
-
         if is_web_address(node):
+            from pacskit.web.client import WebNode  # httpx only for the nodes that need it
+
             return WebNode.parse(node)
         entry = self.settings.nodes.get(node)
         if entry is None or not entry.uses_dicomweb or not entry.dicomweb_url:
             return None
+        from pacskit.web.client import WebNode
+
         return WebNode.parse(entry.dicomweb_url, name=node, username=entry.username,
                              password=entry.password, token=entry.token)
 

@@ -180,13 +180,14 @@ def blank_names(data: bytes, offset: int, elements: dict[int, Element], encoding
         return data
     if any(((e.tag >> 16) << 16) in elements for e in filled):
         return None
-    parts: list[bytes] = []
+    view = memoryview(data)
+    parts: list[bytes | memoryview] = []
     cursor = 0
     for element in filled:
-        parts.append(data[cursor:element.header])
+        parts.append(view[cursor:element.header])
         parts.append(_empty_header(element, encoding))
         cursor = element.end
-    parts.append(data[cursor:])
+    parts.append(view[cursor:])
     return b"".join(parts)
 
 

@@ -17,6 +17,9 @@ the budget is spent in tiers:
 
 from __future__ import annotations
 
+import itertools
+from functools import cache
+
 from pydicom.uid import (
     JPEG2000,
     UID,
@@ -147,18 +150,46 @@ def storage_sop_classes() -> list[UID]:
 
 def retrieve_storage_contexts(reserved: int = 1) -> list[PresentationContext]:
     """Storage contexts for C-GET, in the tiers of the module docstring, as many as fit
-    beside ``reserved`` others."""
-    contexts: list[PresentationContext] = []
-    for uid in MOST_COMMON_IMAGE_CLASSES:
-        contexts += [build_context(uid, syntaxes) for syntaxes in MOST_COMMON_SYNTAXES]
-    for uid in COMMON_IMAGE_CLASSES[len(MOST_COMMON_IMAGE_CLASSES):]:
-        contexts += [build_context(uid, syntaxes) for syntaxes in (UNCOMPRESSED, LOSSLESS, LOSSY)]
+    beside ``reserved`` others (built once; pynetdicom proposes copies)."""
+    return list(_retrieve_storage_contexts(reserved))
+
+
+@cache
+def _retrieve_storage_contexts(reserved: int) -> tuple[PresentationContext, ...]:
     covered = {UID(c) for c in COMMON_IMAGE_CLASSES}
-    contexts += [build_context(uid, EVERY_SYNTAX) for uid in storage_sop_classes()
-                 if uid not in covered]
-    return contexts[:MAX_CONTEXTS - reserved]
+    proposals = itertools.chain(
+        ((uid, syntaxes) for uid in MOST_COMMON_IMAGE_CLASSES for syntaxes in MOST_COMMON_SYNTAXES),
+        ((uid, syntaxes) for uid in COMMON_IMAGE_CLASSES[len(MOST_COMMON_IMAGE_CLASSES):]
+         for syntaxes in (UNCOMPRESSED, LOSSLESS, LOSSY)),
+        ((uid, EVERY_SYNTAX) for uid in storage_sop_classes() if uid not in covered),
+    )
+    return tuple(_Proposal.of(uid, syntaxes)
+                 for uid, syntaxes in itertools.islice(proposals, MAX_CONTEXTS - reserved))
+
+
+class _Proposal(PresentationContext):
+    """A proposed presentation context that copies cheaply: pynetdicom deep-copies every
+    proposed context on each association, UID by UID (about 25 ms for 127 contexts);
+    UIDs are immutable, so the copy shares them."""
+
+    @classmethod
+    def of(cls, abstract_syntax: str, transfer_syntaxes: list[str]) -> _Proposal:
+        proposal = cls()
+        proposal.__dict__.update(build_context(abstract_syntax, transfer_syntaxes).__dict__)
+        return proposal
+
+    def __deepcopy__(self, memo: dict[int, object]) -> _Proposal:
+        copy = _Proposal()
+        copy.__dict__.update(self.__dict__)
+        copy._transfer_syntax = list(self._transfer_syntax)
+        return copy
 
 
 def scp_storage_contexts() -> list[PresentationContext]:
     """Contexts a Storage SCP supports: every storage class with every transfer syntax."""
-    return [build_context(uid, EVERY_SYNTAX) for uid in storage_sop_classes()]
+    return list(_scp_storage_contexts())
+
+
+@cache
+def _scp_storage_contexts() -> tuple[PresentationContext, ...]:
+    return tuple(build_context(uid, EVERY_SYNTAX) for uid in storage_sop_classes())

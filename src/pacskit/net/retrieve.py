@@ -50,7 +50,7 @@ from pacskit.net.commands import (
 )
 from pacskit.net.contexts import retrieve_storage_contexts
 from pacskit.net.status import Outcome, check_status, outcome_of
-from pacskit.net.wire import DirectChannel, Message
+from pacskit.net.wire import DirectChannel, Fragment, Message
 from pacskit.nodes import Node
 from pacskit.settings import Settings
 
@@ -165,7 +165,7 @@ class RetrieveSession:
         encoded = encode(identifier, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated)
         self.channel.send(context.context_id, request(self._message_id), encoded)
         while True:
-            message = self.channel.receive()
+            message = self.channel.receive(_store_fragments)
             command = message.us(COMMAND_FIELD)
             if command == C_STORE_RQ:
                 self._answer_store(message)
@@ -179,12 +179,12 @@ class RetrieveSession:
         sop_class = message.text(AFFECTED_SOP_CLASS_UID)
         sop_instance = message.text(AFFECTED_SOP_INSTANCE_UID)
         context = self.contexts.get(message.context_id)
-        if context is None or message.data is None or self.on_instance is None:
+        fragments = message.sink.parts if isinstance(message.sink, _Fragments) else None
+        if context is None or not fragments or self.on_instance is None:
             status = STATUS_CANNOT_UNDERSTAND
         else:
-            data = file_meta(sop_class, sop_instance, context.transfer_syntax[0],
-                             self.node.ae_title) + message.data
-            status = _stored(self.on_instance, data)
+            meta = file_meta(sop_class, sop_instance, context.transfer_syntax[0], self.node.ae_title)
+            status = _stored(self.on_instance, b"".join([meta, *fragments]))
         assert self.channel is not None
         self.channel.send(message.context_id,
                           c_store_rsp(message.us(MESSAGE_ID) or 0, sop_class, sop_instance, status))
@@ -293,6 +293,25 @@ def move_session(settings: Settings, node: Node, model: str) -> Iterator[Retriev
             raise ServiceNotSupported(f"{node.label} does not offer C-MOVE ({model}-root)")
         with DirectChannel(assoc, node, settings.dimse_timeout) as channel:
             yield RetrieveSession(assoc, node, model, "move", channel)
+
+
+class _Fragments:
+    """A C-STORE sub-operation's dataset as the fragments it arrived in, to be joined once,
+    behind its file meta information."""
+
+    def __init__(self) -> None:
+        self.parts: list[Fragment] = []
+
+    def write(self, data: Fragment) -> None:
+        self.parts.append(data)
+
+    def discard(self) -> None:
+        self.parts.clear()
+
+
+def _store_fragments(context_id: int, command: dict[int, bytes]) -> _Fragments | None:
+    field = command.get(COMMAND_FIELD, b"")
+    return _Fragments() if field[:2] == C_STORE_RQ.to_bytes(2, "little") else None
 
 
 def store_handler(on_instance: InstanceHandler) -> Callable[[evt.Event], int]:

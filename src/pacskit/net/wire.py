@@ -32,14 +32,20 @@ UNBOUNDED_FRAGMENT = 1 << 20
 MAX_INCOMING_PDU = 64 << 20
 MAX_COMMAND = 64 << 10
 SEND_BATCH = 256 << 10
+READ_AHEAD = 64 << 10
 LAST_FRAGMENT = 0x02
 COMMAND = 0x01
 
 
-class DataSink(Protocol):
-    """Where a dataset goes as it arrives, fragment by fragment."""
+Fragment = bytes | bytearray | memoryview
 
-    def write(self, data: bytes) -> None: ...
+
+class DataSink(Protocol):
+    """Where a dataset goes as it arrives, fragment by fragment. A fragment may be a view
+    into the PDU it came in: copy it to keep it beyond the next :meth:`Channel.receive`
+    only if the sink does not keep its own reference."""
+
+    def write(self, data: Fragment) -> None: ...
 
     def discard(self) -> None: ...
 
@@ -88,6 +94,7 @@ class Channel:
         self.peer_max = peer_max
         self.max_data: int | None = None
         self._buffer = bytearray()
+        self._read_ahead = memoryview(bytearray(READ_AHEAD))
 
     def has_pending(self) -> bool:
         """Whether the peer has sent something not read yet (a C-CANCEL, say)."""
@@ -140,7 +147,8 @@ class Channel:
             NetworkTimeout: nothing within the DIMSE timeout.
         """
         command = bytearray()
-        data = bytearray()
+        data: list[memoryview] = []
+        size = 0
         parsed: dict[int, bytes] | None = None
         target: DataSink | None = None
         try:
@@ -155,24 +163,27 @@ class Channel:
                             if parsed.get(0x0800, b"\x01\x01")[:2] == b"\x01\x01":
                                 return Message(context_id, parsed, None)
                             target = sink(context_id, parsed) if sink is not None else None
-                            if target is not None and data:
-                                target.write(bytes(data))
+                            if target is not None:
+                                for early in data:
+                                    target.write(early)
                                 data.clear()
                         continue
                     if target is not None:
                         target.write(value)
                     else:
-                        data += value
-                        if self.max_data is not None and len(data) > self.max_data:
+                        data.append(value)
+                        size += len(value)
+                        if self.max_data is not None and size > self.max_data:
                             raise AssociationAborted(f"{self.label} sent a dataset of over {self.max_data} bytes")
                     if control & LAST_FRAGMENT and parsed is not None:
-                        return Message(context_id, parsed, None if target is not None else bytes(data), target)
+                        return Message(context_id, parsed, None if target is not None else b"".join(data), target)
         except BaseException:
             if target is not None:
                 target.discard()
             raise
 
-    def _read_p_data(self) -> list[tuple[int, int, bytes]]:
+    def _read_p_data(self) -> list[tuple[int, int, memoryview]]:
+        """The presentation data values of the next P-DATA-TF PDU, as views into it."""
         pdu_type, body = self.read_pdu()
         if pdu_type == A_ABORT:
             self.sock = None
@@ -182,16 +193,17 @@ class Channel:
         if pdu_type != P_DATA_TF:
             raise AssociationAborted(f"{self.label} sent an unexpected PDU (type {pdu_type})")
         items = []
+        view = memoryview(body)
         pos = 0
         while pos + PDV_OVERHEAD <= len(body):
             length = struct.unpack_from(">I", body, pos)[0]
             if length < 2 or pos + 4 + length > len(body):
                 raise AssociationAborted(f"{self.label} sent a malformed P-DATA-TF PDU")
-            items.append((body[pos + 4], body[pos + 5], body[pos + 6:pos + 4 + length]))
+            items.append((body[pos + 4], body[pos + 5], view[pos + 6:pos + 4 + length]))
             pos += 4 + length
         return items
 
-    def read_pdu(self, limit: int | None = None) -> tuple[int, bytes]:
+    def read_pdu(self, limit: int | None = None) -> tuple[int, bytearray]:
         """One whole PDU: its type and body (at most ``limit`` bytes, by default the
         larger of 64 MiB and the peer's maximum).
 
@@ -205,24 +217,36 @@ class Channel:
             raise AssociationAborted(f"{self.label} sent a PDU of {length} bytes")
         return pdu_type, self._read_exactly(length)
 
-    def _read_exactly(self, count: int) -> bytes:
-        assert self.sock is not None
+    def _read_exactly(self, count: int) -> bytearray:
+        """``count`` bytes: small reads go through a read-ahead buffer (several PDUs per
+        system call); the rest of a large one is read straight into its own buffer."""
+        if count > READ_AHEAD and len(self._buffer) < count:
+            out = bytearray(count)
+            view = memoryview(out)
+            filled = len(self._buffer)
+            view[:filled] = self._buffer
+            self._buffer.clear()
+            while filled < count:
+                filled += self._receive_into(view[filled:])
+            return out
         while len(self._buffer) < count:
-            try:
-                chunk = self.sock.recv(max(65536, count - len(self._buffer)))
-            except TimeoutError:
-                raise NetworkTimeout(
-                    f"no answer from {self.label} within {self.timeout:g} s"
-                ) from None
-            except OSError as exc:
-                raise AssociationAborted(f"connection to {self.label} lost: {exc}") from None
-            if not chunk:
-                self.sock = None
-                raise AssociationAborted(f"{self.label} closed the connection")
-            self._buffer += chunk
-        out = bytes(self._buffer[:count])
+            self._buffer += self._read_ahead[:self._receive_into(self._read_ahead)]
+        out = self._buffer[:count]
         del self._buffer[:count]
         return out
+
+    def _receive_into(self, target: memoryview) -> int:
+        assert self.sock is not None
+        try:
+            received = self.sock.recv_into(target)
+        except TimeoutError:
+            raise NetworkTimeout(f"no answer from {self.label} within {self.timeout:g} s") from None
+        except OSError as exc:
+            raise AssociationAborted(f"connection to {self.label} lost: {exc}") from None
+        if not received:
+            self.sock = None
+            raise AssociationAborted(f"{self.label} closed the connection")
+        return received
 
     def write(self, data: bytes) -> None:
         """Write raw bytes (whole PDUs).

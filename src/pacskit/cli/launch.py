@@ -1,0 +1,63 @@
+"""The ``pacskit`` executable: the command line, started with fewer imports when the
+command never touches pixel data.
+
+Importing pydicom imports its pixel back-ends (NumPy, Pillow, pylibjpeg) and its test-data
+downloader (requests): about a third of pacskit's start-up. ``echo``, ``find``, ``get``,
+``move`` and ``nodes`` move encoded bytes only, so for them (and for ``--help`` and
+``--version``) those modules are refused while pydicom loads, and pydicom records them as
+unavailable for the rest of the process. Every other command — ``store`` converts files a
+peer does not accept, ``serve`` renders images — starts with all of them.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+PIXEL_FREE_COMMANDS = frozenset({"echo", "find", "get", "move", "nodes"})
+PIXEL_COMMANDS = frozenset({"store", "serve", "archive"})
+PIXEL_MODULES = ("numpy", "PIL", "pylibjpeg", "requests")
+GLOBAL_OPTIONS_WITH_VALUE = frozenset({
+    "--config", "-c", "--aet", "--port", "--max-pdu", "--acse-timeout", "--dimse-timeout",
+    "--network-timeout", "--connect-timeout",
+})
+
+
+def main() -> None:
+    """Run the ``pacskit`` command line on ``sys.argv``."""
+    if pixel_free(sys.argv[1:]):
+        import_pydicom_without(PIXEL_MODULES)
+    from pacskit.cli.main import main as run
+
+    run()
+
+
+def pixel_free(args: Sequence[str]) -> bool:
+    """Whether the command line surely runs a command that never decodes pixel data: its
+    first word is one of :data:`PIXEL_FREE_COMMANDS` (or there is none), and no word
+    names a command that may."""
+    if PIXEL_COMMANDS.intersection(args):
+        return False
+    arguments = iter(args)
+    for argument in arguments:
+        if argument in GLOBAL_OPTIONS_WITH_VALUE:
+            next(arguments, None)
+        elif not argument.startswith("-"):
+            return argument in PIXEL_FREE_COMMANDS
+    return True
+
+
+def import_pydicom_without(modules: Sequence[str]) -> None:
+    """Import pydicom while ``modules`` cannot be imported; they can be again afterwards
+    (pydicom alone keeps them off). Does nothing once pydicom is imported."""
+    if "pydicom" in sys.modules:
+        return
+    refused = [name for name in modules if name not in sys.modules]
+    for name in refused:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        import pydicom  # noqa: F401
+    finally:
+        for name in refused:
+            if sys.modules.get(name, False) is None:
+                del sys.modules[name]

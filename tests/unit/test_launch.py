@@ -1,0 +1,57 @@
+"""The command line starts without pydicom's pixel back-ends only for commands that never
+decode pixel data."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pacskit.cli.launch import pixel_free
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    ([], True),
+    (["--version"], True),
+    (["--help"], True),
+    (["echo", "PACS"], True),
+    (["-v", "find", "PACS", "--level", "series"], True),
+    (["get", "dicom://A@127.0.0.1:104", "-o", "out"], True),
+    (["move", "PACS", "--to", "OTHER"], True),
+    (["nodes"], True),
+    (["store", "folder", "--to", "PACS"], False),
+    (["serve"], False),
+    (["archive", "check"], False),
+    (["--aet", "ME", "-c", "x.toml", "get", "PACS", "-o", "out"], True),
+    (["--aet=ME", "echo", "PACS"], True),
+    (["--verbose", "serve"], False),
+    (["get", "store", "-o", "out"], False),
+    (["convert", "folder"], False),
+])
+def test_only_pixel_free_commands_start_lean(args, expected):
+    assert pixel_free(args) is expected
+
+
+def imports_after(cwd: Path, *args: str) -> set[str]:
+    probe = ("import atexit, sys\n"
+             "atexit.register(lambda: print(' '.join(sorted(sys.modules)), file=sys.stderr))\n"
+             f"sys.argv = ['pacskit', *{list(args)!r}]\n"
+             "from pacskit.cli.launch import main\n"
+             "main()\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PACSKIT_")}
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+                            cwd=cwd, env=env)
+    assert result.returncode == 0, result.stderr
+    return set(result.stderr.split())
+
+
+def test_nodes_runs_without_numpy_and_store_with_it(tmp_path):
+    (tmp_path / "pacskit.toml").write_text('[nodes.PACS]\nae_title = "PACS"\nhost = "127.0.0.1"\nport = 104\n')
+    lean = imports_after(tmp_path, "--aet", "ME", "nodes")
+    assert "pydicom" in lean
+    assert not {"numpy", "PIL", "requests"} & lean
+    full = imports_after(tmp_path, "store", "--help")
+    assert "numpy" in full
