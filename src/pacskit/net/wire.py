@@ -33,6 +33,7 @@ MAX_INCOMING_PDU = 64 << 20
 MAX_COMMAND = 64 << 10
 SEND_BATCH = 256 << 10
 READ_AHEAD = 64 << 10
+PREALLOCATED = 4 << 20
 LAST_FRAGMENT = 0x02
 COMMAND = 0x01
 
@@ -219,15 +220,19 @@ class Channel:
 
     def _read_exactly(self, count: int) -> bytearray:
         """``count`` bytes: small reads go through a read-ahead buffer (several PDUs per
-        system call); the rest of a large one is read straight into its own buffer."""
+        system call); the rest of a large one is read straight into its own buffer, which
+        grows with what arrives beyond :data:`PREALLOCATED` (a peer's announced length
+        alone does not make us allocate)."""
         if count > READ_AHEAD and len(self._buffer) < count:
-            out = bytearray(count)
-            view = memoryview(out)
+            out = bytearray(max(len(self._buffer), min(count, PREALLOCATED)))
             filled = len(self._buffer)
-            view[:filled] = self._buffer
+            out[:filled] = self._buffer
             self._buffer.clear()
             while filled < count:
-                filled += self._receive_into(view[filled:])
+                if filled == len(out):
+                    out += bytes(min(len(out), count - len(out)))
+                with memoryview(out) as view, view[filled:] as free:
+                    filled += self._receive_into(free)
             return out
         while len(self._buffer) < count:
             self._buffer += self._read_ahead[:self._receive_into(self._read_ahead)]
@@ -349,13 +354,18 @@ def _p_data_tf(items: list[bytes]) -> bytes:
 
 
 def _fragments(data: bytes | BinaryIO, size: int) -> Iterator[tuple[bytes, bool]]:
-    """``data`` in pieces of at most ``size`` bytes, each with whether it is the last."""
+    """``data`` in pieces of at most ``size`` bytes, each with whether it is the last; an
+    empty dataset is one empty piece (the message still needs its last fragment)."""
     if isinstance(data, bytes | bytearray | memoryview):
         view = memoryview(data)
         for start in range(0, len(view), size):
             yield bytes(view[start:start + size]), start + size >= len(view)
+        if not view:
+            yield b"", True
         return
     chunk = data.read(size)
+    if not chunk:
+        yield b"", True
     while chunk:
         following = data.read(size)
         yield chunk, not following
