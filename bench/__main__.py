@@ -11,8 +11,8 @@
 - web: STOW-RS ingest (1 and 4 parallel requests) and WADO-RS retrieval of a whole study,
   Orthanc's DICOMweb plugin vs ``pacskit serve``, the same client for both.
 
-Each is a whole command-line run, process start included (about 0.4 s for pacskit,
-Python's imports), the best of ``--repeat`` runs; "pacskit library" is the same work
+Each is a whole command-line run, process start included (Python's imports, 0.4 s or
+more for pacskit), the best of ``--repeat`` runs; "pacskit library" is the same work
 through the Python API in the benchmark's own process. Received files are written to a
 tmpfs (``--scratch``, default /dev/shm) so that disk noise does not drown the protocol. Corpora: ``--small`` CT instances of 64×64 (about 8 KB) and ``--large`` CT
 instances of 512×512 (about 512 KB), generated once under ``--cache``. Ratios are
