@@ -4,7 +4,9 @@
 
 - store: DCMTK ``storescu`` vs ``pacskit store`` (and ``--parallel 2``) into the same
   DCMTK ``storescp``;
-- get: DCMTK ``getscu`` vs ``pacskit get`` (C-GET) of the same study from the same Orthanc;
+- get: DCMTK ``getscu`` vs ``pacskit get`` (C-GET) of the same study from the same Orthanc,
+  then DCMTK ``movescu --port`` vs ``pacskit get --method move`` (C-MOVE to a storage SCP
+  each runs itself);
 - archive: DCMTK ``storescu`` into Orthanc vs into ``pacskit serve`` (1 and 4 senders,
   with and without fsync), and ``findscu`` and QIDO-RS latency against both holding
   ``--find-instances`` instances (by PatientID, and all studies);
@@ -29,7 +31,7 @@ from pathlib import Path
 
 from bench import archive, web
 from bench.corpora import Corpus, make
-from bench.runs import Timing, get_runs, store_runs
+from bench.runs import Timing, get_runs, move_runs, register_move_destinations, store_runs
 from pacskit.testing.peers import Orthanc, StoreSCP, storescu
 
 DEFAULT_CACHE = Path(tempfile.gettempdir()) / "pacskit-bench"
@@ -82,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
                 for corpus in corpora:
                     report(f"C-GET from Orthanc, {corpus.name}",
                            best([get_runs(corpus, orthanc, root) for _ in range(args.repeat)]))
+                register_move_destinations(orthanc)
+                for corpus in corpora:
+                    report(f"C-MOVE from Orthanc to the retriever's own storage SCP, {corpus.name}",
+                           best([move_runs(corpus, orthanc, root) for _ in range(args.repeat)]))
         if args.only in (None, "archive"):
             disk = Path(tempfile.mkdtemp(prefix="pacskit-bench-disk-", dir=args.cache))
             try:

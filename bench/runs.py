@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bench.corpora import Corpus
 from pacskit import Client, Node, Settings
-from pacskit.testing.peers import Orthanc, StoreSCP, peer_env, require
+from pacskit.testing.peers import Orthanc, StoreSCP, free_port, peer_env, require
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,49 @@ def get_runs(corpus: Corpus, orthanc: Orthanc, out: Path) -> list[Timing]:
         if received != corpus.count:
             raise RuntimeError(f"{tool}: {received} of {corpus.count} files retrieved")
     return timings
+
+
+MOVESCU_AET = "BENCHMOVESCU"
+PACSKIT_AET = "BENCHPACSKIT"
+
+
+def move_runs(corpus: Corpus, orthanc: Orthanc, out: Path) -> list[Timing]:
+    """DCMTK movescu and pacskit get --method move, each asking Orthanc to C-MOVE the same
+    study to the storage SCP it runs itself for the duration (``orthanc`` must know both
+    AE titles: :func:`register_move_destinations`)."""
+    target = out / "move"
+    movescu_port, pacskit_port = orthanc.modalities[MOVESCU_AET][2], orthanc.modalities[PACSKIT_AET][2]
+    node = Node(ae_title=orthanc.ae_title, host=orthanc.host, port=orthanc.port)
+    client = Client(Settings(ae_title=PACSKIT_AET, port=pacskit_port, max_pdu=131072))
+    runs: dict[str, list[str] | None] = {
+        "DCMTK movescu": [require("movescu"), "-aet", MOVESCU_AET, "-aec", orthanc.ae_title,
+                          "-aem", MOVESCU_AET, "--port", str(movescu_port), "-S", "--max-pdu", "131072",
+                          "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={corpus.study_uid}",
+                          "-od", str(target), orthanc.host, str(orthanc.port)],
+        "pacskit get --method move": pacskit("--aet", PACSKIT_AET, "--port", pacskit_port, "--max-pdu", 131072,
+                                             "get", orthanc.address, "--study-uid", corpus.study_uid,
+                                             "--method", "move", "-o", target),
+        "pacskit library": None,
+    }
+    timings = []
+    for tool, args in runs.items():
+        _empty(target)
+        if args is None:
+            started = time.perf_counter()
+            client.get_study(node, corpus.study_uid, target, method="move").raise_for_status()
+            timings.append(Timing(tool, corpus, time.perf_counter() - started))
+        else:
+            timings.append(Timing(tool, corpus, timed(args)))
+        received = sum(1 for p in target.rglob("*") if p.is_file())
+        if received != corpus.count:
+            raise RuntimeError(f"{tool}: {received} of {corpus.count} files retrieved")
+    return timings
+
+
+def register_move_destinations(orthanc: Orthanc) -> None:
+    """Tell ``orthanc`` where movescu's and pacskit's storage SCPs listen."""
+    for ae_title in (MOVESCU_AET, PACSKIT_AET):
+        orthanc.add_modality(ae_title, ae_title, "127.0.0.1", free_port())
 
 
 def _empty(folder: Path) -> None:

@@ -17,7 +17,7 @@ from io import BytesIO
 
 from pydicom import Dataset
 from pydicom.uid import UID
-from pynetdicom import build_context, build_role, evt
+from pynetdicom import build_context, build_role
 from pynetdicom.association import Association
 from pynetdicom.dsutils import decode, encode
 from pynetdicom.sop_class import (
@@ -184,7 +184,7 @@ class RetrieveSession:
             status = STATUS_CANNOT_UNDERSTAND
         else:
             meta = file_meta(sop_class, sop_instance, context.transfer_syntax[0], self.node.ae_title)
-            status = _stored(self.on_instance, b"".join([meta, *fragments]))
+            status = store_status(self.on_instance, b"".join([meta, *fragments]))
         assert self.channel is not None
         self.channel.send(message.context_id,
                           c_store_rsp(message.us(MESSAGE_ID) or 0, sop_class, sop_instance, status))
@@ -314,19 +314,7 @@ def _store_fragments(context_id: int, command: dict[int, bytes]) -> _Fragments |
     return _Fragments() if field[:2] == C_STORE_RQ.to_bytes(2, "little") else None
 
 
-def store_handler(on_instance: InstanceHandler) -> Callable[[evt.Event], int]:
-    """An ``EVT_C_STORE`` handler that passes the encoded instance to ``on_instance``.
-
-    Success (0x0000) unless ``on_instance`` raises: :class:`InstanceRejected` gives its
-    status, anything else 0xA700 (out of resources).
-    """
-    def handle(event: evt.Event) -> int:
-        return _stored(on_instance, event.encoded_dataset(include_meta=True))
-
-    return handle
-
-
-def _stored(on_instance: InstanceHandler, data: bytes) -> int:
+def store_status(on_instance: InstanceHandler, data: bytes) -> int:
     """The C-STORE status for handing ``data`` to ``on_instance``."""
     try:
         on_instance(data)

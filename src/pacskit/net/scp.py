@@ -1,25 +1,40 @@
-"""pacskit's own Storage SCP, started for as long as a C-MOVE to ourselves needs it."""
+"""pacskit's own Storage SCP, started for as long as a C-MOVE to ourselves needs it.
+
+It runs on the archive's :class:`~pacskit.net.acceptor.Acceptor` (one thread per
+association, messages read straight from the socket), with a service that hands each
+instance, still encoded and behind its file meta information, to the retrieve.
+"""
 
 from __future__ import annotations
 
-import errno
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from pynetdicom import evt
+from pydicom import Dataset
+from pynetdicom import build_context
 from pynetdicom.sop_class import Verification
-from pynetdicom.transport import ThreadedAssociationServer
 
-from pacskit.errors import NetworkError
-from pacskit.net.ae import NODELAY_HANDLER, make_ae
+from pacskit.encoded import file_meta
+from pacskit.net.acceptor import (
+    SOP_CLASS_NOT_SUPPORTED,
+    SUCCESS,
+    Acceptor,
+    DimseStatus,
+    Peer,
+    Retrievable,
+    StoreRequest,
+    StoreSink,
+)
 from pacskit.net.contexts import scp_storage_contexts
-from pacskit.net.retrieve import InstanceHandler, store_handler
+from pacskit.net.retrieve import InstanceHandler, store_status
+from pacskit.net.wire import Fragment
+from pacskit.nodes import Node
 from pacskit.settings import Settings
 
 
 @contextmanager
 def storage_scp(settings: Settings, on_instance: InstanceHandler,
-                port: int | None = None) -> Iterator[ThreadedAssociationServer]:
+                port: int | None = None) -> Iterator[Acceptor]:
     """Listen as a Storage SCP (AE title and port from settings) until the block ends.
 
     Only associations that call our AE title are accepted.
@@ -27,21 +42,58 @@ def storage_scp(settings: Settings, on_instance: InstanceHandler,
     Raises:
         NetworkError: the port cannot be listened on (in use, no permission).
     """
-    ae = make_ae(settings)
-    ae.require_called_aet = True
-    for context in scp_storage_contexts():
-        ae.add_supported_context(context.abstract_syntax, context.transfer_syntax)
-    ae.add_supported_context(Verification)
-    handlers: list[tuple[evt.EventType, Callable[..., object]]] = [
-        NODELAY_HANDLER, (evt.EVT_C_STORE, store_handler(on_instance))
-    ]
-    listen = port if port is not None else settings.port
+    acceptor = Acceptor(settings, _MoveDestination(on_instance),
+                        [*scp_storage_contexts(), build_context(Verification)])
+    acceptor.start((settings.bind_address, port if port is not None else settings.port))
     try:
-        server = ae.start_server((settings.bind_address, listen), block=False, evt_handlers=handlers)
-    except OSError as exc:
-        reason = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
-        raise NetworkError(f"cannot listen on {settings.bind_address}:{listen}: {reason}") from None
-    try:
-        yield server
+        yield acceptor
     finally:
-        server.shutdown()
+        acceptor.shutdown()
+
+
+class _MoveDestination:
+    """The services of a C-MOVE destination: Verification and Storage only."""
+
+    def __init__(self, on_instance: InstanceHandler) -> None:
+        self.on_instance = on_instance
+
+    def admit(self, peer: Peer) -> str | None:
+        return None
+
+    def echo(self, peer: Peer) -> None:
+        pass
+
+    def store(self, peer: Peer, request: StoreRequest) -> StoreSink:
+        return _Instance(self.on_instance, file_meta(request.sop_class_uid, request.sop_instance_uid,
+                                                     request.transfer_syntax, peer.ae_title or None))
+
+    def find(self, peer: Peer, sop_class_uid: str, identifier: Dataset) -> Iterator[Dataset]:
+        raise DimseStatus(SOP_CLASS_NOT_SUPPORTED, "a C-MOVE destination does not answer C-FIND")
+
+    def retrieve(self, peer: Peer, operation: str, sop_class_uid: str,
+                 identifier: Dataset) -> Sequence[Retrievable]:
+        raise DimseStatus(SOP_CLASS_NOT_SUPPORTED, "a C-MOVE destination does not retrieve")
+
+    def destination(self, peer: Peer, ae_title: str) -> Node:
+        raise DimseStatus(SOP_CLASS_NOT_SUPPORTED, "a C-MOVE destination does not move")
+
+
+class _Instance:
+    """One C-STORE's dataset, kept as the fragments it arrives in, then handed over
+    whole behind its file meta information."""
+
+    def __init__(self, on_instance: InstanceHandler, meta: bytes) -> None:
+        self.on_instance = on_instance
+        self.parts: list[Fragment] = [meta]
+
+    def write(self, data: Fragment) -> None:
+        self.parts.append(data)
+
+    def discard(self) -> None:
+        self.parts.clear()
+
+    def finish(self) -> None:
+        status = store_status(self.on_instance, b"".join(self.parts))
+        self.parts.clear()
+        if status != SUCCESS:
+            raise DimseStatus(status)

@@ -293,6 +293,7 @@ class Orthanc(Peer):
         response = httpx.put(f"{self.url}/modalities/{name}",
                              json={"AET": ae_title, "Host": host, "Port": port}, timeout=10)
         response.raise_for_status()
+        self.modalities[name] = (ae_title, host, port)
 
     def instance_count(self) -> int:
         """How many instances Orthanc holds."""
