@@ -154,7 +154,7 @@ def test_tcp_nodelay_is_set_on_both_ends_of_our_associations(tmp_path):
           associate(settings, node, [build_context(Verification)]) as assoc):
         ours = assoc.dul.socket.socket
         assert ours.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
-        theirs = server.active_associations[0].dul.socket.socket
+        [theirs] = server.connections
         assert theirs.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
         assert assoc.send_c_echo().Status == 0
 

@@ -242,6 +242,12 @@ class Acceptor:
         self._thread = threading.Thread(target=self._accept_loop, name="pacskit-acceptor", daemon=True)
         self._thread.start()
 
+    @property
+    def connections(self) -> list[socket.socket]:
+        """The sockets of the associations being served."""
+        with self._lock:
+            return list(self._active)
+
     def shutdown(self, grace: float = 5.0) -> None:
         """Stop listening; let associations in progress end for ``grace`` seconds, then
         abort the rest."""
