@@ -159,6 +159,17 @@ def test_tcp_nodelay_is_set_on_both_ends_of_our_associations(tmp_path):
         assert assoc.send_c_echo().Status == 0
 
 
+def test_our_storage_scp_answers_only_associations_that_call_its_ae_title():
+    settings = Settings(port=_free_port(), bind_address="127.0.0.1", ae_title="MOVEDEST")
+    received: list[bytes] = []
+    with storage_scp(settings, received.append):
+        stranger = Node(ae_title="SOMEONE", host="127.0.0.1", port=settings.port)
+        with pytest.raises(AssociationRejected, match="called AE title"):
+            Client(settings).echo(stranger)
+        assert Client(settings).echo(Node(ae_title="MOVEDEST", host="127.0.0.1", port=settings.port)).status == 0
+    assert received == []
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
