@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,19 +86,8 @@ def get_runs(corpus: Corpus, orthanc: Orthanc, out: Path) -> list[Timing]:
                                corpus.study_uid, "-o", target),
         "pacskit library": None,
     }
-    timings = []
-    for tool, args in runs.items():
-        _empty(target)
-        if args is None:
-            started = time.perf_counter()
-            client.get_study(node, corpus.study_uid, target).raise_for_status()
-            timings.append(Timing(tool, corpus, time.perf_counter() - started))
-        else:
-            timings.append(Timing(tool, corpus, timed(args)))
-        received = sum(1 for p in target.rglob("*") if p.is_file())
-        if received != corpus.count:
-            raise RuntimeError(f"{tool}: {received} of {corpus.count} files retrieved")
-    return timings
+    return _retrieve_runs(runs, corpus, target,
+                          lambda: client.get_study(node, corpus.study_uid, target).raise_for_status())
 
 
 MOVESCU_AET = "BENCHMOVESCU"
@@ -122,12 +112,21 @@ def move_runs(corpus: Corpus, orthanc: Orthanc, out: Path) -> list[Timing]:
                                              "--method", "move", "-o", target),
         "pacskit library": None,
     }
+    return _retrieve_runs(runs, corpus, target,
+                          lambda: client.get_study(node, corpus.study_uid, target, method="move")
+                          .raise_for_status())
+
+
+def _retrieve_runs(runs: dict[str, list[str] | None], corpus: Corpus, target: Path,
+                   library: Callable[[], object]) -> list[Timing]:
+    """Each command of ``runs`` (None: ``library``), into an emptied ``target`` that must
+    then hold the whole corpus."""
     timings = []
     for tool, args in runs.items():
         _empty(target)
         if args is None:
             started = time.perf_counter()
-            client.get_study(node, corpus.study_uid, target, method="move").raise_for_status()
+            library()
             timings.append(Timing(tool, corpus, time.perf_counter() - started))
         else:
             timings.append(Timing(tool, corpus, timed(args)))
