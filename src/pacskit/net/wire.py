@@ -43,8 +43,7 @@ Fragment = bytes | bytearray | memoryview
 
 class DataSink(Protocol):
     """Where a dataset goes as it arrives, fragment by fragment. A fragment may be a view
-    into the PDU it came in: copy it to keep it beyond the next :meth:`Channel.receive`
-    only if the sink does not keep its own reference."""
+    into the PDU it came in, which stays valid for as long as the view is kept."""
 
     def write(self, data: Fragment) -> None: ...
 
