@@ -165,7 +165,7 @@ class RetrieveSession:
         encoded = encode(identifier, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated)
         self.channel.send(context.context_id, request(self._message_id), encoded)
         while True:
-            message = self.channel.receive(_store_fragments)
+            message = self.channel.receive(self._open_instance)
             command = message.us(COMMAND_FIELD)
             if command == C_STORE_RQ:
                 self._answer_store(message)
@@ -175,16 +175,23 @@ class RetrieveSession:
                                          f"(command 0x{command or 0:04X}) during {service}")
             yield _response_of(message, syntax)
 
+    def _open_instance(self, context_id: int, command: dict[int, bytes]) -> ReceivedInstance | None:
+        """Where the dataset of a C-STORE sub-operation goes, once its command is read."""
+        request = Message(context_id, command, None)
+        context = self.contexts.get(context_id)
+        if request.us(COMMAND_FIELD) != C_STORE_RQ or context is None:
+            return None
+        return ReceivedInstance(file_meta(request.text(AFFECTED_SOP_CLASS_UID),
+                                          request.text(AFFECTED_SOP_INSTANCE_UID),
+                                          context.transfer_syntax[0], self.node.ae_title))
+
     def _answer_store(self, message: Message) -> None:
         sop_class = message.text(AFFECTED_SOP_CLASS_UID)
         sop_instance = message.text(AFFECTED_SOP_INSTANCE_UID)
-        context = self.contexts.get(message.context_id)
-        fragments = message.sink.parts if isinstance(message.sink, _Fragments) else None
-        if context is None or not fragments or self.on_instance is None:
+        if not isinstance(message.sink, ReceivedInstance) or self.on_instance is None:
             status = STATUS_CANNOT_UNDERSTAND
         else:
-            meta = file_meta(sop_class, sop_instance, context.transfer_syntax[0], self.node.ae_title)
-            status = store_status(self.on_instance, b"".join([meta, *fragments]))
+            status = store_status(self.on_instance, message.sink.encoded())
         assert self.channel is not None
         self.channel.send(message.context_id,
                           c_store_rsp(message.us(MESSAGE_ID) or 0, sop_class, sop_instance, status))
@@ -295,12 +302,12 @@ def move_session(settings: Settings, node: Node, model: str) -> Iterator[Retriev
             yield RetrieveSession(assoc, node, model, "move", channel)
 
 
-class _Fragments:
-    """A C-STORE sub-operation's dataset as the fragments it arrived in, to be joined once,
-    behind its file meta information."""
+class ReceivedInstance:
+    """A C-STORE's dataset as the fragments it arrives in, behind its file meta
+    information: a :class:`~pacskit.net.wire.DataSink`, joined once, when whole."""
 
-    def __init__(self) -> None:
-        self.parts: list[Fragment] = []
+    def __init__(self, meta: bytes) -> None:
+        self.parts: list[Fragment] = [meta]
 
     def write(self, data: Fragment) -> None:
         self.parts.append(data)
@@ -308,10 +315,9 @@ class _Fragments:
     def discard(self) -> None:
         self.parts.clear()
 
-
-def _store_fragments(context_id: int, command: dict[int, bytes]) -> _Fragments | None:
-    field = command.get(COMMAND_FIELD, b"")
-    return _Fragments() if field[:2] == C_STORE_RQ.to_bytes(2, "little") else None
+    def encoded(self) -> bytes:
+        """The instance as a DICOM Part 10 byte string."""
+        return b"".join(self.parts)
 
 
 def store_status(on_instance: InstanceHandler, data: bytes) -> int:

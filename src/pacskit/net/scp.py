@@ -26,8 +26,7 @@ from pacskit.net.acceptor import (
     StoreSink,
 )
 from pacskit.net.contexts import scp_storage_contexts
-from pacskit.net.retrieve import InstanceHandler, store_status
-from pacskit.net.wire import Fragment
+from pacskit.net.retrieve import InstanceHandler, ReceivedInstance, store_status
 from pacskit.nodes import Node
 from pacskit.settings import Settings
 
@@ -78,22 +77,15 @@ class _MoveDestination:
         raise DimseStatus(SOP_CLASS_NOT_SUPPORTED, "a C-MOVE destination does not move")
 
 
-class _Instance:
-    """One C-STORE's dataset, kept as the fragments it arrives in, then handed over
-    whole behind its file meta information."""
+class _Instance(ReceivedInstance):
+    """One C-STORE's dataset, handed to the retrieve once whole."""
 
     def __init__(self, on_instance: InstanceHandler, meta: bytes) -> None:
+        super().__init__(meta)
         self.on_instance = on_instance
-        self.parts: list[Fragment] = [meta]
-
-    def write(self, data: Fragment) -> None:
-        self.parts.append(data)
-
-    def discard(self) -> None:
-        self.parts.clear()
 
     def finish(self) -> None:
-        status = store_status(self.on_instance, b"".join(self.parts))
-        self.parts.clear()
+        status = store_status(self.on_instance, self.encoded())
+        self.discard()
         if status != SUCCESS:
             raise DimseStatus(status)
