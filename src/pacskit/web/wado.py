@@ -13,6 +13,7 @@ Orthanc's).
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -91,20 +92,22 @@ def locate(index: object, files: Path, study: str, series: str | None = None,
     stored = list(index.instances(Query(level=level, match=match)))  # type: ignore[attr-defined]
     if not stored:
         raise HTTPException(404, f"no such {level.value.lower()}: {(sop or series or study)}")
-    return [Located(item, safe_path(files, item.path)) for item in stored]
+    root = files.resolve()
+    return [Located(item, safe_path(root, item.path)) for item in stored]
 
 
-def safe_path(files: Path, relative: str) -> Path:
-    """The file at ``relative`` under ``files``, never outside it.
+def safe_path(root: Path, relative: str) -> Path:
+    """The file at ``relative`` under the resolved folder ``root``, never outside it. The
+    path is normalised, not resolved: the archive writes no symbolic links, and resolving
+    each of a study's files costs more than sending it.
 
     Raises:
         HTTPException: 404, the path leads out of the folder or the file is gone.
     """
-    root = files.resolve()
-    path = (root / relative).resolve()
-    if not path.is_relative_to(root) or not path.is_file():
+    path = os.path.normpath(os.path.join(root, relative))
+    if not path.startswith(f"{root}{os.sep}") or not os.path.isfile(path):
         raise HTTPException(404, "the stored file is missing")
-    return path
+    return Path(path)
 
 
 def choose_representation(accept: list[MediaType], stored: Iterable[str], *,
