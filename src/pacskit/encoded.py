@@ -14,7 +14,7 @@ import re
 import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 from pydicom import Dataset
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
@@ -422,6 +422,53 @@ def _skip_item_dataset(data: bytes, pos: int, encoding: Encoding) -> int:
             return pos + 8
         pos = _read_element(data, pos, encoding).end
     raise ValueError("a sequence item runs past the end of the data")
+
+
+def pixel_data_offset(data: bytes, pos: int, encoding: Encoding) -> int | None:
+    """Where the top-level Pixel Data element begins in ``data``, which may end inside it
+    (the head of a large file); None if it is not there, or what precedes it is malformed."""
+    order = "<" if encoding.little else ">"
+    try:
+        while pos + 4 <= len(data):
+            group, number = struct.unpack_from(order + "HH", data, pos)
+            tag = (group << 16) | number
+            if tag >= PIXEL_DATA:
+                return pos if tag == PIXEL_DATA else None
+            pos = _read_element(data, pos, encoding).end
+    except ValueError:
+        return None
+    return None
+
+
+def pixel_data_end(head: bytes, offset: int, encoding: Encoding, source: BinaryIO) -> int | None:
+    """Where the Pixel Data element that begins at ``offset`` (read from ``head``, the
+    first bytes of ``source``) ends in ``source``; encapsulated pixel data is followed
+    item by item through the file. None if the file is malformed there."""
+    order = "<" if encoding.little else ">"
+    if encoding.explicit:
+        if offset + 12 > len(head):
+            return None
+        length, start = struct.unpack_from(order + "I", head, offset + 8)[0], offset + 12
+    else:
+        if offset + 8 > len(head):
+            return None
+        length, start = struct.unpack_from(order + "I", head, offset + 4)[0], offset + 8
+    if length != UNDEFINED:
+        return start + length
+    position = start
+    while True:
+        source.seek(position)
+        item = source.read(8)
+        if len(item) < 8:
+            return None
+        group, number, item_length = struct.unpack(order + "HHI", item)
+        tag = (group << 16) | number
+        position += 8
+        if tag == SEQUENCE_DELIMITATION:
+            return position
+        if tag != ITEM or item_length == UNDEFINED:
+            return None
+        position += item_length
 
 
 def _outside_pixel_data(data: bytes, offset: int, elements: dict[int, Element],

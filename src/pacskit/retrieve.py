@@ -8,11 +8,13 @@ requests of a retrieve share one association.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from io import BytesIO
+from typing import BinaryIO
 
 from pydicom import Dataset, dcmread
 
@@ -29,6 +31,7 @@ from pacskit.net.find import find_session
 from pacskit.net.retrieve import (
     STATUS_CANNOT_UNDERSTAND,
     InstanceRejected,
+    Received,
     RetrieveSession,
     SubOperations,
     get_session,
@@ -140,7 +143,8 @@ class Receiver:
         self.lock = threading.Lock()
         self._settled = 0
 
-    def __call__(self, data: bytes) -> None:
+    def __call__(self, data: Received) -> None:
+        size = len(data) if isinstance(data, bytes | bytearray) else os.fstat(data.fileno()).st_size
         try:
             self._keep(data)
         except PacskitError as exc:
@@ -150,14 +154,14 @@ class Receiver:
             self._fail(data, f"cannot decode the received instance: {exc}")
             raise InstanceRejected(str(exc), STATUS_CANNOT_UNDERSTAND) from None
         with self.lock:
-            self.result.bytes += len(data)
+            self.result.bytes += size
             self.state.received += 1
             self.state.bytes = self.result.bytes
         self._report()
 
-    def _keep(self, data: bytes) -> None:
+    def _keep(self, data: Received) -> None:
         if self.sink is None:
-            dataset = dcmread(BytesIO(data))
+            dataset = dcmread(_readable(data))
             self.privacy.blank_instance(dataset)
             with self.lock:
                 self.result.instances.append(dataset)
@@ -199,7 +203,7 @@ class Receiver:
                 self.state.total = self._settled + counts.total
         self._report()
 
-    def _fail(self, data: bytes, reason: str) -> None:
+    def _fail(self, data: Received, reason: str) -> None:
         uid = _sop_instance_uid(data)
         with self.lock:
             self.result.local_failures.append(InstanceFailure(sop_instance_uid=uid, reason=reason))
@@ -209,11 +213,19 @@ class Receiver:
             self.progress(self.state.model_copy())
 
 
-def _sop_instance_uid(data: bytes) -> str:
+def _sop_instance_uid(data: Received) -> str:
     try:
-        return str(dcmread(BytesIO(data), stop_before_pixels=True, specific_tags=["SOPInstanceUID"]).SOPInstanceUID)
+        return str(dcmread(_readable(data), stop_before_pixels=True,
+                           specific_tags=["SOPInstanceUID"]).SOPInstanceUID)
     except Exception:  # noqa: BLE001
         return "unknown"
+
+
+def _readable(data: Received) -> BinaryIO:
+    if isinstance(data, bytes | bytearray):
+        return BytesIO(data)
+    data.seek(0)
+    return data
 
 
 def retrieve(

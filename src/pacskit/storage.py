@@ -9,10 +9,13 @@ from __future__ import annotations
 import errno
 import itertools
 import os
+import shutil
+import struct
 import tempfile
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
+from typing import BinaryIO
 
 from pydicom import Dataset, dcmread
 from pydicom.datadict import tag_for_keyword
@@ -26,10 +29,15 @@ from pacskit.encoded import (
     blank_names,
     elements_up_to,
     parse_file_meta,
+    pixel_data_end,
+    pixel_data_offset,
 )
 from pacskit.errors import DiskFull, OutputError
 from pacskit.layout import Layout
 from pacskit.privacy import DEFAULT_PRIVACY, PATIENT_NAME_TAGS, PrivacyPolicy, contains_names
+
+SPOOLED_HEAD = 4 << 20
+COPY_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -96,18 +104,23 @@ class FolderSink:
         """Where an instance with these attributes goes."""
         return self.layout.path_in(self.root, values)
 
-    def write_encoded(self, data: bytes) -> WrittenInstance:
-        """Write a DICOM Part 10 byte string (preamble, file meta, dataset) as received.
+    def write_encoded(self, data: bytes | BinaryIO) -> WrittenInstance:
+        """Write a DICOM Part 10 instance (preamble, file meta, dataset) as received:
+        bytes, or a file positioned at its start (a large instance spooled to disk).
 
         The bytes are written unchanged unless the privacy policy must blank a name:
         then the name elements are emptied in the bytes, or, when a name may be nested
         in a sequence, the dataset is decoded, blanked and re-encoded in its own
-        transfer syntax (pixel data is never decoded).
+        transfer syntax (pixel data is never decoded). From a file, only the elements
+        before the pixel data are held in memory, unless a name must be looked for
+        inside a sequence.
 
         Raises:
             OutputError: not DICOM, or the file cannot be written.
             DiskFull: no space left.
         """
+        if not isinstance(data, bytes | bytearray):
+            return self._write_spooled(data)
         fast = _read_encoded(data, self.privacy, self._last_tag)
         if fast is not None:
             values, patched = fast
@@ -119,6 +132,17 @@ class FolderSink:
         if self.privacy.withholds_names and contains_names(dataset):
             return self.write_dataset(dataset)
         return self._write(self.path_for(dataset), str(dataset.SOPInstanceUID), data)
+
+    def _write_spooled(self, source: BinaryIO) -> WrittenInstance:
+        head = source.read(SPOOLED_HEAD)
+        header = _header_before_pixel_data(head, source)
+        fast = _read_encoded(header, self.privacy, self._last_tag) if header is not None else None
+        if header is None or fast is None:
+            source.seek(0)
+            return self.write_encoded(source.read())
+        values, patched = fast
+        source.seek(len(header))
+        return self._write(self.path_for(values), str(values.get("SOPInstanceUID", "")), patched, source)
 
     def write_dataset(self, dataset: Dataset) -> WrittenInstance:
         """Encode and write a dataset that has file meta information.
@@ -135,7 +159,8 @@ class FolderSink:
         dcmwrite(buffer, dataset, enforce_file_format=True)
         return self._write(target, str(dataset.SOPInstanceUID), buffer.getvalue())
 
-    def _write(self, target: Path, uid: str, data: bytes) -> WrittenInstance:
+    def _write(self, target: Path, uid: str, data: bytes, rest: BinaryIO | None = None) -> WrittenInstance:
+        """``data``, then what is left of ``rest``, into ``target`` atomically."""
         if not uid:
             raise OutputError("received data has no SOP Instance UID")
         if target.exists() and not self.overwrite:
@@ -150,6 +175,9 @@ class FolderSink:
             tmp = name
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
+                if rest is not None:
+                    shutil.copyfileobj(rest, fh, COPY_CHUNK)
+                size = fh.tell()
                 if self.fsync:
                     fh.flush()
                     os.fsync(fh.fileno())
@@ -162,7 +190,42 @@ class FolderSink:
         finally:
             if tmp is not None:
                 Path(tmp).unlink(missing_ok=True)
-        return WrittenInstance(target, uid, False, len(data))
+        return WrittenInstance(target, uid, False, size)
+
+
+def _header_before_pixel_data(head: bytes, source: BinaryIO) -> bytes | None:
+    """The bytes of a spooled instance before its Pixel Data, if ``head`` holds them and
+    nothing after the pixel data could hold a patient name; None otherwise (the whole
+    instance must then be read)."""
+    if head[128:132] != b"DICM":
+        return None
+    meta, offset = parse_file_meta(head)
+    if offset is None or 0x0010 not in meta:
+        return None
+    try:
+        encoding = Encoding.of(meta[0x0010])
+    except ValueError:
+        return None
+    start = pixel_data_offset(head, offset, encoding)
+    end = pixel_data_end(head, start, encoding, source) if start is not None else None
+    if start is None or end is None or _names_from(source, end, encoding):
+        return None
+    return head[:start]
+
+
+def _names_from(source: BinaryIO, position: int, encoding: Encoding) -> bool:
+    """Whether the bytes of ``source`` from ``position`` on may hold a patient name
+    (elements after the pixel data: a name could only hide in a sequence there)."""
+    order = "<" if encoding.little else ">"
+    patterns = [struct.pack(order + "HH", tag >> 16, tag & 0xFFFF) for tag in PATIENT_NAME_TAGS]
+    source.seek(position)
+    carried = b""
+    while chunk := source.read(COPY_CHUNK):
+        window = carried + chunk
+        if any(pattern in window for pattern in patterns):
+            return True
+        carried = window[-3:]
+    return False
 
 
 def _read_encoded(data: bytes, privacy: PrivacyPolicy, last_tag: int

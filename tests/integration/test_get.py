@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from pydicom import dcmread
 from pynetdicom import AE, StoragePresentationContexts
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet
 
+import pacskit.net.retrieve as net_retrieve
 from pacskit import AsyncClient, Client, Node, Settings
 from pacskit.errors import MoveDestinationUnknown, ServiceNotSupported
 from pacskit.privacy import PATIENT_NAME_KEYWORDS
@@ -326,3 +328,25 @@ def test_no_storage_role_is_a_clear_error(get_scp_without_storage_role, tmp_path
     node = get_scp_without_storage_role
     result = run_cli("get", f"dicom://{node.address}", "--study-uid", "1.2.3", "-o", tmp_path)
     assert_one_line_error(result, 23, "not pacskit as Storage SCP")
+
+
+@pytest.mark.parametrize("method", ["get", "move"])
+def test_instances_past_the_memory_limit_are_spooled_and_arrive_intact(orthanc, corpus, tmp_path, our_port,
+                                                                       monkeypatch, method):
+    orthanc.add_modality("pacskit", OUR_AET, "127.0.0.1", our_port)
+    study = sorted({c.study_uid for c in corpus})[0]
+    items = [c for c in corpus if c.study_uid == study]
+    spools = []
+    temporary_file = tempfile.TemporaryFile
+
+    def counted(*args, **kwargs):
+        spools.append(temporary_file(*args, **kwargs))
+        return spools[-1]
+
+    monkeypatch.setattr(net_retrieve, "SPOOL_AFTER", 2048)
+    monkeypatch.setattr(tempfile, "TemporaryFile", counted)
+    result = Client(Settings(ae_title=OUR_AET, port=our_port)).get_study(
+        node_of(orthanc), study, tmp_path, method=method).raise_for_status()
+    assert (result.written, len(spools)) == (len(items), len(items))
+    assert all(spool.closed for spool in spools)
+    assert_same_as_corpus(dicom_files(tmp_path), items)

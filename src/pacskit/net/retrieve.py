@@ -10,10 +10,13 @@ cross pynetdicom's reactor threads.
 
 from __future__ import annotations
 
+import logging
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from io import BytesIO
+from typing import BinaryIO
 
 from pydicom import Dataset
 from pydicom.uid import UID
@@ -108,7 +111,12 @@ class SubOperations:
                 setattr(self, name, value)
 
 
-InstanceHandler = Callable[[bytes], None]
+LOG = logging.getLogger(__name__)
+SPOOL_AFTER = 32 << 20
+Received = bytes | BinaryIO
+"""A received instance in DICOM Part 10 form: bytes, or (past :data:`SPOOL_AFTER` bytes)
+a temporary file positioned at its start."""
+InstanceHandler = Callable[[Received], None]
 ProgressHandler = Callable[[SubOperations], None]
 
 
@@ -191,7 +199,10 @@ class RetrieveSession:
         if not isinstance(message.sink, ReceivedInstance) or self.on_instance is None:
             status = STATUS_CANNOT_UNDERSTAND
         else:
-            status = store_status(self.on_instance, message.sink.encoded())
+            try:
+                status = message.sink.status(self.on_instance)
+            finally:
+                message.sink.discard()
         assert self.channel is not None
         self.channel.send(message.context_id,
                           c_store_rsp(message.us(MESSAGE_ID) or 0, sop_class, sop_instance, status))
@@ -304,23 +315,56 @@ def move_session(settings: Settings, node: Node, model: str) -> Iterator[Retriev
 
 class ReceivedInstance:
     """A C-STORE's dataset as the fragments it arrives in, behind its file meta
-    information: a :class:`~pacskit.net.wire.DataSink`, joined once, when whole."""
+    information: a :class:`~pacskit.net.wire.DataSink`. Past :data:`SPOOL_AFTER` bytes
+    it goes on in a temporary file instead of memory."""
 
     def __init__(self, meta: bytes) -> None:
         self.parts: list[Fragment] = [meta]
+        self.size = len(meta)
+        self.spool: BinaryIO | None = None
+        self.failure: str | None = None
 
     def write(self, data: Fragment) -> None:
-        self.parts.append(data)
+        """Keep one more fragment (after a spool write error, fragments are dropped)."""
+        if self.failure is not None:
+            return
+        self.size += len(data)
+        try:
+            if self.spool is not None:
+                self.spool.write(data)
+                return
+            self.parts.append(data)
+            if self.size > SPOOL_AFTER:
+                self.spool = tempfile.TemporaryFile(prefix="pacskit-")  # noqa: SIM115 - closed by discard
+                self.spool.writelines(self.parts)
+                self.parts.clear()
+        except OSError as exc:
+            self.discard()
+            self.failure = f"cannot spool a {self.size}-byte instance: {exc.strerror or exc}"
+
+    def status(self, on_instance: InstanceHandler) -> int:
+        """The C-STORE status of handing the whole instance to ``on_instance``."""
+        if self.failure is not None:
+            LOG.warning("%s", self.failure)
+            return STATUS_OUT_OF_RESOURCES
+        return store_status(on_instance, self.encoded())
 
     def discard(self) -> None:
         self.parts.clear()
+        if self.spool is not None:
+            self.spool.close()
+            self.spool = None
 
-    def encoded(self) -> bytes:
-        """The instance as a DICOM Part 10 byte string."""
-        return b"".join(self.parts)
+    def encoded(self) -> Received:
+        """The instance: bytes, or its spool file, positioned at its start."""
+        if self.spool is None:
+            return b"".join(self.parts)
+        self.spool.flush()
+        self.spool.seek(0)
+        return self.spool
 
 
-def store_status(on_instance: InstanceHandler, data: bytes) -> int:
+def store_status(on_instance: InstanceHandler, data: Received) -> int:
     """The C-STORE status for handing ``data`` to ``on_instance``."""
     try:
         on_instance(data)

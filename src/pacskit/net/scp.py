@@ -26,7 +26,7 @@ from pacskit.net.acceptor import (
     StoreSink,
 )
 from pacskit.net.contexts import scp_storage_contexts
-from pacskit.net.retrieve import InstanceHandler, ReceivedInstance, store_status
+from pacskit.net.retrieve import InstanceHandler, ReceivedInstance
 from pacskit.nodes import Node
 from pacskit.settings import Settings
 
@@ -85,7 +85,9 @@ class _Instance(ReceivedInstance):
         self.on_instance = on_instance
 
     def finish(self) -> None:
-        status = store_status(self.on_instance, self.encoded())
-        self.discard()
+        try:
+            status = self.status(self.on_instance)
+        finally:
+            self.discard()
         if status != SUCCESS:
             raise DimseStatus(status)
