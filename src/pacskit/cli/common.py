@@ -47,6 +47,15 @@ def state(ctx: typer.Context) -> State:
     return obj if isinstance(obj, State) else State()
 
 
+def rates(count: int, size: int, seconds: float) -> str:
+    """``count`` instances of ``size`` bytes in ``seconds``, as instances and MB per second."""
+    if seconds <= 0:
+        return "—"
+    per_second = count / seconds
+    instances = f"{per_second:.1f}" if per_second < 10 else f"{per_second:.0f}"
+    return f"{instances} inst/s, {size / 1e6 / seconds:.1f} MB/s"
+
+
 def print_json(data: Any) -> None:
     """Print ``data`` as indented JSON on standard output."""
     out.print_json(json.dumps(data), highlight=False) if out.is_terminal else print(json.dumps(data, indent=2))
