@@ -174,7 +174,7 @@ class Receiver:
             else:
                 self.result.written += 1
 
-    def take(self, data: bytes) -> bool:
+    def take(self, data: Received) -> bool:
         """Keep one instance received outside DIMSE (a WADO-RS part); whether it was
         kept (a failure is in ``result.local_failures``)."""
         try:

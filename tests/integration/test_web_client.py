@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,6 +20,7 @@ from pacskit.archive import Archive
 from pacskit.query import Query
 from pacskit.settings import ArchiveSettings, NodeConfig, Settings, WebSettings
 from pacskit.testing.peers import Orthanc, free_port
+from pacskit.web import multipart
 
 ARCHIVE_AET = "ARCHIVE"
 
@@ -109,6 +111,29 @@ def test_wado_retrieves_the_stored_files(peer, corpus, tmp_path, wado_uri):
             assert written.get(keyword) == original.get(keyword)
     again = client().get_study(url, first.study_uid, tmp_path, wado_uri=wado_uri).raise_for_status()
     assert (again.written, again.skipped) == (0, len(study))
+
+
+def test_wado_rs_parts_past_the_memory_limit_are_spooled_and_written_whole(peer, corpus, tmp_path, monkeypatch):
+    url, _ = peer
+    first = corpus[0]
+    study = [i for i in corpus if i.study_uid == first.study_uid]
+    spools = []
+    temporary_file = tempfile.TemporaryFile
+
+    def counted(*args, **kwargs):
+        spools.append(temporary_file(*args, **kwargs))
+        return spools[-1]
+
+    monkeypatch.setattr(multipart, "SPOOL_AFTER", 2048)
+    monkeypatch.setattr(tempfile, "TemporaryFile", counted)
+    result = client().get_study(url, first.study_uid, tmp_path).raise_for_status()
+    assert (result.written, len(spools)) == (len(study), len(study))
+    assert all(spool.closed for spool in spools)
+    for item in study:
+        written = dcmread(tmp_path / item.patient_id / item.study_uid / item.series_uid
+                          / f"{item.sop_instance_uid}.dcm")
+        assert written.PixelData == dcmread(item.path).PixelData
+        assert written.PatientName == ""
 
 
 def test_wado_rs_series_and_instance_to_memory(peer, corpus):

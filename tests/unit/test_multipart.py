@@ -140,3 +140,22 @@ def test_small_chunks_are_sent_in_few_pieces_of_bounded_size():
     assert b"".join(pieces) == b"".join(chunks)
     assert len(pieces) < 20
     assert all(len(p) < 1024 + 5000 for p in pieces)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 4096, 1 << 20])
+def test_a_part_past_the_memory_limit_comes_as_a_file_with_the_same_bytes(chunk_size):
+    near_misses = b"\r\n--b0und4r" + b"\r\n--b0und4ryX" + f"\r\n--{BOUNDARY} x".encode()
+    big = bytes(range(256)) * 40 + near_misses + bytes(range(256)) * 40
+    data = message(b"small", big, b"", big[::-1])
+    got = []
+    for _, body in iter_parts(io.BytesIO(data), BOUNDARY, chunk_size=chunk_size, spool_after=1000):
+        got.append(body if isinstance(body, bytes) else ("file", body.read()))
+    assert got == [b"small", ("file", big), b"", ("file", big[::-1])]
+
+
+def test_a_spooled_part_is_closed_once_the_next_is_asked_for():
+    parts = iter_parts(io.BytesIO(message(b"x" * 5000, b"y")), BOUNDARY, chunk_size=64, spool_after=100)
+    _, first = next(parts)
+    assert not isinstance(first, bytes) and first.read() == b"x" * 5000
+    assert next(parts)[1] == b"y"
+    assert first.closed

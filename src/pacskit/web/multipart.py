@@ -11,6 +11,7 @@ from parts that are themselves iterators of chunks (files read from disk).
 from __future__ import annotations
 
 import re
+import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ CRLF = b"\r\n"
 CHUNK_SIZE = 1 << 20
 MAX_HEADER_BYTES = 16 << 10
 MAX_PADDING_BYTES = 1024
+SPOOL_AFTER = 32 << 20
 _BOUNDARY = re.compile(r"^[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]$")
 
 
@@ -86,29 +88,45 @@ def scan_parts(stream: BinaryIO, boundary: str, *, chunk_size: int = CHUNK_SIZE)
     return parts
 
 
-def iter_parts(stream: BinaryIO, boundary: str, *, chunk_size: int = 256 << 10
-               ) -> Iterator[tuple[dict[str, str], bytes]]:
+def iter_parts(stream: BinaryIO, boundary: str, *, chunk_size: int = 256 << 10,
+               spool_after: int | None = None) -> Iterator[tuple[dict[str, str], bytes | BinaryIO]]:
     """The body parts of the ``multipart`` message in ``stream``, read once from start to
     end (an HTTP response as it arrives): each part's headers and body are yielded as
-    soon as the delimiter after it is read, so only one part is held in memory. The
-    rules are those of :func:`scan_parts`.
+    soon as the delimiter after it is read. A body of up to ``spool_after`` bytes
+    (:data:`SPOOL_AFTER` by default) is held in memory and yielded as bytes; a larger one
+    goes on into a temporary file as it arrives and is yielded as that file, positioned
+    at its start and closed when the next part is asked for. The rules are those of
+    :func:`scan_parts`.
 
     Raises:
         MultipartError: as :func:`scan_parts`, when the bad part is reached (the parts
             before it have been yielded).
     """
-    scanner = _Scanner(stream, chunk_size)
+    scanner = _Scanner(stream, chunk_size, SPOOL_AFTER if spool_after is None else spool_after)
     delimiter = _opening(scanner, boundary)
     number = 0
-    while True:
-        number += 1
-        part = _next_part(scanner, delimiter, number, keep_body=True)
-        if part is None:
-            return
-        headers, body_start, body_end = part
-        body = scanner.read(body_start, body_end - body_start)
-        scanner.keep = None
-        yield headers, body
+    try:
+        while True:
+            number += 1
+            part = _next_part(scanner, delimiter, number, keep_body=True)
+            if part is None:
+                return
+            headers, body_start, body_end = part
+            spool, kept_from = scanner.spool, scanner.keep if scanner.keep is not None else body_start
+            body: bytes | BinaryIO = scanner.read(kept_from, body_end - kept_from)
+            if spool is not None:
+                spool.write(body)
+                spool.seek(0)
+                body = spool
+            scanner.keep = scanner.spool = None
+            try:
+                yield headers, body
+            finally:
+                if spool is not None:
+                    spool.close()
+    finally:
+        if scanner.spool is not None:
+            scanner.spool.close()
 
 
 def _opening(scanner: _Scanner, boundary: str) -> bytes:
@@ -210,7 +228,7 @@ class _Scanner:
     returned are those of that virtual stream, which are the real ones plus 2. Bytes
     from ``keep`` on are kept until it is cleared; ``position`` is the last delimiter's."""
 
-    def __init__(self, stream: BinaryIO, chunk_size: int) -> None:
+    def __init__(self, stream: BinaryIO, chunk_size: int, spool_after: int | None = None) -> None:
         self.stream = stream
         self.chunk_size = max(chunk_size, 1)
         self.buffer = bytearray(CRLF)
@@ -218,6 +236,8 @@ class _Scanner:
         self.eof = False
         self.position = 0
         self.keep: int | None = None
+        self.spool_after = spool_after
+        self.spool: BinaryIO | None = None
 
     def _fill(self) -> bool:
         if self.eof:
@@ -231,11 +251,25 @@ class _Scanner:
 
     def _drop_before(self, position: int) -> None:
         if self.keep is not None:
+            self._spool_before(position)
             position = min(position, self.keep)
         cut = position - self.base
         if cut > 0:
             del self.buffer[:cut]
             self.base = position
+
+    def _spool_before(self, position: int) -> None:
+        """Once the body being kept is known to be longer than ``spool_after`` bytes, move
+        its bytes before ``position`` (passed over: no delimiter there) to :attr:`spool`,
+        a temporary file."""
+        assert self.keep is not None
+        if self.spool is None:
+            if self.spool_after is None or position - self.keep <= self.spool_after:
+                return
+            self.spool = tempfile.TemporaryFile(prefix="pacskit-part-")  # noqa: SIM115 - closed by iter_parts
+        if position > self.keep:
+            self.spool.write(self.buffer[self.keep - self.base:position - self.base])
+            self.keep = position
 
     def find(self, pattern: bytes, position: int, *, limit: int | None = None) -> int:
         """The offset of the next ``pattern`` at or after ``position``; -1 if none (or
