@@ -47,6 +47,11 @@ def state(ctx: typer.Context) -> State:
     return obj if isinstance(obj, State) else State()
 
 
+def counted(count: int, noun: str) -> str:
+    """``count`` and ``noun``, plural unless ``count`` is 1: "1 instance", "3 instances"."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def rates(count: int, size: int, seconds: float) -> str:
     """``count`` instances of ``size`` bytes in ``seconds``, as instances and MB per second."""
     if seconds <= 0:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from pacskit.cli.common import OutputFormat, err, out, print_json, rates, state
+from pacskit.cli.common import OutputFormat, counted, err, out, print_json, rates, state
 from pacskit.cli.progress import ProgressBar
 from pacskit.cli.query_options import (
     AccessionOption,
@@ -88,7 +88,7 @@ def print_summary(result: RetrieveResult) -> None:
         return
     mb = result.bytes / 1e6
     out.print(
-        f"Retrieved {result.received} instances ({mb:.1f} MB) in {result.seconds:.1f} s "
+        f"Retrieved {counted(result.received, 'instance')} ({mb:.1f} MB) in {result.seconds:.1f} s "
         f"({rates(result.received, result.bytes, result.seconds)}) by {_service(result.method)}: {result.written} written, "
         f"{result.skipped} already present; peer reports {result.completed} completed, "
         f"{result.failed} failed, {result.warning} warnings."

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from pacskit.cli.common import OutputFormat, err, out, print_json, rates, state
+from pacskit.cli.common import OutputFormat, counted, err, out, print_json, rates, state
 from pacskit.cli.progress import ProgressBar
 from pacskit.models import StoreResult
 
@@ -40,7 +40,7 @@ def store(
 def print_summary(result: StoreResult) -> None:
     """A human summary of a store."""
     out.print(
-        f"Stored {result.sent} files ({result.bytes / 1e6:.1f} MB) in {result.seconds:.1f} s "
+        f"Stored {counted(result.sent, 'file')} ({result.bytes / 1e6:.1f} MB) in {result.seconds:.1f} s "
         f"({rates(result.sent, result.bytes, result.seconds)}): {result.failed} failed, {result.warning} warnings, "
         f"{result.converted} converted; skipped {result.not_dicom} non-DICOM"
         + (f" and {result.filtered_out} filtered out" if result.filtered_out else "") + ".",
