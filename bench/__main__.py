@@ -1,6 +1,6 @@
 """pacskit side by side with DCMTK, on loopback, every peer with ``TCP_NODELAY=1``.
 
-    python -m bench [--small 2000] [--large 100] [--repeat 3] [--only store|get]
+    python -m bench [--small 2000] [--large 100] [--repeat 3] [--only store|get|archive|web]
 
 - store: DCMTK ``storescu`` vs ``pacskit store`` (and ``--parallel 2``) into the same
   DCMTK ``storescp``;
@@ -8,8 +8,9 @@
   then DCMTK ``movescu --port`` vs ``pacskit get --method move`` (C-MOVE to a storage SCP
   each runs itself);
 - archive: DCMTK ``storescu`` into Orthanc vs into ``pacskit serve`` (1 and 4 senders,
-  with and without fsync), and ``findscu`` and QIDO-RS latency against both holding
-  ``--find-instances`` instances (by PatientID, and all studies);
+  with and without fsync), DCMTK ``getscu`` from each, and ``findscu`` and QIDO-RS
+  latency against both holding ``--find-instances`` instances (by PatientID, and all
+  studies);
 - web: STOW-RS ingest (1 and 4 parallel requests) and WADO-RS retrieval of a whole study,
   Orthanc's DICOMweb plugin vs ``pacskit serve``, the same client for both.
 
@@ -94,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
                 for senders in (1, 4):
                     report(f"C-STORE from {senders} DCMTK storescu into Orthanc and pacskit serve "
                            "(files on disk)", archive.ingest_runs(corpora[0], disk, senders))
+                for corpus in corpora:
+                    report(f"C-GET by DCMTK getscu from Orthanc and pacskit serve, {corpus.name}",
+                           archive.serve_runs(corpus, disk, args.repeat))
                 many = make(args.cache, "archive", instances=args.find_instances, series=1, rows=16,
                             patients=max(1, args.find_instances // 100), studies=4)
                 print(f"\nSearch latency, {many.count} instances in {many.count // 25} studies: "

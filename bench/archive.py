@@ -92,6 +92,38 @@ def ingest_runs(corpus: Corpus, root: Path, senders: int) -> list[Timing]:
     return timings
 
 
+def serve_runs(corpus: Corpus, root: Path, repeat: int) -> list[Timing]:
+    """DCMTK getscu retrieving ``corpus`` (one study) by C-GET from Orthanc and from
+    pacskit serve, each holding it on disk; best of ``repeat``."""
+    timings = []
+    with Orthanc(root / "orthanc-serve", ae_title="ORTHANC") as orthanc:
+        ingest(corpus, orthanc.ae_title, orthanc.port, 1)
+        timings.append(Timing("Orthanc", corpus, _getscu_best(corpus, orthanc.ae_title, orthanc.port,
+                                                               root / "served", repeat)))
+    with pacskit_serve(root / "pacskit-serve", fsync=False) as port:
+        ingest(corpus, ARCHIVE_AET, port, 1)
+        timings.append(Timing("pacskit serve", corpus, _getscu_best(corpus, ARCHIVE_AET, port,
+                                                                     root / "served", repeat)))
+    for folder in ("orthanc-serve", "pacskit-serve", "served"):
+        shutil.rmtree(root / folder, ignore_errors=True)
+    return timings
+
+
+def _getscu_best(corpus: Corpus, ae_title: str, port: int, out: Path, repeat: int) -> float:
+    args = [require("getscu"), "-aet", SENDER_AET, "-aec", ae_title, "-S", "--max-pdu", "131072",
+            "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={corpus.study_uid}",
+            "-od", str(out), "127.0.0.1", str(port)]
+    best = float("inf")
+    for _ in range(repeat):
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        best = min(best, timed(args))
+        received = sum(1 for p in out.rglob("*") if p.is_file())
+        if received != corpus.count:
+            raise RuntimeError(f"getscu from {ae_title}: {received} of {corpus.count} files")
+    return best
+
+
 def find_latency(corpus: Corpus, root: Path, repeat: int) -> list[tuple[str, float, float, float, float]]:
     """(tool, ms for a study-level C-FIND by PatientID, ms for all studies, ms for QIDO-RS
     studies of one patient, ms for QIDO-RS all studies with limit=100): findscu runs and
