@@ -197,20 +197,29 @@ def _header_before_pixel_data(head: bytes, source: BinaryIO) -> bytes | None:
     """The bytes of a spooled instance before its Pixel Data, if ``head`` holds them and
     nothing after the pixel data could hold a patient name; None otherwise (the whole
     instance must then be read)."""
-    if head[128:132] != b"DICM":
+    found = _dataset_encoding(head)
+    if found is None:
         return None
-    meta, offset = parse_file_meta(head)
-    if offset is None or 0x0010 not in meta:
-        return None
-    try:
-        encoding = Encoding.of(meta[0x0010])
-    except ValueError:
-        return None
+    offset, encoding = found
     start = pixel_data_offset(head, offset, encoding)
     end = pixel_data_end(head, start, encoding, source) if start is not None else None
     if start is None or end is None or _names_from(source, end, encoding):
         return None
     return head[:start]
+
+
+def _dataset_encoding(data: bytes) -> tuple[int, Encoding] | None:
+    """Where the dataset of a Part 10 byte string starts, and how it is encoded; None if
+    the file meta information is missing or names a syntax read only by pydicom."""
+    if data[128:132] != b"DICM":
+        return None
+    meta, offset = parse_file_meta(data)
+    if offset is None or 0x0010 not in meta:
+        return None
+    try:
+        return offset, Encoding.of(meta[0x0010])
+    except ValueError:
+        return None
 
 
 def _names_from(source: BinaryIO, position: int, encoding: Encoding) -> bool:
@@ -233,13 +242,11 @@ def _read_encoded(data: bytes, privacy: PrivacyPolicy, last_tag: int
     """The attributes up to ``last_tag`` of a Part 10 byte string, and its bytes with
     names blanked, read without decoding; None when only pydicom can do it (deflated,
     malformed, names nested in sequences)."""
-    if data[128:132] != b"DICM":
+    found = _dataset_encoding(data)
+    if found is None:
         return None
-    meta, offset = parse_file_meta(data)
-    if offset is None or 0x0010 not in meta:
-        return None
+    offset, encoding = found
     try:
-        encoding = Encoding.of(meta[0x0010])
         elements = elements_up_to(data, offset, encoding, last_tag)
     except ValueError:
         return None

@@ -5,6 +5,8 @@ A missing peer fails the test that needs it, loudly: `make test` installs them.
 
 from __future__ import annotations
 
+import tempfile
+
 import pytest
 
 from pacskit.testing.corpus import generate_corpus
@@ -51,3 +53,17 @@ def orthanc(tmp_path_factory, corpus_dir):
     with Orthanc(tmp_path_factory.mktemp("orthanc")) as peer:
         peer.load([corpus_dir])
         yield peer
+
+
+@pytest.fixture
+def spools(monkeypatch):
+    """Every temporary file opened during the test (large instances are spooled to them)."""
+    opened = []
+    temporary_file = tempfile.TemporaryFile
+
+    def counted(*args, **kwargs):
+        opened.append(temporary_file(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", counted)
+    return opened

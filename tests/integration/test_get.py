@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -332,19 +331,11 @@ def test_no_storage_role_is_a_clear_error(get_scp_without_storage_role, tmp_path
 
 @pytest.mark.parametrize("method", ["get", "move"])
 def test_instances_past_the_memory_limit_are_spooled_and_arrive_intact(orthanc, corpus, tmp_path, our_port,
-                                                                       monkeypatch, method):
+                                                                       monkeypatch, spools, method):
     orthanc.add_modality("pacskit", OUR_AET, "127.0.0.1", our_port)
     study = sorted({c.study_uid for c in corpus})[0]
     items = [c for c in corpus if c.study_uid == study]
-    spools = []
-    temporary_file = tempfile.TemporaryFile
-
-    def counted(*args, **kwargs):
-        spools.append(temporary_file(*args, **kwargs))
-        return spools[-1]
-
     monkeypatch.setattr(net_retrieve, "SPOOL_AFTER", 2048)
-    monkeypatch.setattr(tempfile, "TemporaryFile", counted)
     result = Client(Settings(ae_title=OUR_AET, port=our_port)).get_study(
         node_of(orthanc), study, tmp_path, method=method).raise_for_status()
     assert (result.written, len(spools)) == (len(items), len(items))

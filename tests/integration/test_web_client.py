@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import socket
-import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -113,19 +112,12 @@ def test_wado_retrieves_the_stored_files(peer, corpus, tmp_path, wado_uri):
     assert (again.written, again.skipped) == (0, len(study))
 
 
-def test_wado_rs_parts_past_the_memory_limit_are_spooled_and_written_whole(peer, corpus, tmp_path, monkeypatch):
+def test_wado_rs_parts_past_the_memory_limit_are_spooled_and_written_whole(peer, corpus, tmp_path, monkeypatch,
+                                                                           spools):
     url, _ = peer
     first = corpus[0]
     study = [i for i in corpus if i.study_uid == first.study_uid]
-    spools = []
-    temporary_file = tempfile.TemporaryFile
-
-    def counted(*args, **kwargs):
-        spools.append(temporary_file(*args, **kwargs))
-        return spools[-1]
-
     monkeypatch.setattr(multipart, "SPOOL_AFTER", 2048)
-    monkeypatch.setattr(tempfile, "TemporaryFile", counted)
     result = client().get_study(url, first.study_uid, tmp_path).raise_for_status()
     assert (result.written, len(spools)) == (len(study), len(study))
     assert all(spool.closed for spool in spools)
