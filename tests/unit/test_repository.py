@@ -1,0 +1,21 @@
+"""What the repository holds: the data folder of ``make run`` is patient data, never code."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from pacskit.settings import ArchiveSettings
+
+ROOT = Path(__file__).parents[2]
+
+
+def _git(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+
+
+def test_the_default_data_folder_is_ignored_and_holds_nothing_tracked():
+    folder = str(ArchiveSettings().data_dir)
+    assert _git("ls-files", "--", folder).stdout == ""
+    for inside in ("index.db", "index.db-wal", "1.2.3/1.2.3.4/1.2.3.4.5.dcm"):
+        assert _git("check-ignore", "-q", f"{folder}/{inside}").returncode == 0, inside
