@@ -34,7 +34,7 @@ from pacskit.errors import (
 from pacskit.models import RetrieveResult
 from pacskit.nodes import url_without_credentials
 from pacskit.privacy import PrivacyPolicy
-from pacskit.query import LEVELS, UNIQUE_KEYS, Level, Query
+from pacskit.query import LEVELS, UNIQUE_KEYS, Level, Query, vr_of
 from pacskit.scan import DicomFile
 from pacskit.web.media import MediaType
 from pacskit.web.multipart import MultipartError, file_chunks, iter_parts, new_boundary, write_parts
@@ -124,7 +124,8 @@ class _Bearer(httpx.Auth):
 
 def qido_request(query: Query, privacy: PrivacyPolicy) -> tuple[str, dict[str, str]]:
     """The QIDO-RS resource and query parameters for ``query`` (PS3.18 10.6.1): match keys
-    as ``keyword=value``, the other return keys as ``includefield``. A patient-level query
+    as ``keyword=value``, a list of UIDs separated by commas (PS3.18 8.3.4.1,
+    ``uid-list-match``), the other return keys as ``includefield``. A patient-level query
     searches studies (QIDO-RS has no patient resource). Names withheld by ``privacy`` are
     neither matched nor included.
 
@@ -133,7 +134,7 @@ def qido_request(query: Query, privacy: PrivacyPolicy) -> tuple[str, dict[str, s
     """
     query.to_identifier(privacy)
     matching = query.matching_keys()
-    params = dict(matching)
+    params = {k: v.replace("\\", ",") if vr_of(k) == "UI" else v for k, v in matching.items()}
     included = [k for k in query.return_keywords(privacy) if k not in matching]
     if query.level is Level.PATIENT:
         included.append("PatientID")
