@@ -147,6 +147,12 @@ def test_an_explicit_transfer_syntax_is_sent_when_it_can_be(archive):
     as_jpeg, [(content_type, body)] = retrieve(archive, instance, f"{DICOM_PARTS}; transfer-syntax=1.2.840.10008.1.2.4.50")
     assert content_type.endswith("transfer-syntax=1.2.840.10008.1.2.4.50")
     assert stored_dataset(body) == stored_dataset(jpeg.read_bytes())
+    decoded, [(_, body)] = retrieve(archive, instance, f"{DICOM_PARTS}; transfer-syntax={EXPLICIT_LE}")
+    assert dcmread(io.BytesIO(body)).SOPInstanceUID == sop
+    by_uri = httpx.get(f"http://127.0.0.1:{archive.settings.web.port}/wado", params={
+        "requestType": "WADO", "studyUID": study, "seriesUID": series, "objectUID": sop,
+        "contentType": "application/dicom", "transferSyntax": EXPLICIT_LE})
+    assert dcmread(io.BytesIO(by_uri.content)).SOPInstanceUID == sop
     alone = httpx.get(f"{web_url(archive)}/{instance}", headers={"Accept": "application/dicom"})
     assert alone.headers["content-type"] == f"application/dicom; transfer-syntax={EXPLICIT_LE}"
     assert dcmread(io.BytesIO(alone.content)).file_meta.TransferSyntaxUID == EXPLICIT_LE
