@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from enum import Enum
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -152,6 +153,7 @@ def allowed_keys(level: Level, model: InformationModel) -> set[str]:
     return {key for lvl in LEVELS[: LEVELS.index(level) + 1] for key in LEVEL_KEYS[lvl]}
 
 
+@cache
 def vr_of(keyword: str) -> str:
     """The value representation of ``keyword`` (the first one, when it has several)."""
     return dictionary_VR(tag_for_keyword(keyword)).split(" ")[0]
@@ -444,7 +446,14 @@ def match_value(keyword: str, pattern: str, dataset: Dataset) -> bool:
     """
     if pattern in ("", "*"):
         return True
-    values = [v for v in _values(dataset.get(keyword)) if v]
+    return match_values(keyword, pattern, [v for v in _values(dataset.get(keyword)) if v])
+
+
+def match_values(keyword: str, pattern: str, values: list[str]) -> bool:
+    """Whether any of ``values`` (stripped, non-empty) of ``keyword`` matches ``pattern``,
+    as :func:`match_value`."""
+    if pattern in ("", "*"):
+        return True
     if not values:
         return False
     vr = vr_of(keyword)
