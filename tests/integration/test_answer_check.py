@@ -17,13 +17,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from clirunner import run_cli
-from pydicom import Dataset
+from pydicom import Dataset, dcmread
 from pynetdicom import AE, evt
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
 from pacskit import Client, Node, Settings
 from pacskit.query import Query
-from pacskit.testing.peers import LOOPBACK, free_port
+from pacskit.testing.peers import LOOPBACK, DcmQrSCP, free_port
 
 STUDY_TAG = "0020000D"
 HOSPITAL = "pacskit synthetic hospital"
@@ -264,3 +264,15 @@ def test_qido_rs_answers_are_checked_too(corpus):
         (studies - len(with_mr), 0, 1)
     assert check_lines(result) == [f"{studies - len(with_mr)} of {studies} study answers dropped: "
                                    "the PACS ignored ModalitiesInStudy"]
+
+
+def test_move_by_modality_moves_only_the_studies_that_match(tmp_path, corpus_dir, corpus, storescp):
+    with DcmQrSCP(tmp_path / "q", move_destinations={storescp.ae_title: (storescp.host, storescp.port)}) as peer:
+        peer.load([corpus_dir])
+        result = run_cli("move", peer.address, "--modality", "MR", "--to", storescp.ae_title, "-f", "json")
+    assert result.returncode == 0, result.stderr
+    with_mr = studies_with(corpus, "MR")
+    moved = {dcmread(p, stop_before_pixels=True).SOPInstanceUID for p in storescp.received()}
+    assert moved == instances_of(corpus, with_mr)
+    assert json.loads(result.stdout)["check"]["dropped"] == len({c.study_uid for c in corpus}) - len(with_mr)
+    assert len(check_lines(result)) == 1 and "the PACS ignored ModalitiesInStudy" in result.stderr
