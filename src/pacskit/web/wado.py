@@ -12,8 +12,9 @@ instance at a time — the only syntax pacskit converts to; a syntax it cannot p
 
 An instance that cannot be converted is left out: the response is 406 when none can be
 sent, and 206 (Partial Content) with a Warning header saying how many were left out when
-some can (PS3.18 10.4.3, "Not Acceptable" if no data is returned, "Partial Content" if
-only some). Whether an instance can be decoded is known from its transfer syntax before
+some can (the Retrieve Transaction's response, PS3.18 10.4.3; PS3.18-2019a 6.5.2.2 puts
+it as "a Not Acceptable response if no data is returned or a Partial Content response if
+only some data is returned"). Whether an instance can be decoded is known from its transfer syntax before
 the response starts; a decoder that fails on an instance's data is found only once the
 response is under way, and that instance is then left out with a warning in the log.
 """
