@@ -10,10 +10,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pydicom import Dataset
-
 from pacskit.client import Client
-from pacskit.models import EchoResult, MoveResult, RetrieveResult, StoreResult
+from pacskit.models import EchoResult, Matches, MoveResult, RetrieveResult, StoreResult
 from pacskit.nodes import Node
 from pacskit.query import Query
 from pacskit.settings import Settings
@@ -34,7 +32,7 @@ class AsyncClient:
         """See :meth:`Client.echo`."""
         return await asyncio.to_thread(self.sync.echo, node)
 
-    async def find(self, node: Node | str, query: Query) -> list[Dataset]:
+    async def find(self, node: Node | str, query: Query) -> Matches:
         """See :meth:`Client.find`."""
         return await asyncio.to_thread(self.sync.find, node, query)
 

@@ -11,9 +11,17 @@ from pydicom import Dataset
 
 from pacskit import retrieve as _retrieve
 from pacskit import send as _send
-from pacskit.finder import run_query
+from pacskit.finder import checked_matches
 from pacskit.layout import DEFAULT_LAYOUT, Layout
-from pacskit.models import EchoResult, MoveResult, RetrieveResult, StoreResult
+from pacskit.models import (
+    AnswerCheck,
+    Answers,
+    EchoResult,
+    Matches,
+    MoveResult,
+    RetrieveResult,
+    StoreResult,
+)
 from pacskit.net import c_echo
 from pacskit.net.find import find_session
 from pacskit.nodes import Node, is_web_address
@@ -105,7 +113,7 @@ class Client:
         status, associate_s, rtt_s = c_echo(self.settings, target)
         return EchoResult(node=target, status=status, associate_ms=associate_s * 1e3, rtt_ms=rtt_s * 1e3)
 
-    def iter_find(self, node: Node | str, query: Query) -> Iterator[Dataset]:
+    def iter_find(self, node: Node | str, query: Query) -> Answers:
         """C-FIND ``query`` on ``node``, yielding each match as it arrives (PS3.4 C.4.1).
         ``node`` may also be ``"archive"`` (the local archive's index) or a folder of
         DICOM files, searched with the same rules (:mod:`pacskit.sources`).
@@ -113,29 +121,42 @@ class Client:
         Patient names are neither requested nor returned unless the settings opt in.
         After ``query.limit`` matches the rest is cancelled (C-CANCEL). Keys that a
         hierarchical SCP would ignore are honoured by querying in steps
-        (:mod:`pacskit.finder`).
+        (:mod:`pacskit.finder`). Every answer of a peer is checked against the query:
+        those that fail a key the peer ignored are dropped, those that cannot be checked
+        are kept; the result's ``check`` (:class:`~pacskit.models.AnswerCheck`) counts
+        both once the iteration ends.
 
         Raises:
             QueryError: the query is invalid for its level (or asks for names).
+            InvalidAddress: a malformed DICOMweb URL.
             NetworkError, DimseError: the C-FIND failed.
         """
         query.to_identifier(self.privacy)
+        check = AnswerCheck(level=query.level)
         web = self.web_node(node)
         if web is not None:
-            with self._web_client(web) as client:
-                yield from client.search(query)
-            return
+            return Answers(self._web_search(web, query, check), check)
         if isinstance(node, str) and is_local_source(node):
-            for match in find_local(self.settings, node, query, query.return_keywords(self.privacy)):
-                yield self.privacy.scrub_response(match)
-            return
-        with find_session(self.settings, self.node(node), query.model.value) as session:
-            for match in run_query(session, query, self.privacy):
+            return Answers(self._local_search(node, query, check), check)
+        return Answers(self._dimse_search(self.node(node), query, check), check)
+
+    def _web_search(self, web: WebNode, query: Query, check: AnswerCheck) -> Iterator[Dataset]:
+        with self._web_client(web) as client:
+            yield from client.checked_search(query, check)
+
+    def _local_search(self, source: str, query: Query, check: AnswerCheck) -> Iterator[Dataset]:
+        for match in find_local(self.settings, source, query, query.return_keywords(self.privacy)):
+            check.answers += 1
+            yield self.privacy.scrub_response(match)
+
+    def _dimse_search(self, node: Node, query: Query, check: AnswerCheck) -> Iterator[Dataset]:
+        with find_session(self.settings, node, query.model.value) as session:
+            for match in checked_matches(session, query, self.privacy, check):
                 yield self.privacy.scrub_response(match)
 
-    def find(self, node: Node | str, query: Query) -> list[Dataset]:
-        """All the matches of :meth:`iter_find`, as a list."""
-        return list(self.iter_find(node, query))
+    def find(self, node: Node | str, query: Query) -> Matches:
+        """All the matches of :meth:`iter_find`, as a list with its ``check``."""
+        return Matches(self.iter_find(node, query))
 
     def get(
         self,

@@ -10,9 +10,13 @@ unique keys. All the requests share one association.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 
 from pydicom import Dataset
 
+from pacskit.answers import AnswerChecker, values_of
+from pacskit.errors import DimseFailure
+from pacskit.models import AnswerCheck, Answers
 from pacskit.net.find import FindSession
 from pacskit.privacy import PrivacyPolicy
 from pacskit.query import LEVEL_KEYS, LEVELS, UNIQUE_KEYS, InformationModel, Level, Query
@@ -39,30 +43,60 @@ def needs_steps(query: Query) -> bool:
 
 
 def run_query(session: FindSession, query: Query, privacy: PrivacyPolicy,
-              limit: int | None = None) -> Iterator[Dataset]:
-    """Yield the matches of ``query`` (at most ``limit``), in steps when it needs them.
+              limit: int | None = None) -> Answers:
+    """The matches of ``query``, in steps when it needs them, every answer checked
+    against the query (:mod:`pacskit.answers`): the result's ``check`` says what was
+    dropped or kept unverified. After ``limit`` answers (the query's own limit by
+    default) the SCP is cancelled; answers dropped then are not replaced.
 
     Raises:
         QueryError, DimseFailure, NetworkTimeout, AssociationAborted: as the requests fail.
     """
+    check = AnswerCheck(level=query.level)
+    return Answers(checked_matches(session, query, privacy, check, limit), check)
+
+
+def checked_matches(session: FindSession, query: Query, privacy: PrivacyPolicy, check: AnswerCheck,
+                    limit: int | None = None) -> Iterator[Dataset]:
+    """The matches of :func:`run_query`, the outcome of the checks counted in ``check``."""
     limit = query.limit if limit is None else limit
+    series = partial(series_modalities, session, query.model, privacy)
     if not needs_steps(query):
-        yield from session.find(query.to_identifier(privacy), limit)
+        yield from AnswerChecker(query, check).filter(session.find(query.to_identifier(privacy), limit), series)
         return
     upper = upper_keys(query)
     parent_level = LEVELS[LEVELS.index(query.level) - 1]
-    parent_query = Query(level=parent_level, model=query.model, match=upper)
-    parents = list(run_query(session, parent_query, privacy, limit=None))
+    parents = run_query(session, Query(level=parent_level, model=query.model, match=upper), privacy, limit=None)
+    found = list(parents)
+    check.above = parents.check
     path = [UNIQUE_KEYS[level] for level in hierarchy(query)[:-1]]
     own = {k: v for k, v in query.match.items() if k not in upper}
     remaining = limit
-    for parent in parents:
+    for parent in found:
         narrowed = {k: str(parent.get(k, "") or "") for k in path if parent.get(k)}
         child = Query(level=query.level, model=query.model, match={**own, **narrowed},
                       return_keys=query.return_keys)
-        for match in session.find(child.to_identifier(privacy), remaining):
+        for match in AnswerChecker(child, check).filter(session.find(child.to_identifier(privacy), remaining),
+                                                        series):
             yield match
             if remaining is not None:
                 remaining -= 1
         if remaining == 0:
             return
+
+
+def series_modalities(session: FindSession, model: InformationModel, privacy: PrivacyPolicy,
+                      study: Dataset) -> list[str] | None:
+    """The Modality of every series of the study answer ``study``, by a series-level
+    C-FIND on the same association (None: the study has no UID, the SCP refused, or no
+    series returned a Modality)."""
+    top = Level.PATIENT if model is InformationModel.PATIENT_ROOT else Level.STUDY
+    keys = [UNIQUE_KEYS[level] for level in LEVELS[LEVELS.index(top): LEVELS.index(Level.STUDY) + 1]]
+    match = {k: values_of(study, k)[0] for k in keys if values_of(study, k)}
+    if "StudyInstanceUID" not in match:
+        return None
+    query = Query(level=Level.SERIES, model=model, match=match, return_keys=("Modality",))
+    try:
+        return [m for series in session.find(query.to_identifier(privacy)) for m in values_of(series, "Modality")] or None
+    except DimseFailure:
+        return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -9,6 +10,7 @@ from pydicom import Dataset
 
 from pacskit.errors import DimseFailure, PartialFailure, RetrieveFailed
 from pacskit.nodes import Node
+from pacskit.query import Level
 
 
 class EchoResult(BaseModel):
@@ -27,6 +29,90 @@ class EchoResult(BaseModel):
     status: int
     associate_ms: float
     rtt_ms: float
+
+
+class AnswerCheck(BaseModel):
+    """How a peer's answers to a query compared with the query's matching keys.
+
+    A C-FIND SCP that does not support matching on an optional key ignores it and returns
+    the key as a return key — with its value, zero length, or not at all (PS3.4
+    C.2.2.1.3; Pending status 0xFF01, Table C.4-1); a QIDO-RS server ignores the
+    parameters it does not support (PS3.18 8.3). pacskit checks every answer with the
+    PS3.4 C.2.2.2 rules it applies to the archive (:func:`pacskit.answers.check_answer`):
+    an answer whose value fails a key is dropped, one that returns a key empty or not at
+    all cannot be checked and is kept, counted as unverified. An empty ModalitiesInStudy
+    is checked against the Modality of the study's series, asked for at the series level.
+
+    Attributes:
+        level: the level of the answers.
+        answers: answers the peer sent.
+        dropped: answers dropped: a value the peer returned fails a matching key.
+        unverified: answers kept though a matching key could not be checked in them.
+        ignored: matching key → answers dropped for failing it.
+        unreturned: matching key → answers that returned it empty or not at all.
+        checked_by_series: answers whose ModalitiesInStudy was checked by a series-level
+            query.
+        above: the check of the level above, when the query ran in steps
+            (:mod:`pacskit.finder`).
+    """
+
+    level: Level
+    answers: int = 0
+    dropped: int = 0
+    unverified: int = 0
+    ignored: dict[str, int] = {}
+    unreturned: dict[str, int] = {}
+    checked_by_series: int = 0
+    above: AnswerCheck | None = None
+
+    def messages(self) -> list[str]:
+        """One line per finding, for people: what was dropped, what is unverified
+        (nothing when every answer matched), from the top level down."""
+        lines = self.above.messages() if self.above is not None else []
+        noun = f"{self.level.value.lower()} answer" + ("" if self.answers == 1 else "s")
+        if self.dropped:
+            lines.append(f"{self.dropped} of {self.answers} {noun} dropped: "
+                         f"the PACS ignored {_listed(self.ignored)}")
+        if self.unverified:
+            lines.append(f"{self.unverified} of {self.answers} {noun} kept unverified: "
+                         f"the PACS returned no {_listed(self.unreturned)} to check "
+                         f"{'it' if self.unverified == 1 else 'them'} against")
+        return lines
+
+
+def _listed(counts: dict[str, int]) -> str:
+    names = sorted(counts)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+class Answers(Iterator[Dataset]):
+    """The matches of a query as they arrive, and ``check``: how the peer's answers
+    compared with the query (:class:`AnswerCheck`), complete once the iteration ends."""
+
+    def __init__(self, matches: Iterator[Dataset], check: AnswerCheck) -> None:
+        self._matches = matches
+        self.check = check
+
+    def __iter__(self) -> Answers:
+        return self
+
+    def __next__(self) -> Dataset:
+        return next(self._matches)
+
+    def close(self) -> None:
+        """Stop early and release what the iteration holds (the association)."""
+        close = getattr(self._matches, "close", None)
+        if close is not None:
+            close()
+
+
+class Matches(list[Dataset]):
+    """All the matches of a query, and ``check``: how the peer's answers compared with it
+    (:class:`AnswerCheck`)."""
+
+    def __init__(self, answers: Answers) -> None:
+        super().__init__(answers)
+        self.check = answers.check
 
 
 class RetrieveProgress(BaseModel):
@@ -69,6 +155,9 @@ class RetrieveResult(BaseModel):
         seconds: wall time.
         files: paths of the files written or already present.
         instances: the datasets, when retrieved to memory.
+        check: how the answers of the search that chose what to retrieve compared with
+            the query (None: the query named what to retrieve by its unique keys, there
+            was no search).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -86,6 +175,7 @@ class RetrieveResult(BaseModel):
     seconds: float = 0.0
     files: list[Path] = []
     instances: list[Dataset] = []
+    check: AnswerCheck | None = None
 
     @property
     def received(self) -> int:
@@ -110,7 +200,8 @@ class RetrieveResult(BaseModel):
 
 
 class MoveResult(BaseModel):
-    """The outcome of a C-MOVE to a third party: the peer's sub-operation counts."""
+    """The outcome of a C-MOVE to a third party: the peer's sub-operation counts, and
+    ``check`` as in :class:`RetrieveResult`."""
 
     destination: str
     requests: int = 0
@@ -119,6 +210,7 @@ class MoveResult(BaseModel):
     warning: int = 0
     failed_instances: list[str] = []
     seconds: float = 0.0
+    check: AnswerCheck | None = None
 
     def raise_for_status(self) -> MoveResult:
         """Raise if the move did not fully succeed; return ``self`` otherwise.

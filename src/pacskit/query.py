@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from enum import Enum
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -152,9 +153,20 @@ def allowed_keys(level: Level, model: InformationModel) -> set[str]:
     return {key for lvl in LEVELS[: LEVELS.index(level) + 1] for key in LEVEL_KEYS[lvl]}
 
 
+@cache
 def vr_of(keyword: str) -> str:
     """The value representation of ``keyword`` (the first one, when it has several)."""
     return dictionary_VR(tag_for_keyword(keyword)).split(" ")[0]
+
+
+def normal_value(keyword: str, value: str) -> str:
+    """``value`` as a matching value of ``keyword``, stripped; a list of UIDs given with
+    commas (PS3.18 8.3.4.1, as QIDO-RS writes it) or backslashes becomes the
+    backslash-separated list of PS3.4 C.2.2.2.2. A comma cannot occur in a UID."""
+    value = value.strip()
+    if value and vr_of(keyword) == "UI":
+        return "\\".join(uid.strip() for uid in re.split(r"[\\,]", value))
+    return value
 
 
 class Query(BaseModel):
@@ -205,7 +217,11 @@ class Query(BaseModel):
     @field_validator("match", mode="before")
     @classmethod
     def _match(cls, value: Any) -> dict[str, str]:
-        return {keyword_of(k): "" if v is None else str(v).strip() for k, v in dict(value).items()}
+        match = {}
+        for key, text in dict(value).items():
+            keyword = keyword_of(key)
+            match[keyword] = normal_value(keyword, "" if text is None else str(text))
+        return match
 
     @field_validator("return_keys", mode="before")
     @classmethod
@@ -249,7 +265,9 @@ class Query(BaseModel):
         ``date`` matches StudyDate; ``modality`` matches ModalitiesInStudy at the STUDY
         level and Modality below; ``description`` matches StudyDescription at the STUDY
         level and SeriesDescription below; ``keys`` are ``Keyword=value`` (match) or
-        ``Keyword`` (return key) strings.
+        ``Keyword`` (return key) strings. A UID key given more than once (by a filter and
+        ``keys``, or in several ``keys``) matches any of the UIDs; any other key given
+        twice with different values is an error.
 
         Raises:
             QueryError: a filter is invalid for the level.
@@ -275,10 +293,14 @@ class Query(BaseModel):
         for item in keys:
             name, sep, value = item.partition("=")
             keyword = keyword_of(name)
-            if sep:
-                match[keyword] = value
-            else:
+            if not sep:
                 return_keys.append(keyword)
+            elif keyword not in match:
+                match[keyword] = value
+            elif vr_of(keyword) == "UI":
+                match[keyword] = f"{match[keyword]}\\{value}"
+            elif normal_value(keyword, match[keyword]) != normal_value(keyword, value):
+                raise QueryError(f"{keyword} is given twice: {match[keyword]!r} and {value!r}")
         return cls(level=lvl, model=model, match=match, return_keys=tuple(return_keys), limit=limit)
 
     @classmethod
@@ -424,7 +446,14 @@ def match_value(keyword: str, pattern: str, dataset: Dataset) -> bool:
     """
     if pattern in ("", "*"):
         return True
-    values = [v for v in _values(dataset.get(keyword)) if v]
+    return match_values(keyword, pattern, [v for v in _values(dataset.get(keyword)) if v])
+
+
+def match_values(keyword: str, pattern: str, values: list[str]) -> bool:
+    """Whether any of ``values`` (stripped, non-empty) of ``keyword`` matches ``pattern``,
+    as :func:`match_value`."""
+    if pattern in ("", "*"):
+        return True
     if not values:
         return False
     vr = vr_of(keyword)

@@ -26,7 +26,13 @@ from pacskit.errors import (
     ServiceNotSupported,
 )
 from pacskit.finder import run_query
-from pacskit.models import InstanceFailure, MoveResult, RetrieveProgress, RetrieveResult
+from pacskit.models import (
+    AnswerCheck,
+    InstanceFailure,
+    MoveResult,
+    RetrieveProgress,
+    RetrieveResult,
+)
 from pacskit.net.find import find_session
 from pacskit.net.retrieve import (
     STATUS_CANNOT_UNDERSTAND,
@@ -68,6 +74,15 @@ class RetrieveRequest:
     expected: int | None
 
 
+@dataclass(frozen=True)
+class RetrievePlan:
+    """The requests of a retrieve, and how the answers of the C-FIND that chose them
+    compared with the query (None: the query was sent as it is, no C-FIND)."""
+
+    requests: list[RetrieveRequest]
+    check: AnswerCheck | None
+
+
 def unique_key_path(query: Query) -> list[str]:
     """The unique keys a retrieve identifier carries at ``query``'s level and model."""
     top = Level.PATIENT if query.model.value == "patient" else Level.STUDY
@@ -88,22 +103,26 @@ def is_direct(query: Query) -> bool:
 
 
 def plan_requests(settings: Settings, node: Node, query: Query,
-                  privacy: PrivacyPolicy) -> list[RetrieveRequest]:
-    """The retrieve requests for ``query``, resolving it with a C-FIND when needed.
+                  privacy: PrivacyPolicy) -> RetrievePlan:
+    """The retrieve requests for ``query``, resolving it with a C-FIND when needed: one
+    request per match that stays once checked against the query (a PACS that ignores a
+    key answers matches that fail it, :mod:`pacskit.answers`).
 
     Raises:
         QueryError, NetworkError, DimseError: the C-FIND failed.
     """
     keys = unique_key_path(query)
     if is_direct(query):
-        return [RetrieveRequest(_identifier(query.level, {k: query.match.get(k, "") for k in keys}), None)]
+        return RetrievePlan([RetrieveRequest(_identifier(query.level, {k: query.match.get(k, "") for k in keys}),
+                                             None)], None)
     count_key = RELATED_INSTANCES.get(query.level)
     extra = tuple(k for k in (*keys, count_key) if k and k not in query.return_keys)
     search = query.model_copy(update={"return_keys": (*query.return_keys, *extra)})
     requests = []
     seen = set()
     with find_session(settings, node, query.model.value) as session:
-        matches = list(run_query(session, search, privacy))
+        answers = run_query(session, search, privacy)
+        matches = list(answers)
     for match in matches:
         values = {k: str(match.get(k, "") or "") for k in keys}
         if not values[UNIQUE_KEYS[query.level]] or tuple(values.values()) in seen:
@@ -111,7 +130,7 @@ def plan_requests(settings: Settings, node: Node, query: Query,
         seen.add(tuple(values.values()))
         expected = match.get(count_key) if count_key else 1
         requests.append(RetrieveRequest(_identifier(query.level, values), _as_int(expected)))
-    return requests
+    return RetrievePlan(requests, answers.check)
 
 
 def _identifier(level: Level, values: dict[str, str]) -> Dataset:
@@ -247,7 +266,8 @@ def retrieve(
     started = time.monotonic()
     if sink is not None:
         sink.prepare()
-    requests = plan_requests(settings, node, query, privacy)
+    plan = plan_requests(settings, node, query, privacy)
+    requests = plan.requests
     expected = None if any(r.expected is None for r in requests) else sum(r.expected or 0 for r in requests)
     if method == "auto":
         try:
@@ -256,6 +276,7 @@ def retrieve(
             result = _retrieve(settings, node, query, requests, "move", sink, privacy, progress, expected)
     else:
         result = _retrieve(settings, node, query, requests, method, sink, privacy, progress, expected)
+    result.check = plan.check
     result.seconds = time.monotonic() - started
     return result
 
@@ -317,11 +338,11 @@ def move(settings: Settings, node: Node, query: Query, destination: str,
         QueryError, NetworkError, DimseError: as the steps that fail.
     """
     started = time.monotonic()
-    requests = plan_requests(settings, node, query, privacy)
-    result = MoveResult(destination=destination)
-    if requests:
+    plan = plan_requests(settings, node, query, privacy)
+    result = MoveResult(destination=destination, check=plan.check)
+    if plan.requests:
         with move_session(settings, node, query.model.value) as session:
-            for request in requests:
+            for request in plan.requests:
                 _add(result, session.c_move(request.identifier, destination))
     result.seconds = time.monotonic() - started
     return result

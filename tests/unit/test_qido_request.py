@@ -17,7 +17,8 @@ ALLOWED = PrivacyPolicy(allow_patient_names=True)
 @pytest.mark.parametrize("query, resource, params", [
     (Query.build("study", patient_id="P1"), "studies", {"PatientID": "P1"}),
     (Query.build("series", study_uid="1.2"), "studies/1.2/series", {}),
-    (Query.build("series", study_uid="1.2\\1.3"), "series", {"StudyInstanceUID": "1.2\\1.3"}),
+    (Query.build("series", study_uid="1.2\\1.3"), "series", {"StudyInstanceUID": "1.2,1.3"}),
+    (Query.build("study", study_uid="1.2, 1.3"), "studies", {"StudyInstanceUID": "1.2,1.3"}),
     (Query.build("image", study_uid="1.2", series_uid="1.2.3"), "studies/1.2/series/1.2.3/instances", {}),
     (Query.build("image", series_uid="1.2.3"), "instances", {"SeriesInstanceUID": "1.2.3"}),
     (Query.build("patient", patient_id="P*"), "studies", {"PatientID": "P*"}),

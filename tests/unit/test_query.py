@@ -58,6 +58,24 @@ def test_keys_are_matches_or_return_keys():
     assert query.return_keys == ("ProtocolName",)
 
 
+@pytest.mark.parametrize("given", ["1.2.3\\1.2.4", "1.2.3,1.2.4", " 1.2.3 , 1.2.4 "])
+def test_a_uid_list_with_commas_or_backslashes_is_one_dicom_list(given):
+    query = Query.build("study", study_uid=given)
+    assert query.match == {"StudyInstanceUID": "1.2.3\\1.2.4"}
+    assert query.to_identifier().StudyInstanceUID == ["1.2.3", "1.2.4"]
+    assert Query(level="series", match={"SeriesInstanceUID": given}).match["SeriesInstanceUID"] == "1.2.3\\1.2.4"
+
+
+def test_a_uid_key_given_again_adds_to_the_list_any_other_key_must_agree():
+    query = Query.build("study", study_uid="1.2.3", keys=["StudyInstanceUID=1.2.4", "StudyInstanceUID=1.2.5"])
+    assert query.match["StudyInstanceUID"] == "1.2.3\\1.2.4\\1.2.5"
+    assert Query.build("study", accession="A1", keys=["AccessionNumber=A1"]).match == {"AccessionNumber": "A1"}
+    with pytest.raises(QueryError, match="ModalitiesInStudy is given twice: 'MR' and 'CT'"):
+        Query.build("study", modality="MR", keys=["ModalitiesInStudy=CT"])
+    with pytest.raises(QueryError, match="not a UID"):
+        Query.build("study", study_uid="1.2.3,")
+
+
 def test_identifier_carries_level_matches_and_empty_return_keys():
     query = Query.build("study", patient_id="P1", date="20240101-20240131", keys=["InstitutionName"])
     ds = query.to_identifier()

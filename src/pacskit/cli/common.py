@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from pacskit.client import Client
+from pacskit.models import AnswerCheck
 from pacskit.settings import Settings
 
 out = Console(highlight=False, soft_wrap=True)
@@ -59,6 +60,12 @@ def rates(count: int, size: int, seconds: float) -> str:
     per_second = count / seconds
     instances = f"{per_second:.1f}" if per_second < 10 else f"{per_second:.0f}"
     return f"{instances} inst/s, {size / 1e6 / seconds:.1f} MB/s"
+
+
+def print_check(check: AnswerCheck | None) -> None:
+    """Say on standard error which answers of a search were dropped or kept unverified."""
+    for line in check.messages() if check is not None else []:
+        err.print(line, markup=False)
 
 
 def print_json(data: Any) -> None:

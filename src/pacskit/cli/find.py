@@ -10,7 +10,7 @@ import typer
 from pydicom import Dataset
 from rich.table import Table
 
-from pacskit.cli.common import OutputFormat, err, out, print_json, state
+from pacskit.cli.common import OutputFormat, err, out, print_check, print_json, state
 from pacskit.cli.query_options import (
     AccessionOption,
     DateOption,
@@ -64,11 +64,16 @@ def find(
     limit: LimitOption = None,
     output: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.table,
 ) -> None:
-    """Find patients, studies, series or images on a node (C-FIND, or QIDO-RS)."""
+    """Find patients, studies, series or images on a node (C-FIND, or QIDO-RS).
+
+    Answers that fail a key the PACS ignored are dropped, and those it gave no value to
+    check are kept; both are counted on standard error, never in the output.
+    """
     query = build_query(level, model, patient_id, study_uid, series_uid, sop_uid, accession,
                         date, modality, description, key, limit)
     client = state(ctx).client()
     matches = client.find(node, query)
+    print_check(matches.check)
     columns = _columns(query, matches)
     if output is OutputFormat.json:
         print_json([m.to_json_dict() for m in matches])

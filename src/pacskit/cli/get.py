@@ -8,7 +8,16 @@ from typing import Annotated
 
 import typer
 
-from pacskit.cli.common import OutputFormat, counted, err, out, print_json, rates, state
+from pacskit.cli.common import (
+    OutputFormat,
+    counted,
+    err,
+    out,
+    print_check,
+    print_json,
+    rates,
+    state,
+)
 from pacskit.cli.progress import ProgressBar
 from pacskit.cli.query_options import (
     AccessionOption,
@@ -67,6 +76,7 @@ def get(
         result = client.get(node, query, output_dir, layout=layout, overwrite=overwrite,
                             method=method.value, wado_uri=wado_uri,
                             progress=lambda p: bar.update(p.received, p.total, p.bytes))
+    print_check(result.check)
     if output is OutputFormat.json:
         print_json(summary(result))
     else:

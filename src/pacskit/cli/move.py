@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from pacskit.cli.common import OutputFormat, err, out, print_json, state
+from pacskit.cli.common import OutputFormat, err, out, print_check, print_json, state
 from pacskit.cli.query_options import (
     AccessionOption,
     DateOption,
@@ -48,6 +48,7 @@ def move(
     query = build_query(level, model, patient_id, study_uid, series_uid, sop_uid, accession,
                         date, modality, description, key, limit)
     result = state(ctx).client().move(node, query, destination)
+    print_check(result.check)
     if output is OutputFormat.json:
         print_json(result.model_dump(mode="json"))
     elif result.requests == 0:

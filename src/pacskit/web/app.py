@@ -86,7 +86,9 @@ class DicomWeb:
         return handler
 
     def retrieve(self, request: Request) -> Response:
-        """Retrieve a study, series or instance (PS3.18 10.4.1.1.1), streamed."""
+        """Retrieve a study, series or instance (PS3.18 10.4.1.1.1), streamed, in the
+        transfer syntax :func:`wado.choose_representation` picks; 206 with a Warning when
+        some instances cannot be sent in it (see :mod:`pacskit.web.wado`)."""
         located = self._locate(request)
         single = "sop" in request.path_params
         representation = wado.choose_representation(
@@ -104,10 +106,17 @@ class DicomWeb:
         media_type = f'multipart/related; type="{wado.DICOM}"; boundary={boundary}'
         if syntax:
             media_type += f"; transfer-syntax={syntax}"
-        parts = wado.instance_parts(located, syntax)
+        sendable = [item for item in located if representation.can_send(item.instance.transfer_syntax)]
+        parts = wado.instance_parts(sendable, syntax)
         if single:
             parts = iter(list(parts))
-        return StreamingResponse(coalesced(write_parts(parts, boundary)), media_type=media_type)
+        left_out = len(located) - len(sendable)
+        if not left_out:
+            return StreamingResponse(coalesced(write_parts(parts, boundary)), media_type=media_type)
+        warning = (f'299 pacskit: "{left_out} of {len(located)} instances cannot be sent in {syntax} '
+                   'and were left out; transfer-syntax=* sends them as stored"')
+        return StreamingResponse(coalesced(write_parts(parts, boundary)), status_code=206,
+                                 media_type=media_type, headers={"Warning": warning})
 
     def metadata(self, request: Request) -> Response:
         """The metadata of a study, series or instance (PS3.18 10.4.1.1.2)."""

@@ -20,6 +20,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import httpx
 from pydicom import Dataset
 
+from pacskit.answers import AnswerChecker, values_of
 from pacskit.errors import (
     AccessDenied,
     AssociationAborted,
@@ -31,10 +32,10 @@ from pacskit.errors import (
     NetworkTimeout,
     PacskitError,
 )
-from pacskit.models import RetrieveResult
+from pacskit.models import AnswerCheck, Answers, RetrieveResult
 from pacskit.nodes import url_without_credentials
 from pacskit.privacy import PrivacyPolicy
-from pacskit.query import LEVELS, UNIQUE_KEYS, Level, Query
+from pacskit.query import LEVELS, UNIQUE_KEYS, Level, Query, vr_of
 from pacskit.scan import DicomFile
 from pacskit.web.media import MediaType
 from pacskit.web.multipart import MultipartError, file_chunks, iter_parts, new_boundary, write_parts
@@ -124,7 +125,8 @@ class _Bearer(httpx.Auth):
 
 def qido_request(query: Query, privacy: PrivacyPolicy) -> tuple[str, dict[str, str]]:
     """The QIDO-RS resource and query parameters for ``query`` (PS3.18 10.6.1): match keys
-    as ``keyword=value``, the other return keys as ``includefield``. A patient-level query
+    as ``keyword=value``, a list of UIDs separated by commas (PS3.18 8.3.4.1,
+    ``uid-list-match``), the other return keys as ``includefield``. A patient-level query
     searches studies (QIDO-RS has no patient resource). Names withheld by ``privacy`` are
     neither matched nor included.
 
@@ -133,7 +135,7 @@ def qido_request(query: Query, privacy: PrivacyPolicy) -> tuple[str, dict[str, s
     """
     query.to_identifier(privacy)
     matching = query.matching_keys()
-    params = dict(matching)
+    params = {k: v.replace("\\", ",") if vr_of(k) == "UI" else v for k, v in matching.items()}
     included = [k for k in query.return_keywords(privacy) if k not in matching]
     if query.level is Level.PATIENT:
         included.append("PatientID")
@@ -198,19 +200,42 @@ class DicomWebClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def search(self, query: Query) -> Iterator[Dataset]:
+    def search(self, query: Query) -> Answers:
         """The matches of ``query`` by QIDO-RS (PS3.18 10.6), names withheld by the policy
-        removed.
+        removed, every answer checked against the query as over DIMSE
+        (:mod:`pacskit.answers`; a server ignores the parameters it does not support,
+        PS3.18 8.3): the result's ``check`` says what was dropped or kept unverified.
 
         Raises:
             QueryError: the query matches on a withheld name.
             NetworkError, HttpFailure: the request failed.
         """
+        check = AnswerCheck(level=query.level)
+        return Answers(self.checked_search(query, check), check)
+
+    def checked_search(self, query: Query, check: AnswerCheck) -> Iterator[Dataset]:
+        """The matches of :meth:`search`, the outcome of the checks counted in ``check``
+        (of study answers, for a patient-level query)."""
         resource, params = qido_request(query, self.privacy)
-        found = self._search(resource, params)
+        found = self._checked(query, self._search(resource, params), check)
         if query.level is Level.PATIENT:
             found = _patients(found, query, self.privacy)
         yield from (self.privacy.scrub_response(match) for match in found)
+
+    def _checked(self, query: Query, answers: list[Dataset], check: AnswerCheck) -> list[Dataset]:
+        """The ``answers`` of ``query`` that stay (:class:`AnswerChecker`); an empty
+        ModalitiesInStudy is checked against the Modality of the study's series."""
+        if query.level is Level.PATIENT:
+            check.level = Level.STUDY
+            query = query.model_copy(update={"level": Level.STUDY})
+        return list(AnswerChecker(query, check).filter(answers, self._series_modalities))
+
+    def _series_modalities(self, study: Dataset) -> list[str] | None:
+        uid = values_of(study, "StudyInstanceUID")
+        if not uid:
+            return None
+        series = self._search(f"studies/{quote(uid[0], safe='')}/series", {"includefield": "Modality"})
+        return [m for item in series for m in values_of(item, "Modality")] or None
 
     def _search(self, resource: str, params: dict[str, str]) -> list[Dataset]:
         """Every match, page after page while the server says it has more (PS3.18
@@ -270,7 +295,7 @@ class DicomWebClient:
         if wado_uri:
             self._retrieve_by_uri(query, receiver)
             return
-        targets = self._retrieve_targets(query)
+        targets = self._retrieve_targets(query, receiver)
         result: RetrieveResult = receiver.result
         receiver.expect(sum(count or 0 for _, count in targets) if all(c for _, c in targets) else None)
         for resource, count in targets:
@@ -283,8 +308,9 @@ class DicomWebClient:
     def _retrieve_by_uri(self, query: Query, receiver: Any) -> None:
         instances = Query(level=Level.IMAGE, model=query.model, match=dict(query.match),
                           return_keys=["StudyInstanceUID", "SeriesInstanceUID"])
-        found = self._search(*qido_request(instances, self.privacy))
         result: RetrieveResult = receiver.result
+        result.check = AnswerCheck(level=Level.IMAGE)
+        found = self._checked(instances, self._search(*qido_request(instances, self.privacy)), result.check)
         receiver.expect(len(found))
         endpoint = self.node.origin + "/wado"
         for match in found:
@@ -302,8 +328,9 @@ class DicomWebClient:
                 if receiver.take(response.read()):
                     result.completed += 1
 
-    def _retrieve_targets(self, query: Query) -> list[tuple[str, int | None]]:
-        """(WADO-RS resource, instances expected) for every match of ``query``."""
+    def _retrieve_targets(self, query: Query, receiver: Any) -> list[tuple[str, int | None]]:
+        """(WADO-RS resource, instances expected) for every match of ``query`` that stays
+        once checked; the check goes to ``receiver.result.check``."""
         level = Level.STUDY if query.level is Level.PATIENT else query.level
         unique = [UNIQUE_KEYS[above] for above in LEVELS[LEVELS.index(Level.STUDY): LEVELS.index(level) + 1]]
         needed = [*unique, *([_COUNT_KEYS[level]] if level in _COUNT_KEYS else [])]
@@ -311,7 +338,9 @@ class DicomWebClient:
                        return_keys=[*query.return_keys, *needed] if level is query.level else needed)
         resource, params = qido_request(search, self.privacy)
         targets = []
-        for match in self._search(resource, params):
+        result: RetrieveResult = receiver.result
+        result.check = AnswerCheck(level=level)
+        for match in self._checked(search, self._search(resource, params), result.check):
             uids = [str(match.get(k, "") or "") for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")]
             study, series, sop = (quote(u, safe="") for u in uids)
             if level is Level.STUDY and study:

@@ -3,7 +3,9 @@ by the archive's index with the same PS3.4 C.2.2.2 matching as C-FIND.
 
 Parameters (PS3.18 8.3.4): ``{attributeID}={value}`` (keyword or tag, ``00100020``),
 ``includefield`` (repeatable, comma-separated, or ``all``), ``limit``, ``offset`` and
-``fuzzymatching``. Fuzzy matching is not supported: ``fuzzymatching=true`` is accepted
+``fuzzymatching``. A list of UIDs is separated by commas (PS3.18 8.3.4.1,
+``uid-list-match``) or, as in a C-FIND identifier, by backslashes: neither character can
+occur in a UID, so both are read as PS3.4 C.2.2.2.2 List of UID Matching. Fuzzy matching is not supported: ``fuzzymatching=true`` is accepted
 and answered by literal matching with a Warning header, as PS3.18 8.3.4.1 allows.
 Attributes the index does not hold are not returned, even when asked for.
 """
@@ -25,7 +27,6 @@ from pacskit.query import (
     Query,
     allowed_keys,
     keyword_of,
-    vr_of,
 )
 
 STUDY_DEFAULTS = (
@@ -105,7 +106,7 @@ def parse_search(level: Level, params: Iterable[tuple[str, str]], fixed: dict[st
             keyword = keyword_of(name)
             if keyword in match:
                 raise QueryError(f"{keyword} is given twice")
-            match[keyword] = _value(keyword, value)
+            match[keyword] = value
     if limit == 0:
         raise QueryError("limit must be at least 1")
     for keyword, uid in fixed.items():
@@ -165,10 +166,3 @@ def _count(name: str, value: str) -> int:
     if not value.isdigit():
         raise QueryError(f"{name} must be a non-negative integer, not {value!r}")
     return int(value)
-
-
-def _value(keyword: str, value: str) -> str:
-    """A QIDO-RS value as a C-FIND one: UID lists may be comma-separated (PS3.18 8.3.4.1)."""
-    if vr_of(keyword) == "UI":
-        return "\\".join(v.strip() for v in value.replace(",", "\\").split("\\"))
-    return value

@@ -1,22 +1,32 @@
 """WADO-RS, Retrieve Transaction (PS3.18 10.4): instances, metadata, frames and rendered
 images of what the archive stores.
 
-Instances are sent as they were stored (PS3.10 files, as received), read from disk a
-chunk at a time: a study is never held in memory. A transfer syntax asked for that is
-not the stored one is served by decoding the instance (Explicit VR Little Endian from
-any syntax pydicom can decode); any other syntax is 406. When the Accept header names
-no transfer syntax, or ``*``, the stored one is sent (PS3.18 8.7.3.5.2 would have
-Explicit VR Little Endian: sending the stored syntax, named in every part's
-Content-Type, spares a decode and keeps lossy images bit-exact; pacskit's choice, as
-Orthanc's).
+Which transfer syntax an instance is sent in follows PS3.18 8.7.3: the ``transfer-syntax``
+parameter of the accepted media type, and without one the default of ``application/dicom``,
+Explicit VR Little Endian (Table 8.7.3-2). ``transfer-syntax=*`` sends every instance as it
+was stored (PS3.10 files, as received), read from disk a chunk at a time: a study is never
+held in memory. So is an instance already stored in the syntax asked for. Any other is
+rewritten in Explicit VR Little Endian — decoded first when it is compressed, one
+instance at a time — the only syntax pacskit converts to; a syntax it cannot produce is
+406. Every part's Content-Type names the syntax of its instance.
+
+An instance that cannot be converted is left out: the response is 406 when none can be
+sent, and 206 (Partial Content) with a Warning header saying how many were left out when
+some can (the Retrieve Transaction's response, PS3.18 10.4.3; PS3.18-2019a 6.5.2.2 puts
+it as "a Not Acceptable response if no data is returned or a Partial Content response if
+only some data is returned"). Whether an instance can be decoded is known from its transfer syntax before
+the response starts; a decoder that fails on an instance's data is found only once the
+response is under way, and that instance is then left out with a warning in the log.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import cache
 from io import BytesIO
 from pathlib import Path
 
@@ -46,6 +56,7 @@ OCTET_STREAM = "application/octet-stream"
 BULK_DATA_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 BULK_DATA_THRESHOLD = 1024
 _WORD_SIZES = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+LOG = logging.getLogger("pacskit.web")
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,10 @@ class Representation:
 
     multipart: bool
     transfer_syntax: str | None
+
+    def can_send(self, stored: str) -> bool:
+        """Whether an instance stored in ``stored`` can be sent this way."""
+        return self.transfer_syntax is None or convertible(stored, self.transfer_syntax)
 
 
 def check_uid(uid: str) -> str:
@@ -112,14 +127,18 @@ def safe_path(root: Path, relative: str) -> Path:
 
 def choose_representation(accept: list[MediaType], stored: Iterable[str], *,
                           single: bool) -> Representation:
-    """The first acceptable way to send instances stored in the ``stored`` syntaxes
-    (PS3.18 8.7.3.5): ``multipart/related; type="application/dicom"``, with or without
-    ``transfer-syntax``, or ``application/dicom`` alone for a ``single`` instance.
+    """The best way to send instances stored in the ``stored`` syntaxes (PS3.18 8.7.3.5):
+    ``multipart/related; type="application/dicom"``, or ``application/dicom`` alone for a
+    ``single`` instance, in the ``transfer-syntax`` the media type names — Explicit VR
+    Little Endian when it names none (Table 8.7.3-2), as stored for ``*``. The first
+    acceptable media type that can carry every instance wins; failing that, the first
+    that can carry some of them in a multipart response (the others are left out).
 
     Raises:
         HTTPException: 406, nothing in the Accept header can be served.
     """
     syntaxes = set(stored)
+    partial: Representation | None = None
     for media in accept:
         if media.type == DICOM and single:
             inner, multipart = media, False
@@ -130,18 +149,29 @@ def choose_representation(accept: list[MediaType], stored: Iterable[str], *,
                 continue
         else:
             continue
-        wanted = inner.params.get("transfer-syntax", "*") or "*"
-        if wanted == "*":
-            return Representation(multipart, None)
-        if all(s == wanted or (wanted == EXPLICIT_VR_LITTLE_ENDIAN and decodable(s)) for s in syntaxes):
-            return Representation(multipart, wanted)
+        wanted = inner.params.get("transfer-syntax") or EXPLICIT_VR_LITTLE_ENDIAN
+        representation = Representation(multipart, None if wanted == "*" else wanted)
+        sendable = [s for s in syntaxes if representation.can_send(s)]
+        if len(sendable) == len(syntaxes):
+            return representation
+        if sendable and multipart and not single and partial is None:
+            partial = representation
+    if partial is not None:
+        return partial
     raise HTTPException(406, f"cannot send {', '.join(sorted(syntaxes))} as any of the accepted media types "
                              f'(try multipart/related; type="{DICOM}"; transfer-syntax=*)')
 
 
+def convertible(stored: str, wanted: str) -> bool:
+    """Whether an instance stored in ``stored`` can be sent in ``wanted``: as it is, or
+    rewritten in Explicit VR Little Endian."""
+    return stored == wanted or (wanted == EXPLICIT_VR_LITTLE_ENDIAN and decodable(stored))
+
+
+@cache
 def decodable(transfer_syntax: str) -> bool:
     """Whether an instance in ``transfer_syntax`` can be rewritten in Explicit VR Little
-    Endian."""
+    Endian (a decoder for it is installed; asked once per syntax)."""
     if transfer_syntax in NATIVE_SYNTAXES:
         return True
     try:
@@ -153,13 +183,27 @@ def decodable(transfer_syntax: str) -> bool:
 
 def instance_parts(located: list[Located], transfer_syntax: str | None
                    ) -> Iterator[tuple[str, Iterable[bytes]]]:
-    """(Content-Type, chunks) of each instance, read only as the response is sent."""
+    """(Content-Type, chunks) of each instance in ``transfer_syntax`` (None: as stored),
+    read only as the response is sent. Call it with the instances that can be sent that
+    way (:meth:`Representation.can_send`).
+
+    Raises:
+        HTTPException: 406, a single instance cannot be decoded. Of several, one that
+            cannot be decoded is left out, with a warning in the log.
+    """
     for item in located:
         stored = item.instance.transfer_syntax
         if transfer_syntax is None or transfer_syntax == stored:
             yield f"{DICOM}; transfer-syntax={stored}", file_chunks(item.path)
-        else:
-            yield f"{DICOM}; transfer-syntax={transfer_syntax}", [transcoded(item.path, transfer_syntax)]
+            continue
+        try:
+            data = transcoded(item.path, transfer_syntax)
+        except HTTPException as exc:
+            if len(located) == 1:
+                raise
+            LOG.warning("WADO-RS: instance %s left out of the response: %s", item.instance.sop_instance_uid, exc.detail)
+            continue
+        yield f"{DICOM}; transfer-syntax={transfer_syntax}", [data]
 
 
 def transcoded(path: Path, transfer_syntax: str) -> bytes:
@@ -172,7 +216,7 @@ def transcoded(path: Path, transfer_syntax: str) -> bytes:
     try:
         ds = dcmread(path)
         if ds.file_meta.TransferSyntaxUID.is_compressed:
-            ds.decompress()
+            ds.decompress(generate_instance_uid=False)
         ds.file_meta.TransferSyntaxUID = UID(transfer_syntax)
         buffer = BytesIO()
         dcmwrite(buffer, ds, enforce_file_format=True)
