@@ -243,15 +243,51 @@ def header_dataset(data: bytes, offset: int, transfer_syntax: str, tags: frozens
     Raises:
         ValueError: the bytes are malformed before that point, or deflated.
     """
+    return _header(data, offset, Encoding.of(transfer_syntax), tags)[0]
+
+
+def header_and_pixel_data_length(data: bytes, offset: int, transfer_syntax: str,
+                                 tags: frozenset[int]) -> tuple[Dataset, int | None]:
+    """:func:`header_dataset`, and the length field of the top-level Pixel Data element
+    (see :func:`pixel_data_length`), found by going on from where the header ends.
+
+    Raises:
+        ValueError: the bytes are malformed before the last of ``tags``, or deflated.
+    """
     encoding = Encoding.of(transfer_syntax)
+    header, end = _header(data, offset, encoding, tags)
+    return header, pixel_data_length(data, end, encoding)
+
+
+def _header(data: bytes, offset: int, encoding: Encoding, tags: frozenset[int]) -> tuple[Dataset, int]:
+    """The dataset of :func:`header_dataset`, and where the last element read ends."""
     implicit = not encoding.explicit
     wanted = tags | {SPECIFIC_CHARACTER_SET}
-    return Dataset({
+    elements = elements_up_to(data, offset, encoding, max(wanted))
+    header = Dataset({
         e.tag: RawDataElement(e.tag, e.vr, e.length, data[e.start:e.end], e.start, implicit,
                               encoding.little)
-        for e in elements_up_to(data, offset, encoding, max(wanted)).values()
-        if e.tag in wanted and e.length != UNDEFINED
+        for e in elements.values() if e.tag in wanted and e.length != UNDEFINED
     })
+    return header, max((e.end for e in elements.values()), default=offset)
+
+
+def pixel_data_length(data: bytes, pos: int, encoding: Encoding) -> int | None:
+    """The length field of the top-level Pixel Data element at or after the element
+    boundary ``pos`` — :data:`UNDEFINED` when its value is encapsulated (PS3.5 A.4) —
+    read from the element's header alone; None if ``data`` holds no Pixel Data element
+    (or is malformed before it, or ends inside its header)."""
+    at = pixel_data_offset(data, pos, encoding)
+    if at is None:
+        return None
+    unpack = (_UL_LE if encoding.little else _UL_BE).unpack_from
+    if not encoding.explicit:
+        return unpack(data, at + 4)[0] if at + 8 <= len(data) else None
+    if data[at + 4:at + 6] in LONG_VRS:
+        return unpack(data, at + 8)[0] if at + 12 <= len(data) else None
+    if at + 8 > len(data):
+        return None
+    return struct.unpack_from("<H" if encoding.little else ">H", data, at + 6)[0]
 
 
 def plain_json(element: Any) -> dict[str, Any] | None:

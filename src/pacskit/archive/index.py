@@ -9,7 +9,9 @@ same rule table as every other source.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import re
 import threading
 import time
@@ -27,7 +29,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import aliased
 
+from pacskit.archive.ingest import InstanceConflict
 from pacskit.archive.schema import (
+    PATH_INDEX,
     SCHEMA_VERSION,
     Base,
     Instance,
@@ -36,6 +40,7 @@ from pacskit.archive.schema import (
     Series,
     Study,
 )
+from pacskit.archive.uids import canonical_uid
 from pacskit.encoded import plain_json, plain_text
 from pacskit.errors import ConfigError
 from pacskit.query import LEVEL_KEYS, UNIQUE_KEYS, Level, Query
@@ -47,6 +52,8 @@ COMPUTED_KEYS = frozenset({
 })
 ADD_ATTEMPTS = 8
 STREAM_ROWS = 500
+
+LOG = logging.getLogger("pacskit.archive")
 
 
 @dataclass(frozen=True)
@@ -104,6 +111,8 @@ class Index:
                 elif found > SCHEMA_VERSION:
                     raise ConfigError(f"the index at {engine.url!r} has schema version {found}; "
                                       f"this pacskit knows up to {SCHEMA_VERSION}: upgrade pacskit")
+                elif found < SCHEMA_VERSION:
+                    _migrate(conn, found)
         except SQLAlchemyError as exc:
             raise ConfigError(f"cannot open the index {url!r}: {_first_line(exc)}") from None
         return cls(engine)
@@ -131,18 +140,25 @@ class Index:
             policy: str = "keep") -> AddResult:
         """Index one instance in one transaction, creating its patient, study and series
         as needed. A SOP Instance UID already indexed is kept (``keep``) or replaced
-        (``overwrite``): never two rows. Safe from several threads and processes.
+        (``overwrite``): never two rows, never two rows for one path. Safe from several
+        threads and processes: the database's unique constraints decide every race
+        (``INSERT ... ON CONFLICT DO NOTHING``), and the study's ModalitiesInStudy and
+        SOPClassesInStudy are changed under a lock of its row.
 
         Raises:
+            InstanceConflict: the instance's study belongs to another patient (PatientID,
+                IssuerOfPatientID), or its series to another study.
             SQLAlchemyError: the database failed (after retrying conflicts).
         """
         dbapi = self.engine.dialect.dbapi
-        conflicts = (IntegrityError, OperationalError, dbapi.IntegrityError, dbapi.OperationalError)
+        conflicts = (IntegrityError, OperationalError, dbapi.IntegrityError, dbapi.OperationalError, _Retry)
         attributes = _json(header, Level.IMAGE)
         for attempt in range(ADD_ATTEMPTS):
             try:
                 with self._writing() as conn:
                     return _add(conn, header, path, size, transfer_syntax, policy, attributes)
+            except _AlreadyIndexed:
+                return AddResult(True, self.path_of(plain_text(header, "SOPInstanceUID")) or "")
             except conflicts:
                 if attempt == ADD_ATTEMPTS - 1:
                     raise
@@ -264,22 +280,27 @@ _FIND_INSTANCE = _sql("SELECT id, path, series_fk FROM instance WHERE sop_uid = 
 _FIND_PATIENT = _sql("SELECT id FROM patient WHERE patient_id = :patient_id AND issuer = :issuer")
 _INSERT_PATIENT = _sql(
     "INSERT INTO patient (patient_id, issuer, attributes, studies, series, instances) "
-    "VALUES (:patient_id, :issuer, :attributes, 0, 0, 0) RETURNING id")
-_FIND_STUDY = _sql("SELECT id, modalities, sop_classes FROM study WHERE study_uid = :uid")
+    "VALUES (:patient_id, :issuer, :attributes, 0, 0, 0) ON CONFLICT (patient_id, issuer) DO NOTHING RETURNING id")
+_FIND_STUDY = _sql(
+    "SELECT study.id, study.patient_fk, study.modalities, study.sop_classes, patient.patient_id, patient.issuer "
+    "FROM study JOIN patient ON patient.id = study.patient_fk WHERE study.study_uid = :uid")
 _INSERT_STUDY = _sql(
     "INSERT INTO study (patient_fk, study_uid, study_date, accession, modalities, sop_classes, "
     "attributes, series, instances) VALUES (:patient_fk, :uid, :study_date, :accession, '', '', "
-    ":attributes, 0, 0) RETURNING id")
-_FIND_SERIES = _sql("SELECT id FROM series WHERE series_uid = :uid")
+    ":attributes, 0, 0) ON CONFLICT (study_uid) DO NOTHING RETURNING id")
+_LOCK_STUDY = _sql("SELECT modalities, sop_classes FROM study WHERE id = :id")
+_FIND_SERIES = _sql("SELECT id, study_fk FROM series WHERE series_uid = :uid")
 _INSERT_SERIES = _sql(
     "INSERT INTO series (study_fk, series_uid, modality, attributes, instances) "
-    "VALUES (:study_fk, :uid, :modality, :attributes, 0) RETURNING id")
+    "VALUES (:study_fk, :uid, :modality, :attributes, 0) ON CONFLICT (series_uid) DO NOTHING RETURNING id")
 _INSERT_INSTANCE = _sql(
     "INSERT INTO instance (series_fk, sop_uid, sop_class_uid, transfer_syntax, path, size, "
     "received_at, attributes) VALUES (:series_fk, :uid, :sop_class, :syntax, :path, :size, "
-    ":received_at, :attributes)")
+    ":received_at, :attributes) ON CONFLICT (sop_uid) DO NOTHING RETURNING id")
 _COUNT_SERIES = _sql("UPDATE series SET instances = instances + 1 WHERE id = :id")
 _COUNT_STUDY = _sql(
+    "UPDATE study SET instances = instances + 1, series = series + :new_series WHERE id = :id")
+_COUNT_STUDY_LISTS = _sql(
     "UPDATE study SET instances = instances + 1, series = series + :new_series, "
     "modalities = :modalities, sop_classes = :sop_classes WHERE id = :id")
 _COUNT_PATIENT = _sql(
@@ -293,41 +314,68 @@ class _Raw:
 
     def __init__(self, conn: Connection) -> None:
         self.cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        self.pyformat = conn.dialect.name != "sqlite"
+        self.sqlite = conn.dialect.name == "sqlite"
 
     def run(self, sql: str, params: dict[str, Any]) -> None:
-        self.cursor.execute(_PYFORMAT.sub(r"%(\1)s", sql) if self.pyformat else sql, params)
+        self.cursor.execute(sql if self.sqlite else _PYFORMAT.sub(r"%(\1)s", sql), params)
 
-    def one(self, sql: str, params: dict[str, Any]) -> Any:
-        self.run(sql, params)
+    def one(self, sql: str, params: dict[str, Any], *, lock: str = "") -> Any:
+        """The first row of ``sql``; with ``lock`` (``UPDATE``: to delete it, ``NO KEY
+        UPDATE``: to change it, which does not wait for the inserts of rows that refer to
+        it), locked until the end of the transaction. SQLite's writers hold the whole
+        database."""
+        self.run(f"{sql} FOR {lock}" if lock and not self.sqlite else sql, params)
         return self.cursor.fetchone()
+
+    def claim(self, uid: str) -> None:
+        """Hold ``uid`` until the end of the transaction, whether or not a row has it yet
+        (a PostgreSQL advisory lock on its hash; SQLite's writers hold the whole
+        database): writers replacing one instance take turns."""
+        if not self.sqlite:
+            key = int.from_bytes(hashlib.blake2b(uid.encode(), digest_size=8).digest(), "big", signed=True)
+            self.run("SELECT pg_advisory_xact_lock(:key)", {"key": key})
 
 
 _PYFORMAT = re.compile(r":(\w+)")
+
+
+class _AlreadyIndexed(Exception):
+    """A concurrent writer indexed the SOP Instance UID first (``keep``): roll back."""
+
+
+class _Retry(Exception):
+    """A row a unique constraint said exists has gone: run the transaction again."""
 
 
 def _add(conn: Connection, header: Dataset, path: str, size: int, syntax: str,
          policy: str, attributes: str) -> AddResult:
     raw = _Raw(conn)
     uid = plain_text(header, "SOPInstanceUID")
-    old = raw.one(_FIND_INSTANCE, {"uid": uid})
-    if old is not None and policy == "keep":
-        return AddResult(True, str(old[1]))
-    if old is not None:
-        _drop_instance(conn, old[0], old[2])
-    patient_fk = _patient(raw, header)
-    study_fk, modalities, sop_classes, new_study = _study(raw, header, patient_fk)
+    old = None
+    if policy != "keep":
+        raw.claim(uid)
+        old = raw.one(_FIND_INSTANCE, {"uid": uid}, lock="UPDATE")
+        if old is not None:
+            _drop_instance(conn, old[0], old[2])
+    study_fk, patient_fk, modalities, sop_classes, new_study = _study(raw, header)
     series_fk, new_series = _series(raw, header, study_fk)
     sop_class = plain_text(header, "SOPClassUID")
-    raw.run(_INSERT_INSTANCE, {
+    inserted = raw.one(_INSERT_INSTANCE, {
         "series_fk": series_fk, "uid": uid, "sop_class": sop_class, "syntax": syntax, "path": path,
         "size": size, "received_at": datetime.now(UTC).replace(tzinfo=None).isoformat(" "),
         "attributes": attributes})
+    if inserted is None:
+        raise _AlreadyIndexed if policy == "keep" else _Retry
     raw.run(_COUNT_SERIES, {"id": series_fk})
-    raw.run(_COUNT_STUDY, {
-        "id": study_fk, "new_series": int(new_series),
-        "modalities": _with(modalities, plain_text(header, "Modality")),
-        "sop_classes": _with(sop_classes, sop_class)})
+    modality = plain_text(header, "Modality")
+    if new_series or _lacks(modalities, modality) or _lacks(sop_classes, sop_class):
+        if not new_study:
+            modalities, sop_classes = raw.one(_LOCK_STUDY, {"id": study_fk}, lock="NO KEY UPDATE")
+        raw.run(_COUNT_STUDY_LISTS, {
+            "id": study_fk, "new_series": int(new_series),
+            "modalities": _with(modalities, modality), "sop_classes": _with(sop_classes, sop_class)})
+    else:
+        raw.run(_COUNT_STUDY, {"id": study_fk, "new_series": 0})
     raw.run(_COUNT_PATIENT, {"id": patient_fk, "new_series": int(new_series), "new_study": int(new_study)})
     return AddResult(old is not None, path, str(old[1]) if old is not None else None)
 
@@ -335,33 +383,74 @@ def _add(conn: Connection, header: Dataset, path: str, size: int, syntax: str,
 def _patient(raw: _Raw, header: Dataset) -> int:
     key = {"patient_id": plain_text(header, "PatientID"),
            "issuer": plain_text(header, "IssuerOfPatientID")}
-    found = raw.one(_FIND_PATIENT, key)
-    if found is not None:
-        return int(found[0])
-    return int(raw.one(_INSERT_PATIENT, {**key, "attributes": _json(header, Level.PATIENT)})[0])
+    found = raw.one(_FIND_PATIENT, key) \
+        or raw.one(_INSERT_PATIENT, {**key, "attributes": _json(header, Level.PATIENT)}) \
+        or raw.one(_FIND_PATIENT, key)
+    if found is None:
+        raise _Retry
+    return int(found[0])
 
 
-def _study(raw: _Raw, header: Dataset, patient_fk: int) -> tuple[int, str, str, bool]:
+def _study(raw: _Raw, header: Dataset) -> tuple[int, int, str, str, bool]:
+    """(study row, patient row, ModalitiesInStudy, SOPClassesInStudy as read, created)."""
     uid = plain_text(header, "StudyInstanceUID")
     found = raw.one(_FIND_STUDY, {"uid": uid})
-    if found is not None:
-        return int(found[0]), str(found[1]), str(found[2]), False
-    key = raw.one(_INSERT_STUDY, {
-        "patient_fk": patient_fk, "uid": uid, "study_date": plain_text(header, "StudyDate")[:8],
-        "accession": plain_text(header, "AccessionNumber"),
-        "attributes": _json(header, Level.STUDY)})[0]
-    return int(key), "", "", True
+    if found is None:
+        patient_fk = _patient(raw, header)
+        created = raw.one(_INSERT_STUDY, {
+            "patient_fk": patient_fk, "uid": uid, "study_date": plain_text(header, "StudyDate")[:8],
+            "accession": plain_text(header, "AccessionNumber"), "attributes": _json(header, Level.STUDY)})
+        if created is not None:
+            return int(created[0]), patient_fk, "", "", True
+        found = raw.one(_FIND_STUDY, {"uid": uid})
+        if found is None:
+            raise _Retry
+    study_fk, patient_fk, modalities, sop_classes, patient_id, issuer = found
+    claimed = plain_text(header, "PatientID"), plain_text(header, "IssuerOfPatientID")
+    if (patient_id, issuer) != claimed:
+        raise InstanceConflict("Study Instance UID belongs to another patient",
+                               f"study {uid} is of PatientID {patient_id!r} (issuer {issuer!r}), "
+                               f"the instance says {claimed[0]!r} (issuer {claimed[1]!r})")
+    return int(study_fk), int(patient_fk), str(modalities), str(sop_classes), False
 
 
 def _series(raw: _Raw, header: Dataset, study_fk: int) -> tuple[int, bool]:
     uid = plain_text(header, "SeriesInstanceUID")
     found = raw.one(_FIND_SERIES, {"uid": uid})
-    if found is not None:
-        return int(found[0]), False
-    key = raw.one(_INSERT_SERIES, {
-        "study_fk": study_fk, "uid": uid, "modality": plain_text(header, "Modality"),
-        "attributes": _json(header, Level.SERIES)})[0]
-    return int(key), True
+    if found is None:
+        created = raw.one(_INSERT_SERIES, {
+            "study_fk": study_fk, "uid": uid, "modality": plain_text(header, "Modality"),
+            "attributes": _json(header, Level.SERIES)})
+        if created is not None:
+            return int(created[0]), True
+        found = raw.one(_FIND_SERIES, {"uid": uid})
+        if found is None:
+            raise _Retry
+    if int(found[1]) != study_fk:
+        raise InstanceConflict("Series Instance UID belongs to another study",
+                               f"series {uid} is not in study {plain_text(header, 'StudyInstanceUID')}")
+    return int(found[0]), False
+
+
+def _migrate(conn: Connection, found: int) -> None:
+    """Bring an index of schema version ``found`` to :data:`SCHEMA_VERSION`.
+
+    Version 2 makes instance paths unique. Before it, an instance whose SOP Instance UID
+    was another's with a trailing control character was indexed apart but written over
+    the other's file; of rows sharing a file, those whose UID is not valid are dropped.
+    """
+    shared = conn.scalars(select(Instance.path).group_by(Instance.path).having(func.count() > 1)).all()
+    for path in shared:
+        for row in conn.execute(select(Instance.id, Instance.sop_uid, Instance.series_fk)
+                                .where(Instance.path == path)).all():
+            if canonical_uid(row.sop_uid) != row.sop_uid:
+                _drop_instance(conn, row.id, row.series_fk)
+                LOG.warning("index upgrade: dropped the row of %r, which is not a valid UID and shared "
+                            "the file %s with another instance (the file holds what was written last)",
+                            row.sop_uid, path)
+    PATH_INDEX.create(conn, checkfirst=True)
+    conn.execute(update(SchemaVersion).values(version=SCHEMA_VERSION))
+    LOG.info("index upgraded from schema version %d to %d", found, SCHEMA_VERSION)
 
 
 def _drop_instance(conn: Connection, instance_id: int, series_fk: int) -> None:
@@ -392,6 +481,10 @@ def _with(values: str, value: str) -> str:
     if not value or value in present:
         return values
     return "\\".join(sorted([*present, value]))
+
+
+def _lacks(values: str, value: str) -> bool:
+    return bool(value) and value not in values.split("\\")
 
 
 def _json(header: Dataset, level: Level) -> str:

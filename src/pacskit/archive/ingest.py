@@ -1,10 +1,20 @@
-"""The one way instances enter the archive: C-STORE, ``archive import`` and (later) STOW-RS.
+"""The one way instances enter the archive: C-STORE, STOW-RS and ``archive import``.
 
 An instance is written as it came — no decode, no re-encode — to a temporary file in the
-data folder, flushed to disk (unless ``fsync`` is off), renamed into place under the
-archive layout and indexed; only then is it acknowledged. A failure at any step removes
-what was written and becomes a DIMSE status: 0xA700 (out of resources) for the archive's
-own trouble, 0xA900 or 0xC000 for data that is not what the request says it is.
+data folder's ``tmp/``, flushed to disk (unless ``fsync`` is off) and checked: its UIDs
+(PS3.5 9.1, see :mod:`pacskit.archive.uids`) against the request, and the header of its
+Pixel Data against its transfer syntax. It is then linked into ``files/`` under a path
+made of its canonical UIDs — a name no other file has, never over another file — and
+indexed; the index decides, in the same transaction, whether it is a duplicate and
+whether it agrees with the patient and study already indexed. Only then is it
+acknowledged, the file it replaces (``overwrite``) removed, and its temporary name
+dropped. Until then the temporary name is the journal of what is in flight, which the
+start-up check (:mod:`pacskit.archive.recovery`) settles after a crash.
+
+A failure at any step leaves the archive as it was and becomes a DIMSE status (PS3.4
+B.2.3): 0xA700 (out of resources) for the archive's own trouble, 0xA900 (does not match
+SOP class) for a dataset the archive will not take as it is, 0xC000 (cannot
+understand) for one it cannot read. See docs/archive-integrity.md.
 """
 
 from __future__ import annotations
@@ -13,25 +23,33 @@ import errno
 import itertools
 import logging
 import os
-import re
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from pydicom import Dataset, dcmread
 from pydicom.datadict import tag_for_keyword
 
-from pacskit.encoded import file_meta, header_dataset, plain_text
-from pacskit.layout import Layout
+from pacskit.archive.uids import canonical_uid
+from pacskit.encoded import (
+    UNDEFINED,
+    Encoding,
+    file_meta,
+    header_and_pixel_data_length,
+    pixel_data_length,
+)
 from pacskit.query import LEVEL_KEYS
 from pacskit.settings import ArchiveSettings
 
-ARCHIVE_LAYOUT = Layout("{StudyInstanceUID}/{SeriesInstanceUID}/{SOPInstanceUID}.dcm")
-
-_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _KEPT_IN_MEMORY = 128 * 1024
 _INDEXED_TAGS = frozenset(t for keywords in LEVEL_KEYS.values() for k in keywords
                           if (t := tag_for_keyword(k)) is not None and t >> 16 != 0x0002)
+NATIVE_SYNTAXES = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"})
+"""The native (not encapsulated) transfer syntaxes whose Pixel Data header is checked;
+the deflated one is native too, but its bytes are not read without inflating them."""
+HIERARCHY_UIDS = (("SOPClassUID", "SOP Class UID"), ("SOPInstanceUID", "SOP Instance UID"),
+                  ("StudyInstanceUID", "Study Instance UID"), ("SeriesInstanceUID", "Series Instance UID"))
 
 SUCCESS = 0x0000
 OUT_OF_RESOURCES = 0xA700
@@ -39,6 +57,9 @@ DATASET_DOES_NOT_MATCH_SOP_CLASS = 0xA900
 CANNOT_UNDERSTAND = 0xC000
 
 LOG = logging.getLogger("pacskit.archive")
+LIVE_SCRATCH_PREFIXES: set[str] = set()
+"""The temporary-file name prefixes of the :class:`Ingest` objects open in this process
+(the start-up check leaves their files alone)."""
 
 
 class InstanceIndex(Protocol):
@@ -47,7 +68,30 @@ class InstanceIndex(Protocol):
     def path_of(self, sop_instance_uid: str) -> str | None: ...
 
     def add(self, header: Dataset, *, path: str, size: int, transfer_syntax: str,
-            policy: str = "keep") -> object: ...
+            policy: str = "keep") -> AddOutcome: ...
+
+
+class AddOutcome(Protocol):
+    """What :meth:`InstanceIndex.add` says it did."""
+
+    @property
+    def existed(self) -> bool: ...
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def replaced_path(self) -> str | None: ...
+
+
+class InstanceConflict(Exception):
+    """The index refuses an instance that contradicts what it holds: ``reason`` is for
+    the peer, ``detail`` for the log."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -72,12 +116,15 @@ class Ingested:
 
 
 class IngestRefused(Exception):
-    """An instance the archive will not take, with the status to answer."""
+    """An instance the archive will not take: the status to answer, the ``reason`` to
+    give the peer (an Error Comment: short, and none of the peer's bytes), and what
+    else the log should say."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, detail: str = "") -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.detail = detail
 
 
 class Ingest:
@@ -98,8 +145,14 @@ class Ingest:
         for folder in (self.files, self.scratch):
             folder.mkdir(parents=True, exist_ok=True)
         self._serial = itertools.count()
-        self._scratch_prefix = f"{self.scratch}{os.sep}{os.getpid()}-"
-        self._folders: set[Path] = set()
+        self.scratch_prefix = f"{os.getpid()}-{secrets.token_hex(4)}-"
+        LIVE_SCRATCH_PREFIXES.add(self.scratch_prefix)
+        self._folders: set[str] = set()
+
+    def close(self) -> None:
+        """No more instances come through here (its temporary files are no longer in
+        flight)."""
+        LIVE_SCRATCH_PREFIXES.discard(self.scratch_prefix)
 
     def ingest(self, item: Received) -> Ingested:
         """Store one received instance; never raises for bad data or a full disk."""
@@ -113,12 +166,12 @@ class Ingest:
         """Start storing an instance whose dataset arrives in pieces (see :class:`Incoming`)."""
         return Incoming(self, Received(sop_class_uid, sop_instance_uid, transfer_syntax, b"", source_ae_title))
 
-    def _scratch_path(self) -> Path:
-        return Path(f"{self._scratch_prefix}{next(self._serial)}.part")
+    def _scratch_path(self, suffix: str = ".part") -> Path:
+        return self.scratch / f"{self.scratch_prefix}{next(self._serial)}{suffix}"
 
-    def _ensure_folder(self, folder: Path) -> None:
-        if folder not in self._folders:
-            folder.mkdir(parents=True, exist_ok=True)
+    def _ensure_folder(self, folder: str, *, again: bool = False) -> None:
+        if again or folder not in self._folders:
+            os.makedirs(folder, exist_ok=True)
             self._folders.add(folder)
 
 
@@ -127,7 +180,8 @@ class Incoming:
     after its file meta information into a temporary file; :meth:`finish` checks, places
     and indexes it, :meth:`discard` removes it. Memory use does not grow with the
     instance's size: a small instance is also kept in memory, so that its header is
-    read without reading the file back.
+    read without reading the file back. A request whose UIDs are not valid opens no
+    file: its dataset is dropped as it arrives and :meth:`finish` refuses it.
     """
 
     def __init__(self, ingest: Ingest, item: Received) -> None:
@@ -139,8 +193,13 @@ class Incoming:
         self.error: IngestRefused | None = None
         self._fh: BinaryIO | None = None
         try:
+            self.item = _canonical_request(item)
+        except IngestRefused as exc:
+            self.error = exc
+            return
+        try:
             self._fh = open(self.path, "xb")  # noqa: SIM115 - closed in finish or discard
-            meta = file_meta(item.sop_class_uid, item.sop_instance_uid, item.transfer_syntax,
+            meta = file_meta(self.item.sop_class_uid, self.item.sop_instance_uid, self.item.transfer_syntax,
                              item.source_ae_title or None)
             self._meta_length = len(meta)
             self.write(meta)
@@ -179,8 +238,9 @@ class Incoming:
             return self._finish()
         except IngestRefused as exc:
             self.discard()
-            LOG.warning("refused %s from %s: %s", self.item.sop_instance_uid,
-                        self.item.source_ae_title or "?", exc.reason)
+            LOG.warning("refused %s from %s: %s%s", _shown(self.item.sop_instance_uid),
+                        _shown(self.item.source_ae_title or "?"), exc.reason,
+                        f" ({exc.detail})" if exc.detail else "")
             return Ingested(exc.status, reason=exc.reason)
 
     def _finish(self) -> Ingested:
@@ -197,55 +257,99 @@ class Incoming:
         except OSError as exc:
             self._fail(exc)
             raise self.error from None  # type: ignore[misc]
-        header, uids = _header(self._read_header(), item)
-        relative = ARCHIVE_LAYOUT.relative_path(uids).as_posix()
-        target = ingest.files / relative
+        header, pixel_data_length = self._read_header()
+        uids = _checked(header, item, pixel_data_length)
         existing = ingest.index.path_of(item.sop_instance_uid)
         if existing is not None and ingest.policy == "keep":
             self.discard()
             return Ingested(SUCCESS, ingest.files / existing, duplicate=True)
-        placed = self._place(target)
+        placed = self._link(uids)
+        kept = self._second_name(ingest.files / existing) if existing is not None else None
         try:
-            ingest.index.add(header, path=relative, size=self.size, transfer_syntax=item.transfer_syntax,
-                             policy=ingest.policy)
+            added = ingest.index.add(header, path=placed, size=self.size, transfer_syntax=item.transfer_syntax,
+                                     policy=ingest.policy)
         except Exception as exc:  # noqa: BLE001 - any index failure: nothing half there
-            if placed:
-                target.unlink(missing_ok=True)
+            (ingest.files / placed).unlink(missing_ok=True)
+            if kept is not None:
+                kept.unlink(missing_ok=True)
+            if isinstance(exc, InstanceConflict):
+                raise IngestRefused(DATASET_DOES_NOT_MATCH_SOP_CLASS, exc.reason, exc.detail) from None
             LOG.error("cannot index %s: %s", item.sop_instance_uid, exc)
             raise IngestRefused(OUT_OF_RESOURCES, f"the index refused the instance: {exc}") from None
-        if existing is not None and existing != relative:
-            (ingest.files / existing).unlink(missing_ok=True)
-        return Ingested(SUCCESS, target, duplicate=existing is not None)
+        if added.existed and ingest.policy == "keep":
+            (ingest.files / placed).unlink(missing_ok=True)
+            self.discard()
+            return Ingested(SUCCESS, ingest.files / added.path, duplicate=True)
+        if added.replaced_path is not None and added.replaced_path != placed:
+            (ingest.files / added.replaced_path).unlink(missing_ok=True)
+        if kept is not None:
+            kept.unlink(missing_ok=True)
+        self.discard()
+        return Ingested(SUCCESS, ingest.files / placed, duplicate=added.existed)
 
-    def _read_header(self) -> Dataset | Path:
-        """The indexed attributes of a small instance, read from its copy in memory;
-        the file's path for a large one (or for what only pydicom can read)."""
+    def _read_header(self) -> tuple[Dataset, int | None]:
+        """The indexed attributes and the Pixel Data length field (:data:`UNDEFINED`
+        when encapsulated; None without Pixel Data or for a syntax not checked): of a
+        small instance from its copy in memory, of a large one (or of what only pydicom
+        can read) from the file, which pydicom leaves where its Pixel Data begins."""
         copy, self._copy = self._copy, None
-        if copy is None:
-            return self.path
+        syntax = self.item.transfer_syntax
+        if copy is not None:
+            try:
+                return header_and_pixel_data_length(bytes(copy), self._meta_length, syntax, _INDEXED_TAGS)
+            except ValueError:
+                pass
         try:
-            return header_dataset(bytes(copy), self._meta_length, self.item.transfer_syntax, _INDEXED_TAGS)
-        except ValueError:
-            return self.path
+            with open(self.path, "rb") as fh:
+                header = dcmread(fh, stop_before_pixels=True)
+                if syntax not in NATIVE_SYNTAXES:
+                    return header, None
+                return header, pixel_data_length(fh.read(12), 0, Encoding.of(syntax))
+        except Exception as exc:  # noqa: BLE001 - whatever pydicom cannot read is bad data
+            raise IngestRefused(CANNOT_UNDERSTAND, "the dataset cannot be read",
+                                f"{type(exc).__name__}: {exc}") from None
 
-    def _place(self, target: Path) -> bool:
-        """Rename the file to ``target``; whether no file was there before."""
+    def _link(self, uids: dict[str, str]) -> str:
+        """Link the temporary file into ``files/`` under its UIDs' path — or, when a file
+        already has that name (the instance stored before, or arriving concurrently), a
+        name of its own beside it — and return the path relative to ``files/``."""
+        folder = f"{uids['StudyInstanceUID']}/{uids['SeriesInstanceUID']}"
+        sop = uids["SOPInstanceUID"]
+        name = f"{sop}.dcm"
+        target = f"{self.ingest.files}/{folder}"
         try:
-            self.ingest._ensure_folder(target.parent)
-            was_there = target.exists()
-            os.replace(self.path, target)
+            self.ingest._ensure_folder(target)
+            for attempt in itertools.count():
+                try:
+                    os.link(self.path, f"{target}/{name}")
+                    break
+                except FileExistsError:
+                    name = f"{sop}.{secrets.token_hex(6)}.dcm"
+                except FileNotFoundError:
+                    if attempt:
+                        raise
+                    self.ingest._ensure_folder(target, again=True)
         except OSError as exc:
             self._fail(exc)
             raise self.error from None  # type: ignore[misc]
         if self.ingest.fsync:
             try:
-                _fsync_folder(target.parent)
+                _fsync_folder(target)
             except OSError as exc:
-                if not was_there:
-                    target.unlink(missing_ok=True)
+                Path(target, name).unlink(missing_ok=True)
                 self._fail(exc)
                 raise self.error from None  # type: ignore[misc]
-        return not was_there
+        return f"{folder}/{name}"
+
+    def _second_name(self, stored: Path) -> Path | None:
+        """A second name in ``tmp/`` for the stored file an overwrite replaces, kept
+        until the replacement is settled (for the start-up check)."""
+        kept = self.ingest._scratch_path(".old")
+        try:
+            os.link(stored, kept)
+        except OSError:
+            return None
+        return kept
 
     def _fail(self, exc: OSError) -> None:
         self.discard()
@@ -255,30 +359,71 @@ class Incoming:
             self.error = IngestRefused(OUT_OF_RESOURCES, f"cannot write: {exc.strerror or exc}")
 
 
-def _header(source: Dataset | Path, item: Received) -> tuple[Dataset, dict[str, str]]:
-    """The attributes the index needs (read from ``source`` if it is a file), checked
-    against the C-STORE request, and the UIDs that place the file."""
-    try:
-        header = source if isinstance(source, Dataset) else dcmread(source, stop_before_pixels=True)
-        sop_class, sop_instance = plain_text(header, "SOPClassUID"), plain_text(header, "SOPInstanceUID")
-        study, series = plain_text(header, "StudyInstanceUID"), plain_text(header, "SeriesInstanceUID")
-    except Exception as exc:  # noqa: BLE001 - whatever pydicom cannot read is bad data
-        raise IngestRefused(CANNOT_UNDERSTAND, f"the dataset cannot be read: {exc}") from None
-    if sop_class != item.sop_class_uid:
-        raise IngestRefused(DATASET_DOES_NOT_MATCH_SOP_CLASS,
-                            f"SOP Class UID {sop_class} does not match the request's {item.sop_class_uid}")
-    if sop_instance != item.sop_instance_uid:
-        raise IngestRefused(CANNOT_UNDERSTAND, f"SOP Instance UID {sop_instance} does not match "
-                                               f"the request's {item.sop_instance_uid}")
-    if not study or not series:
+def _canonical_request(item: Received) -> Received:
+    """``item`` with the canonical UIDs of its request.
+
+    Raises:
+        IngestRefused: 0xA900, a UID of the request is not valid.
+    """
+    found = {}
+    for field, name in (("sop_class_uid", "SOP Class UID"), ("sop_instance_uid", "SOP Instance UID"),
+                        ("transfer_syntax", "Transfer Syntax UID")):
+        value = getattr(item, field)
+        uid = canonical_uid(value)
+        if uid is None:
+            raise IngestRefused(DATASET_DOES_NOT_MATCH_SOP_CLASS, f"the request's {name} is not a valid UID",
+                                f"{value[:80]!r}")
+        found[field] = uid
+    return replace(item, **found)
+
+
+def _checked(header: Dataset, item: Received, pixel_data_length: int | None) -> dict[str, str]:
+    """The canonical UIDs that place the file, once the dataset is found to be what the
+    request says, with valid UIDs and Pixel Data its transfer syntax can hold.
+
+    Raises:
+        IngestRefused: 0xA900 or 0xC000, with the reason.
+    """
+    values = {keyword: _text(header, keyword) for keyword, _ in HIERARCHY_UIDS}
+    if not values["StudyInstanceUID"] or not values["SeriesInstanceUID"]:
         raise IngestRefused(CANNOT_UNDERSTAND, "the dataset has no Study or Series Instance UID")
-    for uid in (study, series, sop_instance):
-        if not _UID.match(uid):
-            raise IngestRefused(CANNOT_UNDERSTAND, f"{uid[:80]!r} is not a valid UID")
-    return header, {"StudyInstanceUID": study, "SeriesInstanceUID": series, "SOPInstanceUID": sop_instance}
+    uids = {}
+    for keyword, name in HIERARCHY_UIDS:
+        uid = canonical_uid(values[keyword])
+        if uid is None:
+            raise IngestRefused(DATASET_DOES_NOT_MATCH_SOP_CLASS, f"{name} is not a valid UID (PS3.5 9.1)",
+                                f"{values[keyword][:80]!r}")
+        uids[keyword] = uid
+    if uids["SOPClassUID"] != item.sop_class_uid:
+        raise IngestRefused(DATASET_DOES_NOT_MATCH_SOP_CLASS, "the SOP Class UID is not the request's",
+                            f"{uids['SOPClassUID']}, not {item.sop_class_uid}")
+    if uids["SOPInstanceUID"] != item.sop_instance_uid:
+        raise IngestRefused(CANNOT_UNDERSTAND, "the SOP Instance UID is not the request's",
+                            f"{uids['SOPInstanceUID']}, not {item.sop_instance_uid}")
+    if pixel_data_length == UNDEFINED and item.transfer_syntax in NATIVE_SYNTAXES:
+        raise IngestRefused(DATASET_DOES_NOT_MATCH_SOP_CLASS, "encapsulated Pixel Data under a native syntax",
+                            f"transfer syntax {item.transfer_syntax} (PS3.5 A.4)")
+    return uids
 
 
-def _fsync_folder(folder: Path) -> None:
+def _text(header: Dataset, keyword: str) -> str:
+    """The value of a top-level text element as it was encoded (padding included),
+    without pydicom's conversions; empty when absent."""
+    element = header.get_item(tag_for_keyword(keyword))
+    if element is None:
+        return ""
+    value = element.value
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    return "" if value is None else str(value)
+
+
+def _shown(text: str) -> str:
+    """A peer's string as the log shows it: quoted and escaped unless plain."""
+    return text if text.isascii() and text.isprintable() else repr(text[:80])
+
+
+def _fsync_folder(folder: str) -> None:
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -3,7 +3,8 @@
 Each level keeps the attributes C-FIND filters on most as indexed columns, the rest of
 its attributes (the keys of its level in :data:`pacskit.query.LEVEL_KEYS`) as DICOM JSON
 (PS3.18 F.2), and counters of what lies below it, so that every C-FIND is answered from
-the index alone.
+the index alone. Unique constraints carry the archive's integrity: one row per UID at
+each level, and one instance per file (schema version 2).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class Base(DeclarativeBase):
@@ -91,3 +92,4 @@ class Instance(Base):
 
 
 Index("ix_study_patient_date", Study.patient_fk, Study.study_date)
+PATH_INDEX = Index("ux_instance_path", Instance.path, unique=True)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from pacskit.archive.index import Index
 from pacskit.archive.ingest import Ingest
+from pacskit.archive.recovery import Recovered, recover
 from pacskit.archive.scp import ArchiveSCP
 from pacskit.net.acceptor import Acceptor
 from pacskit.settings import Settings
@@ -36,13 +37,20 @@ class Archive:
         self.server: Acceptor | None = None
         self.web: WebServer | None = None
 
+    def recover(self) -> Recovered:
+        """Settle what a run that did not stop cleanly left in flight (see
+        :mod:`pacskit.archive.recovery`)."""
+        return recover(self.index, self.ingest)
+
     def start(self) -> Acceptor:
-        """Listen for associations (each served on its own thread) on the configured port,
-        and for DICOMweb requests on the HTTP port unless ``web.enabled`` is off.
+        """Run the start-up check (:meth:`recover`), then listen for associations (each
+        served on its own thread) on the configured port, and for DICOMweb requests on
+        the HTTP port unless ``web.enabled`` is off.
 
         Raises:
             NetworkError: a port cannot be listened on.
         """
+        self.recover()
         acceptor = Acceptor(self.settings, self.scp, self.scp.supported_contexts(),
                             check_called_ae_title=self.settings.archive.check_called_aet)
         address = (self.settings.bind_address, self.settings.port)
@@ -81,6 +89,7 @@ class Archive:
     def close(self) -> None:
         """Stop listening, finish the associations and requests in progress, close the index."""
         self.close_servers()
+        self.ingest.close()
         self.index.close()
 
     def __enter__(self) -> Archive:

@@ -57,6 +57,7 @@ def import_(
     from pacskit.archive.maintenance import import_files
 
     with Archive(archive_settings(ctx, data_dir, db)) as archive, ProgressBar("importing") as bar:
+        archive.recover()
         result = import_files(archive.ingest, paths, lambda done, total: bar.update(done, total, 0))
     out.print(f"Imported {result.imported} instances; {result.duplicates} already stored, "
               f"{len(result.failed)} refused, {result.not_dicom} non-DICOM files skipped.", markup=False)

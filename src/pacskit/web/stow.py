@@ -15,7 +15,6 @@ was not (FailedSOPSequence, with a FailureReason from PS3.4 Annex B status codes
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from dataclasses import dataclass, field
 from io import BytesIO
@@ -76,7 +75,7 @@ async def store(request: Request, ingest: Ingest, max_body: int, base_url: str,
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_body:
         raise HTTPException(413, f"the body ({declared} bytes) is over the limit of {max_body} bytes")
-    spool = ingest.scratch / f"stow-{os.getpid()}-{uuid.uuid4().hex}.body"
+    spool = ingest.scratch / f"stow-{ingest.scratch_prefix}{uuid.uuid4().hex}.body"
     try:
         await _spool(request, spool, max_body)
         outcome = await run_in_threadpool(_store_parts, spool, boundary, ingest, base_url, study)
