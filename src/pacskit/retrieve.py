@@ -26,7 +26,13 @@ from pacskit.errors import (
     ServiceNotSupported,
 )
 from pacskit.finder import run_query
-from pacskit.models import InstanceFailure, MoveResult, RetrieveProgress, RetrieveResult
+from pacskit.models import (
+    InstanceFailure,
+    MoveDelivery,
+    MoveResult,
+    RetrieveProgress,
+    RetrieveResult,
+)
 from pacskit.net.find import find_session
 from pacskit.net.retrieve import (
     STATUS_CANNOT_UNDERSTAND,
@@ -37,7 +43,7 @@ from pacskit.net.retrieve import (
     get_session,
     move_session,
 )
-from pacskit.net.scp import storage_scp
+from pacskit.net.scp import Deliveries, storage_scp
 from pacskit.nodes import Node
 from pacskit.privacy import PrivacyPolicy
 from pacskit.query import Level, Query
@@ -56,6 +62,10 @@ RELATED_INSTANCES = {
     Level.SERIES: "NumberOfSeriesRelatedInstances",
 }
 _LEVELS = [Level.PATIENT, Level.STUDY, Level.SERIES, Level.IMAGE]
+ARRIVAL_QUIET = 2.0
+"""Seconds a C-MOVE to ourselves waits, after its final response, for instances the peer
+reported sent while no association of the peer's is open (one may still be opening)."""
+WILDCARD_ADDRESSES = ("", "0.0.0.0", "::")
 
 ProgressCallback = Callable[[RetrieveProgress], None]
 
@@ -272,12 +282,33 @@ def _retrieve(settings: Settings, node: Node, query: Query, requests: list[Retri
         with get_session(settings, node, model, receiver) as session:
             _send_all(session, requests, result, receiver, None)
     else:
-        with storage_scp(settings, receiver), move_session(settings, node, model) as session:
-            try:
-                _send_all(session, requests, result, receiver, settings.ae_title)
-            except DimseFailure as exc:
-                raise _with_registration_hint(exc, settings, node) from None
+        deliveries = Deliveries()
+        with storage_scp(settings, receiver, deliveries=deliveries):
+            with move_session(settings, node, model) as session:
+                local_address = session.local_address
+                try:
+                    _send_all(session, requests, result, receiver, settings.ae_title)
+                except DimseFailure as exc:
+                    raise _with_registration_hint(exc, settings, node) from None
+            _await_deliveries(result, deliveries, settings, node, local_address)
     return result
+
+
+def _await_deliveries(result: RetrieveResult, deliveries: Deliveries, settings: Settings, node: Node,
+                      local_address: str) -> None:
+    """Wait, the C-MOVE association released, until the instances the peer reported sent
+    (completed or with a warning, PS3.4 C.4.2.3.1) have arrived — a sub-association may
+    still be delivering, or not yet open, when the final C-MOVE response comes — and
+    record those that never did, with where the peer had to send them."""
+    if deliveries.wait(lambda: result.received >= result.completed + result.warning,
+                       quiet=ARRIVAL_QUIET, idle=settings.dimse_timeout):
+        return
+    result.not_received = result.completed + result.warning - result.received
+    host = next(iter(deliveries.reached_at), None)
+    if host is None:
+        host = settings.bind_address if settings.bind_address not in WILDCARD_ADDRESSES else local_address
+    result.delivery = MoveDelivery(peer=node.label, ae_title=settings.ae_title, host=host or "this host",
+                                   port=settings.port, connections=deliveries.connections)
 
 
 def _with_registration_hint(exc: DimseFailure, settings: Settings, node: Node) -> DimseFailure:

@@ -147,6 +147,15 @@ class RetrieveSession:
         self.contexts = {cx.context_id: cx for cx in assoc.accepted_contexts}
         self._message_id = 0
 
+    @property
+    def local_address(self) -> str:
+        """Our IP address on this association (as the peer sees it), or "" once closed."""
+        sock = self.channel.sock if self.channel is not None else None
+        try:
+            return str(sock.getsockname()[0]) if sock is not None else ""
+        except OSError:
+            return ""
+
     def c_get(self, identifier: Dataset, progress: ProgressHandler | None = None) -> SubOperations:
         """Send one C-GET and wait for its final response, storing what comes back.
 
