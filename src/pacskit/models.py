@@ -83,6 +83,10 @@ class RetrieveResult(BaseModel):
         requests: how many C-GET/C-MOVE requests were sent.
         completed, failed, warning: sub-operation counts summed over the requests.
         failed_instances: SOP Instance UIDs the peer reported as failed.
+        recovered: of ``completed``, instances a first C-GET did not bring that came on
+            asking again with their transfer syntaxes offered.
+        failure_reason: why the peer's failed instances failed, when pacskit knows more
+            than the peer's log would say.
         local_failures: instances received but not stored (disk full, bad data...).
         not_received: C-MOVE to ourselves: sub-operations the peer reported completed
             (or with a warning) whose instances never reached us; ``delivery`` says
@@ -102,6 +106,8 @@ class RetrieveResult(BaseModel):
     failed: int = 0
     warning: int = 0
     failed_instances: list[str] = []
+    recovered: int = 0
+    failure_reason: str = ""
     local_failures: list[InstanceFailure] = []
     not_received: int = 0
     delivery: MoveDelivery | None = None
@@ -130,7 +136,8 @@ class RetrieveResult(BaseModel):
         failures = max(self.failed, len(self.local_failures))
         if not failures:
             return self
-        reason = self.local_failures[0].reason if self.local_failures else "see the peer's log"
+        reason = (self.local_failures[0].reason if self.local_failures
+                  else self.failure_reason or "see the peer's log")
         if self.completed + self.warning == 0 and self.received == 0:
             raise RetrieveFailed(f"all {failures} sub-operations failed ({reason})")
         total = self.completed + self.warning + self.failed

@@ -49,6 +49,7 @@ from pacskit.privacy import PrivacyPolicy
 from pacskit.query import Level, Query
 from pacskit.settings import Settings
 from pacskit.storage import FolderSink
+from pacskit.syntax_retry import retrieve_again
 
 UNIQUE_KEYS = {
     Level.PATIENT: "PatientID",
@@ -280,7 +281,12 @@ def _retrieve(settings: Settings, node: Node, query: Query, requests: list[Retri
     model = query.model.value
     if method == "get":
         with get_session(settings, node, model, receiver) as session:
-            _send_all(session, requests, result, receiver, None)
+            sent = _send_all(session, requests, result, receiver, None)
+            failures = [(request.identifier, [u for u in counts.failed_instances if u not in session.refused])
+                        for request, counts in sent]
+        failures = [(identifier, uids) for identifier, uids in failures if uids]
+        if failures:
+            _retrieve_again(settings, node, model, failures, result, receiver)
     else:
         deliveries = Deliveries()
         with storage_scp(settings, receiver, deliveries=deliveries):
@@ -321,7 +327,8 @@ def _with_registration_hint(exc: DimseFailure, settings: Settings, node: Node) -
 
 
 def _send_all(session: RetrieveSession, requests: list[RetrieveRequest], result: RetrieveResult,
-              receiver: Receiver, destination: str | None) -> None:
+              receiver: Receiver, destination: str | None) -> list[tuple[RetrieveRequest, SubOperations]]:
+    sent = []
     for request in requests:
         receiver.begin_request()
         if destination is None:
@@ -329,6 +336,23 @@ def _send_all(session: RetrieveSession, requests: list[RetrieveRequest], result:
         else:
             counts = session.c_move(request.identifier, destination, receiver.on_response)
         _add(result, counts)
+        sent.append((request, counts))
+    return sent
+
+
+def _retrieve_again(settings: Settings, node: Node, model: str, failures: list[tuple[Dataset, list[str]]],
+                    result: RetrieveResult, receiver: Receiver) -> None:
+    """Ask again for the instances the peer failed to send (not those we refused), over
+    associations offering their transfer syntaxes (:mod:`pacskit.syntax_retry`)."""
+    again = retrieve_again(settings, node, model, failures, receiver)
+    recovered = len(again.recovered)
+    result.requests += again.requests
+    result.recovered = recovered
+    result.completed += recovered
+    result.failed = max(0, result.failed - recovered)
+    result.failed_instances = [u for u in result.failed_instances if u not in again.recovered]
+    result.failure_reason = again.reason
+    receiver.on_response(SubOperations(completed=result.completed))
 
 
 def _add(result: RetrieveResult | MoveResult, counts: SubOperations) -> None:

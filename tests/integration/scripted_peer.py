@@ -8,7 +8,7 @@ from __future__ import annotations
 import socket
 import struct
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 
 from pynetdicom.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RQ
@@ -19,7 +19,7 @@ from pynetdicom.pdu_primitives import (
 )
 from pynetdicom.presentation import PresentationContext
 
-from pacskit.net.wire import Channel, Message
+from pacskit.net.wire import Channel, Message, ReleaseRequested
 
 A_RELEASE_RQ = 0x05
 A_RELEASE_RP = 0x06
@@ -41,6 +41,16 @@ class Conversation:
         message = self.channel.receive()
         self.seen.append(message)
         return message
+
+    def messages(self) -> Iterator[Message]:
+        """Every message until the requestor releases the association (answered)."""
+        while True:
+            try:
+                yield self.receive()
+            except ReleaseRequested:
+                self.channel.write(struct.pack(">BBI", A_RELEASE_RP, 0, 4) + b"\0\0\0\0")
+                self.released = True
+                return
 
     def release(self) -> None:
         """Wait for the requestor's A-RELEASE-RQ and answer it."""

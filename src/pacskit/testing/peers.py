@@ -178,18 +178,27 @@ class DcmQrSCP(Peer):
 
     Args:
         move_destinations: AE title → (host, port) of the peers it may C-MOVE to.
+        all_syntaxes: accept every transfer syntax pacskit knows, compressed ones too,
+            for storing and for the C-GET sub-operations of the common storage SOP
+            classes (an association negotiation profile, ``-xf``); without it,
+            dcmqrscp takes uncompressed syntaxes only.
     """
 
     name = "dcmqrscp"
 
     def __init__(self, workdir: Path | str | None = None, ae_title: str = "DCMQRSCP",
                  port: int | None = None,
-                 move_destinations: dict[str, tuple[str, int]] | None = None) -> None:
+                 move_destinations: dict[str, tuple[str, int]] | None = None,
+                 all_syntaxes: bool = False) -> None:
         super().__init__(workdir, ae_title, port)
         self.move_destinations = dict(move_destinations or {})
         self.database = self.workdir / "db"
         self.database.mkdir(exist_ok=True)
         self.config = self.workdir / "dcmqrscp.cfg"
+        if all_syntaxes:
+            profile = self.workdir / "association.cfg"
+            profile.write_text(_every_syntax_profile())
+            self.extra_args = ["--assoc-config-file", str(profile), "Incoming", "Outgoing", "--bit-preserving"]
 
     def command(self) -> list[str]:
         hosts = "\n".join(
@@ -208,6 +217,42 @@ class DcmQrSCP(Peer):
     def load(self, paths: Iterable[Path | str]) -> None:
         """Store files or folders into its database (with DCMTK ``storescu``)."""
         storescu(self.ae_title, self.host, self.port, paths)
+
+
+def _every_syntax_profile() -> str:
+    """A DCMTK association configuration (PS3.8 negotiation, DCMTK's ``asconfig`` file
+    format): the Query/Retrieve and Verification classes uncompressed, and as many storage
+    SOP classes as fit in 128 contexts with every syntax, the requestor allowed to be SCP
+    (C-GET) or SCU (C-STORE)."""
+    from pynetdicom.sop_class import (
+        PatientRootQueryRetrieveInformationModelFind,
+        PatientRootQueryRetrieveInformationModelGet,
+        PatientRootQueryRetrieveInformationModelMove,
+        StudyRootQueryRetrieveInformationModelFind,
+        StudyRootQueryRetrieveInformationModelGet,
+        StudyRootQueryRetrieveInformationModelMove,
+        Verification,
+    )
+
+    from pacskit.net.contexts import EVERY_SYNTAX, storage_sop_classes
+
+    services = [Verification, StudyRootQueryRetrieveInformationModelFind, StudyRootQueryRetrieveInformationModelGet,
+                StudyRootQueryRetrieveInformationModelMove, PatientRootQueryRetrieveInformationModelFind,
+                PatientRootQueryRetrieveInformationModelGet, PatientRootQueryRetrieveInformationModelMove]
+    storage = storage_sop_classes()[:128 - len(services)]
+    lines = ["[[TransferSyntaxes]]", "[Every]"]
+    lines += [f"TransferSyntax{i} = {uid}" for i, uid in enumerate(EVERY_SYNTAX, 1)]
+    lines += ["[Plain]", "TransferSyntax1 = 1.2.840.10008.1.2.1", "TransferSyntax2 = 1.2.840.10008.1.2"]
+    lines += ["[[PresentationContexts]]", "[Incoming]"]
+    incoming = [f"{uid}\\Plain" for uid in services] + [f"{uid}\\Every" for uid in storage]
+    lines += [f"PresentationContext{i} = {entry}" for i, entry in enumerate(incoming, 1)]
+    lines += ["[Outgoing]"]
+    lines += [f"PresentationContext{i} = {uid}\\Every" for i, uid in enumerate(storage, 1)]
+    lines += ["[[SCPSCURoleSelection]]", "[Roles]"]
+    lines += [f"Role{i} = {uid}\\BOTH" for i, uid in enumerate(storage, 1)]
+    lines += ["[[Profiles]]", "[Incoming]", "PresentationContexts = Incoming", "SCPSCURoleSelection = Roles",
+              "[Outgoing]", "PresentationContexts = Outgoing"]
+    return "\n".join(lines) + "\n"
 
 
 class Orthanc(Peer):
