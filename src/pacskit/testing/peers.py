@@ -152,21 +152,24 @@ class StoreSCP(Peer):
     Args:
         accept_all: accept every transfer syntax DCMTK knows (compressed ones too);
             otherwise only the uncompressed ones.
+        bit_preserving: write what arrives as it is; otherwise each dataset is parsed
+            in memory first, and one DCMTK cannot parse aborts the association.
     """
 
     name = "storescp"
 
     def __init__(self, workdir: Path | str | None = None, ae_title: str = "STORESCP",
-                 port: int | None = None, accept_all: bool = True) -> None:
+                 port: int | None = None, accept_all: bool = True, bit_preserving: bool = True) -> None:
         super().__init__(workdir, ae_title, port)
         self.accept_all = accept_all
+        self.bit_preserving = bit_preserving
         self.output_dir = self.workdir / "received"
         self.output_dir.mkdir(exist_ok=True)
 
     def command(self) -> list[str]:
         return [require("storescp"), "--aetitle", self.ae_title, "--output-directory",
-                str(self.output_dir), "--bit-preserving", "--max-pdu", "131072",
-                *(["+xa"] if self.accept_all else ["+x="]), str(self.port)]
+                str(self.output_dir), *(["--bit-preserving"] if self.bit_preserving else []),
+                "--max-pdu", "131072", *(["+xa"] if self.accept_all else ["+x="]), str(self.port)]
 
     def received(self) -> list[Path]:
         """The files received so far."""
@@ -260,6 +263,10 @@ class Orthanc(Peer):
 
     Every peer may echo, store, find, get and move; C-MOVE destinations are registered
     with :meth:`add_modality`.
+
+    Args:
+        scp_timeout: seconds Orthanc waits for a message before aborting an association
+            (its ``DicomScpTimeout``).
     """
 
     name = "orthanc"
@@ -267,10 +274,12 @@ class Orthanc(Peer):
 
     def __init__(self, workdir: Path | str | None = None, ae_title: str = "ORTHANC",
                  port: int | None = None, http_port: int | None = None,
-                 modalities: dict[str, tuple[str, str, int]] | None = None) -> None:
+                 modalities: dict[str, tuple[str, str, int]] | None = None,
+                 scp_timeout: int = 30) -> None:
         super().__init__(workdir, ae_title, port)
         self.http_port = http_port or free_port()
         self.modalities = dict(modalities or {})
+        self.scp_timeout = scp_timeout
         self.config = self.workdir / "orthanc.json"
 
     @property
@@ -306,7 +315,7 @@ class Orthanc(Peer):
             "StorageCompression": False,
             "SaveJobs": False,
             "ConcurrentJobs": 2,
-            "DicomScpTimeout": 30,
+            "DicomScpTimeout": self.scp_timeout,
             "DeidentifyLogs": True,
             "Plugins": [str(DICOMWEB_PLUGIN)],
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
