@@ -23,7 +23,7 @@ from pacskit.errors import AssociationAborted, NetworkError, NetworkTimeout, Ser
 from pacskit.net.association import associate
 from pacskit.net.commands import ERROR_COMMENT, STATUS, c_store_rq
 from pacskit.net.contexts import MAX_CONTEXTS
-from pacskit.net.status import Outcome, describe, outcome_of
+from pacskit.net.status import Outcome, describe_store, outcome_of
 from pacskit.net.wire import Channel, DirectChannel
 from pacskit.nodes import Node
 from pacskit.scan import DicomFile
@@ -272,7 +272,7 @@ class FileSender:
             return SendOutcome(item, None, "the peer's C-STORE response has no status", converted)
         if outcome_of(status) is Outcome.FAILURE:
             comment = response.text(ERROR_COMMENT)
-            reason = f"C-STORE failed at {label}: {describe(status)}"
+            reason = f"C-STORE failed at {label}: {describe_store(status)}"
             return SendOutcome(item, status, reason + (f": {comment}" if comment else ""), converted)
         return SendOutcome(item, status, "", converted)
 
