@@ -17,7 +17,6 @@ from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import build_context
 from pynetdicom.dsutils import encode
 from pynetdicom.presentation import PresentationContext
-from pynetdicom.utils import validate_uid
 
 from pacskit.errors import AssociationAborted, NetworkError, NetworkTimeout, ServiceNotSupported
 from pacskit.net.association import associate
@@ -155,7 +154,7 @@ class _Store:
         """Whether the file's UIDs can be carried by a C-STORE request (1 to 64 ASCII
         characters, PS3.5 9.1); if not, its failure is reported."""
         for what, value in (("SOP Class UID", item.sop_class_uid), ("SOP Instance UID", item.sop_instance_uid)):
-            if not (value.isascii() and validate_uid(UID(value))):
+            if not (0 < len(value) <= 64 and value.isascii()):
                 self.report(SendOutcome(item, None, f"its {what} is not a UID ({value[:40]!r})"))
                 return False
         return True
