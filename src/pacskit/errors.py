@@ -24,8 +24,10 @@ message and its own exit code (``exit_code``), in one place (``pacskit.cli.main`
     │   ├── NoStorageRole           C-GET without an SCP role negotiated   (23)
     │   ├── MoveDestinationUnknown  0xA801                                 (24)
     │   ├── RetrieveFailed          every sub-operation failed             (25)
-    │   └── HttpFailure             a DICOMweb request failed (HTTP status
-    │                               or malformed response)                 (27)
+    │   ├── HttpFailure             a DICOMweb request failed (HTTP status
+    │   │                           or malformed response)                 (27)
+    │   └── InstancesNotReceived    retrieve: instances reported sent did
+    │                               not arrive                             (28)
     ├── PartialFailure              some items failed, others succeeded    (26)
     └── OutputError                 an output cannot be written            (30)
         └── DiskFull                no space left on device                (31)
@@ -204,3 +206,11 @@ class HttpFailure(DimseError):
     def __init__(self, message: str, status: int = 0) -> None:
         super().__init__(message)
         self.status = status
+
+
+class InstancesNotReceived(DimseError):
+    """Retrieve: instances reported sent did not arrive — a C-MOVE peer counted more
+    sub-operations completed (or with a warning) than reached our Storage SCP, having
+    sent the rest to another host or port registered for our AE title."""
+
+    exit_code = 28

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 from pydicom import Dataset
 
-from pacskit.errors import DimseFailure, PartialFailure, RetrieveFailed
+from pacskit.errors import DimseFailure, InstancesNotReceived, PartialFailure, RetrieveFailed
 from pacskit.nodes import Node
 from pacskit.query import Level
 
@@ -138,6 +138,26 @@ class InstanceFailure(BaseModel):
     reason: str
 
 
+class MoveDelivery(BaseModel):
+    """Where the peer of a C-MOVE to ourselves had to send the instances: the Move
+    Destination (our AE title) and the host and port it must be registered with there.
+
+    Attributes:
+        peer: the node the C-MOVE went to.
+        ae_title, host, port: our AE title, and the address our Storage SCP was reached
+            at (or listened on, or the peer saw us from when it never connected).
+        connections: associations the peer opened to our Storage SCP.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    peer: str
+    ae_title: str
+    host: str
+    port: int
+    connections: int
+
+
 class RetrieveResult(BaseModel):
     """The outcome of a C-GET or C-MOVE retrieve.
 
@@ -149,7 +169,14 @@ class RetrieveResult(BaseModel):
         requests: how many C-GET/C-MOVE requests were sent.
         completed, failed, warning: sub-operation counts summed over the requests.
         failed_instances: SOP Instance UIDs the peer reported as failed.
+        recovered: of ``completed``, instances a first C-GET did not bring that came on
+            asking again with their transfer syntaxes offered.
+        failure_reason: why the peer's failed instances failed, when pacskit knows more
+            than the peer's log would say.
         local_failures: instances received but not stored (disk full, bad data...).
+        not_received: C-MOVE to ourselves: sub-operations the peer reported completed
+            (or with a warning) whose instances never reached us; ``delivery`` says
+            where they had to go.
         written: files written; ``skipped``: already present and kept.
         bytes: bytes received.
         seconds: wall time.
@@ -168,7 +195,11 @@ class RetrieveResult(BaseModel):
     failed: int = 0
     warning: int = 0
     failed_instances: list[str] = []
+    recovered: int = 0
+    failure_reason: str = ""
     local_failures: list[InstanceFailure] = []
+    not_received: int = 0
+    delivery: MoveDelivery | None = None
     written: int = 0
     skipped: int = 0
     bytes: int = 0
@@ -186,17 +217,36 @@ class RetrieveResult(BaseModel):
         """Raise if the retrieve did not fully succeed; return ``self`` otherwise.
 
         Raises:
+            InstancesNotReceived: instances the peer reported sent did not arrive.
             RetrieveFailed: sub-operations were attempted and none succeeded.
             PartialFailure: some sub-operations or local writes failed.
         """
+        if self.not_received:
+            raise InstancesNotReceived(self._not_received_message())
         failures = max(self.failed, len(self.local_failures))
         if not failures:
             return self
-        reason = self.local_failures[0].reason if self.local_failures else "see the peer's log"
+        reason = (self.local_failures[0].reason if self.local_failures
+                  else self.failure_reason or "see the peer's log")
         if self.completed + self.warning == 0 and self.received == 0:
             raise RetrieveFailed(f"all {failures} sub-operations failed ({reason})")
         total = self.completed + self.warning + self.failed
         raise PartialFailure(f"{failures} of {max(total, failures)} instances failed ({reason})")
+
+    def _not_received_message(self) -> str:
+        reported = self.completed + self.warning
+        missing = f"{self.not_received} instance{'s' if self.not_received > 1 else ''}"
+        where = self.delivery
+        if where is None:
+            return f"{missing} of {reported} reported sent did not arrive"
+        came = reported - self.not_received
+        detail = f"{came} of {reported} came" if came > 0 else f"none of {reported} came"
+        if where.connections:
+            detail += f", over {where.connections} association{'s' if where.connections > 1 else ''}"
+        else:
+            detail += "; it never connected to us"
+        return (f"{missing} reported sent by {where.peer} did not arrive ({detail}): check that it "
+                f"has AE title {where.ae_title!r} at host {where.host} port {where.port}")
 
 
 class MoveResult(BaseModel):

@@ -29,6 +29,7 @@ from pacskit.finder import run_query
 from pacskit.models import (
     AnswerCheck,
     InstanceFailure,
+    MoveDelivery,
     MoveResult,
     RetrieveProgress,
     RetrieveResult,
@@ -43,12 +44,13 @@ from pacskit.net.retrieve import (
     get_session,
     move_session,
 )
-from pacskit.net.scp import storage_scp
+from pacskit.net.scp import Deliveries, storage_scp
 from pacskit.nodes import Node
 from pacskit.privacy import PrivacyPolicy
 from pacskit.query import Level, Query
 from pacskit.settings import Settings
 from pacskit.storage import FolderSink
+from pacskit.syntax_retry import retrieve_again
 
 UNIQUE_KEYS = {
     Level.PATIENT: "PatientID",
@@ -62,6 +64,10 @@ RELATED_INSTANCES = {
     Level.SERIES: "NumberOfSeriesRelatedInstances",
 }
 _LEVELS = [Level.PATIENT, Level.STUDY, Level.SERIES, Level.IMAGE]
+ARRIVAL_QUIET = 2.0
+"""Seconds a C-MOVE to ourselves waits, after its final response, for instances the peer
+reported sent while no association of the peer's is open (one may still be opening)."""
+WILDCARD_ADDRESSES = ("", "0.0.0.0", "::")
 
 ProgressCallback = Callable[[RetrieveProgress], None]
 
@@ -291,14 +297,40 @@ def _retrieve(settings: Settings, node: Node, query: Query, requests: list[Retri
     model = query.model.value
     if method == "get":
         with get_session(settings, node, model, receiver) as session:
-            _send_all(session, requests, result, receiver, None)
+            sent = _send_all(session, requests, result, receiver, None)
+            failures = [(request.identifier, [u for u in counts.failed_instances if u not in session.refused])
+                        for request, counts in sent]
+        failures = [(identifier, uids) for identifier, uids in failures if uids]
+        if failures:
+            _retrieve_again(settings, node, model, failures, result, receiver)
     else:
-        with storage_scp(settings, receiver), move_session(settings, node, model) as session:
-            try:
-                _send_all(session, requests, result, receiver, settings.ae_title)
-            except DimseFailure as exc:
-                raise _with_registration_hint(exc, settings, node) from None
+        deliveries = Deliveries()
+        with storage_scp(settings, receiver, deliveries=deliveries):
+            with move_session(settings, node, model) as session:
+                local_address = session.local_address
+                try:
+                    _send_all(session, requests, result, receiver, settings.ae_title)
+                except DimseFailure as exc:
+                    raise _with_registration_hint(exc, settings, node) from None
+            _await_deliveries(result, deliveries, settings, node, local_address)
     return result
+
+
+def _await_deliveries(result: RetrieveResult, deliveries: Deliveries, settings: Settings, node: Node,
+                      local_address: str) -> None:
+    """Wait, the C-MOVE association released, until the instances the peer reported sent
+    (completed or with a warning, PS3.4 C.4.2.3.1) have arrived — a sub-association may
+    still be delivering, or not yet open, when the final C-MOVE response comes — and
+    record those that never did, with where the peer had to send them."""
+    if deliveries.wait(lambda: result.received >= result.completed + result.warning,
+                       quiet=ARRIVAL_QUIET, idle=settings.dimse_timeout):
+        return
+    result.not_received = result.completed + result.warning - result.received
+    host = next(iter(deliveries.reached_at), None)
+    if host is None:
+        host = settings.bind_address if settings.bind_address not in WILDCARD_ADDRESSES else local_address
+    result.delivery = MoveDelivery(peer=node.label, ae_title=settings.ae_title, host=host or "this host",
+                                   port=settings.port, connections=deliveries.connections)
 
 
 def _with_registration_hint(exc: DimseFailure, settings: Settings, node: Node) -> DimseFailure:
@@ -311,7 +343,8 @@ def _with_registration_hint(exc: DimseFailure, settings: Settings, node: Node) -
 
 
 def _send_all(session: RetrieveSession, requests: list[RetrieveRequest], result: RetrieveResult,
-              receiver: Receiver, destination: str | None) -> None:
+              receiver: Receiver, destination: str | None) -> list[tuple[RetrieveRequest, SubOperations]]:
+    sent = []
     for request in requests:
         receiver.begin_request()
         if destination is None:
@@ -319,6 +352,23 @@ def _send_all(session: RetrieveSession, requests: list[RetrieveRequest], result:
         else:
             counts = session.c_move(request.identifier, destination, receiver.on_response)
         _add(result, counts)
+        sent.append((request, counts))
+    return sent
+
+
+def _retrieve_again(settings: Settings, node: Node, model: str, failures: list[tuple[Dataset, list[str]]],
+                    result: RetrieveResult, receiver: Receiver) -> None:
+    """Ask again for the instances the peer failed to send (not those we refused), over
+    associations offering their transfer syntaxes (:mod:`pacskit.syntax_retry`)."""
+    again = retrieve_again(settings, node, model, failures, receiver)
+    recovered = len(again.recovered)
+    result.requests += again.requests
+    result.recovered = recovered
+    result.completed += recovered
+    result.failed = max(0, result.failed - recovered)
+    result.failed_instances = [u for u in result.failed_instances if u not in again.recovered]
+    result.failure_reason = again.reason
+    receiver.on_response(SubOperations(completed=result.completed))
 
 
 def _add(result: RetrieveResult | MoveResult, counts: SubOperations) -> None:

@@ -15,11 +15,15 @@ from proxy import RecordingProxy
 from pydicom import dcmread
 from pynetdicom import AE, StoragePresentationContexts
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet
+from scripted_peer import ScriptedPeer
 
 import pacskit.net.retrieve as net_retrieve
 from pacskit import AsyncClient, Client, Node, Settings
-from pacskit.errors import MoveDestinationUnknown, ServiceNotSupported
+from pacskit.errors import InstancesNotReceived, MoveDestinationUnknown, ServiceNotSupported
+from pacskit.net.commands import C_MOVE_RSP, MESSAGE_ID, MOVE_DESTINATION, retrieve_rsp
+from pacskit.net.store import send_files
 from pacskit.privacy import PATIENT_NAME_KEYWORDS
+from pacskit.scan import read_file
 from pacskit.testing.peers import DcmQrSCP, free_port
 
 OUR_AET = "PACSKIT"
@@ -198,6 +202,106 @@ def test_move_to_ourselves_unknown_to_the_peer_says_how_to_fix_it(dcmqrscp, orth
                      "--study-uid", study, "--method", "move", "-o", tmp_path)
     assert_one_line_error(result, 21, "register AE title 'STRANGER'")
     assert not dicom_files(tmp_path)
+
+
+def test_a_move_the_peer_sends_elsewhere_is_an_error_that_says_what_to_check(orthanc, storescp, corpus,
+                                                                          tmp_path, our_port):
+    """Orthanc has our AE title with another port (a storescp's): it reports every
+    sub-operation completed, and none reaches us."""
+    study = sorted({c.study_uid for c in corpus})[2]
+    items = [c for c in corpus if c.study_uid == study]
+    orthanc.add_modality("pacskit", OUR_AET, "127.0.0.1", storescp.port)
+    try:
+        result = run_cli("--aet", OUR_AET, "--port", our_port, "get", orthanc.address, "--study-uid", study,
+                         "--method", "move", "-o", tmp_path / "elsewhere")
+        assert_one_line_error(result, 28, f"6 instances reported sent by {node_of(orthanc).label} did not "
+                                          f"arrive (none of 6 came; it never connected to us): check that it "
+                                          f"has AE title {OUR_AET!r} at host 127.0.0.1 port {our_port}")
+        assert "peer reports 6 completed" in result.stdout
+        assert not dicom_files(tmp_path / "elsewhere")
+        assert {read_file(p).sop_instance_uid for p in storescp.received()} == {c.sop_instance_uid for c in items}
+
+        got = Client(Settings(ae_title=OUR_AET, port=our_port)).get_study(node_of(orthanc), study, method="move")
+        assert (got.completed, got.received, got.not_received) == (6, 0, 6)
+        assert (got.delivery.ae_title, got.delivery.port, got.delivery.connections) == (OUR_AET, our_port, 0)
+        with pytest.raises(InstancesNotReceived, match="none of 6 came"):
+            got.raise_for_status()
+
+        orthanc.add_modality("pacskit", OUR_AET, "127.0.0.1", our_port)
+        right = run_cli("--aet", OUR_AET, "--port", our_port, "get", orthanc.address, "--study-uid", study,
+                        "--method", "move", "-o", tmp_path / "here")
+        assert right.returncode == 0, right.stderr
+        assert_same_as_corpus(dicom_files(tmp_path / "here"), items)
+    finally:
+        orthanc.add_modality("pacskit", OUR_AET, "127.0.0.1", our_port)
+
+
+def test_dcmqrscp_with_our_ae_title_at_another_port(tmp_path, corpus_dir, corpus, storescp):
+    our_port = free_port()
+    with DcmQrSCP(tmp_path / "q", move_destinations={OUR_AET: ("127.0.0.1", storescp.port)}) as peer:
+        peer.load([corpus_dir])
+        patient = sorted({c.patient_id for c in corpus})[0]
+        result = run_cli("--aet", OUR_AET, "--port", our_port, "get", peer.address, "-p", patient,
+                         "--method", "move", "-o", tmp_path / "out", "-f", "json")
+    assert_one_line_error(result, 28, f"check that it has AE title {OUR_AET!r} at host 127.0.0.1 port {our_port}")
+    summary = json.loads(result.stdout)
+    assert (summary["completed"], summary["received"], summary["not_received"]) == (12, 0, 12)
+    assert len(storescp.received()) == 12
+    assert not dicom_files(tmp_path / "out")
+
+
+def lying_move(files: list[Path], our_port: int, deliver: int, final_first: bool):
+    """A C-MOVE SCP script: report every file completed, and deliver ``deliver`` of them
+    to the move destination at ``our_port`` — before the final response, or once the
+    C-MOVE association is released (as a PACS that queues its sub-operations does)."""
+
+    def script(conversation):
+        request = conversation.receive()
+        destination = Node(ae_title=request.text(MOVE_DESTINATION), host="127.0.0.1", port=our_port)
+        sop_class = conversation.contexts[request.context_id][0]
+
+        def send():
+            send_files(Settings(ae_title="LIAR"), destination, [read_file(p) for p in files[:deliver]],
+                       lambda outcome: None)
+
+        if not final_first:
+            send()
+        conversation.channel.send(request.context_id, retrieve_rsp(
+            C_MOVE_RSP, request.us(MESSAGE_ID) or 0, sop_class, 0x0000, (None, len(files), 0, 0)))
+        if final_first:
+            conversation.release()
+            send()
+
+    return script
+
+
+def test_instances_delivered_after_the_final_move_response_are_waited_for(corpus, tmp_path):
+    series = sorted({c.series_uid for c in corpus})[0]
+    items = [c for c in corpus if c.series_uid == series]
+    our_port = free_port()
+    with ScriptedPeer("LIAR", lying_move([c.path for c in items], our_port, len(items), True)) as peer:
+        result = run_cli("--aet", OUR_AET, "--port", our_port, "get", peer.address, "-l", "series",
+                         "--study-uid", items[0].study_uid, "--series-uid", series, "--method", "move",
+                         "-o", tmp_path)
+        assert peer.done.wait(10)
+    assert result.returncode == 0, result.stderr
+    assert_same_as_corpus(dicom_files(tmp_path), items)
+    assert not peer.errors, peer.errors
+
+
+def test_fewer_instances_than_reported_is_an_error_with_the_count(corpus, tmp_path):
+    series = sorted({c.series_uid for c in corpus})[1]
+    items = [c for c in corpus if c.series_uid == series]
+    our_port = free_port()
+    with ScriptedPeer("LIAR", lying_move([c.path for c in items], our_port, 2, False)) as peer:
+        result = run_cli("--aet", OUR_AET, "--port", our_port, "get", peer.address, "-l", "series",
+                         "--study-uid", items[0].study_uid, "--series-uid", series, "--method", "move",
+                         "-o", tmp_path)
+        assert peer.done.wait(10) and not peer.errors, peer.errors
+    assert_one_line_error(result, 28, "1 instance reported sent by LIAR@127.0.0.1:"
+                                      f"{peer.port} did not arrive (2 of 3 came, over 1 association): "
+                                      f"check that it has AE title {OUR_AET!r} at host 127.0.0.1 port {our_port}")
+    assert len(dicom_files(tmp_path)) == 2
 
 
 def test_move_to_a_third_party(orthanc, storescp, corpus):

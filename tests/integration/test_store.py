@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import struct
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from pacskit import AsyncClient, Client, Node, Settings
 from pacskit.errors import AssociationAborted, PartialFailure
 from pacskit.net.contexts import retrieve_storage_contexts
 from pacskit.scan import read_file
-from pacskit.testing.peers import StoreSCP, free_port
+from pacskit.testing.peers import Orthanc, StoreSCP, free_port
 from pacskit.testing.samples import pydicom_samples
 
 
@@ -207,3 +208,67 @@ def test_bad_input_gets_one_line_and_its_exit_code(args, code, text, corpus_dir,
 def test_a_rejecting_peer_is_reported_with_its_reason(dcmqrscp, corpus_dir):
     wrong = f"dicom://NOT_ITS_AET@{dcmqrscp.host}:{dcmqrscp.port}"
     assert_one_line_error(run_cli("store", corpus_dir, "--to", wrong), 14, "called AE title not recognised")
+
+
+@pytest.fixture
+def with_a_bad_file(corpus_dir, tmp_path):
+    """The corpus, and in its middle one more instance whose dataset ends in an element
+    that claims 2 GiB it does not have: a peer reading the dataset waits for the rest
+    (Orthanc, until its DicomScpTimeout) or cannot parse it (storescp), and aborts."""
+    folder = tmp_path / "with-a-bad-file"
+    shutil.copytree(corpus_dir, folder)
+    files = sorted(folder.rglob("*.dcm"))
+    source = files[len(files) // 2]
+    ds = dcmread(source)
+    assert not ds.file_meta.TransferSyntaxUID.is_implicit_VR
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    bad = source.parent / f"{source.stem}-bad.dcm"
+    ds.save_as(bad)
+    bad.write_bytes(bad.read_bytes() + b"\xe1\x7f\x10\x10OB\0\0" + struct.pack("<I", 0x7FFFFFF0) + bytes(64))
+    return folder, bad
+
+
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_a_file_orthanc_aborts_on_fails_alone_and_every_other_file_is_stored(tmp_path, with_a_bad_file, corpus,
+                                                                             parallel):
+    folder, bad = with_a_bad_file
+    with Orthanc(tmp_path / "orthanc", scp_timeout=1) as peer:
+        result = run_cli("store", folder, "--to", peer.address, "--parallel", parallel, "-f", "json")
+        stored = peer.instance_count()
+    assert_one_line_error(result, 26, f"1 of {len(corpus) + 1} files were not stored (first: {bad.name}: "
+                                      "the association was lost while sending it, twice: ")
+    summary = json.loads(result.stdout)
+    assert (summary["sent"], summary["failed"]) == (len(corpus), 1)
+    [failure] = summary["failures"]
+    assert failure["path"] == str(bad) and "aborted the association" in failure["reason"]
+    assert stored == len(corpus)
+
+
+def test_a_file_storescp_cannot_parse_fails_alone_and_the_store_goes_on(tmp_path, with_a_bad_file, corpus):
+    folder, bad = with_a_bad_file
+    with StoreSCP(tmp_path / "scp", bit_preserving=False) as peer:
+        result = run_cli("store", folder, "--to", peer.address)
+        received = received_by_uid(peer)
+    assert_one_line_error(result, 26, f"1 of {len(corpus) + 1} files were not stored (first: {bad.name}")
+    assert f"not stored: {bad}: the association was lost while sending it, twice" in result.stderr
+    assert f"Stored {len(corpus)} files" in result.stdout
+    assert set(received) == {c.sop_instance_uid for c in corpus}
+
+
+def test_a_peer_that_aborts_every_file_is_given_up_on_after_three_associations(tmp_path, corpus_dir):
+    peer = StoreSCP(tmp_path / "scp")
+    peer.extra_args = ["--abort-after"]
+    with peer:
+        result = run_cli("store", corpus_dir, "--to", peer.address)
+        log = peer.log()
+    assert_one_line_error(result, 15, "3 associations in a row were lost (STORESCP@127.0.0.1:")
+    assert log.count("Store SCP Failed") == 3
+
+
+def test_a_file_whose_uids_cannot_be_sent_is_reported_not_a_crash(storescp, corpus, mixed_folder):
+    ds = dcmread(corpus[0].path)
+    ds.SOPInstanceUID = "not a UID " * 10
+    ds.save_as(mixed_folder / "bad-uid.dcm")
+    result = run_cli("store", mixed_folder, "--to", storescp.address)
+    assert_one_line_error(result, 26, "bad-uid.dcm: its SOP Instance UID is not a UID ('not a UID not a UID")
+    assert set(received_by_uid(storescp)) == {c.sop_instance_uid for c in corpus}

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import socket
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -13,10 +15,12 @@ import httpx
 import pytest
 from clirunner import assert_one_line_error, run_cli
 from pydicom import dcmread
+from pydicom.uid import generate_uid
 
 from pacskit import Client, Node
 from pacskit.archive import Archive
 from pacskit.query import Query
+from pacskit.scan import read_file
 from pacskit.settings import ArchiveSettings, NodeConfig, Settings, WebSettings
 from pacskit.testing.peers import Orthanc, free_port
 from pacskit.web import multipart
@@ -271,3 +275,68 @@ def test_a_truncated_wado_rs_response_keeps_only_whole_instances(corpus, tmp_pat
         assert [p.name for p in files] == [f"{corpus[0].sop_instance_uid}.dcm"]
     finally:
         server.shutdown()
+
+
+@pytest.fixture
+def good_and_bad(tmp_path, corpus):
+    """Three good instances of a new study, one whose dataset lacks its Study Instance
+    UID, and one cut short 200 bytes into its dataset."""
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    study, series = generate_uid(), generate_uid()
+    good = []
+    for number, item in enumerate(corpus[:3]):
+        ds = dcmread(item.path)
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.save_as(folder / f"good-{number}.dcm")
+        good.append(str(ds.SOPInstanceUID))
+    ds = dcmread(corpus[3].path)
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    del ds.StudyInstanceUID
+    ds.save_as(folder / "no-study.dcm")
+    ds = dcmread(corpus[4].path)
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.save_as(folder / "truncated.dcm")
+    whole = (folder / "truncated.dcm").read_bytes()
+    (folder / "truncated.dcm").write_bytes(whole[:read_file(folder / "truncated.dcm").dataset_offset + 200])
+    return folder, study, good
+
+
+@contextmanager
+def stow_server(kind: str, tmp_path: Path) -> Iterator[str]:
+    """The DICOMweb URL of a fresh Orthanc or `pacskit serve`."""
+    if kind == "orthanc":
+        with Orthanc(tmp_path / "orthanc") as orthanc:
+            yield orthanc.dicomweb_url
+        return
+    with Archive(archive_settings(tmp_path)) as served:
+        served.start()
+        yield f"http://127.0.0.1:{served.settings.web.port}/dicom-web"
+
+
+@pytest.mark.parametrize(("kind", "no_study", "truncated"), [
+    ("orthanc", "refused: 0xC000 (Cannot Understand)",
+     "not in the server's STOW-RS response (HTTP 400 Bad Request)"),
+    ("pacskit", "refused: 0xC000 (Cannot Understand): the dataset has no Study or Series Instance UID",
+     "refused: 0xC000 (Cannot Understand): the dataset has no Study or Series Instance UID"),
+])
+def test_a_stow_rs_batch_of_good_and_bad_files_reports_each_with_the_servers_reason(tmp_path, good_and_bad, kind,
+                                                                                    no_study, truncated):
+    folder, study, good = good_and_bad
+    with stow_server(kind, tmp_path) as url:
+        result = run_cli("store", folder, "--to", url, "-f", "json")
+        found = {str(m.SOPInstanceUID) for m in client().find(url, Query.build("image", study_uid=study))}
+    assert_one_line_error(result, 26, f"2 of 5 files were not stored (first: no-study.dcm: {no_study})")
+    summary = json.loads(result.stdout)
+    assert summary["sent"] == 3
+    assert {Path(f["path"]).name: f["reason"] for f in summary["failures"]} == {
+        "no-study.dcm": no_study, "truncated.dcm": truncated}
+    assert found == set(good)
+
+
+def test_a_stow_rs_error_answer_becomes_its_one_line_reason(tmp_path, good_and_bad):
+    folder, _, _ = good_and_bad
+    with Orthanc(tmp_path / "orthanc") as orthanc:
+        result = run_cli("store", folder / "good-0.dcm", "--to", orthanc.dicomweb_url + "-typo")
+    assert_one_line_error(result, 27, "STOW-RS: HTTP 404 Not Found: Unknown resource")

@@ -213,15 +213,19 @@ class Acceptor:
         supported: the presentation contexts we accept, with roles.
         check_called_ae_title: reject associations not addressed to our AE title.
         max_associations: more at once are rejected (local limit exceeded).
+        on_connection: called with each accepted connection's socket and True when it
+            opens, and with False once it is closed (after its association ended).
     """
 
     def __init__(self, settings: Settings, services: Services, supported: list[PresentationContext],
-                 *, check_called_ae_title: bool = True, max_associations: int = 64) -> None:
+                 *, check_called_ae_title: bool = True, max_associations: int = 64,
+                 on_connection: Callable[[socket.socket, bool], None] | None = None) -> None:
         self.settings = settings
         self.services = services
         self.supported = supported
         self.check_called_ae_title = check_called_ae_title
         self.max_associations = max_associations
+        self.on_connection = on_connection
         self._listener: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._active: dict[socket.socket, threading.Thread] = {}
@@ -282,6 +286,8 @@ class Acceptor:
                                       name=f"pacskit-association-{address[0]}:{address[1]}")
             with self._lock:
                 self._active[conn] = thread
+            if self.on_connection is not None:
+                self.on_connection(conn, True)
             thread.start()
 
     def _serve(self, conn: socket.socket, address: str) -> None:
@@ -298,6 +304,8 @@ class Acceptor:
                 conn.close()
             except OSError:
                 pass
+            if self.on_connection is not None:
+                self.on_connection(conn, False)
 
 
 class _ServerChannel(Channel):

@@ -13,6 +13,9 @@ the budget is spent in tiers:
 - the non-image classes people retrieve (RT, SR, presentation states, key objects,
   encapsulated documents, waveforms, segmentations) and then every other storage class
   get one with every syntax, as far as the budget goes.
+
+What a peer could not send over these is asked for again over associations offering
+one context per (SOP class, transfer syntax) for it (:mod:`pacskit.syntax_retry`).
 """
 
 from __future__ import annotations
@@ -165,6 +168,16 @@ def _retrieve_storage_contexts(reserved: int) -> tuple[PresentationContext, ...]
     )
     return tuple(_Proposal.of(uid, syntaxes)
                  for uid, syntaxes in itertools.islice(proposals, MAX_CONTEXTS - reserved))
+
+
+def single_syntax_contexts(proposals: list[tuple[str, str]], reserved: int = 1) -> list[list[PresentationContext]]:
+    """One context per (SOP class, transfer syntax) of ``proposals``, in their order,
+    split into as many associations as the limit of 128 contexts needs (``reserved``
+    left free in each). A peer that sends every instance of a class over the first
+    context it accepted for that class sends over the first one proposed here."""
+    contexts = [_Proposal.of(uid, [syntax]) for uid, syntax in dict.fromkeys(proposals)]
+    step = MAX_CONTEXTS - reserved
+    return [contexts[start:start + step] for start in range(0, len(contexts), step)]
 
 
 class _Proposal(PresentationContext):

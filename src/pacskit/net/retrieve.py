@@ -23,6 +23,7 @@ from pydicom.uid import UID
 from pynetdicom import build_context, build_role
 from pynetdicom.association import Association
 from pynetdicom.dsutils import decode, encode
+from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelGet,
     PatientRootQueryRetrieveInformationModelMove,
@@ -133,7 +134,14 @@ class InstanceRejected(PacskitError):
 
 
 class RetrieveSession:
-    """One association over which C-GET or C-MOVE requests are sent."""
+    """One association over which C-GET or C-MOVE requests are sent.
+
+    Attributes:
+        refused: the SOP Instance UIDs of the C-GET sub-operations we answered with a
+            failure (the instance arrived but was not kept).
+        answered: once set to a dict, the status we answered to each C-GET
+            sub-operation, by SOP Instance UID.
+    """
 
     def __init__(self, assoc: Association, node: Node, model: str, method: str,
                  channel: DirectChannel | None = None,
@@ -145,7 +153,18 @@ class RetrieveSession:
         self.channel = channel
         self.on_instance = on_instance
         self.contexts = {cx.context_id: cx for cx in assoc.accepted_contexts}
+        self.refused: list[str] = []
+        self.answered: dict[str, int] | None = None
         self._message_id = 0
+
+    @property
+    def local_address(self) -> str:
+        """Our IP address on this association (as the peer sees it), or "" once closed."""
+        sock = self.channel.sock if self.channel is not None else None
+        try:
+            return str(sock.getsockname()[0]) if sock is not None else ""
+        except OSError:
+            return ""
 
     def c_get(self, identifier: Dataset, progress: ProgressHandler | None = None) -> SubOperations:
         """Send one C-GET and wait for its final response, storing what comes back.
@@ -203,6 +222,10 @@ class RetrieveSession:
                 status = message.sink.status(self.on_instance)
             finally:
                 message.sink.discard()
+        if status != 0x0000:
+            self.refused.append(sop_instance)
+        if self.answered is not None:
+            self.answered[sop_instance] = status
         assert self.channel is not None
         self.channel.send(message.context_id,
                           c_store_rsp(message.us(MESSAGE_ID) or 0, sop_class, sop_instance, status))
@@ -272,17 +295,20 @@ def _failed_instances(identifier: Dataset | None) -> list[str]:
 
 
 @contextmanager
-def get_session(settings: Settings, node: Node, model: str,
-                on_instance: InstanceHandler) -> Iterator[RetrieveSession]:
-    """An association for C-GET, with pacskit as Storage SCP for the sub-operations.
+def get_session(settings: Settings, node: Node, model: str, on_instance: InstanceHandler,
+                storage: list[PresentationContext] | None = None) -> Iterator[RetrieveSession]:
+    """An association for C-GET, with pacskit as Storage SCP for the sub-operations, on
+    the ``storage`` contexts (by default those of :func:`retrieve_storage_contexts`).
 
     Raises:
         NetworkError: the association failed.
         ServiceNotSupported: the peer does not offer C-GET in this information model.
-        NoStorageRole: the peer accepted C-GET but refused us the Storage SCP role.
+        NoStorageRole: the peer accepted C-GET but refused us the Storage SCP role (or
+            accepted none of the ``storage`` contexts).
     """
     get_class = GET_SOP_CLASSES[model]
-    storage = retrieve_storage_contexts(reserved=1)
+    if storage is None:
+        storage = retrieve_storage_contexts(reserved=1)
     roles = [build_role(uid, scp_role=True)
              for uid in dict.fromkeys(cx.abstract_syntax for cx in storage)]
     with associate(settings, node, [build_context(get_class), *storage], ext_neg=roles) as assoc:

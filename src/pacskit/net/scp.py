@@ -7,7 +7,10 @@ instance, still encoded and behind its file meta information, to the retrieve.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from pydicom import Dataset
@@ -26,28 +29,93 @@ from pacskit.net.acceptor import (
     StoreSink,
 )
 from pacskit.net.contexts import scp_storage_contexts
-from pacskit.net.retrieve import InstanceHandler, ReceivedInstance
+from pacskit.net.retrieve import InstanceHandler, Received, ReceivedInstance
 from pacskit.nodes import Node
 from pacskit.settings import Settings
 
 
+class Deliveries:
+    """What reaches a C-MOVE destination: the connections open now, the addresses of ours
+    the peer connected to, and each instance taken — so that a retrieve can wait until
+    what the peer reports sent has arrived, or until nothing more can arrive."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._open = 0
+        self._last_change = time.monotonic()
+        self.connections = 0
+        self.reached_at: list[str] = []
+
+    def connection(self, conn: socket.socket, opened: bool) -> None:
+        """Count a connection opening or closing (an :class:`Acceptor` hook)."""
+        with self._changed:
+            if opened:
+                self._open += 1
+                self.connections += 1
+                try:
+                    address = str(conn.getsockname()[0])
+                except OSError:
+                    address = ""
+                if address and address not in self.reached_at:
+                    self.reached_at.append(address)
+            else:
+                self._open -= 1
+            self._last_change = time.monotonic()
+            self._changed.notify_all()
+
+    def instance(self) -> None:
+        """Note that an instance was taken (whatever its outcome)."""
+        with self._changed:
+            self._last_change = time.monotonic()
+            self._changed.notify_all()
+
+    def wait(self, done: Callable[[], bool], quiet: float, idle: float) -> bool:
+        """Wait until ``done()``, or until nothing can be coming: no connection open for
+        ``quiet`` seconds, or connections open but silent (no instance, no connection
+        opened or closed) for ``idle`` seconds, counted from now at the earliest. Whether
+        ``done()`` came true."""
+        with self._changed:
+            self._last_change = time.monotonic()
+            while not done():
+                limit = self._last_change + (idle if self._open else quiet)
+                left = limit - time.monotonic()
+                if left <= 0:
+                    return False
+                self._changed.wait(left)
+            return True
+
+
 @contextmanager
-def storage_scp(settings: Settings, on_instance: InstanceHandler,
-                port: int | None = None) -> Iterator[Acceptor]:
-    """Listen as a Storage SCP (AE title and port from settings) until the block ends.
+def storage_scp(settings: Settings, on_instance: InstanceHandler, port: int | None = None,
+                deliveries: Deliveries | None = None) -> Iterator[Acceptor]:
+    """Listen as a Storage SCP (AE title and port from settings) until the block ends;
+    what arrives is also told to ``deliveries``.
 
     Only associations that call our AE title are accepted.
 
     Raises:
         NetworkError: the port cannot be listened on (in use, no permission).
     """
+    if deliveries is not None:
+        on_instance = _told(on_instance, deliveries)
     acceptor = Acceptor(settings, _MoveDestination(on_instance),
-                        [*scp_storage_contexts(), build_context(Verification)])
+                        [*scp_storage_contexts(), build_context(Verification)],
+                        on_connection=deliveries.connection if deliveries is not None else None)
     acceptor.start((settings.bind_address, port if port is not None else settings.port))
     try:
         yield acceptor
     finally:
         acceptor.shutdown()
+
+
+def _told(on_instance: InstanceHandler, deliveries: Deliveries) -> InstanceHandler:
+    def handle(data: Received) -> None:
+        try:
+            on_instance(data)
+        finally:
+            deliveries.instance()
+
+    return handle
 
 
 class _MoveDestination:

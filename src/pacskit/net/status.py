@@ -49,6 +49,13 @@ def describe(status: int) -> str:
     return f"0x{status:04X}" + (f" ({meaning})" if meaning else "")
 
 
+def describe_store(status: int) -> str:
+    """``0xA900 (Data Set Does Not Match SOP Class)`` style text for the status of a
+    C-STORE, or a STOW-RS Failure or Warning Reason (PS3.4 Annex B, PS3.7 C)."""
+    meaning = STORAGE_SERVICE_CLASS_STATUS.get(status, ("", ""))[1]
+    return f"0x{status:04X}" + (f" ({meaning})" if meaning else "")
+
+
 def check_response(assoc: Association, response: Dataset | None, service: str, node: Node) -> int:
     """The status of a DIMSE response, raising for failures and missing responses.
 

@@ -18,11 +18,11 @@ from pynetdicom import build_context
 from pynetdicom.dsutils import encode
 from pynetdicom.presentation import PresentationContext
 
-from pacskit.errors import NetworkError, ServiceNotSupported
+from pacskit.errors import AssociationAborted, NetworkError, NetworkTimeout, ServiceNotSupported
 from pacskit.net.association import associate
 from pacskit.net.commands import ERROR_COMMENT, STATUS, c_store_rq
 from pacskit.net.contexts import MAX_CONTEXTS
-from pacskit.net.status import Outcome, describe, outcome_of
+from pacskit.net.status import Outcome, describe_store, outcome_of
 from pacskit.net.wire import Channel, DirectChannel
 from pacskit.nodes import Node
 from pacskit.scan import DicomFile
@@ -100,36 +100,116 @@ def _syntaxes_by_class(files: Sequence[Encoded]) -> dict[str, list[str]]:
     return {sop_class: list(syntaxes) for sop_class, syntaxes in by_class.items()}
 
 
+MAX_LOST_IN_A_ROW = 3
+"""Associations lost one after the other, with no response to any C-STORE in between,
+after which a store gives up on the files left."""
+
+
 def send_files(settings: Settings, node: Node, files: Sequence[DicomFile],
                on_outcome: OutcomeHandler) -> None:
     """C-STORE ``files`` to ``node``, over as few associations as the context limit allows.
 
     Each file's outcome goes to ``on_outcome``; a failure status is that file's failure
-    and the others are still sent.
+    and the others are still sent. When the association is lost mid-store — the peer
+    aborts (as Orthanc does after its DicomScpTimeout when a dataset never ends), the
+    connection drops, or no response comes within the DIMSE timeout — the file in flight
+    is set aside and the others go on over a new association; the files set aside are
+    tried once more at the end, and fail if the association is lost again.
 
     Raises:
-        NetworkError: an association could not be opened, or was lost (the files not yet
-            sent are reported with no status first).
+        NetworkError: an association could not be opened, :data:`MAX_LOST_IN_A_ROW`
+            were lost in a row, or associations were lost and no file got a response
+            (every file not sent is reported, with no status, first).
         ServiceNotSupported: the peer accepted none of the SOP classes.
     """
-    for batch in batches(files):
-        sent = 0
-        try:
-            with associate(settings, node, contexts_for(batch)) as assoc:
-                if not assoc.accepted_contexts:
-                    raise ServiceNotSupported(
-                        f"{node.label} accepted none of the storage SOP classes offered"
-                    )
-                with DirectChannel(assoc, node, settings.dimse_timeout) as channel:
-                    sender = FileSender(channel, {(cx.abstract_syntax, cx.transfer_syntax[0]): cx.context_id
-                                                  for cx in assoc.accepted_contexts})
-                    for item in batch:
-                        on_outcome(sender.send(item))
-                        sent += 1
-        except (NetworkError, ServiceNotSupported) as exc:
-            for item in batch[sent:]:
-                on_outcome(SendOutcome(item, None, str(exc)))
-            raise
+    run = _Store(settings, node, on_outcome)
+    sendable = [f for f in files if run.sendable(f)]
+    try:
+        for batch in batches(sendable):
+            run.send(batch, last_try=False)
+        again, run.set_aside = run.set_aside, []
+        for batch in batches(again):
+            run.send(batch, last_try=True)
+    except (NetworkError, ServiceNotSupported) as exc:
+        run.fail([f for f in sendable if f not in run.reported], str(exc))
+        raise
+    if run.lost is not None and not run.answered:
+        raise run.lost
+
+
+class _Store:
+    """The associations of one :func:`send_files`, opened again when one is lost."""
+
+    def __init__(self, settings: Settings, node: Node, on_outcome: OutcomeHandler) -> None:
+        self.settings = settings
+        self.node = node
+        self.on_outcome = on_outcome
+        self.reported: set[DicomFile] = set()
+        self.set_aside: list[DicomFile] = []
+        self.answered = 0
+        self.lost: NetworkError | None = None
+        self.lost_in_a_row = 0
+
+    def sendable(self, item: DicomFile) -> bool:
+        """Whether the file's UIDs can be carried by a C-STORE request (1 to 64 ASCII
+        characters, PS3.5 9.1); if not, its failure is reported."""
+        for what, value in (("SOP Class UID", item.sop_class_uid), ("SOP Instance UID", item.sop_instance_uid)):
+            if not (0 < len(value) <= 64 and value.isascii()):
+                self.report(SendOutcome(item, None, f"its {what} is not a UID ({value[:40]!r})"))
+                return False
+        return True
+
+    def send(self, batch: list[DicomFile], *, last_try: bool) -> None:
+        """Send ``batch``, on a new association each time one is lost mid-store; the file
+        in flight then is set aside, or fails on its ``last_try``.
+
+        Raises:
+            NetworkError, ServiceNotSupported: as :func:`send_files` says.
+        """
+        pending = list(batch)
+        while pending:
+            opened = False
+            try:
+                with associate(self.settings, self.node, contexts_for(batch)) as assoc:
+                    if not assoc.accepted_contexts:
+                        raise ServiceNotSupported(
+                            f"{self.node.label} accepted none of the storage SOP classes offered"
+                        )
+                    with DirectChannel(assoc, self.node, self.settings.dimse_timeout) as channel:
+                        opened = True
+                        sender = FileSender(channel, {(cx.abstract_syntax, cx.transfer_syntax[0]): cx.context_id
+                                                      for cx in assoc.accepted_contexts})
+                        while pending:
+                            self.report(sender.send(pending[0]))
+                            pending.pop(0)
+            except (AssociationAborted, NetworkTimeout) as exc:
+                if not opened:
+                    raise
+                self._lost(exc, pending, last_try)
+
+    def report(self, outcome: SendOutcome) -> None:
+        self.reported.add(outcome.file)
+        if outcome.status is not None:
+            self.answered += 1
+            self.lost_in_a_row = 0
+        self.on_outcome(outcome)
+
+    def fail(self, items: list[DicomFile], reason: str) -> None:
+        for item in items:
+            self.report(SendOutcome(item, None, reason))
+
+    def _lost(self, exc: NetworkError, pending: list[DicomFile], last_try: bool) -> None:
+        self.lost = exc
+        if not pending:
+            return
+        self.lost_in_a_row += 1
+        item = pending.pop(0)
+        if last_try:
+            self.report(SendOutcome(item, None, f"the association was lost while sending it, twice: {exc}"))
+        else:
+            self.set_aside.append(item)
+        if self.lost_in_a_row >= MAX_LOST_IN_A_ROW:
+            raise type(exc)(f"{self.lost_in_a_row} associations in a row were lost ({exc})")
 
 
 class FileSender:
@@ -191,7 +271,7 @@ class FileSender:
             return SendOutcome(item, None, "the peer's C-STORE response has no status", converted)
         if outcome_of(status) is Outcome.FAILURE:
             comment = response.text(ERROR_COMMENT)
-            reason = f"C-STORE failed at {label}: {describe(status)}"
+            reason = f"C-STORE failed at {label}: {describe_store(status)}"
             return SendOutcome(item, status, reason + (f": {comment}" if comment else ""), converted)
         return SendOutcome(item, status, "", converted)
 

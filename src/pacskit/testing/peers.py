@@ -152,21 +152,24 @@ class StoreSCP(Peer):
     Args:
         accept_all: accept every transfer syntax DCMTK knows (compressed ones too);
             otherwise only the uncompressed ones.
+        bit_preserving: write what arrives as it is; otherwise each dataset is parsed
+            in memory first, and one DCMTK cannot parse aborts the association.
     """
 
     name = "storescp"
 
     def __init__(self, workdir: Path | str | None = None, ae_title: str = "STORESCP",
-                 port: int | None = None, accept_all: bool = True) -> None:
+                 port: int | None = None, accept_all: bool = True, bit_preserving: bool = True) -> None:
         super().__init__(workdir, ae_title, port)
         self.accept_all = accept_all
+        self.bit_preserving = bit_preserving
         self.output_dir = self.workdir / "received"
         self.output_dir.mkdir(exist_ok=True)
 
     def command(self) -> list[str]:
         return [require("storescp"), "--aetitle", self.ae_title, "--output-directory",
-                str(self.output_dir), "--bit-preserving", "--max-pdu", "131072",
-                *(["+xa"] if self.accept_all else ["+x="]), str(self.port)]
+                str(self.output_dir), *(["--bit-preserving"] if self.bit_preserving else []),
+                "--max-pdu", "131072", *(["+xa"] if self.accept_all else ["+x="]), str(self.port)]
 
     def received(self) -> list[Path]:
         """The files received so far."""
@@ -178,18 +181,27 @@ class DcmQrSCP(Peer):
 
     Args:
         move_destinations: AE title → (host, port) of the peers it may C-MOVE to.
+        all_syntaxes: accept every transfer syntax pacskit knows, compressed ones too,
+            for storing and for the C-GET sub-operations of the common storage SOP
+            classes (an association negotiation profile, ``-xf``); without it,
+            dcmqrscp takes uncompressed syntaxes only.
     """
 
     name = "dcmqrscp"
 
     def __init__(self, workdir: Path | str | None = None, ae_title: str = "DCMQRSCP",
                  port: int | None = None,
-                 move_destinations: dict[str, tuple[str, int]] | None = None) -> None:
+                 move_destinations: dict[str, tuple[str, int]] | None = None,
+                 all_syntaxes: bool = False) -> None:
         super().__init__(workdir, ae_title, port)
         self.move_destinations = dict(move_destinations or {})
         self.database = self.workdir / "db"
         self.database.mkdir(exist_ok=True)
         self.config = self.workdir / "dcmqrscp.cfg"
+        if all_syntaxes:
+            profile = self.workdir / "association.cfg"
+            profile.write_text(_every_syntax_profile())
+            self.extra_args = ["--assoc-config-file", str(profile), "Incoming", "Outgoing", "--bit-preserving"]
 
     def command(self) -> list[str]:
         hosts = "\n".join(
@@ -210,11 +222,51 @@ class DcmQrSCP(Peer):
         storescu(self.ae_title, self.host, self.port, paths)
 
 
+def _every_syntax_profile() -> str:
+    """A DCMTK association configuration (PS3.8 negotiation, DCMTK's ``asconfig`` file
+    format): the Query/Retrieve and Verification classes uncompressed, and as many storage
+    SOP classes as fit in 128 contexts with every syntax, the requestor allowed to be SCP
+    (C-GET) or SCU (C-STORE)."""
+    from pynetdicom.sop_class import (
+        PatientRootQueryRetrieveInformationModelFind,
+        PatientRootQueryRetrieveInformationModelGet,
+        PatientRootQueryRetrieveInformationModelMove,
+        StudyRootQueryRetrieveInformationModelFind,
+        StudyRootQueryRetrieveInformationModelGet,
+        StudyRootQueryRetrieveInformationModelMove,
+        Verification,
+    )
+
+    from pacskit.net.contexts import EVERY_SYNTAX, storage_sop_classes
+
+    services = [Verification, StudyRootQueryRetrieveInformationModelFind, StudyRootQueryRetrieveInformationModelGet,
+                StudyRootQueryRetrieveInformationModelMove, PatientRootQueryRetrieveInformationModelFind,
+                PatientRootQueryRetrieveInformationModelGet, PatientRootQueryRetrieveInformationModelMove]
+    storage = storage_sop_classes()[:128 - len(services)]
+    lines = ["[[TransferSyntaxes]]", "[Every]"]
+    lines += [f"TransferSyntax{i} = {uid}" for i, uid in enumerate(EVERY_SYNTAX, 1)]
+    lines += ["[Plain]", "TransferSyntax1 = 1.2.840.10008.1.2.1", "TransferSyntax2 = 1.2.840.10008.1.2"]
+    lines += ["[[PresentationContexts]]", "[Incoming]"]
+    incoming = [f"{uid}\\Plain" for uid in services] + [f"{uid}\\Every" for uid in storage]
+    lines += [f"PresentationContext{i} = {entry}" for i, entry in enumerate(incoming, 1)]
+    lines += ["[Outgoing]"]
+    lines += [f"PresentationContext{i} = {uid}\\Every" for i, uid in enumerate(storage, 1)]
+    lines += ["[[SCPSCURoleSelection]]", "[Roles]"]
+    lines += [f"Role{i} = {uid}\\BOTH" for i, uid in enumerate(storage, 1)]
+    lines += ["[[Profiles]]", "[Incoming]", "PresentationContexts = Incoming", "SCPSCURoleSelection = Roles",
+              "[Outgoing]", "PresentationContexts = Outgoing"]
+    return "\n".join(lines) + "\n"
+
+
 class Orthanc(Peer):
     """Orthanc with the DICOMweb plugin, storage and index in its own folder.
 
     Every peer may echo, store, find, get and move; C-MOVE destinations are registered
     with :meth:`add_modality`.
+
+    Args:
+        scp_timeout: seconds Orthanc waits for a message before aborting an association
+            (its ``DicomScpTimeout``).
     """
 
     name = "orthanc"
@@ -222,10 +274,12 @@ class Orthanc(Peer):
 
     def __init__(self, workdir: Path | str | None = None, ae_title: str = "ORTHANC",
                  port: int | None = None, http_port: int | None = None,
-                 modalities: dict[str, tuple[str, str, int]] | None = None) -> None:
+                 modalities: dict[str, tuple[str, str, int]] | None = None,
+                 scp_timeout: int = 30) -> None:
         super().__init__(workdir, ae_title, port)
         self.http_port = http_port or free_port()
         self.modalities = dict(modalities or {})
+        self.scp_timeout = scp_timeout
         self.config = self.workdir / "orthanc.json"
 
     @property
@@ -261,7 +315,7 @@ class Orthanc(Peer):
             "StorageCompression": False,
             "SaveJobs": False,
             "ConcurrentJobs": 2,
-            "DicomScpTimeout": 30,
+            "DicomScpTimeout": self.scp_timeout,
             "DeidentifyLogs": True,
             "Plugins": [str(DICOMWEB_PLUGIN)],
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},

@@ -39,6 +39,7 @@ from pacskit.query import LEVELS, UNIQUE_KEYS, Level, Query, vr_of
 from pacskit.scan import DicomFile
 from pacskit.web.media import MediaType
 from pacskit.web.multipart import MultipartError, file_chunks, iter_parts, new_boundary, write_parts
+from pacskit.web.stow_outcome import error_reason, store_response, tally_stow
 
 DICOM = "application/dicom"
 DICOM_JSON = "application/dicom+json"
@@ -46,13 +47,7 @@ RETRIEVE_ACCEPT = f'multipart/related; type="{DICOM}"; transfer-syntax=*'
 MAX_SEARCH_RESPONSE = 512 << 20
 STOW_BATCH_FILES = 50
 STOW_BATCH_BYTES = 64 << 20
-FAILURE_REASON = 0x00081197
-WARNING_REASON = 0x00081196
-FAILED_SOP_SEQUENCE = 0x00081198
-REFERENCED_SOP_SEQUENCE = 0x00081199
-REFERENCED_SOP_INSTANCE_UID = 0x00081155
-PROCESSING_FAILURE = 0x0110
-WARNING = 0xB000
+MAX_STOW_RESPONSE = 4 << 20
 _COUNT_KEYS = {Level.STUDY: "NumberOfStudyRelatedInstances", Level.SERIES: "NumberOfSeriesRelatedInstances"}
 
 
@@ -401,21 +396,40 @@ class DicomWebClient:
             raise errors[0]
 
     def _store_batch(self, batch: list[DicomFile], tally: Any) -> None:
+        """One Store Instances request; each file's outcome from the answer, whatever its
+        HTTP status. An answer that is not a Store Instances Response fails the batch
+        with the server's reason, in one line.
+
+        Raises:
+            HttpFailure: the answer is an error, or not a Store Instances Response.
+        """
         boundary = new_boundary()
         body = write_parts(((DICOM, file_chunks(f.path)) for f in batch), boundary)
         headers = {"Content-Type": f'multipart/related; type="{DICOM}"; boundary={boundary}',
                    "Accept": DICOM_JSON}
         with self._request("POST", "studies", content=body, headers=headers) as response:
-            if response.status_code not in (200, 202, 409):
-                _check(response, "STOW-RS")
-            try:
-                answer = Dataset.from_json(json.loads(response.read()), bulk_data_uri_handler=lambda *_: b"")
-            except (ValueError, TypeError, KeyError) as exc:
-                if response.status_code == 409:
-                    raise HttpFailure(f"STOW-RS: {self.node.label} stored none of {len(batch)} files") from None
-                raise HttpFailure(f"STOW-RS: {self.node.label} answered a malformed response: "
-                                  f"{str(exc)[:120]}") from None
-        _tally_stow(batch, answer, tally)
+            answer = self._read_answer(response)
+            status, phrase = response.status_code, response.reason_phrase
+            content_type = response.headers.get("content-type", "")
+        stored = store_response(answer)
+        http = f"HTTP {status} {phrase}".strip()
+        if stored is not None:
+            tally_stow(batch, stored, tally, http if status >= 300 else None)
+            return
+        reason = error_reason(answer, content_type)
+        if status < 300:
+            raise HttpFailure(f"STOW-RS: {self.node.label} answered {http} without a Store Instances "
+                              f"Response" + (f": {reason}" if reason else ""), status=status)
+        raise HttpFailure(f"STOW-RS: {http}" + (f": {reason}" if reason else ""), status=status)
+
+    def _read_answer(self, response: httpx.Response) -> bytes:
+        answer = bytearray()
+        for chunk in response.iter_bytes():
+            answer += chunk
+            if len(answer) > MAX_STOW_RESPONSE:
+                raise HttpFailure(f"STOW-RS: {self.node.label} answered more than "
+                                  f"{MAX_STOW_RESPONSE >> 20} MiB", status=response.status_code)
+        return bytes(answer)
 
     @contextmanager
     def _request(self, method: str, resource: str, **options: Any) -> Iterator[httpx.Response]:
@@ -509,45 +523,6 @@ def _batches(files: list[DicomFile]) -> Iterator[list[DicomFile]]:
         size += file.size
     if batch:
         yield batch
-
-
-def _tally_stow(batch: list[DicomFile], answer: Dataset, tally: Any) -> None:
-    """Each file's outcome from a STOW-RS response (PS3.18 10.5.3, Table 10.5.3-1); a file
-    the response does not name has failed."""
-    from pacskit.net.status import Outcome, outcome_of
-    from pacskit.net.store import SendOutcome
-
-    outcomes: dict[str, tuple[int | None, str]] = {}
-    for item in _items(answer, REFERENCED_SOP_SEQUENCE):
-        warning = _int_of(item, WARNING_REASON)
-        outcomes[_text_of(item, REFERENCED_SOP_INSTANCE_UID)] = (
-            (WARNING, f"warning 0x{warning:04X}") if warning else (0, ""))
-    for item in _items(answer, FAILED_SOP_SEQUENCE):
-        code = _int_of(item, FAILURE_REASON) or PROCESSING_FAILURE
-        if outcome_of(code) is not Outcome.FAILURE:
-            code = PROCESSING_FAILURE
-        outcomes[_text_of(item, REFERENCED_SOP_INSTANCE_UID)] = (code, f"refused, failure reason 0x{code:04X}")
-    for file in batch:
-        status, reason = outcomes.get(file.sop_instance_uid, (None, "not in the server's STOW-RS response"))
-        tally(SendOutcome(file, status, reason))
-
-
-def _int_of(item: Dataset, tag: int) -> int:
-    element = item.get(tag) if isinstance(item, Dataset) else None
-    try:
-        return int(element.value) if element is not None and element.value is not None else 0
-    except (TypeError, ValueError):
-        return 0
-
-
-def _text_of(item: Dataset, tag: int) -> str:
-    element = item.get(tag) if isinstance(item, Dataset) else None
-    return str(element.value) if element is not None and element.value is not None else ""
-
-
-def _items(answer: Dataset, tag: int) -> list[Dataset]:
-    element = answer.get(tag)
-    return list(element.value) if element is not None and element.value else []
 
 
 def _fail_all(batch: list[DicomFile], tally: Any, reason: str) -> None:

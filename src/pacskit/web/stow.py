@@ -8,7 +8,8 @@ message is checked before any part is stored: a malformed one (no closing delimi
 truncated body) is 400 and stores nothing. Each part is then read alone, its PS3.10 file
 meta gives the SOP Class, SOP Instance and transfer syntax, and it is ingested as it came.
 The response (PS3.18 10.5.3) lists what was stored (ReferencedSOPSequence) and what
-was not (FailedSOPSequence, with a FailureReason from PS3.4 Annex B status codes):
+was not (FailedSOPSequence, with a FailureReason from PS3.4 Annex B status codes, and
+why in an Error Comment (0000,0902), as a C-STORE response would say it):
 200 when every instance was stored, 202 when some were, 409 when none was.
 """
 
@@ -129,30 +130,33 @@ def _store_part(fh: object, part: PartSpan, ingest: Ingest, base_url: str, study
                 outcome: Outcome) -> None:
     media = MediaType.parse(part.content_type or DICOM)
     if media.type != DICOM:
-        outcome.failed.append(_failed("", "", CANNOT_UNDERSTAND))
+        outcome.failed.append(_failed("", "", CANNOT_UNDERSTAND, f"a {media.type[:64]} part, not {DICOM}"))
         return
     data = read_part(fh, part)  # type: ignore[arg-type]
     if data[128:132] != b"DICM":
-        outcome.failed.append(_failed("", "", CANNOT_UNDERSTAND))
+        outcome.failed.append(_failed("", "", CANNOT_UNDERSTAND, "not a DICOM file (no DICM prefix)"))
         return
     meta, offset = parse_file_meta(data)
     sop_class, sop_instance, syntax = (meta.get(n, "") for n in (0x0002, 0x0003, 0x0010))
     if offset is None or not (sop_class and sop_instance and syntax):
-        outcome.failed.append(_failed(sop_class, sop_instance, CANNOT_UNDERSTAND))
+        outcome.failed.append(_failed(sop_class, sop_instance, CANNOT_UNDERSTAND,
+                                      "its file meta information lacks a SOP Class, SOP Instance or "
+                                      "Transfer Syntax UID"))
         return
     try:
         header = dcmread(BytesIO(data), stop_before_pixels=True,
                          specific_tags=["StudyInstanceUID", "SeriesInstanceUID"])
         uids = str(header.get("StudyInstanceUID", "")), str(header.get("SeriesInstanceUID", ""))
-    except Exception:  # noqa: BLE001 - whatever pydicom cannot read is bad data
-        outcome.failed.append(_failed(sop_class, sop_instance, CANNOT_UNDERSTAND))
+    except Exception as exc:  # noqa: BLE001 - whatever pydicom cannot read is bad data
+        outcome.failed.append(_failed(sop_class, sop_instance, CANNOT_UNDERSTAND, f"unreadable dataset: {exc}"))
         return
     if study is not None and uids[0] != study:
-        outcome.failed.append(_failed(sop_class, sop_instance, STUDY_MISMATCH))
+        outcome.failed.append(_failed(sop_class, sop_instance, STUDY_MISMATCH,
+                                      f"an instance of another study than {study}"))
         return
     result = ingest.ingest(Received(sop_class, sop_instance, syntax, data[offset:]))
     if result.status != SUCCESS:
-        outcome.failed.append(_failed(sop_class, sop_instance, result.status))
+        outcome.failed.append(_failed(sop_class, sop_instance, result.status, result.reason))
         return
     item = Dataset()
     item.ReferencedSOPClassUID = sop_class
@@ -162,11 +166,13 @@ def _store_part(fh: object, part: PartSpan, ingest: Ingest, base_url: str, study
     outcome.studies.add(uids[0])
 
 
-def _failed(sop_class: str, sop_instance: str, reason: int) -> Dataset:
+def _failed(sop_class: str, sop_instance: str, reason: int, comment: str = "") -> Dataset:
     item = Dataset()
     item.ReferencedSOPClassUID = sop_class or None
     item.ReferencedSOPInstanceUID = sop_instance or None
     item.FailureReason = reason
+    if comment:
+        item.ErrorComment = " ".join(comment.split())[:64]
     return item
 
 
