@@ -27,10 +27,11 @@ from pacskit.encoded import (
     Encoding,
     HeaderValues,
     blank_names,
+    dataset_encoding,
     elements_up_to,
-    parse_file_meta,
     pixel_data_end,
     pixel_data_offset,
+    tag_patterns,
 )
 from pacskit.errors import DiskFull, OutputError
 from pacskit.layout import Layout
@@ -110,10 +111,10 @@ class FolderSink:
 
         The bytes are written unchanged unless the privacy policy must blank a name:
         then the name elements are emptied in the bytes, or, when a name may be nested
-        in a sequence, the dataset is decoded, blanked and re-encoded in its own
-        transfer syntax (pixel data is never decoded). From a file, only the elements
-        before the pixel data are held in memory, unless a name must be looked for
-        inside a sequence.
+        in a sequence (or a UN element holding one), the dataset is decoded, blanked and
+        re-encoded in its own transfer syntax (pixel data is never decoded). From a
+        file, only the elements before the pixel data are held in memory, unless a name
+        must be looked for inside a sequence.
 
         Raises:
             OutputError: not DICOM, or the file cannot be written.
@@ -127,8 +128,10 @@ class FolderSink:
             return self._write(self.path_for(values), str(values.get("SOPInstanceUID", "")), patched)
         try:
             dataset = dcmread(BytesIO(data))
-        except (InvalidDicomError, EOFError, ValueError, KeyError) as exc:
+        except (InvalidDicomError, EOFError) as exc:
             raise OutputError(f"received data is not a valid DICOM file: {exc}") from None
+        except (ValueError, KeyError, struct.error) as exc:
+            raise OutputError(f"received data is not a valid DICOM file ({type(exc).__name__})") from None
         if self.privacy.withholds_names and contains_names(dataset):
             return self.write_dataset(dataset)
         return self._write(self.path_for(dataset), str(dataset.SOPInstanceUID), data)
@@ -197,7 +200,7 @@ def _header_before_pixel_data(head: bytes, source: BinaryIO) -> bytes | None:
     """The bytes of a spooled instance before its Pixel Data, if ``head`` holds them and
     nothing after the pixel data could hold a patient name; None otherwise (the whole
     instance must then be read)."""
-    found = _dataset_encoding(head)
+    found = dataset_encoding(head)
     if found is None:
         return None
     offset, encoding = found
@@ -208,25 +211,10 @@ def _header_before_pixel_data(head: bytes, source: BinaryIO) -> bytes | None:
     return head[:start]
 
 
-def _dataset_encoding(data: bytes) -> tuple[int, Encoding] | None:
-    """Where the dataset of a Part 10 byte string starts, and how it is encoded; None if
-    the file meta information is missing or names a syntax read only by pydicom."""
-    if data[128:132] != b"DICM":
-        return None
-    meta, offset = parse_file_meta(data)
-    if offset is None or 0x0010 not in meta:
-        return None
-    try:
-        return offset, Encoding.of(meta[0x0010])
-    except ValueError:
-        return None
-
-
 def _names_from(source: BinaryIO, position: int, encoding: Encoding) -> bool:
     """Whether the bytes of ``source`` from ``position`` on may hold a patient name
     (elements after the pixel data: a name could only hide in a sequence there)."""
-    order = "<" if encoding.little else ">"
-    patterns = [struct.pack(order + "HH", tag >> 16, tag & 0xFFFF) for tag in PATIENT_NAME_TAGS]
+    patterns = [pattern for tag in PATIENT_NAME_TAGS for pattern in tag_patterns(tag, encoding)]
     source.seek(position)
     carried = b""
     while chunk := source.read(COPY_CHUNK):
@@ -242,7 +230,7 @@ def _read_encoded(data: bytes, privacy: PrivacyPolicy, last_tag: int
     """The attributes up to ``last_tag`` of a Part 10 byte string, and its bytes with
     names blanked, read without decoding; None when only pydicom can do it (deflated,
     malformed, names nested in sequences)."""
-    found = _dataset_encoding(data)
+    found = dataset_encoding(data)
     if found is None:
         return None
     offset, encoding = found
@@ -250,7 +238,7 @@ def _read_encoded(data: bytes, privacy: PrivacyPolicy, last_tag: int
         elements = elements_up_to(data, offset, encoding, last_tag)
     except ValueError:
         return None
-    patched = blank_names(data, offset, elements, encoding) if privacy.withholds_names else data
+    patched = blank_names(data, offset, elements, encoding, PATIENT_NAME_TAGS) if privacy.withholds_names else data
     if patched is None:
         return None
     return HeaderValues(data, elements, encoding), patched
