@@ -1,9 +1,10 @@
 """The patient-name policy, applied in one place on every way out.
 
 By default pacskit never requests patient names (C-FIND return keys, QIDO-RS fields),
-drops them from every response, and blanks them in every instance a retrieve writes or
-hands back. ``allow_patient_names`` opts in. The archive (server side) stores what it is
-sent, unchanged, and does not use this policy.
+drops them from every response, blanks them in every instance a retrieve writes or
+hands back, and refuses a layout that would put one into a path. ``allow_patient_names``
+opts in. The archive (server side) stores what it is sent, unchanged, and does not use
+this policy.
 
 Names are found at any depth: in sequences, and in UN elements that hold a sequence
 (:mod:`pacskit.unknown_vr`). A name element's value is never decoded — only its length
@@ -16,12 +17,17 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from pydicom import Dataset
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import DataElement, RawDataElement
 
+from pacskit.errors import UsageError
 from pacskit.unknown_vr import encode_items, is_sequence, read_items, unknown_value
+
+if TYPE_CHECKING:
+    from pacskit.layout import Layout
 
 PATIENT_NAME_KEYWORDS = (
     "PatientName",
@@ -54,6 +60,19 @@ class PrivacyPolicy:
         if self.allow_patient_names:
             return list(keys)
         return [k for k in keys if k not in PATIENT_NAME_KEYWORDS]
+
+    def check_layout(self, layout: Layout) -> None:
+        """Refuse a layout that would write a withheld name into a path.
+
+        Raises:
+            UsageError: a field of ``layout`` is a patient name, and names are withheld.
+        """
+        if self.allow_patient_names:
+            return
+        named = [field for field in layout.fields if field in PATIENT_NAME_KEYWORDS]
+        if named:
+            raise UsageError(f"invalid layout {layout.template!r}: {{{named[0]}}} is a patient name, "
+                             "which pacskit does not write unless allow_patient_names is set")
 
     def scrub_response(self, dataset: Dataset) -> Dataset:
         """Delete patient-name attributes from a query response (in place; returned)."""

@@ -72,8 +72,12 @@ class FolderSink:
         layout: where under ``root`` each instance goes.
         overwrite: replace the file that holds the same instance; by default it is kept
             and the instance skipped.
-        privacy: the patient-name policy applied to every written instance.
+        privacy: the patient-name policy applied to every written instance and to the
+            layout.
         fsync: flush each file to disk before renaming it into place.
+
+    Raises:
+        UsageError: the layout has a patient-name field that ``privacy`` withholds.
     """
 
     def __init__(
@@ -93,6 +97,7 @@ class FolderSink:
         self._folders: set[Path] = set()
         self._serial = itertools.count()
         self._placements = Placements()
+        privacy.check_layout(self.layout)
         needed = [tag_for_keyword(k) for k in (*self.layout.fields, "SOPInstanceUID")]
         self._last_tag = max(SPECIFIC_CHARACTER_SET, *PATIENT_NAME_TAGS, *(t for t in needed if t))
 

@@ -5,6 +5,8 @@ from pydicom import Dataset, dcmread
 from pydicom.filewriter import dcmwrite
 from pydicom.sequence import Sequence
 
+from pacskit.errors import UsageError
+from pacskit.layout import Layout
 from pacskit.privacy import (
     DEFAULT_PRIVACY,
     PATIENT_NAME_KEYWORDS,
@@ -60,6 +62,16 @@ def test_opt_in_keeps_names():
     ds = policy.blank_instance(policy.scrub_response(named_dataset()))
     assert ds.PatientName == "Doe^John"
     assert contains_names(ds)
+
+
+@pytest.mark.parametrize("keyword", PATIENT_NAME_KEYWORDS)
+@pytest.mark.parametrize("field", ["{%s}", "{%s:>20}", "{%s:.3}"])
+def test_a_layout_with_a_name_is_refused_unless_names_are_allowed(keyword, field):
+    layout = Layout(f"{field % keyword}/{{SOPInstanceUID}}.dcm")
+    with pytest.raises(UsageError, match=f"{{{keyword}}} is a patient name"):
+        DEFAULT_PRIVACY.check_layout(layout)
+    PrivacyPolicy(allow_patient_names=True).check_layout(layout)
+    DEFAULT_PRIVACY.check_layout(Layout("{PatientID}/{ReferringPhysicianName}/{SOPInstanceUID}.dcm"))
 
 
 def vrs(ds: Dataset, dropped: frozenset[int] | set[int] = frozenset()) -> dict[int, str]:
