@@ -180,13 +180,17 @@ class Client:
         From a DICOMweb node the retrieve is by WADO-RS, or instance by instance by
         WADO-URI with ``wado_uri``.
         Files are written atomically under ``layout``; those already present are kept
-        unless ``overwrite``. Patient names are blanked unless the settings opt in.
+        unless ``overwrite``. A layout without ``{SOPInstanceUID}`` may give instances the
+        same path: each then gets a file of its own (``0001.dcm``, ``0001-2.dcm``...).
+        Patient names are blanked unless the settings opt in, and a layout with a
+        patient-name field is refused before anything is retrieved.
 
         Returns the outcome; call ``raise_for_status()`` on it to turn failures into
         exceptions.
 
         Raises:
-            QueryError, ConfigError: an invalid query or layout.
+            QueryError: an invalid query.
+            UsageError: an invalid layout, or one with a withheld patient name.
             OutputError: ``output`` cannot be written.
             NetworkError, DimseError: the retrieve failed (``ServiceNotSupported`` when the
                 peer refuses C-GET, ``NoStorageRole``, ``MoveDestinationUnknown``...).

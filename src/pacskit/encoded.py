@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import re
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO, NamedTuple
 
@@ -21,8 +21,6 @@ from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.multival import MultiValue
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
-
-from pacskit.privacy import PATIENT_NAME_TAGS
 
 IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
 EXPLICIT_VR_BIG_ENDIAN = "1.2.840.10008.1.2.2"
@@ -129,6 +127,20 @@ def parse_file_meta(data: bytes, *, complete: bool = True) -> tuple[dict[int, st
     return values, (pos if complete else None)
 
 
+def dataset_encoding(data: bytes) -> tuple[int, Encoding] | None:
+    """Where the dataset of a Part 10 byte string starts, and how it is encoded; None if
+    the file meta information is missing or names a syntax read only by pydicom."""
+    if data[128:132] != b"DICM":
+        return None
+    meta, offset = parse_file_meta(data)
+    if offset is None or 0x0010 not in meta:
+        return None
+    try:
+        return offset, Encoding.of(meta[0x0010])
+    except ValueError:
+        return None
+
+
 def file_meta(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str,
               source_ae_title: str | None = None) -> bytes:
     """The preamble, ``DICM`` and file meta information (PS3.10 7.1) of a Part 10 file
@@ -163,17 +175,21 @@ def text_of(raw: bytes) -> str:
     return raw.rstrip(b"\0 ").decode("ascii", "replace")
 
 
-def blank_names(data: bytes, offset: int, elements: dict[int, Element], encoding: Encoding
-                ) -> bytes | None:
-    """``data`` with every patient-name element emptied (PS3.5 7.1: a zero-length value);
-    ``data`` itself if there is none; None if a name may also hide in a sequence, or a
-    group length would go stale — then the dataset has to be decoded to be blanked."""
-    order = "<" if encoding.little else ">"
-    top = [elements[tag] for tag in PATIENT_NAME_TAGS if tag in elements]
+def blank_names(data: bytes, offset: int, elements: dict[int, Element], encoding: Encoding,
+                tags: Iterable[int]) -> bytes | None:
+    """``data`` with every top-level element of ``tags`` (the patient names) emptied
+    (PS3.5 7.1: a zero-length value); ``data`` itself if none has a value; None if one
+    of them may also hide in a sequence or a UN value, or a group length would go stale
+    — then the dataset has to be decoded to be blanked."""
+    tags = frozenset(tags)
+    top = [elements[tag] for tag in tags if tag in elements]
     regions = _outside_pixel_data(data, offset, elements, encoding)
-    for tag in PATIENT_NAME_TAGS:
-        pattern = struct.pack(order + "HH", tag >> 16, tag & 0xFFFF)
-        if sum(data.count(pattern, start, end) for start, end in regions) > (tag in elements):
+    for tag in tags:
+        found = 0
+        for pattern in _tag_patterns(tag, encoding.little):
+            for start, end in regions:
+                found += data.count(pattern, start, end)
+        if found > (tag in elements):
             return None
     filled = sorted((e for e in top if e.length), key=lambda e: e.header)
     if not filled:
@@ -189,6 +205,59 @@ def blank_names(data: bytes, offset: int, elements: dict[int, Element], encoding
         cursor = element.end
     parts.append(view[cursor:])
     return b"".join(parts)
+
+
+def tag_patterns(tag: int, encoding: Encoding) -> tuple[bytes, ...]:
+    """The bytes ``tag`` is written as in a dataset of ``encoding``, and for a big endian
+    one also in little endian: the order of the items of a UN value (PS3.5 6.2.2)."""
+    return _tag_patterns(tag, encoding.little)
+
+
+@functools.cache
+def _tag_patterns(tag: int, little: bool) -> tuple[bytes, ...]:
+    in_little = struct.pack("<HH", tag >> 16, tag & 0xFFFF)
+    return (in_little,) if little else (struct.pack(">HH", tag >> 16, tag & 0xFFFF), in_little)
+
+
+IMPLICIT_LITTLE = Encoding(explicit=False, little=True)
+EXPLICIT_LITTLE = Encoding(explicit=True, little=True)
+ITEM_LITTLE = b"\xfe\xff\x00\xe0"
+
+
+def sequence_encoding(value: bytes) -> Encoding | None:
+    """How ``value`` — the value of a UN element — is encoded, if it is the items of a
+    sequence, whole and well formed (PS3.5 7.5): in Implicit VR Little Endian, as PS3.5
+    6.2.2 says a UN sequence is, or else in Explicit VR Little Endian, as some writers
+    leave it. None if it is neither."""
+    if not value.startswith(ITEM_LITTLE):
+        return None
+    for encoding in (IMPLICIT_LITTLE, EXPLICIT_LITTLE):
+        try:
+            if _items_end(value, encoding) == len(value):
+                return encoding
+        except (ValueError, RecursionError):
+            continue
+    return None
+
+
+def _items_end(value: bytes, encoding: Encoding) -> int:
+    """Where the items that fill ``value`` end; each item's elements are read through."""
+    pos = 0
+    while pos < len(value):
+        if pos + 8 > len(value):
+            raise ValueError("truncated item header")
+        group, number, length = _IMPLICIT_LE.unpack_from(value, pos)
+        if (group << 16) | number != ITEM:
+            raise ValueError(f"({group:04X},{number:04X}) where a sequence item should be")
+        pos += 8
+        if length == UNDEFINED:
+            pos = _skip_item_dataset(value, pos, encoding)
+        elif pos + length > len(value):
+            raise ValueError("a sequence item runs past the end of the value")
+        else:
+            index_dataset(value[pos:pos + length], 0, encoding)
+            pos += length
+    return pos
 
 
 _EXPLICIT_LE, _EXPLICIT_BE = struct.Struct("<HH2sH"), struct.Struct(">HH2sH")
@@ -424,7 +493,7 @@ def _read_element(data: bytes, pos: int, encoding: Encoding) -> Element:
         if end > len(data):
             raise ValueError(f"element ({group:04X},{number:04X}) runs past the end of the data")
     else:
-        nested = Encoding(explicit=encoding.explicit and vr != "UN", little=encoding.little)
+        nested = IMPLICIT_LITTLE if vr == "UN" else encoding
         end = _skip_items(data, start, nested)
     return Element(tag, vr, pos, start, length, end)
 

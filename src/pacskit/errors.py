@@ -6,6 +6,8 @@ message and its own exit code (``exit_code``), in one place (``pacskit.cli.main`
 ::
 
     PacskitError
+    ├── UsageError                  an option or argument that cannot be used,
+    │                               e.g. a malformed --layout              (2)
     ├── ConfigError                 bad settings file or value             (3)
     │   ├── UnknownNode             a node name not in the nodes table     (4)
     │   └── InvalidAddress          malformed dicom:// address, AE title, port (5)
@@ -47,6 +49,14 @@ class PacskitError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+class UsageError(PacskitError):
+    """A command-line option or call argument that cannot be used as given: a malformed
+    layout, or one that would write a withheld patient name into a path. Exit code 2,
+    as for the command line's own usage errors."""
+
+    exit_code = 2
 
 
 class ConfigError(PacskitError):

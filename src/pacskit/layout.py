@@ -18,7 +18,7 @@ from typing import Any
 
 from pydicom.datadict import tag_for_keyword
 
-from pacskit.errors import ConfigError, OutputError
+from pacskit.errors import OutputError, UsageError
 
 DEFAULT_LAYOUT = "{PatientID}/{StudyInstanceUID}/{SeriesInstanceUID}/{SOPInstanceUID}.dcm"
 MAX_COMPONENT = 120
@@ -47,13 +47,17 @@ def sanitize_component(value: object) -> str:
 class Layout:
     """A path template whose fields are DICOM keywords.
 
+    A template without ``{SOPInstanceUID}`` (``{Modality}/{InstanceNumber:04d}.dcm``) may
+    give two instances the same path; the folder they are written into tells them apart
+    (:class:`~pacskit.storage.FolderSink`).
+
     Args:
         template: e.g. ``{PatientID}/{StudyInstanceUID}/{SOPInstanceUID}.dcm``; a field
             may carry a format spec for numbers, e.g. ``{InstanceNumber:05d}``.
 
     Raises:
-        ConfigError: the template is malformed, absolute, escapes with ``..``, names an
-            unknown keyword, or cannot tell two instances apart (no SOPInstanceUID).
+        UsageError: the template is malformed, absolute, escapes with ``..``, or names an
+            unknown keyword.
     """
 
     def __init__(self, template: str = DEFAULT_LAYOUT) -> None:
@@ -61,21 +65,26 @@ class Layout:
         try:
             parsed = list(string.Formatter().parse(template))
         except ValueError as exc:
-            raise ConfigError(f"invalid layout {template!r}: {exc}") from None
+            raise UsageError(f"invalid layout {template!r}: {exc}") from None
         fields: list[str] = []
         for literal, name, _spec, conversion in parsed:
             if ".." in PurePosixPath(literal).parts:
-                raise ConfigError(f"invalid layout {template!r}: '..' is not allowed")
+                raise UsageError(f"invalid layout {template!r}: '..' is not allowed")
             if name is None:
                 continue
             if conversion or not name or tag_for_keyword(name) is None:
-                raise ConfigError(f"invalid layout {template!r}: {{{name}}} is not a DICOM keyword")
+                raise UsageError(f"invalid layout {template!r}: {{{name}}} is not a DICOM keyword")
             fields.append(name)
         if template.startswith("/"):
-            raise ConfigError(f"invalid layout {template!r}: it must be relative")
-        if "SOPInstanceUID" not in fields:
-            raise ConfigError(f"invalid layout {template!r}: it must contain {{SOPInstanceUID}}")
+            raise UsageError(f"invalid layout {template!r}: it must be relative")
+        if not template.strip() or template.endswith("/"):
+            raise UsageError(f"invalid layout {template!r}: it must end in a file name")
         self.fields = tuple(dict.fromkeys(fields))
+
+    @property
+    def identifies_instances(self) -> bool:
+        """Whether every path names one instance: the template has ``{SOPInstanceUID}``."""
+        return "SOPInstanceUID" in self.fields
 
     def relative_path(self, values: Mapping[str, Any] | Any) -> PurePosixPath:
         """The relative path for an instance; ``values`` is a Dataset or a mapping."""

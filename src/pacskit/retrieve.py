@@ -176,8 +176,10 @@ class Receiver:
             self._fail(data, str(exc))
             raise InstanceRejected(str(exc)) from None
         except Exception as exc:  # noqa: BLE001 - undecodable data from the peer
-            self._fail(data, f"cannot decode the received instance: {exc}")
-            raise InstanceRejected(str(exc), STATUS_CANNOT_UNDERSTAND) from None
+            # The text of a decoder's error may quote the bytes it choked on: a name.
+            reason = f"cannot decode the received instance ({type(exc).__name__})"
+            self._fail(data, reason)
+            raise InstanceRejected(reason, STATUS_CANNOT_UNDERSTAND) from None
         with self.lock:
             self.result.bytes += size
             self.state.received += 1

@@ -12,6 +12,7 @@ import os
 import shutil
 import struct
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -27,13 +28,15 @@ from pacskit.encoded import (
     Encoding,
     HeaderValues,
     blank_names,
+    dataset_encoding,
     elements_up_to,
-    parse_file_meta,
     pixel_data_end,
     pixel_data_offset,
+    tag_patterns,
 )
 from pacskit.errors import DiskFull, OutputError
 from pacskit.layout import Layout
+from pacskit.placement import Placements, is_uid
 from pacskit.privacy import DEFAULT_PRIVACY, PATIENT_NAME_TAGS, PrivacyPolicy, contains_names
 
 SPOOLED_HEAD = 4 << 20
@@ -60,12 +63,21 @@ class WrittenInstance:
 class FolderSink:
     """A folder that instances are written into.
 
+    Two instances never overwrite each other: under a layout without
+    ``{SOPInstanceUID}``, an instance whose path holds another goes to ``name-2.ext``,
+    ``name-3.ext``... (:mod:`pacskit.placement`).
+
     Args:
         root: the output folder (created if missing).
         layout: where under ``root`` each instance goes.
-        overwrite: replace files that exist; by default they are kept and skipped.
-        privacy: the patient-name policy applied to every written instance.
+        overwrite: replace the file that holds the same instance; by default it is kept
+            and the instance skipped.
+        privacy: the patient-name policy applied to every written instance and to the
+            layout.
         fsync: flush each file to disk before renaming it into place.
+
+    Raises:
+        UsageError: the layout has a patient-name field that ``privacy`` withholds.
     """
 
     def __init__(
@@ -84,6 +96,8 @@ class FolderSink:
         self.fsync = fsync
         self._folders: set[Path] = set()
         self._serial = itertools.count()
+        self._placements = Placements()
+        privacy.check_layout(self.layout)
         needed = [tag_for_keyword(k) for k in (*self.layout.fields, "SOPInstanceUID")]
         self._last_tag = max(SPECIFIC_CHARACTER_SET, *PATIENT_NAME_TAGS, *(t for t in needed if t))
 
@@ -110,10 +124,10 @@ class FolderSink:
 
         The bytes are written unchanged unless the privacy policy must blank a name:
         then the name elements are emptied in the bytes, or, when a name may be nested
-        in a sequence, the dataset is decoded, blanked and re-encoded in its own
-        transfer syntax (pixel data is never decoded). From a file, only the elements
-        before the pixel data are held in memory, unless a name must be looked for
-        inside a sequence.
+        in a sequence (or a UN element holding one), the dataset is decoded, blanked and
+        re-encoded in its own transfer syntax (pixel data is never decoded). From a
+        file, only the elements before the pixel data are held in memory, unless a name
+        must be looked for inside a sequence.
 
         Raises:
             OutputError: not DICOM, or the file cannot be written.
@@ -127,8 +141,10 @@ class FolderSink:
             return self._write(self.path_for(values), str(values.get("SOPInstanceUID", "")), patched)
         try:
             dataset = dcmread(BytesIO(data))
-        except (InvalidDicomError, EOFError, ValueError, KeyError) as exc:
+        except (InvalidDicomError, EOFError) as exc:
             raise OutputError(f"received data is not a valid DICOM file: {exc}") from None
+        except (ValueError, KeyError, struct.error) as exc:
+            raise OutputError(f"received data is not a valid DICOM file ({type(exc).__name__})") from None
         if self.privacy.withholds_names and contains_names(dataset):
             return self.write_dataset(dataset)
         return self._write(self.path_for(dataset), str(dataset.SOPInstanceUID), data)
@@ -152,27 +168,63 @@ class FolderSink:
         """
         if self.privacy.withholds_names:
             self.privacy.blank_instance(dataset)
-        target = self.path_for(dataset)
-        if target.exists() and not self.overwrite:
-            return WrittenInstance(target, str(dataset.SOPInstanceUID), True, 0)
-        buffer = BytesIO()
-        dcmwrite(buffer, dataset, enforce_file_format=True)
-        return self._write(target, str(dataset.SOPInstanceUID), buffer.getvalue())
 
-    def _write(self, target: Path, uid: str, data: bytes, rest: BinaryIO | None = None) -> WrittenInstance:
-        """``data``, then what is left of ``rest``, into ``target`` atomically."""
+        def encoded() -> bytes:
+            buffer = BytesIO()
+            dcmwrite(buffer, dataset, enforce_file_format=True)
+            return buffer.getvalue()
+
+        return self._write(self.path_for(dataset), str(dataset.SOPInstanceUID), encoded)
+
+    def _write(self, target: Path, uid: str, data: bytes | Callable[[], bytes],
+               rest: BinaryIO | None = None) -> WrittenInstance:
+        """``data`` (or what it returns), then what is left of ``rest``, atomically into
+        ``target`` — or, when the layout does not name the instance alone, into the file
+        of ``target`` that :class:`~pacskit.placement.Placements` gives it."""
         if not uid:
             raise OutputError("received data has no SOP Instance UID")
-        if target.exists() and not self.overwrite:
-            return WrittenInstance(target, uid, True, 0)
-        tmp: str | None = None
+        alone = self.layout.identifies_instances and is_uid(uid)
+        if alone:
+            place, present = target, target.exists()
+        else:
+            place, present = self._placements.find(target, uid)
+        if present and not self.overwrite:
+            return WrittenInstance(place, uid, True, 0)
+        tmp: Path | None = None
         try:
-            if target.parent not in self._folders:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                self._folders.add(target.parent)
-            name = f"{target.parent}/.pacskit-{os.getpid()}-{id(self):x}-{next(self._serial)}.part"
-            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            tmp = name
+            tmp, size = self._temporary(place.parent, data() if callable(data) else data, rest)
+            if not (alone or present):
+                while not _claimed(tmp, place):
+                    place, present = self._placements.taken(target, uid, place)
+                    if present:
+                        break
+            if present and not self.overwrite:
+                return WrittenInstance(place, uid, True, 0)
+            if alone or present:
+                os.replace(tmp, place)
+                tmp = None
+        except BaseException as exc:
+            if not (alone or present):
+                self._placements.release(target, uid, place)
+            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                raise DiskFull(f"disk full while writing {place}") from None
+            if isinstance(exc, OSError):
+                raise OutputError(f"cannot write {place}: {exc.strerror or exc}") from None
+            raise
+        finally:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+        return WrittenInstance(place, uid, False, size)
+
+    def _temporary(self, folder: Path, data: bytes, rest: BinaryIO | None) -> tuple[Path, int]:
+        """A new hidden file in ``folder`` holding ``data`` and the rest of ``rest``, and
+        its size."""
+        if folder not in self._folders:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._folders.add(folder)
+        name = folder / f".pacskit-{os.getpid()}-{id(self):x}-{next(self._serial)}.part"
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 if rest is not None:
@@ -181,23 +233,38 @@ class FolderSink:
                 if self.fsync:
                     fh.flush()
                     os.fsync(fh.fileno())
-            os.replace(tmp, target)
-            tmp = None
-        except OSError as exc:
-            if exc.errno == errno.ENOSPC:
-                raise DiskFull(f"disk full while writing {target}") from None
-            raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
-        finally:
-            if tmp is not None:
-                Path(tmp).unlink(missing_ok=True)
-        return WrittenInstance(target, uid, False, size)
+        except BaseException:
+            name.unlink(missing_ok=True)
+            raise
+        return name, size
+
+
+def _claimed(tmp: Path, place: Path) -> bool:
+    """Put the file ``tmp`` at ``place`` unless a file is there: by a hard link, which
+    fails if one is, even one another process has just written; where the file system has
+    no hard links (FAT), by a rename after looking. ``tmp`` itself is left to remove."""
+    try:
+        os.link(tmp, place)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
+    if os.path.lexists(place):
+        return False
+    os.rename(tmp, place)
+    return True
+
+
+_NO_HARD_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS})
 
 
 def _header_before_pixel_data(head: bytes, source: BinaryIO) -> bytes | None:
     """The bytes of a spooled instance before its Pixel Data, if ``head`` holds them and
     nothing after the pixel data could hold a patient name; None otherwise (the whole
     instance must then be read)."""
-    found = _dataset_encoding(head)
+    found = dataset_encoding(head)
     if found is None:
         return None
     offset, encoding = found
@@ -208,25 +275,10 @@ def _header_before_pixel_data(head: bytes, source: BinaryIO) -> bytes | None:
     return head[:start]
 
 
-def _dataset_encoding(data: bytes) -> tuple[int, Encoding] | None:
-    """Where the dataset of a Part 10 byte string starts, and how it is encoded; None if
-    the file meta information is missing or names a syntax read only by pydicom."""
-    if data[128:132] != b"DICM":
-        return None
-    meta, offset = parse_file_meta(data)
-    if offset is None or 0x0010 not in meta:
-        return None
-    try:
-        return offset, Encoding.of(meta[0x0010])
-    except ValueError:
-        return None
-
-
 def _names_from(source: BinaryIO, position: int, encoding: Encoding) -> bool:
     """Whether the bytes of ``source`` from ``position`` on may hold a patient name
     (elements after the pixel data: a name could only hide in a sequence there)."""
-    order = "<" if encoding.little else ">"
-    patterns = [struct.pack(order + "HH", tag >> 16, tag & 0xFFFF) for tag in PATIENT_NAME_TAGS]
+    patterns = [pattern for tag in PATIENT_NAME_TAGS for pattern in tag_patterns(tag, encoding)]
     source.seek(position)
     carried = b""
     while chunk := source.read(COPY_CHUNK):
@@ -242,7 +294,7 @@ def _read_encoded(data: bytes, privacy: PrivacyPolicy, last_tag: int
     """The attributes up to ``last_tag`` of a Part 10 byte string, and its bytes with
     names blanked, read without decoding; None when only pydicom can do it (deflated,
     malformed, names nested in sequences)."""
-    found = _dataset_encoding(data)
+    found = dataset_encoding(data)
     if found is None:
         return None
     offset, encoding = found
@@ -250,7 +302,7 @@ def _read_encoded(data: bytes, privacy: PrivacyPolicy, last_tag: int
         elements = elements_up_to(data, offset, encoding, last_tag)
     except ValueError:
         return None
-    patched = blank_names(data, offset, elements, encoding) if privacy.withholds_names else data
+    patched = blank_names(data, offset, elements, encoding, PATIENT_NAME_TAGS) if privacy.withholds_names else data
     if patched is None:
         return None
     return HeaderValues(data, elements, encoding), patched

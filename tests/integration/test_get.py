@@ -24,6 +24,7 @@ from pacskit.net.commands import C_MOVE_RSP, MESSAGE_ID, MOVE_DESTINATION, retri
 from pacskit.net.store import send_files
 from pacskit.privacy import PATIENT_NAME_KEYWORDS
 from pacskit.scan import read_file
+from pacskit.testing.corpus import generate_corpus
 from pacskit.testing.peers import DcmQrSCP, free_port
 
 OUR_AET = "PACSKIT"
@@ -358,9 +359,51 @@ def test_disk_full_mid_retrieve_leaves_no_partial_file(orthanc, corpus, tmp_path
         subprocess.run(["umount", str(mount)], check=True)
 
 
-def test_bad_layout_is_refused_before_any_network(tmp_path):
-    result = run_cli("get", "dicom://NOBODY@127.0.0.1:1", "-o", tmp_path, "--layout", "{Nope}/{SOPInstanceUID}")
-    assert_one_line_error(result, 3, "not a DICOM keyword")
+def test_bad_layout_is_a_usage_error_refused_before_any_network(tmp_path):
+    for layout, message in (("{Nope}/{SOPInstanceUID}", "not a DICOM keyword"), ("/abs/{SOPInstanceUID}", "relative"),
+                            ("../{SOPInstanceUID}", "'..'"), ("{Modality}/", "file name")):
+        result = run_cli("get", "dicom://NOBODY@127.0.0.1:1", "-o", tmp_path / "out", "--layout", layout)
+        assert_one_line_error(result, 2, message)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def same_numbers(tmp_path_factory):
+    """One MR series of three instances, two of them with InstanceNumber 1."""
+    made = generate_corpus(tmp_path_factory.mktemp("same-numbers"), patients=1, studies_per_patient=1,
+                           series_per_study=1, instances_per_series=3, seed=21, modalities=("MR",))
+    second = dcmread(made[1].path)
+    second.InstanceNumber = 1
+    second.save_as(made[1].path)
+    return made
+
+
+def test_the_readme_layout_without_sop_instance_uid_keeps_every_instance(peer, same_numbers, tmp_path):
+    peer.load([m.path for m in same_numbers])
+    patient, series = same_numbers[0].patient_id, same_numbers[0].series_uid
+    readme = ["get", peer.address, "-p", patient, "--modality", "MR", "-l", "series", "-o", tmp_path,
+              "--layout", "{Modality}/{SeriesInstanceUID}/{InstanceNumber:04d}.dcm", "-f", "json"]
+    first = run_cli(*readme)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["written"] == 3
+    folder = tmp_path / "MR" / series
+    files = {p.name: dcmread(p) for p in folder.iterdir()}
+    assert set(files) == {"0001.dcm", "0001-2.dcm", "0003.dcm"}
+    assert {str(ds.SOPInstanceUID) for ds in files.values()} == {m.sop_instance_uid for m in same_numbers}
+    assert files["0001.dcm"].InstanceNumber == files["0001-2.dcm"].InstanceNumber == 1
+    held = {name: (ds.SOPInstanceUID, (folder / name).read_bytes()) for name, ds in files.items()}
+
+    again = json.loads(run_cli(*readme).stdout)
+    assert (again["written"], again["skipped"]) == (0, 3)
+    assert {p.name for p in folder.iterdir()} == set(held)
+    assert all((folder / name).read_bytes() == data for name, (_, data) in held.items())
+
+    damaged = folder / "0001-2.dcm"
+    damaged.write_bytes(held["0001-2.dcm"][1][:-8] + b"DAMAGED!")
+    forced = json.loads(run_cli(*readme, "--overwrite").stdout)
+    assert (forced["written"], forced["skipped"]) == (3, 0)
+    assert {p.name for p in folder.iterdir()} == set(held)
+    assert all((folder / name).read_bytes() == data for name, (_, data) in held.items())
 
 
 def test_query_with_no_match_retrieves_nothing(orthanc, tmp_path):

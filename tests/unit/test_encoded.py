@@ -24,8 +24,10 @@ from pacskit.encoded import (
     file_meta,
     index_dataset,
     parse_file_meta,
+    sequence_encoding,
+    tag_patterns,
 )
-from pacskit.privacy import PATIENT_NAME_KEYWORDS
+from pacskit.privacy import PATIENT_NAME_KEYWORDS, PATIENT_NAME_TAGS
 
 SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian]
 
@@ -67,7 +69,7 @@ def indexed(data: bytes):
 def test_names_are_blanked_in_the_bytes_and_everything_else_kept(syntax):
     data = part10(syntax)
     offset, encoding, elements = indexed(data)
-    patched = blank_names(data, offset, elements, encoding)
+    patched = blank_names(data, offset, elements, encoding, PATIENT_NAME_TAGS)
     assert patched is not None and patched != data
     before, after = dcmread(BytesIO(data)), dcmread(BytesIO(patched))
     for keyword in PATIENT_NAME_KEYWORDS:
@@ -79,7 +81,7 @@ def test_names_are_blanked_in_the_bytes_and_everything_else_kept(syntax):
 def test_a_dataset_without_names_is_returned_as_it_is():
     data = part10(PatientName="", OtherPatientNames=None)
     offset, encoding, elements = indexed(data)
-    assert blank_names(data, offset, elements, encoding) is data
+    assert blank_names(data, offset, elements, encoding, PATIENT_NAME_TAGS) is data
 
 
 def test_a_name_nested_in_a_sequence_needs_pydicom():
@@ -87,7 +89,7 @@ def test_a_name_nested_in_a_sequence_needs_pydicom():
     item.PatientName = "Nested^Name"
     data = part10(OtherPatientIDsSequence=[item])
     offset, encoding, elements = indexed(data)
-    assert blank_names(data, offset, elements, encoding) is None
+    assert blank_names(data, offset, elements, encoding, PATIENT_NAME_TAGS) is None
 
 
 def test_undefined_length_sequences_and_encapsulated_pixel_data_are_stepped_over():
@@ -130,3 +132,27 @@ def test_file_meta_is_read_back_by_pydicom():
     assert ds.file_meta.SourceApplicationEntityTitle == "ORTHANC"
     assert ds.PatientID == "P1"
     assert parse_file_meta(meta)[1] == len(meta)
+
+
+def test_a_un_sequence_is_read_in_implicit_vr_little_endian_or_else_explicit():
+    implicit = (b"\xfe\xff\x00\xe0\x0e\x00\x00\x00" + b"\x10\x00\x10\x00\x06\x00\x00\x00Doe^J ")
+    explicit = (b"\xfe\xff\x00\xe0\x0e\x00\x00\x00" + b"\x10\x00\x10\x00PN\x06\x00Doe^J ")
+    undefined = (b"\xfe\xff\x00\xe0\xff\xff\xff\xff" + b"\x10\x00\x10\x00\x06\x00\x00\x00Doe^J "
+                 + b"\xfe\xff\x0d\xe0\x00\x00\x00\x00")
+    assert sequence_encoding(implicit) == Encoding(explicit=False, little=True)
+    assert sequence_encoding(undefined) == Encoding(explicit=False, little=True)
+    assert sequence_encoding(explicit) == Encoding(explicit=True, little=True)
+    assert sequence_encoding(implicit[:-2]) is None
+    assert sequence_encoding(b"Doe^John") is None
+
+
+def test_a_name_in_a_little_endian_un_of_a_big_endian_dataset_needs_pydicom():
+    item = b"\xfe\xff\x00\xe0\x0e\x00\x00\x00" + b"\x10\x00\x10\x00\x06\x00\x00\x00Doe^J "
+    data = part10(ExplicitVRBigEndian, PatientName="", OtherPatientNames=None)
+    at = indexed(data)[2][0x00100010].header
+    un = b"\x00\x09\x10\x10UN\x00\x00" + len(item).to_bytes(4, "big") + item
+    data = data[:at] + un + data[at:]
+    offset, encoding, elements = indexed(data)
+    assert 0x00091010 in elements
+    assert tag_patterns(0x00100010, encoding) == (b"\x00\x10\x00\x10", b"\x10\x00\x10\x00")
+    assert blank_names(data, offset, elements, encoding, PATIENT_NAME_TAGS) is None

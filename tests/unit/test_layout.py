@@ -2,7 +2,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from pacskit.errors import ConfigError, OutputError
+from pacskit.errors import OutputError, UsageError
 from pacskit.layout import Layout, safe_join, sanitize_component
 
 UIDS = {"PatientID": "P1", "StudyInstanceUID": "1.2", "SeriesInstanceUID": "1.2.3",
@@ -45,13 +45,14 @@ def test_number_format_and_multivalue():
         ("{NotAKeyword}/{SOPInstanceUID}", "not a DICOM keyword"),
         ("../{SOPInstanceUID}", "'..'"),
         ("/abs/{SOPInstanceUID}", "relative"),
-        ("{PatientID}.dcm", "SOPInstanceUID"),
+        ("{PatientID}/", "file name"),
+        ("", "file name"),
         ("{SOPInstanceUID", "expected"),
         ("{SOPInstanceUID!r}", "not a DICOM keyword"),
     ],
 )
 def test_bad_templates(template, message):
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(UsageError, match=message):
         Layout(template)
 
 

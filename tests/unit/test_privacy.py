@@ -1,7 +1,20 @@
-from pydicom import Dataset
+from io import BytesIO
+
+import pytest
+from pydicom import Dataset, dcmread
+from pydicom.filewriter import dcmwrite
 from pydicom.sequence import Sequence
 
-from pacskit.privacy import DEFAULT_PRIVACY, PATIENT_NAME_KEYWORDS, PrivacyPolicy, contains_names
+from pacskit.errors import UsageError
+from pacskit.layout import Layout
+from pacskit.privacy import (
+    DEFAULT_PRIVACY,
+    PATIENT_NAME_KEYWORDS,
+    PATIENT_NAME_TAGS,
+    PrivacyPolicy,
+    contains_names,
+)
+from pacskit.testing.hidden_names import NAME_MARKER, VARIANTS, craft_hidden_names
 
 
 def named_dataset() -> Dataset:
@@ -49,3 +62,48 @@ def test_opt_in_keeps_names():
     ds = policy.blank_instance(policy.scrub_response(named_dataset()))
     assert ds.PatientName == "Doe^John"
     assert contains_names(ds)
+
+
+@pytest.mark.parametrize("keyword", PATIENT_NAME_KEYWORDS)
+@pytest.mark.parametrize("field", ["{%s}", "{%s:>20}", "{%s:.3}"])
+def test_a_layout_with_a_name_is_refused_unless_names_are_allowed(keyword, field):
+    layout = Layout(f"{field % keyword}/{{SOPInstanceUID}}.dcm")
+    with pytest.raises(UsageError, match=f"{{{keyword}}} is a patient name"):
+        DEFAULT_PRIVACY.check_layout(layout)
+    PrivacyPolicy(allow_patient_names=True).check_layout(layout)
+    DEFAULT_PRIVACY.check_layout(Layout("{PatientID}/{ReferringPhysicianName}/{SOPInstanceUID}.dcm"))
+
+
+def vrs(ds: Dataset, dropped: frozenset[int] | set[int] = frozenset()) -> dict[int, str]:
+    """The VR of every top-level element but the names (and ``dropped``), unconverted."""
+    return {t: ds.get_item(t).VR for t in list(ds.keys()) if t not in PATIENT_NAME_TAGS | dropped}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_names_hidden_in_un_and_wrong_vrs_are_found_and_blanked(variant, tmp_path, recwarn):
+    crafted = next(c for c in craft_hidden_names(tmp_path) if c.variant == variant)
+    ds = dcmread(crafted.path)
+    assert contains_names(ds)
+    DEFAULT_PRIVACY.blank_instance(ds)
+    assert not contains_names(ds)
+    buffer = BytesIO()
+    dcmwrite(buffer, ds, enforce_file_format=True)
+    assert NAME_MARKER not in buffer.getvalue()
+    assert all(kept in buffer.getvalue() for kept in crafted.kept)
+    assert ds.PixelData == crafted.pixel_data
+    assert vrs(dcmread(crafted.path), dropped={0x00091013}) == vrs(dcmread(BytesIO(buffer.getvalue())))
+    assert not [w for w in recwarn if NAME_MARKER.decode() in str(w.message)]
+
+
+def test_a_un_sequence_is_rewritten_only_when_it_holds_a_name(tmp_path):
+    crafted = next(c for c in craft_hidden_names(tmp_path) if c.variant == "un-defined")
+    ds = dcmread(crafted.path)
+    before = ds.get_item(0x00091011).value
+    DEFAULT_PRIVACY.blank_instance(ds)
+    after = ds.get_item(0x00091011).value
+    assert after != before and len(after) < len(before)
+    item = Dataset()
+    item.PatientID = "P3"
+    ds.add_new(0x00091030, "UN", b"\xfe\xff\x00\xe0" + b"\x0e\x00\x00\x00" + b"\x10\x00\x20\x00\x06\x00\x00\x00P3    ")
+    DEFAULT_PRIVACY.blank_instance(ds)
+    assert ds.get_item(0x00091030).value.endswith(b"P3    ")

@@ -85,7 +85,8 @@ app.add_typer(archive_app, name="archive")
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every :class:`PacskitError` becomes one line on stderr and its exit code.
 
-    Usage errors are Typer's (exit code 2).
+    Usage errors exit with 2, whether Typer finds them (an unknown option) or pacskit does
+    (:class:`~pacskit.errors.UsageError`, e.g. a malformed ``--layout``).
     """
     try:
         app(args=argv)
