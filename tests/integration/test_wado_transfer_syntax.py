@@ -42,9 +42,12 @@ UNDECODABLE_DATA = DATA / "test_files/JPEG-lossy.dcm"  # a decoder is installed,
 
 
 def copy_into(source: Path, target: Path, study: str, *, transfer_syntax: str | None = None) -> Path:
-    """``source`` as a new instance of ``study`` (in another transfer syntax's name, if given)."""
+    """``source`` as a new instance of ``study``, of one patient (the archive refuses a
+    study shared by two), in another transfer syntax's name if given."""
     ds = dcmread(source)
     ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = study, generate_uid(), generate_uid()
+    ds.PatientID = "WADO-SYNTAXES"
+    ds.pop("IssuerOfPatientID", None)
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     if transfer_syntax:
         ds.file_meta.TransferSyntaxUID = transfer_syntax
