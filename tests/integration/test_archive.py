@@ -12,13 +12,12 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from clirunner import assert_one_line_error, run_cli
+from postgres import fresh_database
 from proxy import RecordingProxy
 from pydicom import dcmread
 from pydicom.uid import generate_uid
@@ -39,7 +38,6 @@ from pacskit.testing.peers import free_port, peer_env, require, storescu
 from pacskit.testing.samples import pydicom_samples
 
 ARCHIVE_AET = "ARCHIVE"
-PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -48,12 +46,8 @@ def database(request, tmp_path):
     if request.param == "sqlite":
         yield ""
         return
-    name = f"pacskit_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"{PG_SERVER}/{name}"
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database() as url:
+        yield url
 
 
 def archive_settings(tmp_path: Path, db: str, **nodes: NodeConfig) -> Settings:

@@ -3,33 +3,23 @@
 from __future__ import annotations
 
 import sys
-import uuid
 from pathlib import Path
 
-import psycopg
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "unit"))
 
 from archive_checks import CHECKS, check_all_matching_cases
+from postgres import fresh_database
 
 from pacskit.archive.index import Index
-
-SERVER = "postgresql://postgres@127.0.0.1:5432"
 
 
 @pytest.fixture
 def database():
-    """A database of its own, dropped afterwards. No PostgreSQL is a failure: `make test`
-    expects the server the machine runs (see README)."""
-    name = f"pacskit_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{SERVER}/{name}"
-    finally:
-        with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    """A database of its own, dropped afterwards."""
+    with fresh_database() as url:
+        yield url
 
 
 @pytest.fixture

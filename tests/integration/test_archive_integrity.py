@@ -23,14 +23,14 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 from clirunner import run_cli
+from postgres import fresh_database
 from pydicom import Dataset, dcmread
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 from pynetdicom import build_context
 from pynetdicom.dsutils import encode
-from test_archive import ARCHIVE_AET, PG_SERVER, archive_settings, node_of, serve_process
+from test_archive import ARCHIVE_AET, archive_settings, node_of, serve_process
 
 from pacskit import Client, Node, Settings
 from pacskit.archive import Archive, Received
@@ -50,24 +50,12 @@ SUCCESS, OUT_OF_RESOURCES, DOES_NOT_MATCH = 0x0000, 0xA700, 0xA900
 INDEX_FILES = ("index.db", "index.db-wal", "index.db-shm")
 
 
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    name = f"pacskit_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{PG_SERVER}/{name}"
-    finally:
-        with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(request):
     if request.param == "sqlite":
         yield ""
     else:
-        with postgres_database() as url:
+        with fresh_database() as url:
             yield url
 
 
@@ -621,7 +609,7 @@ def test_start_up_check_settles_each_crash_point(tmp_path, caplog):
 def test_concurrent_series_of_one_study_keep_every_modality(tmp_path):
     modalities = ["CT", "MR", "PT", "US"]
     trials = 12
-    with postgres_database() as url, running(tmp_path, url) as archive, ExitStack() as stack:
+    with fresh_database() as url, running(tmp_path, url) as archive, ExitStack() as stack:
         stores = [Store(archive, stack) for _ in modalities]
         barrier = threading.Barrier(len(modalities))
         studies = [generate_uid() for _ in range(trials)]

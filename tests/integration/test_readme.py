@@ -27,15 +27,14 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
+from postgres import fresh_database
 from pydicom import dcmread
 
 from pacskit.settings import Settings
@@ -45,7 +44,6 @@ from pacskit.testing.peers import Orthanc, StoreSCP, echoscu, free_port
 ROOT = Path(__file__).parents[2]
 README = ROOT / "README.md"
 BIN = Path(sys.executable).parent
-POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 
 NOT_RUN = {
     "make test": "this suite is what `make test` runs",
@@ -185,23 +183,17 @@ def readme_corpus(root: Path) -> tuple[Path, set[str]]:
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("readme")
     scans, names = readme_corpus(root)
-    database = f"pacskit_readme_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{database}"')
-    try:
-        with StoreSCP(root / "workstation", ae_title="WORKSTATION") as workstation, \
-                Orthanc(root / "orthanc") as orthanc:
-            orthanc.load([scans])
-            made = World(root, orthanc, workstation, f"{POSTGRES}/{database}")
-            made.names = names
-            orthanc.add_modality("pacskit", "PACSKIT", "127.0.0.1", made.port)
-            orthanc.add_modality("workstation", "WORKSTATION", workstation.host, workstation.port)
-            _lay_out_work_folder(made, scans)
-            with _archive_with_dicomweb(made, scans):
-                yield made
-    finally:
-        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    with fresh_database("pacskit_readme") as database, \
+            StoreSCP(root / "workstation", ae_title="WORKSTATION") as workstation, \
+            Orthanc(root / "orthanc") as orthanc:
+        orthanc.load([scans])
+        made = World(root, orthanc, workstation, database)
+        made.names = names
+        orthanc.add_modality("pacskit", "PACSKIT", "127.0.0.1", made.port)
+        orthanc.add_modality("workstation", "WORKSTATION", workstation.host, workstation.port)
+        _lay_out_work_folder(made, scans)
+        with _archive_with_dicomweb(made, scans):
+            yield made
 
 
 def _lay_out_work_folder(world: World, scans: Path) -> None:

@@ -11,15 +11,15 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 import numpy as np
-import psycopg
 import pytest
 from dicomweb_client.api import DICOMwebClient
 from PIL import Image
+from postgres import fresh_database
 from pydicom import dcmread
 from pydicom.encaps import get_frame
 from pydicom.filewriter import dcmwrite
@@ -39,7 +39,6 @@ from pacskit.testing.peers import free_port, peer_env, require, storescu
 from pacskit.testing.samples import DATA, pydicom_samples
 
 ARCHIVE_AET = "ARCHIVE"
-PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
 MAX_BODY = 2 << 20
 JPEG_BASELINE = DATA / "test_files/SC_rgb_jpeg_dcmtk.dcm"
 JPEG_LS = DATA / "test_files/MR_small_jpeg_ls_lossless.dcm"
@@ -73,20 +72,13 @@ def multiframe_rle(tmp_path_factory) -> Path:
 def served(request, tmp_path_factory, corpus_dir, multiframe_rle):
     """An archive holding the corpus (sent by DCMTK storescu) and pydicom's samples
     (imported), serving DICOMweb; on each kind of index."""
-    db = ""
-    if request.param == "postgresql":
-        name = f"pacskit_web_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        db = f"{PG_SERVER}/{name}"
-    with Archive(web_settings(tmp_path_factory.mktemp("web"), db)) as archive:
+    with ExitStack() as stack:
+        db = stack.enter_context(fresh_database("pacskit_web")) if request.param == "postgresql" else ""
+        archive = stack.enter_context(Archive(web_settings(tmp_path_factory.mktemp("web"), db)))
         archive.start()
         storescu(ARCHIVE_AET, "127.0.0.1", archive.settings.port, [corpus_dir], calling="DCMTK")
         assert not import_files(archive.ingest, [*pydicom_samples(), multiframe_rle]).failed
         yield archive
-    if db:
-        with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 @pytest.fixture

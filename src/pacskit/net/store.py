@@ -8,6 +8,7 @@ in Implicit VR Little Endian, which every SCP supports.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -166,7 +167,7 @@ class _Store:
         Raises:
             NetworkError, ServiceNotSupported: as :func:`send_files` says.
         """
-        pending = list(batch)
+        pending = deque(batch)
         while pending:
             opened = False
             try:
@@ -181,7 +182,7 @@ class _Store:
                                                       for cx in assoc.accepted_contexts})
                         while pending:
                             self.report(sender.send(pending[0]))
-                            pending.pop(0)
+                            pending.popleft()
             except (AssociationAborted, NetworkTimeout) as exc:
                 if not opened:
                     raise
@@ -198,12 +199,12 @@ class _Store:
         for item in items:
             self.report(SendOutcome(item, None, reason))
 
-    def _lost(self, exc: NetworkError, pending: list[DicomFile], last_try: bool) -> None:
+    def _lost(self, exc: NetworkError, pending: deque[DicomFile], last_try: bool) -> None:
         self.lost = exc
         if not pending:
             return
         self.lost_in_a_row += 1
-        item = pending.pop(0)
+        item = pending.popleft()
         if last_try:
             self.report(SendOutcome(item, None, f"the association was lost while sending it, twice: {exc}"))
         else:
