@@ -87,3 +87,31 @@ def test_aec_stores_to_a_bare_host_and_port(storescp, corpus_dir):
 def test_aec_is_refused_for_a_dicomweb_url():
     result = run_cli("find", "http://127.0.0.1:1/dicom-web", "--aec", "ANY")
     assert_one_line_error(result, 2, "--aec applies to DICOM nodes")
+
+
+def test_any_dictionary_keyword_is_a_key_with_one_warning_when_not_standard(orthanc, corpus):
+    series = sorted({c.series_uid for c in corpus})[0]
+    result = run_cli("find", orthanc.address, "-l", "image", "--series-uid", series, "-f", "json",
+                     "-k", "StationName", "-k", "0008,1090", "-k", "00080080", "-k", "SpecificCharacterSet")
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert warnings == ["pacskit: warning: StationName, ManufacturerModelName are not standard keys of the "
+                        "IMAGE level (PS3.4 C.6): sent, but the PACS may ignore them"], result.stderr
+    answers = json.loads(result.stdout)
+    assert sorted(a["00080018"]["Value"][0] for a in answers) == sorted(
+        c.sop_instance_uid for c in corpus if c.series_uid == series)
+    assert all(a["00080080"]["Value"] == ["pacskit synthetic hospital"] for a in answers)
+
+
+def test_a_nonstandard_matching_key_is_sent_and_the_answers_checked(orthanc, corpus):
+    study = sorted({c.study_uid for c in corpus})[0]
+    result = run_cli("find", orthanc.address, "-l", "series", "--study-uid", study, "-f", "json",
+                     "-k", "StationName=NO-SUCH-STATION")
+    assert result.returncode == 0, result.stderr
+    assert "StationName is not a standard key of the SERIES level" in result.stderr
+    assert json.loads(result.stdout) == []
+
+
+def test_a_key_of_a_lower_level_is_still_refused(orthanc):
+    result = run_cli("find", orthanc.address, "-l", "study", "-k", "SOPInstanceUID=1.2")
+    assert_one_line_error(result, 6, "SOPInstanceUID is not a key of the STUDY level")

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from pacskit.cli.common import err
 from pacskit.query import Query
 
 LevelOption = Annotated[str, typer.Option("--level", "-l", help="patient, study, series or image.")]
@@ -18,7 +19,7 @@ AccessionOption = Annotated[str | None, typer.Option("--accession", "-a", help="
 DateOption = Annotated[str | None, typer.Option("--date", "-d", help="StudyDate or range: 20240101-20240131, 20240101-, -20231231.")]
 ModalityOption = Annotated[str | None, typer.Option("--modality", help="Modality (ModalitiesInStudy at study level).")]
 DescriptionOption = Annotated[str | None, typer.Option("--description", help="Study or series description; * and ? are wildcards.")]
-KeysOption = Annotated[list[str] | None, typer.Option("--key", "-k", help="Keyword=value to match, or Keyword to return; repeatable.")]
+KeysOption = Annotated[list[str] | None, typer.Option("--key", "-k", help="Keyword=value to match, or Keyword to return: any dictionary keyword or tag (0008,1010); repeatable.")]
 LimitOption = Annotated[int | None, typer.Option("--limit", help="Stop after N matches (C-CANCEL).")]
 
 
@@ -31,8 +32,14 @@ def build_query(level: str, model: str | None, patient_id: str | None, study_uid
     Raises:
         QueryError: an option is invalid for the level.
     """
-    return Query.build(
+    query = Query.build(
         level, model=model, patient_id=patient_id, study_uid=study_uid, series_uid=series_uid,
         sop_instance_uid=sop_uid, accession=accession, date=date, modality=modality,
         description=description, keys=keys or [], limit=limit,
     )
+    unusual = query.nonstandard_keys()
+    if unusual:
+        err.print(f"pacskit: warning: {', '.join(unusual)} {'is not a standard key' if len(unusual) == 1 else 'are not standard keys'} "
+                  f"of the {query.level.value} level (PS3.4 C.6): sent, but the PACS may ignore "
+                  f"{'it' if len(unusual) == 1 else 'them'}", markup=False)
+    return query
