@@ -115,3 +115,14 @@ def test_a_nonstandard_matching_key_is_sent_and_the_answers_checked(orthanc, cor
 def test_a_key_of_a_lower_level_is_still_refused(orthanc):
     result = run_cli("find", orthanc.address, "-l", "study", "-k", "SOPInstanceUID=1.2")
     assert_one_line_error(result, 6, "SOPInstanceUID is not a key of the STUDY level")
+
+
+def test_a_repeated_study_uid_is_a_list_of_studies(orthanc, dcmqrscp, corpus, tmp_path):
+    wanted = sorted({c.study_uid for c in corpus})[:2]
+    result = run_cli("find", orthanc.address, "--study-uid", wanted[0], "--study-uid", wanted[1], "-f", "json")
+    assert result.returncode == 0, result.stderr
+    assert sorted(m["0020000D"]["Value"][0] for m in json.loads(result.stdout)) == wanted
+    got = run_cli("get", dcmqrscp.address, "--study-uid", wanted[0], "--study-uid", wanted[1],
+                  "-o", tmp_path, "-f", "json")
+    assert got.returncode == 0, got.stderr
+    assert json.loads(got.stdout)["written"] == sum(c.study_uid in wanted for c in corpus)
