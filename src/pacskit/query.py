@@ -124,6 +124,8 @@ _RANGE_VRS = {"DA", "TM", "DT"}
 _NO_WILDCARD_VRS = {"DA", "TM", "DT", "UI", "SQ", "OB", "OW", "OF", "OD", "OL", "OV", "UN",
                     "US", "SS", "UL", "SL", "FL", "FD", "AT", "UV", "SV"}
 _LIST_KEYWORDS = {"ModalitiesInStudy"}
+_NOT_KEYS = {"QueryRetrieveLevel"}
+_OPTIONAL_EVERYWHERE = {"SpecificCharacterSet", "TimezoneOffsetFromUTC"}
 _DATE = re.compile(r"^\d{8}$")
 _TIME = re.compile(r"^\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?$")
 _DATETIME = re.compile(r"^\d{4}(\d{2}(\d{2}(\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?)?)?)?([+-]\d{4})?$")
@@ -151,6 +153,13 @@ def keyword_of(key: str) -> str:
 def allowed_keys(level: Level, model: InformationModel) -> set[str]:
     """Keys that may appear in a query at ``level``: its own and those of the levels above."""
     return {key for lvl in LEVELS[: LEVELS.index(level) + 1] for key in LEVEL_KEYS[lvl]}
+
+
+def lower_level_keys(level: Level) -> set[str]:
+    """Standard keys of the levels below ``level``: a query at ``level`` cannot carry them
+    (PS3.4 C.4.1.2.1)."""
+    here = {key for lvl in LEVELS[: LEVELS.index(level) + 1] for key in LEVEL_KEYS[lvl]}
+    return {key for lvl in LEVELS[LEVELS.index(level) + 1:] for key in LEVEL_KEYS[lvl]} - here
 
 
 @cache
@@ -234,10 +243,12 @@ class Query(BaseModel):
             raise QueryError("the study-root model has no PATIENT level: use the patient-root model")
         if self.limit is not None and self.limit < 1:
             raise QueryError(f"limit must be at least 1, not {self.limit}")
-        allowed = allowed_keys(self.level, self.model)
+        below = lower_level_keys(self.level)
         for keyword in (*self.match, *self.return_keys):
-            if keyword not in allowed:
+            if keyword in below:
                 raise QueryError(f"{keyword} is not a key of the {self.level.value} level")
+            if keyword in _NOT_KEYS:
+                raise QueryError(f"{keyword} cannot be a key: pacskit sets it")
         for keyword, value in self.match.items():
             _check_value(keyword, value)
         return self
@@ -344,9 +355,13 @@ class Query(BaseModel):
     def return_keywords(self, privacy: PrivacyPolicy = DEFAULT_PRIVACY) -> list[str]:
         """Every keyword the identifier carries, in order, without withheld names."""
         keys = [*DEFAULT_RETURN_KEYS[self.level], *self.match, *self.return_keys]
-        keys = [k for k in dict.fromkeys(keys) if k in allowed_keys(self.level, self.model)
-                or k in DEFAULT_RETURN_KEYS[self.level]]
-        return privacy.filter_return_keys(keys)
+        return privacy.filter_return_keys(list(dict.fromkeys(keys)))
+
+    def nonstandard_keys(self) -> list[str]:
+        """Keys of this query that are not standard keys of its level or those above
+        (PS3.4 C.6.1.1 and C.6.2.1 tables): sent all the same, but a PACS may ignore them."""
+        allowed = allowed_keys(self.level, self.model) | _OPTIONAL_EVERYWHERE
+        return [k for k in dict.fromkeys((*self.match, *self.return_keys)) if k not in allowed]
 
     def to_identifier(self, privacy: PrivacyPolicy = DEFAULT_PRIVACY) -> Dataset:
         """The C-FIND request identifier (PS3.4 C.4.1.1.3).
@@ -365,6 +380,8 @@ class Query(BaseModel):
             ds.SpecificCharacterSet = "ISO_IR 192"
         ds.QueryRetrieveLevel = self.level.value
         for keyword in self.return_keywords(privacy):
+            if keyword == "SpecificCharacterSet" and "SpecificCharacterSet" in ds and not self.match.get(keyword):
+                continue
             vr = vr_of(keyword)
             value = self.match.get(keyword, "")
             ds.add_new(tag_for_keyword(keyword), vr, [] if vr == "SQ" else (value or None))

@@ -136,3 +136,21 @@ def test_query_is_immutable_data():
     assert Query.model_validate(query.model_dump()) == query
     assert isinstance(Tag("PatientID"), int)
     assert query.matches(Dataset()) is False
+
+
+def test_any_dictionary_keyword_is_a_key_and_the_nonstandard_ones_are_named():
+    query = Query.build("image", keys=["StationName", "0008,1090=X*", "InstitutionName", "SpecificCharacterSet"])
+    assert query.nonstandard_keys() == ["ManufacturerModelName", "StationName"]
+    identifier = query.to_identifier()
+    assert identifier.StationName is None and identifier.ManufacturerModelName == "X*"
+    assert "SpecificCharacterSet" in identifier
+
+
+def test_our_specific_character_set_is_kept_when_it_is_also_a_return_key():
+    identifier = Query.build("study", keys=["StudyDescription=Crâne", "SpecificCharacterSet"]).to_identifier()
+    assert identifier.SpecificCharacterSet == "ISO_IR 192"
+
+
+def test_the_query_retrieve_level_is_not_a_key():
+    with pytest.raises(QueryError, match="QueryRetrieveLevel cannot be a key"):
+        Query.build("study", keys=["QueryRetrieveLevel=SERIES"])

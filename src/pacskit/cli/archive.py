@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from pacskit.cli.common import err, out, state
+from pacskit.cli.global_options import with_global_options
 from pacskit.cli.progress import ProgressBar
 from pacskit.cli.query_options import (
     AccessionOption,
@@ -46,6 +47,7 @@ def archive_settings(ctx: typer.Context, data_dir: Path | None, db: str | None) 
 
 
 @app.command("import")
+@with_global_options
 def import_(
     ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="Files and folders (searched recursively).")],
@@ -68,6 +70,7 @@ def import_(
 
 
 @app.command("export")
+@with_global_options
 def export_(
     ctx: typer.Context,
     output_dir: Annotated[Path, typer.Option("--output", "-o", help="Folder to write into.")],
@@ -106,6 +109,7 @@ def export_(
 
 
 @app.command("check")
+@with_global_options
 def check_(
     ctx: typer.Context,
     repair: Annotated[bool, typer.Option("--repair", help="Fix what is found.")] = False,

@@ -31,6 +31,7 @@ class State:
 
     config_file: Path | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    verbose: int = 0
     _settings: Settings | None = None
 
     def settings(self) -> Settings:

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from pacskit.cli.called_ae import CalledAeOption, target
 from pacskit.cli.common import OutputFormat, out, print_json, state
 from pacskit.errors import PacskitError, PartialFailure
 
@@ -15,6 +16,7 @@ def echo(
     ctx: typer.Context,
     nodes: Annotated[list[str], typer.Argument(help="Node names or dicom://AET@host:port addresses.")],
     output: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.table,
+    called_ae: CalledAeOption = None,
 ) -> None:
     """Check that DICOM nodes answer a C-ECHO (verification)."""
     client = state(ctx).client()
@@ -23,7 +25,7 @@ def echo(
     for name in nodes:
         row: dict[str, object] = {"node": name, "ae_title": None, "address": None}
         try:
-            node = client.node(name)
+            node = client.node(target(client, name, called_ae))
             row.update(ae_title=node.ae_title, address=f"{node.host}:{node.port}")
             result = client.echo(node)
             row.update(ok=True, result="success", rtt_ms=round(result.rtt_ms, 2),

@@ -10,6 +10,7 @@ import typer
 from pydicom import Dataset
 from rich.table import Table
 
+from pacskit.cli.called_ae import CalledAeOption, target
 from pacskit.cli.common import OutputFormat, err, out, print_check, print_json, state
 from pacskit.cli.query_options import (
     AccessionOption,
@@ -63,6 +64,7 @@ def find(
     key: KeysOption = None,
     limit: LimitOption = None,
     output: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.table,
+    called_ae: CalledAeOption = None,
 ) -> None:
     """Find patients, studies, series or images on a node (C-FIND, or QIDO-RS).
 
@@ -72,7 +74,7 @@ def find(
     query = build_query(level, model, patient_id, study_uid, series_uid, sop_uid, accession,
                         date, modality, description, key, limit)
     client = state(ctx).client()
-    matches = client.find(node, query)
+    matches = client.find(target(client, node, called_ae), query)
     print_check(matches.check)
     columns = _columns(query, matches)
     if output is OutputFormat.json:

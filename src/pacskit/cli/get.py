@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from pacskit.cli.called_ae import CalledAeOption, target
 from pacskit.cli.common import (
     OutputFormat,
     counted,
@@ -67,13 +68,14 @@ def get(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace files already present.")] = False,
     output: Annotated[OutputFormat, typer.Option("--format", "-f", help="Summary format (table or json).")] = OutputFormat.table,
     wado_uri: Annotated[bool, typer.Option("--wado-uri", help="From a DICOMweb node: instance by instance by WADO-URI (/wado).")] = False,
+    called_ae: CalledAeOption = None,
 ) -> None:
     """Retrieve matching instances into a folder (C-GET, C-MOVE to pacskit itself, or WADO-RS)."""
     query = build_query(level, model, patient_id, study_uid, series_uid, sop_uid, accession,
                         date, modality, description, key, limit)
     client = state(ctx).client()
     with ProgressBar("retrieving") as bar:
-        result = client.get(node, query, output_dir, layout=layout, overwrite=overwrite,
+        result = client.get(target(client, node, called_ae), query, output_dir, layout=layout, overwrite=overwrite,
                             method=method.value, wado_uri=wado_uri,
                             progress=lambda p: bar.update(p.received, p.total, p.bytes))
     print_check(result.check)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -15,6 +14,18 @@ from pacskit.cli.common import State, err
 from pacskit.cli.echo import echo
 from pacskit.cli.find import find
 from pacskit.cli.get import get
+from pacskit.cli.global_options import (
+    AcseTimeoutOption,
+    AeTitleOption,
+    ConnectTimeoutOption,
+    DimseTimeoutOption,
+    MaxPduOption,
+    NetworkTimeoutOption,
+    PortOption,
+    VerboseOption,
+    set_verbosity,
+    with_global_options,
+)
 from pacskit.cli.move import move
 from pacskit.cli.nodes import nodes
 from pacskit.cli.serve import serve
@@ -43,21 +54,18 @@ def _version(value: bool) -> None:
 def _global_options(
     ctx: typer.Context,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="pacskit.toml to use.", envvar="PACSKIT_CONFIG")] = None,
-    ae_title: Annotated[str | None, typer.Option("--aet", help="Our AE title (calling AE).")] = None,
-    port: Annotated[int | None, typer.Option("--port", help="Our storage SCP port.")] = None,
-    max_pdu: Annotated[int | None, typer.Option("--max-pdu", help="Largest PDU we accept, bytes (0: no limit).")] = None,
-    acse_timeout: Annotated[float | None, typer.Option("--acse-timeout", help="Association timeout, s.")] = None,
-    dimse_timeout: Annotated[float | None, typer.Option("--dimse-timeout", help="Per-message DIMSE timeout, s.")] = None,
-    network_timeout: Annotated[float | None, typer.Option("--network-timeout", help="Idle network timeout, s.")] = None,
-    connect_timeout: Annotated[float | None, typer.Option("--connect-timeout", help="TCP connect timeout, s.")] = None,
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output (-vv for debug).")] = 0,
+    ae_title: AeTitleOption = None,
+    port: PortOption = None,
+    max_pdu: MaxPduOption = None,
+    acse_timeout: AcseTimeoutOption = None,
+    dimse_timeout: DimseTimeoutOption = None,
+    network_timeout: NetworkTimeoutOption = None,
+    connect_timeout: ConnectTimeoutOption = None,
+    verbose: VerboseOption = 0,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
 ) -> None:
-    logging.basicConfig(
-        level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)],
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    """The root options; every command takes them too (cli/global_options.py)."""
+    set_verbosity(verbose)
     ctx.obj = State(
         config_file=config,
         overrides={
@@ -69,16 +77,12 @@ def _global_options(
             "network_timeout": network_timeout,
             "connect_timeout": connect_timeout,
         },
+        verbose=verbose,
     )
 
 
-app.command()(echo)
-app.command()(find)
-app.command()(get)
-app.command()(move)
-app.command()(store)
-app.command()(nodes)
-app.command()(serve)
+for command in (echo, find, get, move, store, nodes, serve):
+    app.command(name=command.__name__)(with_global_options(command))
 app.add_typer(archive_app, name="archive")
 
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from pacskit.cli.called_ae import CalledAeOption, target
 from pacskit.cli.common import OutputFormat, err, out, print_check, print_json, state
 from pacskit.cli.query_options import (
     AccessionOption,
@@ -42,12 +43,14 @@ def move(
     key: KeysOption = None,
     limit: LimitOption = None,
     output: Annotated[OutputFormat, typer.Option("--format", "-f", help="Summary format (table or json).")] = OutputFormat.table,
+    called_ae: CalledAeOption = None,
 ) -> None:
     """Move matching instances from a node to another AE (C-MOVE)."""
     destination = validate_ae_title(destination)
     query = build_query(level, model, patient_id, study_uid, series_uid, sop_uid, accession,
                         date, modality, description, key, limit)
-    result = state(ctx).client().move(node, query, destination)
+    client = state(ctx).client()
+    result = client.move(target(client, node, called_ae), query, destination)
     print_check(result.check)
     if output is OutputFormat.json:
         print_json(result.model_dump(mode="json"))

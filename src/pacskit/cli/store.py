@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from pacskit.cli.called_ae import CalledAeOption, target
 from pacskit.cli.common import OutputFormat, counted, err, out, print_json, rates, state
 from pacskit.cli.progress import ProgressBar
 from pacskit.models import StoreResult
@@ -23,11 +24,12 @@ def store(
     series_uid: Annotated[str | None, typer.Option("--series-uid", help="Only this series' files.")] = None,
     parallel: Annotated[int, typer.Option("--parallel", "-j", help="Associations in parallel.")] = 1,
     output: Annotated[OutputFormat, typer.Option("--format", "-f", help="Summary format (table or json).")] = OutputFormat.table,
+    called_ae: CalledAeOption = None,
 ) -> None:
     """Send DICOM files to a node (C-STORE, or STOW-RS to a DICOMweb URL)."""
     client = state(ctx).client()
     with ProgressBar("storing") as bar:
-        result = client.store(paths, to, patient_id=patient_id, study_uid=study_uid,
+        result = client.store(paths, target(client, to, called_ae), patient_id=patient_id, study_uid=study_uid,
                               series_uid=series_uid, parallel=parallel,
                               progress=lambda p: bar.update(p.done, p.total, p.bytes))
     if output is OutputFormat.json:

@@ -1,0 +1,91 @@
+"""The root options (``--aet``, ``--port``, timeouts, ``-v``, ``--config``), accepted before
+the command and after it alike, as DCMTK users write them (``findscu -aet ME host port``).
+
+Each command gets the same options as the ``pacskit`` callback by :func:`with_global_options`,
+which adds them to the command's signature, so Typer parses and lists them (under "Global
+options" in ``--help``) like the command's own. A value given after the command overrides one
+given before it; either overrides the environment and pacskit.toml.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+PANEL = "Global options"
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="pacskit.toml to use.", rich_help_panel=PANEL)]
+AeTitleOption = Annotated[str | None, typer.Option("--aet", help="Our AE title (calling AE).", rich_help_panel=PANEL)]
+PortOption = Annotated[int | None, typer.Option("--port", help="Our storage SCP port.", rich_help_panel=PANEL)]
+MaxPduOption = Annotated[int | None, typer.Option("--max-pdu", help="Largest PDU we accept, bytes (0: no limit).", rich_help_panel=PANEL)]
+AcseTimeoutOption = Annotated[float | None, typer.Option("--acse-timeout", help="Association timeout, s.", rich_help_panel=PANEL)]
+DimseTimeoutOption = Annotated[float | None, typer.Option("--dimse-timeout", help="Per-message DIMSE timeout, s.", rich_help_panel=PANEL)]
+NetworkTimeoutOption = Annotated[float | None, typer.Option("--network-timeout", help="Idle network timeout, s.", rich_help_panel=PANEL)]
+ConnectTimeoutOption = Annotated[float | None, typer.Option("--connect-timeout", help="TCP connect timeout, s.", rich_help_panel=PANEL)]
+VerboseOption = Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output (-vv for debug).", rich_help_panel=PANEL)]
+
+SETTING_OPTIONS: dict[str, Any] = {
+    "ae_title": AeTitleOption,
+    "port": PortOption,
+    "max_pdu": MaxPduOption,
+    "acse_timeout": AcseTimeoutOption,
+    "dimse_timeout": DimseTimeoutOption,
+    "network_timeout": NetworkTimeoutOption,
+    "connect_timeout": ConnectTimeoutOption,
+}
+PREFIX = "global_"
+LOG_LEVELS = (logging.WARNING, logging.INFO, logging.DEBUG)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def set_verbosity(verbose: int) -> None:
+    """Log to standard error at WARNING, INFO (``-v``) or DEBUG (``-vv`` and more)."""
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(LOG_LEVELS[min(verbose, 2)])
+
+
+def with_global_options(command: F) -> F:
+    """``command`` taking the root options too; those given are merged into the
+    :class:`~pacskit.cli.common.State` of the root callback before ``command`` runs.
+    ``command`` must take a ``ctx: typer.Context``."""
+    from pacskit.cli.common import state
+
+    signature = inspect.signature(command, eval_str=True)
+    added = {
+        f"{PREFIX}config": ConfigOption,
+        **{f"{PREFIX}{name}": option for name, option in SETTING_OPTIONS.items()},
+    }
+    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=option, default=None)
+             for name, option in added.items()]
+    extra.append(inspect.Parameter(f"{PREFIX}verbose", inspect.Parameter.KEYWORD_ONLY,
+                                   annotation=VerboseOption, default=0))
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        ctx = kwargs.get("ctx") or next(a for a in args if isinstance(a, typer.Context))
+        root = state(ctx)
+        config = kwargs.pop(f"{PREFIX}config")
+        if config is not None:
+            root.config_file = config
+        for name in SETTING_OPTIONS:
+            value = kwargs.pop(f"{PREFIX}{name}")
+            if value is not None:
+                root.overrides[name] = value
+        verbose = kwargs.pop(f"{PREFIX}verbose")
+        if verbose:
+            root.verbose += verbose
+            set_verbosity(root.verbose)
+        return command(*args, **kwargs)
+
+    parameters = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    run.__signature__ = signature.replace(parameters=[*parameters, *extra])  # type: ignore[attr-defined]
+    run.__annotations__ = {**{p.name: p.annotation for p in parameters}, **{p.name: p.annotation for p in extra}}
+    del run.__wrapped__  # type: ignore[attr-defined]
+    return run  # type: ignore[return-value]
