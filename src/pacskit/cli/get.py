@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from pacskit.cli.common import (
-    OutputFormat,
+    SummaryFormat,
     counted,
     err,
     out,
@@ -65,7 +65,7 @@ def get(
     method: Annotated[Method, typer.Option("--method", help="get: C-GET; move: C-MOVE to ourselves; auto: C-GET, else C-MOVE.")] = Method.get,
     layout: Annotated[str, typer.Option("--layout", help="Path template under the output folder.")] = DEFAULT_LAYOUT,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace files already present.")] = False,
-    output: Annotated[OutputFormat, typer.Option("--format", "-f", help="Summary format (table or json).")] = OutputFormat.table,
+    output: Annotated[SummaryFormat, typer.Option("--format", "-f", help="Summary format (table or json).")] = SummaryFormat.table,
     wado_uri: Annotated[bool, typer.Option("--wado-uri", help="From a DICOMweb node: instance by instance by WADO-URI (/wado).")] = False,
 ) -> None:
     """Retrieve matching instances into a folder (C-GET, C-MOVE to pacskit itself, or WADO-RS)."""
@@ -77,7 +77,7 @@ def get(
                             method=method.value, wado_uri=wado_uri,
                             progress=lambda p: bar.update(p.received, p.total, p.bytes))
     print_check(result.check)
-    if output is OutputFormat.json:
+    if output is SummaryFormat.json:
         print_json(summary(result))
     else:
         print_summary(result)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from pacskit.cli.common import OutputFormat, err, out, print_check, print_json, state
+from pacskit.cli.common import SummaryFormat, err, out, print_check, print_json, state
 from pacskit.cli.query_options import (
     AccessionOption,
     DateOption,
@@ -41,7 +41,7 @@ def move(
     description: DescriptionOption = None,
     key: KeysOption = None,
     limit: LimitOption = None,
-    output: Annotated[OutputFormat, typer.Option("--format", "-f", help="Summary format (table or json).")] = OutputFormat.table,
+    output: Annotated[SummaryFormat, typer.Option("--format", "-f", help="Summary format (table or json).")] = SummaryFormat.table,
 ) -> None:
     """Move matching instances from a node to another AE (C-MOVE)."""
     destination = validate_ae_title(destination)
@@ -49,7 +49,7 @@ def move(
                         date, modality, description, key, limit)
     result = state(ctx).client().move(node, query, destination)
     print_check(result.check)
-    if output is OutputFormat.json:
+    if output is SummaryFormat.json:
         print_json(result.model_dump(mode="json"))
     elif result.requests == 0:
         err.print("No matches.")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from pacskit.cli.common import OutputFormat, counted, err, out, print_json, rates, state
+from pacskit.cli.common import SummaryFormat, counted, err, out, print_json, rates, state
 from pacskit.cli.progress import ProgressBar
 from pacskit.models import StoreResult
 
@@ -22,7 +22,7 @@ def store(
     study_uid: Annotated[str | None, typer.Option("--study-uid", help="Only this study's files.")] = None,
     series_uid: Annotated[str | None, typer.Option("--series-uid", help="Only this series' files.")] = None,
     parallel: Annotated[int, typer.Option("--parallel", "-j", help="Associations in parallel.")] = 1,
-    output: Annotated[OutputFormat, typer.Option("--format", "-f", help="Summary format (table or json).")] = OutputFormat.table,
+    output: Annotated[SummaryFormat, typer.Option("--format", "-f", help="Summary format (table or json).")] = SummaryFormat.table,
 ) -> None:
     """Send DICOM files to a node (C-STORE, or STOW-RS to a DICOMweb URL)."""
     client = state(ctx).client()
@@ -30,7 +30,7 @@ def store(
         result = client.store(paths, to, patient_id=patient_id, study_uid=study_uid,
                               series_uid=series_uid, parallel=parallel,
                               progress=lambda p: bar.update(p.done, p.total, p.bytes))
-    if output is OutputFormat.json:
+    if output is SummaryFormat.json:
         print_json(result.model_dump(mode="json"))
     else:
         print_summary(result)
