@@ -157,7 +157,7 @@ def test_pacskit_finds_at_every_level_and_retrieves(archive, corpus, corpus_dir,
 def test_find_answers_the_same_through_the_network(archive, corpus_dir):
     storescu(ARCHIVE_AET, "127.0.0.1", archive.settings.port, [corpus_dir], calling="DCMTK")
     result = run_cli("--aet", "PACSKIT", "find", f"dicom://{ARCHIVE_AET}@127.0.0.1:{archive.settings.port}",
-                     "--date", "20000101-", "--description", "*", "-f", "json")
+                     "--date", "20000101-", "--description", "*", "-f", "dicom-json")
     assert result.returncode == 0, result.stderr
     over_network = {d["0020000D"]["Value"][0] for d in json.loads(result.stdout)}
     local = {d.StudyInstanceUID for d in archive.index.find(Query.build("study", date="20000101-"))}
@@ -311,7 +311,7 @@ def test_import_find_export_and_check(tmp_path, corpus, corpus_dir, orthanc):
     env = {"PACSKIT_ARCHIVE__DATA_DIR": str(data)}
 
     def studies(source: object, *options: object) -> set[str]:
-        result = run_cli("find", source, *options, "-f", "json", env=env)
+        result = run_cli("find", source, *options, "-f", "dicom-json", env=env)
         assert result.returncode == 0, result.stderr
         found = json.loads(result.stdout)
         assert not any("00100010" in d and d["00100010"].get("Value") for d in found)
@@ -343,7 +343,7 @@ def test_import_find_export_and_check(tmp_path, corpus, corpus_dir, orthanc):
     assert repaired.returncode == 0, repaired.stderr
     clean = run_cli("archive", "check", "--data-dir", data)
     assert clean.returncode == 0 and "0 rows without a file, 0 files without a row" in clean.stdout
-    result = run_cli("find", "archive", "-l", "image", "-f", "json", env=env)
+    result = run_cli("find", "archive", "-l", "image", "-f", "dicom-json", env=env)
     found_uids = {d["00080018"]["Value"][0] for d in json.loads(result.stdout)}
     assert found_uids == {c.sop_instance_uid for c in corpus} - {corpus[2].sop_instance_uid}
 

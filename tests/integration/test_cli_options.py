@@ -61,7 +61,7 @@ def test_config_after_the_command(orthanc, corpus, tmp_path):
     config.write_text(f'[nodes.pacs]\nae_title = "{orthanc.ae_title}"\nhost = "127.0.0.1"\nport = {orthanc.port}\n')
     result = run_cli("find", "pacs", "-f", "json", "--config", config, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert {m["0020000D"]["Value"][0] for m in json.loads(result.stdout)} == {c.study_uid for c in corpus}
+    assert {m["StudyInstanceUID"] for m in json.loads(result.stdout)} == {c.study_uid for c in corpus}
 
 
 def test_aec_calls_the_node_by_another_ae_title(dcmqrscp, corpus):
@@ -74,7 +74,7 @@ def test_aec_calls_the_node_by_another_ae_title(dcmqrscp, corpus):
         assert json.loads(result.stdout)[0]["ae_title"] == dcmqrscp.ae_title
     result = run_cli("find", wrong, "--aec", dcmqrscp.ae_title, "-f", "json")
     assert result.returncode == 0, result.stderr
-    assert {m["0020000D"]["Value"][0] for m in json.loads(result.stdout)} == {c.study_uid for c in corpus}
+    assert {m["StudyInstanceUID"] for m in json.loads(result.stdout)} == {c.study_uid for c in corpus}
 
 
 def test_aec_stores_to_a_bare_host_and_port(storescp, corpus_dir):
@@ -98,9 +98,9 @@ def test_any_dictionary_keyword_is_a_key_with_one_warning_when_not_standard(orth
     assert warnings == ["pacskit: warning: StationName, ManufacturerModelName are not standard keys of the "
                         "IMAGE level (PS3.4 C.6): sent, but the PACS may ignore them"], result.stderr
     answers = json.loads(result.stdout)
-    assert sorted(a["00080018"]["Value"][0] for a in answers) == sorted(
+    assert sorted(a["SOPInstanceUID"] for a in answers) == sorted(
         c.sop_instance_uid for c in corpus if c.series_uid == series)
-    assert all(a["00080080"]["Value"] == ["pacskit synthetic hospital"] for a in answers)
+    assert all(a["InstitutionName"] == "pacskit synthetic hospital" for a in answers)
 
 
 def test_a_nonstandard_matching_key_is_sent_and_the_answers_checked(orthanc, corpus):
@@ -121,7 +121,7 @@ def test_a_repeated_study_uid_is_a_list_of_studies(orthanc, dcmqrscp, corpus, tm
     wanted = sorted({c.study_uid for c in corpus})[:2]
     result = run_cli("find", orthanc.address, "--study-uid", wanted[0], "--study-uid", wanted[1], "-f", "json")
     assert result.returncode == 0, result.stderr
-    assert sorted(m["0020000D"]["Value"][0] for m in json.loads(result.stdout)) == wanted
+    assert sorted(m["StudyInstanceUID"] for m in json.loads(result.stdout)) == wanted
     got = run_cli("get", dcmqrscp.address, "--study-uid", wanted[0], "--study-uid", wanted[1],
                   "-o", tmp_path, "-f", "json")
     assert got.returncode == 0, got.stderr

@@ -161,7 +161,7 @@ def test_store_to_dcmqrscp_then_find_it(dcmqrscp, corpus, tmp_path):
     ds.save_as(sample)
     result = run_cli("store", sample, "--to", dcmqrscp.address)
     assert result.returncode == 0, result.stderr
-    found = run_cli("find", dcmqrscp.address, "--study-uid", ds.StudyInstanceUID, "-f", "json")
+    found = run_cli("find", dcmqrscp.address, "--study-uid", ds.StudyInstanceUID, "-f", "dicom-json")
     assert found.returncode == 0, found.stderr
     assert [s["0020000D"]["Value"] for s in json.loads(found.stdout)] == [[ds.StudyInstanceUID]]
 

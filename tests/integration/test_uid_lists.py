@@ -46,7 +46,7 @@ def received(folder):
 def test_find_and_get_a_study_uid_list_over_dicomweb(web_peer, corpus, tmp_path, separator):
     studies, instances = two_studies(corpus)
     listed = separator.join(studies)
-    assert found(run_cli("find", web_peer, "--study-uid", listed, "-f", "json"), "0020000D") == set(studies)
+    assert found(run_cli("find", web_peer, "--study-uid", listed, "-f", "dicom-json"), "0020000D") == set(studies)
     got = run_cli("get", web_peer, "--study-uid", listed, "-o", tmp_path)
     assert got.returncode == 0, got.stderr
     assert received(tmp_path) == instances
@@ -55,7 +55,7 @@ def test_find_and_get_a_study_uid_list_over_dicomweb(web_peer, corpus, tmp_path,
 def test_find_and_get_a_series_uid_list_over_dicomweb(web_peer, corpus, tmp_path):
     series = [corpus[0].series_uid, corpus[-1].series_uid]
     listed = ",".join(series)
-    result = run_cli("find", web_peer, "-l", "series", "--series-uid", listed, "-f", "json")
+    result = run_cli("find", web_peer, "-l", "series", "--series-uid", listed, "-f", "dicom-json")
     assert found(result, "0020000E") == set(series)
     got = run_cli("get", web_peer, "-l", "series", "--series-uid", listed, "-o", tmp_path)
     assert got.returncode == 0, got.stderr
@@ -66,7 +66,7 @@ def test_find_and_get_a_series_uid_list_over_dicomweb(web_peer, corpus, tmp_path
 def test_find_and_get_a_study_uid_list_over_dimse(dcmqrscp, corpus, tmp_path, separator):
     studies, instances = two_studies(corpus)
     listed = separator.join(studies)
-    assert found(run_cli("find", dcmqrscp.address, "--study-uid", listed, "-f", "json"), "0020000D") == set(studies)
+    assert found(run_cli("find", dcmqrscp.address, "--study-uid", listed, "-f", "dicom-json"), "0020000D") == set(studies)
     got = run_cli("get", dcmqrscp.address, "--study-uid", listed, "-o", tmp_path)
     assert got.returncode == 0, got.stderr
     assert received(tmp_path) == instances
@@ -75,7 +75,7 @@ def test_find_and_get_a_study_uid_list_over_dimse(dcmqrscp, corpus, tmp_path, se
 def test_repeated_uid_keys_add_to_the_list(dcmqrscp, corpus):
     studies, _ = two_studies(corpus)
     result = run_cli("find", dcmqrscp.address, "--study-uid", studies[0], "-k", f"StudyInstanceUID={studies[1]}",
-                     "-f", "json")
+                     "-f", "dicom-json")
     assert found(result, "0020000D") == set(studies)
 
 

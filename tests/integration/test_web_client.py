@@ -187,7 +187,7 @@ def test_a_capped_search_is_read_page_after_page(tmp_path, corpus, corpus_dir):
 
 def test_cli_find_get_and_store_with_a_url(peer, corpus, tmp_path):
     url, _ = peer
-    found = run_cli("find", url, "--level", "study", "--format", "json")
+    found = run_cli("find", url, "--level", "study", "--format", "dicom-json")
     assert found.returncode == 0, found.stderr
     rows = json.loads(found.stdout)
     assert {r["0020000D"]["Value"][0] for r in rows} == {i.study_uid for i in corpus}
@@ -206,7 +206,7 @@ def test_a_named_dicomweb_node_with_credentials(tmp_path, corpus_dir, corpus):
             f'[nodes.web]\ndicomweb_url = "{url}"\nusername = "alice"\npassword = "s3cret"\n')
         stored = run_cli("store", corpus_dir, "--to", "web", cwd=tmp_path)
         assert stored.returncode == 0, stored.stderr
-        found = run_cli("find", "web", "--level", "series", "--format", "json", cwd=tmp_path)
+        found = run_cli("find", "web", "--level", "series", "--format", "dicom-json", cwd=tmp_path)
         assert len(json.loads(found.stdout)) == len({i.series_uid for i in corpus})
         refused = run_cli("find", url, cwd=tmp_path)
         assert_one_line_error(refused, 16, "HTTP 401")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -15,14 +18,35 @@ from pacskit.client import Client
 from pacskit.models import AnswerCheck
 from pacskit.settings import Settings
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 class OutputFormat(str, Enum):
+    """What ``find`` and ``nodes`` print: a table (tab-separated lines when standard output
+    is not a terminal), tab-separated lines, CSV or JSON."""
+
+    table = "table"
+    tsv = "tsv"
+    csv = "csv"
+    json = "json"
+
+
+class MatchFormat(str, Enum):
+    """What ``find`` prints: :class:`OutputFormat`, or the DICOM JSON model (PS3.18 F.2)."""
+
+    table = "table"
+    tsv = "tsv"
+    csv = "csv"
+    json = "json"
+    dicom_json = "dicom-json"
+
+
+class SummaryFormat(str, Enum):
+    """What the commands that report one outcome (echo, get, move, store) print."""
+
     table = "table"
     json = "json"
-    csv = "csv"
 
 
 @dataclass
@@ -72,3 +96,12 @@ def print_check(check: AnswerCheck | None) -> None:
 def print_json(data: Any) -> None:
     """Print ``data`` as indented JSON on standard output."""
     out.print_json(json.dumps(data), highlight=False) if out.is_terminal else print(json.dumps(data, indent=2))
+
+
+def write_rows(rows: Iterable[dict[str, Any]], fields: Sequence[str], delimiter: str) -> None:
+    """``rows`` as CSV (or tab-separated with ``delimiter="\\t"``): a header line of
+    ``fields``, lines ending in LF, ``None`` as an empty cell."""
+    writer = csv.DictWriter(sys.stdout, fieldnames=list(fields), delimiter=delimiter,
+                            lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)

@@ -6,16 +6,21 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from pacskit.cli.called_ae import CalledAeOption, target
-from pacskit.cli.common import OutputFormat, out, print_json, state
+from pacskit.cli.common import OutputFormat, out, print_json, state, write_rows
 from pacskit.errors import PacskitError, PartialFailure
+
+FIELDS = ("node", "ae_title", "address", "ok", "result", "rtt_ms", "associate_ms")
 
 
 def echo(
     ctx: typer.Context,
     nodes: Annotated[list[str], typer.Argument(help="Node names or dicom://AET@host:port addresses.")],
-    output: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.table,
+    output: Annotated[OutputFormat, typer.Option(
+        "--format", "-f",
+        help="table (tab-separated lines when not a terminal), tsv, csv or json.")] = OutputFormat.table,
     called_ae: CalledAeOption = None,
 ) -> None:
     """Check that DICOM nodes answer a C-ECHO (verification)."""
@@ -38,7 +43,9 @@ def echo(
     if output is OutputFormat.json:
         print_json(rows)
     elif output is OutputFormat.csv:
-        _print_csv(rows)
+        write_rows(rows, FIELDS, ",")
+    elif output is OutputFormat.tsv or not out.is_terminal:
+        write_rows(rows, FIELDS, "\t")
     else:
         _print_table(rows)
 
@@ -56,16 +63,8 @@ def _print_table(rows: list[dict[str, object]]) -> None:
                             ("Result", "left"), ("RTT ms", "right")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for row in rows:
-        result = "[green]success[/]" if row["ok"] else f"[red]{row['result']}[/]"
+        result = Text("success", style="green") if row["ok"] else Text(str(row["result"]), style="red")
         rtt = f"{row['rtt_ms']:.1f}" if row["rtt_ms"] is not None else ""
-        table.add_row(str(row["node"]), str(row["ae_title"] or ""), str(row["address"] or ""), result, rtt)
+        table.add_row(Text(str(row["node"])), Text(str(row["ae_title"] or "")),
+                      Text(str(row["address"] or "")), result, rtt)
     out.print(table)
-
-
-def _print_csv(rows: list[dict[str, object]]) -> None:
-    import csv
-    import sys
-
-    writer = csv.DictWriter(sys.stdout, fieldnames=["node", "ae_title", "address", "ok", "result", "rtt_ms", "associate_ms"])
-    writer.writeheader()
-    writer.writerows(rows)

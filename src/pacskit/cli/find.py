@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import csv
-import sys
 from typing import Annotated
 
 import typer
 from pydicom import Dataset
-from rich.table import Table
 
 from pacskit.cli.called_ae import CalledAeOption, target
-from pacskit.cli.common import OutputFormat, err, out, print_check, print_json, state
+from pacskit.cli.common import MatchFormat, err, out, print_check, print_json, state
+from pacskit.cli.match_output import (
+    keyword_json,
+    print_table,
+    sorted_matches,
+    write_delimited,
+    write_tsv,
+)
 from pacskit.cli.query_options import (
     AccessionOption,
     DateOption,
@@ -39,13 +43,6 @@ COLUMNS = {
                    "SeriesDescription", "NumberOfSeriesRelatedInstances", "SeriesInstanceUID"],
     Level.IMAGE: ["SeriesInstanceUID", "InstanceNumber", "SOPClassUID", "SOPInstanceUID"],
 }
-HEADERS = {
-    "NumberOfPatientRelatedStudies": "Studies",
-    "NumberOfStudyRelatedSeries": "Series",
-    "NumberOfStudyRelatedInstances": "Instances",
-    "NumberOfSeriesRelatedInstances": "Instances",
-    "ModalitiesInStudy": "Modalities",
-}
 
 
 def find(
@@ -63,50 +60,41 @@ def find(
     description: DescriptionOption = None,
     key: KeysOption = None,
     limit: LimitOption = None,
-    output: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.table,
+    output: Annotated[MatchFormat, typer.Option(
+        "--format", "-f",
+        help="table (tab-separated lines when not a terminal), tsv, csv, json (by keyword) "
+             "or dicom-json (PS3.18 F.2).")] = MatchFormat.table,
     called_ae: CalledAeOption = None,
 ) -> None:
     """Find patients, studies, series or images on a node (C-FIND, or QIDO-RS).
 
     Answers that fail a key the PACS ignored are dropped, and those it gave no value to
-    check are kept; both are counted on standard error, never in the output.
+    check are kept; both are counted on standard error, never in the output. Matches are
+    sorted by date and time, then by number and UID.
     """
     query = build_query(level, model, patient_id, study_uid, series_uid, sop_uid, accession,
                         date, modality, description, key, limit)
     client = state(ctx).client()
     matches = client.find(target(client, node, called_ae), query)
     print_check(matches.check)
+    matches = sorted_matches(matches, query.level)
     columns = _columns(query, matches)
-    if output is OutputFormat.json:
+    if output is MatchFormat.json:
+        print_json([keyword_json(m) for m in matches])
+    elif output is MatchFormat.dicom_json:
         print_json([m.to_json_dict() for m in matches])
-    elif output is OutputFormat.csv:
-        writer = csv.writer(sys.stdout)
-        writer.writerow(columns)
-        writer.writerows([_text(m, c) for c in columns] for m in matches)
-    elif not matches:
+    elif output is MatchFormat.csv:
+        write_delimited(matches, columns, ",")
+    elif output is MatchFormat.tsv or not out.is_terminal:
+        write_tsv(matches, columns)
+    elif matches:
+        caption = f"{len(matches)} {query.level.value.lower()} match" + ("es" if len(matches) != 1 else "")
+        print_table(out, matches, columns, query.level, caption)
+    if not matches:
         err.print("No matches.")
-    else:
-        table = Table(caption=f"{len(matches)} {query.level.value.lower()} match"
-                      + ("es" if len(matches) != 1 else ""))
-        for column in columns:
-            table.add_column(HEADERS.get(column, column), overflow="fold")
-        for match in matches:
-            table.add_row(*(_text(match, c) for c in columns))
-        out.print(table)
 
 
 def _columns(query: Query, matches: list[Dataset]) -> list[str]:
     columns = [c for c in COLUMNS[query.level]
                if c != "PatientName" or any(c in m for m in matches)]
     return columns + [k for k in (*query.match, *query.return_keys) if k not in columns]
-
-
-def _text(dataset: Dataset, keyword: str) -> str:
-    if keyword not in dataset:
-        return ""
-    value = dataset[keyword].value
-    if value is None:
-        return ""
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-        return "\\".join(str(v) for v in value)
-    return str(value)

@@ -10,7 +10,7 @@ import typer
 
 from pacskit.cli.called_ae import CalledAeOption, target
 from pacskit.cli.common import (
-    OutputFormat,
+    SummaryFormat,
     counted,
     err,
     out,
@@ -66,7 +66,7 @@ def get(
     method: Annotated[Method, typer.Option("--method", help="get: C-GET; move: C-MOVE to ourselves; auto: C-GET, else C-MOVE.")] = Method.get,
     layout: Annotated[str, typer.Option("--layout", help="Path template under the output folder.")] = DEFAULT_LAYOUT,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace files already present.")] = False,
-    output: Annotated[OutputFormat, typer.Option("--format", "-f", help="Summary format (table or json).")] = OutputFormat.table,
+    output: Annotated[SummaryFormat, typer.Option("--format", "-f", help="Summary format (table or json).")] = SummaryFormat.table,
     wado_uri: Annotated[bool, typer.Option("--wado-uri", help="From a DICOMweb node: instance by instance by WADO-URI (/wado).")] = False,
     called_ae: CalledAeOption = None,
 ) -> None:
@@ -79,7 +79,7 @@ def get(
                             method=method.value, wado_uri=wado_uri,
                             progress=lambda p: bar.update(p.received, p.total, p.bytes))
     print_check(result.check)
-    if output is OutputFormat.json:
+    if output is SummaryFormat.json:
         print_json(summary(result))
     else:
         print_summary(result)

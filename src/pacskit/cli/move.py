@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from pacskit.cli.called_ae import CalledAeOption, target
-from pacskit.cli.common import OutputFormat, err, out, print_check, print_json, state
+from pacskit.cli.common import SummaryFormat, err, out, print_check, print_json, state
 from pacskit.cli.query_options import (
     AccessionOption,
     DateOption,
@@ -42,7 +42,7 @@ def move(
     description: DescriptionOption = None,
     key: KeysOption = None,
     limit: LimitOption = None,
-    output: Annotated[OutputFormat, typer.Option("--format", "-f", help="Summary format (table or json).")] = OutputFormat.table,
+    output: Annotated[SummaryFormat, typer.Option("--format", "-f", help="Summary format (table or json).")] = SummaryFormat.table,
     called_ae: CalledAeOption = None,
 ) -> None:
     """Move matching instances from a node to another AE (C-MOVE)."""
@@ -52,7 +52,7 @@ def move(
     client = state(ctx).client()
     result = client.move(target(client, node, called_ae), query, destination)
     print_check(result.check)
-    if output is OutputFormat.json:
+    if output is SummaryFormat.json:
         print_json(result.model_dump(mode="json"))
     elif result.requests == 0:
         err.print("No matches.")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from pacskit.cli.called_ae import CalledAeOption, target
-from pacskit.cli.common import OutputFormat, counted, err, out, print_json, rates, state
+from pacskit.cli.common import SummaryFormat, counted, err, out, print_json, rates, state
 from pacskit.cli.progress import ProgressBar
 from pacskit.models import StoreResult
 
@@ -23,7 +23,7 @@ def store(
     study_uid: Annotated[str | None, typer.Option("--study-uid", help="Only this study's files.")] = None,
     series_uid: Annotated[str | None, typer.Option("--series-uid", help="Only this series' files.")] = None,
     parallel: Annotated[int, typer.Option("--parallel", "-j", help="Associations in parallel.")] = 1,
-    output: Annotated[OutputFormat, typer.Option("--format", "-f", help="Summary format (table or json).")] = OutputFormat.table,
+    output: Annotated[SummaryFormat, typer.Option("--format", "-f", help="Summary format (table or json).")] = SummaryFormat.table,
     called_ae: CalledAeOption = None,
 ) -> None:
     """Send DICOM files to a node (C-STORE, or STOW-RS to a DICOMweb URL)."""
@@ -32,7 +32,7 @@ def store(
         result = client.store(paths, target(client, to, called_ae), patient_id=patient_id, study_uid=study_uid,
                               series_uid=series_uid, parallel=parallel,
                               progress=lambda p: bar.update(p.done, p.total, p.bytes))
-    if output is OutputFormat.json:
+    if output is SummaryFormat.json:
         print_json(result.model_dump(mode="json"))
     else:
         print_summary(result)
