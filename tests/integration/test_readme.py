@@ -155,11 +155,14 @@ class World:
 def readme_corpus(root: Path) -> tuple[Path, set[str]]:
     """The synthetic corpus, its first patient, study and series renamed to the README's
     ``12345``, ``1.2.3`` and ``1.2.3.4`` (a CT series beside an MR one, January 2024, 'CT
-    THORAX' at HOSP). Returns its folder and the patient names it carries."""
+    THORAX' at HOSP), the patient's other study to ``1.2.4``. Returns its folder and the
+    patient names it carries."""
     made = generate_corpus(root / "generated", patients=2, studies_per_patient=2,
                            series_per_study=2, instances_per_series=2, seed=11)
     first = made[0]
-    renamed = {first.study_uid: "1.2.3", first.series_uid: "1.2.3.4"}
+    second_study = next(m.study_uid for m in made if m.patient_id == first.patient_id
+                        and m.study_uid != first.study_uid)
+    renamed = {first.study_uid: "1.2.3", first.series_uid: "1.2.3.4", second_study: "1.2.4"}
     scans = root / "scans"
     names = set()
     for item in made:
@@ -172,6 +175,7 @@ def readme_corpus(root: Path) -> tuple[Path, set[str]]:
             ds.StudyDate = ds.SeriesDate = ds.ContentDate = "20240115"
             ds.StudyDescription = "CT THORAX"
             ds.InstitutionName = "HOSP"
+        ds.StudyInstanceUID = renamed.get(ds.StudyInstanceUID, ds.StudyInstanceUID)
         ds.SeriesInstanceUID = renamed.get(ds.SeriesInstanceUID, ds.SeriesInstanceUID)
         target = scans / ds.PatientID / f"{ds.SOPInstanceUID}.dcm"
         target.parent.mkdir(parents=True, exist_ok=True)
