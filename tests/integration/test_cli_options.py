@@ -126,3 +126,11 @@ def test_a_repeated_study_uid_is_a_list_of_studies(orthanc, dcmqrscp, corpus, tm
                   "-o", tmp_path, "-f", "json")
     assert got.returncode == 0, got.stderr
     assert json.loads(got.stdout)["written"] == sum(c.study_uid in wanted for c in corpus)
+
+
+def test_usage_errors_are_one_line_with_exit_2():
+    assert_one_line_error(run_cli("get", "dicom://PEER@127.0.0.1:1", "-f", "csv"), 2, "'csv' is not one of")
+    assert_one_line_error(run_cli("find", "dicom://PEER@127.0.0.1:1", "--nope"), 2, "No such option: --nope")
+    assert_one_line_error(run_cli("store"), 2, "Missing argument")
+    for result in (run_cli("get", "dicom://PEER@127.0.0.1:1", "-f", "csv"), run_cli("find", "--nope")):
+        assert "╭" not in result.stderr and "Usage:" not in result.stderr, result.stderr

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.exceptions import TyperException
 
 from pacskit import __version__
 from pacskit.cli.archive import app as archive_app
@@ -30,7 +31,7 @@ from pacskit.cli.move import move
 from pacskit.cli.nodes import nodes
 from pacskit.cli.serve import serve
 from pacskit.cli.store import store
-from pacskit.errors import PacskitError
+from pacskit.errors import PacskitError, UsageError
 
 EXIT_INTERRUPTED = 130
 
@@ -93,13 +94,22 @@ def main(argv: list[str] | None = None) -> None:
     (:class:`~pacskit.errors.UsageError`, e.g. a malformed ``--layout``).
     """
     try:
-        app(args=argv)
+        code = app(args=argv, standalone_mode=False)
+    except TyperException as exc:
+        if not hasattr(exc, "format_message"):
+            raise
+        err.print(f"pacskit: error: {exc.format_message()}", markup=False)
+        sys.exit(getattr(exc, "exit_code", UsageError.exit_code))
+    except typer.Abort:
+        err.print("pacskit: interrupted", markup=False)
+        sys.exit(EXIT_INTERRUPTED)
     except PacskitError as exc:
         err.print(f"pacskit: error: {exc}", markup=False)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print("pacskit: interrupted", markup=False)
         sys.exit(EXIT_INTERRUPTED)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover
