@@ -10,7 +10,9 @@ import tempfile
 import pytest
 
 from pacskit.testing.corpus import generate_corpus
-from pacskit.testing.peers import DcmQrSCP, Orthanc, StoreSCP
+from pacskit.testing.peers import DcmQrSCP, Orthanc, StoreSCP, free_port
+
+OUR_AET = "PACSKIT"
 
 
 def pytest_collection_modifyitems(items):
@@ -43,6 +45,24 @@ def storescp(tmp_path):
 def dcmqrscp(tmp_path_factory, corpus_dir):
     """DCMTK dcmqrscp holding the corpus."""
     with DcmQrSCP(tmp_path_factory.mktemp("dcmqrscp")) as peer:
+        peer.load([corpus_dir])
+        yield peer
+
+
+@pytest.fixture(scope="module")
+def our_port():
+    """The port of our storage SCP for C-MOVE to ourselves."""
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def moving_dcmqrscp(tmp_path_factory, corpus_dir, our_port):
+    """A dcmqrscp holding the corpus that knows pacskit (AE title PACSKIT, ``our_port``)
+    as a C-MOVE destination and offers no C-GET."""
+    peer = DcmQrSCP(tmp_path_factory.mktemp("moving"), ae_title="MOVESCP",
+                    move_destinations={OUR_AET: ("127.0.0.1", our_port)})
+    peer.extra_args = ["--disable-get"]
+    with peer:
         peer.load([corpus_dir])
         yield peer
 

@@ -4,28 +4,11 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from clirunner import assert_one_line_error, run_cli
 
-from pacskit.testing.peers import DcmQrSCP, free_port
+from pacskit.testing.peers import free_port
 
 OUR_AET = "PACSKIT"
-
-
-@pytest.fixture(scope="module")
-def our_port():
-    return free_port()
-
-
-@pytest.fixture(scope="module")
-def moving_dcmqrscp(tmp_path_factory, corpus_dir, our_port):
-    """A dcmqrscp that knows pacskit (AE title and port) as a C-MOVE destination only."""
-    peer = DcmQrSCP(tmp_path_factory.mktemp("moving"), ae_title="MOVESCP",
-                    move_destinations={OUR_AET: ("127.0.0.1", our_port)})
-    peer.extra_args = ["--disable-get"]
-    with peer:
-        peer.load([corpus_dir])
-        yield peer
 
 
 def test_root_options_after_the_command_set_our_ae_title_and_port(moving_dcmqrscp, corpus, tmp_path, our_port):

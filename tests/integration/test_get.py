@@ -141,22 +141,6 @@ def test_names_kept_with_the_explicit_opt_in(orthanc, corpus, tmp_path):
     assert all(dcmread(p).PatientName for p in dicom_files(tmp_path))
 
 
-@pytest.fixture(scope="module")
-def our_port():
-    return free_port()
-
-
-@pytest.fixture(scope="module")
-def moving_dcmqrscp(tmp_path_factory, corpus_dir, our_port):
-    """A dcmqrscp that knows pacskit as a C-MOVE destination and offers no C-GET."""
-    peer = DcmQrSCP(tmp_path_factory.mktemp("moving"), ae_title="MOVESCP",
-                    move_destinations={OUR_AET: ("127.0.0.1", our_port)})
-    peer.extra_args = ["--disable-get"]
-    with peer:
-        peer.load([corpus_dir])
-        yield peer
-
-
 def test_get_by_c_move_to_ourselves(moving_dcmqrscp, corpus, tmp_path, our_port):
     patient = sorted({c.patient_id for c in corpus})[0]
     items = [c for c in corpus if c.patient_id == patient]
