@@ -312,6 +312,14 @@ def test_next_state_is_left_to_the_action_only_for_ae6_and_ar8() -> None:
     assert deciding == {"AE-6", "AR-8"}
 
 
+def test_states_and_events_carry_their_meaning_in_the_standard() -> None:
+    assert [state.value for state in State] == list(range(1, 14))
+    assert [event.value for event in Event] == list(range(1, 20))
+    assert State.STA10.__doc__ == "Release collision acceptor side; awaiting A-RELEASE-RP PDU."
+    assert Event.EVT18.__doc__ == "ARTIM timer expired (Association reject/release timer)."
+    assert len({member.__doc__ for member in [*State, *Event]}) == 13 + 19
+
+
 def test_a_state_setup_exists_for_every_state() -> None:
     assert {state for state, _, _ in SETUPS.values()} == set(range(1, 14))
 
