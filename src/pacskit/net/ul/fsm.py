@@ -88,79 +88,57 @@ from typing import TypeAlias
 Buffer: TypeAlias = bytes | bytearray | memoryview
 
 
-class State(IntEnum):
+class _Described(IntEnum):
+    """An IntEnum whose members carry their meaning in the Standard as ``__doc__``."""
+
+    def __new__(cls, value: int, doc: str) -> _Described:
+        member = int.__new__(cls, value)
+        member._value_ = value
+        member.__doc__ = doc
+        return member
+
+
+class State(_Described):
     """The states of the DICOM UL state machine, PS3.8 Table 9-1 (and 9-2..9-5)."""
 
-    STA1 = 1
-    """Idle."""
-    STA2 = 2
-    """Transport connection open (awaiting A-ASSOCIATE-RQ PDU)."""
-    STA3 = 3
-    """Awaiting local A-ASSOCIATE response primitive (from local user)."""
-    STA4 = 4
-    """Awaiting transport connection opening to complete (from local transport service)."""
-    STA5 = 5
-    """Awaiting A-ASSOCIATE-AC or A-ASSOCIATE-RJ PDU."""
-    STA6 = 6
-    """Association established and ready for data transfer."""
-    STA7 = 7
-    """Awaiting A-RELEASE-RP PDU."""
-    STA8 = 8
-    """Awaiting local A-RELEASE response primitive (from local user)."""
-    STA9 = 9
-    """Release collision requestor side; awaiting A-RELEASE response (from local user)."""
-    STA10 = 10
-    """Release collision acceptor side; awaiting A-RELEASE-RP PDU."""
-    STA11 = 11
-    """Release collision requestor side; awaiting A-RELEASE-RP PDU."""
-    STA12 = 12
-    """Release collision acceptor side; awaiting A-RELEASE response primitive (from local
-    user)."""
-    STA13 = 13
-    """Awaiting Transport Connection Close Indication (Association no longer exists)."""
+    STA1 = 1, "Idle."
+    STA2 = 2, "Transport connection open (awaiting A-ASSOCIATE-RQ PDU)."
+    STA3 = 3, "Awaiting local A-ASSOCIATE response primitive (from local user)."
+    STA4 = 4, "Awaiting transport connection opening to complete (from local transport service)."
+    STA5 = 5, "Awaiting A-ASSOCIATE-AC or A-ASSOCIATE-RJ PDU."
+    STA6 = 6, "Association established and ready for data transfer."
+    STA7 = 7, "Awaiting A-RELEASE-RP PDU."
+    STA8 = 8, "Awaiting local A-RELEASE response primitive (from local user)."
+    STA9 = 9, "Release collision requestor side; awaiting A-RELEASE response (from local user)."
+    STA10 = 10, "Release collision acceptor side; awaiting A-RELEASE-RP PDU."
+    STA11 = 11, "Release collision requestor side; awaiting A-RELEASE-RP PDU."
+    STA12 = 12, ("Release collision acceptor side; awaiting A-RELEASE response primitive "
+                 "(from local user).")
+    STA13 = 13, "Awaiting Transport Connection Close Indication (Association no longer exists)."
 
 
-class Event(IntEnum):
+class Event(_Described):
     """The events of the DICOM UL state machine, PS3.8 Table 9-10 (event definitions)."""
 
-    EVT1 = 1
-    """A-ASSOCIATE request (local user)."""
-    EVT2 = 2
-    """Transport connect confirmation (local transport service)."""
-    EVT3 = 3
-    """A-ASSOCIATE-AC PDU (received on transport connection)."""
-    EVT4 = 4
-    """A-ASSOCIATE-RJ PDU (received on transport connection)."""
-    EVT5 = 5
-    """Transport connection indication (local transport service)."""
-    EVT6 = 6
-    """A-ASSOCIATE-RQ PDU (received on transport connection)."""
-    EVT7 = 7
-    """A-ASSOCIATE response primitive (accept)."""
-    EVT8 = 8
-    """A-ASSOCIATE response primitive (reject)."""
-    EVT9 = 9
-    """P-DATA request primitive."""
-    EVT10 = 10
-    """P-DATA-TF PDU."""
-    EVT11 = 11
-    """A-RELEASE request primitive."""
-    EVT12 = 12
-    """A-RELEASE-RQ PDU (received on open transport connection)."""
-    EVT13 = 13
-    """A-RELEASE-RP PDU (received on transport connection)."""
-    EVT14 = 14
-    """A-RELEASE response primitive."""
-    EVT15 = 15
-    """A-ABORT request primitive."""
-    EVT16 = 16
-    """A-ABORT PDU (received on open transport connection)."""
-    EVT17 = 17
-    """Transport connection closed indication (local transport service)."""
-    EVT18 = 18
-    """ARTIM timer expired (Association reject/release timer)."""
-    EVT19 = 19
-    """Unrecognized or invalid PDU received."""
+    EVT1 = 1, "A-ASSOCIATE request (local user)."
+    EVT2 = 2, "Transport connect confirmation (local transport service)."
+    EVT3 = 3, "A-ASSOCIATE-AC PDU (received on transport connection)."
+    EVT4 = 4, "A-ASSOCIATE-RJ PDU (received on transport connection)."
+    EVT5 = 5, "Transport connection indication (local transport service)."
+    EVT6 = 6, "A-ASSOCIATE-RQ PDU (received on transport connection)."
+    EVT7 = 7, "A-ASSOCIATE response primitive (accept)."
+    EVT8 = 8, "A-ASSOCIATE response primitive (reject)."
+    EVT9 = 9, "P-DATA request primitive."
+    EVT10 = 10, "P-DATA-TF PDU."
+    EVT11 = 11, "A-RELEASE request primitive."
+    EVT12 = 12, "A-RELEASE-RQ PDU (received on open transport connection)."
+    EVT13 = 13, "A-RELEASE-RP PDU (received on transport connection)."
+    EVT14 = 14, "A-RELEASE response primitive."
+    EVT15 = 15, "A-ABORT request primitive."
+    EVT16 = 16, "A-ABORT PDU (received on open transport connection)."
+    EVT17 = 17, "Transport connection closed indication (local transport service)."
+    EVT18 = 18, "ARTIM timer expired (Association reject/release timer)."
+    EVT19 = 19, "Unrecognized or invalid PDU received."
 
 
 class Primitive(Enum):
@@ -333,7 +311,7 @@ _STA6 = _S.STA6
 _DATA = Primitive.DATA
 _CLOSE = CloseTransport()
 
-_Action = Callable[["UpperLayer", Event, "Buffer | None", int, int], list[Output]]
+_Action = Callable[["UpperLayer", Event, Buffer, int, int], list[Output]]
 
 
 class UpperLayer:
@@ -359,7 +337,7 @@ class UpperLayer:
         """True after Evt1 (we requested), False after Evt5 (the peer connected to us)."""
         self.artim_deadline: float | None = None
         """``clock()`` time at which ARTIM expires; None while ARTIM is stopped."""
-        self._associate_rq: Buffer | None = None
+        self._associate_rq: Buffer = b""
 
     @property
     def awaiting_release_response(self) -> bool:
@@ -407,7 +385,7 @@ class UpperLayer:
                 raise ValueError("an A-ABORT from the service-user has reason 0x00")
         elif source != SOURCE_SERVICE_PROVIDER or reason not in _PROVIDER_REASONS:
             raise ValueError(f"invalid A-ABORT source/reason 0x{source:02X}/0x{reason:02X}")
-        return self._fire(_E.EVT15, None, source, reason)
+        return self._fire(_E.EVT15, b"", source, reason)
 
     # -- transport and provider events ------------------------------------------------
 
@@ -431,13 +409,13 @@ class UpperLayer:
         if pdu_type == 0x04 and self.state is _STA6:
             limit = self.max_pdu_length
             if limit and len(pdu) - _HEADER > limit:
-                return self._fire(_E.EVT19, None, 0, REASON_INVALID_PARAMETER_VALUE)
+                return self._fire(_E.EVT19, b"", 0, REASON_INVALID_PARAMETER_VALUE)
             return [Indication(_DATA, pdu)]
         event = _PDU_EVENTS.get(pdu_type)
         if event is None:
-            return self._fire(_E.EVT19, None, 0, REASON_UNRECOGNIZED_PDU)
+            return self._fire(_E.EVT19, b"", 0, REASON_UNRECOGNIZED_PDU)
         if not _well_formed(pdu_type, pdu, self.max_pdu_length):
-            return self._fire(_E.EVT19, None, 0, REASON_INVALID_PARAMETER_VALUE)
+            return self._fire(_E.EVT19, b"", 0, REASON_INVALID_PARAMETER_VALUE)
         if event is _E.EVT16:
             return self._fire(event, pdu, pdu[8], pdu[9])
         return self._fire(event, pdu, 0, REASON_UNEXPECTED_PDU)
@@ -448,7 +426,7 @@ class UpperLayer:
         PDU parameter, 0x05 unexpected PDU parameter, 0x06 invalid PDU parameter value)."""
         if reason not in _PROVIDER_REASONS:
             raise ValueError(f"0x{reason:02X} is not a PS3.8 9.3.8 provider reason")
-        return self._fire(_E.EVT19, None, 0, reason)
+        return self._fire(_E.EVT19, b"", 0, reason)
 
     def transport_closed(self) -> list[Output]:
         """Evt17, the connection closed (or failed to open, in Sta4)."""
@@ -467,7 +445,7 @@ class UpperLayer:
 
     # -- the machine --------------------------------------------------------------------
 
-    def _fire(self, event: Event, pdu: Buffer | None = None, source: int = 0,
+    def _fire(self, event: Event, pdu: Buffer = b"", source: int = 0,
               reason: int = 0) -> list[Output]:
         cell = TRANSITIONS.get((self.state, event))
         if cell is None:
@@ -489,34 +467,33 @@ class UpperLayer:
 
     def _finish(self, indication: Indication) -> list[Output]:
         self.artim_deadline = None
-        self._associate_rq = None
+        self._associate_rq = b""
         return [indication, _CLOSE]
 
     # Tables 9-6..9-9; each action returns its outputs, the table moves the state.
 
-    def _ae_1(self, event: Event, pdu: Buffer | None, source: int, reason: int) -> list[Output]:
+    def _ae_1(self, event: Event, pdu: Buffer, source: int, reason: int) -> list[Output]:
         self.is_requestor = True
         self._associate_rq = pdu
         return [OpenTransport()]
 
-    def _ae_2(self, event: Event, pdu: Buffer | None, source: int, reason: int) -> list[Output]:
-        request, self._associate_rq = self._associate_rq or b"", None
+    def _ae_2(self, event: Event, pdu: Buffer, source: int, reason: int) -> list[Output]:
+        request, self._associate_rq = self._associate_rq, b""
         return [SendPdu(request)]
 
-    def _ae_3(self, event: Event, pdu: Buffer | None, source: int, reason: int) -> list[Output]:
+    def _ae_3(self, event: Event, pdu: Buffer, source: int, reason: int) -> list[Output]:
         return [Indication(Primitive.ASSOCIATE_ACCEPTED, pdu)]
 
-    def _ae_4(self, event: Event, pdu: Buffer | None, source: int, reason: int) -> list[Output]:
+    def _ae_4(self, event: Event, pdu: Buffer, source: int, reason: int) -> list[Output]:
         return self._finish(Indication(Primitive.ASSOCIATE_REJECTED, pdu))
 
-    def _ae_5(self, event: Event, pdu: Buffer | None, source: int, reason: int) -> list[Output]:
+    def _ae_5(self, event: Event, pdu: Buffer, source: int, reason: int) -> list[Output]:
         self.is_requestor = False
         self._start_artim()
         return []
 
-    def _ae_6(self, event: Event, pdu: Buffer | None, source: int, reason: int) -> list[Output]:
+    def _ae_6(self, event: Event, pdu: Buffer, source: int, reason: int) -> list[Output]:
         self.artim_deadline = None
-        assert pdu is not None
         if pdu[7] & 0x01:
             self.state = _S.STA3
             return [Indication(Primitive.ASSOCIATE_INDICATION, pdu)]
@@ -524,72 +501,70 @@ class UpperLayer:
         self.state = _S.STA13
         return [SendPdu(_RJ_PROTOCOL_VERSION)]
 
-    def _send_given(self, event: Event, pdu: Buffer | None, source: int,
+    def _send_given(self, event: Event, pdu: Buffer, source: int,
                     reason: int) -> list[Output]:
-        assert pdu is not None
         return [SendPdu(pdu)]
 
-    def _ae_8(self, event: Event, pdu: Buffer | None, source: int, reason: int) -> list[Output]:
-        assert pdu is not None
+    def _ae_8(self, event: Event, pdu: Buffer, source: int, reason: int) -> list[Output]:
         self._start_artim()
         return [SendPdu(pdu)]
 
-    def _indicate_data(self, event: Event, pdu: Buffer | None, source: int,
+    def _indicate_data(self, event: Event, pdu: Buffer, source: int,
                        reason: int) -> list[Output]:
         return [Indication(_DATA, pdu)]
 
-    def _ar_1(self, event: Event, pdu: Buffer | None, source: int, reason: int) -> list[Output]:
+    def _ar_1(self, event: Event, pdu: Buffer, source: int, reason: int) -> list[Output]:
         return [SendPdu(A_RELEASE_RQ)]
 
-    def _ar_2(self, event: Event, pdu: Buffer | None, source: int, reason: int) -> list[Output]:
+    def _ar_2(self, event: Event, pdu: Buffer, source: int, reason: int) -> list[Output]:
         return [Indication(Primitive.RELEASE_INDICATION, pdu)]
 
-    def _ar_3(self, event: Event, pdu: Buffer | None, source: int, reason: int) -> list[Output]:
+    def _ar_3(self, event: Event, pdu: Buffer, source: int, reason: int) -> list[Output]:
         return self._finish(Indication(Primitive.RELEASE_CONFIRM, pdu))
 
-    def _ar_4(self, event: Event, pdu: Buffer | None, source: int, reason: int) -> list[Output]:
+    def _ar_4(self, event: Event, pdu: Buffer, source: int, reason: int) -> list[Output]:
         self._start_artim()
         return [SendPdu(A_RELEASE_RP)]
 
-    def _ar_5(self, event: Event, pdu: Buffer | None, source: int, reason: int) -> list[Output]:
+    def _ar_5(self, event: Event, pdu: Buffer, source: int, reason: int) -> list[Output]:
         return self._finish(Indication(Primitive.TRANSPORT_CLOSED))
 
-    def _ar_8(self, event: Event, pdu: Buffer | None, source: int, reason: int) -> list[Output]:
+    def _ar_8(self, event: Event, pdu: Buffer, source: int, reason: int) -> list[Output]:
         self.state = _S.STA9 if self.is_requestor else _S.STA10
         return [Indication(Primitive.RELEASE_INDICATION, pdu, collision=True)]
 
-    def _ar_9(self, event: Event, pdu: Buffer | None, source: int, reason: int) -> list[Output]:
+    def _ar_9(self, event: Event, pdu: Buffer, source: int, reason: int) -> list[Output]:
         return [SendPdu(A_RELEASE_RP)]
 
-    def _ar_10(self, event: Event, pdu: Buffer | None, source: int, reason: int) -> list[Output]:
+    def _ar_10(self, event: Event, pdu: Buffer, source: int, reason: int) -> list[Output]:
         return [Indication(Primitive.RELEASE_CONFIRM, pdu)]
 
-    def _aa_1(self, event: Event, pdu: Buffer | None, source: int, reason: int) -> list[Output]:
+    def _aa_1(self, event: Event, pdu: Buffer, source: int, reason: int) -> list[Output]:
         if event is not _E.EVT15:
             source, reason = SOURCE_SERVICE_USER, REASON_NOT_SPECIFIED
         self._start_artim()
         return [SendPdu(a_abort(source, reason))]
 
-    def _aa_2(self, event: Event, pdu: Buffer | None, source: int, reason: int) -> list[Output]:
+    def _aa_2(self, event: Event, pdu: Buffer, source: int, reason: int) -> list[Output]:
         if self.state is not _S.STA2:
             return self._finish(Indication(Primitive.TRANSPORT_CLOSED))
         if event is _E.EVT16:
             return self._finish(Indication(Primitive.ABORT, pdu, source, reason))
         return self._finish(Indication(Primitive.PROVIDER_ABORT, reason=REASON_NOT_SPECIFIED))
 
-    def _aa_3(self, event: Event, pdu: Buffer | None, source: int, reason: int) -> list[Output]:
+    def _aa_3(self, event: Event, pdu: Buffer, source: int, reason: int) -> list[Output]:
         return self._finish(Indication(Primitive.ABORT, pdu, source, reason))
 
-    def _aa_4(self, event: Event, pdu: Buffer | None, source: int, reason: int) -> list[Output]:
+    def _aa_4(self, event: Event, pdu: Buffer, source: int, reason: int) -> list[Output]:
         return self._finish(Indication(Primitive.PROVIDER_ABORT, reason=REASON_NOT_SPECIFIED))
 
-    def _aa_6(self, event: Event, pdu: Buffer | None, source: int, reason: int) -> list[Output]:
+    def _aa_6(self, event: Event, pdu: Buffer, source: int, reason: int) -> list[Output]:
         return []
 
-    def _aa_7(self, event: Event, pdu: Buffer | None, source: int, reason: int) -> list[Output]:
+    def _aa_7(self, event: Event, pdu: Buffer, source: int, reason: int) -> list[Output]:
         return [SendPdu(a_abort(SOURCE_SERVICE_PROVIDER, reason))]
 
-    def _aa_8(self, event: Event, pdu: Buffer | None, source: int, reason: int) -> list[Output]:
+    def _aa_8(self, event: Event, pdu: Buffer, source: int, reason: int) -> list[Output]:
         self._start_artim()
         return [SendPdu(a_abort(SOURCE_SERVICE_PROVIDER, reason)),
                 Indication(Primitive.PROVIDER_ABORT, reason=reason)]
