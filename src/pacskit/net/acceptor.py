@@ -479,7 +479,8 @@ class _Session:
 
     def _done(self, service: str, status: int, started: float, detail: str = "") -> None:
         exchange_log.operation(peer=self.association.label if self.association else self.address,
-                               service=service, outcome=describe(status), detail=detail,
+                               service=service, outcome=outcome_of(status).value,
+                               detail=", ".join(filter(None, [describe(status), detail])),
                                seconds=time.monotonic() - started)
 
     def _call(self, what: str, handler: Callable[..., T], *args: object) -> T:

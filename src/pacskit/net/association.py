@@ -19,6 +19,7 @@ abort.
 
 from __future__ import annotations
 
+import logging
 import struct
 import time
 from collections import deque
@@ -79,6 +80,7 @@ from pacskit.net.wire import (
 from pacskit.nodes import Node
 from pacskit.settings import Settings
 
+LOG = logging.getLogger("pacskit.association")
 P_DATA_TF = 0x04
 MAX_NEGOTIATION_PDU = 1 << 20
 MAX_UNBOUNDED_PDU = 64 << 20
@@ -564,7 +566,8 @@ class Association:
         status = UNRECOGNIZED_OPERATION
         if sop_class and sop_class != context.abstract_syntax:
             status = SOP_CLASS_NOT_SUPPORTED
-        exchange_log.unsupported(peer=self.label, command_field=field, status=status)
+        LOG.warning("%s sent a request pacskit does not serve here (command 0x%04X on context %d, %s): "
+                    "answered 0x%04X", self.label, field, message.context_id, context.abstract_syntax, status)
         if field in _NO_RESPONSE:
             return
         self.send(message.context_id, failure_rsp(field | 0x8000, message.us(MESSAGE_ID) or 0,
@@ -578,29 +581,18 @@ class Association:
         acceptor); a peer that does not answer in time is aborted."""
         try:
             self._run(self.ul.release_request())
-            while self.ul.state is not State.STA1:
-                try:
-                    indication = self._next_indication(self._data_limit())
-                except ReleaseRequested:
-                    continue
-                if indication is _DATA:
+            while self.ul.state not in (State.STA1, State.STA13):
+                if self._next_indication(self._data_limit()) is _DATA:
                     self._pdvs.clear()
-                elif indication.primitive is Primitive.RELEASE_INDICATION:
-                    if indication.collision and self.ul.is_requestor:
-                        self._run(self.ul.release_response())
-                elif indication.primitive is Primitive.RELEASE_CONFIRM:
-                    if self.ul.state is State.STA12:
-                        self._run(self.ul.release_response())
-                        self._linger()
-                        break
-                    break
+                if self.ul.awaiting_release_response:
+                    self._run(self.ul.release_response())
         except NetworkTimeout:
             self.abort()
             return
         except NetworkError:
             pass
         exchange_log.released(peer=self.label, by_peer=False)
-        self.close()
+        self._linger()
 
     def release_response(self) -> None:
         """Answer the peer's A-RELEASE-RQ (AR-4) and wait (ARTIM) for it to close."""
