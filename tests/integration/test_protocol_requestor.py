@@ -216,10 +216,10 @@ def test_find_responses_sharing_one_pdu_are_all_processed():
         conversation.answer_release(5)
 
     with RawAcceptor("ONEPDU", script) as peer:
-        result = run_cli("--dimse-timeout", 2, "find", peer.address, "-f", "json")
+        result = run_cli("--dimse-timeout", 2, "find", peer.address, "-f", "dicom-json")
         assert peer.finished.wait(10)
     assert result.returncode == 0, result.stderr
-    assert [m["0020000D"]["Value"][0] for m in json.loads(result.stdout)] == studies
+    assert sorted(m["0020000D"]["Value"][0] for m in json.loads(result.stdout)) == sorted(studies)
     assert not peer.errors, peer.errors
     assert peer.conversations[0].received[0][0] == A_RELEASE_RQ_PDU
 
