@@ -1,13 +1,13 @@
 """Datasets and command sets as text, one element a line — ``(0008,0052) CS [STUDY]
 # QueryRetrieveLevel``, as DCMTK's ``-d`` shows them — with every person name withheld.
 
-A value is shown only if it surely is not a name. Withheld, shown as ``(withheld)``: any
+Withheld, shown as ``(withheld)``: any
 element of VR PN, and any element whose tag the dictionary gives VR PN or that is a
 patient name (:data:`pacskit.privacy.PATIENT_NAME_TAGS`), whatever the VR it came with
 (UN, IS, UI...). The value of a withheld element is never decoded, only skipped. A UN
 element that holds a sequence (PS3.5 6.2.2) is read as one (:mod:`pacskit.unknown_vr`)
-and its items shown the same way; any other UN, and any value of a binary VR, is shown
-by its length only.
+and its items shown the same way; any other UN, any private element read in Implicit VR
+(but its Private Creator) and any value of a binary VR, is shown by its length only.
 """
 
 from __future__ import annotations
@@ -155,6 +155,8 @@ def _withheld(tag: Any, vr: str) -> bool:
 def _vr(raw: DataElement | RawDataElement) -> str:
     if raw.VR is not None:
         return str(raw.VR)
+    if raw.tag.is_private_creator:
+        return "LO"
     if raw.tag.is_private:
         return "UN"
     vr = _dictionary_vr(raw.tag) or "UN"

@@ -45,6 +45,7 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        target = _target(scope)
         seen: dict[str, int] = {"status": 0, "bytes": 0}
         logged = False
 
@@ -57,26 +58,29 @@ class AccessLogMiddleware:
             await send(message)
             if message["type"] == "http.response.body" and not message.get("more_body", False):
                 logged = True
-                _log(scope, seen["status"], seen["bytes"], started)
+                _log(scope, target, seen["status"], seen["bytes"], started)
 
         try:
             await self.app(scope, receive, sending)
         except BaseException:
             if not logged:
                 logged = True
-                _log(scope, seen["status"] or 500, seen["bytes"], started)
+                _log(scope, target, seen["status"] or 500, seen["bytes"], started)
             raise
         if not logged:
-            _log(scope, seen["status"], seen["bytes"], started)
+            _log(scope, target, seen["status"], seen["bytes"], started)
 
 
-def _log(scope: Scope, status: int, size: int, started: float) -> None:
-    client = scope.get("client")
-    who = f"{client[0]}:{client[1]}" if client else "-"
+def _target(scope: Scope) -> str:
+    """The path and query string as requested (routing changes the scope's paths)."""
     target = scope.get("root_path", "") + scope.get("path", "")
     query = scope.get("query_string", b"")
-    if query:
-        target += "?" + withhold_names(query.decode("latin-1"))
+    return target + "?" + withhold_names(query.decode("latin-1")) if query else target
+
+
+def _log(scope: Scope, target: str, status: int, size: int, started: float) -> None:
+    client = scope.get("client")
+    who = f"{client[0]}:{client[1]}" if client else "-"
     LOG.info('%s %s "%s %s" %s %s %.1f ms', who, printable(str(scope.get(USER_KEY) or "-")),
              scope.get("method", "?"), printable(target, _PATH_LIMIT), status or "-",
              f"{size} B" if status else "-", (time.perf_counter() - started) * 1000)
