@@ -346,16 +346,20 @@ def test_import_find_export_and_check(tmp_path, corpus, corpus_dir, orthanc):
 
 
 def serve_process(data: Path, port: int, **popen: Any) -> subprocess.Popen[bytes]:
-    """``pacskit serve`` in its own process, once it answers C-ECHO."""
+    """``pacskit serve`` in its own process, once it answers C-ECHO; its log goes to
+    ``serve.log`` beside ``data`` (a pipe nobody reads would fill and stop it)."""
+    log = (data.parent / "serve.log").open("ab")
     server = subprocess.Popen([sys.executable, "-m", "pacskit", "--aet", ARCHIVE_AET, "--port", str(port),
-                               "serve", "--data-dir", str(data), "--no-http"], stderr=subprocess.PIPE, **popen)
+                               "serve", "--data-dir", str(data), "--no-http"], stderr=log, **popen)
+    log.close()
     for _ in range(100):
         if subprocess.run([require("echoscu"), "-aec", ARCHIVE_AET, "127.0.0.1", str(port)],
                           capture_output=True, env=peer_env(), check=False).returncode == 0:
             return server
         time.sleep(0.1)
     server.kill()
-    raise AssertionError(f"pacskit serve did not start: {server.communicate()[1][-2000:]!r}")
+    server.wait()
+    raise AssertionError(f"pacskit serve did not start: {(data.parent / 'serve.log').read_text()[-2000:]!r}")
 
 
 def test_a_write_that_fails_is_refused_and_the_server_goes_on(tmp_path, corpus):

@@ -301,7 +301,8 @@ class _Session:
         if request is None:
             return
         self.peer = Peer(request.calling_ae_title, request.called_ae_title, self.address)
-        association.label = f"{self.peer.ae_title or '?'}@{self.address}"
+        association.label = exchange_log.peer_label(self.peer.ae_title, self.address, self.transport.peer_address[1])
+        association.name_peer = True
         exchange_log.association_received(
             calling=request.calling_ae_title, called=request.called_ae_title, address=self.address,
             port=self.transport.peer_address[1],
@@ -310,12 +311,14 @@ class _Session:
             roles=request.roles, max_pdu=request.peer_max_pdu, implementation=request.implementation)
         rejection, why = self._rejection(request)
         if rejection is not None:
-            LOG.warning("rejected an association from %s at %s: %s", self.peer.ae_title, self.address, why)
+            LOG.warning("rejected an association from %s: %s", association.label, why)
+            exchange_log.association_rejected(peer=association.label, result=rejection[0], source=rejection[1],
+                                              reason=rejection[2], by_us=True)
             association.reject(Rejection(*rejection))
             return
         association.accept(request, self.acceptor.supported, self.settings)
         assert association.negotiated is not None
-        association.log_accepted(len(request.proposed))
+        association.log_accepted(len(request.proposed), by_us=True)
         association.max_data = MAX_IDENTIFIER
         association.handlers.update({
             C_ECHO_RQ: _Handler(self._echo),
@@ -325,8 +328,8 @@ class _Session:
             C_MOVE_RQ: _Handler(self._move),
             C_CANCEL_RQ: _Handler(self._cancel),
         })
+        association.started = started
         self._serve(association)
-        LOG.debug("association with %s lasted %.3f s", association.label, time.monotonic() - started)
 
     def _serve(self, association: Association) -> None:
         while True:
@@ -340,8 +343,7 @@ class _Session:
                             self.settings.network_timeout)
                 association.abort()
                 return
-            except AssociationAborted as exc:
-                LOG.info("association with %s ended: %s", association.label, exc)
+            except AssociationAborted:
                 return
             try:
                 association.serve(message)

@@ -32,6 +32,7 @@ from pynetdicom.presentation import PresentationContext
 from pacskit.errors import (
     AssociationAborted,
     AssociationRejected,
+    DimseError,
     NetworkError,
     NetworkTimeout,
 )
@@ -136,6 +137,8 @@ class Association:
         self._pdvs: deque[tuple[int, int, memoryview]] = deque()
         self._message_id = 0
         self._outbox: list[bytes | bytearray | memoryview] = []
+        self.name_peer = False
+        self.started = time.monotonic()
 
     # -- establishment -----------------------------------------------------------------
 
@@ -197,7 +200,7 @@ class Association:
         association.log_accepted(len(proposal.numbered))
         return association
 
-    def log_accepted(self, proposed: int) -> None:
+    def log_accepted(self, proposed: int, *, by_us: bool = False) -> None:
         """Log what the negotiation accepted (INFO) and each context (DEBUG)."""
         negotiated = self.negotiated
         assert negotiated is not None
@@ -206,7 +209,8 @@ class Association:
             accepted=[(cx.context_id, cx.abstract_syntax, str(cx.transfer_syntax), cx.as_scu, cx.as_scp)
                       for cx in negotiated.contexts.values()],
             refused=[(cx.context_id, cx.abstract_syntax, cx.result) for cx in negotiated.refused],
-            proposed=proposed, max_pdu=negotiated.peer_max_pdu, implementation=negotiated.peer_implementation)
+            proposed=proposed, max_pdu=negotiated.peer_max_pdu if not by_us else self.max_pdu,
+            implementation=negotiated.peer_implementation if not by_us else _ours(), by_us=by_us)
 
     @classmethod
     def incoming(cls, transport: Transport, label: str, settings: Settings) -> tuple[Association, Request | None]:
@@ -413,7 +417,8 @@ class Association:
             context = self.contexts.get(context_id)
             exchange_log.message("sent", peer=self.label, context_id=context_id, command=parse_command(command),
                                  dataset=data if isinstance(data, bytes | bytearray) else None,
-                                 transfer_syntax=str(context.transfer_syntax) if context else None)
+                                 transfer_syntax=str(context.transfer_syntax) if context else None,
+                                 name_peer=self.name_peer)
         fragment = (self.peer_max or UNBOUNDED_FRAGMENT) - PDV_OVERHEAD
         items = [pdv(context_id, COMMAND | LAST_FRAGMENT, command)]
         size = len(items[0])
@@ -436,6 +441,7 @@ class Association:
         for output in self.ul.send_data(pdu):
             if isinstance(output, SendPdu):
                 self._outbox.append(output.data)
+        exchange_log.pdu("sent", peer=self.label, pdu_type=P_DATA_TF, length=len(pdu))
         return len(pdu)
 
     def _flush(self) -> None:
@@ -513,7 +519,8 @@ class Association:
             context = self.contexts.get(message.context_id)
             exchange_log.message("received", peer=self.label, context_id=message.context_id,
                                  command=message.command, dataset=message.data,
-                                 transfer_syntax=str(context.transfer_syntax) if context else None)
+                                 transfer_syntax=str(context.transfer_syntax) if context else None,
+                                 name_peer=self.name_peer)
         return message
 
     def request(self, context_id: int, command: bytes, data: bytes | BinaryIO | None = None,
@@ -591,7 +598,7 @@ class Association:
             return
         except NetworkError:
             pass
-        exchange_log.released(peer=self.label, by_peer=False)
+        exchange_log.released(peer=self.label, by_peer=False, seconds=self._age())
         self._linger()
 
     def release_response(self) -> None:
@@ -600,7 +607,7 @@ class Association:
             self._run(self.ul.release_response())
         except NetworkError:
             pass
-        exchange_log.released(peer=self.label, by_peer=True)
+        exchange_log.released(peer=self.label, by_peer=True, seconds=self._age())
         self._linger()
 
     def _linger(self) -> None:
@@ -617,6 +624,9 @@ class Association:
             except (NetworkError, PduTooLarge):
                 break
         self.close()
+
+    def _age(self) -> float:
+        return time.monotonic() - self.started
 
     def abort(self, source: int = 0x00, reason: int = 0x00) -> None:
         """Send A-ABORT (PS3.8 9.3.8), if the connection is still there, and close it."""
@@ -661,7 +671,9 @@ def associate(settings: Settings, node: Node, contexts: Sequence[PresentationCon
               roles: dict[str, tuple[bool, bool]] | None = None,
               extended: Sequence[Any] = ()) -> Iterator[Association]:
     """An association with ``node`` proposing ``contexts`` (and SCP/SCU ``roles``),
-    released when the block ends, aborted if it raises.
+    released when the block ends, aborted if it raises — but for a failure status the
+    peer answered (:class:`~pacskit.errors.DimseError`): the exchange is whole, so the
+    association is released.
 
     Raises:
         HostNotFound, ConnectionRefused, NetworkTimeout, AssociationRejected,
@@ -671,6 +683,9 @@ def associate(settings: Settings, node: Node, contexts: Sequence[PresentationCon
     association = Association.connect(settings, node, proposal)
     try:
         yield association
+    except DimseError:
+        association.release()
+        raise
     except BaseException:
         association.abort()
         raise
