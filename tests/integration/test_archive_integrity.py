@@ -517,9 +517,12 @@ def test_start_up_after_kill_9_mid_ingest_repairs_what_was_in_flight(tmp_path):
     assert any(p.suffix == ".part" for p in tmp.iterdir())
     assert len(list(files.rglob("*.dcm"))) > indexed
 
+    serve_log = data.parent / "serve.log"
+    before = serve_log.stat().st_size
     restarted = serve_process(data, port)
     restarted.terminate()
-    _, log = restarted.communicate(timeout=60)
+    restarted.wait(timeout=60)
+    log = serve_log.read_bytes()[before:]
 
     acknowledged = set()
     for sender_log in logs:
