@@ -32,7 +32,9 @@ def pacskit_serve(workdir: Path, *, fsync: bool = True, http_port: int | None = 
     args = [str(Path(os.sys.executable).parent / "pacskit"), "--aet", ARCHIVE_AET, "--port", str(port),
             "serve", "--data-dir", str(workdir), *([] if fsync else ["--no-fsync"]),
             *(["--http-port", str(http_port)] if http_port else ["--no-http"])]
-    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = (workdir.parent / f"{workdir.name}-serve.log").open("ab")
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    log.close()
     try:
         for _ in range(100):
             if subprocess.run([require("echoscu"), "-aet", SENDER_AET, "-aec", ARCHIVE_AET, "127.0.0.1",
@@ -40,7 +42,8 @@ def pacskit_serve(workdir: Path, *, fsync: bool = True, http_port: int | None = 
                 break
             time.sleep(0.1)
         else:
-            raise RuntimeError(f"pacskit serve did not start: {process.stderr.read().decode()[-500:]}")
+            raise RuntimeError("pacskit serve did not start: "
+                               f"{(workdir.parent / f'{workdir.name}-serve.log').read_text()[-500:]}")
         if http_port:
             _wait_for_http(f"http://127.0.0.1:{http_port}/dicom-web/studies?limit=1")
         yield port

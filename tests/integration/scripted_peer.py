@@ -6,32 +6,26 @@ conversation to a script, which reads and writes DIMSE messages in the order it 
 from __future__ import annotations
 
 import socket
-import struct
 import threading
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 
-from pynetdicom.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RQ
-from pynetdicom.pdu_primitives import (
-    A_ASSOCIATE,
-    MaximumLengthNotification,
-    SCP_SCU_RoleSelectionNegotiation,
-)
-from pynetdicom.presentation import PresentationContext
+from pynetdicom import build_context
 
-from pacskit.net.wire import Channel, Message, ReleaseRequested
+from pacskit.net.association import Association, ReleaseRequested
+from pacskit.net.transport import Transport
+from pacskit.net.wire import Message
+from pacskit.settings import Settings
 
-A_RELEASE_RQ = 0x05
-A_RELEASE_RP = 0x06
 MAX_PDU = 131072
 
 
 @dataclass
 class Conversation:
-    """One accepted association: its channel, the accepted contexts by ID (abstract
-    syntax, transfer syntax) and who called."""
+    """One accepted association: its association (``channel``), the accepted contexts by
+    ID (abstract syntax, transfer syntax) and who called."""
 
-    channel: Channel
+    channel: Association
     contexts: dict[int, tuple[str, str]]
     calling_ae_title: str
     seen: list[Message] = field(default_factory=list)
@@ -48,15 +42,18 @@ class Conversation:
             try:
                 yield self.receive()
             except ReleaseRequested:
-                self.channel.write(struct.pack(">BBI", A_RELEASE_RP, 0, 4) + b"\0\0\0\0")
+                self.channel.release_response()
                 self.released = True
                 return
 
     def release(self) -> None:
-        """Wait for the requestor's A-RELEASE-RQ and answer it."""
-        pdu_type, _ = self.channel.read_pdu()
-        if pdu_type == A_RELEASE_RQ:
-            self.channel.write(struct.pack(">BBI", A_RELEASE_RP, 0, 4) + b"\0\0\0\0")
+        """Wait for the requestor's A-RELEASE-RQ and answer it (messages before it are
+        dropped)."""
+        try:
+            while True:
+                self.channel.receive()
+        except ReleaseRequested:
+            self.channel.release_response()
         self.released = True
 
     def context_for(self, abstract_syntax: str, transfer_syntax: str | None = None) -> int | None:
@@ -122,50 +119,24 @@ class ScriptedPeer:
                     self.done.set()
 
     def _converse(self, conn: socket.socket) -> None:
-        conn.settimeout(30)
-        channel = Channel(conn, "pacskit", 30, 0)
-        pdu_type, body = channel.read_pdu()
-        request = A_ASSOCIATE_RQ()
-        request.decode(struct.pack(">BBI", pdu_type, 0, len(body)) + body)
-        primitive = request.to_primitive()
-        roles = {str(item.sop_class_uid): item for item in primitive.user_information
-                 if isinstance(item, SCP_SCU_RoleSelectionNegotiation)}
-        peer_max = next((int(item.maximum_length_received or 0) for item in primitive.user_information
-                         if isinstance(item, MaximumLengthNotification)), 0)
-        channel.peer_max = peer_max
-        results, contexts = [], {}
-        for proposed in primitive.presentation_context_definition_list:
-            result = PresentationContext()
-            result.context_id = proposed.context_id
-            result.abstract_syntax = proposed.abstract_syntax
-            syntax = next((ts for ts in proposed.transfer_syntax
-                           if self.accept_syntaxes is None or ts in self.accept_syntaxes), None)
-            result.result = 0x00 if syntax is not None else 0x04
-            result.transfer_syntax = [syntax or proposed.transfer_syntax[0]]
-            results.append(result)
-            if syntax is not None:
-                contexts[int(proposed.context_id)] = (str(proposed.abstract_syntax), str(syntax))
-        reply_roles = []
-        for uid, asked in roles.items():
-            role = SCP_SCU_RoleSelectionNegotiation()
-            role.sop_class_uid = uid
-            role.scu_role = bool(asked.scu_role)
-            role.scp_role = bool(asked.scp_role)
-            reply_roles.append(role)
-        maximum = MaximumLengthNotification()
-        maximum.maximum_length_received = MAX_PDU
-        answer = A_ASSOCIATE()
-        answer.application_context_name = primitive.application_context_name
-        answer.calling_ae_title = primitive.calling_ae_title
-        answer.called_ae_title = primitive.called_ae_title
-        answer.result = 0x00
-        answer.result_source = 0x01
-        answer.presentation_context_definition_results_list = results
-        answer.user_information = [maximum, *reply_roles]
-        pdu = A_ASSOCIATE_AC()
-        pdu.from_primitive(answer)
-        channel.write(pdu.encode())
-        conversation = Conversation(channel, contexts, str(primitive.calling_ae_title).strip())
+        settings = Settings(max_pdu=MAX_PDU, acse_timeout=30, network_timeout=30)
+        channel, request = Association.incoming(Transport(conn, "pacskit", 30), "pacskit", settings)
+        assert request is not None, "no A-ASSOCIATE-RQ"
+        syntaxes: dict[str, dict[str, None]] = {}
+        for proposed in request.proposed:
+            allowed = syntaxes.setdefault(str(proposed.abstract_syntax), {})
+            allowed.update(dict.fromkeys(str(ts) for ts in proposed.transfer_syntax
+                                         if self.accept_syntaxes is None or ts in self.accept_syntaxes))
+        supported = []
+        for abstract_syntax, allowed in syntaxes.items():
+            if allowed:
+                context = build_context(abstract_syntax, list(allowed))
+                context.scu_role = True
+                context.scp_role = True
+                supported.append(context)
+        channel.accept(request, supported, settings)
+        contexts = {cx_id: (cx.abstract_syntax, str(cx.transfer_syntax)) for cx_id, cx in channel.contexts.items()}
+        conversation = Conversation(channel, contexts, request.calling_ae_title)
         self.conversations.append(conversation)
         self.script(conversation)
         if not conversation.released:

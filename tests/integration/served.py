@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from pacskit import Node
 from pacskit.archive import Archive
@@ -17,11 +18,12 @@ ARCHIVE_AET = "ARCHIVE"
 
 
 @contextmanager
-def served_archive(workdir: Path, files: Iterable[Path]) -> Iterator[Archive]:
-    """An archive under ``workdir`` holding ``files`` (imported), serving DIMSE and DICOMweb."""
+def served_archive(workdir: Path, files: Iterable[Path], **overrides: Any) -> Iterator[Archive]:
+    """An archive under ``workdir`` holding ``files`` (imported), serving DIMSE and DICOMweb,
+    with the other settings (timeouts, say) given by ``overrides``."""
     settings = Settings(ae_title=ARCHIVE_AET, port=free_port(), bind_address="127.0.0.1",
                         archive=ArchiveSettings(data_dir=workdir / "archive", fsync=False),
-                        web=WebSettings(port=free_port()))
+                        web=WebSettings(port=free_port()), **overrides)
     with Archive(settings) as archive:
         archive.start()
         result = import_files(archive.ingest, list(files))

@@ -30,7 +30,6 @@ from pacskit.archive import Archive, Index
 from pacskit.errors import DimseFailure
 from pacskit.net.association import associate
 from pacskit.net.commands import STATUS, c_cancel_rq, c_find_rq, c_store_rq
-from pacskit.net.wire import DirectChannel
 from pacskit.query import Query
 from pacskit.scan import read_file
 from pacskit.settings import ArchiveSettings, NodeConfig, WebSettings
@@ -230,9 +229,8 @@ def mismatched_store(archive: Archive, path: Path) -> int:
     other = "1.2.840.10008.5.1.4.1.1.4" if item.sop_class_uid != "1.2.840.10008.5.1.4.1.1.4" \
         else "1.2.840.10008.5.1.4.1.1.2"
     settings = Settings(ae_title="PACSKIT")
-    with associate(settings, node_of(archive), [build_context(other, item.transfer_syntax)]) as assoc, \
-            DirectChannel(assoc, node_of(archive), 10) as channel:
-        channel.send(assoc.accepted_contexts[0].context_id, c_store_rq(1, other, item.sop_instance_uid),
+    with associate(settings, node_of(archive), [build_context(other, item.transfer_syntax)]) as channel:
+        channel.send(next(iter(channel.contexts)), c_store_rq(1, other, item.sop_instance_uid),
                      dataset_bytes(path))
         return channel.receive().us(STATUS) or 0
 
@@ -242,15 +240,14 @@ def test_c_cancel_ends_a_find_and_the_association_goes_on(archive, corpus, corpu
     find = StudyRootQueryRetrieveInformationModelFind
     identifier = encode(Query.build("image").to_identifier(), True, True)
     node = node_of(archive)
-    with associate(Settings(ae_title="PACSKIT"), node, [build_context(find)]) as assoc, \
-            DirectChannel(assoc, node, 10) as channel:
-        context = assoc.accepted_contexts[0].context_id
+    with associate(Settings(ae_title="PACSKIT", dimse_timeout=10), node, [build_context(find)]) as channel:
+        context = next(iter(channel.contexts))
         written: list[bytes] = []
-        channel.write = written.append  # the request and its C-CANCEL reach the SCP together
+        channel.transport.write = written.append  # the request and its C-CANCEL reach the SCP together
         channel.send(context, c_find_rq(7, find), identifier)
         channel.send(context, c_cancel_rq(7))
-        del channel.write
-        channel.write(b"".join(written))
+        del channel.transport.write
+        channel.transport.write(b"".join(written))
         assert channel.receive().us(STATUS) == 0xFE00
 
         channel.send(context, c_find_rq(8, find), identifier)
@@ -349,16 +346,20 @@ def test_import_find_export_and_check(tmp_path, corpus, corpus_dir, orthanc):
 
 
 def serve_process(data: Path, port: int, **popen: Any) -> subprocess.Popen[bytes]:
-    """``pacskit serve`` in its own process, once it answers C-ECHO."""
+    """``pacskit serve`` in its own process, once it answers C-ECHO; its log goes to
+    ``serve.log`` beside ``data`` (a pipe nobody reads would fill and stop it)."""
+    log = (data.parent / "serve.log").open("ab")
     server = subprocess.Popen([sys.executable, "-m", "pacskit", "--aet", ARCHIVE_AET, "--port", str(port),
-                               "serve", "--data-dir", str(data), "--no-http"], stderr=subprocess.PIPE, **popen)
+                               "serve", "--data-dir", str(data), "--no-http"], stderr=log, **popen)
+    log.close()
     for _ in range(100):
         if subprocess.run([require("echoscu"), "-aec", ARCHIVE_AET, "127.0.0.1", str(port)],
                           capture_output=True, env=peer_env(), check=False).returncode == 0:
             return server
         time.sleep(0.1)
     server.kill()
-    raise AssertionError(f"pacskit serve did not start: {server.communicate()[1][-2000:]!r}")
+    server.wait()
+    raise AssertionError(f"pacskit serve did not start: {(data.parent / 'serve.log').read_text()[-2000:]!r}")
 
 
 def test_a_write_that_fails_is_refused_and_the_server_goes_on(tmp_path, corpus):

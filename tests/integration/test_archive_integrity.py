@@ -38,7 +38,6 @@ from pacskit.archive.index import Index
 from pacskit.encoded import file_meta
 from pacskit.net.association import associate
 from pacskit.net.commands import ERROR_COMMENT, STATUS, c_store_rq
-from pacskit.net.wire import DirectChannel
 from pacskit.query import Query
 from pacskit.settings import WebSettings
 from pacskit.testing.corpus import generate_corpus
@@ -135,9 +134,9 @@ class Store:
     def __init__(self, archive: Archive, stack: ExitStack, sop_class: str = CT,
                  syntax: str = ExplicitVRLittleEndian, calling: str = "PACSKIT") -> None:
         node = node_of(archive)
-        assoc = stack.enter_context(associate(Settings(ae_title=calling), node, [build_context(sop_class, syntax)]))
-        self.channel = stack.enter_context(DirectChannel(assoc, node, 60))
-        self.context = assoc.accepted_contexts[0].context_id
+        self.channel = stack.enter_context(associate(Settings(ae_title=calling, dimse_timeout=60), node,
+                                                     [build_context(sop_class, syntax)]))
+        self.context = next(iter(self.channel.contexts))
         self.sop_class = sop_class
         self.message_id = 0
 
@@ -491,12 +490,11 @@ def test_start_up_after_kill_9_mid_ingest_repairs_what_was_in_flight(tmp_path):
             node_settings = Settings(ae_title="HALF")
             node = Node(ae_title=ARCHIVE_AET, host="127.0.0.1", port=port)
             half = image()
-            assoc = stack.enter_context(associate(node_settings, node, [build_context(CT, ExplicitVRLittleEndian)]))
-            channel = stack.enter_context(DirectChannel(assoc, node, 60))
-            context = assoc.accepted_contexts[0].context_id
+            channel = stack.enter_context(associate(node_settings, node, [build_context(CT, ExplicitVRLittleEndian)]))
+            context = next(iter(channel.contexts))
             dataset = encoded(half)
-            channel.write(pdata(context, 0x03, c_store_rq(1, CT, str(half.SOPInstanceUID))))
-            channel.write(pdata(context, 0x00, dataset[:len(dataset) // 2]))
+            channel.transport.write(pdata(context, 0x03, c_store_rq(1, CT, str(half.SOPInstanceUID))))
+            channel.transport.write(pdata(context, 0x00, dataset[:len(dataset) // 2]))
             wait_for(lambda: any(p.suffix == ".part" for p in tmp.iterdir()), "the half instance's file")
 
             senders = [subprocess.Popen([require("storescu"), "-v", "-aec", ARCHIVE_AET, "+sd", "+r", "-nh",
@@ -519,9 +517,12 @@ def test_start_up_after_kill_9_mid_ingest_repairs_what_was_in_flight(tmp_path):
     assert any(p.suffix == ".part" for p in tmp.iterdir())
     assert len(list(files.rglob("*.dcm"))) > indexed
 
+    serve_log = data.parent / "serve.log"
+    before = serve_log.stat().st_size
     restarted = serve_process(data, port)
     restarted.terminate()
-    _, log = restarted.communicate(timeout=60)
+    restarted.wait(timeout=60)
+    log = serve_log.read_bytes()[before:]
 
     acknowledged = set()
     for sender_log in logs:

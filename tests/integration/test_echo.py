@@ -15,6 +15,7 @@ from pynetdicom.sop_class import Verification
 from pacskit import AsyncClient, Client, Node, Settings
 from pacskit.errors import AssociationRejected, ConnectionRefused, HostNotFound, NetworkTimeout
 from pacskit.net import associate
+from pacskit.net.commands import STATUS, c_echo_rq
 from pacskit.net.scp import storage_scp
 
 
@@ -152,11 +153,12 @@ def test_tcp_nodelay_is_set_on_both_ends_of_our_associations(tmp_path):
     node = Node(ae_title="NODELAY", host="127.0.0.1", port=settings.port)
     with (storage_scp(settings, lambda data: None) as server,
           associate(settings, node, [build_context(Verification)]) as assoc):
-        ours = assoc.dul.socket.socket
+        ours = assoc.transport.sock
         assert ours.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
         [theirs] = server.connections
         assert theirs.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
-        assert assoc.send_c_echo().Status == 0
+        response = next(assoc.request(next(iter(assoc.contexts)), c_echo_rq(1)))
+        assert response.us(STATUS) == 0
 
 
 def test_our_storage_scp_answers_only_associations_that_call_its_ae_title():

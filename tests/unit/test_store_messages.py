@@ -16,7 +16,7 @@ from pynetdicom.dsutils import decode
 from pacskit.net.commands import c_store_rq
 from pacskit.net.contexts import MAX_CONTEXTS
 from pacskit.net.store import batches, contexts_for
-from pacskit.net.wire import _fragments, parse_command
+from pacskit.net.wire import fragments, parse_command
 from pacskit.scan import DicomFile
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
@@ -44,7 +44,7 @@ def test_parse_command_reads_back_every_element():
 def test_fragments_cover_the_data_and_mark_the_last(tmp_path):
     data = bytes(range(256)) * 41
     for source in (data, io.BytesIO(data)):
-        pieces = list(_fragments(source, 1000))
+        pieces = list(fragments(source, 1000))
         assert b"".join(p for p, _ in pieces) == data
         assert [last for _, last in pieces] == [False] * (len(pieces) - 1) + [True]
         assert all(len(p) <= 1000 for p, _ in pieces)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import functools
 import inspect
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+
+from pacskit.cli.log_setup import configure
 
 PANEL = "Global options"
 
@@ -40,15 +41,15 @@ SETTING_OPTIONS: dict[str, Any] = {
     "connect_timeout": ConnectTimeoutOption,
 }
 PREFIX = "global_"
-LOG_LEVELS = (logging.WARNING, logging.INFO, logging.DEBUG)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def set_verbosity(verbose: int) -> None:
-    """Log to standard error at WARNING, INFO (``-v``) or DEBUG (``-vv`` and more)."""
-    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger().setLevel(LOG_LEVELS[min(verbose, 2)])
+    """Log pacskit to standard error at WARNING, INFO (``-v``: the association and each
+    DIMSE message) or DEBUG (``-vv`` and more: each context, command set, identifier and
+    PDU), DCMTK style (``I: ...``); see :mod:`pacskit.cli.log_setup`."""
+    configure(verbose)
 
 
 def with_global_options(command: F) -> F:

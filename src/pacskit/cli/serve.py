@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from pacskit.cli.archive import DataDirOption, DbOption, archive_settings
-from pacskit.cli.common import err
+from pacskit.cli.common import err, state
+from pacskit.cli.log_setup import configure
 
 
 def serve(
@@ -24,6 +25,7 @@ def serve(
     DICOMweb (QIDO-RS, WADO-RS, STOW-RS, WADO-URI) over HTTP."""
     from pacskit.archive import Archive  # SQLAlchemy only for the commands that need it
 
+    configure(state(ctx).verbose, server=True)
     settings = archive_settings(ctx, data_dir, db)
     if no_fsync:
         settings = settings.model_copy(update={"archive": settings.archive.model_copy(update={"fsync": False})})

@@ -1,14 +1,12 @@
-"""DIMSE services, SCP side, straight on the socket (PS3.7, PS3.8).
+"""DIMSE services, SCP side (PS3.4, PS3.7): the acceptor of ``pacskit serve`` and of the
+C-MOVE-to-ourselves storage SCP.
 
-pynetdicom's acceptor runs each association on two reactor threads and hands every
-message across them, which costs milliseconds per C-STORE or C-FIND response. Here each
-association is served by one thread: the A-ASSOCIATE-RQ is read and answered (its PDUs
-decoded and encoded, and its presentation contexts negotiated, by pynetdicom), then the
-DIMSE messages are read and written as P-DATA-TF PDUs on a
-:class:`~pacskit.net.wire.Channel`. The protocol is this module's; what each service
-does — who may do what, where instances go, what matches — belongs to a
-:class:`Services` implementation, whose handlers raise :class:`DimseStatus` to answer
-anything but success.
+Each connection is served by one thread, on an :class:`~pacskit.net.association.Association`
+(the upper layer state machine and DIMSE messages): the A-ASSOCIATE-RQ is read and
+answered, then every request goes to the handler registered for its command. The
+protocol is the association's; what each service does — who may do what, where
+instances go, what matches — belongs to a :class:`Services` implementation, whose
+handlers raise :class:`DimseStatus` to answer anything but success.
 """
 
 from __future__ import annotations
@@ -16,8 +14,8 @@ from __future__ import annotations
 import errno
 import logging
 import socket
-import struct
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from io import BytesIO
@@ -27,19 +25,12 @@ from typing import Protocol, TypeVar, cast
 from pydicom import Dataset
 from pydicom.uid import UID
 from pynetdicom.dsutils import decode, encode
-from pynetdicom.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RQ
-from pynetdicom.pdu_primitives import (
-    A_ASSOCIATE,
-    ImplementationClassUIDNotification,
-    ImplementationVersionNameNotification,
-    MaximumLengthNotification,
-    SCP_SCU_RoleSelectionNegotiation,
-)
-from pynetdicom.presentation import PresentationContext, negotiate_as_acceptor
+from pynetdicom.presentation import PresentationContext
 
-from pacskit.encoded import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, encode_plain
+from pacskit.encoded import encode_plain
 from pacskit.errors import AssociationAborted, NetworkError, NetworkTimeout, PacskitError
-from pacskit.net.association import associate
+from pacskit.net import exchange_log
+from pacskit.net.association import Association, ReleaseRequested, associate
 from pacskit.net.commands import (
     AFFECTED_SOP_CLASS_UID,
     AFFECTED_SOP_INSTANCE_UID,
@@ -60,16 +51,11 @@ from pacskit.net.commands import (
     c_store_rsp,
     retrieve_rsp,
 )
-from pacskit.net.status import Outcome, outcome_of
-from pacskit.net.store import FileSender, SendOutcome, batches, contexts_for
-from pacskit.net.wire import (
-    Channel,
-    DataSink,
-    DirectChannel,
-    Message,
-    ReleaseRequested,
-    SinkFactory,
-)
+from pacskit.net.status import Outcome, describe, outcome_of
+from pacskit.net.store import FileSender, SendOutcome, batches, contexts_for, storage_targets
+from pacskit.net.transport import Transport
+from pacskit.net.ul.negotiation import APPLICATION_CONTEXT_NAME, AcceptedContext, Rejection, Request
+from pacskit.net.wire import DataSink, Message
 from pacskit.nodes import Node
 from pacskit.scan import DicomFile, read_file
 from pacskit.settings import Settings
@@ -77,11 +63,6 @@ from pacskit.settings import Settings
 LOG = logging.getLogger("pacskit.archive")
 T = TypeVar("T")
 
-A_ASSOCIATE_RQ_TYPE = 0x01
-A_ASSOCIATE_RJ_TYPE = 0x03
-A_RELEASE_RP_TYPE = 0x06
-APPLICATION_CONTEXT_NAME = "1.2.840.10008.3.1.1.1"
-MAX_ASSOCIATE_RQ = 1 << 20
 MAX_IDENTIFIER = 16 << 20
 
 SUCCESS = 0x0000
@@ -194,16 +175,6 @@ class Services(Protocol):
     def destination(self, peer: Peer, ae_title: str) -> Node: ...
 
 
-@dataclass(frozen=True)
-class Negotiated:
-    """An accepted presentation context: its syntaxes, and whether we may send C-STORE
-    requests on it (the requestor took the SCP role, PS3.7 D.3.3.4)."""
-
-    abstract_syntax: str
-    transfer_syntax: UID
-    as_scu: bool
-
-
 class Acceptor:
     """Listens for associations and serves each on its own thread.
 
@@ -294,7 +265,7 @@ class Acceptor:
         try:
             with self._lock:
                 crowded = len(self._active) > self.max_associations
-            _Association(self, conn, address, crowded).run()
+            _Session(self, conn, address, crowded).run()
         except Exception:
             LOG.exception("association from %s failed", address)
         finally:
@@ -308,34 +279,9 @@ class Acceptor:
                 self.on_connection(conn, False)
 
 
-class _ServerChannel(Channel):
-    """A channel that sets C-CANCEL requests aside as they arrive (PS3.7 9.3.2.3)."""
-
-    def __init__(self, sock: socket.socket, label: str, timeout: float) -> None:
-        super().__init__(sock, label, timeout, 0)
-        self.cancelled: set[int] = set()
-
-    def receive(self, sink: SinkFactory | None = None) -> Message:
-        while True:
-            message = super().receive(sink)
-            if message.us(COMMAND_FIELD) != C_CANCEL_RQ:
-                return message
-            self.cancelled.add(message.us(MESSAGE_ID_BEING_RESPONDED_TO) or 0)
-
-    def cancel_requested(self, message_id: int) -> bool:
-        """Whether the peer has cancelled ``message_id``, reading what it has sent."""
-        while message_id not in self.cancelled and self.has_pending():
-            message = super().receive()
-            if message.us(COMMAND_FIELD) == C_CANCEL_RQ:
-                self.cancelled.add(message.us(MESSAGE_ID_BEING_RESPONDED_TO) or 0)
-            else:
-                LOG.warning("%s sent command 0x%04X during another operation; ignored", self.label,
-                            message.us(COMMAND_FIELD) or 0)
-        return message_id in self.cancelled
-
-
-class _Association:
-    """One association, from A-ASSOCIATE-RQ to release or abort."""
+class _Session:
+    """One accepted association, from A-ASSOCIATE-RQ to release or abort: its requests
+    go to the association's handlers, one for each command we serve."""
 
     def __init__(self, acceptor: Acceptor, conn: socket.socket, address: str, crowded: bool) -> None:
         self.acceptor = acceptor
@@ -343,65 +289,74 @@ class _Association:
         self.services = acceptor.services
         self.address = address
         self.crowded = crowded
-        self.channel = _ServerChannel(conn, address, self.settings.acse_timeout)
-        self.contexts: dict[int, Negotiated] = {}
+        self.transport = Transport(conn, address, self.settings.acse_timeout)
+        self.association: Association | None = None
         self.peer = Peer("", "", address)
+        self.cancelled: set[int] = set()
 
     def run(self) -> None:
-        if not self._associate():
+        started = time.monotonic()
+        association, request = Association.incoming(self.transport, self.address, self.settings)
+        self.association = association
+        if request is None:
             return
-        self.channel.timeout = self.settings.network_timeout
-        self.channel.sock.settimeout(self.settings.network_timeout)  # type: ignore[union-attr]
-        self.channel.max_data = MAX_IDENTIFIER
+        self.peer = Peer(request.calling_ae_title, request.called_ae_title, self.address)
+        association.label = exchange_log.peer_label(self.peer.ae_title, self.address, self.transport.peer_address[1])
+        association.name_peer = True
+        exchange_log.association_received(
+            calling=request.calling_ae_title, called=request.called_ae_title, address=self.address,
+            port=self.transport.peer_address[1],
+            contexts=[(int(cx.context_id), str(cx.abstract_syntax), [str(s) for s in cx.transfer_syntax])
+                      for cx in request.proposed],
+            roles=request.roles, max_pdu=request.peer_max_pdu, implementation=request.implementation)
+        rejection, why = self._rejection(request)
+        if rejection is not None:
+            LOG.warning("rejected an association from %s: %s", association.label, why)
+            exchange_log.association_rejected(peer=association.label, result=rejection[0], source=rejection[1],
+                                              reason=rejection[2], by_us=True)
+            association.reject(Rejection(*rejection))
+            return
+        association.accept(request, self.acceptor.supported, self.settings)
+        assert association.negotiated is not None
+        association.log_accepted(len(request.proposed), by_us=True)
+        association.max_data = MAX_IDENTIFIER
+        association.handlers.update({
+            C_ECHO_RQ: _Handler(self._echo),
+            C_STORE_RQ: _Handler(self._store, self._open_store),
+            C_FIND_RQ: _Handler(self._find),
+            C_GET_RQ: _Handler(self._get),
+            C_MOVE_RQ: _Handler(self._move),
+            C_CANCEL_RQ: _Handler(self._cancel),
+        })
+        association.started = started
+        self._serve(association)
+
+    def _serve(self, association: Association) -> None:
         while True:
             try:
-                message = self.channel.receive(self._open_store)
+                message = association.receive(association.open_request)
             except ReleaseRequested:
-                self._send_pdu(A_RELEASE_RP_TYPE, b"\0\0\0\0")
+                association.release_response()
                 return
-            except (AssociationAborted, NetworkTimeout) as exc:
-                LOG.info("association with %s ended: %s", self.peer.ae_title or self.address, exc)
+            except NetworkTimeout:
+                LOG.warning("association with %s idle for %g s: aborted", association.label,
+                            self.settings.network_timeout)
+                association.abort()
+                return
+            except AssociationAborted:
                 return
             try:
-                self._dispatch(message)
+                association.serve(message)
             except (AssociationAborted, NetworkTimeout) as exc:
-                LOG.warning("association with %s lost: %s", self.peer.ae_title, exc)
+                LOG.warning("association with %s lost: %s", association.label, exc)
+                association.abort()
                 return
 
-    def _associate(self) -> bool:
-        """Read the A-ASSOCIATE-RQ and accept or reject it; whether it was accepted."""
-        try:
-            self.channel.sock.settimeout(self.settings.acse_timeout)  # type: ignore[union-attr]
-            pdu_type, body = self.channel.read_pdu(MAX_ASSOCIATE_RQ)
-        except (AssociationAborted, NetworkTimeout):
-            return False
-        if pdu_type != A_ASSOCIATE_RQ_TYPE:
-            self.channel.abort()
-            return False
-        request = A_ASSOCIATE_RQ()
-        try:
-            request.decode(struct.pack(">BBI", pdu_type, 0, len(body)) + body)
-            primitive = request.to_primitive()
-        except Exception:  # noqa: BLE001 - a malformed request is aborted
-            LOG.warning("malformed A-ASSOCIATE-RQ from %s", self.address)
-            self.channel.abort()
-            return False
-        self.peer = Peer(str(primitive.calling_ae_title).strip(), str(primitive.called_ae_title).strip(),
-                         self.address)
-        rejection, why = self._rejection(request, primitive)
-        if rejection is not None:
-            LOG.warning("rejected an association from %s at %s: %s", self.peer.ae_title, self.address, why)
-            self._send_pdu(A_ASSOCIATE_RJ_TYPE, struct.pack(">BBBB", 0, *rejection))
-            return False
-        self._accept(primitive)
-        return True
-
-    def _rejection(self, request: A_ASSOCIATE_RQ,
-                   primitive: A_ASSOCIATE) -> tuple[tuple[int, int, int] | None, str]:
+    def _rejection(self, request: Request) -> tuple[tuple[int, int, int] | None, str]:
         if not request.protocol_version & 0x01:
             return PROTOCOL_VERSION_NOT_SUPPORTED, f"protocol version {request.protocol_version}"
-        if str(primitive.application_context_name) != APPLICATION_CONTEXT_NAME:
-            return APPLICATION_CONTEXT_NOT_SUPPORTED, f"application context {primitive.application_context_name}"
+        if request.application_context_name != APPLICATION_CONTEXT_NAME:
+            return APPLICATION_CONTEXT_NOT_SUPPORTED, f"application context {request.application_context_name}"
         if self.acceptor.check_called_ae_title and self.peer.called_ae_title != self.settings.ae_title:
             return CALLED_AE_NOT_RECOGNISED, f"called AE title {self.peer.called_ae_title!r} is not ours"
         reason = self.services.admit(self.peer)
@@ -411,84 +366,46 @@ class _Association:
             return LOCAL_LIMIT_EXCEEDED, f"more than {self.acceptor.max_associations} associations"
         return None, ""
 
-    def _accept(self, primitive: A_ASSOCIATE) -> None:
-        roles = {}
-        peer_max = 0
-        for item in primitive.user_information:
-            if isinstance(item, SCP_SCU_RoleSelectionNegotiation):
-                roles[item.sop_class_uid] = (item.scu_role, item.scp_role)
-            elif isinstance(item, MaximumLengthNotification):
-                peer_max = int(item.maximum_length_received or 0)
-        results, reply_roles = negotiate_as_acceptor(
-            primitive.presentation_context_definition_list, self.acceptor.supported, roles or None)
-        self.contexts = {int(cx.context_id): Negotiated(str(cx.abstract_syntax), UID(cx.transfer_syntax[0]),
-                                                        bool(cx.as_scu))
-                         for cx in results if cx.result == 0x00}
-        self.channel.peer_max = peer_max
-        maximum = MaximumLengthNotification()
-        maximum.maximum_length_received = self.settings.max_pdu
-        implementation = ImplementationClassUIDNotification()
-        implementation.implementation_class_uid = UID(IMPLEMENTATION_CLASS_UID)
-        version = ImplementationVersionNameNotification()
-        version.implementation_version_name = IMPLEMENTATION_VERSION_NAME
-        answer = A_ASSOCIATE()
-        answer.application_context_name = UID(APPLICATION_CONTEXT_NAME)
-        answer.calling_ae_title = primitive.calling_ae_title
-        answer.called_ae_title = primitive.called_ae_title
-        answer.result = 0x00
-        answer.result_source = 0x01
-        answer.presentation_context_definition_results_list = results
-        answer.user_information = [maximum, implementation, version, *reply_roles]
-        pdu = A_ASSOCIATE_AC()
-        pdu.from_primitive(answer)
-        self.channel.write(pdu.encode())
+    def cancel_requested(self, message_id: int) -> bool:
+        """Whether the peer has cancelled ``message_id`` (PS3.7 9.3.2.3), reading what it
+        has sent so far."""
+        association = self.association
+        assert association is not None
+        while message_id not in self.cancelled and association.has_pending():
+            message = association.receive()
+            if message.us(COMMAND_FIELD) == C_CANCEL_RQ:
+                self.cancelled.add(message.us(MESSAGE_ID_BEING_RESPONDED_TO) or 0)
+            else:
+                LOG.warning("%s sent command 0x%04X during another operation; ignored", association.label,
+                            message.us(COMMAND_FIELD) or 0)
+        return message_id in self.cancelled
 
-    def _send_pdu(self, pdu_type: int, body: bytes) -> None:
-        try:
-            self.channel.write(struct.pack(">BBI", pdu_type, 0, len(body)) + body)
-        except (AssociationAborted, NetworkTimeout):
-            pass
+    def _cancel(self, association: Association, context: AcceptedContext, message: Message) -> None:
+        self.cancelled.add(message.us(MESSAGE_ID_BEING_RESPONDED_TO) or 0)
 
-    def _dispatch(self, message: Message) -> None:
-        context = self.contexts.get(message.context_id)
-        if context is None:
-            LOG.warning("%s used presentation context %d, which was not accepted", self.peer.ae_title,
-                        message.context_id)
-            self.channel.abort()
-            raise AssociationAborted("unknown presentation context")
-        command = message.us(COMMAND_FIELD)
-        handler = {C_ECHO_RQ: self._echo, C_STORE_RQ: self._store, C_FIND_RQ: self._find,
-                   C_GET_RQ: self._get, C_MOVE_RQ: self._move}.get(command or 0)
-        if handler is None:
-            LOG.warning("%s sent unsupported command 0x%04X", self.peer.ae_title, command or 0)
-            self.channel.abort()
-            raise AssociationAborted("unsupported command")
-        handler(message, context)
-
-    def _echo(self, message: Message, context: Negotiated) -> None:
+    def _echo(self, association: Association, context: AcceptedContext, message: Message) -> None:
+        started = time.monotonic()
         try:
             self._call("C-ECHO", self.services.echo, self.peer)
             status = SUCCESS
         except DimseStatus as exc:
             status = exc.status
-        self.channel.send(message.context_id, c_echo_rsp(_id(message), context.abstract_syntax, status))
+        association.send(message.context_id, c_echo_rsp(_id(message), context.abstract_syntax, status))
+        self._done("C-ECHO", status, started)
 
-    def _open_store(self, context_id: int, command: dict[int, bytes]) -> StoreSink | None:
+    def _open_store(self, association: Association, context: AcceptedContext, message: Message) -> StoreSink:
         """The sink of a C-STORE's dataset, opened as soon as its command is read."""
-        request = Message(context_id, command, None)
-        context = self.contexts.get(context_id)
-        if request.us(COMMAND_FIELD) != C_STORE_RQ or context is None:
-            return None
-        sop_class = request.text(AFFECTED_SOP_CLASS_UID)
+        sop_class = message.text(AFFECTED_SOP_CLASS_UID)
         try:
             if sop_class != context.abstract_syntax:
                 raise DimseStatus(SOP_CLASS_NOT_SUPPORTED, "the SOP class is not the context's")
             return self._call("C-STORE", self.services.store, self.peer, StoreRequest(
-                sop_class, request.text(AFFECTED_SOP_INSTANCE_UID), context.transfer_syntax))
+                sop_class, message.text(AFFECTED_SOP_INSTANCE_UID), context.transfer_syntax))
         except DimseStatus as exc:
             return _Refusal(exc.status, exc.comment)
 
-    def _store(self, message: Message, context: Negotiated) -> None:
+    def _store(self, association: Association, context: AcceptedContext, message: Message) -> None:
+        started = time.monotonic()
         sop_class = message.text(AFFECTED_SOP_CLASS_UID)
         sop_instance = message.text(AFFECTED_SOP_INSTANCE_UID)
         status, comment = SUCCESS, ""
@@ -498,25 +415,30 @@ class _Association:
             self._call("C-STORE", cast(StoreSink, message.sink).finish)
         except DimseStatus as exc:
             status, comment = exc.status, exc.comment
-        self.channel.send(message.context_id,
-                          c_store_rsp(_id(message), sop_class, sop_instance, status, comment))
+        association.send(message.context_id,
+                         c_store_rsp(_id(message), sop_class, sop_instance, status, comment))
+        self._done("C-STORE", status, started, sop_instance if status != SUCCESS else "")
 
-    def _find(self, message: Message, context: Negotiated) -> None:
+    def _find(self, association: Association, context: AcceptedContext, message: Message) -> None:
+        started = time.monotonic()
         sop_class = context.abstract_syntax
         message_id = _id(message)
+        matches = 0
 
         def answer(status: int, identifier: Dataset | None = None, comment: str = "") -> None:
             data = _encode(identifier, context.transfer_syntax) if identifier is not None else None
-            self.channel.send(message.context_id, c_find_rsp(message_id, sop_class, status,
-                                                             has_identifier=data is not None,
-                                                             comment=comment), data)
+            association.send(message.context_id, c_find_rsp(message_id, sop_class, status,
+                                                            has_identifier=data is not None,
+                                                            comment=comment), data)
+            self._done("C-FIND", status, started, f"{matches} matches") if status != PENDING else None
 
         try:
             for match in self.services.find(self.peer, sop_class, self._identifier(message, context)):
-                if self.channel.cancel_requested(message_id):
+                if self.cancel_requested(message_id):
                     answer(CANCEL)
                     return
                 answer(PENDING, match)
+                matches += 1
         except DimseStatus as exc:
             answer(exc.status, comment=exc.comment)
             return
@@ -526,7 +448,7 @@ class _Association:
             return
         answer(SUCCESS)
 
-    def _get(self, message: Message, context: Negotiated) -> None:
+    def _get(self, association: Association, context: AcceptedContext, message: Message) -> None:
         run = _Retrieve(self, message, context, C_GET_RSP)
         try:
             stored = self._call("C-GET", self.services.retrieve, self.peer, "get",
@@ -534,11 +456,9 @@ class _Association:
         except DimseStatus as exc:
             run.final(exc.status, exc.comment)
             return
-        targets = {(cx.abstract_syntax, str(cx.transfer_syntax)): cx_id
-                   for cx_id, cx in self.contexts.items() if cx.as_scu}
-        run.send_all(stored, FileSender(self.channel, targets))
+        run.send_all(stored, FileSender(association, storage_targets(association)))
 
-    def _move(self, message: Message, context: Negotiated) -> None:
+    def _move(self, association: Association, context: AcceptedContext, message: Message) -> None:
         run = _Retrieve(self, message, context, C_MOVE_RSP)
         try:
             stored = self._call("C-MOVE", self.services.retrieve, self.peer, "move",
@@ -548,18 +468,22 @@ class _Association:
             run.final(exc.status, exc.comment)
             return
         run.total = len(stored)
+        originator = (self.peer.ae_title, _id(message))
         for batch in batches(stored):
             try:
-                with associate(self.settings, node, contexts_for(batch)) as assoc, \
-                        DirectChannel(assoc, node, self.settings.dimse_timeout) as channel:
-                    targets = {(cx.abstract_syntax, cx.transfer_syntax[0]): cx.context_id
-                               for cx in assoc.accepted_contexts}
-                    if not run.send_some(batch, FileSender(channel, targets)):
+                with associate(self.settings, node, contexts_for(batch)) as sub:
+                    if not run.send_some(batch, FileSender(sub, storage_targets(sub), originator)):
                         return
             except PacskitError as exc:
                 LOG.warning("C-MOVE to %s: %s", node.label, exc)
                 run.fail(batch, f"cannot send to {node.ae_title}")
         run.finish()
+
+    def _done(self, service: str, status: int, started: float, detail: str = "") -> None:
+        exchange_log.operation(peer=self.association.label if self.association else self.address,
+                               service=service, outcome=outcome_of(status).value,
+                               detail=", ".join(filter(None, [describe(status), detail])),
+                               seconds=time.monotonic() - started)
 
     def _call(self, what: str, handler: Callable[..., T], *args: object) -> T:
         """``handler(*args)``; anything it raises but a status is logged and answered
@@ -572,7 +496,7 @@ class _Association:
             LOG.exception("%s for %s failed", what, self.peer.ae_title)
             raise DimseStatus(UNABLE_TO_PROCESS, f"{what} failed: {type(exc).__name__}") from None
 
-    def _identifier(self, message: Message, context: Negotiated) -> Dataset:
+    def _identifier(self, message: Message, context: AcceptedContext) -> Dataset:
         if message.data is None:
             raise DimseStatus(CANNOT_UNDERSTAND, "no identifier")
         syntax = context.transfer_syntax
@@ -583,14 +507,31 @@ class _Association:
             raise DimseStatus(CANNOT_UNDERSTAND, f"unreadable identifier: {exc}") from None
 
 
+class _Handler:
+    """A :class:`~pacskit.net.association.RequestHandler` made of a session's methods."""
+
+    def __init__(self, handle: Callable[[Association, AcceptedContext, Message], None],
+                 open_sink: Callable[[Association, AcceptedContext, Message], DataSink | None] | None = None) -> None:
+        self._handle = handle
+        self._open = open_sink
+
+    def open(self, association: Association, context: AcceptedContext, message: Message) -> DataSink | None:
+        return self._open(association, context, message) if self._open is not None else None
+
+    def handle(self, association: Association, context: AcceptedContext, message: Message) -> None:
+        self._handle(association, context, message)
+
+
 class _Retrieve:
     """The sub-operations of one C-GET or C-MOVE and their responses (PS3.4 C.4.2.1.5,
     C.4.3.1.4): a pending response after each, a final one with the counts."""
 
-    def __init__(self, association: _Association, message: Message, context: Negotiated,
+    def __init__(self, session: _Session, message: Message, context: AcceptedContext,
                  command_field: int) -> None:
-        self.channel = association.channel
-        self.peer = association.peer
+        assert session.association is not None
+        self.session = session
+        self.association = session.association
+        self.peer = session.peer
         self.message = message
         self.message_id = _id(message)
         self.context = context
@@ -607,7 +548,7 @@ class _Retrieve:
     def send_some(self, stored: Sequence[Retrievable], sender: FileSender) -> bool:
         """Send ``stored``; False if the peer cancelled (the final response is sent)."""
         for item in stored:
-            if self.channel.cancel_requested(self.message_id):
+            if self.session.cancel_requested(self.message_id):
                 self.final(CANCEL)
                 return False
             self._count(item, self._send(item, sender))
@@ -665,7 +606,7 @@ class _Retrieve:
     def _respond(self, status: int, counts: tuple[int | None, int, int, int],
                  identifier: Dataset | None = None, comment: str = "") -> None:
         data = _encode(identifier, self.context.transfer_syntax) if identifier is not None else None
-        self.channel.send(self.message.context_id,
+        self.association.send(self.message.context_id,
                           retrieve_rsp(self.command_field, self.message_id, self.context.abstract_syntax,
                                        status, counts, has_identifier=data is not None, comment=comment),
                           data)

@@ -1,136 +1,696 @@
-"""Opening associations, and the one place where pynetdicom's outcomes become exceptions."""
+"""One association, either role: the upper layer state machine driven over a transport,
+and DIMSE messages on it (PS3.7 Section 9 and Annex E, PS3.8 Section 9).
+
+An :class:`Association` is driven by one thread at a time. It reads PDUs from its
+:class:`~pacskit.net.transport.Transport`, hands each to the state machine
+(:class:`~pacskit.net.ul.fsm.UpperLayer`) and carries out what that answers; P-DATA-TF
+PDUs are split into their presentation data values, every one of them kept in order, and
+assembled into :class:`~pacskit.net.wire.Message` objects, each checked to stay on one
+presentation context that was accepted (PS3.8 9.3.5.1).
+
+Requests and responses: :meth:`Association.request` sends a request and yields the
+responses whose Message ID Being Responded To is its Message ID; any request the peer
+sends meanwhile (the C-STORE sub-operations of a C-GET, an N-EVENT-REPORT) goes to the
+handler registered for its command (:attr:`Association.handlers`), on either role. A
+request without a handler is answered with a failure status (0x0211 unrecognized
+operation, or 0x0122 when the context's SOP class is not the request's) instead of an
+abort.
+"""
 
 from __future__ import annotations
 
-import socket
+import logging
+import struct
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, BinaryIO, Protocol
 
-from pynetdicom.association import Association
-from pynetdicom.pdu_primitives import A_ASSOCIATE
 from pynetdicom.presentation import PresentationContext
 
 from pacskit.errors import (
     AssociationAborted,
     AssociationRejected,
-    ConnectionRefused,
-    HostNotFound,
+    DimseError,
     NetworkError,
     NetworkTimeout,
 )
-from pacskit.net.ae import NoDelaySocket, make_ae
+from pacskit.net import exchange_log
+from pacskit.net.commands import (
+    AFFECTED_SOP_CLASS_UID,
+    COMMAND_DATA_SET_TYPE,
+    COMMAND_FIELD,
+    MESSAGE_ID,
+    MESSAGE_ID_BEING_RESPONDED_TO,
+    REQUESTED_SOP_CLASS_UID,
+    failure_rsp,
+)
+from pacskit.net.transport import PduTooLarge, Transport
+from pacskit.net.ul.fsm import (
+    CloseTransport,
+    Indication,
+    OpenTransport,
+    Primitive,
+    SendPdu,
+    State,
+    UpperLayer,
+)
+from pacskit.net.ul.negotiation import (
+    AcceptedContext,
+    Negotiated,
+    Proposal,
+    Rejection,
+    Request,
+    read_acceptance,
+)
+from pacskit.net.wire import (
+    COMMAND,
+    LAST_FRAGMENT,
+    MAX_COMMAND,
+    PDV_OVERHEAD,
+    UNBOUNDED_FRAGMENT,
+    DataSink,
+    Message,
+    SinkFactory,
+    fragments,
+    p_data_tf,
+    parse_command,
+    pdv,
+)
 from pacskit.nodes import Node
 from pacskit.settings import Settings
 
-# PS3.8 Table 9-21: (source, reason) -> meaning
-_REJECT_REASONS = {
-    (1, 1): "no reason given",
-    (1, 2): "application context name not supported",
-    (1, 3): "calling AE title not recognised",
-    (1, 7): "called AE title not recognised",
-    (2, 1): "no reason given (ACSE)",
-    (2, 2): "protocol version not supported",
-    (3, 0): "reserved",
-    (3, 1): "temporary congestion",
-    (3, 2): "local limit exceeded",
+LOG = logging.getLogger("pacskit.association")
+P_DATA_TF = 0x04
+MAX_NEGOTIATION_PDU = 1 << 20
+MAX_UNBOUNDED_PDU = 64 << 20
+MAX_IN_MEMORY = 16 << 20
+SEND_BATCH = 256 << 10
+
+UNRECOGNIZED_OPERATION = 0x0211
+SOP_CLASS_NOT_SUPPORTED = 0x0122
+
+# PS3.8 9.3.8 A-ABORT: source 0 service-user, 2 service-provider; provider reasons
+ABORT_SOURCES = {0: "the service user", 1: "reserved", 2: "the service provider"}
+PROVIDER_REASONS = {
+    0: "reason not specified", 1: "unrecognized PDU", 2: "unexpected PDU",
+    4: "unrecognized PDU parameter", 5: "unexpected PDU parameter", 6: "invalid PDU parameter value",
 }
+INVALID_PARAMETER = 0x06
 
 
-def resolve_host(host: str, port: int) -> str:
-    """The IP address to connect to for ``host`` (IPv4 preferred).
+class ReleaseRequested(AssociationAborted):
+    """The peer asked to end the association (A-RELEASE-RQ) instead of sending a message."""
 
-    Raises:
-        HostNotFound: the name does not resolve.
+
+class RequestHandler(Protocol):
+    """A service for one command of the peer's requests (see :attr:`Association.handlers`)."""
+
+    def open(self, association: Association, context: AcceptedContext,
+             message: Message) -> DataSink | None:
+        """Where the request's dataset goes as it arrives (None: memory), called once its
+        command set is read."""
+
+    def handle(self, association: Association, context: AcceptedContext, message: Message) -> None:
+        """Carry out the whole request and send its response(s)."""
+
+
+class Association:
+    """An established association (or one being negotiated), for either role.
+
+    Attributes:
+        negotiated: the accepted contexts, the peer's maximum PDU length and identity.
+        handlers: the services for the peer's requests, by command field.
+        max_data: the most bytes of a dataset kept in memory when no sink takes it.
     """
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise HostNotFound(f"host {host!r} not found ({reason})") from None
-    infos.sort(key=lambda info: info[0] != socket.AF_INET)
-    return str(infos[0][4][0])
+
+    def __init__(self, transport: Transport, label: str, *, max_pdu: int, artim_timeout: float) -> None:
+        self.transport = transport
+        self.label = label
+        self.max_pdu = max_pdu
+        self.ul = UpperLayer(artim_timeout=artim_timeout, max_pdu_length=max_pdu)
+        self.negotiated: Negotiated | None = None
+        self.handlers: dict[int, RequestHandler] = {}
+        self.max_data = MAX_IN_MEMORY
+        self.peer_max = 0
+        self._pdvs: deque[tuple[int, int, memoryview]] = deque()
+        self._message_id = 0
+        self._outbox: list[bytes | bytearray | memoryview] = []
+        self.name_peer = False
+        self.started = time.monotonic()
+
+    # -- establishment -----------------------------------------------------------------
+
+    @classmethod
+    def connect(cls, settings: Settings, node: Node, proposal: Proposal) -> Association:
+        """Connect to ``node`` and negotiate ``proposal`` (the requestor side).
+
+        Raises:
+            HostNotFound, ConnectionRefused, NetworkTimeout, NetworkError: no connection.
+            AssociationRejected: the peer rejected the association (with its reason).
+            AssociationAborted: the peer aborted or closed the connection instead.
+        """
+        transport = Transport.connect(node.host, node.port, label=node.description,
+                                      connect_timeout=settings.connect_timeout, timeout=settings.acse_timeout)
+        return cls.negotiate(transport, settings, node, proposal)
+
+    @classmethod
+    def negotiate(cls, transport: Transport, settings: Settings, node: Node, proposal: Proposal) -> Association:
+        """Negotiate ``proposal`` over a connection just opened to ``node``.
+
+        Raises:
+            AssociationRejected, AssociationAborted, NetworkTimeout: as :meth:`connect`.
+        """
+        label = node.label
+        request_pdu = proposal.encode()
+        association = cls(transport, label, max_pdu=settings.max_pdu, artim_timeout=settings.acse_timeout)
+        association._run(association.ul.associate_request(request_pdu), expect_open=True)
+        exchange_log.association_requested(
+            calling=proposal.calling_ae_title, called=proposal.called_ae_title, address=node.host,
+            port=node.port, contexts=[(int(cx.context_id), str(cx.abstract_syntax), [str(s) for s in cx.transfer_syntax])
+                                      for cx in proposal.numbered],
+            roles=dict(proposal.roles), max_pdu=settings.max_pdu, implementation=_ours())
+        association._run(association.ul.transport_confirmed())
+        try:
+            indication = association._next_indication(MAX_NEGOTIATION_PDU)
+            if indication.primitive is Primitive.ASSOCIATE_REJECTED:
+                rejection = Rejection.decode(bytes(indication.pdu or b""))
+                exchange_log.association_rejected(peer=label, result=rejection.result,
+                                                  source=rejection.source, reason=rejection.reason)
+                kind = "permanently" if rejection.result == 1 else "transiently"
+                raise AssociationRejected(f"{node.description} rejected the association {kind}: {rejection.meaning}",
+                                          result=rejection.result, source=rejection.source,
+                                          reason=rejection.reason)
+            if indication.primitive is not Primitive.ASSOCIATE_ACCEPTED:
+                raise AssociationAborted(f"{node.description} aborted the association request")
+            try:
+                association.negotiated = read_acceptance(bytes(indication.pdu or b""), proposal)
+            except Exception as exc:  # noqa: BLE001 - any A-ASSOCIATE-AC pynetdicom cannot decode
+                association.abort(source=0x02, reason=INVALID_PARAMETER)
+                raise AssociationAborted(f"{node.description} sent an A-ASSOCIATE-AC that cannot be read: {exc}") from None
+        except NetworkTimeout:
+            association.abort()
+            raise NetworkTimeout(f"{node.description}: no answer to the association request "
+                                 f"within {settings.acse_timeout:g} s") from None
+        except BaseException:
+            association.transport.close()
+            raise
+        association._established(settings)
+        association.log_accepted(len(proposal.numbered))
+        return association
+
+    def log_accepted(self, proposed: int, *, by_us: bool = False) -> None:
+        """Log what the negotiation accepted (INFO) and each context (DEBUG)."""
+        negotiated = self.negotiated
+        assert negotiated is not None
+        exchange_log.association_accepted(
+            peer=self.label,
+            accepted=[(cx.context_id, cx.abstract_syntax, str(cx.transfer_syntax), cx.as_scu, cx.as_scp)
+                      for cx in negotiated.contexts.values()],
+            refused=[(cx.context_id, cx.abstract_syntax, cx.result) for cx in negotiated.refused],
+            proposed=proposed, max_pdu=negotiated.peer_max_pdu if not by_us else self.max_pdu,
+            implementation=negotiated.peer_implementation if not by_us else _ours(), by_us=by_us)
+
+    @classmethod
+    def incoming(cls, transport: Transport, label: str, settings: Settings) -> tuple[Association, Request | None]:
+        """A connection a peer opened (the acceptor side), with its A-ASSOCIATE-RQ
+        decoded; None when it sent none, or one that cannot be decoded (the connection
+        is then aborted or closed)."""
+        association = cls(transport, label, max_pdu=settings.max_pdu, artim_timeout=settings.acse_timeout)
+        association._run(association.ul.transport_indication())
+        transport.set_timeout(settings.acse_timeout)
+        try:
+            indication = association._next_indication(MAX_NEGOTIATION_PDU)
+        except (AssociationAborted, NetworkTimeout):
+            association.close()
+            return association, None
+        if indication.primitive is not Primitive.ASSOCIATE_INDICATION:
+            association.close()
+            return association, None
+        try:
+            request = Request.decode(bytes(indication.pdu or b""))
+        except Exception:  # noqa: BLE001 - a malformed request is aborted
+            association.abort(source=0x02, reason=INVALID_PARAMETER)
+            return association, None
+        return association, request
+
+    def accept(self, request: Request, supported: Sequence[PresentationContext], settings: Settings) -> None:
+        """Answer ``request`` with an A-ASSOCIATE-AC for what we support."""
+        pdu, self.negotiated = request.accept(supported, self.max_pdu)
+        self._run(self.ul.accept(pdu))
+        self._established(settings)
+
+    def reject(self, rejection: Rejection) -> None:
+        """Answer with an A-ASSOCIATE-RJ, and wait (ARTIM) for the peer to close."""
+        try:
+            self._run(self.ul.reject(rejection.encode()))
+        except NetworkError:
+            pass
+        self._linger()
+
+    def _established(self, settings: Settings) -> None:
+        assert self.negotiated is not None
+        self.peer_max = self.negotiated.peer_max_pdu
+        self.transport.set_timeout(settings.dimse_timeout if self.ul.is_requestor else settings.network_timeout)
+
+    @property
+    def contexts(self) -> dict[int, AcceptedContext]:
+        """The accepted presentation contexts, by ID."""
+        return self.negotiated.contexts if self.negotiated is not None else {}
+
+    @property
+    def is_established(self) -> bool:
+        return self.ul.state is State.STA6
+
+    # -- the upper layer's outputs -------------------------------------------------------
+
+    def _run(self, outputs: list[Any], *, expect_open: bool = False) -> list[Indication]:
+        """Carry out the state machine's outputs; the indications among them."""
+        indications = []
+        for output in outputs:
+            if isinstance(output, SendPdu):
+                self._flush()
+                exchange_log.pdu("sent", peer=self.label, pdu_type=output.data[0], length=len(output.data))
+                self.transport.write(output.data)
+            elif isinstance(output, Indication):
+                indications.append(output)
+            elif isinstance(output, CloseTransport):
+                self._flush_quietly()
+                self.transport.close()
+            elif isinstance(output, OpenTransport) and not expect_open:
+                raise NetworkError("the upper layer asked for a connection in the middle of an association")
+        return indications
+
+    def _next_indication(self, limit: int) -> Indication:
+        """Read PDUs until the state machine has something to tell; a P-DATA-TF's values
+        are queued.
+
+        Raises:
+            AssociationAborted: the association was aborted, by either side, or the
+                connection was lost (after the state machine has answered that).
+            NetworkTimeout: nothing came within the timeout.
+        """
+        while True:
+            try:
+                pdu_type, pdu = self.transport.read_pdu(limit)
+            except PduTooLarge as exc:
+                self._run(self.ul.invalid_pdu(INVALID_PARAMETER))
+                self.close()
+                exchange_log.aborted(peer=self.label, source=2, reason=INVALID_PARAMETER, by_us=True, why=str(exc))
+                raise
+            except AssociationAborted:
+                self._closed()
+                raise
+            exchange_log.pdu("received", peer=self.label, pdu_type=pdu_type, length=len(pdu))
+            if pdu_type == P_DATA_TF and self.ul.state is State.STA6:
+                for indication in self._run(self.ul.pdu_received(pdu_type, pdu)):
+                    if indication.primitive is Primitive.DATA:
+                        self._queue_pdvs(pdu)
+                    else:
+                        return self._told(indication)
+                if self._pdvs:
+                    return _DATA
+                continue
+            for indication in self._run(self.ul.pdu_received(pdu_type, pdu)):
+                if indication.primitive is Primitive.DATA:
+                    self._queue_pdvs(pdu)
+                    return _DATA
+                return self._told(indication)
+
+    def _told(self, indication: Indication) -> Indication:
+        """An indication that ends or changes the association: raise for aborts."""
+        primitive = indication.primitive
+        if primitive is Primitive.ABORT:
+            source, reason = indication.source or 0, indication.reason or 0
+            exchange_log.aborted(peer=self.label, source=source, reason=reason, by_us=False)
+            self.close()
+            why = f" ({PROVIDER_REASONS.get(reason, f'reason {reason}')})" if source == 2 else ""
+            raise AssociationAborted(f"{self.label} aborted the association{why}")
+        if primitive is Primitive.PROVIDER_ABORT:
+            reason = indication.reason or 0
+            self.close()
+            exchange_log.aborted(peer=self.label, source=2, reason=reason, by_us=True)
+            raise AssociationAborted(f"{self.label} broke the protocol: {PROVIDER_REASONS.get(reason, f'reason {reason}')}"
+                                     "; the association was aborted")
+        if primitive is Primitive.TRANSPORT_CLOSED:
+            self.close()
+            raise AssociationAborted(f"{self.label} closed the connection")
+        return indication
+
+    def _closed(self) -> None:
+        """The connection is gone (Evt17)."""
+        try:
+            for indication in self._run(self.ul.transport_closed()):
+                if indication.primitive is Primitive.ABORT:
+                    exchange_log.aborted(peer=self.label, source=indication.source or 0,
+                                         reason=indication.reason or 0, by_us=False)
+        except NetworkError:
+            pass
+        self.transport.close()
+
+    # -- presentation data values --------------------------------------------------------
+
+    def _queue_pdvs(self, pdu: bytearray) -> None:
+        view = memoryview(pdu)
+        end = len(pdu)
+        pos = 6
+        contexts = self.contexts
+        while pos < end:
+            if pos + PDV_OVERHEAD > end:
+                self._protocol_violation("a P-DATA-TF ends inside a PDV item header")
+            length = struct.unpack_from(">I", pdu, pos)[0]
+            if length < 2 or pos + 4 + length > end:
+                self._protocol_violation("a PDV item runs past the end of its P-DATA-TF")
+            context_id = pdu[pos + 4]
+            if context_id not in contexts:
+                self._protocol_violation(f"a PDV on presentation context {context_id}, which was not accepted")
+            self._pdvs.append((context_id, pdu[pos + 5], view[pos + 6:pos + 4 + length]))
+            pos += 4 + length
+        if pos == 6:
+            self._protocol_violation("a P-DATA-TF without any PDV")
+
+    def _protocol_violation(self, what: str) -> None:
+        """Abort (A-ABORT, service provider, invalid PDU parameter value) and raise."""
+        self._pdvs.clear()
+        try:
+            self._run(self.ul.invalid_pdu(INVALID_PARAMETER))
+        except NetworkError:
+            pass
+        self.close()
+        exchange_log.aborted(peer=self.label, source=2, reason=INVALID_PARAMETER, by_us=True, why=what)
+        raise AssociationAborted(f"{self.label} broke the protocol ({what}); the association was aborted")
+
+    def _next_pdv(self) -> tuple[int, int, memoryview]:
+        while not self._pdvs:
+            indication = self._next_indication(self._data_limit())
+            if indication is not _DATA:
+                if indication.primitive is Primitive.RELEASE_INDICATION:
+                    raise ReleaseRequested(f"{self.label} released the association")
+                raise AssociationAborted(f"{self.label} ended the association ({indication.primitive.name})")
+        return self._pdvs.popleft()
+
+    def _data_limit(self) -> int:
+        return self.max_pdu or MAX_UNBOUNDED_PDU
+
+    def has_pending(self) -> bool:
+        """Whether the peer has sent something not read yet (a C-CANCEL, say)."""
+        return bool(self._pdvs) or self.transport.has_pending()
+
+    # -- DIMSE messages ------------------------------------------------------------------
+
+    def next_message_id(self) -> int:
+        """A Message ID for a new request (PS3.7 9.1.1.1), 1 to 65535 in turn."""
+        self._message_id = self._message_id % 0xFFFF + 1
+        return self._message_id
+
+    def send(self, context_id: int, command: bytes, data: bytes | BinaryIO | None = None) -> None:
+        """Send a command set and its dataset (bytes, or a file positioned at the dataset,
+        read fragment by fragment) on ``context_id``. The command shares the first PDU with
+        the first dataset fragment when both fit; PDUs are written in batches of about
+        :data:`SEND_BATCH` bytes.
+
+        Raises:
+            AssociationAborted, NetworkTimeout: the peer is gone or stopped reading.
+        """
+        if exchange_log.DIMSE.isEnabledFor(exchange_log.INFO):
+            context = self.contexts.get(context_id)
+            exchange_log.message("sent", peer=self.label, context_id=context_id, command=parse_command(command),
+                                 dataset=data if isinstance(data, bytes | bytearray) else None,
+                                 transfer_syntax=str(context.transfer_syntax) if context else None,
+                                 name_peer=self.name_peer)
+        fragment = (self.peer_max or UNBOUNDED_FRAGMENT) - PDV_OVERHEAD
+        items = [pdv(context_id, COMMAND | LAST_FRAGMENT, command)]
+        size = len(items[0])
+        pending = 0
+        if data is not None:
+            for chunk, last in fragments(data, fragment):
+                item = pdv(context_id, LAST_FRAGMENT if last else 0x00, chunk)
+                if size + len(item) > fragment + PDV_OVERHEAD:
+                    pending += self._queue_out(p_data_tf(items))
+                    items, size = [], 0
+                    if pending >= SEND_BATCH:
+                        self._flush()
+                        pending = 0
+                items.append(item)
+                size += len(item)
+        self._queue_out(p_data_tf(items))
+        self._flush()
+
+    def _queue_out(self, pdu: bytes) -> int:
+        for output in self.ul.send_data(pdu):
+            if isinstance(output, SendPdu):
+                self._outbox.append(output.data)
+        exchange_log.pdu("sent", peer=self.label, pdu_type=P_DATA_TF, length=len(pdu))
+        return len(pdu)
+
+    def _flush(self) -> None:
+        if self._outbox:
+            data = b"".join(self._outbox) if len(self._outbox) > 1 else self._outbox[0]
+            self._outbox.clear()
+            self.transport.write(data)
+
+    def _flush_quietly(self) -> None:
+        try:
+            self._flush()
+        except NetworkError:
+            self._outbox.clear()
+
+    def receive(self, sink: SinkFactory | None = None) -> Message:
+        """Read one whole DIMSE message (command, and dataset if the command says so).
+
+        ``sink(context_id, command)``, called once the command is read, may return a
+        :class:`DataSink` that takes the dataset's fragments as they arrive instead of
+        memory; it is discarded if the message does not arrive whole.
+
+        Raises:
+            ReleaseRequested: the peer asked to release the association.
+            AssociationAborted: the association was aborted or broke the protocol (a
+                dataset on another context than its command, a command set of over
+                64 KiB, more than :attr:`max_data` bytes to keep in memory).
+            NetworkTimeout: nothing within the timeout.
+        """
+        command = bytearray()
+        data: list[memoryview] = []
+        size = 0
+        parsed: dict[int, bytes] | None = None
+        target: DataSink | None = None
+        message_context: int | None = None
+        try:
+            while True:
+                context_id, control, value = self._next_pdv()
+                if message_context is None:
+                    message_context = context_id
+                elif context_id != message_context:
+                    self._protocol_violation(f"a message's fragments on presentation contexts "
+                                             f"{message_context} and {context_id}")
+                if control & COMMAND:
+                    if parsed is not None:
+                        self._protocol_violation("a command fragment inside a dataset")
+                    command += value
+                    if len(command) > MAX_COMMAND:
+                        self._protocol_violation(f"a command set of over {MAX_COMMAND} bytes")
+                    if control & LAST_FRAGMENT:
+                        parsed = parse_command(bytes(command))
+                        if parsed.get(COMMAND_DATA_SET_TYPE, b"\x01\x01")[:2] == b"\x01\x01":
+                            return self._received(Message(context_id, parsed, None))
+                        target = sink(context_id, parsed) if sink is not None else None
+                    continue
+                if parsed is None:
+                    self._protocol_violation("a dataset fragment before its command")
+                if target is not None:
+                    target.write(value)
+                else:
+                    data.append(value)
+                    size += len(value)
+                    if size > self.max_data:
+                        self._protocol_violation(f"a dataset of over {self.max_data} bytes")
+                if control & LAST_FRAGMENT:
+                    assert parsed is not None
+                    return self._received(Message(context_id, parsed, None if target is not None else b"".join(data),
+                                                  target))
+        except BaseException:
+            if target is not None:
+                target.discard()
+            raise
+
+    def _received(self, message: Message) -> Message:
+        if exchange_log.DIMSE.isEnabledFor(exchange_log.INFO):
+            context = self.contexts.get(message.context_id)
+            exchange_log.message("received", peer=self.label, context_id=message.context_id,
+                                 command=message.command, dataset=message.data,
+                                 transfer_syntax=str(context.transfer_syntax) if context else None,
+                                 name_peer=self.name_peer)
+        return message
+
+    def request(self, context_id: int, command: bytes, data: bytes | BinaryIO | None = None,
+                sink: SinkFactory | None = None) -> Iterator[Message]:
+        """Send a request and yield its responses: the messages whose Message ID Being
+        Responded To is the request's Message ID (PS3.7 9.1.1.1); the caller stops after
+        the final one. Requests the peer sends in between are served by :attr:`handlers`
+        (their datasets opened by ``sink`` first, then by the handler's ``open``).
+
+        Raises:
+            AssociationAborted: the peer answered another Message ID (the association
+                is aborted), or the association was lost.
+            NetworkTimeout: no message within the DIMSE timeout.
+        """
+        message_id = struct.unpack("<H", parse_command(command).get(MESSAGE_ID, b"\0\0")[:2])[0]
+        self.send(context_id, command, data)
+        while True:
+            message = self.receive(sink or self.open_request)
+            field = message.us(COMMAND_FIELD) or 0
+            if not field & 0x8000:
+                self.serve(message)
+                continue
+            answered = message.us(MESSAGE_ID_BEING_RESPONDED_TO)
+            if answered != message_id:
+                self.abort()
+                raise AssociationAborted(f"{self.label} answered message ID {answered} while request "
+                                         f"{message_id} was outstanding; the association was aborted")
+            yield message
+
+    def open_request(self, context_id: int, command: dict[int, bytes]) -> DataSink | None:
+        """Where the dataset of the peer's request goes: what its handler opens (a
+        :data:`~pacskit.net.wire.SinkFactory` for :meth:`receive`)."""
+        handler = self.handlers.get(_field(command))
+        context = self.contexts.get(context_id)
+        if handler is None or context is None:
+            return None
+        return handler.open(self, context, Message(context_id, command, None))
+
+    def serve(self, message: Message) -> None:
+        """Hand a request to its handler, or answer it with a failure status."""
+        field = message.us(COMMAND_FIELD) or 0
+        context = self.contexts[message.context_id]
+        handler = self.handlers.get(field)
+        if handler is not None:
+            handler.handle(self, context, message)
+            return
+        if message.sink is not None:
+            message.sink.discard()
+        sop_class = message.text(AFFECTED_SOP_CLASS_UID) or message.text(REQUESTED_SOP_CLASS_UID)
+        status = UNRECOGNIZED_OPERATION
+        if sop_class and sop_class != context.abstract_syntax:
+            status = SOP_CLASS_NOT_SUPPORTED
+        LOG.warning("%s sent a request pacskit does not serve here (command 0x%04X on context %d, %s): "
+                    "answered 0x%04X", self.label, field, message.context_id, context.abstract_syntax, status)
+        if field in _NO_RESPONSE:
+            return
+        self.send(message.context_id, failure_rsp(field | 0x8000, message.us(MESSAGE_ID) or 0,
+                                                  sop_class or context.abstract_syntax, status))
+
+    # -- ending ---------------------------------------------------------------------------
+
+    def release(self) -> None:
+        """Release the association (PS3.8 9.3.6–9.3.7), answering a release collision as
+        the Standard asks (Table 9-10: Sta9/AR-9 for a requestor, Sta10/AR-10/AR-4 for an
+        acceptor); a peer that does not answer in time is aborted."""
+        try:
+            self._run(self.ul.release_request())
+            while self.ul.state not in (State.STA1, State.STA13):
+                if self._next_indication(self._data_limit()) is _DATA:
+                    self._pdvs.clear()
+                if self.ul.awaiting_release_response:
+                    self._run(self.ul.release_response())
+        except NetworkTimeout:
+            self.abort()
+            return
+        except NetworkError:
+            pass
+        exchange_log.released(peer=self.label, by_peer=False, seconds=self._age())
+        self._linger()
+
+    def release_response(self) -> None:
+        """Answer the peer's A-RELEASE-RQ (AR-4) and wait (ARTIM) for it to close."""
+        try:
+            self._run(self.ul.release_response())
+        except NetworkError:
+            pass
+        exchange_log.released(peer=self.label, by_peer=True, seconds=self._age())
+        self._linger()
+
+    def _linger(self) -> None:
+        """Sta13: wait for the peer to close the connection, at most until ARTIM expires."""
+        deadline = self.ul.artim_deadline
+        while self.transport.sock is not None and self.ul.state is not State.STA1:
+            left = (deadline - time.monotonic()) if deadline is not None else 0
+            if left <= 0:
+                self._run(self.ul.poll(time.monotonic() if deadline is None else deadline))
+                break
+            self.transport.set_timeout(left)
+            try:
+                self._run(self.ul.pdu_received(*self.transport.read_pdu(MAX_NEGOTIATION_PDU)))
+            except (NetworkError, PduTooLarge):
+                break
+        self.close()
+
+    def _age(self) -> float:
+        return time.monotonic() - self.started
+
+    def abort(self, source: int = 0x00, reason: int = 0x00) -> None:
+        """Send A-ABORT (PS3.8 9.3.8), if the connection is still there, and close it."""
+        self._outbox.clear()
+        if self.transport.sock is not None and self.ul.state not in (State.STA1, State.STA13):
+            try:
+                for output in self.ul.abort(source, reason):
+                    if isinstance(output, SendPdu):
+                        self.transport.write_quietly(bytes(output.data))
+            except Exception:  # noqa: BLE001 - aborting must not fail
+                pass
+            exchange_log.aborted(peer=self.label, source=source, reason=reason, by_us=True)
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        self.transport.close()
+        if self.ul.state is not State.STA1:
+            try:
+                self.ul.transport_closed()
+            except Exception:  # noqa: BLE001 - the machine may already consider it closed
+                pass
+
+
+_DATA = Indication(Primitive.DATA)
+_NO_RESPONSE = {0x0FFF}  # C-CANCEL-RQ has no response (PS3.7 9.3.2.3)
+
+
+def _field(command: dict[int, bytes]) -> int:
+    raw = command.get(COMMAND_FIELD, b"\0\0")
+    return struct.unpack("<H", raw[:2])[0] if len(raw) >= 2 else 0
+
+
+def _ours() -> tuple[str, str]:
+    from pacskit.encoded import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+
+    return IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 
 @contextmanager
-def associate(
-    settings: Settings,
-    node: Node,
-    contexts: Sequence[PresentationContext],
-    *,
-    ext_neg: Sequence[Any] | None = None,
-    evt_handlers: Sequence[tuple[Any, ...]] | None = None,
-) -> Iterator[Association]:
-    """Open an association with ``node`` proposing ``contexts``; release it on exit.
-
-    If the body raises, the association is aborted rather than released.
+def associate(settings: Settings, node: Node, contexts: Sequence[PresentationContext], *,
+              roles: dict[str, tuple[bool, bool]] | None = None,
+              extended: Sequence[Any] = ()) -> Iterator[Association]:
+    """An association with ``node`` proposing ``contexts`` (and SCP/SCU ``roles``),
+    released when the block ends, aborted if it raises — but for a failure status the
+    peer answered (:class:`~pacskit.errors.DimseError`): the exchange is whole, so the
+    association is released.
 
     Raises:
         HostNotFound, ConnectionRefused, NetworkTimeout, AssociationRejected,
         AssociationAborted, NetworkError: the association could not be established.
     """
-    address = resolve_host(node.host, node.port)
-    ae = make_ae(settings)
-    started = time.monotonic()
-    assoc = ae.associate(
-        address,
-        node.port,
-        contexts=list(contexts),
-        ae_title=node.ae_title,
-        ext_neg=list(ext_neg) if ext_neg else None,
-        evt_handlers=list(evt_handlers) if evt_handlers else None,
-    )
-    if not assoc.is_established:
-        raise _association_failure(assoc, node, settings, time.monotonic() - started)
+    proposal = Proposal(settings.ae_title, node.ae_title, contexts, settings.max_pdu, roles or {}, extended)
+    association = Association.connect(settings, node, proposal)
     try:
-        yield assoc
+        yield association
+    except DimseError:
+        association.release()
+        raise
     except BaseException:
-        assoc.abort()
+        association.abort()
         raise
     else:
-        if assoc.is_established:
-            assoc.release()
-
-
-def _unread_rejection(assoc: Association) -> A_ASSOCIATE | None:
-    """An A-ASSOCIATE-RJ that arrived, and the connection closed, before pynetdicom's
-    ACSE looked: it then aborts without reading the rejection."""
-    for primitive in list(assoc.dul.to_user_queue.queue):
-        if isinstance(primitive, A_ASSOCIATE) and primitive.result in (0x01, 0x02):
-            return primitive
-    return None
-
-
-def _association_failure(
-    assoc: Association, node: Node, settings: Settings, elapsed: float
-) -> NetworkError:
-    where = node.description
-    primitive = assoc.acceptor.primitive if assoc.is_rejected else _unread_rejection(assoc)
-    if primitive is not None:
-        result = int(getattr(primitive, "result", 0) or 0)
-        source = int(getattr(primitive, "result_source", 0) or 0)
-        reason = int(getattr(primitive, "diagnostic", 0) or 0)
-        kind = "permanently" if result == 1 else "transiently"
-        meaning = _REJECT_REASONS.get((source, reason), f"reason {reason}")
-        return AssociationRejected(
-            f"{where} rejected the association {kind}: {meaning}",
-            result=result,
-            source=source,
-            reason=reason,
-        )
-    sock = assoc.dul.socket
-    error = sock.connect_error if isinstance(sock, NoDelaySocket) else None
-    if isinstance(error, ConnectionRefusedError):
-        return ConnectionRefused(f"{where}: connection refused (nothing listens on port {node.port})")
-    if isinstance(error, TimeoutError):
-        return NetworkTimeout(
-            f"{where}: no TCP connection within {settings.connect_timeout:g} s"
-        )
-    if error is not None:
-        return NetworkError(f"{where}: cannot connect: {error.strerror or error}")
-    if elapsed >= settings.acse_timeout:
-        return NetworkTimeout(
-            f"{where}: no answer to the association request within {settings.acse_timeout:g} s"
-        )
-    return AssociationAborted(f"{where} aborted the association request")
+        if association.is_established:
+            association.release()
+        else:
+            association.close()

@@ -18,6 +18,7 @@ C_ECHO_RSP = 0x8030
 C_CANCEL_RQ = 0x0FFF
 
 AFFECTED_SOP_CLASS_UID = 0x0002
+REQUESTED_SOP_CLASS_UID = 0x0003
 COMMAND_FIELD = 0x0100
 MESSAGE_ID = 0x0110
 MESSAGE_ID_BEING_RESPONDED_TO = 0x0120
@@ -31,14 +32,22 @@ REMAINING_SUBOPERATIONS = 0x1020
 COMPLETED_SUBOPERATIONS = 0x1021
 FAILED_SUBOPERATIONS = 0x1022
 WARNING_SUBOPERATIONS = 0x1023
+MOVE_ORIGINATOR_AE_TITLE = 0x1030
+MOVE_ORIGINATOR_MESSAGE_ID = 0x1031
 
 DATA_SET_PRESENT = 0x0000
 NO_DATA_SET = 0x0101
 PRIORITY_MEDIUM = 0x0000
 
 
-def c_store_rq(message_id: int, sop_class_uid: str, sop_instance_uid: str) -> bytes:
-    """A C-STORE-RQ (PS3.7 9.3.1.1)."""
+def c_store_rq(message_id: int, sop_class_uid: str, sop_instance_uid: str,
+               move_originator: tuple[str, int] | None = None) -> bytes:
+    """A C-STORE-RQ (PS3.7 9.3.1.1); a sub-operation of a C-MOVE carries the Move
+    Originator AE Title and Message ID (``move_originator``)."""
+    originator = [] if move_originator is None else [
+        (MOVE_ORIGINATOR_AE_TITLE, ae(move_originator[0])),
+        (MOVE_ORIGINATOR_MESSAGE_ID, us(move_originator[1])),
+    ]
     return command_set(
         (AFFECTED_SOP_CLASS_UID, uid(sop_class_uid)),
         (COMMAND_FIELD, us(C_STORE_RQ)),
@@ -46,6 +55,32 @@ def c_store_rq(message_id: int, sop_class_uid: str, sop_instance_uid: str) -> by
         (PRIORITY, us(PRIORITY_MEDIUM)),
         (COMMAND_DATA_SET_TYPE, us(DATA_SET_PRESENT)),
         (AFFECTED_SOP_INSTANCE_UID, uid(sop_instance_uid)),
+        *originator,
+    )
+
+
+def c_echo_rq(message_id: int, sop_class_uid: str = "1.2.840.10008.1.1") -> bytes:
+    """A C-ECHO-RQ (PS3.7 9.3.5.1)."""
+    return command_set(
+        (AFFECTED_SOP_CLASS_UID, uid(sop_class_uid)),
+        (COMMAND_FIELD, us(C_ECHO_RQ)),
+        (MESSAGE_ID, us(message_id)),
+        (COMMAND_DATA_SET_TYPE, us(NO_DATA_SET)),
+    )
+
+
+def failure_rsp(command_field: int, message_id: int, sop_class_uid: str, status: int,
+                comment: str = "") -> bytes:
+    """The response ``command_field`` to a request this side does not carry out, with a
+    failure ``status`` (PS3.7 C.5: 0x0211 unrecognized operation, 0x0122 SOP class not
+    supported) and no dataset."""
+    return command_set(
+        (AFFECTED_SOP_CLASS_UID, uid(sop_class_uid)),
+        (COMMAND_FIELD, us(command_field)),
+        (MESSAGE_ID_BEING_RESPONDED_TO, us(message_id)),
+        (COMMAND_DATA_SET_TYPE, us(NO_DATA_SET)),
+        (STATUS, us(status)),
+        *_comment(comment),
     )
 
 

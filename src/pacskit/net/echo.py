@@ -7,9 +7,10 @@ import time
 from pynetdicom import build_context
 from pynetdicom.sop_class import Verification
 
-from pacskit.errors import ServiceNotSupported
+from pacskit.errors import DimseError, ServiceNotSupported
 from pacskit.net.association import associate
-from pacskit.net.status import check_response
+from pacskit.net.commands import ERROR_COMMENT, STATUS, c_echo_rq
+from pacskit.net.status import check_status
 from pacskit.nodes import Node
 from pacskit.settings import Settings
 
@@ -28,9 +29,13 @@ def c_echo(settings: Settings, node: Node) -> tuple[int, float, float]:
     started = time.perf_counter()
     with associate(settings, node, [build_context(Verification)]) as assoc:
         connected = time.perf_counter()
-        if not assoc.accepted_contexts:
+        context = assoc.negotiated.context_for(Verification) if assoc.negotiated else None
+        if context is None:
             raise ServiceNotSupported(f"{node.label} does not accept Verification (C-ECHO)")
-        response = assoc.send_c_echo()
-        status = check_response(assoc, response, "C-ECHO", node)
+        response = next(assoc.request(context.context_id, c_echo_rq(assoc.next_message_id())))
+        status = response.us(STATUS)
+        if status is None:
+            raise DimseError(f"{node.label} sent a C-ECHO response without a status")
+        check_status(status, response.text(ERROR_COMMENT), "C-ECHO", node)
         done = time.perf_counter()
     return status, connected - started, done - connected

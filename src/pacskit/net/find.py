@@ -10,17 +10,16 @@ from pydicom import Dataset
 from pydicom.uid import UID
 from pynetdicom import build_context
 from pynetdicom.dsutils import decode, encode
-from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelFind,
 )
 
 from pacskit.errors import DimseError, ServiceNotSupported
-from pacskit.net.association import associate
+from pacskit.net.association import Association, associate
 from pacskit.net.commands import ERROR_COMMENT, STATUS, c_cancel_rq, c_find_rq
 from pacskit.net.status import Outcome, check_status, outcome_of
-from pacskit.net.wire import DirectChannel
+from pacskit.net.ul.negotiation import AcceptedContext
 from pacskit.nodes import Node
 from pacskit.settings import Settings
 
@@ -33,16 +32,15 @@ FIND_SOP_CLASSES = {
 
 class FindSession:
     """One association over which any number of C-FIND requests are sent in turn, the
-    messages written and read by the calling thread (:class:`DirectChannel`)."""
+    messages written and read by the calling thread."""
 
-    def __init__(self, channel: DirectChannel, node: Node, model: str, context: PresentationContext) -> None:
-        self.channel = channel
+    def __init__(self, association: Association, node: Node, model: str, context: AcceptedContext) -> None:
+        self.association = association
         self.node = node
         self.sop_class = FIND_SOP_CLASSES[model]
-        self.context_id = int(context.context_id)
-        syntax = UID(context.transfer_syntax[0])
+        self.context_id = context.context_id
+        syntax = UID(context.transfer_syntax)
         self._encoding = (syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated)
-        self._message_id = 0
 
     def find(self, identifier: Dataset, limit: int | None = None) -> Iterator[Dataset]:
         """Send one C-FIND and yield the identifier of every pending response.
@@ -56,16 +54,13 @@ class FindSession:
             NetworkTimeout, AssociationAborted: no response, or the association is lost.
             DimseError: a response identifier that cannot be decoded.
         """
-        self._message_id += 1
-        message_id = self._message_id
+        message_id = self.association.next_message_id()
         request = encode(identifier, *self._encoding)
         if request is None:
             raise DimseError("the C-FIND identifier cannot be encoded")
-        self.channel.send(self.context_id, c_find_rq(message_id, self.sop_class), request)
         count = 0
         cancelled = False
-        while True:
-            response = self.channel.receive()
+        for response in self.association.request(self.context_id, c_find_rq(message_id, self.sop_class), request):
             status = response.us(STATUS)
             if status is None:
                 raise DimseError(f"{self.node.label} sent a C-FIND response without a status")
@@ -80,7 +75,7 @@ class FindSession:
             yield match
             count += 1
             if limit is not None and count >= limit:
-                self.channel.send(self.context_id, c_cancel_rq(message_id))
+                self.association.send(self.context_id, c_cancel_rq(message_id))
                 cancelled = True
 
 
@@ -93,10 +88,10 @@ def find_session(settings: Settings, node: Node, model: str) -> Iterator[FindSes
         ServiceNotSupported: the peer does not offer this information model.
     """
     with associate(settings, node, [build_context(FIND_SOP_CLASSES[model])]) as assoc:
-        if not assoc.accepted_contexts:
+        context = next(iter(assoc.contexts.values()), None)
+        if context is None:
             raise ServiceNotSupported(
                 f"{node.label} does not offer C-FIND in the {model}-root information model"
             )
-        with DirectChannel(assoc, node, settings.dimse_timeout) as channel:
-            channel.max_data = MAX_IDENTIFIER
-            yield FindSession(channel, node, model, assoc.accepted_contexts[0])
+        assoc.max_data = MAX_IDENTIFIER
+        yield FindSession(assoc, node, model, context)

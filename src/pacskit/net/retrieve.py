@@ -3,9 +3,7 @@
 A :class:`RetrieveSession` holds one association and sends any number of C-GET or C-MOVE
 requests over it. For C-GET the same association carries the C-STORE sub-operations back
 to us (SCP/SCU role selection, PS3.7 D.3.3.4); each is handed, still encoded, to the
-``on_instance`` callback. A C-GET runs on a :class:`~pacskit.net.wire.DirectChannel`: a
-retrieve is thousands of request/response exchanges, each of which would otherwise
-cross pynetdicom's reactor threads.
+``on_instance`` callback.
 """
 
 from __future__ import annotations
@@ -20,8 +18,7 @@ from typing import BinaryIO
 
 from pydicom import Dataset
 from pydicom.uid import UID
-from pynetdicom import build_context, build_role
-from pynetdicom.association import Association
+from pynetdicom import build_context
 from pynetdicom.dsutils import decode, encode
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import (
@@ -33,7 +30,7 @@ from pynetdicom.sop_class import (
 
 from pacskit.encoded import file_meta
 from pacskit.errors import AssociationAborted, NoStorageRole, PacskitError, ServiceNotSupported
-from pacskit.net.association import associate
+from pacskit.net.association import Association, associate
 from pacskit.net.commands import (
     AFFECTED_SOP_CLASS_UID,
     AFFECTED_SOP_INSTANCE_UID,
@@ -54,7 +51,8 @@ from pacskit.net.commands import (
 )
 from pacskit.net.contexts import retrieve_storage_contexts
 from pacskit.net.status import Outcome, check_status, outcome_of
-from pacskit.net.wire import DirectChannel, Fragment, Message
+from pacskit.net.ul.negotiation import AcceptedContext
+from pacskit.net.wire import DataSink, Fragment, Message
 from pacskit.nodes import Node
 from pacskit.settings import Settings
 
@@ -69,6 +67,7 @@ MOVE_SOP_CLASSES = {
 
 STATUS_OUT_OF_RESOURCES = 0xA700
 STATUS_CANNOT_UNDERSTAND = 0xC000
+STATUS_SOP_CLASS_NOT_SUPPORTED = 0x0122
 
 
 @dataclass
@@ -136,6 +135,11 @@ class InstanceRejected(PacskitError):
 class RetrieveSession:
     """One association over which C-GET or C-MOVE requests are sent.
 
+    For C-GET, the association's handler for C-STORE requests is this session: each
+    sub-operation on a storage context where we took the SCP role is handed, still
+    encoded, to ``on_instance``; one on any other context is refused (0x0122) without
+    its dataset being kept.
+
     Attributes:
         refused: the SOP Instance UIDs of the C-GET sub-operations we answered with a
             failure (the instance arrived but was not kept).
@@ -143,28 +147,22 @@ class RetrieveSession:
             sub-operation, by SOP Instance UID.
     """
 
-    def __init__(self, assoc: Association, node: Node, model: str, method: str,
-                 channel: DirectChannel | None = None,
+    def __init__(self, association: Association, node: Node, model: str, method: str,
                  on_instance: InstanceHandler | None = None) -> None:
-        self.assoc = assoc
+        self.association = association
         self.node = node
         self.model = model
         self.method = method
-        self.channel = channel
         self.on_instance = on_instance
-        self.contexts = {cx.context_id: cx for cx in assoc.accepted_contexts}
         self.refused: list[str] = []
         self.answered: dict[str, int] | None = None
-        self._message_id = 0
+        if on_instance is not None:
+            association.handlers[C_STORE_RQ] = self
 
     @property
     def local_address(self) -> str:
         """Our IP address on this association (as the peer sees it), or "" once closed."""
-        sock = self.channel.sock if self.channel is not None else None
-        try:
-            return str(sock.getsockname()[0]) if sock is not None else ""
-        except OSError:
-            return ""
+        return self.association.transport.local_address
 
     def c_get(self, identifier: Dataset, progress: ProgressHandler | None = None) -> SubOperations:
         """Send one C-GET and wait for its final response, storing what comes back.
@@ -172,50 +170,46 @@ class RetrieveSession:
         Raises:
             DimseFailure, NetworkTimeout, AssociationAborted: the C-GET failed.
         """
-        if self.channel is None:
+        if self.method != "get":
             raise ServiceNotSupported("this session was not opened for C-GET")
-        return self._follow(self._c_get_responses(identifier), "C-GET", progress)
-
-    def _c_get_responses(self, identifier: Dataset) -> Iterator[RetrieveResponse]:
-        """The C-GET-RSPs, after answering every C-STORE sub-operation that comes in
-        between."""
         get_class = GET_SOP_CLASSES[self.model]
-        return self._responses(identifier, get_class, C_GET_RSP, "C-GET",
-                               lambda message_id: c_get_rq(message_id, get_class))
+        return self._follow(self._responses(identifier, get_class, C_GET_RSP, "C-GET",
+                                            lambda message_id: c_get_rq(message_id, get_class)),
+                            "C-GET", progress)
 
     def _responses(self, identifier: Dataset, sop_class: str, response_field: int, service: str,
                    request: Callable[[int], bytes]) -> Iterator[RetrieveResponse]:
-        assert self.channel is not None
-        context = next(cx for cx in self.contexts.values() if cx.abstract_syntax == sop_class)
-        syntax = UID(context.transfer_syntax[0])
-        self._message_id = self._message_id % 0xFFFF + 1
+        context = self.association.negotiated.context_for(sop_class) if self.association.negotiated else None
+        if context is None:
+            raise ServiceNotSupported(f"{self.node.label} does not offer {service} ({self.model}-root)")
+        syntax = context.transfer_syntax
         encoded = encode(identifier, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated)
-        self.channel.send(context.context_id, request(self._message_id), encoded)
-        while True:
-            message = self.channel.receive(self._open_instance)
-            command = message.us(COMMAND_FIELD)
-            if command == C_STORE_RQ:
-                self._answer_store(message)
-                continue
-            if command != response_field or message.us(STATUS) is None:
+        message_id = self.association.next_message_id()
+        for message in self.association.request(context.context_id, request(message_id), encoded):
+            if message.us(COMMAND_FIELD) != response_field or message.us(STATUS) is None:
                 raise AssociationAborted(f"{self.node.label} sent an unexpected message "
-                                         f"(command 0x{command or 0:04X}) during {service}")
+                                         f"(command 0x{message.us(COMMAND_FIELD) or 0:04X}) during {service}")
             yield _response_of(message, syntax)
 
-    def _open_instance(self, context_id: int, command: dict[int, bytes]) -> ReceivedInstance | None:
-        """Where the dataset of a C-STORE sub-operation goes, once its command is read."""
-        request = Message(context_id, command, None)
-        context = self.contexts.get(context_id)
-        if request.us(COMMAND_FIELD) != C_STORE_RQ or context is None:
-            return None
-        return ReceivedInstance(file_meta(request.text(AFFECTED_SOP_CLASS_UID),
-                                          request.text(AFFECTED_SOP_INSTANCE_UID),
-                                          context.transfer_syntax[0], self.node.ae_title))
+    def open(self, association: Association, context: AcceptedContext, message: Message) -> DataSink | None:
+        """Where the dataset of a C-STORE sub-operation goes, once its command is read:
+        a :class:`ReceivedInstance`, or nowhere when we may not store on this context."""
+        if not context.as_scp or message.text(AFFECTED_SOP_CLASS_UID) != context.abstract_syntax:
+            return _Dropped()
+        return ReceivedInstance(file_meta(message.text(AFFECTED_SOP_CLASS_UID),
+                                          message.text(AFFECTED_SOP_INSTANCE_UID),
+                                          str(context.transfer_syntax), self.node.ae_title))
 
-    def _answer_store(self, message: Message) -> None:
+    def handle(self, association: Association, context: AcceptedContext, message: Message) -> None:
+        """Answer a C-STORE sub-operation (PS3.4 C.4.3.3: a C-GET's instances come back
+        on the same association)."""
         sop_class = message.text(AFFECTED_SOP_CLASS_UID)
         sop_instance = message.text(AFFECTED_SOP_INSTANCE_UID)
-        if not isinstance(message.sink, ReceivedInstance) or self.on_instance is None:
+        if isinstance(message.sink, _Dropped):
+            status = STATUS_SOP_CLASS_NOT_SUPPORTED
+            LOG.warning("%s sent a C-STORE on presentation context %d (%s), where pacskit is not the "
+                        "Storage SCP; refused", self.node.label, context.context_id, context.abstract_syntax)
+        elif not isinstance(message.sink, ReceivedInstance) or self.on_instance is None:
             status = STATUS_CANNOT_UNDERSTAND
         else:
             try:
@@ -226,9 +220,8 @@ class RetrieveSession:
             self.refused.append(sop_instance)
         if self.answered is not None:
             self.answered[sop_instance] = status
-        assert self.channel is not None
-        self.channel.send(message.context_id,
-                          c_store_rsp(message.us(MESSAGE_ID) or 0, sop_class, sop_instance, status))
+        association.send(message.context_id,
+                         c_store_rsp(message.us(MESSAGE_ID) or 0, sop_class, sop_instance, status))
 
     def c_move(self, identifier: Dataset, destination: str,
                progress: ProgressHandler | None = None) -> SubOperations:
@@ -238,7 +231,7 @@ class RetrieveSession:
             MoveDestinationUnknown: the peer does not know ``destination`` (0xA801).
             DimseFailure, NetworkTimeout, AssociationAborted: the C-MOVE failed.
         """
-        if self.channel is None:
+        if self.method != "move":
             raise ServiceNotSupported("this session was not opened for C-MOVE")
         move_class = MOVE_SOP_CLASSES[self.model]
         responses = self._responses(identifier, move_class, C_MOVE_RSP, "C-MOVE",
@@ -261,6 +254,16 @@ class RetrieveSession:
                 counts.failed_instances = response.failed_instances
                 break
         return counts
+
+
+class _Dropped:
+    """The dataset of a C-STORE we refuse: nothing of it is kept."""
+
+    def write(self, data: Fragment) -> None:
+        pass
+
+    def discard(self) -> None:
+        pass
 
 
 def _response_of(message: Message, syntax: UID) -> RetrieveResponse:
@@ -309,18 +312,16 @@ def get_session(settings: Settings, node: Node, model: str, on_instance: Instanc
     get_class = GET_SOP_CLASSES[model]
     if storage is None:
         storage = retrieve_storage_contexts(reserved=1)
-    roles = [build_role(uid, scp_role=True)
-             for uid in dict.fromkeys(cx.abstract_syntax for cx in storage)]
-    with associate(settings, node, [build_context(get_class), *storage], ext_neg=roles) as assoc:
-        accepted = {cx.abstract_syntax for cx in assoc.accepted_contexts}
+    roles = {str(uid): (False, True) for uid in dict.fromkeys(cx.abstract_syntax for cx in storage)}
+    with associate(settings, node, [build_context(get_class), *storage], roles=roles) as assoc:
+        accepted = {cx.abstract_syntax for cx in assoc.contexts.values()}
         if get_class not in accepted:
             raise ServiceNotSupported(f"{node.label} does not offer C-GET ({model}-root)")
-        if not any(cx.as_scp for cx in assoc.accepted_contexts if cx.abstract_syntax != get_class):
+        if not any(cx.as_scp for cx in assoc.contexts.values() if cx.abstract_syntax != get_class):
             raise NoStorageRole(
                 f"{node.label} accepted C-GET but not pacskit as Storage SCP (role selection)"
             )
-        with DirectChannel(assoc, node, settings.dimse_timeout) as channel:
-            yield RetrieveSession(assoc, node, model, "get", channel, on_instance)
+        yield RetrieveSession(assoc, node, model, "get", on_instance)
 
 
 @contextmanager
@@ -333,10 +334,9 @@ def move_session(settings: Settings, node: Node, model: str) -> Iterator[Retriev
     """
     move_class = MOVE_SOP_CLASSES[model]
     with associate(settings, node, [build_context(move_class)]) as assoc:
-        if not assoc.accepted_contexts:
+        if not assoc.contexts:
             raise ServiceNotSupported(f"{node.label} does not offer C-MOVE ({model}-root)")
-        with DirectChannel(assoc, node, settings.dimse_timeout) as channel:
-            yield RetrieveSession(assoc, node, model, "move", channel)
+        yield RetrieveSession(assoc, node, model, "move")
 
 
 class ReceivedInstance:

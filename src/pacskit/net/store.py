@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from pydicom import dcmread
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
@@ -20,11 +20,11 @@ from pynetdicom.dsutils import encode
 from pynetdicom.presentation import PresentationContext
 
 from pacskit.errors import AssociationAborted, NetworkError, NetworkTimeout, ServiceNotSupported
-from pacskit.net.association import associate
+from pacskit.net.association import Association, associate
 from pacskit.net.commands import ERROR_COMMENT, STATUS, c_store_rq
 from pacskit.net.contexts import MAX_CONTEXTS
 from pacskit.net.status import Outcome, describe_store, outcome_of
-from pacskit.net.wire import Channel, DirectChannel
+from pacskit.net.wire import Message
 from pacskit.nodes import Node
 from pacskit.scan import DicomFile
 from pacskit.settings import Settings
@@ -172,17 +172,15 @@ class _Store:
             opened = False
             try:
                 with associate(self.settings, self.node, contexts_for(batch)) as assoc:
-                    if not assoc.accepted_contexts:
+                    if not assoc.contexts:
                         raise ServiceNotSupported(
                             f"{self.node.label} accepted none of the storage SOP classes offered"
                         )
-                    with DirectChannel(assoc, self.node, self.settings.dimse_timeout) as channel:
-                        opened = True
-                        sender = FileSender(channel, {(cx.abstract_syntax, cx.transfer_syntax[0]): cx.context_id
-                                                      for cx in assoc.accepted_contexts})
-                        while pending:
-                            self.report(sender.send(pending[0]))
-                            pending.popleft()
+                    opened = True
+                    sender = FileSender(assoc, storage_targets(assoc))
+                    while pending:
+                        self.report(sender.send(pending[0]))
+                        pending.popleft()
             except (AssociationAborted, NetworkTimeout) as exc:
                 if not opened:
                     raise
@@ -213,20 +211,30 @@ class _Store:
             raise type(exc)(f"{self.lost_in_a_row} associations in a row were lost ({exc})")
 
 
+def storage_targets(association: Association) -> dict[tuple[str, str], int]:
+    """The context ID for each accepted (SOP class, transfer syntax) on which we may send
+    C-STORE requests (as requestor, or as acceptor where the peer took the SCP role)."""
+    return {(cx.abstract_syntax, str(cx.transfer_syntax)): cx.context_id
+            for cx in association.contexts.values() if cx.as_scu}
+
+
 class FileSender:
-    """Sends files with C-STORE requests over a :class:`Channel`, each over the context
+    """Sends files with C-STORE requests over an association, each over the context
     with its own transfer syntax, or converted to an uncompressed syntax the peer accepted.
 
     Args:
-        channel: the association's channel.
+        association: the association.
         contexts: the presentation context ID for each accepted (SOP class, transfer
-            syntax) that we may send C-STORE requests on.
+            syntax) that we may send C-STORE requests on (:func:`storage_targets`).
+        move_originator: for the sub-operations of a C-MOVE, the AE title and Message
+            ID of the C-MOVE-RQ (PS3.7 9.3.1.1).
     """
 
-    def __init__(self, channel: Channel, contexts: dict[tuple[str, str], int]) -> None:
-        self.channel = channel
+    def __init__(self, association: Association, contexts: dict[tuple[str, str], int],
+                 move_originator: tuple[str, int] | None = None) -> None:
+        self.association = association
         self.contexts = contexts
-        self.message_id = 0
+        self.move_originator = move_originator
 
     def send(self, item: DicomFile) -> SendOutcome:
         """C-STORE one file and wait for its response.
@@ -234,13 +242,13 @@ class FileSender:
         Raises:
             AssociationAborted, NetworkTimeout: the association is lost.
         """
-        label = self.channel.label
+        label = self.association.label
         context = self.contexts.get((item.sop_class_uid, item.transfer_syntax))
         converted = context is None
         if item.size <= item.dataset_offset:
             return SendOutcome(item, None, "the file has no dataset after its file meta information")
-        self.message_id = self.message_id % 0xFFFF + 1
-        command = c_store_rq(self.message_id, item.sop_class_uid, item.sop_instance_uid)
+        command = c_store_rq(self.association.next_message_id(), item.sop_class_uid, item.sop_instance_uid,
+                             self.move_originator)
         if context is not None:
             try:
                 fh = item.path.open("rb")
@@ -250,9 +258,9 @@ class FileSender:
                 fh.seek(item.dataset_offset)
                 if (item.size - item.dataset_offset) % 2:
                     # PS3.5 A.5: an odd deflated stream is padded with one 00H byte.
-                    self.channel.send(context, command, fh.read() + b"\0")
+                    response = self._exchange(context, command, fh.read() + b"\0")
                 else:
-                    self.channel.send(context, command, fh)
+                    response = self._exchange(context, command, fh)
         else:
             syntax, context = next(((s, self.contexts[(item.sop_class_uid, s)]) for s in UNCOMPRESSED_LE
                                     if (item.sop_class_uid, s) in self.contexts), (None, None))
@@ -265,8 +273,7 @@ class FileSender:
                 return SendOutcome(item, None, f"{label} does not accept "
                                                f"{UID(item.transfer_syntax).name} and pacskit "
                                                f"cannot decompress it ({exc})")
-            self.channel.send(context, command, data)
-        response = self.channel.receive()
+            response = self._exchange(context, command, data)
         status = response.us(STATUS)
         if status is None:
             return SendOutcome(item, None, "the peer's C-STORE response has no status", converted)
@@ -275,6 +282,10 @@ class FileSender:
             reason = f"C-STORE failed at {label}: {describe_store(status)}"
             return SendOutcome(item, status, reason + (f": {comment}" if comment else ""), converted)
         return SendOutcome(item, status, "", converted)
+
+
+    def _exchange(self, context_id: int, command: bytes, data: bytes | BinaryIO) -> Message:
+        return next(self.association.request(context_id, command, data))
 
 
 def _converted(item: DicomFile, syntax: UID) -> bytes:

@@ -33,6 +33,7 @@ from starlette.routing import Mount, Route
 from pacskit.errors import QueryError
 from pacskit.query import Level
 from pacskit.web import qido, render, stow, uri, wado
+from pacskit.web.access_log import AccessLogMiddleware
 from pacskit.web.auth import AuthMiddleware
 from pacskit.web.media import EXPLICIT_VR_LITTLE_ENDIAN, parse_accept
 from pacskit.web.multipart import coalesced, new_boundary, write_parts
@@ -183,7 +184,8 @@ class DicomWeb:
 
 def create_app(archive: Archive) -> Starlette:
     """The ASGI application serving ``archive`` (see the module docstring), with
-    authentication and CORS as ``archive.settings.web`` says."""
+    authentication and CORS as ``archive.settings.web`` says, every request in the
+    access log (:mod:`pacskit.web.access_log`)."""
     web = DicomWeb(archive)
     settings = archive.settings.web
     instance = "/studies/{study}/series/{series}/instances/{sop}"
@@ -208,7 +210,7 @@ def create_app(archive: Archive) -> Starlette:
         Route(f"{instance}/frames/{{frames}}/rendered", web.rendered, methods=["GET"]),
         Route("/openapi.json", web.openapi, methods=["GET"]),
     ]
-    middleware = []
+    middleware = [Middleware(AccessLogMiddleware)]
     if settings.cors_origins:
         middleware.append(Middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                                      allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["*"],
