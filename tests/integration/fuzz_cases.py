@@ -34,18 +34,12 @@ from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import Verification
 
 from pacskit.net.commands import (
-    AFFECTED_SOP_CLASS_UID,
     AFFECTED_SOP_INSTANCE_UID,
-    C_ECHO_RQ,
     C_STORE_RSP,
-    COMMAND_DATA_SET_TYPE,
     COMMAND_FIELD,
-    MESSAGE_ID,
-    NO_DATA_SET,
     STATUS,
+    c_echo_rq,
     c_store_rq,
-    command_set,
-    uid,
     us,
 )
 from pacskit.net.wire import parse_command
@@ -89,12 +83,6 @@ def associate_rq() -> bytes:
     pdu = A_ASSOCIATE_RQ()
     pdu.from_primitive(primitive)
     return bytes(pdu.encode())
-
-
-def c_echo_rq(message_id: int) -> bytes:
-    """A C-ECHO-RQ command set (PS3.7 9.3.5.1)."""
-    return command_set((AFFECTED_SOP_CLASS_UID, uid(Verification)), (COMMAND_FIELD, us(C_ECHO_RQ)),
-                       (MESSAGE_ID, us(message_id)), (COMMAND_DATA_SET_TYPE, us(NO_DATA_SET)))
 
 
 def small_ct(sop_instance_uid: str) -> bytes:
