@@ -524,18 +524,20 @@ class Association:
         return message
 
     def request(self, context_id: int, command: bytes, data: bytes | BinaryIO | None = None,
-                sink: SinkFactory | None = None) -> Iterator[Message]:
+                sink: SinkFactory | None = None, *, message_id: int | None = None) -> Iterator[Message]:
         """Send a request and yield its responses: the messages whose Message ID Being
         Responded To is the request's Message ID (PS3.7 9.1.1.1); the caller stops after
         the final one. Requests the peer sends in between are served by :attr:`handlers`
         (their datasets opened by ``sink`` first, then by the handler's ``open``).
+        ``message_id`` is the command's Message ID (read from it when not given).
 
         Raises:
             AssociationAborted: the peer answered another Message ID (the association
                 is aborted), or the association was lost.
             NetworkTimeout: no message within the DIMSE timeout.
         """
-        message_id = struct.unpack("<H", parse_command(command).get(MESSAGE_ID, b"\0\0")[:2])[0]
+        if message_id is None:
+            message_id = struct.unpack("<H", parse_command(command).get(MESSAGE_ID, b"\0\0")[:2])[0]
         self.send(context_id, command, data)
         while True:
             message = self.receive(sink or self.open_request)

@@ -32,7 +32,8 @@ def c_echo(settings: Settings, node: Node) -> tuple[int, float, float]:
         context = assoc.negotiated.context_for(Verification) if assoc.negotiated else None
         if context is None:
             raise ServiceNotSupported(f"{node.label} does not accept Verification (C-ECHO)")
-        response = next(assoc.request(context.context_id, c_echo_rq(assoc.next_message_id())))
+        message_id = assoc.next_message_id()
+        response = next(assoc.request(context.context_id, c_echo_rq(message_id), message_id=message_id))
         status = response.us(STATUS)
         if status is None:
             raise DimseError(f"{node.label} sent a C-ECHO response without a status")

@@ -60,7 +60,8 @@ class FindSession:
             raise DimseError("the C-FIND identifier cannot be encoded")
         count = 0
         cancelled = False
-        for response in self.association.request(self.context_id, c_find_rq(message_id, self.sop_class), request):
+        for response in self.association.request(self.context_id, c_find_rq(message_id, self.sop_class), request,
+                                                 message_id=message_id):
             status = response.us(STATUS)
             if status is None:
                 raise DimseError(f"{self.node.label} sent a C-FIND response without a status")

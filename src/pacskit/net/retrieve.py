@@ -185,7 +185,8 @@ class RetrieveSession:
         syntax = context.transfer_syntax
         encoded = encode(identifier, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated)
         message_id = self.association.next_message_id()
-        for message in self.association.request(context.context_id, request(message_id), encoded):
+        for message in self.association.request(context.context_id, request(message_id), encoded,
+                                               message_id=message_id):
             if message.us(COMMAND_FIELD) != response_field or message.us(STATUS) is None:
                 raise AssociationAborted(f"{self.node.label} sent an unexpected message "
                                          f"(command 0x{message.us(COMMAND_FIELD) or 0:04X}) during {service}")

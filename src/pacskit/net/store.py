@@ -247,8 +247,8 @@ class FileSender:
         converted = context is None
         if item.size <= item.dataset_offset:
             return SendOutcome(item, None, "the file has no dataset after its file meta information")
-        command = c_store_rq(self.association.next_message_id(), item.sop_class_uid, item.sop_instance_uid,
-                             self.move_originator)
+        message_id = self.association.next_message_id()
+        command = c_store_rq(message_id, item.sop_class_uid, item.sop_instance_uid, self.move_originator)
         if context is not None:
             try:
                 fh = item.path.open("rb")
@@ -258,9 +258,9 @@ class FileSender:
                 fh.seek(item.dataset_offset)
                 if (item.size - item.dataset_offset) % 2:
                     # PS3.5 A.5: an odd deflated stream is padded with one 00H byte.
-                    response = self._exchange(context, command, fh.read() + b"\0")
+                    response = self._exchange(context, command, fh.read() + b"\0", message_id)
                 else:
-                    response = self._exchange(context, command, fh)
+                    response = self._exchange(context, command, fh, message_id)
         else:
             syntax, context = next(((s, self.contexts[(item.sop_class_uid, s)]) for s in UNCOMPRESSED_LE
                                     if (item.sop_class_uid, s) in self.contexts), (None, None))
@@ -273,7 +273,7 @@ class FileSender:
                 return SendOutcome(item, None, f"{label} does not accept "
                                                f"{UID(item.transfer_syntax).name} and pacskit "
                                                f"cannot decompress it ({exc})")
-            response = self._exchange(context, command, data)
+            response = self._exchange(context, command, data, message_id)
         status = response.us(STATUS)
         if status is None:
             return SendOutcome(item, None, "the peer's C-STORE response has no status", converted)
@@ -284,8 +284,8 @@ class FileSender:
         return SendOutcome(item, status, "", converted)
 
 
-    def _exchange(self, context_id: int, command: bytes, data: bytes | BinaryIO) -> Message:
-        return next(self.association.request(context_id, command, data))
+    def _exchange(self, context_id: int, command: bytes, data: bytes | BinaryIO, message_id: int) -> Message:
+        return next(self.association.request(context_id, command, data, message_id=message_id))
 
 
 def _converted(item: DicomFile, syntax: UID) -> bytes:
