@@ -50,7 +50,7 @@ from raw_pdu import (
 from raw_requestor import CALLING_AET, VERIFICATION_ONLY, RawRequestor
 from served import ARCHIVE_AET, served_archive, web_url
 
-from pacskit.net.commands import c_cancel_rq, c_find_rq, c_store_rq
+from pacskit.net.commands import c_cancel_rq, c_echo_rsp, c_find_rq, c_store_rq
 from pacskit.settings import NodeConfig
 
 NETWORK_TIMEOUT = 2.0
@@ -233,6 +233,13 @@ def test_an_unknown_command_is_refused_or_aborted_never_left_unanswered(archive)
 def test_a_cancel_of_no_outstanding_request_is_ignored(archive):
     with associate(archive) as requestor:
         requestor.send_message(1, c_cancel_rq(41))
+        assert requestor.echo(42) == SUCCESS
+        requestor.release()
+
+
+def test_a_response_to_nothing_is_dropped_not_answered(archive):
+    with associate(archive) as requestor:
+        requestor.send_message(1, c_echo_rsp(40, VERIFICATION, SUCCESS))
         assert requestor.echo(42) == SUCCESS
         requestor.release()
 

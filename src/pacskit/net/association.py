@@ -29,6 +29,7 @@ from typing import Any, BinaryIO, Protocol
 
 from pynetdicom.presentation import PresentationContext
 
+from pacskit.encoded import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from pacskit.errors import (
     AssociationAborted,
     AssociationRejected,
@@ -562,9 +563,16 @@ class Association:
         return handler.open(self, context, Message(context_id, command, None))
 
     def serve(self, message: Message) -> None:
-        """Hand a request to its handler, or answer it with a failure status."""
+        """Hand a request to its handler, or answer it with a failure status; a response
+        that answers nothing we asked is dropped (there is nothing to answer it with)."""
         field = message.us(COMMAND_FIELD) or 0
         context = self.contexts[message.context_id]
+        if field & 0x8000:
+            LOG.warning("%s sent a response (command 0x%04X, to message ID %d) to no outstanding request; "
+                        "ignored", self.label, field, message.us(MESSAGE_ID_BEING_RESPONDED_TO) or 0)
+            if message.sink is not None:
+                message.sink.discard()
+            return
         handler = self.handlers.get(field)
         if handler is not None:
             handler.handle(self, context, message)
@@ -663,8 +671,6 @@ def _field(command: dict[int, bytes]) -> int:
 
 
 def _ours() -> tuple[str, str]:
-    from pacskit.encoded import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
-
     return IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 
