@@ -29,6 +29,7 @@ MAX_CONNECTIONS = 128
 PER_ADDRESS = 64
 FLOOD = 1500
 SETTLE = 30.0
+BATCH = 50
 LOCAL_LIMIT_EXCEEDED = (0x02, 0x03, 0x02)
 
 
@@ -50,15 +51,24 @@ class Flood:
         self.sockets: list[socket.socket] = []
         self.answers: dict[socket.socket, bytes] = {}
 
-    def open(self, source: str, count: int) -> None:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((source, 0))
-            sock.setblocking(False)
-            code = sock.connect_ex(("127.0.0.1", self.port))
-            assert code in (0, errno.EINPROGRESS), errno.errorcode.get(code, code)
-            self.sockets.append(sock)
-            self.selector.register(sock, selectors.EVENT_READ)
+    def open(self, source: str, count: int, *, kept: int) -> None:
+        """Open ``count`` connections from ``source``, of which the server is to keep
+        ``kept`` and answer the rest; in batches, each answered before the next is opened
+        (so that the listen backlog never overflows and no SYN waits for a retry)."""
+        answered = len(self.answers)
+        opened = 0
+        while opened < count:
+            batch = min(BATCH, count - opened)
+            for _ in range(batch):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.bind((source, 0))
+                sock.setblocking(False)
+                code = sock.connect_ex(("127.0.0.1", self.port))
+                assert code in (0, errno.EINPROGRESS), errno.errorcode.get(code, code)
+                self.sockets.append(sock)
+                self.selector.register(sock, selectors.EVENT_READ)
+            opened += batch
+            self.wait_for_answers(answered + max(0, opened - kept), SETTLE)
 
     def wait_for_answers(self, count: int, timeout: float) -> None:
         """Wait until ``count`` connections have been answered (or closed)."""
@@ -98,16 +108,14 @@ def test_a_flood_of_idle_connections_is_refused_without_a_thread_each_and_others
         tmp_path: Path, corpus: list):
     with ServeProcess(tmp_path / "data") as server, flood(server.port) as connections:
         threads_before = server.status("Threads")
-        connections.open("127.0.0.2", FLOOD)
-        connections.wait_for_answers(FLOOD - PER_ADDRESS, SETTLE)
+        connections.open("127.0.0.2", FLOOD, kept=PER_ADDRESS)
         rejections = connections.rejections()
         assert len(rejections) == FLOOD - PER_ADDRESS
         assert all(tuple(data[7:10]) == LOCAL_LIMIT_EXCEEDED for data in rejections)
         assert server.status("Threads") <= threads_before + PER_ADDRESS
         assert client().echo(server.node).status == 0x0000  # another address is served meanwhile
 
-        connections.open("127.0.0.3", FLOOD // 10)
-        connections.wait_for_answers(FLOOD + FLOOD // 10 - MAX_CONNECTIONS, SETTLE)
+        connections.open("127.0.0.3", FLOOD // 10, kept=MAX_CONNECTIONS - PER_ADDRESS)
         assert len(connections.rejections()) == FLOOD + FLOOD // 10 - MAX_CONNECTIONS
         threads_flooded = server.status("Threads")
         assert threads_flooded <= threads_before + MAX_CONNECTIONS, threads_flooded
@@ -123,7 +131,7 @@ def test_the_accept_loop_runs_out_of_descriptors_waits_and_serves_again(tmp_path
     settings = {"MAX_CONNECTIONS": "1000", "MAX_CONNECTIONS_PER_ADDRESS": "1000"}
     with ServeProcess(tmp_path / "data", settings=settings, max_files=256) as server:
         with flood(server.port) as connections:
-            connections.open("127.0.0.2", 400)
+            connections.open("127.0.0.2", 400, kept=400)
             deadline = time.monotonic() + SETTLE
             while "Too many open files" not in server.log() and time.monotonic() < deadline:
                 time.sleep(0.1)
