@@ -13,7 +13,7 @@ import threading
 
 
 class MemoryBudget:
-    """A thread-safe count of bytes reserved against ``limit`` (0: no limit)."""
+    """A thread-safe count of bytes reserved against ``limit`` (0: no limit, nothing counted)."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -26,16 +26,19 @@ class MemoryBudget:
         return self._in_use
 
     def reserve(self, size: int) -> bool:
-        """Reserve ``size`` bytes; False (and nothing reserved) if that would exceed the limit."""
+        """Reserve ``size`` bytes; False (and nothing reserved) if that would exceed the
+        limit. Without a limit nothing is counted."""
+        if not self.limit:
+            return True
         with self._lock:
-            if self.limit and self._in_use + size > self.limit:
+            if self._in_use + size > self.limit:
                 return False
             self._in_use += size
             return True
 
     def release(self, size: int) -> None:
         """Give back ``size`` bytes reserved earlier."""
-        if size:
+        if size and self.limit:
             with self._lock:
                 self._in_use -= size
 
