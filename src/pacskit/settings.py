@@ -184,6 +184,16 @@ class Settings(BaseSettings):
         dimse_timeout: seconds to wait for each DIMSE message (per message, not per retrieve).
         network_timeout: seconds without any network activity before the association aborts.
         connect_timeout: seconds to wait for the TCP connection.
+        max_connections: TCP connections our acceptors (``serve``, the C-MOVE storage
+            SCP) hold at once, associations being negotiated included; more are refused
+            as they are accepted.
+        max_connections_per_address: the same, from any one IP address.
+        max_associations: associations served at once, counted once their
+            A-ASSOCIATE-RQ is complete; more are rejected (A-ASSOCIATE-RJ, transient,
+            local limit exceeded).
+        memory_budget: bytes all associations of an acceptor together may hold in
+            memory (PDUs being read, request identifiers); a request over it is refused
+            (0 = no limit).
         allow_patient_names: opt in to requesting, showing and writing patient names.
         nodes: the named remote nodes.
         archive: the archive of ``pacskit serve``.
@@ -205,6 +215,10 @@ class Settings(BaseSettings):
     dimse_timeout: Annotated[float, Field(gt=0)] = 60.0
     network_timeout: Annotated[float, Field(gt=0)] = 120.0
     connect_timeout: Annotated[float, Field(gt=0)] = 10.0
+    max_connections: Annotated[int, Field(ge=1)] = 128
+    max_connections_per_address: Annotated[int, Field(ge=1)] = 64
+    max_associations: Annotated[int, Field(ge=1)] = 64
+    memory_budget: Annotated[int, Field(ge=0)] = 256 << 20
     allow_patient_names: bool = False
     nodes: dict[str, NodeConfig] = Field(default_factory=dict)
     archive: ArchiveSettings = Field(default_factory=ArchiveSettings)

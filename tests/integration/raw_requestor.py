@@ -36,6 +36,7 @@ class RawRequestor(PduLink):
         contexts: the presentation contexts to propose (Verification on ID 1 by default).
         max_pdu: the Maximum Length Received we announce.
         scp_roles: SOP classes for which we ask for the SCP role too.
+        source: the local address to connect from (another loopback address, say).
 
     Attributes:
         negotiated: the accepted contexts, roles and the acceptor's maximum PDU length.
@@ -44,8 +45,9 @@ class RawRequestor(PduLink):
     def __init__(self, host: str, port: int, called: str,
                  contexts: Sequence[Proposed] = VERIFICATION_ONLY, *,
                  calling: str = CALLING_AET, max_pdu: int = 65536, scp_roles: Iterable[str] = (),
-                 timeout: float = 5.0) -> None:
-        super().__init__(socket.create_connection((host, port), timeout=timeout))
+                 timeout: float = 5.0, source: str | None = None) -> None:
+        super().__init__(socket.create_connection((host, port), timeout=timeout,
+                                                  source_address=(source, 0) if source else None))
         self.send(associate_rq(called, calling, contexts, max_pdu, scp_roles))
         answer = self.read_pdu(timeout)
         if answer is None or answer[0] != A_ASSOCIATE_AC_PDU:

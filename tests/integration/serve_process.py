@@ -4,6 +4,7 @@ loopback port (DIMSE only), its log in a file so that nothing it writes can bloc
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -20,12 +21,18 @@ START_TIMEOUT = 30.0
 class ServeProcess:
     """``pacskit serve --data-dir data_dir --no-http`` on a free port, knowing the peer
     ``CLIENT_AET`` (who may then find and retrieve); a context manager that starts it (once
-    it answers DCMTK ``echoscu``) and stops it."""
+    it answers DCMTK ``echoscu``) and stops it.
 
-    def __init__(self, data_dir: Path, *, fsync: bool = False) -> None:
+    ``settings`` are more ``PACSKIT_*`` environment variables (``{"ACSE_TIMEOUT": "3"}``);
+    ``max_files`` lowers the process's RLIMIT_NOFILE."""
+
+    def __init__(self, data_dir: Path, *, fsync: bool = False, settings: dict[str, str] | None = None,
+                 max_files: int | None = None) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.fsync = fsync
+        self.settings = {f"PACSKIT_{name}": value for name, value in (settings or {}).items()}
+        self.max_files = max_files
         self.log_path = data_dir.parent / f"{data_dir.name}-serve.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -41,12 +48,13 @@ class ServeProcess:
     def start(self) -> ServeProcess:
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         known = {"PACSKIT_NODES__CLIENT__AE_TITLE": CLIENT_AET, "PACSKIT_NODES__CLIENT__HOST": "127.0.0.1",
-                 "PACSKIT_NODES__CLIENT__PORT": str(free_port())}
+                 "PACSKIT_NODES__CLIENT__PORT": str(free_port()), **self.settings}
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "pacskit", "--aet", ARCHIVE_AET, "--port", str(self.port), "serve",
                  "--data-dir", str(self.data_dir), "--no-http", *([] if self.fsync else ["--no-fsync"])],
-                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **known})
+                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **known},
+                preexec_fn=self._limit_files if self.max_files is not None else None)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -57,6 +65,10 @@ class ServeProcess:
         self.stop()
         raise AssertionError(f"pacskit serve did not answer within {START_TIMEOUT:g} s: {self.log()}")
 
+    def _limit_files(self) -> None:
+        assert self.max_files is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.max_files, self.max_files))
+
     def load(self, paths: list[Path]) -> None:
         """Store files or folders with DCMTK ``storescu``."""
         storescu(ARCHIVE_AET, "127.0.0.1", self.port, paths)
@@ -66,10 +78,15 @@ class ServeProcess:
 
     def rss_kib(self) -> int:
         """The server's resident set size (VmRSS of /proc/PID/status), in KiB."""
+        return self.status("VmRSS")
+
+    def status(self, field: str) -> int:
+        """A number of /proc/PID/status: ``VmRSS``, ``VmHWM`` (peak RSS; both in KiB),
+        ``Threads``."""
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1])
-        raise AssertionError(f"no VmRSS for process {self.pid}")
+        raise AssertionError(f"no {field} for process {self.pid}")
 
     def temporary_files(self) -> list[Path]:
         """What is left in the data directory's temporary area."""

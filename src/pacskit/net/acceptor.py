@@ -7,6 +7,14 @@ answered, then every request goes to the handler registered for its command. The
 protocol is the association's; what each service does — who may do what, where
 instances go, what matches — belongs to a :class:`Services` implementation, whose
 handlers raise :class:`DimseStatus` to answer anything but success.
+
+What a peer can cost (docs/limits.md): connections beyond ``max_connections`` in all,
+or ``max_connections_per_address`` from one address, are refused by the accept loop
+itself (an A-ASSOCIATE-RJ written if the socket takes it at once, then closed: no thread);
+associations beyond ``max_associations``, counted once their A-ASSOCIATE-RQ is complete,
+are rejected (transient, local limit exceeded); all associations share one
+:class:`~pacskit.net.memory_budget.MemoryBudget`. The accept loop never ends but by
+:meth:`Acceptor.shutdown`: out of descriptors or memory, it waits and tries again.
 """
 
 from __future__ import annotations
@@ -51,6 +59,8 @@ from pacskit.net.commands import (
     c_store_rsp,
     retrieve_rsp,
 )
+from pacskit.net.connection_limits import ConnectionLimits
+from pacskit.net.memory_budget import MemoryBudget
 from pacskit.net.status import Outcome, describe, outcome_of
 from pacskit.net.store import FileSender, SendOutcome, batches, contexts_for, storage_targets
 from pacskit.net.transport import Transport
@@ -179,28 +189,33 @@ class Acceptor:
     """Listens for associations and serves each on its own thread.
 
     Args:
-        settings: our AE title, port, timeouts and PDU size.
+        settings: our AE title, port, timeouts, PDU size, and the limits of what peers
+            may hold (``max_connections``, ``max_connections_per_address``,
+            ``max_associations``, ``memory_budget``).
         services: what each request does.
         supported: the presentation contexts we accept, with roles.
         check_called_ae_title: reject associations not addressed to our AE title.
-        max_associations: more at once are rejected (local limit exceeded).
         on_connection: called with each accepted connection's socket and True when it
             opens, and with False once it is closed (after its association ended).
     """
 
     def __init__(self, settings: Settings, services: Services, supported: list[PresentationContext],
-                 *, check_called_ae_title: bool = True, max_associations: int = 64,
+                 *, check_called_ae_title: bool = True,
                  on_connection: Callable[[socket.socket, bool], None] | None = None) -> None:
         self.settings = settings
         self.services = services
         self.supported = supported
         self.check_called_ae_title = check_called_ae_title
-        self.max_associations = max_associations
+        self.max_associations = settings.max_associations
         self.on_connection = on_connection
+        self.budget = MemoryBudget(settings.memory_budget)
+        self.limits = ConnectionLimits(settings.max_connections, settings.max_connections_per_address,
+                                       settings.max_associations)
         self._listener: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._active: dict[socket.socket, threading.Thread] = {}
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
 
     def start(self, address: tuple[str, int], *, reuse_port: bool = False) -> None:
         """Listen on ``address`` and accept associations in a background thread.
@@ -227,6 +242,7 @@ class Acceptor:
         """Stop listening; let associations in progress end for ``grace`` seconds, then
         abort the rest."""
         listener, self._listener = self._listener, None
+        self._stopping.set()
         if listener is not None:
             try:
                 listener.shutdown(socket.SHUT_RDWR)
@@ -247,56 +263,117 @@ class Acceptor:
                 thread.join(1.0)
 
     def _accept_loop(self) -> None:
-        while self._listener is not None:
+        listener = self._listener
+        waiting = ACCEPT_RETRY_FIRST
+        while listener is not None and self._listener is listener:
             try:
-                conn, address = self._listener.accept()
-            except OSError:
-                return
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            thread = threading.Thread(target=self._serve, args=(conn, address[0]), daemon=True,
-                                      name=f"pacskit-association-{address[0]}:{address[1]}")
-            with self._lock:
-                self._active[conn] = thread
-            if self.on_connection is not None:
-                self.on_connection(conn, True)
-            thread.start()
+                conn, address = listener.accept()
+            except OSError as exc:
+                if self._listener is not listener:
+                    return
+                if exc.errno in ACCEPT_TRANSIENT:
+                    continue
+                LOG.warning("cannot accept connections (%s): trying again in %g s",
+                            exc.strerror or exc, waiting)
+                self._stopping.wait(waiting)
+                waiting = min(waiting * 2, ACCEPT_RETRY_MAX)
+                continue
+            waiting = ACCEPT_RETRY_FIRST
+            self._admit(conn, address[0], address[1])
 
-    def _serve(self, conn: socket.socket, address: str) -> None:
+    def _admit(self, conn: socket.socket, host: str, port: int) -> None:
+        """Serve ``conn`` on a thread of its own, or refuse it here and now."""
+        accepted = time.monotonic()
+        refusal = self.limits.open(host)
+        if refusal is not None:
+            self.limits.refused(host, refusal)
+            _refuse(conn)
+            return
+        thread = threading.Thread(target=self._serve, args=(conn, host, accepted), daemon=True,
+                                  name=f"pacskit-association-{host}:{port}")
+        with self._lock:
+            self._active[conn] = thread
+        if self.on_connection is not None:
+            self.on_connection(conn, True)
         try:
-            with self._lock:
-                crowded = len(self._active) > self.max_associations
-            _Session(self, conn, address, crowded).run()
+            thread.start()
+        except RuntimeError as exc:
+            LOG.warning("cannot start a thread for a connection from %s (%s): refused", host, exc)
+            self._forget(conn, host)
+            _refuse(conn)
+            self._stopping.wait(ACCEPT_RETRY_FIRST)
+
+    def _serve(self, conn: socket.socket, address: str, accepted: float) -> None:
+        session: _Session | None = None
+        try:
+            session = _Session(self, conn, address, accepted)
+            session.run()
         except Exception:
             LOG.exception("association from %s failed", address)
         finally:
-            with self._lock:
-                self._active.pop(conn, None)
+            if session is not None and session.counted:
+                self.limits.end_association()
+            self._forget(conn, address)
             try:
                 conn.close()
             except OSError:
                 pass
-            if self.on_connection is not None:
-                self.on_connection(conn, False)
+
+    def _forget(self, conn: socket.socket, host: str) -> None:
+        with self._lock:
+            self._active.pop(conn, None)
+        self.limits.close(host)
+        if self.on_connection is not None:
+            self.on_connection(conn, False)
+
+
+ACCEPT_RETRY_FIRST = 0.05
+ACCEPT_RETRY_MAX = 1.0
+ACCEPT_TRANSIENT = {errno.ECONNABORTED, errno.EPROTO, errno.EAGAIN, errno.EINTR}
+_LOCAL_LIMIT_RJ = Rejection(0x02, 0x03, 0x02).encode()
+
+
+def _refuse(conn: socket.socket) -> None:
+    """Refuse a connection without a thread: read what it has sent so far (so that the
+    close is not a reset that could destroy the answer), write an A-ASSOCIATE-RJ
+    (transient, local limit exceeded, PS3.8 9.3.4) if the socket takes it at once, close."""
+    try:
+        conn.setblocking(False)
+        for _ in range(4):
+            if not conn.recv(1 << 16):
+                break
+    except OSError:
+        pass
+    try:
+        conn.send(_LOCAL_LIMIT_RJ)
+    except OSError:
+        pass
+    try:
+        conn.close()
+    except OSError:
+        pass
 
 
 class _Session:
     """One accepted association, from A-ASSOCIATE-RQ to release or abort: its requests
     go to the association's handlers, one for each command we serve."""
 
-    def __init__(self, acceptor: Acceptor, conn: socket.socket, address: str, crowded: bool) -> None:
+    def __init__(self, acceptor: Acceptor, conn: socket.socket, address: str, accepted: float) -> None:
         self.acceptor = acceptor
         self.settings = acceptor.settings
         self.services = acceptor.services
         self.address = address
-        self.crowded = crowded
-        self.transport = Transport(conn, address, self.settings.acse_timeout)
+        self.accepted = accepted
+        self.counted = False
+        self.transport = Transport(conn, address, self.settings.acse_timeout, budget=acceptor.budget)
         self.association: Association | None = None
         self.peer = Peer("", "", address)
         self.cancelled: set[int] = set()
 
     def run(self) -> None:
         started = time.monotonic()
-        association, request = Association.incoming(self.transport, self.address, self.settings)
+        association, request = Association.incoming(self.transport, self.address, self.settings,
+                                                    since=self.accepted, budget=self.acceptor.budget)
         self.association = association
         if request is None:
             return
@@ -338,8 +415,8 @@ class _Session:
             except ReleaseRequested:
                 association.release_response()
                 return
-            except NetworkTimeout:
-                LOG.warning("association with %s idle for %g s: aborted", association.label,
+            except NetworkTimeout as exc:
+                LOG.warning("association with %s aborted: %s (network timeout %g s)", association.label, exc,
                             self.settings.network_timeout)
                 association.abort()
                 return
@@ -362,7 +439,8 @@ class _Session:
         reason = self.services.admit(self.peer)
         if reason is not None:
             return CALLING_AE_NOT_RECOGNISED, reason
-        if self.crowded:
+        self.counted = self.acceptor.limits.begin_association()
+        if not self.counted:
             return LOCAL_LIMIT_EXCEEDED, f"more than {self.acceptor.max_associations} associations"
         return None, ""
 
@@ -373,6 +451,7 @@ class _Session:
         assert association is not None
         while message_id not in self.cancelled and association.has_pending():
             message = association.receive()
+            association.done(message)
             if message.us(COMMAND_FIELD) == C_CANCEL_RQ:
                 self.cancelled.add(message.us(MESSAGE_ID_BEING_RESPONDED_TO) or 0)
             else:

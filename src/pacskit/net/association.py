@@ -15,6 +15,16 @@ handler registered for its command (:attr:`Association.handlers`), on either rol
 request without a handler is answered with a failure status (0x0211 unrecognized
 operation, or 0x0122 when the context's SOP class is not the request's) instead of an
 abort.
+
+Time and memory: every PDU is read within bounds (:class:`~pacskit.net.transport.ReadBounds`):
+the A-ASSOCIATE-RQ within the ACSE timeout of the connection (ARTIM, PS3.8 9.1.5), and
+on an established association each PDU within the network timeout (acceptor) or DIMSE
+timeout (requestor) of the previous one, and then within as long again from its first
+byte to its last. A dataset kept in memory is counted twice (its bytes, and the dataset
+decoded from them) against the acceptor's
+:class:`~pacskit.net.memory_budget.MemoryBudget` until its request is served; one that
+does not fit is dropped as it arrives and its request answered with a failure status
+(0xA700 or 0xA701, out of resources), without reaching its handler.
 """
 
 from __future__ import annotations
@@ -47,7 +57,8 @@ from pacskit.net.commands import (
     REQUESTED_SOP_CLASS_UID,
     failure_rsp,
 )
-from pacskit.net.transport import PduTooLarge, Transport
+from pacskit.net.memory_budget import UNLIMITED, MemoryBudget
+from pacskit.net.transport import OverBudget, PduTooLarge, ReadBounds, Transport
 from pacskit.net.ul.fsm import (
     CloseTransport,
     Indication,
@@ -87,10 +98,14 @@ P_DATA_TF = 0x04
 MAX_NEGOTIATION_PDU = 1 << 20
 MAX_UNBOUNDED_PDU = 64 << 20
 MAX_IN_MEMORY = 16 << 20
+IN_MEMORY_COST = 2  # a dataset kept in memory: its bytes, then the Dataset decoded from them
 SEND_BATCH = 256 << 10
 
 UNRECOGNIZED_OPERATION = 0x0211
 SOP_CLASS_NOT_SUPPORTED = 0x0122
+RESOURCE_LIMITATION = 0x0213
+# PS3.4 C.4.1.1.4, C.4.2.1.5, C.4.3.1.4, B.2.3: refused, out of resources
+OUT_OF_RESOURCES = {0x0001: 0xA700, 0x0020: 0xA700, 0x0010: 0xA701, 0x0021: 0xA701}
 
 # PS3.8 9.3.8 A-ABORT: source 0 service-user, 2 service-provider; provider reasons
 ABORT_SOURCES = {0: "the service user", 1: "reserved", 2: "the service provider"}
@@ -99,6 +114,7 @@ PROVIDER_REASONS = {
     4: "unrecognized PDU parameter", 5: "unexpected PDU parameter", 6: "invalid PDU parameter value",
 }
 INVALID_PARAMETER = 0x06
+REASON_NOT_SPECIFIED = 0x00
 
 
 class ReleaseRequested(AssociationAborted):
@@ -124,10 +140,15 @@ class Association:
         negotiated: the accepted contexts, the peer's maximum PDU length and identity.
         handlers: the services for the peer's requests, by command field.
         max_data: the most bytes of a dataset kept in memory when no sink takes it.
+        budget: what datasets kept in memory are counted against (shared by all the
+            associations of an acceptor).
     """
 
-    def __init__(self, transport: Transport, label: str, *, max_pdu: int, artim_timeout: float) -> None:
+    def __init__(self, transport: Transport, label: str, *, max_pdu: int, artim_timeout: float,
+                 budget: MemoryBudget = UNLIMITED) -> None:
         self.transport = transport
+        self.budget = budget
+        self._held = 0
         self.label = label
         self.max_pdu = max_pdu
         self.ul = UpperLayer(artim_timeout=artim_timeout, max_pdu_length=max_pdu)
@@ -173,6 +194,7 @@ class Association:
                                       for cx in proposal.numbered],
             roles=dict(proposal.roles), max_pdu=settings.max_pdu, implementation=_ours())
         association._run(association.ul.transport_confirmed())
+        transport.bounds = ReadBounds(until=time.monotonic() + settings.acse_timeout)
         try:
             indication = association._next_indication(MAX_NEGOTIATION_PDU)
             if indication.primitive is Primitive.ASSOCIATE_REJECTED:
@@ -214,16 +236,32 @@ class Association:
             implementation=negotiated.peer_implementation if not by_us else _ours(), by_us=by_us)
 
     @classmethod
-    def incoming(cls, transport: Transport, label: str, settings: Settings) -> tuple[Association, Request | None]:
+    def incoming(cls, transport: Transport, label: str, settings: Settings, *, since: float | None = None,
+                 budget: MemoryBudget = UNLIMITED) -> tuple[Association, Request | None]:
         """A connection a peer opened (the acceptor side), with its A-ASSOCIATE-RQ
         decoded; None when it sent none, or one that cannot be decoded (the connection
-        is then aborted or closed)."""
-        association = cls(transport, label, max_pdu=settings.max_pdu, artim_timeout=settings.acse_timeout)
+        is then aborted or closed).
+
+        The whole A-ASSOCIATE-RQ must arrive within the ACSE timeout of ``since`` (when
+        the connection was accepted; now by default): ARTIM runs from the transport
+        connection indication (PS3.8 9.2, AE-5), and there is no A-ABORT in Sta2, so a
+        peer still sending it at the deadline is disconnected (AA-2).
+        """
+        association = cls(transport, label, max_pdu=settings.max_pdu, artim_timeout=settings.acse_timeout,
+                          budget=budget)
         association._run(association.ul.transport_indication())
         transport.set_timeout(settings.acse_timeout)
+        deadline = (time.monotonic() if since is None else since) + settings.acse_timeout
+        artim = association.ul.artim_deadline
+        transport.bounds = ReadBounds(until=min(deadline, artim) if artim is not None else deadline)
         try:
             indication = association._next_indication(MAX_NEGOTIATION_PDU)
-        except (AssociationAborted, NetworkTimeout):
+        except NetworkTimeout:
+            LOG.warning("%s sent no whole A-ASSOCIATE-RQ within %g s: disconnected", label,
+                        settings.acse_timeout)
+            association.close()
+            return association, None
+        except AssociationAborted:
             association.close()
             return association, None
         if indication.primitive is not Primitive.ASSOCIATE_INDICATION:
@@ -299,6 +337,10 @@ class Association:
                 self._run(self.ul.invalid_pdu(INVALID_PARAMETER))
                 self.close()
                 exchange_log.aborted(peer=self.label, source=2, reason=INVALID_PARAMETER, by_us=True, why=str(exc))
+                raise
+            except OverBudget as exc:
+                LOG.warning("%s; the association is aborted", exc)
+                self.abort(source=0x02, reason=REASON_NOT_SPECIFIED)
                 raise
             except AssociationAborted:
                 self._closed()
@@ -472,8 +514,9 @@ class Association:
             NetworkTimeout: nothing within the timeout.
         """
         command = bytearray()
-        data: list[memoryview] = []
-        size = 0
+        data = bytearray()
+        size = reserved = 0
+        over_budget = False
         parsed: dict[int, bytes] | None = None
         target: DataSink | None = None
         message_context: int | None = None
@@ -502,18 +545,43 @@ class Association:
                 if target is not None:
                     target.write(value)
                 else:
-                    data.append(value)
                     size += len(value)
                     if size > self.max_data:
                         self._protocol_violation(f"a dataset of over {self.max_data} bytes")
+                    if over_budget:
+                        pass
+                    elif self.budget.reserve(IN_MEMORY_COST * len(value)):
+                        reserved += IN_MEMORY_COST * len(value)
+                        data += value
+                    else:
+                        over_budget = True
+                        self.budget.release(reserved)
+                        reserved = 0
+                        data = bytearray()
+                        LOG.warning("%s: a dataset past %d bytes would take the memory of all associations "
+                                    "over %d MiB: dropped, its request will be refused", self.label, size,
+                                    self.budget.limit >> 20)
                 if control & LAST_FRAGMENT:
                     assert parsed is not None
-                    return self._received(Message(context_id, parsed, None if target is not None else b"".join(data),
-                                                  target))
+                    message = Message(context_id, parsed, None if target is not None or over_budget else data,
+                                      target, charge=reserved, over_budget=over_budget)
+                    self._held += reserved
+                    reserved = 0
+                    return self._received(message)
         except BaseException:
+            self.budget.release(reserved)
             if target is not None:
                 target.discard()
             raise
+
+    def done(self, message: Message) -> None:
+        """The association is done with ``message``: what its dataset held of the memory
+        budget is given back."""
+        charge = min(message.charge, self._held)
+        message.charge = 0
+        if charge:
+            self.budget.release(charge)
+            self._held -= charge
 
     def _received(self, message: Message) -> Message:
         if exchange_log.DIMSE.isEnabledFor(exchange_log.INFO):
@@ -563,20 +631,30 @@ class Association:
         return handler.open(self, context, Message(context_id, command, None))
 
     def serve(self, message: Message) -> None:
-        """Hand a request to its handler, or answer it with a failure status; a response
-        that answers nothing we asked is dropped (there is nothing to answer it with)."""
+        """Hand a request to its handler, or answer it with a failure status: 0xA700 or
+        0xA701 (refused, out of resources; 0x0213 for other services) when its dataset
+        did not fit in the memory budget. A response that answers nothing we asked is
+        dropped (there is nothing to answer it with)."""
         field = message.us(COMMAND_FIELD) or 0
         context = self.contexts[message.context_id]
         if field & 0x8000:
             LOG.warning("%s sent a response (command 0x%04X, to message ID %d) to no outstanding request; "
                         "ignored", self.label, field, message.us(MESSAGE_ID_BEING_RESPONDED_TO) or 0)
+            self.done(message)
             if message.sink is not None:
                 message.sink.discard()
             return
+        if message.over_budget:
+            self._refuse_over_budget(message, field, context)
+            return
         handler = self.handlers.get(field)
         if handler is not None:
-            handler.handle(self, context, message)
+            try:
+                handler.handle(self, context, message)
+            finally:
+                self.done(message)
             return
+        self.done(message)
         if message.sink is not None:
             message.sink.discard()
         sop_class = message.text(AFFECTED_SOP_CLASS_UID) or message.text(REQUESTED_SOP_CLASS_UID)
@@ -589,6 +667,16 @@ class Association:
             return
         self.send(message.context_id, failure_rsp(field | 0x8000, message.us(MESSAGE_ID) or 0,
                                                   sop_class or context.abstract_syntax, status))
+
+    def _refuse_over_budget(self, message: Message, field: int, context: AcceptedContext) -> None:
+        status = OUT_OF_RESOURCES.get(field, RESOURCE_LIMITATION)
+        sop_class = message.text(AFFECTED_SOP_CLASS_UID) or context.abstract_syntax
+        LOG.warning("%s: command 0x%04X refused with 0x%04X (out of resources: memory budget of %d MiB in use)",
+                    self.label, field, status, self.budget.limit >> 20)
+        if field not in _NO_RESPONSE:
+            self.send(message.context_id, failure_rsp(field | 0x8000, message.us(MESSAGE_ID) or 0, sop_class,
+                                                      status, "out of resources: the server's memory for "
+                                                      "requests is in use, try again later"))
 
     # -- ending ---------------------------------------------------------------------------
 
@@ -628,7 +716,7 @@ class Association:
             if left <= 0:
                 self._run(self.ul.poll(time.monotonic() if deadline is None else deadline))
                 break
-            self.transport.set_timeout(left)
+            self.transport.bounds = ReadBounds(until=deadline)
             try:
                 self._run(self.ul.pdu_received(*self.transport.read_pdu(MAX_NEGOTIATION_PDU)))
             except (NetworkError, PduTooLarge):
@@ -652,7 +740,10 @@ class Association:
         self.close()
 
     def close(self) -> None:
-        """Close the connection (idempotent)."""
+        """Close the connection (idempotent), giving back what its messages held of the
+        memory budget."""
+        self.budget.release(self._held)
+        self._held = 0
         self.transport.close()
         if self.ul.state is not State.STA1:
             try:

@@ -8,8 +8,13 @@ its own buffer, which grows with what arrives beyond :data:`PREALLOCATED` (a len
 peer announces is never enough to make us allocate it). Every socket error becomes one
 of pacskit's errors here, and nowhere else.
 
-Nothing here relies on ``select()`` alone to know whether bytes are waiting: the
-read-ahead buffer is looked at first (a TLS socket will add its own pending bytes).
+Reads are bounded by deadlines, not by a timeout per ``recv``: :class:`ReadBounds`
+says how long the wait for a PDU's first byte may last (the idle time) and how long the
+rest of it may take once it has started, or gives one deadline for all of it (ARTIM,
+PS3.8 9.1.5); each ``recv`` waits only for the time left. A peer dripping one byte at a
+time is cut at the deadline. Nothing here relies on ``select()`` alone to know whether
+bytes are waiting: the read-ahead buffer is looked at first (a TLS socket will add its
+own pending bytes), and a socket timeout bounds each wait.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from __future__ import annotations
 import select
 import socket
 import struct
+import time
+from dataclasses import dataclass
 
 from pacskit.errors import (
     AssociationAborted,
@@ -25,10 +32,14 @@ from pacskit.errors import (
     NetworkError,
     NetworkTimeout,
 )
+from pacskit.net.memory_budget import UNLIMITED, MemoryBudget
 
 PDU_HEADER = 6
 READ_AHEAD = 64 << 10
 PREALLOCATED = 4 << 20
+COUNTED_PDU = 1 << 20
+"""PDU bodies longer than this are counted against the memory budget while they are read
+(shorter ones are bounded by the connection limit times the maximum PDU length)."""
 
 
 class PduTooLarge(AssociationAborted):
@@ -38,6 +49,31 @@ class PduTooLarge(AssociationAborted):
         super().__init__(message)
         self.pdu_type = pdu_type
         self.length = length
+
+
+class OverBudget(AssociationAborted):
+    """A PDU being read would take the memory of all associations over their budget."""
+
+
+@dataclass(frozen=True)
+class ReadBounds:
+    """How long one :meth:`Transport.read_pdu` may take (None: no bound).
+
+    Attributes:
+        idle: seconds from the start of the read to the PDU's first byte.
+        whole: seconds from its first byte to its last.
+        until: a ``time.monotonic()`` deadline for all of it (ARTIM).
+    """
+
+    idle: float | None = None
+    whole: float | None = None
+    until: float | None = None
+
+
+def _earliest(until: float | None, start: float, seconds: float | None) -> float | None:
+    if seconds is None:
+        return until
+    return start + seconds if until is None else min(until, start + seconds)
 
 
 def resolve_host(host: str, port: int) -> str:
@@ -61,12 +97,17 @@ class Transport:
     Args:
         sock: a connected socket (``TCP_NODELAY`` is set on it).
         label: how the peer is named in error messages.
-        timeout: seconds any one read or write may wait.
+        timeout: seconds a write may take, and the idle and whole-PDU bounds of reads
+            until :attr:`bounds` is set.
+        budget: what large PDU bodies being read are counted against.
     """
 
-    def __init__(self, sock: socket.socket, label: str, timeout: float | None) -> None:
+    def __init__(self, sock: socket.socket, label: str, timeout: float | None, *,
+                 budget: MemoryBudget = UNLIMITED) -> None:
         self.sock: socket.socket | None = sock
         self.label = label
+        self.budget = budget
+        self.bounds = ReadBounds(timeout, timeout)
         self._buffer = bytearray()
         self._read_ahead = memoryview(bytearray(READ_AHEAD))
         try:
@@ -103,8 +144,10 @@ class Transport:
         return cls(sock, label, timeout)
 
     def set_timeout(self, timeout: float | None) -> None:
-        """Seconds any one read or write may wait from now on (None: forever)."""
+        """Seconds a write may take, and a read may wait for a PDU and then take to read
+        it, from now on (None: forever)."""
         self.timeout = timeout
+        self.bounds = ReadBounds(timeout, timeout)
         if self.sock is not None:
             self.sock.settimeout(timeout)
 
@@ -137,51 +180,93 @@ class Transport:
             return False
 
     def read_pdu(self, limit: int) -> tuple[int, bytearray]:
-        """The next whole PDU: its type, and its bytes (header included).
+        """The next whole PDU: its type, and its bytes (header included), within
+        :attr:`bounds`.
 
         Raises:
             PduTooLarge: its length field is above ``limit``; nothing of its body is read.
+            OverBudget: its body would take the memory budget over its limit.
             AssociationAborted: the connection was closed or lost.
-            NetworkTimeout: nothing within the timeout.
+            NetworkTimeout: no whole PDU within the bounds.
         """
-        header = self._read_exactly(PDU_HEADER)
+        bounds = self.bounds
+        start = time.monotonic()
+        deadline = _earliest(bounds.until, start, bounds.idle)
+        if not self._buffer:
+            self._buffer += self._read_ahead[:self._receive_into(self._read_ahead, deadline, start)]
+            start = time.monotonic()
+        deadline = _earliest(bounds.until, start, bounds.whole)
+        header = self._read_exactly(PDU_HEADER, deadline, start)
         pdu_type = header[0]
         length = struct.unpack_from(">I", header, 2)[0]
         if length > limit:
             raise PduTooLarge(f"{self.label} sent a PDU of {length} bytes (at most {limit} accepted)",
                               pdu_type, length)
-        return pdu_type, self._read_exactly(length, header)
+        return pdu_type, self._read_exactly(length, deadline, start, header)
 
-    def _read_exactly(self, count: int, head: bytearray | None = None) -> bytearray:
+    def _read_exactly(self, count: int, deadline: float | None, start: float,
+                      head: bytearray | None = None) -> bytearray:
         """``head`` followed by the next ``count`` bytes, in one buffer."""
-        start = len(head) if head is not None else 0
+        at = len(head) if head is not None else 0
         if count > READ_AHEAD and len(self._buffer) < count:
-            out = bytearray(start + max(len(self._buffer), min(count, PREALLOCATED)))
-            if head is not None:
-                out[:start] = head
-            filled = start + len(self._buffer)
-            out[start:filled] = self._buffer
-            self._buffer.clear()
-            end = start + count
-            while filled < end:
-                if filled == len(out):
-                    out += bytes(min(len(out), end - len(out)))
-                with memoryview(out) as view, view[filled:] as free:
-                    filled += self._receive_into(free)
-            return out
+            return self._read_large(count, deadline, start, head, at)
         while len(self._buffer) < count:
-            self._buffer += self._read_ahead[:self._receive_into(self._read_ahead)]
+            self._buffer += self._read_ahead[:self._receive_into(self._read_ahead, deadline, start)]
         out = head + self._buffer[:count] if head is not None else self._buffer[:count]
         del self._buffer[:count]
         return out
 
-    def _receive_into(self, target: memoryview) -> int:
-        if self.sock is None:
+    def _read_large(self, count: int, deadline: float | None, start: float,
+                    head: bytearray | None, at: int) -> bytearray:
+        """A body beyond the read-ahead buffer, read straight into its own buffer, which
+        is counted against the budget while it fills if it is over :data:`COUNTED_PDU`."""
+        size = at + max(len(self._buffer), min(count, PREALLOCATED))
+        counted = count > COUNTED_PDU
+        reserved = 0
+        try:
+            if counted:
+                reserved = self._reserve(size, reserved)
+            out = bytearray(size)
+            if head is not None:
+                out[:at] = head
+            filled = at + len(self._buffer)
+            out[at:filled] = self._buffer
+            self._buffer.clear()
+            end = at + count
+            while filled < end:
+                if filled == len(out):
+                    grow = min(len(out), end - len(out))
+                    if counted:
+                        reserved = self._reserve(grow, reserved)
+                    out += bytes(grow)
+                with memoryview(out) as view, view[filled:] as free:
+                    filled += self._receive_into(free, deadline, start)
+            return out
+        finally:
+            self.budget.release(reserved)
+
+    def _reserve(self, size: int, reserved: int) -> int:
+        if not self.budget.reserve(size):
+            raise OverBudget(f"a PDU from {self.label} would take the memory of all associations over "
+                             f"{self.budget.limit >> 20} MiB")
+        return reserved + size
+
+    def _receive_into(self, target: memoryview, deadline: float | None, start: float) -> int:
+        sock = self.sock
+        if sock is None:
             raise AssociationAborted(f"the connection to {self.label} is closed")
         try:
-            received = self.sock.recv_into(target)
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                sock.settimeout(left)
+            else:
+                sock.settimeout(None)
+            received = sock.recv_into(target)
         except TimeoutError:
-            raise NetworkTimeout(f"no answer from {self.label} within {self.timeout:g} s") from None
+            waited = (deadline or start) - start
+            raise NetworkTimeout(f"no whole PDU from {self.label} within {waited:.3g} s") from None
         except OSError as exc:
             self.close()
             raise AssociationAborted(f"connection to {self.label} lost: {exc.strerror or exc}") from None
@@ -200,6 +285,7 @@ class Transport:
         if self.sock is None:
             raise AssociationAborted(f"the connection to {self.label} is closed")
         try:
+            self.sock.settimeout(self.timeout)
             self.sock.sendall(data)
         except TimeoutError:
             raise NetworkTimeout(f"{self.label} stopped reading ({self.timeout:g} s)") from None

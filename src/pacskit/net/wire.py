@@ -39,12 +39,19 @@ SinkFactory = Callable[[int, dict[int, bytes]], "DataSink | None"]
 @dataclass
 class Message:
     """A received DIMSE message: its command elements (raw values) and dataset — bytes,
-    or the :class:`DataSink` that took them."""
+    or the :class:`DataSink` that took them.
+
+    ``charge`` is what its in-memory dataset holds of the acceptor's memory budget until
+    the association is done with it; ``over_budget`` says the dataset was dropped as it
+    arrived because the budget was used up (the request is then refused).
+    """
 
     context_id: int
     command: dict[int, bytes]
-    data: bytes | None
+    data: bytes | bytearray | None
     sink: DataSink | None = None
+    charge: int = 0
+    over_budget: bool = False
 
     def us(self, element: int) -> int | None:
         """An US command element (group 0000) as an int."""
