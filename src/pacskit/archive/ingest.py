@@ -36,6 +36,7 @@ from pydicom import Dataset
 from pydicom.datadict import tag_for_keyword
 
 from pacskit.archive.uids import canonical_uid
+from pacskit.dataset_check import check_dataset
 from pacskit.deflate import HEAD, InflationLimitExceeded, inflate_into, instance_limit
 from pacskit.encoded import (
     DEFLATED,
@@ -43,7 +44,6 @@ from pacskit.encoded import (
     Encoding,
     file_meta,
     header_and_pixel_data_length,
-    index_dataset,
 )
 from pacskit.query import LEVEL_KEYS
 from pacskit.settings import ArchiveSettings
@@ -436,7 +436,7 @@ def _parsed(data: bytes | mmap.mmap, offset: int, syntax: str) -> tuple[Dataset,
         IngestRefused: 0xC000, it is malformed.
     """
     try:
-        index_dataset(data, offset, Encoding.of(syntax))
+        check_dataset(data, offset, Encoding.of(syntax))
         return header_and_pixel_data_length(data, offset, syntax, _INDEXED_TAGS)
     except (ValueError, RecursionError) as exc:
         raise IngestRefused(CANNOT_UNDERSTAND, "the dataset is malformed", str(exc)) from None
