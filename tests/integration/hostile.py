@@ -20,16 +20,19 @@ from pacskit.encoded import file_meta
 DEFLATED = "1.2.840.10008.1.2.1.99"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
+ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
+ENCAPSULATED_DOCUMENT = 0x00420011
 MiB = 1 << 20
 PIXEL_DATA = 0x7FE00010
 PRIVATE_OB = 0x00111010
 
 
-def image_header(sop_instance_uid: str | None = None, **values: object) -> Dataset:
-    """A Secondary Capture instance's attributes, without Pixel Data."""
+def image_header(sop_class_uid: str = SECONDARY_CAPTURE, **values: object) -> Dataset:
+    """An instance's attributes (a Secondary Capture image's by default), without Pixel
+    Data."""
     ds = Dataset()
-    ds.SOPClassUID = SECONDARY_CAPTURE
-    ds.SOPInstanceUID = sop_instance_uid or generate_uid()
+    ds.SOPClassUID = sop_class_uid
+    ds.SOPInstanceUID = generate_uid()
     ds.PatientID = "HOSTILE"
     ds.StudyInstanceUID = generate_uid()
     ds.SeriesInstanceUID = generate_uid()

@@ -10,8 +10,9 @@ from pathlib import Path
 
 _MEASURED_CLI = """
 import atexit, runpy, sys
+report = sys.argv[1]
 def _peak():
-    with open(sys.argv[1], "w") as out:
+    with open(report, "w") as out:
         out.write(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")))
 atexit.register(_peak)
 sys.argv = ["pacskit", *sys.argv[2:]]
