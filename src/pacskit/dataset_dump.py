@@ -26,6 +26,7 @@ from pydicom.tag import Tag
 from pydicom.uid import UID
 from pynetdicom.dsutils import decode
 
+from pacskit.deflate import inflate
 from pacskit.dimse_text import command_name, printable, status_text
 from pacskit.encoded import DEFLATED, EXPLICIT_VR_BIG_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN
 from pacskit.privacy import PATIENT_NAME_TAGS
@@ -54,7 +55,7 @@ def dump_dataset(data: bytes | bytearray | memoryview, transfer_syntax: str | No
     if not transfer_syntax:
         return [f"dataset: {size} bytes (transfer syntax not known)"]
     try:
-        dataset = _decode(bytes(data), transfer_syntax)
+        dataset = _decode(bytes(data), transfer_syntax, limit)
         lines = list(_elements(dataset, 1))
     except Exception as exc:  # noqa: BLE001 - a log line must not fail on a peer's bytes
         return [f"dataset: {size} bytes (cannot be decoded: {error_name(exc)})"]
@@ -88,9 +89,13 @@ def error_name(exc: BaseException) -> str:
     return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
 
 
-def _decode(data: bytes, transfer_syntax: str) -> Dataset:
+def _decode(data: bytes, transfer_syntax: str, limit: int) -> Dataset:
+    """The dataset; a deflated one is inflated to at most ``limit`` bytes, as much as a
+    plain one may have to be shown."""
+    if transfer_syntax in DEFLATED:
+        return decode(BytesIO(inflate(data, limit)), False, True)
     return decode(BytesIO(data), transfer_syntax == IMPLICIT_VR_LITTLE_ENDIAN,
-                  transfer_syntax != EXPLICIT_VR_BIG_ENDIAN, transfer_syntax in DEFLATED)
+                  transfer_syntax != EXPLICIT_VR_BIG_ENDIAN)
 
 
 def _elements(dataset: Dataset, depth: int) -> Iterable[str]:

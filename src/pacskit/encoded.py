@@ -31,6 +31,8 @@ ITEM_DELIMITATION = 0xFFFEE00D
 SEQUENCE_DELIMITATION = 0xFFFEE0DD
 PIXEL_DATA = 0x7FE00010
 WHOLE_SEARCH_LIMIT = 64 << 10
+MAX_NESTING = 128
+"""The deepest undefined-length sequences are followed: deeper is malformed here."""
 SPECIFIC_CHARACTER_SET = 0x00080005
 ASCII_TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH",
                             "ST", "TM", "UC", "UI", "UR", "UT"})
@@ -470,7 +472,7 @@ def _plain_value(vr: str, value: Any) -> bytes | None:
     return raw + (b"\0" if vr == "UI" else b" ") if len(raw) % 2 else raw
 
 
-def _read_element(data: bytes, pos: int, encoding: Encoding) -> Element:
+def _read_element(data: bytes, pos: int, encoding: Encoding, depth: int = 0) -> Element:
     little = encoding.little
     if pos + 8 > len(data):
         raise ValueError(f"truncated element header at byte {pos}")
@@ -494,12 +496,19 @@ def _read_element(data: bytes, pos: int, encoding: Encoding) -> Element:
             raise ValueError(f"element ({group:04X},{number:04X}) runs past the end of the data")
     else:
         nested = IMPLICIT_LITTLE if vr == "UN" else encoding
-        end = _skip_items(data, start, nested)
+        end = _skip_items(data, start, nested, depth + 1)
     return Element(tag, vr, pos, start, length, end)
 
 
-def _skip_items(data: bytes, pos: int, encoding: Encoding) -> int:
-    """The end of an undefined-length sequence or encapsulated pixel data (PS3.5 7.5)."""
+def _skip_items(data: bytes, pos: int, encoding: Encoding, depth: int = 1) -> int:
+    """The end of an undefined-length sequence or encapsulated pixel data (PS3.5 7.5),
+    ``depth`` levels down.
+
+    Raises:
+        ValueError: malformed, or nested more than :data:`MAX_NESTING` levels deep.
+    """
+    if depth > MAX_NESTING:
+        raise ValueError(f"sequences nested more than {MAX_NESTING} levels deep")
     order = "<" if encoding.little else ">"
     while True:
         if pos + 8 > len(data):
@@ -512,20 +521,20 @@ def _skip_items(data: bytes, pos: int, encoding: Encoding) -> int:
         if tag != ITEM:
             raise ValueError(f"({group:04X},{number:04X}) where a sequence item should be")
         if length == UNDEFINED:
-            pos = _skip_item_dataset(data, pos, encoding)
+            pos = _skip_item_dataset(data, pos, encoding, depth)
         elif pos + length > len(data):
             raise ValueError("a sequence item runs past the end of the data")
         else:
             pos += length
 
 
-def _skip_item_dataset(data: bytes, pos: int, encoding: Encoding) -> int:
+def _skip_item_dataset(data: bytes, pos: int, encoding: Encoding, depth: int = 1) -> int:
     order = "<" if encoding.little else ">"
     while pos + 8 <= len(data):
         group, number = struct.unpack_from(order + "HH", data, pos)
         if (group << 16) | number == ITEM_DELIMITATION:
             return pos + 8
-        pos = _read_element(data, pos, encoding).end
+        pos = _read_element(data, pos, encoding, depth).end
     raise ValueError("a sequence item runs past the end of the data")
 
 

@@ -18,6 +18,8 @@ from typing import BinaryIO
 
 from pydicom import Dataset, dcmread
 
+from pacskit.deflate import InflationLimitExceeded, inflate_into, instance_limit
+from pacskit.encoded import parse_file_meta
 from pacskit.errors import (
     DimseFailure,
     MoveDestinationUnknown,
@@ -68,6 +70,9 @@ ARRIVAL_QUIET = 2.0
 """Seconds a C-MOVE to ourselves waits, after its final response, for instances the peer
 reported sent while no association of the peer's is open (one may still be opening)."""
 WILDCARD_ADDRESSES = ("", "0.0.0.0", "::")
+DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1.99"
+FILE_META_HEAD = 64 << 10
+"""How much of a received instance is read for its file meta information."""
 
 ProgressCallback = Callable[[RetrieveProgress], None]
 
@@ -171,7 +176,11 @@ class Receiver:
     def __call__(self, data: Received) -> None:
         size = len(data) if isinstance(data, bytes | bytearray) else os.fstat(data.fileno()).st_size
         try:
+            _check_inflation(data, size)
             self._keep(data)
+        except InstanceRejected as exc:
+            self._fail(data, str(exc))
+            raise
         except PacskitError as exc:
             self._fail(data, str(exc))
             raise InstanceRejected(str(exc)) from None
@@ -241,11 +250,50 @@ class Receiver:
 
 
 def _sop_instance_uid(data: Received) -> str:
+    """The instance's Media Storage SOP Instance UID, from its file meta information
+    (which pacskit wrote from the C-STORE request): nothing is decoded or inflated."""
+    meta, _ = parse_file_meta(_head(data), complete=False)
+    return meta.get(0x0003) or "unknown"
+
+
+def _head(data: Received) -> bytes:
+    if isinstance(data, bytes | bytearray):
+        return bytes(data[:FILE_META_HEAD])
+    data.seek(0)
+    head = data.read(FILE_META_HEAD)
+    data.seek(0)
+    return head
+
+
+def _check_inflation(data: Received, size: int) -> None:
+    """Refuse a deflated instance (PS3.5 A.5) that inflates beyond
+    :func:`~pacskit.deflate.instance_limit` of its size, before anything decodes it.
+
+    Raises:
+        InstanceRejected: 0xA700 with the limit it broke, or 0xC000 if it does not inflate.
+    """
+    head = _head(data)
+    meta, offset = parse_file_meta(head, complete=False)
+    if meta.get(0x0010) != DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN:
+        return
+    if offset is None:
+        raise InstanceRejected("the file meta information of a deflated instance is too long")
+    limit = instance_limit(size - offset)
+    source: BinaryIO = BytesIO(data) if isinstance(data, bytes | bytearray) else data
+    source.seek(offset)
     try:
-        return str(dcmread(_readable(data), stop_before_pixels=True,
-                           specific_tags=["SOPInstanceUID"]).SOPInstanceUID)
-    except Exception:  # noqa: BLE001
-        return "unknown"
+        inflate_into(source, limit, _dropped)
+    except InflationLimitExceeded:
+        raise InstanceRejected(f"the deflated instance ({size - offset} bytes) inflates beyond "
+                               f"{limit >> 20} MiB, pacskit's limit") from None
+    except ValueError as exc:
+        raise InstanceRejected(f"cannot inflate the received instance: {exc}", STATUS_CANNOT_UNDERSTAND) from None
+    finally:
+        source.seek(0)
+
+
+def _dropped(piece: bytes) -> None:
+    pass
 
 
 def _readable(data: Received) -> BinaryIO:

@@ -22,22 +22,28 @@ from __future__ import annotations
 import errno
 import itertools
 import logging
+import mmap
 import os
 import secrets
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from pydicom import Dataset, dcmread
+from pydicom import Dataset
 from pydicom.datadict import tag_for_keyword
 
 from pacskit.archive.uids import canonical_uid
+from pacskit.dataset_check import check_dataset
+from pacskit.deflate import HEAD, InflationLimitExceeded, inflate_into, instance_limit
 from pacskit.encoded import (
+    DEFLATED,
     UNDEFINED,
     Encoding,
     file_meta,
     header_and_pixel_data_length,
-    pixel_data_length,
 )
 from pacskit.query import LEVEL_KEYS
 from pacskit.settings import ArchiveSettings
@@ -45,9 +51,12 @@ from pacskit.settings import ArchiveSettings
 _KEPT_IN_MEMORY = 128 * 1024
 _INDEXED_TAGS = frozenset(t for keywords in LEVEL_KEYS.values() for k in keywords
                           if (t := tag_for_keyword(k)) is not None and t >> 16 != 0x0002)
-NATIVE_SYNTAXES = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"})
-"""The native (not encapsulated) transfer syntaxes whose Pixel Data header is checked;
-the deflated one is native too, but its bytes are not read without inflating them."""
+EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
+DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1.99"
+NATIVE_SYNTAXES = frozenset({"1.2.840.10008.1.2", EXPLICIT_VR_LITTLE_ENDIAN, "1.2.840.10008.1.2.2",
+                             DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN})
+"""The native (not encapsulated) transfer syntaxes, where encapsulated Pixel Data is
+refused (the deflated one is read once inflated)."""
 HIERARCHY_UIDS = (("SOPClassUID", "SOP Class UID"), ("SOPInstanceUID", "SOP Instance UID"),
                   ("StudyInstanceUID", "Study Instance UID"), ("SeriesInstanceUID", "Series Instance UID"))
 
@@ -242,6 +251,10 @@ class Incoming:
                         _shown(self.item.source_ae_title or "?"), exc.reason,
                         f" ({exc.detail})" if exc.detail else "")
             return Ingested(exc.status, reason=exc.reason)
+        except Exception as exc:  # noqa: BLE001 - the archive's own trouble: nothing left behind
+            self.discard()
+            LOG.error("cannot store %s: %s", _shown(self.item.sop_instance_uid), type(exc).__name__)
+            return Ingested(OUT_OF_RESOURCES, reason=f"the archive failed to store it ({type(exc).__name__})")
 
     def _finish(self) -> Ingested:
         ingest, item = self.ingest, self.item
@@ -289,25 +302,44 @@ class Incoming:
 
     def _read_header(self) -> tuple[Dataset, int | None]:
         """The indexed attributes and the Pixel Data length field (:data:`UNDEFINED`
-        when encapsulated; None without Pixel Data or for a syntax not checked): of a
-        small instance from its copy in memory, of a large one (or of what only pydicom
-        can read) from the file, which pydicom leaves where its Pixel Data begins."""
+        when encapsulated; None without Pixel Data), once the whole dataset is found well
+        formed: every element within the stream, sequences nested at most
+        :data:`~pacskit.encoded.MAX_NESTING` deep. A small instance is read from its copy
+        in memory, a large one from its file, mapped (its pixel data is not read); a
+        deflated one is inflated within :func:`~pacskit.deflate.instance_limit` first."""
         copy, self._copy = self._copy, None
         syntax = self.item.transfer_syntax
+        if syntax == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN:
+            with self._inflated() as inflated:
+                return _parsed(inflated, 0, EXPLICIT_VR_LITTLE_ENDIAN)
+        if syntax in DEFLATED:
+            syntax = EXPLICIT_VR_LITTLE_ENDIAN  # deflated frames, encapsulated (PS3.5 A.4)
         if copy is not None:
+            return _parsed(bytes(copy), self._meta_length, syntax)
+        with open(self.path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            return _parsed(mapped, self._meta_length, syntax)
+
+    @contextmanager
+    def _inflated(self) -> Iterator[bytes | mmap.mmap]:
+        """The inflated dataset: in memory up to :data:`~pacskit.deflate.HEAD` bytes, else
+        in an unnamed file of ``tmp/``, mapped.
+
+        Raises:
+            IngestRefused: 0xA700, it inflates beyond the limit; 0xC000, it does not inflate.
+        """
+        compressed = self.size - self._meta_length
+        limit = instance_limit(compressed)
+        with open(self.path, "rb") as source, _Spill(self.ingest.scratch) as out:
+            source.seek(self._meta_length)
             try:
-                return header_and_pixel_data_length(bytes(copy), self._meta_length, syntax, _INDEXED_TAGS)
-            except ValueError:
-                pass
-        try:
-            with open(self.path, "rb") as fh:
-                header = dcmread(fh, stop_before_pixels=True)
-                if syntax not in NATIVE_SYNTAXES:
-                    return header, None
-                return header, pixel_data_length(fh.read(12), 0, Encoding.of(syntax))
-        except Exception as exc:  # noqa: BLE001 - whatever pydicom cannot read is bad data
-            raise IngestRefused(CANNOT_UNDERSTAND, "the dataset cannot be read",
-                                f"{type(exc).__name__}: {exc}") from None
+                inflate_into(source, limit, out.write)
+            except InflationLimitExceeded:
+                raise IngestRefused(OUT_OF_RESOURCES, f"the dataset inflates beyond {limit >> 20} MiB, the limit",
+                                    f"{compressed} deflated bytes") from None
+            except ValueError as exc:
+                raise IngestRefused(CANNOT_UNDERSTAND, "the deflated dataset cannot be inflated", str(exc)) from None
+            with out.view() as view:
+                yield view
 
     def _link(self, uids: dict[str, str]) -> str:
         """Link the temporary file into ``files/`` under its UIDs' path — or, when a file
@@ -357,6 +389,57 @@ class Incoming:
             self.error = IngestRefused(OUT_OF_RESOURCES, "the archive's disk is full")
         else:
             self.error = IngestRefused(OUT_OF_RESOURCES, f"cannot write: {exc.strerror or exc}")
+
+
+class _Spill:
+    """Bytes written in memory up to :data:`~pacskit.deflate.HEAD`, then into an unnamed
+    temporary file in ``folder`` (gone when closed, or when the process dies)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.memory = bytearray()
+        self.file: BinaryIO | None = None
+
+    def write(self, data: bytes) -> None:
+        if self.file is None and len(self.memory) + len(data) <= HEAD:
+            self.memory += data
+            return
+        if self.file is None:
+            self.file = tempfile.TemporaryFile(dir=self.folder)  # noqa: SIM115 - closed by __exit__
+            self.file.write(self.memory)
+            self.memory = bytearray()
+        self.file.write(data)
+
+    @contextmanager
+    def view(self) -> Iterator[bytes | mmap.mmap]:
+        if self.file is None:
+            yield bytes(self.memory)
+            return
+        self.file.flush()
+        with mmap.mmap(self.file.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            yield mapped
+
+    def __enter__(self) -> _Spill:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+def _parsed(data: bytes | mmap.mmap, offset: int, syntax: str) -> tuple[Dataset, int | None]:
+    """The indexed attributes and the Pixel Data length field of the dataset from
+    ``offset`` to the end of ``data``, once every element of it is found within the
+    stream (PS3.5 7.1).
+
+    Raises:
+        IngestRefused: 0xC000, it is malformed.
+    """
+    try:
+        check_dataset(data, offset, Encoding.of(syntax))
+        return header_and_pixel_data_length(data, offset, syntax, _INDEXED_TAGS)
+    except (ValueError, RecursionError) as exc:
+        raise IngestRefused(CANNOT_UNDERSTAND, "the dataset is malformed", str(exc)) from None
 
 
 def _canonical_request(item: Received) -> Received:

@@ -4,8 +4,11 @@ Annexes A, B and C), behind a per-peer access table.
 Access control follows Orthanc's model: the nodes table lists the peers that may call
 us, each with the operations it may ask for (``allow``); peers not in the table may
 echo and store when ``accept_unknown_peers`` is on, and nothing else (otherwise their
-associations are rejected). A refused operation answers 0x0124 (Refused: Not
-Authorized) and is logged with the reason.
+associations are rejected). With ``check_peer_host``, a known AE title calling from
+another address than its node's is rejected at association (A-ASSOCIATE-RJ, permanent,
+calling AE title not recognised, PS3.8 9.3.4), as Orthanc and dcm4chee do. A refused
+operation answers 0x0124 (Refused: Not Authorized) and is logged with the reason; for
+C-FIND, C-GET and C-MOVE the refusal comes before their identifier is decoded.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from pacskit.net.acceptor import DimseStatus, Peer, Retrievable, StoreRequest
 from pacskit.net.contexts import EVERY_SYNTAX, storage_sop_classes
 from pacskit.nodes import Node
 from pacskit.query import Query
-from pacskit.settings import Operation, Settings
+from pacskit.settings import OPERATIONS, Operation, Settings
 
 LOG = logging.getLogger("pacskit.archive")
 
@@ -69,6 +72,16 @@ class AccessTable:
     def __init__(self, settings: Settings) -> None:
         self.archive = settings.archive
         self.peers = {node.ae_title: node for node in settings.nodes.values() if node.ae_title and node.host}
+
+    def admits(self, calling_ae_title: str, address: str) -> str | None:
+        """None if an association from ``calling_ae_title`` at ``address`` is accepted,
+        else why not."""
+        node = self.peers.get(calling_ae_title)
+        if node is None:
+            return None if self.archive.accept_unknown_peers else f"{calling_ae_title!r} is not a known peer"
+        if self.archive.check_peer_host and not _same_host(node.host, address):
+            return f"{calling_ae_title!r} calls from {address}, not from {node.host}"
+        return None
 
     def allows(self, operation: Operation, calling_ae_title: str, address: str) -> str | None:
         """None if the peer may do ``operation``, else the reason it may not."""
@@ -111,9 +124,15 @@ class ArchiveSCP:
         return contexts
 
     def admit(self, peer: Peer) -> str | None:
-        if self.settings.archive.accept_unknown_peers or peer.ae_title in self.access.peers:
-            return None
-        return f"{peer.ae_title!r} is not a known peer"
+        return self.access.admits(peer.ae_title, peer.address)
+
+    def allows(self, peer: Peer, operation: str) -> str | None:
+        if operation not in OPERATIONS:
+            return f"{operation!r} is not an operation of the archive"
+        reason = self.access.allows(operation, peer.ae_title, peer.address)  # type: ignore[arg-type]
+        if reason is not None:
+            LOG.warning("refused %s from %s at %s: %s", operation, peer.ae_title, peer.address, reason)
+        return reason
 
     def echo(self, peer: Peer) -> None:
         self._check("echo", peer)

@@ -26,15 +26,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from io import BytesIO
 from pathlib import Path
 from typing import Protocol, TypeVar, cast
 
 from pydicom import Dataset
 from pydicom.uid import UID
-from pynetdicom.dsutils import decode, encode
+from pynetdicom.dsutils import encode
 from pynetdicom.presentation import PresentationContext
 
+from pacskit.deflate import IDENTIFIER_LIMIT, InflationLimitExceeded
 from pacskit.encoded import encode_plain
 from pacskit.errors import AssociationAborted, NetworkError, NetworkTimeout, PacskitError
 from pacskit.net import exchange_log
@@ -60,6 +60,7 @@ from pacskit.net.commands import (
     retrieve_rsp,
 )
 from pacskit.net.connection_limits import ConnectionLimits
+from pacskit.net.identifier import decode_identifier
 from pacskit.net.memory_budget import MemoryBudget
 from pacskit.net.status import Outcome, describe, outcome_of
 from pacskit.net.store import FileSender, SendOutcome, batches, contexts_for, storage_targets
@@ -73,7 +74,7 @@ from pacskit.settings import Settings
 LOG = logging.getLogger("pacskit.archive")
 T = TypeVar("T")
 
-MAX_IDENTIFIER = 16 << 20
+MAX_IDENTIFIER = IDENTIFIER_LIMIT
 
 SUCCESS = 0x0000
 PENDING = 0xFF00
@@ -82,6 +83,7 @@ SUB_OPERATIONS_WITH_FAILURES = 0xB000
 UNABLE_TO_PERFORM_SUB_OPERATIONS = 0xA702
 MOVE_DESTINATION_UNKNOWN = 0xA801
 SOP_CLASS_NOT_SUPPORTED = 0x0122
+NOT_AUTHORIZED = 0x0124
 UNRECOGNIZED_OPERATION = 0x0211
 CANNOT_UNDERSTAND = 0xC000
 UNABLE_TO_PROCESS = 0xC001
@@ -171,6 +173,11 @@ class Services(Protocol):
     def admit(self, peer: Peer) -> str | None:
         """None to accept an association, else why it is rejected (calling AE title
         not recognised)."""
+
+    def allows(self, peer: Peer, operation: str) -> str | None:
+        """None if ``peer`` may ask for ``operation`` (``find``, ``get``, ``move``), else
+        why not: asked before the request's identifier is decoded, and answered 0x0124
+        (Refused: Not Authorized, PS3.7 C.5.2)."""
 
     def echo(self, peer: Peer) -> None: ...
 
@@ -512,6 +519,7 @@ class _Session:
             self._done("C-FIND", status, started, f"{matches} matches") if status != PENDING else None
 
         try:
+            self._permitted("C-FIND", "find")
             for match in self.services.find(self.peer, sop_class, self._identifier(message, context)):
                 if self.cancel_requested(message_id):
                     answer(CANCEL)
@@ -530,6 +538,7 @@ class _Session:
     def _get(self, association: Association, context: AcceptedContext, message: Message) -> None:
         run = _Retrieve(self, message, context, C_GET_RSP)
         try:
+            self._permitted("C-GET", "get")
             stored = self._call("C-GET", self.services.retrieve, self.peer, "get",
                                 context.abstract_syntax, self._identifier(message, context))
         except DimseStatus as exc:
@@ -540,6 +549,7 @@ class _Session:
     def _move(self, association: Association, context: AcceptedContext, message: Message) -> None:
         run = _Retrieve(self, message, context, C_MOVE_RSP)
         try:
+            self._permitted("C-MOVE", "move")
             stored = self._call("C-MOVE", self.services.retrieve, self.peer, "move",
                                 context.abstract_syntax, self._identifier(message, context))
             node = self._call("C-MOVE", self.services.destination, self.peer, message.text(MOVE_DESTINATION))
@@ -575,15 +585,25 @@ class _Session:
             LOG.exception("%s for %s failed", what, self.peer.ae_title)
             raise DimseStatus(UNABLE_TO_PROCESS, f"{what} failed: {type(exc).__name__}") from None
 
+    def _permitted(self, what: str, operation: str) -> None:
+        """Raise 0x0124 unless the peer may ask for ``operation``: before anything of the
+        request is decoded."""
+        reason = self._call(what, self.services.allows, self.peer, operation)
+        if reason is not None:
+            raise DimseStatus(NOT_AUTHORIZED, reason)
+
     def _identifier(self, message: Message, context: AcceptedContext) -> Dataset:
+        """The request's identifier; 0xC000 if it cannot be read or, deflated, inflates
+        beyond :data:`~pacskit.deflate.IDENTIFIER_LIMIT`."""
         if message.data is None:
             raise DimseStatus(CANNOT_UNDERSTAND, "no identifier")
-        syntax = context.transfer_syntax
         try:
-            return decode(BytesIO(message.data), syntax.is_implicit_VR, syntax.is_little_endian,
-                          syntax.is_deflated)
-        except Exception as exc:  # noqa: BLE001 - an identifier pydicom cannot read
-            raise DimseStatus(CANNOT_UNDERSTAND, f"unreadable identifier: {exc}") from None
+            return decode_identifier(message.data, context.transfer_syntax)
+        except InflationLimitExceeded as exc:
+            LOG.warning("refused an identifier from %s: %s", self.peer.ae_title, exc)
+            raise DimseStatus(CANNOT_UNDERSTAND, f"identifier inflates beyond {exc.limit >> 20} MiB") from None
+        except ValueError as exc:
+            raise DimseStatus(CANNOT_UNDERSTAND, str(exc)) from None
 
 
 class _Handler:

@@ -86,16 +86,26 @@ def failure_rsp(command_field: int, message_id: int, sop_class_uid: str, status:
 
 def c_store_rsp(message_id: int, sop_class_uid: str, sop_instance_uid: str, status: int,
                 comment: str = "") -> bytes:
-    """A C-STORE-RSP (PS3.7 9.3.1.2), with an Error Comment when one is given."""
+    """A C-STORE-RSP (PS3.7 9.3.1.2), with an Error Comment when one is given. The
+    Affected SOP Class and Instance UIDs echo the request's (U(=), PS3.7 Table 9-2); one
+    that no UI element can hold (not ASCII, over 64 characters) is left out."""
     return command_set(
-        (AFFECTED_SOP_CLASS_UID, uid(sop_class_uid)),
+        *_echoed(AFFECTED_SOP_CLASS_UID, sop_class_uid),
         (COMMAND_FIELD, us(C_STORE_RSP)),
         (MESSAGE_ID_BEING_RESPONDED_TO, us(message_id)),
         (COMMAND_DATA_SET_TYPE, us(NO_DATA_SET)),
         (STATUS, us(status)),
         *_comment(comment),
-        (AFFECTED_SOP_INSTANCE_UID, uid(sop_instance_uid)),
+        *_echoed(AFFECTED_SOP_INSTANCE_UID, sop_instance_uid),
     )
+
+
+def _echoed(element: int, value: str) -> list[tuple[int, bytes]]:
+    """A UI element echoing a peer's ``value``, if it can be encoded (PS3.5 9.1: ASCII,
+    at most 64 characters)."""
+    if not value.isascii() or len(value) > 64:
+        return []
+    return [(element, uid(value))]
 
 
 def c_echo_rsp(message_id: int, sop_class_uid: str, status: int) -> bytes:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from io import BytesIO
 
 from pydicom import Dataset
 from pydicom.uid import UID
 from pynetdicom import build_context
-from pynetdicom.dsutils import decode, encode
+from pynetdicom.dsutils import encode
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelFind,
@@ -18,6 +17,7 @@ from pynetdicom.sop_class import (
 from pacskit.errors import DimseError, ServiceNotSupported
 from pacskit.net.association import Association, associate
 from pacskit.net.commands import ERROR_COMMENT, STATUS, c_cancel_rq, c_find_rq
+from pacskit.net.identifier import decode_identifier
 from pacskit.net.status import Outcome, check_status, outcome_of
 from pacskit.net.ul.negotiation import AcceptedContext
 from pacskit.nodes import Node
@@ -40,6 +40,7 @@ class FindSession:
         self.sop_class = FIND_SOP_CLASSES[model]
         self.context_id = context.context_id
         syntax = UID(context.transfer_syntax)
+        self._syntax = syntax
         self._encoding = (syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated)
 
     def find(self, identifier: Dataset, limit: int | None = None) -> Iterator[Dataset]:
@@ -70,9 +71,11 @@ class FindSession:
                 return
             if cancelled or response.data is None:
                 continue
-            match = decode(BytesIO(response.data), *self._encoding)
-            if match is None:
-                raise DimseError(f"{self.node.label} sent a C-FIND identifier that cannot be decoded")
+            try:
+                match = decode_identifier(response.data, self._syntax)
+            except ValueError as exc:
+                raise DimseError(f"{self.node.label} sent a C-FIND identifier that cannot be decoded: "
+                                 f"{exc}") from None
             yield match
             count += 1
             if limit is not None and count >= limit:

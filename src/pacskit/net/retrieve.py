@@ -13,13 +13,12 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from io import BytesIO
 from typing import BinaryIO
 
 from pydicom import Dataset
 from pydicom.uid import UID
 from pynetdicom import build_context
-from pynetdicom.dsutils import decode, encode
+from pynetdicom.dsutils import encode
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelGet,
@@ -50,6 +49,7 @@ from pacskit.net.commands import (
     c_store_rsp,
 )
 from pacskit.net.contexts import retrieve_storage_contexts
+from pacskit.net.identifier import decode_identifier
 from pacskit.net.status import Outcome, check_status, outcome_of
 from pacskit.net.ul.negotiation import AcceptedContext
 from pacskit.net.wire import DataSink, Fragment, Message
@@ -271,9 +271,10 @@ def _response_of(message: Message, syntax: UID) -> RetrieveResponse:
     identifier = None
     if message.data:
         try:
-            identifier = decode(BytesIO(message.data), syntax.is_implicit_VR,
-                                syntax.is_little_endian, syntax.is_deflated)
-        except Exception:  # noqa: BLE001 - an unreadable identifier only loses the failed-UID list
+            identifier = decode_identifier(message.data, syntax)
+        except ValueError as exc:  # an unreadable identifier only loses the failed-UID list
+            LOG.warning("the identifier of a %s response is ignored: %s",
+                        "C-GET" if message.us(COMMAND_FIELD) == C_GET_RSP else "C-MOVE", exc)
             identifier = None
     return RetrieveResponse(
         message.us(STATUS) or 0, message.text(ERROR_COMMENT),

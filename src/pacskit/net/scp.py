@@ -127,6 +127,9 @@ class _MoveDestination:
     def admit(self, peer: Peer) -> str | None:
         return None
 
+    def allows(self, peer: Peer, operation: str) -> str | None:
+        return f"a C-MOVE destination does not {operation}"
+
     def echo(self, peer: Peer) -> None:
         pass
 

@@ -31,11 +31,15 @@ from starlette.responses import Response
 from pacskit.archive.ingest import (
     CANNOT_UNDERSTAND,
     DATASET_DOES_NOT_MATCH_SOP_CLASS,
+    DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
+    EXPLICIT_VR_LITTLE_ENDIAN,
+    OUT_OF_RESOURCES,
     SUCCESS,
     Ingest,
     Received,
 )
-from pacskit.encoded import parse_file_meta
+from pacskit.deflate import InflationLimitExceeded, inflate_head, instance_limit
+from pacskit.encoded import header_dataset, parse_file_meta
 from pacskit.web.media import MediaType
 from pacskit.web.multipart import MultipartError, PartSpan, read_part, scan_parts
 from pacskit.web.qido import retrieve_url
@@ -43,6 +47,7 @@ from pacskit.web.qido import retrieve_url
 DICOM = "application/dicom"
 DICOM_JSON = "application/dicom+json"
 STUDY_MISMATCH = DATASET_DOES_NOT_MATCH_SOP_CLASS
+STUDY_AND_SERIES = frozenset({0x0020000D, 0x0020000E})
 """FailureReason of an instance of another study than the request's (PS3.18 10.5.3.2
 names no code of its own; pacskit answers 0xA900, "does not match")."""
 
@@ -144,9 +149,12 @@ def _store_part(fh: object, part: PartSpan, ingest: Ingest, base_url: str, study
                                       "Transfer Syntax UID"))
         return
     try:
-        header = dcmread(BytesIO(data), stop_before_pixels=True,
-                         specific_tags=["StudyInstanceUID", "SeriesInstanceUID"])
+        header = _study_and_series(data, offset, syntax)
         uids = str(header.get("StudyInstanceUID", "")), str(header.get("SeriesInstanceUID", ""))
+    except InflationLimitExceeded as exc:
+        outcome.failed.append(_failed(sop_class, sop_instance, OUT_OF_RESOURCES,
+                                      f"inflates beyond {exc.limit >> 20} MiB, the limit"))
+        return
     except Exception as exc:  # noqa: BLE001 - whatever pydicom cannot read is bad data
         outcome.failed.append(_failed(sop_class, sop_instance, CANNOT_UNDERSTAND, f"unreadable dataset: {exc}"))
         return
@@ -164,6 +172,21 @@ def _store_part(fh: object, part: PartSpan, ingest: Ingest, base_url: str, study
     item.RetrieveURL = retrieve_url(base_url, *uids, sop_instance)
     outcome.stored.append(item)
     outcome.studies.add(uids[0])
+
+
+def _study_and_series(data: bytes, offset: int, syntax: str) -> Dataset:
+    """The Study and Series Instance UIDs of a part; a deflated one (PS3.5 A.5) is
+    inflated within :func:`~pacskit.deflate.instance_limit`, only its head kept.
+
+    Raises:
+        InflationLimitExceeded: it inflates beyond the limit.
+    """
+    if syntax != DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN:
+        return dcmread(BytesIO(data), stop_before_pixels=True, specific_tags=["StudyInstanceUID", "SeriesInstanceUID"])
+    compressed = BytesIO(data)
+    compressed.seek(offset)
+    inflated = inflate_head(compressed, instance_limit(len(data) - offset))
+    return header_dataset(inflated.head, 0, EXPLICIT_VR_LITTLE_ENDIAN, STUDY_AND_SERIES)
 
 
 def _failed(sop_class: str, sop_instance: str, reason: int, comment: str = "") -> Dataset:
