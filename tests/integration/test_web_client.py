@@ -319,7 +319,7 @@ def stow_server(kind: str, tmp_path: Path) -> Iterator[str]:
     ("orthanc", "refused: 0xC000 (Cannot Understand)",
      "not in the server's STOW-RS response (HTTP 400 Bad Request)"),
     ("pacskit", "refused: 0xC000 (Cannot Understand): the dataset has no Study or Series Instance UID",
-     "refused: 0xC000 (Cannot Understand): the dataset has no Study or Series Instance UID"),
+     "refused: 0xC000 (Cannot Understand): the dataset is malformed"),
 ])
 def test_a_stow_rs_batch_of_good_and_bad_files_reports_each_with_the_servers_reason(tmp_path, good_and_bad, kind,
                                                                                     no_study, truncated):
