@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from pydicom import Dataset
@@ -27,6 +28,7 @@ from pacskit.worklist.matching import element_of, match, pattern_of, text_elemen
 from pacskit.worklist.model import STEP_SEQUENCE, ItemStatus
 
 STATUS_KEYWORD = "ScheduledProcedureStepStatus"
+PARSED_ITEMS = 4096
 UTF8 = "ISO_IR 192"
 
 
@@ -157,7 +159,7 @@ class Worklist:
         with self.index.engine.connect() as conn:
             rows = conn.execute(statement).all()
         for row in rows:
-            record = _with_status(Dataset.from_json(json.loads(row.attributes)), ItemStatus(row.status))
+            record = _parsed(row.attributes, row.status)
             if station is not None and not _scheduled_for(record, station):
                 continue
             response = match(identifier, record)
@@ -168,6 +170,14 @@ class Worklist:
             sent += 1
             if limit is not None and sent >= limit:
                 return
+
+
+@lru_cache(maxsize=PARSED_ITEMS)
+def _parsed(attributes: str, status: str) -> Dataset:
+    """An item as stored, with its status, parsed once while it is among the
+    :data:`PARSED_ITEMS` used last (a modality asks the same worklist over and over).
+    Matching only reads it."""
+    return _with_status(Dataset.from_json(json.loads(attributes)), ItemStatus(status))
 
 
 _SELECT = select(WorklistItem.uid, WorklistItem.status, WorklistItem.attributes, WorklistItem.created_at)

@@ -24,9 +24,10 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 
 from pydicom import Dataset
-from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
@@ -114,11 +115,11 @@ def match(identifier: Dataset, item: Dataset) -> Dataset | None:
     not match (see the module docstring). The identifier is assumed checked
     (:func:`check_identifier`)."""
     response = Dataset()
-    keys = [e for e in identifier
-            if not e.tag.is_private and e.keyword and e.tag != SPECIFIC_CHARACTER_SET]
-    constrained = {e.keyword: pattern_of(e) for e in keys if e.VR != "SQ"}
+    keys = [(e, keyword) for e in identifier
+            if (keyword := _keyword(e.tag)) and not e.tag.is_private and e.tag != SPECIFIC_CHARACTER_SET]
+    constrained = {keyword: pattern_of(e) for e, keyword in keys if e.VR != "SQ"}
     paired = _paired(constrained)
-    for element in keys:
+    for element, keyword in keys:
         found = item.get(element.tag)
         if element.VR == "SQ":
             returned = _match_sequence(element, found)
@@ -126,15 +127,19 @@ def match(identifier: Dataset, item: Dataset) -> Dataset | None:
                 return None
             response.add(returned)
             continue
-        pattern = constrained[element.keyword]
-        if element.keyword in paired:
-            if not _match_pair(element.keyword, paired[element.keyword], constrained, item):
+        pattern = constrained[keyword]
+        if keyword in paired:
+            if not _match_pair(keyword, paired[keyword], constrained, item):
                 return None
-        elif element.keyword not in paired.values() and not match_values(
-                element.keyword, pattern, values_of(found)):
+        elif keyword not in paired.values() and not match_values(keyword, pattern, values_of(found)):
             return None
         response.add(_returned(element, found))
     return response
+
+
+@cache
+def _keyword(tag: int) -> str:
+    return keyword_for_tag(tag)
 
 
 def _match_sequence(key: DataElement, found: DataElement | None) -> DataElement | None:
