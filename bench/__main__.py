@@ -1,7 +1,7 @@
 """pacskit side by side with DCMTK, on loopback, every peer with ``TCP_NODELAY=1``.
 
     python -m bench [--small 2000] [--large 100] [--repeat 3]
-                    [--only store|get|archive|web|concurrency]
+                    [--only store|get|archive|web|concurrency|worklist]
 
 - store: DCMTK ``storescu`` vs ``pacskit store`` (and ``--parallel 2``) into the same
   DCMTK ``storescp``;
@@ -16,7 +16,10 @@
   Orthanc's DICOMweb plugin vs ``pacskit serve``, the same client for both;
 - concurrency: 40 study-level C-FINDs at once against one Orthanc (by PatientID, and all
   studies): 40 DCMTK ``findscu`` processes vs the library in one process, threads and
-  ``asyncio.gather``; finds that fail or bring the wrong matches are counted.
+  ``asyncio.gather``; finds that fail or bring the wrong matches are counted;
+- worklist: 10,000 Modality Worklist items in ``pacskit serve`` and in DCMTK ``wlmscpfs``,
+  a query by date and modality: median latency on an open association and of a whole
+  ``findscu -W`` process.
 
 Each is a whole command-line run, process start included (Python's imports, 0.4 s or
 more for pacskit), the best of ``--repeat`` runs; "pacskit library" is the same work
@@ -34,7 +37,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import archive, concurrency, web
+from bench import archive, concurrency, web, worklist
 from bench.corpora import Corpus, make
 from bench.runs import Timing, get_runs, move_runs, register_move_destinations, store_runs
 from pacskit.testing.peers import Orthanc, StoreSCP, storescu
@@ -67,14 +70,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small", type=int, default=2000, help="small instances (64×64)")
     parser.add_argument("--large", type=int, default=100, help="large instances (512×512)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each tool; the best counts")
-    parser.add_argument("--only", choices=("store", "get", "archive", "web", "concurrency"), help="one benchmark only")
+    parser.add_argument("--only", choices=("store", "get", "archive", "web", "concurrency", "worklist"), help="one benchmark only")
     parser.add_argument("--find-instances", type=int, default=50000,
                         help="instances indexed for the C-FIND latency (archive benchmark)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where corpora are kept")
     parser.add_argument("--scratch", type=Path, default=DEFAULT_SCRATCH,
                         help="where received files go (a tmpfs by default)")
     args = parser.parse_args(argv)
-    corpora = [] if args.only == "concurrency" else [
+    corpora = [] if args.only in ("concurrency", "worklist") else [
         make(args.cache, "small", instances=args.small, series=4, rows=64),
         make(args.cache, "large", instances=args.large, series=1, rows=512)]
     with tempfile.TemporaryDirectory(prefix="pacskit-bench-", dir=args.scratch) as work:
@@ -129,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
             for kind, runs in concurrency.find_runs(studies, root, args.repeat):
                 concurrency.report(f"{concurrency.FINDS} C-FINDs at once against Orthanc, {kind} "
                                    f"({concurrency.STUDIES} studies, {studies.count} instances)", runs)
+        if args.only in (None, "worklist"):
+            worklist.report(worklist.latency(root, args.repeat))
     return 0
 
 

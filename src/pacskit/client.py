@@ -32,6 +32,7 @@ from pacskit.send import StoreProgressCallback
 from pacskit.settings import Settings
 from pacskit.sources import find_local, is_local_source
 from pacskit.storage import FolderSink
+from pacskit.worklist.query import WorklistQuery
 
 if TYPE_CHECKING:
     from pacskit.web.client import DicomWebClient, WebNode
@@ -157,6 +158,35 @@ class Client:
     def find(self, node: Node | str, query: Query) -> Matches:
         """All the matches of :meth:`iter_find`, as a list with its ``check``."""
         return Matches(self.iter_find(node, query))
+
+    def iter_worklist(self, node: Node | str, query: WorklistQuery | None = None,
+                      **filters: object) -> Iterator[Dataset]:
+        """C-FIND on ``node``'s Modality Worklist (PS3.4 K.4.1.2), yielding each item as it
+        arrives: ``query``, or one built from ``filters`` (the keyword arguments of
+        :meth:`WorklistQuery.build <pacskit.worklist.query.WorklistQuery.build>`:
+        ``station_aet``, ``modality``, ``date``, ``patient_id``, ``accession``, ``keys``,
+        ``limit``). Patient names are neither requested nor returned unless the settings
+        opt in.
+
+        Raises:
+            QueryError: an invalid key or value (or a name asked for).
+            ServiceNotSupported: the peer does not offer the worklist.
+            NetworkError, DimseError: the C-FIND failed.
+        """
+        if query is None:
+            query = WorklistQuery.build(**filters)  # type: ignore[arg-type]
+        identifier = query.to_identifier(self.privacy)
+        with find_session(self.settings, self.node(node), "worklist") as session:
+            for item in session.find(identifier, query.limit):
+                yield self.privacy.scrub_response(item)
+
+    def worklist(self, node: Node | str, query: WorklistQuery | None = None,
+                 **filters: object) -> list[Dataset]:
+        """Every item of :meth:`iter_worklist`, as the SCP sent them.
+
+        >>> client.worklist("ris", modality="CT", date="today")
+        """
+        return list(self.iter_worklist(node, query, **filters))
 
     def get(
         self,

@@ -392,6 +392,24 @@ class Query(BaseModel):
         return all(match_value(k, v, dataset) for k, v in self.match.items())
 
 
+def check_value(keyword: str, value: str) -> None:
+    """Refuse a matching value that is malformed for ``keyword``'s VR (PS3.4 C.2.2.2):
+    a list where only UIDs may be listed, a wildcard where none is allowed, a malformed
+    UID, date, time or range.
+
+    Raises:
+        QueryError: the value and why it is refused.
+    """
+    _check_value(keyword, value)
+
+
+def range_bound(vr: str, text: str, *, low: bool) -> str:
+    """A comparable form of a DA, TM or DT value as the low or the high bound of a
+    range (PS3.4 C.2.2.2.5): the missing trailing components are the smallest or the
+    largest they can be."""
+    return _bound(vr, text, low=low)
+
+
 def _check_value(keyword: str, value: str) -> None:
     if value == "":
         return

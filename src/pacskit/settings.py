@@ -47,8 +47,8 @@ CONFIG_FILE_NAME = "pacskit.toml"
 _file_values: ContextVar[dict[str, Any] | None] = ContextVar("pacskit_file_values", default=None)
 
 
-Operation = Literal["echo", "find", "get", "move", "store"]
-OPERATIONS: tuple[Operation, ...] = ("echo", "find", "get", "move", "store")
+Operation = Literal["echo", "find", "get", "move", "store", "worklist"]
+OPERATIONS: tuple[Operation, ...] = ("echo", "find", "get", "move", "store", "worklist")
 
 
 class NodeConfig(BaseModel):
@@ -58,7 +58,9 @@ class NodeConfig(BaseModel):
     A node has a DICOM address (``ae_title``, ``host``, ``port``), a DICOMweb URL, or
     both; ``find``, ``get`` and ``store`` use DICOMweb when ``transport`` says so, or
     when the node has no DICOM address. ``username``/``password`` (HTTP basic) or
-    ``token`` (bearer) authenticate DICOMweb requests.
+    ``token`` (bearer) authenticate DICOMweb requests. ``worklist_limit`` caps the
+    worklist matches ``pacskit serve`` returns this peer (``archive.worklist.limit`` when
+    unset).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -72,6 +74,7 @@ class NodeConfig(BaseModel):
     password: str | None = None
     token: str | None = None
     allow: list[Operation] = Field(default_factory=lambda: list(OPERATIONS))
+    worklist_limit: Annotated[int, Field(ge=1)] | None = None
 
     @model_validator(mode="after")
     def _check_address(self) -> NodeConfig:
@@ -89,6 +92,24 @@ class NodeConfig(BaseModel):
         return self.transport == "dicomweb" or (self.transport is None and not self.host)
 
 
+class WorklistSettings(BaseModel):
+    """The Modality Worklist SCP of ``pacskit serve`` (PS3.4 Annex K).
+
+    Attributes:
+        enabled: answer C-FIND in the Modality Worklist Information Model.
+        calling_ae_as_station: answer a peer only the items scheduled for its own AE
+            title (the calling AE title as Scheduled Station AE Title), whatever it asks.
+        limit: the most matches one query returns (a peer's ``worklist_limit`` in the
+            nodes table overrides it).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    calling_ae_as_station: bool = False
+    limit: Annotated[int, Field(ge=1)] = 1000
+
+
 class ArchiveSettings(BaseModel):
     """The archive that ``pacskit serve`` runs.
 
@@ -103,6 +124,7 @@ class ArchiveSettings(BaseModel):
         accept_unknown_peers: let peers not in the nodes table echo and store.
         check_peer_host: a known peer must also call from its configured host.
         check_called_aet: refuse associations that do not call our AE title.
+        worklist: the Modality Worklist SCP.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -115,6 +137,7 @@ class ArchiveSettings(BaseModel):
     accept_unknown_peers: bool = True
     check_peer_host: bool = False
     check_called_aet: bool = True
+    worklist: WorklistSettings = Field(default_factory=WorklistSettings)
 
     def db_url(self) -> str:
         """The index database URL, SQLite in ``data_dir`` unless ``db`` says otherwise."""

@@ -19,15 +19,17 @@ ARCHIVE_AET = "ARCHIVE"
 
 @contextmanager
 def served_archive(workdir: Path, files: Iterable[Path], **overrides: Any) -> Iterator[Archive]:
-    """An archive under ``workdir`` holding ``files`` (imported), serving DIMSE and DICOMweb,
+    """An archive under ``workdir`` holding ``files`` (imported; none may be given), serving DIMSE and DICOMweb,
     with the other settings (timeouts, say) given by ``overrides``."""
     settings = Settings(ae_title=ARCHIVE_AET, port=free_port(), bind_address="127.0.0.1",
                         archive=ArchiveSettings(data_dir=workdir / "archive", fsync=False),
                         web=WebSettings(port=free_port()), **overrides)
     with Archive(settings) as archive:
         archive.start()
-        result = import_files(archive.ingest, list(files))
-        assert not result.failed, result
+        files = list(files)
+        if files:
+            result = import_files(archive.ingest, files)
+            assert not result.failed, result
         yield archive
 
 

@@ -175,6 +175,10 @@ class Index:
             _drop_instance(conn, row.id, row.series_fk)
             return str(row.path)
 
+    def transaction(self) -> AbstractContextManager[Connection]:
+        """A write transaction, taking its turn with the index's other writers."""
+        return self._writing()
+
     def all_paths(self) -> Iterator[tuple[str, str]]:
         """(SOP Instance UID, path) of every indexed instance, streamed."""
         with self.engine.connect() as conn:
@@ -438,7 +442,15 @@ def _migrate(conn: Connection, found: int) -> None:
     Version 2 makes instance paths unique. Before it, an instance whose SOP Instance UID
     was another's with a trailing control character was indexed apart but written over
     the other's file; of rows sharing a file, those whose UID is not valid are dropped.
+    Version 3 adds the worklist table, which ``create_all`` has made already.
     """
+    if found < 2:
+        _unique_paths(conn)
+    conn.execute(update(SchemaVersion).values(version=SCHEMA_VERSION))
+    LOG.info("index upgraded from schema version %d to %d", found, SCHEMA_VERSION)
+
+
+def _unique_paths(conn: Connection) -> None:
     shared = conn.scalars(select(Instance.path).group_by(Instance.path).having(func.count() > 1)).all()
     for path in shared:
         for row in conn.execute(select(Instance.id, Instance.sop_uid, Instance.series_fk)
@@ -449,8 +461,6 @@ def _migrate(conn: Connection, found: int) -> None:
                             "the file %s with another instance (the file holds what was written last)",
                             row.sop_uid, path)
     PATH_INDEX.create(conn, checkfirst=True)
-    conn.execute(update(SchemaVersion).values(version=SCHEMA_VERSION))
-    LOG.info("index upgraded from schema version %d to %d", found, SCHEMA_VERSION)
 
 
 def _drop_instance(conn: Connection, instance_id: int, series_fk: int) -> None:

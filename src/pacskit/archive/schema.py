@@ -4,7 +4,9 @@ Each level keeps the attributes C-FIND filters on most as indexed columns, the r
 its attributes (the keys of its level in :data:`pacskit.query.LEVEL_KEYS`) as DICOM JSON
 (PS3.18 F.2), and counters of what lies below it, so that every C-FIND is answered from
 the index alone. Unique constraints carry the archive's integrity: one row per UID at
-each level, and one instance per file (schema version 2).
+each level, and one instance per file (schema version 2). Worklist items (schema version
+3) are kept the same way: the whole item as DICOM JSON, the keys a modality queries by as
+indexed columns.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class Base(DeclarativeBase):
@@ -91,5 +93,31 @@ class Instance(Base):
     attributes: Mapped[str] = mapped_column(Text, default="{}")
 
 
+class WorklistItem(Base):
+    """One scheduled procedure step of the Modality Worklist (PS3.4 K.6.1): the item as
+    DICOM JSON, its status, and the keys matched most as columns (station AE titles as
+    ``|AE1|AE2|``)."""
+
+    __tablename__ = "worklist_item"
+    __table_args__ = (UniqueConstraint("study_uid", "requested_procedure_id", "step_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uid: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    station_aets: Mapped[str] = mapped_column(String(255), default="")
+    start_date: Mapped[str] = mapped_column(String(8), default="")
+    start_time: Mapped[str] = mapped_column(String(16), default="")
+    modality: Mapped[str] = mapped_column(String(16), default="")
+    patient_id: Mapped[str] = mapped_column(String(64), index=True)
+    accession: Mapped[str] = mapped_column(String(64), default="", index=True)
+    study_uid: Mapped[str] = mapped_column(String(64), index=True)
+    requested_procedure_id: Mapped[str] = mapped_column(String(64))
+    step_id: Mapped[str] = mapped_column(String(64))
+    attributes: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+Index("ix_worklist_date_modality", WorklistItem.start_date, WorklistItem.modality)
 Index("ix_study_patient_date", Study.patient_fk, Study.study_date)
 PATH_INDEX = Index("ux_instance_path", Instance.path, unique=True)

@@ -1,5 +1,5 @@
-"""The archive's DIMSE services: Verification, Storage and Query/Retrieve SCP (PS3.4
-Annexes A, B and C), behind a per-peer access table.
+"""The archive's DIMSE services: Verification, Storage, Query/Retrieve and Modality
+Worklist SCP (PS3.4 Annexes A, B, C and K), behind a per-peer access table.
 
 Access control follows Orthanc's model: the nodes table lists the peers that may call
 us, each with the operations it may ask for (``allow``); peers not in the table may
@@ -40,12 +40,15 @@ from pynetdicom.sop_class import (
 
 from pacskit.archive.index import Index, StoredInstance
 from pacskit.archive.ingest import Incoming, Ingest
+from pacskit.archive.worklist import Worklist
 from pacskit.errors import QueryError
 from pacskit.net.acceptor import DimseStatus, Peer, Retrievable, StoreRequest
 from pacskit.net.contexts import EVERY_SYNTAX, storage_sop_classes
 from pacskit.nodes import Node
 from pacskit.query import Query
 from pacskit.settings import OPERATIONS, Operation, Settings
+from pacskit.worklist.matching import IdentifierError, check_identifier
+from pacskit.worklist.model import MODALITY_WORKLIST_FIND
 
 LOG = logging.getLogger("pacskit.archive")
 
@@ -111,6 +114,7 @@ class ArchiveSCP:
         self.ingest = ingest
         self.index = index
         self.access = AccessTable(settings)
+        self.worklist = Worklist(index)
 
     def supported_contexts(self) -> list[PresentationContext]:
         """Every service: Verification, Storage (every syntax, either role) and
@@ -121,12 +125,16 @@ class ArchiveSCP:
             context.scu_role = context.scp_role = True
             contexts.append(context)
         contexts += [build_context(uid, QUERY_SYNTAXES) for uid in MODELS]
+        if self.settings.archive.worklist.enabled:
+            contexts.append(build_context(MODALITY_WORKLIST_FIND, QUERY_SYNTAXES))
         return contexts
 
     def admit(self, peer: Peer) -> str | None:
         return self.access.admits(peer.ae_title, peer.address)
 
-    def allows(self, peer: Peer, operation: str) -> str | None:
+    def allows(self, peer: Peer, operation: str, sop_class_uid: str) -> str | None:
+        if operation == "find" and sop_class_uid == MODALITY_WORKLIST_FIND:
+            operation = "worklist"
         if operation not in OPERATIONS:
             return f"{operation!r} is not an operation of the archive"
         reason = self.access.allows(operation, peer.ae_title, peer.address)  # type: ignore[arg-type]
@@ -143,9 +151,27 @@ class ArchiveSCP:
                                                request.transfer_syntax, peer.ae_title))
 
     def find(self, peer: Peer, sop_class_uid: str, identifier: Dataset) -> Iterator[Dataset]:
+        if sop_class_uid == MODALITY_WORKLIST_FIND:
+            return self._worklist_find(peer, identifier)
         self._check("find", peer)
         query = self._query(peer, sop_class_uid, identifier)
         return self.index.find(query, limit=self.settings.archive.find_limit)
+
+    def _worklist_find(self, peer: Peer, identifier: Dataset) -> Iterator[Dataset]:
+        """Modality Worklist C-FIND (PS3.4 K.4.1.3): a key sequence with more than one
+        item, or a malformed value, is answered 0xA900 (Identifier Does Not Match SOP
+        Class, Table K.4-1), as DCMTK's wlmscpfs does."""
+        self._check("worklist", peer)
+        try:
+            check_identifier(identifier)
+        except IdentifierError as exc:
+            LOG.warning("bad worklist query from %s: %s", peer.ae_title, exc)
+            raise DimseStatus(IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, str(exc)[:64]) from None
+        options = self.settings.archive.worklist
+        node = self.access.peers.get(peer.ae_title)
+        limit = node.worklist_limit if node is not None and node.worklist_limit else options.limit
+        station = peer.ae_title if options.calling_ae_as_station else None
+        return _capped(self.worklist.find(identifier, station=station, limit=limit + 1), limit, peer)
 
     def retrieve(self, peer: Peer, operation: str, sop_class_uid: str,
                  identifier: Dataset) -> list[Retrievable]:
@@ -211,6 +237,15 @@ class _Stored:
     @property
     def transfer_syntax(self) -> str:
         return self.instance.transfer_syntax
+
+
+def _capped(matches: Iterator[Dataset], limit: int, peer: Peer) -> Iterator[Dataset]:
+    """The first ``limit`` matches; the log says when there were more."""
+    for count, match in enumerate(matches):
+        if count == limit:
+            LOG.warning("worklist query from %s: more than %d matches, %d sent", peer.ae_title, limit, limit)
+            return
+        yield match
 
 
 def _same_host(configured: str, address: str) -> bool:

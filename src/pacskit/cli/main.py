@@ -31,13 +31,14 @@ from pacskit.cli.move import move
 from pacskit.cli.nodes import nodes
 from pacskit.cli.serve import serve
 from pacskit.cli.store import store
+from pacskit.cli.worklist import app as worklist_app
 from pacskit.errors import PacskitError, UsageError
 
 EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
     name="pacskit",
-    help="DICOM networking toolkit: echo, find, get, move, store — without fetching patient names.",
+    help="DICOM networking toolkit: echo, find, get, move, store, worklist — without fetching patient names.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -85,6 +86,7 @@ def _global_options(
 for command in (echo, find, get, move, store, nodes, serve):
     app.command(name=command.__name__)(with_global_options(command))
 app.add_typer(archive_app, name="archive")
+app.add_typer(worklist_app, name="worklist")
 
 
 def main(argv: list[str] | None = None) -> None:

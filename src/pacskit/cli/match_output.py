@@ -20,11 +20,13 @@ from pacskit.query import Level
 
 UID_COLUMNS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPClassUID", "SOPInstanceUID")
 READABLE_ORDER = (
+    "ScheduledProcedureStepStartDate", "ScheduledProcedureStepStartTime", "ScheduledStationAETitle",
     "StudyDate", "StudyTime", "SeriesDate", "SeriesTime", "Modality", "ModalitiesInStudy",
     "SeriesNumber", "InstanceNumber", "StudyDescription", "SeriesDescription", "PatientID",
     "PatientName", "PatientBirthDate", "PatientSex", "AccessionNumber",
     "NumberOfPatientRelatedStudies", "NumberOfStudyRelatedSeries",
     "NumberOfStudyRelatedInstances", "NumberOfSeriesRelatedInstances",
+    "ScheduledProcedureStepDescription", "ScheduledProcedureStepStatus",
 )
 SORT_KEYS = {
     Level.PATIENT: ("PatientID",),
@@ -38,7 +40,8 @@ LEVEL_UID = {
     Level.SERIES: "SeriesInstanceUID",
     Level.IMAGE: "SOPInstanceUID",
 }
-FIRST_CHOSEN = ("StudyDate", "StudyTime", "SeriesDate", "SeriesTime", "Modality",
+FIRST_CHOSEN = ("ScheduledProcedureStepStartDate", "ScheduledProcedureStepStartTime",
+                "ScheduledStationAETitle", "StudyDate", "StudyTime", "SeriesDate", "SeriesTime", "Modality",
                 "ModalitiesInStudy", "SeriesNumber", "InstanceNumber")
 NUMERIC_SORT = {"SeriesNumber", "InstanceNumber"}
 HEADERS = {
@@ -52,6 +55,9 @@ HEADERS = {
     "StudyDescription": "Description", "SeriesDescription": "Description",
     "AccessionNumber": "Accession",
     "SeriesNumber": "Number", "InstanceNumber": "Number",
+    "ScheduledProcedureStepStartDate": "Date", "ScheduledProcedureStepStartTime": "Time",
+    "ScheduledStationAETitle": "Station AE", "ScheduledProcedureStepDescription": "Procedure",
+    "ScheduledProcedureStepStatus": "Status",
 }
 INTEGER_VRS = {"IS", "SL", "SS", "SV", "UL", "US", "UV"}
 FLOAT_VRS = {"DS", "FD", "FL"}

@@ -21,7 +21,7 @@ def serve(
     http_port: Annotated[int | None, typer.Option("--http-port", help="DICOMweb HTTP port (0: no DICOMweb).", min=0, max=65535)] = None,
     no_http: Annotated[bool, typer.Option("--no-http", help="Do not serve DICOMweb.")] = False,
 ) -> None:
-    """Run a PACS: C-ECHO, C-STORE, C-FIND, C-GET and C-MOVE over an index database, and
+    """Run a PACS: C-ECHO, C-STORE, C-FIND, C-GET, C-MOVE and the Modality Worklist over an index database, and
     DICOMweb (QIDO-RS, WADO-RS, STOW-RS, WADO-URI) over HTTP."""
     from pacskit.archive import Archive  # SQLAlchemy only for the commands that need it
 

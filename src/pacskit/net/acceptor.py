@@ -174,10 +174,10 @@ class Services(Protocol):
         """None to accept an association, else why it is rejected (calling AE title
         not recognised)."""
 
-    def allows(self, peer: Peer, operation: str) -> str | None:
-        """None if ``peer`` may ask for ``operation`` (``find``, ``get``, ``move``), else
-        why not: asked before the request's identifier is decoded, and answered 0x0124
-        (Refused: Not Authorized, PS3.7 C.5.2)."""
+    def allows(self, peer: Peer, operation: str, sop_class_uid: str) -> str | None:
+        """None if ``peer`` may ask for ``operation`` (``find``, ``get``, ``move``) in the
+        information model ``sop_class_uid``, else why not: asked before the request's
+        identifier is decoded, and answered 0x0124 (Refused: Not Authorized, PS3.7 C.5.2)."""
 
     def echo(self, peer: Peer) -> None: ...
 
@@ -519,7 +519,7 @@ class _Session:
             self._done("C-FIND", status, started, f"{matches} matches") if status != PENDING else None
 
         try:
-            self._permitted("C-FIND", "find")
+            self._permitted("C-FIND", "find", context.abstract_syntax)
             for match in self.services.find(self.peer, sop_class, self._identifier(message, context)):
                 if self.cancel_requested(message_id):
                     answer(CANCEL)
@@ -538,7 +538,7 @@ class _Session:
     def _get(self, association: Association, context: AcceptedContext, message: Message) -> None:
         run = _Retrieve(self, message, context, C_GET_RSP)
         try:
-            self._permitted("C-GET", "get")
+            self._permitted("C-GET", "get", context.abstract_syntax)
             stored = self._call("C-GET", self.services.retrieve, self.peer, "get",
                                 context.abstract_syntax, self._identifier(message, context))
         except DimseStatus as exc:
@@ -549,7 +549,7 @@ class _Session:
     def _move(self, association: Association, context: AcceptedContext, message: Message) -> None:
         run = _Retrieve(self, message, context, C_MOVE_RSP)
         try:
-            self._permitted("C-MOVE", "move")
+            self._permitted("C-MOVE", "move", context.abstract_syntax)
             stored = self._call("C-MOVE", self.services.retrieve, self.peer, "move",
                                 context.abstract_syntax, self._identifier(message, context))
             node = self._call("C-MOVE", self.services.destination, self.peer, message.text(MOVE_DESTINATION))
@@ -585,10 +585,10 @@ class _Session:
             LOG.exception("%s for %s failed", what, self.peer.ae_title)
             raise DimseStatus(UNABLE_TO_PROCESS, f"{what} failed: {type(exc).__name__}") from None
 
-    def _permitted(self, what: str, operation: str) -> None:
+    def _permitted(self, what: str, operation: str, sop_class_uid: str) -> None:
         """Raise 0x0124 unless the peer may ask for ``operation``: before anything of the
         request is decoded."""
-        reason = self._call(what, self.services.allows, self.peer, operation)
+        reason = self._call(what, self.services.allows, self.peer, operation, sop_class_uid)
         if reason is not None:
             raise DimseStatus(NOT_AUTHORIZED, reason)
 

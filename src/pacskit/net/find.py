@@ -10,6 +10,7 @@ from pydicom.uid import UID
 from pynetdicom import build_context
 from pynetdicom.dsutils import encode
 from pynetdicom.sop_class import (
+    ModalityWorklistInformationFind,
     PatientRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelFind,
 )
@@ -27,6 +28,7 @@ MAX_IDENTIFIER = 16 << 20
 FIND_SOP_CLASSES = {
     "patient": PatientRootQueryRetrieveInformationModelFind,
     "study": StudyRootQueryRetrieveInformationModelFind,
+    "worklist": ModalityWorklistInformationFind,
 }
 
 
@@ -85,7 +87,8 @@ class FindSession:
 
 @contextmanager
 def find_session(settings: Settings, node: Node, model: str) -> Iterator[FindSession]:
-    """An association for C-FIND in the ``patient`` or ``study`` root model.
+    """An association for C-FIND in the ``patient`` or ``study`` root model, or the
+    Modality Worklist information model (``worklist``, PS3.4 K.6.1).
 
     Raises:
         NetworkError: the association failed.
@@ -94,8 +97,7 @@ def find_session(settings: Settings, node: Node, model: str) -> Iterator[FindSes
     with associate(settings, node, [build_context(FIND_SOP_CLASSES[model])]) as assoc:
         context = next(iter(assoc.contexts.values()), None)
         if context is None:
-            raise ServiceNotSupported(
-                f"{node.label} does not offer C-FIND in the {model}-root information model"
-            )
+            name = "Modality Worklist" if model == "worklist" else f"{model}-root"
+            raise ServiceNotSupported(f"{node.label} does not offer C-FIND in the {name} information model")
         assoc.max_data = MAX_IDENTIFIER
         yield FindSession(assoc, node, model, context)

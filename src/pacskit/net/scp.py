@@ -127,7 +127,7 @@ class _MoveDestination:
     def admit(self, peer: Peer) -> str | None:
         return None
 
-    def allows(self, peer: Peer, operation: str) -> str | None:
+    def allows(self, peer: Peer, operation: str, sop_class_uid: str) -> str | None:
         return f"a C-MOVE destination does not {operation}"
 
     def echo(self, peer: Peer) -> None:

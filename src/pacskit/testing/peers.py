@@ -1,6 +1,6 @@
 """Real DICOM peers on free loopback ports, for tests and benchmarks.
 
-DCMTK ``storescp`` and ``dcmqrscp``, and Orthanc with its DICOMweb plugin, each started
+DCMTK ``storescp``, ``dcmqrscp`` and ``wlmscpfs``, and Orthanc with its DICOMweb plugin, each started
 with ``TCP_NODELAY=1`` (DCMTK's switch for Nagle's algorithm), probed until they answer a
 C-ECHO (DCMTK ``echoscu``; Orthanc also its HTTP API), and stopped — terminated, then
 killed — on exit. A missing program is an error that says how to install it: a test that
@@ -220,6 +220,42 @@ class DcmQrSCP(Peer):
     def load(self, paths: Iterable[Path | str]) -> None:
         """Store files or folders into its database (with DCMTK ``storescu``)."""
         storescu(self.ae_title, self.host, self.port, paths)
+
+
+class WlmScpFs(Peer):
+    """DCMTK ``wlmscpfs``: a Modality Worklist SCP over worklist files (``*.wl``) in a
+    folder named after its AE title, returning the character set of each file
+    (``--keep-char-set``) and rejecting incomplete files (its default)."""
+
+    name = "wlmscpfs"
+
+    def __init__(self, workdir: Path | str | None = None, ae_title: str = "WLMSCPFS",
+                 port: int | None = None) -> None:
+        super().__init__(workdir, ae_title, port)
+        self.database = self.workdir / "worklists"
+        self.folder = self.database / ae_title
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "lockfile").touch()
+
+    def command(self) -> list[str]:
+        return [require("wlmscpfs"), "--data-files-path", str(self.database), "--keep-char-set",
+                "--max-pdu", "131072", str(self.port)]
+
+    def load(self, paths: Iterable[Path | str]) -> list[Path]:
+        """Put worklist items in its folder: DICOM files as they are, DCMTK dumps made
+        into DICOM files with ``dump2dcm``. Returns the ``.wl`` files written."""
+        written = []
+        for path in map(Path, paths):
+            target = self.folder / f"{path.stem}.wl"
+            if path.suffix == ".dump":
+                result = subprocess.run([require("dump2dcm"), str(path), str(target)],
+                                        capture_output=True, text=True, timeout=60)
+                if result.returncode != 0:
+                    raise PeerError(f"dump2dcm {path} failed: {result.stderr.strip()[-2000:]}")
+            else:
+                shutil.copyfile(path, target)
+            written.append(target)
+        return written
 
 
 def _every_syntax_profile() -> str:

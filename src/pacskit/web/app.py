@@ -1,6 +1,7 @@
 """The DICOMweb application of the archive (PS3.18): Studies Service routes under
 ``/dicom-web`` — Search (QIDO-RS, 10.6), Retrieve (WADO-RS, 10.4) and Store (STOW-RS,
-10.5) — and WADO-URI (PS3.18 9) at ``/wado``, over the archive's index and files.
+10.5) — and WADO-URI (PS3.18 9) at ``/wado``, over the archive's index and files; and
+the worklist's items at ``/worklist`` (:mod:`pacskit.web.worklist_routes`).
 
 Errors are answered with their status and a one-line reason in a ``text/plain`` body:
 400 for a malformed request or query, 404 for what is not stored, 406 for an Accept
@@ -38,6 +39,7 @@ from pacskit.web.auth import AuthMiddleware
 from pacskit.web.media import EXPLICIT_VR_LITTLE_ENDIAN, parse_accept
 from pacskit.web.multipart import coalesced, new_boundary, write_parts
 from pacskit.web.openapi import openapi
+from pacskit.web.worklist_routes import worklist_routes
 
 if TYPE_CHECKING:
     from pacskit.archive.server import Archive
@@ -213,12 +215,13 @@ def create_app(archive: Archive) -> Starlette:
     middleware = [Middleware(AccessLogMiddleware)]
     if settings.cors_origins:
         middleware.append(Middleware(CORSMiddleware, allow_origins=settings.cors_origins,
-                                     allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["*"],
+                                     allow_methods=["GET", "POST", "DELETE", "OPTIONS"], allow_headers=["*"],
                                      expose_headers=["Warning", "Content-Location"]))
     if settings.authenticated:
         middleware.append(Middleware(AuthMiddleware, users=settings.users, tokens=settings.tokens))
     return Starlette(
-        routes=[Mount(PREFIX, routes=routes), Route("/wado", web.wado_uri, methods=["GET"])],
+        routes=[Mount(PREFIX, routes=routes), Route("/wado", web.wado_uri, methods=["GET"]),
+                *worklist_routes(archive)],
         middleware=middleware,
         exception_handlers={HTTPException: _http_error, QueryError: _query_error},
     )

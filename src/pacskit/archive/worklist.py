@@ -1,0 +1,284 @@
+"""The archive's Modality Worklist: items kept in the index database, and the C-FIND of
+the Modality Worklist Information Model answered from it (PS3.4 Annex K).
+
+SQL narrows the candidates on the indexed columns (never excluding a true match) and
+leaves out the items whose status is final; every candidate is then matched with
+:func:`pacskit.worklist.matching.match`, the rules of PS3.4 K.2.2 and C.2.2.2. No file
+is read to answer a query.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from pydicom import Dataset
+from pydicom.charset import python_encoding
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from pacskit.archive.index import Index
+from pacskit.archive.schema import WorklistItem
+from pacskit.errors import InputError
+from pacskit.worklist.matching import element_of, match, pattern_of, text_elements, values_of
+from pacskit.worklist.model import STEP_SEQUENCE, ItemStatus
+
+STATUS_KEYWORD = "ScheduledProcedureStepStatus"
+PARSED_ITEMS = 4096
+UTF8 = "ISO_IR 192"
+
+
+class DuplicateItem(InputError):
+    """An item whose step (Study Instance UID, Requested Procedure ID, Scheduled
+    Procedure Step ID) is already on the worklist."""
+
+
+class StatusChangeRefused(InputError):
+    """A status an item cannot move to from its own (see :meth:`ItemStatus.can_become`)."""
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    """One item of the worklist.
+
+    Attributes:
+        uid: the UID pacskit names it by (:func:`pacskit.worklist.items.item_uid`).
+        status: where its step stands.
+        dataset: the item, its Scheduled Procedure Step Status set from ``status``.
+        created_at: when it was added (UTC).
+    """
+
+    uid: str
+    status: ItemStatus
+    dataset: Dataset
+    created_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"uid", "status", "created", "item"}``, the item in DICOM JSON (PS3.18 F.2)."""
+        return {"uid": self.uid, "status": self.status.value,
+                "created": self.created_at.isoformat() + "Z", "item": self.dataset.to_json_dict()}
+
+
+class Worklist:
+    """The worklist items of one index."""
+
+    def __init__(self, index: Index) -> None:
+        self.index = index
+
+    def add(self, item: Dataset, uid: str, *, status: ItemStatus = ItemStatus.SCHEDULED,
+            replace: bool = False) -> StoredItem:
+        """Put a checked item (:func:`pacskit.worklist.items.checked`) on the worklist.
+
+        Raises:
+            DuplicateItem: its step is already there and ``replace`` is off.
+        """
+        step = item[STEP_SEQUENCE].value[0]
+        now = _now()
+        stored = _stored_copy(item)
+        row = {
+            "uid": uid, "status": status.value,
+            "station_aets": "|" + "|".join(values_of(element_of(step, "ScheduledStationAETitle"))) + "|",
+            "start_date": _text(step, "ScheduledProcedureStepStartDate")[:8],
+            "start_time": _text(step, "ScheduledProcedureStepStartTime")[:16],
+            "modality": _text(step, "Modality")[:16],
+            "patient_id": _text(item, "PatientID"), "accession": _text(item, "AccessionNumber"),
+            "study_uid": _text(item, "StudyInstanceUID"),
+            "requested_procedure_id": _text(item, "RequestedProcedureID"),
+            "step_id": _text(step, "ScheduledProcedureStepID"),
+            "attributes": json.dumps(stored.to_json_dict()), "created_at": now, "updated_at": now,
+        }
+        try:
+            with self.index.transaction() as conn:
+                if replace:
+                    conn.execute(delete(WorklistItem).where(or_(
+                        WorklistItem.uid == uid,
+                        (WorklistItem.study_uid == row["study_uid"])
+                        & (WorklistItem.requested_procedure_id == row["requested_procedure_id"])
+                        & (WorklistItem.step_id == row["step_id"]))))
+                conn.execute(WorklistItem.__table__.insert().values(**row))
+        except IntegrityError:
+            raise DuplicateItem(
+                f"the step {row['step_id']!r} of requested procedure {row['requested_procedure_id']!r} "
+                f"in study {row['study_uid']} is already on the worklist as {uid}") from None
+        return StoredItem(uid, status, _with_status(stored, status), now)
+
+    def get(self, uid: str) -> StoredItem | None:
+        """The item named ``uid``, if it is on the worklist."""
+        with self.index.engine.connect() as conn:
+            row = conn.execute(_SELECT.where(WorklistItem.uid == uid)).first()
+        return _item(row) if row is not None else None
+
+    def items(self, status: ItemStatus | None = None) -> list[StoredItem]:
+        """Every item (or those in ``status``), by scheduled date and time."""
+        statement = _SELECT.order_by(WorklistItem.start_date, WorklistItem.start_time, WorklistItem.id)
+        if status is not None:
+            statement = statement.where(WorklistItem.status == status.value)
+        with self.index.engine.connect() as conn:
+            return [_item(row) for row in conn.execute(statement)]
+
+    def remove(self, uid: str) -> bool:
+        """Take an item off the worklist; whether it was there."""
+        with self.index.transaction() as conn:
+            return bool(conn.execute(delete(WorklistItem).where(WorklistItem.uid == uid)).rowcount)
+
+    def set_status(self, uid: str, status: ItemStatus) -> StoredItem | None:
+        """Move an item to ``status``; None if there is no such item.
+
+        Raises:
+            StatusChangeRefused: the item cannot go from its status to ``status``.
+        """
+        with self.index.transaction() as conn:
+            row = conn.execute(select(WorklistItem.status).where(WorklistItem.uid == uid)).first()
+            if row is None:
+                return None
+            current = ItemStatus(row.status)
+            if current is not status and not current.can_become(status):
+                raise StatusChangeRefused(f"item {uid} is {current.value}: it cannot become {status.value}")
+            conn.execute(update(WorklistItem).where(WorklistItem.uid == uid)
+                         .values(status=status.value, updated_at=_now()))
+        return self.get(uid)
+
+    def find(self, identifier: Dataset, *, station: str | None = None,
+             limit: int | None = None) -> Iterator[Dataset]:
+        """The C-FIND response identifiers for a checked identifier
+        (:func:`pacskit.worklist.matching.check_identifier`), by scheduled date and time:
+        items in a status that is not final, scheduled for ``station`` when given (the
+        calling AE title, as ``serve`` may be told to use it), at most ``limit``. Each
+        response carries the item's Specific Character Set when it holds text, UTF-8 when
+        that character set cannot encode it."""
+        statement = (select(WorklistItem.status, WorklistItem.attributes)
+                     .where(WorklistItem.status.in_([s.value for s in ItemStatus.answered()]))
+                     .order_by(WorklistItem.start_date, WorklistItem.start_time, WorklistItem.id))
+        for condition in _narrowing(identifier, station):
+            statement = statement.where(condition)
+        sent = 0
+        with self.index.engine.connect() as conn:
+            rows = conn.execute(statement).all()
+        for row in rows:
+            record = _parsed(row.attributes, row.status)
+            if station is not None and not _scheduled_for(record, station):
+                continue
+            response = match(identifier, record)
+            if response is None:
+                continue
+            _set_character_set(response, record)
+            yield response
+            sent += 1
+            if limit is not None and sent >= limit:
+                return
+
+
+@lru_cache(maxsize=PARSED_ITEMS)
+def _parsed(attributes: str, status: str) -> Dataset:
+    """An item as stored, with its status, parsed once while it is among the
+    :data:`PARSED_ITEMS` used last (a modality asks the same worklist over and over).
+    Matching only reads it."""
+    return _with_status(Dataset.from_json(json.loads(attributes)), ItemStatus(status))
+
+
+_SELECT = select(WorklistItem.uid, WorklistItem.status, WorklistItem.attributes, WorklistItem.created_at)
+
+
+def _item(row: Any) -> StoredItem:
+    status = ItemStatus(row.status)
+    dataset = _with_status(Dataset.from_json(json.loads(row.attributes)), status)
+    return StoredItem(str(row.uid), status, dataset, row.created_at)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _text(dataset: Dataset, keyword: str) -> str:
+    values = values_of(element_of(dataset, keyword))
+    return values[0] if values else ""
+
+
+def _stored_copy(item: Dataset) -> Dataset:
+    """The item as stored: without its status, which is kept beside it."""
+    stored = Dataset.from_json(item.to_json_dict())
+    step = stored[STEP_SEQUENCE].value[0]
+    if STATUS_KEYWORD in step:
+        del step[STATUS_KEYWORD]
+    return stored
+
+
+def _with_status(item: Dataset, status: ItemStatus) -> Dataset:
+    steps = element_of(item, STEP_SEQUENCE)
+    if steps is not None and steps.value:
+        setattr(steps.value[0], STATUS_KEYWORD, status.value)
+    return item
+
+
+def _scheduled_for(record: Dataset, station: str) -> bool:
+    steps = element_of(record, STEP_SEQUENCE)
+    return any(station in values_of(element_of(step, "ScheduledStationAETitle"))
+               for step in (steps.value if steps is not None else []))
+
+
+def _narrowing(identifier: Dataset, station: str | None) -> list[Any]:
+    """SQL conditions no true match fails, from the identifier's plain values."""
+    conditions = []
+    top = {e.keyword: pattern_of(e) for e in identifier if e.keyword and e.VR != "SQ"}
+    steps = element_of(identifier, STEP_SEQUENCE)
+    step_keys = steps.value[0] if steps is not None and steps.VR == "SQ" and steps.value else Dataset()
+    step = {e.keyword: pattern_of(e) for e in step_keys if e.keyword and e.VR != "SQ"}
+    for column, value in ((WorklistItem.patient_id, top.get("PatientID", "")),
+                          (WorklistItem.accession, top.get("AccessionNumber", "")),
+                          (WorklistItem.modality, step.get("Modality", ""))):
+        if value and not any(c in value for c in "*?\\"):
+            conditions.append(column == value)
+    uids = top.get("StudyInstanceUID", "")
+    if uids:
+        conditions.append(WorklistItem.study_uid.in_([u.strip() for u in uids.split("\\") if u.strip()]))
+    date = step.get("ScheduledProcedureStepStartDate", "")
+    if date:
+        start, sep, end = date.partition("-")
+        if not sep:
+            conditions.append(WorklistItem.start_date == date)
+        else:
+            if start:
+                conditions.append(WorklistItem.start_date >= start)
+            if end:
+                conditions.append(WorklistItem.start_date <= end)
+    for ae in (step.get("ScheduledStationAETitle", ""), station or ""):
+        if ae and not any(c in ae for c in "*?\\"):
+            conditions.append(WorklistItem.station_aets.like(f"%|{_like_escaped(ae)}|%", escape="\\"))
+    return conditions
+
+
+def _like_escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _set_character_set(response: Dataset, record: Dataset) -> None:
+    """The response's Specific Character Set: the item's when the response holds text
+    (UTF-8 if that one cannot encode it), none when it holds no text."""
+    texts = [str(e.value) for e in text_elements(response) if e.value not in (None, "")]
+    has_text = any(True for _ in text_elements(response))
+    original = element_of(record, "SpecificCharacterSet")
+    names = values_of(original)
+    if not has_text or (not names and all(t.isascii() for t in texts)):
+        return
+    if names and _encodes(names, texts):
+        response.SpecificCharacterSet = names if len(names) > 1 else names[0]
+    else:
+        response.SpecificCharacterSet = UTF8
+
+
+def _encodes(names: list[str], texts: list[str]) -> bool:
+    if len(names) != 1:
+        return all(t.isascii() for t in texts)
+    codec = python_encoding.get(names[0])
+    if codec is None:
+        return False
+    try:
+        for text in texts:
+            text.encode(codec)
+    except UnicodeEncodeError:
+        return False
+    return True
