@@ -220,18 +220,16 @@ def file_meta(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str,
               source_ae_title: str | None = None) -> bytes:
     """The preamble, ``DICM`` and file meta information (PS3.10 7.1) of a Part 10 file
     holding an instance received over the network in ``transfer_syntax``."""
-    elements = [
-        _meta_element(0x0001, b"OB", b"\x00\x01"),
-        _meta_element(0x0002, b"UI", _padded(sop_class_uid, b"\0")),
-        _meta_element(0x0003, b"UI", _padded(sop_instance_uid, b"\0")),
-        _meta_element(0x0010, b"UI", _padded(transfer_syntax, b"\0")),
-        _meta_element(0x0012, b"UI", _padded(IMPLEMENTATION_CLASS_UID, b"\0")),
-        _meta_element(0x0013, b"SH", _padded(IMPLEMENTATION_VERSION_NAME, b" ")),
-    ]
-    if source_ae_title:
-        elements.append(_meta_element(0x0016, b"AE", _padded(source_ae_title, b" ")))
-    body = b"".join(elements)
-    return b"\0" * 128 + b"DICM" + _meta_element(0x0000, b"UL", struct.pack("<I", len(body))) + body
+    body = b"".join((_VERSION_ELEMENT, _meta_element(0x0002, b"UI", _padded(sop_class_uid, b"\0")),
+                     _meta_element(0x0003, b"UI", _padded(sop_instance_uid, b"\0")),
+                     _meta_element(0x0010, b"UI", _padded(transfer_syntax, b"\0")),
+                     _IMPLEMENTATION_ELEMENTS, _source_element(source_ae_title)))
+    return b"".join((_PREAMBLE, _meta_element(0x0000, b"UL", struct.pack("<I", len(body))), body))
+
+
+@functools.lru_cache(maxsize=64)
+def _source_element(source_ae_title: str | None) -> bytes:
+    return _meta_element(0x0016, b"AE", _padded(source_ae_title, b" ")) if source_ae_title else b""
 
 
 def _meta_element(number: int, vr: bytes, value: bytes) -> bytes:
@@ -243,6 +241,13 @@ def _meta_element(number: int, vr: bytes, value: bytes) -> bytes:
 def _padded(value: str, pad: bytes) -> bytes:
     raw = value.encode("ascii")
     return raw + pad if len(raw) % 2 else raw
+
+
+_PREAMBLE = b"\0" * 128 + b"DICM"
+_VERSION_ELEMENT = _meta_element(0x0001, b"OB", b"\x00\x01")
+_IMPLEMENTATION_ELEMENTS = (_meta_element(0x0012, b"UI", _padded(IMPLEMENTATION_CLASS_UID, b"\0"))
+                            + _meta_element(0x0013, b"SH", _padded(IMPLEMENTATION_VERSION_NAME, b" ")))
+_keyword_tag = functools.cache(tag_for_keyword)
 
 
 def text_of(raw: bytes) -> str:
@@ -387,7 +392,7 @@ class HeaderValues(Mapping[str, Any]):
         self.encoding = encoding
 
     def __getitem__(self, keyword: str) -> Any:
-        tag = tag_for_keyword(keyword)
+        tag = _keyword_tag(keyword)
         element = self.elements.get(tag) if tag is not None else None
         if element is None or element.length == UNDEFINED:
             raise KeyError(keyword)
