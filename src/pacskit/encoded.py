@@ -180,7 +180,7 @@ def dataset_encoding(data: bytes) -> tuple[int, Encoding] | None:
     the file meta information is missing or names a syntax read only by pydicom."""
     if data[128:132] != b"DICM":
         return None
-    found = _plain_file_meta(data)
+    found = plain_file_meta(data)
     if found is None:
         meta, offset = parse_file_meta(data)
         if offset is None:
@@ -195,7 +195,7 @@ def dataset_encoding(data: bytes) -> tuple[int, Encoding] | None:
         return None
 
 
-def _plain_file_meta(data: bytes) -> tuple[int, str | None] | None:
+def plain_file_meta(data: bytes) -> tuple[int, str | None] | None:
     """The dataset's offset and the Transfer Syntax UID, as :func:`parse_file_meta` reads
     them, when every element of the group has a defined length and the data goes on past
     it; None otherwise (that function is then the one to ask)."""
