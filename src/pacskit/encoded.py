@@ -61,6 +61,8 @@ class Encoding:
                    little=transfer_syntax != EXPLICIT_VR_BIG_ENDIAN)
 
 
+_encoding_of = functools.cache(Encoding.of)
+
 IMPLEMENTATION_CLASS_UID = PYDICOM_IMPLEMENTATION_UID
 IMPLEMENTATION_VERSION_NAME = "PACSKIT"
 META_ENCODING = Encoding(explicit=True, little=True)
@@ -109,6 +111,50 @@ def elements_up_to(data: bytes, pos: int, encoding: Encoding, last_tag: int) -> 
     return elements
 
 
+def header_elements(data: bytes, pos: int, encoding: Encoding, last_tag: int,
+                    wanted: frozenset[int]) -> dict[int, Element]:
+    """The elements of :func:`elements_up_to`, read alike (and refused alike), of which
+    only those in ``wanted`` and the group lengths are kept.
+
+    Raises:
+        ValueError: as :func:`elements_up_to`.
+    """
+    if not encoding.little:
+        return {tag: e for tag, e in elements_up_to(data, pos, encoding, last_tag).items()
+                if tag in wanted or not tag & 0xFFFF}
+    explicit = encoding.explicit
+    unpack = (_EXPLICIT_LE if explicit else _IMPLICIT_LE).unpack_from
+    size = len(data)
+    elements: dict[int, Element] = {}
+    while pos < size:
+        if pos + 8 > size:
+            raise ValueError(f"truncated element header at byte {pos}")
+        if explicit:
+            group, number, raw_vr, length = unpack(data, pos)
+            simple = group != 0xFFFE and raw_vr not in LONG_VRS
+        else:
+            group, number, length = unpack(data, pos)
+            raw_vr, simple = None, length != UNDEFINED
+        if simple:
+            tag, end = (group << 16) | number, pos + 8 + length
+            if end > size:
+                raise ValueError(f"element ({group:04X},{number:04X}) runs past the end of the data")
+            if tag > last_tag:
+                break
+            if tag in wanted or not number:
+                vr = raw_vr.decode("ascii", "replace") if raw_vr is not None else None
+                elements[tag] = Element(tag, vr, pos, pos + 8, length, end)
+        else:
+            element = _read_element(data, pos, encoding)
+            tag, end = element.tag, element.end
+            if tag > last_tag:
+                break
+            if tag in wanted or not tag & 0xFFFF:
+                elements[tag] = element
+        pos = end
+    return elements
+
+
 def parse_file_meta(data: bytes, *, complete: bool = True) -> tuple[dict[int, str], int | None]:
     """The file meta information of a Part 10 byte string (PS3.10 7.1: group 0002,
     Explicit VR Little Endian, after the preamble and ``DICM``): its UI values by element
@@ -134,31 +180,56 @@ def dataset_encoding(data: bytes) -> tuple[int, Encoding] | None:
     the file meta information is missing or names a syntax read only by pydicom."""
     if data[128:132] != b"DICM":
         return None
-    meta, offset = parse_file_meta(data)
-    if offset is None or 0x0010 not in meta:
+    found = plain_file_meta(data)
+    if found is None:
+        meta, offset = parse_file_meta(data)
+        if offset is None:
+            return None
+        found = offset, meta.get(0x0010)
+    offset, syntax = found
+    if syntax is None:
         return None
     try:
-        return offset, Encoding.of(meta[0x0010])
+        return offset, _encoding_of(syntax)
     except ValueError:
         return None
+
+
+def plain_file_meta(data: bytes) -> tuple[int, str | None] | None:
+    """The dataset's offset and the Transfer Syntax UID, as :func:`parse_file_meta` reads
+    them, when every element of the group has a defined length and the data goes on past
+    it; None otherwise (that function is then the one to ask)."""
+    pos, size, syntax = META_START, len(data), None
+    while pos + 12 <= size:
+        group, number, raw_vr, length = _EXPLICIT_LE.unpack_from(data, pos)
+        if group != 0x0002:
+            return pos, syntax
+        start = pos + 8
+        if raw_vr in LONG_VRS:
+            length, start = _UL_LE.unpack_from(data, start)[0], start + 4
+        end = start + length
+        if length == UNDEFINED or end > size:
+            return None
+        if number == 0x0010 and raw_vr == b"UI":
+            syntax = text_of(data[start:end])
+        pos = end
+    return None
 
 
 def file_meta(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str,
               source_ae_title: str | None = None) -> bytes:
     """The preamble, ``DICM`` and file meta information (PS3.10 7.1) of a Part 10 file
     holding an instance received over the network in ``transfer_syntax``."""
-    elements = [
-        _meta_element(0x0001, b"OB", b"\x00\x01"),
-        _meta_element(0x0002, b"UI", _padded(sop_class_uid, b"\0")),
-        _meta_element(0x0003, b"UI", _padded(sop_instance_uid, b"\0")),
-        _meta_element(0x0010, b"UI", _padded(transfer_syntax, b"\0")),
-        _meta_element(0x0012, b"UI", _padded(IMPLEMENTATION_CLASS_UID, b"\0")),
-        _meta_element(0x0013, b"SH", _padded(IMPLEMENTATION_VERSION_NAME, b" ")),
-    ]
-    if source_ae_title:
-        elements.append(_meta_element(0x0016, b"AE", _padded(source_ae_title, b" ")))
-    body = b"".join(elements)
-    return b"\0" * 128 + b"DICM" + _meta_element(0x0000, b"UL", struct.pack("<I", len(body))) + body
+    body = b"".join((_VERSION_ELEMENT, _meta_element(0x0002, b"UI", _padded(sop_class_uid, b"\0")),
+                     _meta_element(0x0003, b"UI", _padded(sop_instance_uid, b"\0")),
+                     _meta_element(0x0010, b"UI", _padded(transfer_syntax, b"\0")),
+                     _IMPLEMENTATION_ELEMENTS, _source_element(source_ae_title)))
+    return b"".join((_PREAMBLE, _meta_element(0x0000, b"UL", struct.pack("<I", len(body))), body))
+
+
+@functools.lru_cache(maxsize=64)
+def _source_element(source_ae_title: str | None) -> bytes:
+    return _meta_element(0x0016, b"AE", _padded(source_ae_title, b" ")) if source_ae_title else b""
 
 
 def _meta_element(number: int, vr: bytes, value: bytes) -> bytes:
@@ -170,6 +241,13 @@ def _meta_element(number: int, vr: bytes, value: bytes) -> bytes:
 def _padded(value: str, pad: bytes) -> bytes:
     raw = value.encode("ascii")
     return raw + pad if len(raw) % 2 else raw
+
+
+_PREAMBLE = b"\0" * 128 + b"DICM"
+_VERSION_ELEMENT = _meta_element(0x0001, b"OB", b"\x00\x01")
+_IMPLEMENTATION_ELEMENTS = (_meta_element(0x0012, b"UI", _padded(IMPLEMENTATION_CLASS_UID, b"\0"))
+                            + _meta_element(0x0013, b"SH", _padded(IMPLEMENTATION_VERSION_NAME, b" ")))
+_keyword_tag = functools.cache(tag_for_keyword)
 
 
 def text_of(raw: bytes) -> str:
@@ -186,13 +264,8 @@ def blank_names(data: bytes, offset: int, elements: dict[int, Element], encoding
     tags = frozenset(tags)
     top = [elements[tag] for tag in tags if tag in elements]
     regions = _outside_pixel_data(data, offset, elements, encoding)
-    for tag in tags:
-        found = 0
-        for pattern in _tag_patterns(tag, encoding.little):
-            for start, end in regions:
-                found += data.count(pattern, start, end)
-        if found > (tag in elements):
-            return None
+    if _more_than(data, regions, {tag: int(tag in elements) for tag in tags}, encoding.little):
+        return None
     filled = sorted((e for e in top if e.length), key=lambda e: e.header)
     if not filled:
         return data
@@ -207,6 +280,47 @@ def blank_names(data: bytes, offset: int, elements: dict[int, Element], encoding
         cursor = element.end
     parts.append(view[cursor:])
     return b"".join(parts)
+
+
+def _more_than(data: bytes, regions: list[tuple[int, int]], allowed: dict[int, int], little: bool) -> bool:
+    """Whether a tag of ``allowed`` is written more often in the ``regions`` of ``data``
+    than it may be, counting as ``bytes.count`` does (occurrences that do not overlap)."""
+    search = _tag_search(frozenset(allowed), little)
+    if search is None:
+        return any(sum(data.count(pattern, start, end) for pattern in _tag_patterns(tag, little)
+                       for start, end in regions) > limit for tag, limit in allowed.items())
+    regex, tag_of = search
+    counts = dict.fromkeys(allowed, 0)
+    for start, end in regions:
+        last: dict[bytes, int] = {}
+        for match in regex.finditer(data, start, end):
+            at = match.start()
+            pattern = data[at:at + 4]
+            if at < last.get(pattern, -4) + 4:
+                continue
+            last[pattern] = at
+            tag = tag_of[pattern]
+            counts[tag] += 1
+            if counts[tag] > allowed[tag]:
+                return True
+    return False
+
+
+@functools.cache
+def _tag_search(tags: frozenset[int], little: bool) -> tuple[re.Pattern[bytes], dict[bytes, int]] | None:
+    """One regular expression that finds every place any of ``tags`` is written — its
+    two-byte prefix, shared by all of them, is matched and the rest looked ahead at, so no
+    occurrence is stepped over — and the tag of each pattern; None when the tags'
+    patterns have no such prefix (little endian names of one group have)."""
+    if not little or not tags:
+        return None
+    tag_of = {_tag_patterns(tag, little)[0]: tag for tag in tags}
+    prefixes = {pattern[:2] for pattern in tag_of}
+    prefix = next(iter(prefixes))
+    if len(prefixes) != 1 or prefix[0] == prefix[1]:
+        return None
+    rests = b"|".join(re.escape(pattern[2:]) for pattern in tag_of)
+    return re.compile(re.escape(prefix) + b"(?=" + rests + b")"), tag_of
 
 
 def tag_patterns(tag: int, encoding: Encoding) -> tuple[bytes, ...]:
@@ -278,7 +392,7 @@ class HeaderValues(Mapping[str, Any]):
         self.encoding = encoding
 
     def __getitem__(self, keyword: str) -> Any:
-        tag = tag_for_keyword(keyword)
+        tag = _keyword_tag(keyword)
         element = self.elements.get(tag) if tag is not None else None
         if element is None or element.length == UNDEFINED:
             raise KeyError(keyword)

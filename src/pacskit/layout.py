@@ -12,7 +12,7 @@ import hashlib
 import os
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -80,6 +80,9 @@ class Layout:
         if not template.strip() or template.endswith("/"):
             raise UsageError(f"invalid layout {template!r}: it must end in a file name")
         self.fields = tuple(dict.fromkeys(fields))
+        self._folder_parts, self._name_parts = _split_at_last_separator(parsed)
+        self._plain = not any(spec and "{" in spec for _, _, spec, _ in parsed)
+        self._folders: dict[tuple[str, tuple[str, ...]], str] = {}
 
     @property
     def identifies_instances(self) -> bool:
@@ -104,7 +107,85 @@ class Layout:
             OutputError: the path would leave ``root`` (it cannot, by construction; this
                 is the last line of defence).
         """
-        return safe_join(root, self.relative_path(values))
+        folder, name = self.locate(os.path.abspath(root), values)
+        return Path(join_name(folder, name))
+
+    def locate(self, base: str, values: Mapping[str, Any] | Any) -> tuple[str, str]:
+        """The folder (absolute, normalised, inside ``base``) and the file name of the
+        instance's path under the absolute folder ``base``: :meth:`path_in`, split. The
+        folder of a set of values is worked out once and remembered.
+
+        Raises:
+            OutputError: as :meth:`path_in`.
+        """
+        if not self._plain:
+            return os.path.split(safe_join(Path(base), self.relative_path(values)))
+        raws = tuple(_raw_value(values, field) for _, field, _ in self._folder_parts if field)
+        key = (base, raws)
+        remembered = all(type(raw) is str for raw in raws)
+        folder = self._folders.get(key) if remembered else None
+        if folder is None:
+            folder = _folder_in(base, _render(self._folder_parts, iter(raws)))
+            if remembered:
+                if len(self._folders) >= MAX_REMEMBERED_FOLDERS:
+                    self._folders.clear()
+                self._folders[key] = folder
+        name = _render(self._name_parts, (_raw_value(values, f) for _, f, _ in self._name_parts if f))
+        if name in ("", ".", "..") or "/" in name:
+            return os.path.split(safe_join(Path(base), self.relative_path(values)))
+        return folder, name
+
+
+MAX_REMEMBERED_FOLDERS = 4096
+
+_Part = tuple[str, str | None, str]
+
+
+def _split_at_last_separator(parsed: list[tuple[str, str | None, str | None, str | None]]
+                             ) -> tuple[tuple[_Part, ...], tuple[_Part, ...]]:
+    """A parsed template as the parts of its folder and those of its file name (after its
+    last ``/``, which is always in a literal: a value never holds one)."""
+    parts = [(literal, name, spec or "") for literal, name, spec, _ in parsed]
+    for index in range(len(parts) - 1, -1, -1):
+        literal, name, spec = parts[index]
+        cut = literal.rfind("/")
+        if cut >= 0:
+            folder = (*parts[:index], (literal[:cut + 1], None, ""))
+            return folder, ((literal[cut + 1:], name, spec), *parts[index + 1:])
+    return (), tuple(parts)
+
+
+def _raw_value(values: Mapping[str, Any] | Any, name: str) -> Any:
+    raw = values.get(name, None) if hasattr(values, "get") else getattr(values, name, None)
+    return raw.value if hasattr(raw, "value") else raw
+
+
+def _render(parts: tuple[_Part, ...], raws: Iterator[Any]) -> str:
+    return "".join(literal + _component(next(raws), spec) if name else literal
+                   for literal, name, spec in parts)
+
+
+def _folder_in(base: str, rendered: str) -> str:
+    folder = os.path.normpath(os.path.join(base, *[p for p in rendered.split("/") if p]))
+    if folder != base and not folder.startswith(base.rstrip(os.sep) + os.sep):
+        raise OutputError(f"refusing to write outside {base}: {rendered}")
+    return folder
+
+
+def join_name(folder: str, name: str) -> str:
+    """``os.path.join(folder, name)`` for a file name of one component."""
+    return folder + name if folder.endswith(os.sep) else folder + os.sep + name
+
+
+def _component(raw: Any, spec: str) -> str:
+    if spec:
+        try:
+            return sanitize_component(format(int(str(raw)), spec))
+        except (TypeError, ValueError):
+            pass
+    if isinstance(raw, (list, tuple)) or type(raw).__name__ == "MultiValue":
+        return sanitize_component("_".join(str(v) for v in raw))
+    return sanitize_component(raw)
 
 
 class _FieldValue:
@@ -112,14 +193,7 @@ class _FieldValue:
         self.raw = raw
 
     def __format__(self, spec: str) -> str:
-        if spec:
-            try:
-                return sanitize_component(format(int(str(self.raw)), spec))
-            except (TypeError, ValueError):
-                pass
-        if isinstance(self.raw, (list, tuple)) or type(self.raw).__name__ == "MultiValue":
-            return sanitize_component("_".join(str(v) for v in self.raw))
-        return sanitize_component(self.raw)
+        return _component(self.raw, spec)
 
 
 def safe_join(root: Path, relative: PurePosixPath) -> Path:

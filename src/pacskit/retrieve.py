@@ -19,7 +19,7 @@ from typing import BinaryIO
 from pydicom import Dataset, dcmread
 
 from pacskit.deflate import InflationLimitExceeded, inflate_into, instance_limit
-from pacskit.encoded import parse_file_meta
+from pacskit.encoded import parse_file_meta, plain_file_meta
 from pacskit.errors import (
     DimseFailure,
     MoveDestinationUnknown,
@@ -272,6 +272,10 @@ def _check_inflation(data: Received, size: int) -> None:
     Raises:
         InstanceRejected: 0xA700 with the limit it broke, or 0xC000 if it does not inflate.
     """
+    if isinstance(data, bytes | bytearray):
+        plain = plain_file_meta(data)
+        if plain is not None and plain[0] <= FILE_META_HEAD and plain[1] != DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN:
+            return
     head = _head(data)
     meta, offset = parse_file_meta(head, complete=False)
     if meta.get(0x0010) != DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN:

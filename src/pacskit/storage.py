@@ -29,13 +29,13 @@ from pacskit.encoded import (
     HeaderValues,
     blank_names,
     dataset_encoding,
-    elements_up_to,
+    header_elements,
     pixel_data_end,
     pixel_data_offset,
     tag_patterns,
 )
 from pacskit.errors import DiskFull, OutputError
-from pacskit.layout import Layout
+from pacskit.layout import Layout, join_name
 from pacskit.placement import Placements, is_uid
 from pacskit.privacy import DEFAULT_PRIVACY, PATIENT_NAME_TAGS, PrivacyPolicy, contains_names
 
@@ -94,12 +94,14 @@ class FolderSink:
         self.overwrite = overwrite
         self.privacy = privacy
         self.fsync = fsync
-        self._folders: set[Path] = set()
+        self._folders: set[str] = set()
+        self._folder_paths: dict[str, Path] = {}
         self._serial = itertools.count()
         self._placements = Placements()
         privacy.check_layout(self.layout)
         needed = [tag_for_keyword(k) for k in (*self.layout.fields, "SOPInstanceUID")]
-        self._last_tag = max(SPECIFIC_CHARACTER_SET, *PATIENT_NAME_TAGS, *(t for t in needed if t))
+        self._wanted = frozenset((SPECIFIC_CHARACTER_SET, *PATIENT_NAME_TAGS, *(t for t in needed if t)))
+        self._last_tag = max(self._wanted)
 
     def prepare(self) -> None:
         """Create the folder and prove it is writable.
@@ -135,10 +137,10 @@ class FolderSink:
         """
         if not isinstance(data, bytes | bytearray):
             return self._write_spooled(data)
-        fast = _read_encoded(data, self.privacy, self._last_tag)
+        fast = _read_encoded(data, self.privacy, self._last_tag, self._wanted)
         if fast is not None:
             values, patched = fast
-            return self._write(self.path_for(values), str(values.get("SOPInstanceUID", "")), patched)
+            return self._write(self._locate(values), str(values.get("SOPInstanceUID", "")), patched)
         try:
             dataset = dcmread(BytesIO(data))
         except (InvalidDicomError, EOFError) as exc:
@@ -147,18 +149,18 @@ class FolderSink:
             raise OutputError(f"received data is not a valid DICOM file ({type(exc).__name__})") from None
         if self.privacy.withholds_names and contains_names(dataset):
             return self.write_dataset(dataset)
-        return self._write(self.path_for(dataset), str(dataset.SOPInstanceUID), data)
+        return self._write(self._locate(dataset), str(dataset.SOPInstanceUID), data)
 
     def _write_spooled(self, source: BinaryIO) -> WrittenInstance:
         head = source.read(SPOOLED_HEAD)
         header = _header_before_pixel_data(head, source)
-        fast = _read_encoded(header, self.privacy, self._last_tag) if header is not None else None
+        fast = _read_encoded(header, self.privacy, self._last_tag, self._wanted) if header is not None else None
         if header is None or fast is None:
             source.seek(0)
             return self.write_encoded(source.read())
         values, patched = fast
         source.seek(len(header))
-        return self._write(self.path_for(values), str(values.get("SOPInstanceUID", "")), patched, source)
+        return self._write(self._locate(values), str(values.get("SOPInstanceUID", "")), patched, source)
 
     def write_dataset(self, dataset: Dataset) -> WrittenInstance:
         """Encode and write a dataset that has file meta information.
@@ -174,25 +176,39 @@ class FolderSink:
             dcmwrite(buffer, dataset, enforce_file_format=True)
             return buffer.getvalue()
 
-        return self._write(self.path_for(dataset), str(dataset.SOPInstanceUID), encoded)
+        return self._write(self._locate(dataset), str(dataset.SOPInstanceUID), encoded)
 
-    def _write(self, target: Path, uid: str, data: bytes | Callable[[], bytes],
+    def _locate(self, values: Dataset | HeaderValues) -> tuple[str, str]:
+        return self.layout.locate(os.path.abspath(self.root), values)
+
+    def _path(self, folder: str, name: str) -> Path:
+        parent = self._folder_paths.get(folder)
+        if parent is None:
+            if len(self._folder_paths) >= MAX_REMEMBERED_FOLDERS:
+                self._folder_paths.clear()
+            parent = self._folder_paths[folder] = Path(folder)
+        return parent / name
+
+    def _write(self, located: tuple[str, str], uid: str, data: bytes | Callable[[], bytes],
                rest: BinaryIO | None = None) -> WrittenInstance:
         """``data`` (or what it returns), then what is left of ``rest``, atomically into
-        ``target`` — or, when the layout does not name the instance alone, into the file
-        of ``target`` that :class:`~pacskit.placement.Placements` gives it."""
+        the file ``located`` (folder, name) — or, when the layout does not name the
+        instance alone, into the file of that path that
+        :class:`~pacskit.placement.Placements` gives it."""
         if not uid:
             raise OutputError("received data has no SOP Instance UID")
+        folder, name = located
+        target = self._path(folder, name)
         alone = self.layout.identifies_instances and is_uid(uid)
         if alone:
-            place, present = target, target.exists()
+            place, present = target, _exists(join_name(folder, name))
         else:
             place, present = self._placements.find(target, uid)
         if present and not self.overwrite:
             return WrittenInstance(place, uid, True, 0)
-        tmp: Path | None = None
+        tmp: str | None = None
         try:
-            tmp, size = self._temporary(place.parent, data() if callable(data) else data, rest)
+            tmp, size = self._temporary(folder, data() if callable(data) else data, rest)
             if not (alone or present):
                 while not _claimed(tmp, place):
                     place, present = self._placements.taken(target, uid, place)
@@ -213,30 +229,66 @@ class FolderSink:
             raise
         finally:
             if tmp is not None:
-                tmp.unlink(missing_ok=True)
+                _remove(tmp)
         return WrittenInstance(place, uid, False, size)
 
-    def _temporary(self, folder: Path, data: bytes, rest: BinaryIO | None) -> tuple[Path, int]:
+    def _temporary(self, folder: str, data: bytes, rest: BinaryIO | None) -> tuple[str, int]:
         """A new hidden file in ``folder`` holding ``data`` and the rest of ``rest``, and
         its size."""
         if folder not in self._folders:
-            folder.mkdir(parents=True, exist_ok=True)
+            os.makedirs(folder, exist_ok=True)
             self._folders.add(folder)
-        name = folder / f".pacskit-{os.getpid()}-{id(self):x}-{next(self._serial)}.part"
+        name = join_name(folder, f".pacskit-{os.getpid()}-{id(self):x}-{next(self._serial)}.part")
         fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                if rest is not None:
-                    shutil.copyfileobj(rest, fh, COPY_CHUNK)
-                size = fh.tell()
+            try:
+                if rest is None:
+                    _write_all(fd, data)
+                    size = len(data)
+                else:
+                    with os.fdopen(fd, "wb", closefd=False) as fh:
+                        fh.write(data)
+                        shutil.copyfileobj(rest, fh, COPY_CHUNK)
+                        size = fh.tell()
                 if self.fsync:
-                    fh.flush()
-                    os.fsync(fh.fileno())
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
         except BaseException:
-            name.unlink(missing_ok=True)
+            _remove(name)
             raise
         return name, size
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """``data`` into the file ``fd``, in one system call unless the kernel takes less."""
+    written = os.write(fd, data)
+    if written < len(data):
+        view = memoryview(data)
+        while written < len(view):
+            written += os.write(fd, view[written:])
+
+
+def _exists(path: str) -> bool:
+    """:meth:`pathlib.Path.exists` of a path given as text."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno in _MISSING:
+            return False
+        raise
+    return True
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+_MISSING = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP})
+MAX_REMEMBERED_FOLDERS = 4096
 
 
 def _claimed(tmp: Path, place: Path) -> bool:
@@ -289,17 +341,17 @@ def _names_from(source: BinaryIO, position: int, encoding: Encoding) -> bool:
     return False
 
 
-def _read_encoded(data: bytes, privacy: PrivacyPolicy, last_tag: int
+def _read_encoded(data: bytes, privacy: PrivacyPolicy, last_tag: int, wanted: frozenset[int]
                   ) -> tuple[HeaderValues, bytes] | None:
-    """The attributes up to ``last_tag`` of a Part 10 byte string, and its bytes with
-    names blanked, read without decoding; None when only pydicom can do it (deflated,
-    malformed, names nested in sequences)."""
+    """The attributes ``wanted`` (the last of which is ``last_tag``) of a Part 10 byte
+    string, and its bytes with names blanked, read without decoding; None when only
+    pydicom can do it (deflated, malformed, names nested in sequences)."""
     found = dataset_encoding(data)
     if found is None:
         return None
     offset, encoding = found
     try:
-        elements = elements_up_to(data, offset, encoding, last_tag)
+        elements = header_elements(data, offset, encoding, last_tag, wanted)
     except ValueError:
         return None
     patched = blank_names(data, offset, elements, encoding, PATIENT_NAME_TAGS) if privacy.withholds_names else data

@@ -63,3 +63,32 @@ def test_safe_join_refuses_escape(tmp_path):
         safe_join(tmp_path, PurePosixPath("."))
     assert safe_join(tmp_path, PurePosixPath("a/b")) == (tmp_path / "a/b").resolve()
     assert isinstance(safe_join(tmp_path, PurePosixPath("a")), Path)
+
+
+TEMPLATES = [
+    "{PatientID}/{StudyInstanceUID}/{SeriesInstanceUID}/{SOPInstanceUID}.dcm",
+    "{Modality}/{InstanceNumber:04d}.dcm",
+    "flat-{SOPInstanceUID}",
+    "a//./{PatientID}-x/{Modality}_{SOPInstanceUID}.dcm",
+    "{PatientID}/.",
+    "{PatientID}/{InstanceNumber:/>6}",
+]
+VALUES = [
+    UIDS,
+    {**UIDS, "PatientID": "../../etc", "SOPInstanceUID": "/x", "Modality": ["CT", "MR"], "InstanceNumber": "7"},
+    {**UIDS, "PatientID": "P2", "Modality": "", "InstanceNumber": "x"},
+    {**UIDS, "PatientID": "P1", "SOPInstanceUID": "1.2.3.5", "InstanceNumber": 12},
+]
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_remembered_folders_give_the_path_the_template_renders(tmp_path, monkeypatch, template):
+    layout = Layout(template)
+    monkeypatch.chdir(tmp_path)
+    for root in (tmp_path / "out", Path("relative")):
+        for values in VALUES * 2:
+            assert layout.path_in(root, values) == safe_join(root, layout.relative_path(values))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert layout.path_in(Path("relative"), UIDS) == safe_join(Path("relative"), layout.relative_path(UIDS))
+    assert str(layout.path_in(Path("relative"), UIDS)).startswith(str(tmp_path / "elsewhere"))
