@@ -19,3 +19,10 @@ def test_the_default_data_folder_is_ignored_and_holds_nothing_tracked():
     assert _git("ls-files", "--", folder).stdout == ""
     for inside in ("index.db", "index.db-wal", "1.2.3/1.2.3.4/1.2.3.4.5.dcm"):
         assert _git("check-ignore", "-q", f"{folder}/{inside}").returncode == 0, inside
+
+
+def test_no_test_module_name_is_in_both_suites():
+    """The two suites run in one pytest session (``make test``), where two test modules of
+    the same basename cannot both be imported."""
+    names = [{p.name for p in (ROOT / "tests" / suite).glob("test_*.py")} for suite in ("unit", "integration")]
+    assert names[0] & names[1] == set()
