@@ -134,6 +134,8 @@ class WebSettings(BaseModel):
             tokens (every route open to the network).
         cors_origins: origins allowed by CORS (``["*"]`` for any); none by default.
         max_body: the largest STOW-RS request body, in bytes.
+        search_limit: the most matches one QIDO-RS response returns (``archive.find_limit``
+            too, if lower); past it a Warning header says more can be requested.
         header_timeout: seconds a client has to send a request's line and headers, from
             its connection or the end of the previous response; then it is closed.
     """
@@ -148,6 +150,7 @@ class WebSettings(BaseModel):
     allow_anonymous_remote: bool = False
     cors_origins: list[str] = Field(default_factory=list)
     max_body: Annotated[int, Field(ge=1)] = 4 << 30
+    search_limit: Annotated[int, Field(ge=1)] = 1000
     header_timeout: Annotated[float, Field(gt=0)] = 10.0
 
     @property

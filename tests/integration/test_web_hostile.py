@@ -9,10 +9,15 @@ import time
 from pathlib import Path
 
 import httpx
+from big_index import fill_index
+from peak_memory import peak_kib, reset_peak
 from serve_process import ServeProcess
 from slow_http import HeaderDrippers
 
 from pacskit import Client, Settings
+from pacskit.testing.samples import DATA
+
+CT_SMALL = DATA / "test_files/CT_small.dcm"
 
 HEADER_TIMEOUT = 4.0
 DRIPPERS = 300
@@ -53,3 +58,50 @@ def test_headers_that_never_end_are_cut_at_the_header_timeout(tmp_path, corpus):
             assert len(timed_out) == DRIPPERS, [d.received[:40] for d in drippers.drips][:5]
         assert descriptors(server.pid) <= idle + 4
         assert_web_serving(server, corpus[0].path)
+
+
+SEARCH_LIMIT = 1000
+INDEXED = 100_001
+
+
+def timed_get(url: str, **params: str) -> tuple[httpx.Response, float]:
+    started = time.monotonic()
+    answer = httpx.get(url, params=params, timeout=120)
+    return answer, time.monotonic() - started
+
+
+def test_qido_rs_limit_is_capped_and_deep_offsets_are_cheap(tmp_path):
+    fill_index(tmp_path / "data", CT_SMALL, INDEXED)
+    with ServeProcess(tmp_path / "data", http=True) as server:
+        instances = f"{server.web_url}/instances"
+        base = reset_peak(server.pid)
+        everything, took = timed_get(instances, limit="1000000")
+        assert everything.status_code == 200 and len(everything.json()) == SEARCH_LIMIT
+        assert "Additional results can be requested" in everything.headers["warning"]
+        assert took < 10, took
+        assert peak_kib(server.pid) - base < 64 * 1024, f"+{peak_kib(server.pid) - base} KiB"
+
+        beyond, took = timed_get(instances, offset="1000000")
+        assert beyond.status_code == 200 and beyond.json() == [] and took < 2, took
+        last, took = timed_get(instances, offset=str(INDEXED - 10))
+        assert len(last.json()) == 10 and "warning" not in last.headers and took < 2, took
+        assert last.json()[-1]["00080018"]["Value"] == [f"2.25.{INDEXED - 1}"]
+        under_cap, _ = timed_get(instances, limit="5", offset="7")
+        assert [i["00080018"]["Value"][0] for i in under_cap.json()] == [f"2.25.{n}" for n in range(7, 12)]
+        assert "warning" not in under_cap.headers
+
+        sop_class = everything.json()[0]["00080016"]["Value"][0]
+        pages, times = [], []
+        for page in range(3):
+            answer, took = timed_get(instances, SOPClassUID=sop_class, offset=str(page * SEARCH_LIMIT))
+            pages += [i["00080018"]["Value"][0] for i in answer.json()]
+            times.append(took)
+        assert len(pages) == len(set(pages)) == 3 * SEARCH_LIMIT
+        assert pages[SEARCH_LIMIT:SEARCH_LIMIT + 2] == [f"2.25.{SEARCH_LIMIT}", f"2.25.{SEARCH_LIMIT + 1}"]
+        assert max(times[1:]) < 3 * times[0] + 1, times
+        cold, cold_took = timed_get(instances, SOPClassUID=sop_class, offset="20000", limit="10")
+        warm, warm_took = timed_get(instances, SOPClassUID=sop_class, offset="20010", limit="10")
+        assert [i["00080018"]["Value"][0] for i in cold.json() + warm.json()] == [
+            f"2.25.{n}" for n in range(20000, 20020)]
+        assert warm_took < cold_took / 5, (cold_took, warm_took)
+        assert_web_serving(server, CT_SMALL)

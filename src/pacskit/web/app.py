@@ -57,7 +57,7 @@ class DicomWeb:
         self.index = archive.index
         self.ingest = archive.ingest
         self.files: Path = archive.ingest.files
-        self.cap = archive.settings.archive.find_limit
+        self.cap = min(archive.settings.archive.find_limit, archive.settings.web.search_limit)
         self.max_body = archive.settings.web.max_body
 
     @staticmethod
