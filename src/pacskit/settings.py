@@ -200,6 +200,8 @@ class Settings(BaseSettings):
         memory_budget: bytes all associations of an acceptor together may hold in
             memory (PDUs being read, request identifiers); a request over it is refused
             (0 = no limit).
+        max_search_answer: the most bytes of QIDO-RS answers pacskit reads for one search
+            (all its pages together) as a DICOMweb client; past it the search fails.
         allow_patient_names: opt in to requesting, showing and writing patient names.
         nodes: the named remote nodes.
         archive: the archive of ``pacskit serve``.
@@ -225,6 +227,7 @@ class Settings(BaseSettings):
     max_connections_per_address: Annotated[int, Field(ge=1)] = 64
     max_associations: Annotated[int, Field(ge=1)] = 64
     memory_budget: Annotated[int, Field(ge=0)] = 256 << 20
+    max_search_answer: Annotated[int, Field(ge=1)] = 64 << 20
     allow_patient_names: bool = False
     nodes: dict[str, NodeConfig] = Field(default_factory=dict)
     archive: ArchiveSettings = Field(default_factory=ArchiveSettings)
