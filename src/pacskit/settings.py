@@ -136,6 +136,9 @@ class WebSettings(BaseModel):
         max_body: the largest STOW-RS request body, in bytes.
         search_limit: the most matches one QIDO-RS response returns (``archive.find_limit``
             too, if lower); past it a Warning header says more can be requested.
+        pixel_budget: the most bytes of decoded pixel data one ``/rendered`` or
+            ``/frames`` request may make the server decode, as the instance declares
+            them; past it, 413 before decoding.
         header_timeout: seconds a client has to send a request's line and headers, from
             its connection or the end of the previous response; then it is closed.
     """
@@ -151,6 +154,7 @@ class WebSettings(BaseModel):
     cors_origins: list[str] = Field(default_factory=list)
     max_body: Annotated[int, Field(ge=1)] = 4 << 30
     search_limit: Annotated[int, Field(ge=1)] = 1000
+    pixel_budget: Annotated[int, Field(ge=1)] = 64 << 20
     header_timeout: Annotated[float, Field(gt=0)] = 10.0
 
     @property

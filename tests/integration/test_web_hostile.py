@@ -5,12 +5,17 @@ descriptors, peak resident memory), then that QIDO-RS and STOW-RS still work."""
 from __future__ import annotations
 
 import os
+import struct
 import time
 from pathlib import Path
 
 import httpx
 from big_index import fill_index
+from hostile import image_header
 from peak_memory import peak_kib, reset_peak
+from pydicom import dcmread
+from pydicom.dataset import FileMetaDataset
+from pydicom.encaps import encapsulate
 from serve_process import ServeProcess
 from slow_http import HeaderDrippers
 
@@ -104,4 +109,55 @@ def test_qido_rs_limit_is_capped_and_deep_offsets_are_cheap(tmp_path):
         assert [i["00080018"]["Value"][0] for i in cold.json() + warm.json()] == [
             f"2.25.{n}" for n in range(20000, 20020)]
         assert warm_took < cold_took / 5, (cold_took, warm_took)
+        assert_web_serving(server, CT_SMALL)
+
+
+RLE_LOSSLESS = "1.2.840.10008.1.2.5"
+BOMB_SIDE = 6144
+
+
+def rle_bomb(path: Path) -> Path:
+    """A 1.1 MB RLE Lossless instance declaring a 6144 x 6144 16-bit image of zeros: two
+    RLE segments (PS3.5 G.3) of runs of 128 zero bytes."""
+    segment = b"\x81\x00" * (BOMB_SIDE * BOMB_SIDE // 128)
+    header = struct.pack("<16I", 2, 64, 64 + len(segment), *([0] * 13))
+    ds = image_header(Rows=BOMB_SIDE, Columns=BOMB_SIDE, BitsAllocated=16, BitsStored=16, HighBit=15,
+                      PixelRepresentation=0, SamplesPerPixel=1, PhotometricInterpretation="MONOCHROME2")
+    ds.PixelData = encapsulate([header + segment + segment])
+    ds["PixelData"].VR = "OB"
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = RLE_LOSSLESS
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_a_decompression_bomb_is_refused_by_rendered_and_frames_before_decoding(tmp_path):
+    bomb = rle_bomb(tmp_path / "bomb.dcm")
+    assert 1_000_000 < bomb.stat().st_size < 1_300_000
+    harmless = DATA / "test_files/MR_small_RLE.dcm"
+    with ServeProcess(tmp_path / "data", http=True) as server:
+        stored = Client(Settings(ae_title="PACSKIT")).store([bomb, harmless], server.web_url).raise_for_status()
+        assert stored.sent == 2
+        ds = dcmread(bomb, stop_before_pixels=True)
+        instance = (f"{server.web_url}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+                    f"/instances/{ds.SOPInstanceUID}")
+        base = reset_peak(server.pid)
+        for url, accept in ((f"{instance}/rendered", "image/png"), (f"{instance}/frames/1/rendered", "image/jpeg"),
+                            (f"{instance}/frames/1",
+                             "multipart/related; type=\"application/octet-stream\"; transfer-syntax=1.2.840.10008.1.2.1")):
+            started = time.monotonic()
+            answer = httpx.get(url, headers={"Accept": accept}, timeout=60)
+            assert answer.status_code == 413, (url, answer.status_code, answer.text[:200])
+            assert "pixel budget" in answer.text and time.monotonic() - started < 2
+        wado_uri = httpx.get(server.web_url.removesuffix("/dicom-web") + "/wado", timeout=60, params={
+            "requestType": "WADO", "studyUID": ds.StudyInstanceUID, "seriesUID": ds.SeriesInstanceUID,
+            "objectUID": ds.SOPInstanceUID, "contentType": "image/jpeg"})
+        assert wado_uri.status_code == 413, wado_uri.text[:200]
+        assert peak_kib(server.pid) - base < 16 * 1024, f"+{peak_kib(server.pid) - base} KiB"
+        small = dcmread(harmless, stop_before_pixels=True)
+        rendered = httpx.get(f"{server.web_url}/studies/{small.StudyInstanceUID}/series/{small.SeriesInstanceUID}"
+                             f"/instances/{small.SOPInstanceUID}/rendered", headers={"Accept": "image/png"})
+        assert rendered.status_code == 200 and rendered.content.startswith(b"\x89PNG")
         assert_web_serving(server, CT_SMALL)
