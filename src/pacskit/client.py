@@ -88,7 +88,8 @@ class Client:
 
         return DicomWebClient(web, self.privacy, timeout=self.settings.network_timeout,
                               connect_timeout=self.settings.connect_timeout,
-                              connections=max(1, connections))
+                              connections=max(1, connections),
+                              max_search_answer=self.settings.max_search_answer)
 
     def _wado_retrieve(self, web: WebNode, query: Query, sink: FolderSink | None,
                        progress: ProgressCallback | None, *, wado_uri: bool) -> RetrieveResult:

@@ -157,6 +157,13 @@ class WebSettings(BaseModel):
             tokens (every route open to the network).
         cors_origins: origins allowed by CORS (``["*"]`` for any); none by default.
         max_body: the largest STOW-RS request body, in bytes.
+        search_limit: the most matches one QIDO-RS response returns (``archive.find_limit``
+            too, if lower); past it a Warning header says more can be requested.
+        pixel_budget: the most bytes of decoded pixel data one ``/rendered`` or
+            ``/frames`` request may make the server decode, as the instance declares
+            them; past it, 413 before decoding.
+        header_timeout: seconds a client has to send a request's line and headers, from
+            its connection or the end of the previous response; then it is closed.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -169,6 +176,9 @@ class WebSettings(BaseModel):
     allow_anonymous_remote: bool = False
     cors_origins: list[str] = Field(default_factory=list)
     max_body: Annotated[int, Field(ge=1)] = 4 << 30
+    search_limit: Annotated[int, Field(ge=1)] = 1000
+    pixel_budget: Annotated[int, Field(ge=1)] = 64 << 20
+    header_timeout: Annotated[float, Field(gt=0)] = 10.0
 
     @property
     def authenticated(self) -> bool:
@@ -217,6 +227,8 @@ class Settings(BaseSettings):
         memory_budget: bytes all associations of an acceptor together may hold in
             memory (PDUs being read, request identifiers); a request over it is refused
             (0 = no limit).
+        max_search_answer: the most bytes of QIDO-RS answers pacskit reads for one search
+            (all its pages together) as a DICOMweb client; past it the search fails.
         allow_patient_names: opt in to requesting, showing and writing patient names.
         nodes: the named remote nodes.
         archive: the archive of ``pacskit serve``.
@@ -242,6 +254,7 @@ class Settings(BaseSettings):
     max_connections_per_address: Annotated[int, Field(ge=1)] = 64
     max_associations: Annotated[int, Field(ge=1)] = 64
     memory_budget: Annotated[int, Field(ge=0)] = 256 << 20
+    max_search_answer: Annotated[int, Field(ge=1)] = 64 << 20
     allow_patient_names: bool = False
     nodes: dict[str, NodeConfig] = Field(default_factory=dict)
     archive: ArchiveSettings = Field(default_factory=ArchiveSettings)

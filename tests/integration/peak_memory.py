@@ -34,12 +34,14 @@ def reset_peak(pid: int) -> int:
     return peak_kib(pid)
 
 
-def run_measured_cli(*args: object, workdir: Path, timeout: float = 120) -> tuple[subprocess.CompletedProcess[str], int]:
-    """``pacskit ARGS...`` in a subprocess (no PACSKIT_* settings), and its peak resident
-    memory in KiB."""
+def run_measured_cli(*args: object, workdir: Path, timeout: float = 120,
+                     settings: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess[str], int]:
+    """``pacskit ARGS...`` in a subprocess (no PACSKIT_* settings but ``settings``, as
+    ``{"MAX_PDU": "0"}``), and its peak resident memory in KiB."""
     report = workdir / f"peak-{os.getpid()}-{len(list(workdir.glob('peak-*')))}.txt"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PACSKIT_")}
     env["COLUMNS"] = "200"
+    env.update({f"PACSKIT_{name}": value for name, value in (settings or {}).items()})
     result = subprocess.run([sys.executable, "-c", _MEASURED_CLI, str(report), *map(str, args)],
                             capture_output=True, text=True, env=env, timeout=timeout)
     return result, int(report.read_text())

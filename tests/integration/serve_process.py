@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import resource
+import socket
 import subprocess
 import sys
 import time
@@ -24,12 +25,14 @@ class ServeProcess:
     it answers DCMTK ``echoscu``) and stops it.
 
     ``settings`` are more ``PACSKIT_*`` environment variables (``{"ACSE_TIMEOUT": "3"}``);
-    ``max_files`` lowers the process's RLIMIT_NOFILE."""
+    ``max_files`` lowers the process's RLIMIT_NOFILE; with ``http``, DICOMweb is served
+    too, at :attr:`web_url`."""
 
     def __init__(self, data_dir: Path, *, fsync: bool = False, settings: dict[str, str] | None = None,
-                 max_files: int | None = None) -> None:
+                 max_files: int | None = None, http: bool = False) -> None:
         self.data_dir = data_dir
         self.port = free_port()
+        self.http_port = free_port() if http else None
         self.fsync = fsync
         self.settings = {f"PACSKIT_{name}": value for name, value in (settings or {}).items()}
         self.max_files = max_files
@@ -39,6 +42,11 @@ class ServeProcess:
     @property
     def node(self) -> Node:
         return Node(ae_title=ARCHIVE_AET, host="127.0.0.1", port=self.port)
+
+    @property
+    def web_url(self) -> str:
+        assert self.http_port is not None
+        return f"http://127.0.0.1:{self.http_port}/dicom-web"
 
     @property
     def pid(self) -> int:
@@ -52,18 +60,29 @@ class ServeProcess:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "pacskit", "--aet", ARCHIVE_AET, "--port", str(self.port), "serve",
-                 "--data-dir", str(self.data_dir), "--no-http", *([] if self.fsync else ["--no-fsync"])],
+                 "--data-dir", str(self.data_dir),
+                 *(["--http-port", str(self.http_port)] if self.http_port else ["--no-http"]),
+                 *([] if self.fsync else ["--no-fsync"])],
                 stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **known},
                 preexec_fn=self._limit_files if self.max_files is not None else None)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(f"pacskit serve exited with {self.process.returncode}: {self.log()}")
-            if echoscu(ARCHIVE_AET, "127.0.0.1", self.port):
+            if echoscu(ARCHIVE_AET, "127.0.0.1", self.port) and self._web_answers():
                 return self
             time.sleep(0.1)
         self.stop()
         raise AssertionError(f"pacskit serve did not answer within {START_TIMEOUT:g} s: {self.log()}")
+
+    def _web_answers(self) -> bool:
+        if self.http_port is None:
+            return True
+        try:
+            with socket.create_connection(("127.0.0.1", self.http_port), timeout=1):
+                return True
+        except OSError:
+            return False
 
     def _limit_files(self) -> None:
         assert self.max_files is not None

@@ -15,6 +15,7 @@ import logging
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -90,6 +91,7 @@ class Index:
         self.sqlite = engine.dialect.name == "sqlite"
         self._write_turn: AbstractContextManager[Any] = threading.Lock() if self.sqlite else nullcontext()
         self._writer: Connection | None = None
+        self._cursors = _PageCursors()
 
     @classmethod
     def open(cls, url: str) -> Index:
@@ -187,21 +189,33 @@ class Index:
             for row in result:
                 yield str(row.sop_uid), str(row.path)
 
-    def find(self, query: Query, *, limit: int | None = None,
+    def find(self, query: Query, *, limit: int | None = None, offset: int = 0,
              keys: list[str] | None = None) -> Iterator[Dataset]:
-        """The C-FIND response identifiers for ``query`` (PS3.4 C.4.1.2), streamed: the
-        ``keys`` asked for (by default the query's own keys), the unique key of its
-        level, Specific Character Set when a value is not ASCII. Names are returned as
-        stored (the privacy policy is the client's)."""
+        """The C-FIND response identifiers for ``query`` (PS3.4 C.4.1.2), streamed in the
+        order the rows were indexed, the first ``offset`` matches skipped: the ``keys``
+        asked for (by default the query's own keys), the unique key of its level,
+        Specific Character Set when a value is not ASCII. Names are returned as stored
+        (the privacy policy is the client's).
+
+        A deep ``offset`` costs no more than the matches it skips need: none when SQL
+        alone decides the query (no match key but the UIDs of the level and those
+        above), and none either when it continues a page this index answered before
+        (keyset pagination: the page ended at a known row, the next starts after it)."""
         cap = min(x for x in (limit, query.limit) if x is not None) if (limit or query.limit) else None
         asked = keys if keys is not None else [*query.match, *query.return_keys]
         keys = list(dict.fromkeys([*asked, UNIQUE_KEYS[query.level]]))
         returned = [(tag, dictionary_VR(tag)) for k in keys if (tag := tag_for_keyword(k)) is not None]
-        with closing(self._matches(query, keys)) as matches:
-            for found, (_, attributes) in enumerate(matches):
-                if cap is not None and found >= cap:
-                    return
-                yield _identifier(query.level, returned, attributes)
+        found, ends = 0, [0, 0]
+        try:
+            with closing(self._matches(query, keys, offset)) as matches:
+                for row_id, attributes in matches:
+                    if cap is not None and found >= cap:
+                        return
+                    found, ends = found + 1, [ends[1], row_id]
+                    yield _identifier(query.level, returned, attributes)
+        finally:
+            for back, row_id in enumerate(reversed(ends[-found:] if found else [])):
+                self._cursors.remember(query, offset + found - back, row_id)
 
     def instances(self, query: Query) -> Iterator[StoredInstance]:
         """Every instance under the matches of ``query``, at any level."""
@@ -216,16 +230,27 @@ class Index:
                 for row in conn.execute(statement.where(column == row_id).order_by(Instance.id)):
                     yield StoredInstance(*row)
 
-    def _matches(self, query: Query, keys: list[str] | None = None) -> Iterator[tuple[int, Dataset]]:
+    def _matches(self, query: Query, keys: list[str] | None = None,
+                 offset: int = 0) -> Iterator[tuple[int, Dataset]]:
         """(row id at the query's level, its attributes — those the query matches on and
-        ``keys`` —) for every match."""
-        statement = _candidates(query)
+        ``keys`` —) for every match but the first ``offset``, in row order."""
+        row_id = _ROW_ID[query.level]
+        statement = _candidates(query).order_by(row_id)
+        skip = offset
+        after = self._cursors.row_before(query, offset) if offset else None
+        if after is not None:
+            statement, skip = statement.where(row_id > after), 0
+        elif offset and _decided_by_sql(query):
+            statement, skip = statement.offset(offset), 0
         parsed = _ParsedJson({*query.match, *(keys or ()), "SpecificCharacterSet"})
         with self.engine.connect() as conn, conn.execution_options(yield_per=STREAM_ROWS).execute(
                 statement) as result:
             for row in result:
                 attributes = _attributes(query.level, row, parsed)
                 if query.matches(attributes):
+                    if skip:
+                        skip -= 1
+                        continue
                     yield row.id, attributes
 
     @contextmanager
@@ -510,6 +535,45 @@ def _json(header: Dataset, level: Level) -> str:
 _STORED_TAGS = {level: sorted(tag for k in keywords if k not in COMPUTED_KEYS
                               and (tag := tag_for_keyword(k)) is not None)
                 for level, keywords in LEVEL_KEYS.items()}
+
+
+_ROW_ID = {Level.PATIENT: Patient.id, Level.STUDY: Study.id, Level.SERIES: Series.id, Level.IMAGE: Instance.id}
+_SQL_DECIDED = {Level.PATIENT: frozenset(), Level.STUDY: frozenset({"StudyInstanceUID"}),
+                Level.SERIES: frozenset({"StudyInstanceUID", "SeriesInstanceUID"}),
+                Level.IMAGE: frozenset({"StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"})}
+PAGE_CURSORS = 256
+
+
+def _decided_by_sql(query: Query) -> bool:
+    """Whether the SQL of :func:`_candidates` selects exactly the matches: no match key
+    but lists of UIDs (checked as UIDs by :class:`Query`) of the level and above."""
+    return set(query.matching_keys()) <= _SQL_DECIDED[query.level]
+
+
+class _PageCursors:
+    """Where the pages of recent queries ended: (query, matches returned) → the row id
+    of the last one, the most recent :data:`PAGE_CURSORS` kept."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.ends: OrderedDict[tuple[Any, ...], int] = OrderedDict()
+
+    @staticmethod
+    def _key(query: Query, offset: int) -> tuple[Any, ...]:
+        return (query.level, query.model, tuple(sorted(query.match.items())), offset)
+
+    def remember(self, query: Query, offset: int, row_id: int) -> None:
+        with self.lock:
+            key = self._key(query, offset)
+            self.ends[key] = row_id
+            self.ends.move_to_end(key)
+            while len(self.ends) > PAGE_CURSORS:
+                self.ends.popitem(last=False)
+
+    def row_before(self, query: Query, offset: int) -> int | None:
+        """The row id after which the match number ``offset`` (from 0) comes, if known."""
+        with self.lock:
+            return self.ends.get(self._key(query, offset))
 
 
 def _candidates(query: Query) -> Any:

@@ -70,7 +70,8 @@ class Archive:
         from pacskit.web.app import create_app
         from pacskit.web.server import WebServer
 
-        return WebServer(create_app(self), self.settings.web.bind, self.settings.web.port)
+        web = self.settings.web
+        return WebServer(create_app(self), web.bind, web.port, header_timeout=web.header_timeout)
 
     def serve_forever(self, stop: threading.Event | None = None) -> None:
         """Serve until ``stop`` is set (or forever)."""

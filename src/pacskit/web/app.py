@@ -33,7 +33,7 @@ from starlette.routing import Mount, Route
 
 from pacskit.errors import QueryError
 from pacskit.query import Level
-from pacskit.web import qido, render, stow, uri, wado
+from pacskit.web import pixel_budget, qido, render, stow, uri, wado
 from pacskit.web.access_log import AccessLogMiddleware
 from pacskit.web.auth import AuthMiddleware
 from pacskit.web.media import EXPLICIT_VR_LITTLE_ENDIAN, parse_accept
@@ -59,8 +59,9 @@ class DicomWeb:
         self.index = archive.index
         self.ingest = archive.ingest
         self.files: Path = archive.ingest.files
-        self.cap = archive.settings.archive.find_limit
+        self.cap = min(archive.settings.archive.find_limit, archive.settings.web.search_limit)
         self.max_body = archive.settings.web.max_body
+        self.pixel_budget = archive.settings.web.pixel_budget
 
     @staticmethod
     def base_url(request: Request) -> str:
@@ -135,6 +136,8 @@ class DicomWeb:
         wado.check_frames(ds, numbers)
         stored = item.instance.transfer_syntax
         media, decode = wado.choose_frame_type(parse_accept(request.headers.get("accept")), stored)
+        if decode:
+            pixel_budget.check(ds, len(numbers), self.pixel_budget)
         syntax = stored if UID(stored).is_compressed and not decode else EXPLICIT_VR_LITTLE_ENDIAN
         part_type = f"{media}; transfer-syntax={syntax}"
         parts = [(part_type, [wado.frame_bytes(ds, n, decode)]) for n in numbers]
@@ -160,6 +163,7 @@ class DicomWeb:
         media = render.choose_rendered_type(parse_accept(request.headers.get("accept")), params.get("accept"))
         ds = wado.read_image(item.path)
         wado.check_frames(ds, numbers)
+        pixel_budget.check(ds, 1, self.pixel_budget)
         quality = _int_param(params.get("quality"), "quality", 90)
         body = render.render(ds, numbers[0], media, window=render.parse_window(params.get("window")),
                              quality=quality)
@@ -173,7 +177,7 @@ class DicomWeb:
 
     def wado_uri(self, request: Request) -> Response:
         """WADO-URI (PS3.18 9)."""
-        return uri.retrieve(request, self.index, self.files)
+        return uri.retrieve(request, self.index, self.files, pixel_budget=self.pixel_budget)
 
     def openapi(self, request: Request) -> Response:
         """The OpenAPI description of these routes."""

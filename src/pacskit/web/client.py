@@ -8,7 +8,6 @@ or a bearer token. Credentials never appear in messages or logs.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +36,7 @@ from pacskit.nodes import url_without_credentials
 from pacskit.privacy import PrivacyPolicy
 from pacskit.query import LEVELS, UNIQUE_KEYS, Level, Query, vr_of
 from pacskit.scan import DicomFile
+from pacskit.web import json_answer
 from pacskit.web.media import MediaType
 from pacskit.web.multipart import MultipartError, file_chunks, iter_parts, new_boundary, write_parts
 from pacskit.web.stow_outcome import error_reason, store_response, tally_stow
@@ -44,7 +44,7 @@ from pacskit.web.stow_outcome import error_reason, store_response, tally_stow
 DICOM = "application/dicom"
 DICOM_JSON = "application/dicom+json"
 RETRIEVE_ACCEPT = f'multipart/related; type="{DICOM}"; transfer-syntax=*'
-MAX_SEARCH_RESPONSE = 512 << 20
+MAX_SEARCH_ANSWER = 64 << 20
 STOW_BATCH_FILES = 50
 STOW_BATCH_BYTES = 64 << 20
 MAX_STOW_RESPONSE = 4 << 20
@@ -174,12 +174,16 @@ class DicomWebClient:
         timeout: seconds without data before a request fails.
         connect_timeout: seconds to wait for the TCP connection.
         connections: the most connections kept open at once (parallel STOW-RS requests).
+        max_search_answer: the most bytes of QIDO-RS answers one search reads, all its
+            pages together (:mod:`pacskit.web.json_answer` bounds their nesting).
     """
 
     def __init__(self, node: WebNode, privacy: PrivacyPolicy, *, timeout: float = 120.0,
-                 connect_timeout: float = 10.0, connections: int = 4) -> None:
+                 connect_timeout: float = 10.0, connections: int = 4,
+                 max_search_answer: int = MAX_SEARCH_ANSWER) -> None:
         self.node = node
         self.privacy = privacy
+        self.max_search_answer = max_search_answer
         self.http = httpx.Client(
             base_url=node.url + "/", auth=node._auth(), follow_redirects=False,
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
@@ -237,7 +241,7 @@ class DicomWebClient:
         8.3.4.1: a Warning that additional results can be requested)."""
         limit = int(params["limit"]) if "limit" in params else None
         found: list[Dataset] = []
-        budget = MAX_SEARCH_RESPONSE
+        budget = self.max_search_answer
         while True:
             page_params = dict(params)
             if found:
@@ -263,17 +267,15 @@ class DicomWebClient:
             for chunk in response.iter_bytes():
                 body += chunk
                 if len(body) > budget:
-                    raise HttpFailure(f"QIDO-RS: {self.node.label} answered more than "
-                                      f"{MAX_SEARCH_RESPONSE >> 20} MiB; narrow the query or set a limit")
-            try:
-                items = json.loads(body)
-                if not isinstance(items, list):
-                    raise ValueError("not a JSON array")
-                return ([Dataset.from_json(item, bulk_data_uri_handler=lambda *_: b"") for item in items],
-                        more, len(body))
-            except (ValueError, TypeError, KeyError) as exc:
-                raise HttpFailure(f"QIDO-RS: {self.node.label} answered malformed DICOM JSON: "
-                                  f"{str(exc)[:120]}") from None
+                    raise HttpFailure(f"QIDO-RS: {self.node.label} answered more than the limit of "
+                                      f"{_mib(self.max_search_answer)} (max_search_answer); narrow the "
+                                      "query or set a limit")
+        size, items = len(body), json_answer.datasets(body)
+        del body
+        try:
+            return list(items), more, size
+        except json_answer.AnswerError as exc:
+            raise HttpFailure(f"QIDO-RS: {self.node.label} answered malformed DICOM JSON: {exc}") from None
 
     def retrieve(self, query: Query, receiver: Any, *, wado_uri: bool = False) -> None:
         """Retrieve what ``query`` matches by WADO-RS (PS3.18 10.4), one request per
@@ -480,6 +482,10 @@ def _check(response: httpx.Response, service: str) -> None:
         pass
     raise HttpFailure(f"{service}: HTTP {response.status_code} {response.reason_phrase}"
                       + (f": {detail}" if detail else ""), status=response.status_code)
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):g} MiB"
 
 
 def _count(match: Dataset, keyword: str) -> int | None:

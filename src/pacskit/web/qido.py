@@ -13,6 +13,7 @@ Attributes the index does not hold are not returned, even when asked for.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from itertools import islice
 
@@ -120,15 +121,18 @@ def parse_search(level: Level, params: Iterable[tuple[str, str]], fixed: dict[st
 
 
 def run_search(index: object, search: Search, base_url: str, cap: int) -> tuple[list[dict], bool]:
-    """The DICOM JSON (PS3.18 F.2) of each match, and whether the archive's ``cap`` cut
-    the answer short."""
+    """The DICOM JSON (PS3.18 F.2) of each match, at most ``cap`` of them whatever
+    ``limit`` asks for, and whether more matches than were returned exist beyond the cap
+    (the caller then warns that additional results can be requested, PS3.18 8.3.4.4)."""
     asked = [k for k in search.keys if k not in COMPUTED]
-    wanted = search.limit if search.limit is not None else cap + 1
-    found: Iterator[Dataset] = index.find(search.query, limit=search.offset + wanted,  # type: ignore[attr-defined]
+    wanted = min(search.limit, cap) if search.limit is not None else cap
+    found: Iterator[Dataset] = index.find(search.query, limit=wanted + 1, offset=search.offset,  # type: ignore[attr-defined]
                                           keys=asked)
-    results = [_response(ds, search, base_url) for ds in islice(found, search.offset, None)]
-    truncated = search.limit is None and len(results) > cap
-    return results[:cap] if truncated else results, truncated
+    with closing(found):
+        results = [_response(ds, search, base_url) for ds in islice(found, wanted + 1)]
+    more = len(results) > wanted
+    truncated = more and (search.limit is None or search.limit > cap)
+    return results[:wanted], truncated
 
 
 def retrieve_url(base_url: str, study: str, series: str | None = None, sop: str | None = None) -> str:

@@ -13,6 +13,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from pacskit.errors import NetworkError
+from pacskit.web.header_deadline import header_deadline_protocol
 
 LOG = logging.getLogger("pacskit.web")
 START_TIMEOUT = 10.0
@@ -26,12 +27,15 @@ class WebServer:
         app: the ASGI application.
         host: the address to listen on.
         port: the port to listen on.
+        header_timeout: seconds a client has to send each request's headers
+            (:mod:`pacskit.web.header_deadline`).
     """
 
-    def __init__(self, app: ASGIApp, host: str, port: int) -> None:
+    def __init__(self, app: ASGIApp, host: str, port: int, *, header_timeout: float = 10.0) -> None:
         self.app = app
         self.host = host
         self.port = port
+        self.header_timeout = header_timeout
         self.server: uvicorn.Server | None = None
         self.thread: threading.Thread | None = None
         self.sock: socket.socket | None = None
@@ -44,7 +48,8 @@ class WebServer:
         """
         self.sock = _listen(self.host, self.port)
         config = uvicorn.Config(self.app, log_config=None, log_level="warning", access_log=False,
-                                lifespan="off", timeout_graceful_shutdown=5, server_header=False)
+                                lifespan="off", timeout_graceful_shutdown=5, server_header=False,
+                                http=header_deadline_protocol(self.header_timeout))
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
                                        name="pacskit-web", daemon=True)

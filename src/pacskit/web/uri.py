@@ -16,13 +16,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
-from pacskit.web import render, wado
+from pacskit.web import pixel_budget, render, wado
 from pacskit.web.media import EXPLICIT_VR_LITTLE_ENDIAN, MediaType
 
 DICOM = "application/dicom"
 
 
-def retrieve(request: Request, index: object, files: Path) -> Response:
+def retrieve(request: Request, index: object, files: Path, *, pixel_budget: int = 64 << 20) -> Response:
     """Answer a WADO-URI request.
 
     Raises:
@@ -43,7 +43,7 @@ def retrieve(request: Request, index: object, files: Path) -> Response:
             return _dicom(item, params.get("transferSyntax"))
         for candidate in render.RENDERED_TYPES:
             if media.covers(candidate):
-                return _rendered(item, candidate, request)
+                return _rendered(item, candidate, request, pixel_budget)
     raise HTTPException(406, f"contentType {params.get('contentType')!r} cannot be served")
 
 
@@ -64,13 +64,14 @@ def _dicom(item: wado.Located, asked: str | None) -> Response:
     raise HTTPException(406, f"the instance is stored in {stored} and cannot be sent in {asked[:80]}")
 
 
-def _rendered(item: wado.Located, media: str, request: Request) -> Response:
+def _rendered(item: wado.Located, media: str, request: Request, budget: int) -> Response:
     params = request.query_params
     frame = params.get("frameNumber", "1")
     if not frame.isdigit() or int(frame) < 1:
         raise HTTPException(400, f"frameNumber must be a positive integer, not {frame[:40]!r}")
     ds = wado.read_image(item.path)
     wado.check_frames(ds, [int(frame)])
+    pixel_budget.check(ds, 1, budget)
     window = None
     if params.get("windowCenter") or params.get("windowWidth"):
         window = render.parse_window(f"{params.get('windowCenter', '')},{params.get('windowWidth', '')}")
