@@ -168,20 +168,38 @@ def read_acceptance(pdu: bytes | bytearray, proposal: Proposal) -> Negotiated:
     ac = A_ASSOCIATE_AC()
     ac.decode(bytes(pdu))
     primitive = ac.to_primitive()
-    roles: dict[str, tuple[bool, bool]] = {}
-    peer_max, implementation, version = 0, "", ""
-    for item in primitive.user_information:
-        if isinstance(item, SCP_SCU_RoleSelectionNegotiation):
-            roles[str(item.sop_class_uid)] = (bool(item.scu_role), bool(item.scp_role))
-        elif isinstance(item, MaximumLengthNotification):
-            peer_max = int(item.maximum_length_received or 0)
-        elif isinstance(item, ImplementationClassUIDNotification):
-            implementation = str(item.implementation_class_uid or "")
-        elif isinstance(item, ImplementationVersionNameNotification):
-            version = _text(item.implementation_version_name)
+    items = _UserInformation.read(primitive.user_information)
     results = negotiate_as_requestor(proposal.numbered, primitive.presentation_context_definition_results_list,
-                                     roles or None)  # type: ignore[arg-type]
-    return _negotiated(results, peer_max, (implementation, version), list(primitive.user_information))
+                                     items.roles or None)  # type: ignore[arg-type]
+    return _negotiated(results, items.peer_max, items.implementation, list(primitive.user_information))
+
+
+@dataclass
+class _UserInformation:
+    """What pacskit reads of an A-ASSOCIATE user information item (PS3.7 D.3.3)."""
+
+    roles: dict[str, tuple[bool, bool]] = field(default_factory=dict)
+    peer_max: int = 0
+    implementation: tuple[str, str] = ("", "")
+    window_proposed: bool = False
+
+    @classmethod
+    def read(cls, items: Sequence[Any]) -> _UserInformation:
+        found = cls()
+        uid, version = "", ""
+        for item in items:
+            if isinstance(item, SCP_SCU_RoleSelectionNegotiation):
+                found.roles[str(item.sop_class_uid)] = (bool(item.scu_role), bool(item.scp_role))
+            elif isinstance(item, MaximumLengthNotification):
+                found.peer_max = int(item.maximum_length_received or 0)
+            elif isinstance(item, ImplementationClassUIDNotification):
+                uid = str(item.implementation_class_uid or "")
+            elif isinstance(item, ImplementationVersionNameNotification):
+                version = _text(item.implementation_version_name)
+            elif isinstance(item, AsynchronousOperationsWindowNegotiation):
+                found.window_proposed = True
+        found.implementation = (uid, version)
+        return found
 
 
 @dataclass(frozen=True)
@@ -204,22 +222,10 @@ class Request:
         rq = A_ASSOCIATE_RQ()
         rq.decode(bytes(pdu))
         primitive = rq.to_primitive()
-        roles: dict[str, tuple[bool, bool]] = {}
-        peer_max, implementation, version, window = 0, "", "", False
-        for item in primitive.user_information:
-            if isinstance(item, SCP_SCU_RoleSelectionNegotiation):
-                roles[str(item.sop_class_uid)] = (bool(item.scu_role), bool(item.scp_role))
-            elif isinstance(item, MaximumLengthNotification):
-                peer_max = int(item.maximum_length_received or 0)
-            elif isinstance(item, ImplementationClassUIDNotification):
-                implementation = str(item.implementation_class_uid or "")
-            elif isinstance(item, ImplementationVersionNameNotification):
-                version = _text(item.implementation_version_name)
-            elif isinstance(item, AsynchronousOperationsWindowNegotiation):
-                window = True
+        items = _UserInformation.read(primitive.user_information)
         return cls(int(rq.protocol_version), str(primitive.calling_ae_title).strip(),
                    str(primitive.called_ae_title).strip(), str(primitive.application_context_name),
-                   primitive, peer_max, roles, (implementation, version), window)
+                   primitive, items.peer_max, items.roles, items.implementation, items.window_proposed)
 
     @property
     def proposed(self) -> list[PresentationContext]:
