@@ -26,3 +26,10 @@ def test_no_test_module_name_is_in_both_suites():
     the same basename cannot both be imported."""
     names = [{p.name for p in (ROOT / "tests" / suite).glob("test_*.py")} for suite in ("unit", "integration")]
     assert names[0] & names[1] == set()
+
+
+def test_a_port_for_a_peer_is_below_the_range_outgoing_connections_take():
+    from pacskit.testing.peers import _ephemeral_low, free_port
+
+    ports = {free_port() for _ in range(20)}
+    assert all(1024 <= port < _ephemeral_low() for port in ports)

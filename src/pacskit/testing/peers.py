@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -31,10 +32,28 @@ class PeerError(RuntimeError):
 
 
 def free_port() -> int:
-    """A TCP port free on loopback right now."""
+    """A TCP port free on loopback right now, below the ephemeral range when it can be:
+    a port the kernel hands out for outgoing connections (thousands of them in the flood
+    and concurrency tests) may be taken again before the peer binds it."""
+    low = _ephemeral_low()
+    for _ in range(50):
+        port = random.randrange(max(1024, low - 12000), low)
+        with socket.socket() as sock:
+            try:
+                sock.bind((LOOPBACK, port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as sock:
         sock.bind((LOOPBACK, 0))
         return int(sock.getsockname()[1])
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def peer_env() -> dict[str, str]:
@@ -83,6 +102,7 @@ class Peer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.ae_title = ae_title
         self.host = LOOPBACK
+        self._port_chosen = port is None
         self.port = port or free_port()
         self.log_path = self.workdir / f"{self.name}.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -105,19 +125,41 @@ class Peer:
         Raises:
             PeerError: the program is missing, exited, or did not become ready.
         """
-        command = [*self.command()[:-1], *self.extra_args, self.command()[-1]] if self.extra_args else self.command()
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                            env=peer_env(), cwd=self.workdir)
-        deadline = time.monotonic() + self.ready_timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise PeerError(f"{self.name} exited with {self.process.returncode}; log:\n{self.log()}")
-            if self.is_ready():
-                return self
-            time.sleep(0.1)
-        self.stop()
-        raise PeerError(f"{self.name} not ready within {self.ready_timeout:g} s; log:\n{self.log()}")
+        for attempt in range(3):
+            command = ([*self.command()[:-1], *self.extra_args, self.command()[-1]] if self.extra_args
+                       else self.command())
+            logged = self.log_path.stat().st_size if self.log_path.exists() else 0
+            with self.log_path.open("ab") as log:
+                self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                                env=peer_env(), cwd=self.workdir)
+            deadline = time.monotonic() + self.ready_timeout
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    if self._port_chosen and attempt < 2 and self._port_taken(logged):
+                        self._choose_ports()
+                        break
+                    raise PeerError(f"{self.name} exited with {self.process.returncode}; log:\n{self.log()}")
+                if self.is_ready():
+                    return self
+                time.sleep(0.1)
+            else:
+                self.stop()
+                raise PeerError(f"{self.name} not ready within {self.ready_timeout:g} s; log:\n{self.log()}")
+        raise PeerError(f"{self.name} found no free port; log:\n{self.log()}")
+
+    def _choose_ports(self) -> None:
+        """Pick the ports this peer was not given anew."""
+        self.port = free_port()
+
+    def _port_taken(self, logged: int) -> bool:
+        """Whether the log written since ``logged`` bytes says the port (one we chose,
+        free a moment before) was taken in the meantime."""
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(logged)
+                return b"already in use" in log.read().lower()
+        except OSError:
+            return False
 
     def stop(self) -> None:
         """Terminate the process (kill it if it lingers) and reap it."""
@@ -313,10 +355,16 @@ class Orthanc(Peer):
                  modalities: dict[str, tuple[str, str, int]] | None = None,
                  scp_timeout: int = 30) -> None:
         super().__init__(workdir, ae_title, port)
+        self._http_port_chosen = http_port is None
         self.http_port = http_port or free_port()
         self.modalities = dict(modalities or {})
         self.scp_timeout = scp_timeout
         self.config = self.workdir / "orthanc.json"
+
+    def _choose_ports(self) -> None:
+        super()._choose_ports()
+        if self._http_port_chosen:
+            self.http_port = free_port()
 
     @property
     def url(self) -> str:
