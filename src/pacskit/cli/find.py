@@ -8,13 +8,10 @@ import typer
 from pydicom import Dataset
 
 from pacskit.cli.called_ae import CalledAeOption, target
-from pacskit.cli.common import MatchFormat, err, out, print_check, print_json, state
+from pacskit.cli.common import MatchFormat, print_check, state
 from pacskit.cli.match_output import (
-    keyword_json,
-    print_table,
+    print_answers,
     sorted_matches,
-    write_delimited,
-    write_tsv,
 )
 from pacskit.cli.query_options import (
     AccessionOption,
@@ -79,19 +76,8 @@ def find(
     print_check(matches.check)
     matches = sorted_matches(matches, query.level)
     columns = _columns(query, matches)
-    if output is MatchFormat.json:
-        print_json([keyword_json(m) for m in matches])
-    elif output is MatchFormat.dicom_json:
-        print_json([m.to_json_dict() for m in matches])
-    elif output is MatchFormat.csv:
-        write_delimited(matches, columns, ",")
-    elif output is MatchFormat.tsv or not out.is_terminal:
-        write_tsv(matches, columns)
-    elif matches:
-        caption = f"{len(matches)} {query.level.value.lower()} match" + ("es" if len(matches) != 1 else "")
-        print_table(out, matches, columns, query.level, caption)
-    if not matches:
-        err.print("No matches.")
+    caption = f"{len(matches)} {query.level.value.lower()} match" + ("es" if len(matches) != 1 else "")
+    print_answers(output, matches, matches, columns, query.level, caption, "No matches.")
 
 
 def _columns(query: Query, matches: list[Dataset]) -> list[str]:

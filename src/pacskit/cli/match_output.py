@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from pacskit.cli.common import MatchFormat, err, out, print_json
 from pacskit.query import Level
 
 UID_COLUMNS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPClassUID", "SOPInstanceUID")
@@ -199,3 +200,22 @@ def _scalar(vr: str, value: Any) -> Any:
     if vr in FLOAT_VRS:
         return float(value)
     return str(value)
+
+
+def print_answers(output: MatchFormat, answers: Sequence[Dataset], rows: Sequence[Dataset],
+                  columns: Sequence[str], level: Level, caption: str, nothing: str) -> None:
+    """``answers`` as JSON (by keyword, or the DICOM JSON model), or their ``rows`` as CSV,
+    TSV (also whenever standard output is not a terminal) or a table; ``nothing`` on
+    standard error when there are no answers."""
+    if output is MatchFormat.json:
+        print_json([keyword_json(a) for a in answers])
+    elif output is MatchFormat.dicom_json:
+        print_json([a.to_json_dict() for a in answers])
+    elif output is MatchFormat.csv:
+        write_delimited(rows, columns, ",")
+    elif output is MatchFormat.tsv or not out.is_terminal:
+        write_tsv(rows, columns)
+    elif rows:
+        print_table(out, rows, columns, level, caption)
+    if not answers:
+        err.print(nothing)

@@ -21,10 +21,7 @@ from pacskit.cli.global_options import with_global_options
 from pacskit.cli.match_output import (
     TABLE_BOX,
     cell_text,
-    keyword_json,
-    print_table,
-    write_delimited,
-    write_tsv,
+    print_answers,
 )
 from pacskit.errors import InputError, UsageError
 from pacskit.privacy import PrivacyPolicy
@@ -77,19 +74,8 @@ def query_(
     rows = sorted((row for item in items for row in step_rows(item)),
                   key=lambda r: (cell_text(r, STEP_COLUMNS[0]), cell_text(r, STEP_COLUMNS[1])))
     columns = _columns(rows, key or [])
-    if output is MatchFormat.json:
-        print_json([keyword_json(item) for item in items])
-    elif output is MatchFormat.dicom_json:
-        print_json([item.to_json_dict() for item in items])
-    elif output is MatchFormat.csv:
-        write_delimited(rows, columns, ",")
-    elif output is MatchFormat.tsv or not out.is_terminal:
-        write_tsv(rows, columns)
-    elif rows:
-        caption = f"{len(rows)} scheduled step" + ("s" if len(rows) != 1 else "")
-        print_table(out, rows, columns, Level.STUDY, caption)
-    if not items:
-        err.print("No worklist items.")
+    caption = f"{len(rows)} scheduled step" + ("s" if len(rows) != 1 else "")
+    print_answers(output, items, rows, columns, Level.STUDY, caption, "No worklist items.")
 
 
 def step_rows(item: Dataset) -> list[Dataset]:
