@@ -47,8 +47,8 @@ CONFIG_FILE_NAME = "pacskit.toml"
 _file_values: ContextVar[dict[str, Any] | None] = ContextVar("pacskit_file_values", default=None)
 
 
-Operation = Literal["echo", "find", "get", "move", "store", "worklist"]
-OPERATIONS: tuple[Operation, ...] = ("echo", "find", "get", "move", "store", "worklist")
+Operation = Literal["echo", "find", "get", "move", "store", "worklist", "mpps", "commitment"]
+OPERATIONS: tuple[Operation, ...] = ("echo", "find", "get", "move", "store", "worklist", "mpps", "commitment")
 
 
 class NodeConfig(BaseModel):

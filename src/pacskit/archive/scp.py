@@ -18,6 +18,7 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from pydicom import Dataset
 from pydicom.uid import (
@@ -44,6 +45,7 @@ from pacskit.archive.worklist import Worklist
 from pacskit.errors import QueryError
 from pacskit.net.acceptor import DimseStatus, Peer, Retrievable, StoreRequest
 from pacskit.net.contexts import EVERY_SYNTAX, storage_sop_classes
+from pacskit.net.normalized import NormalizedRequest, NormalizedResponse
 from pacskit.nodes import Node
 from pacskit.query import Query
 from pacskit.settings import OPERATIONS, Operation, Settings
@@ -56,6 +58,7 @@ NOT_AUTHORIZED = 0x0124
 IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS = 0xA900
 MOVE_DESTINATION_UNKNOWN = 0xA801
 SUCCESS = 0x0000
+UNRECOGNIZED_OPERATION = 0x0211
 
 QUERY_SYNTAXES = [ImplicitVRLittleEndian, ExplicitVRLittleEndian, DeflatedExplicitVRLittleEndian,
                   ExplicitVRBigEndian]
@@ -105,9 +108,24 @@ class AccessTable:
         return (node.host, node.port) if node is not None and node.host else None
 
 
+class NormalizedService(Protocol):
+    """A DIMSE-N service of the archive (MPPS, Storage Commitment), for one SOP class."""
+
+    sop_class_uid: str
+    operation: Operation
+    """The permission a peer needs for it (``allow`` in the nodes table)."""
+
+    def contexts(self) -> list[PresentationContext]:
+        """The presentation contexts it is offered on."""
+
+    def serve(self, peer: Peer, request: NormalizedRequest) -> NormalizedResponse:
+        """Carry out ``request``; raise :class:`DimseStatus` for a failure."""
+
+
 class ArchiveSCP:
     """The archive's answer to each request (see :class:`pacskit.net.acceptor.Services`),
-    over one :class:`Ingest` and one index."""
+    over one :class:`Ingest` and one index; DIMSE-N requests go to the
+    :class:`NormalizedService` registered for their SOP class (:attr:`normalized_services`)."""
 
     def __init__(self, settings: Settings, ingest: Ingest, index: Index) -> None:
         self.settings = settings
@@ -115,6 +133,11 @@ class ArchiveSCP:
         self.index = index
         self.access = AccessTable(settings)
         self.worklist = Worklist(index)
+        self.normalized_services: dict[str, NormalizedService] = {}
+
+    def register(self, service: NormalizedService) -> None:
+        """Serve ``service``'s SOP class (its contexts are then offered)."""
+        self.normalized_services[service.sop_class_uid] = service
 
     def supported_contexts(self) -> list[PresentationContext]:
         """Every service: Verification, Storage (every syntax, either role) and
@@ -127,6 +150,8 @@ class ArchiveSCP:
         contexts += [build_context(uid, QUERY_SYNTAXES) for uid in MODELS]
         if self.settings.archive.worklist.enabled:
             contexts.append(build_context(MODALITY_WORKLIST_FIND, QUERY_SYNTAXES))
+        for service in self.normalized_services.values():
+            contexts += service.contexts()
         return contexts
 
     def admit(self, peer: Peer) -> str | None:
@@ -135,6 +160,11 @@ class ArchiveSCP:
     def allows(self, peer: Peer, operation: str, sop_class_uid: str) -> str | None:
         if operation == "find" and sop_class_uid == MODALITY_WORKLIST_FIND:
             operation = "worklist"
+        elif operation.startswith("n-"):
+            service = self.normalized_services.get(sop_class_uid)
+            if service is None:
+                return None
+            operation = service.operation
         if operation not in OPERATIONS:
             return f"{operation!r} is not an operation of the archive"
         reason = self.access.allows(operation, peer.ae_title, peer.address)  # type: ignore[arg-type]
@@ -186,6 +216,12 @@ class ArchiveSCP:
             LOG.warning("C-MOVE from %s to unknown destination %r", peer.ae_title, ae_title)
             raise DimseStatus(MOVE_DESTINATION_UNKNOWN, f"{ae_title.strip()!r} is not a known peer")
         return Node(ae_title=ae_title.strip(), host=found[0], port=found[1])
+
+    def normalized(self, peer: Peer, request: NormalizedRequest) -> NormalizedResponse:
+        service = self.normalized_services.get(request.sop_class_uid)
+        if service is None:
+            raise DimseStatus(UNRECOGNIZED_OPERATION, f"{request.operation} is not served for this SOP class")
+        return service.serve(peer, request)
 
     def _query(self, peer: Peer, sop_class_uid: str, identifier: Dataset) -> Query:
         try:

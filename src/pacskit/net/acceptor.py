@@ -31,17 +31,17 @@ from typing import Protocol, TypeVar, cast
 
 from pydicom import Dataset
 from pydicom.uid import UID
-from pynetdicom.dsutils import encode
 from pynetdicom.presentation import PresentationContext
 
 from pacskit.deflate import IDENTIFIER_LIMIT, InflationLimitExceeded
-from pacskit.encoded import encode_plain
 from pacskit.errors import AssociationAborted, NetworkError, NetworkTimeout, PacskitError
 from pacskit.net import exchange_log
 from pacskit.net.association import Association, ReleaseRequested, associate
 from pacskit.net.commands import (
+    ACTION_TYPE_ID,
     AFFECTED_SOP_CLASS_UID,
     AFFECTED_SOP_INSTANCE_UID,
+    ATTRIBUTE_IDENTIFIER_LIST,
     C_CANCEL_RQ,
     C_ECHO_RQ,
     C_FIND_RQ,
@@ -51,18 +51,26 @@ from pacskit.net.commands import (
     C_MOVE_RSP,
     C_STORE_RQ,
     COMMAND_FIELD,
+    EVENT_TYPE_ID,
     MESSAGE_ID,
     MESSAGE_ID_BEING_RESPONDED_TO,
     MOVE_DESTINATION,
+    N_ACTION_RQ,
+    N_EVENT_REPORT_RQ,
+    NORMALIZED_REQUESTS,
+    REQUESTED_SOP_CLASS_UID,
+    REQUESTED_SOP_INSTANCE_UID,
     c_echo_rsp,
     c_find_rsp,
     c_store_rsp,
+    n_rsp,
     retrieve_rsp,
 )
 from pacskit.net.connection_limits import ConnectionLimits
-from pacskit.net.identifier import decode_identifier
+from pacskit.net.identifier import decode_identifier, encode_identifier
 from pacskit.net.memory_budget import MemoryBudget
-from pacskit.net.status import Outcome, describe, outcome_of
+from pacskit.net.normalized import NormalizedRequest, NormalizedResponse
+from pacskit.net.status import DimseStatus, Outcome, describe, outcome_of
 from pacskit.net.store import FileSender, SendOutcome, batches, contexts_for, storage_targets
 from pacskit.net.transport import Transport
 from pacskit.net.ul.negotiation import APPLICATION_CONTEXT_NAME, AcceptedContext, Rejection, Request
@@ -97,15 +105,6 @@ PROTOCOL_VERSION_NOT_SUPPORTED = (0x01, 0x02, 0x02)
 LOCAL_LIMIT_EXCEEDED = (0x02, 0x03, 0x02)
 
 PENDING_EVERY = 1
-
-
-class DimseStatus(Exception):
-    """Raised by a service handler: the request ends with ``status`` (and ``comment``)."""
-
-    def __init__(self, status: int, comment: str = "") -> None:
-        super().__init__(f"0x{status:04X} {comment}".strip())
-        self.status = status
-        self.comment = comment
 
 
 @dataclass(frozen=True)
@@ -190,6 +189,12 @@ class Services(Protocol):
                  identifier: Dataset) -> Sequence[Retrievable]: ...
 
     def destination(self, peer: Peer, ae_title: str) -> Node: ...
+
+    def normalized(self, peer: Peer, request: NormalizedRequest) -> NormalizedResponse:
+        """Serve a DIMSE-N request (PS3.7 10): its permission (:meth:`allows` with the
+        operation ``n-create``, ``n-set``, ... and the SOP class) was granted; raise
+        :class:`DimseStatus` for a failure (0x0211 for a SOP class served by no
+        normalized service)."""
 
 
 class Acceptor:
@@ -411,6 +416,7 @@ class _Session:
             C_GET_RQ: _Handler(self._get),
             C_MOVE_RQ: _Handler(self._move),
             C_CANCEL_RQ: _Handler(self._cancel),
+            **{field: _Handler(self._normalized) for field in NORMALIZED_REQUESTS},
         })
         association.started = started
         self._serve(association)
@@ -568,6 +574,39 @@ class _Session:
                 run.fail(batch, f"cannot send to {node.ae_title}")
         run.finish()
 
+    def _normalized(self, association: Association, context: AcceptedContext, message: Message) -> None:
+        """A DIMSE-N request (PS3.7 10.3): checked, handed to the services, answered; then
+        what the response asks to run after it (:attr:`NormalizedResponse.after`)."""
+        started = time.monotonic()
+        field = message.us(COMMAND_FIELD) or 0
+        operation = NORMALIZED_REQUESTS[field]
+        sop_class = message.text(AFFECTED_SOP_CLASS_UID) or message.text(REQUESTED_SOP_CLASS_UID)
+        instance = message.text(AFFECTED_SOP_INSTANCE_UID) or message.text(REQUESTED_SOP_INSTANCE_UID)
+        type_id = message.us(ACTION_TYPE_ID) if field == N_ACTION_RQ else message.us(EVENT_TYPE_ID)
+        try:
+            if sop_class != context.abstract_syntax:
+                raise DimseStatus(SOP_CLASS_NOT_SUPPORTED, "the SOP class is not the context's")
+            self._permitted(operation, operation.lower(), sop_class)
+            dataset = self._identifier(message, context) if message.data is not None else None
+            request = NormalizedRequest(field, sop_class, instance, dataset,
+                                        type_id if field in (N_ACTION_RQ, N_EVENT_REPORT_RQ) else None,
+                                        tuple(message.tags(ATTRIBUTE_IDENTIFIER_LIST)))
+            response = self._call(operation, self.services.normalized, self.peer, request)
+        except DimseStatus as exc:
+            response = NormalizedResponse(exc.status, comment=exc.comment, offending=exc.offending,
+                                          error_id=exc.error_id)
+        try:
+            data = _encode(response.dataset, context.transfer_syntax) if response.dataset is not None else None
+        except DimseStatus as exc:
+            response, data = NormalizedResponse(exc.status, comment=exc.comment), None
+        association.send(message.context_id, n_rsp(
+            field | 0x8000, _id(message), sop_class, response.sop_instance_uid or instance, response.status,
+            has_dataset=data is not None, type_id=type_id, comment=response.comment,
+            offending=response.offending, error_id=response.error_id), data)
+        self._done(operation, response.status, started, instance if response.status != SUCCESS else "")
+        if response.after is not None and response.status == SUCCESS:
+            response.after(association)
+
     def _done(self, service: str, status: int, started: float, detail: str = "") -> None:
         exchange_log.operation(peer=self.association.label if self.association else self.address,
                                service=service, outcome=outcome_of(status).value,
@@ -716,12 +755,8 @@ def _id(message: Message) -> int:
 
 
 def _encode(dataset: Dataset, syntax: UID) -> bytes:
-    if syntax.is_little_endian and not syntax.is_deflated:
-        plain = encode_plain(dataset, implicit=syntax.is_implicit_VR)
-        if plain is not None:
-            return plain
-    encoded = encode(dataset, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated)
-    if encoded is None:
-        raise DimseStatus(CANNOT_UNDERSTAND, "a response identifier cannot be encoded")
-    return encoded
+    try:
+        return encode_identifier(dataset, syntax)
+    except ValueError:
+        raise DimseStatus(CANNOT_UNDERSTAND, "a response identifier cannot be encoded") from None
 

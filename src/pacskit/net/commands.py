@@ -1,5 +1,5 @@
-"""DIMSE command sets encoded by hand (PS3.7 9.3, 9.1.2.1 and Annex E): group 0000,
-always Implicit VR Little Endian, for the messages of the hot paths."""
+"""DIMSE command sets encoded by hand (PS3.7 9.3, 10.3, 9.1.2.1 and Annex E): group 0000,
+always Implicit VR Little Endian — the composite (C-*) and normalized (N-*) messages."""
 
 from __future__ import annotations
 
@@ -16,6 +16,22 @@ C_MOVE_RSP = 0x8021
 C_ECHO_RQ = 0x0030
 C_ECHO_RSP = 0x8030
 C_CANCEL_RQ = 0x0FFF
+N_EVENT_REPORT_RQ = 0x0100
+N_EVENT_REPORT_RSP = 0x8100
+N_GET_RQ = 0x0110
+N_GET_RSP = 0x8110
+N_SET_RQ = 0x0120
+N_SET_RSP = 0x8120
+N_ACTION_RQ = 0x0130
+N_ACTION_RSP = 0x8130
+N_CREATE_RQ = 0x0140
+N_CREATE_RSP = 0x8140
+N_DELETE_RQ = 0x0150
+N_DELETE_RSP = 0x8150
+NORMALIZED_REQUESTS = {
+    N_EVENT_REPORT_RQ: "N-EVENT-REPORT", N_GET_RQ: "N-GET", N_SET_RQ: "N-SET",
+    N_ACTION_RQ: "N-ACTION", N_CREATE_RQ: "N-CREATE", N_DELETE_RQ: "N-DELETE",
+}
 
 AFFECTED_SOP_CLASS_UID = 0x0002
 REQUESTED_SOP_CLASS_UID = 0x0003
@@ -26,8 +42,14 @@ MOVE_DESTINATION = 0x0600
 PRIORITY = 0x0700
 COMMAND_DATA_SET_TYPE = 0x0800
 STATUS = 0x0900
+OFFENDING_ELEMENT = 0x0901
 ERROR_COMMENT = 0x0902
+ERROR_ID = 0x0903
 AFFECTED_SOP_INSTANCE_UID = 0x1000
+REQUESTED_SOP_INSTANCE_UID = 0x1001
+EVENT_TYPE_ID = 0x1002
+ATTRIBUTE_IDENTIFIER_LIST = 0x1005
+ACTION_TYPE_ID = 0x1008
 REMAINING_SUBOPERATIONS = 0x1020
 COMPLETED_SUBOPERATIONS = 0x1021
 FAILED_SUBOPERATIONS = 0x1022
@@ -204,6 +226,107 @@ def c_cancel_rq(message_id: int) -> bytes:
     )
 
 
+def n_create_rq(message_id: int, sop_class_uid: str, sop_instance_uid: str | None, *,
+                has_dataset: bool = True) -> bytes:
+    """An N-CREATE-RQ (PS3.7 10.3.5.1); without ``sop_instance_uid`` the SCP assigns one."""
+    return command_set(
+        (AFFECTED_SOP_CLASS_UID, uid(sop_class_uid)),
+        (COMMAND_FIELD, us(N_CREATE_RQ)),
+        (MESSAGE_ID, us(message_id)),
+        (COMMAND_DATA_SET_TYPE, us(DATA_SET_PRESENT if has_dataset else NO_DATA_SET)),
+        *([(AFFECTED_SOP_INSTANCE_UID, uid(sop_instance_uid))] if sop_instance_uid else []),
+    )
+
+
+def n_set_rq(message_id: int, sop_class_uid: str, sop_instance_uid: str) -> bytes:
+    """An N-SET-RQ (PS3.7 10.3.3.1); the modification list follows as its dataset."""
+    return command_set(
+        (REQUESTED_SOP_CLASS_UID, uid(sop_class_uid)),
+        (COMMAND_FIELD, us(N_SET_RQ)),
+        (MESSAGE_ID, us(message_id)),
+        (COMMAND_DATA_SET_TYPE, us(DATA_SET_PRESENT)),
+        (REQUESTED_SOP_INSTANCE_UID, uid(sop_instance_uid)),
+    )
+
+
+def n_get_rq(message_id: int, sop_class_uid: str, sop_instance_uid: str,
+             attributes: list[int] | tuple[int, ...] = ()) -> bytes:
+    """An N-GET-RQ (PS3.7 10.3.2.1) for the ``attributes`` (tags as ints; none: all)."""
+    return command_set(
+        (REQUESTED_SOP_CLASS_UID, uid(sop_class_uid)),
+        (COMMAND_FIELD, us(N_GET_RQ)),
+        (MESSAGE_ID, us(message_id)),
+        (COMMAND_DATA_SET_TYPE, us(NO_DATA_SET)),
+        (REQUESTED_SOP_INSTANCE_UID, uid(sop_instance_uid)),
+        *([(ATTRIBUTE_IDENTIFIER_LIST, at(attributes))] if attributes else []),
+    )
+
+
+def n_action_rq(message_id: int, sop_class_uid: str, sop_instance_uid: str, action_type_id: int, *,
+                has_dataset: bool = True) -> bytes:
+    """An N-ACTION-RQ (PS3.7 10.3.4.1); the action information follows as its dataset."""
+    return command_set(
+        (REQUESTED_SOP_CLASS_UID, uid(sop_class_uid)),
+        (COMMAND_FIELD, us(N_ACTION_RQ)),
+        (MESSAGE_ID, us(message_id)),
+        (COMMAND_DATA_SET_TYPE, us(DATA_SET_PRESENT if has_dataset else NO_DATA_SET)),
+        (REQUESTED_SOP_INSTANCE_UID, uid(sop_instance_uid)),
+        (ACTION_TYPE_ID, us(action_type_id)),
+    )
+
+
+def n_event_report_rq(message_id: int, sop_class_uid: str, sop_instance_uid: str, event_type_id: int, *,
+                      has_dataset: bool = True) -> bytes:
+    """An N-EVENT-REPORT-RQ (PS3.7 10.3.1.1); the event information follows as its dataset."""
+    return command_set(
+        (AFFECTED_SOP_CLASS_UID, uid(sop_class_uid)),
+        (COMMAND_FIELD, us(N_EVENT_REPORT_RQ)),
+        (MESSAGE_ID, us(message_id)),
+        (COMMAND_DATA_SET_TYPE, us(DATA_SET_PRESENT if has_dataset else NO_DATA_SET)),
+        (AFFECTED_SOP_INSTANCE_UID, uid(sop_instance_uid)),
+        (EVENT_TYPE_ID, us(event_type_id)),
+    )
+
+
+def n_delete_rq(message_id: int, sop_class_uid: str, sop_instance_uid: str) -> bytes:
+    """An N-DELETE-RQ (PS3.7 10.3.6.1)."""
+    return command_set(
+        (REQUESTED_SOP_CLASS_UID, uid(sop_class_uid)),
+        (COMMAND_FIELD, us(N_DELETE_RQ)),
+        (MESSAGE_ID, us(message_id)),
+        (COMMAND_DATA_SET_TYPE, us(NO_DATA_SET)),
+        (REQUESTED_SOP_INSTANCE_UID, uid(sop_instance_uid)),
+    )
+
+
+def n_rsp(command_field: int, message_id: int, sop_class_uid: str, sop_instance_uid: str | None,
+          status: int, *, has_dataset: bool = False, type_id: int | None = None, comment: str = "",
+          offending: list[int] | tuple[int, ...] = (), error_id: int | None = None,
+          attributes: list[int] | tuple[int, ...] = ()) -> bytes:
+    """The response ``command_field`` to a normalized request (PS3.7 10.3.1.2–10.3.6.2).
+
+    ``type_id`` is the Event Type ID of an N-EVENT-REPORT-RSP or the Action Type ID of an
+    N-ACTION-RSP; ``offending`` the Offending Element tags, ``error_id`` the Error ID of a
+    failure (PS3.7 C.4), ``attributes`` the Attribute Identifier List of an N-GET-RSP or
+    N-SET-RSP warning. The Affected SOP Class and Instance UIDs echo the request's; one no UI
+    element can hold is left out."""
+    type_element = {N_EVENT_REPORT_RSP: EVENT_TYPE_ID, N_ACTION_RSP: ACTION_TYPE_ID}.get(command_field)
+    elements = [
+        *_echoed(AFFECTED_SOP_CLASS_UID, sop_class_uid),
+        (COMMAND_FIELD, us(command_field)),
+        (MESSAGE_ID_BEING_RESPONDED_TO, us(message_id)),
+        (COMMAND_DATA_SET_TYPE, us(DATA_SET_PRESENT if has_dataset else NO_DATA_SET)),
+        (STATUS, us(status)),
+        *([(OFFENDING_ELEMENT, at(offending))] if offending else []),
+        *_comment(comment),
+        *([(ERROR_ID, us(error_id))] if error_id is not None else []),
+        *(_echoed(AFFECTED_SOP_INSTANCE_UID, sop_instance_uid) if sop_instance_uid else []),
+        *([(type_element, us(type_id))] if type_element is not None and type_id is not None else []),
+        *([(ATTRIBUTE_IDENTIFIER_LIST, at(attributes))] if attributes else []),
+    ]
+    return command_set(*sorted(elements, key=lambda item: item[0]))
+
+
 def command_set(*elements: tuple[int, bytes]) -> bytes:
     """The elements (element number, encoded value) of group 0000, in the given order
     (ascending), after their Command Group Length."""
@@ -215,6 +338,11 @@ def command_set(*elements: tuple[int, bytes]) -> bytes:
 def us(value: int) -> bytes:
     """An US value."""
     return struct.pack("<H", value)
+
+
+def at(tags: list[int] | tuple[int, ...]) -> bytes:
+    """An AT value of one or more tags (PS3.5 6.2: group, then element, each US)."""
+    return b"".join(struct.pack("<HH", tag >> 16, tag & 0xFFFF) for tag in tags)
 
 
 def ae(value: str) -> bytes:

@@ -1,5 +1,7 @@
-"""Decoding the identifier of a query or retrieve message (PS3.4 C.4), bounded: a
-deflated one (PS3.5 A.5) is inflated through :mod:`pacskit.deflate`, never beyond
+"""The dataset of a DIMSE message other than a stored instance — the identifier of a
+query or retrieve (PS3.4 C.4), the attributes of a normalized request (PS3.7 10.1) —
+encoded in the context's transfer syntax, and decoded bounded: a deflated one (PS3.5 A.5)
+is inflated through :mod:`pacskit.deflate`, never beyond
 :data:`~pacskit.deflate.IDENTIFIER_LIMIT`."""
 
 from __future__ import annotations
@@ -8,9 +10,28 @@ from io import BytesIO
 
 from pydicom import Dataset
 from pydicom.uid import UID
-from pynetdicom.dsutils import decode
+from pynetdicom.dsutils import decode, encode
 
 from pacskit.deflate import IDENTIFIER_LIMIT, inflate
+from pacskit.encoded import encode_plain
+
+
+def encode_identifier(dataset: Dataset, transfer_syntax: UID) -> bytes:
+    """``dataset`` encoded in ``transfer_syntax``; a plain one (ASCII text, numbers) is
+    written directly (:func:`~pacskit.encoded.encode_plain`), others by pydicom.
+
+    Raises:
+        ValueError: it cannot be encoded in that syntax.
+    """
+    if transfer_syntax.is_little_endian and not transfer_syntax.is_deflated:
+        plain = encode_plain(dataset, implicit=transfer_syntax.is_implicit_VR)
+        if plain is not None:
+            return plain
+    encoded = encode(dataset, transfer_syntax.is_implicit_VR, transfer_syntax.is_little_endian,
+                     transfer_syntax.is_deflated)
+    if encoded is None:
+        raise ValueError(f"a dataset that cannot be encoded in {transfer_syntax.name}")
+    return encoded
 
 
 def decode_identifier(data: bytes | bytearray | memoryview, transfer_syntax: UID,

@@ -21,6 +21,7 @@ from pacskit.encoded import file_meta
 from pacskit.net.acceptor import (
     SOP_CLASS_NOT_SUPPORTED,
     SUCCESS,
+    UNRECOGNIZED_OPERATION,
     Acceptor,
     DimseStatus,
     Peer,
@@ -29,6 +30,7 @@ from pacskit.net.acceptor import (
     StoreSink,
 )
 from pacskit.net.contexts import scp_storage_contexts
+from pacskit.net.normalized import NormalizedRequest, NormalizedResponse
 from pacskit.net.retrieve import InstanceHandler, Received, ReceivedInstance
 from pacskit.nodes import Node
 from pacskit.settings import Settings
@@ -128,7 +130,7 @@ class _MoveDestination:
         return None
 
     def allows(self, peer: Peer, operation: str, sop_class_uid: str) -> str | None:
-        return f"a C-MOVE destination does not {operation}"
+        return None if operation.startswith("n-") else f"a C-MOVE destination does not {operation}"
 
     def echo(self, peer: Peer) -> None:
         pass
@@ -146,6 +148,9 @@ class _MoveDestination:
 
     def destination(self, peer: Peer, ae_title: str) -> Node:
         raise DimseStatus(SOP_CLASS_NOT_SUPPORTED, "a C-MOVE destination does not move")
+
+    def normalized(self, peer: Peer, request: NormalizedRequest) -> NormalizedResponse:
+        raise DimseStatus(UNRECOGNIZED_OPERATION, f"a C-MOVE destination does not serve {request.operation}")
 
 
 class _Instance(ReceivedInstance):

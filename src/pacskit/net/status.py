@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import Enum
 
 from pynetdicom.status import (
+    GENERAL_STATUS,
     QR_MOVE_SERVICE_CLASS_STATUS,
     STORAGE_SERVICE_CLASS_STATUS,
     code_to_category,
@@ -14,7 +15,7 @@ from pacskit.errors import DimseFailure, MoveDestinationUnknown
 from pacskit.nodes import Node
 
 MOVE_DESTINATION_UNKNOWN = 0xA801
-_MEANINGS = {**STORAGE_SERVICE_CLASS_STATUS, **QR_MOVE_SERVICE_CLASS_STATUS}
+_MEANINGS = {**GENERAL_STATUS, **STORAGE_SERVICE_CLASS_STATUS, **QR_MOVE_SERVICE_CLASS_STATUS}
 
 
 class Outcome(str, Enum):
@@ -25,6 +26,20 @@ class Outcome(str, Enum):
     WARNING = "warning"
     CANCEL = "cancel"
     FAILURE = "failure"
+
+
+class DimseStatus(Exception):
+    """Raised by a service handler: the request ends with ``status`` (and ``comment``);
+    a normalized response also carries ``offending`` (Offending Element tags) and
+    ``error_id`` (Error ID), PS3.7 C.4."""
+
+    def __init__(self, status: int, comment: str = "", *, offending: tuple[int, ...] = (),
+                 error_id: int | None = None) -> None:
+        super().__init__(f"0x{status:04X} {comment}".strip())
+        self.status = status
+        self.comment = comment
+        self.offending = offending
+        self.error_id = error_id
 
 
 def outcome_of(status: int) -> Outcome:

@@ -58,6 +58,11 @@ class Message:
         raw = self.command.get(element)
         return struct.unpack("<H", raw[:2])[0] if raw and len(raw) >= 2 else None
 
+    def tags(self, element: int) -> list[int]:
+        """An AT command element (Attribute Identifier List, Offending Element) as tags."""
+        raw = self.command.get(element, b"")
+        return [(group << 16) | number for group, number in struct.iter_unpack("<HH", raw[:len(raw) // 4 * 4])]
+
     def text(self, element: int) -> str:
         """A text or UI command element, without padding."""
         return self.command.get(element, b"").rstrip(b"\0 ").decode("ascii", "replace")
