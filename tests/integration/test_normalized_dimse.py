@@ -165,12 +165,12 @@ def test_a_request_for_another_sop_class_than_its_context_is_answered_0122(scp):
 def test_a_storage_scp_answers_a_normalized_request_unrecognized():
     port = free_port()
     settings = Settings(ae_title="DEST", port=port, bind_address="127.0.0.1")
-    with storage_scp(settings, lambda received: None, port=port):
-        with associate(Settings(), Node(ae_title="DEST", host="127.0.0.1", port=port),
-                       [build_context(Verification)]) as association:
-            context = _context(association, Verification)
-            result = n_create(association, context, Dataset())
-            echo_after = n_delete(association, context, "1.2.3")
+    node = Node(ae_title="DEST", host="127.0.0.1", port=port)
+    with storage_scp(settings, lambda received: None, port=port), \
+            associate(Settings(), node, [build_context(Verification)]) as association:
+        context = _context(association, Verification)
+        result = n_create(association, context, Dataset())
+        echo_after = n_delete(association, context, "1.2.3")
     assert result.status == 0x0211
     assert echo_after.status == 0x0211
 
