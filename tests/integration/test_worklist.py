@@ -184,6 +184,40 @@ def test_a_query_sequence_of_two_items_is_refused_0xa900_by_both(serve, wlmscpfs
         assert "DataSetDoesNotMatchSOPClass" in log, log
 
 
+def _final_find_response(ae_title: str, port: int, identifier: Dataset):
+    """The final C-FIND-RSP (its command elements) to ``identifier`` on a worklist context."""
+    from pynetdicom import build_context
+
+    from pacskit.net.association import associate
+    from pacskit.net.commands import STATUS, c_find_rq
+    from pacskit.net.identifier import encode_identifier
+    from pacskit.nodes import Node
+    from pacskit.settings import Settings
+
+    node = Node(ae_title=ae_title, host="127.0.0.1", port=port)
+    with associate(Settings(ae_title="FINDSCU"), node, [build_context(MODALITY_WORKLIST_FIND)]) as association:
+        context = next(iter(association.contexts.values()))
+        message_id = association.next_message_id()
+        for response in association.request(context.context_id, c_find_rq(message_id, MODALITY_WORKLIST_FIND),
+                                            encode_identifier(identifier, context.transfer_syntax)):
+            if response.us(STATUS) != 0xFF00:
+                return response
+    raise AssertionError("no final response")
+
+
+def test_the_refusal_of_a_two_item_sequence_names_the_sequence_as_wlmscpfs_does(serve, wlmscpfs):
+    identifier = Dataset()
+    identifier.ScheduledProcedureStepSequence = Sequence([Dataset(), Dataset()])
+    identifier.ScheduledProcedureStepSequence[0].Modality = "MR"
+    identifier.ScheduledProcedureStepSequence[1].Modality = "CT"
+    theirs = _final_find_response(wlmscpfs.ae_title, wlmscpfs.port, identifier)
+    ours = _final_find_response(ARCHIVE_AET, serve.settings.port, identifier)
+    assert ours.us(0x0900) == 0xA900
+    assert ours.tags(0x0901) == [0x00400100]
+    assert ours.us(0x0900) == theirs.us(0x0900), theirs.command
+    assert ours.tags(0x0901) == theirs.tags(0x0901), theirs.command
+
+
 @pytest.mark.parametrize("name", list(CHARSET_ITEMS))
 def test_latin1_and_utf8_items_come_back_in_their_character_set_from_both(name, serve, wlmscpfs):
     charset, patient, description = CHARSET_ITEMS[name]

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 from pydicom import Dataset
+from pydicom.datadict import tag_for_keyword
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
@@ -196,7 +197,9 @@ class ArchiveSCP:
             check_identifier(identifier)
         except IdentifierError as exc:
             LOG.warning("bad worklist query from %s: %s", peer.ae_title, exc)
-            raise DimseStatus(IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, str(exc)[:64]) from None
+            tag = tag_for_keyword(exc.offending) if exc.offending else None
+            raise DimseStatus(IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, str(exc)[:64],
+                              offending=(tag,) if tag is not None else ()) from None
         options = self.settings.archive.worklist
         node = self.access.peers.get(peer.ae_title)
         limit = node.worklist_limit if node is not None and node.worklist_limit else options.limit

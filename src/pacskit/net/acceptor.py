@@ -517,11 +517,12 @@ class _Session:
         message_id = _id(message)
         matches = 0
 
-        def answer(status: int, identifier: Dataset | None = None, comment: str = "") -> None:
+        def answer(status: int, identifier: Dataset | None = None, comment: str = "",
+                   offending: tuple[int, ...] = ()) -> None:
             data = _encode(identifier, context.transfer_syntax) if identifier is not None else None
             association.send(message.context_id, c_find_rsp(message_id, sop_class, status,
                                                             has_identifier=data is not None,
-                                                            comment=comment), data)
+                                                            comment=comment, offending=offending), data)
             self._done("C-FIND", status, started, f"{matches} matches") if status != PENDING else None
 
         try:
@@ -533,7 +534,7 @@ class _Session:
                 answer(PENDING, match)
                 matches += 1
         except DimseStatus as exc:
-            answer(exc.status, comment=exc.comment)
+            answer(exc.status, comment=exc.comment, offending=exc.offending)
             return
         except Exception as exc:
             LOG.exception("C-FIND for %s failed", self.peer.ae_title)

@@ -142,14 +142,16 @@ def c_echo_rsp(message_id: int, sop_class_uid: str, status: int) -> bytes:
 
 
 def c_find_rsp(message_id: int, sop_class_uid: str, status: int, *, has_identifier: bool,
-               comment: str = "") -> bytes:
-    """A C-FIND-RSP (PS3.7 9.3.2.2); a pending one carries an identifier."""
+               comment: str = "", offending: tuple[int, ...] = ()) -> bytes:
+    """A C-FIND-RSP (PS3.7 9.3.2.2); a pending one carries an identifier, a failure may
+    name the ``offending`` elements of the request's (PS3.4 C.4.1.1.4: 0xA900, 0xC000)."""
     return command_set(
         (AFFECTED_SOP_CLASS_UID, uid(sop_class_uid)),
         (COMMAND_FIELD, us(C_FIND_RSP)),
         (MESSAGE_ID_BEING_RESPONDED_TO, us(message_id)),
         (COMMAND_DATA_SET_TYPE, us(DATA_SET_PRESENT if has_identifier else NO_DATA_SET)),
         (STATUS, us(status)),
+        *([(OFFENDING_ELEMENT, at(offending))] if offending else []),
         *_comment(comment),
     )
 
