@@ -10,6 +10,7 @@ from parts that are themselves iterators of chunks (files read from disk).
 
 from __future__ import annotations
 
+import io
 import re
 import tempfile
 import uuid
@@ -166,6 +167,47 @@ def read_part(stream: BinaryIO, part: PartSpan, origin: int = 0) -> bytes:
     """The body of ``part`` in ``stream`` (whose message started at ``origin``)."""
     stream.seek(origin + part.start)
     return stream.read(part.size)
+
+
+class PartWindow(io.RawIOBase):
+    """The ``size`` bytes of ``stream`` from ``start`` on, as a file of their own
+    (readable, seekable): one part of a spooled message, read without copying it."""
+
+    def __init__(self, stream: BinaryIO, start: int, size: int) -> None:
+        super().__init__()
+        self.stream = stream
+        self.start = start
+        self.size = size
+        self.position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
+        self.position = max(0, base + offset)
+        return self.position
+
+    def read(self, size: int | None = -1) -> bytes:
+        left = max(0, self.size - self.position)
+        count = left if size is None or size < 0 else min(size, left)
+        if not count:
+            return b""
+        self.stream.seek(self.start + self.position)
+        data = self.stream.read(count)
+        self.position += len(data)
+        return data
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
 
 
 def new_boundary() -> str:

@@ -5,8 +5,10 @@ ingest path, as C-STORE ones do.
 The body is spooled to a file in the archive's scratch folder as it arrives (never whole
 in memory), up to ``web.max_body`` bytes (413 past it, and reading stops). The whole
 message is checked before any part is stored: a malformed one (no closing delimiter, a
-truncated body) is 400 and stores nothing. Each part is then read alone, its PS3.10 file
-meta gives the SOP Class, SOP Instance and transfer syntax, and it is ingested as it came.
+truncated body) is 400 and stores nothing; a disk too full for the body is 507. Each part
+is then read alone from the spooled body, its PS3.10 file meta gives the SOP Class, SOP
+Instance and transfer syntax, and its dataset is copied into the ingest as it came, a
+megabyte at a time: no part is ever whole in memory.
 The response (PS3.18 10.5.3) lists what was stored (ReferencedSOPSequence) and what
 was not (FailedSOPSequence, with a FailureReason from PS3.4 Annex B status codes, and
 why in an Error Comment (0000,0902), as a C-STORE response would say it):
@@ -15,11 +17,12 @@ why in an Error Comment (0000,0902), as a C-STORE response would say it):
 
 from __future__ import annotations
 
+import errno
 import json
 import uuid
 from dataclasses import dataclass, field
-from io import BytesIO
 from pathlib import Path
+from typing import BinaryIO
 
 from pydicom import Dataset, dcmread
 from pydicom.sequence import Sequence
@@ -36,15 +39,17 @@ from pacskit.archive.ingest import (
     OUT_OF_RESOURCES,
     SUCCESS,
     Ingest,
-    Received,
 )
 from pacskit.deflate import InflationLimitExceeded, inflate_head, instance_limit
 from pacskit.encoded import header_dataset, parse_file_meta
 from pacskit.web.media import MediaType
-from pacskit.web.multipart import MultipartError, PartSpan, read_part, scan_parts
+from pacskit.web.multipart import MultipartError, PartSpan, PartWindow, scan_parts
 from pacskit.web.qido import retrieve_url
 
 DICOM = "application/dicom"
+META_HEAD = 64 << 10
+"""What is read of a part to find its file meta information."""
+COPY_CHUNK = 1 << 20
 DICOM_JSON = "application/dicom+json"
 STUDY_MISMATCH = DATASET_DOES_NOT_MATCH_SOP_CLASS
 STUDY_AND_SERIES = frozenset({0x0020000D, 0x0020000E})
@@ -115,6 +120,10 @@ async def _spool(request: Request, spool: Path, max_body: int) -> None:
                 fh.write(chunk)
     except ClientDisconnect:
         raise HTTPException(400, "the client disconnected before the end of the body") from None
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise HTTPException(507, "the archive's disk is full: nothing was stored") from None
+        raise
 
 
 def _store_parts(spool: Path, boundary: str, ingest: Ingest, base_url: str, study: str | None) -> Outcome:
@@ -131,17 +140,21 @@ def _store_parts(spool: Path, boundary: str, ingest: Ingest, base_url: str, stud
     return outcome
 
 
-def _store_part(fh: object, part: PartSpan, ingest: Ingest, base_url: str, study: str | None,
+def _store_part(fh: BinaryIO, part: PartSpan, ingest: Ingest, base_url: str, study: str | None,
                 outcome: Outcome) -> None:
+    """Store one part, read from the spooled body through a window on its bytes: its file
+    meta and header are read from its head, its dataset copied into the ingest piece by
+    piece — memory does not grow with the instance's size."""
     media = MediaType.parse(part.content_type or DICOM)
     if media.type != DICOM:
         outcome.failed.append(_failed("", "", CANNOT_UNDERSTAND, f"a {media.type[:64]} part, not {DICOM}"))
         return
-    data = read_part(fh, part)  # type: ignore[arg-type]
-    if data[128:132] != b"DICM":
+    window = PartWindow(fh, part.start, part.size)
+    head = window.read(META_HEAD)
+    if head[128:132] != b"DICM":
         outcome.failed.append(_failed("", "", CANNOT_UNDERSTAND, "not a DICOM file (no DICM prefix)"))
         return
-    meta, offset = parse_file_meta(data)
+    meta, offset = parse_file_meta(head, complete=part.size <= len(head))
     sop_class, sop_instance, syntax = (meta.get(n, "") for n in (0x0002, 0x0003, 0x0010))
     if offset is None or not (sop_class and sop_instance and syntax):
         outcome.failed.append(_failed(sop_class, sop_instance, CANNOT_UNDERSTAND,
@@ -149,7 +162,7 @@ def _store_part(fh: object, part: PartSpan, ingest: Ingest, base_url: str, study
                                       "Transfer Syntax UID"))
         return
     try:
-        header = _study_and_series(data, offset, syntax)
+        header = _study_and_series(window, offset, syntax)
         uids = str(header.get("StudyInstanceUID", "")), str(header.get("SeriesInstanceUID", ""))
     except InflationLimitExceeded as exc:
         outcome.failed.append(_failed(sop_class, sop_instance, OUT_OF_RESOURCES,
@@ -162,7 +175,11 @@ def _store_part(fh: object, part: PartSpan, ingest: Ingest, base_url: str, study
         outcome.failed.append(_failed(sop_class, sop_instance, STUDY_MISMATCH,
                                       f"an instance of another study than {study}"))
         return
-    result = ingest.ingest(Received(sop_class, sop_instance, syntax, data[offset:]))
+    incoming = ingest.receive(sop_class, sop_instance, syntax)
+    window.seek(offset)
+    while chunk := window.read(COPY_CHUNK):
+        incoming.write(chunk)
+    result = incoming.finish()
     if result.status != SUCCESS:
         outcome.failed.append(_failed(sop_class, sop_instance, result.status, result.reason))
         return
@@ -174,18 +191,18 @@ def _store_part(fh: object, part: PartSpan, ingest: Ingest, base_url: str, study
     outcome.studies.add(uids[0])
 
 
-def _study_and_series(data: bytes, offset: int, syntax: str) -> Dataset:
+def _study_and_series(window: PartWindow, offset: int, syntax: str) -> Dataset:
     """The Study and Series Instance UIDs of a part; a deflated one (PS3.5 A.5) is
     inflated within :func:`~pacskit.deflate.instance_limit`, only its head kept.
 
     Raises:
         InflationLimitExceeded: it inflates beyond the limit.
     """
+    window.seek(0)
     if syntax != DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN:
-        return dcmread(BytesIO(data), stop_before_pixels=True, specific_tags=["StudyInstanceUID", "SeriesInstanceUID"])
-    compressed = BytesIO(data)
-    compressed.seek(offset)
-    inflated = inflate_head(compressed, instance_limit(len(data) - offset))
+        return dcmread(window, stop_before_pixels=True, specific_tags=["StudyInstanceUID", "SeriesInstanceUID"])
+    window.seek(offset)
+    inflated = inflate_head(window, instance_limit(window.size - offset))
     return header_dataset(inflated.head, 0, EXPLICIT_VR_LITTLE_ENDIAN, STUDY_AND_SERIES)
 
 
