@@ -133,7 +133,7 @@ def rle_bomb(path: Path) -> Path:
     return path
 
 
-def test_a_decompression_bomb_is_refused_by_rendered_and_frames_before_decoding(tmp_path):
+def test_a_decompression_bomb_is_refused_by_rendered_frames_and_transcoding_before_decoding(tmp_path):
     bomb = rle_bomb(tmp_path / "bomb.dcm")
     assert 1_000_000 < bomb.stat().st_size < 1_300_000
     harmless = DATA / "test_files/MR_small_RLE.dcm"
@@ -144,9 +144,11 @@ def test_a_decompression_bomb_is_refused_by_rendered_and_frames_before_decoding(
         instance = (f"{server.web_url}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
                     f"/instances/{ds.SOPInstanceUID}")
         base = reset_peak(server.pid)
+        explicit = "transfer-syntax=1.2.840.10008.1.2.1"
         for url, accept in ((f"{instance}/rendered", "image/png"), (f"{instance}/frames/1/rendered", "image/jpeg"),
-                            (f"{instance}/frames/1",
-                             "multipart/related; type=\"application/octet-stream\"; transfer-syntax=1.2.840.10008.1.2.1")):
+                            (f"{instance}/frames/1", f"multipart/related; type=\"application/octet-stream\"; {explicit}"),
+                            (instance, f"multipart/related; type=\"application/dicom\"; {explicit}"),
+                            (instance, f"application/dicom; {explicit}")):
             started = time.monotonic()
             answer = httpx.get(url, headers={"Accept": accept}, timeout=60)
             assert answer.status_code == 413, (url, answer.status_code, answer.text[:200])
@@ -155,6 +157,11 @@ def test_a_decompression_bomb_is_refused_by_rendered_and_frames_before_decoding(
             "requestType": "WADO", "studyUID": ds.StudyInstanceUID, "seriesUID": ds.SeriesInstanceUID,
             "objectUID": ds.SOPInstanceUID, "contentType": "image/jpeg"})
         assert wado_uri.status_code == 413, wado_uri.text[:200]
+        transcoded = httpx.get(server.web_url.removesuffix("/dicom-web") + "/wado", timeout=60, params={
+            "requestType": "WADO", "studyUID": ds.StudyInstanceUID, "seriesUID": ds.SeriesInstanceUID,
+            "objectUID": ds.SOPInstanceUID, "contentType": "application/dicom",
+            "transferSyntax": "1.2.840.10008.1.2.1"})
+        assert transcoded.status_code == 413, transcoded.text[:200]
         assert peak_kib(server.pid) - base < 16 * 1024, f"+{peak_kib(server.pid) - base} KiB"
         small = dcmread(harmless, stop_before_pixels=True)
         rendered = httpx.get(f"{server.web_url}/studies/{small.StudyInstanceUID}/series/{small.SeriesInstanceUID}"

@@ -40,7 +40,7 @@ def retrieve(request: Request, index: object, files: Path, *, pixel_budget: int 
     item = wado.locate(index, files, params["studyUID"], params["seriesUID"], params["objectUID"])[0]
     for media in _content_types(params.get("contentType"), item.path):
         if media.covers(DICOM):
-            return _dicom(item, params.get("transferSyntax"))
+            return _dicom(item, params.get("transferSyntax"), pixel_budget)
         for candidate in render.RENDERED_TYPES:
             if media.covers(candidate):
                 return _rendered(item, candidate, request, pixel_budget)
@@ -55,12 +55,12 @@ def _content_types(asked: str | None, path: Path) -> list[MediaType]:
     return [MediaType("image/jpeg" if image else DICOM)]
 
 
-def _dicom(item: wado.Located, asked: str | None) -> Response:
+def _dicom(item: wado.Located, asked: str | None, budget: int) -> Response:
     stored = item.instance.transfer_syntax
     if not asked or asked == stored:
         return FileResponse(item.path, media_type=DICOM)
     if asked == EXPLICIT_VR_LITTLE_ENDIAN and wado.decodable(stored):
-        return Response(wado.transcoded(item.path, asked), media_type=DICOM)
+        return Response(wado.transcoded(item.path, asked, budget), media_type=DICOM)
     raise HTTPException(406, f"the instance is stored in {stored} and cannot be sent in {asked[:80]}")
 
 

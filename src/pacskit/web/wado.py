@@ -40,6 +40,7 @@ from starlette.exceptions import HTTPException
 
 from pacskit.archive.index import StoredInstance
 from pacskit.query import Level, Query
+from pacskit.web import pixel_budget
 from pacskit.web.media import (
     EXPLICIT_VR_BIG_ENDIAN,
     EXPLICIT_VR_LITTLE_ENDIAN,
@@ -181,15 +182,16 @@ def decodable(transfer_syntax: str) -> bool:
         return False
 
 
-def instance_parts(located: list[Located], transfer_syntax: str | None
+def instance_parts(located: list[Located], transfer_syntax: str | None, budget: int
                    ) -> Iterator[tuple[str, Iterable[bytes]]]:
     """(Content-Type, chunks) of each instance in ``transfer_syntax`` (None: as stored),
     read only as the response is sent. Call it with the instances that can be sent that
     way (:meth:`Representation.can_send`).
 
     Raises:
-        HTTPException: 406, a single instance cannot be decoded. Of several, one that
-            cannot be decoded is left out, with a warning in the log.
+        HTTPException: 406, a single instance cannot be decoded; 413, decoding it would
+            go over the pixel ``budget``. Of several, one that cannot be decoded or is
+            over the budget is left out, with a warning in the log.
     """
     for item in located:
         stored = item.instance.transfer_syntax
@@ -197,7 +199,7 @@ def instance_parts(located: list[Located], transfer_syntax: str | None
             yield f"{DICOM}; transfer-syntax={stored}", file_chunks(item.path)
             continue
         try:
-            data = transcoded(item.path, transfer_syntax)
+            data = transcoded(item.path, transfer_syntax, budget)
         except HTTPException as exc:
             if len(located) == 1:
                 raise
@@ -206,20 +208,24 @@ def instance_parts(located: list[Located], transfer_syntax: str | None
         yield f"{DICOM}; transfer-syntax={transfer_syntax}", [data]
 
 
-def transcoded(path: Path, transfer_syntax: str) -> bytes:
+def transcoded(path: Path, transfer_syntax: str, budget: int) -> bytes:
     """The instance at ``path`` as a PS3.10 file in ``transfer_syntax`` (decoded first
-    when it is compressed).
+    when it is compressed, if its frames fit in the pixel ``budget``).
 
     Raises:
-        HTTPException: 406, the instance cannot be decoded.
+        HTTPException: 406, the instance cannot be decoded; 413, its frames declare more
+            decoded bytes than ``budget``.
     """
     try:
         ds = dcmread(path)
         if ds.file_meta.TransferSyntaxUID.is_compressed:
+            pixel_budget.check(ds, number_of_frames(ds), budget)
             ds.decompress(generate_instance_uid=False)
         ds.file_meta.TransferSyntaxUID = UID(transfer_syntax)
         buffer = BytesIO()
         dcmwrite(buffer, ds, enforce_file_format=True)
+    except HTTPException:
+        raise
     except Exception as exc:  # noqa: BLE001 - any decoder failure is the instance's
         raise HTTPException(406, f"the instance cannot be sent in {transfer_syntax}: {exc}") from None
     return buffer.getvalue()
