@@ -89,11 +89,12 @@ class Deliveries:
 
 @contextmanager
 def storage_scp(settings: Settings, on_instance: InstanceHandler, port: int | None = None,
-                deliveries: Deliveries | None = None) -> Iterator[Acceptor]:
+                deliveries: Deliveries | None = None, *, check_called_ae_title: bool = True) -> Iterator[Acceptor]:
     """Listen as a Storage SCP (AE title and port from settings) until the block ends;
     what arrives is also told to ``deliveries``.
 
-    Only associations that call our AE title are accepted.
+    Only associations that call our AE title are accepted, unless
+    ``check_called_ae_title`` is off.
 
     Raises:
         NetworkError: the port cannot be listened on (in use, no permission).
@@ -102,6 +103,7 @@ def storage_scp(settings: Settings, on_instance: InstanceHandler, port: int | No
         on_instance = _told(on_instance, deliveries)
     acceptor = Acceptor(settings, _MoveDestination(on_instance),
                         [*scp_storage_contexts(), build_context(Verification)],
+                        check_called_ae_title=check_called_ae_title,
                         on_connection=deliveries.connection if deliveries is not None else None)
     acceptor.start((settings.bind_address, port if port is not None else settings.port))
     try:
