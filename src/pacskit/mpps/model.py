@@ -157,7 +157,7 @@ def _requirements_unmet(dataset: Dataset, rows: tuple[Requirement, ...], column:
     for row in rows:
         kind = getattr(row, column)
         tag = tag_for_keyword(row.keyword)
-        element = dataset[row.keyword] if row.keyword in dataset else None
+        element = dataset.data_element(row.keyword)
         if element is None:
             if kind in ("1", "2") and not present_only:
                 missing.append(tag)
