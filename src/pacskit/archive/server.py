@@ -9,8 +9,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from pacskit.archive.index import Index
-from pacskit.archive.mpps import MppsRetrieveService, MppsService, PerformedSteps
 from pacskit.archive.ingest import Ingest
+from pacskit.archive.mpps import MppsRetrieveService, MppsService, PerformedSteps
 from pacskit.archive.recovery import Recovered, recover
 from pacskit.archive.scp import ArchiveSCP
 from pacskit.net.acceptor import Acceptor

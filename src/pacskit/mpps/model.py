@@ -157,7 +157,7 @@ def _requirements_unmet(dataset: Dataset, rows: tuple[Requirement, ...], column:
     for row in rows:
         kind = getattr(row, column)
         tag = tag_for_keyword(row.keyword)
-        element = dataset.data_element(row.keyword)
+        element = _element(dataset, row.keyword)
         if element is None:
             if kind in ("1", "2") and not present_only:
                 missing.append(tag)
@@ -172,6 +172,13 @@ def _requirements_unmet(dataset: Dataset, rows: tuple[Requirement, ...], column:
                 missing += [t for t in more_missing if t not in missing]
                 empty += [t for t in more_empty if t not in empty]
     return missing, empty
+
+
+def _element(dataset: Dataset, keyword: str) -> DataElement | None:
+    try:
+        return dataset[keyword]
+    except KeyError:
+        return None
 
 
 def _final_items(row: Requirement) -> tuple[Requirement, ...]:
