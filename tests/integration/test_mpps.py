@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 
+import httpx
 import pytest
 from clirunner import assert_one_line_error, run_cli
 from pydicom import Dataset
@@ -235,3 +236,20 @@ def test_mpps_create_refuses_bad_input_on_one_line(serve, tmp_path):
                           "give COMPLETED or DISCONTINUED")
     assert_one_line_error(_mpps("set", _node(serve), "1.2.3", "--status", "COMPLETED", "--instances",
                                 tmp_path / "none"), 7, "does not exist")
+
+
+def test_steps_over_http(serve):
+    uid = "1.2.826.0.1.3680043.10.543.300"
+    assert _mpps("create", _node(serve), "--modality", "CR", "--uid", uid).returncode == 0
+    base = f"http://127.0.0.1:{serve.settings.web.port}/mpps"
+    with httpx.Client(timeout=10) as http:
+        one = http.get(f"{base}/{uid}")
+        listed = http.get(base, params={"status": "in progress"})
+        unknown = http.get(f"{base}/1.2.3.404")
+        bad = http.get(base, params={"status": "PAUSED"})
+    assert one.status_code == 200
+    assert (one.json()["status"], one.json()["created_by"]) == ("IN PROGRESS", "MODALITY")
+    assert one.json()["step"]["00080060"]["Value"] == ["CR"]
+    assert uid in [s["uid"] for s in listed.json()]
+    assert all(s["status"] == "IN PROGRESS" for s in listed.json())
+    assert unknown.status_code == 404 and bad.status_code == 400

@@ -11,7 +11,13 @@ from pydicom import Dataset
 from served import ARCHIVE_AET, served_archive
 
 from pacskit.archive.worklist import Worklist
-from pacskit.mpps.build import InstanceRef, StepFields, create_from_fields, final_set, listed_instances
+from pacskit.mpps.build import (
+    InstanceRef,
+    StepFields,
+    create_from_fields,
+    final_set,
+    listed_instances,
+)
 from pacskit.mpps.model import StepStatus, check_create
 from pacskit.settings import NodeConfig
 from pacskit.testing.corpus import generate_corpus
