@@ -63,8 +63,6 @@ def create(
     """Tell NODE a procedure step has started (N-CREATE, IN PROGRESS, PS3.4 F.7.2.1);
     print the step's SOP Instance UID. Patient's Name is sent empty unless names are
     allowed."""
-    from pacskit.net.mpps import create_step
-
     client = state(ctx).client()
     settings = client.settings
     fields = [patient_id, study_uid, accession, procedure, procedure_id, step_id]
@@ -85,7 +83,7 @@ def create(
             requested_procedure_id=procedure_id or "", step_id=step_id or ""), pps_id=pps_id)
     if not dataset.Modality:
         raise UsageError("the worklist item has no modality: give --modality")
-    created = create_step(settings, client.node(target(client, node, called_ae)), dataset, uid or new_uid())
+    created = client.mpps_create(target(client, node, called_ae), dataset, uid or new_uid())
     out.print(created, markup=False)
 
 
@@ -105,8 +103,6 @@ def set_(
 ) -> None:
     """End a step on NODE (N-SET to COMPLETED or DISCONTINUED, PS3.4 F.7.2.2), its
     Performed Series Sequence built from the files or from the archive's study."""
-    from pacskit.net.mpps import set_step
-
     try:
         final = StepStatus.parse(status)
     except ValueError as exc:
@@ -125,7 +121,7 @@ def set_(
         refs = []
     modifications = final_set(final, refs, retrieve_ae=retrieve_ae or "")
     client = state(ctx).client()
-    set_step(client.settings, client.node(target(client, node, called_ae)), uid, modifications)
+    client.mpps_set(target(client, node, called_ae), uid, modifications)
     series = len(modifications.PerformedSeriesSequence)
     out.print(f"{uid}  {final.value}  {len(refs)} instance" + ("s" if len(refs) != 1 else "")
               + f" in {series} series", markup=False)
@@ -142,11 +138,8 @@ def get(
 ) -> None:
     """Print a step as NODE has it (N-GET, MPPS Retrieve SOP Class, PS3.4 F.8); names
     withheld unless allowed."""
-    from pacskit.net.mpps import get_step
-
     client = state(ctx).client()
-    step = get_step(client.settings, client.node(target(client, node, called_ae)), uid)
-    PrivacyPolicy(client.settings.allow_patient_names).scrub_response(step)
+    step = client.mpps_get(target(client, node, called_ae), uid)
     _print_step(uid, step, output, {})
 
 
