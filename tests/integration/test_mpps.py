@@ -194,12 +194,14 @@ def test_refused_requests_name_their_attributes_and_leave_the_step_as_it_was(ser
         bad_series = final_set(StepStatus.COMPLETED, [])
         del bad_series.PerformedSeriesSequence[0].ProtocolName
         series = n_set(association, context, good.sop_instance_uid, bad_series)
+        not_a_uid = n_set(association, context, "1.2.x", bad_series)
     assert (missing.status, set(missing.offending)) == (0x0120, {0x00080060, 0x00400270})
     assert (invalid.status, invalid.offending) == (0x0106, (0x00400252,))
     assert good.status == 0x0000
     assert (changed.status, changed.offending) == (0x0106, (0x00100020,))
     assert (unfinished.status, set(unfinished.offending)) == (0x0121, {0x00400250, 0x00400251, 0x00400340})
     assert (series.status, series.offending) == (0x0120, (0x00181030,))
+    assert not_a_uid.status == 0x0117
     step = serve.mpps.get(good.sop_instance_uid)
     assert (step.status, step.dataset.PatientID) == (StepStatus.IN_PROGRESS, "P5")
     assert serve.mpps.get("1.2.826.0.1.3680043.10.543.80") is None

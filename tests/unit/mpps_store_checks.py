@@ -65,6 +65,18 @@ def check_an_item_is_linked_by_accession_without_a_step_id(index: Index) -> None
     assert worklist.get(item.uid).status is ItemStatus.DISCONTINUED
 
 
+def check_an_item_that_cannot_move_stays_and_the_step_is_kept(index: Index) -> None:
+    steps, worklist = PerformedSteps(index), Worklist(index)
+    study = generate_uid()
+    item = worklist.add(_item(study, "S3"), item_uid(_item(study, "S3")), status=ItemStatus.COMPLETED)
+    uid = generate_uid()
+    stored, moves = steps.create(uid, _step(study, "S3"))
+    assert [(m.item_uid, m.old, m.new, m.refused) for m in moves] == \
+        [(item.uid, ItemStatus.COMPLETED, ItemStatus.STARTED, True)]
+    assert worklist.get(item.uid).status is ItemStatus.COMPLETED
+    assert steps.get(uid).status is StepStatus.IN_PROGRESS
+
+
 def check_a_refused_request_changes_nothing(index: Index) -> None:
     steps = PerformedSteps(index)
     uid = generate_uid()
@@ -103,4 +115,5 @@ def check_of_concurrent_final_sets_one_wins(index: Index) -> None:
 
 
 CHECKS = [check_a_step_is_kept_and_its_worklist_item_follows, check_an_item_is_linked_by_accession_without_a_step_id,
-          check_a_refused_request_changes_nothing, check_of_concurrent_final_sets_one_wins]
+          check_an_item_that_cannot_move_stays_and_the_step_is_kept, check_a_refused_request_changes_nothing,
+          check_of_concurrent_final_sets_one_wins]
