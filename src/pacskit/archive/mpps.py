@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from pacskit.archive.index import Index
 from pacskit.archive.schema import Instance, PerformedStep, Series, Study, WorklistItem
 from pacskit.archive.uids import canonical_uid
-from pacskit.mpps.build import InstanceRef, new_uid
+from pacskit.mpps.build import InstanceRef, listed_instances, new_uid, text_of
 from pacskit.mpps.model import (
     MPPS_RETRIEVE_SOP_CLASS,
     MPPS_SOP_CLASS,
@@ -110,9 +110,9 @@ class PerformedSteps:
         stored = _stored_form(dataset)
         now = _now()
         first = (stored.get("ScheduledStepAttributesSequence") or [Dataset()])[0]
-        row = {"uid": uid, "status": StepStatus.IN_PROGRESS.value, "study_uid": _text(first, "StudyInstanceUID")[:64],
-               "accession": _text(first, "AccessionNumber")[:64], "patient_id": _text(stored, "PatientID")[:64],
-               "modality": _text(stored, "Modality")[:16], "station_aet": _text(stored, "PerformedStationAETitle")[:16],
+        row = {"uid": uid, "status": StepStatus.IN_PROGRESS.value, "study_uid": text_of(first, "StudyInstanceUID")[:64],
+               "accession": text_of(first, "AccessionNumber")[:64], "patient_id": text_of(stored, "PatientID")[:64],
+               "modality": text_of(stored, "Modality")[:16], "station_aet": text_of(stored, "PerformedStationAETitle")[:16],
                "created_by": created_by[:16], "attributes": json.dumps(stored.to_json_dict()),
                "created_at": now, "updated_at": now}
         try:
@@ -176,11 +176,10 @@ class PerformedSteps:
             return {row.series_uid: Dataset.from_json(json.loads(row.attributes or "{}")) for row in conn.execute(statement)}
 
 
-class MppsService:
-    """The MPPS SOP Class in ``pacskit serve``: N-CREATE and N-SET (PS3.4 F.7.1); any
-    other operation is answered 0x0211 (Unrecognized Operation)."""
+class _StepService:
+    """A normalized service over the archive's steps, under the ``mpps`` permission."""
 
-    sop_class_uid = MPPS_SOP_CLASS
+    sop_class_uid: str
     operation: Operation = "mpps"
 
     def __init__(self, steps: PerformedSteps) -> None:
@@ -188,6 +187,13 @@ class MppsService:
 
     def contexts(self) -> list[PresentationContext]:
         return [build_context(self.sop_class_uid, SYNTAXES)]
+
+
+class MppsService(_StepService):
+    """The MPPS SOP Class in ``pacskit serve``: N-CREATE and N-SET (PS3.4 F.7.1); any
+    other operation is answered 0x0211 (Unrecognized Operation)."""
+
+    sop_class_uid = MPPS_SOP_CLASS
 
     def serve(self, peer: Peer, request: NormalizedRequest) -> NormalizedResponse:
         if request.command_field == N_CREATE_RQ:
@@ -203,7 +209,7 @@ class MppsService:
         except StepRefused as refusal:
             raise _refused("N-CREATE", uid, peer, refusal) from None
         LOG.info("MPPS %s created by %s: IN PROGRESS, study %s", uid, peer.ae_title,
-                 _text((stored.dataset.get("ScheduledStepAttributesSequence") or [Dataset()])[0], "StudyInstanceUID"))
+                 text_of((stored.dataset.get("ScheduledStepAttributesSequence") or [Dataset()])[0], "StudyInstanceUID"))
         _log_moves(uid, moves)
         return NormalizedResponse(sop_instance_uid=uid)
 
@@ -213,25 +219,17 @@ class MppsService:
             stored, moves = self.steps.set(uid, request.dataset or Dataset())
         except StepRefused as refusal:
             raise _refused("N-SET", uid, peer, refusal) from None
-        listed = sum(len(item.get(k) or []) for item in stored.dataset.get("PerformedSeriesSequence") or []
-                     for k in ("ReferencedImageSequence", "ReferencedNonImageCompositeSOPInstanceSequence"))
-        LOG.info("MPPS %s set by %s: %s, %d instances listed", uid, peer.ae_title, stored.status.value, listed)
+        LOG.info("MPPS %s set by %s: %s, %d instances listed", uid, peer.ae_title, stored.status.value,
+                 len(listed_instances(stored.dataset)))
         _log_moves(uid, moves)
         return NormalizedResponse(sop_instance_uid=uid)
 
 
-class MppsRetrieveService:
+class MppsRetrieveService(_StepService):
     """The MPPS Retrieve SOP Class in ``pacskit serve``: N-GET of a step's attributes
     (PS3.4 F.8), all of them or those the Attribute Identifier List names."""
 
     sop_class_uid = MPPS_RETRIEVE_SOP_CLASS
-    operation: Operation = "mpps"
-
-    def __init__(self, steps: PerformedSteps) -> None:
-        self.steps = steps
-
-    def contexts(self) -> list[PresentationContext]:
-        return [build_context(self.sop_class_uid, SYNTAXES)]
 
     def serve(self, peer: Peer, request: NormalizedRequest) -> NormalizedResponse:
         if request.command_field != N_GET_RQ:
@@ -281,8 +279,8 @@ def linked_items(conn: Connection, step: Dataset) -> list[tuple[str, str]]:
     step ID, with its accession number. A step made without a worklist item links none."""
     found: dict[str, str] = {}
     for scheduled in step.get("ScheduledStepAttributesSequence") or []:
-        study, step_id = _text(scheduled, "StudyInstanceUID"), _text(scheduled, "ScheduledProcedureStepID")
-        procedure, accession = _text(scheduled, "RequestedProcedureID"), _text(scheduled, "AccessionNumber")
+        study, step_id = text_of(scheduled, "StudyInstanceUID"), text_of(scheduled, "ScheduledProcedureStepID")
+        procedure, accession = text_of(scheduled, "RequestedProcedureID"), text_of(scheduled, "AccessionNumber")
         if not study or not (step_id or accession):
             continue
         statement = select(WorklistItem.uid, WorklistItem.status).where(WorklistItem.study_uid == study)
@@ -339,8 +337,3 @@ def _step(row: Any) -> StoredStep:
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-def _text(dataset: Dataset, keyword: str) -> str:
-    value = dataset.get(keyword)
-    return str(value).strip() if value not in (None, "") else ""

@@ -25,6 +25,7 @@ from pacskit.mpps.build import (
     listed_instances,
     new_uid,
     study_uids,
+    text_of,
 )
 from pacskit.mpps.model import StepStatus
 from pacskit.privacy import PrivacyPolicy
@@ -103,10 +104,7 @@ def set_(
 ) -> None:
     """End a step on NODE (N-SET to COMPLETED or DISCONTINUED, PS3.4 F.7.2.2), its
     Performed Series Sequence built from the files or from the archive's study."""
-    try:
-        final = StepStatus.parse(status)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    final = _status(status)
     if not final.is_final:
         raise UsageError("--status: give COMPLETED or DISCONTINUED")
     if instances and study_uid:
@@ -153,10 +151,7 @@ def ls(
     db: DbOption = None,
 ) -> None:
     """List the archive's performed procedure steps."""
-    try:
-        wanted = StepStatus.parse(status) if status else None
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    wanted = _status(status) if status else None
     with _steps(ctx, data_dir, db) as steps:
         stored = steps.steps(wanted)
     privacy = PrivacyPolicy(state(ctx).settings().allow_patient_names)
@@ -165,9 +160,9 @@ def ls(
         return
     for step in stored:
         first = (step.dataset.get("ScheduledStepAttributesSequence") or [Dataset()])[0]
-        out.print("\t".join([step.uid, step.status.value, _text(step.dataset, "Modality"),
-                             _text(step.dataset, "PerformedStationAETitle"), _text(step.dataset, "PatientID"),
-                             _text(first, "StudyInstanceUID"), _text(first, "AccessionNumber")]), markup=False)
+        out.print("\t".join([step.uid, step.status.value, text_of(step.dataset, "Modality"),
+                             text_of(step.dataset, "PerformedStationAETitle"), text_of(step.dataset, "PatientID"),
+                             text_of(first, "StudyInstanceUID"), text_of(first, "AccessionNumber")]), markup=False)
     if not stored:
         err.print("No performed procedure steps.", markup=False)
 
@@ -234,17 +229,24 @@ def _summary(uid: str, step: Dataset, status: str | None) -> dict[str, Any]:
     scheduled = step.get("ScheduledStepAttributesSequence") or []
     series = step.get("PerformedSeriesSequence") or []
     return {
-        "uid": uid, "status": status or _text(step, "PerformedProcedureStepStatus"),
-        "started": " ".join(filter(None, [_text(step, "PerformedProcedureStepStartDate"),
-                                          _text(step, "PerformedProcedureStepStartTime")])),
-        "ended": " ".join(filter(None, [_text(step, "PerformedProcedureStepEndDate"),
-                                        _text(step, "PerformedProcedureStepEndTime")])),
-        "modality": _text(step, "Modality"), "station_aet": _text(step, "PerformedStationAETitle"),
-        "patient_id": _text(step, "PatientID"), "studies": study_uids(step),
-        "accession": [a for a in (_text(i, "AccessionNumber") for i in scheduled) if a],
-        "description": _text(step, "PerformedProcedureStepDescription"),
+        "uid": uid, "status": status or text_of(step, "PerformedProcedureStepStatus"),
+        "started": " ".join(filter(None, [text_of(step, "PerformedProcedureStepStartDate"),
+                                          text_of(step, "PerformedProcedureStepStartTime")])),
+        "ended": " ".join(filter(None, [text_of(step, "PerformedProcedureStepEndDate"),
+                                        text_of(step, "PerformedProcedureStepEndTime")])),
+        "modality": text_of(step, "Modality"), "station_aet": text_of(step, "PerformedStationAETitle"),
+        "patient_id": text_of(step, "PatientID"), "studies": study_uids(step),
+        "accession": [a for a in (text_of(i, "AccessionNumber") for i in scheduled) if a],
+        "description": text_of(step, "PerformedProcedureStepDescription"),
         "series": len(series), "instances": len(listed_instances(step)),
     }
+
+
+def _status(text: str) -> StepStatus:
+    try:
+        return StepStatus.parse(text)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _ref_json(ref: InstanceRef) -> dict[str, str]:
@@ -259,8 +261,8 @@ def _archive_instances(ctx: typer.Context, data_dir: Path | None, db: str | None
     if not refs:
         raise InputError(f"the archive holds no instance of study {study_uid}")
     return [InstanceRef(r.sop_class_uid, r.sop_instance_uid, r.series_uid,
-                        series_description=_text(details.get(r.series_uid, Dataset()), "SeriesDescription"),
-                        protocol_name=_text(details.get(r.series_uid, Dataset()), "ProtocolName"),
+                        series_description=text_of(details.get(r.series_uid, Dataset()), "SeriesDescription"),
+                        protocol_name=text_of(details.get(r.series_uid, Dataset()), "ProtocolName"),
                         study_uid=r.study_uid) for r in refs]
 
 
@@ -301,11 +303,6 @@ def _worklist_item(path: Path) -> Dataset:
         item = Dataset.from_json(entry)
     except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds on bad JSON
         raise InputError(f"{path}: not DICOM JSON ({exc})") from None
-    if not _text(item, "StudyInstanceUID"):
+    if not text_of(item, "StudyInstanceUID"):
         raise InputError(f"{path}: the worklist item has no StudyInstanceUID")
     return item
-
-
-def _text(dataset: Dataset, keyword: str) -> str:
-    value = dataset.get(keyword)
-    return str(value).strip() if value not in (None, "") else ""

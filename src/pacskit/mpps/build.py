@@ -90,30 +90,30 @@ def create_from_worklist_item(item: Dataset, *, station_aet: str | None = None, 
     steps = item.get(STEP_SEQUENCE) or [Dataset()]
     step = steps[0]
     scheduled = Dataset()
-    scheduled.StudyInstanceUID = _text(item, "StudyInstanceUID") or new_uid()
+    scheduled.StudyInstanceUID = text_of(item, "StudyInstanceUID") or new_uid()
     scheduled.ReferencedStudySequence = Sequence(_copied(item.get("ReferencedStudySequence") or []))
-    scheduled.AccessionNumber = _text(item, "AccessionNumber")
+    scheduled.AccessionNumber = text_of(item, "AccessionNumber")
     for keyword in ("IssuerOfAccessionNumberSequence", "RequestedProcedureCodeSequence"):
         if item.get(keyword):
             setattr(scheduled, keyword, Sequence(_copied(item.get(keyword))))
-    scheduled.RequestedProcedureID = _text(item, "RequestedProcedureID")
-    scheduled.RequestedProcedureDescription = _text(item, "RequestedProcedureDescription")
-    scheduled.ScheduledProcedureStepID = _text(step, "ScheduledProcedureStepID")
-    scheduled.ScheduledProcedureStepDescription = _text(step, "ScheduledProcedureStepDescription")
+    scheduled.RequestedProcedureID = text_of(item, "RequestedProcedureID")
+    scheduled.RequestedProcedureDescription = text_of(item, "RequestedProcedureDescription")
+    scheduled.ScheduledProcedureStepID = text_of(step, "ScheduledProcedureStepID")
+    scheduled.ScheduledProcedureStepDescription = text_of(step, "ScheduledProcedureStepDescription")
     scheduled.ScheduledProtocolCodeSequence = Sequence(_copied(step.get("ScheduledProtocolCodeSequence") or []))
     patient = Dataset()
     patient.PatientName = item.get("PatientName", "") if allow_patient_names else ""
-    patient.PatientID = _text(item, "PatientID")
+    patient.PatientID = text_of(item, "PatientID")
     if "IssuerOfPatientID" in item:
-        patient.IssuerOfPatientID = _text(item, "IssuerOfPatientID")
-    patient.PatientBirthDate = _text(item, "PatientBirthDate")
-    patient.PatientSex = _text(item, "PatientSex")
+        patient.IssuerOfPatientID = text_of(item, "IssuerOfPatientID")
+    patient.PatientBirthDate = text_of(item, "PatientBirthDate")
+    patient.PatientSex = text_of(item, "PatientSex")
     if "SpecificCharacterSet" in item and allow_patient_names:
         patient.SpecificCharacterSet = item.SpecificCharacterSet
     description = scheduled.ScheduledProcedureStepDescription or scheduled.RequestedProcedureDescription
-    return _create([scheduled], patient, modality=modality or _text(step, "Modality"),
-                   station_aet=station_aet or _text(step, "ScheduledStationAETitle"),
-                   station_name=_text(step, "ScheduledStationName"), description=description,
+    return _create([scheduled], patient, modality=modality or text_of(step, "Modality"),
+                   station_aet=station_aet or text_of(step, "ScheduledStationAETitle"),
+                   station_name=text_of(step, "ScheduledStationName"), description=description,
                    procedure_codes=Sequence(_copied(item.get("RequestedProcedureCodeSequence") or [])),
                    pps_id=pps_id, now=now)
 
@@ -178,14 +178,14 @@ def listed_instances(step: Dataset) -> list[InstanceRef]:
     for item in step.get("PerformedSeriesSequence") or []:
         for keyword in ("ReferencedImageSequence", "ReferencedNonImageCompositeSOPInstanceSequence"):
             for ref in item.get(keyword) or []:
-                found.append(InstanceRef(_text(ref, "ReferencedSOPClassUID"), _text(ref, "ReferencedSOPInstanceUID"),
-                                         _text(item, "SeriesInstanceUID")))
+                found.append(InstanceRef(text_of(ref, "ReferencedSOPClassUID"), text_of(ref, "ReferencedSOPInstanceUID"),
+                                         text_of(item, "SeriesInstanceUID")))
     return found
 
 
 def study_uids(step: Dataset) -> list[str]:
     """The Study Instance UIDs of a step's Scheduled Step Attributes Sequence."""
-    uids = [_text(item, "StudyInstanceUID") for item in step.get("ScheduledStepAttributesSequence") or []]
+    uids = [text_of(item, "StudyInstanceUID") for item in step.get("ScheduledStepAttributesSequence") or []]
     return list(dict.fromkeys(u for u in uids if u))
 
 
@@ -220,6 +220,7 @@ def _copied(items: Iterable[Dataset]) -> list[Dataset]:
     return [Dataset.from_json(item.to_json_dict()) for item in items]
 
 
-def _text(dataset: Dataset, keyword: str) -> str:
+def text_of(dataset: Dataset, keyword: str) -> str:
+    """The value of ``keyword`` in ``dataset`` as stripped text ("" when absent or empty)."""
     value = dataset.get(keyword)
     return str(value).strip() if value not in (None, "") else ""
