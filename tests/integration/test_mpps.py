@@ -234,6 +234,7 @@ def test_mpps_create_refuses_bad_input_on_one_line(serve, tmp_path):
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
     assert_one_line_error(_mpps("create", _node(serve), "--from-worklist", broken), 7, "not a JSON file")
+    assert_one_line_error(_mpps("get", _node(serve), "1.2.x"), 2, "'1.2.x' is not a UID")
     assert_one_line_error(_mpps("set", _node(serve), "1.2.3", "--status", "IN PROGRESS"), 2,
                           "give COMPLETED or DISCONTINUED")
     assert_one_line_error(_mpps("set", _node(serve), "1.2.3", "--status", "COMPLETED", "--instances",

@@ -23,7 +23,6 @@ from pacskit.mpps.build import (
     create_from_worklist_item,
     final_set,
     listed_instances,
-    new_uid,
     study_uids,
     text_of,
 )
@@ -84,7 +83,7 @@ def create(
             requested_procedure_id=procedure_id or "", step_id=step_id or ""), pps_id=pps_id)
     if not dataset.Modality:
         raise UsageError("the worklist item has no modality: give --modality")
-    created = client.mpps_create(target(client, node, called_ae), dataset, uid or new_uid())
+    created = client.mpps_create(target(client, node, called_ae), dataset, _uid(uid) if uid else None)
     out.print(created, markup=False)
 
 
@@ -119,7 +118,7 @@ def set_(
         refs = []
     modifications = final_set(final, refs, retrieve_ae=retrieve_ae or "")
     client = state(ctx).client()
-    client.mpps_set(target(client, node, called_ae), uid, modifications)
+    client.mpps_set(target(client, node, called_ae), _uid(uid), modifications)
     series = len(modifications.PerformedSeriesSequence)
     out.print(f"{uid}  {final.value}  {len(refs)} instance" + ("s" if len(refs) != 1 else "")
               + f" in {series} series", markup=False)
@@ -137,7 +136,7 @@ def get(
     """Print a step as NODE has it (N-GET, MPPS Retrieve SOP Class, PS3.4 F.8); names
     withheld unless allowed."""
     client = state(ctx).client()
-    step = client.mpps_get(target(client, node, called_ae), uid)
+    step = client.mpps_get(target(client, node, called_ae), _uid(uid))
     _print_step(uid, step, output, {})
 
 
@@ -240,6 +239,15 @@ def _summary(uid: str, step: Dataset, status: str | None) -> dict[str, Any]:
         "description": text_of(step, "PerformedProcedureStepDescription"),
         "series": len(series), "instances": len(listed_instances(step)),
     }
+
+
+def _uid(text: str) -> str:
+    from pacskit.archive.uids import canonical_uid
+
+    uid = canonical_uid(text)
+    if uid is None:
+        raise UsageError(f"{text!r} is not a UID (PS3.5 9.1)")
+    return uid
 
 
 def _status(text: str) -> StepStatus:
