@@ -302,3 +302,40 @@ class Client:
             QueryError, NetworkError, DimseError: the move failed.
         """
         return _retrieve.move(self.settings, self.node(node), query, destination, self.privacy)
+
+    def mpps_create(self, node: Node | str, dataset: Dataset, sop_instance_uid: str | None = None) -> str:
+        """N-CREATE a Modality Performed Procedure Step IN PROGRESS on ``node`` (PS3.4
+        F.7.2.1) with ``dataset`` (:mod:`pacskit.mpps.build` makes one); its SOP Instance
+        UID, a new one unless given.
+
+        Raises:
+            ServiceNotSupported: ``node`` does not offer the MPPS SOP Class.
+            DimseFailure: refused (its Offending Element and Error ID in the message).
+            NetworkError: the association failed.
+        """
+        from pacskit.mpps.build import new_uid
+        from pacskit.net.mpps import create_step
+
+        return create_step(self.settings, self.node(node), dataset, sop_instance_uid or new_uid())
+
+    def mpps_set(self, node: Node | str, sop_instance_uid: str, modifications: Dataset) -> None:
+        """N-SET ``modifications`` on a step of ``node`` (PS3.4 F.7.2.2), e.g. the final
+        one :func:`pacskit.mpps.build.final_set` makes.
+
+        Raises:
+            ServiceNotSupported, DimseFailure, NetworkError: as :meth:`mpps_create`.
+        """
+        from pacskit.net.mpps import set_step
+
+        set_step(self.settings, self.node(node), sop_instance_uid, modifications)
+
+    def mpps_get(self, node: Node | str, sop_instance_uid: str) -> Dataset:
+        """A step's attributes as ``node`` has them (N-GET, MPPS Retrieve SOP Class, PS3.4
+        F.8), patient names withheld unless the settings allow them.
+
+        Raises:
+            ServiceNotSupported, DimseFailure, NetworkError: as :meth:`mpps_create`.
+        """
+        from pacskit.net.mpps import get_step
+
+        return self.privacy.scrub_response(get_step(self.settings, self.node(node), sop_instance_uid))

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from pacskit.archive.index import Index
 from pacskit.archive.ingest import Ingest
+from pacskit.archive.mpps import MppsRetrieveService, MppsService, PerformedSteps
 from pacskit.archive.recovery import Recovered, recover
 from pacskit.archive.scp import ArchiveSCP
 from pacskit.net.acceptor import Acceptor
@@ -34,6 +35,9 @@ class Archive:
         self.index = Index.open(settings.archive.db_url())
         self.ingest = Ingest(settings.archive, self.index)
         self.scp = ArchiveSCP(settings, self.ingest, self.index)
+        self.mpps = PerformedSteps(self.index)
+        self.scp.register(MppsService(self.mpps))
+        self.scp.register(MppsRetrieveService(self.mpps))
         self.server: Acceptor | None = None
         self.web: WebServer | None = None
 

@@ -28,6 +28,7 @@ from pacskit.cli.global_options import (
     with_global_options,
 )
 from pacskit.cli.move import move
+from pacskit.cli.mpps import app as mpps_app
 from pacskit.cli.nodes import nodes
 from pacskit.cli.receive import receive
 from pacskit.cli.serve import serve
@@ -88,6 +89,7 @@ for command in (echo, find, get, move, store, receive, nodes, serve):
     app.command(name=command.__name__)(with_global_options(command))
 app.add_typer(archive_app, name="archive")
 app.add_typer(worklist_app, name="worklist")
+app.add_typer(mpps_app, name="mpps")
 
 
 def main(argv: list[str] | None = None) -> None:
