@@ -430,6 +430,7 @@ def _add(result: RetrieveResult | MoveResult, counts: SubOperations) -> None:
     result.completed += counts.completed
     result.failed += counts.failed
     result.warning += counts.warning
+    result.remaining += counts.remaining or 0
     result.failed_instances.extend(counts.failed_instances)
 
 
