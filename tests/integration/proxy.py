@@ -5,6 +5,7 @@ fall silent."""
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 import time
 
@@ -18,16 +19,20 @@ class RecordingProxy:
         stall_after_received: stop forwarding (but keep the connection open) once the
             peer has sent this many bytes.
         delay: seconds to hold each chunk the peer sends before passing it on.
+        drop_first: reset this many first connections as soon as they are accepted
+            (a peer restarting); ``connections`` counts every one accepted.
     """
 
     def __init__(self, target_host: str, target_port: int, *, cut_after: int | None = None,
                  cut_after_received: int | None = None, stall_after_received: int | None = None,
-                 delay: float = 0.0) -> None:
+                 delay: float = 0.0, drop_first: int = 0) -> None:
         self.target = (target_host, target_port)
         self.cut_after = cut_after
         self.cut_after_received = cut_after_received
         self.stall_after_received = stall_after_received
         self.delay = delay
+        self.drop_first = drop_first
+        self.connections = 0
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
         self.sent = bytearray()
@@ -43,6 +48,11 @@ class RecordingProxy:
                 client, _ = self.server.accept()
             except OSError:
                 return
+            self.connections += 1
+            if self.connections <= self.drop_first:
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                client.close()
+                continue
             upstream = socket.create_connection(self.target)
             for src, dst, outgoing in ((client, upstream, True), (upstream, client, False)):
                 thread = threading.Thread(target=self._pump, args=(src, dst, outgoing), daemon=True)
