@@ -19,19 +19,22 @@ class RecordingProxy:
         stall_after_received: stop forwarding (but keep the connection open) once the
             peer has sent this many bytes.
         delay: seconds to hold each chunk the peer sends before passing it on.
+        chunk_size: the most bytes read (and passed on) at a time: small, with ``delay``,
+            to trickle what a fast peer sends at once.
         drop_first: reset this many first connections as soon as they are accepted
             (a peer restarting); ``connections`` counts every one accepted.
     """
 
     def __init__(self, target_host: str, target_port: int, *, cut_after: int | None = None,
                  cut_after_received: int | None = None, stall_after_received: int | None = None,
-                 delay: float = 0.0, drop_first: int = 0) -> None:
+                 delay: float = 0.0, chunk_size: int = 65536, drop_first: int = 0) -> None:
         self.target = (target_host, target_port)
         self.cut_after = cut_after
         self.cut_after_received = cut_after_received
         self.stall_after_received = stall_after_received
         self.delay = delay
         self.drop_first = drop_first
+        self.chunk_size = chunk_size
         self.connections = 0
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
@@ -61,7 +64,7 @@ class RecordingProxy:
 
     def _pump(self, src: socket.socket, dst: socket.socket, outgoing: bool) -> None:
         try:
-            while chunk := src.recv(65536):
+            while chunk := src.recv(self.chunk_size):
                 if outgoing:
                     with self._lock:
                         self.sent += chunk
