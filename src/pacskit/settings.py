@@ -367,13 +367,13 @@ def user_config_dir() -> Path:
 def _default_file(settings_cls: type[BaseSettings]) -> Path | None:
     named = settings_cls.model_config.get("toml_file")
     if isinstance(named, str | Path):
-        return Path(named)
+        return Path(named) if Path(named).is_file() else None
     return find_config_file()
 
 
 def _config_file_source(settings_cls: type[BaseSettings]) -> PydanticBaseSettingsSource:
     """The config file's values (lowest priority): the file :meth:`Settings.load` was
-    given, else the subclass's ``toml_file``, else :func:`find_config_file`'s.
+    given, else the subclass's ``toml_file`` if it exists, else :func:`find_config_file`'s.
 
     Raises:
         ConfigError: the file cannot be read or is not valid TOML.
