@@ -13,6 +13,7 @@ from pacskit import retrieve as _retrieve
 from pacskit import retry
 from pacskit import send as _send
 from pacskit.call_options import RetrieveMethod, RetrieveOptions, RetryOptions
+from pacskit.errors import MoveDestinationUnknown
 from pacskit.finder import checked_matches
 from pacskit.layout import DEFAULT_LAYOUT, Layout
 from pacskit.level_queries import InstanceQuery, LevelQuery, PatientQuery, SeriesQuery, StudyQuery
@@ -26,6 +27,7 @@ from pacskit.models import (
     StoreResult,
 )
 from pacskit.net import c_echo
+from pacskit.net.status import MOVE_DESTINATION_UNKNOWN
 from pacskit.net.find import find_session
 from pacskit.nodes import Node, is_web_address
 from pacskit.privacy import PrivacyPolicy
@@ -407,15 +409,44 @@ class Client:
              **options: Unpack[RetryOptions]) -> MoveResult:
         """C-MOVE what ``query`` matches from ``node`` to the AE title ``destination``
         (PS3.4 C.4.2), tried again after a transient failure as ``retries`` allows.
+        From ``"archive"`` or a folder, the files are sent by C-STORE to the node of the
+        nodes table with that AE title (or name). A DICOMweb node has no move.
 
         Raises:
             MoveDestinationUnknown: ``node`` does not know ``destination`` (0xA801).
             QueryError, NetworkError, DimseError: the move failed.
         """
         general = query.to_query() if isinstance(query, LevelQuery) else query
+        if isinstance(node, str) and is_local_source(node):
+            return self._local_move(node, general, destination)
         target = self.node(node)
         return self._retried(lambda: _retrieve.move(self.settings, target, general, destination, self.privacy),
                              "C-MOVE", options)
+
+    def _local_move(self, source: str, query: Query, destination: str) -> MoveResult:
+        """A move from the archive or a folder: its files sent by C-STORE to the node of
+        the nodes table that has the AE title (or the name) ``destination``, as a C-MOVE
+        SCP does (PS3.4 C.4.2.3).
+
+        Raises:
+            MoveDestinationUnknown: no such node (0xA801, as a PACS would answer).
+        """
+        started = time.monotonic()
+        names = [name for name, entry in self.settings.nodes.items()
+                 if entry.ae_title == destination or name == destination]
+        if not names:
+            raise MoveDestinationUnknown(f"move destination {destination!r} is not in the nodes table",
+                                         status=MOVE_DESTINATION_UNKNOWN)
+        result = MoveResult(destination=destination)
+        files = list(local_files(self.settings, source, query))
+        if files:
+            stored = _send.store(self.settings, self.settings.resolve_node(names[0]), files)
+            result.requests = 1
+            result.completed = stored.sent - stored.warning
+            result.warning = stored.warning
+            result.failed = stored.failed + stored.not_dicom
+        result.seconds = time.monotonic() - started
+        return result
 
     def move_study(self, node: Node | str, study_uid: str, destination: str,
                    **options: Unpack[RetryOptions]) -> MoveResult:

@@ -14,6 +14,7 @@ from served import CLIENT_NODES, dimse_node, served_archive, web_url
 
 from pacskit import AsyncClient, Client, Node, Settings
 from pacskit.level_queries import InstanceQuery, PatientQuery, SeriesQuery, StudyQuery
+from pacskit.errors import MoveDestinationUnknown
 from pacskit.models import RetrieveProgress
 from pacskit.privacy import PATIENT_NAME_KEYWORDS
 from pacskit.results import StudyResult
@@ -173,3 +174,20 @@ def test_async_timeout_raises_timeout_error(orthanc, corpus):
         assert asyncio.run(main()) < 1.5
     finally:
         proxy.close()
+
+
+@pytest.mark.parametrize("source", ["archive", "folder"])
+def test_move_from_the_archive_or_a_folder_stores_to_the_destination(source, archive, corpus_dir, storescp, corpus):
+    from pacskit.settings import NodeConfig
+
+    settings = Settings(archive=ArchiveSettings(data_dir=archive.settings.archive.data_dir),
+                        nodes={"viewer": NodeConfig(ae_title=storescp.ae_title, host="127.0.0.1",
+                                                    port=storescp.port)})
+    node = "archive" if source == "archive" else str(corpus_dir)
+    client = Client(settings)
+    moved = client.move_series(node, corpus[0].study_uid, corpus[0].series_uid, storescp.ae_title)
+    assert (moved.status, moved.completed, moved.failed) == ("success", 3, 0)
+    assert sorted(p.name.split(".", 1)[1] for p in storescp.received()) == sorted(
+        c.sop_instance_uid for c in corpus if c.series_uid == corpus[0].series_uid)
+    with pytest.raises(MoveDestinationUnknown):
+        client.move_study(node, corpus[0].study_uid, "NOWHERE")
