@@ -27,8 +27,8 @@ from pacskit.models import (
     StoreResult,
 )
 from pacskit.net import c_echo
-from pacskit.net.status import MOVE_DESTINATION_UNKNOWN
 from pacskit.net.find import find_session
+from pacskit.net.status import MOVE_DESTINATION_UNKNOWN
 from pacskit.nodes import Node, is_web_address
 from pacskit.privacy import PrivacyPolicy
 from pacskit.query import Level, Query

@@ -13,8 +13,8 @@ from pydicom import dcmread
 from served import CLIENT_NODES, dimse_node, served_archive, web_url
 
 from pacskit import AsyncClient, Client, Node, Settings
-from pacskit.level_queries import InstanceQuery, PatientQuery, SeriesQuery, StudyQuery
 from pacskit.errors import MoveDestinationUnknown
+from pacskit.level_queries import InstanceQuery, PatientQuery, SeriesQuery, StudyQuery
 from pacskit.models import RetrieveProgress
 from pacskit.privacy import PATIENT_NAME_KEYWORDS
 from pacskit.results import StudyResult
