@@ -7,8 +7,9 @@ are ``asyncio.sleep``, progress callbacks run on the event loop, and ``async for
 find results as they arrive (:mod:`pacskit.async_answers`).
 
 A timeout or a cancellation stops the awaiting task at once. The worker thread of a
-find stops at its next answer (C-CANCEL); that of a retrieve, a move or a store runs to
-its end, as no driver on asyncio streams can stop it yet.
+find stops at its next answer; that of a retrieve writes nothing more and refuses what
+still arrives, but waits for the peer's final response; that of a move or a store runs
+to its end, as no driver on asyncio streams can stop it yet.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, TypeVar
 from pacskit import retry
 from pacskit.async_answers import ThreadAnswers
 from pacskit.call_options import AsyncRetrieveOptions, AsyncRetryOptions, RetrieveMethod
+from pacskit.cancellation import Cancellation
 from pacskit.client import Client, instances_query, series_query, study_query
 from pacskit.layout import DEFAULT_LAYOUT
 from pacskit.level_queries import InstanceQuery, LevelQuery, PatientQuery, SeriesQuery, StudyQuery
@@ -132,17 +134,27 @@ class AsyncClient:
         wado_uri: bool = False,
         retries: int | None = None,
         retry_backoff: float | None = None,
+        cancellation: Cancellation | None = None,
         timeout: float | None = None,
     ) -> RetrieveResult:
-        """See :meth:`Client.get`. ``progress`` is called on the event loop."""
+        """See :meth:`Client.get`. ``progress`` is called on the event loop. On a
+        timeout or a cancellation of the awaiting task, nothing more is written or kept
+        once :class:`TimeoutError` or :class:`asyncio.CancelledError` is raised (what still
+        arrives is refused), though the worker thread goes on until the peer's final
+        response."""
         on_loop = _on_loop(progress)
+        stop = cancellation or Cancellation()
 
         def work() -> RetrieveResult:
             return self.sync.get(node, query, output, layout=layout, overwrite=overwrite, method=method,
-                                 progress=on_loop, wado_uri=wado_uri, retries=0)
+                                 progress=on_loop, wado_uri=wado_uri, retries=0, cancellation=stop)
 
-        return await self._call(work, "retrieve", {"retries": retries, "retry_backoff": retry_backoff,
-                                                   "timeout": timeout})
+        try:
+            return await self._call(work, "retrieve", {"retries": retries, "retry_backoff": retry_backoff,
+                                                       "timeout": timeout})
+        except BaseException:
+            stop.cancel()
+            raise
 
     async def get_study(self, node: Node | str, study_uid: str, output: Path | str | None = None,
                         **options: Unpack[AsyncRetrieveOptions]) -> RetrieveResult:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, TypedDict
 
+from pacskit.cancellation import Cancellation
 from pacskit.retrieve import ProgressCallback
 
 RetrieveMethod = Literal["get", "move", "auto"]
@@ -32,6 +33,8 @@ class RetrieveOptions(RetryOptions, total=False):
         progress: called with a :class:`~pacskit.models.RetrieveProgress` as instances
             arrive.
         wado_uri: from a DICOMweb node, retrieve by WADO-URI instead of WADO-RS.
+        cancellation: once cancelled, nothing more is written (see
+            :class:`~pacskit.cancellation.Cancellation`).
     """
 
     layout: str
@@ -39,6 +42,7 @@ class RetrieveOptions(RetryOptions, total=False):
     method: RetrieveMethod
     progress: ProgressCallback | None
     wado_uri: bool
+    cancellation: Cancellation | None
 
 
 class Timed(TypedDict, total=False):

@@ -13,6 +13,7 @@ from pacskit import retrieve as _retrieve
 from pacskit import retry
 from pacskit import send as _send
 from pacskit.call_options import RetrieveMethod, RetrieveOptions, RetryOptions
+from pacskit.cancellation import Cancellation
 from pacskit.errors import MoveDestinationUnknown
 from pacskit.finder import checked_matches
 from pacskit.layout import DEFAULT_LAYOUT, Layout
@@ -104,12 +105,13 @@ class Client:
                               max_search_answer=self.settings.max_search_answer)
 
     def _wado_retrieve(self, web: WebNode, query: Query, sink: FolderSink | None,
-                       progress: ProgressCallback | None, *, wado_uri: bool) -> RetrieveResult:
+                       progress: ProgressCallback | None, cancellation: Cancellation | None, *,
+                       wado_uri: bool) -> RetrieveResult:
         started = time.monotonic()
         if sink is not None:
             sink.prepare()
         result = RetrieveResult(method="wado-uri" if wado_uri else "wado-rs")
-        receiver = _retrieve.Receiver(result, sink, self.privacy, progress, None)
+        receiver = _retrieve.Receiver(result, sink, self.privacy, progress, None, cancellation)
         with self._web_client(web) as client:
             client.retrieve(query, receiver, wado_uri=wado_uri)
         result.seconds = time.monotonic() - started
@@ -289,6 +291,7 @@ class Client:
         wado_uri: bool = False,
         retries: int | None = None,
         retry_backoff: float | None = None,
+        cancellation: Cancellation | None = None,
     ) -> RetrieveResult:
         """Retrieve what ``query`` matches into ``output`` (a folder) or, without
         ``output``, into memory (``RetrieveResult.instances``).
@@ -306,7 +309,9 @@ class Client:
         Patient names are blanked unless the settings opt in, and a layout with a
         patient-name field is refused before anything is retrieved. A transient failure
         is tried again, as a whole, as ``retries`` allows (:mod:`pacskit.retry`); files
-        a failed attempt wrote are then kept as present.
+        a failed attempt wrote are then kept as present. Once ``cancellation`` is
+        cancelled (from another thread), every instance still arriving is refused, none
+        is written any more and no further request is sent.
 
         Returns the outcome; call ``raise_for_status()`` on it to turn failures into
         exceptions.
@@ -330,22 +335,25 @@ class Client:
 
         def attempt() -> RetrieveResult:
             if web is not None:
-                return self._wado_retrieve(web, general, sink, progress, wado_uri=wado_uri)
+                return self._wado_retrieve(web, general, sink, progress, cancellation, wado_uri=wado_uri)
             if isinstance(node, str) and is_local_source(node):
-                return self._local_retrieve(node, general, sink, progress)
+                return self._local_retrieve(node, general, sink, progress, cancellation)
             return _retrieve.retrieve(self.settings, self.node(node), general, method=method,
-                                      sink=sink, privacy=self.privacy, progress=progress)
+                                      sink=sink, privacy=self.privacy, progress=progress,
+                                      cancellation=cancellation)
 
         return self._retried(attempt, "retrieve", {"retries": retries, "retry_backoff": retry_backoff})
 
     def _local_retrieve(self, source: str, query: Query, sink: FolderSink | None,
-                        progress: ProgressCallback | None) -> RetrieveResult:
+                        progress: ProgressCallback | None, cancellation: Cancellation | None) -> RetrieveResult:
         started = time.monotonic()
         if sink is not None:
             sink.prepare()
         result = RetrieveResult(method="local")
-        receiver = _retrieve.Receiver(result, sink, self.privacy, progress, None)
+        receiver = _retrieve.Receiver(result, sink, self.privacy, progress, None, cancellation)
         for path in local_files(self.settings, source, query):
+            if cancellation is not None and cancellation.cancelled:
+                break
             result.requests += 1
             if receiver.take(path.read_bytes()):
                 result.completed += 1

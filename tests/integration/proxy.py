@@ -36,6 +36,8 @@ class RecordingProxy:
         self.drop_first = drop_first
         self.chunk_size = chunk_size
         self.connections = 0
+        self._open = 0
+        self._idle = threading.Condition()
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
         self.sent = bytearray()
@@ -57,6 +59,8 @@ class RecordingProxy:
                 client.close()
                 continue
             upstream = socket.create_connection(self.target)
+            with self._idle:
+                self._open += 1
             for src, dst, outgoing in ((client, upstream, True), (upstream, client, False)):
                 thread = threading.Thread(target=self._pump, args=(src, dst, outgoing), daemon=True)
                 thread.start()
@@ -88,6 +92,15 @@ class RecordingProxy:
                     sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+            if outgoing:
+                with self._idle:
+                    self._open -= 1
+                    self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until every forwarded connection has ended; whether they did in time."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._open == 0, timeout)
 
     def close(self) -> None:
         self._closing.set()

@@ -66,3 +66,34 @@ def test_leaving_early_stops_the_find(orthanc, corpus):
     finally:
         reference.close()
         slow.close()
+
+
+@pytest.mark.parametrize("peer", ["orthanc", "pacskit-serve"])
+def test_a_timed_out_retrieve_writes_nothing_after_the_timeout(peer, orthanc, corpus, tmp_path):
+    from served import CLIENT_NODES, served_archive
+
+    def run(port: int) -> tuple[int, int]:
+        proxy = RecordingProxy("127.0.0.1", port, delay=0.05, chunk_size=1024)
+        node = Node(ae_title=orthanc.ae_title if peer == "orthanc" else "ARCHIVE", host="127.0.0.1",
+                    port=proxy.port)
+        out = tmp_path / "out"
+
+        async def main() -> int:
+            with pytest.raises(TimeoutError):
+                await AsyncClient(Settings()).get_study(node, corpus[0].study_uid, out, timeout=1.0)
+            return len(list(out.rglob("*.dcm")))
+
+        try:
+            at_timeout = asyncio.run(main())
+            assert proxy.wait_idle(60), "the association ended"
+            return at_timeout, len(list(out.rglob("*.dcm")))
+        finally:
+            proxy.close()
+
+    if peer == "orthanc":
+        at_timeout, after = run(orthanc.port)
+    else:
+        with served_archive(tmp_path / "serve", [c.path for c in corpus], nodes=CLIENT_NODES) as archive:
+            at_timeout, after = run(archive.settings.port)
+    assert at_timeout < 6, "the timeout came before the whole study"
+    assert after == at_timeout, "nothing was written after the timeout"
