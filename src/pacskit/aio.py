@@ -21,7 +21,12 @@ from typing import TYPE_CHECKING, TypeVar
 
 from pacskit import retry
 from pacskit.async_answers import ThreadAnswers
-from pacskit.call_options import AsyncRetrieveOptions, AsyncRetryOptions, RetrieveMethod
+from pacskit.call_options import (
+    AsyncRetrieveOptions,
+    AsyncRetryOptions,
+    RetrieveMethod,
+    WorklistFilters,
+)
 from pacskit.cancellation import Cancellation
 from pacskit.client import Client, instances_query, series_query, study_query
 from pacskit.layout import DEFAULT_LAYOUT
@@ -33,6 +38,7 @@ from pacskit.results import InstanceResult, LevelResult, PatientResult, SeriesRe
 from pacskit.retrieve import ProgressCallback
 from pacskit.send import StoreProgressCallback
 from pacskit.settings import Settings
+from pacskit.worklist.query import WorklistQuery
 
 if TYPE_CHECKING:
     from pydicom import Dataset
@@ -120,6 +126,12 @@ class AsyncClient:
                              **options: Unpack[AsyncRetryOptions]) -> list[InstanceResult]:
         """See :meth:`Client.find_instances`."""
         return await self._call(lambda: self.sync.find_instances(node, query, retries=0), "C-FIND", options)
+
+    async def worklist(self, node: Node | str, query: WorklistQuery | None = None, *,
+                       timeout: float | None = None, **filters: Unpack[WorklistFilters]) -> list[Dataset]:
+        """See :meth:`Client.worklist`."""
+        return await self._call(lambda: self.sync.worklist(node, query, **filters), "worklist C-FIND",
+                                {"retries": 0, "timeout": timeout})
 
     async def get(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal, TypedDict
 
 from pacskit.cancellation import Cancellation
@@ -60,3 +61,15 @@ class AsyncRetryOptions(RetryOptions, Timed, total=False):
 
 class AsyncRetrieveOptions(RetrieveOptions, Timed, total=False):
     """:class:`RetrieveOptions` and a ``timeout``."""
+
+
+class WorklistFilters(TypedDict, total=False):
+    """The filters of :meth:`WorklistQuery.build <pacskit.worklist.query.WorklistQuery.build>`."""
+
+    station_aet: str | None
+    modality: str | None
+    date: str | None
+    patient_id: str | None
+    accession: str | None
+    keys: Iterable[str]
+    limit: int | None

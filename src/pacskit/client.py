@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar, cast
 
@@ -12,7 +12,7 @@ from pydicom import Dataset
 from pacskit import retrieve as _retrieve
 from pacskit import retry
 from pacskit import send as _send
-from pacskit.call_options import RetrieveMethod, RetrieveOptions, RetryOptions
+from pacskit.call_options import RetrieveMethod, RetrieveOptions, RetryOptions, WorklistFilters
 from pacskit.cancellation import Cancellation
 from pacskit.errors import MoveDestinationUnknown
 from pacskit.finder import checked_matches
@@ -183,7 +183,7 @@ class Client:
                 matches.close()
             return
 
-    def _search(self, node: Node | str, query: Query, check: AnswerCheck) -> Iterator[Dataset]:
+    def _search(self, node: Node | str, query: Query, check: AnswerCheck) -> Generator[Dataset]:
         web = self.web_node(node)
         if web is not None:
             return self._web_search(web, query, check)
@@ -191,16 +191,16 @@ class Client:
             return self._local_search(node, query, check)
         return self._dimse_search(self.node(node), query, check)
 
-    def _web_search(self, web: WebNode, query: Query, check: AnswerCheck) -> Iterator[Dataset]:
+    def _web_search(self, web: WebNode, query: Query, check: AnswerCheck) -> Generator[Dataset]:
         with self._web_client(web) as client:
             yield from client.checked_search(query, check)
 
-    def _local_search(self, source: str, query: Query, check: AnswerCheck) -> Iterator[Dataset]:
+    def _local_search(self, source: str, query: Query, check: AnswerCheck) -> Generator[Dataset]:
         for match in find_local(self.settings, source, query, query.return_keywords(self.privacy)):
             check.answers += 1
             yield self.privacy.scrub_response(match)
 
-    def _dimse_search(self, node: Node, query: Query, check: AnswerCheck) -> Iterator[Dataset]:
+    def _dimse_search(self, node: Node, query: Query, check: AnswerCheck) -> Generator[Dataset]:
         with find_session(self.settings, node, query.model.value) as session:
             for match in checked_matches(session, query, self.privacy, check):
                 yield self.privacy.scrub_response(match)
@@ -250,7 +250,7 @@ class Client:
         return self._typed(InstanceResult, node, query or InstanceQuery(), options)
 
     def iter_worklist(self, node: Node | str, query: WorklistQuery | None = None,
-                      **filters: object) -> Iterator[Dataset]:
+                      **filters: Unpack[WorklistFilters]) -> Iterator[Dataset]:
         """C-FIND on ``node``'s Modality Worklist (PS3.4 K.4.1.2), yielding each item as it
         arrives: ``query``, or one built from ``filters`` (the keyword arguments of
         :meth:`WorklistQuery.build <pacskit.worklist.query.WorklistQuery.build>`:
@@ -264,14 +264,14 @@ class Client:
             NetworkError, DimseError: the C-FIND failed.
         """
         if query is None:
-            query = WorklistQuery.build(**filters)  # type: ignore[arg-type]
+            query = WorklistQuery.build(**filters)
         identifier = query.to_identifier(self.privacy)
         with find_session(self.settings, self.node(node), "worklist") as session:
             for item in session.find(identifier, query.limit):
                 yield self.privacy.scrub_response(item)
 
     def worklist(self, node: Node | str, query: WorklistQuery | None = None,
-                 **filters: object) -> list[Dataset]:
+                 **filters: Unpack[WorklistFilters]) -> list[Dataset]:
         """Every item of :meth:`iter_worklist`, as the SCP sent them.
 
         >>> client.worklist("ris", modality="CT", date="today")
