@@ -18,6 +18,7 @@ from typing import BinaryIO
 
 from pydicom import Dataset, dcmread
 
+from pacskit.cancellation import Cancellation, RetrieveCancelled
 from pacskit.deflate import InflationLimitExceeded, inflate_into, instance_limit
 from pacskit.encoded import parse_file_meta, plain_file_meta
 from pacskit.errors import (
@@ -75,6 +76,7 @@ FILE_META_HEAD = 64 << 10
 """How much of a received instance is read for its file meta information."""
 
 ProgressCallback = Callable[[RetrieveProgress], None]
+CANCELLED = "the retrieve was cancelled"
 
 
 @dataclass(frozen=True)
@@ -163,8 +165,10 @@ class Receiver:
     """Takes each received instance into a folder or memory, and keeps the tally."""
 
     def __init__(self, result: RetrieveResult, sink: FolderSink | None, privacy: PrivacyPolicy,
-                 progress: ProgressCallback | None, expected: int | None) -> None:
+                 progress: ProgressCallback | None, expected: int | None,
+                 cancellation: Cancellation | None = None) -> None:
         self.result = result
+        self.cancellation = cancellation
         self.sink = sink
         self.privacy = privacy
         self.progress = progress
@@ -177,7 +181,13 @@ class Receiver:
         size = len(data) if isinstance(data, bytes | bytearray) else os.fstat(data.fileno()).st_size
         try:
             _check_inflation(data, size)
-            self._keep(data)
+            if self.cancellation is None:
+                self._keep(data)
+            else:
+                self.cancellation.unless_cancelled(lambda: self._keep(data))
+        except RetrieveCancelled:
+            self._fail(data, CANCELLED)
+            raise InstanceRejected(CANCELLED) from None
         except InstanceRejected as exc:
             self._fail(data, str(exc))
             raise
@@ -316,9 +326,11 @@ def retrieve(
     sink: FolderSink | None,
     privacy: PrivacyPolicy,
     progress: ProgressCallback | None = None,
+    cancellation: Cancellation | None = None,
 ) -> RetrieveResult:
     """Retrieve what ``query`` matches by C-GET (``get``), C-MOVE to ourselves (``move``)
-    or C-GET falling back to C-MOVE when the peer refuses C-GET (``auto``).
+    or C-GET falling back to C-MOVE when the peer refuses C-GET (``auto``). Once
+    ``cancellation`` is set, what still arrives is refused and no request is sent.
 
     Raises:
         QueryError, NetworkError, DimseError, OutputError: as the steps that fail.
@@ -331,11 +343,14 @@ def retrieve(
     expected = None if any(r.expected is None for r in requests) else sum(r.expected or 0 for r in requests)
     if method == "auto":
         try:
-            result = _retrieve(settings, node, query, requests, "get", sink, privacy, progress, expected)
+            result = _retrieve(settings, node, query, requests, "get", sink, privacy, progress, expected,
+                               cancellation)
         except (ServiceNotSupported, NoStorageRole):
-            result = _retrieve(settings, node, query, requests, "move", sink, privacy, progress, expected)
+            result = _retrieve(settings, node, query, requests, "move", sink, privacy, progress, expected,
+                               cancellation)
     else:
-        result = _retrieve(settings, node, query, requests, method, sink, privacy, progress, expected)
+        result = _retrieve(settings, node, query, requests, method, sink, privacy, progress, expected,
+                           cancellation)
     result.check = plan.check
     result.seconds = time.monotonic() - started
     return result
@@ -343,11 +358,12 @@ def retrieve(
 
 def _retrieve(settings: Settings, node: Node, query: Query, requests: list[RetrieveRequest],
               method: str, sink: FolderSink | None, privacy: PrivacyPolicy,
-              progress: ProgressCallback | None, expected: int | None) -> RetrieveResult:
+              progress: ProgressCallback | None, expected: int | None,
+              cancellation: Cancellation | None) -> RetrieveResult:
     result = RetrieveResult(method=method)
     if not requests:
         return result
-    receiver = Receiver(result, sink, privacy, progress, expected)
+    receiver = Receiver(result, sink, privacy, progress, expected, cancellation)
     model = query.model.value
     if method == "get":
         with get_session(settings, node, model, receiver) as session:
@@ -400,6 +416,8 @@ def _send_all(session: RetrieveSession, requests: list[RetrieveRequest], result:
               receiver: Receiver, destination: str | None) -> list[tuple[RetrieveRequest, SubOperations]]:
     sent = []
     for request in requests:
+        if receiver.cancellation is not None and receiver.cancellation.cancelled:
+            break
         receiver.begin_request()
         if destination is None:
             counts = session.c_get(request.identifier, receiver.on_response)
@@ -430,6 +448,7 @@ def _add(result: RetrieveResult | MoveResult, counts: SubOperations) -> None:
     result.completed += counts.completed
     result.failed += counts.failed
     result.warning += counts.warning
+    result.remaining += counts.remaining or 0
     result.failed_instances.extend(counts.failed_instances)
 
 

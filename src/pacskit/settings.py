@@ -13,6 +13,14 @@ The TOML file is the one named by ``PACSKIT_CONFIG``, else ``./pacskit.toml``, e
     port = 104
 
 Environment variables use ``__`` for nesting: ``PACSKIT_NODES__PACS__PORT=1104``.
+
+``Settings()`` and :meth:`Settings.load` read the same sources; ``load`` also takes an
+explicit file and the CLI's flags, and turns an invalid value into a
+:class:`~pacskit.errors.ConfigError`. An application with its own environment prefix
+(and file) subclasses :class:`Settings`::
+
+    class ClinicSettings(Settings):
+        model_config = SettingsConfigDict(env_prefix="CLINIC_DICOM_", toml_file="clinic.toml")
 """
 
 from __future__ import annotations
@@ -32,7 +40,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from pacskit.errors import ConfigError, InvalidAddress, UnknownNode
 from pacskit.nodes import (
@@ -44,7 +57,7 @@ from pacskit.nodes import (
 )
 
 CONFIG_FILE_NAME = "pacskit.toml"
-_file_values: ContextVar[dict[str, Any] | None] = ContextVar("pacskit_file_values", default=None)
+_chosen_file: ContextVar[tuple[Path | None] | None] = ContextVar("pacskit_config_file", default=None)
 
 
 Operation = Literal["echo", "find", "get", "move", "store", "worklist", "mpps", "commitment"]
@@ -230,6 +243,9 @@ class Settings(BaseSettings):
         max_search_answer: the most bytes of QIDO-RS answers pacskit reads for one search
             (all its pages together) as a DICOMweb client; past it the search fails.
         allow_patient_names: opt in to requesting, showing and writing patient names.
+        retries: the library's attempts after a first one that failed for a transient
+            reason (:mod:`pacskit.retry`); 0 (the default, and the CLI's) tries once.
+        retry_backoff: seconds before the first retry, doubled for each next one.
         nodes: the named remote nodes.
         archive: the archive of ``pacskit serve``.
         web: the DICOMweb service of ``pacskit serve``.
@@ -256,6 +272,8 @@ class Settings(BaseSettings):
     memory_budget: Annotated[int, Field(ge=0)] = 256 << 20
     max_search_answer: Annotated[int, Field(ge=1)] = 64 << 20
     allow_patient_names: bool = False
+    retries: Annotated[int, Field(ge=0, le=20)] = 0
+    retry_backoff: Annotated[float, Field(ge=0)] = 0.5
     nodes: dict[str, NodeConfig] = Field(default_factory=dict)
     archive: ArchiveSettings = Field(default_factory=ArchiveSettings)
     web: WebSettings = Field(default_factory=WebSettings)
@@ -277,7 +295,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _TomlSource(settings_cls))
+        return (init_settings, env_settings, _config_file_source(settings_cls))
 
     @classmethod
     def load(cls, config_file: Path | str | None = None, **overrides: Any) -> Settings:
@@ -289,14 +307,14 @@ class Settings(BaseSettings):
         Raises:
             ConfigError: the file cannot be read or parsed, or a value is invalid.
         """
-        path = Path(config_file) if config_file else find_config_file()
-        token = _file_values.set(read_config_file(path) if path else {})
+        path = Path(config_file) if config_file else _default_file(cls)
+        token = _chosen_file.set((path,))
         try:
             return cls(**{k: v for k, v in overrides.items() if v is not None})
         except ValidationError as exc:
             raise ConfigError(_describe(exc, path)) from None
         finally:
-            _file_values.reset(token)
+            _chosen_file.reset(token)
 
     def resolve_node(self, name_or_address: str) -> Node:
         """Turn a node name from the table, or an inline ``dicom://`` address, into a Node.
@@ -346,29 +364,30 @@ def user_config_dir() -> Path:
     return Path(base) / "pacskit"
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
-    """Parse a ``pacskit.toml``.
+def _default_file(settings_cls: type[BaseSettings]) -> Path | None:
+    named = settings_cls.model_config.get("toml_file")
+    if isinstance(named, str | Path):
+        return Path(named) if Path(named).is_file() else None
+    return find_config_file()
+
+
+def _config_file_source(settings_cls: type[BaseSettings]) -> PydanticBaseSettingsSource:
+    """The config file's values (lowest priority): the file :meth:`Settings.load` was
+    given, else the subclass's ``toml_file`` if it exists, else :func:`find_config_file`'s.
 
     Raises:
-        ConfigError: unreadable or not valid TOML.
+        ConfigError: the file cannot be read or is not valid TOML.
     """
+    chosen = _chosen_file.get()
+    path = chosen[0] if chosen is not None else _default_file(settings_cls)
+    if path is not None and not path.is_file():
+        raise ConfigError(f"cannot read {path}: no such file")
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
+        return TomlConfigSettingsSource(settings_cls, toml_file=path)
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-
-
-class _TomlSource(PydanticBaseSettingsSource):
-    """The values read from the config file by :meth:`Settings.load` (lowest priority)."""
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return (_file_values.get() or {}).get(field_name), field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return dict(_file_values.get() or {})
 
 
 def _describe(exc: ValidationError, path: Path | None) -> str:

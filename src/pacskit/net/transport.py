@@ -138,6 +138,9 @@ class Transport:
         except TimeoutError:
             sock.close()
             raise NetworkTimeout(f"{label}: no TCP connection within {connect_timeout:g} s") from None
+        except ConnectionResetError:
+            sock.close()
+            raise AssociationAborted(f"{label}: the connection was reset as it opened") from None
         except OSError as exc:
             sock.close()
             raise NetworkError(f"{label}: cannot connect: {exc.strerror or exc}") from None
