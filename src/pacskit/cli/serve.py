@@ -41,13 +41,19 @@ def serve(
     with Archive(settings) as archive:
         archive.start()
         where = settings.archive.db or f"SQLite in {settings.archive.data_dir}"
-        err.print(f"pacskit archive {settings.ae_title} listening on {settings.bind_address}:{settings.port} "
+        tls = settings.tls
+        ports = [f"{settings.bind_address}:{settings.port}"] if tls.plain or tls.port is None else []
+        if tls.port is not None:
+            clients = "client certificates required" if tls.require_client_certificate else "no client certificate asked"
+            ports.append(f"{settings.bind_address}:{tls.port} (DICOM TLS, {tls.profile}, {clients})")
+        err.print(f"pacskit archive {settings.ae_title} listening on {' and '.join(ports)} "
                   f"(files in {settings.archive.data_dir}, index: {where}); Ctrl-C stops it.",
                   markup=False)
         if web.enabled:
             auth = "Basic/Bearer authentication" if web.authenticated else "no authentication"
-            err.print(f"  DICOMweb on http://{web.bind}:{web.port}/dicom-web ({auth}); "
-                      f"WADO-URI on http://{web.bind}:{web.port}/wado", markup=False)
+            scheme = "https" if tls.https else "http"
+            err.print(f"  DICOMweb on {scheme}://{web.bind}:{web.port}/dicom-web ({auth}); "
+                      f"WADO-URI on {scheme}://{web.bind}:{web.port}/wado", markup=False)
         err.print(f"  try: pacskit echo dicom://{settings.ae_title}@127.0.0.1:{settings.port}", markup=False)
         stop.wait()
     err.print("pacskit archive stopped.", markup=False)
