@@ -402,6 +402,10 @@ def _handshake(sock: socket.socket, label: str, timeout: float, context: ssl.SSL
         if host is None:
             return context.wrap_socket(sock, server_side=True)
         return context.wrap_socket(sock, server_hostname=host)
+    except ssl.SSLEOFError:
+        sock.close()
+        raise TlsAborted(f"{label} closed the connection during the TLS handshake "
+                         "(does it speak TLS on this port?)") from None
     except ssl.SSLError as exc:
         sock.close()
         if host is None:

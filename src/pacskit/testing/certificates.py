@@ -49,7 +49,8 @@ def make_certificates(folder: Path) -> Certificates:
     return Certificates(
         ca=ca.certificate,
         server=_issue(folder, "server", "localhost", ca, server_names, "serverAuth,clientAuth"),
-        client=_issue(folder, "client", "PACSKIT client", ca, "subjectAltName=DNS:client.test", "clientAuth"),
+        client=_issue(folder, "client", "PACSKIT client", ca, "subjectAltName=DNS:client.test,IP:127.0.0.1",
+                      "serverAuth,clientAuth"),
         expired=_issue(folder, "expired", "localhost", ca, server_names, "serverAuth,clientAuth", days=-1),
         wrong_host=_issue(folder, "wrong-host", "elsewhere.test", ca, "subjectAltName=DNS:elsewhere.test",
                           "serverAuth"),
