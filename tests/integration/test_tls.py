@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
+import sys
+import time
 
 import pytest
 from clirunner import assert_one_line_error, run_cli
@@ -18,7 +20,7 @@ from pacskit.errors import AssociationRejected
 from pacskit.net.scp import listen_address, storage_scp
 from pacskit.settings import ArchiveSettings, NodeConfig, Settings, TlsSettings, WebSettings
 from pacskit.testing.certificates import make_certificates
-from pacskit.testing.peers import StoreSCP, dcmtk_tls, free_port, peer_env, require
+from pacskit.testing.peers import StoreSCP, dcmtk_tls, echoscu, free_port, peer_env, require
 
 OUR_AET = "PACSKIT"
 PROFILES = [("+py", "bcp195-nd"), ("+px", "bcp195"), ("+pz", "bcp195-ex")]
@@ -241,3 +243,28 @@ def test_the_move_listener_binds_towards_the_peer_and_admits_only_it(pki):
         secure = Node(ae_title=OUR_AET, host="127.0.0.1", port=port, tls=True)
         Client(Settings(ae_title="MOVESCP", tls=TlsSettings(certificate=pki.client.certificate,
                                                             key=pki.client.key, ca=pki.ca))).echo(secure)
+
+
+def test_serve_takes_its_tls_port_and_certificate_from_the_command_line(tmp_path, pki):
+    plain, secure = free_port(), free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pacskit", *map(str, [
+                "serve", "--data-dir", tmp_path / "data", "--no-http", "--aet", "ARCHIVE", "--port", plain,
+                "--tls-port", secure, "--tls-cert", pki.server.certificate, "--tls-key", pki.server.key,
+                "--tls-ca", pki.ca, "--tls-profile", "bcp195-ex"])],
+            stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while not echoscu("ARCHIVE", "127.0.0.1", secure, tls=dcmtk_client(pki, "+pz")):
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        assert echoscu("ARCHIVE", "127.0.0.1", plain)
+        assert f"127.0.0.1:{secure} (DICOM TLS, bcp195-ex, client certificates required)" in log.read_text() \
+            or f"0.0.0.0:{secure} (DICOM TLS, bcp195-ex, client certificates required)" in log.read_text()
+    finally:
+        process.terminate()
+        process.wait(10)
+    no_certificate = run_cli("serve", "--data-dir", tmp_path / "data", "--no-http", "--tls-port", secure)
+    assert_one_line_error(no_certificate, 3, "--tls-port needs a certificate")
