@@ -35,7 +35,13 @@ from pydicom.uid import UID
 from pynetdicom.presentation import PresentationContext
 
 from pacskit.deflate import IDENTIFIER_LIMIT, InflationLimitExceeded
-from pacskit.errors import AssociationAborted, NetworkError, NetworkTimeout, PacskitError, TlsFailure
+from pacskit.errors import (
+    AssociationAborted,
+    NetworkError,
+    NetworkTimeout,
+    PacskitError,
+    TlsFailure,
+)
 from pacskit.net import exchange_log
 from pacskit.net.association import Association, ReleaseRequested, associate
 from pacskit.net.commands import (
