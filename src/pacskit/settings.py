@@ -287,6 +287,9 @@ class Settings(BaseSettings):
         tls: DICOM TLS and HTTPS, both roles.
         move_bind_address: the address the C-MOVE-to-ourselves listener binds to;
             empty: the address of our interface towards the peer asked to move.
+        move_check_peer: that listener admits only the peer asked to move (its AE title
+            as calling AE title, from its address); off for a PACS whose C-STORE
+            sub-associations come from another AE title or host.
     """
 
     model_config = SettingsConfigDict(
@@ -315,6 +318,7 @@ class Settings(BaseSettings):
     web: WebSettings = Field(default_factory=WebSettings)
     tls: TlsSettings = Field(default_factory=TlsSettings)
     move_bind_address: str = ""
+    move_check_peer: bool = True
 
     @field_validator("ae_title")
     @classmethod

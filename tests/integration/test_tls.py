@@ -237,6 +237,8 @@ def test_the_move_listener_binds_towards_the_peer_and_admits_only_it(pki):
         Client(Settings(ae_title="MOVESCP")).echo(me)
         with pytest.raises(AssociationRejected, match="calling AE title not recognised"):
             Client(Settings(ae_title="INTRUDER")).echo(me)
+    with storage_scp(settings.model_copy(update={"move_check_peer": False}), lambda data: None, peer=asked):
+        Client(Settings(ae_title="ANYONE")).echo(Node(ae_title=OUR_AET, host="127.0.0.1", port=port))
     tls = tls_settings(pki)
     with storage_scp(settings.model_copy(update={"tls": tls}), lambda data: None,
                      peer=asked.model_copy(update={"tls": True})):

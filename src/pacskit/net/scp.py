@@ -5,7 +5,7 @@ association, messages read straight from the socket), with a service that hands 
 instance, still encoded and behind its file meta information, to the retrieve.
 
 It admits only the peer it was started for (the node asked to move): associations
-calling with that node's AE title, from its address. It listens on
+calling with that node's AE title, from its address (``move_check_peer``). It listens on
 ``move_bind_address``, by default the address of our interface towards that node (never
 every interface unless configured so), and speaks DICOM TLS when the node does.
 """
@@ -104,7 +104,8 @@ def storage_scp(settings: Settings, on_instance: InstanceHandler, port: int | No
     what arrives is also told to ``deliveries``.
 
     Only associations that call our AE title are accepted; with ``peer``, only those
-    from it (its AE title as calling AE title, from its address), on the address of our
+    from it (its AE title as calling AE title, from its address; any peer if
+    ``move_check_peer`` is off), on the address of our
     interface towards it unless ``move_bind_address`` is set, over TLS when it is a TLS
     node (or ``tls.always``).
 
@@ -117,7 +118,7 @@ def storage_scp(settings: Settings, on_instance: InstanceHandler, port: int | No
     context = None
     if peer is not None and (peer.tls or settings.tls.always):
         context = server_context(settings.tls)
-    acceptor = Acceptor(settings, _MoveDestination(on_instance, peer),
+    acceptor = Acceptor(settings, _MoveDestination(on_instance, peer if settings.move_check_peer else None),
                         [*scp_storage_contexts(), build_context(Verification)],
                         on_connection=deliveries.connection if deliveries is not None else None)
     acceptor.start((listen_address(settings, peer), port if port is not None else settings.port), tls=context)
