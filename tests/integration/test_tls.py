@@ -153,11 +153,16 @@ def test_serve_refuses_a_missing_or_untrusted_client_certificate(tls_archive, pk
     assert anonymous.returncode != 0
     untrusted = run_cli("echo", f"dicoms://ARCHIVE@127.0.0.1:{tls_archive.settings.tls.port}", "--tls-ca", pki.ca,
                         "--tls-cert", pki.untrusted.certificate, "--tls-key", pki.untrusted.key)
-    assert_one_line_error(untrusted, 17, "the peer closed the TLS connection (it may require a client "
-                                         "certificate, or not trust ours)")
+    assert_one_line_error(untrusted, 17, "TLS connection ended: it does not trust our certificate")
+    without = run_cli("echo", f"dicoms://ARCHIVE@127.0.0.1:{tls_archive.settings.tls.port}", "--tls-ca", pki.ca)
+    assert_one_line_error(without, 17, "TLS connection ended: it requires a client certificate (tls.certificate")
+    expired = run_cli("echo", f"dicoms://ARCHIVE@127.0.0.1:{tls_archive.settings.tls.port}", "--tls-ca", pki.ca,
+                      "--tls-cert", pki.expired.certificate, "--tls-key", pki.expired.key)
+    assert_one_line_error(expired, 17, "TLS connection ended: it says our certificate has expired")
     refusals = [r.getMessage() for r in caplog.records if "TLS connection from 127.0.0.1 refused" in r.getMessage()]
     assert any("the peer sent no client certificate" in m for m in refusals), refusals
     assert any("signed by a CA we do not trust" in m for m in refusals), refusals
+    assert any("its certificate has expired" in m for m in refusals), refusals
 
 
 def test_serve_without_client_certificates_when_configured(tmp_path, pki):

@@ -396,27 +396,45 @@ class Transport:
 def _handshake(sock: socket.socket, label: str, timeout: float, context: ssl.SSLContext,
                host: str | None) -> ssl.SSLSocket:
     """``sock`` wrapped in TLS, the handshake done (a client's when ``host`` is given);
-    ``sock`` is closed if it fails."""
+    closed if it fails."""
     sock.settimeout(timeout)
+    wrapped = context.wrap_socket(sock, server_side=host is None, server_hostname=host,
+                                  do_handshake_on_connect=False)
     try:
-        if host is None:
-            return context.wrap_socket(sock, server_side=True)
-        return context.wrap_socket(sock, server_hostname=host)
+        wrapped.do_handshake()
+        return wrapped
     except ssl.SSLEOFError:
-        sock.close()
+        wrapped.close()
         raise TlsAborted(f"{label} closed the connection during the TLS handshake "
                          "(does it speak TLS on this port?)") from None
     except ssl.SSLError as exc:
-        sock.close()
         if host is None:
+            _close_after_alert(wrapped)
             raise TlsAborted(f"{label}: {tls.meaning(exc)}") from None
+        wrapped.close()
         raise tls.failure(label, exc) from None
     except TimeoutError:
-        sock.close()
+        wrapped.close()
         raise NetworkTimeout(f"{label}: no TLS handshake within {timeout:g} s") from None
     except OSError as exc:
-        sock.close()
+        wrapped.close()
         reason = "closed the connection during the TLS handshake"
         if isinstance(exc, ConnectionResetError | BrokenPipeError) or not exc.strerror:
             raise TlsAborted(f"{label} {reason} (does it speak TLS on this port?)") from None
         raise TlsAborted(f"{label}: TLS handshake failed: {exc.strerror}") from None
+
+
+def _close_after_alert(sock: ssl.SSLSocket, linger: float = 1.0) -> None:
+    """Close a connection whose handshake we refused so that our alert reaches the
+    peer: end our side, then read what it still sends (its first PDU, after a TLS 1.3
+    handshake it thinks complete) until it closes, for at most ``linger`` seconds —
+    closing with unread bytes would reset the connection and lose the alert."""
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(linger)
+        deadline = time.monotonic() + linger
+        while time.monotonic() < deadline and sock.recv(1 << 16):
+            pass
+    except OSError:
+        pass
+    sock.close()
