@@ -12,12 +12,16 @@ import time
 
 import pytest
 from clirunner import assert_one_line_error, run_cli
+from pynetdicom import build_context
+from pynetdicom.sop_class import Verification
 
 from pacskit import Client, Node
 from pacskit.archive import Archive
 from pacskit.archive.maintenance import import_files
 from pacskit.errors import AssociationRejected
+from pacskit.net.association import Association
 from pacskit.net.scp import listen_address, storage_scp
+from pacskit.net.ul.negotiation import Proposal
 from pacskit.settings import ArchiveSettings, NodeConfig, Settings, TlsSettings, WebSettings
 from pacskit.testing.certificates import make_certificates
 from pacskit.testing.peers import StoreSCP, dcmtk_tls, echoscu, free_port, peer_env, require
@@ -275,3 +279,21 @@ def test_serve_takes_its_tls_port_and_certificate_from_the_command_line(tmp_path
         process.wait(10)
     no_certificate = run_cli("serve", "--data-dir", tmp_path / "data", "--no-http", "--tls-port", secure)
     assert_one_line_error(no_certificate, 3, "--tls-port needs a certificate")
+
+
+def test_shutdown_ends_a_tls_association_in_progress(tls_archive, pki):
+    settings = Settings(ae_title="DCMTK", tls=TlsSettings(certificate=pki.client.certificate, key=pki.client.key,
+                                                          ca=pki.ca))
+    node = Node(ae_title="ARCHIVE", host="127.0.0.1", port=tls_archive.settings.tls.port, tls=True)
+    association = Association.connect(settings, node, Proposal("DCMTK", "ARCHIVE", [build_context(Verification)],
+                                                               settings.max_pdu, {}, ()))
+    try:
+        assert len(tls_archive.server.connections) == 1
+        started = time.monotonic()
+        tls_archive.server.shutdown(grace=0.5)
+        while tls_archive.server.connections and time.monotonic() - started < 5:
+            time.sleep(0.05)
+        assert tls_archive.server.connections == []
+        assert time.monotonic() - started < 5
+    finally:
+        association.close()

@@ -331,24 +331,37 @@ class Acceptor:
 
     def _serve(self, conn: socket.socket, address: str, accepted: float, tls: ssl.SSLContext | None) -> None:
         session: _Session | None = None
+        served = conn
         try:
             session = _Session(self, conn, address, accepted)
-            if tls is None or session.handshake(tls):
-                session.run()
+            if tls is not None:
+                if not session.handshake(tls):
+                    return
+                served = self._rename(conn, session.transport.sock)
+            session.run()
         except Exception:
             LOG.exception("association from %s failed", address)
         finally:
             if session is not None and session.counted:
                 self.limits.end_association()
-            self._forget(conn, address)
+            self._forget(conn, address, served)
             try:
-                conn.close()
+                served.close()
             except OSError:
                 pass
 
-    def _forget(self, conn: socket.socket, host: str) -> None:
+    def _rename(self, conn: socket.socket, wrapped: socket.socket | None) -> socket.socket:
+        """Track a connection by its TLS socket once the handshake has taken over its
+        descriptor (so that :meth:`shutdown` can still end it)."""
+        if wrapped is None:
+            return conn
         with self._lock:
-            self._active.pop(conn, None)
+            self._active[wrapped] = self._active.pop(conn)
+        return wrapped
+
+    def _forget(self, conn: socket.socket, host: str, served: socket.socket | None = None) -> None:
+        with self._lock:
+            self._active.pop(served if served is not None else conn, None)
         self.limits.close(host)
         if self.on_connection is not None:
             self.on_connection(conn, False)
