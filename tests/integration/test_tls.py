@@ -84,9 +84,12 @@ def dcmtk(tool: str, archive: Archive, *args: object, files: tuple[object, ...] 
 def test_pacskit_echoes_and_stores_to_dcmtk_on_each_profile(tmp_path, pki, corpus, flag, profile):
     peer = StoreSCP(tmp_path / "storescp").use_tls(dcmtk_server(pki, flag), dcmtk_client(pki, flag))
     with peer:
-        echoed = run_cli("echo", peer.address, *ours(pki, profile), "-f", "json")
+        echoed = run_cli("echo", peer.address, *ours(pki, profile), "-f", "json", "-v")
         assert echoed.returncode == 0, echoed.stderr
         assert json.loads(echoed.stdout)[0]["ok"] is True
+        session = next(line for line in echoed.stderr.splitlines() if line.startswith("I: TLS with"))
+        assert "TLSv1.2" in session if flag == "+pz" else "TLSv1.3" in session, session
+        assert "GCM" in session and "CN=localhost" in session, session
         stored = run_cli("store", corpus[0].path, corpus[1].path, "--to", peer.address, *ours(pki, profile),
                          "-f", "json")
         assert stored.returncode == 0, stored.stderr

@@ -186,5 +186,9 @@ def peer_subject(sock: ssl.SSLSocket) -> str:
         return ""
     if not certificate:
         return ""
-    parts = [f"{name}={value}" for rdn in certificate.get("subject", ()) for name, value in rdn]
+    parts = [f"{_SHORT_NAMES.get(name, name)}={value}" for rdn in certificate.get("subject", ()) for name, value in rdn]
     return ",".join(parts)
+
+
+_SHORT_NAMES = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU", "countryName": "C",
+                "localityName": "L", "stateOrProvinceName": "ST"}

@@ -40,7 +40,7 @@ from pacskit.errors import (
     NetworkTimeout,
     TlsFailure,
 )
-from pacskit.net import tls
+from pacskit.net import exchange_log, tls
 from pacskit.net.memory_budget import UNLIMITED, MemoryBudget
 
 PDU_HEADER = 6
@@ -171,7 +171,11 @@ class Transport:
             raise NetworkError(f"{label}: cannot connect: {exc.strerror or exc}") from None
         if context is not None:
             sock = _handshake(sock, label, connect_timeout, context, host)
-        return cls(sock, label, timeout)
+        transport = cls(sock, label, timeout)
+        if context is not None:
+            transport.peer_subject = tls.peer_subject(sock)  # type: ignore[arg-type]
+            transport.log_tls()
+        return transport
 
     def accept_tls(self, context: ssl.SSLContext, timeout: float) -> None:
         """The server's side of a TLS handshake on this connection, within ``timeout``.
@@ -206,6 +210,15 @@ class Transport:
         self.sock, self.tls, self._first_read = wrapped, True, False
         self.peer_subject = tls.peer_subject(wrapped)
         self.set_timeout(self.timeout)
+        self.log_tls()
+
+    def log_tls(self) -> None:
+        """Log the TLS session of this connection (version, suite, peer certificate)."""
+        sock = self.sock
+        if isinstance(sock, ssl.SSLSocket):
+            cipher = sock.cipher()
+            exchange_log.tls_session(peer=self.label, version=sock.version() or "", subject=self.peer_subject,
+                                     cipher=cipher[0] if cipher else "")
 
     def set_timeout(self, timeout: float | None) -> None:
         """Seconds a write may take, and a read may wait for a PDU and then take to read
