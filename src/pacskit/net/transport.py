@@ -196,11 +196,9 @@ class Transport:
             self.close()
             raise NetworkTimeout(f"{self.label} sent nothing within {timeout:g} s") from None
         except OSError as exc:
-            self.close()
-            raise AssociationAborted(f"connection to {self.label} lost: {exc.strerror or exc}") from None
+            raise self._lost(exc) from None
         if not first:
-            self.close()
-            raise AssociationAborted(f"{self.label} closed the connection")
+            raise self._closed()
         if first[0] != tls.TLS_RECORD_HANDSHAKE:
             self.write_quietly(tls.PROTOCOL_VERSION_ALERT)
             self.close()
@@ -350,11 +348,9 @@ class Transport:
             self.close()
             raise TlsAborted(f"{self.label}: TLS connection ended: {tls.meaning(exc)}") from None
         except OSError as exc:
-            self.close()
-            raise AssociationAborted(f"connection to {self.label} lost: {exc.strerror or exc}") from None
+            raise self._lost(exc) from None
         if not received:
-            self.close()
-            raise AssociationAborted(f"{self.label} closed the connection")
+            raise self._closed()
         if self._first_read:
             self._first_read = False
             if not self.tls and target[0] in (tls.TLS_RECORD_HANDSHAKE, tls.TLS_RECORD_ALERT):
@@ -380,8 +376,15 @@ class Transport:
             self.close()
             raise TlsAborted(f"{self.label}: TLS connection ended: {tls.meaning(exc)}") from None
         except OSError as exc:
-            self.close()
-            raise AssociationAborted(f"connection to {self.label} lost: {exc.strerror or exc}") from None
+            raise self._lost(exc) from None
+
+    def _lost(self, exc: OSError) -> AssociationAborted:
+        self.close()
+        return AssociationAborted(f"connection to {self.label} lost: {exc.strerror or exc}")
+
+    def _closed(self) -> AssociationAborted:
+        self.close()
+        return AssociationAborted(f"{self.label} closed the connection")
 
     def write_quietly(self, data: bytes) -> None:
         """Write ``data`` if the connection is still there, ignoring any error (an
