@@ -97,12 +97,14 @@ class Client:
                              password=entry.password, token=entry.token)
 
     def _web_client(self, web: WebNode, connections: int = 1) -> DicomWebClient:
+        from pacskit.net.tls import web_client_context
         from pacskit.web.client import DicomWebClient
 
+        verify = web_client_context(self.settings.tls) if web.url.startswith("https:") else True
         return DicomWebClient(web, self.privacy, timeout=self.settings.network_timeout,
                               connect_timeout=self.settings.connect_timeout,
                               connections=max(1, connections),
-                              max_search_answer=self.settings.max_search_answer)
+                              max_search_answer=self.settings.max_search_answer, verify=verify)
 
     def _wado_retrieve(self, web: WebNode, query: Query, sink: FolderSink | None,
                        progress: ProgressCallback | None, cancellation: Cancellation | None, *,

@@ -375,7 +375,7 @@ def _retrieve(settings: Settings, node: Node, query: Query, requests: list[Retri
             _retrieve_again(settings, node, model, failures, result, receiver)
     else:
         deliveries = Deliveries()
-        with storage_scp(settings, receiver, deliveries=deliveries):
+        with storage_scp(settings, receiver, deliveries=deliveries, peer=node):
             with move_session(settings, node, model) as session:
                 local_address = session.local_address
                 try:

@@ -73,7 +73,9 @@ class NodeConfig(BaseModel):
     when the node has no DICOM address. ``username``/``password`` (HTTP basic) or
     ``token`` (bearer) authenticate DICOMweb requests. ``worklist_limit`` caps the
     worklist matches ``pacskit serve`` returns this peer (``archive.worklist.limit`` when
-    unset).
+    unset). ``tls = true``: pacskit's associations with it, and the C-STORE
+    sub-associations ``pacskit serve`` opens to it for a C-MOVE, use DICOM TLS (the
+    ``[tls]`` block, docs/tls.md).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -88,6 +90,7 @@ class NodeConfig(BaseModel):
     token: str | None = None
     allow: list[Operation] = Field(default_factory=lambda: list(OPERATIONS))
     worklist_limit: Annotated[int, Field(ge=1)] | None = None
+    tls: bool = False
 
     @model_validator(mode="after")
     def _check_address(self) -> NodeConfig:
@@ -208,6 +211,54 @@ class WebSettings(BaseModel):
         return self
 
 
+TlsProfile = Literal["bcp195-nd", "bcp195", "bcp195-ex"]
+
+
+class TlsSettings(BaseModel):
+    """DICOM TLS (PS3.15 Annex B, the BCP 195 profiles) and HTTPS (docs/tls.md).
+
+    Attributes:
+        certificate: our certificate chain (PEM): shown to TLS servers that ask for a
+            client certificate, and by ``pacskit serve``'s TLS listener and HTTPS.
+        key: its private key (PEM, unencrypted); the certificate file when unset.
+        ca: the certificates (PEM bundle) a peer's certificate must chain to; the
+            system's trusted CAs when unset.
+        profile: ``bcp195-nd`` (non-downgrading, the default), ``bcp195`` or
+            ``bcp195-ex`` (extended), as DCMTK's ``+py``, ``+px`` and ``+pz``.
+        always: every association pacskit opens uses TLS (``--tls``); otherwise only
+            those with nodes whose ``tls`` is true or whose address is ``dicoms://``.
+        check_hostname: a server's certificate must name the host we called (its DNS
+            name, or its IP address as an IP subjectAltName).
+        require_client_certificate: ``pacskit serve`` (and the C-MOVE listener) admits
+            only TLS clients whose certificate chains to ``ca``.
+        port: the port of ``pacskit serve``'s TLS listener (none when unset).
+        plain: ``pacskit serve`` still listens without TLS on ``port`` beside it.
+        https: ``pacskit serve``'s DICOMweb is HTTPS, with ``certificate`` and ``key``.
+        insecure: as a DICOMweb client, do not verify the server's certificate
+            (``--insecure``); DIMSE always verifies it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    certificate: Path | None = None
+    key: Path | None = None
+    ca: Path | None = None
+    profile: TlsProfile = "bcp195-nd"
+    always: bool = False
+    check_hostname: bool = True
+    require_client_certificate: bool = True
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    plain: bool = True
+    https: bool = False
+    insecure: bool = False
+
+    @model_validator(mode="after")
+    def _check_server(self) -> TlsSettings:
+        if (self.port is not None or self.https) and self.certificate is None:
+            raise ValueError("a TLS listener (tls.port) or HTTPS (tls.https) needs tls.certificate")
+        return self
+
+
 def is_loopback(host: str) -> bool:
     """Whether ``host`` is a loopback address (or ``localhost``)."""
     if host == "localhost":
@@ -249,6 +300,12 @@ class Settings(BaseSettings):
         nodes: the named remote nodes.
         archive: the archive of ``pacskit serve``.
         web: the DICOMweb service of ``pacskit serve``.
+        tls: DICOM TLS and HTTPS, both roles.
+        move_bind_address: the address the C-MOVE-to-ourselves listener binds to;
+            empty: the address of our interface towards the peer asked to move.
+        move_check_peer: that listener admits only the peer asked to move (its AE title
+            as calling AE title, from its address); off for a PACS whose C-STORE
+            sub-associations come from another AE title or host.
     """
 
     model_config = SettingsConfigDict(
@@ -277,6 +334,9 @@ class Settings(BaseSettings):
     nodes: dict[str, NodeConfig] = Field(default_factory=dict)
     archive: ArchiveSettings = Field(default_factory=ArchiveSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    tls: TlsSettings = Field(default_factory=TlsSettings)
+    move_bind_address: str = ""
+    move_check_peer: bool = True
 
     @field_validator("ae_title")
     @classmethod
@@ -336,7 +396,7 @@ class Settings(BaseSettings):
             raise ConfigError(f"node {name_or_address!r} has no DICOM address (ae_title, host): "
                               "it is reached over DICOMweb only")
         return Node.create(name=name_or_address, ae_title=entry.ae_title, host=entry.host,
-                           port=entry.port, dicomweb_url=entry.dicomweb_url)
+                           port=entry.port, dicomweb_url=entry.dicomweb_url, tls=entry.tls)
 
 
 def find_config_file() -> Path | None:
