@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pydicom import Dataset
 from pydicom.sequence import Sequence
 
+from pacskit.errors import NotCommitted
+
 STORAGE_COMMITMENT_PUSH = "1.2.840.10008.1.20.1"
 STORAGE_COMMITMENT_INSTANCE = "1.2.840.10008.1.20.1.1"
 REQUEST_COMMITMENT = 1
@@ -177,3 +179,28 @@ def _reference(item: Dataset, sequence: str) -> Reference:
     if not sop_instance:
         raise ValueError(f"an item of the {sequence} has no Referenced SOP Instance UID")
     return Reference(sop_class, sop_instance)
+
+
+@dataclass
+class CommitmentResult:
+    """The outcome of a commitment request (``pacskit commit``).
+
+    Attributes:
+        transaction_uid: the request's Transaction UID.
+        requested: the instances asked for.
+        report: the SCP's report.
+        same_association: whether the report came on the request's association (else
+            on a new association the SCP opened to us).
+        seconds: from the request to the report.
+    """
+
+    transaction_uid: str
+    requested: list[Reference]
+    report: Report
+    same_association: bool
+    seconds: float
+
+    def raise_for_status(self) -> None:
+        """Raise :class:`~pacskit.errors.NotCommitted` unless every instance is committed."""
+        if self.report.failed:
+            raise NotCommitted(f"{len(self.report.failed)} of {len(self.requested)} instance(s) not committed")
