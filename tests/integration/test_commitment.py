@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,7 @@ from pacskit.settings import NodeConfig, Settings
 from pacskit.testing.peers import free_port
 
 from clirunner import assert_one_line_error, run_cli
+from serve_process import CLIENT_AET, ServeProcess
 from served import dimse_node, served_archive
 
 REQUESTER = "PACSKIT"
@@ -264,3 +266,41 @@ def _write_other_instance(source: Path, target: Path) -> None:
     ds.SOPInstanceUID = MISSING
     ds.file_meta.MediaStorageSOPInstanceUID = MISSING
     ds.save_as(target, enforce_file_format=True)
+
+
+def test_a_report_undelivered_when_serve_stops_is_delivered_after_it_restarts(tmp_path, stored):
+    files, references = stored
+    port = free_port()
+    serve = ServeProcess(tmp_path / "data", settings={
+        "NODES__CLIENT__PORT": str(port), "ARCHIVE__COMMITMENT__ATTEMPTS": "2", "ARCHIVE__COMMITMENT__DELAY": "0.2"})
+    settings = Settings(ae_title=CLIENT_AET, port=port, bind_address="127.0.0.1", dimse_timeout=10)
+    uid = "1.2.826.0.1.3680043.8.498.79"
+    with serve:
+        serve.load(files)
+        with associate(settings, serve.node, [build_context(STORAGE_COMMITMENT_PUSH)]) as association:
+            answered = n_action(association, next(iter(association.contexts.values())), STORAGE_COMMITMENT_INSTANCE,
+                                1, action_information(uid, references))
+        assert answered.status == 0x0000
+        _wait_for_line(serve, f"commitment report {uid} to {CLIENT_AET}@127.0.0.1:{port} not delivered after 2")
+        assert "(attempt 1 of 2)" in serve.log()
+
+    reports: list[Report] = []
+    arrived = threading.Event()
+
+    def on_report(peer, request):
+        reports.append(Report.from_dataset(request.dataset))
+        arrived.set()
+        return 0x0000
+
+    with report_listener(settings, STORAGE_COMMITMENT_PUSH, on_report), serve:
+        assert arrived.wait(20), serve.log()
+    [report] = reports
+    assert report.transaction_uid == uid and report.committed == references
+
+
+def _wait_for_line(serve: ServeProcess, text: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while text not in serve.log():
+        assert time.monotonic() < deadline, serve.log()
+        assert serve.is_alive(), serve.log()
+        time.sleep(0.05)
