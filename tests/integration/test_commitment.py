@@ -127,6 +127,30 @@ def test_a_requester_that_releases_at_once_gets_its_report_on_a_new_association(
     assert report.committed == references
 
 
+def test_a_requester_that_releases_instead_of_answering_the_report_gets_it_again_on_a_new_association(
+        archive, stored, requester_port):
+    _, references = stored
+    settings = _settings(requester_port)
+    reports: list[Report] = []
+    arrived = threading.Event()
+
+    def on_report(peer, request):
+        reports.append(Report.from_dataset(request.dataset))
+        arrived.set()
+        return 0x0000
+
+    with report_listener(settings, STORAGE_COMMITMENT_PUSH, on_report):
+        with associate(settings, dimse_node(archive), [build_context(STORAGE_COMMITMENT_PUSH)]) as association:
+            context = next(iter(association.contexts.values()))
+            n_action(association, context, STORAGE_COMMITMENT_INSTANCE, 1,
+                     action_information("1.2.826.0.1.3680043.8.498.80", references))
+            unanswered = association.receive()
+        assert arrived.wait(10)
+    assert unanswered.us(0x00000100) == 0x0100
+    assert [r.committed for r in reports] == [references]
+    assert request_commitment(settings, dimse_node(archive), references, timeout=10).same_association
+
+
 def test_a_duplicate_transaction_uid_fails_every_instance_and_leaves_the_first_alone(archive, stored, requester_port):
     _, references = stored
     settings = _settings(requester_port)
