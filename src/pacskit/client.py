@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 from pydicom import Dataset
 
 from pacskit import retrieve as _retrieve
-from pacskit.commitment import CommitmentResult, Reference
 from pacskit import send as _send
+from pacskit.commitment import CommitmentResult, Reference
 from pacskit.errors import DimseError, InputError
 from pacskit.finder import checked_matches
 from pacskit.layout import DEFAULT_LAYOUT, Layout

@@ -12,8 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+from clirunner import assert_one_line_error, run_cli
 from pydicom import Dataset
 from pynetdicom import build_context
+from serve_process import CLIENT_AET, ServeProcess
+from served import dimse_node, served_archive
 
 from pacskit import Client
 from pacskit.commitment import (
@@ -32,10 +35,6 @@ from pacskit.net.scp import report_listener
 from pacskit.scan import read_file
 from pacskit.settings import NodeConfig, Settings
 from pacskit.testing.peers import free_port
-
-from clirunner import assert_one_line_error, run_cli
-from serve_process import CLIENT_AET, ServeProcess
-from served import dimse_node, served_archive
 
 REQUESTER = "PACSKIT"
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"

@@ -11,15 +11,14 @@ import time
 
 import httpx
 import pytest
+from clirunner import run_cli
+from served import ARCHIVE_AET, served_archive
 
 from pacskit import Client, Node
 from pacskit.commitment import Reference
 from pacskit.scan import read_file
 from pacskit.settings import NodeConfig, Settings
 from pacskit.testing.peers import Orthanc, free_port
-
-from clirunner import run_cli
-from served import ARCHIVE_AET, dimse_node, served_archive
 
 REQUESTER = "PACSKIT"
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"

@@ -136,7 +136,7 @@ class ReportDelivery:
                 _, transaction_id, attempt = heapq.heappop(self._due)
             try:
                 self._deliver(transaction_id, attempt)
-            except Exception:  # noqa: BLE001 - one report must not stop the others
+            except Exception:
                 LOG.exception("commitment: delivering report %d failed", transaction_id)
 
     def _deliver(self, transaction_id: int, attempt: int) -> None:

@@ -11,8 +11,8 @@ from typer.exceptions import TyperException
 
 from pacskit import __version__
 from pacskit.cli.archive import app as archive_app
-from pacskit.cli.common import State, err
 from pacskit.cli.commit import commit
+from pacskit.cli.common import State, err
 from pacskit.cli.echo import echo
 from pacskit.cli.find import find
 from pacskit.cli.get import get

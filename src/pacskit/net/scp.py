@@ -33,8 +33,8 @@ from pacskit.net.acceptor import (
     StoreRequest,
     StoreSink,
 )
-from pacskit.net.contexts import scp_storage_contexts
 from pacskit.net.commands import N_EVENT_REPORT_RQ
+from pacskit.net.contexts import scp_storage_contexts
 from pacskit.net.normalized import NormalizedRequest, NormalizedResponse
 from pacskit.net.retrieve import InstanceHandler, Received, ReceivedInstance
 from pacskit.nodes import Node
