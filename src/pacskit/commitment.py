@@ -20,10 +20,10 @@ from pacskit.errors import NotCommitted
 STORAGE_COMMITMENT_PUSH = "1.2.840.10008.1.20.1"
 STORAGE_COMMITMENT_INSTANCE = "1.2.840.10008.1.20.1.1"
 REQUEST_COMMITMENT = 1
-"""The Action Type ID of a Storage Commitment request (PS3.4 Table J.3-1)."""
+"""The Action Type ID of a Storage Commitment request (PS3.4 J.3.2)."""
 ALL_COMMITTED = 1
 SOME_FAILED = 2
-"""The Event Type IDs of a report (PS3.4 Table J.3-2)."""
+"""The Event Type IDs of a report (PS3.4 J.3.3)."""
 
 PROCESSING_FAILURE = 0x0110
 NO_SUCH_OBJECT_INSTANCE = 0x0112
@@ -39,7 +39,7 @@ FAILURE_REASONS = {
     CLASS_INSTANCE_CONFLICT: "class/instance conflict",
     DUPLICATE_TRANSACTION_UID: "duplicate transaction UID",
 }
-"""The Failure Reason values of PS3.4 J.3.3.1.1 (Table J.3-2's Failed SOP Sequence)."""
+"""The Failure Reason values of the Failed SOP Sequence (PS3.3 C.14.1.1)."""
 
 _UID = re.compile(r"(?:0|[1-9][0-9]*)(?:\.(?:0|[1-9][0-9]*))*")
 TRANSACTION_UID = 0x00081195
@@ -62,7 +62,7 @@ class Reference:
 
 @dataclass(frozen=True)
 class Failure:
-    """An instance the SCP did not commit, and its Failure Reason (PS3.4 J.3.3.1.1)."""
+    """An instance the SCP did not commit, and its Failure Reason (PS3.3 C.14.1.1)."""
 
     reference: Reference
     reason: int

@@ -139,12 +139,16 @@ class StorageCommitmentService:
 
     def _report(self, association: Association, transaction: Transaction) -> None:
         """Check, keep the report, and send it on ``association`` if the requester still
-        holds it open; else leave it to the delivery on a new association."""
-        checked = self.transactions.checked(transaction, self.check.report(transaction))
-        if send_on(association, checked):
-            self.transactions.delivered(checked.id)
-            return
-        self.delivery.schedule(checked.id)
+        holds it open; else leave it to the delivery on a new association (which checks
+        it first if that failed here)."""
+        try:
+            checked = self.transactions.checked(transaction, self.check.report(transaction))
+            if send_on(association, checked):
+                self.transactions.delivered(checked.id)
+                return
+        except Exception:
+            LOG.exception("commitment report %s: checking or reporting failed", transaction.transaction_uid)
+        self.delivery.schedule(transaction.id)
 
 
 def _read_back(path: Path) -> tuple[int, int]:

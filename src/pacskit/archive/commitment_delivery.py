@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from pynetdicom import build_context
 
-from pacskit.archive.commitment_store import CHECKED, DELIVERED, RECEIVED, Transaction, Transactions
+from pacskit.archive.commitment_store import DELIVERED, RECEIVED, Transaction, Transactions
 from pacskit.commitment import STORAGE_COMMITMENT_INSTANCE, STORAGE_COMMITMENT_PUSH, Report
 from pacskit.errors import PacskitError
 from pacskit.net.association import Association, ReleaseRequested, associate
@@ -99,7 +99,8 @@ class ReportDelivery:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Deliver what earlier runs left undelivered, then what :meth:`schedule` is given."""
+        """Deliver what earlier runs left undelivered (checking first what was never
+        checked), then what :meth:`schedule` is given."""
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="commitment-reports", daemon=True)
         self._thread.start()
@@ -107,8 +108,6 @@ class ReportDelivery:
         if left:
             LOG.info("commitment: %d report(s) not yet delivered; delivering", len(left))
         for transaction in left:
-            if transaction.state == RECEIVED:
-                transaction = self.transactions.checked(transaction, self.check(transaction))
             self.schedule(transaction.id)
 
     def schedule(self, transaction_id: int, attempt: int = 0, delay: float = 0.0) -> None:
@@ -143,7 +142,9 @@ class ReportDelivery:
         transaction = self.transactions.get(transaction_id)
         if transaction is None or transaction.state == DELIVERED:
             return
-        assert transaction.state == CHECKED and transaction.report is not None
+        if transaction.state == RECEIVED:
+            transaction = self.transactions.checked(transaction, self.check(transaction))
+        assert transaction.report is not None
         where = self.destination(transaction.requester)
         if where is None:
             LOG.error("commitment report %s for %s kept undelivered: the nodes table has no host and port for "
