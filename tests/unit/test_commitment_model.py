@@ -1,5 +1,6 @@
-"""Storage Commitment's request and report (PS3.4 J.3) as datasets, the transactions
-table, and the CRC-32 the ingest path keeps of each file (schema version 4)."""
+"""Storage Commitment's request and report (PS3.4 J.3) as datasets, and the CRC-32 the
+ingest path keeps of each file (schema version 4); the transactions table is checked
+with the index (archive_checks.py), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from pydicom import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from sqlalchemy import inspect, select, update
 
-from pacskit.archive.commitment_store import CHECKED, RECEIVED, Transactions
 from pacskit.archive.index import Index
 from pacskit.archive.ingest import Ingest, Received
 from pacskit.archive.schema import SCHEMA_VERSION, SchemaVersion
@@ -63,19 +63,6 @@ def test_a_request_reads_back_and_a_malformed_one_names_its_attribute():
     assert no_items.value.tag == 0x00081199
     with pytest.raises(InvalidRequest, match="item 2"):
         parse_request(action_information("1.2.3.9", [ONE, Reference(CT, "1.2.x")]))
-
-
-def test_a_transaction_uid_seen_before_is_a_duplicate_and_the_first_is_kept(index):
-    store = Transactions(index)
-    first = store.receive("1.2.3.9", "MODALITY", [ONE, TWO])
-    second = store.receive("1.2.3.9", "MODALITY", [ONE])
-    assert (first.duplicate, second.duplicate) == (False, True)
-    store.checked(first, Report("1.2.3.9", [ONE, TWO]))
-    assert [(t.id, t.state) for t in store.undelivered()] == [(first.id, CHECKED), (second.id, RECEIVED)]
-    store.delivered(first.id)
-    assert [t.id for t in store.undelivered()] == [second.id]
-    assert store.get(first.id).report.committed == [ONE, TWO]
-    assert store.attempt_failed(second.id, "refused") == 1
 
 
 def test_the_ingest_path_keeps_the_crc32_of_the_file_it_wrote(tmp_path, index):

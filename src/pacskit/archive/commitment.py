@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import zlib
+from collections import Counter
 from pathlib import Path
 
 from pynetdicom import build_context
@@ -90,6 +91,11 @@ class InstanceCheck:
                 report.committed.append(reference)
             else:
                 report.failed.append(Failure(reference, reason))
+        if report.failed:
+            reasons = Counter(failure.reason_text for failure in report.failed)
+            LOG.warning("commitment transaction %s from %s: %d of %d instance(s) not committed (%s)",
+                        transaction.transaction_uid, transaction.requester, len(report.failed),
+                        len(transaction.requested), ", ".join(f"{n} × {text}" for text, n in reasons.items()))
         return report
 
 

@@ -27,6 +27,7 @@ from pacskit.cli.query_options import (
 )
 from pacskit.commitment import CommitmentResult, Reference
 from pacskit.errors import InputError, UsageError
+from pacskit.query import Query
 from pacskit.scan import scan
 
 
@@ -55,13 +56,13 @@ def commit(
     if files:
         if any(selection):
             raise UsageError("give files or query options, not both")
-        instances: object = _references(files)
+        instances: Query | list[Reference] = _references(files)
     elif any(selection):
         instances = build_query("image", model, patient_id, study_uid, series_uid, sop_uid, accession, date,
                                 modality, None, key, None)
     else:
         raise UsageError("nothing to commit: give files, or --study-uid, --series-uid, --sop-uid or -k keys")
-    result = client.commit(target(client, node, called_ae), instances, timeout=timeout)  # type: ignore[arg-type]
+    result = client.commit(target(client, node, called_ae), instances, timeout=timeout)
     if output is SummaryFormat.json:
         print_json(summary(result))
     else:
