@@ -62,6 +62,19 @@ def archive(tmp_path, stored, requester_port):
         yield served
 
 
+class _Reports:
+    """The reports a listener of ours receives on new associations."""
+
+    def __init__(self) -> None:
+        self.received: list[Report] = []
+        self.arrived = threading.Event()
+
+    def take(self, peer, request) -> int:
+        self.received.append(Report.from_dataset(request.dataset))
+        self.arrived.set()
+        return 0x0000
+
+
 def _settings(port: int) -> Settings:
     return Settings(ae_title=REQUESTER, port=port, bind_address="127.0.0.1", dimse_timeout=10)
 
@@ -106,22 +119,15 @@ def test_a_file_changed_on_disk_after_it_was_stored_is_not_committed(archive, st
 def test_a_requester_that_releases_at_once_gets_its_report_on_a_new_association(archive, stored, requester_port):
     _, references = stored
     settings = _settings(requester_port)
-    reports: list[Report] = []
-    arrived = threading.Event()
-
-    def on_report(peer, request):
-        reports.append(Report.from_dataset(request.dataset))
-        arrived.set()
-        return 0x0000
-
-    with report_listener(settings, STORAGE_COMMITMENT_PUSH, on_report):
+    reports = _Reports()
+    with report_listener(settings, STORAGE_COMMITMENT_PUSH, reports.take):
         with associate(settings, dimse_node(archive), [build_context(STORAGE_COMMITMENT_PUSH)]) as association:
             context = next(iter(association.contexts.values()))
             answered = n_action(association, context, STORAGE_COMMITMENT_INSTANCE, 1,
                                 action_information("1.2.826.0.1.3680043.8.498.77", references))
-        assert arrived.wait(10)
+        assert reports.arrived.wait(10)
     assert answered.status == 0x0000
-    [report] = reports
+    [report] = reports.received
     assert report.transaction_uid == "1.2.826.0.1.3680043.8.498.77"
     assert report.committed == references
 
@@ -130,23 +136,16 @@ def test_a_requester_that_releases_instead_of_answering_the_report_gets_it_again
         archive, stored, requester_port):
     _, references = stored
     settings = _settings(requester_port)
-    reports: list[Report] = []
-    arrived = threading.Event()
-
-    def on_report(peer, request):
-        reports.append(Report.from_dataset(request.dataset))
-        arrived.set()
-        return 0x0000
-
-    with report_listener(settings, STORAGE_COMMITMENT_PUSH, on_report):
+    reports = _Reports()
+    with report_listener(settings, STORAGE_COMMITMENT_PUSH, reports.take):
         with associate(settings, dimse_node(archive), [build_context(STORAGE_COMMITMENT_PUSH)]) as association:
             context = next(iter(association.contexts.values()))
             n_action(association, context, STORAGE_COMMITMENT_INSTANCE, 1,
                      action_information("1.2.826.0.1.3680043.8.498.80", references))
             unanswered = association.receive()
-        assert arrived.wait(10)
+        assert reports.arrived.wait(10)
     assert unanswered.us(0x00000100) == 0x0100
-    assert [r.committed for r in reports] == [references]
+    assert [r.committed for r in reports.received] == [references]
     assert request_commitment(settings, dimse_node(archive), references, timeout=10).same_association
 
 
@@ -307,17 +306,10 @@ def test_a_report_undelivered_when_serve_stops_is_delivered_after_it_restarts(tm
         _wait_for_line(serve, f"commitment report {uid} to {CLIENT_AET}@127.0.0.1:{port} not delivered after 2")
         assert "(attempt 1 of 2)" in serve.log()
 
-    reports: list[Report] = []
-    arrived = threading.Event()
-
-    def on_report(peer, request):
-        reports.append(Report.from_dataset(request.dataset))
-        arrived.set()
-        return 0x0000
-
-    with report_listener(settings, STORAGE_COMMITMENT_PUSH, on_report), serve:
-        assert arrived.wait(20), serve.log()
-    [report] = reports
+    reports = _Reports()
+    with report_listener(settings, STORAGE_COMMITMENT_PUSH, reports.take), serve:
+        assert reports.arrived.wait(20), serve.log()
+    [report] = reports.received
     assert report.transaction_uid == uid and report.committed == references
 
 
