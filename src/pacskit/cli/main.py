@@ -41,7 +41,7 @@ EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
     name="pacskit",
-    help="DICOM networking toolkit: echo, find, get, move, store, worklist — without fetching patient names.",
+    help="DICOM networking toolkit: echo, find, get, move, store, receive, worklist, mpps, commit — without fetching patient names.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
