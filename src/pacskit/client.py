@@ -35,6 +35,7 @@ from pacskit.storage import FolderSink
 from pacskit.worklist.query import WorklistQuery
 
 if TYPE_CHECKING:
+    from pacskit.deid import Deidentifier
     from pacskit.web.client import DicomWebClient, WebNode
 
 
@@ -92,12 +93,13 @@ class Client:
                               max_search_answer=self.settings.max_search_answer)
 
     def _wado_retrieve(self, web: WebNode, query: Query, sink: FolderSink | None,
-                       progress: ProgressCallback | None, *, wado_uri: bool) -> RetrieveResult:
+                       progress: ProgressCallback | None, *, wado_uri: bool,
+                       transform: Deidentifier | None = None) -> RetrieveResult:
         started = time.monotonic()
         if sink is not None:
             sink.prepare()
         result = RetrieveResult(method="wado-uri" if wado_uri else "wado-rs")
-        receiver = _retrieve.Receiver(result, sink, self.privacy, progress, None)
+        receiver = _retrieve.Receiver(result, sink, self.privacy, progress, None, transform)
         with self._web_client(web) as client:
             client.retrieve(query, receiver, wado_uri=wado_uri)
         result.seconds = time.monotonic() - started
@@ -115,7 +117,13 @@ class Client:
         status, associate_s, rtt_s = c_echo(self.settings, target)
         return EchoResult(node=target, status=status, associate_ms=associate_s * 1e3, rtt_ms=rtt_s * 1e3)
 
-    def iter_find(self, node: Node | str, query: Query) -> Answers:
+    def _deidentifier(self, node: Node | str, deidentify: bool, options: Iterable[str]) -> Deidentifier | None:
+        from pacskit.deid.configured import configured_deidentifier
+
+        return configured_deidentifier(self.settings, node, deidentify, options)
+
+    def iter_find(self, node: Node | str, query: Query, *, deidentify: bool = False,
+                  deid_options: Iterable[str] = ()) -> Answers:
         """C-FIND ``query`` on ``node``, yielding each match as it arrives (PS3.4 C.4.1).
         ``node`` may also be ``"archive"`` (the local archive's index) or a folder of
         DICOM files, searched with the same rules (:mod:`pacskit.sources`).
@@ -128,12 +136,23 @@ class Client:
         are kept; the result's ``check`` (:class:`~pacskit.models.AnswerCheck`) counts
         both once the iteration ends.
 
+        With ``deidentify`` (or ``deid_options``, or a node configured with
+        ``deidentify = true``) each match is de-identified as a retrieved instance is
+        (PS3.15 Annex E, :mod:`pacskit.deid`): its UIDs are the ones :meth:`get` writes.
+
         Raises:
             QueryError: the query is invalid for its level (or asks for names).
             InvalidAddress: a malformed DICOMweb URL.
             NetworkError, DimseError: the C-FIND failed.
+            DeidentificationSecretMissing: de-identification without a secret.
         """
         query.to_identifier(self.privacy)
+        deidentifier = self._deidentifier(node, deidentify, deid_options)
+        if deidentifier is not None:
+            return _deidentified(self._answers(node, _with_patient_id(query, deidentifier)), deidentifier)
+        return self._answers(node, query)
+
+    def _answers(self, node: Node | str, query: Query) -> Answers:
         check = AnswerCheck(level=query.level)
         web = self.web_node(node)
         if web is not None:
@@ -156,9 +175,10 @@ class Client:
             for match in checked_matches(session, query, self.privacy, check):
                 yield self.privacy.scrub_response(match)
 
-    def find(self, node: Node | str, query: Query) -> Matches:
+    def find(self, node: Node | str, query: Query, *, deidentify: bool = False,
+             deid_options: Iterable[str] = ()) -> Matches:
         """All the matches of :meth:`iter_find`, as a list with its ``check``."""
-        return Matches(self.iter_find(node, query))
+        return Matches(self.iter_find(node, query, deidentify=deidentify, deid_options=deid_options))
 
     def iter_worklist(self, node: Node | str, query: WorklistQuery | None = None,
                       **filters: object) -> Iterator[Dataset]:
@@ -200,6 +220,8 @@ class Client:
         method: str = "get",
         progress: ProgressCallback | None = None,
         wado_uri: bool = False,
+        deidentify: bool = False,
+        deid_options: Iterable[str] = (),
     ) -> RetrieveResult:
         """Retrieve what ``query`` matches into ``output`` (a folder) or, without
         ``output``, into memory (``RetrieveResult.instances``).
@@ -214,7 +236,10 @@ class Client:
         unless ``overwrite``. A layout without ``{SOPInstanceUID}`` may give instances the
         same path: each then gets a file of its own (``0001.dcm``, ``0001-2.dcm``...).
         Patient names are blanked unless the settings opt in, and a layout with a
-        patient-name field is refused before anything is retrieved.
+        patient-name field is refused before anything is retrieved. With ``deidentify``
+        (or ``deid_options``, or a node configured with ``deidentify = true``) every
+        instance is de-identified before it is written or returned (PS3.15 Annex E,
+        :mod:`pacskit.deid`).
 
         Returns the outcome; call ``raise_for_status()`` on it to turn failures into
         exceptions.
@@ -225,19 +250,21 @@ class Client:
             OutputError: ``output`` cannot be written.
             NetworkError, DimseError: the retrieve failed (``ServiceNotSupported`` when the
                 peer refuses C-GET, ``NoStorageRole``, ``MoveDestinationUnknown``...).
+            DeidentificationSecretMissing: de-identification without a secret.
         """
         if method not in ("get", "move", "auto"):
             raise ValueError(f"method must be get, move or auto, not {method!r}")
+        deidentifier = self._deidentifier(node, deidentify, deid_options)
         sink = (
-            FolderSink(output, Layout(layout), overwrite=overwrite, privacy=self.privacy)
+            FolderSink(output, Layout(layout), overwrite=overwrite, privacy=self.privacy, transform=deidentifier)
             if output is not None
             else None
         )
         web = self.web_node(node)
         if web is not None:
-            return self._wado_retrieve(web, query, sink, progress, wado_uri=wado_uri)
+            return self._wado_retrieve(web, query, sink, progress, wado_uri=wado_uri, transform=deidentifier)
         return _retrieve.retrieve(self.settings, self.node(node), query, method=method,
-                                  sink=sink, privacy=self.privacy, progress=progress)
+                                  sink=sink, privacy=self.privacy, progress=progress, transform=deidentifier)
 
     def get_study(self, node: Node | str, study_uid: str, output: Path | str | None = None,
                   **options: object) -> RetrieveResult:
@@ -302,3 +329,21 @@ class Client:
             QueryError, NetworkError, DimseError: the move failed.
         """
         return _retrieve.move(self.settings, self.node(node), query, destination, self.privacy)
+
+
+def _with_patient_id(query: Query, deidentifier: Deidentifier) -> Query:
+    """``query`` also returning PatientID when dates are moved: the offset is the patient's."""
+    if not deidentifier.modified_dates or "PatientID" in query.match or "PatientID" in query.return_keys:
+        return query
+    return query.model_copy(update={"return_keys": (*query.return_keys, "PatientID")})
+
+
+def _deidentified(answers: Answers, deidentifier: Deidentifier) -> Answers:
+    def each() -> Iterator[Dataset]:
+        try:
+            for match in answers:
+                yield deidentifier(match, record=False)
+        finally:
+            answers.close()
+
+    return Answers(each(), answers.check)

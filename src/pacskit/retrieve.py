@@ -163,8 +163,10 @@ class Receiver:
     """Takes each received instance into a folder or memory, and keeps the tally."""
 
     def __init__(self, result: RetrieveResult, sink: FolderSink | None, privacy: PrivacyPolicy,
-                 progress: ProgressCallback | None, expected: int | None) -> None:
+                 progress: ProgressCallback | None, expected: int | None,
+                 transform: Callable[[Dataset], object] | None = None) -> None:
         self.result = result
+        self.transform = transform
         self.sink = sink
         self.privacy = privacy
         self.progress = progress
@@ -198,6 +200,8 @@ class Receiver:
     def _keep(self, data: Received) -> None:
         if self.sink is None:
             dataset = dcmread(_readable(data))
+            if self.transform is not None:
+                self.transform(dataset)
             self.privacy.blank_instance(dataset)
             with self.lock:
                 self.result.instances.append(dataset)
@@ -316,9 +320,11 @@ def retrieve(
     sink: FolderSink | None,
     privacy: PrivacyPolicy,
     progress: ProgressCallback | None = None,
+    transform: Callable[[Dataset], object] | None = None,
 ) -> RetrieveResult:
     """Retrieve what ``query`` matches by C-GET (``get``), C-MOVE to ourselves (``move``)
-    or C-GET falling back to C-MOVE when the peer refuses C-GET (``auto``).
+    or C-GET falling back to C-MOVE when the peer refuses C-GET (``auto``). Instances
+    kept in memory (no ``sink``) are changed by ``transform`` (a folder sink has its own).
 
     Raises:
         QueryError, NetworkError, DimseError, OutputError: as the steps that fail.
@@ -331,11 +337,12 @@ def retrieve(
     expected = None if any(r.expected is None for r in requests) else sum(r.expected or 0 for r in requests)
     if method == "auto":
         try:
-            result = _retrieve(settings, node, query, requests, "get", sink, privacy, progress, expected)
+            result = _retrieve(settings, node, query, requests, "get", sink, privacy, progress, expected, transform)
         except (ServiceNotSupported, NoStorageRole):
-            result = _retrieve(settings, node, query, requests, "move", sink, privacy, progress, expected)
+            result = _retrieve(settings, node, query, requests, "move", sink, privacy, progress, expected,
+                               transform)
     else:
-        result = _retrieve(settings, node, query, requests, method, sink, privacy, progress, expected)
+        result = _retrieve(settings, node, query, requests, method, sink, privacy, progress, expected, transform)
     result.check = plan.check
     result.seconds = time.monotonic() - started
     return result
@@ -343,11 +350,12 @@ def retrieve(
 
 def _retrieve(settings: Settings, node: Node, query: Query, requests: list[RetrieveRequest],
               method: str, sink: FolderSink | None, privacy: PrivacyPolicy,
-              progress: ProgressCallback | None, expected: int | None) -> RetrieveResult:
+              progress: ProgressCallback | None, expected: int | None,
+              transform: Callable[[Dataset], object] | None = None) -> RetrieveResult:
     result = RetrieveResult(method=method)
     if not requests:
         return result
-    receiver = Receiver(result, sink, privacy, progress, expected)
+    receiver = Receiver(result, sink, privacy, progress, expected, transform)
     model = query.model.value
     if method == "get":
         with get_session(settings, node, model, receiver) as session:

@@ -28,13 +28,14 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from pacskit.errors import ConfigError, InvalidAddress, UnknownNode
+from pacskit.errors import ConfigError, DeidentificationSecretMissing, InvalidAddress, UnknownNode
 from pacskit.nodes import (
     Node,
     is_inline_address,
@@ -60,7 +61,8 @@ class NodeConfig(BaseModel):
     when the node has no DICOM address. ``username``/``password`` (HTTP basic) or
     ``token`` (bearer) authenticate DICOMweb requests. ``worklist_limit`` caps the
     worklist matches ``pacskit serve`` returns this peer (``archive.worklist.limit`` when
-    unset).
+    unset). With ``deidentify``, what ``find`` and ``get`` bring from this node is always
+    de-identified (PS3.15 Annex E, the ``[deidentify]`` settings).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -75,6 +77,7 @@ class NodeConfig(BaseModel):
     token: str | None = None
     allow: list[Operation] = Field(default_factory=lambda: list(OPERATIONS))
     worklist_limit: Annotated[int, Field(ge=1)] | None = None
+    deidentify: bool = False
 
     @model_validator(mode="after")
     def _check_address(self) -> NodeConfig:
@@ -108,6 +111,46 @@ class WorklistSettings(BaseModel):
     enabled: bool = True
     calling_ae_as_station: bool = False
     limit: Annotated[int, Field(ge=1)] = 1000
+
+
+class DeidentifySettings(BaseModel):
+    """De-identification (PS3.15 Annex E, docs/deidentification.md).
+
+    Attributes:
+        secret: the key of the pseudonyms (UIDs, Patient ID, date offset); the same
+            secret gives the same pseudonyms on every run and machine.
+        secret_file: a file whose content (stripped of surrounding white space) is the
+            secret, when ``secret`` is not set.
+        options: the profile's options (``retain-uids``, ``retain-modified-dates``...).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    secret: SecretStr | None = None
+    secret_file: Path | None = None
+    options: list[str] = Field(default_factory=list)
+
+    def secret_bytes(self) -> bytes:
+        """The secret.
+
+        Raises:
+            DeidentificationSecretMissing: none is configured.
+            ConfigError: ``secret_file`` cannot be read, or is empty.
+        """
+        if self.secret is not None and self.secret.get_secret_value():
+            return self.secret.get_secret_value().encode("utf-8")
+        if self.secret_file is not None:
+            try:
+                text = self.secret_file.read_bytes().strip()
+            except OSError as exc:
+                raise ConfigError(f"cannot read deidentify.secret_file {self.secret_file}: "
+                                  f"{exc.strerror or exc}") from None
+            if not text:
+                raise ConfigError(f"deidentify.secret_file {self.secret_file} is empty")
+            return text
+        raise DeidentificationSecretMissing(
+            "de-identification needs a secret for its pseudonyms: set deidentify.secret or "
+            "deidentify.secret_file in pacskit.toml, or PACSKIT_DEIDENTIFY__SECRET")
 
 
 class ArchiveSettings(BaseModel):
@@ -233,6 +276,7 @@ class Settings(BaseSettings):
         nodes: the named remote nodes.
         archive: the archive of ``pacskit serve``.
         web: the DICOMweb service of ``pacskit serve``.
+        deidentify: the secret and options of de-identification (``--deidentify``).
     """
 
     model_config = SettingsConfigDict(
@@ -259,6 +303,7 @@ class Settings(BaseSettings):
     nodes: dict[str, NodeConfig] = Field(default_factory=dict)
     archive: ArchiveSettings = Field(default_factory=ArchiveSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    deidentify: DeidentifySettings = Field(default_factory=DeidentifySettings)
 
     @field_validator("ae_title")
     @classmethod

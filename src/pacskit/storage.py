@@ -75,6 +75,9 @@ class FolderSink:
         privacy: the patient-name policy applied to every written instance and to the
             layout.
         fsync: flush each file to disk before renaming it into place.
+        transform: changes every instance before it is written (de-identification,
+            :mod:`pacskit.deid`): each is then decoded, changed and re-encoded in its
+            own transfer syntax; without it instances are written as received.
 
     Raises:
         UsageError: the layout has a patient-name field that ``privacy`` withholds.
@@ -88,12 +91,14 @@ class FolderSink:
         overwrite: bool = False,
         privacy: PrivacyPolicy = DEFAULT_PRIVACY,
         fsync: bool = False,
+        transform: Callable[[Dataset], object] | None = None,
     ) -> None:
         self.root = Path(root)
         self.layout = layout or Layout()
         self.overwrite = overwrite
         self.privacy = privacy
         self.fsync = fsync
+        self.transform = transform
         self._folders: set[str] = set()
         self._folder_paths: dict[str, Path] = {}
         self._serial = itertools.count()
@@ -135,6 +140,8 @@ class FolderSink:
             OutputError: not DICOM, or the file cannot be written.
             DiskFull: no space left.
         """
+        if self.transform is not None:
+            return self._write_transformed(data)
         if not isinstance(data, bytes | bytearray):
             return self._write_spooled(data)
         fast = _read_encoded(data, self.privacy, self._last_tag, self._wanted)
@@ -150,6 +157,17 @@ class FolderSink:
         if self.privacy.withholds_names and contains_names(dataset):
             return self.write_dataset(dataset)
         return self._write(self._locate(dataset), str(dataset.SOPInstanceUID), data)
+
+    def _write_transformed(self, data: bytes | BinaryIO) -> WrittenInstance:
+        assert self.transform is not None
+        try:
+            dataset = dcmread(BytesIO(data) if isinstance(data, bytes | bytearray) else data)
+        except (InvalidDicomError, EOFError) as exc:
+            raise OutputError(f"received data is not a valid DICOM file: {exc}") from None
+        except (ValueError, KeyError, struct.error) as exc:
+            raise OutputError(f"received data is not a valid DICOM file ({type(exc).__name__})") from None
+        self.transform(dataset)
+        return self.write_dataset(dataset)
 
     def _write_spooled(self, source: BinaryIO) -> WrittenInstance:
         head = source.read(SPOOLED_HEAD)

@@ -5,26 +5,39 @@ dictionary spells them."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-
-from pydicom.sr.codedict import codes
-from pydicom.sr.coding import Code
+from functools import cache
+from typing import TYPE_CHECKING
 
 from pacskit.errors import UsageError
 
-BASIC_PROFILE_CODE: Code = codes.DCM.BasicApplicationConfidentialityProfile
-OPTION_CODES: dict[str, Code] = {
-    "retain-uids": codes.DCM.RetainUidsOption,
-    "retain-full-dates": codes.DCM.RetainLongitudinalTemporalInformationFullDatesOption,
-    "retain-modified-dates": codes.DCM.RetainLongitudinalTemporalInformationModifiedDatesOption,
-    "retain-patient-characteristics": codes.DCM.RetainPatientCharacteristicsOption,
-    "retain-device-identity": codes.DCM.RetainDeviceIdentityOption,
-    "retain-institution-identity": codes.DCM.RetainInstitutionIdentityOption,
-    "retain-safe-private": codes.DCM.RetainSafePrivateOption,
-    "clean-descriptors": codes.DCM.CleanDescriptorsOption,
-    "clean-structured-content": codes.DCM.CleanStructuredContentOption,
-    "clean-graphics": codes.DCM.CleanGraphicsOption,
+if TYPE_CHECKING:
+    from pydicom.sr.coding import Code
+
+BASIC_PROFILE = "BasicApplicationConfidentialityProfile"
+OPTION_CODES: dict[str, str] = {
+    "retain-uids": "RetainUidsOption",
+    "retain-full-dates": "RetainLongitudinalTemporalInformationFullDatesOption",
+    "retain-modified-dates": "RetainLongitudinalTemporalInformationModifiedDatesOption",
+    "retain-patient-characteristics": "RetainPatientCharacteristicsOption",
+    "retain-device-identity": "RetainDeviceIdentityOption",
+    "retain-institution-identity": "RetainInstitutionIdentityOption",
+    "retain-safe-private": "RetainSafePrivateOption",
+    "clean-descriptors": "CleanDescriptorsOption",
+    "clean-structured-content": "CleanStructuredContentOption",
+    "clean-graphics": "CleanGraphicsOption",
 }
+"""Each option and its keyword in pydicom's DCM code dictionary."""
 OPTIONS: tuple[str, ...] = tuple(OPTION_CODES)
+
+
+@cache
+def method_code(keyword: str) -> Code:
+    """The CID 7050 code of ``keyword`` (:data:`BASIC_PROFILE` or a value of
+    :data:`OPTION_CODES`), from pydicom's code dictionary (imported only here: it is
+    large)."""
+    from pydicom.sr.codedict import codes
+
+    return getattr(codes.DCM, keyword)
 
 
 def parse_options(values: Iterable[str]) -> frozenset[str]:

@@ -12,7 +12,7 @@ from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 
 from pacskit.deid.dates import shift_date, shift_datetime
-from pacskit.deid.options import BASIC_PROFILE_CODE, OPTION_CODES
+from pacskit.deid.options import BASIC_PROFILE, OPTION_CODES, method_code
 from pacskit.deid.pseudonyms import Pseudonyms
 from pacskit.deid.table import Table, load_table
 
@@ -192,7 +192,7 @@ class Deidentifier:
         dataset.PatientIdentityRemoved = "YES"
         dataset.DeidentificationMethod = [f"PS3.15 E.1-1 {self.table.edition} Basic Profile (pacskit)",
                                           *sorted(self.options)]
-        codes = [BASIC_PROFILE_CODE, *(OPTION_CODES[o] for o in sorted(self.options))]
+        codes = [method_code(k) for k in (BASIC_PROFILE, *(OPTION_CODES[o] for o in sorted(self.options)))]
         items = []
         for code in codes:
             item = Dataset()
