@@ -17,7 +17,6 @@ from pacskit.deid.pseudonyms import Pseudonyms
 from pacskit.deid.table import Table, load_table
 
 PATIENT_ID = 0x00100020
-SOP_INSTANCE_UID = 0x00080018
 FILE_META_AE_TITLES = (0x00020016, 0x00020017, 0x00020018)
 """Source, Sending and Receiving Application Entity Title (PS3.10 7.1): a device's identity."""
 FILE_META_PRIVATE = (0x00020100, 0x00020102)
@@ -84,7 +83,7 @@ class Deidentifier:
         self._walk(dataset, days, scrub)
         meta = getattr(dataset, "file_meta", None)
         if meta is not None:
-            self._file_meta(dataset, meta)
+            self._file_meta(meta)
         if record:
             self._record(dataset)
         return dataset
@@ -177,9 +176,10 @@ class Deidentifier:
                 found.update(p for p in (text, *re.split(r"[\^=]", text)) if len(p.strip()) >= SHORTEST_SCRUBBED)
         return found
 
-    def _file_meta(self, dataset: Dataset, meta: Dataset) -> None:
-        if self.action(SOP_INSTANCE_UID) not in ("K", None) and "SOPInstanceUID" in dataset:
-            meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
+    def _file_meta(self, meta: Dataset) -> None:
+        """The file meta information (PS3.10 7.1): its rows of Table E.1-1 (the Media
+        Storage SOP Instance UID), and the AE titles of the devices it passed through."""
+        self._walk(meta, None, None)
         if "retain-device-identity" not in self.options:
             for tag in FILE_META_AE_TITLES:
                 if tag in meta:
