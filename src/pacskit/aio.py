@@ -32,9 +32,9 @@ class AsyncClient:
         """See :meth:`Client.echo`."""
         return await asyncio.to_thread(self.sync.echo, node)
 
-    async def find(self, node: Node | str, query: Query) -> Matches:
-        """See :meth:`Client.find`."""
-        return await asyncio.to_thread(self.sync.find, node, query)
+    async def find(self, node: Node | str, query: Query, **options: Any) -> Matches:
+        """See :meth:`Client.find` (``deidentify``, ``deid_options``)."""
+        return await asyncio.to_thread(self.sync.find, node, query, **options)
 
     async def get(self, node: Node | str, query: Query, output: Path | str | None = None,
                   **options: Any) -> RetrieveResult:

@@ -256,7 +256,8 @@ class Client:
             raise ValueError(f"method must be get, move or auto, not {method!r}")
         deidentifier = self._deidentifier(node, deidentify, deid_options)
         sink = (
-            FolderSink(output, Layout(layout), overwrite=overwrite, privacy=self.privacy, transform=deidentifier)
+            FolderSink(output, Layout(layout), overwrite=overwrite, privacy=self.privacy,
+                       deidentifier=deidentifier)
             if output is not None
             else None
         )

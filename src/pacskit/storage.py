@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from pydicom import Dataset, dcmread
 from pydicom.datadict import tag_for_keyword
@@ -38,6 +38,9 @@ from pacskit.errors import DiskFull, OutputError
 from pacskit.layout import Layout, join_name
 from pacskit.placement import Placements, is_uid
 from pacskit.privacy import DEFAULT_PRIVACY, PATIENT_NAME_TAGS, PrivacyPolicy, contains_names
+
+if TYPE_CHECKING:
+    from pacskit.deid import Deidentifier
 
 SPOOLED_HEAD = 4 << 20
 COPY_CHUNK = 1 << 20
@@ -75,9 +78,10 @@ class FolderSink:
         privacy: the patient-name policy applied to every written instance and to the
             layout.
         fsync: flush each file to disk before renaming it into place.
-        transform: changes every instance before it is written (de-identification,
-            :mod:`pacskit.deid`): each is then decoded, changed and re-encoded in its
-            own transfer syntax; without it instances are written as received.
+        deidentifier: de-identifies every instance before it is written
+            (:mod:`pacskit.deid`): in its bytes when :func:`~pacskit.deid.encoded.deidentify_encoded`
+            can, else decoded by pydicom, changed and re-encoded in its own transfer
+            syntax; without it instances are written as received.
 
     Raises:
         UsageError: the layout has a patient-name field that ``privacy`` withholds.
@@ -91,14 +95,14 @@ class FolderSink:
         overwrite: bool = False,
         privacy: PrivacyPolicy = DEFAULT_PRIVACY,
         fsync: bool = False,
-        transform: Callable[[Dataset], object] | None = None,
+        deidentifier: Deidentifier | None = None,
     ) -> None:
         self.root = Path(root)
         self.layout = layout or Layout()
         self.overwrite = overwrite
         self.privacy = privacy
         self.fsync = fsync
-        self.transform = transform
+        self.deidentifier = deidentifier
         self._folders: set[str] = set()
         self._folder_paths: dict[str, Path] = {}
         self._serial = itertools.count()
@@ -140,8 +144,10 @@ class FolderSink:
             OutputError: not DICOM, or the file cannot be written.
             DiskFull: no space left.
         """
-        if self.transform is not None:
-            return self._write_transformed(data)
+        if self.deidentifier is not None:
+            data = self._deidentified(data)
+            if isinstance(data, WrittenInstance):
+                return data
         if not isinstance(data, bytes | bytearray):
             return self._write_spooled(data)
         fast = _read_encoded(data, self.privacy, self._last_tag, self._wanted)
@@ -158,15 +164,24 @@ class FolderSink:
             return self.write_dataset(dataset)
         return self._write(self._locate(dataset), str(dataset.SOPInstanceUID), data)
 
-    def _write_transformed(self, data: bytes | BinaryIO) -> WrittenInstance:
-        assert self.transform is not None
+    def _deidentified(self, data: bytes | BinaryIO) -> bytes | WrittenInstance:
+        """The instance de-identified in its bytes, or written by the pydicom path."""
+        from pacskit.deid.encoded import deidentify_encoded
+
+        assert self.deidentifier is not None
+        if not isinstance(data, bytes | bytearray):
+            data.seek(0)
+            data = data.read()
+        changed = deidentify_encoded(bytes(data), self.deidentifier)
+        if changed is not None:
+            return changed
         try:
-            dataset = dcmread(BytesIO(data) if isinstance(data, bytes | bytearray) else data)
+            dataset = dcmread(BytesIO(data))
         except (InvalidDicomError, EOFError) as exc:
             raise OutputError(f"received data is not a valid DICOM file: {exc}") from None
         except (ValueError, KeyError, struct.error) as exc:
             raise OutputError(f"received data is not a valid DICOM file ({type(exc).__name__})") from None
-        self.transform(dataset)
+        self.deidentifier(dataset)
         return self.write_dataset(dataset)
 
     def _write_spooled(self, source: BinaryIO) -> WrittenInstance:

@@ -17,6 +17,9 @@ from pacskit.deid.pseudonyms import Pseudonyms
 from pacskit.deid.table import Table, load_table
 
 PATIENT_ID = 0x00100020
+TIMEZONE_OFFSET = 0x00080201
+"""Timezone Offset From UTC: C under Retain Longitudinal Temporal Information with
+Modified Dates; whole-day offsets leave it true, so it is kept as it is."""
 FILE_META_AE_TITLES = (0x00020016, 0x00020017, 0x00020018)
 """Source, Sending and Receiving Application Entity Title (PS3.10 7.1): a device's identity."""
 FILE_META_PRIVATE = (0x00020100, 0x00020102)
@@ -56,8 +59,9 @@ class Deidentifier:
         self.pseudonyms = Pseudonyms(secret)
         self._exact, self._masked, self._private = self.table.actions(self.options)
         self.modified_dates = "retain-modified-dates" in self.options
-        self.cleans_text = any(action == "C" and _vr(tag) in TEXT_VRS - {"AE"}
-                               for tag, action in self._exact.items())
+        masked = ((value[1] << 16 | value[3], action) for value, action in self._masked.items())
+        self.cleans_text = any(action == "C" and _vr(tag) in TEXT_VRS - {"AE"} and tag != TIMEZONE_OFFSET
+                               for tag, action in (*self._exact.items(), *masked))
 
     def action(self, tag: int) -> str | None:
         """The action for ``tag`` under the options; None for an attribute the table
@@ -134,8 +138,8 @@ class Deidentifier:
 
     def _clean(self, dataset: Dataset, tag: BaseTag, days: int | None, scrub: re.Pattern[str] | None) -> None:
         """C: a value of similar meaning without the identifying part (PS3.15 E.1.1):
-        dates moved by the patient's offset, a time of day kept (the offset is whole
-        days), an AE title replaced by a keyed pseudonym, text with every identifying
+        dates moved by the patient's offset, a time of day and the Timezone Offset From
+        UTC kept (the offset is whole days), an AE title replaced by a keyed pseudonym, text with every identifying
         value this profile removed elsewhere in the dataset struck out. A binary value
         cannot be cleaned: it is removed."""
         element = dataset[tag]
@@ -147,7 +151,7 @@ class Deidentifier:
                 element.value = None
             else:
                 element.value = moved
-        elif vr == "TM":
+        elif vr == "TM" or tag == TIMEZONE_OFFSET:
             return
         elif vr == "AE":
             element.value = _each(element.value,
@@ -189,6 +193,12 @@ class Deidentifier:
                 del meta[tag]
 
     def _record(self, dataset: Dataset) -> None:
+        for element in self.recorded():
+            dataset[element.tag] = element
+
+    def recorded(self) -> Dataset:
+        """The attributes that say how a dataset was de-identified."""
+        dataset = Dataset()
         dataset.PatientIdentityRemoved = "YES"
         dataset.DeidentificationMethod = [f"PS3.15 E.1-1 {self.table.edition} Basic Profile (pacskit)",
                                           *sorted(self.options)]
@@ -204,6 +214,7 @@ class Deidentifier:
         dataset.LongitudinalTemporalInformationModified = (
             "MODIFIED" if self.modified_dates
             else "UNMODIFIED" if "retain-full-dates" in self.options else "REMOVED")
+        return dataset
 
 
 def _each(value: object, change):  # type: ignore[no-untyped-def]
