@@ -154,12 +154,7 @@ class FolderSink:
         if fast is not None:
             values, patched = fast
             return self._write(self._locate(values), str(values.get("SOPInstanceUID", "")), patched)
-        try:
-            dataset = dcmread(BytesIO(data))
-        except (InvalidDicomError, EOFError) as exc:
-            raise OutputError(f"received data is not a valid DICOM file: {exc}") from None
-        except (ValueError, KeyError, struct.error) as exc:
-            raise OutputError(f"received data is not a valid DICOM file ({type(exc).__name__})") from None
+        dataset = _decoded(data)
         if self.privacy.withholds_names and contains_names(dataset):
             return self.write_dataset(dataset)
         return self._write(self._locate(dataset), str(dataset.SOPInstanceUID), data)
@@ -175,12 +170,7 @@ class FolderSink:
         changed = deidentify_encoded(bytes(data), self.deidentifier)
         if changed is not None:
             return changed
-        try:
-            dataset = dcmread(BytesIO(data))
-        except (InvalidDicomError, EOFError) as exc:
-            raise OutputError(f"received data is not a valid DICOM file: {exc}") from None
-        except (ValueError, KeyError, struct.error) as exc:
-            raise OutputError(f"received data is not a valid DICOM file ({type(exc).__name__})") from None
+        dataset = _decoded(data)
         self.deidentifier(dataset)
         return self.write_dataset(dataset)
 
@@ -291,6 +281,20 @@ class FolderSink:
             _remove(name)
             raise
         return name, size
+
+
+def _decoded(data: bytes) -> Dataset:
+    """A received instance, decoded by pydicom.
+
+    Raises:
+        OutputError: it is not DICOM.
+    """
+    try:
+        return dcmread(BytesIO(data))
+    except (InvalidDicomError, EOFError) as exc:
+        raise OutputError(f"received data is not a valid DICOM file: {exc}") from None
+    except (ValueError, KeyError, struct.error) as exc:
+        raise OutputError(f"received data is not a valid DICOM file ({type(exc).__name__})") from None
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -8,6 +8,7 @@ Descriptors (which reads the whole dataset's text)."""
 from __future__ import annotations
 
 import struct
+from weakref import WeakKeyDictionary
 
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element
@@ -43,7 +44,7 @@ _NUMBERS = {"US": "<H", "SS": "<h", "UL": "<I", "SL": "<i", "FL": "<f", "FD": "<
 _TAG_LENGTH = struct.Struct("<HHI")
 SOP_INSTANCE_UID = 0x00080018
 MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
-_ENCODED_RECORDS: dict[tuple[int, bool], list[tuple[int, bytes]]] = {}
+_ENCODED_RECORDS: WeakKeyDictionary[Deidentifier, dict[bool, list[tuple[int, bytes]]]] = WeakKeyDictionary()
 
 
 class _Declined(Exception):
@@ -75,8 +76,8 @@ def deidentify_encoded(data: bytes, deidentifier: Deidentifier) -> bytes | None:
 
 
 def _records(deidentifier: Deidentifier, encoding: Encoding) -> list[tuple[int, bytes]]:
-    key = (id(deidentifier), encoding.explicit)
-    found = _ENCODED_RECORDS.get(key)
+    encoded = _ENCODED_RECORDS.setdefault(deidentifier, {})
+    found = encoded.get(encoding.explicit)
     if found is None:
         found = []
         for element in deidentifier.recorded():
@@ -84,9 +85,7 @@ def _records(deidentifier: Deidentifier, encoding: Encoding) -> list[tuple[int, 
             buffer.is_little_endian, buffer.is_implicit_VR = True, not encoding.explicit
             write_data_element(buffer, element)
             found.append((int(element.tag), buffer.getvalue()))
-        if len(_ENCODED_RECORDS) > 64:
-            _ENCODED_RECORDS.clear()
-        _ENCODED_RECORDS[key] = found
+        encoded[encoding.explicit] = found
     return found
 
 
