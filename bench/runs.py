@@ -57,7 +57,13 @@ def store_runs(corpus: Corpus, scp: StoreSCP) -> list[Timing]:
                                       scp.address, "--parallel", 2),
     }
     node = Node(ae_title=scp.ae_title, host=scp.host, port=scp.port)
-    client = Client(Settings(max_pdu=131072))
+    return timed_stores(corpus, scp, runs, Client(Settings(max_pdu=131072)), node)
+
+
+def timed_stores(corpus: Corpus, scp: StoreSCP, runs: dict[str, list[str]], client: Client,
+                 node: Node) -> list[Timing]:
+    """Each command of ``runs``, then ``client`` storing to ``node`` ("pacskit library"),
+    into ``scp`` emptied before each; each must deliver the whole corpus."""
     timings = []
     for tool, args in [*runs.items(), ("pacskit library", None)]:
         _empty(scp.output_dir)

@@ -45,3 +45,20 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   pg_isready -q -h 127.0.0.1 -p 5432 || { echo "install-peers: PostgreSQL does not answer on 127.0.0.1:5432" >&2; exit 1; }
 fi
 echo "install-peers: PostgreSQL $(psql --version | awk '{print $3}') on 127.0.0.1:5432"
+
+# dcmjs-dimse (npm) on Node.js: the independent MPPS peer, both roles. Pinned by
+# scripts/node-peers/package-lock.json, installed into the project's own .peers/node.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  [ "$(id -u)" -eq 0 ] || { echo "install-peers: Node.js is missing; run as root, or: sudo apt-get install nodejs npm" >&2; exit 1; }
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+root=$(cd "$(dirname "$0")/.." && pwd)
+peers="$root/.peers/node"
+if ! cmp -s "$root/scripts/node-peers/package-lock.json" "$peers/package-lock.json" 2>/dev/null \
+    || [ ! -f "$peers/node_modules/dcmjs-dimse/package.json" ]; then
+  mkdir -p "$peers"
+  cp "$root/scripts/node-peers/package.json" "$root/scripts/node-peers/package-lock.json" "$peers/"
+  (cd "$peers" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null)
+fi
+echo "install-peers: Node.js $(node --version), dcmjs-dimse $(node -p "require('$peers/node_modules/dcmjs-dimse/package.json').version")"

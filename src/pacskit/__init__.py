@@ -14,16 +14,30 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from pacskit.aio import AsyncClient
     from pacskit.client import Client
-    from pacskit.models import EchoResult
+    from pacskit.level_queries import InstanceQuery, PatientQuery, SeriesQuery, StudyQuery
+    from pacskit.models import EchoResult, MoveResult, RetrieveResult
     from pacskit.nodes import Node
+    from pacskit.query import Query
+    from pacskit.results import InstanceResult, PatientResult, SeriesResult, StudyResult
     from pacskit.settings import Settings
 
 _HOMES = {
     "AsyncClient": "pacskit.aio",
     "Client": "pacskit.client",
     "EchoResult": "pacskit.models",
+    "InstanceQuery": "pacskit.level_queries",
+    "InstanceResult": "pacskit.results",
+    "MoveResult": "pacskit.models",
     "Node": "pacskit.nodes",
+    "PatientQuery": "pacskit.level_queries",
+    "PatientResult": "pacskit.results",
+    "Query": "pacskit.query",
+    "RetrieveResult": "pacskit.models",
+    "SeriesQuery": "pacskit.level_queries",
+    "SeriesResult": "pacskit.results",
     "Settings": "pacskit.settings",
+    "StudyQuery": "pacskit.level_queries",
+    "StudyResult": "pacskit.results",
 }
 
 
@@ -40,4 +54,6 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_HOMES])
 
 
-__all__ = ["AsyncClient", "Client", "EchoResult", "Node", "Settings", "__version__"]
+__all__ = ["AsyncClient", "Client", "EchoResult", "InstanceQuery", "InstanceResult", "MoveResult", "Node",
+           "PatientQuery", "PatientResult", "Query", "RetrieveResult", "SeriesQuery", "SeriesResult",
+           "Settings", "StudyQuery", "StudyResult", "__version__"]

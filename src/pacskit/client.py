@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from pydicom import Dataset
 
 from pacskit import retrieve as _retrieve
+from pacskit import retry
 from pacskit import send as _send
+from pacskit.call_options import (
+    FindOptions,
+    RetrieveMethod,
+    RetrieveOptions,
+    RetryOptions,
+    WorklistFilters,
+)
+from pacskit.cancellation import Cancellation
+from pacskit.errors import MoveDestinationUnknown
 from pacskit.finder import checked_matches
 from pacskit.layout import DEFAULT_LAYOUT, Layout
+from pacskit.level_queries import InstanceQuery, LevelQuery, PatientQuery, SeriesQuery, StudyQuery
 from pacskit.models import (
     AnswerCheck,
     Answers,
@@ -24,19 +35,27 @@ from pacskit.models import (
 )
 from pacskit.net import c_echo
 from pacskit.net.find import find_session
+from pacskit.net.status import MOVE_DESTINATION_UNKNOWN
 from pacskit.nodes import Node, is_web_address
 from pacskit.privacy import PrivacyPolicy
 from pacskit.query import Level, Query
+from pacskit.results import InstanceResult, LevelResult, PatientResult, SeriesResult, StudyResult
 from pacskit.retrieve import ProgressCallback
+from pacskit.retry import RetryPolicy
 from pacskit.send import StoreProgressCallback
 from pacskit.settings import Settings
-from pacskit.sources import find_local, is_local_source
+from pacskit.sources import find_local, is_local_source, local_files
 from pacskit.storage import FolderSink
 from pacskit.worklist.query import WorklistQuery
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from pacskit.deid import Deidentifier
     from pacskit.web.client import DicomWebClient, WebNode
+
+R = TypeVar("R", bound=LevelResult)
+T = TypeVar("T")
 
 
 class Client:
@@ -85,27 +104,37 @@ class Client:
                              password=entry.password, token=entry.token)
 
     def _web_client(self, web: WebNode, connections: int = 1) -> DicomWebClient:
+        from pacskit.net.tls import web_client_context
         from pacskit.web.client import DicomWebClient
 
+        verify = web_client_context(self.settings.tls) if web.url.startswith("https:") else True
         return DicomWebClient(web, self.privacy, timeout=self.settings.network_timeout,
                               connect_timeout=self.settings.connect_timeout,
                               connections=max(1, connections),
-                              max_search_answer=self.settings.max_search_answer)
+                              max_search_answer=self.settings.max_search_answer, verify=verify)
 
     def _wado_retrieve(self, web: WebNode, query: Query, sink: FolderSink | None,
-                       progress: ProgressCallback | None, *, wado_uri: bool,
-                       transform: Deidentifier | None = None) -> RetrieveResult:
+                       progress: ProgressCallback | None, cancellation: Cancellation | None, *,
+                       wado_uri: bool, transform: Deidentifier | None = None) -> RetrieveResult:
         started = time.monotonic()
         if sink is not None:
             sink.prepare()
         result = RetrieveResult(method="wado-uri" if wado_uri else "wado-rs")
-        receiver = _retrieve.Receiver(result, sink, self.privacy, progress, None, transform)
+        receiver = _retrieve.Receiver(result, sink, self.privacy, progress, None, cancellation, transform)
         with self._web_client(web) as client:
             client.retrieve(query, receiver, wado_uri=wado_uri)
         result.seconds = time.monotonic() - started
         return result
 
-    def echo(self, node: Node | str) -> EchoResult:
+    def policy(self, retries: int | None = None, retry_backoff: float | None = None) -> RetryPolicy:
+        """The retries of a call: those given, else the settings' (:mod:`pacskit.retry`)."""
+        return RetryPolicy(self.settings.retries if retries is None else retries,
+                           self.settings.retry_backoff if retry_backoff is None else retry_backoff)
+
+    def _retried(self, operation: Callable[[], T], what: str, options: RetryOptions) -> T:
+        return retry.call(operation, self.policy(options.get("retries"), options.get("retry_backoff")), what)
+
+    def echo(self, node: Node | str, **options: Unpack[RetryOptions]) -> EchoResult:
         """Verify that ``node`` answers a C-ECHO (PS3.4 Annex A).
 
         Raises:
@@ -114,7 +143,7 @@ class Client:
             DimseError: the C-ECHO failed.
         """
         target = self.node(node)
-        status, associate_s, rtt_s = c_echo(self.settings, target)
+        status, associate_s, rtt_s = self._retried(lambda: c_echo(self.settings, target), "C-ECHO", options)
         return EchoResult(node=target, status=status, associate_ms=associate_s * 1e3, rtt_ms=rtt_s * 1e3)
 
     def _deidentifier(self, node: Node | str, deidentify: bool, options: Iterable[str]) -> Deidentifier | None:
@@ -122,8 +151,7 @@ class Client:
 
         return configured_deidentifier(self.settings, node, deidentify, options)
 
-    def iter_find(self, node: Node | str, query: Query, *, deidentify: bool = False,
-                  deid_options: Iterable[str] = ()) -> Answers:
+    def iter_find(self, node: Node | str, query: Query, **options: Unpack[FindOptions]) -> Answers:
         """C-FIND ``query`` on ``node``, yielding each match as it arrives (PS3.4 C.4.1).
         ``node`` may also be ``"archive"`` (the local archive's index) or a folder of
         DICOM files, searched with the same rules (:mod:`pacskit.sources`).
@@ -134,8 +162,8 @@ class Client:
         (:mod:`pacskit.finder`). Every answer of a peer is checked against the query:
         those that fail a key the peer ignored are dropped, those that cannot be checked
         are kept; the result's ``check`` (:class:`~pacskit.models.AnswerCheck`) counts
-        both once the iteration ends.
-
+        both once the iteration ends. A transient failure before the first answer is
+        tried again as ``retries`` allows (:mod:`pacskit.retry`); one after it is raised.
         With ``deidentify`` (or ``deid_options``, or a node configured with
         ``deidentify = true``) each match is de-identified as a retrieved instance is
         (PS3.15 Annex E, :mod:`pacskit.deid`): its UIDs are the ones :meth:`get` writes.
@@ -147,41 +175,104 @@ class Client:
             DeidentificationSecretMissing: de-identification without a secret.
         """
         query.to_identifier(self.privacy)
-        deidentifier = self._deidentifier(node, deidentify, deid_options)
+        deidentifier = self._deidentifier(node, options.get("deidentify", False), options.get("deid_options", ()))
         if deidentifier is not None:
-            return _deidentified(self._answers(node, _with_patient_id(query, deidentifier)), deidentifier)
-        return self._answers(node, query)
-
-    def _answers(self, node: Node | str, query: Query) -> Answers:
+            query = _with_patient_id(query, deidentifier)
         check = AnswerCheck(level=query.level)
+        policy = self.policy(options.get("retries"), options.get("retry_backoff"))
+        answers = Answers(self._retried_search(node, query, check, policy), check)
+        return answers if deidentifier is None else _deidentified(answers, deidentifier)
+
+    def _retried_search(self, node: Node | str, query: Query, check: AnswerCheck,
+                        policy: RetryPolicy) -> Iterator[Dataset]:
+        delays = policy.delays()
+        while True:
+            matches = self._search(node, query, check)
+            try:
+                first = next(matches)
+            except StopIteration:
+                return
+            except Exception as exc:
+                delay = retry.next_delay(exc, delays, "C-FIND") if check.answers == 0 else None
+                if delay is None:
+                    raise
+                time.sleep(delay)
+                continue
+            try:
+                yield first
+                yield from matches
+            finally:
+                matches.close()
+            return
+
+    def _search(self, node: Node | str, query: Query, check: AnswerCheck) -> Generator[Dataset]:
         web = self.web_node(node)
         if web is not None:
-            return Answers(self._web_search(web, query, check), check)
+            return self._web_search(web, query, check)
         if isinstance(node, str) and is_local_source(node):
-            return Answers(self._local_search(node, query, check), check)
-        return Answers(self._dimse_search(self.node(node), query, check), check)
+            return self._local_search(node, query, check)
+        return self._dimse_search(self.node(node), query, check)
 
-    def _web_search(self, web: WebNode, query: Query, check: AnswerCheck) -> Iterator[Dataset]:
+    def _web_search(self, web: WebNode, query: Query, check: AnswerCheck) -> Generator[Dataset]:
         with self._web_client(web) as client:
             yield from client.checked_search(query, check)
 
-    def _local_search(self, source: str, query: Query, check: AnswerCheck) -> Iterator[Dataset]:
+    def _local_search(self, source: str, query: Query, check: AnswerCheck) -> Generator[Dataset]:
         for match in find_local(self.settings, source, query, query.return_keywords(self.privacy)):
             check.answers += 1
             yield self.privacy.scrub_response(match)
 
-    def _dimse_search(self, node: Node, query: Query, check: AnswerCheck) -> Iterator[Dataset]:
+    def _dimse_search(self, node: Node, query: Query, check: AnswerCheck) -> Generator[Dataset]:
         with find_session(self.settings, node, query.model.value) as session:
             for match in checked_matches(session, query, self.privacy, check):
                 yield self.privacy.scrub_response(match)
 
-    def find(self, node: Node | str, query: Query, *, deidentify: bool = False,
-             deid_options: Iterable[str] = ()) -> Matches:
+    def find(self, node: Node | str, query: Query, **options: Unpack[FindOptions]) -> Matches:
         """All the matches of :meth:`iter_find`, as a list with its ``check``."""
-        return Matches(self.iter_find(node, query, deidentify=deidentify, deid_options=deid_options))
+        return Matches(self.iter_find(node, query, **options))
+
+    def iter_results(self, node: Node | str, query: LevelQuery,
+                     **options: Unpack[RetryOptions]) -> Iterator[LevelResult]:
+        """The matches of a typed query as typed results (:mod:`pacskit.results`), as
+        they arrive; see :meth:`iter_find`."""
+        result = query.result
+        answers = self.iter_find(node, query.to_query(), **options)
+        try:
+            for match in answers:
+                yield result.from_dataset(match, self.privacy)
+        finally:
+            answers.close()
+
+    def _typed(self, kind: type[R], node: Node | str, query: LevelQuery, options: RetryOptions) -> list[R]:
+        return cast(list[R], list(self.iter_results(node, query, **options)))
+
+    def find_patients(self, node: Node | str, query: PatientQuery | None = None,
+                      **options: Unpack[RetryOptions]) -> list[PatientResult]:
+        """C-FIND at the PATIENT level, patient root (PS3.4 C.6.1.1.2); every patient
+        without ``query``. See :meth:`iter_find` for ``node`` and what is checked."""
+        return self._typed(PatientResult, node, query or PatientQuery(), options)
+
+    def find_studies(self, node: Node | str, query: StudyQuery | None = None,
+                     **options: Unpack[RetryOptions]) -> list[StudyResult]:
+        """C-FIND at the STUDY level, study root (PS3.4 C.6.2.1.2).
+
+        >>> client.find_studies("pacs", StudyQuery(patient_id="12345", modality="CT"))
+        """
+        return self._typed(StudyResult, node, query or StudyQuery(), options)
+
+    def find_series(self, node: Node | str, query: SeriesQuery | None = None,
+                    **options: Unpack[RetryOptions]) -> list[SeriesResult]:
+        """C-FIND at the SERIES level, study root (PS3.4 C.6.2.1.3); without a study
+        UID the study level is asked first (:mod:`pacskit.finder`)."""
+        return self._typed(SeriesResult, node, query or SeriesQuery(), options)
+
+    def find_instances(self, node: Node | str, query: InstanceQuery | None = None,
+                       **options: Unpack[RetryOptions]) -> list[InstanceResult]:
+        """C-FIND at the IMAGE level, study root (PS3.4 C.6.2.1.4)."""
+        return self._typed(InstanceResult, node, query or InstanceQuery(), options)
 
     def iter_worklist(self, node: Node | str, query: WorklistQuery | None = None,
-                      **filters: object) -> Iterator[Dataset]:
+                      **filters: Unpack[WorklistFilters]) -> Iterator[Dataset]:
         """C-FIND on ``node``'s Modality Worklist (PS3.4 K.4.1.2), yielding each item as it
         arrives: ``query``, or one built from ``filters`` (the keyword arguments of
         :meth:`WorklistQuery.build <pacskit.worklist.query.WorklistQuery.build>`:
@@ -195,14 +286,14 @@ class Client:
             NetworkError, DimseError: the C-FIND failed.
         """
         if query is None:
-            query = WorklistQuery.build(**filters)  # type: ignore[arg-type]
+            query = WorklistQuery.build(**filters)
         identifier = query.to_identifier(self.privacy)
         with find_session(self.settings, self.node(node), "worklist") as session:
             for item in session.find(identifier, query.limit):
                 yield self.privacy.scrub_response(item)
 
     def worklist(self, node: Node | str, query: WorklistQuery | None = None,
-                 **filters: object) -> list[Dataset]:
+                 **filters: Unpack[WorklistFilters]) -> list[Dataset]:
         """Every item of :meth:`iter_worklist`, as the SCP sent them.
 
         >>> client.worklist("ris", modality="CT", date="today")
@@ -212,14 +303,17 @@ class Client:
     def get(
         self,
         node: Node | str,
-        query: Query,
+        query: Query | LevelQuery,
         output: Path | str | None = None,
         *,
         layout: str = DEFAULT_LAYOUT,
         overwrite: bool = False,
-        method: str = "get",
+        method: RetrieveMethod = "get",
         progress: ProgressCallback | None = None,
         wado_uri: bool = False,
+        retries: int | None = None,
+        retry_backoff: float | None = None,
+        cancellation: Cancellation | None = None,
         deidentify: bool = False,
         deid_options: Iterable[str] = (),
     ) -> RetrieveResult:
@@ -231,14 +325,19 @@ class Client:
         configured port) or ``auto`` (C-GET, falling back to C-MOVE when the peer refuses
         C-GET). A query that is not made of unique keys is first resolved by C-FIND.
         From a DICOMweb node the retrieve is by WADO-RS, or instance by instance by
-        WADO-URI with ``wado_uri``.
+        WADO-URI with ``wado_uri``; from ``"archive"`` or a folder, the files are read
+        where they are.
         Files are written atomically under ``layout``; those already present are kept
         unless ``overwrite``. A layout without ``{SOPInstanceUID}`` may give instances the
         same path: each then gets a file of its own (``0001.dcm``, ``0001-2.dcm``...).
         Patient names are blanked unless the settings opt in, and a layout with a
-        patient-name field is refused before anything is retrieved. With ``deidentify``
-        (or ``deid_options``, or a node configured with ``deidentify = true``) every
-        instance is de-identified before it is written or returned (PS3.15 Annex E,
+        patient-name field is refused before anything is retrieved. A transient failure
+        is tried again, as a whole, as ``retries`` allows (:mod:`pacskit.retry`); files
+        a failed attempt wrote are then kept as present. Once ``cancellation`` is
+        cancelled (from another thread), every instance still arriving is refused, none
+        is written any more and no further request is sent. With ``deidentify`` (or
+        ``deid_options``, or a node configured with ``deidentify = true``) every instance
+        is de-identified before it is written or returned (PS3.15 Annex E,
         :mod:`pacskit.deid`).
 
         Returns the outcome; call ``raise_for_status()`` on it to turn failures into
@@ -254,6 +353,7 @@ class Client:
         """
         if method not in ("get", "move", "auto"):
             raise ValueError(f"method must be get, move or auto, not {method!r}")
+        general = query.to_query() if isinstance(query, LevelQuery) else query
         deidentifier = self._deidentifier(node, deidentify, deid_options)
         sink = (
             FolderSink(output, Layout(layout), overwrite=overwrite, privacy=self.privacy,
@@ -262,30 +362,53 @@ class Client:
             else None
         )
         web = self.web_node(node)
-        if web is not None:
-            return self._wado_retrieve(web, query, sink, progress, wado_uri=wado_uri, transform=deidentifier)
-        return _retrieve.retrieve(self.settings, self.node(node), query, method=method,
-                                  sink=sink, privacy=self.privacy, progress=progress, transform=deidentifier)
+
+        def attempt() -> RetrieveResult:
+            if web is not None:
+                return self._wado_retrieve(web, general, sink, progress, cancellation, wado_uri=wado_uri,
+                                           transform=deidentifier)
+            if isinstance(node, str) and is_local_source(node):
+                return self._local_retrieve(node, general, sink, progress, cancellation, deidentifier)
+            return _retrieve.retrieve(self.settings, self.node(node), general, method=method,
+                                      sink=sink, privacy=self.privacy, progress=progress,
+                                      cancellation=cancellation, transform=deidentifier)
+
+        return self._retried(attempt, "retrieve", {"retries": retries, "retry_backoff": retry_backoff})
+
+    def _local_retrieve(self, source: str, query: Query, sink: FolderSink | None,
+                        progress: ProgressCallback | None, cancellation: Cancellation | None,
+                        transform: Deidentifier | None = None) -> RetrieveResult:
+        started = time.monotonic()
+        if sink is not None:
+            sink.prepare()
+        result = RetrieveResult(method="local")
+        receiver = _retrieve.Receiver(result, sink, self.privacy, progress, None, cancellation, transform)
+        for path in local_files(self.settings, source, query):
+            if cancellation is not None and cancellation.cancelled:
+                break
+            result.requests += 1
+            if receiver.take(path.read_bytes()):
+                result.completed += 1
+            else:
+                result.failed += 1
+        result.seconds = time.monotonic() - started
+        return result
 
     def get_study(self, node: Node | str, study_uid: str, output: Path | str | None = None,
-                  **options: object) -> RetrieveResult:
+                  **options: Unpack[RetrieveOptions]) -> RetrieveResult:
         """Retrieve one study; see :meth:`get` for ``output`` and ``options``."""
-        query = Query.build(Level.STUDY, study_uid=study_uid)
-        return self.get(node, query, output, **options)  # type: ignore[arg-type]
+        return self.get(node, study_query(study_uid), output, **options)
 
     def get_series(self, node: Node | str, study_uid: str, series_uid: str,
-                   output: Path | str | None = None, **options: object) -> RetrieveResult:
+                   output: Path | str | None = None, **options: Unpack[RetrieveOptions]) -> RetrieveResult:
         """Retrieve one series; see :meth:`get` for ``output`` and ``options``."""
-        query = Query.build(Level.SERIES, study_uid=study_uid, series_uid=series_uid)
-        return self.get(node, query, output, **options)  # type: ignore[arg-type]
+        return self.get(node, series_query(study_uid, series_uid), output, **options)
 
     def get_instances(self, node: Node | str, study_uid: str, series_uid: str,
                       sop_instance_uids: list[str], output: Path | str | None = None,
-                      **options: object) -> RetrieveResult:
+                      **options: Unpack[RetrieveOptions]) -> RetrieveResult:
         """Retrieve some instances of a series; see :meth:`get`."""
-        query = Query.build(Level.IMAGE, study_uid=study_uid, series_uid=series_uid,
-                            sop_instance_uid="\\".join(sop_instance_uids))
-        return self.get(node, query, output, **options)  # type: ignore[arg-type]
+        return self.get(node, instances_query(study_uid, series_uid, sop_instance_uids), output, **options)
 
     def store(
         self,
@@ -322,14 +445,111 @@ class Client:
                            study_uid=study_uid, series_uid=series_uid, parallel=parallel,
                            progress=progress)
 
-    def move(self, node: Node | str, query: Query, destination: str) -> MoveResult:
-        """C-MOVE what ``query`` matches from ``node`` to the AE title ``destination``.
+    def move(self, node: Node | str, query: Query | LevelQuery, destination: str,
+             **options: Unpack[RetryOptions]) -> MoveResult:
+        """C-MOVE what ``query`` matches from ``node`` to the AE title ``destination``
+        (PS3.4 C.4.2), tried again after a transient failure as ``retries`` allows.
+        From ``"archive"`` or a folder, the files are sent by C-STORE to the node of the
+        nodes table with that AE title (or name). A DICOMweb node has no move.
 
         Raises:
             MoveDestinationUnknown: ``node`` does not know ``destination`` (0xA801).
             QueryError, NetworkError, DimseError: the move failed.
         """
-        return _retrieve.move(self.settings, self.node(node), query, destination, self.privacy)
+        general = query.to_query() if isinstance(query, LevelQuery) else query
+        if isinstance(node, str) and is_local_source(node):
+            return self._local_move(node, general, destination)
+        target = self.node(node)
+        return self._retried(lambda: _retrieve.move(self.settings, target, general, destination, self.privacy),
+                             "C-MOVE", options)
+
+    def _local_move(self, source: str, query: Query, destination: str) -> MoveResult:
+        """A move from the archive or a folder: its files sent by C-STORE to the node of
+        the nodes table that has the AE title (or the name) ``destination``, as a C-MOVE
+        SCP does (PS3.4 C.4.2.3).
+
+        Raises:
+            MoveDestinationUnknown: no such node (0xA801, as a PACS would answer).
+        """
+        started = time.monotonic()
+        names = [name for name, entry in self.settings.nodes.items()
+                 if entry.ae_title == destination or name == destination]
+        if not names:
+            raise MoveDestinationUnknown(f"move destination {destination!r} is not in the nodes table",
+                                         status=MOVE_DESTINATION_UNKNOWN)
+        result = MoveResult(destination=destination)
+        files = list(local_files(self.settings, source, query))
+        if files:
+            stored = _send.store(self.settings, self.settings.resolve_node(names[0]), files)
+            result.requests = 1
+            result.completed = stored.sent - stored.warning
+            result.warning = stored.warning
+            result.failed = stored.failed + stored.not_dicom
+        result.seconds = time.monotonic() - started
+        return result
+
+    def move_study(self, node: Node | str, study_uid: str, destination: str,
+                   **options: Unpack[RetryOptions]) -> MoveResult:
+        """C-MOVE one study to ``destination``; see :meth:`move`."""
+        return self.move(node, study_query(study_uid), destination, **options)
+
+    def move_series(self, node: Node | str, study_uid: str, series_uid: str, destination: str,
+                    **options: Unpack[RetryOptions]) -> MoveResult:
+        """C-MOVE one series to ``destination``; see :meth:`move`."""
+        return self.move(node, series_query(study_uid, series_uid), destination, **options)
+
+    def mpps_create(self, node: Node | str, dataset: Dataset, sop_instance_uid: str | None = None) -> str:
+        """N-CREATE a Modality Performed Procedure Step IN PROGRESS on ``node`` (PS3.4
+        F.7.2.1) with ``dataset`` (:mod:`pacskit.mpps.build` makes one); its SOP Instance
+        UID, a new one unless given.
+
+        Raises:
+            ServiceNotSupported: ``node`` does not offer the MPPS SOP Class.
+            DimseFailure: refused (its Offending Element and Error ID in the message).
+            NetworkError: the association failed.
+        """
+        from pacskit.mpps.build import new_uid
+        from pacskit.net.mpps import create_step
+
+        return create_step(self.settings, self.node(node), dataset, sop_instance_uid or new_uid())
+
+    def mpps_set(self, node: Node | str, sop_instance_uid: str, modifications: Dataset) -> None:
+        """N-SET ``modifications`` on a step of ``node`` (PS3.4 F.7.2.2), e.g. the final
+        one :func:`pacskit.mpps.build.final_set` makes.
+
+        Raises:
+            ServiceNotSupported, DimseFailure, NetworkError: as :meth:`mpps_create`.
+        """
+        from pacskit.net.mpps import set_step
+
+        set_step(self.settings, self.node(node), sop_instance_uid, modifications)
+
+    def mpps_get(self, node: Node | str, sop_instance_uid: str) -> Dataset:
+        """A step's attributes as ``node`` has them (N-GET, MPPS Retrieve SOP Class, PS3.4
+        F.8), patient names withheld unless the settings allow them.
+
+        Raises:
+            ServiceNotSupported, DimseFailure, NetworkError: as :meth:`mpps_create`.
+        """
+        from pacskit.net.mpps import get_step
+
+        return self.privacy.scrub_response(get_step(self.settings, self.node(node), sop_instance_uid))
+
+
+def study_query(study_uid: str) -> Query:
+    """The retrieve identifier of one study (PS3.4 C.4.2.2.1)."""
+    return Query.build(Level.STUDY, study_uid=study_uid)
+
+
+def series_query(study_uid: str, series_uid: str) -> Query:
+    """The retrieve identifier of one series."""
+    return Query.build(Level.SERIES, study_uid=study_uid, series_uid=series_uid)
+
+
+def instances_query(study_uid: str, series_uid: str, sop_instance_uids: list[str]) -> Query:
+    """The retrieve identifier of some instances of a series (a UID list match)."""
+    return Query.build(Level.IMAGE, study_uid=study_uid, series_uid=series_uid,
+                       sop_instance_uid="\\".join(sop_instance_uids))
 
 
 def _with_patient_id(query: Query, deidentifier: Deidentifier) -> Query:

@@ -21,7 +21,12 @@ message and its own exit code (``exit_code``), in one place (``pacskit.cli.main`
     │   ├── NetworkTimeout          no answer within a timeout             (13)
     │   ├── AssociationRejected     A-ASSOCIATE-RJ, with its reason        (14)
     │   ├── AssociationAborted      A-ABORT or connection lost             (15)
-    │   └── AccessDenied            HTTP 401/403 from a DICOMweb server    (16)
+    │   ├── AccessDenied            HTTP 401/403 from a DICOMweb server    (16)
+    │   └── TlsFailure              no TLS session: the peer does not speak
+    │       │                       TLS, or not ours, or refused our
+    │       │                       certificate                            (17)
+    │       └── CertificateRejected the peer's certificate is untrusted,
+    │                               expired or names another host          (18)
     ├── DimseError                  the service failed                     (20)
     │   ├── DimseFailure            a failure status (status, comment)     (21)
     │   ├── ServiceNotSupported     no presentation context accepted       (22)
@@ -150,6 +155,21 @@ class AccessDenied(NetworkError):
     """A DICOMweb server refused our credentials, or has none for us (HTTP 401, 403)."""
 
     exit_code = 16
+
+
+class TlsFailure(NetworkError):
+    """No DICOM TLS session (PS3.15 B.1): the peer speaks plain DICOM on a TLS port, or
+    TLS on a plain one, or no common protocol version or cipher suite, or it refused our
+    certificate (or our lack of one)."""
+
+    exit_code = 17
+
+
+class CertificateRejected(TlsFailure):
+    """The peer's certificate does not verify: not signed by a trusted CA, expired or not
+    yet valid, or naming another host than the one we called."""
+
+    exit_code = 18
 
 
 class DimseError(PacskitError):

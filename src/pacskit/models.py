@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, computed_field, field_serializer
 from pydicom import Dataset
 
 from pacskit.errors import DimseFailure, InstancesNotReceived, PartialFailure, RetrieveFailed
@@ -158,16 +159,35 @@ class MoveDelivery(BaseModel):
     connections: int
 
 
-class RetrieveResult(BaseModel):
-    """The outcome of a C-GET or C-MOVE retrieve.
+Outcome = Literal["success", "warning", "partial", "failure"]
+"""How a retrieve or move ended, from its counts: ``success`` (nothing failed, no
+warning), ``warning`` (nothing failed, some sub-operations with a warning status,
+PS3.4 C.4.2.3.1), ``partial`` (some failed, others did not), ``failure`` (every one
+failed)."""
 
-    ``completed``, ``failed`` and ``warning`` are the peer's sub-operation counts; the
-    rest is what pacskit did with what it received.
+
+def outcome(succeeded: int, failed: int, warning: int) -> Outcome:
+    """The :data:`Outcome` of counts: ``succeeded`` and ``warning`` sub-operations
+    stored, ``failed`` not."""
+    if failed:
+        return "partial" if succeeded + warning else "failure"
+    return "warning" if warning else "success"
+
+
+class RetrieveResult(BaseModel):
+    """The outcome of a C-GET or C-MOVE retrieve (PS3.4 C.4.2.3, C.4.3.3), or of a
+    WADO-RS one (PS3.18 10.4).
+
+    ``completed``, ``failed``, ``warning`` and ``remaining`` are the peer's sub-operation
+    counts; the rest is what pacskit did with what it received. ``model_dump_json()``
+    gives the instances retrieved to memory as their SOP Instance UIDs.
 
     Attributes:
         method: ``get`` or ``move``.
         requests: how many C-GET/C-MOVE requests were sent.
         completed, failed, warning: sub-operation counts summed over the requests.
+        remaining: sub-operations the final responses left remaining (a cancelled or
+            failed request).
         failed_instances: SOP Instance UIDs the peer reported as failed.
         recovered: of ``completed``, instances a first C-GET did not bring that came on
             asking again with their transfer syntaxes offered.
@@ -194,6 +214,7 @@ class RetrieveResult(BaseModel):
     completed: int = 0
     failed: int = 0
     warning: int = 0
+    remaining: int = 0
     failed_instances: list[str] = []
     recovered: int = 0
     failure_reason: str = ""
@@ -212,6 +233,18 @@ class RetrieveResult(BaseModel):
     def received(self) -> int:
         """Instances received and kept (written, skipped as present, or in memory)."""
         return self.written + self.skipped + len(self.instances)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def status(self) -> Outcome:
+        """How the retrieve ended (:data:`Outcome`), local failures and instances that
+        never arrived counted as failed."""
+        failed = max(self.failed, len(self.local_failures)) + self.not_received
+        return outcome(max(0, self.completed - self.not_received), failed, self.warning)
+
+    @field_serializer("instances", when_used="json")
+    def _instance_uids(self, instances: list[Dataset]) -> list[str]:
+        return [str(ds.get("SOPInstanceUID", "")) for ds in instances]
 
     def raise_for_status(self) -> RetrieveResult:
         """Raise if the retrieve did not fully succeed; return ``self`` otherwise.
@@ -250,17 +283,24 @@ class RetrieveResult(BaseModel):
 
 
 class MoveResult(BaseModel):
-    """The outcome of a C-MOVE to a third party: the peer's sub-operation counts, and
-    ``check`` as in :class:`RetrieveResult`."""
+    """The outcome of a C-MOVE to a third party (PS3.4 C.4.2.3): the peer's
+    sub-operation counts, and ``check`` as in :class:`RetrieveResult`."""
 
     destination: str
     requests: int = 0
     completed: int = 0
     failed: int = 0
     warning: int = 0
+    remaining: int = 0
     failed_instances: list[str] = []
     seconds: float = 0.0
     check: AnswerCheck | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def status(self) -> Outcome:
+        """How the move ended (:data:`Outcome`)."""
+        return outcome(self.completed, self.failed, self.warning)
 
     def raise_for_status(self) -> MoveResult:
         """Raise if the move did not fully succeed; return ``self`` otherwise.

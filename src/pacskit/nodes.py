@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pacskit.errors import InvalidAddress
 
-_ADDRESS = re.compile(r"^dicom://(?P<aet>[^@]*)@(?P<host>\[[^\]]*\]|[^:/@]*)(?::(?P<port>[^/]*))?/?$")
+_ADDRESS = re.compile(r"^(?P<scheme>dicoms?)://(?P<aet>[^@]*)@(?P<host>\[[^\]]*\]|[^:/@]*)(?::(?P<port>[^/]*))?/?$")
 DEFAULT_DICOM_PORT = 104
 
 
@@ -59,6 +59,7 @@ class Node(BaseModel):
         port: TCP port.
         name: the name it has in the nodes table, if any.
         dicomweb_url: base URL of the peer's DICOMweb service, if it has one.
+        tls: associations with it use DICOM TLS (PS3.15 Annex B).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -68,6 +69,7 @@ class Node(BaseModel):
     port: Annotated[int, Field(ge=1, le=65535)] = DEFAULT_DICOM_PORT
     name: str | None = None
     dicomweb_url: str | None = None
+    tls: bool = False
 
     @field_validator("ae_title")
     @classmethod
@@ -101,20 +103,22 @@ class Node(BaseModel):
 
     @classmethod
     def parse(cls, address: str) -> Node:
-        """Parse an inline address ``dicom://AET@host:port`` (port defaults to 104).
+        """Parse an inline address ``dicom://AET@host:port`` (port defaults to 104), or
+        ``dicoms://AET@host:port`` for DICOM TLS.
 
         Raises:
             InvalidAddress: the address is malformed.
         """
         match = _ADDRESS.match(address.strip())
         if not match:
-            raise InvalidAddress(f"malformed address {address!r}: expected dicom://AET@host:port")
+            raise InvalidAddress(f"malformed address {address!r}: expected dicom://AET@host:port "
+                                 "(dicoms:// for TLS)")
         aet = validate_ae_title(match["aet"])
         host = match["host"].strip("[]")
         if not host:
             raise InvalidAddress(f"malformed address {address!r}: no host")
         port = validate_port(match["port"]) if match["port"] is not None else DEFAULT_DICOM_PORT
-        return cls.create(ae_title=aet, host=host, port=port)
+        return cls.create(ae_title=aet, host=host, port=port, tls=match["scheme"] == "dicoms")
 
     @property
     def label(self) -> str:
@@ -137,7 +141,7 @@ class Node(BaseModel):
 
 def is_inline_address(text: str) -> bool:
     """Whether ``text`` is written as an inline address rather than a node name."""
-    return "://" in text or text.lower().startswith("dicom:")
+    return "://" in text or text.lower().startswith(("dicom:", "dicoms:"))
 
 
 def is_web_address(text: str) -> bool:

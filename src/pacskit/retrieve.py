@@ -18,6 +18,7 @@ from typing import BinaryIO
 
 from pydicom import Dataset, dcmread
 
+from pacskit.cancellation import Cancellation, RetrieveCancelled
 from pacskit.deflate import InflationLimitExceeded, inflate_into, instance_limit
 from pacskit.encoded import parse_file_meta, plain_file_meta
 from pacskit.errors import (
@@ -75,6 +76,7 @@ FILE_META_HEAD = 64 << 10
 """How much of a received instance is read for its file meta information."""
 
 ProgressCallback = Callable[[RetrieveProgress], None]
+CANCELLED = "the retrieve was cancelled"
 
 
 @dataclass(frozen=True)
@@ -164,9 +166,11 @@ class Receiver:
 
     def __init__(self, result: RetrieveResult, sink: FolderSink | None, privacy: PrivacyPolicy,
                  progress: ProgressCallback | None, expected: int | None,
+                 cancellation: Cancellation | None = None,
                  transform: Callable[[Dataset], object] | None = None) -> None:
         self.result = result
         self.transform = transform
+        self.cancellation = cancellation
         self.sink = sink
         self.privacy = privacy
         self.progress = progress
@@ -179,7 +183,13 @@ class Receiver:
         size = len(data) if isinstance(data, bytes | bytearray) else os.fstat(data.fileno()).st_size
         try:
             _check_inflation(data, size)
-            self._keep(data)
+            if self.cancellation is None:
+                self._keep(data)
+            else:
+                self.cancellation.unless_cancelled(lambda: self._keep(data))
+        except RetrieveCancelled:
+            self._fail(data, CANCELLED)
+            raise InstanceRejected(CANCELLED) from None
         except InstanceRejected as exc:
             self._fail(data, str(exc))
             raise
@@ -320,11 +330,14 @@ def retrieve(
     sink: FolderSink | None,
     privacy: PrivacyPolicy,
     progress: ProgressCallback | None = None,
+    cancellation: Cancellation | None = None,
     transform: Callable[[Dataset], object] | None = None,
 ) -> RetrieveResult:
     """Retrieve what ``query`` matches by C-GET (``get``), C-MOVE to ourselves (``move``)
-    or C-GET falling back to C-MOVE when the peer refuses C-GET (``auto``). Instances
-    kept in memory (no ``sink``) are changed by ``transform`` (a folder sink has its own).
+    or C-GET falling back to C-MOVE when the peer refuses C-GET (``auto``). Once
+    ``cancellation`` is set, what still arrives is refused and no request is sent.
+    Instances kept in memory (no ``sink``) are changed by ``transform`` (a folder sink
+    de-identifies by itself).
 
     Raises:
         QueryError, NetworkError, DimseError, OutputError: as the steps that fail.
@@ -337,12 +350,14 @@ def retrieve(
     expected = None if any(r.expected is None for r in requests) else sum(r.expected or 0 for r in requests)
     if method == "auto":
         try:
-            result = _retrieve(settings, node, query, requests, "get", sink, privacy, progress, expected, transform)
+            result = _retrieve(settings, node, query, requests, "get", sink, privacy, progress, expected,
+                               cancellation, transform)
         except (ServiceNotSupported, NoStorageRole):
             result = _retrieve(settings, node, query, requests, "move", sink, privacy, progress, expected,
-                               transform)
+                               cancellation, transform)
     else:
-        result = _retrieve(settings, node, query, requests, method, sink, privacy, progress, expected, transform)
+        result = _retrieve(settings, node, query, requests, method, sink, privacy, progress, expected,
+                           cancellation, transform)
     result.check = plan.check
     result.seconds = time.monotonic() - started
     return result
@@ -351,11 +366,12 @@ def retrieve(
 def _retrieve(settings: Settings, node: Node, query: Query, requests: list[RetrieveRequest],
               method: str, sink: FolderSink | None, privacy: PrivacyPolicy,
               progress: ProgressCallback | None, expected: int | None,
+              cancellation: Cancellation | None,
               transform: Callable[[Dataset], object] | None = None) -> RetrieveResult:
     result = RetrieveResult(method=method)
     if not requests:
         return result
-    receiver = Receiver(result, sink, privacy, progress, expected, transform)
+    receiver = Receiver(result, sink, privacy, progress, expected, cancellation, transform)
     model = query.model.value
     if method == "get":
         with get_session(settings, node, model, receiver) as session:
@@ -367,7 +383,7 @@ def _retrieve(settings: Settings, node: Node, query: Query, requests: list[Retri
             _retrieve_again(settings, node, model, failures, result, receiver)
     else:
         deliveries = Deliveries()
-        with storage_scp(settings, receiver, deliveries=deliveries):
+        with storage_scp(settings, receiver, deliveries=deliveries, peer=node):
             with move_session(settings, node, model) as session:
                 local_address = session.local_address
                 try:
@@ -408,6 +424,8 @@ def _send_all(session: RetrieveSession, requests: list[RetrieveRequest], result:
               receiver: Receiver, destination: str | None) -> list[tuple[RetrieveRequest, SubOperations]]:
     sent = []
     for request in requests:
+        if receiver.cancellation is not None and receiver.cancellation.cancelled:
+            break
         receiver.begin_request()
         if destination is None:
             counts = session.c_get(request.identifier, receiver.on_response)
@@ -438,6 +456,7 @@ def _add(result: RetrieveResult | MoveResult, counts: SubOperations) -> None:
     result.completed += counts.completed
     result.failed += counts.failed
     result.warning += counts.warning
+    result.remaining += counts.remaining or 0
     result.failed_instances.extend(counts.failed_instances)
 
 

@@ -13,6 +13,14 @@ The TOML file is the one named by ``PACSKIT_CONFIG``, else ``./pacskit.toml``, e
     port = 104
 
 Environment variables use ``__`` for nesting: ``PACSKIT_NODES__PACS__PORT=1104``.
+
+``Settings()`` and :meth:`Settings.load` read the same sources; ``load`` also takes an
+explicit file and the CLI's flags, and turns an invalid value into a
+:class:`~pacskit.errors.ConfigError`. An application with its own environment prefix
+(and file) subclasses :class:`Settings`::
+
+    class ClinicSettings(Settings):
+        model_config = SettingsConfigDict(env_prefix="CLINIC_DICOM_", toml_file="clinic.toml")
 """
 
 from __future__ import annotations
@@ -33,7 +41,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from pacskit.errors import ConfigError, DeidentificationSecretMissing, InvalidAddress, UnknownNode
 from pacskit.nodes import (
@@ -45,7 +58,7 @@ from pacskit.nodes import (
 )
 
 CONFIG_FILE_NAME = "pacskit.toml"
-_file_values: ContextVar[dict[str, Any] | None] = ContextVar("pacskit_file_values", default=None)
+_chosen_file: ContextVar[tuple[Path | None] | None] = ContextVar("pacskit_config_file", default=None)
 
 
 Operation = Literal["echo", "find", "get", "move", "store", "worklist", "mpps", "commitment"]
@@ -61,7 +74,10 @@ class NodeConfig(BaseModel):
     when the node has no DICOM address. ``username``/``password`` (HTTP basic) or
     ``token`` (bearer) authenticate DICOMweb requests. ``worklist_limit`` caps the
     worklist matches ``pacskit serve`` returns this peer (``archive.worklist.limit`` when
-    unset). With ``deidentify``, what ``find`` and ``get`` bring from this node is always
+    unset). ``tls = true``: pacskit's associations with it, and the C-STORE
+    sub-associations ``pacskit serve`` opens to it for a C-MOVE, use DICOM TLS (the
+    ``[tls]`` block, docs/tls.md). With
+    ``deidentify``, what ``find`` and ``get`` bring from this node is always
     de-identified (PS3.15 Annex E, the ``[deidentify]`` settings).
     """
 
@@ -77,6 +93,7 @@ class NodeConfig(BaseModel):
     token: str | None = None
     allow: list[Operation] = Field(default_factory=lambda: list(OPERATIONS))
     worklist_limit: Annotated[int, Field(ge=1)] | None = None
+    tls: bool = False
     deidentify: bool = False
 
     @model_validator(mode="after")
@@ -238,6 +255,54 @@ class WebSettings(BaseModel):
         return self
 
 
+TlsProfile = Literal["bcp195-nd", "bcp195", "bcp195-ex"]
+
+
+class TlsSettings(BaseModel):
+    """DICOM TLS (PS3.15 Annex B, the BCP 195 profiles) and HTTPS (docs/tls.md).
+
+    Attributes:
+        certificate: our certificate chain (PEM): shown to TLS servers that ask for a
+            client certificate, and by ``pacskit serve``'s TLS listener and HTTPS.
+        key: its private key (PEM, unencrypted); the certificate file when unset.
+        ca: the certificates (PEM bundle) a peer's certificate must chain to; the
+            system's trusted CAs when unset.
+        profile: ``bcp195-nd`` (non-downgrading, the default), ``bcp195`` or
+            ``bcp195-ex`` (extended), as DCMTK's ``+py``, ``+px`` and ``+pz``.
+        always: every association pacskit opens uses TLS (``--tls``); otherwise only
+            those with nodes whose ``tls`` is true or whose address is ``dicoms://``.
+        check_hostname: a server's certificate must name the host we called (its DNS
+            name, or its IP address as an IP subjectAltName).
+        require_client_certificate: ``pacskit serve`` (and the C-MOVE listener) admits
+            only TLS clients whose certificate chains to ``ca``.
+        port: the port of ``pacskit serve``'s TLS listener (none when unset).
+        plain: ``pacskit serve`` still listens without TLS on ``port`` beside it.
+        https: ``pacskit serve``'s DICOMweb is HTTPS, with ``certificate`` and ``key``.
+        insecure: as a DICOMweb client, do not verify the server's certificate
+            (``--insecure``); DIMSE always verifies it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    certificate: Path | None = None
+    key: Path | None = None
+    ca: Path | None = None
+    profile: TlsProfile = "bcp195-nd"
+    always: bool = False
+    check_hostname: bool = True
+    require_client_certificate: bool = True
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    plain: bool = True
+    https: bool = False
+    insecure: bool = False
+
+    @model_validator(mode="after")
+    def _check_server(self) -> TlsSettings:
+        if (self.port is not None or self.https) and self.certificate is None:
+            raise ValueError("a TLS listener (tls.port) or HTTPS (tls.https) needs tls.certificate")
+        return self
+
+
 def is_loopback(host: str) -> bool:
     """Whether ``host`` is a loopback address (or ``localhost``)."""
     if host == "localhost":
@@ -273,9 +338,18 @@ class Settings(BaseSettings):
         max_search_answer: the most bytes of QIDO-RS answers pacskit reads for one search
             (all its pages together) as a DICOMweb client; past it the search fails.
         allow_patient_names: opt in to requesting, showing and writing patient names.
+        retries: the library's attempts after a first one that failed for a transient
+            reason (:mod:`pacskit.retry`); 0 (the default, and the CLI's) tries once.
+        retry_backoff: seconds before the first retry, doubled for each next one.
         nodes: the named remote nodes.
         archive: the archive of ``pacskit serve``.
         web: the DICOMweb service of ``pacskit serve``.
+        tls: DICOM TLS and HTTPS, both roles.
+        move_bind_address: the address the C-MOVE-to-ourselves listener binds to;
+            empty: the address of our interface towards the peer asked to move.
+        move_check_peer: that listener admits only the peer asked to move (its AE title
+            as calling AE title, from its address); off for a PACS whose C-STORE
+            sub-associations come from another AE title or host.
         deidentify: the secret and options of de-identification (``--deidentify``).
     """
 
@@ -300,9 +374,14 @@ class Settings(BaseSettings):
     memory_budget: Annotated[int, Field(ge=0)] = 256 << 20
     max_search_answer: Annotated[int, Field(ge=1)] = 64 << 20
     allow_patient_names: bool = False
+    retries: Annotated[int, Field(ge=0, le=20)] = 0
+    retry_backoff: Annotated[float, Field(ge=0)] = 0.5
     nodes: dict[str, NodeConfig] = Field(default_factory=dict)
     archive: ArchiveSettings = Field(default_factory=ArchiveSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    tls: TlsSettings = Field(default_factory=TlsSettings)
+    move_bind_address: str = ""
+    move_check_peer: bool = True
     deidentify: DeidentifySettings = Field(default_factory=DeidentifySettings)
 
     @field_validator("ae_title")
@@ -322,7 +401,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _TomlSource(settings_cls))
+        return (init_settings, env_settings, _config_file_source(settings_cls))
 
     @classmethod
     def load(cls, config_file: Path | str | None = None, **overrides: Any) -> Settings:
@@ -334,14 +413,14 @@ class Settings(BaseSettings):
         Raises:
             ConfigError: the file cannot be read or parsed, or a value is invalid.
         """
-        path = Path(config_file) if config_file else find_config_file()
-        token = _file_values.set(read_config_file(path) if path else {})
+        path = Path(config_file) if config_file else _default_file(cls)
+        token = _chosen_file.set((path,))
         try:
             return cls(**{k: v for k, v in overrides.items() if v is not None})
         except ValidationError as exc:
             raise ConfigError(_describe(exc, path)) from None
         finally:
-            _file_values.reset(token)
+            _chosen_file.reset(token)
 
     def resolve_node(self, name_or_address: str) -> Node:
         """Turn a node name from the table, or an inline ``dicom://`` address, into a Node.
@@ -363,7 +442,7 @@ class Settings(BaseSettings):
             raise ConfigError(f"node {name_or_address!r} has no DICOM address (ae_title, host): "
                               "it is reached over DICOMweb only")
         return Node.create(name=name_or_address, ae_title=entry.ae_title, host=entry.host,
-                           port=entry.port, dicomweb_url=entry.dicomweb_url)
+                           port=entry.port, dicomweb_url=entry.dicomweb_url, tls=entry.tls)
 
 
 def find_config_file() -> Path | None:
@@ -391,29 +470,30 @@ def user_config_dir() -> Path:
     return Path(base) / "pacskit"
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
-    """Parse a ``pacskit.toml``.
+def _default_file(settings_cls: type[BaseSettings]) -> Path | None:
+    named = settings_cls.model_config.get("toml_file")
+    if isinstance(named, str | Path):
+        return Path(named) if Path(named).is_file() else None
+    return find_config_file()
+
+
+def _config_file_source(settings_cls: type[BaseSettings]) -> PydanticBaseSettingsSource:
+    """The config file's values (lowest priority): the file :meth:`Settings.load` was
+    given, else the subclass's ``toml_file`` if it exists, else :func:`find_config_file`'s.
 
     Raises:
-        ConfigError: unreadable or not valid TOML.
+        ConfigError: the file cannot be read or is not valid TOML.
     """
+    chosen = _chosen_file.get()
+    path = chosen[0] if chosen is not None else _default_file(settings_cls)
+    if path is not None and not path.is_file():
+        raise ConfigError(f"cannot read {path}: no such file")
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
+        return TomlConfigSettingsSource(settings_cls, toml_file=path)
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-
-
-class _TomlSource(PydanticBaseSettingsSource):
-    """The values read from the config file by :meth:`Settings.load` (lowest priority)."""
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return (_file_values.get() or {}).get(field_name), field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return dict(_file_values.get() or {})
 
 
 def _describe(exc: ValidationError, path: Path | None) -> str:

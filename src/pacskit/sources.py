@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from pydicom import Dataset, dcmread
 
 from pacskit.errors import InputError
-from pacskit.query import Query
+from pacskit.query import Level, Query
 from pacskit.scan import scan
 from pacskit.settings import Settings
 
@@ -36,12 +37,34 @@ def find_local(settings: Settings, name: str, query: Query, keys: list[str]) -> 
         ConfigError: the archive's index cannot be opened.
         InputError: the folder holds no DICOM file.
     """
+    with _opened(settings, name) as (index, _):
+        yield from index.find(query, keys=keys)
+
+
+def local_files(settings: Settings, name: str, query: Query) -> Iterator[Path]:
+    """The files of the instances ``query`` matches in the archive or under the folder
+    ``name``, at any level: what a retrieve from it brings.
+
+    Raises:
+        ConfigError: the archive's index cannot be opened.
+        InputError: the folder holds no DICOM file.
+    """
+    instances = query.model_copy(update={"level": Level.IMAGE, "return_keys": (), "limit": None})
+    with _opened(settings, name) as (index, root):
+        for match in index.find(instances, keys=["SOPInstanceUID"]):
+            path = index.path_of(str(match.get("SOPInstanceUID", "")))
+            if path is not None:
+                yield root / path
+
+
+@contextmanager
+def _opened(settings: Settings, name: str) -> Iterator[tuple[Any, Path]]:
     from pacskit.archive.index import Index  # SQLAlchemy only for the commands that need it
 
     if name == ARCHIVE:
         index = Index.open(settings.archive.db_url())
         try:
-            yield from index.find(query, keys=keys)
+            yield index, settings.archive.data_dir / "files"
         finally:
             index.close()
         return
@@ -49,7 +72,7 @@ def find_local(settings: Settings, name: str, query: Query, keys: list[str]) -> 
         index = Index.open(f"sqlite:///{scratch}/index.db")
         try:
             _index_folder(index, Path(name))
-            yield from index.find(query, keys=keys)
+            yield index, Path()
         finally:
             index.close()
 

@@ -5,6 +5,7 @@ fall silent."""
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 import time
 
@@ -18,16 +19,25 @@ class RecordingProxy:
         stall_after_received: stop forwarding (but keep the connection open) once the
             peer has sent this many bytes.
         delay: seconds to hold each chunk the peer sends before passing it on.
+        chunk_size: the most bytes read (and passed on) at a time: small, with ``delay``,
+            to trickle what a fast peer sends at once.
+        drop_first: reset this many first connections as soon as they are accepted
+            (a peer restarting); ``connections`` counts every one accepted.
     """
 
     def __init__(self, target_host: str, target_port: int, *, cut_after: int | None = None,
                  cut_after_received: int | None = None, stall_after_received: int | None = None,
-                 delay: float = 0.0) -> None:
+                 delay: float = 0.0, chunk_size: int = 65536, drop_first: int = 0) -> None:
         self.target = (target_host, target_port)
         self.cut_after = cut_after
         self.cut_after_received = cut_after_received
         self.stall_after_received = stall_after_received
         self.delay = delay
+        self.drop_first = drop_first
+        self.chunk_size = chunk_size
+        self.connections = 0
+        self._open = 0
+        self._idle = threading.Condition()
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
         self.sent = bytearray()
@@ -43,7 +53,14 @@ class RecordingProxy:
                 client, _ = self.server.accept()
             except OSError:
                 return
+            self.connections += 1
+            if self.connections <= self.drop_first:
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                client.close()
+                continue
             upstream = socket.create_connection(self.target)
+            with self._idle:
+                self._open += 1
             for src, dst, outgoing in ((client, upstream, True), (upstream, client, False)):
                 thread = threading.Thread(target=self._pump, args=(src, dst, outgoing), daemon=True)
                 thread.start()
@@ -51,7 +68,7 @@ class RecordingProxy:
 
     def _pump(self, src: socket.socket, dst: socket.socket, outgoing: bool) -> None:
         try:
-            while chunk := src.recv(65536):
+            while chunk := src.recv(self.chunk_size):
                 if outgoing:
                     with self._lock:
                         self.sent += chunk
@@ -75,6 +92,15 @@ class RecordingProxy:
                     sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+            if outgoing:
+                with self._idle:
+                    self._open -= 1
+                    self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until every forwarded connection has ended; whether they did in time."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._open == 0, timeout)
 
     def close(self) -> None:
         self._closing.set()

@@ -11,10 +11,12 @@ from typing import Any
 from pacskit import Node
 from pacskit.archive import Archive
 from pacskit.archive.maintenance import import_files
-from pacskit.settings import ArchiveSettings, Settings, WebSettings
+from pacskit.settings import ArchiveSettings, NodeConfig, Settings, WebSettings
 from pacskit.testing.peers import free_port
 
 ARCHIVE_AET = "ARCHIVE"
+CLIENT_NODES = {"pacskit": NodeConfig(ae_title="PACSKIT", host="127.0.0.1", port=1)}
+"""The nodes table of an archive that lets pacskit (AE title PACSKIT) find and retrieve."""
 
 
 @contextmanager

@@ -92,3 +92,32 @@ def test_inline_address_bypasses_the_table(config):
     assert Settings.load().resolve_node("dicom://X@h:5").address == "X@h:5"
     with pytest.raises(InvalidAddress):
         Settings.load().resolve_node("dicom://X@h:99999")
+
+
+def test_settings_read_the_same_file_as_load(config):
+    assert Settings().ae_title == "FROMFILE"
+    assert Settings().resolve_node("pacs").ae_title == "TELEMIS"
+    assert Settings(ae_title="DIRECT").ae_title == "DIRECT"
+
+
+def test_retries_are_settings(config, monkeypatch):
+    monkeypatch.setenv("PACSKIT_RETRIES", "3")
+    monkeypatch.setenv("PACSKIT_RETRY_BACKOFF", "0.1")
+    settings = Settings()
+    assert (settings.retries, settings.retry_backoff) == (3, 0.1)
+    assert Settings.load().retries == 3
+
+
+def test_an_application_uses_its_own_prefix_and_file(config, monkeypatch, tmp_path):
+    from pydantic_settings import SettingsConfigDict
+
+    (tmp_path / "clinic.toml").write_text('ae_title = "CLINICFILE"\nport = 2000\n')
+
+    class ClinicSettings(Settings):
+        model_config = SettingsConfigDict(env_prefix="CLINIC_DICOM_", toml_file=tmp_path / "clinic.toml")
+
+    monkeypatch.setenv("CLINIC_DICOM_AE_TITLE", "CLINIC")
+    monkeypatch.setenv("PACSKIT_AE_TITLE", "IGNORED")
+    settings = ClinicSettings()
+    assert (settings.ae_title, settings.port) == ("CLINIC", 2000)
+    assert ClinicSettings.load().port == 2000

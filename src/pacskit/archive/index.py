@@ -468,6 +468,7 @@ def _migrate(conn: Connection, found: int) -> None:
     was another's with a trailing control character was indexed apart but written over
     the other's file; of rows sharing a file, those whose UID is not valid are dropped.
     Version 3 adds the worklist table, which ``create_all`` has made already.
+    Version 4 adds the ``mpps`` table (Modality Performed Procedure Steps), made by ``create_all`` too.
     """
     if found < 2:
         _unique_paths(conn)

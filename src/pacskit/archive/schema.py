@@ -6,7 +6,8 @@ its attributes (the keys of its level in :data:`pacskit.query.LEVEL_KEYS`) as DI
 the index alone. Unique constraints carry the archive's integrity: one row per UID at
 each level, and one instance per file (schema version 2). Worklist items (schema version
 3) are kept the same way: the whole item as DICOM JSON, the keys a modality queries by as
-indexed columns.
+indexed columns. Modality Performed Procedure Steps (schema version 4) too: the step
+as DICOM JSON, its status and the keys that link it to the worklist as columns.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class Base(DeclarativeBase):
@@ -113,6 +114,27 @@ class WorklistItem(Base):
     study_uid: Mapped[str] = mapped_column(String(64), index=True)
     requested_procedure_id: Mapped[str] = mapped_column(String(64))
     step_id: Mapped[str] = mapped_column(String(64))
+    attributes: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class PerformedStep(Base):
+    """One Modality Performed Procedure Step (PS3.4 F.7): the step as DICOM JSON, its
+    status, the first Study Instance UID and accession number of its Scheduled Step
+    Attributes Sequence, who created it."""
+
+    __tablename__ = "mpps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uid: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    study_uid: Mapped[str] = mapped_column(String(64), default="", index=True)
+    accession: Mapped[str] = mapped_column(String(64), default="")
+    patient_id: Mapped[str] = mapped_column(String(64), default="")
+    modality: Mapped[str] = mapped_column(String(16), default="")
+    station_aet: Mapped[str] = mapped_column(String(16), default="")
+    created_by: Mapped[str] = mapped_column(String(16), default="")
     attributes: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)

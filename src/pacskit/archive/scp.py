@@ -103,10 +103,11 @@ class AccessTable:
             return f"{calling_ae_title!r} calls from {address}, not from {node.host}"
         return None
 
-    def destination(self, ae_title: str) -> tuple[str, int] | None:
-        """Where a C-MOVE to ``ae_title`` goes, if the nodes table knows it."""
+    def destination(self, ae_title: str) -> tuple[str, int, bool] | None:
+        """Where a C-MOVE to ``ae_title`` goes, if the nodes table knows it: host, port,
+        and whether over TLS."""
         node = self.peers.get(ae_title)
-        return (node.host, node.port) if node is not None and node.host else None
+        return (node.host, node.port, node.tls) if node is not None and node.host else None
 
 
 class NormalizedService(Protocol):
@@ -218,7 +219,7 @@ class ArchiveSCP:
         if found is None:
             LOG.warning("C-MOVE from %s to unknown destination %r", peer.ae_title, ae_title)
             raise DimseStatus(MOVE_DESTINATION_UNKNOWN, f"{ae_title.strip()!r} is not a known peer")
-        return Node(ae_title=ae_title.strip(), host=found[0], port=found[1])
+        return Node(ae_title=ae_title.strip(), host=found[0], port=found[1], tls=found[2])
 
     def normalized(self, peer: Peer, request: NormalizedRequest) -> NormalizedResponse:
         service = self.normalized_services.get(request.sop_class_uid)

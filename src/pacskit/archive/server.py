@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING
 
 from pacskit.archive.index import Index
 from pacskit.archive.ingest import Ingest
+from pacskit.archive.mpps import MppsRetrieveService, MppsService, PerformedSteps
 from pacskit.archive.recovery import Recovered, recover
 from pacskit.archive.scp import ArchiveSCP
 from pacskit.net.acceptor import Acceptor
+from pacskit.net.tls import https_context, server_context
 from pacskit.settings import Settings
 
 if TYPE_CHECKING:
@@ -34,6 +36,9 @@ class Archive:
         self.index = Index.open(settings.archive.db_url())
         self.ingest = Ingest(settings.archive, self.index)
         self.scp = ArchiveSCP(settings, self.ingest, self.index)
+        self.mpps = PerformedSteps(self.index)
+        self.scp.register(MppsService(self.mpps))
+        self.scp.register(MppsRetrieveService(self.mpps))
         self.server: Acceptor | None = None
         self.web: WebServer | None = None
 
@@ -51,12 +56,23 @@ class Archive:
             NetworkError: a port cannot be listened on.
         """
         self.recover()
+        tls = self.settings.tls
+        context = server_context(tls) if tls.port is not None else None
         acceptor = Acceptor(self.settings, self.scp, self.scp.supported_contexts(),
                             check_called_ae_title=self.settings.archive.check_called_aet)
-        address = (self.settings.bind_address, self.settings.port)
-        acceptor.start(address)
         self.server = acceptor
-        LOG.info("archive %s listening on %s:%d", self.settings.ae_title, *address)
+        try:
+            if tls.plain or context is None:
+                address = (self.settings.bind_address, self.settings.port)
+                acceptor.start(address)
+                LOG.info("archive %s listening on %s:%d", self.settings.ae_title, *address)
+            if context is not None and tls.port is not None:
+                acceptor.start((self.settings.bind_address, tls.port), tls=context)
+                LOG.info("archive %s listening for DICOM TLS (%s) on %s:%d", self.settings.ae_title,
+                         tls.profile, self.settings.bind_address, tls.port)
+        except BaseException:
+            self.close_servers()
+            raise
         if self.settings.web.enabled:
             try:
                 self.web = self._web_server()
@@ -71,7 +87,8 @@ class Archive:
         from pacskit.web.server import WebServer
 
         web = self.settings.web
-        return WebServer(create_app(self), web.bind, web.port, header_timeout=web.header_timeout)
+        tls = https_context(self.settings.tls) if self.settings.tls.https else None
+        return WebServer(create_app(self), web.bind, web.port, header_timeout=web.header_timeout, tls=tls)
 
     def serve_forever(self, stop: threading.Event | None = None) -> None:
         """Serve until ``stop`` is set (or forever)."""

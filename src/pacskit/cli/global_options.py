@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -30,6 +31,34 @@ DimseTimeoutOption = Annotated[float | None, typer.Option("--dimse-timeout", hel
 NetworkTimeoutOption = Annotated[float | None, typer.Option("--network-timeout", help="Idle network timeout, s.", rich_help_panel=PANEL)]
 ConnectTimeoutOption = Annotated[float | None, typer.Option("--connect-timeout", help="TCP connect timeout, s.", rich_help_panel=PANEL)]
 VerboseOption = Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output (-vv for debug).", rich_help_panel=PANEL)]
+
+TLS_PANEL = "TLS options"
+
+
+class Profile(str, Enum):
+    """The BCP 195 TLS profiles (PS3.15 B.9-B.11), as DCMTK's +py, +px, +pz."""
+
+    bcp195_nd = "bcp195-nd"
+    bcp195 = "bcp195"
+    bcp195_ex = "bcp195-ex"
+
+
+TlsOption = Annotated[bool | None, typer.Option("--tls/--no-tls", help="DICOM TLS on every association opened (dicoms:// and tls = true nodes use it anyway).", rich_help_panel=TLS_PANEL, show_default=False)]
+TlsCertOption = Annotated[Path | None, typer.Option("--tls-cert", help="Our certificate (PEM).", rich_help_panel=TLS_PANEL)]
+TlsKeyOption = Annotated[Path | None, typer.Option("--tls-key", help="Our private key (PEM); the certificate file if not given.", rich_help_panel=TLS_PANEL)]
+TlsCaOption = Annotated[Path | None, typer.Option("--tls-ca", help="CA certificates (PEM) a peer's certificate must chain to.", rich_help_panel=TLS_PANEL)]
+TlsProfileOption = Annotated[Profile | None, typer.Option("--tls-profile", help="bcp195-nd (default), bcp195 or bcp195-ex.", rich_help_panel=TLS_PANEL, show_default=False)]
+InsecureOption = Annotated[bool | None, typer.Option("--insecure", help="DICOMweb over HTTPS: do not verify the server's certificate.", rich_help_panel=TLS_PANEL, show_default=False)]
+
+TLS_OPTIONS: dict[str, Any] = {
+    "always": TlsOption,
+    "certificate": TlsCertOption,
+    "key": TlsKeyOption,
+    "ca": TlsCaOption,
+    "profile": TlsProfileOption,
+    "insecure": InsecureOption,
+}
+"""The ``[tls]`` settings each command takes as flags (``--tls`` is ``tls.always``)."""
 
 SETTING_OPTIONS: dict[str, Any] = {
     "ae_title": AeTitleOption,
@@ -62,6 +91,7 @@ def with_global_options(command: F) -> F:
     added = {
         f"{PREFIX}config": ConfigOption,
         **{f"{PREFIX}{name}": option for name, option in SETTING_OPTIONS.items()},
+        **{f"{PREFIX}tls_{name}": option for name, option in TLS_OPTIONS.items()},
     }
     extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=option, default=None)
              for name, option in added.items()]
@@ -79,6 +109,10 @@ def with_global_options(command: F) -> F:
             value = kwargs.pop(f"{PREFIX}{name}")
             if value is not None:
                 root.overrides[name] = value
+        for name in TLS_OPTIONS:
+            value = kwargs.pop(f"{PREFIX}tls_{name}")
+            if value is not None:
+                root.overrides.setdefault("tls", {})[name] = value.value if isinstance(value, Enum) else value
         verbose = kwargs.pop(f"{PREFIX}verbose")
         if verbose:
             root.verbose += verbose

@@ -28,7 +28,9 @@ from pacskit.cli.global_options import (
     with_global_options,
 )
 from pacskit.cli.move import move
+from pacskit.cli.mpps import app as mpps_app
 from pacskit.cli.nodes import nodes
+from pacskit.cli.receive import receive
 from pacskit.cli.serve import serve
 from pacskit.cli.store import store
 from pacskit.cli.worklist import app as worklist_app
@@ -83,10 +85,11 @@ def _global_options(
     )
 
 
-for command in (echo, find, get, move, store, nodes, serve):
+for command in (echo, find, get, move, store, receive, nodes, serve):
     app.command(name=command.__name__)(with_global_options(command))
 app.add_typer(archive_app, name="archive")
 app.add_typer(worklist_app, name="worklist")
+app.add_typer(mpps_app, name="mpps")
 
 
 def main(argv: list[str] | None = None) -> None:

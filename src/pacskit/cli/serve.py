@@ -11,6 +11,7 @@ import typer
 from pacskit.cli.archive import DataDirOption, DbOption, archive_settings
 from pacskit.cli.common import err, state
 from pacskit.cli.log_setup import configure
+from pacskit.errors import ConfigError
 
 
 def serve(
@@ -20,6 +21,7 @@ def serve(
     no_fsync: Annotated[bool, typer.Option("--no-fsync", help="Do not flush each file to disk before acknowledging it.")] = False,
     http_port: Annotated[int | None, typer.Option("--http-port", help="DICOMweb HTTP port (0: no DICOMweb).", min=0, max=65535)] = None,
     no_http: Annotated[bool, typer.Option("--no-http", help="Do not serve DICOMweb.")] = False,
+    tls_port: Annotated[int | None, typer.Option("--tls-port", help="Also listen for DICOM TLS on this port (tls.port).", min=1, max=65535)] = None,
 ) -> None:
     """Run a PACS: C-ECHO, C-STORE, C-FIND, C-GET, C-MOVE and the Modality Worklist over an index database, and
     DICOMweb (QIDO-RS, WADO-RS, STOW-RS, WADO-URI) over HTTP."""
@@ -29,6 +31,10 @@ def serve(
     settings = archive_settings(ctx, data_dir, db)
     if no_fsync:
         settings = settings.model_copy(update={"archive": settings.archive.model_copy(update={"fsync": False})})
+    if tls_port is not None:
+        settings = settings.model_copy(update={"tls": settings.tls.model_copy(update={"port": tls_port})})
+        if settings.tls.certificate is None:
+            raise ConfigError("--tls-port needs a certificate (--tls-cert, or tls.certificate)")
     web = settings.web
     if no_http or http_port == 0:
         web = web.model_copy(update={"enabled": False})
@@ -41,13 +47,19 @@ def serve(
     with Archive(settings) as archive:
         archive.start()
         where = settings.archive.db or f"SQLite in {settings.archive.data_dir}"
-        err.print(f"pacskit archive {settings.ae_title} listening on {settings.bind_address}:{settings.port} "
+        tls = settings.tls
+        ports = [f"{settings.bind_address}:{settings.port}"] if tls.plain or tls.port is None else []
+        if tls.port is not None:
+            clients = "client certificates required" if tls.require_client_certificate else "no client certificate asked"
+            ports.append(f"{settings.bind_address}:{tls.port} (DICOM TLS, {tls.profile}, {clients})")
+        err.print(f"pacskit archive {settings.ae_title} listening on {' and '.join(ports)} "
                   f"(files in {settings.archive.data_dir}, index: {where}); Ctrl-C stops it.",
                   markup=False)
         if web.enabled:
             auth = "Basic/Bearer authentication" if web.authenticated else "no authentication"
-            err.print(f"  DICOMweb on http://{web.bind}:{web.port}/dicom-web ({auth}); "
-                      f"WADO-URI on http://{web.bind}:{web.port}/wado", markup=False)
+            scheme = "https" if tls.https else "http"
+            err.print(f"  DICOMweb on {scheme}://{web.bind}:{web.port}/dicom-web ({auth}); "
+                      f"WADO-URI on {scheme}://{web.bind}:{web.port}/wado", markup=False)
         err.print(f"  try: pacskit echo dicom://{settings.ae_title}@127.0.0.1:{settings.port}", markup=False)
         stop.wait()
     err.print("pacskit archive stopped.", markup=False)

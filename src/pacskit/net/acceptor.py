@@ -22,6 +22,7 @@ from __future__ import annotations
 import errno
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -34,7 +35,13 @@ from pydicom.uid import UID
 from pynetdicom.presentation import PresentationContext
 
 from pacskit.deflate import IDENTIFIER_LIMIT, InflationLimitExceeded
-from pacskit.errors import AssociationAborted, NetworkError, NetworkTimeout, PacskitError
+from pacskit.errors import (
+    AssociationAborted,
+    NetworkError,
+    NetworkTimeout,
+    PacskitError,
+    TlsFailure,
+)
 from pacskit.net import exchange_log
 from pacskit.net.association import Association, ReleaseRequested, associate
 from pacskit.net.commands import (
@@ -109,11 +116,14 @@ PENDING_EVERY = 1
 
 @dataclass(frozen=True)
 class Peer:
-    """Who is on the other side of an association."""
+    """Who is on the other side of an association: its AE titles and address, whether
+    the association is DICOM TLS, and the subject of the certificate it showed."""
 
     ae_title: str
     called_ae_title: str
     address: str
+    tls: bool = False
+    certificate_subject: str = ""
 
 
 @dataclass(frozen=True)
@@ -223,14 +233,17 @@ class Acceptor:
         self.budget = MemoryBudget(settings.memory_budget)
         self.limits = ConnectionLimits(settings.max_connections, settings.max_connections_per_address,
                                        settings.max_associations)
-        self._listener: socket.socket | None = None
-        self._thread: threading.Thread | None = None
+        self._listeners: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
         self._active: dict[socket.socket, threading.Thread] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
 
-    def start(self, address: tuple[str, int], *, reuse_port: bool = False) -> None:
-        """Listen on ``address`` and accept associations in a background thread.
+    def start(self, address: tuple[str, int], *, reuse_port: bool = False,
+              tls: ssl.SSLContext | None = None) -> None:
+        """Listen on ``address`` and accept associations in a background thread; with
+        ``tls``, DICOM TLS ones (PS3.15 B.1), the handshake done on each association's
+        thread. May be called again for another address: all share the limits.
 
         Raises:
             NetworkError: the address cannot be listened on.
@@ -240,9 +253,11 @@ class Acceptor:
         except OSError as exc:
             reason = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
             raise NetworkError(f"cannot listen on {address[0]}:{address[1]}: {reason}") from None
-        self._listener = listener
-        self._thread = threading.Thread(target=self._accept_loop, name="pacskit-acceptor", daemon=True)
-        self._thread.start()
+        self._listeners.append(listener)
+        thread = threading.Thread(target=self._accept_loop, args=(listener, tls), daemon=True,
+                                  name="pacskit-acceptor-tls" if tls is not None else "pacskit-acceptor")
+        self._threads.append(thread)
+        thread.start()
 
     @property
     def connections(self) -> list[socket.socket]:
@@ -253,16 +268,16 @@ class Acceptor:
     def shutdown(self, grace: float = 5.0) -> None:
         """Stop listening; let associations in progress end for ``grace`` seconds, then
         abort the rest."""
-        listener, self._listener = self._listener, None
+        listeners, self._listeners = self._listeners, []
         self._stopping.set()
-        if listener is not None:
+        for listener in listeners:
             try:
                 listener.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
             listener.close()
-        if self._thread is not None:
-            self._thread.join(grace)
+        for thread in self._threads:
+            thread.join(grace)
         with self._lock:
             active = list(self._active.items())
         for conn, thread in active:
@@ -274,14 +289,13 @@ class Acceptor:
                     pass
                 thread.join(1.0)
 
-    def _accept_loop(self) -> None:
-        listener = self._listener
+    def _accept_loop(self, listener: socket.socket, tls: ssl.SSLContext | None) -> None:
         waiting = ACCEPT_RETRY_FIRST
-        while listener is not None and self._listener is listener:
+        while listener in self._listeners:
             try:
                 conn, address = listener.accept()
             except OSError as exc:
-                if self._listener is not listener:
+                if listener not in self._listeners:
                     return
                 if exc.errno in ACCEPT_TRANSIENT:
                     continue
@@ -291,9 +305,9 @@ class Acceptor:
                 waiting = min(waiting * 2, ACCEPT_RETRY_MAX)
                 continue
             waiting = ACCEPT_RETRY_FIRST
-            self._admit(conn, address[0], address[1])
+            self._admit(conn, address[0], address[1], tls)
 
-    def _admit(self, conn: socket.socket, host: str, port: int) -> None:
+    def _admit(self, conn: socket.socket, host: str, port: int, tls: ssl.SSLContext | None) -> None:
         """Serve ``conn`` on a thread of its own, or refuse it here and now."""
         accepted = time.monotonic()
         refusal = self.limits.open(host)
@@ -301,7 +315,7 @@ class Acceptor:
             self.limits.refused(host, refusal)
             _refuse(conn)
             return
-        thread = threading.Thread(target=self._serve, args=(conn, host, accepted), daemon=True,
+        thread = threading.Thread(target=self._serve, args=(conn, host, accepted, tls), daemon=True,
                                   name=f"pacskit-association-{host}:{port}")
         with self._lock:
             self._active[conn] = thread
@@ -315,25 +329,39 @@ class Acceptor:
             _refuse(conn)
             self._stopping.wait(ACCEPT_RETRY_FIRST)
 
-    def _serve(self, conn: socket.socket, address: str, accepted: float) -> None:
+    def _serve(self, conn: socket.socket, address: str, accepted: float, tls: ssl.SSLContext | None) -> None:
         session: _Session | None = None
+        served = conn
         try:
             session = _Session(self, conn, address, accepted)
+            if tls is not None:
+                if not session.handshake(tls):
+                    return
+                served = self._rename(conn, session.transport.sock)
             session.run()
         except Exception:
             LOG.exception("association from %s failed", address)
         finally:
             if session is not None and session.counted:
                 self.limits.end_association()
-            self._forget(conn, address)
+            self._forget(conn, address, served)
             try:
-                conn.close()
+                served.close()
             except OSError:
                 pass
 
-    def _forget(self, conn: socket.socket, host: str) -> None:
+    def _rename(self, conn: socket.socket, wrapped: socket.socket | None) -> socket.socket:
+        """Track a connection by its TLS socket once the handshake has taken over its
+        descriptor (so that :meth:`shutdown` can still end it)."""
+        if wrapped is None:
+            return conn
         with self._lock:
-            self._active.pop(conn, None)
+            self._active[wrapped] = self._active.pop(conn)
+        return wrapped
+
+    def _forget(self, conn: socket.socket, host: str, served: socket.socket | None = None) -> None:
+        with self._lock:
+            self._active.pop(served if served is not None else conn, None)
         self.limits.close(host)
         if self.on_connection is not None:
             self.on_connection(conn, False)
@@ -382,6 +410,17 @@ class _Session:
         self.peer = Peer("", "", address)
         self.cancelled: set[int] = set()
 
+    def handshake(self, context: ssl.SSLContext) -> bool:
+        """The TLS handshake, within the ACSE timeout of the connection; whether it
+        succeeded (a failure is logged, the connection closed)."""
+        left = max(0.0, self.accepted + self.settings.acse_timeout - time.monotonic())
+        try:
+            self.transport.accept_tls(context, left)
+        except (TlsFailure, AssociationAborted, NetworkTimeout) as exc:
+            LOG.warning("TLS connection from %s refused: %s", self.address, _without(exc.message, self.address))
+            return False
+        return True
+
     def run(self) -> None:
         started = time.monotonic()
         association, request = Association.incoming(self.transport, self.address, self.settings,
@@ -389,7 +428,8 @@ class _Session:
         self.association = association
         if request is None:
             return
-        self.peer = Peer(request.calling_ae_title, request.called_ae_title, self.address)
+        self.peer = Peer(request.calling_ae_title, request.called_ae_title, self.address,
+                         self.transport.tls, self.transport.peer_subject)
         association.label = exchange_log.peer_label(self.peer.ae_title, self.address, self.transport.peer_address[1])
         association.name_peer = True
         exchange_log.association_received(
@@ -749,6 +789,10 @@ class _Retrieve:
                           retrieve_rsp(self.command_field, self.message_id, self.context.abstract_syntax,
                                        status, counts, has_identifier=data is not None, comment=comment),
                           data)
+
+
+def _without(message: str, label: str) -> str:
+    return message.removeprefix(f"{label}: ").removeprefix(label).lstrip(": ")
 
 
 def _id(message: Message) -> int:

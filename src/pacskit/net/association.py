@@ -46,6 +46,7 @@ from pacskit.errors import (
     DimseError,
     NetworkError,
     NetworkTimeout,
+    TlsFailure,
 )
 from pacskit.net import exchange_log
 from pacskit.net.commands import (
@@ -58,7 +59,8 @@ from pacskit.net.commands import (
     failure_rsp,
 )
 from pacskit.net.memory_budget import UNLIMITED, MemoryBudget
-from pacskit.net.transport import OverBudget, PduTooLarge, ReadBounds, Transport
+from pacskit.net.tls import client_context
+from pacskit.net.transport import OverBudget, PduTooLarge, ReadBounds, TlsOnPlainPort, Transport
 from pacskit.net.ul.fsm import (
     CloseTransport,
     Indication,
@@ -173,9 +175,22 @@ class Association:
             AssociationRejected: the peer rejected the association (with its reason).
             AssociationAborted: the peer aborted or closed the connection instead.
         """
+        context = client_context(settings.tls) if node.tls or settings.tls.always else None
         transport = Transport.connect(node.host, node.port, label=node.description,
-                                      connect_timeout=settings.connect_timeout, timeout=settings.acse_timeout)
-        return cls.negotiate(transport, settings, node, proposal)
+                                      connect_timeout=settings.connect_timeout, timeout=settings.acse_timeout,
+                                      context=context)
+        try:
+            return cls.negotiate(transport, settings, node, proposal)
+        except TlsOnPlainPort:
+            raise TlsFailure(f"{node.description} answers in TLS: it expects DICOM TLS on port {node.port} "
+                             "(--tls, a dicoms:// address, or tls = true for the node)") from None
+        except AssociationAborted as exc:
+            if context is not None or isinstance(exc, TlsFailure) or \
+                    not any(text in str(exc) for text in ("closed the connection", "lost:")):
+                raise
+            raise AssociationAborted(f"{node.description} closed the connection without answering the "
+                                     "association request (if it expects DICOM TLS: --tls, a dicoms:// "
+                                     "address, or tls = true for the node)") from None
 
     @classmethod
     def negotiate(cls, transport: Transport, settings: Settings, node: Node, proposal: Proposal) -> Association:
@@ -259,6 +274,10 @@ class Association:
         except NetworkTimeout:
             LOG.warning("%s sent no whole A-ASSOCIATE-RQ within %g s: disconnected", label,
                         settings.acse_timeout)
+            association.close()
+            return association, None
+        except TlsOnPlainPort:
+            LOG.warning("%s: the peer speaks TLS on a non-TLS port: disconnected", label)
             association.close()
             return association, None
         except AssociationAborted:

@@ -57,6 +57,14 @@ def peer_label(ae_title: str, address: str, port: int | None = None) -> str:
     return f"{printable(ae_title.strip()) or '(no AE title)'} ({where})"
 
 
+def tls_session(*, peer: str, version: str, cipher: str, subject: str) -> None:
+    """A DICOM TLS session is up (PS3.15 B.1), before the A-ASSOCIATE-RQ. INFO: the TLS
+    version, the cipher suite and the subject of the peer's certificate."""
+    if _association_on(INFO):
+        ASSOCIATION.info("TLS with %s: %s, %s%s", peer, version, cipher,
+                         f", certificate {subject}" if subject else "")
+
+
 def association_requested(*, calling: str, called: str, address: str, port: int,
                           contexts: Sequence[ProposedContext], roles: Mapping[str, tuple[bool, bool]],
                           max_pdu: int, implementation: tuple[str, str]) -> None:

@@ -253,6 +253,7 @@ class RetrieveSession:
                 progress(counts)
             if outcome_of(response.status) is not Outcome.PENDING:
                 counts.failed_instances = response.failed_instances
+                counts.remaining = response.remaining or 0
                 break
         return counts
 

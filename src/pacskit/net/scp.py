@@ -3,10 +3,16 @@
 It runs on the archive's :class:`~pacskit.net.acceptor.Acceptor` (one thread per
 association, messages read straight from the socket), with a service that hands each
 instance, still encoded and behind its file meta information, to the retrieve.
+
+It admits only the peer it was started for (the node asked to move): associations
+calling with that node's AE title, from its address (``move_check_peer``). It listens on
+``move_bind_address``, by default the address of our interface towards that node (never
+every interface unless configured so), and speaks DICOM TLS when the node does.
 """
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -32,8 +38,12 @@ from pacskit.net.acceptor import (
 from pacskit.net.contexts import scp_storage_contexts
 from pacskit.net.normalized import NormalizedRequest, NormalizedResponse
 from pacskit.net.retrieve import InstanceHandler, Received, ReceivedInstance
+from pacskit.net.tls import server_context
+from pacskit.net.transport import resolve_host
 from pacskit.nodes import Node
 from pacskit.settings import Settings
+
+LOG = logging.getLogger("pacskit.retrieve")
 
 
 class Deliveries:
@@ -89,25 +99,52 @@ class Deliveries:
 
 @contextmanager
 def storage_scp(settings: Settings, on_instance: InstanceHandler, port: int | None = None,
-                deliveries: Deliveries | None = None) -> Iterator[Acceptor]:
+                deliveries: Deliveries | None = None, *, peer: Node | None = None,
+                check_called_ae_title: bool = True) -> Iterator[Acceptor]:
     """Listen as a Storage SCP (AE title and port from settings) until the block ends;
     what arrives is also told to ``deliveries``.
 
-    Only associations that call our AE title are accepted.
+    Only associations that call our AE title are accepted (unless
+    ``check_called_ae_title`` is off); with ``peer``, only those
+    from it (its AE title as calling AE title, from its address; any peer if
+    ``move_check_peer`` is off), on the address of our
+    interface towards it unless ``move_bind_address`` is set, over TLS when it is a TLS
+    node (or ``tls.always``).
 
     Raises:
         NetworkError: the port cannot be listened on (in use, no permission).
+        ConfigError: a TLS listener without a certificate.
     """
     if deliveries is not None:
         on_instance = _told(on_instance, deliveries)
-    acceptor = Acceptor(settings, _MoveDestination(on_instance),
+    context = None
+    if peer is not None and (peer.tls or settings.tls.always):
+        context = server_context(settings.tls)
+    acceptor = Acceptor(settings, _MoveDestination(on_instance, peer if settings.move_check_peer else None),
                         [*scp_storage_contexts(), build_context(Verification)],
+                        check_called_ae_title=check_called_ae_title,
                         on_connection=deliveries.connection if deliveries is not None else None)
-    acceptor.start((settings.bind_address, port if port is not None else settings.port))
+    acceptor.start((listen_address(settings, peer), port if port is not None else settings.port), tls=context)
     try:
         yield acceptor
     finally:
         acceptor.shutdown()
+
+
+def listen_address(settings: Settings, peer: Node | None) -> str:
+    """Where the C-MOVE listener binds: ``move_bind_address``, else our address towards
+    ``peer`` (the one the kernel would send from), else ``bind_address``."""
+    if settings.move_bind_address:
+        return settings.move_bind_address
+    if peer is None:
+        return settings.bind_address
+    address = resolve_host(peer.host, peer.port)
+    with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect((address, peer.port))
+            return str(probe.getsockname()[0])
+        except OSError:
+            return settings.bind_address
 
 
 def _told(on_instance: InstanceHandler, deliveries: Deliveries) -> InstanceHandler:
@@ -123,11 +160,23 @@ def _told(on_instance: InstanceHandler, deliveries: Deliveries) -> InstanceHandl
 class _MoveDestination:
     """The services of a C-MOVE destination: Verification and Storage only."""
 
-    def __init__(self, on_instance: InstanceHandler) -> None:
+    def __init__(self, on_instance: InstanceHandler, expected: Node | None = None) -> None:
         self.on_instance = on_instance
+        self.expected = expected
+        self.expected_address = resolve_host(expected.host, expected.port) if expected is not None else ""
 
     def admit(self, peer: Peer) -> str | None:
-        return None
+        expected = self.expected
+        if expected is None:
+            return None
+        if peer.ae_title != expected.ae_title:
+            reason = f"calling AE title {peer.ae_title!r} is not {expected.ae_title!r}, the peer asked to move"
+        elif peer.address != self.expected_address:
+            reason = f"{peer.address} is not {self.expected_address}, the address of {expected.ae_title}"
+        else:
+            return None
+        LOG.warning("C-MOVE listener refused an association: %s", reason)
+        return reason
 
     def allows(self, peer: Peer, operation: str, sop_class_uid: str) -> str | None:
         return None if operation.startswith("n-") else f"a C-MOVE destination does not {operation}"

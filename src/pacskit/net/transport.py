@@ -13,14 +13,21 @@ says how long the wait for a PDU's first byte may last (the idle time) and how l
 rest of it may take once it has started, or gives one deadline for all of it (ARTIM,
 PS3.8 9.1.5); each ``recv`` waits only for the time left. A peer dripping one byte at a
 time is cut at the deadline. Nothing here relies on ``select()`` alone to know whether
-bytes are waiting: the read-ahead buffer is looked at first (a TLS socket will add its
-own pending bytes), and a socket timeout bounds each wait.
+bytes are waiting: the read-ahead buffer is looked at first, then the bytes a TLS socket
+has decrypted and holds, and a socket timeout bounds each wait.
+
+A connection may be DICOM TLS (PS3.15 B.1): :meth:`Transport.connect` with a client
+context does the handshake before the A-ASSOCIATE-RQ, :meth:`Transport.accept_tls`
+the server's side of it (see :mod:`pacskit.net.tls` for the profiles). A plain
+connection whose peer's first byte is a TLS record type (0x16 handshake, 0x15 alert)
+speaks TLS on a non-TLS port: :class:`TlsOnPlainPort`, never a PDU of type 0x16.
 """
 
 from __future__ import annotations
 
 import select
 import socket
+import ssl
 import struct
 import time
 from dataclasses import dataclass
@@ -31,7 +38,9 @@ from pacskit.errors import (
     HostNotFound,
     NetworkError,
     NetworkTimeout,
+    TlsFailure,
 )
+from pacskit.net import exchange_log, tls
 from pacskit.net.memory_budget import UNLIMITED, MemoryBudget
 
 PDU_HEADER = 6
@@ -53,6 +62,19 @@ class PduTooLarge(AssociationAborted):
 
 class OverBudget(AssociationAborted):
     """A PDU being read would take the memory of all associations over their budget."""
+
+
+class TlsAborted(TlsFailure, AssociationAborted):
+    """The connection ended for a TLS reason once open: the peer's alert (our certificate
+    refused, or none sent), or TLS where plain DICOM was expected, or the reverse."""
+
+
+class TlsOnPlainPort(TlsAborted):
+    """The peer of a plain connection speaks TLS."""
+
+
+class PlainOnTlsPort(TlsAborted):
+    """The peer of a TLS listener speaks plain DICOM."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +132,9 @@ class Transport:
         self.bounds = ReadBounds(timeout, timeout)
         self._buffer = bytearray()
         self._read_ahead = memoryview(bytearray(READ_AHEAD))
+        self.tls = isinstance(sock, ssl.SSLSocket)
+        self.peer_subject = ""
+        self._first_read = True
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
@@ -119,11 +144,14 @@ class Transport:
 
     @classmethod
     def connect(cls, host: str, port: int, *, label: str, connect_timeout: float,
-                timeout: float | None) -> Transport:
-        """Open a TCP connection to ``host:port``.
+                timeout: float | None, context: ssl.SSLContext | None = None) -> Transport:
+        """Open a TCP connection to ``host:port``; with ``context``, a TLS one, whose
+        server certificate is checked against ``host`` if the context checks host names.
 
         Raises:
             HostNotFound, ConnectionRefused, NetworkTimeout, NetworkError: no connection.
+            CertificateRejected: the server's certificate does not verify.
+            TlsFailure: no TLS session.
         """
         address = resolve_host(host, port)
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
@@ -138,10 +166,60 @@ class Transport:
         except TimeoutError:
             sock.close()
             raise NetworkTimeout(f"{label}: no TCP connection within {connect_timeout:g} s") from None
+        except ConnectionResetError:
+            sock.close()
+            raise AssociationAborted(f"{label}: the connection was reset as it opened") from None
         except OSError as exc:
             sock.close()
             raise NetworkError(f"{label}: cannot connect: {exc.strerror or exc}") from None
-        return cls(sock, label, timeout)
+        if context is not None:
+            sock = _handshake(sock, label, connect_timeout, context, host)
+        transport = cls(sock, label, timeout)
+        if context is not None:
+            transport.peer_subject = tls.peer_subject(sock)  # type: ignore[arg-type]
+            transport.log_tls()
+        return transport
+
+    def accept_tls(self, context: ssl.SSLContext, timeout: float) -> None:
+        """The server's side of a TLS handshake on this connection, within ``timeout``.
+
+        Raises:
+            PlainOnTlsPort: the peer's first byte is not a TLS handshake record.
+            TlsAborted: the handshake failed (no common version or suite, no client
+                certificate or one that does not verify).
+            NetworkTimeout: no handshake within ``timeout``.
+        """
+        sock = self.sock
+        if sock is None:
+            raise AssociationAborted(f"the connection to {self.label} is closed")
+        sock.settimeout(timeout)
+        try:
+            first = sock.recv(1, socket.MSG_PEEK)
+        except TimeoutError:
+            self.close()
+            raise NetworkTimeout(f"{self.label} sent nothing within {timeout:g} s") from None
+        except OSError as exc:
+            raise self._lost(exc) from None
+        if not first:
+            raise self._closed()
+        if first[0] != tls.TLS_RECORD_HANDSHAKE:
+            self.write_quietly(tls.PROTOCOL_VERSION_ALERT)
+            self.close()
+            raise PlainOnTlsPort(f"{self.label}: the peer speaks plain DICOM on a TLS port")
+        self.sock = None
+        wrapped = _handshake(sock, self.label, timeout, context, None)
+        self.sock, self.tls, self._first_read = wrapped, True, False
+        self.peer_subject = tls.peer_subject(wrapped)
+        self.set_timeout(self.timeout)
+        self.log_tls()
+
+    def log_tls(self) -> None:
+        """Log the TLS session of this connection (version, suite, peer certificate)."""
+        sock = self.sock
+        if isinstance(sock, ssl.SSLSocket):
+            cipher = sock.cipher()
+            exchange_log.tls_session(peer=self.label, version=sock.version() or "", subject=self.peer_subject,
+                                     cipher=cipher[0] if cipher else "")
 
     def set_timeout(self, timeout: float | None) -> None:
         """Seconds a write may take, and a read may wait for a PDU and then take to read
@@ -174,6 +252,8 @@ class Transport:
             return True
         if self.sock is None:
             return False
+        if isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
+            return True
         try:
             return bool(select.select([self.sock], [], [], 0)[0])
         except (OSError, ValueError):
@@ -267,12 +347,18 @@ class Transport:
         except TimeoutError:
             waited = (deadline or start) - start
             raise NetworkTimeout(f"no whole PDU from {self.label} within {waited:.3g} s") from None
+        except ssl.SSLError as exc:
+            self.close()
+            raise TlsAborted(f"{self.label}: TLS connection ended: {tls.meaning(exc)}") from None
         except OSError as exc:
-            self.close()
-            raise AssociationAborted(f"connection to {self.label} lost: {exc.strerror or exc}") from None
+            raise self._lost(exc) from None
         if not received:
-            self.close()
-            raise AssociationAborted(f"{self.label} closed the connection")
+            raise self._closed()
+        if self._first_read:
+            self._first_read = False
+            if not self.tls and target[0] in (tls.TLS_RECORD_HANDSHAKE, tls.TLS_RECORD_ALERT):
+                self.close()
+                raise TlsOnPlainPort(f"{self.label}: the peer speaks TLS on a non-TLS port")
         return received
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
@@ -289,9 +375,19 @@ class Transport:
             self.sock.sendall(data)
         except TimeoutError:
             raise NetworkTimeout(f"{self.label} stopped reading ({self.timeout:g} s)") from None
-        except OSError as exc:
+        except ssl.SSLError as exc:
             self.close()
-            raise AssociationAborted(f"connection to {self.label} lost: {exc.strerror or exc}") from None
+            raise TlsAborted(f"{self.label}: TLS connection ended: {tls.meaning(exc)}") from None
+        except OSError as exc:
+            raise self._lost(exc) from None
+
+    def _lost(self, exc: OSError) -> AssociationAborted:
+        self.close()
+        return AssociationAborted(f"connection to {self.label} lost: {exc.strerror or exc}")
+
+    def _closed(self) -> AssociationAborted:
+        self.close()
+        return AssociationAborted(f"{self.label} closed the connection")
 
     def write_quietly(self, data: bytes) -> None:
         """Write ``data`` if the connection is still there, ignoring any error (an
@@ -314,3 +410,50 @@ class Transport:
         except OSError:
             pass
         sock.close()
+
+
+def _handshake(sock: socket.socket, label: str, timeout: float, context: ssl.SSLContext,
+               host: str | None) -> ssl.SSLSocket:
+    """``sock`` wrapped in TLS, the handshake done (a client's when ``host`` is given);
+    closed if it fails."""
+    sock.settimeout(timeout)
+    wrapped = context.wrap_socket(sock, server_side=host is None, server_hostname=host,
+                                  do_handshake_on_connect=False)
+    try:
+        wrapped.do_handshake()
+        return wrapped
+    except ssl.SSLEOFError:
+        wrapped.close()
+        raise TlsAborted(f"{label} closed the connection during the TLS handshake "
+                         "(does it speak TLS on this port?)") from None
+    except ssl.SSLError as exc:
+        if host is None:
+            _close_after_alert(wrapped)
+            raise TlsAborted(f"{label}: {tls.meaning(exc)}") from None
+        wrapped.close()
+        raise tls.failure(label, exc) from None
+    except TimeoutError:
+        wrapped.close()
+        raise NetworkTimeout(f"{label}: no TLS handshake within {timeout:g} s") from None
+    except OSError as exc:
+        wrapped.close()
+        reason = "closed the connection during the TLS handshake"
+        if isinstance(exc, ConnectionResetError | BrokenPipeError) or not exc.strerror:
+            raise TlsAborted(f"{label} {reason} (does it speak TLS on this port?)") from None
+        raise TlsAborted(f"{label}: TLS handshake failed: {exc.strerror}") from None
+
+
+def _close_after_alert(sock: ssl.SSLSocket, linger: float = 1.0) -> None:
+    """Close a connection whose handshake we refused so that our alert reaches the
+    peer: end our side, then read what it still sends (its first PDU, after a TLS 1.3
+    handshake it thinks complete) until it closes, for at most ``linger`` seconds —
+    closing with unread bytes would reset the connection and lose the alert."""
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(linger)
+        deadline = time.monotonic() + linger
+        while time.monotonic() < deadline and sock.recv(1 << 16):
+            pass
+    except OSError:
+        pass
+    sock.close()

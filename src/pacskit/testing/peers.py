@@ -69,10 +69,19 @@ def require(program: str) -> str:
     return path
 
 
-def echoscu(ae_title: str, host: str, port: int, timeout: float = 2.0) -> bool:
-    """Whether the peer answers DCMTK's ``echoscu``."""
+def dcmtk_tls(key: Path, certificate: Path, ca: Path, profile: str = "+py",
+              require_peer_certificate: bool = True) -> list[str]:
+    """DCMTK's TLS options: ``+tls`` with our key and certificate, ``+cf`` the trusted
+    CA, the profile (``+py``, ``+px``, ``+pz``), and ``-rc`` (peer certificate required
+    and verified) or ``-ic``."""
+    return ["+tls", str(key), str(certificate), "-pw", "+cf", str(ca), profile,
+            "-rc" if require_peer_certificate else "-ic"]
+
+
+def echoscu(ae_title: str, host: str, port: int, timeout: float = 2.0, tls: Iterable[str] = ()) -> bool:
+    """Whether the peer answers DCMTK's ``echoscu`` (with ``tls``, DCMTK's TLS options)."""
     result = subprocess.run(
-        [require("echoscu"), "-aec", ae_title, "-to", str(timeout), "-ta", str(timeout),
+        [require("echoscu"), "-aec", ae_title, "-to", str(timeout), "-ta", str(timeout), *tls,
          host, str(port)],
         capture_output=True, env=peer_env(), timeout=timeout * 4,
     )
@@ -107,17 +116,27 @@ class Peer:
         self.log_path = self.workdir / f"{self.name}.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.extra_args: list[str] = []
+        self.tls_args: list[str] = []
+        self.probe_tls_args: list[str] = []
+
+    def use_tls(self, server: list[str], probe: list[str]) -> Peer:
+        """Listen for DICOM TLS only (DCMTK peers): ``server`` are the peer's TLS options
+        (:func:`dcmtk_tls`), ``probe`` those of the ``echoscu`` that checks it is ready."""
+        self.tls_args, self.probe_tls_args = list(server), list(probe)
+        return self
 
     @property
     def address(self) -> str:
-        """``dicom://AET@host:port``, as the pacskit command line takes it."""
-        return f"dicom://{self.ae_title}@{self.host}:{self.port}"
+        """``dicom://AET@host:port`` (``dicoms://`` for TLS), as the pacskit command line
+        takes it."""
+        scheme = "dicoms" if self.tls_args else "dicom"
+        return f"{scheme}://{self.ae_title}@{self.host}:{self.port}"
 
     def command(self) -> list[str]:
         raise NotImplementedError
 
     def is_ready(self) -> bool:
-        return echoscu(self.ae_title, self.host, self.port)
+        return echoscu(self.ae_title, self.host, self.port, tls=self.probe_tls_args)
 
     def start(self) -> Peer:
         """Start the process and wait until it answers.
@@ -126,8 +145,8 @@ class Peer:
             PeerError: the program is missing, exited, or did not become ready.
         """
         for attempt in range(3):
-            command = ([*self.command()[:-1], *self.extra_args, self.command()[-1]] if self.extra_args
-                       else self.command())
+            extra = [*self.extra_args, *self.tls_args]
+            command = [*self.command()[:-1], *extra, self.command()[-1]] if extra else self.command()
             logged = self.log_path.stat().st_size if self.log_path.exists() else 0
             with self.log_path.open("ab") as log:
                 self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,

@@ -1,7 +1,8 @@
 """The DICOMweb application of the archive (PS3.18): Studies Service routes under
 ``/dicom-web`` — Search (QIDO-RS, 10.6), Retrieve (WADO-RS, 10.4) and Store (STOW-RS,
 10.5) — and WADO-URI (PS3.18 9) at ``/wado``, over the archive's index and files; and
-the worklist's items at ``/worklist`` (:mod:`pacskit.web.worklist_routes`).
+the worklist's items at ``/worklist`` (:mod:`pacskit.web.worklist_routes`), the performed
+procedure steps at ``/mpps`` (:mod:`pacskit.web.mpps_routes`).
 
 Errors are answered with their status and a one-line reason in a ``text/plain`` body:
 400 for a malformed request or query, 404 for what is not stored, 406 for an Accept
@@ -37,6 +38,7 @@ from pacskit.web import pixel_budget, qido, render, stow, uri, wado
 from pacskit.web.access_log import AccessLogMiddleware
 from pacskit.web.auth import AuthMiddleware
 from pacskit.web.media import EXPLICIT_VR_LITTLE_ENDIAN, parse_accept
+from pacskit.web.mpps_routes import mpps_routes
 from pacskit.web.multipart import coalesced, new_boundary, write_parts
 from pacskit.web.openapi import openapi
 from pacskit.web.worklist_routes import worklist_routes
@@ -225,7 +227,7 @@ def create_app(archive: Archive) -> Starlette:
         middleware.append(Middleware(AuthMiddleware, users=settings.users, tokens=settings.tokens))
     return Starlette(
         routes=[Mount(PREFIX, routes=routes), Route("/wado", web.wado_uri, methods=["GET"]),
-                *worklist_routes(archive)],
+                *worklist_routes(archive), *mpps_routes(archive)],
         middleware=middleware,
         exception_handlers={HTTPException: _http_error, QueryError: _query_error},
     )

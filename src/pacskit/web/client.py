@@ -8,6 +8,7 @@ or a bearer token. Credentials never appear in messages or logs.
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,7 @@ from pacskit.errors import (
     PacskitError,
 )
 from pacskit.models import AnswerCheck, Answers, RetrieveResult
+from pacskit.net import tls
 from pacskit.nodes import url_without_credentials
 from pacskit.privacy import PrivacyPolicy
 from pacskit.query import LEVELS, UNIQUE_KEYS, Level, Query, vr_of
@@ -180,12 +182,12 @@ class DicomWebClient:
 
     def __init__(self, node: WebNode, privacy: PrivacyPolicy, *, timeout: float = 120.0,
                  connect_timeout: float = 10.0, connections: int = 4,
-                 max_search_answer: int = MAX_SEARCH_ANSWER) -> None:
+                 max_search_answer: int = MAX_SEARCH_ANSWER, verify: ssl.SSLContext | bool = True) -> None:
         self.node = node
         self.privacy = privacy
         self.max_search_answer = max_search_answer
         self.http = httpx.Client(
-            base_url=node.url + "/", auth=node._auth(), follow_redirects=False,
+            base_url=node.url + "/", auth=node._auth(), follow_redirects=False, verify=verify,
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
             limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections))
 
@@ -447,12 +449,25 @@ class DicomWebClient:
             raise NetworkTimeout(f"{self.node.label} did not answer within the timeout") from None
         except httpx.ConnectError as exc:
             text = str(exc).lower()
+            tls_error = _ssl_error(exc)
+            if tls_error is not None:
+                raise tls.failure(self.node.label, tls_error) from None
             if "name or service not known" in text or "nodename nor servname" in text \
                     or "temporary failure in name resolution" in text or "no address associated" in text:
                 raise HostNotFound(f"host of {self.node.label} does not resolve") from None
             raise ConnectionRefused(f"cannot connect to {self.node.label}: {_reason(exc)}") from None
         except httpx.TransportError as exc:
             raise AssociationAborted(f"{self.node.label} closed the connection: {_reason(exc)}") from None
+
+
+def _ssl_error(exc: BaseException) -> ssl.SSLError | None:
+    """The TLS error behind an httpx error, if there is one."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 class ResponseBody:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import logging
 import socket
+import ssl
 import threading
 import time
 
@@ -29,10 +30,13 @@ class WebServer:
         port: the port to listen on.
         header_timeout: seconds a client has to send each request's headers
             (:mod:`pacskit.web.header_deadline`).
+        tls: HTTPS with this context (:func:`pacskit.net.tls.https_context`).
     """
 
-    def __init__(self, app: ASGIApp, host: str, port: int, *, header_timeout: float = 10.0) -> None:
+    def __init__(self, app: ASGIApp, host: str, port: int, *, header_timeout: float = 10.0,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.app = app
+        self.tls = tls
         self.host = host
         self.port = port
         self.header_timeout = header_timeout
@@ -50,6 +54,8 @@ class WebServer:
         config = uvicorn.Config(self.app, log_config=None, log_level="warning", access_log=False,
                                 lifespan="off", timeout_graceful_shutdown=5, server_header=False,
                                 http=header_deadline_protocol(self.header_timeout))
+        config.load()
+        config.ssl = self.tls
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
                                        name="pacskit-web", daemon=True)
@@ -60,7 +66,7 @@ class WebServer:
                 self.stop()
                 raise NetworkError(f"the DICOMweb server did not start on {self.host}:{self.port}")
             time.sleep(0.01)
-        LOG.info("DICOMweb listening on http://%s:%d/dicom-web", self.host, self.port)
+        LOG.info("DICOMweb listening on %s://%s:%d/dicom-web", "https" if self.tls else "http", self.host, self.port)
 
     def stop(self) -> None:
         """Stop accepting, let requests in progress finish (a few seconds at most)."""
