@@ -20,7 +20,8 @@ from pacskit.call_options import (
     WorklistFilters,
 )
 from pacskit.cancellation import Cancellation
-from pacskit.errors import MoveDestinationUnknown
+from pacskit.commitment import CommitmentResult, Reference
+from pacskit.errors import DimseError, InputError, MoveDestinationUnknown
 from pacskit.finder import checked_matches
 from pacskit.layout import DEFAULT_LAYOUT, Layout
 from pacskit.level_queries import InstanceQuery, LevelQuery, PatientQuery, SeriesQuery, StudyQuery
@@ -444,6 +445,44 @@ class Client:
         return _send.store(self.settings, self.node(node), paths, patient_id=patient_id,
                            study_uid=study_uid, series_uid=series_uid, parallel=parallel,
                            progress=progress)
+
+    def commit(self, node: Node | str, instances: Query | Iterable[Reference], *,
+               timeout: float = 60.0) -> CommitmentResult:
+        """Ask ``node`` to commit to keeping ``instances`` (Storage Commitment Push Model,
+        PS3.4 J.3): the references given, or every instance ``query`` matches on
+        ``node`` (C-FIND at the image level, SOP Class UID asked for). The report is
+        waited for ``timeout`` seconds, on the request's association or on a new one to
+        our AE title and port (the peer must know them).
+
+        Returns the outcome; call ``raise_for_status()`` on it to turn instances not
+        committed into :class:`~pacskit.errors.NotCommitted`.
+
+        Raises:
+            InputError: nothing to commit (no match).
+            QueryError: an invalid query.
+            NetworkError, DimseError: the request failed (``NoCommitmentReport`` when no
+                report came in time).
+        """
+        from pacskit.net.commitment import request_commitment
+
+        target = self.node(node)
+        references = self._matched_instances(target, instances) if isinstance(instances, Query) else list(instances)
+        if not references:
+            raise InputError("nothing to commit: no instance matches")
+        return request_commitment(self.settings, target, references, timeout=timeout)
+
+    def _matched_instances(self, node: Node, query: Query) -> list[Reference]:
+        image = Query(level=Level.IMAGE, model=query.model, match=query.match, limit=query.limit,
+                      return_keys=tuple(dict.fromkeys([*query.return_keys, "SOPClassUID"])))
+        references = []
+        for match in self.iter_find(node, image):
+            sop_class = str(match.get("SOPClassUID", "") or "")
+            sop_instance = str(match.get("SOPInstanceUID", "") or "")
+            if not sop_class:
+                raise DimseError(f"{node.label} did not return the SOP Class UID of {sop_instance or 'an instance'}; "
+                                 "name the files instead")
+            references.append(Reference(sop_class, sop_instance))
+        return references
 
     def move(self, node: Node | str, query: Query | LevelQuery, destination: str,
              **options: Unpack[RetryOptions]) -> MoveResult:

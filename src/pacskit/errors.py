@@ -19,6 +19,8 @@ message and its own exit code (``exit_code``), in one place (``pacskit.cli.main`
     │   ├── HostNotFound            the host name does not resolve         (11)
     │   ├── ConnectionRefused       nothing listens on host:port           (12)
     │   ├── NetworkTimeout          no answer within a timeout             (13)
+    │   │   └── NoCommitmentReport  commit: no Storage Commitment report
+    │   │                           within the timeout                     (19)
     │   ├── AssociationRejected     A-ASSOCIATE-RJ, with its reason        (14)
     │   ├── AssociationAborted      A-ABORT or connection lost             (15)
     │   ├── AccessDenied            HTTP 401/403 from a DICOMweb server    (16)
@@ -35,8 +37,10 @@ message and its own exit code (``exit_code``), in one place (``pacskit.cli.main`
     │   ├── RetrieveFailed          every sub-operation failed             (25)
     │   ├── HttpFailure             a DICOMweb request failed (HTTP status
     │   │                           or malformed response)                 (27)
-    │   └── InstancesNotReceived    retrieve: instances reported sent did
-    │                               not arrive                             (28)
+    │   ├── InstancesNotReceived    retrieve: instances reported sent did
+    │   │                           not arrive                             (28)
+    │   └── NotCommitted            commit: the report says some instances
+    │                               failed                                 (29)
     ├── PartialFailure              some items failed, others succeeded    (26)
     └── OutputError                 an output cannot be written            (30)
         └── DiskFull                no space left on device                (31)
@@ -253,3 +257,17 @@ class InstancesNotReceived(DimseError):
     sent the rest to another host or port registered for our AE title."""
 
     exit_code = 28
+
+
+class NotCommitted(DimseError):
+    """Storage Commitment: the report lists instances the SCP did not commit (its Failed
+    SOP Sequence, PS3.4 J.3.3)."""
+
+    exit_code = 29
+
+
+class NoCommitmentReport(NetworkTimeout):
+    """Storage Commitment: the request was accepted, but no report came within the
+    timeout, on its association or on a new one to our AE title and port."""
+
+    exit_code = 19

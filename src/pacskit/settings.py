@@ -170,6 +170,23 @@ class DeidentifySettings(BaseModel):
             "deidentify.secret_file in pacskit.toml, or PACSKIT_DEIDENTIFY__SECRET")
 
 
+class CommitmentSettings(BaseModel):
+    """The Storage Commitment SCP of ``pacskit serve`` (PS3.4 Annex J).
+
+    Attributes:
+        enabled: answer Storage Commitment requests (N-ACTION).
+        attempts: how many times a report is offered on a new association to the
+            requester (its node in the nodes table) before it is left for the next start.
+        delay: seconds between those attempts.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    attempts: Annotated[int, Field(ge=1)] = 5
+    delay: Annotated[float, Field(gt=0)] = 30.0
+
+
 class ArchiveSettings(BaseModel):
     """The archive that ``pacskit serve`` runs.
 
@@ -185,6 +202,7 @@ class ArchiveSettings(BaseModel):
         check_peer_host: a known peer must also call from its configured host.
         check_called_aet: refuse associations that do not call our AE title.
         worklist: the Modality Worklist SCP.
+        commitment: the Storage Commitment SCP.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -198,6 +216,7 @@ class ArchiveSettings(BaseModel):
     check_peer_host: bool = False
     check_called_aet: bool = True
     worklist: WorklistSettings = Field(default_factory=WorklistSettings)
+    commitment: CommitmentSettings = Field(default_factory=CommitmentSettings)
 
     def db_url(self) -> str:
         """The index database URL, SQLite in ``data_dir`` unless ``db`` says otherwise."""
