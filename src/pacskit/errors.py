@@ -13,6 +13,8 @@ message and its own exit code (``exit_code``), in one place (``pacskit.cli.main`
     │   └── InvalidAddress          malformed dicom:// address, AE title, port (5)
     ├── QueryError                  a key unknown or invalid for the level (6)
     ├── InputError                  input files missing, or none is DICOM  (7)
+    ├── DeidentificationSecretMissing  de-identification asked for, no
+    │                               secret to key its pseudonyms           (8)
     ├── NetworkError                the peer could not be reached          (10)
     │   ├── HostNotFound            the host name does not resolve         (11)
     │   ├── ConnectionRefused       nothing listens on host:port           (12)
@@ -96,6 +98,13 @@ class InputError(PacskitError):
     """Input paths that do not exist, or hold no DICOM file to work on."""
 
     exit_code = 7
+
+
+class DeidentificationSecretMissing(PacskitError):
+    """De-identification was asked for, and no secret keys its pseudonyms
+    (``deidentify.secret``, ``deidentify.secret_file``, ``PACSKIT_DEIDENTIFY__SECRET``)."""
+
+    exit_code = 8
 
 
 class NetworkError(PacskitError):
