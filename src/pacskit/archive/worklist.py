@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from pacskit.archive.index import Index
 from pacskit.archive.schema import WorklistItem
 from pacskit.errors import InputError
-from pacskit.worklist.matching import element_of, match, pattern_of, text_elements, values_of
+from pacskit.worklist.matching import Matcher, element_of, pattern_of, text_elements, values_of
 from pacskit.worklist.model import STEP_SEQUENCE, ItemStatus
 
 STATUS_KEYWORD = "ScheduledProcedureStepStatus"
@@ -158,11 +158,12 @@ class Worklist:
         sent = 0
         with self.index.engine.connect() as conn:
             rows = conn.execute(statement).all()
+        matcher = Matcher(identifier)
         for row in rows:
             record = _parsed(row.attributes, row.status)
             if station is not None and not _scheduled_for(record, station):
                 continue
-            response = match(identifier, record)
+            response = matcher.match(record)
             if response is None:
                 continue
             _set_character_set(response, record)

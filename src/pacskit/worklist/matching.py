@@ -114,44 +114,64 @@ def match(identifier: Dataset, item: Dataset) -> Dataset | None:
     """The response identifier ``item`` gives to ``identifier``, or None when it does
     not match (see the module docstring). The identifier is assumed checked
     (:func:`check_identifier`)."""
-    response = Dataset()
-    keys = [(e, keyword) for e in identifier
-            if (keyword := _keyword(e.tag)) and not e.tag.is_private and e.tag != SPECIFIC_CHARACTER_SET]
-    constrained = {keyword: pattern_of(e) for e, keyword in keys if e.VR != "SQ"}
-    paired = _paired(constrained)
-    for element, keyword in keys:
-        found = item.get(element.tag)
-        if element.VR == "SQ":
-            returned = _match_sequence(element, found)
-            if returned is None:
+    return Matcher(identifier).match(item)
+
+
+class Matcher:
+    """An identifier made ready to match many items (:func:`match` for each): its keys,
+    their matching values, the date-time pairs and the key sequences' own matchers are
+    worked out once."""
+
+    def __init__(self, identifier: Dataset) -> None:
+        self.keys = [(e, keyword) for e in identifier
+                     if (keyword := _keyword(e.tag)) and not e.tag.is_private and e.tag != SPECIFIC_CHARACTER_SET]
+        self.constrained = {keyword: pattern_of(e) for e, keyword in self.keys if e.VR != "SQ"}
+        self.paired = _paired(self.constrained)
+        self.times = set(self.paired.values())
+        self.empty = {e.tag: _returned(e, None) for e, _ in self.keys if e.VR != "SQ"}
+        self.sequences: dict[int, tuple[Matcher | None, bool]] = {}
+        for element, _ in self.keys:
+            if element.VR == "SQ":
+                key_items = element.value or []
+                inner = key_items[0] if key_items and len(key_items[0]) else None
+                self.sequences[element.tag] = ((Matcher(inner), _constrains(inner)) if inner is not None
+                                               else (None, False))
+
+    def match(self, item: Dataset) -> Dataset | None:
+        """The response identifier of ``item``, or None when it does not match."""
+        response = Dataset()
+        for element, keyword in self.keys:
+            found = item.get(element.tag)
+            if element.VR == "SQ":
+                returned = self._sequence(element, found)
+                if returned is None:
+                    return None
+                response.add(returned)
+                continue
+            if keyword in self.paired:
+                if not _match_pair(keyword, self.paired[keyword], self.constrained, item):
+                    return None
+            elif keyword not in self.times and not match_values(keyword, self.constrained[keyword],
+                                                                  values_of(found)):
                 return None
-            response.add(returned)
-            continue
-        pattern = constrained[keyword]
-        if keyword in paired:
-            if not _match_pair(keyword, paired[keyword], constrained, item):
-                return None
-        elif keyword not in paired.values() and not match_values(keyword, pattern, values_of(found)):
+            response.add(self.empty[element.tag] if found is None or found.VR == "SQ" else copy.copy(found))
+        return response
+
+    def _sequence(self, key: DataElement, found: DataElement | None) -> DataElement | None:
+        """The sequence to return for a key sequence, or None when no item matches."""
+        record_items = list(found.value or []) if found is not None and found.VR == "SQ" else []
+        inner, constrains = self.sequences[key.tag]
+        if inner is None:
+            return DataElement(key.tag, "SQ", Sequence([copy.deepcopy(i) for i in record_items]))
+        matched = [m for m in (inner.match(record) for record in record_items) if m is not None]
+        if not matched and constrains:
             return None
-        response.add(_returned(element, found))
-    return response
+        return DataElement(key.tag, "SQ", Sequence(matched))
 
 
 @cache
 def _keyword(tag: int) -> str:
     return keyword_for_tag(tag)
-
-
-def _match_sequence(key: DataElement, found: DataElement | None) -> DataElement | None:
-    """The sequence to return for a key sequence, or None when no item matches."""
-    key_items = key.value or []
-    record_items = list(found.value or []) if found is not None and found.VR == "SQ" else []
-    if not key_items or len(key_items[0]) == 0:
-        return DataElement(key.tag, "SQ", Sequence([copy.deepcopy(i) for i in record_items]))
-    matched = [m for m in (match(key_items[0], record) for record in record_items) if m is not None]
-    if not matched and _constrains(key_items[0]):
-        return None
-    return DataElement(key.tag, "SQ", Sequence(matched))
 
 
 def _constrains(identifier: Dataset) -> bool:
@@ -171,7 +191,7 @@ def _returned(key: DataElement, found: DataElement | None) -> DataElement:
     if found is None or found.VR == "SQ":
         vr = key.VR if key.VR not in ("UN", "") else dictionary_VR(key.tag)
         return DataElement(key.tag, vr, None)
-    return DataElement(key.tag, found.VR, copy.deepcopy(found.value))
+    return copy.copy(found)  # its value is shared with the item, which nothing changes
 
 
 def _paired(constrained: dict[str, str]) -> dict[str, str]:
