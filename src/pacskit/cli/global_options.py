@@ -60,6 +60,20 @@ TLS_OPTIONS: dict[str, Any] = {
 }
 """The ``[tls]`` settings each command takes as flags (``--tls`` is ``tls.always``)."""
 
+IDENTITY_PANEL = "User identity options"
+UserOption = Annotated[str | None, typer.Option("--user", help="User Identity sent on each association: this user name (PS3.7 D.3.3.7).", rich_help_panel=IDENTITY_PANEL, show_default=False)]
+PasswordOption = Annotated[str | None, typer.Option("--password", help="Its password (PACSKIT_IDENTITY__PASSWORD keeps it off the command line).", rich_help_panel=IDENTITY_PANEL, show_default=False)]
+TokenOption = Annotated[str | None, typer.Option("--token", help="A JSON Web Token sent as User Identity instead (or PACSKIT_IDENTITY__TOKEN).", rich_help_panel=IDENTITY_PANEL, show_default=False)]
+PosResponseOption = Annotated[bool | None, typer.Option("--pos-response", help="Require the peer's positive response to the User Identity.", rich_help_panel=IDENTITY_PANEL, show_default=False)]
+
+IDENTITY_OPTIONS: dict[str, Any] = {
+    "user": UserOption,
+    "password": PasswordOption,
+    "token": TokenOption,
+    "response": PosResponseOption,
+}
+"""The ``[identity]`` settings each command takes as flags."""
+
 SETTING_OPTIONS: dict[str, Any] = {
     "ae_title": AeTitleOption,
     "port": PortOption,
@@ -92,6 +106,7 @@ def with_global_options(command: F) -> F:
         f"{PREFIX}config": ConfigOption,
         **{f"{PREFIX}{name}": option for name, option in SETTING_OPTIONS.items()},
         **{f"{PREFIX}tls_{name}": option for name, option in TLS_OPTIONS.items()},
+        **{f"{PREFIX}identity_{name}": option for name, option in IDENTITY_OPTIONS.items()},
     }
     extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=option, default=None)
              for name, option in added.items()]
@@ -113,6 +128,10 @@ def with_global_options(command: F) -> F:
             value = kwargs.pop(f"{PREFIX}tls_{name}")
             if value is not None:
                 root.overrides.setdefault("tls", {})[name] = value.value if isinstance(value, Enum) else value
+        for name in IDENTITY_OPTIONS:
+            value = kwargs.pop(f"{PREFIX}identity_{name}")
+            if value is not None:
+                root.overrides.setdefault("identity", {})[name] = value
         verbose = kwargs.pop(f"{PREFIX}verbose")
         if verbose:
             root.verbose += verbose
