@@ -83,7 +83,7 @@ class AccessLogMiddleware:
             client = scope.get("client")
             self.audit.record("http", address=client[0] if client else None, user=scope.get(USER_KEY),
                               method=scope.get("method", "?"),
-                              path=scope.get("root_path", "") + scope.get("path", ""), status=status or None,
+                              path=target.partition("?")[0], status=status or None,
                               seconds=round(time.perf_counter() - started, 3))
 
 
