@@ -16,7 +16,7 @@ from pydicom import dcmread
 from serve_process import ARCHIVE_AET, CLIENT_AET, ServeProcess
 
 from pacskit.testing.certificates import make_certificates
-from pacskit.testing.peers import dcmtk_tls, echoscu, free_port, peer_env, require
+from pacskit.testing.peers import echoscu, free_port, peer_env, require
 
 PASSWORD = "audit-pass-9"
 

@@ -14,7 +14,13 @@ from pacskit.archive.identities import TOKEN_USER, Identities
 from pacskit.net.acceptor import IdentityRefused, Peer
 from pacskit.net.association import identity_for
 from pacskit.net.ul.negotiation import Proposal, Request, read_acceptance
-from pacskit.net.ul.user_identity import JWT, USERNAME, USERNAME_AND_PASSCODE, UserIdentity, confirmed
+from pacskit.net.ul.user_identity import (
+    JWT,
+    USERNAME,
+    USERNAME_AND_PASSCODE,
+    UserIdentity,
+    confirmed,
+)
 from pacskit.nodes import Node
 from pacskit.settings import IdentitySettings, Settings, UserConfig, WebSettings
 

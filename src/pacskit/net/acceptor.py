@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Protocol, TypeVar, cast
 
 from pydicom import Dataset
+from pydicom.multival import MultiValue
 from pydicom.uid import UID
 from pynetdicom.presentation import PresentationContext
 
@@ -905,10 +906,9 @@ def _study_and_series(identifier: Dataset) -> tuple[str, str]:
     list as its values joined by backslashes)."""
     def text(keyword: str) -> str:
         value = identifier.get(keyword)
-        if value is None or value == "":
-            return ""
-        return "\\".join(str(v) for v in value) if isinstance(value, list | tuple) or \
-            type(value).__name__ == "MultiValue" else str(value)
+        if isinstance(value, MultiValue | list):
+            return "\\".join(str(v) for v in value)
+        return str(value or "")
     return text("StudyInstanceUID"), text("SeriesInstanceUID")
 
 
