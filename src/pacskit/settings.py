@@ -315,6 +315,12 @@ class IdentitySettings(BaseModel):
     token: str | None = Field(default=None, repr=False)
     response: bool = False
 
+    @model_validator(mode="after")
+    def _check_user(self) -> IdentitySettings:
+        if self.password and not self.user:
+            raise ValueError("a password (--password) needs a user name (--user)")
+        return self
+
 
 class AuditSettings(BaseModel):
     """The audit trail of ``pacskit serve`` (docs/audit.md).

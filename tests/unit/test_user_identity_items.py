@@ -11,6 +11,7 @@ from pynetdicom import build_context
 from pynetdicom.sop_class import Verification
 
 from pacskit.archive.identities import TOKEN_USER, Identities
+from pacskit.errors import ConfigError
 from pacskit.net.acceptor import IdentityRefused, Peer
 from pacskit.net.association import identity_for
 from pacskit.net.ul.negotiation import Proposal, Request, read_acceptance
@@ -134,3 +135,8 @@ def test_a_users_permissions_default_to_every_operation():
     assert web.permissions("bob") == ["echo"] and "store" in web.permissions("alice")
     assert web.passwords == {"alice": "pw", "bob": "b-pw"}
     assert "b-pw" not in repr(web)
+
+
+def test_a_password_without_a_user_name_is_a_configuration_error():
+    with pytest.raises(ConfigError, match=r"needs a user name \(--user\)"):
+        Settings.load(None, identity={"password": "pw"})
