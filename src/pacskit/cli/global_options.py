@@ -74,6 +74,9 @@ IDENTITY_OPTIONS: dict[str, Any] = {
 }
 """The ``[identity]`` settings each command takes as flags."""
 
+BLOCK_OPTIONS: dict[str, dict[str, Any]] = {"tls": TLS_OPTIONS, "identity": IDENTITY_OPTIONS}
+"""The settings blocks whose fields are flags: ``--tls-cert`` is ``tls.certificate``."""
+
 SETTING_OPTIONS: dict[str, Any] = {
     "ae_title": AeTitleOption,
     "port": PortOption,
@@ -105,8 +108,8 @@ def with_global_options(command: F) -> F:
     added = {
         f"{PREFIX}config": ConfigOption,
         **{f"{PREFIX}{name}": option for name, option in SETTING_OPTIONS.items()},
-        **{f"{PREFIX}tls_{name}": option for name, option in TLS_OPTIONS.items()},
-        **{f"{PREFIX}identity_{name}": option for name, option in IDENTITY_OPTIONS.items()},
+        **{f"{PREFIX}{block}_{name}": option for block, options in BLOCK_OPTIONS.items()
+           for name, option in options.items()},
     }
     extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=option, default=None)
              for name, option in added.items()]
@@ -124,14 +127,11 @@ def with_global_options(command: F) -> F:
             value = kwargs.pop(f"{PREFIX}{name}")
             if value is not None:
                 root.overrides[name] = value
-        for name in TLS_OPTIONS:
-            value = kwargs.pop(f"{PREFIX}tls_{name}")
-            if value is not None:
-                root.overrides.setdefault("tls", {})[name] = value.value if isinstance(value, Enum) else value
-        for name in IDENTITY_OPTIONS:
-            value = kwargs.pop(f"{PREFIX}identity_{name}")
-            if value is not None:
-                root.overrides.setdefault("identity", {})[name] = value
+        for block, options in BLOCK_OPTIONS.items():
+            for name in options:
+                value = kwargs.pop(f"{PREFIX}{block}_{name}")
+                if value is not None:
+                    root.overrides.setdefault(block, {})[name] = value.value if isinstance(value, Enum) else value
         verbose = kwargs.pop(f"{PREFIX}verbose")
         if verbose:
             root.verbose += verbose
