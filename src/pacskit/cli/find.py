@@ -9,6 +9,7 @@ from pydicom import Dataset
 
 from pacskit.cli.called_ae import CalledAeOption, target
 from pacskit.cli.common import MatchFormat, print_check, state
+from pacskit.cli.deid_options import DeidentifyOption, DeidOptionOption
 from pacskit.cli.match_output import (
     print_answers,
     sorted_matches,
@@ -62,6 +63,8 @@ def find(
         help="table (tab-separated lines when not a terminal), tsv, csv, json (by keyword) "
              "or dicom-json (PS3.18 F.2).")] = MatchFormat.table,
     called_ae: CalledAeOption = None,
+    deidentify: DeidentifyOption = False,
+    deid_option: DeidOptionOption = None,
 ) -> None:
     """Find patients, studies, series or images on a node (C-FIND, or QIDO-RS).
 
@@ -72,7 +75,8 @@ def find(
     query = build_query(level, model, patient_id, study_uid, series_uid, sop_uid, accession,
                         date, modality, description, key, limit)
     client = state(ctx).client()
-    matches = client.find(target(client, node, called_ae), query)
+    matches = client.find(target(client, node, called_ae), query, deidentify=deidentify,
+                          deid_options=deid_option or ())
     print_check(matches.check)
     matches = sorted_matches(matches, query.level)
     columns = _columns(query, matches)

@@ -19,6 +19,7 @@ from pacskit.cli.common import (
     rates,
     state,
 )
+from pacskit.cli.deid_options import DeidentifyOption, DeidOptionOption
 from pacskit.cli.progress import ProgressBar
 from pacskit.cli.query_options import (
     AccessionOption,
@@ -69,6 +70,8 @@ def get(
     output: Annotated[SummaryFormat, typer.Option("--format", "-f", help="Summary format (table or json).")] = SummaryFormat.table,
     wado_uri: Annotated[bool, typer.Option("--wado-uri", help="From a DICOMweb node: instance by instance by WADO-URI (/wado).")] = False,
     called_ae: CalledAeOption = None,
+    deidentify: DeidentifyOption = False,
+    deid_option: DeidOptionOption = None,
 ) -> None:
     """Retrieve matching instances into a folder (C-GET, C-MOVE to pacskit itself, or WADO-RS)."""
     query = build_query(level, model, patient_id, study_uid, series_uid, sop_uid, accession,
@@ -76,7 +79,8 @@ def get(
     client = state(ctx).client()
     with ProgressBar("retrieving") as bar:
         result = client.get(target(client, node, called_ae), query, output_dir, layout=layout, overwrite=overwrite,
-                            method=method.value, wado_uri=wado_uri,
+                            method=method.value, wado_uri=wado_uri, deidentify=deidentify,
+                            deid_options=deid_option or (),
                             progress=lambda p: bar.update(p.received, p.total, p.bytes))
     print_check(result.check)
     if output is SummaryFormat.json:
