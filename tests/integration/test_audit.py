@@ -127,6 +127,8 @@ def test_dicomweb_requests_are_recorded_without_their_query(day):
     searches = records(day, "http", method="GET", path="/dicom-web/studies")
     assert [r["status"] for r in searches if r.get("user") == "alice"] in ([200], [204])
     assert [r["status"] for r in searches if "user" not in r] == [401]
+    refused = records(day, "security", failure="http credentials")
+    assert [(r["method"], r["path"]) for r in refused] == [("GET", "/dicom-web/studies")]
 
 
 def test_no_password_no_patient_name_and_no_query_value_in_the_trail(day):

@@ -11,7 +11,8 @@ by keyword or tag (``PatientName``, ``00100010``, ``ReferringPhysicianName``...)
 the end of an attribute path (``00081120.00100010``), has its value withheld.
 
 With an audit trail (:mod:`pacskit.audit`), each request is also an ``http`` record: the
-client's address, the user, the method, the path without its query string, the status.
+client's address, the user, the method, the path without its query string, the status;
+a request refused for want of valid credentials (401) is also a ``security`` record.
 """
 
 from __future__ import annotations
@@ -81,10 +82,12 @@ class AccessLogMiddleware:
         _log(scope, target, status, size, started)
         if self.audit is not None:
             client = scope.get("client")
-            self.audit.record("http", address=client[0] if client else None, user=scope.get(USER_KEY),
-                              method=scope.get("method", "?"),
-                              path=target.partition("?")[0], status=status or None,
-                              seconds=round(time.perf_counter() - started, 3))
+            address, path = client[0] if client else None, target.partition("?")[0]
+            self.audit.record("http", address=address, user=scope.get(USER_KEY), method=scope.get("method", "?"),
+                              path=path, status=status or None, seconds=round(time.perf_counter() - started, 3))
+            if status == 401:
+                self.audit.record("security", failure="http credentials", reason="no valid credentials",
+                                  address=address, method=scope.get("method", "?"), path=path)
 
 
 def _target(scope: Scope) -> str:
