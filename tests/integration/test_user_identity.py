@@ -11,8 +11,11 @@ from pathlib import Path
 
 import pytest
 from clirunner import assert_one_line_error, run_cli
-from serve_process import ARCHIVE_AET, ServeProcess
+from serve_process import ARCHIVE_AET, CLIENT_AET, ServeProcess
 
+from pacskit import Client
+from pacskit.level_queries import InstanceQuery
+from pacskit.settings import Settings
 from pacskit.testing.peers import StoreSCP, peer_env, require
 
 PASSWORD = "wonder-land-42"
@@ -49,10 +52,9 @@ def storescu(server: ServeProcess, files: list[Path], *identity: str) -> subproc
 
 
 def stored(server: ServeProcess, item) -> bool:
-    result = run_cli("find", address(server), "--level", "image", "--study-uid", item.study_uid,
-                     "--series-uid", item.series_uid, "--sop-uid", item.sop_instance_uid, "--format", "tsv")
-    assert result.returncode == 0, result.stderr
-    return item.sop_instance_uid in result.stdout
+    query = InstanceQuery(study_instance_uid=item.study_uid, series_instance_uid=item.series_uid,
+                          sop_instance_uid=item.sop_instance_uid)
+    return bool(Client(Settings(ae_title=CLIENT_AET)).find_instances(server.node, query))
 
 
 def address(server: ServeProcess) -> str:
