@@ -23,7 +23,8 @@ message and its own exit code (``exit_code``), in one place (``pacskit.cli.main`
     │   │                           within the timeout                     (19)
     │   ├── AssociationRejected     A-ASSOCIATE-RJ, with its reason        (14)
     │   ├── AssociationAborted      A-ABORT or connection lost             (15)
-    │   ├── AccessDenied            HTTP 401/403 from a DICOMweb server    (16)
+    │   ├── AccessDenied            HTTP 401/403 from a DICOMweb server, or
+    │   │                           a user identity not confirmed          (16)
     │   └── TlsFailure              no TLS session: the peer does not speak
     │       │                       TLS, or not ours, or refused our
     │       │                       certificate                            (17)
@@ -156,7 +157,9 @@ class AssociationAborted(NetworkError):
 
 
 class AccessDenied(NetworkError):
-    """A DICOMweb server refused our credentials, or has none for us (HTTP 401, 403)."""
+    """A DICOMweb server refused our credentials, or has none for us (HTTP 401, 403); or
+    a DIMSE peer accepted an association without the positive response to the User
+    Identity we required (``--pos-response``, PS3.7 D.3.3.7)."""
 
     exit_code = 16
 

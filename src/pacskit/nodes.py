@@ -60,6 +60,8 @@ class Node(BaseModel):
         name: the name it has in the nodes table, if any.
         dicomweb_url: base URL of the peer's DICOMweb service, if it has one.
         tls: associations with it use DICOM TLS (PS3.15 Annex B).
+        username, password, token, identity_response: the User Identity sent to it
+            (PS3.7 D.3.3.7), see :class:`pacskit.settings.NodeConfig`.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -70,6 +72,10 @@ class Node(BaseModel):
     name: str | None = None
     dicomweb_url: str | None = None
     tls: bool = False
+    username: str | None = None
+    password: str | None = Field(default=None, repr=False)
+    token: str | None = Field(default=None, repr=False)
+    identity_response: bool = False
 
     @field_validator("ae_title")
     @classmethod

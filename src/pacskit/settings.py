@@ -72,7 +72,10 @@ class NodeConfig(BaseModel):
     A node has a DICOM address (``ae_title``, ``host``, ``port``), a DICOMweb URL, or
     both; ``find``, ``get`` and ``store`` use DICOMweb when ``transport`` says so, or
     when the node has no DICOM address. ``username``/``password`` (HTTP basic) or
-    ``token`` (bearer) authenticate DICOMweb requests. ``worklist_limit`` caps the
+    ``token`` (bearer) authenticate DICOMweb requests, and are sent as the User Identity
+    of pacskit's associations with it (PS3.7 D.3.3.7: a JSON Web Token, else the user
+    name with its passcode), a positive response required with ``identity_response``
+    (docs/user-identity.md). ``worklist_limit`` caps the
     worklist matches ``pacskit serve`` returns this peer (``archive.worklist.limit`` when
     unset). ``tls = true``: pacskit's associations with it, and the C-STORE
     sub-associations ``pacskit serve`` opens to it for a C-MOVE, use DICOM TLS (the
@@ -91,6 +94,7 @@ class NodeConfig(BaseModel):
     username: str | None = None
     password: str | None = None
     token: str | None = None
+    identity_response: bool = False
     allow: list[Operation] = Field(default_factory=lambda: list(OPERATIONS))
     worklist_limit: Annotated[int, Field(ge=1)] | None = None
     tls: bool = False
@@ -201,6 +205,9 @@ class ArchiveSettings(BaseModel):
         accept_unknown_peers: let peers not in the nodes table echo and store.
         check_peer_host: a known peer must also call from its configured host.
         check_called_aet: refuse associations that do not call our AE title.
+        require_user_identity: reject associations that carry no User Identity
+            (PS3.7 D.3.3.7) one of ``web.users`` or ``web.tokens`` accepts; without it,
+            one that carries none is served on the peer's permissions alone.
         worklist: the Modality Worklist SCP.
         commitment: the Storage Commitment SCP.
     """
@@ -215,12 +222,29 @@ class ArchiveSettings(BaseModel):
     accept_unknown_peers: bool = True
     check_peer_host: bool = False
     check_called_aet: bool = True
+    require_user_identity: bool = False
     worklist: WorklistSettings = Field(default_factory=WorklistSettings)
     commitment: CommitmentSettings = Field(default_factory=CommitmentSettings)
 
     def db_url(self) -> str:
         """The index database URL, SQLite in ``data_dir`` unless ``db`` says otherwise."""
         return self.db or f"sqlite:///{(self.data_dir / 'index.db').resolve()}"
+
+
+class UserConfig(BaseModel):
+    """A user of ``pacskit serve`` (``[web.users.NAME]``), for DICOMweb (HTTP Basic) and
+    the User Identity of associations (docs/user-identity.md).
+
+    Attributes:
+        password: the user's password (passcode).
+        allow: the DIMSE operations the user may ask for, beside the calling peer's
+            own ``allow`` (both must permit an operation).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    password: str = Field(repr=False)
+    allow: list[Operation] = Field(default_factory=lambda: list(OPERATIONS))
 
 
 class WebSettings(BaseModel):
@@ -230,8 +254,10 @@ class WebSettings(BaseModel):
         enabled: serve DICOMweb at all.
         port: the HTTP port.
         bind: the address the HTTP server listens on; loopback by default.
-        users: HTTP Basic users, name → password.
-        tokens: HTTP Bearer tokens.
+        users: the users, name → password, or name → ``{password, allow}``
+            (:class:`UserConfig`): for HTTP Basic, and the User Identity of associations.
+        tokens: HTTP Bearer tokens, also accepted as the JSON Web Token of a User
+            Identity.
         allow_anonymous_remote: listen on a non-loopback address with no users and no
             tokens (every route open to the network).
         cors_origins: origins allowed by CORS (``["*"]`` for any); none by default.
@@ -250,8 +276,8 @@ class WebSettings(BaseModel):
     enabled: bool = True
     port: Annotated[int, Field(ge=1, le=65535)] = 8080
     bind: str = "127.0.0.1"
-    users: dict[str, str] = Field(default_factory=dict)
-    tokens: list[str] = Field(default_factory=list)
+    users: dict[str, str | UserConfig] = Field(default_factory=dict, repr=False)
+    tokens: list[str] = Field(default_factory=list, repr=False)
     allow_anonymous_remote: bool = False
     cors_origins: list[str] = Field(default_factory=list)
     max_body: Annotated[int, Field(ge=1)] = 4 << 30
@@ -263,6 +289,17 @@ class WebSettings(BaseModel):
     def authenticated(self) -> bool:
         """Whether every request must carry credentials."""
         return bool(self.users or self.tokens)
+
+    @property
+    def passwords(self) -> dict[str, str]:
+        """User name → password."""
+        return {name: user if isinstance(user, str) else user.password for name, user in self.users.items()}
+
+    def permissions(self, user: str) -> list[Operation]:
+        """The operations ``user`` may ask for (every one for a user given as a bare
+        password, or for a token)."""
+        entry = self.users.get(user)
+        return list(entry.allow) if isinstance(entry, UserConfig) else list(OPERATIONS)
 
     @model_validator(mode="after")
     def _check_exposure(self) -> WebSettings:
@@ -322,6 +359,45 @@ class TlsSettings(BaseModel):
         return self
 
 
+class IdentitySettings(BaseModel):
+    """The User Identity pacskit sends on every association it opens (PS3.7 D.3.3.7;
+    ``--user``, ``--password``, ``--token``, ``--identity-response``), over any a node
+    of the table has.
+
+    Attributes:
+        user: the user name (type 1; type 2 with ``password``).
+        password: its passcode.
+        token: a JSON Web Token (type 5), sent instead of a user name.
+        response: require the peer's positive response (fail without one).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    user: str | None = None
+    password: str | None = Field(default=None, repr=False)
+    token: str | None = Field(default=None, repr=False)
+    response: bool = False
+
+    @model_validator(mode="after")
+    def _check_user(self) -> IdentitySettings:
+        if self.password and not self.user:
+            raise ValueError("a password (--password) needs a user name (--user)")
+        return self
+
+
+class AuditSettings(BaseModel):
+    """The audit trail of ``pacskit serve`` (docs/audit.md).
+
+    Attributes:
+        file: where its JSON lines go: a file (appended to), ``-`` for standard
+            error, or empty (the default) for no audit trail.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    file: str = ""
+
+
 def is_loopback(host: str) -> bool:
     """Whether ``host`` is a loopback address (or ``localhost``)."""
     if host == "localhost":
@@ -364,6 +440,8 @@ class Settings(BaseSettings):
         archive: the archive of ``pacskit serve``.
         web: the DICOMweb service of ``pacskit serve``.
         tls: DICOM TLS and HTTPS, both roles.
+        identity: the User Identity sent on every association opened.
+        audit: the audit trail of ``pacskit serve``.
         move_bind_address: the address the C-MOVE-to-ourselves listener binds to;
             empty: the address of our interface towards the peer asked to move.
         move_check_peer: that listener admits only the peer asked to move (its AE title
@@ -399,6 +477,8 @@ class Settings(BaseSettings):
     archive: ArchiveSettings = Field(default_factory=ArchiveSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     tls: TlsSettings = Field(default_factory=TlsSettings)
+    identity: IdentitySettings = Field(default_factory=IdentitySettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     move_bind_address: str = ""
     move_check_peer: bool = True
     deidentify: DeidentifySettings = Field(default_factory=DeidentifySettings)
@@ -461,7 +541,9 @@ class Settings(BaseSettings):
             raise ConfigError(f"node {name_or_address!r} has no DICOM address (ae_title, host): "
                               "it is reached over DICOMweb only")
         return Node.create(name=name_or_address, ae_title=entry.ae_title, host=entry.host,
-                           port=entry.port, dicomweb_url=entry.dicomweb_url, tls=entry.tls)
+                           port=entry.port, dicomweb_url=entry.dicomweb_url, tls=entry.tls,
+                           username=entry.username, password=entry.password, token=entry.token,
+                           identity_response=entry.identity_response)
 
 
 def find_config_file() -> Path | None:

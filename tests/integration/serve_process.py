@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from pacskit import Node
@@ -26,16 +27,19 @@ class ServeProcess:
 
     ``settings`` are more ``PACSKIT_*`` environment variables (``{"ACSE_TIMEOUT": "3"}``);
     ``max_files`` lowers the process's RLIMIT_NOFILE; with ``http``, DICOMweb is served
-    too, at :attr:`web_url`."""
+    too, at :attr:`web_url`; ``ready`` replaces the ``echoscu`` that says it is up (for
+    a server that rejects it)."""
 
     def __init__(self, data_dir: Path, *, fsync: bool = False, settings: dict[str, str] | None = None,
-                 max_files: int | None = None, http: bool = False) -> None:
+                 max_files: int | None = None, http: bool = False,
+                 ready: Callable[[ServeProcess], bool] | None = None) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.http_port = free_port() if http else None
         self.fsync = fsync
         self.settings = {f"PACSKIT_{name}": value for name, value in (settings or {}).items()}
         self.max_files = max_files
+        self.ready = ready or (lambda serve: echoscu(ARCHIVE_AET, "127.0.0.1", serve.port))
         self.log_path = data_dir.parent / f"{data_dir.name}-serve.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -69,7 +73,7 @@ class ServeProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(f"pacskit serve exited with {self.process.returncode}: {self.log()}")
-            if echoscu(ARCHIVE_AET, "127.0.0.1", self.port) and self._web_answers():
+            if self.ready(self) and self._web_answers():
                 return self
             time.sleep(0.1)
         self.stop()

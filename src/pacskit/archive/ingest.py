@@ -119,12 +119,15 @@ class Received:
 
 @dataclass(frozen=True)
 class Ingested:
-    """The outcome of one ingest: a DIMSE status, and why when it is not success."""
+    """The outcome of one ingest: a DIMSE status, and why when it is not success; the
+    study and series of what was stored."""
 
     status: int
     path: Path | None = None
     duplicate: bool = False
     reason: str = ""
+    study_uid: str = ""
+    series_uid: str = ""
 
 
 class IngestRefused(Exception):
@@ -280,7 +283,7 @@ class Incoming:
         existing = ingest.index.path_of(item.sop_instance_uid)
         if existing is not None and ingest.policy == "keep":
             self.discard()
-            return Ingested(SUCCESS, ingest.files / existing, duplicate=True)
+            return Ingested(SUCCESS, ingest.files / existing, duplicate=True, **_placed(uids))
         placed = self._link(uids)
         kept = self._second_name(ingest.files / existing) if existing is not None else None
         try:
@@ -297,13 +300,13 @@ class Incoming:
         if added.existed and ingest.policy == "keep":
             (ingest.files / placed).unlink(missing_ok=True)
             self.discard()
-            return Ingested(SUCCESS, ingest.files / added.path, duplicate=True)
+            return Ingested(SUCCESS, ingest.files / added.path, duplicate=True, **_placed(uids))
         if added.replaced_path is not None and added.replaced_path != placed:
             (ingest.files / added.replaced_path).unlink(missing_ok=True)
         if kept is not None:
             kept.unlink(missing_ok=True)
         self.discard()
-        return Ingested(SUCCESS, ingest.files / placed, duplicate=added.existed)
+        return Ingested(SUCCESS, ingest.files / placed, duplicate=added.existed, **_placed(uids))
 
     def _read_header(self) -> tuple[Dataset, int | None]:
         """The indexed attributes and the Pixel Data length field (:data:`UNDEFINED`
@@ -463,6 +466,10 @@ def _canonical_request(item: Received) -> Received:
                                 f"{value[:80]!r}")
         found[field] = uid
     return replace(item, **found)
+
+
+def _placed(uids: dict[str, str]) -> dict[str, str]:
+    return {"study_uid": uids["StudyInstanceUID"], "series_uid": uids["SeriesInstanceUID"]}
 
 
 def _checked(header: Dataset, item: Received, pixel_data_length: int | None) -> dict[str, str]:

@@ -8,7 +8,9 @@ associations are rejected). With ``check_peer_host``, a known AE title calling f
 another address than its node's is rejected at association (A-ASSOCIATE-RJ, permanent,
 calling AE title not recognised, PS3.8 9.3.4), as Orthanc and dcm4chee do. A refused
 operation answers 0x0124 (Refused: Not Authorized) and is logged with the reason; for
-C-FIND, C-GET and C-MOVE the refusal comes before their identifier is decoded.
+C-FIND, C-GET and C-MOVE the refusal comes before their identifier is decoded. A user
+the association's User Identity proved (:mod:`pacskit.archive.identities`) may do only
+what both its ``allow`` in ``web.users`` and the peer's permit.
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ class AccessTable:
 
     def __init__(self, settings: Settings) -> None:
         self.archive = settings.archive
+        self.users = settings.web
         self.peers = {node.ae_title: node for node in settings.nodes.values() if node.ae_title and node.host}
 
     def admits(self, calling_ae_title: str, address: str) -> str | None:
@@ -90,8 +93,15 @@ class AccessTable:
             return f"{calling_ae_title!r} calls from {address}, not from {node.host}"
         return None
 
-    def allows(self, operation: Operation, calling_ae_title: str, address: str) -> str | None:
-        """None if the peer may do ``operation``, else the reason it may not."""
+    def allows(self, operation: Operation, calling_ae_title: str, address: str, user: str = "") -> str | None:
+        """None if the peer (and the ``user`` its User Identity proved) may do
+        ``operation``, else the reason it may not."""
+        reason = self._peer_allows(operation, calling_ae_title, address)
+        if reason is None and user and operation not in self.users.permissions(user):
+            return f"user {user!r} may not {operation}"
+        return reason
+
+    def _peer_allows(self, operation: Operation, calling_ae_title: str, address: str) -> str | None:
         node = self.peers.get(calling_ae_title)
         if node is None:
             if self.archive.accept_unknown_peers and operation in ("echo", "store"):
@@ -169,7 +179,7 @@ class ArchiveSCP:
             operation = service.operation
         if operation not in OPERATIONS:
             return f"{operation!r} is not an operation of the archive"
-        reason = self.access.allows(operation, peer.ae_title, peer.address)  # type: ignore[arg-type]
+        reason = self.access.allows(operation, peer.ae_title, peer.address, peer.user)  # type: ignore[arg-type]
         if reason is not None:
             LOG.warning("refused %s from %s at %s: %s", operation, peer.ae_title, peer.address, reason)
         return reason
@@ -235,7 +245,7 @@ class ArchiveSCP:
             raise DimseStatus(IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, str(exc)[:64]) from None
 
     def _check(self, operation: Operation, peer: Peer) -> None:
-        reason = self.access.allows(operation, peer.ae_title, peer.address)
+        reason = self.access.allows(operation, peer.ae_title, peer.address, peer.user)
         if reason is not None:
             LOG.warning("refused %s from %s at %s: %s", operation, peer.ae_title, peer.address, reason)
             raise DimseStatus(NOT_AUTHORIZED, reason)
@@ -253,10 +263,11 @@ class _IngestSink:
     def discard(self) -> None:
         self.incoming.discard()
 
-    def finish(self) -> None:
+    def finish(self) -> tuple[str, str]:
         outcome = self.incoming.finish()
         if outcome.status != SUCCESS:
             raise DimseStatus(outcome.status, outcome.reason)
+        return outcome.study_uid, outcome.series_uid
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Running the archive: the index opened once, the ingest path, the DIMSE server and the
-DICOMweb server."""
+DICOMweb server, the users an association's identity is checked against, the audit trail."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING
 from pacskit.archive.commitment import InstanceCheck, StorageCommitmentService
 from pacskit.archive.commitment_delivery import ReportDelivery
 from pacskit.archive.commitment_store import Transactions
+from pacskit.archive.identities import Identities
 from pacskit.archive.index import Index
 from pacskit.archive.ingest import Ingest
 from pacskit.archive.mpps import MppsRetrieveService, MppsService, PerformedSteps
 from pacskit.archive.recovery import Recovered, recover
 from pacskit.archive.scp import ArchiveSCP
+from pacskit.audit import open_trail
 from pacskit.net.acceptor import Acceptor
 from pacskit.net.tls import https_context, server_context
 from pacskit.settings import Settings
@@ -36,6 +38,8 @@ class Archive:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         settings.archive.data_dir.mkdir(parents=True, exist_ok=True)
+        self.audit = open_trail(settings.audit.file)
+        self.identities = Identities(settings)
         self.index = Index.open(settings.archive.db_url())
         self.ingest = Ingest(settings.archive, self.index)
         self.scp = ArchiveSCP(settings, self.ingest, self.index)
@@ -73,7 +77,8 @@ class Archive:
         tls = self.settings.tls
         context = server_context(tls) if tls.port is not None else None
         acceptor = Acceptor(self.settings, self.scp, self.scp.supported_contexts(),
-                            check_called_ae_title=self.settings.archive.check_called_aet)
+                            check_called_ae_title=self.settings.archive.check_called_aet,
+                            authenticate=self.identities.authenticate, audit=self.audit)
         self.server = acceptor
         try:
             if tls.plain or context is None:
@@ -127,6 +132,8 @@ class Archive:
         self.close_servers()
         self.ingest.close()
         self.index.close()
+        if self.audit is not None:
+            self.audit.close()
 
     def __enter__(self) -> Archive:
         return self

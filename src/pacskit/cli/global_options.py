@@ -60,6 +60,23 @@ TLS_OPTIONS: dict[str, Any] = {
 }
 """The ``[tls]`` settings each command takes as flags (``--tls`` is ``tls.always``)."""
 
+IDENTITY_PANEL = "User identity options"
+UserOption = Annotated[str | None, typer.Option("--user", help="User Identity sent on each association: this user name (PS3.7 D.3.3.7).", rich_help_panel=IDENTITY_PANEL, show_default=False)]
+PasswordOption = Annotated[str | None, typer.Option("--password", help="Its password (PACSKIT_IDENTITY__PASSWORD keeps it off the command line).", rich_help_panel=IDENTITY_PANEL, show_default=False)]
+TokenOption = Annotated[str | None, typer.Option("--token", help="A JSON Web Token sent as User Identity instead (or PACSKIT_IDENTITY__TOKEN).", rich_help_panel=IDENTITY_PANEL, show_default=False)]
+PosResponseOption = Annotated[bool | None, typer.Option("--pos-response", help="Require the peer's positive response to the User Identity.", rich_help_panel=IDENTITY_PANEL, show_default=False)]
+
+IDENTITY_OPTIONS: dict[str, Any] = {
+    "user": UserOption,
+    "password": PasswordOption,
+    "token": TokenOption,
+    "response": PosResponseOption,
+}
+"""The ``[identity]`` settings each command takes as flags."""
+
+BLOCK_OPTIONS: dict[str, dict[str, Any]] = {"tls": TLS_OPTIONS, "identity": IDENTITY_OPTIONS}
+"""The settings blocks whose fields are flags: ``--tls-cert`` is ``tls.certificate``."""
+
 SETTING_OPTIONS: dict[str, Any] = {
     "ae_title": AeTitleOption,
     "port": PortOption,
@@ -91,7 +108,8 @@ def with_global_options(command: F) -> F:
     added = {
         f"{PREFIX}config": ConfigOption,
         **{f"{PREFIX}{name}": option for name, option in SETTING_OPTIONS.items()},
-        **{f"{PREFIX}tls_{name}": option for name, option in TLS_OPTIONS.items()},
+        **{f"{PREFIX}{block}_{name}": option for block, options in BLOCK_OPTIONS.items()
+           for name, option in options.items()},
     }
     extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=option, default=None)
              for name, option in added.items()]
@@ -109,10 +127,11 @@ def with_global_options(command: F) -> F:
             value = kwargs.pop(f"{PREFIX}{name}")
             if value is not None:
                 root.overrides[name] = value
-        for name in TLS_OPTIONS:
-            value = kwargs.pop(f"{PREFIX}tls_{name}")
-            if value is not None:
-                root.overrides.setdefault("tls", {})[name] = value.value if isinstance(value, Enum) else value
+        for block, options in BLOCK_OPTIONS.items():
+            for name in options:
+                value = kwargs.pop(f"{PREFIX}{block}_{name}")
+                if value is not None:
+                    root.overrides.setdefault(block, {})[name] = value.value if isinstance(value, Enum) else value
         verbose = kwargs.pop(f"{PREFIX}verbose")
         if verbose:
             root.verbose += verbose

@@ -26,14 +26,16 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol, TypeVar, cast
 
 from pydicom import Dataset
+from pydicom.multival import MultiValue
 from pydicom.uid import UID
 from pynetdicom.presentation import PresentationContext
 
+from pacskit.audit import AuditTrail
 from pacskit.deflate import IDENTIFIER_LIMIT, InflationLimitExceeded
 from pacskit.errors import (
     AssociationAborted,
@@ -81,6 +83,7 @@ from pacskit.net.status import DimseStatus, Outcome, describe, outcome_of
 from pacskit.net.store import FileSender, SendOutcome, batches, contexts_for, storage_targets
 from pacskit.net.transport import Transport
 from pacskit.net.ul.negotiation import APPLICATION_CONTEXT_NAME, AcceptedContext, Rejection, Request
+from pacskit.net.ul.user_identity import UserIdentity
 from pacskit.net.wire import DataSink, Message
 from pacskit.nodes import Node
 from pacskit.scan import DicomFile, read_file
@@ -117,13 +120,29 @@ PENDING_EVERY = 1
 @dataclass(frozen=True)
 class Peer:
     """Who is on the other side of an association: its AE titles and address, whether
-    the association is DICOM TLS, and the subject of the certificate it showed."""
+    the association is DICOM TLS, the subject of the certificate it showed, and the user
+    its User Identity (PS3.7 D.3.3.7) proved (empty for none)."""
 
     ae_title: str
     called_ae_title: str
     address: str
     tls: bool = False
     certificate_subject: str = ""
+    user: str = ""
+
+
+class IdentityRefused(Exception):
+    """A User Identity that is not accepted (or its absence where one is required):
+    ``reason`` is for the log and the audit trail, never for the peer."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+Authenticator = Callable[[Peer, UserIdentity | None], str]
+"""Who the User Identity of an association proves (the user name; empty for none), or
+:class:`IdentityRefused`."""
 
 
 @dataclass(frozen=True)
@@ -139,8 +158,9 @@ class StoreRequest:
 class StoreSink(DataSink, Protocol):
     """Where a C-STORE's dataset goes as it arrives (see :meth:`Services.store`)."""
 
-    def finish(self) -> None:
-        """The whole dataset has arrived: store it, or raise :class:`DimseStatus`."""
+    def finish(self) -> tuple[str, str] | None:
+        """The whole dataset has arrived: store it, or raise :class:`DimseStatus`; the
+        Study and Series Instance UIDs of what was stored, if known."""
 
 
 @dataclass
@@ -156,7 +176,7 @@ class _Refusal:
     def discard(self) -> None:
         pass
 
-    def finish(self) -> None:
+    def finish(self) -> tuple[str, str] | None:
         raise DimseStatus(self.status, self.comment)
 
 
@@ -219,17 +239,25 @@ class Acceptor:
         check_called_ae_title: reject associations not addressed to our AE title.
         on_connection: called with each accepted connection's socket and True when it
             opens, and with False once it is closed (after its association ended).
+        authenticate: checks each association's User Identity (PS3.7 D.3.3.7); one it
+            refuses is rejected (A-ASSOCIATE-RJ, permanent, service user, no reason
+            given). Without it, a User Identity is ignored.
+        audit: the audit trail (:mod:`pacskit.audit`): a record per association, per
+            operation, per refused TLS handshake or identity.
     """
 
     def __init__(self, settings: Settings, services: Services, supported: list[PresentationContext],
                  *, check_called_ae_title: bool = True,
-                 on_connection: Callable[[socket.socket, bool], None] | None = None) -> None:
+                 on_connection: Callable[[socket.socket, bool], None] | None = None,
+                 authenticate: Authenticator | None = None, audit: AuditTrail | None = None) -> None:
         self.settings = settings
         self.services = services
         self.supported = supported
         self.check_called_ae_title = check_called_ae_title
         self.max_associations = settings.max_associations
         self.on_connection = on_connection
+        self.authenticate = authenticate
+        self.audit = audit
         self.budget = MemoryBudget(settings.memory_budget)
         self.limits = ConnectionLimits(settings.max_connections, settings.max_connections_per_address,
                                        settings.max_associations)
@@ -417,7 +445,9 @@ class _Session:
         try:
             self.transport.accept_tls(context, left)
         except (TlsFailure, AssociationAborted, NetworkTimeout) as exc:
-            LOG.warning("TLS connection from %s refused: %s", self.address, _without(exc.message, self.address))
+            why = _without(exc.message, self.address)
+            LOG.warning("TLS connection from %s refused: %s", self.address, why)
+            self._security("tls", why)
             return False
         return True
 
@@ -430,6 +460,7 @@ class _Session:
             return
         self.peer = Peer(request.calling_ae_title, request.called_ae_title, self.address,
                          self.transport.tls, self.transport.peer_subject)
+        identity = request.identity
         association.label = exchange_log.peer_label(self.peer.ae_title, self.address, self.transport.peer_address[1])
         association.name_peer = True
         exchange_log.association_received(
@@ -437,15 +468,17 @@ class _Session:
             port=self.transport.peer_address[1],
             contexts=[(int(cx.context_id), str(cx.abstract_syntax), [str(s) for s in cx.transfer_syntax])
                       for cx in request.proposed],
-            roles=request.roles, max_pdu=request.peer_max_pdu, implementation=request.implementation)
+            roles=request.roles, max_pdu=request.peer_max_pdu, implementation=request.implementation,
+            identity=identity.description if identity is not None else "")
         rejection, why = self._rejection(request)
         if rejection is not None:
             LOG.warning("rejected an association from %s: %s", association.label, why)
             exchange_log.association_rejected(peer=association.label, result=rejection[0], source=rejection[1],
                                               reason=rejection[2], by_us=True)
             association.reject(Rejection(*rejection))
+            self._audit_association("rejected", why, started)
             return
-        association.accept(request, self.acceptor.supported, self.settings)
+        association.accept(request, self.acceptor.supported, self.settings, identity_accepted=bool(self.peer.user))
         assert association.negotiated is not None
         association.log_accepted(len(request.proposed), by_us=True)
         association.max_data = MAX_IDENTIFIER
@@ -459,28 +492,33 @@ class _Session:
             **{field: _Handler(self._normalized) for field in NORMALIZED_REQUESTS},
         })
         association.started = started
-        self._serve(association)
+        ended = "failed"
+        try:
+            ended = self._serve(association)
+        finally:
+            self._audit_association("accepted", "", started, ended)
 
-    def _serve(self, association: Association) -> None:
+    def _serve(self, association: Association) -> str:
+        """Serve the association's requests until it ends; how it ended."""
         while True:
             try:
                 message = association.receive(association.open_request)
             except ReleaseRequested:
                 association.release_response()
-                return
+                return "released"
             except NetworkTimeout as exc:
                 LOG.warning("association with %s aborted: %s (network timeout %g s)", association.label, exc,
                             self.settings.network_timeout)
                 association.abort()
-                return
+                return "aborted: network timeout"
             except AssociationAborted:
-                return
+                return "aborted"
             try:
                 association.serve(message)
             except (AssociationAborted, NetworkTimeout) as exc:
                 LOG.warning("association with %s lost: %s", association.label, exc)
                 association.abort()
-                return
+                return "aborted: connection lost"
 
     def _rejection(self, request: Request) -> tuple[tuple[int, int, int] | None, str]:
         if not request.protocol_version & 0x01:
@@ -492,10 +530,44 @@ class _Session:
         reason = self.services.admit(self.peer)
         if reason is not None:
             return CALLING_AE_NOT_RECOGNISED, reason
+        reason = self._identify(request.identity)
+        if reason is not None:
+            return NO_REASON, reason
         self.counted = self.acceptor.limits.begin_association()
         if not self.counted:
             return LOCAL_LIMIT_EXCEEDED, f"more than {self.acceptor.max_associations} associations"
         return None, ""
+
+    def _identify(self, identity: UserIdentity | None) -> str | None:
+        """Check the association's User Identity (the peer's ``user`` is set from it);
+        None if accepted, else why not (recorded as a security event)."""
+        authenticate = self.acceptor.authenticate
+        if authenticate is None:
+            return None
+        try:
+            user = authenticate(self.peer, identity)
+        except IdentityRefused as exc:
+            self._security("user identity", exc.reason,
+                           user=identity.username if identity is not None else None)
+            return f"user identity refused: {exc.reason}"
+        self.peer = replace(self.peer, user=user)
+        return None
+
+    def _security(self, what: str, reason: str, **fields: object) -> None:
+        audit = self.acceptor.audit
+        if audit is not None:
+            audit.record("security", failure=what, reason=reason, address=self.address,
+                         peer_ae=self.peer.ae_title or None, tls=self.transport.tls,
+                         certificate_subject=self.transport.peer_subject or None, **fields)
+
+    def _audit_association(self, outcome: str, reason: str, started: float, ended: str | None = None) -> None:
+        audit = self.acceptor.audit
+        if audit is not None:
+            peer = self.peer
+            audit.record("association", peer_ae=peer.ae_title, address=peer.address, called_ae=peer.called_ae_title,
+                         user=peer.user or None, tls=peer.tls, certificate_subject=peer.certificate_subject or None,
+                         outcome=outcome, reason=reason or None, ended=ended,
+                         seconds=round(time.monotonic() - started, 3))
 
     def cancel_requested(self, message_id: int) -> bool:
         """Whether the peer has cancelled ``message_id`` (PS3.7 9.3.2.3), reading what it
@@ -523,7 +595,7 @@ class _Session:
         except DimseStatus as exc:
             status = exc.status
         association.send(message.context_id, c_echo_rsp(_id(message), context.abstract_syntax, status))
-        self._done("C-ECHO", status, started)
+        self._done("C-ECHO", status, started, sop_class=context.abstract_syntax)
 
     def _open_store(self, association: Association, context: AcceptedContext, message: Message) -> StoreSink:
         """The sink of a C-STORE's dataset, opened as soon as its command is read."""
@@ -541,21 +613,25 @@ class _Session:
         sop_class = message.text(AFFECTED_SOP_CLASS_UID)
         sop_instance = message.text(AFFECTED_SOP_INSTANCE_UID)
         status, comment = SUCCESS, ""
+        placed: tuple[str, str] | None = None
         try:
             if message.sink is None:
                 raise DimseStatus(CANNOT_UNDERSTAND, "no dataset")
-            self._call("C-STORE", cast(StoreSink, message.sink).finish)
+            placed = self._call("C-STORE", cast(StoreSink, message.sink).finish)
         except DimseStatus as exc:
             status, comment = exc.status, exc.comment
         association.send(message.context_id,
                          c_store_rsp(_id(message), sop_class, sop_instance, status, comment))
-        self._done("C-STORE", status, started, sop_instance if status != SUCCESS else "")
+        study, series = placed or ("", "")
+        self._done("C-STORE", status, started, sop_instance if status != SUCCESS else "", sop_class=sop_class,
+                   study=study, series=series, instances=1 if status == SUCCESS else 0, instance=sop_instance)
 
     def _find(self, association: Association, context: AcceptedContext, message: Message) -> None:
         started = time.monotonic()
         sop_class = context.abstract_syntax
         message_id = _id(message)
         matches = 0
+        keys: tuple[str, str] = ("", "")
 
         def answer(status: int, identifier: Dataset | None = None, comment: str = "",
                    offending: tuple[int, ...] = ()) -> None:
@@ -563,11 +639,15 @@ class _Session:
             association.send(message.context_id, c_find_rsp(message_id, sop_class, status,
                                                             has_identifier=data is not None,
                                                             comment=comment, offending=offending), data)
-            self._done("C-FIND", status, started, f"{matches} matches") if status != PENDING else None
+            if status != PENDING:
+                self._done("C-FIND", status, started, f"{matches} matches", sop_class=sop_class,
+                           study=keys[0], series=keys[1], matches=matches)
 
         try:
             self._permitted("C-FIND", "find", context.abstract_syntax)
-            for match in self.services.find(self.peer, sop_class, self._identifier(message, context)):
+            identifier = self._identifier(message, context)
+            keys = _study_and_series(identifier)
+            for match in self.services.find(self.peer, sop_class, identifier):
                 if self.cancel_requested(message_id):
                     answer(CANCEL)
                     return
@@ -586,8 +666,10 @@ class _Session:
         run = _Retrieve(self, message, context, C_GET_RSP)
         try:
             self._permitted("C-GET", "get", context.abstract_syntax)
+            identifier = self._identifier(message, context)
+            run.keys = _study_and_series(identifier)
             stored = self._call("C-GET", self.services.retrieve, self.peer, "get",
-                                context.abstract_syntax, self._identifier(message, context))
+                                context.abstract_syntax, identifier)
         except DimseStatus as exc:
             run.final(exc.status, exc.comment)
             return
@@ -597,8 +679,11 @@ class _Session:
         run = _Retrieve(self, message, context, C_MOVE_RSP)
         try:
             self._permitted("C-MOVE", "move", context.abstract_syntax)
+            identifier = self._identifier(message, context)
+            run.keys = _study_and_series(identifier)
+            run.destination = message.text(MOVE_DESTINATION)
             stored = self._call("C-MOVE", self.services.retrieve, self.peer, "move",
-                                context.abstract_syntax, self._identifier(message, context))
+                                context.abstract_syntax, identifier)
             node = self._call("C-MOVE", self.services.destination, self.peer, message.text(MOVE_DESTINATION))
         except DimseStatus as exc:
             run.final(exc.status, exc.comment)
@@ -644,15 +729,28 @@ class _Session:
             field | 0x8000, _id(message), sop_class, response.sop_instance_uid or instance, response.status,
             has_dataset=data is not None, type_id=type_id, comment=response.comment,
             offending=response.offending, error_id=response.error_id), data)
-        self._done(operation, response.status, started, instance if response.status != SUCCESS else "")
+        self._done(operation, response.status, started, instance if response.status != SUCCESS else "",
+                   sop_class=sop_class, instance=response.sop_instance_uid or instance)
         if response.after is not None and response.status == SUCCESS:
             response.after(association)
 
-    def _done(self, service: str, status: int, started: float, detail: str = "") -> None:
+    def _done(self, service: str, status: int, started: float, detail: str = "", *, sop_class: str = "",
+              study: str = "", series: str = "", **counts: object) -> None:
+        """An operation is answered: in the log, and in the audit trail with its SOP
+        class, the study and series it was about where known, and ``counts``
+        (``instances``, ``matches``, ``instance``, ``destination``)."""
+        seconds = time.monotonic() - started
+        outcome = outcome_of(status).value
         exchange_log.operation(peer=self.association.label if self.association else self.address,
-                               service=service, outcome=outcome_of(status).value,
-                               detail=", ".join(filter(None, [describe(status), detail])),
-                               seconds=time.monotonic() - started)
+                               service=service, outcome=outcome,
+                               detail=", ".join(filter(None, [describe(status), detail])), seconds=seconds)
+        audit = self.acceptor.audit
+        if audit is not None:
+            peer = self.peer
+            audit.record("operation", peer_ae=peer.ae_title, address=peer.address, user=peer.user or None,
+                         operation=service, sop_class=sop_class or None, study_uid=study or None,
+                         series_uid=series or None, **counts, status=f"0x{status:04X}", outcome=outcome,
+                         seconds=round(seconds, 3))
 
     def _call(self, what: str, handler: Callable[..., T], *args: object) -> T:
         """``handler(*args)``; anything it raises but a status is logged and answered
@@ -715,6 +813,9 @@ class _Retrieve:
         self.message_id = _id(message)
         self.context = context
         self.command_field = command_field
+        self.started = time.monotonic()
+        self.keys: tuple[str, str] = ("", "")
+        self.destination: str | None = None
         self.total = 0
         self.completed = self.failed = self.warning = 0
         self.failed_instances: list[str] = []
@@ -755,6 +856,11 @@ class _Retrieve:
             identifier.FailedSOPInstanceUIDList = self.failed_instances
         remaining = self._remaining() if status == CANCEL else None
         self._respond(status, (remaining, self.completed, self.failed, self.warning), identifier, comment)
+        self.session._done("C-GET" if self.command_field == C_GET_RSP else "C-MOVE", status, self.started,
+                           f"{self.completed} sent, {self.failed} failed" if self.total else "",
+                           sop_class=self.context.abstract_syntax, study=self.keys[0], series=self.keys[1],
+                           instances=self.completed + self.warning, failed=self.failed,
+                           destination=self.destination)
 
     def _remaining(self) -> int:
         return max(0, self.total - self.completed - self.failed - self.warning)
@@ -793,6 +899,17 @@ class _Retrieve:
 
 def _without(message: str, label: str) -> str:
     return message.removeprefix(f"{label}: ").removeprefix(label).lstrip(": ")
+
+
+def _study_and_series(identifier: Dataset) -> tuple[str, str]:
+    """The Study and Series Instance UIDs a request's identifier names, if any (a UID
+    list as its values joined by backslashes)."""
+    def text(keyword: str) -> str:
+        value = identifier.get(keyword)
+        if isinstance(value, MultiValue | list):
+            return "\\".join(str(v) for v in value)
+        return str(value or "")
+    return text("StudyInstanceUID"), text("SeriesInstanceUID")
 
 
 def _id(message: Message) -> int:

@@ -41,6 +41,7 @@ from pynetdicom.presentation import PresentationContext
 
 from pacskit.encoded import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from pacskit.errors import (
+    AccessDenied,
     AssociationAborted,
     AssociationRejected,
     DimseError,
@@ -78,6 +79,7 @@ from pacskit.net.ul.negotiation import (
     Request,
     read_acceptance,
 )
+from pacskit.net.ul.user_identity import UserIdentity, confirmed
 from pacskit.net.wire import (
     COMMAND,
     LAST_FRAGMENT,
@@ -207,7 +209,8 @@ class Association:
             calling=proposal.calling_ae_title, called=proposal.called_ae_title, address=node.host,
             port=node.port, contexts=[(int(cx.context_id), str(cx.abstract_syntax), [str(s) for s in cx.transfer_syntax])
                                       for cx in proposal.numbered],
-            roles=dict(proposal.roles), max_pdu=settings.max_pdu, implementation=_ours())
+            roles=dict(proposal.roles), max_pdu=settings.max_pdu, implementation=_ours(),
+            identity=proposal.identity.description if proposal.identity is not None else "")
         association._run(association.ul.transport_confirmed())
         transport.bounds = ReadBounds(until=time.monotonic() + settings.acse_timeout)
         try:
@@ -217,7 +220,10 @@ class Association:
                 exchange_log.association_rejected(peer=label, result=rejection.result,
                                                   source=rejection.source, reason=rejection.reason)
                 kind = "permanently" if rejection.result == 1 else "transiently"
-                raise AssociationRejected(f"{node.description} rejected the association {kind}: {rejection.meaning}",
+                hint = " (it may have refused the user identity sent)" \
+                    if proposal.identity is not None and rejection.result == 1 and rejection.source == 1 else ""
+                raise AssociationRejected(f"{node.description} rejected the association {kind}: "
+                                          f"{rejection.meaning}{hint}",
                                           result=rejection.result, source=rejection.source,
                                           reason=rejection.reason)
             if indication.primitive is not Primitive.ASSOCIATE_ACCEPTED:
@@ -227,6 +233,11 @@ class Association:
             except Exception as exc:  # noqa: BLE001 - any A-ASSOCIATE-AC pynetdicom cannot decode
                 association.abort(source=0x02, reason=INVALID_PARAMETER)
                 raise AssociationAborted(f"{node.description} sent an A-ASSOCIATE-AC that cannot be read: {exc}") from None
+            if proposal.identity is not None and proposal.identity.response_requested \
+                    and not confirmed(association.negotiated.user_information):
+                association.abort()
+                raise AccessDenied(f"{node.description} accepted the association without confirming the user "
+                                   "identity (no positive response, PS3.7 D.3.3.7)")
         except NetworkTimeout:
             association.abort()
             raise NetworkTimeout(f"{node.description}: no answer to the association request "
@@ -293,9 +304,11 @@ class Association:
             return association, None
         return association, request
 
-    def accept(self, request: Request, supported: Sequence[PresentationContext], settings: Settings) -> None:
-        """Answer ``request`` with an A-ASSOCIATE-AC for what we support."""
-        pdu, self.negotiated = request.accept(supported, self.max_pdu)
+    def accept(self, request: Request, supported: Sequence[PresentationContext], settings: Settings, *,
+               identity_accepted: bool = False) -> None:
+        """Answer ``request`` with an A-ASSOCIATE-AC for what we support (with the User
+        Identity's positive response, when asked for, if ``identity_accepted``)."""
+        pdu, self.negotiated = request.accept(supported, self.max_pdu, identity_accepted=identity_accepted)
         self._run(self.ul.accept(pdu))
         self._established(settings)
 
@@ -797,7 +810,8 @@ def associate(settings: Settings, node: Node, contexts: Sequence[PresentationCon
         HostNotFound, ConnectionRefused, NetworkTimeout, AssociationRejected,
         AssociationAborted, NetworkError: the association could not be established.
     """
-    proposal = Proposal(settings.ae_title, node.ae_title, contexts, settings.max_pdu, roles or {}, extended)
+    proposal = Proposal(settings.ae_title, node.ae_title, contexts, settings.max_pdu, roles or {}, extended,
+                        identity_for(settings, node))
     association = Association.connect(settings, node, proposal)
     try:
         yield association
@@ -812,3 +826,14 @@ def associate(settings: Settings, node: Node, contexts: Sequence[PresentationCon
             association.release()
         else:
             association.close()
+
+
+def identity_for(settings: Settings, node: Node) -> UserIdentity | None:
+    """The User Identity (PS3.7 D.3.3.7) sent to ``node``: the one of ``settings.identity``
+    (the command line's) if it names a user or a token, else the node's own."""
+    chosen = settings.identity
+    if chosen.user or chosen.token:
+        return UserIdentity.of(username=chosen.user, password=chosen.password, token=chosen.token,
+                               response_requested=chosen.response)
+    return UserIdentity.of(username=node.username, password=node.password, token=node.token,
+                           response_requested=node.identity_response or chosen.response)

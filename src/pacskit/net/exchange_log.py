@@ -67,22 +67,24 @@ def tls_session(*, peer: str, version: str, cipher: str, subject: str) -> None:
 
 def association_requested(*, calling: str, called: str, address: str, port: int,
                           contexts: Sequence[ProposedContext], roles: Mapping[str, tuple[bool, bool]],
-                          max_pdu: int, implementation: tuple[str, str]) -> None:
+                          max_pdu: int, implementation: tuple[str, str], identity: str = "") -> None:
     """We send an A-ASSOCIATE-RQ (PS3.8 9.3.2). INFO: who to whom, how many contexts;
     DEBUG: each proposed context with its transfer syntaxes and the roles proposed
-    (SCP/SCU Role Selection, PS3.7 D.3.3.4), our max PDU length and implementation."""
+    (SCP/SCU Role Selection, PS3.7 D.3.3.4), our max PDU length and implementation, and
+    the ``identity`` sent (PS3.7 D.3.3.7, as described: its secret withheld)."""
     if not _association_on(INFO):
         return
     ASSOCIATION.info("Requesting association: %s -> %s at %s:%d (%s)", _ae(calling), _ae(called),
                      address, port, _count(len(contexts), "presentation context"))
     if _association_on(DEBUG):
         ASSOCIATION.debug("\n".join([f"A-ASSOCIATE-RQ to {_ae(called)}:",
-                                     *_proposed(contexts, roles, max_pdu, implementation)]))
+                                     *_proposed(contexts, roles, max_pdu, implementation),
+                                     *([f"  user identity: {identity}"] if identity else [])]))
 
 
 def association_received(*, calling: str, called: str, address: str, contexts: Sequence[ProposedContext],
                          roles: Mapping[str, tuple[bool, bool]], max_pdu: int,
-                         implementation: tuple[str, str], port: int | None = None) -> None:
+                         implementation: tuple[str, str], port: int | None = None, identity: str = "") -> None:
     """A peer's A-ASSOCIATE-RQ arrived (the acceptor's side); the same lines as
     :func:`association_requested`, the peer's max PDU length and implementation."""
     if not _association_on(INFO):
@@ -92,7 +94,8 @@ def association_received(*, calling: str, called: str, address: str, contexts: S
                      _count(len(contexts), "presentation context"))
     if _association_on(DEBUG):
         ASSOCIATION.debug("\n".join([f"A-ASSOCIATE-RQ from {_ae(calling)}:",
-                                     *_proposed(contexts, roles, max_pdu, implementation)]))
+                                     *_proposed(contexts, roles, max_pdu, implementation),
+                                     *([f"  user identity: {identity}"] if identity else [])]))
 
 
 def association_accepted(*, peer: str, accepted: Sequence[AcceptedContext], proposed: int, max_pdu: int,

@@ -9,6 +9,10 @@ bytes of the response body, the time until its last byte was handed to the serve
 A query parameter that names a person name attribute (QIDO-RS matching, PS3.18 8.3.4),
 by keyword or tag (``PatientName``, ``00100010``, ``ReferringPhysicianName``...), and at
 the end of an attribute path (``00081120.00100010``), has its value withheld.
+
+With an audit trail (:mod:`pacskit.audit`), each request is also an ``http`` record: the
+client's address, the user, the method, the path without its query string, the status;
+a request refused for want of valid credentials (401) is also a ``security`` record.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from urllib.parse import unquote_plus
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pacskit.audit import AuditTrail
 from pacskit.dimse_text import printable
 from pacskit.privacy import PATIENT_NAME_TAGS
 
@@ -35,13 +40,15 @@ class AccessLogMiddleware:
 
     Args:
         app: the application behind it (the whole app: it comes first).
+        audit: the audit trail, if any.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, audit: AuditTrail | None = None) -> None:
         self.app = app
+        self.audit = audit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not LOG.isEnabledFor(logging.INFO):
+        if scope["type"] != "http" or not (self.audit is not None or LOG.isEnabledFor(logging.INFO)):
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
@@ -58,17 +65,29 @@ class AccessLogMiddleware:
             await send(message)
             if message["type"] == "http.response.body" and not message.get("more_body", False):
                 logged = True
-                _log(scope, target, seen["status"], seen["bytes"], started)
+                self._log(scope, target, seen["status"], seen["bytes"], started)
 
         try:
             await self.app(scope, receive, sending)
         except BaseException:
             if not logged:
                 logged = True
-                _log(scope, target, seen["status"] or 500, seen["bytes"], started)
+                self._log(scope, target, seen["status"] or 500, seen["bytes"], started)
             raise
         if not logged:
-            _log(scope, target, seen["status"], seen["bytes"], started)
+            self._log(scope, target, seen["status"], seen["bytes"], started)
+
+
+    def _log(self, scope: Scope, target: str, status: int, size: int, started: float) -> None:
+        _log(scope, target, status, size, started)
+        if self.audit is not None:
+            client = scope.get("client")
+            address, path = client[0] if client else None, target.partition("?")[0]
+            self.audit.record("http", address=address, user=scope.get(USER_KEY), method=scope.get("method", "?"),
+                              path=path, status=status or None, seconds=round(time.perf_counter() - started, 3))
+            if status == 401:
+                self.audit.record("security", failure="http credentials", reason="no valid credentials",
+                                  address=address, method=scope.get("method", "?"), path=path)
 
 
 def _target(scope: Scope) -> str:
@@ -79,6 +98,8 @@ def _target(scope: Scope) -> str:
 
 
 def _log(scope: Scope, target: str, status: int, size: int, started: float) -> None:
+    if not LOG.isEnabledFor(logging.INFO):
+        return
     client = scope.get("client")
     who = f"{client[0]}:{client[1]}" if client else "-"
     LOG.info('%s %s "%s %s" %s %s %.1f ms', who, printable(str(scope.get(USER_KEY) or "-")),

@@ -218,13 +218,13 @@ def create_app(archive: Archive) -> Starlette:
         Route(f"{instance}/frames/{{frames}}/rendered", web.rendered, methods=["GET"]),
         Route("/openapi.json", web.openapi, methods=["GET"]),
     ]
-    middleware = [Middleware(AccessLogMiddleware)]
+    middleware = [Middleware(AccessLogMiddleware, audit=archive.audit)]
     if settings.cors_origins:
         middleware.append(Middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                                      allow_methods=["GET", "POST", "DELETE", "OPTIONS"], allow_headers=["*"],
                                      expose_headers=["Warning", "Content-Location"]))
     if settings.authenticated:
-        middleware.append(Middleware(AuthMiddleware, users=settings.users, tokens=settings.tokens))
+        middleware.append(Middleware(AuthMiddleware, users=settings.passwords, tokens=settings.tokens))
     return Starlette(
         routes=[Mount(PREFIX, routes=routes), Route("/wado", web.wado_uri, methods=["GET"]),
                 *worklist_routes(archive), *mpps_routes(archive)],

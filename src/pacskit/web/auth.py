@@ -15,11 +15,12 @@ import logging
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from pacskit.archive.identities import TOKEN_USER
 from pacskit.web.access_log import USER_KEY
 
 LOG = logging.getLogger("pacskit.web")
 REALM = "pacskit"
-BEARER_USER = "(token)"
+BEARER_USER = TOKEN_USER
 """The user the access log names for a request with a valid Bearer token."""
 
 

@@ -32,6 +32,8 @@ from pynetdicom.presentation import (
 )
 
 from pacskit.encoded import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from pacskit.net.ul import user_identity
+from pacskit.net.ul.user_identity import UserIdentity
 
 APPLICATION_CONTEXT_NAME = "1.2.840.10008.3.1.1.1"
 A_ASSOCIATE_RJ = 0x03
@@ -80,8 +82,9 @@ class Proposal:
     Attributes:
         contexts: the presentation contexts, in order (context IDs are assigned here).
         roles: SCP/SCU role selection proposed per SOP class: (SCU role, SCP role).
-        extended: other user information items (user identity, SOP class extended
-            negotiation), sent as they are.
+        extended: other user information items (SOP class extended negotiation), sent
+            as they are.
+        identity: the User Identity sub-item (PS3.7 D.3.3.7), if any.
     """
 
     calling_ae_title: str
@@ -90,6 +93,7 @@ class Proposal:
     max_pdu: int
     roles: Mapping[str, tuple[bool, bool]] = field(default_factory=dict)
     extended: Sequence[Any] = ()
+    identity: UserIdentity | None = None
     numbered: list[PresentationContext] = field(default_factory=list, init=False)
 
     def encode(self) -> bytes:
@@ -115,7 +119,8 @@ class Proposal:
             item.scu_role = scu
             item.scp_role = scp
             roles.append(item)
-        primitive.user_information = [*_our_identity(self.max_pdu), *roles, *self.extended]
+        identity = [self.identity.item()] if self.identity is not None else []
+        primitive.user_information = [*_our_identity(self.max_pdu), *roles, *identity, *self.extended]
         pdu = A_ASSOCIATE_RQ()
         pdu.from_primitive(primitive)
         return bytes(pdu.encode())
@@ -215,6 +220,7 @@ class Request:
     roles: dict[str, tuple[bool, bool]]
     implementation: tuple[str, str]
     window_proposed: bool
+    identity: UserIdentity | None = None
 
     @classmethod
     def decode(cls, pdu: bytes | bytearray) -> Request:
@@ -225,16 +231,20 @@ class Request:
         items = _UserInformation.read(primitive.user_information)
         return cls(int(rq.protocol_version), str(primitive.calling_ae_title).strip(),
                    str(primitive.called_ae_title).strip(), str(primitive.application_context_name),
-                   primitive, items.peer_max, items.roles, items.implementation, items.window_proposed)
+                   primitive, items.peer_max, items.roles, items.implementation, items.window_proposed,
+                   user_identity.requested(primitive.user_information))
 
     @property
     def proposed(self) -> list[PresentationContext]:
         return list(self.primitive.presentation_context_definition_list)
 
-    def accept(self, supported: Sequence[PresentationContext], max_pdu: int) -> tuple[bytes, Negotiated]:
+    def accept(self, supported: Sequence[PresentationContext], max_pdu: int, *,
+               identity_accepted: bool = False) -> tuple[bytes, Negotiated]:
         """The A-ASSOCIATE-AC answering this request with what we support, and the
         outcome. The asynchronous operations window, when proposed, is answered with one
-        operation each way (PS3.7 D.3.3.3): pacskit performs one at a time."""
+        operation each way (PS3.7 D.3.3.3): pacskit performs one at a time. With
+        ``identity_accepted``, a User Identity that asked for a positive response gets
+        one (PS3.7 D.3.3.7.2)."""
         role_requests = {UID(uid): roles for uid, roles in self.roles.items()}
         results, reply_roles = negotiate_as_acceptor(self.proposed, list(supported),
                                                      role_requests or None)  # type: ignore[arg-type]
@@ -251,6 +261,8 @@ class Request:
             window.maximum_number_operations_invoked = 1
             window.maximum_number_operations_performed = 1
             items.append(window)
+        if identity_accepted and self.identity is not None and self.identity.response_requested:
+            items.append(user_identity.response())
         answer.user_information = items
         ac = A_ASSOCIATE_AC()
         ac.from_primitive(answer)
