@@ -12,6 +12,8 @@ from typer.exceptions import TyperException
 from pacskit import __version__
 from pacskit.cli.archive import app as archive_app
 from pacskit.cli.common import State, err
+from pacskit.cli.config import app as config_app
+from pacskit.cli.config import init
 from pacskit.cli.echo import echo
 from pacskit.cli.find import find
 from pacskit.cli.get import get
@@ -87,6 +89,8 @@ def _global_options(
 
 for command in (echo, find, get, move, store, receive, nodes, serve):
     app.command(name=command.__name__)(with_global_options(command))
+app.command(name="init")(with_global_options(init))
+app.add_typer(config_app, name="config")
 app.add_typer(archive_app, name="archive")
 app.add_typer(worklist_app, name="worklist")
 app.add_typer(mpps_app, name="mpps")
