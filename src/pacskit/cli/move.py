@@ -16,6 +16,7 @@ from pacskit.cli.item_lists import (
     raise_for_outcomes,
     run_each,
 )
+from pacskit.cli.progress import ProgressBar
 from pacskit.cli.query_options import (
     AccessionOption,
     DateOption,
@@ -30,7 +31,7 @@ from pacskit.cli.query_options import (
     StudyUidOption,
     build_queries,
 )
-from pacskit.models import MoveResult
+from pacskit.models import MoveProgress, MoveResult
 from pacskit.nodes import validate_ae_title
 
 
@@ -64,7 +65,19 @@ def move(
 
     def run(index: int) -> MoveResult:
         label, query = queries[index]
-        result = client.move(peer, query, destination)
+        last = MoveProgress()
+
+        def report(progress: MoveProgress) -> None:
+            nonlocal last
+            last = progress
+            bar.update(progress.done, progress.total, 0)
+
+        try:
+            with ProgressBar(label or "moving", sizes=False) as bar:
+                result = client.move(peer, query, destination, progress=report)
+        except KeyboardInterrupt:
+            print_interrupted(last, destination, label)
+            raise
         print_check(result.check)
         if output is not SummaryFormat.json:
             print_summary(result, label)
@@ -75,6 +88,13 @@ def move(
         print_json(summary(outcomes[0].result) if len(outcomes) == 1
                    else [item_summary(o, summary) for o in outcomes])
     raise_for_outcomes(outcomes, MoveResult.raise_for_status)
+
+
+def print_interrupted(progress: MoveProgress, destination: str, label: str | None) -> None:
+    """What a move had done when Ctrl-C stopped it, from its last pending response."""
+    total = "?" if progress.total is None else str(progress.total)
+    err.print(f"{label + ': ' if label else ''}Interrupted: {progress.done} of {total} sub-operations to "
+              f"{destination} done ({progress.failed} failed); the peer may go on with the rest.", markup=False)
 
 
 def summary(result: MoveResult) -> dict[str, object]:

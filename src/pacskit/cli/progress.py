@@ -10,10 +10,12 @@ from pacskit.cli.common import err
 
 
 class ProgressBar:
-    """Instances done out of total, MB and instances per second."""
+    """Instances done out of total, MB (unless ``sizes`` is false: a C-MOVE's
+    sub-operations have none) and instances per second."""
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, sizes: bool = True) -> None:
         self.label = label
+        self.sizes = sizes
         self.progress: Progress | None = None
         self.task = None
         self.started = 0.0
@@ -22,7 +24,7 @@ class ProgressBar:
         if err.is_terminal:
             self.progress = Progress(
                 TextColumn(self.label), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[mb]:.1f} MB  {task.fields[rate]:.0f} inst/s"),
+                TextColumn(("{task.fields[mb]:.1f} MB  " if self.sizes else "") + "{task.fields[rate]:.0f} inst/s"),
                 TimeElapsedColumn(), console=err, transient=True,
             )
             self.progress.start()
