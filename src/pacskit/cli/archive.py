@@ -54,7 +54,14 @@ def import_(
     data_dir: DataDirOption = None,
     db: DbOption = None,
 ) -> None:
-    """Copy DICOM files into the archive, through the same ingest as C-STORE."""
+    """Copy DICOM files into the archive, through the same ingest as C-STORE.
+
+    Examples:
+
+      pacskit archive import ./scans
+
+      pacskit archive import /media/cd --data-dir /srv/pacskit-data
+    """
     from pacskit.archive import Archive
     from pacskit.archive.maintenance import import_files
 
@@ -90,7 +97,14 @@ def export_(
     data_dir: DataDirOption = None,
     db: DbOption = None,
 ) -> None:
-    """Copy what a query matches out of the archive into a folder (names withheld)."""
+    """Copy what a query matches out of the archive into a folder (names withheld).
+
+    Examples:
+
+      pacskit archive export -o out --study-uid 1.2.3
+
+      pacskit archive export -o out -l series --modality CT -d 20240101-20240131
+    """
     from pacskit.archive import Archive
     from pacskit.archive.maintenance import export
 
@@ -116,7 +130,14 @@ def check_(
     data_dir: DataDirOption = None,
     db: DbOption = None,
 ) -> None:
-    """Find (and with --repair fix) disagreements between the index and the files."""
+    """Find (and with --repair fix) disagreements between the index and the files.
+
+    Examples:
+
+      pacskit archive check
+
+      pacskit archive check --repair --data-dir /srv/pacskit-data
+    """
     from pacskit.archive import Archive
     from pacskit.archive.maintenance import check
 

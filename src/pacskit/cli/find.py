@@ -76,6 +76,14 @@ def find(
     Answers that fail a key the PACS ignored are dropped, and those it gave no value to
     check are kept; both are counted on standard error, never in the output. Matches are
     sorted by date and time, then by number and UID.
+
+    Examples:
+
+      pacskit find pacs -p 12345 -d 20240101-
+
+      pacskit find pacs -l series --study-uid 1.2.3 -k StationName -f csv
+
+      pacskit find pacs --from-file ids.txt --from-file-key PatientID -k '(0008,1032)[0].CodeValue=CT01'
     """
     queries = build_queries(level, model, patient_id, study_uid, series_uid, sop_uid, accession,
                             date, modality, description, key, limit, from_file, from_file_key)

@@ -79,7 +79,16 @@ def get(
     from_file: FromFileOption = None,
     from_file_key: FromFileKeyOption = None,
 ) -> None:
-    """Retrieve matching instances into a folder (C-GET, C-MOVE to pacskit itself, or WADO-RS)."""
+    """Retrieve matching instances into a folder (C-GET, C-MOVE to pacskit itself, or WADO-RS).
+
+    Examples:
+
+      pacskit get pacs --study-uid 1.2.3 -o studies
+
+      pacskit get pacs -p 12345 -p 67890 -l patient -o out --method move
+
+      cut -f1 uids.tsv | pacskit get pacs --from-file - -o out -f json
+    """
     queries = build_queries(level, model, patient_id, study_uid, series_uid, sop_uid, accession,
                             date, modality, description, key, limit, from_file, from_file_key)
     client = state(ctx).client()

@@ -56,7 +56,16 @@ def move(
     from_file: FromFileOption = None,
     from_file_key: FromFileKeyOption = None,
 ) -> None:
-    """Move matching instances from a node to another AE (C-MOVE)."""
+    """Move matching instances from a node to another AE (C-MOVE).
+
+    Examples:
+
+      pacskit move pacs --to WORKSTATION --study-uid 1.2.3
+
+      pacskit move pacs --to WORKSTATION -l patient -p 12345 -p 67890
+
+      pacskit move pacs --to WORKSTATION --from-file accessions.txt --from-file-key AccessionNumber
+    """
     destination = validate_ae_title(destination)
     queries = build_queries(level, model, patient_id, study_uid, series_uid, sop_uid, accession,
                             date, modality, description, key, limit, from_file, from_file_key)

@@ -48,7 +48,16 @@ def store(
     from_file_key: Annotated[StoreKey | None, typer.Option(
         "--from-file-key", help="The filter the lines of --from-file fill; default: StudyInstanceUID.")] = None,
 ) -> None:
-    """Send DICOM files to a node (C-STORE, or STOW-RS to a DICOMweb URL)."""
+    """Send DICOM files to a node (C-STORE, or STOW-RS to a DICOMweb URL).
+
+    Examples:
+
+      pacskit store ./incoming --to pacs
+
+      pacskit store scans/ --to dicom://ORTHANC@127.0.0.1:4242 -j 4
+
+      pacskit store scans/ --to pacs --from-file studies.txt -f json
+    """
     lists = Lists.gather({ListKey.PatientID: patient_id, ListKey.StudyInstanceUID: study_uid,
                           ListKey.SeriesInstanceUID: series_uid}, from_file,
                          ListKey(from_file_key.value) if from_file_key else None, None, split=FILTER_KEYS)
