@@ -24,7 +24,24 @@ class RetryOptions(TypedDict, total=False):
     retry_backoff: float | None
 
 
-class RetrieveOptions(RetryOptions, total=False):
+class DeidentifyOptions(TypedDict, total=False):
+    """De-identification of what a call brings (PS3.15 Annex E, :mod:`pacskit.deid`).
+
+    Attributes:
+        deidentify: de-identify (a node configured with ``deidentify = true`` always is).
+        deid_options: the profile's options, added to ``deidentify.options``; they imply
+            ``deidentify``.
+    """
+
+    deidentify: bool
+    deid_options: Iterable[str]
+
+
+class FindOptions(RetryOptions, DeidentifyOptions, total=False):
+    """:class:`RetryOptions` and :class:`DeidentifyOptions` of a search."""
+
+
+class RetrieveOptions(RetryOptions, DeidentifyOptions, total=False):
     """How a retrieve is made and where it goes (see :meth:`pacskit.client.Client.get`).
 
     Attributes:

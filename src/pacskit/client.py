@@ -12,9 +12,16 @@ from pydicom import Dataset
 from pacskit import retrieve as _retrieve
 from pacskit import retry
 from pacskit import send as _send
-from pacskit.call_options import RetrieveMethod, RetrieveOptions, RetryOptions, WorklistFilters
+from pacskit.call_options import (
+    FindOptions,
+    RetrieveMethod,
+    RetrieveOptions,
+    RetryOptions,
+    WorklistFilters,
+)
 from pacskit.cancellation import Cancellation
-from pacskit.errors import MoveDestinationUnknown
+from pacskit.commitment import CommitmentResult, Reference
+from pacskit.errors import DimseError, InputError, MoveDestinationUnknown
 from pacskit.finder import checked_matches
 from pacskit.layout import DEFAULT_LAYOUT, Layout
 from pacskit.level_queries import InstanceQuery, LevelQuery, PatientQuery, SeriesQuery, StudyQuery
@@ -45,6 +52,7 @@ from pacskit.worklist.query import WorklistQuery
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
+    from pacskit.deid import Deidentifier
     from pacskit.web.client import DicomWebClient, WebNode
 
 R = TypeVar("R", bound=LevelResult)
@@ -108,12 +116,12 @@ class Client:
 
     def _wado_retrieve(self, web: WebNode, query: Query, sink: FolderSink | None,
                        progress: ProgressCallback | None, cancellation: Cancellation | None, *,
-                       wado_uri: bool) -> RetrieveResult:
+                       wado_uri: bool, transform: Deidentifier | None = None) -> RetrieveResult:
         started = time.monotonic()
         if sink is not None:
             sink.prepare()
         result = RetrieveResult(method="wado-uri" if wado_uri else "wado-rs")
-        receiver = _retrieve.Receiver(result, sink, self.privacy, progress, None, cancellation)
+        receiver = _retrieve.Receiver(result, sink, self.privacy, progress, None, cancellation, transform)
         with self._web_client(web) as client:
             client.retrieve(query, receiver, wado_uri=wado_uri)
         result.seconds = time.monotonic() - started
@@ -139,7 +147,12 @@ class Client:
         status, associate_s, rtt_s = self._retried(lambda: c_echo(self.settings, target), "C-ECHO", options)
         return EchoResult(node=target, status=status, associate_ms=associate_s * 1e3, rtt_ms=rtt_s * 1e3)
 
-    def iter_find(self, node: Node | str, query: Query, **options: Unpack[RetryOptions]) -> Answers:
+    def _deidentifier(self, node: Node | str, deidentify: bool, options: Iterable[str]) -> Deidentifier | None:
+        from pacskit.deid.configured import configured_deidentifier
+
+        return configured_deidentifier(self.settings, node, deidentify, options)
+
+    def iter_find(self, node: Node | str, query: Query, **options: Unpack[FindOptions]) -> Answers:
         """C-FIND ``query`` on ``node``, yielding each match as it arrives (PS3.4 C.4.1).
         ``node`` may also be ``"archive"`` (the local archive's index) or a folder of
         DICOM files, searched with the same rules (:mod:`pacskit.sources`).
@@ -152,16 +165,24 @@ class Client:
         are kept; the result's ``check`` (:class:`~pacskit.models.AnswerCheck`) counts
         both once the iteration ends. A transient failure before the first answer is
         tried again as ``retries`` allows (:mod:`pacskit.retry`); one after it is raised.
+        With ``deidentify`` (or ``deid_options``, or a node configured with
+        ``deidentify = true``) each match is de-identified as a retrieved instance is
+        (PS3.15 Annex E, :mod:`pacskit.deid`): its UIDs are the ones :meth:`get` writes.
 
         Raises:
             QueryError: the query is invalid for its level (or asks for names).
             InvalidAddress: a malformed DICOMweb URL.
             NetworkError, DimseError: the C-FIND failed.
+            DeidentificationSecretMissing: de-identification without a secret.
         """
         query.to_identifier(self.privacy)
+        deidentifier = self._deidentifier(node, options.get("deidentify", False), options.get("deid_options", ()))
+        if deidentifier is not None:
+            query = _with_patient_id(query, deidentifier)
         check = AnswerCheck(level=query.level)
         policy = self.policy(options.get("retries"), options.get("retry_backoff"))
-        return Answers(self._retried_search(node, query, check, policy), check)
+        answers = Answers(self._retried_search(node, query, check, policy), check)
+        return answers if deidentifier is None else _deidentified(answers, deidentifier)
 
     def _retried_search(self, node: Node | str, query: Query, check: AnswerCheck,
                         policy: RetryPolicy) -> Iterator[Dataset]:
@@ -207,7 +228,7 @@ class Client:
             for match in checked_matches(session, query, self.privacy, check):
                 yield self.privacy.scrub_response(match)
 
-    def find(self, node: Node | str, query: Query, **options: Unpack[RetryOptions]) -> Matches:
+    def find(self, node: Node | str, query: Query, **options: Unpack[FindOptions]) -> Matches:
         """All the matches of :meth:`iter_find`, as a list with its ``check``."""
         return Matches(self.iter_find(node, query, **options))
 
@@ -294,6 +315,8 @@ class Client:
         retries: int | None = None,
         retry_backoff: float | None = None,
         cancellation: Cancellation | None = None,
+        deidentify: bool = False,
+        deid_options: Iterable[str] = (),
     ) -> RetrieveResult:
         """Retrieve what ``query`` matches into ``output`` (a folder) or, without
         ``output``, into memory (``RetrieveResult.instances``).
@@ -313,7 +336,10 @@ class Client:
         is tried again, as a whole, as ``retries`` allows (:mod:`pacskit.retry`); files
         a failed attempt wrote are then kept as present. Once ``cancellation`` is
         cancelled (from another thread), every instance still arriving is refused, none
-        is written any more and no further request is sent.
+        is written any more and no further request is sent. With ``deidentify`` (or
+        ``deid_options``, or a node configured with ``deidentify = true``) every instance
+        is de-identified before it is written or returned (PS3.15 Annex E,
+        :mod:`pacskit.deid`).
 
         Returns the outcome; call ``raise_for_status()`` on it to turn failures into
         exceptions.
@@ -324,12 +350,15 @@ class Client:
             OutputError: ``output`` cannot be written.
             NetworkError, DimseError: the retrieve failed (``ServiceNotSupported`` when the
                 peer refuses C-GET, ``NoStorageRole``, ``MoveDestinationUnknown``...).
+            DeidentificationSecretMissing: de-identification without a secret.
         """
         if method not in ("get", "move", "auto"):
             raise ValueError(f"method must be get, move or auto, not {method!r}")
         general = query.to_query() if isinstance(query, LevelQuery) else query
+        deidentifier = self._deidentifier(node, deidentify, deid_options)
         sink = (
-            FolderSink(output, Layout(layout), overwrite=overwrite, privacy=self.privacy)
+            FolderSink(output, Layout(layout), overwrite=overwrite, privacy=self.privacy,
+                       deidentifier=deidentifier)
             if output is not None
             else None
         )
@@ -337,22 +366,24 @@ class Client:
 
         def attempt() -> RetrieveResult:
             if web is not None:
-                return self._wado_retrieve(web, general, sink, progress, cancellation, wado_uri=wado_uri)
+                return self._wado_retrieve(web, general, sink, progress, cancellation, wado_uri=wado_uri,
+                                           transform=deidentifier)
             if isinstance(node, str) and is_local_source(node):
-                return self._local_retrieve(node, general, sink, progress, cancellation)
+                return self._local_retrieve(node, general, sink, progress, cancellation, deidentifier)
             return _retrieve.retrieve(self.settings, self.node(node), general, method=method,
                                       sink=sink, privacy=self.privacy, progress=progress,
-                                      cancellation=cancellation)
+                                      cancellation=cancellation, transform=deidentifier)
 
         return self._retried(attempt, "retrieve", {"retries": retries, "retry_backoff": retry_backoff})
 
     def _local_retrieve(self, source: str, query: Query, sink: FolderSink | None,
-                        progress: ProgressCallback | None, cancellation: Cancellation | None) -> RetrieveResult:
+                        progress: ProgressCallback | None, cancellation: Cancellation | None,
+                        transform: Deidentifier | None = None) -> RetrieveResult:
         started = time.monotonic()
         if sink is not None:
             sink.prepare()
         result = RetrieveResult(method="local")
-        receiver = _retrieve.Receiver(result, sink, self.privacy, progress, None, cancellation)
+        receiver = _retrieve.Receiver(result, sink, self.privacy, progress, None, cancellation, transform)
         for path in local_files(self.settings, source, query):
             if cancellation is not None and cancellation.cancelled:
                 break
@@ -414,6 +445,44 @@ class Client:
         return _send.store(self.settings, self.node(node), paths, patient_id=patient_id,
                            study_uid=study_uid, series_uid=series_uid, parallel=parallel,
                            progress=progress)
+
+    def commit(self, node: Node | str, instances: Query | Iterable[Reference], *,
+               timeout: float = 60.0) -> CommitmentResult:
+        """Ask ``node`` to commit to keeping ``instances`` (Storage Commitment Push Model,
+        PS3.4 J.3): the references given, or every instance ``query`` matches on
+        ``node`` (C-FIND at the image level, SOP Class UID asked for). The report is
+        waited for ``timeout`` seconds, on the request's association or on a new one to
+        our AE title and port (the peer must know them).
+
+        Returns the outcome; call ``raise_for_status()`` on it to turn instances not
+        committed into :class:`~pacskit.errors.NotCommitted`.
+
+        Raises:
+            InputError: nothing to commit (no match).
+            QueryError: an invalid query.
+            NetworkError, DimseError: the request failed (``NoCommitmentReport`` when no
+                report came in time).
+        """
+        from pacskit.net.commitment import request_commitment
+
+        target = self.node(node)
+        references = self._matched_instances(target, instances) if isinstance(instances, Query) else list(instances)
+        if not references:
+            raise InputError("nothing to commit: no instance matches")
+        return request_commitment(self.settings, target, references, timeout=timeout)
+
+    def _matched_instances(self, node: Node, query: Query) -> list[Reference]:
+        image = Query(level=Level.IMAGE, model=query.model, match=query.match, limit=query.limit,
+                      return_keys=tuple(dict.fromkeys([*query.return_keys, "SOPClassUID"])))
+        references = []
+        for match in self.iter_find(node, image):
+            sop_class = str(match.get("SOPClassUID", "") or "")
+            sop_instance = str(match.get("SOPInstanceUID", "") or "")
+            if not sop_class:
+                raise DimseError(f"{node.label} did not return the SOP Class UID of {sop_instance or 'an instance'}; "
+                                 "name the files instead")
+            references.append(Reference(sop_class, sop_instance))
+        return references
 
     def move(self, node: Node | str, query: Query | LevelQuery, destination: str,
              progress: MoveProgressCallback | None = None, **options: Unpack[RetryOptions]) -> MoveResult:
@@ -522,3 +591,21 @@ def instances_query(study_uid: str, series_uid: str, sop_instance_uids: list[str
     """The retrieve identifier of some instances of a series (a UID list match)."""
     return Query.build(Level.IMAGE, study_uid=study_uid, series_uid=series_uid,
                        sop_instance_uid="\\".join(sop_instance_uids))
+
+
+def _with_patient_id(query: Query, deidentifier: Deidentifier) -> Query:
+    """``query`` also returning PatientID when dates are moved: the offset is the patient's."""
+    if not deidentifier.modified_dates or "PatientID" in query.match or "PatientID" in query.return_keys:
+        return query
+    return query.model_copy(update={"return_keys": (*query.return_keys, "PatientID")})
+
+
+def _deidentified(answers: Answers, deidentifier: Deidentifier) -> Answers:
+    def each() -> Iterator[Dataset]:
+        try:
+            for match in answers:
+                yield deidentifier(match, record=False)
+        finally:
+            answers.close()
+
+    return Answers(each(), answers.check)

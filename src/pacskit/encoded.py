@@ -586,6 +586,15 @@ def _plain_value(vr: str, value: Any) -> bytes | None:
     return raw + (b"\0" if vr == "UI" else b" ") if len(raw) % 2 else raw
 
 
+def element_at(data: bytes, pos: int, encoding: Encoding) -> Element:
+    """The element whose header starts at ``pos`` (an undefined length is read through).
+
+    Raises:
+        ValueError: truncated or malformed.
+    """
+    return _read_element(data, pos, encoding)
+
+
 def _read_element(data: bytes, pos: int, encoding: Encoding, depth: int = 0) -> Element:
     little = encoding.little
     if pos + 8 > len(data):

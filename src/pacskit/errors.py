@@ -13,10 +13,14 @@ message and its own exit code (``exit_code``), in one place (``pacskit.cli.main`
     │   └── InvalidAddress          malformed dicom:// address, AE title, port (5)
     ├── QueryError                  a key unknown or invalid for the level (6)
     ├── InputError                  input files missing, or none is DICOM  (7)
+    ├── DeidentificationSecretMissing  de-identification asked for, no
+    │                               secret to key its pseudonyms           (8)
     ├── NetworkError                the peer could not be reached          (10)
     │   ├── HostNotFound            the host name does not resolve         (11)
     │   ├── ConnectionRefused       nothing listens on host:port           (12)
     │   ├── NetworkTimeout          no answer within a timeout             (13)
+    │   │   └── NoCommitmentReport  commit: no Storage Commitment report
+    │   │                           within the timeout                     (19)
     │   ├── AssociationRejected     A-ASSOCIATE-RJ, with its reason        (14)
     │   ├── AssociationAborted      A-ABORT or connection lost             (15)
     │   ├── AccessDenied            HTTP 401/403 from a DICOMweb server    (16)
@@ -33,8 +37,10 @@ message and its own exit code (``exit_code``), in one place (``pacskit.cli.main`
     │   ├── RetrieveFailed          every sub-operation failed             (25)
     │   ├── HttpFailure             a DICOMweb request failed (HTTP status
     │   │                           or malformed response)                 (27)
-    │   └── InstancesNotReceived    retrieve: instances reported sent did
-    │                               not arrive                             (28)
+    │   ├── InstancesNotReceived    retrieve: instances reported sent did
+    │   │                           not arrive                             (28)
+    │   └── NotCommitted            commit: the report says some instances
+    │                               failed                                 (29)
     ├── PartialFailure              some items failed, others succeeded    (26)
     └── OutputError                 an output cannot be written            (30)
         └── DiskFull                no space left on device                (31)
@@ -92,6 +98,13 @@ class InputError(PacskitError):
     """Input paths that do not exist, or hold no DICOM file to work on."""
 
     exit_code = 7
+
+
+class DeidentificationSecretMissing(PacskitError):
+    """De-identification was asked for, and no secret keys its pseudonyms
+    (``deidentify.secret``, ``deidentify.secret_file``, ``PACSKIT_DEIDENTIFY__SECRET``)."""
+
+    exit_code = 8
 
 
 class NetworkError(PacskitError):
@@ -244,3 +257,17 @@ class InstancesNotReceived(DimseError):
     sent the rest to another host or port registered for our AE title."""
 
     exit_code = 28
+
+
+class NotCommitted(DimseError):
+    """Storage Commitment: the report lists instances the SCP did not commit (its Failed
+    SOP Sequence, PS3.4 J.3.3)."""
+
+    exit_code = 29
+
+
+class NoCommitmentReport(NetworkTimeout):
+    """Storage Commitment: the request was accepted, but no report came within the
+    timeout, on its association or on a new one to our AE title and port."""
+
+    exit_code = 19

@@ -169,8 +169,10 @@ class Receiver:
 
     def __init__(self, result: RetrieveResult, sink: FolderSink | None, privacy: PrivacyPolicy,
                  progress: ProgressCallback | None, expected: int | None,
-                 cancellation: Cancellation | None = None) -> None:
+                 cancellation: Cancellation | None = None,
+                 transform: Callable[[Dataset], object] | None = None) -> None:
         self.result = result
+        self.transform = transform
         self.cancellation = cancellation
         self.sink = sink
         self.privacy = privacy
@@ -211,6 +213,8 @@ class Receiver:
     def _keep(self, data: Received) -> None:
         if self.sink is None:
             dataset = dcmread(_readable(data))
+            if self.transform is not None:
+                self.transform(dataset)
             self.privacy.blank_instance(dataset)
             with self.lock:
                 self.result.instances.append(dataset)
@@ -330,10 +334,13 @@ def retrieve(
     privacy: PrivacyPolicy,
     progress: ProgressCallback | None = None,
     cancellation: Cancellation | None = None,
+    transform: Callable[[Dataset], object] | None = None,
 ) -> RetrieveResult:
     """Retrieve what ``query`` matches by C-GET (``get``), C-MOVE to ourselves (``move``)
     or C-GET falling back to C-MOVE when the peer refuses C-GET (``auto``). Once
     ``cancellation`` is set, what still arrives is refused and no request is sent.
+    Instances kept in memory (no ``sink``) are changed by ``transform`` (a folder sink
+    de-identifies by itself).
 
     Raises:
         QueryError, NetworkError, DimseError, OutputError: as the steps that fail.
@@ -347,13 +354,13 @@ def retrieve(
     if method == "auto":
         try:
             result = _retrieve(settings, node, query, requests, "get", sink, privacy, progress, expected,
-                               cancellation)
+                               cancellation, transform)
         except (ServiceNotSupported, NoStorageRole):
             result = _retrieve(settings, node, query, requests, "move", sink, privacy, progress, expected,
-                               cancellation)
+                               cancellation, transform)
     else:
         result = _retrieve(settings, node, query, requests, method, sink, privacy, progress, expected,
-                           cancellation)
+                           cancellation, transform)
     result.check = plan.check
     result.seconds = time.monotonic() - started
     return result
@@ -362,11 +369,12 @@ def retrieve(
 def _retrieve(settings: Settings, node: Node, query: Query, requests: list[RetrieveRequest],
               method: str, sink: FolderSink | None, privacy: PrivacyPolicy,
               progress: ProgressCallback | None, expected: int | None,
-              cancellation: Cancellation | None) -> RetrieveResult:
+              cancellation: Cancellation | None,
+              transform: Callable[[Dataset], object] | None = None) -> RetrieveResult:
     result = RetrieveResult(method=method)
     if not requests:
         return result
-    receiver = Receiver(result, sink, privacy, progress, expected, cancellation)
+    receiver = Receiver(result, sink, privacy, progress, expected, cancellation, transform)
     model = query.model.value
     if method == "get":
         with get_session(settings, node, model, receiver) as session:

@@ -36,6 +36,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -47,7 +48,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from pacskit.errors import ConfigError, InvalidAddress, UnknownNode
+from pacskit.errors import ConfigError, DeidentificationSecretMissing, InvalidAddress, UnknownNode
 from pacskit.nodes import (
     Node,
     is_inline_address,
@@ -75,7 +76,9 @@ class NodeConfig(BaseModel):
     worklist matches ``pacskit serve`` returns this peer (``archive.worklist.limit`` when
     unset). ``tls = true``: pacskit's associations with it, and the C-STORE
     sub-associations ``pacskit serve`` opens to it for a C-MOVE, use DICOM TLS (the
-    ``[tls]`` block, docs/tls.md).
+    ``[tls]`` block, docs/tls.md). With
+    ``deidentify``, what ``find`` and ``get`` bring from this node is always
+    de-identified (PS3.15 Annex E, the ``[deidentify]`` settings).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -91,6 +94,7 @@ class NodeConfig(BaseModel):
     allow: list[Operation] = Field(default_factory=lambda: list(OPERATIONS))
     worklist_limit: Annotated[int, Field(ge=1)] | None = None
     tls: bool = False
+    deidentify: bool = False
 
     @model_validator(mode="after")
     def _check_address(self) -> NodeConfig:
@@ -126,6 +130,63 @@ class WorklistSettings(BaseModel):
     limit: Annotated[int, Field(ge=1)] = 1000
 
 
+class DeidentifySettings(BaseModel):
+    """De-identification (PS3.15 Annex E, docs/deidentification.md).
+
+    Attributes:
+        secret: the key of the pseudonyms (UIDs, Patient ID, date offset); the same
+            secret gives the same pseudonyms on every run and machine.
+        secret_file: a file whose content (stripped of surrounding white space) is the
+            secret, when ``secret`` is not set.
+        options: the profile's options (``retain-uids``, ``retain-modified-dates``...).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    secret: SecretStr | None = None
+    secret_file: Path | None = None
+    options: list[str] = Field(default_factory=list)
+
+    def secret_bytes(self) -> bytes:
+        """The secret.
+
+        Raises:
+            DeidentificationSecretMissing: none is configured.
+            ConfigError: ``secret_file`` cannot be read, or is empty.
+        """
+        if self.secret is not None and self.secret.get_secret_value():
+            return self.secret.get_secret_value().encode("utf-8")
+        if self.secret_file is not None:
+            try:
+                text = self.secret_file.read_bytes().strip()
+            except OSError as exc:
+                raise ConfigError(f"cannot read deidentify.secret_file {self.secret_file}: "
+                                  f"{exc.strerror or exc}") from None
+            if not text:
+                raise ConfigError(f"deidentify.secret_file {self.secret_file} is empty")
+            return text
+        raise DeidentificationSecretMissing(
+            "de-identification needs a secret for its pseudonyms: set deidentify.secret or "
+            "deidentify.secret_file in pacskit.toml, or PACSKIT_DEIDENTIFY__SECRET")
+
+
+class CommitmentSettings(BaseModel):
+    """The Storage Commitment SCP of ``pacskit serve`` (PS3.4 Annex J).
+
+    Attributes:
+        enabled: answer Storage Commitment requests (N-ACTION).
+        attempts: how many times a report is offered on a new association to the
+            requester (its node in the nodes table) before it is left for the next start.
+        delay: seconds between those attempts.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    attempts: Annotated[int, Field(ge=1)] = 5
+    delay: Annotated[float, Field(gt=0)] = 30.0
+
+
 class ArchiveSettings(BaseModel):
     """The archive that ``pacskit serve`` runs.
 
@@ -141,6 +202,7 @@ class ArchiveSettings(BaseModel):
         check_peer_host: a known peer must also call from its configured host.
         check_called_aet: refuse associations that do not call our AE title.
         worklist: the Modality Worklist SCP.
+        commitment: the Storage Commitment SCP.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -154,6 +216,7 @@ class ArchiveSettings(BaseModel):
     check_peer_host: bool = False
     check_called_aet: bool = True
     worklist: WorklistSettings = Field(default_factory=WorklistSettings)
+    commitment: CommitmentSettings = Field(default_factory=CommitmentSettings)
 
     def db_url(self) -> str:
         """The index database URL, SQLite in ``data_dir`` unless ``db`` says otherwise."""
@@ -306,6 +369,7 @@ class Settings(BaseSettings):
         move_check_peer: that listener admits only the peer asked to move (its AE title
             as calling AE title, from its address); off for a PACS whose C-STORE
             sub-associations come from another AE title or host.
+        deidentify: the secret and options of de-identification (``--deidentify``).
     """
 
     model_config = SettingsConfigDict(
@@ -337,6 +401,7 @@ class Settings(BaseSettings):
     tls: TlsSettings = Field(default_factory=TlsSettings)
     move_bind_address: str = ""
     move_check_peer: bool = True
+    deidentify: DeidentifySettings = Field(default_factory=DeidentifySettings)
 
     @field_validator("ae_title")
     @classmethod

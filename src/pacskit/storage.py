@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from pydicom import Dataset, dcmread
 from pydicom.datadict import tag_for_keyword
@@ -38,6 +38,9 @@ from pacskit.errors import DiskFull, OutputError
 from pacskit.layout import Layout, join_name
 from pacskit.placement import Placements, is_uid
 from pacskit.privacy import DEFAULT_PRIVACY, PATIENT_NAME_TAGS, PrivacyPolicy, contains_names
+
+if TYPE_CHECKING:
+    from pacskit.deid import Deidentifier
 
 SPOOLED_HEAD = 4 << 20
 COPY_CHUNK = 1 << 20
@@ -75,6 +78,10 @@ class FolderSink:
         privacy: the patient-name policy applied to every written instance and to the
             layout.
         fsync: flush each file to disk before renaming it into place.
+        deidentifier: de-identifies every instance before it is written
+            (:mod:`pacskit.deid`): in its bytes when :func:`~pacskit.deid.encoded.deidentify_encoded`
+            can, else decoded by pydicom, changed and re-encoded in its own transfer
+            syntax; without it instances are written as received.
 
     Raises:
         UsageError: the layout has a patient-name field that ``privacy`` withholds.
@@ -88,12 +95,14 @@ class FolderSink:
         overwrite: bool = False,
         privacy: PrivacyPolicy = DEFAULT_PRIVACY,
         fsync: bool = False,
+        deidentifier: Deidentifier | None = None,
     ) -> None:
         self.root = Path(root)
         self.layout = layout or Layout()
         self.overwrite = overwrite
         self.privacy = privacy
         self.fsync = fsync
+        self.deidentifier = deidentifier
         self._folders: set[str] = set()
         self._folder_paths: dict[str, Path] = {}
         self._serial = itertools.count()
@@ -135,21 +144,35 @@ class FolderSink:
             OutputError: not DICOM, or the file cannot be written.
             DiskFull: no space left.
         """
+        if self.deidentifier is not None:
+            data = self._deidentified(data)
+            if isinstance(data, WrittenInstance):
+                return data
         if not isinstance(data, bytes | bytearray):
             return self._write_spooled(data)
         fast = _read_encoded(data, self.privacy, self._last_tag, self._wanted)
         if fast is not None:
             values, patched = fast
             return self._write(self._locate(values), str(values.get("SOPInstanceUID", "")), patched)
-        try:
-            dataset = dcmread(BytesIO(data))
-        except (InvalidDicomError, EOFError) as exc:
-            raise OutputError(f"received data is not a valid DICOM file: {exc}") from None
-        except (ValueError, KeyError, struct.error) as exc:
-            raise OutputError(f"received data is not a valid DICOM file ({type(exc).__name__})") from None
+        dataset = _decoded(data)
         if self.privacy.withholds_names and contains_names(dataset):
             return self.write_dataset(dataset)
         return self._write(self._locate(dataset), str(dataset.SOPInstanceUID), data)
+
+    def _deidentified(self, data: bytes | BinaryIO) -> bytes | WrittenInstance:
+        """The instance de-identified in its bytes, or written by the pydicom path."""
+        from pacskit.deid.encoded import deidentify_encoded
+
+        assert self.deidentifier is not None
+        if not isinstance(data, bytes | bytearray):
+            data.seek(0)
+            data = data.read()
+        changed = deidentify_encoded(bytes(data), self.deidentifier)
+        if changed is not None:
+            return changed
+        dataset = _decoded(data)
+        self.deidentifier(dataset)
+        return self.write_dataset(dataset)
 
     def _write_spooled(self, source: BinaryIO) -> WrittenInstance:
         head = source.read(SPOOLED_HEAD)
@@ -258,6 +281,20 @@ class FolderSink:
             _remove(name)
             raise
         return name, size
+
+
+def _decoded(data: bytes) -> Dataset:
+    """A received instance, decoded by pydicom.
+
+    Raises:
+        OutputError: it is not DICOM.
+    """
+    try:
+        return dcmread(BytesIO(data))
+    except (InvalidDicomError, EOFError) as exc:
+        raise OutputError(f"received data is not a valid DICOM file: {exc}") from None
+    except (ValueError, KeyError, struct.error) as exc:
+        raise OutputError(f"received data is not a valid DICOM file ({type(exc).__name__})") from None
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -9,7 +9,9 @@ from matching_cases import MATCHING_CASES
 from pydicom import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from pacskit.archive.commitment_store import CHECKED, RECEIVED, Transactions
 from pacskit.archive.index import Index
+from pacskit.commitment import Reference, Report
 from pacskit.query import Level, Query
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
@@ -152,7 +154,26 @@ def check_remove_drops_empty_parents(index: Index) -> None:
     assert not list(index.find(Query(level="patient", model="patient", match={"PatientID": "GONE"})))
 
 
+def check_crc32_and_commitment_transactions(index: Index) -> None:
+    """The CRC-32 kept with an instance, and a commitment transaction from its request
+    to its delivery (schema version 4)."""
+    ds = instance()
+    index.add(ds, path="a.dcm", size=100, transfer_syntax=ExplicitVRLittleEndian, crc32=0xFFFFFFFF)
+    assert index.instance(ds.SOPInstanceUID).crc32 == 0xFFFFFFFF
+    store = Transactions(index)
+    asked = [Reference(CT, ds.SOPInstanceUID)]
+    first = store.receive("1.2.3.9", "MODALITY", asked)
+    again = store.receive("1.2.3.9", "MODALITY", asked)
+    assert (first.duplicate, again.duplicate) == (False, True)
+    store.checked(first, Report("1.2.3.9", asked))
+    assert [(t.id, t.state) for t in store.undelivered()] == [(first.id, CHECKED), (again.id, RECEIVED)]
+    assert store.attempt_failed(first.id, "connection refused") == 1
+    store.delivered(first.id)
+    assert [t.id for t in store.undelivered()] == [again.id]
+    assert store.get(first.id).report.committed == asked
+
+
 CHECKS = [check_hierarchy_and_counts, check_duplicates_never_make_two_rows,
           check_sql_characters_match_literally, check_limit_and_streaming,
           check_non_ascii_round_trips, check_concurrent_adds_of_one_new_study,
-          check_remove_drops_empty_parents]
+          check_remove_drops_empty_parents, check_crc32_and_commitment_transactions]

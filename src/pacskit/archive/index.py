@@ -25,7 +25,18 @@ from typing import Any
 from pydicom import Dataset, config
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement
-from sqlalchemy import Engine, create_engine, delete, event, exists, func, select, update
+from sqlalchemy import (
+    Engine,
+    create_engine,
+    delete,
+    event,
+    exists,
+    func,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import aliased
@@ -81,6 +92,8 @@ class StoredInstance:
     transfer_syntax: str
     path: str
     size: int
+    crc32: int | None = None
+    """The CRC-32 of the file as it was written (None: indexed before schema version 4)."""
 
 
 class Index:
@@ -133,19 +146,26 @@ class Index:
             row = _Raw(conn).one(_FIND_INSTANCE, {"uid": sop_instance_uid})
             return str(row[1]) if row is not None else None
 
+    def instance(self, sop_instance_uid: str) -> StoredInstance | None:
+        """The indexed instance of that SOP Instance UID, with its file's CRC-32."""
+        with self._connection() as conn:
+            row = _Raw(conn).one(_FIND_STORED, {"uid": sop_instance_uid})
+            return StoredInstance(*row) if row is not None else None
+
     def count(self) -> int:
         """How many instances are indexed."""
         with self.engine.connect() as conn:
             return int(conn.scalar(select(func.count()).select_from(Instance)) or 0)
 
     def add(self, header: Dataset, *, path: str, size: int, transfer_syntax: str,
-            policy: str = "keep") -> AddResult:
+            policy: str = "keep", crc32: int | None = None) -> AddResult:
         """Index one instance in one transaction, creating its patient, study and series
         as needed. A SOP Instance UID already indexed is kept (``keep``) or replaced
         (``overwrite``): never two rows, never two rows for one path. Safe from several
         threads and processes: the database's unique constraints decide every race
         (``INSERT ... ON CONFLICT DO NOTHING``), and the study's ModalitiesInStudy and
-        SOPClassesInStudy are changed under a lock of its row.
+        SOPClassesInStudy are changed under a lock of its row. ``crc32`` is the file's
+        CRC-32, which a Storage Commitment request checks it against (PS3.4 J.3.2).
 
         Raises:
             InstanceConflict: the instance's study belongs to another patient (PatientID,
@@ -158,7 +178,7 @@ class Index:
         for attempt in range(ADD_ATTEMPTS):
             try:
                 with self._writing() as conn:
-                    return _add(conn, header, path, size, transfer_syntax, policy, attributes)
+                    return _add(conn, header, path, size, transfer_syntax, policy, attributes, crc32)
             except _AlreadyIndexed:
                 return AddResult(True, self.path_of(plain_text(header, "SOPInstanceUID")) or "")
             except conflicts:
@@ -306,6 +326,8 @@ def _sql(statement: str) -> str:
 
 
 _FIND_INSTANCE = _sql("SELECT id, path, series_fk FROM instance WHERE sop_uid = :uid")
+_FIND_STORED = _sql(
+    "SELECT sop_class_uid, sop_uid, transfer_syntax, path, size, crc32 FROM instance WHERE sop_uid = :uid")
 _FIND_PATIENT = _sql("SELECT id FROM patient WHERE patient_id = :patient_id AND issuer = :issuer")
 _INSERT_PATIENT = _sql(
     "INSERT INTO patient (patient_id, issuer, attributes, studies, series, instances) "
@@ -324,8 +346,8 @@ _INSERT_SERIES = _sql(
     "VALUES (:study_fk, :uid, :modality, :attributes, 0) ON CONFLICT (series_uid) DO NOTHING RETURNING id")
 _INSERT_INSTANCE = _sql(
     "INSERT INTO instance (series_fk, sop_uid, sop_class_uid, transfer_syntax, path, size, "
-    "received_at, attributes) VALUES (:series_fk, :uid, :sop_class, :syntax, :path, :size, "
-    ":received_at, :attributes) ON CONFLICT (sop_uid) DO NOTHING RETURNING id")
+    "received_at, attributes, crc32) VALUES (:series_fk, :uid, :sop_class, :syntax, :path, :size, "
+    ":received_at, :attributes, :crc32) ON CONFLICT (sop_uid) DO NOTHING RETURNING id")
 _COUNT_SERIES = _sql("UPDATE series SET instances = instances + 1 WHERE id = :id")
 _COUNT_STUDY = _sql(
     "UPDATE study SET instances = instances + 1, series = series + :new_series WHERE id = :id")
@@ -377,7 +399,7 @@ class _Retry(Exception):
 
 
 def _add(conn: Connection, header: Dataset, path: str, size: int, syntax: str,
-         policy: str, attributes: str) -> AddResult:
+         policy: str, attributes: str, crc32: int | None) -> AddResult:
     raw = _Raw(conn)
     uid = plain_text(header, "SOPInstanceUID")
     old = None
@@ -392,7 +414,7 @@ def _add(conn: Connection, header: Dataset, path: str, size: int, syntax: str,
     inserted = raw.one(_INSERT_INSTANCE, {
         "series_fk": series_fk, "uid": uid, "sop_class": sop_class, "syntax": syntax, "path": path,
         "size": size, "received_at": datetime.now(UTC).replace(tzinfo=None).isoformat(" "),
-        "attributes": attributes})
+        "attributes": attributes, "crc32": crc32})
     if inserted is None:
         raise _AlreadyIndexed if policy == "keep" else _Retry
     raw.run(_COUNT_SERIES, {"id": series_fk})
@@ -468,10 +490,13 @@ def _migrate(conn: Connection, found: int) -> None:
     was another's with a trailing control character was indexed apart but written over
     the other's file; of rows sharing a file, those whose UID is not valid are dropped.
     Version 3 adds the worklist table, which ``create_all`` has made already.
-    Version 4 adds the ``mpps`` table (Modality Performed Procedure Steps), made by ``create_all`` too.
+    Version 4 adds the ``mpps`` table (Modality Performed Procedure Steps) and the commitment
+    table, made by ``create_all`` too, and ``instance.crc32`` (None for the files already stored).
     """
     if found < 2:
         _unique_paths(conn)
+    if found < 4 and "crc32" not in {column["name"] for column in inspect(conn).get_columns("instance")}:
+        conn.execute(text("ALTER TABLE instance ADD COLUMN crc32 BIGINT"))
     conn.execute(update(SchemaVersion).values(version=SCHEMA_VERSION))
     LOG.info("index upgraded from schema version %d to %d", found, SCHEMA_VERSION)
 

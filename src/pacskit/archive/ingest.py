@@ -9,7 +9,9 @@ indexed; the index decides, in the same transaction, whether it is a duplicate a
 whether it agrees with the patient and study already indexed. Only then is it
 acknowledged, the file it replaces (``overwrite``) removed, and its temporary name
 dropped. Until then the temporary name is the journal of what is in flight, which the
-start-up check (:mod:`pacskit.archive.recovery`) settles after a crash.
+start-up check (:mod:`pacskit.archive.recovery`) settles after a crash. The CRC-32 of the
+file is computed as it is written and indexed with it: a Storage Commitment request
+(PS3.4 J) checks the stored file against it.
 
 A failure at any step leaves the archive as it was and becomes a DIMSE status (PS3.4
 B.2.3): 0xA700 (out of resources) for the archive's own trouble, 0xA900 (does not match
@@ -26,6 +28,7 @@ import mmap
 import os
 import secrets
 import tempfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -77,7 +80,7 @@ class InstanceIndex(Protocol):
     def path_of(self, sop_instance_uid: str) -> str | None: ...
 
     def add(self, header: Dataset, *, path: str, size: int, transfer_syntax: str,
-            policy: str = "keep") -> AddOutcome: ...
+            policy: str = "keep", crc32: int | None = None) -> AddOutcome: ...
 
 
 class AddOutcome(Protocol):
@@ -203,6 +206,7 @@ class Incoming:
         self.item = item
         self.path = ingest._scratch_path()
         self.size = 0
+        self.crc32 = 0
         self._copy: bytearray | None = bytearray()
         self.error: IngestRefused | None = None
         self._fh: BinaryIO | None = None
@@ -227,6 +231,7 @@ class Incoming:
         try:
             self._fh.write(data)
             self.size += len(data)
+            self.crc32 = zlib.crc32(data, self.crc32)
         except OSError as exc:
             self._fail(exc)
             return
@@ -285,7 +290,7 @@ class Incoming:
         kept = self._second_name(ingest.files / existing) if existing is not None else None
         try:
             added = ingest.index.add(header, path=placed, size=self.size, transfer_syntax=item.transfer_syntax,
-                                     policy=ingest.policy)
+                                     policy=ingest.policy, crc32=self.crc32)
         except Exception as exc:  # noqa: BLE001 - any index failure: nothing half there
             (ingest.files / placed).unlink(missing_ok=True)
             if kept is not None:

@@ -6,8 +6,10 @@ its attributes (the keys of its level in :data:`pacskit.query.LEVEL_KEYS`) as DI
 the index alone. Unique constraints carry the archive's integrity: one row per UID at
 each level, and one instance per file (schema version 2). Worklist items (schema version
 3) are kept the same way: the whole item as DICOM JSON, the keys a modality queries by as
-indexed columns. Modality Performed Procedure Steps (schema version 4) too: the step
-as DICOM JSON, its status and the keys that link it to the worklist as columns.
+indexed columns. Schema version 4 adds Modality Performed Procedure Steps (the step
+as DICOM JSON, its status and the keys that link it to the worklist as columns), the
+CRC-32 of each stored file, computed as it is written, and the Storage Commitment
+transactions (PS3.4 J) until their report is delivered.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -92,6 +95,8 @@ class Instance(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     received_at: Mapped[datetime] = mapped_column(DateTime)
     attributes: Mapped[str] = mapped_column(Text, default="{}")
+    crc32: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    """The CRC-32 of the whole file as written (None for files indexed before schema 4)."""
 
 
 class WorklistItem(Base):
@@ -138,6 +143,28 @@ class PerformedStep(Base):
     attributes: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class CommitmentTransaction(Base):
+    """One Storage Commitment request (PS3.4 J.3.2) and its report: the instances asked
+    for (``requested``) as JSON ``[[class, instance], ...]``, the outcome once checked as JSON
+    ``{"committed": [[class, instance], ...], "failed": [[class, instance, reason], ...]}``,
+    and its state: ``received`` (not yet checked), ``checked`` (report not yet
+    delivered), ``delivered``."""
+
+    __tablename__ = "commitment_transaction"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    transaction_uid: Mapped[str] = mapped_column(String(64), index=True)
+    requester: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    requested: Mapped[str] = mapped_column(Text)
+    report: Mapped[str | None] = mapped_column(Text, nullable=True)
+    duplicate: Mapped[bool] = mapped_column(Boolean, default=False)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    received_at: Mapped[datetime] = mapped_column(DateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 Index("ix_worklist_date_modality", WorklistItem.start_date, WorklistItem.modality)

@@ -8,6 +8,9 @@ import threading
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from pacskit.archive.commitment import InstanceCheck, StorageCommitmentService
+from pacskit.archive.commitment_delivery import ReportDelivery
+from pacskit.archive.commitment_store import Transactions
 from pacskit.archive.index import Index
 from pacskit.archive.ingest import Ingest
 from pacskit.archive.mpps import MppsRetrieveService, MppsService, PerformedSteps
@@ -39,8 +42,18 @@ class Archive:
         self.mpps = PerformedSteps(self.index)
         self.scp.register(MppsService(self.mpps))
         self.scp.register(MppsRetrieveService(self.mpps))
+        self.commitment_reports: ReportDelivery | None = None
+        if settings.archive.commitment.enabled:
+            self._serve_commitment()
         self.server: Acceptor | None = None
         self.web: WebServer | None = None
+
+    def _serve_commitment(self) -> None:
+        transactions = Transactions(self.index)
+        check = InstanceCheck(self.index, self.ingest.files)
+        self.commitment_reports = ReportDelivery(self.settings, transactions, self.scp.access.destination,
+                                                 check.report)
+        self.scp.register(StorageCommitmentService(transactions, check, self.commitment_reports))
 
     def recover(self) -> Recovered:
         """Settle what a run that did not stop cleanly left in flight (see
@@ -50,7 +63,8 @@ class Archive:
     def start(self) -> Acceptor:
         """Run the start-up check (:meth:`recover`), then listen for associations (each
         served on its own thread) on the configured port, and for DICOMweb requests on
-        the HTTP port unless ``web.enabled`` is off.
+        the HTTP port unless ``web.enabled`` is off; deliver the Storage Commitment
+        reports left undelivered.
 
         Raises:
             NetworkError: a port cannot be listened on.
@@ -73,6 +87,8 @@ class Archive:
         except BaseException:
             self.close_servers()
             raise
+        if self.commitment_reports is not None:
+            self.commitment_reports.start()
         if self.settings.web.enabled:
             try:
                 self.web = self._web_server()
@@ -103,6 +119,8 @@ class Archive:
         if self.server is not None:
             self.server.shutdown()
             self.server = None
+        if self.commitment_reports is not None:
+            self.commitment_reports.stop()
 
     def close(self) -> None:
         """Stop listening, finish the associations and requests in progress, close the index."""

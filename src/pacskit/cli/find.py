@@ -9,6 +9,7 @@ from pydicom import Dataset
 
 from pacskit.cli.called_ae import CalledAeOption, target
 from pacskit.cli.common import MatchFormat, print_check, state
+from pacskit.cli.deid_options import DeidentifyOption, DeidOptionOption
 from pacskit.cli.item_lists import (
     FromFileKeyOption,
     FromFileOption,
@@ -70,6 +71,8 @@ def find(
     called_ae: CalledAeOption = None,
     from_file: FromFileOption = None,
     from_file_key: FromFileKeyOption = None,
+    deidentify: DeidentifyOption = False,
+    deid_option: DeidOptionOption = None,
 ) -> None:
     """Find patients, studies, series or images on a node (C-FIND, or QIDO-RS).
 
@@ -91,7 +94,7 @@ def find(
     peer = target(client, node, called_ae)
 
     def run(index: int) -> list[Dataset]:
-        found = client.find(peer, queries[index][1])
+        found = client.find(peer, queries[index][1], deidentify=deidentify, deid_options=deid_option or ())
         print_check(found.check)
         return list(found)
 

@@ -19,6 +19,7 @@ from pacskit.cli.common import (
     rates,
     state,
 )
+from pacskit.cli.deid_options import DeidentifyOption, DeidOptionOption
 from pacskit.cli.item_lists import (
     FromFileKeyOption,
     FromFileOption,
@@ -78,6 +79,8 @@ def get(
     called_ae: CalledAeOption = None,
     from_file: FromFileOption = None,
     from_file_key: FromFileKeyOption = None,
+    deidentify: DeidentifyOption = False,
+    deid_option: DeidOptionOption = None,
 ) -> None:
     """Retrieve matching instances into a folder (C-GET, C-MOVE to pacskit itself, or WADO-RS).
 
@@ -98,7 +101,8 @@ def get(
         label, query = queries[index]
         with ProgressBar(label or "retrieving") as bar:
             result = client.get(peer, query, output_dir, layout=layout, overwrite=overwrite,
-                                method=method.value, wado_uri=wado_uri,
+                                method=method.value, wado_uri=wado_uri, deidentify=deidentify,
+                                deid_options=deid_option or (),
                                 progress=lambda p: bar.update(p.received, p.total, p.bytes))
         print_check(result.check)
         if output is not SummaryFormat.json:

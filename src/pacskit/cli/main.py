@@ -11,6 +11,7 @@ from typer.exceptions import TyperException
 
 from pacskit import __version__
 from pacskit.cli.archive import app as archive_app
+from pacskit.cli.commit import commit
 from pacskit.cli.common import State, err
 from pacskit.cli.completion import completion
 from pacskit.cli.config import app as config_app
@@ -43,7 +44,7 @@ EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
     name="pacskit",
-    help="DICOM networking toolkit: echo, find, get, move, store, worklist — without fetching patient names.",
+    help="DICOM networking toolkit: echo, find, get, move, store, receive, worklist, mpps, commit — without fetching patient names.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=True,
@@ -88,7 +89,7 @@ def _global_options(
     )
 
 
-for command in (echo, find, get, move, store, receive, nodes, serve):
+for command in (echo, find, get, move, store, receive, commit, nodes, serve):
     app.command(name=command.__name__)(with_global_options(command))
 app.command(name="init")(with_global_options(init))
 app.command(name="completion")(with_global_options(completion))

@@ -1,10 +1,14 @@
-"""pacskit's own Storage SCP, started for as long as a C-MOVE to ourselves needs it.
+"""pacskit's own Storage SCP, started for as long as a C-MOVE to ourselves needs it, and
+its listener for Storage Commitment reports, started for as long as ``pacskit commit``
+waits for one.
 
-It runs on the archive's :class:`~pacskit.net.acceptor.Acceptor` (one thread per
-association, messages read straight from the socket), with a service that hands each
-instance, still encoded and behind its file meta information, to the retrieve.
+Both run on the archive's :class:`~pacskit.net.acceptor.Acceptor` (one thread per
+association, messages read straight from the socket): the first with a service that
+hands each instance, still encoded and behind its file meta information, to the
+retrieve; the second with one that hands each N-EVENT-REPORT of the Storage Commitment
+Push Model SOP Class to the request waiting for it.
 
-It admits only the peer it was started for (the node asked to move): associations
+The Storage SCP admits only the peer it was started for (the node asked to move): associations
 calling with that node's AE title, from its address (``move_check_peer``). It listens on
 ``move_bind_address``, by default the address of our interface towards that node (never
 every interface unless configured so), and speaks DICOM TLS when the node does.
@@ -35,6 +39,7 @@ from pacskit.net.acceptor import (
     StoreRequest,
     StoreSink,
 )
+from pacskit.net.commands import N_EVENT_REPORT_RQ
 from pacskit.net.contexts import scp_storage_contexts
 from pacskit.net.normalized import NormalizedRequest, NormalizedResponse
 from pacskit.net.retrieve import InstanceHandler, Received, ReceivedInstance
@@ -200,6 +205,43 @@ class _MoveDestination:
 
     def normalized(self, peer: Peer, request: NormalizedRequest) -> NormalizedResponse:
         raise DimseStatus(UNRECOGNIZED_OPERATION, f"a C-MOVE destination does not serve {request.operation}")
+
+
+@contextmanager
+def report_listener(settings: Settings, sop_class_uid: str, on_report: Callable[[Peer, NormalizedRequest], int],
+                    port: int | None = None) -> Iterator[Acceptor]:
+    """Listen (AE title and port from settings) until the block ends for N-EVENT-REPORT
+    requests of ``sop_class_uid`` on associations a peer opens to us, where it is the SCP
+    of that SOP class (PS3.4 J.3.3: the Storage Commitment SCP requests the association
+    and selects the SCP role, PS3.7 D.3.3.4). ``on_report`` returns each one's status.
+
+    Raises:
+        NetworkError: the port cannot be listened on (in use, no permission).
+    """
+    context = build_context(sop_class_uid, ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"])
+    context.scu_role = context.scp_role = True
+    acceptor = Acceptor(settings, _ReportDestination(on_report), [context, build_context(Verification)])
+    acceptor.start((settings.bind_address, port if port is not None else settings.port))
+    try:
+        yield acceptor
+    finally:
+        acceptor.shutdown()
+
+
+class _ReportDestination(_MoveDestination):
+    """The services of a listener for event reports: Verification and N-EVENT-REPORT."""
+
+    def __init__(self, on_report: Callable[[Peer, NormalizedRequest], int]) -> None:
+        super().__init__(lambda received: None)
+        self.on_report = on_report
+
+    def store(self, peer: Peer, request: StoreRequest) -> StoreSink:
+        raise DimseStatus(SOP_CLASS_NOT_SUPPORTED, "this listener takes event reports only")
+
+    def normalized(self, peer: Peer, request: NormalizedRequest) -> NormalizedResponse:
+        if request.command_field != N_EVENT_REPORT_RQ:
+            return super().normalized(peer, request)
+        return NormalizedResponse(self.on_report(peer, request))
 
 
 class _Instance(ReceivedInstance):

@@ -259,6 +259,18 @@ class Transport:
         except (OSError, ValueError):
             return False
 
+    def wait_readable(self, seconds: float, wake: int) -> bool:
+        """Wait until the peer has sent something not read yet (True), or for at most
+        ``seconds`` or until the file descriptor ``wake`` is readable (False)."""
+        if self._buffer:
+            return True
+        if self.sock is None:
+            return False
+        try:
+            return self.sock in select.select([self.sock, wake], [], [], max(0.0, seconds))[0]
+        except (OSError, ValueError):
+            return False
+
     def read_pdu(self, limit: int) -> tuple[int, bytearray]:
         """The next whole PDU: its type, and its bytes (header included), within
         :attr:`bounds`.
