@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pydicom import Dataset
 
 from pacskit.models import AnswerCheck
-from pacskit.query import Level, Query, match_values, vr_of
+from pacskit.query import Keys, Level, Query, match_tree, match_values, tree_values, vr_of
 
 MODALITIES_IN_STUDY = "ModalitiesInStudy"
 _COMPONENT = re.compile(r"[\^=]")
@@ -53,10 +53,17 @@ class Verdict:
     unchecked: tuple[str, ...] = ()
 
 
-def check_answer(keys: dict[str, str], answer: Dataset) -> Verdict:
+def check_answer(keys: dict[str, str], answer: Dataset, sequences: Keys | None = None) -> Verdict:
     """The :class:`Verdict` on ``answer`` for the constraining matching ``keys``
-    (keyword → PS3.4 C.2.2.2 matching value)."""
+    (keyword → PS3.4 C.2.2.2 matching value) and the keys inside ``sequences``
+    (C.2.2.2.6: one item of the answer's sequence must match them all)."""
     failed, unchecked = [], []
+    for keyword, item_keys in (sequences or {}).items():
+        items = answer.get(keyword) or []
+        if not any(has_value(item, k) for item in items for k, v in item_keys.items() if v):
+            unchecked.append(keyword)
+        elif not match_tree({keyword: item_keys}, answer):
+            failed.append(keyword)
     for keyword, pattern in keys.items():
         vr = vr_of(keyword)
         if vr == "SQ":
@@ -101,6 +108,7 @@ class AnswerChecker:
     def __init__(self, query: Query, check: AnswerCheck, skip: Iterable[str] = ()) -> None:
         skipped = set(skip)
         self.keys = {k: v for k, v in query.matching_keys().items() if k not in skipped}
+        self.sequences = {k: v for k, v in query.sequences.items() if k not in skipped and any(tree_values(v))}
         self.check = check
         self.by_series = query.level is Level.STUDY and MODALITIES_IN_STUDY in self.keys
 
@@ -119,7 +127,7 @@ class AnswerChecker:
         if series_modalities:
             answer.ModalitiesInStudy = sorted(set(series_modalities))
             self.check.checked_by_series += 1
-        verdict = check_answer(self.keys, answer)
+        verdict = check_answer(self.keys, answer, self.sequences)
         self.check.answers += 1
         if verdict.failed:
             self.check.dropped += 1

@@ -41,7 +41,7 @@ from pacskit.nodes import Node, is_web_address
 from pacskit.privacy import PrivacyPolicy
 from pacskit.query import Level, Query
 from pacskit.results import InstanceResult, LevelResult, PatientResult, SeriesResult, StudyResult
-from pacskit.retrieve import ProgressCallback
+from pacskit.retrieve import MoveProgressCallback, ProgressCallback
 from pacskit.retry import RetryPolicy
 from pacskit.send import StoreProgressCallback
 from pacskit.settings import Settings
@@ -485,9 +485,10 @@ class Client:
         return references
 
     def move(self, node: Node | str, query: Query | LevelQuery, destination: str,
-             **options: Unpack[RetryOptions]) -> MoveResult:
+             progress: MoveProgressCallback | None = None, **options: Unpack[RetryOptions]) -> MoveResult:
         """C-MOVE what ``query`` matches from ``node`` to the AE title ``destination``
-        (PS3.4 C.4.2), tried again after a transient failure as ``retries`` allows.
+        (PS3.4 C.4.2), tried again after a transient failure as ``retries`` allows;
+        ``progress`` gets the sub-operation counts of each pending response.
         From ``"archive"`` or a folder, the files are sent by C-STORE to the node of the
         nodes table with that AE title (or name). A DICOMweb node has no move.
 
@@ -499,7 +500,8 @@ class Client:
         if isinstance(node, str) and is_local_source(node):
             return self._local_move(node, general, destination)
         target = self.node(node)
-        return self._retried(lambda: _retrieve.move(self.settings, target, general, destination, self.privacy),
+        return self._retried(lambda: _retrieve.move(self.settings, target, general, destination, self.privacy,
+                                                    progress),
                              "C-MOVE", options)
 
     def _local_move(self, source: str, query: Query, destination: str) -> MoveResult:

@@ -75,7 +75,7 @@ def checked_matches(session: FindSession, query: Query, privacy: PrivacyPolicy, 
     for parent in found:
         narrowed = {k: str(parent.get(k, "") or "") for k in path if parent.get(k)}
         child = Query(level=query.level, model=query.model, match={**own, **narrowed},
-                      return_keys=query.return_keys)
+                      return_keys=query.return_keys, sequences=query.sequences)
         for match in AnswerChecker(child, check).filter(session.find(child.to_identifier(privacy), remaining),
                                                         series):
             yield match

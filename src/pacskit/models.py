@@ -132,6 +132,21 @@ class RetrieveProgress(BaseModel):
     bytes: int = 0
 
 
+class MoveProgress(BaseModel):
+    """Where a C-MOVE stands, from its pending responses (PS3.4 C.4.2.1.6), handed to
+    progress callbacks.
+
+    Attributes:
+        done: sub-operations completed, failed or with a warning so far, over every request.
+        failed: of those, the failed ones.
+        total: sub-operations of every request so far, once the peer has told them.
+    """
+
+    done: int = 0
+    failed: int = 0
+    total: int | None = None
+
+
 class InstanceFailure(BaseModel):
     """One instance that could not be retrieved or stored, and why."""
 

@@ -10,13 +10,15 @@ each of them.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from enum import Enum
 from functools import cache
-from typing import Any
+from typing import Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydicom import Dataset
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
+from pydicom.sequence import Sequence
 
 from pacskit.errors import QueryError
 from pacskit.privacy import DEFAULT_PRIVACY, PATIENT_NAME_KEYWORDS, PrivacyPolicy
@@ -130,6 +132,10 @@ _DATE = re.compile(r"^\d{8}$")
 _TIME = re.compile(r"^\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?$")
 _DATETIME = re.compile(r"^\d{4}(\d{2}(\d{2}(\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?)?)?)?([+-]\d{4})?$")
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+_ITEM = re.compile(r"\[(\d+)\]$")
+
+Keys = dict[str, Union[str, "Keys"]]
+"""keyword → matching value ("" for a return key), or the keys of a sequence's item."""
 
 
 def keyword_of(key: str) -> str:
@@ -187,6 +193,8 @@ class Query(BaseModel):
         match: keyword → matching value, in DICOM string form (``20240101-20240131``,
             ``CT``, ``Smith*``, ``1.2.3\\1.2.4``). An empty value is a return key.
         return_keys: more keywords to return, with no matching value.
+        sequences: sequence keyword → the keys of its one item (PS3.4 C.2.2.2.6), nested
+            as :data:`Keys`.
         limit: stop after this many matches (C-CANCEL).
 
     Raises:
@@ -200,6 +208,7 @@ class Query(BaseModel):
     model: InformationModel = InformationModel.STUDY_ROOT
     match: dict[str, str] = Field(default_factory=dict)
     return_keys: tuple[str, ...] = ()
+    sequences: dict[str, Any] = Field(default_factory=dict)
     limit: int | None = None
 
     def __init__(self, **data: Any) -> None:
@@ -244,7 +253,7 @@ class Query(BaseModel):
         if self.limit is not None and self.limit < 1:
             raise QueryError(f"limit must be at least 1, not {self.limit}")
         below = lower_level_keys(self.level)
-        for keyword in (*self.match, *self.return_keys):
+        for keyword in (*self.match, *self.return_keys, *self.sequences):
             if keyword in below:
                 raise QueryError(f"{keyword} is not a key of the {self.level.value} level")
             if keyword in _NOT_KEYS:
@@ -276,7 +285,8 @@ class Query(BaseModel):
         ``date`` matches StudyDate; ``modality`` matches ModalitiesInStudy at the STUDY
         level and Modality below; ``description`` matches StudyDescription at the STUDY
         level and SeriesDescription below; ``keys`` are ``Keyword=value`` (match) or
-        ``Keyword`` (return key) strings. A UID key given more than once (by a filter and
+        ``Keyword`` (return key) strings, or a path into a sequence's item
+        (``ProcedureCodeSequence.CodeValue=XYZ``, findscu's ``(0008,1032)[0].CodeValue``). A UID key given more than once (by a filter and
         ``keys``, or in several ``keys``) matches any of the UIDs; any other key given
         twice with different values is an error.
 
@@ -301,9 +311,16 @@ class Query(BaseModel):
             if value is not None:
                 match[keyword] = value
         return_keys: list[str] = []
+        sequences: Keys = {}
         for item in keys:
             name, sep, value = item.partition("=")
+            if "." in name or "[" in name:
+                put_key(sequences, key_path(name), value if sep else "")
+                continue
             keyword = keyword_of(name)
+            if sep and vr_of(keyword) == "SQ":
+                put_key(sequences, (keyword,), value)
+                continue
             if not sep:
                 return_keys.append(keyword)
             elif keyword not in match:
@@ -312,7 +329,8 @@ class Query(BaseModel):
                 match[keyword] = f"{match[keyword]}\\{value}"
             elif normal_value(keyword, match[keyword]) != normal_value(keyword, value):
                 raise QueryError(f"{keyword} is given twice: {match[keyword]!r} and {value!r}")
-        return cls(level=lvl, model=model, match=match, return_keys=tuple(return_keys), limit=limit)
+        return cls(level=lvl, model=model, match=match, return_keys=tuple(return_keys),
+                   sequences=sequences, limit=limit)
 
     @classmethod
     def from_identifier(cls, identifier: Dataset, model: InformationModel | str) -> Query:
@@ -361,7 +379,7 @@ class Query(BaseModel):
         """Keys of this query that are not standard keys of its level or those above
         (PS3.4 C.6.1.1 and C.6.2.1 tables): sent all the same, but a PACS may ignore them."""
         allowed = allowed_keys(self.level, self.model) | _OPTIONAL_EVERYWHERE
-        return [k for k in dict.fromkeys((*self.match, *self.return_keys)) if k not in allowed]
+        return [k for k in dict.fromkeys((*self.match, *self.return_keys, *self.sequences)) if k not in allowed]
 
     def to_identifier(self, privacy: PrivacyPolicy = DEFAULT_PRIVACY) -> Dataset:
         """The C-FIND request identifier (PS3.4 C.4.1.1.3).
@@ -376,20 +394,126 @@ class Query(BaseModel):
                     f"matching on {named[0]} needs patient names: set allow_patient_names to opt in"
                 )
         ds = Dataset()
-        if any(not v.isascii() for v in self.match.values()):
+        if any(not v.isascii() for v in (*self.match.values(), *tree_values(self.sequences))):
             ds.SpecificCharacterSet = "ISO_IR 192"
         ds.QueryRetrieveLevel = self.level.value
         for keyword in self.return_keywords(privacy):
             if keyword == "SpecificCharacterSet" and "SpecificCharacterSet" in ds and not self.match.get(keyword):
                 continue
+            if keyword in self.sequences:
+                continue
             vr = vr_of(keyword)
             value = self.match.get(keyword, "")
             ds.add_new(tag_for_keyword(keyword), vr, [] if vr == "SQ" else (value or None))
+        ds.update(tree_dataset(self.sequences, privacy))
         return ds
 
     def matches(self, dataset: Dataset) -> bool:
-        """Whether ``dataset`` matches every match key (PS3.4 C.2.2.2)."""
-        return all(match_value(k, v, dataset) for k, v in self.match.items())
+        """Whether ``dataset`` matches every match key (PS3.4 C.2.2.2), those inside
+        sequences included (C.2.2.2.6)."""
+        return (all(match_value(k, v, dataset) for k, v in self.match.items())
+                and match_tree(self.sequences, dataset))
+
+
+def key_path(text: str) -> tuple[str, ...]:
+    """The keywords of a dotted path into sequences (``ProcedureCodeSequence.CodeValue``,
+    or findscu's ``(0008,1032)[0].(0008,0100)``): each but the last a sequence.
+
+    Raises:
+        QueryError: an unknown keyword, a step through what is not a sequence, or an item
+            other than the first (a query's sequence has one item, PS3.4 C.2.2.2.6).
+    """
+    names = []
+    for part in text.strip().split("."):
+        item = _ITEM.search(part)
+        if item:
+            if item.group(1) != "0":
+                raise QueryError(f"a query sequence has one item, [0]: {text!r} (PS3.4 C.2.2.2.6)")
+            part = part[:item.start()]
+        names.append(keyword_of(part))
+    for name in names[:-1]:
+        if vr_of(name) != "SQ":
+            raise QueryError(f"{name} is not a sequence: {text!r}")
+    return tuple(names)
+
+
+def put_key(tree: Keys, names: tuple[str, ...], value: str) -> None:
+    """Set the key at the path ``names`` of ``tree`` to ``value`` ("" to return it).
+
+    Raises:
+        QueryError: a value for a sequence itself, or a value malformed for its VR.
+    """
+    node = tree
+    for name in names[:-1]:
+        child = node.get(name)
+        if not isinstance(child, dict):
+            child = node[name] = {}
+        node = child
+    last = names[-1]
+    if vr_of(last) == "SQ":
+        if value:
+            raise QueryError(f"{last} is a sequence: give keys inside it ({last}.Keyword=value)")
+        node.setdefault(last, {})
+        return
+    value = normal_value(last, value)
+    check_value(last, value)
+    node[last] = value
+
+
+def tree_values(tree: Keys) -> Iterable[str]:
+    """Every matching value of ``tree``, nested ones included."""
+    for value in tree.values():
+        if isinstance(value, dict):
+            yield from tree_values(value)
+        else:
+            yield value
+
+
+def tree_paths(tree: Keys, prefix: str = "") -> Iterable[tuple[str, str]]:
+    """Each leaf of ``tree`` as its dotted path (``ProcedureCodeSequence.CodeValue``, the
+    attribute path of QIDO-RS, PS3.18 8.3.4.1) and its value."""
+    for keyword, value in tree.items():
+        if isinstance(value, dict):
+            yield from tree_paths(value, f"{prefix}{keyword}.") if value else [(f"{prefix}{keyword}", "")]
+        else:
+            yield f"{prefix}{keyword}", value
+
+
+def tree_dataset(tree: Keys, privacy: PrivacyPolicy) -> Dataset:
+    """``tree`` as identifier elements, a sequence with its one item; names left out unless
+    ``privacy`` allows them.
+
+    Raises:
+        QueryError: a patient-name attribute is a matching key while names are withheld.
+    """
+    ds = Dataset()
+    for keyword, value in tree.items():
+        if keyword in PATIENT_NAME_KEYWORDS and privacy.withholds_names:
+            if value:
+                raise QueryError(f"matching on {keyword} needs patient names: set allow_patient_names to opt in")
+            continue
+        tag = tag_for_keyword(keyword)
+        if isinstance(value, dict):
+            ds.add_new(tag, "SQ", Sequence([tree_dataset(value, privacy)]))
+        else:
+            ds.add_new(tag, vr_of(keyword), value or None)
+    return ds
+
+
+def match_tree(tree: Keys, dataset: Dataset) -> bool:
+    """Whether ``dataset`` matches every key of ``tree``; a sequence matches when one of
+    its items matches every key of the query's item (PS3.4 C.2.2.2.6), or when the query's
+    item has no matching value (universal)."""
+    for keyword, value in tree.items():
+        if isinstance(value, dict):
+            if not any(tree_values(value)):
+                continue
+            items = dataset.get(keyword) or []
+            if not any(match_tree(value, item) for item in items):
+                return False
+        elif not match_value(keyword, value, dataset):
+            return False
+    return True
 
 
 def check_value(keyword: str, value: str) -> None:

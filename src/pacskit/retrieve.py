@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from io import BytesIO
 from typing import BinaryIO
 
@@ -33,6 +34,7 @@ from pacskit.models import (
     AnswerCheck,
     InstanceFailure,
     MoveDelivery,
+    MoveProgress,
     MoveResult,
     RetrieveProgress,
     RetrieveResult,
@@ -76,6 +78,7 @@ FILE_META_HEAD = 64 << 10
 """How much of a received instance is read for its file meta information."""
 
 ProgressCallback = Callable[[RetrieveProgress], None]
+MoveProgressCallback = Callable[[MoveProgress], None]
 CANCELLED = "the retrieve was cancelled"
 
 
@@ -451,6 +454,12 @@ def _retrieve_again(settings: Settings, node: Node, model: str, failures: list[t
     receiver.on_response(SubOperations(completed=result.completed))
 
 
+def _report_move(progress: MoveProgressCallback, before: MoveProgress, counts: SubOperations) -> None:
+    done = counts.completed + counts.failed + counts.warning
+    total = None if counts.total is None else (before.total or 0) + counts.total
+    progress(MoveProgress(done=before.done + done, failed=before.failed + counts.failed, total=total))
+
+
 def _add(result: RetrieveResult | MoveResult, counts: SubOperations) -> None:
     result.requests += 1
     result.completed += counts.completed
@@ -461,8 +470,9 @@ def _add(result: RetrieveResult | MoveResult, counts: SubOperations) -> None:
 
 
 def move(settings: Settings, node: Node, query: Query, destination: str,
-         privacy: PrivacyPolicy) -> MoveResult:
-    """C-MOVE what ``query`` matches to the AE title ``destination``.
+         privacy: PrivacyPolicy, progress: MoveProgressCallback | None = None) -> MoveResult:
+    """C-MOVE what ``query`` matches to the AE title ``destination``; ``progress`` is
+    called with each pending response's counts, summed over the requests.
 
     Raises:
         MoveDestinationUnknown: the peer does not know ``destination`` (0xA801).
@@ -474,6 +484,9 @@ def move(settings: Settings, node: Node, query: Query, destination: str,
     if plan.requests:
         with move_session(settings, node, query.model.value) as session:
             for request in plan.requests:
-                _add(result, session.c_move(request.identifier, destination))
+                before = MoveProgress(done=result.completed + result.failed + result.warning, failed=result.failed,
+                                      total=result.completed + result.failed + result.warning)
+                report = None if progress is None else partial(_report_move, progress, before)
+                _add(result, session.c_move(request.identifier, destination, report))
     result.seconds = time.monotonic() - started
     return result

@@ -9,13 +9,14 @@ from pathlib import Path
 
 
 def run_cli(*args: object, cwd: Path | None = None, env: dict[str, str] | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """``pacskit ARGS...``; the environment has no PACSKIT_* settings unless given."""
+            timeout: float = 120, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``pacskit ARGS...``, with ``input`` on its standard input; the environment has no
+    PACSKIT_* settings unless given."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("PACSKIT_")}
     base["COLUMNS"] = "200"
     return subprocess.run(
         [sys.executable, "-m", "pacskit", *map(str, args)],
-        capture_output=True, text=True, cwd=cwd, env={**base, **(env or {})}, timeout=timeout,
+        capture_output=True, text=True, input=input, cwd=cwd, env={**base, **(env or {})}, timeout=timeout,
     )
 
 

@@ -54,3 +54,11 @@ def test_urls_and_credentials():
     node = WebNode.parse("HTTP://alice:s3cret@Example.org:8042/dicom-web/")
     assert (node.url, node.username, node.password) == ("http://example.org:8042/dicom-web", "alice", "s3cret")
     assert "s3cret" not in node.label
+
+
+def test_keys_inside_a_sequence_are_attribute_paths():
+    query = Query.build("study", keys=["ProcedureCodeSequence.CodeValue=XYZ",
+                                       "(0008,1032)[0].CodingSchemeDesignator"])
+    _, params = qido_request(query, WITHHELD)
+    assert params["ProcedureCodeSequence.CodeValue"] == "XYZ"
+    assert "ProcedureCodeSequence.CodingSchemeDesignator" in params["includefield"].split(",")

@@ -154,3 +154,23 @@ def test_our_specific_character_set_is_kept_when_it_is_also_a_return_key():
 def test_the_query_retrieve_level_is_not_a_key():
     with pytest.raises(QueryError, match="QueryRetrieveLevel cannot be a key"):
         Query.build("study", keys=["QueryRetrieveLevel=SERIES"])
+
+
+def test_a_key_inside_a_sequence_is_one_item_of_the_identifier():
+    query = Query.build("study", keys=["(0008,1032)[0].CodeValue=XYZ", "ProcedureCodeSequence.CodeMeaning"])
+    sequence = query.to_identifier().ProcedureCodeSequence
+    assert len(sequence) == 1
+    assert sequence[0].CodeValue == "XYZ" and "CodeMeaning" in sequence[0]
+
+
+def test_a_sequence_matches_when_one_of_its_items_matches_every_key():
+    query = Query.build("study", keys=["ProcedureCodeSequence.CodeValue=XYZ",
+                                       "ProcedureCodeSequence.CodingSchemeDesignator=L"])
+    items = [Dataset(), Dataset()]
+    items[0].CodeValue, items[0].CodingSchemeDesignator = "ABC", "L"
+    items[1].CodeValue, items[1].CodingSchemeDesignator = "XYZ", "L"
+    answer = Dataset()
+    answer.ProcedureCodeSequence = items
+    assert query.matches(answer)
+    items[1].CodingSchemeDesignator = "99"
+    assert not query.matches(answer)

@@ -170,11 +170,16 @@ class Ingest:
         LIVE_SCRATCH_PREFIXES.discard(self.scratch_prefix)
 
     def ingest(self, item: Received) -> Ingested:
-        """Store one received instance; never raises for bad data or a full disk."""
+        """Store one received instance; never raises for bad data or a full disk. An
+        interrupt (Ctrl-C) removes the temporary file before it goes on."""
         incoming = self.receive(item.sop_class_uid, item.sop_instance_uid, item.transfer_syntax,
                                 item.source_ae_title)
-        incoming.write(item.dataset)
-        return incoming.finish()
+        try:
+            incoming.write(item.dataset)
+            return incoming.finish()
+        except BaseException:
+            incoming.discard()
+            raise
 
     def receive(self, sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str,
                 source_ae_title: str = "") -> Incoming:

@@ -9,7 +9,7 @@ import typer
 
 from pacskit.cli.common import err, out, state
 from pacskit.cli.global_options import with_global_options
-from pacskit.cli.progress import ProgressBar
+from pacskit.cli.progress import InterruptCounts, ProgressBar
 from pacskit.cli.query_options import (
     AccessionOption,
     DateOption,
@@ -54,13 +54,21 @@ def import_(
     data_dir: DataDirOption = None,
     db: DbOption = None,
 ) -> None:
-    """Copy DICOM files into the archive, through the same ingest as C-STORE."""
+    """Copy DICOM files into the archive, through the same ingest as C-STORE.
+
+    Examples:
+
+      pacskit archive import ./scans
+
+      pacskit archive import /media/cd --data-dir /srv/pacskit-data
+    """
     from pacskit.archive import Archive
     from pacskit.archive.maintenance import import_files
 
-    with Archive(archive_settings(ctx, data_dir, db)) as archive, ProgressBar("importing") as bar:
+    counts = InterruptCounts("files")
+    with Archive(archive_settings(ctx, data_dir, db)) as archive, counts, ProgressBar("importing") as bar:
         archive.recover()
-        result = import_files(archive.ingest, paths, lambda done, total: bar.update(done, total, 0))
+        result = import_files(archive.ingest, paths, counts.follow(bar))
     out.print(f"Imported {result.imported} instances; {result.duplicates} already stored, "
               f"{len(result.failed)} refused, {result.not_dicom} non-DICOM files skipped.", markup=False)
     for path, reason in result.failed[:20]:
@@ -90,7 +98,14 @@ def export_(
     data_dir: DataDirOption = None,
     db: DbOption = None,
 ) -> None:
-    """Copy what a query matches out of the archive into a folder (names withheld)."""
+    """Copy what a query matches out of the archive into a folder (names withheld).
+
+    Examples:
+
+      pacskit archive export -o out --study-uid 1.2.3
+
+      pacskit archive export -o out -l series --modality CT -d 20240101-20240131
+    """
     from pacskit.archive import Archive
     from pacskit.archive.maintenance import export
 
@@ -99,9 +114,9 @@ def export_(
                         modality, description, keys, None)
     sink = FolderSink(output_dir, Layout(layout), overwrite=overwrite,
                       privacy=PrivacyPolicy(settings.allow_patient_names))
-    with Archive(settings) as archive, ProgressBar("exporting") as bar:
-        result = export(archive.index, archive.ingest.files, query, sink,
-                        lambda done, total: bar.update(done, total, 0))
+    counts = InterruptCounts("instances")
+    with Archive(settings) as archive, counts, ProgressBar("exporting") as bar:
+        result = export(archive.index, archive.ingest.files, query, sink, counts.follow(bar))
     out.print(f"Exported {result.written} instances to {output_dir} ({result.skipped} already there, "
               f"{len(result.missing)} missing from the archive's folder).", markup=False)
     if result.missing:
@@ -116,7 +131,14 @@ def check_(
     data_dir: DataDirOption = None,
     db: DbOption = None,
 ) -> None:
-    """Find (and with --repair fix) disagreements between the index and the files."""
+    """Find (and with --repair fix) disagreements between the index and the files.
+
+    Examples:
+
+      pacskit archive check
+
+      pacskit archive check --repair --data-dir /srv/pacskit-data
+    """
     from pacskit.archive import Archive
     from pacskit.archive.maintenance import check
 

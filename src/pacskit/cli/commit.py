@@ -50,7 +50,14 @@ def commit(
 ) -> None:
     """Ask a node to commit to keeping instances (Storage Commitment): those of FILES, or
     those the options match on the node (C-FIND). The report comes on the same
-    association or on a new one to our AE title and port, which the node must know."""
+    association or on a new one to our AE title and port, which the node must know.
+
+    Examples:
+
+      pacskit commit pacs ./sent
+
+      pacskit commit pacs --study-uid 1.2.3 --timeout 120 -f json
+    """
     selection = [patient_id, study_uid, series_uid, sop_uid, accession, date, modality, key]
     client = state(ctx).client()
     if files:

@@ -23,7 +23,16 @@ def echo(
         help="table (tab-separated lines when not a terminal), tsv, csv or json.")] = OutputFormat.table,
     called_ae: CalledAeOption = None,
 ) -> None:
-    """Check that DICOM nodes answer a C-ECHO (verification)."""
+    """Check that DICOM nodes answer a C-ECHO (verification).
+
+    Examples:
+
+      pacskit echo pacs
+
+      pacskit echo dicom://ORTHANC@127.0.0.1:4242 pacs -f json
+
+      pacskit echo 127.0.0.1:104 --aec STORESCP
+    """
     client = state(ctx).client()
     rows: list[dict[str, object]] = []
     failures: list[PacskitError] = []

@@ -10,6 +10,13 @@ from pydicom import Dataset
 from pacskit.cli.called_ae import CalledAeOption, target
 from pacskit.cli.common import MatchFormat, print_check, state
 from pacskit.cli.deid_options import DeidentifyOption, DeidOptionOption
+from pacskit.cli.item_lists import (
+    FromFileKeyOption,
+    FromFileOption,
+    PatientIdsOption,
+    raise_for_outcomes,
+    run_each,
+)
 from pacskit.cli.match_output import (
     print_answers,
     sorted_matches,
@@ -23,11 +30,10 @@ from pacskit.cli.query_options import (
     LimitOption,
     ModalityOption,
     ModelOption,
-    PatientIdOption,
     SeriesUidOption,
     SopUidOption,
     StudyUidOption,
-    build_query,
+    build_queries,
 )
 from pacskit.query import Level, Query
 
@@ -48,7 +54,7 @@ def find(
     node: Annotated[str, typer.Argument(help="Node name, dicom://AET@host:port, or a DICOMweb URL http(s)://host/path.")],
     level: LevelOption = "study",
     model: ModelOption = None,
-    patient_id: PatientIdOption = None,
+    patient_id: PatientIdsOption = None,
     study_uid: StudyUidOption = None,
     series_uid: SeriesUidOption = None,
     sop_uid: SopUidOption = None,
@@ -63,6 +69,8 @@ def find(
         help="table (tab-separated lines when not a terminal), tsv, csv, json (by keyword) "
              "or dicom-json (PS3.18 F.2).")] = MatchFormat.table,
     called_ae: CalledAeOption = None,
+    from_file: FromFileOption = None,
+    from_file_key: FromFileKeyOption = None,
     deidentify: DeidentifyOption = False,
     deid_option: DeidOptionOption = None,
 ) -> None:
@@ -71,17 +79,32 @@ def find(
     Answers that fail a key the PACS ignored are dropped, and those it gave no value to
     check are kept; both are counted on standard error, never in the output. Matches are
     sorted by date and time, then by number and UID.
+
+    Examples:
+
+      pacskit find pacs -p 12345 -d 20240101-
+
+      pacskit find pacs -l series --study-uid 1.2.3 -k StationName -f csv
+
+      pacskit find pacs --from-file ids.txt --from-file-key PatientID -k '(0008,1032)[0].CodeValue=CT01'
     """
-    query = build_query(level, model, patient_id, study_uid, series_uid, sop_uid, accession,
-                        date, modality, description, key, limit)
+    queries = build_queries(level, model, patient_id, study_uid, series_uid, sop_uid, accession,
+                            date, modality, description, key, limit, from_file, from_file_key)
     client = state(ctx).client()
-    matches = client.find(target(client, node, called_ae), query, deidentify=deidentify,
-                          deid_options=deid_option or ())
-    print_check(matches.check)
-    matches = sorted_matches(matches, query.level)
+    peer = target(client, node, called_ae)
+
+    def run(index: int) -> list[Dataset]:
+        found = client.find(peer, queries[index][1], deidentify=deidentify, deid_options=deid_option or ())
+        print_check(found.check)
+        return list(found)
+
+    outcomes = run_each([label for label, _ in queries], run)
+    query = queries[0][1]
+    matches = sorted_matches((m for o in outcomes for m in o.result or []), query.level)
     columns = _columns(query, matches)
     caption = f"{len(matches)} {query.level.value.lower()} match" + ("es" if len(matches) != 1 else "")
     print_answers(output, matches, matches, columns, query.level, caption, "No matches.")
+    raise_for_outcomes(outcomes)
 
 
 def _columns(query: Query, matches: list[Dataset]) -> list[str]:

@@ -20,6 +20,14 @@ from pacskit.cli.common import (
     state,
 )
 from pacskit.cli.deid_options import DeidentifyOption, DeidOptionOption
+from pacskit.cli.item_lists import (
+    FromFileKeyOption,
+    FromFileOption,
+    PatientIdsOption,
+    item_summary,
+    raise_for_outcomes,
+    run_each,
+)
 from pacskit.cli.progress import ProgressBar
 from pacskit.cli.query_options import (
     AccessionOption,
@@ -30,11 +38,10 @@ from pacskit.cli.query_options import (
     LimitOption,
     ModalityOption,
     ModelOption,
-    PatientIdOption,
     SeriesUidOption,
     SopUidOption,
     StudyUidOption,
-    build_query,
+    build_queries,
 )
 from pacskit.layout import DEFAULT_LAYOUT
 from pacskit.models import RetrieveResult
@@ -54,7 +61,7 @@ def get(
     output_dir: Annotated[Path, typer.Option("--output", "-o", help="Folder to write into.")],
     level: LevelOption = "study",
     model: ModelOption = None,
-    patient_id: PatientIdOption = None,
+    patient_id: PatientIdsOption = None,
     study_uid: StudyUidOption = None,
     series_uid: SeriesUidOption = None,
     sop_uid: SopUidOption = None,
@@ -70,24 +77,43 @@ def get(
     output: Annotated[SummaryFormat, typer.Option("--format", "-f", help="Summary format (table or json).")] = SummaryFormat.table,
     wado_uri: Annotated[bool, typer.Option("--wado-uri", help="From a DICOMweb node: instance by instance by WADO-URI (/wado).")] = False,
     called_ae: CalledAeOption = None,
+    from_file: FromFileOption = None,
+    from_file_key: FromFileKeyOption = None,
     deidentify: DeidentifyOption = False,
     deid_option: DeidOptionOption = None,
 ) -> None:
-    """Retrieve matching instances into a folder (C-GET, C-MOVE to pacskit itself, or WADO-RS)."""
-    query = build_query(level, model, patient_id, study_uid, series_uid, sop_uid, accession,
-                        date, modality, description, key, limit)
+    """Retrieve matching instances into a folder (C-GET, C-MOVE to pacskit itself, or WADO-RS).
+
+    Examples:
+
+      pacskit get pacs --study-uid 1.2.3 -o studies
+
+      pacskit get pacs -p 12345 -p 67890 -l patient -o out --method move
+
+      cut -f1 uids.tsv | pacskit get pacs --from-file - -o out -f json
+    """
+    queries = build_queries(level, model, patient_id, study_uid, series_uid, sop_uid, accession,
+                            date, modality, description, key, limit, from_file, from_file_key)
     client = state(ctx).client()
-    with ProgressBar("retrieving") as bar:
-        result = client.get(target(client, node, called_ae), query, output_dir, layout=layout, overwrite=overwrite,
-                            method=method.value, wado_uri=wado_uri, deidentify=deidentify,
-                            deid_options=deid_option or (),
-                            progress=lambda p: bar.update(p.received, p.total, p.bytes))
-    print_check(result.check)
+    peer = target(client, node, called_ae)
+
+    def run(index: int) -> RetrieveResult:
+        label, query = queries[index]
+        with ProgressBar(label or "retrieving") as bar:
+            result = client.get(peer, query, output_dir, layout=layout, overwrite=overwrite,
+                                method=method.value, wado_uri=wado_uri, deidentify=deidentify,
+                                deid_options=deid_option or (),
+                                progress=lambda p: bar.update(p.received, p.total, p.bytes))
+        print_check(result.check)
+        if output is not SummaryFormat.json:
+            print_summary(result, label)
+        return result
+
+    outcomes = run_each([label for label, _ in queries], run)
     if output is SummaryFormat.json:
-        print_json(summary(result))
-    else:
-        print_summary(result)
-    result.raise_for_status()
+        print_json(summary(outcomes[0].result) if len(outcomes) == 1
+                   else [item_summary(o, summary) for o in outcomes])
+    raise_for_outcomes(outcomes, RetrieveResult.raise_for_status)
 
 
 def summary(result: RetrieveResult) -> dict[str, object]:
@@ -97,14 +123,15 @@ def summary(result: RetrieveResult) -> dict[str, object]:
     return data
 
 
-def print_summary(result: RetrieveResult) -> None:
-    """A human summary of a retrieve."""
+def print_summary(result: RetrieveResult, label: str | None = None) -> None:
+    """A human summary of a retrieve, after ``label:`` for an item of a list."""
+    prefix = f"{label}: " if label else ""
     if result.requests == 0:
-        err.print("No matches.")
+        err.print(f"{prefix}No matches.", markup=False)
         return
     mb = result.bytes / 1e6
     out.print(
-        f"Retrieved {counted(result.received, 'instance')} ({mb:.1f} MB) in {result.seconds:.1f} s "
+        f"{prefix}Retrieved {counted(result.received, 'instance')} ({mb:.1f} MB) in {result.seconds:.1f} s "
         f"({rates(result.received, result.bytes, result.seconds)}) by {_service(result.method)}: {result.written} written, "
         f"{result.skipped} already present; peer reports {result.completed} completed, "
         f"{result.failed} failed, {result.warning} warnings."

@@ -13,6 +13,9 @@ from pacskit import __version__
 from pacskit.cli.archive import app as archive_app
 from pacskit.cli.commit import commit
 from pacskit.cli.common import State, err
+from pacskit.cli.completion import completion
+from pacskit.cli.config import app as config_app
+from pacskit.cli.config import init
 from pacskit.cli.echo import echo
 from pacskit.cli.find import find
 from pacskit.cli.get import get
@@ -44,7 +47,7 @@ app = typer.Typer(
     help="DICOM networking toolkit: echo, find, get, move, store, receive, worklist, mpps, commit — without fetching patient names.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -88,6 +91,9 @@ def _global_options(
 
 for command in (echo, find, get, move, store, receive, commit, nodes, serve):
     app.command(name=command.__name__)(with_global_options(command))
+app.command(name="init")(with_global_options(init))
+app.command(name="completion")(with_global_options(completion))
+app.add_typer(config_app, name="config")
 app.add_typer(archive_app, name="archive")
 app.add_typer(worklist_app, name="worklist")
 app.add_typer(mpps_app, name="mpps")

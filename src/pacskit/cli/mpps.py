@@ -62,7 +62,14 @@ def create(
 ) -> None:
     """Tell NODE a procedure step has started (N-CREATE, IN PROGRESS, PS3.4 F.7.2.1);
     print the step's SOP Instance UID. Patient's Name is sent empty unless names are
-    allowed."""
+    allowed.
+
+    Examples:
+
+      pacskit mpps create pacs --from-worklist item.json
+
+      pacskit mpps create pacs -p 12345 -a ACC1 --modality CT --procedure 'CT THORAX'
+    """
     client = state(ctx).client()
     settings = client.settings
     fields = [patient_id, study_uid, accession, procedure, procedure_id, step_id]
@@ -102,7 +109,14 @@ def set_(
     called_ae: CalledAeOption = None,
 ) -> None:
     """End a step on NODE (N-SET to COMPLETED or DISCONTINUED, PS3.4 F.7.2.2), its
-    Performed Series Sequence built from the files or from the archive's study."""
+    Performed Series Sequence built from the files or from the archive's study.
+
+    Examples:
+
+      pacskit mpps set pacs 1.2.3.4 --status COMPLETED --instances ./acquired
+
+      pacskit mpps set pacs 1.2.3.4 --status DISCONTINUED
+    """
     final = _status(status)
     if not final.is_final:
         raise UsageError("--status: give COMPLETED or DISCONTINUED")
@@ -134,7 +148,14 @@ def get(
     called_ae: CalledAeOption = None,
 ) -> None:
     """Print a step as NODE has it (N-GET, MPPS Retrieve SOP Class, PS3.4 F.8); names
-    withheld unless allowed."""
+    withheld unless allowed.
+
+    Examples:
+
+      pacskit mpps get pacs 1.2.3.4
+
+      pacskit mpps get pacs 1.2.3.4 -f json
+    """
     client = state(ctx).client()
     step = client.mpps_get(target(client, node, called_ae), _uid(uid))
     _print_step(uid, step, output, {})
@@ -149,7 +170,14 @@ def ls(
     data_dir: DataDirOption = None,
     db: DbOption = None,
 ) -> None:
-    """List the archive's performed procedure steps."""
+    """List the archive's performed procedure steps.
+
+    Examples:
+
+      pacskit mpps ls
+
+      pacskit mpps ls --status COMPLETED -f json
+    """
     wanted = _status(status) if status else None
     with _steps(ctx, data_dir, db) as steps:
         stored = steps.steps(wanted)
@@ -177,7 +205,14 @@ def show(
 ) -> None:
     """Show a step from the local archive; for a COMPLETED or DISCONTINUED step, the
     instances it lists that the archive does not hold, and the instances the archive
-    holds of its studies that it does not list."""
+    holds of its studies that it does not list.
+
+    Examples:
+
+      pacskit mpps show 1.2.3.4
+
+      pacskit mpps show 1.2.3.4 -f dicom-json
+    """
     with _steps(ctx, data_dir, db) as steps:
         stored = steps.get(uid)
         if stored is None:

@@ -19,7 +19,16 @@ def nodes(
         "--format", "-f",
         help="table (tab-separated lines when not a terminal), tsv, csv or json.")] = OutputFormat.table,
 ) -> None:
-    """List the nodes configured in pacskit.toml and the environment."""
+    """List the nodes configured in pacskit.toml and the environment.
+
+    Examples:
+
+      pacskit nodes
+
+      pacskit nodes -f json
+
+      pacskit -c other.toml nodes -f tsv
+    """
     settings = state(ctx).settings()
     rows = [
         {"name": name, "ae_title": cfg.ae_title, "host": cfg.host, "port": cfg.port,

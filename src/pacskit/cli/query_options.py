@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from pacskit.cli.common import err
+from pacskit.cli.item_lists import ListKey, Lists
 from pacskit.query import Query
 
 LevelOption = Annotated[str, typer.Option("--level", "-l", help="patient, study, series or image.")]
@@ -33,17 +34,55 @@ def build_query(level: str, model: str | None, patient_id: str | None, study_uid
     Raises:
         QueryError: an option is invalid for the level.
     """
-    query = Query.build(
-        level, model=model, patient_id=patient_id, study_uid=uid_list(study_uid),
-        series_uid=uid_list(series_uid), sop_instance_uid=uid_list(sop_uid), accession=accession, date=date, modality=modality,
-        description=description, keys=keys or [], limit=limit,
-    )
+    query = _quiet_query(level, model, patient_id, study_uid, series_uid, sop_uid, accession, date,
+                         modality, description, keys, limit)
     unusual = query.nonstandard_keys()
     if unusual:
         err.print(f"pacskit: warning: {', '.join(unusual)} {'is not a standard key' if len(unusual) == 1 else 'are not standard keys'} "
                   f"of the {query.level.value} level (PS3.4 C.6): sent, but the PACS may ignore "
                   f"{'it' if len(unusual) == 1 else 'them'}", markup=False)
     return query
+
+
+def build_queries(level: str, model: str | None, patient_ids: list[str] | None, study_uid: list[str] | None,
+                  series_uid: list[str] | None, sop_uid: list[str] | None, accession: str | None,
+                  date: str | None, modality: str | None, description: str | None,
+                  keys: list[str] | None, limit: int | None, from_file: str | None,
+                  from_file_key: ListKey | None) -> list[tuple[str | None, Query]]:
+    """The queries the options describe, each with its label (``None`` for a single query):
+    UIDs from the options and ``from_file`` make one list match (PS3.4 C.2.2.2.2); several
+    PatientIDs or AccessionNumbers, which cannot, make one query each.
+
+    Raises:
+        QueryError: an option is invalid for the level.
+        InputError, UsageError: ``from_file`` cannot be read, or does not fit the options.
+    """
+    lists = Lists.gather({ListKey.PatientID: patient_ids, ListKey.StudyInstanceUID: study_uid,
+                          ListKey.SeriesInstanceUID: series_uid, ListKey.SOPInstanceUID: sop_uid,
+                          ListKey.AccessionNumber: accession}, from_file, from_file_key, level)
+    queries = []
+    for index, (label, values) in enumerate(lists.runs()):
+        build = build_query if index == 0 else _quiet_query
+        queries.append((label, build(
+            level, model, values.get(ListKey.PatientID), _listed(values.get(ListKey.StudyInstanceUID)),
+            _listed(values.get(ListKey.SeriesInstanceUID)), _listed(values.get(ListKey.SOPInstanceUID)),
+            values.get(ListKey.AccessionNumber), date, modality, description, keys, limit)))
+    return queries
+
+
+def _listed(value: str | None) -> list[str] | None:
+    return [value] if value else None
+
+
+def _quiet_query(level: str, model: str | None, patient_id: str | None, study_uid: list[str] | None,
+                 series_uid: list[str] | None, sop_uid: list[str] | None, accession: str | None,
+                 date: str | None, modality: str | None, description: str | None,
+                 keys: list[str] | None, limit: int | None) -> Query:
+    return Query.build(
+        level, model=model, patient_id=patient_id, study_uid=uid_list(study_uid),
+        series_uid=uid_list(series_uid), sop_instance_uid=uid_list(sop_uid), accession=accession, date=date,
+        modality=modality, description=description, keys=keys or [], limit=limit,
+    )
 
 
 def uid_list(values: list[str] | None) -> str | None:

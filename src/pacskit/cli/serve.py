@@ -24,7 +24,16 @@ def serve(
     tls_port: Annotated[int | None, typer.Option("--tls-port", help="Also listen for DICOM TLS on this port (tls.port).", min=1, max=65535)] = None,
 ) -> None:
     """Run a PACS: C-ECHO, C-STORE, C-FIND, C-GET, C-MOVE and the Modality Worklist over an index database, and
-    DICOMweb (QIDO-RS, WADO-RS, STOW-RS, WADO-URI) over HTTP."""
+    DICOMweb (QIDO-RS, WADO-RS, STOW-RS, WADO-URI) over HTTP.
+
+    Examples:
+
+      pacskit serve
+
+      pacskit serve --port 11112 --http-port 8080
+
+      pacskit serve --tls-port 2762 --tls-cert server.pem --tls-key server.key
+    """
     from pacskit.archive import Archive  # SQLAlchemy only for the commands that need it
 
     configure(state(ctx).verbose, server=True)

@@ -66,7 +66,16 @@ def query_(
     called_ae: CalledAeOption = None,
 ) -> None:
     """Query a node's Modality Worklist (C-FIND, PS3.4 Annex K): one line per scheduled
-    procedure step, by date and time."""
+    procedure step, by date and time.
+
+    Examples:
+
+      pacskit worklist pacs --date today
+
+      pacskit worklist pacs -s CT1 --modality CT -f json
+
+      pacskit worklist pacs -k ScheduledProcedureStepSequence.ScheduledStationName=CT1
+    """
     query = WorklistQuery.build(station_aet=station_aet, modality=modality, date=date,
                                 patient_id=patient_id, accession=accession, keys=key or [], limit=limit)
     client = state(ctx).client()
@@ -122,7 +131,14 @@ def add(
     db: DbOption = None,
 ) -> None:
     """Put items on the archive's worklist, from files or from the options. An item that
-    lacks an attribute PS3.4 Table K.6-1 requires is refused, and nothing is added."""
+    lacks an attribute PS3.4 Table K.6-1 requires is refused, and nothing is added.
+
+    Examples:
+
+      pacskit worklist add -p 12345 -a ACC1 --modality CT -s CT1 --date today --time 0930
+
+      pacskit worklist add items/*.json
+    """
     from pacskit.archive.index import Index
     from pacskit.archive.worklist import Worklist
 
@@ -188,7 +204,14 @@ def ls(
     data_dir: DataDirOption = None,
     db: DbOption = None,
 ) -> None:
-    """List the archive's worklist items with their status (names withheld unless allowed)."""
+    """List the archive's worklist items with their status (names withheld unless allowed).
+
+    Examples:
+
+      pacskit worklist ls
+
+      pacskit worklist ls -f json
+    """
     from pacskit.archive.index import Index
     from pacskit.archive.worklist import Worklist
 
@@ -246,7 +269,14 @@ def rm(
     data_dir: DataDirOption = None,
     db: DbOption = None,
 ) -> None:
-    """Take items off the archive's worklist."""
+    """Take items off the archive's worklist.
+
+    Examples:
+
+      pacskit worklist rm 1.2.3.4
+
+      pacskit worklist rm 1.2.3.4 1.2.3.5
+    """
     from pacskit.archive.index import Index
     from pacskit.archive.worklist import Worklist
 
@@ -271,7 +301,14 @@ def status_(
     data_dir: DataDirOption = None,
     db: DbOption = None,
 ) -> None:
-    """Move an item on (forward only, never out of COMPLETED or DISCONTINUED)."""
+    """Move an item on (forward only, never out of COMPLETED or DISCONTINUED).
+
+    Examples:
+
+      pacskit worklist status 1.2.3.4 STARTED
+
+      pacskit worklist status 1.2.3.4 COMPLETED
+    """
     from pacskit.archive.index import Index
     from pacskit.archive.worklist import Worklist
 

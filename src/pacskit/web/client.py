@@ -36,7 +36,7 @@ from pacskit.models import AnswerCheck, Answers, RetrieveResult
 from pacskit.net import tls
 from pacskit.nodes import url_without_credentials
 from pacskit.privacy import PrivacyPolicy
-from pacskit.query import LEVELS, UNIQUE_KEYS, Level, Query, vr_of
+from pacskit.query import LEVELS, UNIQUE_KEYS, Level, Query, tree_paths, vr_of
 from pacskit.scan import DicomFile
 from pacskit.web import json_answer
 from pacskit.web.media import MediaType
@@ -133,7 +133,14 @@ def qido_request(query: Query, privacy: PrivacyPolicy) -> tuple[str, dict[str, s
     query.to_identifier(privacy)
     matching = query.matching_keys()
     params = {k: v.replace("\\", ",") if vr_of(k) == "UI" else v for k, v in matching.items()}
-    included = [k for k in query.return_keywords(privacy) if k not in matching]
+    included = [k for k in query.return_keywords(privacy) if k not in matching and k not in query.sequences]
+    for path, value in tree_paths(query.sequences):
+        if not privacy.filter_return_keys([path.rsplit(".", 1)[-1]]):
+            continue
+        if value:
+            params[path] = value
+        else:
+            included.append(path)
     if query.level is Level.PATIENT:
         included.append("PatientID")
     if included:

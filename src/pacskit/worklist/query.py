@@ -7,19 +7,13 @@ import datetime as dt
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Union
 
 from pydicom import Dataset
-from pydicom.datadict import tag_for_keyword
-from pydicom.sequence import Sequence
 
 from pacskit.errors import QueryError
-from pacskit.privacy import DEFAULT_PRIVACY, PATIENT_NAME_KEYWORDS, PrivacyPolicy
-from pacskit.query import check_value, keyword_of, normal_value, vr_of
+from pacskit.privacy import DEFAULT_PRIVACY, PrivacyPolicy
+from pacskit.query import Keys, key_path, put_key, tree_dataset, tree_values
 from pacskit.worklist.model import STEP_RETURN_KEYS, STEP_SEQUENCE, TOP_LEVEL_RETURN_KEYS
-
-Keys = dict[str, Union[str, "Keys"]]
-"""keyword → matching value ("" for a return key), or the keys of a sequence's item."""
 
 _TODAY = re.compile(r"today", re.IGNORECASE)
 
@@ -71,12 +65,12 @@ class WorklistQuery:
         for path, value in given:
             if value is None:
                 continue
-            names = _path(path)
+            names = key_path(path)
             if names in seen and value:
                 raise QueryError(f"{'.'.join(names)} is given twice")
             if value:
                 seen.add(names)
-            _put(tree, names, value)
+            put_key(tree, names, value)
         return cls(keys=tree, limit=limit)
 
     def to_identifier(self, privacy: PrivacyPolicy = DEFAULT_PRIVACY) -> Dataset:
@@ -85,56 +79,7 @@ class WorklistQuery:
         Raises:
             QueryError: a patient-name attribute is a matching key while names are withheld.
         """
-        ds = _dataset(self.keys, privacy)
-        if any(not v.isascii() for v in _values(self.keys)):
+        ds = tree_dataset(self.keys, privacy)
+        if any(not v.isascii() for v in tree_values(self.keys)):
             ds.SpecificCharacterSet = "ISO_IR 192"
         return ds
-
-
-def _path(text: str) -> tuple[str, ...]:
-    names = tuple(keyword_of(part) for part in text.strip().split("."))
-    for name in names[:-1]:
-        if vr_of(name) != "SQ":
-            raise QueryError(f"{name} is not a sequence: {text!r}")
-    return names
-
-
-def _put(tree: Keys, names: tuple[str, ...], value: str) -> None:
-    node = tree
-    for name in names[:-1]:
-        child = node.get(name)
-        if not isinstance(child, dict):
-            child = node[name] = {}
-        node = child
-    last = names[-1]
-    if vr_of(last) == "SQ":
-        if value:
-            raise QueryError(f"{last} is a sequence: give keys inside it ({last}.Keyword=value)")
-        node.setdefault(last, {})
-        return
-    value = normal_value(last, value)
-    check_value(last, value)
-    node[last] = value
-
-
-def _values(tree: Keys) -> Iterable[str]:
-    for value in tree.values():
-        if isinstance(value, dict):
-            yield from _values(value)
-        else:
-            yield value
-
-
-def _dataset(tree: Keys, privacy: PrivacyPolicy) -> Dataset:
-    ds = Dataset()
-    for keyword, value in tree.items():
-        if keyword in PATIENT_NAME_KEYWORDS and privacy.withholds_names:
-            if value:
-                raise QueryError(f"matching on {keyword} needs patient names: set allow_patient_names to opt in")
-            continue
-        tag = tag_for_keyword(keyword)
-        if isinstance(value, dict):
-            ds.add_new(tag, "SQ", Sequence([_dataset(value, privacy)]))
-        else:
-            ds.add_new(tag, vr_of(keyword), value or None)
-    return ds

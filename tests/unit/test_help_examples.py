@@ -1,0 +1,56 @@
+"""Each command's ``--help`` ends with two or three examples, and every example is a
+command line pacskit's own parser accepts (options, choices, arguments), so none can rot."""
+
+from __future__ import annotations
+
+import shlex
+
+import pytest
+import typer
+
+from pacskit.cli.main import app
+
+ROOT = typer.main.get_command(app)
+
+
+def leaves(group, path: tuple[str, ...] = ()):
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            yield from leaves(command, (*path, name))
+        else:
+            yield (*path, name), command
+
+
+LEAVES = dict(leaves(ROOT))
+
+
+def examples(command) -> list[str]:
+    text = command.help or ""
+    assert "Examples:" in text, "no Examples: section"
+    after = text.split("Examples:", 1)[1]
+    return [line.strip() for line in after.splitlines() if line.strip()]
+
+
+def parse(line: str) -> None:
+    """Parse ``line`` as the shell would hand it to pacskit, down to its command, without running it."""
+    words = shlex.split(line.split("|")[-1].split("&&")[0].split(" >")[0])
+    while words and words[0] != "pacskit":
+        words.pop(0)
+    assert words, line
+    context = ROOT.make_context("pacskit", words[1:], resilient_parsing=False)
+    command = ROOT
+    while hasattr(command, "commands"):
+        name, sub, rest = command.resolve_command(context, [*context._protected_args, *context.args])
+        command = sub
+        context = sub.make_context(name, rest, parent=context)
+
+
+@pytest.mark.parametrize("path", sorted(LEAVES), ids=" ".join)
+def test_every_command_ends_its_help_with_examples_that_parse(path):
+    lines = examples(LEAVES[path])
+    assert 2 <= len(lines) <= 3, lines
+    for line in lines:
+        assert "pacskit " in line, line
+        if line.startswith(("echo ", "source ")):
+            continue
+        parse(line)
