@@ -102,3 +102,13 @@ def test_a_pdu_longer_than_we_announced_is_aborted_before_it_is_read():
     with pytest.raises(AssociationAborted, match="16385 bytes"):
         receiver.receive()
     assert sender.transport.read_pdu(100)[1] == bytes.fromhex("07000000000400000206")
+
+
+def test_sending_on_an_association_the_peer_aborted_raises_aborted_not_a_protocol_error():
+    sender, receiver = established(16384)
+    sender.abort()
+    with pytest.raises(AssociationAborted):
+        receiver.receive()
+    context = next(iter(receiver.contexts))
+    with pytest.raises(AssociationAborted, match="has ended"):
+        receiver.send(context, c_store_rq(1, CT, "1.2.3"), b"")

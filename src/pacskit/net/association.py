@@ -486,8 +486,12 @@ class Association:
         :data:`SEND_BATCH` bytes.
 
         Raises:
-            AssociationAborted, NetworkTimeout: the peer is gone or stopped reading.
+            AssociationAborted, NetworkTimeout: the peer is gone or stopped reading, or
+                the association has already ended (aborted or released meanwhile).
         """
+        if self.ul.state not in (State.STA6, State.STA8):
+            raise AssociationAborted(f"{self.label}: the association has ended ({self.ul.state.name}); "
+                                     "nothing more can be sent on it")
         if exchange_log.DIMSE.isEnabledFor(exchange_log.INFO):
             context = self.contexts.get(context_id)
             exchange_log.message("sent", peer=self.label, context_id=context_id, command=parse_command(command),
