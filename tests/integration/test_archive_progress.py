@@ -16,6 +16,9 @@ from test_move_progress import Terminal
 from pacskit.testing.corpus import generate_corpus
 
 COUNT = 240
+EXPORTED = 2000
+"""An export writes a few thousand small files a second: enough of them that the process is
+caught (SIGSTOP) before it has written them all."""
 
 
 @pytest.fixture(scope="module")
@@ -26,11 +29,27 @@ def many(tmp_path_factory):
     return root
 
 
-def interrupt_when_moving(terminal: Terminal, label: str) -> int:
-    terminal.read_until(rf"{label}\s.*?[1-9]\d*/{COUNT}\b", timeout=120)
+@pytest.fixture(scope="module")
+def archived(tmp_path_factory):
+    """An archive holding :data:`EXPORTED` instances."""
+    root = tmp_path_factory.mktemp("archived")
+    generate_corpus(root / "files", patients=1, studies_per_patient=1, series_per_study=4,
+                    instances_per_series=EXPORTED // 4, seed=12)
+    imported = run_cli("archive", "import", root / "files", "--data-dir", root / "data")
+    assert imported.returncode == 0, imported.stderr
+    return root / "data"
+
+
+def interrupt_when_moving(terminal: Terminal, label: str, count: int = COUNT) -> int:
+    """Ctrl-C once the bar has moved: the process is stopped (SIGSTOP) as soon as it shows
+    progress, so the interrupt cannot come after its end, then interrupted and let go on."""
+    terminal.read_until(rf"{label}\s.*?[1-9]\d*/{count}\b", timeout=120)
+    terminal.process.send_signal(signal.SIGSTOP)
+    assert terminal.process.poll() is None, "the command ended before it could be interrupted"
     terminal.process.send_signal(signal.SIGINT)
+    terminal.process.send_signal(signal.SIGCONT)
     assert terminal.finish(timeout=60) == 130, terminal.screen[-2000:]
-    done = re.search(rf"Interrupted: (\d+) of {COUNT} (files|instances) done; none half-written", terminal.screen)
+    done = re.search(rf"Interrupted: (\d+) of {count} (files|instances) done; none half-written", terminal.screen)
     assert done, terminal.screen[-2000:]
     assert "Traceback" not in terminal.screen
     return int(done.group(1))
@@ -47,13 +66,11 @@ def test_import_interrupted_keeps_the_archive_consistent(many, tmp_path):
     assert len(stored) == done
 
 
-def test_export_interrupted_leaves_only_whole_files(many, tmp_path):
-    data = tmp_path / "data"
-    imported = run_cli("archive", "import", many, "--data-dir", data)
-    assert imported.returncode == 0, imported.stderr
+def test_export_interrupted_leaves_only_whole_files(archived, tmp_path):
     out = tmp_path / "out"
-    done = interrupt_when_moving(Terminal("archive", "export", "-o", out, "--data-dir", data), "exporting")
-    assert 1 <= done < COUNT
+    done = interrupt_when_moving(Terminal("archive", "export", "-o", out, "--data-dir", archived), "exporting",
+                                 EXPORTED)
+    assert 1 <= done < EXPORTED
     files = [p for p in out.rglob("*") if p.is_file()]
     assert len(files) == done
     assert not [p.name for p in files if p.name.startswith(".")]
