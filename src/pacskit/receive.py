@@ -34,11 +34,11 @@ class Reception:
 
     Attributes:
         result: what was received, written, skipped (already present) and refused so far.
-        acceptor: the listening acceptor (its address, its connections).
+        acceptor: the listening acceptor (its address, its connections), once listening.
     """
 
     result: RetrieveResult
-    acceptor: Acceptor
+    acceptor: Acceptor | None = None
     started: float = field(default_factory=time.monotonic)
     _changed: threading.Condition = field(default_factory=threading.Condition)
     _last: float = field(default_factory=time.monotonic)
@@ -85,11 +85,9 @@ def receiving(settings: Settings, output_dir: Path | str, *, layout: str = DEFAU
     privacy = PrivacyPolicy(allow_patient_names=settings.allow_patient_names)
     sink = FolderSink(output_dir, Layout(layout), overwrite=overwrite, privacy=privacy)
     sink.prepare()
-    result = RetrieveResult(method="receive")
-    holder: list[Reception] = []
-    receiver = Receiver(result, sink, privacy, lambda progress: holder[0].notify(progress) if holder else None, None)
+    reception = Reception(RetrieveResult(method="receive"))
+    receiver = Receiver(reception.result, sink, privacy, reception.notify, None)
     with storage_scp(settings, receiver, port=port, check_called_ae_title=check_called_ae_title) as acceptor:
-        reception = Reception(result, acceptor)
-        holder.append(reception)
+        reception.acceptor = acceptor
         yield reception
     reception.finish()
