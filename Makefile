@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Test files run on parallel workers, each file on one worker (its module-scoped peers are
+# started once); most tests wait on peers and subprocesses, so 3 workers fill 2 cores.
+WORKERS ?= 3
+PYTEST := $(BIN)/python -m pytest -n $(WORKERS) --dist loadfile
 
 .PHONY: run test unit integration peers bench lint clean
 
@@ -19,13 +23,13 @@ peers:
 	bash scripts/install-peers.sh
 
 test: $(STAMP) peers
-	$(BIN)/python -m pytest tests/unit tests/integration -q -ra
+	$(PYTEST) tests/unit tests/integration -q -ra --durations=15
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests/unit -q
+	$(PYTEST) tests/unit -q
 
 integration: $(STAMP) peers
-	$(BIN)/python -m pytest tests/integration -q -ra
+	$(PYTEST) tests/integration -q -ra
 
 bench: $(STAMP) peers
 	$(BIN)/python -m bench
