@@ -269,6 +269,8 @@ class WebSettings(BaseModel):
             them; past it, 413 before decoding.
         header_timeout: seconds a client has to send a request's line and headers, from
             its connection or the end of the previous response; then it is closed.
+        show_patient_names: the web page (at ``/``) shows patient names; by default its
+            own searches and metadata withhold them (:mod:`pacskit.web.page`).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -284,6 +286,7 @@ class WebSettings(BaseModel):
     search_limit: Annotated[int, Field(ge=1)] = 1000
     pixel_budget: Annotated[int, Field(ge=1)] = 64 << 20
     header_timeout: Annotated[float, Field(gt=0)] = 10.0
+    show_patient_names: bool = False
 
     @property
     def authenticated(self) -> bool:
