@@ -208,7 +208,7 @@ def test_delete_removes_the_files_and_rows_and_later_requests_say_so(served):
                          f"{item.sop_instance_uid}/rendered", auth=BOB, timeout=10)
     assert rendered.status_code == 404 and "has been deleted" in rendered.text
     records = [r for r in served.audit_records() if r["event"] == "action" and r["action"] == "delete"]
-    assert {"user": "alice", "study": study, "instances": 6, "outcome": "ok"}.items() <= records[-2].items()
+    assert {"user": "alice", "study_uid": study, "instances": 6, "outcome": "ok"}.items() <= records[-2].items()
     assert [r["reason"] for r in records if r["outcome"] == "refused"] == ["permission", "csrf", "csrf"]
     assert not any(name in served.audit.read_text() for name in names_in(served))
 

@@ -6,6 +6,7 @@ spooled there."""
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import subprocess
 import zipfile
@@ -143,3 +144,25 @@ def test_a_zip_larger_than_the_free_disk_is_sent_whole_with_nothing_spooled(tmp_
 def _free(mount: Path) -> int:
     stat = os.statvfs(mount)
     return stat.f_bavail * stat.f_frsize
+
+
+def test_a_study_deleted_while_its_zip_is_sent_ends_the_download_broken(tmp_path):
+    imported(tmp_path / "data", big_instances(tmp_path / "source", 3, 5))
+    study = str(dcmread(tmp_path / "source" / "1.dcm", stop_before_pixels=True).StudyInstanceUID)
+    settings = archive_settings(tmp_path / "data")
+    settings.web.anonymous_actions = ["delete"]
+    with Archive(settings) as archive:
+        archive.start()
+        base = f"http://127.0.0.1:{archive.settings.web.port}"
+        received = bytearray()
+        with pytest.raises(httpx.RemoteProtocolError), httpx.stream(
+                "GET", f"{base}/dicom-web/studies/{study}", params={"accept": "application/zip"},
+                timeout=30) as answer:
+            for chunk in answer.iter_bytes():
+                if not received:
+                    deleted = httpx.delete(f"{base}/api/studies/{study}", headers={"X-Pacskit-Action": "1"},
+                                           timeout=30)
+                    assert deleted.status_code == 200, deleted.text
+                received += chunk
+    with pytest.raises(zipfile.BadZipFile):
+        zipfile.ZipFile(io.BytesIO(bytes(received)))

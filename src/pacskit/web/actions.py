@@ -86,22 +86,22 @@ class Actions:
     async def delete(self, request: Request) -> Response:
         """Delete a study or series: its rows and files (:mod:`pacskit.archive.deletion`)."""
         study, series = self._uids(request)
-        self._permit(request, "delete", changes=True, study=study, series=series)
+        self._permit(request, "delete", changes=True, study_uid=study, series_uid=series)
         deleted = await run_in_threadpool(delete, self.archive.index, self.archive.ingest, study, series)
         if deleted is None:
-            self._record(request, "delete", "not found", study=study, series=series)
+            self._record(request, "delete", "not found", study_uid=study, series_uid=series)
             raise HTTPException(404, self.deletions.explain(study, series) or _missing(study, series))
         self.deletions.remember("series", deleted.series)
         if series is None:
             self.deletions.remember("study", [study])
-        self._record(request, "delete", "ok", study=study, series=series, instances=deleted.instances)
+        self._record(request, "delete", "ok", study_uid=study, series_uid=series, instances=deleted.instances)
         return JSONResponse({"deleted": {"study": study, "series": deleted.series,
                                          "instances": deleted.instances}})
 
     async def send(self, request: Request) -> Response:
         """Start sending a study or series to a node; 202 and the job."""
         study, series = self._uids(request)
-        self._permit(request, "send", changes=True, study=study, series=series)
+        self._permit(request, "send", changes=True, study_uid=study, series_uid=series)
         try:
             body = json.loads(await request.body() or b"null")
         except (ValueError, UnicodeDecodeError):
@@ -122,7 +122,7 @@ class Actions:
         user = request.scope.get(USER_KEY)
         job = self.jobs.send(name, node, instances, self.archive.ingest.files, study=study, series=series,
                              user=user)
-        self._record(request, "send", "queued", study=study, series=series, node=name, job=job.id,
+        self._record(request, "send", "queued", study_uid=study, series_uid=series, node=name, job=job.id,
                      instances=len(instances))
         return JSONResponse(job.snapshot(), status_code=202, headers={"Location": f"/api/jobs/{job.id}"})
 
@@ -181,7 +181,7 @@ class Actions:
             return
         state = job.snapshot()
         self.archive.audit.record("action", action="send", outcome=state["state"], user=job.user,
-                                  node=job.node, study=job.study, series=job.series, job=job.id,
+                                  node=job.node, study_uid=job.study, series_uid=job.series, job=job.id,
                                   sent=state["sent"], failed=state["failed"])
 
 

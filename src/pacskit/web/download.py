@@ -7,21 +7,24 @@ DICOMDIR."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
+from starlette.types import Send
 
 from pacskit.query import Level, Query
 from pacskit.web import wado
 from pacskit.web.dicomdir import NAME as DICOMDIR
 from pacskit.web.dicomdir import DicomDir
 from pacskit.web.media import parse_accept
-from pacskit.web.zip_stream import Entry, zip_chunks
+from pacskit.web.zip_stream import CutShort, Entry, zip_chunks
 
 ZIP = "application/zip"
+LOG = logging.getLogger("pacskit.web")
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
 
@@ -65,8 +68,20 @@ def zip_response(index: object, files: Path, study: str, series: str | None, dic
         what = f"series: {series}" if series is not None else f"study: {study}"
         raise HTTPException(404, f"no such {what}")
     name = f"series-{series}.zip" if series is not None else f"study-{study}.zip"
-    return StreamingResponse(zip_chunks(_entries(study, located, with_dicomdir)), media_type=ZIP,
-                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return _ZipResponse(zip_chunks(_entries(study, located, with_dicomdir)), media_type=ZIP,
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+class _ZipResponse(StreamingResponse):
+    """A streamed ZIP that, cut short (:class:`CutShort`), ends without completing the
+    response: the server then closes the connection, and the client sees the download
+    fail instead of a whole-looking file."""
+
+    async def stream_response(self, send: Send) -> None:
+        try:
+            await super().stream_response(send)
+        except CutShort as exc:
+            LOG.warning("ZIP download cut short, its connection closed: %s", exc)
 
 
 def _entries(study: str, located: list[tuple[str, wado.Located]], with_dicomdir: bool) -> Iterator[Entry]:

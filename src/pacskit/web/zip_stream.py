@@ -6,6 +6,7 @@ are written for entries of 4 GiB or more (their size is known from the file)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import time
@@ -24,6 +25,10 @@ class Entry:
     name: str
     path: Path | None = None
     data: bytes = b""
+
+
+class CutShort(Exception):
+    """A member could not be read: the archive ends here, without its central directory."""
 
 
 class _Pipe(io.RawIOBase):
@@ -56,11 +61,26 @@ def zip_chunks(entries: Iterable[Entry], chunk_size: int = CHUNK_SIZE) -> Iterat
     """The bytes of a ZIP archive of ``entries``, in pieces of about ``chunk_size``.
 
     Entries are read only as the archive is sent. When one cannot be read (a file
-    deleted meanwhile) the exception ends the stream before the central directory:
+    deleted meanwhile) :class:`CutShort` ends the stream before the central directory:
     what was sent is then a truncated archive that no unzip takes for whole.
     """
     pipe = _Pipe()
     archive = zipfile.ZipFile(pipe, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
+    try:
+        yield from _members(archive, pipe, entries, chunk_size)
+    except OSError as exc:
+        with contextlib.suppress(Exception):
+            archive.close()  # what it writes now is never sent
+        raise CutShort(f"{exc.strerror}: {exc.filename}") from None
+    except BaseException:
+        with contextlib.suppress(Exception):
+            archive.close()  # what it writes now is never sent
+        raise
+    archive.close()
+    yield from pipe.taken()
+
+
+def _members(archive: zipfile.ZipFile, pipe: _Pipe, entries: Iterable[Entry], chunk_size: int) -> Iterator[bytes]:
     for entry in entries:
         if entry.path is None:
             info = zipfile.ZipInfo(entry.name, date_time=time.localtime()[:6])
@@ -77,8 +97,6 @@ def zip_chunks(entries: Iterable[Entry], chunk_size: int = CHUNK_SIZE) -> Iterat
                         member.write(chunk)
                         yield from pipe.taken()
         yield from pipe.taken()
-    archive.close()
-    yield from pipe.taken()
 
 
 def _zip_time(mtime: float) -> tuple[int, int, int, int, int, int]:
