@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import time
 import zipfile
@@ -16,11 +17,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from postgres import fresh_database
 from pydicom import dcmread
 from pydicom.fileset import FileSet
 from scripted_peer import Conversation, ScriptedPeer
 
 from pacskit.archive import Archive
+from pacskit.archive.deletion import Deleted, delete
 from pacskit.archive.maintenance import import_files
 from pacskit.net.commands import c_store_rsp
 from pacskit.query import Level, Query
@@ -318,3 +321,39 @@ def test_an_anonymous_local_server_deletes_only_when_configured(tmp_path, corpus
         assert httpx.get(f"{base}/api/me", timeout=10).json() == {"user": None, "actions": ["delete"]}
         assert httpx.delete(f"{base}/api/studies/{study}", headers=ACTION, timeout=10).status_code == 200
         assert archive.index.count() == 0
+
+
+def test_a_delete_stopped_after_its_commit_is_finished_by_the_start_up_check(tmp_path, corpus):
+    study = corpus[0].study_uid
+    settings = Settings(ae_title="ARCHIVE", archive=ArchiveSettings(data_dir=tmp_path / "archive", fsync=False))
+    with Archive(settings) as archive:
+        assert not import_files(archive.ingest, [item.path for item in corpus[:6]]).failed
+        files = [archive.ingest.files / item.path for item in archive.index.instances(
+            Query(level=Level.STUDY, match={"StudyInstanceUID": study}))]
+        for path in files:  # what deletion.delete does before its commit
+            os.link(path, archive.ingest.scratch_path(".old"))
+        assert len(archive.index.remove_under(study)) == 6
+    with Archive(settings) as archive:
+        recovered = archive.recover()
+        assert len(recovered.removed_files) == 6
+        assert not any(path.exists() for path in files)
+        assert list(archive.ingest.scratch.iterdir()) == []
+
+
+def test_deleting_on_a_postgresql_index_keeps_the_counts_right(tmp_path, corpus):
+    study = corpus[0].study_uid
+    gone, kept = list(dict.fromkeys(item.series_uid for item in corpus if item.study_uid == study))
+    with fresh_database("pacskit_delete") as db:
+        settings = Settings(ae_title="ARCHIVE", archive=ArchiveSettings(data_dir=tmp_path / "archive", db=db,
+                                                                        fsync=False))
+        with Archive(settings) as archive:
+            assert not import_files(archive.ingest, [item.path for item in corpus[:12]]).failed
+            deleted = delete(archive.index, archive.ingest, study, gone)
+            assert deleted is not None and (deleted.series, deleted.instances) == ([gone], 3)
+            [row] = archive.index.find(Query(level=Level.STUDY, match={"StudyInstanceUID": study},
+                                             return_keys=("NumberOfStudyRelatedSeries",
+                                                          "NumberOfStudyRelatedInstances")))
+            assert (row.NumberOfStudyRelatedSeries, row.NumberOfStudyRelatedInstances) == (1, 3)
+            assert delete(archive.index, archive.ingest, study) == Deleted(study, [kept], 3)
+            assert delete(archive.index, archive.ingest, study) is None
+            assert archive.index.count() == 6
