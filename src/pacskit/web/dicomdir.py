@@ -2,7 +2,9 @@
 pydicom's :class:`~pydicom.fileset.FileSet` from each instance's header, its File IDs
 (``PT000000/ST000000/SE000000/IM000000``, pydicom's naming) given as the instances are
 added, so that each file can be sent under its File ID before the DICOMDIR itself, which
-goes last.
+goes last. An instance of a series already recorded is hung under that series' record
+directly, not looked up level by level, which would cost as many comparisons as there
+are records under each level.
 
 ``FileSet.add`` would save a copy of every instance to a staging folder, and
 ``FileSet.write`` copy them all again into the File-set's folder; neither fits a ZIP
@@ -32,6 +34,7 @@ class DicomDir:
 
     def __init__(self) -> None:
         self._set = FileSet()
+        self._series: dict[tuple[str, ...], RecordNode] = {}
         self.count = 0
 
     def add(self, path: Path) -> str | None:
@@ -45,17 +48,24 @@ class DicomDir:
             if sequence in header:
                 del header[sequence]
         try:
-            records = self._set._recordify(header)
-            parent = node = RecordNode(next(records))
-            for record in records:
-                node = RecordNode(record)
-                node.parent = parent
-                parent = node
+            records = list(self._set._recordify(header))
         except (ValueError, AttributeError, KeyError, TypeError):
             return None
+        series = tuple(str(r.get(k, "")) for r, k in zip(records, ("PatientID", "StudyInstanceUID",
+                                                                    "SeriesInstanceUID"), strict=False))
+        known = self._series.get(series) if len(records) == 4 else None
+        node = RecordNode(records[-1])
         instance = FileInstance(node)
         node.instance = instance
-        self._set._tree.add(node)
+        if known is not None:
+            node.parent = known
+        else:
+            chain = [RecordNode(record) for record in records[:-1]]
+            for parent, child in zip(chain, [*chain[1:], node], strict=True):
+                child.parent = parent
+            self._set._tree.add(node)
+            if len(records) == 4:
+                self._series[series] = node.parent
         file_id = instance.FileID.split(os.sep)
         node._record.ReferencedFileID = file_id
         self.count += 1
