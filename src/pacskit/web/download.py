@@ -21,6 +21,7 @@ from pacskit.web import wado
 from pacskit.web.dicomdir import NAME as DICOMDIR
 from pacskit.web.dicomdir import DicomDir
 from pacskit.web.media import parse_accept
+from pacskit.web.multipart import coalesced
 from pacskit.web.zip_stream import CutShort, Entry, zip_chunks
 
 ZIP = "application/zip"
@@ -68,7 +69,7 @@ def zip_response(index: object, files: Path, study: str, series: str | None, dic
         what = f"series: {series}" if series is not None else f"study: {study}"
         raise HTTPException(404, f"no such {what}")
     name = f"series-{series}.zip" if series is not None else f"study-{study}.zip"
-    return _ZipResponse(zip_chunks(_entries(study, located, with_dicomdir)), media_type=ZIP,
+    return _ZipResponse(coalesced(zip_chunks(_entries(study, located, with_dicomdir))), media_type=ZIP,
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
