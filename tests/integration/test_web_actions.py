@@ -147,6 +147,7 @@ def test_a_zip_with_a_dicomdir_is_a_file_set_pydicom_and_dcmtk_read(served, tmp_
     stored = served.stored(study)
     file_set = FileSet(tmp_path / "media" / "DICOMDIR")
     listed = {instance.SOPInstanceUID: Path(instance.path).read_bytes() for instance in file_set}
+    file_set._stage["t"].cleanup()  # pydicom's FileSet makes a staging folder it leaves to the GC
     assert listed == stored
     patients = [r for r in dcmread(tmp_path / "media" / "DICOMDIR").DirectoryRecordSequence
                 if r.DirectoryRecordType == "PATIENT"]

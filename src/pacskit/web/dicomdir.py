@@ -18,6 +18,7 @@ Patient's Name (Type 2), whatever the instances hold.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from pathlib import Path
@@ -76,3 +77,8 @@ class DicomDir:
         buffer = io.BytesIO()
         self._set._write_dicomdir(DicomFileLike(buffer), copy_safe=True)
         return buffer.getvalue()
+
+    def close(self) -> None:
+        """Remove the empty staging folder every FileSet makes (nothing is staged in it)."""
+        with contextlib.suppress(OSError, KeyError, AttributeError):
+            self._set._stage["t"].cleanup()

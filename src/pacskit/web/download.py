@@ -86,19 +86,22 @@ class _ZipResponse(StreamingResponse):
 
 
 def _entries(study: str, located: list[tuple[str, wado.Located]], with_dicomdir: bool) -> Iterator[Entry]:
-    directory = DicomDir() if with_dicomdir else None
-    unlisted = 0
-    for series, item in located:
-        if directory is None:
+    if not with_dicomdir:
+        for series, item in located:
             yield Entry(f"{study}/{series}/{item.instance.sop_instance_uid}.dcm", item.path)
-            continue
-        file_id = directory.add(item.path)
-        if file_id is None:
-            unlisted += 1
-            file_id = f"UNLISTED/F{unlisted:07d}"
-        yield Entry(file_id, item.path)
-    if directory is not None:
+        return
+    directory = DicomDir()
+    try:
+        unlisted = 0
+        for _, item in located:
+            file_id = directory.add(item.path)
+            if file_id is None:
+                unlisted += 1
+                file_id = f"UNLISTED/F{unlisted:07d}"
+            yield Entry(file_id, item.path)
         yield Entry(DICOMDIR, data=directory.encoded())
+    finally:
+        directory.close()
 
 
 def _flag(value: str | None) -> bool:
