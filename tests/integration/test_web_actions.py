@@ -157,6 +157,16 @@ def test_a_zip_with_a_dicomdir_is_a_file_set_pydicom_and_dcmtk_read(served, tmp_
                           capture_output=True, text=True, check=True).stdout
     assert dump.count("(0004,1500)") == len(stored)
     assert not any(name in dump for name in names_in(served))
+    # DCMTK's dcmmkdir reads the DICOMDIR back and, updating it with the same files, finds
+    # each one already referenced: no record added, none lost, no error.
+    tops = sorted({name.split("/")[0] for name in names if name != "DICOMDIR"})
+    update = subprocess.run([require("dcmmkdir"), "+U", "+D", "DICOMDIR", "+r", *tops], cwd=tmp_path / "media",
+                            capture_output=True, text=True)
+    assert update.returncode == 0 and not [line for line in update.stderr.splitlines()
+                                           if line.startswith(("E:", "F:"))], update.stderr
+    updated = subprocess.run([require("dcmdump"), "-q", str(tmp_path / "media" / "DICOMDIR")],
+                             capture_output=True, text=True, check=True).stdout
+    assert updated.count("(0004,1500)") == len(stored)
 
 
 def test_bad_zip_requests_are_refused_before_anything_is_sent(served):
