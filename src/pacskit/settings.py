@@ -63,6 +63,8 @@ _chosen_file: ContextVar[tuple[Path | None] | None] = ContextVar("pacskit_config
 
 Operation = Literal["echo", "find", "get", "move", "store", "worklist", "mpps", "commitment"]
 OPERATIONS: tuple[Operation, ...] = ("echo", "find", "get", "move", "store", "worklist", "mpps", "commitment")
+WebAction = Literal["delete", "send"]
+"""What a user of the web page may do to the archive beside reading it (docs/web-actions.md)."""
 
 
 class NodeConfig(BaseModel):
@@ -239,12 +241,15 @@ class UserConfig(BaseModel):
         password: the user's password (passcode).
         allow: the DIMSE operations the user may ask for, beside the calling peer's
             own ``allow`` (both must permit an operation).
+        actions: the web actions the user may take (``delete``, ``send``); none by
+            default (docs/web-actions.md).
     """
 
     model_config = ConfigDict(extra="forbid")
 
     password: str = Field(repr=False)
     allow: list[Operation] = Field(default_factory=lambda: list(OPERATIONS))
+    actions: list[WebAction] = Field(default_factory=list)
 
 
 class WebSettings(BaseModel):
@@ -269,6 +274,10 @@ class WebSettings(BaseModel):
             them; past it, 413 before decoding.
         header_timeout: seconds a client has to send a request's line and headers, from
             its connection or the end of the previous response; then it is closed.
+        token_actions: the web actions (``delete``, ``send``) a valid Bearer token may
+            take; none by default.
+        anonymous_actions: the web actions anyone may take when no users and no tokens
+            are configured; none by default (docs/web-actions.md).
         show_patient_names: the web page (at ``/``) shows patient names; by default its
             own searches and metadata withhold them (:mod:`pacskit.web.page`).
     """
@@ -286,6 +295,8 @@ class WebSettings(BaseModel):
     search_limit: Annotated[int, Field(ge=1)] = 1000
     pixel_budget: Annotated[int, Field(ge=1)] = 64 << 20
     header_timeout: Annotated[float, Field(gt=0)] = 10.0
+    token_actions: list[WebAction] = Field(default_factory=list)
+    anonymous_actions: list[WebAction] = Field(default_factory=list)
     show_patient_names: bool = False
 
     @property
@@ -303,6 +314,17 @@ class WebSettings(BaseModel):
         password, or for a token)."""
         entry = self.users.get(user)
         return list(entry.allow) if isinstance(entry, UserConfig) else list(OPERATIONS)
+
+    def actions_of(self, user: str | None) -> list[WebAction]:
+        """The web actions ``user`` may take: a user's ``actions``, ``token_actions`` for
+        a Bearer token (``user`` is ``(token)``), ``anonymous_actions`` for no user when
+        no credentials are configured; none otherwise."""
+        if user is None:
+            return [] if self.authenticated else list(self.anonymous_actions)
+        entry = self.users.get(user)
+        if isinstance(entry, UserConfig):
+            return list(entry.actions)
+        return list(self.token_actions) if user == "(token)" and entry is None else []
 
     @model_validator(mode="after")
     def _check_exposure(self) -> WebSettings:

@@ -52,7 +52,8 @@ def page_routes(web: DicomWeb, show_names: bool) -> list[Route]:
 
     return [
         Route("/", index, methods=["GET"]),
-        Route("/ui/api/config", lambda request: JSONResponse({"showPatientNames": show_names}), methods=["GET"]),
+        Route("/ui/api/config", lambda request: JSONResponse({"showPatientNames": show_names, "actions": True}),
+              methods=["GET"]),
         Route("/ui/api/dictionary", dictionary, methods=["GET"]),
         Route("/ui/api/studies", withheld(web.search(Level.STUDY)), methods=["GET"]),
         Route("/ui/api/studies/{study}/series", withheld(web.search(Level.SERIES)), methods=["GET"]),
