@@ -55,6 +55,10 @@ function values(ds, key) {
   const el = ds && ds[T[key] || key];
   return el && el.Value ? el.Value : [];
 }
+function formatName(name) {
+  const [family, given, middle] = String(name || "").split("^");
+  return [family, [given, middle].filter(Boolean).join(" ")].filter(Boolean).join(", ");
+}
 function formatDate(d) {
   d = String(d || "");
   return d.length === 8 ? `${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6)}` : d;
@@ -114,7 +118,7 @@ function qidoParams(form) {
 
 function columns() {
   const cols = [];
-  if (state.config.showPatientNames) cols.push({ key: "PatientName", label: "Patient name" });
+  if (state.config.showPatientNames) cols.push({ key: "PatientName", label: "Patient name", format: (ds) => formatName(value(ds, "PatientName")) });
   cols.push(
     { key: "PatientID", label: "Patient ID" },
     { key: "StudyDate", label: "Date", format: (ds) => `${formatDate(value(ds, "StudyDate"))} ${formatTime(value(ds, "StudyTime"))}`.trim() },
@@ -151,7 +155,9 @@ function showList(main, params) {
   });
   const table = h("table", { class: "studies", "aria-label": "Studies" });
   const pager = h("div", { class: "pager" });
-  main.append(h("h1", {}, "Studies"), form,
+  const notice = state.notice ? h("p", { class: "notice ok", role: "status" }, state.notice) : null;
+  state.notice = null;
+  main.append(h("h1", {}, "Studies"), notice, form,
     h("div", { class: "toolbar" }, h("span", { class: "spacer" }), uploadControl(() => route())), table, pager);
 
   const query = qidoParams(new FormData(form));
@@ -262,14 +268,16 @@ function showStudy(main, study) {
   const head = h("dl", { class: "study-head" });
   const grid = h("div", { class: "series-grid", role: "list", "aria-label": "Series" });
   const actions = h("div", { class: "actions" });
-  main.append(h("p", {}, h("a", { href: `#/?${state.listQuery}` }, "‹ Studies")), h("h1", {}, "Study"), head, actions,
+  const notice = state.notice ? h("p", { class: "notice ok", role: "status" }, state.notice) : null;
+  state.notice = null;
+  main.append(h("p", {}, h("a", { href: `#/?${state.listQuery}` }, "‹ Studies")), h("h1", {}, "Study"), notice, head, actions,
     h("h2", {}, "Series"), grid);
   status("Loading…");
   Promise.all([getJSON(`${API}/studies?StudyInstanceUID=${study}`), loadSeries(study)]).then(([found, series]) => {
     const ds = found[0];
     if (!ds) throw new HttpError(404, `study ${study} is not in the archive`);
     const fields = [
-      ...(state.config.showPatientNames ? [["Patient name", value(ds, "PatientName")]] : []),
+      ...(state.config.showPatientNames ? [["Patient name", formatName(value(ds, "PatientName"))]] : []),
       ["Patient ID", value(ds, "PatientID")], ["Date", `${formatDate(value(ds, "StudyDate"))} ${formatTime(value(ds, "StudyTime"))}`],
       ["Description", value(ds, "StudyDescription")], ["Accession", value(ds, "AccessionNumber")],
       ["Modalities", values(ds, "ModalitiesInStudy").join(", ")],
@@ -353,8 +361,8 @@ async function remove(path, outcome) {
     const answer = await action("DELETE", `/api/${path}`);
     outcome.className = "outcome ok";
     outcome.textContent = `Deleted ${answer.deleted.instances} instances`;
+    state.notice = `Deleted the ${what}: ${answer.deleted.instances} instances`;
     location.hash = what === "study" ? `#/?${state.listQuery}` : `#/study/${path.split("/")[1]}`;
-    status(`Deleted ${answer.deleted.instances} instances`, "ok");
   } catch (error) {
     outcome.className = "outcome error";
     outcome.textContent = `Delete refused: ${describe(error)}`;
@@ -556,7 +564,7 @@ class Viewer {
     ].filter(Boolean).join("\n");
     const ds = this.current;
     this.overlays.tr.textContent = ds ? [value(ds, "PatientID") && `ID ${value(ds, "PatientID")}`,
-      state.config.showPatientNames ? value(ds, "PatientName") : "",
+      state.config.showPatientNames ? formatName(value(ds, "PatientName")) : "",
       formatDate(value(ds, "StudyDate"))].filter(Boolean).join("\n") : "";
     const win = this.window || this.ownWindow();
     this.overlays.bl.textContent = `${win ? `W ${Math.round(win.w)}  L ${Math.round(win.c)}` : "W/L auto"}\nZoom ${Math.round(this.zoom * 100)}%`;
