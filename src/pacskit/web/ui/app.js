@@ -157,7 +157,7 @@ function showList(main, params) {
   const pager = h("div", { class: "pager" });
   const notice = state.notice ? h("p", { class: "notice ok", role: "status" }, state.notice) : null;
   state.notice = null;
-  main.append(h("h1", {}, "Studies"), notice, form,
+  main.append(...[h("h1", {}, "Studies"), notice, form].filter(Boolean),
     h("div", { class: "toolbar" }, h("span", { class: "spacer" }), uploadControl(() => route())), table, pager);
 
   const query = qidoParams(new FormData(form));
@@ -270,7 +270,7 @@ function showStudy(main, study) {
   const actions = h("div", { class: "actions" });
   const notice = state.notice ? h("p", { class: "notice ok", role: "status" }, state.notice) : null;
   state.notice = null;
-  main.append(h("p", {}, h("a", { href: `#/?${state.listQuery}` }, "‹ Studies")), h("h1", {}, "Study"), notice, head, actions,
+  main.append(h("p", {}, h("a", { href: `#/?${state.listQuery}` }, "‹ Studies")), ...[h("h1", {}, "Study"), notice].filter(Boolean), head, actions,
     h("h2", {}, "Series"), grid);
   status("Loading…");
   Promise.all([getJSON(`${API}/studies?StudyInstanceUID=${study}`), loadSeries(study)]).then(([found, series]) => {
