@@ -7,11 +7,14 @@ One archive and one browser for the module; see browser.py for the screenshots."
 from __future__ import annotations
 
 import json
+from io import BytesIO
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from browser import Session, chromium, compare_screenshot, session
+from PIL import Image
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
 from served import served_archive
@@ -224,3 +227,19 @@ def test_an_upload_is_stored_and_appears_in_the_list(s, tmp_path):
     s.page.wait_for_function("() => document.body.innerText.includes('UPLOADED1')")
     row = next(r for r in rows(s) if r["Patient ID"] == "UPLOADED1")
     assert row["Instances"] == "1"
+
+
+def test_thumbnails_at_every_level_fit_their_viewport(base, expected):
+    study = next(uid for uid, e in expected.items() if e["patient"] == "PHANTOM1")
+    root = f"{base}dicom-web/studies/{study}"
+    series = httpx.get(f"{root}/series").json()[0]["0020000E"]["Value"][0]
+    sop = httpx.get(f"{root}/series/{series}/instances").json()[0]["00080018"]["Value"][0]
+    instance = f"{root}/series/{series}/instances/{sop}"
+    for url in (root, f"{root}/series/{series}", instance, f"{instance}/frames/1"):
+        answer = httpx.get(f"{url}/thumbnail")
+        assert answer.status_code == 200 and answer.headers["content-type"] == "image/jpeg", url
+        assert max(Image.open(BytesIO(answer.content)).size) == 128
+    small = httpx.get(f"{instance}/thumbnail", params={"viewport": "40,20", "accept": "image/png"})
+    assert Image.open(BytesIO(small.content)).size == (20, 20)
+    assert httpx.get(f"{instance}/thumbnail", params={"viewport": "0,9"}).status_code == 400
+    assert httpx.get(f"{instance}/frames/2/thumbnail").status_code == 404
