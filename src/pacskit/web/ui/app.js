@@ -266,11 +266,12 @@ async function loadSeries(study) {
 function showStudy(main, study) {
   document.title = "Study — pacskit";
   const head = h("dl", { class: "study-head" });
+  const title = h("h1", {}, "Study");
   const grid = h("div", { class: "series-grid", role: "list", "aria-label": "Series" });
   const actions = h("div", { class: "actions" });
   const notice = state.notice ? h("p", { class: "notice ok", role: "status" }, state.notice) : null;
   state.notice = null;
-  main.append(h("p", {}, h("a", { href: `#/?${state.listQuery}` }, "‹ Studies")), ...[h("h1", {}, "Study"), notice].filter(Boolean), head, actions,
+  main.append(h("p", {}, h("a", { href: `#/?${state.listQuery}` }, "‹ Studies")), ...[title, notice].filter(Boolean), head, actions,
     h("h2", {}, "Series"), grid);
   status("Loading…");
   Promise.all([getJSON(`${API}/studies?StudyInstanceUID=${study}`), loadSeries(study)]).then(([found, series]) => {
@@ -284,7 +285,8 @@ function showStudy(main, study) {
       ["Series / instances", `${value(ds, "NumberOfStudyRelatedSeries")} / ${value(ds, "NumberOfStudyRelatedInstances")}`],
     ];
     head.append(...fields.flatMap(([k, v]) => [h("div", {}, h("dt", {}, k), h("dd", {}, v || "—"))]));
-    document.title = `${value(ds, "StudyDescription") || "Study"} — pacskit`;
+    title.textContent = value(ds, "StudyDescription") || "Study";
+    document.title = `${title.textContent} — pacskit`;
     studyActions(actions, study, null);
     for (const s of series) {
       const uid = value(s, "SeriesInstanceUID");
@@ -310,7 +312,7 @@ function studyActions(container, study, series) {
   dicomdir.addEventListener("change", () => {
     download.href = `${WEB}/${path}?accept=application/zip${dicomdir.checked ? "&dicomdir=true" : ""}`;
   });
-  container.append(download, h("label", { for: "zip-dicomdir", class: "field" }, h("span", {}, "with DICOMDIR"), dicomdir));
+  container.append(download, h("label", { for: "zip-dicomdir", class: "check" }, dicomdir, "with DICOMDIR"));
   const actions = state.me.actions || [];
   if (actions.includes("send") && state.nodes && state.nodes.length) {
     const select = h("select", { id: "send-node", "aria-label": "Node to send to" },
