@@ -192,6 +192,10 @@ def test_the_viewer_scrolls_windows_zooms_and_shows_the_attributes(s, expected):
     s.page.wait_for_function("() => document.querySelector('.overlay.bl').textContent.includes('Zoom 125%')")
     assert (s.canvas() != lung_image).any()
 
+    s.page.keyboard.press("Shift+ArrowRight")
+    s.page.wait_for_function("() => document.querySelector('.viewport canvas').dataset.src.includes('window=-600%2C1546.88')")
+    assert "W 1547  L -600" in s.page.locator(".overlay.bl").inner_text()
+
     s.page.keyboard.press("a")
     s.page.wait_for_selector(".attrs td.kw >> text=PatientID")
     panel = s.page.locator(".attrs").inner_text()

@@ -685,6 +685,14 @@ class Viewer {
         r: () => this.reset(), w: () => this.setTool("wl"), p: () => this.setTool("pan"), z: () => this.setTool("zoom"),
         a: () => this.toggleAttrs(), Escape: () => { location.hash = `#/study/${this.study}`; },
       };
+      if (e.shiftKey && e.key.startsWith("Arrow")) {  // window/level by keyboard: a 32nd of the width a step
+        const win = this.startWindow(), step = Math.max(win.w, 1) / 32;
+        const change = { ArrowUp: [step, 0], ArrowDown: [-step, 0], ArrowRight: [0, step], ArrowLeft: [0, -step] }[e.key];
+        this.presets.value = "";
+        this.setWindow({ c: win.c + change[0], w: Math.max(1, win.w + change[1]) });
+        e.preventDefault();
+        return;
+      }
       if (/^[0-9]$/.test(e.key)) {
         const n = Number(e.key);
         if (n === 0 || (PRESETS[this.modality] || [])[n - 1]) { this.presets.value = n ? String(n - 1) : ""; this.preset(this.presets.value); }
