@@ -51,16 +51,10 @@ class Session:
     responses: list[Response] = field(default_factory=list)
 
     def text_payloads(self) -> list[tuple[str, bytes]]:
-        """(URL, body) of every response whose body is text or JSON."""
-        out = []
-        for response in self.responses:
-            kind = response.headers.get("content-type", "")
-            if any(t in kind for t in TEXT_TYPES):
-                try:
-                    out.append((response.url, response.body()))
-                except Exception:  # noqa: BLE001 - a body the browser did not keep (a redirect)
-                    continue
-        return out
+        """(URL, body) of every response whose body is text or JSON (each must still be
+        readable: a body that could not be checked fails the test)."""
+        return [(response.url, response.body()) for response in self.responses
+                if any(t in response.headers.get("content-type", "") for t in TEXT_TYPES)]
 
     def canvas(self) -> np.ndarray:
         """The viewer's canvas as an RGBA array."""

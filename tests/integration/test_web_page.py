@@ -76,7 +76,9 @@ def assert_no_names(s: Session, names: set[str]) -> None:
              (name, name.replace("^", " "), json.dumps(name)[1:-1])}
     dom = s.page.content()
     assert not [f for f in forms if f in dom]
-    for url, body in s.text_payloads():
+    payloads = s.text_payloads()
+    assert any("/ui/api/" in url for url, _ in payloads)
+    for url, body in payloads:
         text = body.decode("utf-8", "replace")
         assert not [f for f in forms if f in text], url
 

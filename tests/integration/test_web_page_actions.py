@@ -84,6 +84,7 @@ def test_the_page_needs_credentials_and_shows_names_when_they_are_on(base, alice
     alice.page.keyboard.press("a")
     alice.page.wait_for_selector(".attrs td.kw >> text=PatientName")
     assert "Phantom^Patricia" in alice.page.locator(".attrs").inner_text()
+    assert any(b"Phantom^Patricia" in body for url, body in alice.text_payloads() if "/ui/api/studies?" in url)
 
 
 def test_download_gives_every_stored_instance_byte_for_byte(alice, served, files):
