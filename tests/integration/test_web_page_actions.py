@@ -146,3 +146,16 @@ def test_a_study_deleted_while_it_is_viewed_says_so(browser, base, files):
         s.page.mouse.up(button="right")
         s.page.wait_for_selector(".viewport .message >> text=deleted")
         assert s.page.locator(".viewport canvas").get_attribute("data-src") == shown
+
+
+def test_the_viewer_downloads_its_series(alice, served, files):
+    study, paths = next(iter(studies(files).items()))
+    ds = dcmread(paths[0], stop_before_pixels=True)
+    alice.page.goto(f"/#/view/{study}/{ds.SeriesInstanceUID}")
+    alice.wait_shown()
+    assert alice.page.get_by_role("button", name="Delete series").count() == 1
+    with alice.page.expect_download() as download:
+        alice.page.get_by_role("link", name="Download series").click()
+    with zipfile.ZipFile(download.value.path()) as archive:
+        assert sorted(name.rsplit("/", 1)[-1] for name in archive.namelist()) == sorted(
+            f"{dcmread(p, stop_before_pixels=True).SOPInstanceUID}.dcm" for p in paths)

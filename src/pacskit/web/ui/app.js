@@ -411,7 +411,7 @@ class Viewer {
       h("a", { class: "button", href: `#/study/${this.study}` }, "‹ Study"),
       tool("wl", "Window/level", "w"), tool("pan", "Pan", "p"), tool("zoom", "Zoom", "z"),
       this.presets, h("button", { type: "button", onclick: () => this.reset(), title: "Reset (r)" }, "Reset"),
-      h("label", { for: "image-slider" }, "Image", this.slider), this.attrToggle);
+      h("label", { for: "image-slider" }, "Image", this.slider), this.attrToggle, ...this.seriesActions());
     this.strip = h("nav", { class: "strip", "aria-label": "Series of the study" });
     this.filter = h("input", { type: "search", placeholder: "Filter attributes", "aria-label": "Filter attributes" });
     this.filter.addEventListener("input", () => this.showAttrs());
@@ -422,6 +422,17 @@ class Viewer {
     this.bindInput();
     this.resizeObserver = new ResizeObserver(() => this.draw());
     this.resizeObserver.observe(this.viewport);
+  }
+
+  seriesActions() {
+    if (!state.me) return [];
+    const path = `studies/${this.study}/series/${this.series}`;
+    const outcome = h("span", { class: "outcome", role: "status", "aria-live": "polite" });
+    const out = [h("a", { class: "button", href: `${WEB}/${path}?accept=application/zip`, download: "" }, "Download series")];
+    if ((state.me.actions || []).includes("delete")) {
+      out.push(h("button", { type: "button", class: "danger", onclick: () => remove(path, outcome) }, "Delete series"));
+    }
+    return [...out, outcome];
   }
 
   destroy() {
