@@ -276,3 +276,30 @@ def test_the_metadata_of_a_stored_deflated_instance_is_read_in_bounded_memory(se
     assert bulk.status_code == 200
     assert len(bulk.content) > 60 * MiB - len(explicit(ds)) - 12
     assert server.temporary_files() == []
+
+
+def test_a_stored_deflated_instance_is_sent_in_explicit_vr_little_endian_in_bounded_memory(server):
+    """The same instance retrieved by WADO-RS in the default syntax: inflated into tmp/
+    and streamed from there (pydicom's read and rewrite held it twice in memory)."""
+    ds = image_header()
+    instance = deflate_bomb(explicit(ds), PRIVATE_OB, 60 * MiB)
+    with associate(server, STRANGER) as scu:
+        send_fragmented(scu, DEFLATED_STORE, c_store_rq(1, SECONDARY_CAPTURE, ds.SOPInstanceUID), instance,
+                        scu.negotiated.max_pdu)
+        assert scu.read_message(30).status == 0x0000
+        scu.release()
+    url = (f"{server.web_url}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+           f"/instances/{ds.SOPInstanceUID}")
+    before = reset_peak(server.pid)
+    size = 0
+    with httpx.stream("GET", url, headers={"Accept": "application/dicom"}, timeout=60) as answer:
+        assert answer.status_code == 200
+        head = b""
+        for chunk in answer.iter_bytes():
+            head = head or chunk[:4096]
+            size += len(chunk)
+    growth = peak_kib(server.pid) - before
+    assert growth < 16 * 1000, f"+{growth} KiB"
+    assert head[128:132] == b"DICM" and b"1.2.840.10008.1.2.1\0" in head and b"1.2.840.10008.1.2.1.99" not in head
+    assert size > 60 * MiB
+    assert server.temporary_files() == []

@@ -108,14 +108,15 @@ class DicomWeb:
             media_type = f"{wado.DICOM}; transfer-syntax={syntax}"
             if syntax == item.instance.transfer_syntax:
                 return FileResponse(item.path, media_type=media_type)
-            return Response(wado.transcoded(item.path, syntax, self.pixel_budget), media_type=media_type)
+            single_parts = wado.instance_parts([item], syntax, self.pixel_budget, self.stored)
+            return StreamingResponse(next(single_parts)[1], media_type=media_type)
         boundary = new_boundary()
         syntax = representation.transfer_syntax
         media_type = f'multipart/related; type="{wado.DICOM}"; boundary={boundary}'
         if syntax:
             media_type += f"; transfer-syntax={syntax}"
         sendable = [item for item in located if representation.can_send(item.instance.transfer_syntax)]
-        parts = wado.instance_parts(sendable, syntax, self.pixel_budget)
+        parts = wado.instance_parts(sendable, syntax, self.pixel_budget, self.stored)
         if single:
             parts = iter(list(parts))
         left_out = len(located) - len(sendable)

@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException
 
 from pacskit.deflate import InflationLimitExceeded, inflate_into, instance_limit
 from pacskit.encoded import parse_file_meta
+from pacskit.web.multipart import file_chunks
 
 DEFERRED = 1024
 """Values longer than this are read from disk only when used."""
@@ -49,6 +50,14 @@ class StoredFiles:
         """:func:`opened` with this scratch folder."""
         return opened(path, self.scratch, self.prefix, pixels=pixels)
 
+    def inflated_chunks(self, path: Path) -> Iterator[bytes]:
+        """The deflated instance at ``path`` as a Part 10 file in Explicit VR Little
+        Endian, a chunk at a time, inflated into this scratch folder when the first chunk
+        is asked for; the file is removed when the last is sent or the response is
+        abandoned."""
+        with _inflated_file(path, self.scratch, self.prefix) as inflated:
+            yield from file_chunks(inflated)
+
 
 @contextmanager
 def opened(path: Path, scratch: Path, prefix: str, *, pixels: bool = False) -> Iterator[Dataset]:
@@ -65,11 +74,17 @@ def opened(path: Path, scratch: Path, prefix: str, *, pixels: bool = False) -> I
     if read_file_meta_info(path).TransferSyntaxUID != DeflatedExplicitVRLittleEndian:
         yield dcmread(path, defer_size=DEFERRED, stop_before_pixels=not pixels)
         return
+    with _inflated_file(path, scratch, prefix) as inflated:
+        yield dcmread(inflated, defer_size=DEFERRED, stop_before_pixels=not pixels)
+
+
+@contextmanager
+def _inflated_file(path: Path, scratch: Path, prefix: str) -> Iterator[str]:
     descriptor, inflated = tempfile.mkstemp(dir=scratch, prefix=f"{prefix}wado-", suffix=".inflated")
     try:
         with os.fdopen(descriptor, "wb") as out:
             _write_inflated(path, out)
-        yield dcmread(inflated, defer_size=DEFERRED, stop_before_pixels=not pixels)
+        yield inflated
     finally:
         os.unlink(inflated)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, Response, StreamingResponse
 
 from pacskit.web import pixel_budget, render, wado
 from pacskit.web.media import EXPLICIT_VR_LITTLE_ENDIAN, MediaType
@@ -41,7 +41,7 @@ def retrieve(request: Request, index: object, files: Path, stored: StoredFiles, 
     item = wado.locate(index, files, params["studyUID"], params["seriesUID"], params["objectUID"])[0]
     for media in _content_types(params.get("contentType"), item.path, stored):
         if media.covers(DICOM):
-            return _dicom(item, params.get("transferSyntax"), pixel_budget)
+            return _dicom(item, params.get("transferSyntax"), pixel_budget, stored)
         for candidate in render.RENDERED_TYPES:
             if media.covers(candidate):
                 return _rendered(item, candidate, request, stored, pixel_budget)
@@ -56,12 +56,13 @@ def _content_types(asked: str | None, path: Path, stored: StoredFiles) -> list[M
     return [MediaType("image/jpeg" if image else DICOM)]
 
 
-def _dicom(item: wado.Located, asked: str | None, budget: int) -> Response:
+def _dicom(item: wado.Located, asked: str | None, budget: int, stored_files: StoredFiles) -> Response:
     stored = item.instance.transfer_syntax
     if not asked or asked == stored:
         return FileResponse(item.path, media_type=DICOM)
     if asked == EXPLICIT_VR_LITTLE_ENDIAN and wado.decodable(stored):
-        return Response(wado.transcoded(item.path, asked, budget), media_type=DICOM)
+        _, chunks = next(wado.instance_parts([item], asked, budget, stored_files))
+        return StreamingResponse(chunks, media_type=DICOM)
     raise HTTPException(406, f"the instance is stored in {stored} and cannot be sent in {asked[:80]}")
 
 

@@ -45,6 +45,7 @@ from pacskit.archive.index import StoredInstance
 from pacskit.query import Level, Query
 from pacskit.web import pixel_budget
 from pacskit.web.media import (
+    DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
     EXPLICIT_VR_BIG_ENDIAN,
     EXPLICIT_VR_LITTLE_ENDIAN,
     FRAME_MEDIA_TYPES,
@@ -52,6 +53,7 @@ from pacskit.web.media import (
     MediaType,
 )
 from pacskit.web.multipart import file_chunks
+from pacskit.web.stored import StoredFiles
 
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _FRAMES = re.compile(r"^[0-9]+(,[0-9]+)*$")
@@ -185,11 +187,12 @@ def decodable(transfer_syntax: str) -> bool:
         return False
 
 
-def instance_parts(located: list[Located], transfer_syntax: str | None, budget: int
+def instance_parts(located: list[Located], transfer_syntax: str | None, budget: int, stored_files: StoredFiles
                    ) -> Iterator[tuple[str, Iterable[bytes]]]:
     """(Content-Type, chunks) of each instance in ``transfer_syntax`` (None: as stored),
-    read only as the response is sent. Call it with the instances that can be sent that
-    way (:meth:`Representation.can_send`).
+    read only as the response is sent; a deflated one asked for in Explicit VR Little
+    Endian is inflated into ``stored_files``' scratch folder, not in memory. Call it with
+    the instances that can be sent that way (:meth:`Representation.can_send`).
 
     Raises:
         HTTPException: 406, a single instance cannot be decoded; 413, decoding it would
@@ -200,6 +203,9 @@ def instance_parts(located: list[Located], transfer_syntax: str | None, budget: 
         stored = item.instance.transfer_syntax
         if transfer_syntax is None or transfer_syntax == stored:
             yield f"{DICOM}; transfer-syntax={stored}", file_chunks(item.path)
+            continue
+        if stored == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN and transfer_syntax == EXPLICIT_VR_LITTLE_ENDIAN:
+            yield f"{DICOM}; transfer-syntax={transfer_syntax}", stored_files.inflated_chunks(item.path)
             continue
         try:
             data = transcoded(item.path, transfer_syntax, budget)
