@@ -124,11 +124,15 @@ def main(argv: list[str] | None = None) -> int:
             disk = Path(tempfile.mkdtemp(prefix="pacskit-bench-web-", dir=args.cache))
             try:
                 for corpus, parallel in ((corpora[0], 1), (corpora[0], 4), (corpora[1], 1)):
-                    stow, wado = web.web_runs(corpus, disk, parallel)
+                    stow, wado, zips, media = web.web_runs(corpus, disk, parallel)
                     report(f"STOW-RS into Orthanc and pacskit serve, {corpus.name}, {parallel} "
                            "request(s) at a time, 50 instances each (files on disk)", stow)
                     if parallel == 1:
                         report(f"WADO-RS of the whole study from Orthanc and pacskit serve, {corpus.name}", wado)
+                        report(f"The study as a ZIP: Orthanc's /archive, pacskit's application/zip, {corpus.name}",
+                               zips)
+                        report(f"The study as a ZIP with a DICOMDIR: Orthanc's /media, pacskit's "
+                               f"dicomdir=true, {corpus.name}", media)
             finally:
                 shutil.rmtree(disk, ignore_errors=True)
         if args.only in (None, "concurrency"):

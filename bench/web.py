@@ -1,5 +1,7 @@
 """pacskit serve's DICOMweb against Orthanc's DICOMweb plugin: STOW-RS ingest, WADO-RS
-study retrieval and QIDO-RS latency, the same files and the same HTTP client for both.
+study retrieval and QIDO-RS latency, the same files and the same HTTP client for both;
+and a study downloaded as a ZIP, pacskit's ``application/zip`` retrieve (docs/web-actions.md)
+against Orthanc's ``/studies/{id}/archive``, and with a DICOMDIR against its ``/media``.
 
 The client is pacskit's own (``pacskit.web.client``) for STOW-RS, and httpx with a fresh
 connection per request for WADO-RS and QIDO-RS, counting the parts and instances that
@@ -8,9 +10,11 @@ come back: a server that answers less than it holds fails the benchmark.
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import time
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,11 +33,12 @@ from pacskit.web.multipart import iter_parts
 RETRIEVE_ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*'
 
 
-def web_runs(corpus: Corpus, root: Path, parallel: int) -> tuple[list[Timing], list[Timing]]:
-    """(STOW-RS timings, WADO-RS timings): ``corpus`` POSTed (50 instances a request,
-    ``parallel`` requests at a time) into a fresh Orthanc and a fresh pacskit serve, then
-    its study retrieved whole from each."""
-    stow, wado = [], []
+def web_runs(corpus: Corpus, root: Path, parallel: int
+             ) -> tuple[list[Timing], list[Timing], list[Timing], list[Timing]]:
+    """(STOW-RS, WADO-RS, ZIP, ZIP with DICOMDIR timings): ``corpus`` POSTed (50 instances
+    a request, ``parallel`` requests at a time) into a fresh Orthanc and a fresh pacskit
+    serve, then its study retrieved whole from each, and downloaded as a ZIP."""
+    stow, wado, zips, media = [], [], [], []
     for tool in ("Orthanc", "pacskit serve"):
         folder = root / f"web-{tool.split()[0].lower()}-{corpus.name}-{parallel}"
         with _server(tool, folder) as url:
@@ -42,8 +47,10 @@ def web_runs(corpus: Corpus, root: Path, parallel: int) -> tuple[list[Timing], l
             if held != corpus.count:
                 raise RuntimeError(f"{tool} holds {held} of the {corpus.count} instances STOW-RS sent")
             wado.append(Timing(tool, corpus, _wado(url, corpus)))
+            zips.append(Timing(tool, corpus, _zip(tool, url, corpus, dicomdir=False)))
+            media.append(Timing(tool, corpus, _zip(tool, url, corpus, dicomdir=True)))
         shutil.rmtree(folder, ignore_errors=True)
-    return stow, wado
+    return stow, wado, zips, media
 
 
 def qido_times(url: str, patient: str, instances: int, repeat: int) -> tuple[float, float]:
@@ -108,4 +115,27 @@ def _wado(url: str, corpus: Corpus) -> float:
     elapsed = time.perf_counter() - started
     if parts != corpus.count:
         raise RuntimeError(f"WADO-RS from {url} returned {parts} of {corpus.count} instances")
+    return elapsed
+
+
+def _zip(tool: str, url: str, corpus: Corpus, *, dicomdir: bool) -> float:
+    """Seconds to download the study as a ZIP (read to its end, counted and opened)."""
+    started = time.perf_counter()
+    if tool == "Orthanc":
+        rest = url.rstrip("/").removesuffix("/dicom-web")
+        [found] = httpx.post(f"{rest}/tools/lookup", content=corpus.study_uid, timeout=60).json()
+        target, params = f"{rest}/studies/{found['ID']}/{'media' if dicomdir else 'archive'}", {}
+    else:
+        target = f"{url}/studies/{corpus.study_uid}"
+        params = {"accept": "application/zip", **({"dicomdir": "true"} if dicomdir else {})}
+    body = bytearray()
+    with httpx.stream("GET", target, params=params, timeout=600) as response:
+        response.raise_for_status()
+        for chunk in response.iter_bytes():
+            body += chunk
+    elapsed = time.perf_counter() - started
+    with zipfile.ZipFile(io.BytesIO(bytes(body))) as archive:
+        held = sum(1 for name in archive.namelist() if name.rsplit("/", 1)[-1] != "DICOMDIR")
+    if held != corpus.count:
+        raise RuntimeError(f"the ZIP from {tool} holds {held} of the {corpus.count} instances")
     return elapsed

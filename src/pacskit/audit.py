@@ -1,8 +1,9 @@
 """The audit trail of ``pacskit serve``: one JSON object per line (docs/audit.md).
 
-Four kinds of record (``event``): ``association`` (one per association, accepted or
+Five kinds of record (``event``): ``association`` (one per association, accepted or
 rejected, when it ends), ``operation`` (one per DIMSE request served), ``http`` (one per
-DICOMweb request) and ``security`` (a refused TLS handshake or user identity). Every
+DICOMweb request), ``security`` (a refused TLS handshake or user identity) and
+``action`` (a delete or send of the web page's, docs/web-actions.md). Every
 record has ``time`` (UTC, ISO 8601 with milliseconds). What a record holds is decided by
 its caller; none is given a person name: peers are named by AE title and address, users
 by the user name they authenticated with, instances by UID, and HTTP requests by their

@@ -63,6 +63,8 @@ _chosen_file: ContextVar[tuple[Path | None] | None] = ContextVar("pacskit_config
 
 Operation = Literal["echo", "find", "get", "move", "store", "worklist", "mpps", "commitment"]
 OPERATIONS: tuple[Operation, ...] = ("echo", "find", "get", "move", "store", "worklist", "mpps", "commitment")
+WebAction = Literal["delete", "send"]
+"""What a user of the web page may do to the archive beside reading it (docs/web-actions.md)."""
 
 
 class NodeConfig(BaseModel):
@@ -239,12 +241,15 @@ class UserConfig(BaseModel):
         password: the user's password (passcode).
         allow: the DIMSE operations the user may ask for, beside the calling peer's
             own ``allow`` (both must permit an operation).
+        actions: the web actions the user may take (``delete``, ``send``); none by
+            default (docs/web-actions.md).
     """
 
     model_config = ConfigDict(extra="forbid")
 
     password: str = Field(repr=False)
     allow: list[Operation] = Field(default_factory=lambda: list(OPERATIONS))
+    actions: list[WebAction] = Field(default_factory=list)
 
 
 class WebSettings(BaseModel):
@@ -272,6 +277,10 @@ class WebSettings(BaseModel):
         body_timeout: seconds of grace a request body has after its headers, and
         body_min_rate: the bytes per second it must come at afterwards (its deadline is
             ``body_timeout + received / body_min_rate``); then the connection is closed.
+        token_actions: the web actions (``delete``, ``send``) a valid Bearer token may
+            take; none by default.
+        anonymous_actions: the web actions anyone may take when no users and no tokens
+            are configured; none by default (docs/web-actions.md).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -289,6 +298,8 @@ class WebSettings(BaseModel):
     header_timeout: Annotated[float, Field(gt=0)] = 10.0
     body_timeout: Annotated[float, Field(gt=0)] = 20.0
     body_min_rate: Annotated[float, Field(gt=0)] = 500.0
+    token_actions: list[WebAction] = Field(default_factory=list)
+    anonymous_actions: list[WebAction] = Field(default_factory=list)
 
     @property
     def authenticated(self) -> bool:
@@ -305,6 +316,17 @@ class WebSettings(BaseModel):
         password, or for a token)."""
         entry = self.users.get(user)
         return list(entry.allow) if isinstance(entry, UserConfig) else list(OPERATIONS)
+
+    def actions_of(self, user: str | None) -> list[WebAction]:
+        """The web actions ``user`` may take: a user's ``actions``, ``token_actions`` for
+        a Bearer token (``user`` is ``(token)``), ``anonymous_actions`` for no user when
+        no credentials are configured; none otherwise."""
+        if user is None:
+            return [] if self.authenticated else list(self.anonymous_actions)
+        entry = self.users.get(user)
+        if isinstance(entry, UserConfig):
+            return list(entry.actions)
+        return list(self.token_actions) if user == "(token)" and entry is None else []
 
     @model_validator(mode="after")
     def _check_exposure(self) -> WebSettings:

@@ -96,6 +96,15 @@ class StoredInstance:
     """The CRC-32 of the file as it was written (None: indexed before schema version 4)."""
 
 
+@dataclass(frozen=True)
+class RemovedInstance:
+    """An instance :meth:`Index.remove_under` dropped, and the path its row pointed at."""
+
+    series_instance_uid: str
+    sop_instance_uid: str
+    path: str
+
+
 class Index:
     """The index database (see the module docstring)."""
 
@@ -196,6 +205,33 @@ class Index:
                 return None
             _drop_instance(conn, row.id, row.series_fk)
             return str(row.path)
+
+    def remove_under(self, study_uid: str, series_uid: str | None = None) -> list[RemovedInstance]:
+        """Drop a study, or one series of it, in one transaction: its instance and series
+        rows, the study and the patient when nothing is left under them, the counters
+        and ModalitiesInStudy of what remains kept right. What was dropped (none: nothing
+        was indexed there)."""
+        with self._writing() as conn:
+            statement = (select(Series.id, Series.series_uid, Study.id.label("study_id"), Study.patient_fk)
+                         .join(Study, Series.study_fk == Study.id).where(Study.study_uid == study_uid))
+            if series_uid is not None:
+                statement = statement.where(Series.series_uid == series_uid)
+            rows = conn.execute(statement.order_by(Series.id)).all()
+            removed: list[RemovedInstance] = []
+            for row in rows:
+                instances = conn.execute(select(Instance.sop_uid, Instance.path)
+                                         .where(Instance.series_fk == row.id).order_by(Instance.id)).all()
+                count = len(instances)
+                conn.execute(delete(Instance).where(Instance.series_fk == row.id))
+                conn.execute(delete(Series).where(Series.id == row.id))
+                conn.execute(update(Study).where(Study.id == row.study_id).values(
+                    instances=Study.instances - count, series=Study.series - 1))
+                conn.execute(update(Patient).where(Patient.id == row.patient_fk).values(
+                    instances=Patient.instances - count, series=Patient.series - 1))
+                removed += [RemovedInstance(row.series_uid, str(i.sop_uid), str(i.path)) for i in instances]
+            if rows:
+                _settle_study(conn, rows[0].study_id, rows[0].patient_fk)
+            return removed
 
     def transaction(self) -> AbstractContextManager[Connection]:
         """A write transaction, taking its turn with the index's other writers."""
@@ -533,6 +569,20 @@ def _drop_instance(conn: Connection, instance_id: int, series_fk: int) -> None:
     if not conn.scalar(select(exists().where(Series.study_fk == study_fk))):
         conn.execute(delete(Study).where(Study.id == study_fk))
         conn.execute(update(Patient).where(Patient.id == patient_fk).values(studies=Patient.studies - 1))
+    if not conn.scalar(select(exists().where(Study.patient_fk == patient_fk))):
+        conn.execute(delete(Patient).where(Patient.id == patient_fk))
+
+
+def _settle_study(conn: Connection, study_fk: int, patient_fk: int) -> None:
+    """After series of a study were dropped: drop it (and its patient) if it is left
+    empty, else recompute its ModalitiesInStudy."""
+    if conn.scalar(select(exists().where(Series.study_fk == study_fk))):
+        modalities = conn.scalars(select(Series.modality).where(Series.study_fk == study_fk)).all()
+        conn.execute(update(Study).where(Study.id == study_fk).values(
+            modalities="\\".join(sorted({m for m in modalities if m}))))
+        return
+    conn.execute(delete(Study).where(Study.id == study_fk))
+    conn.execute(update(Patient).where(Patient.id == patient_fk).values(studies=Patient.studies - 1))
     if not conn.scalar(select(exists().where(Study.patient_fk == patient_fk))):
         conn.execute(delete(Patient).where(Patient.id == patient_fk))
 

@@ -186,6 +186,10 @@ class Ingest:
         """Start storing an instance whose dataset arrives in pieces (see :class:`Incoming`)."""
         return Incoming(self, Received(sop_class_uid, sop_instance_uid, transfer_syntax, b"", source_ae_title))
 
+    def scratch_path(self, suffix: str = ".part") -> Path:
+        """A new name in ``tmp/`` owned by this process (see :mod:`pacskit.archive.recovery`)."""
+        return self._scratch_path(suffix)
+
     def _scratch_path(self, suffix: str = ".part") -> Path:
         return self.scratch / f"{self.scratch_prefix}{next(self._serial)}{suffix}"
 

@@ -2,12 +2,16 @@
 ``/dicom-web`` — Search (QIDO-RS, 10.6), Retrieve (WADO-RS, 10.4) and Store (STOW-RS,
 10.5) — and WADO-URI (PS3.18 9) at ``/wado``, over the archive's index and files; and
 the worklist's items at ``/worklist`` (:mod:`pacskit.web.worklist_routes`), the performed
-procedure steps at ``/mpps`` (:mod:`pacskit.web.mpps_routes`).
+procedure steps at ``/mpps`` (:mod:`pacskit.web.mpps_routes`); a study or series as a ZIP
+(:mod:`pacskit.web.download`) and the web page's actions under ``/api``
+(:mod:`pacskit.web.actions`, docs/web-actions.md).
 
 Errors are answered with their status and a one-line reason in a ``text/plain`` body:
 400 for a malformed request or query, 404 for what is not stored, 406 for an Accept
 header nothing can satisfy, 413 for a body over the limit, 415 for a media type that
-cannot be stored.
+cannot be stored. They are JSON, ``{"status": …, "error": …}``, under ``/api`` and for a
+request whose Accept header names a JSON media type; a study or series deleted in this
+run is said to have been deleted.
 """
 
 from __future__ import annotations
@@ -34,8 +38,9 @@ from starlette.routing import Mount, Route
 
 from pacskit.errors import QueryError
 from pacskit.query import Level
-from pacskit.web import pixel_budget, qido, render, stow, uri, wado
+from pacskit.web import download, pixel_budget, qido, render, stow, uri, wado
 from pacskit.web.access_log import AccessLogMiddleware
+from pacskit.web.actions import Actions, Deletions
 from pacskit.web.auth import AuthMiddleware
 from pacskit.web.media import EXPLICIT_VR_LITTLE_ENDIAN, parse_accept
 from pacskit.web.mpps_routes import mpps_routes
@@ -58,7 +63,8 @@ class DicomWeb:
         archive: the open archive (its index, ingest and settings).
     """
 
-    def __init__(self, archive: Archive) -> None:
+    def __init__(self, archive: Archive, deletions: Deletions | None = None) -> None:
+        self.deletions = deletions or Deletions()
         self.index = archive.index
         self.ingest = archive.ingest
         self.files: Path = archive.ingest.files
@@ -96,7 +102,15 @@ class DicomWeb:
     def retrieve(self, request: Request) -> Response:
         """Retrieve a study, series or instance (PS3.18 10.4.1.1.1), streamed, in the
         transfer syntax :func:`wado.choose_representation` picks; 206 with a Warning when
-        some instances cannot be sent in it (see :mod:`pacskit.web.wado`)."""
+        some instances cannot be sent in it (see :mod:`pacskit.web.wado`). A study or
+        series asked for as ``application/zip`` is one ZIP (:mod:`pacskit.web.download`)."""
+        p = request.path_params
+        if "sop" not in p and download.wants_zip(request):
+            try:
+                return download.zip_response(self.index, self.files, p["study"], p.get("series"),
+                                             request.query_params.get("dicomdir"))
+            except HTTPException as exc:
+                raise self._explained(exc, p) from None
         located = self._locate(request)
         single = "sop" in request.path_params
         representation = wado.choose_representation(
@@ -196,14 +210,24 @@ class DicomWeb:
 
     def _locate(self, request: Request) -> list[wado.Located]:
         p = request.path_params
-        return wado.locate(self.index, self.files, p["study"], p.get("series"), p.get("sop"))
+        try:
+            return wado.locate(self.index, self.files, p["study"], p.get("series"), p.get("sop"))
+        except HTTPException as exc:
+            raise self._explained(exc, p) from None
+
+    def _explained(self, exc: HTTPException, p: dict[str, Any]) -> HTTPException:
+        """A 404 for a study or series deleted in this run, said so."""
+        reason = self.deletions.explain(p["study"], p.get("series")) if exc.status_code == 404 else None
+        return HTTPException(404, reason) if reason else exc
 
 
 def create_app(archive: Archive) -> Starlette:
     """The ASGI application serving ``archive`` (see the module docstring), with
     authentication and CORS as ``archive.settings.web`` says, every request in the
     access log (:mod:`pacskit.web.access_log`)."""
-    web = DicomWeb(archive)
+    deletions = Deletions()
+    web = DicomWeb(archive, deletions)
+    actions = Actions(archive, deletions)
     settings = archive.settings.web
     instance = "/studies/{study}/series/{series}/instances/{sop}"
     routes = [
@@ -236,7 +260,7 @@ def create_app(archive: Archive) -> Starlette:
         middleware.append(Middleware(AuthMiddleware, users=settings.passwords, tokens=settings.tokens))
     return Starlette(
         routes=[Mount(PREFIX, routes=routes), Route("/wado", web.wado_uri, methods=["GET"]),
-                *worklist_routes(archive), *mpps_routes(archive)],
+                *worklist_routes(archive), *mpps_routes(archive), *actions.routes()],
         middleware=middleware,
         exception_handlers={HTTPException: _http_error, QueryError: _query_error},
     )
@@ -257,6 +281,9 @@ def _int_param(value: str | None, name: str, default: int) -> int:
 
 
 async def _http_error(request: Request, exc: Any) -> Response:
+    if request.url.path.startswith("/api/") or "json" in request.headers.get("accept", ""):
+        return JSONResponse({"status": exc.status_code, "error": exc.detail}, status_code=exc.status_code,
+                            headers=exc.headers)
     return PlainTextResponse(f"{exc.detail}\n", status_code=exc.status_code, headers=exc.headers)
 
 
