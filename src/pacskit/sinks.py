@@ -149,10 +149,13 @@ class ArchiveSink:
 
 
 class DimseSink:
-    """A DIMSE node, by C-STORE on one association kept for the whole copy. An instance
-    whose (SOP class, transfer syntax) was not offered yet opens a new association
-    offering it beside those seen so far; one the peer accepts in no syntax we can send
-    fails alone. An association lost mid-store is opened again once for that instance.
+    """A DIMSE node, by C-STORE on one association kept for the whole copy. The first
+    association offers the instance's own (SOP class, transfer syntax) and, in the rest
+    of the 128 contexts, the storage classes a C-GET offers
+    (:func:`~pacskit.net.contexts.retrieve_storage_contexts`); an instance whose class and
+    syntax the peer did not accept, and that was not offered alone yet, opens a new
+    association offering it beside those seen so far; one the peer accepts in no syntax
+    we can send fails alone. An association lost mid-store is opened again once for that instance.
 
     Args:
         settings: our AE title and timeouts.
@@ -203,7 +206,7 @@ class DimseSink:
 
     def _send(self, item: DicomFile) -> SendOutcome:
         key = (item.sop_class_uid, item.transfer_syntax)
-        if self._sender is None or key not in self._offered:
+        if self._sender is None or key not in self._sender.contexts and key not in self._offered:
             self._offered.setdefault(key, item)
             self._open()
         assert self._sender is not None
@@ -215,7 +218,7 @@ class DimseSink:
 
     def _open(self) -> None:
         from pacskit.net.association import associate
-        from pacskit.net.contexts import MAX_CONTEXTS
+        from pacskit.net.contexts import MAX_CONTEXTS, retrieve_storage_contexts
         from pacskit.net.store import FileSender, contexts_for, storage_targets
 
         self._release()
@@ -224,6 +227,7 @@ class DimseSink:
             latest = next(reversed(self._offered.values()))
             self._offered = {(latest.sop_class_uid, latest.transfer_syntax): latest}
             contexts = contexts_for([latest])
+        contexts += retrieve_storage_contexts(len(contexts))[:MAX_CONTEXTS - len(contexts)]
         stack = ExitStack()
         association = stack.enter_context(associate(self.settings, self.node, contexts))
         self._context, self._association = stack, association

@@ -184,7 +184,8 @@ def copy(source: Source, query: Query, sink: InstanceSink | None, *, destination
                         skipped_files=source.skipped, dry_run=dry_run, wanted=[p[2] for p in wanted])
     if not dry_run and wanted:
         groups = by_series(planned)
-        whole = {serie for (study, serie), sops in by_series(wanted).items() if len(sops) == len(groups[(study, serie)])}
+        whole = set() if query.level is Level.IMAGE else {
+            serie for (study, serie), sops in by_series(wanted).items() if len(sops) == len(groups[(study, serie)])}
         fetched = source.fetch(wanted, whole, sink, progress, cancellation, transform)
         _settle(result, fetched, cancellation)
     result.seconds = time.monotonic() - started
