@@ -67,7 +67,7 @@ def places(tmp_path_factory):
             "archive": "archive",
             "folder": str(root / "folder"),
         }
-        yield {"addresses": addresses, "studies": studies, "root": root}
+        yield {"addresses": addresses, "studies": studies, "root": root, "serve": serve}
 
 
 def cli(capsys, *args: object) -> tuple[int, str, str]:
@@ -117,6 +117,11 @@ def test_copy_moves_the_same_instances_between_every_pair(places, capsys, source
         assert copied.PixelData == original.PixelData
         for keyword in ATTRIBUTES:
             assert copied.get(keyword) == original.get(keyword), keyword
+    if destination == "serve":
+        stored = {str(dcmread(p).SOPInstanceUID): dcmread(p)
+                  for p in (places["root"] / "serve" / "archive" / "files").rglob("*") if p.is_file()}
+        for item in corpus:
+            assert stored[item.sop_instance_uid].PatientName == dcmread(item.path).PatientName
     if destination in CLIENT_SIDE:
         stored = files_of(places, destination)
         for item in corpus:
@@ -214,3 +219,50 @@ def test_copy_as_a_user_runs_it(places, tmp_path):
     assert result.returncode == 0, result.stderr
     assert f"Copied {len(corpus)} instances" in result.stdout
     assert len(list((tmp_path / "out").rglob("*.dcm"))) == len(corpus)
+
+
+def test_a_copy_into_memory_keeps_the_datasets_without_names(places):
+    corpus = places["studies"]["orthanc-dimse"]
+    result = Client(Settings.load()).copy(places["addresses"]["orthanc-dimse"],
+                                          Query.build(Level.STUDY, study_uid=corpus[0].study_uid))
+    assert result.destination == "memory"
+    assert {str(ds.SOPInstanceUID) for ds in result.instances} == {c.sop_instance_uid for c in corpus}
+    assert all(not ds.get("PatientName") for ds in result.instances)
+
+
+def test_transient_failures_are_tried_again(places, tmp_path):
+    from proxy import RecordingProxy
+
+    proxy = RecordingProxy("127.0.0.1", places["serve"].settings.port, drop_first=2)
+    try:
+        corpus = places["studies"]["serve"]
+        client = Client(Settings.load().model_copy(update={"retry_backoff": 0.05}))
+        result = client.copy(f"dicom://ARCHIVE@127.0.0.1:{proxy.port}",
+                             Query.build(Level.STUDY, study_uid=corpus[0].study_uid), tmp_path / "out", retries=2)
+        assert (result.copied, result.failed, proxy.connections >= 3) == (len(corpus), [], True)
+    finally:
+        proxy.close()
+
+
+def test_a_cancelled_copy_keeps_whole_files_and_a_second_run_completes_it(places, tmp_path):
+    from pacskit.cancellation import Cancellation
+
+    corpus = places["studies"]["dcmqrscp"]
+    query = Query.build(Level.STUDY, study_uid=corpus[0].study_uid)
+    cancellation = Cancellation()
+    client = Client(Settings.load())
+    first = client.copy(places["addresses"]["dcmqrscp"], query, tmp_path / "out", cancellation=cancellation,
+                        progress=lambda p: cancellation.cancel())
+    assert first.cancelled and first.copied == 1 and first.failed == []
+    assert not [p for p in (tmp_path / "out").rglob(".*") if p.is_file()], "a half-written file is left"
+    second = client.copy(places["addresses"]["dcmqrscp"], query, tmp_path / "out")
+    assert (second.present, second.copied) == (1, len(corpus) - 1)
+
+
+def test_de_identification_without_a_secret_writes_nothing(places, capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv("PACSKIT_DEID__SECRET", raising=False)
+    corpus = places["studies"]["folder"]
+    code, _, err = cli(capsys, "copy", places["addresses"]["folder"], tmp_path / "out", "--study-uid",
+                       corpus[0].study_uid, "--deidentify")
+    assert code == 8, err
+    assert not (tmp_path / "out").exists()
