@@ -95,7 +95,7 @@ class FolderDestination(FolderSink):
         return str(self.root)
 
     def present(self, instances: Sequence[tuple[str, str, str]]) -> set[str]:
-        if not self.root.is_dir():
+        if self.overwrite or not self.root.is_dir():
             return set()
         held = {item.sop_instance_uid for item in scan([self.root]).files}
         return {sop for _, _, sop in instances if sop in held}
