@@ -453,8 +453,7 @@ class Client:
             def attempt() -> transfer.CopyResult:
                 opened = open_source(self, source, method)
                 try:
-                    return transfer.copy(opened, general, sink, destination=label,
-                                         present=None if sink is None else sink.present, dry_run=dry_run,
+                    return transfer.copy(opened, general, sink, destination=label, dry_run=dry_run,
                                          progress=progress, cancellation=cancellation, transform=deidentifier)
                 finally:
                     opened.close()

@@ -15,6 +15,7 @@ from pacskit.sinks import (
     ArchiveSink,
     DimseSink,
     Filtered,
+    Finder,
     FolderDestination,
     Sink,
     WebSink,
@@ -95,7 +96,7 @@ def open_sink(client: Client, name: Node | str | Path, *, layout: str = DEFAULT_
     if kind[0] == "web":
         web = client.web_node(str(name))
         assert web is not None
-        return Filtered(WebSink(client._web_client(web), _web_finder(client, web.url)), filters)
+        return Filtered(WebSink(client._web_client(web), _finder(client, web.url)), filters)
     node = client.node(name if not isinstance(name, Path) else str(name))
     return Filtered(DimseSink(client.settings, node, _finder(client, node)), filters)
 
@@ -106,14 +107,10 @@ def refuse_same(client: Client, source: Node | str | Path, destination: Node | s
         raise UsageError(f"FROM and TO are the same place ({source}): nothing to copy")
 
 
-def _finder(client: Client, node: Node | str):  # type: ignore[no-untyped-def]
-    def held(study: str, series: str) -> Iterator[str]:
-        query = Query(level=Level.IMAGE, model=InformationModel.STUDY_ROOT,
-                      match={"StudyInstanceUID": study, "SeriesInstanceUID": series})
-        for match in client.iter_find(node, query):
-            yield str(match.get("SOPInstanceUID", "") or "")
+def _finder(client: Client, node: Node | str) -> Finder:
+    def held(match: dict[str, str], limit: int | None) -> Iterator[str]:
+        model = InformationModel.PATIENT_ROOT if "StudyInstanceUID" not in match else InformationModel.STUDY_ROOT
+        query = Query(level=Level.IMAGE, model=model, match=match, limit=limit)
+        for found in client.iter_find(node, query):
+            yield str(found.get("SOPInstanceUID", "") or "")
     return held
-
-
-def _web_finder(client: Client, url: str):  # type: ignore[no-untyped-def]
-    return _finder(client, url)

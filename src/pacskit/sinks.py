@@ -49,6 +49,9 @@ if TYPE_CHECKING:
     from pacskit.web.client import DicomWebClient
 
 Filter = Callable[[bytes], bytes]
+Finder = Callable[[dict[str, str], int | None], Iterable[str]]
+"""Asks a node for the SOP Instance UIDs it holds that match unique keys (an IMAGE-level
+C-FIND or QIDO-RS), at most ``limit`` of them."""
 
 
 class InstanceRefused(PacskitError):
@@ -66,6 +69,8 @@ class Sink(Protocol):
     def prepare(self) -> None: ...
 
     def present(self, instances: Sequence[tuple[str, str, str]]) -> set[str]: ...
+
+    def holds_any(self, match: dict[str, str]) -> bool: ...
 
     def write_encoded(self, data: bytes | BinaryIO) -> WrittenInstance: ...
 
@@ -100,6 +105,13 @@ class FolderDestination(FolderSink):
         held = {item.sop_instance_uid for item in scan([self.root]).files}
         return {sop for _, _, sop in instances if sop in held}
 
+    def holds_any(self, match: dict[str, str]) -> bool:
+        """Whether the folder may hold an instance under ``match``: whether it holds any
+        DICOM file (the file meta does not say which study a file is of)."""
+        if self.overwrite or not self.root.is_dir():
+            return False
+        return any(p.is_file() for p in self.root.rglob("*"))
+
     def close(self) -> list[InstanceFailure]:
         return []
 
@@ -128,6 +140,14 @@ class ArchiveSink:
 
     def present(self, instances: Sequence[tuple[str, str, str]]) -> set[str]:
         return {sop for _, _, sop in instances if self.index.path_of(sop) is not None}
+
+    def holds_any(self, match: dict[str, str]) -> bool:
+        from pacskit.query import InformationModel, Level, Query
+
+        model = InformationModel.PATIENT_ROOT if "StudyInstanceUID" not in match else InformationModel.STUDY_ROOT
+        found = self.index.find(Query(level=Level.IMAGE, model=model, match=match), keys=["SOPInstanceUID"],
+                                limit=1)
+        return next(iter(found), None) is not None
 
     def write_encoded(self, data: bytes | BinaryIO) -> WrittenInstance:
         from pacskit.archive.ingest import SUCCESS, Received
@@ -167,7 +187,7 @@ class DimseSink:
     client_side = False
 
     def __init__(self, settings: Settings, node: Node,
-                 find: Callable[[str, str], Iterable[str]] | None = None) -> None:
+                 find: Finder | None = None) -> None:
         self.settings = settings
         self.node = node
         self.label = node.label
@@ -188,8 +208,11 @@ class DimseSink:
         series = sorted({(study, serie) for study, serie, _ in instances})
         held: set[str] = set()
         for study, serie in series:
-            held.update(self.find(study, serie))
+            held.update(self.find({"StudyInstanceUID": study, "SeriesInstanceUID": serie}, None))
         return {sop for _, _, sop in instances if sop in held}
+
+    def holds_any(self, match: dict[str, str]) -> bool:
+        return self.find is None or any(True for _ in self.find(match, 1))
 
     def write_encoded(self, data: bytes | BinaryIO) -> WrittenInstance:
         raw = _bytes(data)
@@ -265,7 +288,7 @@ class WebSink:
 
     client_side = False
 
-    def __init__(self, client: DicomWebClient, find: Callable[[str, str], Iterable[str]] | None = None,
+    def __init__(self, client: DicomWebClient, find: Finder | None = None,
                  batch: int = 50) -> None:
         self.client = client
         self.label = client.node.label
@@ -280,6 +303,7 @@ class WebSink:
         pass
 
     present = DimseSink.present
+    holds_any = DimseSink.holds_any
 
     def write_encoded(self, data: bytes | BinaryIO) -> WrittenInstance:
         raw = _bytes(data)
@@ -339,6 +363,9 @@ class Filtered:
 
     def present(self, instances: Sequence[tuple[str, str, str]]) -> set[str]:
         return self.sink.present(instances)
+
+    def holds_any(self, match: dict[str, str]) -> bool:
+        return self.sink.holds_any(match)
 
     def write_encoded(self, data: bytes | BinaryIO) -> WrittenInstance:
         raw = _bytes(data)

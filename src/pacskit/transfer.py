@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -33,6 +34,7 @@ from pacskit.privacy import PrivacyPolicy
 from pacskit.query import InformationModel, Level, Query
 from pacskit.retrieve import (
     CANCELLED,
+    RELATED_INSTANCES,
     ProgressCallback,
     Receiver,
     RetrieveRequest,
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
     from pacskit.client import Client
     from pacskit.nodes import Node
     from pacskit.retrieve import InstanceSink
+    from pacskit.sinks import Sink
     from pacskit.web.client import WebNode
 
 Planned = tuple[str, str, str]
@@ -60,10 +63,11 @@ class Source(Protocol):
 
     label: str
     skipped: int
+    whole_levels: frozenset[Level]
 
     def search(self, query: Query) -> Iterator[Dataset]: ...
 
-    def fetch(self, wanted: Sequence[Planned], whole: set[str], sink: InstanceSink | None,
+    def fetch(self, wanted: Sequence[Planned], whole: set[str], wholes: Sequence[Whole], sink: InstanceSink | None,
               progress: ProgressCallback | None, cancellation: Cancellation | None,
               transform: Any) -> RetrieveResult: ...
 
@@ -120,29 +124,68 @@ class CopyResult(BaseModel):
                              f"(first: {first.sop_instance_uid}: {first.reason})")
 
 
-def plan(source: Source, query: Query) -> list[Planned]:
-    """The instances ``query`` matches at ``source``: its matches at the query's level,
-    each expanded by an IMAGE-level search on its unique keys — the same for every source.
+@dataclass(frozen=True)
+class Whole:
+    """A match the destination holds nothing of, fetched whole at its level: its unique
+    keys and the number of instances the source says it has."""
+
+    level: Level
+    values: dict[str, str]
+    count: int
+
+
+@dataclass
+class Plan:
+    """What a copy fetches: instances one by one, and matches whole."""
+
+    instances: list[Planned] = field(default_factory=list)
+    wholes: list[Whole] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.instances) + sum(w.count for w in self.wholes)
+
+
+def plan(source: Source, query: Query, holds_any: Callable[[dict[str, str]], bool] | None = None) -> Plan:
+    """What ``query`` matches at ``source``: its matches at the query's level, each
+    expanded by an IMAGE-level search on its unique keys into instances — the same for
+    every source. With ``holds_any`` (a sink's :meth:`~pacskit.sinks.Sink.holds_any`), a
+    match the destination holds nothing of, whose number of instances the source gave
+    and that the source fetches whole at that level, is kept whole, not expanded.
 
     Raises:
         QueryError, NetworkError, DimseError: a search failed.
     """
     keys = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+    found = Plan()
     if query.level is Level.IMAGE:
-        return _instances(source.search(_returning(query, keys)))
+        found.instances = list(dict.fromkeys(_instances(source.search(_returning(query, keys)))))
+        return found
     unique = UNIQUE[query.level]
     above = ("StudyInstanceUID",) if query.level is Level.SERIES else ()
-    found: list[Planned] = []
+    count_key = RELATED_INSTANCES[query.level]
     seen: set[tuple[str, ...]] = set()
-    for match in list(source.search(_returning(query, (*above, unique)))):
+    model = InformationModel.PATIENT_ROOT if query.level is Level.PATIENT else InformationModel.STUDY_ROOT
+    for match in list(source.search(_returning(query, (*above, unique, count_key)))):
         values = {k: str(match.get(k, "") or "") for k in (*above, unique)}
         if not values[unique] or tuple(values.values()) in seen:
             continue
         seen.add(tuple(values.values()))
-        model = InformationModel.PATIENT_ROOT if query.level is Level.PATIENT else InformationModel.STUDY_ROOT
+        count = _as_int(match.get(count_key))
+        if holds_any is not None and count and query.level in source.whole_levels and not holds_any(values):
+            found.wholes.append(Whole(query.level, values, count))
+            continue
         expanded = Query(level=Level.IMAGE, model=model, match=values, return_keys=keys)
-        found.extend(_instances(source.search(expanded)))
-    return list(dict.fromkeys(found))
+        found.instances.extend(_instances(source.search(expanded)))
+    found.instances = list(dict.fromkeys(found.instances))
+    return found
+
+
+def _as_int(value: object) -> int | None:
+    try:
+        return int(str(value)) if value not in (None, "") else None
+    except ValueError:
+        return None
 
 
 def _returning(query: Query, keys: Sequence[str]) -> Query:
@@ -166,27 +209,27 @@ def by_series(instances: Sequence[Planned]) -> dict[tuple[str, str], list[str]]:
     return series
 
 
-def copy(source: Source, query: Query, sink: InstanceSink | None, *, destination: str,
-         present: Any, dry_run: bool = False, progress: ProgressCallback | None = None,
-         cancellation: Cancellation | None = None, transform: Any = None) -> CopyResult:
+def copy(source: Source, query: Query, sink: Sink | None, *, destination: str, dry_run: bool = False,
+         progress: ProgressCallback | None = None, cancellation: Cancellation | None = None,
+         transform: Any = None) -> CopyResult:
     """Copy what ``query`` matches at ``source`` into ``sink`` (memory when None),
-    leaving out what ``present`` (a sink's :meth:`~pacskit.sinks.Sink.present`) says the
-    destination holds. With ``dry_run`` nothing is fetched: ``wanted`` lists what would go.
+    leaving out the instances the sink says it holds (:meth:`~pacskit.sinks.Sink.present`).
+    With ``dry_run`` nothing is fetched: ``wanted`` lists what would go.
 
     Raises:
         QueryError, NetworkError, DimseError, OutputError: as the step that fails.
     """
     started = time.monotonic()
-    planned = plan(source, query)
-    held = present(planned) if planned and present is not None else set()
-    wanted = [p for p in planned if p[2] not in held]
-    result = CopyResult(source=source.label, destination=destination, planned=len(planned), present=len(held),
+    planned = plan(source, query, None if dry_run or sink is None else sink.holds_any)
+    held = sink.present(planned.instances) if planned.instances and sink is not None else set()
+    wanted = [p for p in planned.instances if p[2] not in held]
+    result = CopyResult(source=source.label, destination=destination, planned=planned.count, present=len(held),
                         skipped_files=source.skipped, dry_run=dry_run, wanted=[p[2] for p in wanted])
-    if not dry_run and wanted:
-        groups = by_series(planned)
+    if not dry_run and (wanted or planned.wholes):
+        groups = by_series(planned.instances)
         whole = set() if query.level is Level.IMAGE else {
             serie for (study, serie), sops in by_series(wanted).items() if len(sops) == len(groups[(study, serie)])}
-        fetched = source.fetch(wanted, whole, sink, progress, cancellation, transform)
+        fetched = source.fetch(wanted, whole, planned.wholes, sink, progress, cancellation, transform)
         _settle(result, fetched, cancellation)
     result.seconds = time.monotonic() - started
     return result
@@ -219,6 +262,7 @@ class DimseSource:
     """A DIMSE node: searched by C-FIND, fetched by C-GET or C-MOVE to ourselves."""
 
     skipped = 0
+    whole_levels = frozenset({Level.STUDY, Level.SERIES})
 
     def __init__(self, client: Client, node: Node, method: str = "get") -> None:
         self.client = client
@@ -229,10 +273,10 @@ class DimseSource:
     def search(self, query: Query) -> Iterator[Dataset]:
         return iter(self.client.iter_find(self.node, query))
 
-    def fetch(self, wanted: Sequence[Planned], whole: set[str], sink: InstanceSink | None,
+    def fetch(self, wanted: Sequence[Planned], whole: set[str], wholes: Sequence[Whole], sink: InstanceSink | None,
               progress: ProgressCallback | None, cancellation: Cancellation | None,
               transform: Any) -> RetrieveResult:
-        requests = []
+        requests = [RetrieveRequest(identifier_of(w.level, w.values), w.count) for w in wholes]
         for (study, serie), sops in by_series(wanted).items():
             if serie in whole:
                 requests.append(RetrieveRequest(identifier_of(Level.SERIES, {"StudyInstanceUID": study,
@@ -260,6 +304,7 @@ class WebSource:
     """A DICOMweb server: searched by QIDO-RS, fetched by WADO-RS."""
 
     skipped = 0
+    whole_levels = frozenset({Level.STUDY, Level.SERIES})
 
     def __init__(self, client: Client, web: WebNode) -> None:
         self.client = client
@@ -270,10 +315,12 @@ class WebSource:
     def search(self, query: Query) -> Iterator[Dataset]:
         return iter(self.client.iter_find(self.web.url, query))
 
-    def fetch(self, wanted: Sequence[Planned], whole: set[str], sink: InstanceSink | None,
+    def fetch(self, wanted: Sequence[Planned], whole: set[str], wholes: Sequence[Whole], sink: InstanceSink | None,
               progress: ProgressCallback | None, cancellation: Cancellation | None,
               transform: Any) -> RetrieveResult:
-        resources = []
+        resources = [("/".join(f"{part}/{w.values[key]}" for part, key in
+                               (("studies", "StudyInstanceUID"), ("series", "SeriesInstanceUID")) if key in w.values),
+                      w.count) for w in wholes]
         for (study, serie), sops in by_series(wanted).items():
             if serie in whole:
                 resources.append((f"studies/{study}/series/{serie}", len(sops)))
@@ -282,7 +329,8 @@ class WebSource:
         result = RetrieveResult(method="wado-rs")
         if sink is not None:
             sink.prepare()
-        receiver = Receiver(result, sink, self.client.privacy, progress, len(wanted), cancellation, transform)
+        total = len(wanted) + sum(w.count for w in wholes)
+        receiver = Receiver(result, sink, self.client.privacy, progress, total, cancellation, transform)
         self._http.retrieve_resources(resources, receiver)
         return result
 
@@ -298,6 +346,8 @@ class LocalSource:
         ConfigError: the archive's index cannot be opened.
         InputError: the folder holds no DICOM file.
     """
+
+    whole_levels: frozenset[Level] = frozenset()
 
     def __init__(self, client: Client, name: str) -> None:
         from pacskit.archive.index import Index
@@ -326,7 +376,7 @@ class LocalSource:
         for match in self.index.find(query, keys=list(query.return_keywords(privacy))):
             yield privacy.scrub_response(match)
 
-    def fetch(self, wanted: Sequence[Planned], whole: set[str], sink: InstanceSink | None,
+    def fetch(self, wanted: Sequence[Planned], whole: set[str], wholes: Sequence[Whole], sink: InstanceSink | None,
               progress: ProgressCallback | None, cancellation: Cancellation | None,
               transform: Any) -> RetrieveResult:
         started = time.monotonic()
