@@ -266,3 +266,26 @@ def test_de_identification_without_a_secret_writes_nothing(places, capsys, tmp_p
                        corpus[0].study_uid, "--deidentify")
     assert code == 8, err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_source_lost_midway_leaves_whole_files_and_a_second_run_completes_the_copy(places, tmp_path):
+    from proxy import RecordingProxy
+
+    from pacskit.errors import NetworkError
+
+    corpus = places["studies"]["serve"]
+    query = Query.build(Level.STUDY, study_uid=corpus[0].study_uid)
+    client = Client(Settings.load())
+    proxy = RecordingProxy("127.0.0.1", places["serve"].settings.port, cut_after_received=20000)
+    try:
+        with pytest.raises(NetworkError):
+            client.copy(f"dicom://ARCHIVE@127.0.0.1:{proxy.port}", query, tmp_path / "out")
+    finally:
+        proxy.close()
+    arrived = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert len(arrived) < len(corpus)
+    assert all(p.suffix == ".dcm" for p in arrived), "a half-written file is left"
+    for path in arrived:
+        assert dcmread(path).PixelData == dcmread(next(c.path for c in corpus if c.sop_instance_uid == path.stem)).PixelData
+    second = client.copy(places["addresses"]["serve"], query, tmp_path / "out").raise_for_status()
+    assert (second.present, second.copied) == (len(arrived), len(corpus) - len(arrived))
