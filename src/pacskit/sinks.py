@@ -5,7 +5,8 @@ A sink takes Part 10 instances one by one (:meth:`Sink.write_encoded`, as
 already holds (:meth:`Sink.present`, asked before a copy so that a re-run sends only what
 is missing) and is closed at the end (:meth:`Sink.close`, which sends what a batching
 sink still holds). A refused instance raises a :class:`~pacskit.errors.PacskitError`:
-that instance fails, the others go on.
+that instance fails, the others go on. Sinks take instances from several threads at once
+(the associations of a C-MOVE to ourselves).
 
 - :class:`FolderDestination`: a folder under a layout (:class:`~pacskit.storage.FolderSink`);
 - :class:`ArchiveSink`: the archive, through the same ingest as a C-STORE into ``serve``;
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -198,6 +200,7 @@ class DimseSink:
         self._context: ExitStack | None = None
         self._sender: FileSender | None = None
         self._scratch = Path(tempfile.mkdtemp(prefix="pacskit-copy-"))
+        self._lock = threading.Lock()
 
     def prepare(self) -> None:
         pass
@@ -215,7 +218,10 @@ class DimseSink:
         return self.find is None or any(True for _ in self.find(match, 1))
 
     def write_encoded(self, data: bytes | BinaryIO) -> WrittenInstance:
-        raw = _bytes(data)
+        with self._lock:
+            return self._write(_bytes(data))
+
+    def _write(self, raw: bytes) -> WrittenInstance:
         path = self._scratch / "instance.dcm"
         path.write_bytes(raw)
         try:
@@ -298,6 +304,7 @@ class WebSink:
         self._pending: list[DicomFile] = []
         self._serial = 0
         self._scratch = Path(tempfile.mkdtemp(prefix="pacskit-stow-"))
+        self._lock = threading.Lock()
 
     def prepare(self) -> None:
         pass
@@ -306,7 +313,10 @@ class WebSink:
     holds_any = DimseSink.holds_any
 
     def write_encoded(self, data: bytes | BinaryIO) -> WrittenInstance:
-        raw = _bytes(data)
+        with self._lock:
+            return self._hold(_bytes(data))
+
+    def _hold(self, raw: bytes) -> WrittenInstance:
         self._serial += 1
         path = self._scratch / f"{self._serial}.dcm"
         path.write_bytes(raw)
@@ -342,7 +352,8 @@ class WebSink:
 
     def close(self) -> list[InstanceFailure]:
         try:
-            self._flush()
+            with self._lock:
+                self._flush()
         finally:
             self.client.close()
             shutil.rmtree(self._scratch, ignore_errors=True)
