@@ -41,7 +41,7 @@ from pacskit.nodes import Node, is_web_address
 from pacskit.privacy import PrivacyPolicy
 from pacskit.query import Level, Query
 from pacskit.results import InstanceResult, LevelResult, PatientResult, SeriesResult, StudyResult
-from pacskit.retrieve import MoveProgressCallback, ProgressCallback
+from pacskit.retrieve import InstanceSink, MoveProgressCallback, ProgressCallback
 from pacskit.retry import RetryPolicy
 from pacskit.send import StoreProgressCallback
 from pacskit.settings import Settings
@@ -115,7 +115,7 @@ class Client:
                               connections=max(1, connections),
                               max_search_answer=self.settings.max_search_answer, verify=verify)
 
-    def _wado_retrieve(self, web: WebNode, query: Query, sink: FolderSink | None,
+    def _wado_retrieve(self, web: WebNode, query: Query, sink: InstanceSink | None,
                        progress: ProgressCallback | None, cancellation: Cancellation | None, *,
                        wado_uri: bool, transform: Deidentifier | None = None) -> RetrieveResult:
         started = time.monotonic()
@@ -399,9 +399,9 @@ class Client:
 
             def attempt() -> RetrieveResult:
                 if web is not None:
-                    return self._wado_retrieve(web, query, sink, progress, cancellation, wado_uri=False)  # type: ignore[arg-type]
+                    return self._wado_retrieve(web, query, sink, progress, cancellation, wado_uri=False)
                 if isinstance(node, str) and is_local_source(node):
-                    return self._local_retrieve(node, query, sink, progress, cancellation)  # type: ignore[arg-type]
+                    return self._local_retrieve(node, query, sink, progress, cancellation)
                 return _retrieve.retrieve(self.settings, self.node(node), query, method=method, sink=sink,
                                           privacy=self.privacy, progress=progress, cancellation=cancellation)
 
@@ -464,7 +464,7 @@ class Client:
         transfer.add_failures(result, late)
         return result
 
-    def _local_retrieve(self, source: str, query: Query, sink: FolderSink | None,
+    def _local_retrieve(self, source: str, query: Query, sink: InstanceSink | None,
                         progress: ProgressCallback | None, cancellation: Cancellation | None,
                         transform: Deidentifier | None = None) -> RetrieveResult:
         started = time.monotonic()
