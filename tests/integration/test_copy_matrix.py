@@ -289,3 +289,14 @@ def test_a_source_lost_midway_leaves_whole_files_and_a_second_run_completes_the_
         assert dcmread(path).PixelData == dcmread(next(c.path for c in corpus if c.sop_instance_uid == path.stem)).PixelData
     second = client.copy(places["addresses"]["serve"], query, tmp_path / "out").raise_for_status()
     assert (second.present, second.copied) == (len(arrived), len(corpus) - len(arrived))
+
+
+def test_an_async_copy_awaits_the_same_path(places, tmp_path):
+    import asyncio
+
+    from pacskit import AsyncClient
+
+    corpus = places["studies"]["orthanc-web"]
+    query = Query.build(Level.STUDY, study_uid=corpus[0].study_uid)
+    result = asyncio.run(AsyncClient(Settings.load()).copy(places["addresses"]["orthanc-web"], query, tmp_path / "out"))
+    assert (result.copied, result.failed) == (len(corpus), [])
