@@ -300,3 +300,21 @@ def test_an_async_copy_awaits_the_same_path(places, tmp_path):
     query = Query.build(Level.STUDY, study_uid=corpus[0].study_uid)
     result = asyncio.run(AsyncClient(Settings.load()).copy(places["addresses"]["orthanc-web"], query, tmp_path / "out"))
     assert (result.copied, result.failed) == (len(corpus), [])
+
+
+def test_a_copy_by_c_move_to_ourselves_and_its_forward_mode(places, moving_dcmqrscp, our_port, corpus, tmp_path):
+    study = corpus[0].study_uid
+    items = {c.sop_instance_uid for c in corpus if c.study_uid == study}
+    client = Client(Settings.load().model_copy(update={"port": our_port}))
+    copied = client.copy(moving_dcmqrscp.address, Query.build(Level.STUDY, study_uid=study), tmp_path / "out",
+                         method="move").raise_for_status()
+    assert copied.copied == len(items)
+    assert {p.stem for p in (tmp_path / "out").rglob("*.dcm")} == items
+    storescp = StoreSCP(tmp_path / "storescp")
+    storescp.extra_args = ["-v"]
+    with storescp:
+        forwarded = client.get_study(moving_dcmqrscp.address, study, method="move", forward_to=storescp.address)
+        assert forwarded.raise_for_status().written == len(items)
+        assert {str(dcmread(p).SOPInstanceUID) for p in storescp.received()} == items
+        storing = [a for a in storescp.log().split("Association Received")[1:] if "Store Request" in a]
+        assert len(storing) == 1, storescp.log()
