@@ -5,8 +5,8 @@
 
 - store: DCMTK ``storescu`` vs ``pacskit store`` (and ``--parallel 2``) into the same
   DCMTK ``storescp``;
-- get: DCMTK ``getscu`` vs ``pacskit get`` (C-GET) of the same study from the same Orthanc,
-  then DCMTK ``movescu --port`` vs ``pacskit get --method move`` (C-MOVE to a storage SCP
+- get: DCMTK ``getscu`` vs ``pacskit get`` (C-GET) and ``pacskit copy ORTHANC FOLDER`` of
+  the same study from the same Orthanc, then DCMTK ``movescu --port`` vs ``pacskit get --method move`` (C-MOVE to a storage SCP
   each runs itself);
 - archive: DCMTK ``storescu`` into Orthanc vs into ``pacskit serve`` (1 and 4 senders,
   with and without fsync), DCMTK ``getscu`` from each, and ``findscu`` and QIDO-RS

@@ -16,6 +16,7 @@ from pacskit.cli.common import State, err
 from pacskit.cli.completion import completion
 from pacskit.cli.config import app as config_app
 from pacskit.cli.config import init
+from pacskit.cli.copy import copy
 from pacskit.cli.echo import echo
 from pacskit.cli.find import find
 from pacskit.cli.get import get
@@ -89,7 +90,7 @@ def _global_options(
     )
 
 
-for command in (echo, find, get, move, store, receive, commit, nodes, serve):
+for command in (echo, find, get, copy, move, store, receive, commit, nodes, serve):
     app.command(name=command.__name__)(with_global_options(command))
 app.command(name="init")(with_global_options(init))
 app.command(name="completion")(with_global_options(completion))
