@@ -55,3 +55,26 @@ def test_nodes_runs_without_numpy_and_store_with_it(tmp_path):
     assert not {"numpy", "PIL", "requests"} & lean
     full = imports_after(tmp_path, "store", "--help")
     assert "numpy" in full
+
+
+def test_the_client_install_requires_no_package_of_an_extra():
+    import tomllib
+    from pathlib import Path
+
+    from pacskit.extras import EXTRA_OF_MODULE
+
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]
+    distributions = {"numpy": "numpy", "pylibjpeg": "pylibjpeg", "libjpeg": "pylibjpeg-libjpeg",
+                     "openjpeg": "pylibjpeg-openjpeg", "PIL": "pillow", "sqlalchemy": "sqlalchemy",
+                     "psycopg": "psycopg", "starlette": "starlette", "uvicorn": "uvicorn"}
+    assert set(distributions) == set(EXTRA_OF_MODULE)
+
+    def names(requirements):
+        return {r.split("[")[0].split(">")[0].split("=")[0].strip().lower() for r in requirements}
+
+    core = names(project["dependencies"])
+    extras = project["optional-dependencies"]
+    for module, extra in EXTRA_OF_MODULE.items():
+        assert distributions[module] not in core
+        assert distributions[module] in names(extras[extra]), (module, extra)
+    assert "pacskit" in names(extras["server"]) and "pacskit" in names(extras["dev"])

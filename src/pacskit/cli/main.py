@@ -39,7 +39,8 @@ from pacskit.cli.receive import receive
 from pacskit.cli.serve import serve
 from pacskit.cli.store import store
 from pacskit.cli.worklist import app as worklist_app
-from pacskit.errors import PacskitError, UsageError
+from pacskit.errors import MissingExtra, PacskitError, UsageError
+from pacskit.extras import extra_for, missing_extra_message
 
 EXIT_INTERRUPTED = 130
 
@@ -122,6 +123,11 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         err.print("pacskit: interrupted", markup=False)
         sys.exit(EXIT_INTERRUPTED)
+    except ModuleNotFoundError as exc:
+        if extra_for(exc.name) is None:
+            raise
+        err.print(f"pacskit: error: {missing_extra_message(exc.name or '')}", markup=False)
+        sys.exit(MissingExtra.exit_code)
     sys.exit(code if isinstance(code, int) else 0)
 
 
