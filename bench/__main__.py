@@ -1,12 +1,12 @@
 """pacskit side by side with DCMTK, on loopback, every peer with ``TCP_NODELAY=1``.
 
     python -m bench [--small 2000] [--large 100] [--repeat 3]
-                    [--only store|get|archive|web|page|concurrency|worklist|tls|deid]
+                    [--only store|get|archive|web|page|concurrency|worklist|tls|deid|startup]
 
 - store: DCMTK ``storescu`` vs ``pacskit store`` (and ``--parallel 2``) into the same
   DCMTK ``storescp``;
-- get: DCMTK ``getscu`` vs ``pacskit get`` (C-GET) of the same study from the same Orthanc,
-  then DCMTK ``movescu --port`` vs ``pacskit get --method move`` (C-MOVE to a storage SCP
+- get: DCMTK ``getscu`` vs ``pacskit get`` (C-GET) and ``pacskit copy ORTHANC FOLDER`` of
+  the same study from the same Orthanc, then DCMTK ``movescu --port`` vs ``pacskit get --method move`` (C-MOVE to a storage SCP
   each runs itself);
 - archive: DCMTK ``storescu`` into Orthanc vs into ``pacskit serve`` (1 and 4 senders,
   with and without fsync), DCMTK ``getscu`` from each, and ``findscu`` and QIDO-RS
@@ -25,6 +25,8 @@
   ``findscu -W`` process;
 - tls: DCMTK ``storescu +tls`` vs ``pacskit store --tls`` into the same DCMTK ``storescp
   +tls`` (BCP 195 non-downgrading profile, client certificates required).
+- startup: whole processes that do almost nothing (``--version``, ``--help``, ``echo``,
+  ``find`` and ``get`` of one instance), pacskit beside DCMTK's tools and ``python -c pass``;
 - deid: ``pacskit get`` of the ``--small`` study from Orthanc, plain vs ``--deidentify``
   (PS3.15 Basic Profile), as commands and through the library.
 
@@ -44,7 +46,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import archive, concurrency, deid, page, tls, web, worklist
+from bench import archive, concurrency, deid, page, startup, tls, web, worklist
 from bench.corpora import Corpus, make
 from bench.runs import Timing, get_runs, move_runs, register_move_destinations, store_runs
 from pacskit.testing.peers import Orthanc, StoreSCP, storescu
@@ -77,14 +79,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small", type=int, default=2000, help="small instances (64×64)")
     parser.add_argument("--large", type=int, default=100, help="large instances (512×512)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each tool; the best counts")
-    parser.add_argument("--only", choices=("store", "get", "archive", "web", "page", "concurrency", "worklist", "tls", "deid"), help="one benchmark only")
+    parser.add_argument("--only", choices=("store", "get", "archive", "web", "page", "concurrency", "worklist", "tls", "deid", "startup"), help="one benchmark only")
     parser.add_argument("--find-instances", type=int, default=50000,
                         help="instances indexed for the C-FIND latency (archive benchmark)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where corpora are kept")
     parser.add_argument("--scratch", type=Path, default=DEFAULT_SCRATCH,
                         help="where received files go (a tmpfs by default)")
     args = parser.parse_args(argv)
-    corpora = [] if args.only in ("concurrency", "worklist", "page") else [
+    corpora = [] if args.only in ("concurrency", "worklist", "page", "startup") else [
         make(args.cache, "small", instances=args.small, series=4, rows=64),
         make(args.cache, "large", instances=args.large, series=1, rows=512)]
     with tempfile.TemporaryDirectory(prefix="pacskit-bench-", dir=args.scratch) as work:
@@ -150,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
                 load(orthanc, corpora[:1])
                 report(f"C-GET from Orthanc, plain vs de-identified, {corpora[0].name}",
                        best([deid.deid_runs(corpora[0], orthanc, root) for _ in range(args.repeat)]))
+        if args.only in (None, "startup"):
+            startup.report(startup.startup_rows(root, max(5, args.repeat)))
         if args.only in (None, "worklist"):
             worklist.report(worklist.latency(root, args.repeat))
         if args.only in (None, "tls"):

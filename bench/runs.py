@@ -12,6 +12,7 @@ from pathlib import Path
 
 from bench.corpora import Corpus
 from pacskit import Client, Node, Settings
+from pacskit.client import study_query
 from pacskit.testing.peers import Orthanc, StoreSCP, free_port, peer_env, require
 
 
@@ -80,17 +81,21 @@ def timed_stores(corpus: Corpus, scp: StoreSCP, runs: dict[str, list[str]], clie
 
 
 def get_runs(corpus: Corpus, orthanc: Orthanc, out: Path) -> list[Timing]:
-    """DCMTK getscu and pacskit get (C-GET), the same study from the same Orthanc."""
+    """DCMTK getscu, pacskit get (C-GET) and pacskit copy (a C-FIND plan, then C-GET per
+    series), the same study from the same Orthanc into an empty folder."""
     target = out / "get"
     node = Node(ae_title=orthanc.ae_title, host=orthanc.host, port=orthanc.port)
     client = Client(Settings(max_pdu=131072))
-    runs: dict[str, list[str] | None] = {
+    runs: dict[str, list[str] | Callable[[], object] | None] = {
         "DCMTK getscu": [require("getscu"), "-aec", orthanc.ae_title, "-S", "--max-pdu", "131072",
                          "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={corpus.study_uid}",
                          "-od", str(target), orthanc.host, str(orthanc.port)],
         "pacskit get": pacskit("--max-pdu", 131072, "get", orthanc.address, "--study-uid",
                                corpus.study_uid, "-o", target),
+        "pacskit copy": pacskit("--max-pdu", 131072, "copy", orthanc.address, target, "--study-uid",
+                                corpus.study_uid),
         "pacskit library": None,
+        "pacskit library copy": lambda: client.copy(node, study_query(corpus.study_uid), target).raise_for_status(),
     }
     return _retrieve_runs(runs, corpus, target,
                           lambda: client.get_study(node, corpus.study_uid, target).raise_for_status())
@@ -123,16 +128,17 @@ def move_runs(corpus: Corpus, orthanc: Orthanc, out: Path) -> list[Timing]:
                           .raise_for_status())
 
 
-def _retrieve_runs(runs: dict[str, list[str] | None], corpus: Corpus, target: Path,
+def _retrieve_runs(runs: dict[str, list[str] | Callable[[], object] | None], corpus: Corpus, target: Path,
                    library: Callable[[], object]) -> list[Timing]:
-    """Each command of ``runs`` (None: ``library``), into an emptied ``target`` that must
-    then hold the whole corpus."""
+    """Each command of ``runs`` (None: ``library``; a callable: that call in this
+    process), into an emptied ``target`` that must then hold the whole corpus."""
     timings = []
     for tool, args in runs.items():
         _empty(target)
-        if args is None:
+        if args is None or callable(args):
+            call = library if args is None else args
             started = time.perf_counter()
-            library()
+            call()
             timings.append(Timing(tool, corpus, time.perf_counter() - started))
         else:
             timings.append(Timing(tool, corpus, timed(args)))

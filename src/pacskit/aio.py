@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from pydicom import Dataset
     from typing_extensions import Unpack
 
+    from pacskit.transfer import CopyResult
+
 T = TypeVar("T")
 
 
@@ -148,6 +150,7 @@ class AsyncClient:
         retry_backoff: float | None = None,
         cancellation: Cancellation | None = None,
         timeout: float | None = None,
+        forward_to: str | None = None,
     ) -> RetrieveResult:
         """See :meth:`Client.get`. ``progress`` is called on the event loop. On a
         timeout or a cancellation of the awaiting task, nothing more is written or kept
@@ -159,11 +162,34 @@ class AsyncClient:
 
         def work() -> RetrieveResult:
             return self.sync.get(node, query, output, layout=layout, overwrite=overwrite, method=method,
-                                 progress=on_loop, wado_uri=wado_uri, retries=0, cancellation=stop)
+                                 progress=on_loop, wado_uri=wado_uri, retries=0, cancellation=stop,
+                                 forward_to=forward_to)
 
         try:
             return await self._call(work, "retrieve", {"retries": retries, "retry_backoff": retry_backoff,
                                                        "timeout": timeout})
+        except BaseException:
+            stop.cancel()
+            raise
+
+    async def copy(self, source: Node | str | Path, query: Query | LevelQuery,
+                   destination: Node | str | Path | None = None, *, layout: str = DEFAULT_LAYOUT,
+                   overwrite: bool = False, method: RetrieveMethod = "get", dry_run: bool = False,
+                   progress: ProgressCallback | None = None, cancellation: Cancellation | None = None,
+                   retries: int | None = None, retry_backoff: float | None = None,
+                   timeout: float | None = None) -> CopyResult:
+        """See :meth:`Client.copy`. ``progress`` is called on the event loop; on a timeout
+        or a cancellation of the awaiting task nothing more is copied once it is raised."""
+        on_loop = _on_loop(progress)
+        stop = cancellation or Cancellation()
+
+        def work() -> CopyResult:
+            return self.sync.copy(source, query, destination, layout=layout, overwrite=overwrite, method=method,
+                                  dry_run=dry_run, progress=on_loop, cancellation=stop, retries=0)
+
+        try:
+            return await self._call(work, "copy", {"retries": retries, "retry_backoff": retry_backoff,
+                                                   "timeout": timeout})
         except BaseException:
             stop.cancel()
             raise

@@ -53,9 +53,13 @@ class RetrieveOptions(RetryOptions, DeidentifyOptions, total=False):
         wado_uri: from a DICOMweb node, retrieve by WADO-URI instead of WADO-RS.
         cancellation: once cancelled, nothing more is written (see
             :class:`~pacskit.cancellation.Cancellation`).
+        forward_to: the forward storage mode: each instance sent on to this node (a
+            name, ``dicom://`` address or DICOMweb URL) as it arrives, on one kept
+            association, instead of being written or kept.
     """
 
     layout: str
+    forward_to: str | None
     overwrite: bool
     method: RetrieveMethod
     progress: ProgressCallback | None

@@ -21,7 +21,7 @@ from pacskit.call_options import (
 )
 from pacskit.cancellation import Cancellation
 from pacskit.commitment import CommitmentResult, Reference
-from pacskit.errors import DimseError, InputError, MoveDestinationUnknown
+from pacskit.errors import DimseError, InputError, MoveDestinationUnknown, UsageError
 from pacskit.finder import checked_matches
 from pacskit.layout import DEFAULT_LAYOUT, Layout
 from pacskit.level_queries import InstanceQuery, LevelQuery, PatientQuery, SeriesQuery, StudyQuery
@@ -41,7 +41,7 @@ from pacskit.nodes import Node, is_web_address
 from pacskit.privacy import PrivacyPolicy
 from pacskit.query import Level, Query
 from pacskit.results import InstanceResult, LevelResult, PatientResult, SeriesResult, StudyResult
-from pacskit.retrieve import MoveProgressCallback, ProgressCallback
+from pacskit.retrieve import InstanceSink, MoveProgressCallback, ProgressCallback
 from pacskit.retry import RetryPolicy
 from pacskit.send import StoreProgressCallback
 from pacskit.settings import Settings
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from pacskit.deid import Deidentifier
+    from pacskit.transfer import CopyResult
     from pacskit.web.client import DicomWebClient, WebNode
 
 R = TypeVar("R", bound=LevelResult)
@@ -114,7 +115,7 @@ class Client:
                               connections=max(1, connections),
                               max_search_answer=self.settings.max_search_answer, verify=verify)
 
-    def _wado_retrieve(self, web: WebNode, query: Query, sink: FolderSink | None,
+    def _wado_retrieve(self, web: WebNode, query: Query, sink: InstanceSink | None,
                        progress: ProgressCallback | None, cancellation: Cancellation | None, *,
                        wado_uri: bool, transform: Deidentifier | None = None) -> RetrieveResult:
         started = time.monotonic()
@@ -317,9 +318,14 @@ class Client:
         cancellation: Cancellation | None = None,
         deidentify: bool = False,
         deid_options: Iterable[str] = (),
+        forward_to: str | None = None,
     ) -> RetrieveResult:
         """Retrieve what ``query`` matches into ``output`` (a folder) or, without
-        ``output``, into memory (``RetrieveResult.instances``).
+        ``output``, into memory (``RetrieveResult.instances``) or, with ``forward_to``
+        (the forward storage mode), to another node: each instance is sent on by C-STORE
+        (or STOW-RS) as it arrives, on one association kept for the whole retrieve
+        (:class:`~pacskit.sinks.DimseSink`); an instance the node refuses is in
+        ``local_failures`` and fails at the source, the others go on.
 
         ``method`` is ``get`` (C-GET, pacskit is the Storage SCP on the same association),
         ``move`` (C-MOVE to pacskit's own AE title, received by a Storage SCP on the
@@ -356,6 +362,11 @@ class Client:
             raise ValueError(f"method must be get, move or auto, not {method!r}")
         general = query.to_query() if isinstance(query, LevelQuery) else query
         deidentifier = self._deidentifier(node, deidentify, deid_options)
+        if forward_to is not None:
+            if output is not None:
+                raise UsageError("forward_to and output are two storage modes: give one")
+            return self._forwarded(node, general, forward_to, deidentifier, method=method, progress=progress,
+                                   cancellation=cancellation, retries=retries, retry_backoff=retry_backoff)
         sink = (
             FolderSink(output, Layout(layout), overwrite=overwrite, privacy=self.privacy,
                        deidentifier=deidentifier)
@@ -376,7 +387,84 @@ class Client:
 
         return self._retried(attempt, "retrieve", {"retries": retries, "retry_backoff": retry_backoff})
 
-    def _local_retrieve(self, source: str, query: Query, sink: FolderSink | None,
+    def _forwarded(self, node: Node | str, query: Query, forward_to: str, deidentifier: Deidentifier | None, *,
+                   method: RetrieveMethod, progress: ProgressCallback | None, cancellation: Cancellation | None,
+                   retries: int | None, retry_backoff: float | None) -> RetrieveResult:
+        from pacskit.endpoints import open_sink, refuse_same
+
+        refuse_same(self, node, forward_to)
+        sink = open_sink(self, forward_to, deidentifier=deidentifier)
+        try:
+            web = self.web_node(node)
+
+            def attempt() -> RetrieveResult:
+                if web is not None:
+                    return self._wado_retrieve(web, query, sink, progress, cancellation, wado_uri=False)
+                if isinstance(node, str) and is_local_source(node):
+                    return self._local_retrieve(node, query, sink, progress, cancellation)
+                return _retrieve.retrieve(self.settings, self.node(node), query, method=method, sink=sink,
+                                          privacy=self.privacy, progress=progress, cancellation=cancellation)
+
+            result = self._retried(attempt, "retrieve", {"retries": retries, "retry_backoff": retry_backoff})
+        finally:
+            late = sink.close()
+        result.local_failures.extend(late)
+        result.written = max(0, result.written - len(late))
+        return result
+
+    def copy(self, source: Node | str | Path, query: Query | LevelQuery, destination: Node | str | Path | None = None,
+             *, layout: str = DEFAULT_LAYOUT, overwrite: bool = False, method: RetrieveMethod = "get",
+             dry_run: bool = False, progress: ProgressCallback | None = None,
+             cancellation: Cancellation | None = None, deidentify: bool = False, deid_options: Iterable[str] = (),
+             retries: int | None = None, retry_backoff: float | None = None) -> CopyResult:
+        """Copy what ``query`` matches at ``source`` to ``destination`` (:mod:`pacskit.transfer`).
+
+        Either may be a node name, a :class:`Node`, a ``dicom://`` address, a DICOMweb URL,
+        ``"archive"`` or a folder (as a string or a :class:`~pathlib.Path`); without
+        ``destination`` the instances are kept in memory (``CopyResult.instances``).
+        Instances the destination already holds (by SOP Instance UID) are not copied
+        again, so a copy run again completes one that stopped. With ``dry_run`` nothing
+        is copied: ``CopyResult.wanted`` lists what would be. A folder or the archive as
+        destination gets patient names withheld unless the settings allow them; a node
+        gets the instances as the source sent them (de-identified with ``deidentify``).
+        An instance the destination refuses fails alone (``CopyResult.failed``). A
+        transient failure is tried again as ``retries`` allows, each attempt copying
+        only what is still missing.
+
+        Raises:
+            UsageError: ``source`` and ``destination`` are the same place, or a bad layout.
+            InputError: a source folder missing or without DICOM files.
+            QueryError, NetworkError, DimseError, OutputError: as the step that fails.
+            DeidentificationSecretMissing: de-identification without a secret.
+        """
+        from pacskit import transfer
+        from pacskit.endpoints import open_sink, open_source, refuse_same
+
+        general = query.to_query() if isinstance(query, LevelQuery) else query
+        general.to_identifier(self.privacy)
+        if destination is not None:
+            refuse_same(self, source, destination)
+        deidentifier = self._deidentifier(source if not isinstance(source, Path) else str(source), deidentify,
+                                          deid_options)
+        sink = None if destination is None else open_sink(self, destination, layout=layout, overwrite=overwrite,
+                                                          deidentifier=deidentifier)
+        label = "memory" if sink is None else sink.label
+        try:
+            def attempt() -> transfer.CopyResult:
+                opened = open_source(self, source, method)
+                try:
+                    return transfer.copy(opened, general, sink, destination=label, dry_run=dry_run,
+                                         progress=progress, cancellation=cancellation, transform=deidentifier)
+                finally:
+                    opened.close()
+
+            result = self._retried(attempt, "copy", {"retries": retries, "retry_backoff": retry_backoff})
+        finally:
+            late = [] if sink is None else sink.close()
+        transfer.add_failures(result, late)
+        return result
+
+    def _local_retrieve(self, source: str, query: Query, sink: InstanceSink | None,
                         progress: ProgressCallback | None, cancellation: Cancellation | None,
                         transform: Deidentifier | None = None) -> RetrieveResult:
         started = time.monotonic()

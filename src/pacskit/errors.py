@@ -15,6 +15,8 @@ message and its own exit code (``exit_code``), in one place (``pacskit.cli.main`
     ├── InputError                  input files missing, or none is DICOM  (7)
     ├── DeidentificationSecretMissing  de-identification asked for, no
     │                               secret to key its pseudonyms           (8)
+    ├── MissingExtra                the command needs an optional extra
+    │                               that is not installed                  (9)
     ├── NetworkError                the peer could not be reached          (10)
     │   ├── HostNotFound            the host name does not resolve         (11)
     │   ├── ConnectionRefused       nothing listens on host:port           (12)
@@ -106,6 +108,13 @@ class DeidentificationSecretMissing(PacskitError):
     (``deidentify.secret``, ``deidentify.secret_file``, ``PACSKIT_DEIDENTIFY__SECRET``)."""
 
     exit_code = 8
+
+
+class MissingExtra(PacskitError):
+    """The command needs packages of an optional extra (``pacskit[server]``,
+    ``pacskit[pixels]``) that are not installed (see :mod:`pacskit.extras`)."""
+
+    exit_code = 9
 
 
 class NetworkError(PacskitError):

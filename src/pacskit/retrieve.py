@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from io import BytesIO
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from pydicom import Dataset, dcmread
 
@@ -54,7 +54,7 @@ from pacskit.nodes import Node
 from pacskit.privacy import PrivacyPolicy
 from pacskit.query import Level, Query
 from pacskit.settings import Settings
-from pacskit.storage import FolderSink
+from pacskit.storage import WrittenInstance
 from pacskit.syntax_retry import retrieve_again
 
 UNIQUE_KEYS = {
@@ -149,6 +149,11 @@ def plan_requests(settings: Settings, node: Node, query: Query,
     return RetrievePlan(requests, answers.check)
 
 
+def identifier_of(level: Level, values: dict[str, str]) -> Dataset:
+    """The retrieve identifier at ``level`` carrying the unique keys ``values`` (PS3.4 C.4.2.2.1)."""
+    return _identifier(level, values)
+
+
 def _identifier(level: Level, values: dict[str, str]) -> Dataset:
     ds = Dataset()
     ds.QueryRetrieveLevel = level.value
@@ -164,10 +169,19 @@ def _as_int(value: object) -> int | None:
         return None
 
 
+class InstanceSink(Protocol):
+    """What a :class:`Receiver` writes into: a :class:`~pacskit.storage.FolderSink`, or
+    any sink of :mod:`pacskit.sinks`."""
+
+    def prepare(self) -> None: ...
+
+    def write_encoded(self, data: bytes | BinaryIO) -> WrittenInstance: ...
+
+
 class Receiver:
     """Takes each received instance into a folder or memory, and keeps the tally."""
 
-    def __init__(self, result: RetrieveResult, sink: FolderSink | None, privacy: PrivacyPolicy,
+    def __init__(self, result: RetrieveResult, sink: InstanceSink | None, privacy: PrivacyPolicy,
                  progress: ProgressCallback | None, expected: int | None,
                  cancellation: Cancellation | None = None,
                  transform: Callable[[Dataset], object] | None = None) -> None:
@@ -330,7 +344,7 @@ def retrieve(
     query: Query,
     *,
     method: str,
-    sink: FolderSink | None,
+    sink: InstanceSink | None,
     privacy: PrivacyPolicy,
     progress: ProgressCallback | None = None,
     cancellation: Cancellation | None = None,
@@ -349,7 +363,33 @@ def retrieve(
     if sink is not None:
         sink.prepare()
     plan = plan_requests(settings, node, query, privacy)
-    requests = plan.requests
+    result = retrieve_requests(settings, node, query, plan.requests, method=method, sink=sink, privacy=privacy,
+                               progress=progress, cancellation=cancellation, transform=transform)
+    result.check = plan.check
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def retrieve_requests(
+    settings: Settings,
+    node: Node,
+    query: Query,
+    requests: list[RetrieveRequest],
+    *,
+    method: str,
+    sink: InstanceSink | None,
+    privacy: PrivacyPolicy,
+    progress: ProgressCallback | None = None,
+    cancellation: Cancellation | None = None,
+    transform: Callable[[Dataset], object] | None = None,
+) -> RetrieveResult:
+    """Send the retrieve ``requests`` already planned (``query`` gives their information
+    model) on one association, as :func:`retrieve` does; a copy plans them itself
+    (:mod:`pacskit.transfer`).
+
+    Raises:
+        NetworkError, DimseError, OutputError: as the steps that fail.
+    """
     expected = None if any(r.expected is None for r in requests) else sum(r.expected or 0 for r in requests)
     if method == "auto":
         try:
@@ -361,13 +401,11 @@ def retrieve(
     else:
         result = _retrieve(settings, node, query, requests, method, sink, privacy, progress, expected,
                            cancellation, transform)
-    result.check = plan.check
-    result.seconds = time.monotonic() - started
     return result
 
 
 def _retrieve(settings: Settings, node: Node, query: Query, requests: list[RetrieveRequest],
-              method: str, sink: FolderSink | None, privacy: PrivacyPolicy,
+              method: str, sink: InstanceSink | None, privacy: PrivacyPolicy,
               progress: ProgressCallback | None, expected: int | None,
               cancellation: Cancellation | None,
               transform: Callable[[Dataset], object] | None = None) -> RetrieveResult:

@@ -274,6 +274,9 @@ class WebSettings(BaseModel):
             them; past it, 413 before decoding.
         header_timeout: seconds a client has to send a request's line and headers, from
             its connection or the end of the previous response; then it is closed.
+        body_timeout: seconds of grace a request body has after its headers, and
+        body_min_rate: the bytes per second it must come at afterwards (its deadline is
+            ``body_timeout + received / body_min_rate``); then the connection is closed.
         token_actions: the web actions (``delete``, ``send``) a valid Bearer token may
             take; none by default.
         anonymous_actions: the web actions anyone may take when no users and no tokens
@@ -295,6 +298,8 @@ class WebSettings(BaseModel):
     search_limit: Annotated[int, Field(ge=1)] = 1000
     pixel_budget: Annotated[int, Field(ge=1)] = 64 << 20
     header_timeout: Annotated[float, Field(gt=0)] = 10.0
+    body_timeout: Annotated[float, Field(gt=0)] = 20.0
+    body_min_rate: Annotated[float, Field(gt=0)] = 500.0
     token_actions: list[WebAction] = Field(default_factory=list)
     anonymous_actions: list[WebAction] = Field(default_factory=list)
     show_patient_names: bool = False

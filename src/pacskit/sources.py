@@ -71,19 +71,27 @@ def _opened(settings: Settings, name: str) -> Iterator[tuple[Any, Path]]:
     with tempfile.TemporaryDirectory(prefix="pacskit-find-") as scratch:
         index = Index.open(f"sqlite:///{scratch}/index.db")
         try:
-            _index_folder(index, Path(name))
+            index_folder(index, Path(name))
             yield index, Path()
         finally:
             index.close()
 
 
-def _index_folder(index: Any, folder: Path) -> None:
+def index_folder(index: Any, folder: Path) -> int:
+    """Index the headers of the DICOM files under ``folder`` (paths as they are); how
+    many files were passed over (not DICOM, or unreadable).
+
+    Raises:
+        InputError: the folder holds no DICOM file.
+    """
     found = scan([folder])
     if not found.files:
         raise InputError(f"no DICOM file under {folder} ({found.not_dicom} other files)")
+    skipped = found.not_dicom
     for item in found.files:
         try:
             header = dcmread(item.path, stop_before_pixels=True)
             index.add(header, path=str(item.path), size=item.size, transfer_syntax=item.transfer_syntax)
         except Exception:  # noqa: BLE001 - a file pydicom cannot read is not part of the answer
-            continue
+            skipped += 1
+    return skipped

@@ -395,3 +395,25 @@ def _read_encoded(data: bytes, privacy: PrivacyPolicy, last_tag: int, wanted: fr
     if patched is None:
         return None
     return HeaderValues(data, elements, encoding), patched
+
+
+def names_withheld(data: bytes, privacy: PrivacyPolicy) -> bytes:
+    """A Part 10 instance with the names ``privacy`` withholds blanked: in its bytes when
+    they can be, else decoded, blanked and re-encoded in its own transfer syntax.
+
+    Raises:
+        OutputError: not DICOM.
+    """
+    if not privacy.withholds_names:
+        return data
+    wanted = frozenset((SPECIFIC_CHARACTER_SET, *PATIENT_NAME_TAGS))
+    fast = _read_encoded(data, privacy, max(wanted), wanted)
+    if fast is not None:
+        return fast[1]
+    dataset = _decoded(data)
+    if not contains_names(dataset):
+        return data
+    privacy.blank_instance(dataset)
+    buffer = BytesIO()
+    dcmwrite(buffer, dataset, enforce_file_format=True)
+    return buffer.getvalue()

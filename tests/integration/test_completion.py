@@ -57,3 +57,29 @@ def test_the_zsh_script_and_its_protocol(console_script):
 def test_an_unknown_shell_is_a_usage_error():
     result = run_cli("completion", "tcsh")
     assert result.returncode == 2 and "tcsh" in result.stderr
+
+
+def test_node_names_of_the_configuration_in_force_are_completed(console_script, tmp_path):
+    (tmp_path / "pacskit.toml").write_text(
+        '[nodes.pacs]\nae_title = "PACS"\nhost = "127.0.0.1"\nport = 4242\n'
+        '[nodes.pacs-research]\nae_title = "RES"\nhost = "127.0.0.1"\nport = 4243\n'
+        '[nodes.orthanc]\nae_title = "ORTHANC"\nhost = "127.0.0.1"\nport = 4244\n')
+    other = tmp_path / "elsewhere.toml"
+    other.write_text('[nodes.remote]\nae_title = "REMOTE"\nhost = "127.0.0.1"\nport = 104\n')
+    here = {**console_script, "PWD": str(tmp_path)}
+
+    def offered(*words):
+        line = " ".join(f"'{w}'" for w in words)
+        program = (f'cd {tmp_path} && source <(pacskit completion bash) && COMP_WORDS=({line}) '
+                   f'&& COMP_CWORD={len(words) - 1} && _pacskit_completion pacskit && printf "%s\\n" "${{COMPREPLY[@]}}"')
+        result = subprocess.run([shutil.which("bash"), "-c", program], capture_output=True, text=True,
+                                env=here, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.split()
+
+    assert offered("pacskit", "find", "pa") == ["pacs", "pacs-research"]
+    assert offered("pacskit", "echo", "") == ["orthanc", "pacs", "pacs-research"]
+    assert offered("pacskit", "store", "x.dcm", "--to", "or") == ["orthanc"]
+    assert offered("pacskit", "--config", str(other), "get", "") == ["remote"]
+    (tmp_path / "pacskit.toml").write_text("[nodes.broken\n")
+    assert offered("pacskit", "move", "") == []

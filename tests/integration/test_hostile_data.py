@@ -11,6 +11,7 @@ import socket
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from hostile import (
     DEFLATED,
@@ -81,7 +82,7 @@ PLAIN_STORE, DEFLATED_STORE, DEFLATED_FIND = 3, 5, 7
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with ServeProcess(tmp_path_factory.mktemp("hostile") / "data") as served:
+    with ServeProcess(tmp_path_factory.mktemp("hostile") / "data", http=True) as served:
         yield served
 
 
@@ -247,3 +248,58 @@ def test_a_known_ae_title_calling_from_another_address_is_rejected_at_associatio
         assert read_associate_ac(body, [Proposed(1, VERIFICATION)]).contexts
         pdu_type, _ = call_from("127.0.0.1", settings.port, STRANGER)
         assert pdu_type == A_ASSOCIATE_AC_PDU, "an unknown AE title is still let in to echo and store"
+
+
+def test_the_metadata_of_a_stored_deflated_instance_is_read_in_bounded_memory(server):
+    """A stored deflated instance whose 60 MiB private value inflates from 60 KiB: its
+    /metadata and /bulk are answered without pydicom inflating it in memory (+130 MB
+    measured before), from a temporary file that is gone afterwards."""
+    ds = image_header()
+    instance = deflate_bomb(explicit(ds), PRIVATE_OB, 60 * MiB)
+    with associate(server, STRANGER) as scu:
+        send_fragmented(scu, DEFLATED_STORE, c_store_rq(1, SECONDARY_CAPTURE, ds.SOPInstanceUID), instance,
+                        scu.negotiated.max_pdu)
+        assert scu.read_message(30).status == 0x0000
+        scu.release()
+    url = (f"{server.web_url}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+           f"/instances/{ds.SOPInstanceUID}")
+    before = reset_peak(server.pid)
+    answer = httpx.get(f"{url}/metadata", timeout=60)
+    growth = peak_kib(server.pid) - before
+    assert answer.status_code == 200, answer.text
+    document = answer.json()[0]
+    assert document["00111010"] == {"vr": "OB", "BulkDataURI": f"{url}/bulk/00111010"}
+    assert document["00080018"]["Value"] == [ds.SOPInstanceUID]
+    assert growth < 16 * 1000, f"+{growth} KiB"
+    assert server.temporary_files() == []
+    bulk = httpx.get(document["00111010"]["BulkDataURI"], timeout=60)
+    assert bulk.status_code == 200
+    assert len(bulk.content) > 60 * MiB - len(explicit(ds)) - 12
+    assert server.temporary_files() == []
+
+
+def test_a_stored_deflated_instance_is_sent_in_explicit_vr_little_endian_in_bounded_memory(server):
+    """The same instance retrieved by WADO-RS in the default syntax: inflated into tmp/
+    and streamed from there (pydicom's read and rewrite held it twice in memory)."""
+    ds = image_header()
+    instance = deflate_bomb(explicit(ds), PRIVATE_OB, 60 * MiB)
+    with associate(server, STRANGER) as scu:
+        send_fragmented(scu, DEFLATED_STORE, c_store_rq(1, SECONDARY_CAPTURE, ds.SOPInstanceUID), instance,
+                        scu.negotiated.max_pdu)
+        assert scu.read_message(30).status == 0x0000
+        scu.release()
+    url = (f"{server.web_url}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+           f"/instances/{ds.SOPInstanceUID}")
+    before = reset_peak(server.pid)
+    size = 0
+    with httpx.stream("GET", url, headers={"Accept": "application/dicom"}, timeout=60) as answer:
+        assert answer.status_code == 200
+        head = b""
+        for chunk in answer.iter_bytes():
+            head = head or chunk[:4096]
+            size += len(chunk)
+    growth = peak_kib(server.pid) - before
+    assert growth < 16 * 1000, f"+{growth} KiB"
+    assert head[128:132] == b"DICM" and b"1.2.840.10008.1.2.1\0" in head and b"1.2.840.10008.1.2.1.99" not in head
+    assert size > 60 * MiB
+    assert server.temporary_files() == []

@@ -5,6 +5,7 @@ descriptors, peak resident memory), then that QIDO-RS and STOW-RS still work."""
 from __future__ import annotations
 
 import os
+import socket
 import struct
 import time
 from pathlib import Path
@@ -168,4 +169,65 @@ def test_a_decompression_bomb_is_refused_by_rendered_thumbnail_frames_and_transc
         rendered = httpx.get(f"{server.web_url}/studies/{small.StudyInstanceUID}/series/{small.SeriesInstanceUID}"
                              f"/instances/{small.SOPInstanceUID}/rendered", headers={"Accept": "image/png"})
         assert rendered.status_code == 200 and rendered.content.startswith(b"\x89PNG")
+        assert_web_serving(server, CT_SMALL)
+
+
+BODY_TIMEOUT = 2.0
+
+
+def stow_request(port: int, body: bytes, boundary: str) -> bytes:
+    return (f"POST /dicom-web/studies HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f'Content-Type: multipart/related; type="application/dicom"; boundary={boundary}\r\n'
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+
+
+def drip(sock: socket.socket, data: bytes, piece: int, interval: float, deadline: float) -> bytes:
+    """Send ``data`` ``piece`` bytes every ``interval`` seconds until it is sent or the
+    server closes; what the server answered."""
+    sock.settimeout(interval)
+    received = b""
+    for start in range(0, len(data), piece):
+        try:
+            sock.sendall(data[start:start + piece])
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            continue
+        except (BrokenPipeError, ConnectionResetError):
+            break
+        if not chunk:
+            break
+        received += chunk
+        if time.monotonic() > deadline:
+            break
+    sock.settimeout(max(0.1, deadline - time.monotonic()))
+    try:
+        while chunk := sock.recv(65536):
+            received += chunk
+    except (TimeoutError, ConnectionResetError):
+        pass
+    return received
+
+
+def test_a_body_dripped_below_the_minimum_rate_is_cut_and_a_slow_steady_one_is_not(tmp_path):
+    boundary = "pacskit-drip"
+    instance = CT_SMALL.read_bytes()
+    body = (f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + instance
+            + f"\r\n--{boundary}--\r\n".encode())
+    with ServeProcess(tmp_path / "data", http=True, settings={"WEB__BODY_TIMEOUT": str(BODY_TIMEOUT)}) as server:
+        with socket.create_connection(("127.0.0.1", server.http_port)) as sock:
+            sock.sendall(stow_request(server.http_port, body, boundary))
+            started = time.monotonic()
+            answer = drip(sock, body, 1, 0.5, started + 10 * BODY_TIMEOUT)
+            held = time.monotonic() - started
+        assert answer.startswith(b"HTTP/1.1 408 "), (answer[:80], held, server.log_path.read_text()[-1500:])
+        assert BODY_TIMEOUT - 0.5 < held < BODY_TIMEOUT + 2.5, held
+        assert server.temporary_files() == []
+        # 4 KiB every 0.4 s (10 KB/s, above the 500 B/s minimum) lasts past the grace.
+        with socket.create_connection(("127.0.0.1", server.http_port)) as sock:
+            sock.sendall(stow_request(server.http_port, body, boundary))
+            started = time.monotonic()
+            answer = drip(sock, body, 4096, 0.4, started + 30)
+            took = time.monotonic() - started
+        assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+        assert took > 2 * BODY_TIMEOUT, took
         assert_web_serving(server, CT_SMALL)

@@ -55,3 +55,50 @@ def test_nodes_runs_without_numpy_and_store_with_it(tmp_path):
     assert not {"numpy", "PIL", "requests"} & lean
     full = imports_after(tmp_path, "store", "--help")
     assert "numpy" in full
+
+
+def test_the_client_install_requires_no_package_of_an_extra():
+    import tomllib
+    from pathlib import Path
+
+    from pacskit.extras import EXTRA_OF_MODULE
+
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]
+    distributions = {"numpy": "numpy", "pylibjpeg": "pylibjpeg", "libjpeg": "pylibjpeg-libjpeg",
+                     "openjpeg": "pylibjpeg-openjpeg", "PIL": "pillow", "sqlalchemy": "sqlalchemy",
+                     "psycopg": "psycopg", "starlette": "starlette", "uvicorn": "uvicorn"}
+    assert set(distributions) == set(EXTRA_OF_MODULE)
+
+    def names(requirements):
+        return {r.split("[")[0].split(">")[0].split("=")[0].strip().lower() for r in requirements}
+
+    core = names(project["dependencies"])
+    extras = project["optional-dependencies"]
+    for module, extra in EXTRA_OF_MODULE.items():
+        assert distributions[module] not in core
+        assert distributions[module] in names(extras[extra]), (module, extra)
+    assert "pacskit" in names(extras["server"]) and "pacskit" in names(extras["dev"])
+
+
+def test_the_help_lists_every_command_with_its_own_summary_without_importing_it():
+    import typer.main
+
+    from pacskit.cli.main import COMMANDS, GROUP_HELP, GROUPS, build_app
+
+    loaded = typer.main.get_command(build_app())
+    listed = typer.main.get_command(build_app(""))
+    assert list(listed.commands) == list(loaded.commands) == [*COMMANDS, *GROUPS]
+    for name, command in loaded.commands.items():
+        summary = COMMANDS[name][2] if name in COMMANDS else GROUP_HELP[name]
+        assert command.get_short_help_str(limit=1000) == summary, name
+        assert listed.commands[name].get_short_help_str(limit=1000) == summary, name
+
+
+@pytest.mark.parametrize(("args", "word"), [
+    (["echo", "pacs"], "echo"), (["-v", "--aet", "ME", "find", "pacs"], "find"),
+    (["--config", "x.toml", "archive", "ls"], "archive"), (["--help"], ""), ([], ""), (["-vv"], ""),
+])
+def test_the_command_word_skips_root_options_and_their_values(args, word):
+    from pacskit.cli.launch import command_word
+
+    assert command_word(args) == word

@@ -1,7 +1,7 @@
 """Moving files in and out of the archive, and keeping the index and the files in step.
 
 - import: a folder of files → the archive, through the same ingest as C-STORE;
-- export: what a query matches → a folder, under a layout, with names withheld;
+- export (``archive export``) is a copy from the archive to a folder (:mod:`pacskit.transfer`);
 - check: rows whose file is gone, files no row points to, temporary files left by a
   crash — found, and with ``repair`` fixed (rows dropped, files indexed, leftovers removed).
 """
@@ -19,9 +19,7 @@ from pydicom.errors import InvalidDicomError
 from pacskit.archive.index import Index
 from pacskit.archive.ingest import SUCCESS, Ingest, Received
 from pacskit.errors import InputError
-from pacskit.query import Query
 from pacskit.scan import DicomFile, read_file, scan
-from pacskit.storage import FolderSink
 
 Progress = Callable[[int, int], None]
 
@@ -34,15 +32,6 @@ class ImportResult:
     duplicates: int = 0
     not_dicom: int = 0
     failed: list[tuple[Path, str]] = field(default_factory=list)
-
-
-@dataclass
-class ExportResult:
-    """What ``archive export`` did."""
-
-    written: int = 0
-    skipped: int = 0
-    missing: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -80,30 +69,6 @@ def import_files(ingest: Ingest, paths: Iterable[Path | str], progress: Progress
             result.failed.append((item.path, outcome))
         if progress is not None:
             progress(done, len(found.files))
-    return result
-
-
-def export(index: Index, files: Path, query: Query, sink: FolderSink,
-           progress: Progress | None = None) -> ExportResult:
-    """Write what ``query`` matches into ``sink`` (archive → file).
-
-    Raises:
-        OutputError, DiskFull: the folder cannot be written.
-    """
-    sink.prepare()
-    result = ExportResult()
-    stored = list(index.instances(query))
-    for done, instance in enumerate(stored, 1):
-        try:
-            data = (files / instance.path).read_bytes()
-        except OSError:
-            result.missing.append(instance.sop_instance_uid)
-            continue
-        written = sink.write_encoded(data)
-        result.skipped += written.skipped
-        result.written += not written.skipped
-        if progress is not None:
-            progress(done, len(stored))
     return result
 
 

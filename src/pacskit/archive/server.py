@@ -109,7 +109,8 @@ class Archive:
 
         web = self.settings.web
         tls = https_context(self.settings.tls) if self.settings.tls.https else None
-        return WebServer(create_app(self), web.bind, web.port, header_timeout=web.header_timeout, tls=tls)
+        return WebServer(create_app(self), web.bind, web.port, header_timeout=web.header_timeout,
+                         body_timeout=web.body_timeout, body_min_rate=web.body_min_rate, tls=tls)
 
     def serve_forever(self, stop: threading.Event | None = None) -> None:
         """Serve until ``stop`` is set (or forever)."""

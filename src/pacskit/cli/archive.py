@@ -25,10 +25,8 @@ from pacskit.cli.query_options import (
     build_query,
 )
 from pacskit.errors import PartialFailure
-from pacskit.layout import DEFAULT_LAYOUT, Layout
-from pacskit.privacy import PrivacyPolicy
+from pacskit.layout import DEFAULT_LAYOUT
 from pacskit.settings import Settings
-from pacskit.storage import FolderSink
 
 app = typer.Typer(help="The local archive: import, export, check.", no_args_is_help=True)
 
@@ -106,21 +104,21 @@ def export_(
 
       pacskit archive export -o out -l series --modality CT -d 20240101-20240131
     """
-    from pacskit.archive import Archive
-    from pacskit.archive.maintenance import export
+    from pacskit.client import Client
+    from pacskit.sources import ARCHIVE
 
     settings = archive_settings(ctx, data_dir, db)
     query = build_query(level, model, patient_id, study_uid, series_uid, sop_uid, accession, date,
                         modality, description, keys, None)
-    sink = FolderSink(output_dir, Layout(layout), overwrite=overwrite,
-                      privacy=PrivacyPolicy(settings.allow_patient_names))
     counts = InterruptCounts("instances")
-    with Archive(settings) as archive, counts, ProgressBar("exporting") as bar:
-        result = export(archive.index, archive.ingest.files, query, sink, counts.follow(bar))
-    out.print(f"Exported {result.written} instances to {output_dir} ({result.skipped} already there, "
-              f"{len(result.missing)} missing from the archive's folder).", markup=False)
-    if result.missing:
-        raise PartialFailure(f"{len(result.missing)} indexed instances have no file: run pacskit archive check")
+    with counts, ProgressBar("exporting") as bar:
+        follow = counts.follow(bar)
+        result = Client(settings).copy(ARCHIVE, query, output_dir, layout=layout, overwrite=overwrite,
+                                       progress=lambda p: follow(p.received, p.total or 0))
+    out.print(f"Exported {result.copied} instances to {output_dir} ({result.present} already there, "
+              f"{len(result.failed)} missing from the archive's folder).", markup=False)
+    if result.failed:
+        raise PartialFailure(f"{len(result.failed)} indexed instances have no file: run pacskit archive check")
 
 
 @app.command("check")

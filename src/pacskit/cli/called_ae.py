@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pacskit.client import Client
 from pacskit.errors import UsageError
 from pacskit.nodes import Node, is_inline_address, is_web_address, validate_ae_title
+
+if TYPE_CHECKING:
+    from pacskit.client import Client
 
 CalledAeOption = Annotated[str | None, typer.Option(
     "--aec", help="Called AE title for this call, instead of the node's; with it, the target may be host:port.")]

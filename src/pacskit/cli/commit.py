@@ -13,6 +13,7 @@ from rich.text import Text
 
 from pacskit.cli.called_ae import CalledAeOption, target
 from pacskit.cli.common import SummaryFormat, counted, err, out, print_json, state
+from pacskit.cli.node_argument import DimseNode
 from pacskit.cli.query_options import (
     AccessionOption,
     DateOption,
@@ -33,7 +34,7 @@ from pacskit.scan import scan
 
 def commit(
     ctx: typer.Context,
-    node: Annotated[str, typer.Argument(help="Node name or dicom://AET@host:port.")],
+    node: DimseNode,
     files: Annotated[list[Path] | None, typer.Argument(help="DICOM files or folders: commit these instances.")] = None,
     model: ModelOption = None,
     patient_id: PatientIdOption = None,

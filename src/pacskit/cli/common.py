@@ -9,14 +9,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 
-from pacskit.client import Client
-from pacskit.models import AnswerCheck
-from pacskit.settings import Settings
+if TYPE_CHECKING:
+    from pacskit.client import Client
+    from pacskit.models import AnswerCheck
+    from pacskit.settings import Settings
 
 out = Console(highlight=False, soft_wrap=True, markup=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
@@ -60,10 +61,14 @@ class State:
 
     def settings(self) -> Settings:
         if self._settings is None:
+            from pacskit.settings import Settings
+
             self._settings = Settings.load(self.config_file, **self.overrides)
         return self._settings
 
     def client(self) -> Client:
+        from pacskit.client import Client
+
         return Client(self.settings())
 
 

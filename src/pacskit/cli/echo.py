@@ -10,6 +10,7 @@ from rich.text import Text
 
 from pacskit.cli.called_ae import CalledAeOption, target
 from pacskit.cli.common import OutputFormat, out, print_json, state, write_rows
+from pacskit.cli.node_argument import complete_node
 from pacskit.errors import PacskitError, PartialFailure
 
 FIELDS = ("node", "ae_title", "address", "ok", "result", "rtt_ms", "associate_ms")
@@ -17,7 +18,8 @@ FIELDS = ("node", "ae_title", "address", "ok", "result", "rtt_ms", "associate_ms
 
 def echo(
     ctx: typer.Context,
-    nodes: Annotated[list[str], typer.Argument(help="Node names or dicom://AET@host:port addresses.")],
+    nodes: Annotated[list[str], typer.Argument(help="Node names or dicom://AET@host:port addresses.",
+                                                autocompletion=complete_node)],
     output: Annotated[OutputFormat, typer.Option(
         "--format", "-f",
         help="table (tab-separated lines when not a terminal), tsv, csv or json.")] = OutputFormat.table,

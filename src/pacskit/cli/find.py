@@ -21,6 +21,7 @@ from pacskit.cli.match_output import (
     print_answers,
     sorted_matches,
 )
+from pacskit.cli.node_argument import AnyNode
 from pacskit.cli.query_options import (
     AccessionOption,
     DateOption,
@@ -51,7 +52,7 @@ COLUMNS = {
 
 def find(
     ctx: typer.Context,
-    node: Annotated[str, typer.Argument(help="Node name, dicom://AET@host:port, or a DICOMweb URL http(s)://host/path.")],
+    node: AnyNode,
     level: LevelOption = "study",
     model: ModelOption = None,
     patient_id: PatientIdsOption = None,

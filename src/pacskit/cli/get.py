@@ -28,6 +28,7 @@ from pacskit.cli.item_lists import (
     raise_for_outcomes,
     run_each,
 )
+from pacskit.cli.node_argument import AnyNode
 from pacskit.cli.progress import ProgressBar
 from pacskit.cli.query_options import (
     AccessionOption,
@@ -57,7 +58,7 @@ class Method(str, Enum):
 
 def get(
     ctx: typer.Context,
-    node: Annotated[str, typer.Argument(help="Node name, dicom://AET@host:port, or a DICOMweb URL http(s)://host/path.")],
+    node: AnyNode,
     output_dir: Annotated[Path, typer.Option("--output", "-o", help="Folder to write into.")],
     level: LevelOption = "study",
     model: ModelOption = None,

@@ -23,13 +23,37 @@ GLOBAL_OPTIONS_WITH_VALUE = frozenset({
 })
 
 
+NO_COMMAND = ""
+"""What :func:`command_word` answers when no command is named."""
+EVERY_COMMAND = "*"
+"""Load every command (shell completion, or a command word not recognised as one)."""
+
+
 def main() -> None:
-    """Run the ``pacskit`` command line on ``sys.argv``."""
-    if pixel_free(sys.argv[1:]):
+    """Run the ``pacskit`` command line on ``sys.argv``. ``pacskit --version`` answers
+    before anything is imported."""
+    if sys.argv[1:] == ["--version"]:
+        from pacskit import __version__
+
+        print(f"pacskit {__version__}")
+        return
+    if command_word(sys.argv[1:]) != NO_COMMAND and pixel_free(sys.argv[1:]):
         import_pydicom_without(PIXEL_MODULES)
     from pacskit.cli.main import main as run
 
     run()
+
+
+def command_word(args: Sequence[str]) -> str:
+    """The command the words name (its first word that is not a root option or an
+    option's value), or :data:`NO_COMMAND` when none is."""
+    arguments = iter(args)
+    for argument in arguments:
+        if argument in GLOBAL_OPTIONS_WITH_VALUE:
+            next(arguments, None)
+        elif not argument.startswith("-"):
+            return argument
+    return NO_COMMAND
 
 
 def pixel_free(args: Sequence[str]) -> bool:
@@ -38,13 +62,8 @@ def pixel_free(args: Sequence[str]) -> bool:
     names a command that may."""
     if PIXEL_COMMANDS.intersection(args):
         return False
-    arguments = iter(args)
-    for argument in arguments:
-        if argument in GLOBAL_OPTIONS_WITH_VALUE:
-            next(arguments, None)
-        elif not argument.startswith("-"):
-            return argument in PIXEL_FREE_COMMANDS
-    return True
+    command = command_word(args)
+    return command == NO_COMMAND or command in PIXEL_FREE_COMMANDS
 
 
 def import_pydicom_without(modules: Sequence[str]) -> None:

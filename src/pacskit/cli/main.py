@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -10,15 +12,7 @@ import typer
 from typer.exceptions import TyperException
 
 from pacskit import __version__
-from pacskit.cli.archive import app as archive_app
-from pacskit.cli.commit import commit
 from pacskit.cli.common import State, err
-from pacskit.cli.completion import completion
-from pacskit.cli.config import app as config_app
-from pacskit.cli.config import init
-from pacskit.cli.echo import echo
-from pacskit.cli.find import find
-from pacskit.cli.get import get
 from pacskit.cli.global_options import (
     AcseTimeoutOption,
     AeTitleOption,
@@ -31,26 +25,11 @@ from pacskit.cli.global_options import (
     set_verbosity,
     with_global_options,
 )
-from pacskit.cli.move import move
-from pacskit.cli.mpps import app as mpps_app
-from pacskit.cli.nodes import nodes
-from pacskit.cli.receive import receive
-from pacskit.cli.serve import serve
-from pacskit.cli.store import store
-from pacskit.cli.worklist import app as worklist_app
-from pacskit.errors import PacskitError, UsageError
+from pacskit.cli.launch import EVERY_COMMAND, command_word
+from pacskit.errors import MissingExtra, PacskitError, UsageError
+from pacskit.extras import extra_for, missing_extra_message
 
 EXIT_INTERRUPTED = 130
-
-app = typer.Typer(
-    name="pacskit",
-    help="DICOM networking toolkit: echo, find, get, move, store, receive, worklist, mpps, commit — without fetching patient names.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
 
 def _version(value: bool) -> None:
     if value:
@@ -58,7 +37,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _global_options(
     ctx: typer.Context,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="pacskit.toml to use.", envvar="PACSKIT_CONFIG")] = None,
@@ -89,14 +67,105 @@ def _global_options(
     )
 
 
-for command in (echo, find, get, move, store, receive, commit, nodes, serve):
-    app.command(name=command.__name__)(with_global_options(command))
-app.command(name="init")(with_global_options(init))
-app.command(name="completion")(with_global_options(completion))
-app.add_typer(config_app, name="config")
-app.add_typer(archive_app, name="archive")
-app.add_typer(worklist_app, name="worklist")
-app.add_typer(mpps_app, name="mpps")
+COMMANDS = {
+    "echo": ("pacskit.cli.echo", "echo",
+             "Check that DICOM nodes answer a C-ECHO (verification)."),
+    "find": ("pacskit.cli.find", "find",
+             "Find patients, studies, series or images on a node (C-FIND, or "
+             "QIDO-RS)."),
+    "get": ("pacskit.cli.get", "get",
+             "Retrieve matching instances into a folder (C-GET, C-MOVE to pacskit "
+             "itself, or WADO-RS)."),
+    "copy": ("pacskit.cli.copy", "copy",
+             "Copy what a query matches from FROM to TO: any two of a node, a "
+             "DICOMweb server, the archive, a folder."),
+    "move": ("pacskit.cli.move", "move",
+             "Move matching instances from a node to another AE (C-MOVE)."),
+    "store": ("pacskit.cli.store", "store",
+             "Send DICOM files to a node (C-STORE, or STOW-RS to a DICOMweb URL)."),
+    "receive": ("pacskit.cli.receive", "receive",
+             "Receive instances pushed by C-STORE into a folder (the storescp -od of "
+             "pacskit), patient names withheld."),
+    "commit": ("pacskit.cli.commit", "commit",
+             "Ask a node to commit to keeping instances (Storage Commitment): those "
+             "of FILES, or those the options match on the node (C-FIND)."),
+    "nodes": ("pacskit.cli.nodes", "nodes",
+             "List the nodes configured in pacskit.toml and the environment."),
+    "serve": ("pacskit.cli.serve", "serve",
+             "Run a PACS: C-ECHO, C-STORE, C-FIND, C-GET, C-MOVE and the Modality "
+             "Worklist over an index database, and DICOMweb (QIDO-RS, WADO-RS, "
+             "STOW-RS, WADO-URI) over HTTP."),
+    "init": ("pacskit.cli.config", "init",
+             "Write a commented starter pacskit.toml (ours, a node 'pacs', the "
+             "archive, DICOMweb)."),
+    "completion": ("pacskit.cli.completion", "completion",
+             "Print the completion script for bash or zsh: commands, options and "
+             "their choices."),
+}
+"""Command name → (module, function, the one line ``pacskit --help`` lists it with, which
+``tests/unit/test_launch.py`` checks against the function's own help)."""
+
+GROUPS = {
+    "config": ("pacskit.cli.config", "app"),
+    "archive": ("pacskit.cli.archive", "app"),
+    "worklist": ("pacskit.cli.worklist", "app"),
+    "mpps": ("pacskit.cli.mpps", "app"),
+}
+GROUP_HELP = {
+    "config": "Inspect the configuration.",
+    "archive": "The local archive: import, export, check.",
+    "worklist": "Modality Worklist: query a node (pacskit worklist NODE), or keep the "
+        "archive's (add, ls, rm, status).",
+    "mpps": "Modality Performed Procedure Step: create, set and get a step on a "
+        "node; ls and show the archive's.",
+}
+"""Group name → the one line ``pacskit --help`` lists it with (checked like ``COMMANDS``)."""
+
+_STUB_SETTINGS = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
+
+
+class _EveryCommandNeeded(Exception):
+    """A command was reached that was not loaded (its name was not found in the words)."""
+
+
+def _not_loaded() -> None:
+    raise _EveryCommandNeeded
+
+
+def build_app(wanted: str = EVERY_COMMAND) -> typer.Typer:
+    """The ``pacskit`` application with command ``wanted`` imported (every one for
+    :data:`~pacskit.cli.launch.EVERY_COMMAND`, none for ``NO_COMMAND``); the others are
+    listed by name and one line, their modules not imported, so that a command starts with
+    only the imports it needs."""
+    app = typer.Typer(
+        name="pacskit",
+        help="DICOM networking toolkit: echo, find, get, move, store, receive, worklist, mpps, commit — "
+             "without fetching patient names.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=True,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(_global_options)
+    for name, (module, attribute, summary) in COMMANDS.items():
+        if wanted in (name, EVERY_COMMAND):
+            command = getattr(importlib.import_module(module), attribute)
+            app.command(name=name)(with_global_options(command))
+        else:
+            app.command(name=name, help=summary, context_settings=_STUB_SETTINGS, add_help_option=False)(_not_loaded)
+    for name, (module, attribute) in GROUPS.items():
+        if wanted in (name, EVERY_COMMAND):
+            app.add_typer(getattr(importlib.import_module(module), attribute), name=name)
+        else:
+            app.command(name=name, help=GROUP_HELP[name], context_settings=_STUB_SETTINGS,
+                        add_help_option=False)(_not_loaded)
+    return app
+
+
+def __getattr__(name: str) -> typer.Typer:
+    if name == "app":
+        return build_app()
+    raise AttributeError(name)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -105,8 +174,13 @@ def main(argv: list[str] | None = None) -> None:
     Usage errors exit with 2, whether Typer finds them (an unknown option) or pacskit does
     (:class:`~pacskit.errors.UsageError`, e.g. a malformed ``--layout``).
     """
+    args = sys.argv[1:] if argv is None else argv
+    wanted = EVERY_COMMAND if "_PACSKIT_COMPLETE" in os.environ else command_word(args)
     try:
-        code = app(args=argv, standalone_mode=False)
+        try:
+            code = build_app(wanted)(args=argv, standalone_mode=False)
+        except _EveryCommandNeeded:
+            code = build_app()(args=argv, standalone_mode=False)
     except TyperException as exc:
         if not hasattr(exc, "format_message"):
             raise
@@ -121,6 +195,11 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         err.print("pacskit: interrupted", markup=False)
         sys.exit(EXIT_INTERRUPTED)
+    except ModuleNotFoundError as exc:
+        if extra_for(exc.name) is None:
+            raise
+        err.print(f"pacskit: error: {missing_extra_message(exc.name or '')}", markup=False)
+        sys.exit(MissingExtra.exit_code)
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -16,6 +16,7 @@ from pacskit.cli.item_lists import (
     raise_for_outcomes,
     run_each,
 )
+from pacskit.cli.node_argument import DimseNode
 from pacskit.cli.progress import ProgressBar
 from pacskit.cli.query_options import (
     AccessionOption,
@@ -37,7 +38,7 @@ from pacskit.nodes import validate_ae_title
 
 def move(
     ctx: typer.Context,
-    node: Annotated[str, typer.Argument(help="Node name or dicom://AET@host:port.")],
+    node: DimseNode,
     destination: Annotated[str, typer.Option("--to", help="AE title of the move destination, as the peer knows it.")],
     level: LevelOption = "study",
     model: ModelOption = None,

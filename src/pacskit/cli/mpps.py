@@ -15,6 +15,7 @@ from pacskit.cli.archive import DataDirOption, DbOption, archive_settings
 from pacskit.cli.called_ae import CalledAeOption, target
 from pacskit.cli.common import err, out, print_json, state
 from pacskit.cli.global_options import with_global_options
+from pacskit.cli.node_argument import DimseNode
 from pacskit.errors import InputError, UsageError
 from pacskit.mpps.build import (
     InstanceRef,
@@ -46,7 +47,7 @@ class StepFormat(str, Enum):
 @with_global_options
 def create(
     ctx: typer.Context,
-    node: Annotated[str, typer.Argument(help="Node name or dicom://AET@host:port.")],
+    node: DimseNode,
     from_worklist: Annotated[Path | None, typer.Option("--from-worklist", help="A worklist item as DICOM JSON (as `worklist --format dicom-json` or `worklist ls --format json` print it).")] = None,
     patient_id: Annotated[str | None, typer.Option("--patient-id", "-p", help="PatientID.")] = None,
     study_uid: Annotated[str | None, typer.Option("--study-uid", help="StudyInstanceUID (a new one by default).")] = None,
@@ -98,7 +99,7 @@ def create(
 @with_global_options
 def set_(
     ctx: typer.Context,
-    node: Annotated[str, typer.Argument(help="Node name or dicom://AET@host:port.")],
+    node: DimseNode,
     uid: Annotated[str, typer.Argument(help="SOP Instance UID of the step.")],
     status: Annotated[str, typer.Option("--status", help="COMPLETED or DISCONTINUED.")],
     instances: Annotated[list[Path] | None, typer.Option("--instances", help="DICOM files or folders the step produced; repeatable.")] = None,
@@ -142,7 +143,7 @@ def set_(
 @with_global_options
 def get(
     ctx: typer.Context,
-    node: Annotated[str, typer.Argument(help="Node name or dicom://AET@host:port.")],
+    node: DimseNode,
     uid: Annotated[str, typer.Argument(help="SOP Instance UID of the step.")],
     output: Annotated[StepFormat, typer.Option("--format", "-f", help="text, json or dicom-json (PS3.18 F.2).")] = StepFormat.text,
     called_ae: CalledAeOption = None,

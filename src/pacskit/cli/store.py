@@ -18,6 +18,7 @@ from pacskit.cli.item_lists import (
     raise_for_outcomes,
     run_each,
 )
+from pacskit.cli.node_argument import complete_node
 from pacskit.cli.progress import ProgressBar
 from pacskit.models import StoreResult
 
@@ -37,7 +38,9 @@ class StoreKey(str, Enum):
 def store(
     ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="Files and folders (searched recursively).")],
-    to: Annotated[str, typer.Option("--to", help="Node name, dicom://AET@host:port, or a DICOMweb URL http(s)://host/path.")],
+    to: Annotated[str, typer.Option(
+        "--to", help="Node name, dicom://AET@host:port, or a DICOMweb URL http(s)://host/path.",
+        autocompletion=complete_node)],
     patient_id: Annotated[list[str] | None, typer.Option("--patient-id", "-p", help="Only this patient's files; repeatable: one store per ID.")] = None,
     study_uid: Annotated[list[str] | None, typer.Option("--study-uid", help="Only this study's files; repeatable: one store per UID.")] = None,
     series_uid: Annotated[list[str] | None, typer.Option("--series-uid", help="Only this series' files; repeatable: one store per UID.")] = None,

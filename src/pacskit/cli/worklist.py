@@ -23,6 +23,7 @@ from pacskit.cli.match_output import (
     cell_text,
     print_answers,
 )
+from pacskit.cli.node_argument import DimseNode
 from pacskit.errors import InputError, UsageError
 from pacskit.privacy import PrivacyPolicy
 from pacskit.query import Level
@@ -54,7 +55,7 @@ app = typer.Typer(cls=_QueryUnlessCommand, no_args_is_help=True,
 @with_global_options
 def query_(
     ctx: typer.Context,
-    node: Annotated[str, typer.Argument(help="Node name or dicom://AET@host:port.")],
+    node: DimseNode,
     station_aet: Annotated[str | None, typer.Option("--station-aet", "-s", help="Scheduled Station AE Title.")] = None,
     modality: Annotated[str | None, typer.Option("--modality", help="Modality of the scheduled step.")] = None,
     date: Annotated[str | None, typer.Option("--date", "-d", help="Scheduled date or range: 20261201-20261205, today, today-.")] = None,

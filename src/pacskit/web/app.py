@@ -48,6 +48,7 @@ from pacskit.web.mpps_routes import mpps_routes
 from pacskit.web.multipart import coalesced, new_boundary, write_parts
 from pacskit.web.openapi import openapi
 from pacskit.web.page import page_routes
+from pacskit.web.stored import StoredFiles
 from pacskit.web.worklist_routes import worklist_routes
 
 if TYPE_CHECKING:
@@ -72,6 +73,7 @@ class DicomWeb:
         self.cap = min(archive.settings.archive.find_limit, archive.settings.web.search_limit)
         self.max_body = archive.settings.web.max_body
         self.pixel_budget = archive.settings.web.pixel_budget
+        self.stored = StoredFiles(archive.ingest.scratch, archive.ingest.scratch_prefix)
 
     @staticmethod
     def base_url(request: Request) -> str:
@@ -122,14 +124,15 @@ class DicomWeb:
             media_type = f"{wado.DICOM}; transfer-syntax={syntax}"
             if syntax == item.instance.transfer_syntax:
                 return FileResponse(item.path, media_type=media_type)
-            return Response(wado.transcoded(item.path, syntax, self.pixel_budget), media_type=media_type)
+            single_parts = wado.instance_parts([item], syntax, self.pixel_budget, self.stored)
+            return StreamingResponse(next(single_parts)[1], media_type=media_type)
         boundary = new_boundary()
         syntax = representation.transfer_syntax
         media_type = f'multipart/related; type="{wado.DICOM}"; boundary={boundary}'
         if syntax:
             media_type += f"; transfer-syntax={syntax}"
         sendable = [item for item in located if representation.can_send(item.instance.transfer_syntax)]
-        parts = wado.instance_parts(sendable, syntax, self.pixel_budget)
+        parts = wado.instance_parts(sendable, syntax, self.pixel_budget, self.stored)
         if single:
             parts = iter(list(parts))
         left_out = len(located) - len(sendable)
@@ -143,22 +146,26 @@ class DicomWeb:
     def metadata(self, request: Request) -> Response:
         """The metadata of a study, series or instance (PS3.18 10.4.1.1.2)."""
         _accept_json(request)
-        located = self._locate(request)
-        return Response(json.dumps(wado.metadata(located, self.base_url(request))), media_type=DICOM_JSON)
+        base_url = self.base_url(request)
+        documents = []
+        for item in self._locate(request):
+            with self.stored.open(item.path) as ds:
+                documents.append(wado.metadata(ds, base_url, item.instance.transfer_syntax))
+        return Response(json.dumps(documents), media_type=DICOM_JSON)
 
     def frames(self, request: Request) -> Response:
         """Frames of an instance (PS3.18 10.4.1.1.4), natively compressed or not."""
         item = self._locate(request)[0]
         numbers = wado.frame_numbers(request.path_params["frames"])
-        ds = wado.read_image(item.path)
-        wado.check_frames(ds, numbers)
         stored = item.instance.transfer_syntax
         media, decode = wado.choose_frame_type(parse_accept(request.headers.get("accept")), stored)
-        if decode:
-            pixel_budget.check(ds, len(numbers), self.pixel_budget)
         syntax = stored if UID(stored).is_compressed and not decode else EXPLICIT_VR_LITTLE_ENDIAN
         part_type = f"{media}; transfer-syntax={syntax}"
-        parts = [(part_type, [wado.frame_bytes(ds, n, decode)]) for n in numbers]
+        with self.stored.open(item.path, pixels=True) as ds:
+            wado.check_frames(wado.check_image(ds), numbers)
+            if decode:
+                pixel_budget.check(ds, len(numbers), self.pixel_budget)
+            parts = [(part_type, [wado.frame_bytes(ds, n, decode)]) for n in numbers]
         boundary = new_boundary()
         return Response(b"".join(write_parts(parts, boundary)),
                         media_type=f'multipart/related; type="{media}"; boundary={boundary}')
@@ -166,7 +173,9 @@ class DicomWeb:
     def bulk(self, request: Request) -> Response:
         """Bulk data of an instance (PS3.18 10.4.1.1.5), one octet-stream part."""
         item = self._locate(request)[0]
-        value = wado.bulk_data(item, request.path_params["tag"])
+        tag = wado.bulk_tag(request.path_params["tag"])
+        with self.stored.open(item.path) as ds:
+            value = wado.bulk_data(ds, item.instance.transfer_syntax, f"{tag:08X}")
         boundary = new_boundary()
         return Response(b"".join(write_parts([(wado.OCTET_STREAM, [value])], boundary)),
                         media_type=f'multipart/related; type="{wado.OCTET_STREAM}"; boundary={boundary}')
@@ -179,12 +188,13 @@ class DicomWeb:
             raise HTTPException(400, "one frame at a time can be rendered")
         params = request.query_params
         media = render.choose_rendered_type(parse_accept(request.headers.get("accept")), params.get("accept"))
-        ds = wado.read_image(item.path)
-        wado.check_frames(ds, numbers)
-        pixel_budget.check(ds, 1, self.pixel_budget)
+        window = render.parse_window(params.get("window"))
         quality = _int_param(params.get("quality"), "quality", 90)
-        body = render.render(ds, numbers[0], media, window=render.parse_window(params.get("window")),
-                             quality=quality, viewport=render.parse_viewport(params.get("viewport")))
+        with self.stored.open(item.path, pixels=True) as ds:
+            wado.check_frames(wado.check_image(ds), numbers)
+            pixel_budget.check(ds, 1, self.pixel_budget)
+            body = render.render(ds, numbers[0], media, window=window, quality=quality,
+                                 viewport=render.parse_viewport(params.get("viewport")))
         return Response(body, media_type=media)
 
     def thumbnail(self, request: Request) -> Response:
@@ -196,12 +206,12 @@ class DicomWeb:
         numbers = wado.frame_numbers(request.path_params.get("frames", "1"))
         params = request.query_params
         media = render.choose_rendered_type(parse_accept(request.headers.get("accept")), params.get("accept"))
-        ds = wado.read_image(item.path)
-        wado.check_frames(ds, numbers[:1])
-        pixel_budget.check(ds, 1, self.pixel_budget)
         viewport = render.parse_viewport(params.get("viewport"), render.THUMBNAIL_SIZE)
-        return Response(render.render(ds, numbers[0], media, quality=80, viewport=viewport), media_type=media,
-                        headers={"Cache-Control": "private, max-age=60"})
+        with self.stored.open(item.path, pixels=True) as ds:
+            wado.check_frames(wado.check_image(ds), numbers[:1])
+            pixel_budget.check(ds, 1, self.pixel_budget)
+            body = render.render(ds, numbers[0], media, quality=80, viewport=viewport)
+        return Response(body, media_type=media, headers={"Cache-Control": "private, max-age=60"})
 
     async def store(self, request: Request) -> Response:
         """Store instances (PS3.18 10.5), in any study or in the path's."""
@@ -211,7 +221,7 @@ class DicomWeb:
 
     def wado_uri(self, request: Request) -> Response:
         """WADO-URI (PS3.18 9)."""
-        return uri.retrieve(request, self.index, self.files, pixel_budget=self.pixel_budget)
+        return uri.retrieve(request, self.index, self.files, self.stored, pixel_budget=self.pixel_budget)
 
     def openapi(self, request: Request) -> Response:
         """The OpenAPI description of these routes."""

@@ -311,6 +311,25 @@ class DicomWebClient:
             if count is not None and received < count:
                 result.failed += count - received
 
+    def retrieve_resources(self, resources: list[tuple[str, int]], receiver: Any) -> None:
+        """Retrieve by WADO-RS (PS3.18 10.4) the study, series or instance resources
+        given (``studies/{uid}/series/{uid}[/instances/{uid}]``), each with the number of
+        instances it should bring, into ``receiver``: what a copy planned itself
+        (:mod:`pacskit.transfer`).
+
+        Raises:
+            NetworkError, HttpFailure: a request failed.
+        """
+        result: RetrieveResult = receiver.result
+        for resource, count in resources:
+            if receiver.cancellation is not None and receiver.cancellation.cancelled:
+                return
+            result.requests += 1
+            received = self._retrieve_one("/".join(quote(part, safe="") if i % 2 else part
+                                                   for i, part in enumerate(resource.split("/"))), receiver)
+            result.completed += received
+            result.failed += max(0, count - received)
+
     def _retrieve_by_uri(self, query: Query, receiver: Any) -> None:
         instances = Query(level=Level.IMAGE, model=query.model, match=dict(query.match),
                           return_keys=["StudyInstanceUID", "SeriesInstanceUID"])

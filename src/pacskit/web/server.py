@@ -14,7 +14,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from pacskit.errors import NetworkError
-from pacskit.web.header_deadline import header_deadline_protocol
+from pacskit.web.request_deadlines import request_deadlines_protocol
 
 LOG = logging.getLogger("pacskit.web")
 START_TIMEOUT = 10.0
@@ -28,18 +28,19 @@ class WebServer:
         app: the ASGI application.
         host: the address to listen on.
         port: the port to listen on.
-        header_timeout: seconds a client has to send each request's headers
-            (:mod:`pacskit.web.header_deadline`).
+        header_timeout: seconds a client has to send each request's headers,
+        body_timeout, body_min_rate: and then its body (:mod:`pacskit.web.request_deadlines`).
         tls: HTTPS with this context (:func:`pacskit.net.tls.https_context`).
     """
 
     def __init__(self, app: ASGIApp, host: str, port: int, *, header_timeout: float = 10.0,
+                 body_timeout: float = 20.0, body_min_rate: float = 500.0,
                  tls: ssl.SSLContext | None = None) -> None:
         self.app = app
         self.tls = tls
         self.host = host
         self.port = port
-        self.header_timeout = header_timeout
+        self.deadlines = request_deadlines_protocol(header_timeout, body_timeout, body_min_rate)
         self.server: uvicorn.Server | None = None
         self.thread: threading.Thread | None = None
         self.sock: socket.socket | None = None
@@ -53,7 +54,7 @@ class WebServer:
         self.sock = _listen(self.host, self.port)
         config = uvicorn.Config(self.app, log_config=None, log_level="warning", access_log=False,
                                 lifespan="off", timeout_graceful_shutdown=5, server_header=False,
-                                http=header_deadline_protocol(self.header_timeout))
+                                http=self.deadlines)
         config.load()
         config.ssl = self.tls
         self.server = uvicorn.Server(config)

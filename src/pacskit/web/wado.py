@@ -32,9 +32,12 @@ from pathlib import Path
 
 import numpy as np
 from pydicom import Dataset, dcmread
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import RawDataElement
 from pydicom.encaps import get_frame
 from pydicom.filewriter import dcmwrite
 from pydicom.pixels import pixel_array
+from pydicom.tag import BaseTag
 from pydicom.uid import UID
 from starlette.exceptions import HTTPException
 
@@ -42,6 +45,7 @@ from pacskit.archive.index import StoredInstance
 from pacskit.query import Level, Query
 from pacskit.web import pixel_budget
 from pacskit.web.media import (
+    DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
     EXPLICIT_VR_BIG_ENDIAN,
     EXPLICIT_VR_LITTLE_ENDIAN,
     FRAME_MEDIA_TYPES,
@@ -49,6 +53,7 @@ from pacskit.web.media import (
     MediaType,
 )
 from pacskit.web.multipart import file_chunks
+from pacskit.web.stored import StoredFiles
 
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _FRAMES = re.compile(r"^[0-9]+(,[0-9]+)*$")
@@ -182,11 +187,12 @@ def decodable(transfer_syntax: str) -> bool:
         return False
 
 
-def instance_parts(located: list[Located], transfer_syntax: str | None, budget: int
+def instance_parts(located: list[Located], transfer_syntax: str | None, budget: int, stored_files: StoredFiles
                    ) -> Iterator[tuple[str, Iterable[bytes]]]:
     """(Content-Type, chunks) of each instance in ``transfer_syntax`` (None: as stored),
-    read only as the response is sent. Call it with the instances that can be sent that
-    way (:meth:`Representation.can_send`).
+    read only as the response is sent; a deflated one asked for in Explicit VR Little
+    Endian is inflated into ``stored_files``' scratch folder, not in memory. Call it with
+    the instances that can be sent that way (:meth:`Representation.can_send`).
 
     Raises:
         HTTPException: 406, a single instance cannot be decoded; 413, decoding it would
@@ -197,6 +203,9 @@ def instance_parts(located: list[Located], transfer_syntax: str | None, budget: 
         stored = item.instance.transfer_syntax
         if transfer_syntax is None or transfer_syntax == stored:
             yield f"{DICOM}; transfer-syntax={stored}", file_chunks(item.path)
+            continue
+        if stored == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN and transfer_syntax == EXPLICIT_VR_LITTLE_ENDIAN:
+            yield f"{DICOM}; transfer-syntax={transfer_syntax}", stored_files.inflated_chunks(item.path)
             continue
         try:
             data = transcoded(item.path, transfer_syntax, budget)
@@ -231,52 +240,82 @@ def transcoded(path: Path, transfer_syntax: str, budget: int) -> bytes:
     return buffer.getvalue()
 
 
-def metadata(located: list[Located], base_url: str) -> list[dict]:
-    """The DICOM JSON (PS3.18 F.2) of each instance, bulk data as BulkDataURIs
-    (PS3.18 10.4.1.1.3): Pixel Data to the frames of the instance, any other top-level
-    binary value over :data:`BULK_DATA_THRESHOLD` bytes to its bulk data resource."""
-    out = []
-    for item in located:
-        ds = dcmread(item.path, stop_before_pixels=True)
-        document = ds.to_json_dict(bulk_data_threshold=1 << 30, suppress_invalid_tags=True)
-        instance_url = (f"{base_url}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
-                        f"/instances/{ds.SOPInstanceUID}")
-        for element in ds:
-            key = f"{element.tag:08X}"
-            if element.VR in BULK_DATA_VRS and key in document and not element.is_empty \
-                    and len(element.value) > BULK_DATA_THRESHOLD:
-                document[key] = {"vr": element.VR, "BulkDataURI": f"{instance_url}/bulk/{key}"}
-        if "Rows" in ds and "Columns" in ds:
-            frames = int(ds.get("NumberOfFrames") or 1)
-            url = f"{instance_url}/frames/{','.join(map(str, range(1, frames + 1)))}"
-            compressed = UID(item.instance.transfer_syntax).is_compressed
-            vr = "OB" if compressed or int(ds.get("BitsAllocated") or 8) <= 8 else "OW"
-            document["7FE00010"] = {"vr": vr, "BulkDataURI": url}
-        out.append(document)
-    return out
+def metadata(ds: Dataset, base_url: str, transfer_syntax: str) -> dict:
+    """The DICOM JSON (PS3.18 F.2) of the stored instance ``ds`` (opened by
+    :func:`pacskit.web.stored.opened`), bulk data as BulkDataURIs (PS3.18 10.4.1.1.3):
+    Pixel Data to the frames of the instance, any other top-level binary value over
+    :data:`BULK_DATA_THRESHOLD` bytes to its bulk data resource, never read."""
+    instance_url = (f"{base_url}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+                    f"/instances/{ds.SOPInstanceUID}")
+    bulk = {tag: _vr(ds, tag).split(" or ")[-1] for tag in list(ds.keys()) if _is_bulk(ds, tag)}
+    for tag in bulk:
+        del ds[tag]
+    document = ds.to_json_dict(bulk_data_threshold=1 << 30, suppress_invalid_tags=True)
+    for tag, vr in bulk.items():
+        key = f"{tag:08X}"
+        document[key] = {"vr": vr, "BulkDataURI": f"{instance_url}/bulk/{key}"}
+    if "Rows" in ds and "Columns" in ds:
+        frames = int(ds.get("NumberOfFrames") or 1)
+        url = f"{instance_url}/frames/{','.join(map(str, range(1, frames + 1)))}"
+        compressed = UID(transfer_syntax).is_compressed
+        vr = "OB" if compressed or int(ds.get("BitsAllocated") or 8) <= 8 else "OW"
+        document["7FE00010"] = {"vr": vr, "BulkDataURI": url}
+    return dict(sorted(document.items()))
 
 
-def bulk_data(item: Located, key: str) -> bytes:
-    """The value of the top-level binary attribute ``key`` (eight hex digits) of an
-    instance, in Little Endian byte order (PS3.18 8.7.3.5.1).
+def _is_bulk(ds: Dataset, tag: BaseTag) -> bool:
+    """Whether ``tag`` is a binary value over the threshold, found without reading a
+    deferred value."""
+    if not BULK_DATA_VRS.intersection(_vr(ds, tag).split(" or ")):
+        return False
+    element = ds.get_item(tag, keep_deferred=True)
+    size = element.length if element.value is None and isinstance(element, RawDataElement) else len(element.value or b"")
+    return size > BULK_DATA_THRESHOLD
+
+
+def _vr(ds: Dataset, tag: BaseTag) -> str:
+    """The VR of ``tag``: as stored, else (implicit VR) the dictionary's, e.g. ``OB or OW``."""
+    raw = ds.get_item(tag, keep_deferred=True)
+    if isinstance(raw, RawDataElement):
+        if raw.VR:
+            return str(raw.VR)
+        try:
+            return dictionary_VR(tag)
+        except KeyError:
+            return "UN"
+    return str(raw.VR)
+
+
+def bulk_data(ds: Dataset, transfer_syntax: str, key: str) -> bytes:
+    """The value of the top-level binary attribute ``key`` (eight hex digits) of the
+    stored instance ``ds``, in Little Endian byte order (PS3.18 8.7.3.5.1).
 
     Raises:
         HTTPException: 404, no such attribute, or not a binary one; 400, a bad tag.
+    """
+    tag = bulk_tag(key)
+    if tag not in ds or ds[tag].VR not in BULK_DATA_VRS or ds[tag].is_empty:
+        raise HTTPException(404, f"the instance has no bulk data at ({key[:4]},{key[4:]})")
+    value = ds[tag].value
+    value = value if isinstance(value, bytes) else bytes(value)
+    width = _WORD_SIZES.get(ds[tag].VR, 1)
+    if transfer_syntax == EXPLICIT_VR_BIG_ENDIAN and width > 1 and len(value) % width == 0:
+        value = np.frombuffer(value, dtype=f">u{width}").astype(f"<u{width}").tobytes()
+    return value
+
+
+def bulk_tag(key: str) -> int:
+    """The tag of a bulk data resource's ``key``.
+
+    Raises:
+        HTTPException: 400, not a tag; 404, Pixel Data (retrieved as frames).
     """
     if not re.fullmatch(r"[0-9A-Fa-f]{8}", key):
         raise HTTPException(400, f"{key[:20]!r} is not a tag (eight hexadecimal digits)")
     tag = int(key, 16)
     if tag == 0x7FE00010:
         raise HTTPException(404, "Pixel Data is retrieved as frames")
-    ds = dcmread(item.path, stop_before_pixels=True)
-    if tag not in ds or ds[tag].VR not in BULK_DATA_VRS or ds[tag].is_empty:
-        raise HTTPException(404, f"the instance has no bulk data at ({key[:4]},{key[4:]})")
-    value = ds[tag].value
-    value = value if isinstance(value, bytes) else bytes(value)
-    width = _WORD_SIZES.get(ds[tag].VR, 1)
-    if item.instance.transfer_syntax == EXPLICIT_VR_BIG_ENDIAN and width > 1 and len(value) % width == 0:
-        value = np.frombuffer(value, dtype=f">u{width}").astype(f"<u{width}").tobytes()
-    return value
+    return tag
 
 
 def frame_numbers(text: str) -> list[int]:
@@ -290,13 +329,12 @@ def frame_numbers(text: str) -> list[int]:
     return [int(n) for n in text.split(",")]
 
 
-def read_image(path: Path) -> Dataset:
-    """The whole instance at ``path``, checked to be an image.
+def check_image(ds: Dataset) -> Dataset:
+    """``ds``, checked to be an image.
 
     Raises:
         HTTPException: 400, the instance has no pixel data.
     """
-    ds = dcmread(path)
     if "PixelData" not in ds or "Rows" not in ds:
         raise HTTPException(400, "the instance has no pixel data (it is not an image)")
     return ds

@@ -1,0 +1,416 @@
+"""Sinks: where a copy puts instances (``pacskit copy``, :meth:`pacskit.Client.copy`).
+
+A sink takes Part 10 instances one by one (:meth:`Sink.write_encoded`, as
+:class:`pacskit.retrieve.Receiver` hands them over), says which of a list of instances it
+already holds (:meth:`Sink.present`, asked before a copy so that a re-run sends only what
+is missing) and is closed at the end (:meth:`Sink.close`, which sends what a batching
+sink still holds). A refused instance raises a :class:`~pacskit.errors.PacskitError`:
+that instance fails, the others go on. Sinks take instances from several threads at once
+(the associations of a C-MOVE to ourselves).
+
+- :class:`FolderDestination`: a folder under a layout (:class:`~pacskit.storage.FolderSink`);
+- :class:`ArchiveSink`: the archive, through the same ingest as a C-STORE into ``serve``;
+- :class:`DimseSink`: a DIMSE node, by C-STORE (PS3.4 Annex B) on one kept association,
+  negotiated again when an instance needs a context it lacks;
+- :class:`WebSink`: a DICOMweb server, by STOW-RS (PS3.18 10.5) in batches.
+
+:class:`Filtered` puts the filters in front of a sink: the privacy policy where the
+destination is on the client side (a folder, the archive), de-identification when asked.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Protocol
+
+from pacskit.encoded import parse_file_meta
+from pacskit.errors import (
+    AssociationAborted,
+    DimseFailure,
+    NetworkError,
+    NetworkTimeout,
+    OutputError,
+    PacskitError,
+)
+from pacskit.models import InstanceFailure
+from pacskit.privacy import PrivacyPolicy
+from pacskit.scan import DicomFile, read_file, scan
+from pacskit.storage import FolderSink, WrittenInstance, names_withheld
+
+if TYPE_CHECKING:
+    from pacskit.deid import Deidentifier
+    from pacskit.net.association import Association
+    from pacskit.net.store import FileSender, SendOutcome
+    from pacskit.nodes import Node
+    from pacskit.settings import Settings
+    from pacskit.web.client import DicomWebClient
+
+Filter = Callable[[bytes], bytes]
+Finder = Callable[[dict[str, str], int | None], Iterable[str]]
+"""Asks a node for the SOP Instance UIDs it holds that match unique keys (an IMAGE-level
+C-FIND or QIDO-RS), at most ``limit`` of them."""
+
+
+class InstanceRefused(PacskitError):
+    """The destination refused one instance (its status and reason in the message)."""
+
+    exit_code = 26
+
+
+class Sink(Protocol):
+    """Where instances go (see the module)."""
+
+    label: str
+    client_side: bool
+
+    def prepare(self) -> None: ...
+
+    def present(self, instances: Sequence[tuple[str, str, str]]) -> set[str]: ...
+
+    def holds_any(self, match: dict[str, str]) -> bool: ...
+
+    def write_encoded(self, data: bytes | BinaryIO) -> WrittenInstance: ...
+
+    def close(self) -> list[InstanceFailure]: ...
+
+
+def _bytes(data: bytes | BinaryIO) -> bytes:
+    if isinstance(data, bytes | bytearray):
+        return bytes(data)
+    data.seek(0)
+    return data.read()
+
+
+def _sop_instance_uid(data: bytes) -> str:
+    meta, _ = parse_file_meta(data[:65536], complete=False)
+    return meta.get(0x0003, "")
+
+
+class FolderDestination(FolderSink):
+    """A folder under a layout; what it holds is found by reading the file meta
+    information of the DICOM files already in it."""
+
+    client_side = True
+
+    @property
+    def label(self) -> str:
+        return str(self.root)
+
+    def present(self, instances: Sequence[tuple[str, str, str]]) -> set[str]:
+        if self.overwrite or not self.root.is_dir():
+            return set()
+        held = {item.sop_instance_uid for item in scan([self.root]).files}
+        return {sop for _, _, sop in instances if sop in held}
+
+    def holds_any(self, match: dict[str, str]) -> bool:
+        """Whether the folder may hold an instance under ``match``: whether it holds any
+        DICOM file (the file meta does not say which study a file is of)."""
+        if self.overwrite or not self.root.is_dir():
+            return False
+        return any(p.is_file() for p in self.root.rglob("*"))
+
+    def close(self) -> list[InstanceFailure]:
+        return []
+
+
+class ArchiveSink:
+    """The archive of ``settings``: every instance goes through
+    :class:`~pacskit.archive.ingest.Ingest`, as a C-STORE into ``pacskit serve`` does.
+
+    Raises:
+        ConfigError: the index cannot be opened.
+    """
+
+    client_side = True
+    label = "archive"
+
+    def __init__(self, settings: Settings) -> None:
+        from pacskit.archive.index import Index
+        from pacskit.archive.ingest import Ingest
+
+        settings.archive.data_dir.mkdir(parents=True, exist_ok=True)
+        self.index = Index.open(settings.archive.db_url())
+        self.ingest = Ingest(settings.archive, self.index)
+
+    def prepare(self) -> None:
+        pass
+
+    def present(self, instances: Sequence[tuple[str, str, str]]) -> set[str]:
+        return {sop for _, _, sop in instances if self.index.path_of(sop) is not None}
+
+    def holds_any(self, match: dict[str, str]) -> bool:
+        from pacskit.query import InformationModel, Level, Query
+
+        model = InformationModel.PATIENT_ROOT if "StudyInstanceUID" not in match else InformationModel.STUDY_ROOT
+        found = self.index.find(Query(level=Level.IMAGE, model=model, match=match), keys=["SOPInstanceUID"],
+                                limit=1)
+        return next(iter(found), None) is not None
+
+    def write_encoded(self, data: bytes | BinaryIO) -> WrittenInstance:
+        from pacskit.archive.ingest import SUCCESS, Received
+
+        raw = _bytes(data)
+        meta, offset = parse_file_meta(raw)
+        if offset is None or not {0x0002, 0x0003, 0x0010} <= set(meta):
+            raise OutputError("the instance has no file meta information")
+        outcome = self.ingest.ingest(Received(meta[0x0002], meta[0x0003], meta[0x0010], raw[offset:]))
+        if outcome.status != SUCCESS:
+            raise InstanceRefused(f"the archive refused it: {outcome.reason}")
+        return WrittenInstance(outcome.path or Path(), meta[0x0003], outcome.duplicate,
+                               0 if outcome.duplicate else len(raw))
+
+    def close(self) -> list[InstanceFailure]:
+        self.ingest.close()
+        self.index.close()
+        return []
+
+
+class DimseSink:
+    """A DIMSE node, by C-STORE on one association kept for the whole copy. The first
+    association offers the instance's own (SOP class, transfer syntax) and, in the rest
+    of the 128 contexts, the storage classes a C-GET offers
+    (:func:`~pacskit.net.contexts.retrieve_storage_contexts`); an instance whose class and
+    syntax the peer did not accept, and that was not offered alone yet, opens a new
+    association offering it beside those seen so far; one the peer accepts in no syntax
+    we can send fails alone. An association lost mid-store is opened again once for that instance.
+
+    Args:
+        settings: our AE title and timeouts.
+        node: the destination.
+        find: how to ask ``node`` which instances it holds (a C-FIND at the image
+            level, see :meth:`present`).
+    """
+
+    client_side = False
+
+    def __init__(self, settings: Settings, node: Node,
+                 find: Finder | None = None) -> None:
+        self.settings = settings
+        self.node = node
+        self.label = node.label
+        self.find = find
+        self.associations = 0
+        self._offered: dict[tuple[str, str], DicomFile] = {}
+        self._association: Association | None = None
+        self._context: ExitStack | None = None
+        self._sender: FileSender | None = None
+        self._scratch = Path(tempfile.mkdtemp(prefix="pacskit-copy-"))
+        self._lock = threading.Lock()
+
+    def prepare(self) -> None:
+        pass
+
+    def present(self, instances: Sequence[tuple[str, str, str]]) -> set[str]:
+        if self.find is None:
+            return set()
+        series = sorted({(study, serie) for study, serie, _ in instances})
+        held: set[str] = set()
+        for study, serie in series:
+            held.update(self.find({"StudyInstanceUID": study, "SeriesInstanceUID": serie}, None))
+        return {sop for _, _, sop in instances if sop in held}
+
+    def holds_any(self, match: dict[str, str]) -> bool:
+        return self.find is None or any(True for _ in self.find(match, 1))
+
+    def write_encoded(self, data: bytes | BinaryIO) -> WrittenInstance:
+        with self._lock:
+            return self._write(_bytes(data))
+
+    def _write(self, raw: bytes) -> WrittenInstance:
+        path = self._scratch / "instance.dcm"
+        path.write_bytes(raw)
+        try:
+            item = read_file(path)
+        except Exception as exc:  # noqa: BLE001 - not DICOM: this instance fails alone
+            raise OutputError(f"not a DICOM instance ({type(exc).__name__})") from None
+        outcome = self._send(item)
+        if outcome.status is None or outcome.outcome.value == "failure":
+            raise InstanceRefused(outcome.reason or f"{self.label} refused it")
+        return WrittenInstance(Path(self.label) / item.sop_instance_uid, item.sop_instance_uid, False, len(raw))
+
+    def _send(self, item: DicomFile) -> SendOutcome:
+        key = (item.sop_class_uid, item.transfer_syntax)
+        if self._sender is None or key not in self._sender.contexts and key not in self._offered:
+            self._offered.setdefault(key, item)
+            self._open()
+        assert self._sender is not None
+        try:
+            return self._sender.send(item)
+        except (AssociationAborted, NetworkTimeout):
+            self._open()
+            return self._sender.send(item)
+
+    def _open(self) -> None:
+        from pacskit.net.association import associate
+        from pacskit.net.contexts import MAX_CONTEXTS, retrieve_storage_contexts
+        from pacskit.net.store import FileSender, contexts_for, storage_targets
+
+        self._release()
+        contexts = contexts_for(list(self._offered.values()))
+        if len(contexts) > MAX_CONTEXTS:
+            latest = next(reversed(self._offered.values()))
+            self._offered = {(latest.sop_class_uid, latest.transfer_syntax): latest}
+            contexts = contexts_for([latest])
+        contexts += retrieve_storage_contexts(len(contexts))[:MAX_CONTEXTS - len(contexts)]
+        stack = ExitStack()
+        association = stack.enter_context(associate(self.settings, self.node, contexts))
+        self._context, self._association = stack, association
+        self.associations += 1
+        if not association.contexts:
+            self._release()
+            raise DimseFailure(f"{self.label} accepted none of the storage SOP classes offered")
+        self._sender = FileSender(association, storage_targets(association))
+
+    def _release(self) -> None:
+        stack, self._context, self._association, self._sender = self._context, None, None, None
+        if stack is not None:
+            try:
+                stack.close()
+            except NetworkError:
+                pass
+
+    def close(self) -> list[InstanceFailure]:
+        try:
+            self._release()
+        finally:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+        return []
+
+
+class WebSink:
+    """A DICOMweb server, by STOW-RS: instances are held in a scratch folder and sent in
+    requests of up to ``batch`` instances; the server's refusals come back from
+    :meth:`close` (or are kept until then), each with its reason.
+
+    Args:
+        client: the DICOMweb client (closed by :meth:`close`).
+        find: how to ask the server which instances of a series it holds (QIDO-RS).
+    """
+
+    client_side = False
+
+    def __init__(self, client: DicomWebClient, find: Finder | None = None,
+                 batch: int = 50) -> None:
+        self.client = client
+        self.label = client.node.label
+        self.find = find
+        self.batch = batch
+        self.failures: list[InstanceFailure] = []
+        self._pending: list[DicomFile] = []
+        self._serial = 0
+        self._scratch = Path(tempfile.mkdtemp(prefix="pacskit-stow-"))
+        self._lock = threading.Lock()
+
+    def prepare(self) -> None:
+        pass
+
+    present = DimseSink.present
+    holds_any = DimseSink.holds_any
+
+    def write_encoded(self, data: bytes | BinaryIO) -> WrittenInstance:
+        with self._lock:
+            return self._hold(_bytes(data))
+
+    def _hold(self, raw: bytes) -> WrittenInstance:
+        self._serial += 1
+        path = self._scratch / f"{self._serial}.dcm"
+        path.write_bytes(raw)
+        try:
+            item = read_file(path)
+        except Exception as exc:  # noqa: BLE001
+            path.unlink()
+            raise OutputError(f"not a DICOM instance ({type(exc).__name__})") from None
+        self._pending.append(item)
+        if len(self._pending) >= self.batch:
+            self._flush()
+        return WrittenInstance(Path(self.label) / item.sop_instance_uid, item.sop_instance_uid, False, len(raw))
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+
+        def tally(outcome: SendOutcome) -> None:
+            if outcome.outcome.value == "failure":
+                self.failures.append(InstanceFailure(sop_instance_uid=outcome.file.sop_instance_uid,
+                                                     reason=outcome.reason or "refused"))
+
+        try:
+            self.client.store(pending, tally)
+        except PacskitError as exc:
+            named = {f.sop_instance_uid for f in self.failures}
+            self.failures.extend(InstanceFailure(sop_instance_uid=f.sop_instance_uid, reason=str(exc))
+                                 for f in pending if f.sop_instance_uid not in named)
+        finally:
+            for item in pending:
+                item.path.unlink(missing_ok=True)
+
+    def close(self) -> list[InstanceFailure]:
+        try:
+            with self._lock:
+                self._flush()
+        finally:
+            self.client.close()
+            shutil.rmtree(self._scratch, ignore_errors=True)
+        return self.failures
+
+
+class Filtered:
+    """``sink`` behind ``filters``, applied in order to each instance's bytes."""
+
+    def __init__(self, sink: Sink, filters: Sequence[Filter]) -> None:
+        self.sink = sink
+        self.filters = list(filters)
+        self.label = sink.label
+        self.client_side = sink.client_side
+
+    def prepare(self) -> None:
+        self.sink.prepare()
+
+    def present(self, instances: Sequence[tuple[str, str, str]]) -> set[str]:
+        return self.sink.present(instances)
+
+    def holds_any(self, match: dict[str, str]) -> bool:
+        return self.sink.holds_any(match)
+
+    def write_encoded(self, data: bytes | BinaryIO) -> WrittenInstance:
+        raw = _bytes(data)
+        for step in self.filters:
+            raw = step(raw)
+        return self.sink.write_encoded(raw)
+
+    def close(self) -> list[InstanceFailure]:
+        return self.sink.close()
+
+
+def privacy_filter(privacy: PrivacyPolicy) -> Filter:
+    """The privacy policy as a filter: the names it withholds blanked (:mod:`pacskit.privacy`)."""
+    return lambda data: names_withheld(data, privacy)
+
+
+def deid_filter(deidentifier: Deidentifier) -> Filter:
+    """De-identification as a filter (PS3.15 Annex E, :mod:`pacskit.deid`): in the bytes
+    when :func:`~pacskit.deid.encoded.deidentify_encoded` can, else by pydicom."""
+    from io import BytesIO
+
+    from pydicom import dcmread
+    from pydicom.filewriter import dcmwrite
+
+    from pacskit.deid.encoded import deidentify_encoded
+
+    def apply(data: bytes) -> bytes:
+        changed = deidentify_encoded(data, deidentifier)
+        if changed is not None:
+            return changed
+        dataset = dcmread(BytesIO(data))
+        deidentifier(dataset)
+        buffer = BytesIO()
+        dcmwrite(buffer, dataset, enforce_file_format=True)
+        return buffer.getvalue()
+
+    return apply

@@ -1,0 +1,406 @@
+"""Copy between any two places: a Query run against a Source, what matches sent to a Sink.
+
+The plan is made once, for every kind of source, from its search alone
+(:func:`plan`): the query's matches at its level, each then expanded into its instances by
+an IMAGE-level search (PS3.4 C.4.1) with its unique keys. The destination is asked which
+of those it already holds (by SOP Instance UID), and only the others are fetched: a copy
+run again sends what the first did not. Sources fetch the instances they were asked for:
+
+- :class:`DimseSource`: C-GET, or C-MOVE to ourselves (PS3.4 C.4.2, C.4.3), one request
+  per series (all its instances wanted) or per UID list (some of them), on one association;
+- :class:`WebSource`: WADO-RS (PS3.18 10.4), one request per series or instance;
+- :class:`LocalSource`: the archive's index and files, or a folder indexed once.
+
+Sinks are in :mod:`pacskit.sinks`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic import BaseModel, ConfigDict
+from pydicom import Dataset
+
+from pacskit.cancellation import Cancellation
+from pacskit.errors import PartialFailure, RetrieveFailed
+from pacskit.models import InstanceFailure, RetrieveResult
+from pacskit.privacy import PrivacyPolicy
+from pacskit.query import InformationModel, Level, Query
+from pacskit.retrieve import (
+    CANCELLED,
+    RELATED_INSTANCES,
+    ProgressCallback,
+    Receiver,
+    RetrieveRequest,
+    identifier_of,
+    retrieve_requests,
+)
+
+if TYPE_CHECKING:
+    from pacskit.client import Client
+    from pacskit.nodes import Node
+    from pacskit.retrieve import InstanceSink
+    from pacskit.sinks import Sink
+    from pacskit.web.client import WebNode
+
+Planned = tuple[str, str, str]
+"""An instance to copy: Study, Series and SOP Instance UIDs."""
+
+UNIQUE = {Level.PATIENT: "PatientID", Level.STUDY: "StudyInstanceUID", Level.SERIES: "SeriesInstanceUID",
+          Level.IMAGE: "SOPInstanceUID"}
+UID_LIST_SIZE = 50
+"""SOP Instance UIDs in one IMAGE-level retrieve identifier (a UID list, PS3.4 C.2.2.2.2)."""
+
+
+class Source(Protocol):
+    """Where instances come from: it searches (C-FIND, QIDO-RS, the index) and fetches."""
+
+    label: str
+    skipped: int
+    whole_levels: frozenset[Level]
+
+    def search(self, query: Query) -> Iterator[Dataset]: ...
+
+    def fetch(self, wanted: Sequence[Planned], whole: set[str], wholes: Sequence[Whole], sink: InstanceSink | None,
+              progress: ProgressCallback | None, cancellation: Cancellation | None,
+              transform: Any) -> RetrieveResult: ...
+
+    def close(self) -> None: ...
+
+
+class CopyResult(BaseModel):
+    """The outcome of a copy.
+
+    Attributes:
+        source, destination: where from and where to.
+        planned: instances the query matches at the source.
+        present: of those, instances the destination already held (not copied again).
+        copied: instances the destination took.
+        failed: instances that did not get there, each with its reason.
+        skipped_files: files of a source folder passed over (not DICOM, unreadable).
+        cancelled: the copy was stopped before its end.
+        wanted: SOP Instance UIDs that were to be copied (what ``dry_run`` lists).
+        bytes, seconds: bytes received from the source, and wall time.
+        instances: the datasets, when copied to memory.
+        check: how the source's answers compared with the query (:class:`~pacskit.models.AnswerCheck`).
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    source: str
+    destination: str
+    planned: int = 0
+    present: int = 0
+    copied: int = 0
+    failed: list[InstanceFailure] = []
+    skipped_files: int = 0
+    cancelled: bool = False
+    dry_run: bool = False
+    wanted: list[str] = []
+    bytes: int = 0
+    seconds: float = 0.0
+    instances: list[Dataset] = []
+
+    def raise_for_status(self) -> CopyResult:
+        """Raise if some instances were not copied; return ``self`` otherwise.
+
+        Raises:
+            RetrieveFailed: none was copied.
+            PartialFailure: some were, others not.
+        """
+        if not self.failed:
+            return self
+        first = self.failed[0]
+        if self.copied == 0:
+            raise RetrieveFailed(f"none of {len(self.failed)} instances was copied "
+                                 f"(first: {first.sop_instance_uid}: {first.reason})")
+        raise PartialFailure(f"{len(self.failed)} of {len(self.failed) + self.copied} instances were not copied "
+                             f"(first: {first.sop_instance_uid}: {first.reason})")
+
+
+@dataclass(frozen=True)
+class Whole:
+    """A match the destination holds nothing of, fetched whole at its level: its unique
+    keys and the number of instances the source says it has."""
+
+    level: Level
+    values: dict[str, str]
+    count: int
+
+
+@dataclass
+class Plan:
+    """What a copy fetches: instances one by one, and matches whole."""
+
+    instances: list[Planned] = field(default_factory=list)
+    wholes: list[Whole] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.instances) + sum(w.count for w in self.wholes)
+
+
+def plan(source: Source, query: Query, holds_any: Callable[[dict[str, str]], bool] | None = None) -> Plan:
+    """What ``query`` matches at ``source``: its matches at the query's level, each
+    expanded by an IMAGE-level search on its unique keys into instances — the same for
+    every source. With ``holds_any`` (a sink's :meth:`~pacskit.sinks.Sink.holds_any`), a
+    match the destination holds nothing of, whose number of instances the source gave
+    and that the source fetches whole at that level, is kept whole, not expanded.
+
+    Raises:
+        QueryError, NetworkError, DimseError: a search failed.
+    """
+    keys = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+    found = Plan()
+    if query.level is Level.IMAGE:
+        found.instances = list(dict.fromkeys(_instances(source.search(_returning(query, keys)))))
+        return found
+    unique = UNIQUE[query.level]
+    above = ("StudyInstanceUID",) if query.level is Level.SERIES else ()
+    count_key = RELATED_INSTANCES[query.level]
+    seen: set[tuple[str, ...]] = set()
+    model = InformationModel.PATIENT_ROOT if query.level is Level.PATIENT else InformationModel.STUDY_ROOT
+    for match in list(source.search(_returning(query, (*above, unique, count_key)))):
+        values = {k: str(match.get(k, "") or "") for k in (*above, unique)}
+        if not values[unique] or tuple(values.values()) in seen:
+            continue
+        seen.add(tuple(values.values()))
+        count = _as_int(match.get(count_key))
+        if holds_any is not None and count and query.level in source.whole_levels and not holds_any(values):
+            found.wholes.append(Whole(query.level, values, count))
+            continue
+        expanded = Query(level=Level.IMAGE, model=model, match=values, return_keys=keys)
+        found.instances.extend(_instances(source.search(expanded)))
+    found.instances = list(dict.fromkeys(found.instances))
+    return found
+
+
+def _as_int(value: object) -> int | None:
+    try:
+        return int(str(value)) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _returning(query: Query, keys: Sequence[str]) -> Query:
+    return query.model_copy(update={"return_keys": tuple(dict.fromkeys([*query.return_keys, *keys]))})
+
+
+def _instances(matches: Iterator[Dataset]) -> list[Planned]:
+    found = []
+    for match in matches:
+        uids = tuple(str(match.get(k, "") or "") for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"))
+        if all(uids):
+            found.append((uids[0], uids[1], uids[2]))
+    return found
+
+
+def by_series(instances: Sequence[Planned]) -> dict[tuple[str, str], list[str]]:
+    """The SOP Instance UIDs of ``instances``, series by series."""
+    series: dict[tuple[str, str], list[str]] = {}
+    for study, serie, sop in instances:
+        series.setdefault((study, serie), []).append(sop)
+    return series
+
+
+def copy(source: Source, query: Query, sink: Sink | None, *, destination: str, dry_run: bool = False,
+         progress: ProgressCallback | None = None, cancellation: Cancellation | None = None,
+         transform: Any = None) -> CopyResult:
+    """Copy what ``query`` matches at ``source`` into ``sink`` (memory when None),
+    leaving out the instances the sink says it holds (:meth:`~pacskit.sinks.Sink.present`).
+    With ``dry_run`` nothing is fetched: ``wanted`` lists what would go.
+
+    Raises:
+        QueryError, NetworkError, DimseError, OutputError: as the step that fails.
+    """
+    started = time.monotonic()
+    planned = plan(source, query, None if dry_run or sink is None else sink.holds_any)
+    held = sink.present(planned.instances) if planned.instances and sink is not None else set()
+    wanted = [p for p in planned.instances if p[2] not in held]
+    result = CopyResult(source=source.label, destination=destination, planned=planned.count, present=len(held),
+                        skipped_files=source.skipped, dry_run=dry_run, wanted=[p[2] for p in wanted])
+    if not dry_run and (wanted or planned.wholes):
+        groups = by_series(planned.instances)
+        whole = set() if query.level is Level.IMAGE else {
+            serie for (study, serie), sops in by_series(wanted).items() if len(sops) == len(groups[(study, serie)])}
+        fetched = source.fetch(wanted, whole, planned.wholes, sink, progress, cancellation, transform)
+        _settle(result, fetched, cancellation)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _settle(result: CopyResult, fetched: RetrieveResult, cancellation: Cancellation | None) -> None:
+    result.bytes = fetched.bytes
+    result.instances = fetched.instances
+    result.copied = fetched.written + len(fetched.instances)
+    result.present += fetched.skipped
+    result.cancelled = cancellation is not None and cancellation.cancelled
+    result.failed = [f for f in fetched.local_failures if f.reason != CANCELLED]
+    accounted = {f.sop_instance_uid for f in fetched.local_failures}
+    reason = fetched.failure_reason or f"{result.source} did not send it"
+    if not result.cancelled:
+        missing = result.planned - result.present - result.copied - len(fetched.local_failures)
+        named = [u for u in fetched.failed_instances if u not in accounted]
+        result.failed += [InstanceFailure(sop_instance_uid=u, reason=reason) for u in named[:max(0, missing)]]
+        if missing > len(named):
+            result.failed += [InstanceFailure(sop_instance_uid="unknown", reason=reason)] * (missing - len(named))
+
+
+def add_failures(result: CopyResult, failures: list[InstanceFailure]) -> None:
+    """Count the instances a sink refused after taking them (a STOW-RS batch)."""
+    result.failed.extend(failures)
+    result.copied = max(0, result.copied - len(failures))
+
+
+class DimseSource:
+    """A DIMSE node: searched by C-FIND, fetched by C-GET or C-MOVE to ourselves."""
+
+    skipped = 0
+    whole_levels = frozenset({Level.STUDY, Level.SERIES})
+
+    def __init__(self, client: Client, node: Node, method: str = "get") -> None:
+        self.client = client
+        self.node = node
+        self.label = node.label
+        self.method = method
+
+    def search(self, query: Query) -> Iterator[Dataset]:
+        return iter(self.client.iter_find(self.node, query))
+
+    def fetch(self, wanted: Sequence[Planned], whole: set[str], wholes: Sequence[Whole], sink: InstanceSink | None,
+              progress: ProgressCallback | None, cancellation: Cancellation | None,
+              transform: Any) -> RetrieveResult:
+        requests = [RetrieveRequest(identifier_of(w.level, w.values), w.count) for w in wholes]
+        for (study, serie), sops in by_series(wanted).items():
+            if serie in whole:
+                requests.append(RetrieveRequest(identifier_of(Level.SERIES, {"StudyInstanceUID": study,
+                                                                           "SeriesInstanceUID": serie}), len(sops)))
+                continue
+            for start in range(0, len(sops), UID_LIST_SIZE):
+                part = sops[start:start + UID_LIST_SIZE]
+                requests.append(RetrieveRequest(identifier_of(Level.IMAGE, {
+                    "StudyInstanceUID": study, "SeriesInstanceUID": serie, "SOPInstanceUID": "\\".join(part)}),
+                    len(part)))
+        started = time.monotonic()
+        if sink is not None:
+            sink.prepare()
+        result = retrieve_requests(self.client.settings, self.node, Query(level=Level.SERIES), requests,
+                                   method=self.method, sink=sink, privacy=self.client.privacy, progress=progress,
+                                   cancellation=cancellation, transform=transform)
+        result.seconds = time.monotonic() - started
+        return result
+
+    def close(self) -> None:
+        pass
+
+
+class WebSource:
+    """A DICOMweb server: searched by QIDO-RS, fetched by WADO-RS."""
+
+    skipped = 0
+    whole_levels = frozenset({Level.STUDY, Level.SERIES})
+
+    def __init__(self, client: Client, web: WebNode) -> None:
+        self.client = client
+        self.web = web
+        self.label = web.label
+        self._http = client._web_client(web)
+
+    def search(self, query: Query) -> Iterator[Dataset]:
+        return iter(self.client.iter_find(self.web.url, query))
+
+    def fetch(self, wanted: Sequence[Planned], whole: set[str], wholes: Sequence[Whole], sink: InstanceSink | None,
+              progress: ProgressCallback | None, cancellation: Cancellation | None,
+              transform: Any) -> RetrieveResult:
+        resources = [("/".join(f"{part}/{w.values[key]}" for part, key in
+                               (("studies", "StudyInstanceUID"), ("series", "SeriesInstanceUID")) if key in w.values),
+                      w.count) for w in wholes]
+        for (study, serie), sops in by_series(wanted).items():
+            if serie in whole:
+                resources.append((f"studies/{study}/series/{serie}", len(sops)))
+            else:
+                resources.extend((f"studies/{study}/series/{serie}/instances/{sop}", 1) for sop in sops)
+        result = RetrieveResult(method="wado-rs")
+        if sink is not None:
+            sink.prepare()
+        total = len(wanted) + sum(w.count for w in wholes)
+        receiver = Receiver(result, sink, self.client.privacy, progress, total, cancellation, transform)
+        self._http.retrieve_resources(resources, receiver)
+        return result
+
+    def close(self) -> None:
+        self._http.close()
+
+
+class LocalSource:
+    """The archive (``archive``) or a folder of files, indexed once for the whole copy
+    (headers only; files that are not DICOM are passed over and counted).
+
+    Raises:
+        ConfigError: the archive's index cannot be opened.
+        InputError: the folder holds no DICOM file.
+    """
+
+    whole_levels: frozenset[Level] = frozenset()
+
+    def __init__(self, client: Client, name: str) -> None:
+        from pacskit.archive.index import Index
+        from pacskit.sources import ARCHIVE, index_folder
+
+        self.client = client
+        self.label = name
+        self.skipped = 0
+        self._stack = ExitStack()
+        if name == ARCHIVE:
+            self.index = Index.open(client.settings.archive.db_url())
+            self.root = client.settings.archive.data_dir / "files"
+        else:
+            scratch = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="pacskit-copy-"))
+            self.index = Index.open(f"sqlite:///{scratch}/index.db")
+            self.root = Path()
+            try:
+                self.skipped = index_folder(self.index, Path(name))
+            except BaseException:
+                self.close()
+                raise
+        self._stack.callback(self.index.close)
+
+    def search(self, query: Query) -> Iterator[Dataset]:
+        privacy: PrivacyPolicy = self.client.privacy
+        for match in self.index.find(query, keys=list(query.return_keywords(privacy))):
+            yield privacy.scrub_response(match)
+
+    def fetch(self, wanted: Sequence[Planned], whole: set[str], wholes: Sequence[Whole], sink: InstanceSink | None,
+              progress: ProgressCallback | None, cancellation: Cancellation | None,
+              transform: Any) -> RetrieveResult:
+        started = time.monotonic()
+        result = RetrieveResult(method="local")
+        if sink is not None:
+            sink.prepare()
+        receiver = Receiver(result, sink, self.client.privacy, progress, len(wanted), cancellation, transform)
+        for _, _, sop in wanted:
+            if cancellation is not None and cancellation.cancelled:
+                break
+            stored = self.index.path_of(sop)
+            result.requests += 1
+            try:
+                data = (self.root / stored).read_bytes() if stored is not None else None
+            except OSError:
+                data = None
+            if data is None:
+                result.failed += 1
+                result.failed_instances.append(sop)
+                continue
+            if receiver.take(data):
+                result.completed += 1
+        result.seconds = time.monotonic() - started
+        return result
+
+    def close(self) -> None:
+        self._stack.close()
