@@ -165,6 +165,8 @@ def test_the_viewer_scrolls_windows_zooms_and_shows_the_attributes(s, expected):
     before = s.canvas()
     assert spread(before) > 20, "the image is blank"
     assert s.page.locator("#image-slider").get_attribute("max") == "5"
+    s.page.wait_for_function("() => document.querySelector('.overlay.br').textContent && [...document"
+                             ".querySelectorAll('.strip img')].every(i => i.complete && i.naturalWidth > 0)")
     compare_screenshot(s.page, "viewer")
 
     s.page.keyboard.press("ArrowDown")
