@@ -1,7 +1,7 @@
 """pacskit side by side with DCMTK, on loopback, every peer with ``TCP_NODELAY=1``.
 
     python -m bench [--small 2000] [--large 100] [--repeat 3]
-                    [--only store|get|archive|web|concurrency|worklist|tls|deid|startup]
+                    [--only store|get|archive|web|page|concurrency|worklist|tls|deid|startup]
 
 - store: DCMTK ``storescu`` vs ``pacskit store`` (and ``--parallel 2``) into the same
   DCMTK ``storescp``;
@@ -14,6 +14,9 @@
   studies);
 - web: STOW-RS ingest (1 and 4 parallel requests) and WADO-RS retrieval of a whole study,
   Orthanc's DICOMweb plugin vs ``pacskit serve``, the same client for both;
+- page: the web page in headless Chromium — the first page of a 10,000-study list, the
+  first 512×512 image, scrolling — beside the same resources fetched from Orthanc's
+  DICOMweb by the same browser;
 - concurrency: 40 study-level C-FINDs at once against one Orthanc (by PatientID, and all
   studies): 40 DCMTK ``findscu`` processes vs the library in one process, threads and
   ``asyncio.gather``; finds that fail or bring the wrong matches are counted;
@@ -43,7 +46,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import archive, concurrency, deid, startup, tls, web, worklist
+from bench import archive, concurrency, deid, page, startup, tls, web, worklist
 from bench.corpora import Corpus, make
 from bench.runs import Timing, get_runs, move_runs, register_move_destinations, store_runs
 from pacskit.testing.peers import Orthanc, StoreSCP, storescu
@@ -76,14 +79,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small", type=int, default=2000, help="small instances (64×64)")
     parser.add_argument("--large", type=int, default=100, help="large instances (512×512)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each tool; the best counts")
-    parser.add_argument("--only", choices=("store", "get", "archive", "web", "concurrency", "worklist", "tls", "deid", "startup"), help="one benchmark only")
+    parser.add_argument("--only", choices=("store", "get", "archive", "web", "page", "concurrency", "worklist", "tls", "deid", "startup"), help="one benchmark only")
     parser.add_argument("--find-instances", type=int, default=50000,
                         help="instances indexed for the C-FIND latency (archive benchmark)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where corpora are kept")
     parser.add_argument("--scratch", type=Path, default=DEFAULT_SCRATCH,
                         help="where received files go (a tmpfs by default)")
     args = parser.parse_args(argv)
-    corpora = [] if args.only in ("concurrency", "worklist", "startup") else [
+    corpora = [] if args.only in ("concurrency", "worklist", "page", "startup") else [
         make(args.cache, "small", instances=args.small, series=4, rows=64),
         make(args.cache, "large", instances=args.large, series=1, rows=512)]
     with tempfile.TemporaryDirectory(prefix="pacskit-bench-", dir=args.scratch) as work:
@@ -137,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
                                f"dicomdir=true, {corpus.name}", media)
             finally:
                 shutil.rmtree(disk, ignore_errors=True)
+        if args.only in (None, "page"):
+            page.report(*page.page_runs(args.cache, root, args.repeat))
         if args.only in (None, "concurrency"):
             studies = concurrency.corpus(args.cache)
             for kind, runs in concurrency.find_runs(studies, root, args.repeat):

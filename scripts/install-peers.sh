@@ -7,6 +7,8 @@ need=()
 command -v storescp >/dev/null && command -v dcmqrscp >/dev/null && command -v getscu >/dev/null || need+=(dcmtk)
 command -v Orthanc >/dev/null || [ -x /usr/sbin/Orthanc ] || need+=(orthanc)
 [ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need+=(orthanc-dicomweb)
+# Headless Chromium for the web page's tests (driven by Playwright, tests/integration/browser.py).
+[ -x /usr/bin/chromium ] || need+=(chromium)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -30,6 +32,7 @@ fi
 if pgrep -x Orthanc >/dev/null && pgrep -a -x Orthanc | grep -q /etc/orthanc; then
   pkill -x -f "/usr/sbin/Orthanc /etc/orthanc/" || true
 fi
+echo "install-peers: $(/usr/bin/chromium --version 2>/dev/null | head -n1)"
 echo "install-peers: DCMTK $(storescp --version 2>/dev/null | head -n1 | awk '{print $3}'), Orthanc $(Orthanc --version 2>/dev/null | head -n1 | awk '{print $NF}')"
 
 # PostgreSQL for the archive's index tests: the machine's own server on 127.0.0.1:5432.

@@ -281,6 +281,8 @@ class WebSettings(BaseModel):
             take; none by default.
         anonymous_actions: the web actions anyone may take when no users and no tokens
             are configured; none by default (docs/web-actions.md).
+        show_patient_names: the web page (at ``/``) shows patient names; by default its
+            own searches and metadata withhold them (:mod:`pacskit.web.page`).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -300,6 +302,7 @@ class WebSettings(BaseModel):
     body_min_rate: Annotated[float, Field(gt=0)] = 500.0
     token_actions: list[WebAction] = Field(default_factory=list)
     anonymous_actions: list[WebAction] = Field(default_factory=list)
+    show_patient_names: bool = False
 
     @property
     def authenticated(self) -> bool:

@@ -20,12 +20,13 @@ CLIENT_NODES = {"pacskit": NodeConfig(ae_title="PACSKIT", host="127.0.0.1", port
 
 
 @contextmanager
-def served_archive(workdir: Path, files: Iterable[Path], **overrides: Any) -> Iterator[Archive]:
+def served_archive(workdir: Path, files: Iterable[Path], *, web: dict[str, Any] | None = None,
+                   **overrides: Any) -> Iterator[Archive]:
     """An archive under ``workdir`` holding ``files`` (imported; none may be given), serving DIMSE and DICOMweb,
-    with the other settings (timeouts, say) given by ``overrides``."""
+    with the other settings (timeouts, say) given by ``overrides``, and ``web``'s (WebSettings fields)."""
     settings = Settings(ae_title=ARCHIVE_AET, port=free_port(), bind_address="127.0.0.1",
                         archive=ArchiveSettings(data_dir=workdir / "archive", fsync=False),
-                        web=WebSettings(port=free_port()), **overrides)
+                        web=WebSettings(port=free_port(), **(web or {})), **overrides)
     with Archive(settings) as archive:
         archive.start()
         files = list(files)

@@ -134,7 +134,7 @@ def rle_bomb(path: Path) -> Path:
     return path
 
 
-def test_a_decompression_bomb_is_refused_by_rendered_frames_and_transcoding_before_decoding(tmp_path):
+def test_a_decompression_bomb_is_refused_by_rendered_thumbnail_frames_and_transcoding_before_decoding(tmp_path):
     bomb = rle_bomb(tmp_path / "bomb.dcm")
     assert 1_000_000 < bomb.stat().st_size < 1_300_000
     harmless = DATA / "test_files/MR_small_RLE.dcm"
@@ -147,6 +147,7 @@ def test_a_decompression_bomb_is_refused_by_rendered_frames_and_transcoding_befo
         base = reset_peak(server.pid)
         explicit = "transfer-syntax=1.2.840.10008.1.2.1"
         for url, accept in ((f"{instance}/rendered", "image/png"), (f"{instance}/frames/1/rendered", "image/jpeg"),
+                            (f"{instance}/thumbnail", "image/jpeg"),
                             (f"{instance}/frames/1", f"multipart/related; type=\"application/octet-stream\"; {explicit}"),
                             (instance, f"multipart/related; type=\"application/dicom\"; {explicit}"),
                             (instance, f"application/dicom; {explicit}")):

@@ -4,7 +4,8 @@
 the worklist's items at ``/worklist`` (:mod:`pacskit.web.worklist_routes`), the performed
 procedure steps at ``/mpps`` (:mod:`pacskit.web.mpps_routes`); a study or series as a ZIP
 (:mod:`pacskit.web.download`) and the web page's actions under ``/api``
-(:mod:`pacskit.web.actions`, docs/web-actions.md).
+(:mod:`pacskit.web.actions`, docs/web-actions.md); the web page at ``/`` and ``/ui``
+(:mod:`pacskit.web.page`).
 
 Errors are answered with their status and a one-line reason in a ``text/plain`` body:
 400 for a malformed request or query, 404 for what is not stored, 406 for an Accept
@@ -46,6 +47,7 @@ from pacskit.web.media import EXPLICIT_VR_LITTLE_ENDIAN, parse_accept
 from pacskit.web.mpps_routes import mpps_routes
 from pacskit.web.multipart import coalesced, new_boundary, write_parts
 from pacskit.web.openapi import openapi
+from pacskit.web.page import page_routes
 from pacskit.web.stored import StoredFiles
 from pacskit.web.worklist_routes import worklist_routes
 
@@ -191,8 +193,25 @@ class DicomWeb:
         with self.stored.open(item.path, pixels=True) as ds:
             wado.check_frames(wado.check_image(ds), numbers)
             pixel_budget.check(ds, 1, self.pixel_budget)
-            body = render.render(ds, numbers[0], media, window=window, quality=quality)
+            body = render.render(ds, numbers[0], media, window=window, quality=quality,
+                                 viewport=render.parse_viewport(params.get("viewport")))
         return Response(body, media_type=media)
+
+    def thumbnail(self, request: Request) -> Response:
+        """A thumbnail of a study, series, instance or frame (PS3.18 10.4.1.1.6): the
+        rendered first frame — of the series' middle instance, of the study's first
+        instance — reduced to ``viewport`` (128 × 128 by default)."""
+        located = self._locate(request)
+        item = located[len(located) // 2] if "series" in request.path_params else located[0]
+        numbers = wado.frame_numbers(request.path_params.get("frames", "1"))
+        params = request.query_params
+        media = render.choose_rendered_type(parse_accept(request.headers.get("accept")), params.get("accept"))
+        viewport = render.parse_viewport(params.get("viewport"), render.THUMBNAIL_SIZE)
+        with self.stored.open(item.path, pixels=True) as ds:
+            wado.check_frames(wado.check_image(ds), numbers[:1])
+            pixel_budget.check(ds, 1, self.pixel_budget)
+            body = render.render(ds, numbers[0], media, quality=80, viewport=viewport)
+        return Response(body, media_type=media, headers={"Cache-Control": "private, max-age=60"})
 
     async def store(self, request: Request) -> Response:
         """Store instances (PS3.18 10.5), in any study or in the path's."""
@@ -249,6 +268,10 @@ def create_app(archive: Archive) -> Starlette:
         Route(f"{instance}/frames/{{frames}}", web.frames, methods=["GET"]),
         Route(f"{instance}/bulk/{{tag}}", web.bulk, methods=["GET"]),
         Route(f"{instance}/frames/{{frames}}/rendered", web.rendered, methods=["GET"]),
+        Route("/studies/{study}/thumbnail", web.thumbnail, methods=["GET"]),
+        Route("/studies/{study}/series/{series}/thumbnail", web.thumbnail, methods=["GET"]),
+        Route(f"{instance}/thumbnail", web.thumbnail, methods=["GET"]),
+        Route(f"{instance}/frames/{{frames}}/thumbnail", web.thumbnail, methods=["GET"]),
         Route("/openapi.json", web.openapi, methods=["GET"]),
     ]
     middleware = [Middleware(AccessLogMiddleware, audit=archive.audit)]
@@ -260,7 +283,8 @@ def create_app(archive: Archive) -> Starlette:
         middleware.append(Middleware(AuthMiddleware, users=settings.passwords, tokens=settings.tokens))
     return Starlette(
         routes=[Mount(PREFIX, routes=routes), Route("/wado", web.wado_uri, methods=["GET"]),
-                *worklist_routes(archive), *mpps_routes(archive), *actions.routes()],
+                *worklist_routes(archive), *mpps_routes(archive), *actions.routes(),
+                *page_routes(web, settings.show_patient_names)],
         middleware=middleware,
         exception_handlers={HTTPException: _http_error, QueryError: _query_error},
     )
