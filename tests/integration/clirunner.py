@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -28,3 +31,22 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], exit_code: i
     errors = [line for line in lines if line.startswith("pacskit: error:")]
     assert len(errors) == 1, result.stderr
     assert text in errors[0], errors[0]
+
+
+@contextmanager
+def logging_restored() -> Iterator[None]:
+    """The logging configuration as it was, after a command run in this process (the CLI
+    sets the pacskit loggers' levels and adds a handler, which would change what later
+    tests in the same worker capture)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    levels = {name: logger.level for name, logger in logging.Logger.manager.loggerDict.items()
+              if isinstance(logger, logging.Logger)}
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        for name, logger in logging.Logger.manager.loggerDict.items():
+            if isinstance(logger, logging.Logger):
+                logger.setLevel(levels.get(name, logging.NOTSET))

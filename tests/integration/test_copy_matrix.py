@@ -10,6 +10,7 @@ import itertools
 from pathlib import Path
 
 import pytest
+from clirunner import logging_restored
 from pydicom import dcmread
 from served import CLIENT_NODES, served_archive
 
@@ -73,7 +74,7 @@ def places(tmp_path_factory):
 def cli(capsys, *args: object) -> tuple[int, str, str]:
     """``pacskit ARGS...`` run in this process: exit code, stdout, stderr."""
     capsys.readouterr()
-    with pytest.raises(SystemExit) as exited:
+    with logging_restored(), pytest.raises(SystemExit) as exited:
         main([str(a) for a in args])
     captured = capsys.readouterr()
     return int(exited.value.code or 0), captured.out, captured.err
