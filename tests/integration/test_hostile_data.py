@@ -250,19 +250,25 @@ def test_a_known_ae_title_calling_from_another_address_is_rejected_at_associatio
         assert pdu_type == A_ASSOCIATE_AC_PDU, "an unknown AE title is still let in to echo and store"
 
 
-def test_the_metadata_of_a_stored_deflated_instance_is_read_in_bounded_memory(server):
-    """A stored deflated instance whose 60 MiB private value inflates from 60 KiB: its
-    /metadata and /bulk are answered without pydicom inflating it in memory (+130 MB
-    measured before), from a temporary file that is gone afterwards."""
+def stored_deflated(server: ServeProcess, inflated: int) -> tuple[Dataset, str]:
+    """An instance stored deflated, holding a private OB of zeros ``inflated`` bytes long
+    once inflated; its header and its WADO-RS URL."""
     ds = image_header()
-    instance = deflate_bomb(explicit(ds), PRIVATE_OB, 60 * MiB)
+    instance = deflate_bomb(explicit(ds), PRIVATE_OB, inflated)
     with associate(server, STRANGER) as scu:
         send_fragmented(scu, DEFLATED_STORE, c_store_rq(1, SECONDARY_CAPTURE, ds.SOPInstanceUID), instance,
                         scu.negotiated.max_pdu)
         assert scu.read_message(30).status == 0x0000
         scu.release()
-    url = (f"{server.web_url}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
-           f"/instances/{ds.SOPInstanceUID}")
+    return ds, (f"{server.web_url}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+                f"/instances/{ds.SOPInstanceUID}")
+
+
+def test_the_metadata_of_a_stored_deflated_instance_is_read_in_bounded_memory(server):
+    """A stored deflated instance whose 60 MiB private value inflates from 60 KiB: its
+    /metadata and /bulk are answered without pydicom inflating it in memory (+290 MB
+    measured before), from a temporary file that is gone afterwards."""
+    ds, url = stored_deflated(server, 60 * MiB)
     before = reset_peak(server.pid)
     answer = httpx.get(f"{url}/metadata", timeout=60)
     growth = peak_kib(server.pid) - before
@@ -281,15 +287,7 @@ def test_the_metadata_of_a_stored_deflated_instance_is_read_in_bounded_memory(se
 def test_a_stored_deflated_instance_is_sent_in_explicit_vr_little_endian_in_bounded_memory(server):
     """The same instance retrieved by WADO-RS in the default syntax: inflated into tmp/
     and streamed from there (pydicom's read and rewrite held it twice in memory)."""
-    ds = image_header()
-    instance = deflate_bomb(explicit(ds), PRIVATE_OB, 60 * MiB)
-    with associate(server, STRANGER) as scu:
-        send_fragmented(scu, DEFLATED_STORE, c_store_rq(1, SECONDARY_CAPTURE, ds.SOPInstanceUID), instance,
-                        scu.negotiated.max_pdu)
-        assert scu.read_message(30).status == 0x0000
-        scu.release()
-    url = (f"{server.web_url}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
-           f"/instances/{ds.SOPInstanceUID}")
+    ds, url = stored_deflated(server, 60 * MiB)
     before = reset_peak(server.pid)
     size = 0
     with httpx.stream("GET", url, headers={"Accept": "application/dicom"}, timeout=60) as answer:
