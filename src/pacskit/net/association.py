@@ -38,20 +38,16 @@ from typing import Any, BinaryIO
 
 from pynetdicom.presentation import PresentationContext
 
-from pacskit.encoded import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from pacskit.errors import (
-    AccessDenied,
     AssociationAborted,
-    AssociationRejected,
     DimseError,
     NetworkError,
     NetworkTimeout,
     TlsFailure,
 )
 from pacskit.net import exchange_log
-from pacskit.net.assembly import ProtocolViolation
 from pacskit.net.commands import MESSAGE_ID
-from pacskit.net.exchange import MessageExchange
+from pacskit.net.exchange import DATA, INVALID_PARAMETER, MessageExchange, ReleaseRequested  # noqa: F401 - imported from here
 from pacskit.net.memory_budget import UNLIMITED, MemoryBudget
 from pacskit.net.tls import client_context
 from pacskit.net.transport import OverBudget, PduTooLarge, ReadBounds, TlsOnPlainPort, Transport
@@ -67,9 +63,8 @@ from pacskit.net.ul.negotiation import (
     Proposal,
     Rejection,
     Request,
-    read_acceptance,
 )
-from pacskit.net.ul.user_identity import UserIdentity, confirmed
+from pacskit.net.ul.user_identity import UserIdentity
 from pacskit.net.wire import Message, SinkFactory, parse_command
 from pacskit.nodes import Node
 from pacskit.settings import Settings
@@ -77,21 +72,9 @@ from pacskit.settings import Settings
 LOG = logging.getLogger("pacskit.association")
 P_DATA_TF = 0x04
 MAX_NEGOTIATION_PDU = 1 << 20
-MAX_UNBOUNDED_PDU = 64 << 20
 SEND_BATCH = 256 << 10
 
-# PS3.8 9.3.8 A-ABORT: source 0 service-user, 2 service-provider; provider reasons
-ABORT_SOURCES = {0: "the service user", 1: "reserved", 2: "the service provider"}
-PROVIDER_REASONS = {
-    0: "reason not specified", 1: "unrecognized PDU", 2: "unexpected PDU",
-    4: "unrecognized PDU parameter", 5: "unexpected PDU parameter", 6: "invalid PDU parameter value",
-}
-INVALID_PARAMETER = 0x06
 REASON_NOT_SPECIFIED = 0x00
-
-
-class ReleaseRequested(AssociationAborted):
-    """The peer asked to end the association (A-RELEASE-RQ) instead of sending a message."""
 
 
 class Association(MessageExchange):
@@ -154,39 +137,11 @@ class Association(MessageExchange):
         request_pdu = proposal.encode()
         association = cls(transport, label, max_pdu=settings.max_pdu, artim_timeout=settings.acse_timeout)
         association._run(association.ul.associate_request(request_pdu), expect_open=True)
-        exchange_log.association_requested(
-            calling=proposal.calling_ae_title, called=proposal.called_ae_title, address=node.host,
-            port=node.port, contexts=[(int(cx.context_id), str(cx.abstract_syntax), [str(s) for s in cx.transfer_syntax])
-                                      for cx in proposal.numbered],
-            roles=dict(proposal.roles), max_pdu=settings.max_pdu, implementation=_ours(),
-            identity=proposal.identity.description if proposal.identity is not None else "")
+        association.log_requested(proposal, node, settings.max_pdu)
         association._run(association.ul.transport_confirmed())
         transport.bounds = ReadBounds(until=time.monotonic() + settings.acse_timeout)
         try:
-            indication = association._next_indication(MAX_NEGOTIATION_PDU)
-            if indication.primitive is Primitive.ASSOCIATE_REJECTED:
-                rejection = Rejection.decode(bytes(indication.pdu or b""))
-                exchange_log.association_rejected(peer=label, result=rejection.result,
-                                                  source=rejection.source, reason=rejection.reason)
-                kind = "permanently" if rejection.result == 1 else "transiently"
-                hint = " (it may have refused the user identity sent)" \
-                    if proposal.identity is not None and rejection.result == 1 and rejection.source == 1 else ""
-                raise AssociationRejected(f"{node.description} rejected the association {kind}: "
-                                          f"{rejection.meaning}{hint}",
-                                          result=rejection.result, source=rejection.source,
-                                          reason=rejection.reason)
-            if indication.primitive is not Primitive.ASSOCIATE_ACCEPTED:
-                raise AssociationAborted(f"{node.description} aborted the association request")
-            try:
-                association.negotiated = read_acceptance(bytes(indication.pdu or b""), proposal)
-            except Exception as exc:  # noqa: BLE001 - any A-ASSOCIATE-AC pynetdicom cannot decode
-                association.abort(source=0x02, reason=INVALID_PARAMETER)
-                raise AssociationAborted(f"{node.description} sent an A-ASSOCIATE-AC that cannot be read: {exc}") from None
-            if proposal.identity is not None and proposal.identity.response_requested \
-                    and not confirmed(association.negotiated.user_information):
-                association.abort()
-                raise AccessDenied(f"{node.description} accepted the association without confirming the user "
-                                   "identity (no positive response, PS3.7 D.3.3.7)")
+            association.conclude_negotiation(association._next_indication(MAX_NEGOTIATION_PDU), proposal, node)
         except NetworkTimeout:
             association.abort()
             raise NetworkTimeout(f"{node.description}: no answer to the association request "
@@ -197,18 +152,6 @@ class Association(MessageExchange):
         association._established(settings)
         association.log_accepted(len(proposal.numbered))
         return association
-
-    def log_accepted(self, proposed: int, *, by_us: bool = False) -> None:
-        """Log what the negotiation accepted (INFO) and each context (DEBUG)."""
-        negotiated = self.negotiated
-        assert negotiated is not None
-        exchange_log.association_accepted(
-            peer=self.label,
-            accepted=[(cx.context_id, cx.abstract_syntax, str(cx.transfer_syntax), cx.as_scu, cx.as_scp)
-                      for cx in negotiated.contexts.values()],
-            refused=[(cx.context_id, cx.abstract_syntax, cx.result) for cx in negotiated.refused],
-            proposed=proposed, max_pdu=negotiated.peer_max_pdu if not by_us else self.max_pdu,
-            implementation=negotiated.peer_implementation if not by_us else _ours(), by_us=by_us)
 
     @classmethod
     def incoming(cls, transport: Transport, label: str, settings: Settings, *, since: float | None = None,
@@ -305,93 +248,20 @@ class Association(MessageExchange):
             try:
                 pdu_type, pdu = self.transport.read_pdu(limit)
             except PduTooLarge as exc:
-                self._run(self.ul.invalid_pdu(INVALID_PARAMETER))
-                self.close()
-                exchange_log.aborted(peer=self.label, source=2, reason=INVALID_PARAMETER, by_us=True, why=str(exc))
+                self.refuse_too_large(exc)
                 raise
             except OverBudget as exc:
                 LOG.warning("%s; the association is aborted", exc)
                 self.abort(source=0x02, reason=REASON_NOT_SPECIFIED)
                 raise
             except AssociationAborted:
-                self._closed()
+                self.connection_lost()
                 raise
-            exchange_log.pdu("received", peer=self.label, pdu_type=pdu_type, length=len(pdu))
-            if pdu_type == P_DATA_TF and self.ul.state is State.STA6:
-                for indication in self._run(self.ul.pdu_received(pdu_type, pdu)):
-                    if indication.primitive is Primitive.DATA:
-                        self._queue_pdvs(pdu)
-                    else:
-                        return self._told(indication)
-                if self.assembler.pending:
-                    return _DATA
-                continue
-            for indication in self._run(self.ul.pdu_received(pdu_type, pdu)):
-                if indication.primitive is Primitive.DATA:
-                    self._queue_pdvs(pdu)
-                    return _DATA
-                return self._told(indication)
-
-    def _told(self, indication: Indication) -> Indication:
-        """An indication that ends or changes the association: raise for aborts."""
-        primitive = indication.primitive
-        if primitive is Primitive.ABORT:
-            source, reason = indication.source or 0, indication.reason or 0
-            exchange_log.aborted(peer=self.label, source=source, reason=reason, by_us=False)
-            self.close()
-            why = f" ({PROVIDER_REASONS.get(reason, f'reason {reason}')})" if source == 2 else ""
-            raise AssociationAborted(f"{self.label} aborted the association{why}")
-        if primitive is Primitive.PROVIDER_ABORT:
-            reason = indication.reason or 0
-            self.close()
-            exchange_log.aborted(peer=self.label, source=2, reason=reason, by_us=True)
-            raise AssociationAborted(f"{self.label} broke the protocol: {PROVIDER_REASONS.get(reason, f'reason {reason}')}"
-                                     "; the association was aborted")
-        if primitive is Primitive.TRANSPORT_CLOSED:
-            self.close()
-            raise AssociationAborted(f"{self.label} closed the connection")
-        return indication
-
-    def _closed(self) -> None:
-        """The connection is gone (Evt17)."""
-        try:
-            for indication in self._run(self.ul.transport_closed()):
-                if indication.primitive is Primitive.ABORT:
-                    exchange_log.aborted(peer=self.label, source=indication.source or 0,
-                                         reason=indication.reason or 0, by_us=False)
-        except NetworkError:
-            pass
-        self.transport.close()
+            indication = self.take_pdu(pdu_type, pdu)
+            if indication is not None:
+                return indication
 
     # -- presentation data values --------------------------------------------------------
-
-    def _queue_pdvs(self, pdu: bytearray) -> None:
-        try:
-            self.assembler.feed(pdu)
-        except ProtocolViolation as exc:
-            self._protocol_violation(str(exc))
-
-    def _protocol_violation(self, what: str) -> None:
-        """Abort (A-ABORT, service provider, invalid PDU parameter value) and raise."""
-        self.assembler.abandon()
-        try:
-            self._run(self.ul.invalid_pdu(INVALID_PARAMETER))
-        except NetworkError:
-            pass
-        self.close()
-        exchange_log.aborted(peer=self.label, source=2, reason=INVALID_PARAMETER, by_us=True, why=what)
-        raise AssociationAborted(f"{self.label} broke the protocol ({what}); the association was aborted")
-
-    def _next_data(self) -> None:
-        """Read until more presentation data values are queued."""
-        indication = self._next_indication(self._data_limit())
-        if indication is not _DATA:
-            if indication.primitive is Primitive.RELEASE_INDICATION:
-                raise ReleaseRequested(f"{self.label} released the association")
-            raise AssociationAborted(f"{self.label} ended the association ({indication.primitive.name})")
-
-    def _data_limit(self) -> int:
-        return self.max_pdu or MAX_UNBOUNDED_PDU
 
     def has_pending(self) -> bool:
         """Whether the peer has sent something not read yet (a C-CANCEL, say)."""
@@ -446,13 +316,10 @@ class Association(MessageExchange):
         """
         try:
             while True:
-                try:
-                    message = self.assembler.next_message(sink)
-                except ProtocolViolation as exc:
-                    self._protocol_violation(str(exc))
+                message = self.next_message(sink)
                 if message is not None:
-                    return self.received(message)
-                self._next_data()
+                    return message
+                self.expect_data(self._next_indication(self.data_limit()))
         except BaseException:
             self.assembler.abandon()
             raise
@@ -489,7 +356,7 @@ class Association(MessageExchange):
         try:
             self._run(self.ul.release_request())
             while self.ul.state not in (State.STA1, State.STA13):
-                if self._next_indication(self._data_limit()) is _DATA:
+                if self._next_indication(self.data_limit()) is DATA:
                     self.assembler.clear()
                 if self.ul.awaiting_release_response:
                     self._run(self.ul.release_response())
@@ -549,12 +416,6 @@ class Association(MessageExchange):
             except Exception:  # noqa: BLE001 - the machine may already consider it closed
                 pass
 
-
-_DATA = Indication(Primitive.DATA)
-
-
-def _ours() -> tuple[str, str]:
-    return IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 
 @contextmanager

@@ -17,11 +17,12 @@ import logging
 import struct
 import time
 from collections.abc import Iterator
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, NoReturn, Protocol
 
-from pacskit.errors import AssociationAborted
+from pacskit.encoded import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from pacskit.errors import AccessDenied, AssociationAborted, AssociationRejected, NetworkError
 from pacskit.net import exchange_log
-from pacskit.net.assembly import MessageAssembler, message_pdus
+from pacskit.net.assembly import MessageAssembler, ProtocolViolation, message_pdus
 from pacskit.net.commands import (
     AFFECTED_SOP_CLASS_UID,
     COMMAND_FIELD,
@@ -31,9 +32,17 @@ from pacskit.net.commands import (
     failure_rsp,
 )
 from pacskit.net.memory_budget import UNLIMITED, MemoryBudget
-from pacskit.net.ul.fsm import SendPdu, State, UpperLayer
-from pacskit.net.ul.negotiation import AcceptedContext, Negotiated
-from pacskit.net.wire import DataSink, Message, parse_command
+from pacskit.net.ul.fsm import Indication, Primitive, SendPdu, State, UpperLayer
+from pacskit.net.ul.negotiation import (
+    AcceptedContext,
+    Negotiated,
+    Proposal,
+    Rejection,
+    read_acceptance,
+)
+from pacskit.net.ul.user_identity import confirmed
+from pacskit.net.wire import DataSink, Message, SinkFactory, parse_command
+from pacskit.nodes import Node
 
 LOG = logging.getLogger("pacskit.association")
 P_DATA_TF = 0x04
@@ -44,6 +53,22 @@ RESOURCE_LIMITATION = 0x0213
 # PS3.4 C.4.1.1.4, C.4.2.1.5, C.4.3.1.4, B.2.3: refused, out of resources
 OUT_OF_RESOURCES = {0x0001: 0xA700, 0x0020: 0xA700, 0x0010: 0xA701, 0x0021: 0xA701}
 NO_RESPONSE = {0x0FFF}  # C-CANCEL-RQ has no response (PS3.7 9.3.2.3)
+
+# PS3.8 9.3.8 A-ABORT provider reasons
+PROVIDER_REASONS = {
+    0: "reason not specified", 1: "unrecognized PDU", 2: "unexpected PDU",
+    4: "unrecognized PDU parameter", 5: "unexpected PDU parameter", 6: "invalid PDU parameter value",
+}
+INVALID_PARAMETER = 0x06
+MAX_UNBOUNDED_PDU = 64 << 20
+
+
+class ReleaseRequested(AssociationAborted):
+    """The peer asked to end the association (A-RELEASE-RQ) instead of sending a message."""
+
+
+DATA = Indication(Primitive.DATA)
+"""What :meth:`MessageExchange.take_pdu` tells when presentation data values were queued."""
 
 
 class RequestHandler(Protocol):
@@ -231,8 +256,183 @@ class MessageExchange:
                                                       status, "out of resources: the server's memory for "
                                                       "requests is in use, try again later"))
 
+    # -- negotiation and ending, the same on every driver ---------------------------------
+
+    def _run(self, outputs: list[Any]) -> list[Indication]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def log_requested(self, proposal: Proposal, node: Node, max_pdu: int) -> None:
+        """Log the A-ASSOCIATE-RQ sent (INFO) and its contexts (DEBUG)."""
+        exchange_log.association_requested(
+            calling=proposal.calling_ae_title, called=proposal.called_ae_title, address=node.host,
+            port=node.port, contexts=[(int(cx.context_id), str(cx.abstract_syntax), [str(s) for s in cx.transfer_syntax])
+                                      for cx in proposal.numbered],
+            roles=dict(proposal.roles), max_pdu=max_pdu, implementation=ours(),
+            identity=proposal.identity.description if proposal.identity is not None else "")
+
+    def conclude_negotiation(self, indication: Indication, proposal: Proposal, node: Node) -> None:
+        """Take the peer's answer to the A-ASSOCIATE-RQ (the requestor side, PS3.8 9.3.3, 9.3.4).
+
+        Raises:
+            AssociationRejected: an A-ASSOCIATE-RJ (with its reason).
+            AssociationAborted: an A-ABORT, or an A-ASSOCIATE-AC that cannot be read.
+            AccessDenied: the user identity's positive response was asked for and is missing.
+        """
+        if indication.primitive is Primitive.ASSOCIATE_REJECTED:
+            rejection = Rejection.decode(bytes(indication.pdu or b""))
+            exchange_log.association_rejected(peer=self.label, result=rejection.result,
+                                              source=rejection.source, reason=rejection.reason)
+            kind = "permanently" if rejection.result == 1 else "transiently"
+            hint = " (it may have refused the user identity sent)" \
+                if proposal.identity is not None and rejection.result == 1 and rejection.source == 1 else ""
+            raise AssociationRejected(f"{node.description} rejected the association {kind}: "
+                                      f"{rejection.meaning}{hint}",
+                                      result=rejection.result, source=rejection.source,
+                                      reason=rejection.reason)
+        if indication.primitive is not Primitive.ASSOCIATE_ACCEPTED:
+            raise AssociationAborted(f"{node.description} aborted the association request")
+        try:
+            self.negotiated = read_acceptance(bytes(indication.pdu or b""), proposal)
+        except Exception as exc:  # noqa: BLE001 - any A-ASSOCIATE-AC pynetdicom cannot decode
+            self.abort(source=0x02, reason=INVALID_PARAMETER)
+            raise AssociationAborted(f"{node.description} sent an A-ASSOCIATE-AC that cannot be read: {exc}") from None
+        if proposal.identity is not None and proposal.identity.response_requested \
+                and not confirmed(self.negotiated.user_information):
+            self.abort()
+            raise AccessDenied(f"{node.description} accepted the association without confirming the user "
+                               "identity (no positive response, PS3.7 D.3.3.7)")
+
+    def log_accepted(self, proposed: int, *, by_us: bool = False) -> None:
+        """Log what the negotiation accepted (INFO) and each context (DEBUG)."""
+        negotiated = self.negotiated
+        assert negotiated is not None
+        exchange_log.association_accepted(
+            peer=self.label,
+            accepted=[(cx.context_id, cx.abstract_syntax, str(cx.transfer_syntax), cx.as_scu, cx.as_scp)
+                      for cx in negotiated.contexts.values()],
+            refused=[(cx.context_id, cx.abstract_syntax, cx.result) for cx in negotiated.refused],
+            proposed=proposed, max_pdu=negotiated.peer_max_pdu if not by_us else self.max_pdu,
+            implementation=negotiated.peer_implementation if not by_us else ours(), by_us=by_us)
+
+    def told(self, indication: Indication) -> Indication:
+        """An indication that ends or changes the association: raise for aborts."""
+        primitive = indication.primitive
+        if primitive is Primitive.ABORT:
+            source, reason = indication.source or 0, indication.reason or 0
+            exchange_log.aborted(peer=self.label, source=source, reason=reason, by_us=False)
+            self.close()
+            why = f" ({PROVIDER_REASONS.get(reason, f'reason {reason}')})" if source == 2 else ""
+            raise AssociationAborted(f"{self.label} aborted the association{why}")
+        if primitive is Primitive.PROVIDER_ABORT:
+            reason = indication.reason or 0
+            self.close()
+            exchange_log.aborted(peer=self.label, source=2, reason=reason, by_us=True)
+            raise AssociationAborted(f"{self.label} broke the protocol: {PROVIDER_REASONS.get(reason, f'reason {reason}')}"
+                                     "; the association was aborted")
+        if primitive is Primitive.TRANSPORT_CLOSED:
+            self.close()
+            raise AssociationAborted(f"{self.label} closed the connection")
+        return indication
+
+    def protocol_violation(self, what: str) -> NoReturn:
+        """Abort (A-ABORT, service provider, invalid PDU parameter value) and raise."""
+        self.assembler.abandon()
+        try:
+            self._run(self.ul.invalid_pdu(INVALID_PARAMETER))
+        except NetworkError:
+            pass
+        self.close()
+        exchange_log.aborted(peer=self.label, source=2, reason=INVALID_PARAMETER, by_us=True, why=what)
+        raise AssociationAborted(f"{self.label} broke the protocol ({what}); the association was aborted")
+
+    # -- what the peer sends ---------------------------------------------------------------
+
+    def take_pdu(self, pdu_type: int, pdu: bytearray) -> Indication | None:
+        """Hand a PDU read to the state machine; a P-DATA-TF's values are queued for
+        :meth:`next_message`. What the state machine has to tell (:data:`DATA` when values
+        were queued), or None: read on.
+
+        Raises:
+            AssociationAborted: the association was aborted, by either side, or the
+                connection was closed, or the PDU broke the protocol.
+        """
+        exchange_log.pdu("received", peer=self.label, pdu_type=pdu_type, length=len(pdu))
+        if pdu_type == P_DATA_TF and self.ul.state is State.STA6:
+            for indication in self._run(self.ul.pdu_received(pdu_type, pdu)):
+                if indication.primitive is Primitive.DATA:
+                    self._queue_pdvs(pdu)
+                else:
+                    return self.told(indication)
+            return DATA if self.assembler.pending else None
+        for indication in self._run(self.ul.pdu_received(pdu_type, pdu)):
+            if indication.primitive is Primitive.DATA:
+                self._queue_pdvs(pdu)
+                return DATA
+            return self.told(indication)
+        return None
+
+    def _queue_pdvs(self, pdu: bytearray) -> None:
+        try:
+            self.assembler.feed(pdu)
+        except ProtocolViolation as exc:
+            self.protocol_violation(str(exc))
+
+    def next_message(self, sink: SinkFactory | None) -> Message | None:
+        """The next whole message of the queued values (logged), or None: read more.
+
+        Raises:
+            AssociationAborted: the values broke the protocol (the association is aborted).
+        """
+        try:
+            message = self.assembler.next_message(sink)
+        except ProtocolViolation as exc:
+            self.protocol_violation(str(exc))
+        return self.received(message) if message is not None else None
+
+    def expect_data(self, indication: Indication) -> None:
+        """What :meth:`take_pdu` told, while a message is awaited: anything but data ends it.
+
+        Raises:
+            ReleaseRequested: the peer asked to release the association.
+            AssociationAborted: the association ended otherwise.
+        """
+        if indication is DATA:
+            return
+        if indication.primitive is Primitive.RELEASE_INDICATION:
+            raise ReleaseRequested(f"{self.label} released the association")
+        raise AssociationAborted(f"{self.label} ended the association ({indication.primitive.name})")
+
+    def data_limit(self) -> int:
+        """The longest P-DATA-TF accepted (our maximum PDU length, PS3.8 D.1)."""
+        return self.max_pdu or MAX_UNBOUNDED_PDU
+
+    def refuse_too_large(self, exc: Exception) -> None:
+        """A PDU over our maximum length was announced (Evt19): A-ABORT, and close."""
+        self._run(self.ul.invalid_pdu(INVALID_PARAMETER))
+        self.close()
+        exchange_log.aborted(peer=self.label, source=2, reason=INVALID_PARAMETER, by_us=True, why=str(exc))
+
+    def connection_lost(self) -> None:
+        """The connection is gone (Evt17)."""
+        try:
+            for indication in self._run(self.ul.transport_closed()):
+                if indication.primitive is Primitive.ABORT:
+                    exchange_log.aborted(peer=self.label, source=indication.source or 0,
+                                         reason=indication.reason or 0, by_us=False)
+        except NetworkError:
+            pass
+        self.close()
+
     def age(self) -> float:
         return time.monotonic() - self.started
+
+
+def ours() -> tuple[str, str]:
+    """Our Implementation Class UID and Version Name (PS3.7 D.3.3.2, D.3.3.3)."""
+    return IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 
 def command_field(command: dict[int, bytes]) -> int:
