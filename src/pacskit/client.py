@@ -176,14 +176,30 @@ class Client:
             NetworkError, DimseError: the C-FIND failed.
             DeidentificationSecretMissing: de-identification without a secret.
         """
+        query, check, policy, deidentifier = self.find_plan(node, query, options)
+        answers = Answers(self._retried_search(node, query, check, policy), check)
+        return answers if deidentifier is None else _deidentified(answers, deidentifier)
+
+    def find_plan(self, node: Node | str, query: Query,
+                  options: FindOptions) -> tuple[Query, AnswerCheck, RetryPolicy, Deidentifier | None]:
+        """What a find of ``query`` runs, whichever driver: the query as sent (checked,
+        with PatientID when de-identified dates need it), the check its answers fill, the
+        retries and the de-identifier of its matches.
+
+        Raises:
+            QueryError: the query is invalid for its level (or asks for names).
+            DeidentificationSecretMissing: de-identification without a secret.
+        """
         query.to_identifier(self.privacy)
         deidentifier = self._deidentifier(node, options.get("deidentify", False), options.get("deid_options", ()))
         if deidentifier is not None:
             query = _with_patient_id(query, deidentifier)
         check = AnswerCheck(level=query.level)
-        policy = self.policy(options.get("retries"), options.get("retry_backoff"))
-        answers = Answers(self._retried_search(node, query, check, policy), check)
-        return answers if deidentifier is None else _deidentified(answers, deidentifier)
+        return query, check, self.policy(options.get("retries"), options.get("retry_backoff")), deidentifier
+
+    def is_dimse(self, node: Node | str) -> bool:
+        """Whether ``node`` is reached by DIMSE (not DICOMweb, the archive or a folder)."""
+        return self.web_node(node) is None and not (isinstance(node, str) and is_local_source(node))
 
     def _retried_search(self, node: Node | str, query: Query, check: AnswerCheck,
                         policy: RetryPolicy) -> Iterator[Dataset]:

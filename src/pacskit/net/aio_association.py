@@ -51,6 +51,9 @@ from pacskit.nodes import Node
 from pacskit.settings import Settings
 
 STREAM_LIMIT = 64 << 10
+CANCEL_GRACE = 0.5
+"""Seconds a peer has to answer a C-CANCEL with its final response, or an A-RELEASE-RQ
+sent after it, before it is aborted."""
 ABORT_UNSENT = 1 << 20
 """Past this many bytes still unwritten, an abort drops them (and its A-ABORT) instead of
 waiting for a peer that does not read."""
@@ -73,6 +76,10 @@ class AsyncAssociation(MessageExchange):
         self.tls = tls_used
         self._open = True
         self._first_read = True
+        self._header: bytes | None = None
+        self.settled = False
+        """True once a request left early has had its final response: the association can
+        be released instead of aborted."""
 
     # -- establishment -----------------------------------------------------------------
 
@@ -166,9 +173,11 @@ class AsyncAssociation(MessageExchange):
             raise AssociationAborted(f"the connection to {self.label} is closed")
         waited = self.timeout
         try:
-            waited = _bound(self.timeout, until)
-            async with asyncio.timeout(waited):
-                header = await self.reader.readexactly(PDU_HEADER)
+            header = self._header
+            if header is None:
+                waited = _bound(self.timeout, until)
+                async with asyncio.timeout(waited):
+                    header = self._header = await self.reader.readexactly(PDU_HEADER)
             if self._first_read:
                 self._first_read = False
                 if not self.tls and header[0] in (tls.TLS_RECORD_HANDSHAKE, tls.TLS_RECORD_ALERT):
@@ -182,6 +191,7 @@ class AsyncAssociation(MessageExchange):
             waited = _bound(self.timeout, until)
             async with asyncio.timeout(waited):
                 pdu += await self.reader.readexactly(length)
+            self._header = None
             return header[0], pdu
         except TimeoutError:
             raise NetworkTimeout(f"no whole PDU from {self.label} within {waited or 0:.3g} s") from None
@@ -243,6 +253,8 @@ class AsyncAssociation(MessageExchange):
                 if message is not None:
                     return message
                 self.expect_data(await self._next_indication(self.data_limit()))
+        except asyncio.CancelledError:
+            raise  # what was read stays assembled: the message may still be read whole
         except BaseException:
             self.assembler.abandon()
             raise
@@ -254,6 +266,7 @@ class AsyncAssociation(MessageExchange):
         :attr:`handlers`; as :meth:`pacskit.net.association.Association.request`."""
         if message_id is None:
             message_id = struct.unpack("<H", parse_command(command).get(MESSAGE_ID, b"\0\0")[:2])[0]
+        self.settled = False
         await self.send_message(context_id, command, data)
         while True:
             message = await self.receive(sink or self.open_request)
@@ -319,7 +332,9 @@ class AsyncAssociation(MessageExchange):
             self.writer.close()
 
     def close(self) -> None:
-        """Close the connection (idempotent); what is buffered is still written."""
+        """Close the connection (idempotent); what is buffered is still written, what was
+        being received is discarded."""
+        self.assembler.abandon()
         self.assembler.release_all()
         self._close_stream()
         if self.ul.state is not State.STA1:
@@ -396,10 +411,21 @@ async def associate(settings: Settings, node: Node, contexts: Sequence[Presentat
         await association.release()
         raise
     except BaseException:
-        association.abort()
+        if association.settled and association.is_established:
+            await _release_within(association, CANCEL_GRACE)
+        else:
+            association.abort()
         raise
     else:
         if association.is_established:
             await association.release()
         else:
             association.close()
+
+
+async def _release_within(association: AsyncAssociation, seconds: float) -> None:
+    try:
+        async with asyncio.timeout(seconds):
+            await association.release()
+    except BaseException:  # noqa: BLE001 - the caller raises what ended the block
+        association.abort()

@@ -1,0 +1,175 @@
+"""AsyncClient on the native asyncio driver (pacskit.net.aio_association): no thread
+per call, many associations at once on one loop, a timeout or a cancellation that stops
+the exchange on the wire, and the upper layer's rules against a scripted SCP (PS3.8 9.2,
+Table 9-10; PS3.7 9.3.2.3)."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import threading
+import time
+
+import pytest
+from proxy import RecordingProxy
+from raw_acceptor import RawAcceptor
+from raw_pdu import (
+    A_ABORT_PDU,
+    A_RELEASE_RQ_PDU,
+    INVALID_PDU_PARAMETER_VALUE,
+    P_DATA_TF_PDU,
+    SERVICE_PROVIDER,
+    VERIFICATION,
+    Abort,
+    pdu,
+)
+
+from pacskit import AsyncClient, Node, Settings
+from pacskit.errors import AssociationAborted
+from pacskit.level_queries import InstanceQuery, StudyQuery
+from pacskit.net.commands import c_echo_rsp
+from pacskit.query import Query
+
+SUCCESS = 0x0000
+
+
+def node_of(orthanc, port: int | None = None) -> Node:
+    return Node(ae_title=orthanc.ae_title, host="127.0.0.1", port=port or orthanc.port)
+
+
+def test_no_thread_runs_during_a_find(orthanc, corpus):
+    before = set(threading.enumerate())
+
+    async def main() -> list[set[threading.Thread]]:
+        seen = []
+        async with AsyncClient(Settings()).iter_find(node_of(orthanc), Query.build("image"), timeout=30) as matches:
+            async for _ in matches:
+                seen.append(set(threading.enumerate()))
+        await AsyncClient(Settings()).echo(node_of(orthanc), timeout=30)
+        seen.append(set(threading.enumerate()))
+        return seen
+
+    seen = asyncio.run(main())
+    assert len(seen) == len(corpus) + 1
+    assert all(threads == before for threads in seen), [t.name for t in set.union(*seen) - before]
+
+
+def test_a_hundred_finds_at_once_on_one_loop_all_succeed(orthanc, corpus):
+    patients = sorted({c.patient_id for c in corpus})
+
+    async def main():
+        client = AsyncClient(Settings())
+        alone = {p: await client.find_studies(node_of(orthanc), StudyQuery(patient_id=p)) for p in patients}
+        found = await asyncio.gather(*(client.find_studies(node_of(orthanc),
+                                                           StudyQuery(patient_id=patients[i % len(patients)]),
+                                                           timeout=60)
+                                       for i in range(100)), return_exceptions=True)
+        return alone, found
+
+    alone, found = asyncio.run(main())
+    failures = [f for f in found if isinstance(f, BaseException)]
+    assert failures == []
+    for i, studies in enumerate(found):
+        expected = alone[patients[i % len(patients)]]
+        assert sorted(s.study_instance_uid for s in studies) == sorted(s.study_instance_uid for s in expected)
+        assert all(s.patient_name is None for s in studies)
+
+
+def test_a_timeout_stops_a_slow_peer_within_a_second(orthanc, corpus):
+    proxy = RecordingProxy("127.0.0.1", orthanc.port, delay=0.2, chunk_size=64)
+    try:
+        async def main() -> float:
+            started = time.monotonic()
+            with pytest.raises(TimeoutError):
+                await AsyncClient(Settings()).find_instances(node_of(orthanc, proxy.port), InstanceQuery(), timeout=1.0)
+            return time.monotonic() - started
+
+        seconds = asyncio.run(main())
+        assert seconds < 2.0, f"{seconds:.2f} s for a timeout of 1 s"
+        assert proxy.wait_idle(5), "the association was not ended"
+    finally:
+        proxy.close()
+
+
+C_CANCEL_FIELD = struct.pack("<HHIH", 0x0000, 0x0100, 2, 0x0FFF)
+A_RELEASE_RQ = bytes([A_RELEASE_RQ_PDU, 0, 0, 0, 0, 4])
+
+
+def test_leaving_a_find_early_cancels_it_and_releases(orthanc, corpus):
+    proxy = RecordingProxy("127.0.0.1", orthanc.port)
+
+    async def first() -> str:
+        async with AsyncClient(Settings()).iter_find(node_of(orthanc, proxy.port), Query.build("image"),
+                                                     timeout=30) as matches:
+            async for match in matches:
+                return match.SOPInstanceUID
+        return ""
+
+    try:
+        assert asyncio.run(first())
+        assert proxy.wait_idle(5)
+    finally:
+        proxy.close()
+    sent = bytes(proxy.sent)
+    assert C_CANCEL_FIELD in sent, "no C-CANCEL-RQ was sent"
+    assert sent.rfind(A_RELEASE_RQ) > sent.find(C_CANCEL_FIELD), "no release once the peer had stopped"
+    assert sent[-10:-4] != bytes([A_ABORT_PDU, 0, 0, 0, 0, 4]), "aborted instead of released"
+
+
+def test_a_pdu_over_our_maximum_is_aborted_as_an_invalid_parameter():
+    notes: dict[str, object] = {}
+
+    def script(conversation):
+        conversation.link.read_message(5)
+        conversation.link.send(struct.pack(">BBI", P_DATA_TF_PDU, 0, 1 << 20) + b"\0" * 64)
+        notes["after"] = conversation.link.read_pdu(5)
+
+    async def echo(address: str) -> None:
+        await AsyncClient(Settings(max_pdu=16384)).echo(address, timeout=10)
+
+    with RawAcceptor("HUGEPDU", script) as peer:
+        with pytest.raises(AssociationAborted, match="at most 16384"):
+            asyncio.run(echo(peer.address))
+        assert peer.finished.wait(10) and not peer.errors, peer.errors
+    received = notes["after"]
+    assert received is not None and received[0] == A_ABORT_PDU, received
+    abort = Abort.parse(received[1])
+    assert (abort.source, abort.reason) == (SERVICE_PROVIDER, INVALID_PDU_PARAMETER_VALUE)
+
+
+def test_a_malformed_pdv_is_aborted():
+    notes: dict[str, object] = {}
+
+    def script(conversation):
+        request = conversation.link.read_message(5)
+        item = struct.pack(">IBB", 200, request.context_id, 0x03) + b"\0" * 10
+        conversation.link.send(pdu(P_DATA_TF_PDU, item))
+        notes["after"] = conversation.link.read_pdu(5)
+
+    with RawAcceptor("BADPDV", script) as peer:
+        with pytest.raises(AssociationAborted, match="runs past the end"):
+            asyncio.run(AsyncClient(Settings()).echo(peer.address, timeout=10))
+        assert peer.finished.wait(10) and not peer.errors, peer.errors
+    received = notes["after"]
+    assert received is not None and received[0] == A_ABORT_PDU, received
+    assert Abort.parse(received[1]).reason == INVALID_PDU_PARAMETER_VALUE
+
+
+def test_a_peer_that_never_answers_the_release_is_aborted_after_the_timeout():
+    notes: dict[str, object] = {}
+
+    def script(conversation):
+        request = conversation.link.read_message(5)
+        conversation.link.send_message(request.context_id, c_echo_rsp(request.message_id or 0, VERIFICATION, SUCCESS))
+        notes["release"] = conversation.link.read_pdu(5)
+        asked = time.monotonic()
+        notes["after"] = conversation.link.read_pdu(5)
+        notes["seconds"] = time.monotonic() - asked
+
+    with RawAcceptor("NORELEASE", script) as peer:
+        result = asyncio.run(AsyncClient(Settings(dimse_timeout=1)).echo(peer.address, timeout=10))
+        assert peer.finished.wait(10) and not peer.errors, peer.errors
+    assert result.status == SUCCESS
+    assert notes["release"] is not None and notes["release"][0] == A_RELEASE_RQ_PDU
+    assert notes["after"] is not None and notes["after"][0] == A_ABORT_PDU, notes["after"]
+    assert 0.8 <= notes["seconds"] <= 2.5, notes
