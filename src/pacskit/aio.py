@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from pacskit import aio_finder, retry
+from pacskit import aio_finder, aio_get, retry
 from pacskit.async_answers import LoopAnswers, ThreadAnswers
 from pacskit.call_options import (
     AsyncFindOptions,
@@ -265,8 +265,12 @@ class AsyncClient:
         once :class:`TimeoutError` or :class:`asyncio.CancelledError` is raised (what still
         arrives is refused), though the worker thread goes on until the peer's final
         response."""
-        on_loop = _on_loop(progress)
         stop = cancellation or Cancellation()
+        if method == "get" and forward_to is None and self.sync.is_dimse(node):
+            return await self._native_get(node, query, output, layout=layout, overwrite=overwrite,
+                                          progress=progress, stop=stop, retries=retries,
+                                          retry_backoff=retry_backoff, timeout=timeout)
+        on_loop = _on_loop(progress)
 
         def work() -> RetrieveResult:
             return self.sync.get(node, query, output, layout=layout, overwrite=overwrite, method=method,
@@ -276,6 +280,28 @@ class AsyncClient:
         try:
             return await self._call(work, "retrieve", {"retries": retries, "retry_backoff": retry_backoff,
                                                        "timeout": timeout})
+        except BaseException:
+            stop.cancel()
+            raise
+
+    async def _native_get(self, node: Node | str, query: Query | LevelQuery, output: Path | str | None, *,
+                          layout: str, overwrite: bool, progress: ProgressCallback | None, stop: Cancellation,
+                          retries: int | None, retry_backoff: float | None, timeout: float | None) -> RetrieveResult:
+        """A C-GET on the event loop: the peer's C-STORE sub-operations served on the same
+        association, written as they arrive; a timeout or a cancellation sets ``stop``
+        before C-CANCEL, so nothing is written after it."""
+        target = self.sync.node(node)
+        general = query.to_query() if isinstance(query, LevelQuery) else query
+        deidentifier = self.sync.deidentifier_for(node, False, ())
+        sink = self.sync.folder_sink(output, layout, overwrite, deidentifier)
+        policy = self.sync.policy(retries, retry_backoff)
+
+        def attempt() -> Awaitable[RetrieveResult]:
+            return aio_get.retrieve(self.settings, target, general, sink=sink, privacy=self.sync.privacy,
+                                    progress=progress, cancellation=stop, transform=deidentifier)
+
+        try:
+            return await asyncio.wait_for(retry.call_async(attempt, policy, "retrieve"), timeout)
         except BaseException:
             stop.cancel()
             raise

@@ -173,3 +173,44 @@ def test_a_peer_that_never_answers_the_release_is_aborted_after_the_timeout():
     assert notes["release"] is not None and notes["release"][0] == A_RELEASE_RQ_PDU
     assert notes["after"] is not None and notes["after"][0] == A_ABORT_PDU, notes["after"]
     assert 0.8 <= notes["seconds"] <= 2.5, notes
+
+
+def test_no_thread_runs_during_a_get(orthanc, corpus, tmp_path):
+    before = set(threading.enumerate())
+    seen: list[set[threading.Thread]] = []
+
+    async def main():
+        return await AsyncClient(Settings()).get_study(
+            node_of(orthanc), corpus[0].study_uid, tmp_path / "out",
+            progress=lambda state: seen.append(set(threading.enumerate())), timeout=60)
+
+    result = asyncio.run(main())
+    assert result.status == "success" and len(result.files) == 6
+    assert seen and all(threads == before for threads in seen), [t.name for t in set.union(*seen) - before]
+
+
+def test_a_cancelled_get_writes_nothing_after_the_cancel(orthanc, corpus, tmp_path):
+    proxy = RecordingProxy("127.0.0.1", orthanc.port, delay=0.05, chunk_size=1024)
+    out = tmp_path / "out"
+    at_cancel: list[int] = []
+
+    async def main() -> None:
+        first = asyncio.Event()
+        task = asyncio.create_task(AsyncClient(Settings()).get_study(
+            node_of(orthanc, proxy.port), corpus[0].study_uid, out, timeout=60,
+            progress=lambda state: first.set() if state.received else None))
+        await asyncio.wait_for(first.wait(), 30)
+        task.cancel()
+        at_cancel.append(len(list(out.rglob("*.dcm"))))
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    try:
+        asyncio.run(main())
+        assert proxy.wait_idle(10), "the association was not ended"
+    finally:
+        proxy.close()
+    assert 1 <= at_cancel[0] < 6, "the cancel came after the whole study"
+    assert len(list(out.rglob("*.dcm"))) == at_cancel[0], "a file was written after the cancel"
+    assert not [p for p in out.rglob("*") if p.is_file() and not p.name.endswith(".dcm")], "a partial file"
+    assert struct.pack("<HHIH", 0x0000, 0x0100, 2, 0x0FFF) in bytes(proxy.sent), "no C-CANCEL-RQ was sent"

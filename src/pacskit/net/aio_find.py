@@ -58,11 +58,11 @@ class AsyncFindSession(FindExchange):
             await responses.aclose()
             if not finished and association.is_established:
                 if not cancelled:
-                    _cancel_quietly(association, self.context_id, message_id)
+                    cancel_quietly(association, self.context_id, message_id)
                 await settle(association, message_id, lambda response: self.answer(response) is FINAL)
 
 
-def _cancel_quietly(association: AsyncAssociation, context_id: int, message_id: int) -> None:
+def cancel_quietly(association: AsyncAssociation, context_id: int, message_id: int) -> None:
     try:
         association.send(context_id, c_cancel_rq(message_id))
     except Exception:  # noqa: BLE001 - the association is aborted next if it cannot be sent
