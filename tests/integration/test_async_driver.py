@@ -6,6 +6,7 @@ Table 9-10; PS3.7 9.3.2.3)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 import threading
 import time
@@ -25,10 +26,13 @@ from raw_pdu import (
 )
 
 from pacskit import AsyncClient, Node, Settings
-from pacskit.errors import AssociationAborted
+from pacskit.errors import AssociationAborted, TlsFailure
 from pacskit.level_queries import InstanceQuery, StudyQuery
 from pacskit.net.commands import c_echo_rsp
 from pacskit.query import Query
+from pacskit.settings import TlsSettings
+from pacskit.testing.certificates import make_certificates
+from pacskit.testing.peers import StoreSCP, dcmtk_tls
 
 SUCCESS = 0x0000
 
@@ -214,3 +218,24 @@ def test_a_cancelled_get_writes_nothing_after_the_cancel(orthanc, corpus, tmp_pa
     assert len(list(out.rglob("*.dcm"))) == at_cancel[0], "a file was written after the cancel"
     assert not [p for p in out.rglob("*") if p.is_file() and not p.name.endswith(".dcm")], "a partial file"
     assert struct.pack("<HHIH", 0x0000, 0x0100, 2, 0x0FFF) in bytes(proxy.sent), "no C-CANCEL-RQ was sent"
+
+
+def test_dicom_tls_on_the_asyncio_driver(tmp_path, caplog):
+    """The client context of net/tls.py on asyncio.open_connection, against DCMTK's
+    storescp +tls: the echo succeeds and the session is logged; a server certificate
+    from another CA is refused before any PDU."""
+    pki = make_certificates(tmp_path / "pki")
+    other = make_certificates(tmp_path / "other")
+    peer = StoreSCP(tmp_path / "storescp").use_tls(dcmtk_tls(pki.server.key, pki.server.certificate, pki.ca),
+                                                   dcmtk_tls(pki.client.key, pki.client.certificate, pki.ca))
+
+    def settings(ca) -> Settings:
+        return Settings(tls=TlsSettings(certificate=pki.client.certificate, key=pki.client.key, ca=ca))
+
+    with peer, caplog.at_level(logging.INFO, logger="pacskit"):
+        result = asyncio.run(AsyncClient(settings(pki.ca)).echo(peer.address, timeout=30))
+        assert result.status == SUCCESS
+        session = [r.getMessage() for r in caplog.records if r.getMessage().startswith("TLS with")]
+        assert session and "CN=localhost" in session[0], session
+        with pytest.raises(TlsFailure):
+            asyncio.run(AsyncClient(settings(other.ca)).echo(peer.address, timeout=30))
