@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import struct
 import threading
 import time
@@ -25,7 +26,7 @@ from raw_pdu import (
     pdu,
 )
 
-from pacskit import AsyncClient, Node, Settings
+from pacskit import AsyncClient, Client, Node, Settings
 from pacskit.errors import AssociationAborted, TlsFailure
 from pacskit.level_queries import InstanceQuery, StudyQuery
 from pacskit.net.commands import c_echo_rsp
@@ -239,3 +240,29 @@ def test_dicom_tls_on_the_asyncio_driver(tmp_path, caplog):
         assert session and "CN=localhost" in session[0], session
         with pytest.raises(TlsFailure):
             asyncio.run(AsyncClient(settings(other.ca)).echo(peer.address, timeout=30))
+
+
+def test_the_exchange_log_is_the_same_on_both_drivers(orthanc, corpus, caplog):
+    node = node_of(orthanc)
+    query = StudyQuery(patient_id=corpus[0].patient_id)
+
+    def logged(call) -> list[str]:
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="pacskit"):
+            call()
+        return [re.sub(r"\d+\.\d+ s\b", "N s", f"{r.name} {r.levelname} {r.getMessage()}") for r in caplog.records
+                if r.name.startswith(("pacskit.association", "pacskit.dimse", "pacskit.pdu"))]
+
+    def blocking() -> None:
+        Client(Settings()).echo(node)
+        Client(Settings()).find_studies(node, query)
+
+    def native() -> None:
+        async def main() -> None:
+            await AsyncClient(Settings()).echo(node)
+            await AsyncClient(Settings()).find_studies(node, query)
+        asyncio.run(main())
+
+    sync_lines, async_lines = logged(blocking), logged(native)
+    assert any("C-FIND-RSP" in line for line in sync_lines)
+    assert sync_lines == async_lines
