@@ -17,9 +17,10 @@
 - page: the web page in headless Chromium — the first page of a 10,000-study list, the
   first 512×512 image, scrolling — beside the same resources fetched from Orthanc's
   DICOMweb by the same browser;
-- concurrency: 40 study-level C-FINDs at once against one Orthanc (by PatientID, and all
-  studies): 40 DCMTK ``findscu`` processes vs the library in one process, threads and
-  ``asyncio.gather``; finds that fail or bring the wrong matches are counted;
+- concurrency: 100 study-level C-FINDs at once against one Orthanc (by PatientID, and all
+  studies): 100 DCMTK ``findscu`` processes vs the library in one process, threads,
+  ``asyncio.gather`` over AsyncClient (the asyncio driver) and over ``asyncio.to_thread``
+  (as AsyncClient did before); finds that fail or bring the wrong matches are counted;
 - worklist: 10,000 Modality Worklist items in ``pacskit serve`` and in DCMTK ``wlmscpfs``,
   a query by date and modality: median latency on an open association and of a whole
   ``findscu -W`` process;

@@ -1,6 +1,7 @@
-"""40 study-level C-FINDs at once against one Orthanc: 40 DCMTK ``findscu`` processes
-beside the library in one process (threads over :class:`pacskit.Client`, and
-``asyncio.gather`` over :class:`pacskit.AsyncClient`). A find that fails, or whose
+"""100 study-level C-FINDs at once against one Orthanc: 100 DCMTK ``findscu`` processes
+beside the library in one process (threads over :class:`pacskit.Client`, ``asyncio.gather``
+over :class:`pacskit.AsyncClient` on its asyncio driver, and ``asyncio.gather`` over the
+blocking client in worker threads, as AsyncClient did before). A find that fails, or whose
 matches differ from the same query asked alone, is counted, not raised."""
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pacskit import AsyncClient, Client, Node, Settings
 from pacskit.query import Query
 from pacskit.testing.peers import Orthanc, peer_env, require, storescu
 
-FINDS = 40
+FINDS = 100
 CLIENT_AET = "BENCHFIND"
 PATIENTS = 20
 STUDIES = PATIENTS * 2
@@ -74,13 +75,13 @@ def find_runs(corpus: Corpus, root: Path, repeat: int) -> list[tuple[str, list[F
         for kind in kinds(patients):
             expected = _expected(settings, node, kind)
             tools: dict[str, Callable[[], int]] = {
-                "DCMTK findscu ×40": lambda kind=kind: _findscu_round(orthanc, kind),
+                f"DCMTK findscu ×{FINDS}": lambda kind=kind: _findscu_round(orthanc, kind),
                 "pacskit library, threads":
                     lambda kind=kind, expected=expected: _threaded_round(settings, node, kind, expected),
-                "pacskit library, asyncio":
-                    lambda kind=kind, expected=expected: _gathered_round(settings, node, kind, expected, None),
-                "pacskit library, asyncio, 40 workers":
-                    lambda kind=kind, expected=expected: _gathered_round(settings, node, kind, expected, FINDS),
+                "pacskit AsyncClient, asyncio driver":
+                    lambda kind=kind, expected=expected: _gathered_round(settings, node, kind, expected),
+                f"asyncio.to_thread(Client.find), {FINDS} workers":
+                    lambda kind=kind, expected=expected: _to_thread_round(settings, node, kind, expected, FINDS),
             }
             results.append((kind.name, [_best(tool, run, repeat) for tool, run in tools.items()]))
     return results
@@ -133,17 +134,27 @@ def _threaded_round(settings: Settings, node: Node, kind: Kind, expected: list[s
     return _wrong_or_failed(outcomes, expected)
 
 
-def _gathered_round(settings: Settings, node: Node, kind: Kind, expected: list[set[str]],
-                    workers: int | None) -> int:
-    """``asyncio.gather`` over AsyncClient.find; with ``workers``, the event loop's default
-    executor has that many threads (asyncio's own has min(32, cores + 4))."""
+def _gathered_round(settings: Settings, node: Node, kind: Kind, expected: list[set[str]]) -> int:
+    """``asyncio.gather`` over AsyncClient.find (the asyncio driver: no thread)."""
     client = AsyncClient(settings)
     queries = [kind.query(i) for i in range(FINDS)]
 
     async def everything() -> list[object]:
-        if workers is not None:
-            asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(workers))
         return await asyncio.gather(*(client.find(node, q) for q in queries), return_exceptions=True)
+
+    return _wrong_or_failed(asyncio.run(everything()), expected)
+
+
+def _to_thread_round(settings: Settings, node: Node, kind: Kind, expected: list[set[str]], workers: int) -> int:
+    """``asyncio.gather`` over ``asyncio.to_thread(Client.find)`` with ``workers`` threads:
+    what AsyncClient did before its asyncio driver."""
+    client = Client(settings)
+    queries = [kind.query(i) for i in range(FINDS)]
+
+    async def everything() -> list[object]:
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(workers))
+        return await asyncio.gather(*(asyncio.to_thread(client.find, node, q) for q in queries),
+                                    return_exceptions=True)
 
     return _wrong_or_failed(asyncio.run(everything()), expected)
 

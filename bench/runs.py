@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.corpora import Corpus
-from pacskit import Client, Node, Settings
+from pacskit import AsyncClient, Client, Node, Settings
 from pacskit.client import study_query
 from pacskit.testing.peers import Orthanc, StoreSCP, free_port, peer_env, require
 
@@ -95,6 +96,8 @@ def get_runs(corpus: Corpus, orthanc: Orthanc, out: Path) -> list[Timing]:
         "pacskit copy": pacskit("--max-pdu", 131072, "copy", orthanc.address, target, "--study-uid",
                                 corpus.study_uid),
         "pacskit library": None,
+        "pacskit AsyncClient (asyncio driver)": lambda: asyncio.run(
+            AsyncClient(client.settings).get_study(node, corpus.study_uid, target)).raise_for_status(),
         "pacskit library copy": lambda: client.copy(node, study_query(corpus.study_uid), target).raise_for_status(),
     }
     return _retrieve_runs(runs, corpus, target,

@@ -1,27 +1,31 @@
 """The asynchronous client: the calls of :class:`~pacskit.client.Client`, awaited.
 
-For now the sync core does the DIMSE and DICOMweb work in a worker thread per call
-(``asyncio.to_thread``); this layer adds what belongs to asyncio: ``timeout=`` on every
-call (:func:`asyncio.wait_for`, retries and their waits included), retries whose waits
-are ``asyncio.sleep``, progress callbacks run on the event loop, and ``async for`` over
-find results as they arrive (:mod:`pacskit.async_answers`).
+C-ECHO and C-FIND with a DIMSE node run on the event loop itself, on the asyncio driver
+of the association (:mod:`pacskit.net.aio_association`): no thread, and a timeout or a
+cancellation stops the exchange where it is (C-CANCEL, then A-ABORT if the peer does
+not stop within :data:`~pacskit.net.aio_association.CANCEL_GRACE` seconds). The other
+calls, and finds of DICOMweb, the archive or a folder, still do their work in a worker
+thread per call (``asyncio.to_thread``): a timeout or a cancellation stops the awaiting
+task at once; the worker of a find stops at its next answer; that of a retrieve writes
+nothing more and refuses what still arrives, but waits for the peer's final response;
+that of a move or a store runs to its end.
 
-A timeout or a cancellation stops the awaiting task at once. The worker thread of a
-find stops at its next answer; that of a retrieve writes nothing more and refuses what
-still arrives, but waits for the peer's final response; that of a move or a store runs
-to its end, as no driver on asyncio streams can stop it yet.
+On every call: ``timeout=`` (:func:`asyncio.wait_for`, retries and their waits
+included), retries whose waits are ``asyncio.sleep``, progress callbacks run on the
+event loop, and ``async for`` over find results as they arrive.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from pacskit import retry
-from pacskit.async_answers import ThreadAnswers
+from pacskit import aio_finder, aio_get, retry
+from pacskit.async_answers import LoopAnswers, ThreadAnswers
 from pacskit.call_options import (
+    AsyncFindOptions,
     AsyncRetrieveOptions,
     AsyncRetryOptions,
     RetrieveMethod,
@@ -31,7 +35,16 @@ from pacskit.cancellation import Cancellation
 from pacskit.client import Client, instances_query, series_query, study_query
 from pacskit.layout import DEFAULT_LAYOUT
 from pacskit.level_queries import InstanceQuery, LevelQuery, PatientQuery, SeriesQuery, StudyQuery
-from pacskit.models import EchoResult, Matches, MoveResult, RetrieveResult, StoreResult
+from pacskit.models import (
+    AnswerCheck,
+    Answers,
+    EchoResult,
+    Matches,
+    MoveResult,
+    RetrieveResult,
+    StoreResult,
+)
+from pacskit.net import aio_echo, aio_find
 from pacskit.nodes import Node
 from pacskit.query import Query
 from pacskit.results import InstanceResult, LevelResult, PatientResult, SeriesResult, StudyResult
@@ -44,6 +57,7 @@ if TYPE_CHECKING:
     from pydicom import Dataset
     from typing_extensions import Unpack
 
+    from pacskit.deid.profile import Deidentifier
     from pacskit.transfer import CopyResult
 
 T = TypeVar("T")
@@ -75,11 +89,18 @@ class AsyncClient:
         return await asyncio.wait_for(retry.call_async(attempt, policy, what), options.get("timeout"))
 
     async def echo(self, node: Node | str, **options: Unpack[AsyncRetryOptions]) -> EchoResult:
-        """See :meth:`Client.echo`."""
-        return await self._call(lambda: self.sync.echo(node, retries=0), "C-ECHO", options)
+        """See :meth:`Client.echo`; on the event loop, no thread."""
+        target = self.sync.node(node)
+        policy = self.sync.policy(options.get("retries"), options.get("retry_backoff"))
+        status, associate_s, rtt_s = await asyncio.wait_for(
+            retry.call_async(lambda: aio_echo.c_echo(self.settings, target), policy, "C-ECHO"),
+            options.get("timeout"))
+        return EchoResult(node=target, status=status, associate_ms=associate_s * 1e3, rtt_ms=rtt_s * 1e3)
 
     def iter_find(self, node: Node | str, query: Query, *, timeout: float | None = None,
-                  retries: int | None = None, retry_backoff: float | None = None) -> ThreadAnswers[Dataset]:
+                  retries: int | None = None, retry_backoff: float | None = None,
+                  deidentify: bool = False,
+                  deid_options: Iterable[str] = ()) -> LoopAnswers[Dataset] | ThreadAnswers[Dataset]:
         """``async for`` over the matches of :meth:`Client.iter_find`, each as it arrives.
 
         >>> async with client.iter_find("pacs", query, timeout=30) as matches:
@@ -88,10 +109,73 @@ class AsyncClient:
 
         ``timeout`` bounds the whole iteration. Leaving the loop early without
         ``async with`` (or ``aclose()``) still stops the search, once the iterator is
-        collected.
+        collected. With a DIMSE node the C-FIND runs on the event loop (no thread);
+        :meth:`matches` gives its ``check`` too.
         """
-        return ThreadAnswers(lambda: self.sync.iter_find(node, query, retries=retries,
-                                                         retry_backoff=retry_backoff), timeout)
+        if not self.sync.is_dimse(node):
+            return ThreadAnswers(lambda: self.sync.iter_find(node, query, retries=retries, retry_backoff=retry_backoff,
+                                                             deidentify=deidentify, deid_options=deid_options),
+                                 timeout)
+        return LoopAnswers(lambda: self.matches(node, query, retries=retries, retry_backoff=retry_backoff,
+                                                deidentify=deidentify, deid_options=deid_options)[0], timeout)
+
+    def matches(self, node: Node | str, query: Query, *, retries: int | None = None,
+                retry_backoff: float | None = None, deidentify: bool = False,
+                deid_options: Iterable[str] = ()) -> tuple[AsyncIterator[Dataset], AnswerCheck]:
+        """The matches of a C-FIND of ``query`` on the DIMSE node ``node``, on the event
+        loop, and the check they fill (:meth:`Client.iter_find`: the same query, checks,
+        privacy, de-identification, and retries until the first answer)."""
+        target = self.sync.node(node)
+        query, check, policy, deidentifier = self.sync.find_plan(
+            node, query, {"retries": retries, "retry_backoff": retry_backoff, "deidentify": deidentify,
+                          "deid_options": deid_options})
+        return self._retried_search(target, query, check, policy, deidentifier), check
+
+    async def _retried_search(self, node: Node, query: Query, check: AnswerCheck, policy: retry.RetryPolicy,
+                              deidentifier: Deidentifier | None) -> AsyncIterator[Dataset]:
+        delays = policy.delays()
+        while True:
+            matches = self._dimse_search(node, query, check)
+            try:
+                first = await anext(matches)
+            except StopAsyncIteration:
+                return
+            except Exception as exc:
+                delay = retry.next_delay(exc, delays, "C-FIND") if check.answers == 0 else None
+                if delay is None:
+                    raise
+                await asyncio.sleep(delay)
+                continue
+            try:
+                yield first if deidentifier is None else deidentifier(first, record=False)
+                async for match in matches:
+                    yield match if deidentifier is None else deidentifier(match, record=False)
+            finally:
+                await matches.aclose()
+            return
+
+    async def _dimse_search(self, node: Node, query: Query, check: AnswerCheck) -> AsyncIterator[Dataset]:
+        privacy = self.sync.privacy
+        async with aio_find.find_session(self.settings, node, query.model.value) as session:
+            found = aio_finder.checked_matches(session, query, privacy, check)
+            try:
+                async for match in found:
+                    yield privacy.scrub_response(match)
+            finally:
+                await found.aclose()
+
+    async def _all(self, node: Node | str, query: Query, timeout: float | None, options: AsyncRetryOptions,
+                   **find: object) -> Matches:
+        matches, check = self.matches(node, query, retries=options.get("retries"),
+                                      retry_backoff=options.get("retry_backoff"), **find)  # type: ignore[arg-type]
+
+        async def collect() -> list[Dataset]:
+            try:
+                return [match async for match in matches]
+            finally:
+                await matches.aclose()
+
+        return Matches(Answers(iter(await asyncio.wait_for(collect(), timeout)), check))
 
     def iter_results(self, node: Node | str, query: LevelQuery, *, timeout: float | None = None,
                      retries: int | None = None,
@@ -102,32 +186,56 @@ class AsyncClient:
         >>> async for study in client.iter_results("pacs", StudyQuery(patient_id="12345")):
         ...     print(study.study_date)
         """
-        return ThreadAnswers(lambda: self.sync.iter_results(node, query, retries=retries,
-                                                            retry_backoff=retry_backoff), timeout)
+        if not self.sync.is_dimse(node):
+            return ThreadAnswers(lambda: self.sync.iter_results(node, query, retries=retries,
+                                                                retry_backoff=retry_backoff), timeout)
+        result, privacy = query.result, self.sync.privacy
 
-    async def find(self, node: Node | str, query: Query, **options: Unpack[AsyncRetryOptions]) -> Matches:
+        async def typed() -> AsyncIterator[LevelResult]:
+            matches = self.matches(node, query.to_query(), retries=retries, retry_backoff=retry_backoff)[0]
+            try:
+                async for match in matches:
+                    yield result.from_dataset(match, privacy)
+            finally:
+                await matches.aclose()
+
+        return LoopAnswers(typed, timeout)
+
+    async def find(self, node: Node | str, query: Query, **options: Unpack[AsyncFindOptions]) -> Matches:
         """See :meth:`Client.find`."""
-        return await self._call(lambda: self.sync.find(node, query, retries=0), "C-FIND", options)
+        if not self.sync.is_dimse(node):
+            return await self._call(lambda: self.sync.find(node, query, retries=0, deidentify=options.get(
+                "deidentify", False), deid_options=options.get("deid_options", ())), "C-FIND", options)
+        return await self._all(node, query, options.get("timeout"), options,
+                               deidentify=options.get("deidentify", False),
+                               deid_options=options.get("deid_options", ()))
+
+    async def _typed(self, node: Node | str, query: LevelQuery, options: AsyncRetryOptions) -> list[T]:
+        if not self.sync.is_dimse(node):
+            return await self._call(lambda: list(self.sync.iter_results(node, query, retries=0)), "C-FIND",
+                                    options)  # type: ignore[arg-type,return-value]
+        matches = await self._all(node, query.to_query(), options.get("timeout"), options)
+        return [query.result.from_dataset(match, self.sync.privacy) for match in matches]  # type: ignore[misc]
 
     async def find_patients(self, node: Node | str, query: PatientQuery | None = None,
                             **options: Unpack[AsyncRetryOptions]) -> list[PatientResult]:
         """See :meth:`Client.find_patients`."""
-        return await self._call(lambda: self.sync.find_patients(node, query, retries=0), "C-FIND", options)
+        return await self._typed(node, query or PatientQuery(), options)
 
     async def find_studies(self, node: Node | str, query: StudyQuery | None = None,
                            **options: Unpack[AsyncRetryOptions]) -> list[StudyResult]:
         """See :meth:`Client.find_studies`."""
-        return await self._call(lambda: self.sync.find_studies(node, query, retries=0), "C-FIND", options)
+        return await self._typed(node, query or StudyQuery(), options)
 
     async def find_series(self, node: Node | str, query: SeriesQuery | None = None,
                           **options: Unpack[AsyncRetryOptions]) -> list[SeriesResult]:
         """See :meth:`Client.find_series`."""
-        return await self._call(lambda: self.sync.find_series(node, query, retries=0), "C-FIND", options)
+        return await self._typed(node, query or SeriesQuery(), options)
 
     async def find_instances(self, node: Node | str, query: InstanceQuery | None = None,
                              **options: Unpack[AsyncRetryOptions]) -> list[InstanceResult]:
         """See :meth:`Client.find_instances`."""
-        return await self._call(lambda: self.sync.find_instances(node, query, retries=0), "C-FIND", options)
+        return await self._typed(node, query or InstanceQuery(), options)
 
     async def worklist(self, node: Node | str, query: WorklistQuery | None = None, *,
                        timeout: float | None = None, **filters: Unpack[WorklistFilters]) -> list[Dataset]:
@@ -157,8 +265,12 @@ class AsyncClient:
         once :class:`TimeoutError` or :class:`asyncio.CancelledError` is raised (what still
         arrives is refused), though the worker thread goes on until the peer's final
         response."""
-        on_loop = _on_loop(progress)
         stop = cancellation or Cancellation()
+        if method == "get" and forward_to is None and self.sync.is_dimse(node):
+            return await self._native_get(node, query, output, layout=layout, overwrite=overwrite,
+                                          progress=progress, stop=stop, retries=retries,
+                                          retry_backoff=retry_backoff, timeout=timeout)
+        on_loop = _on_loop(progress)
 
         def work() -> RetrieveResult:
             return self.sync.get(node, query, output, layout=layout, overwrite=overwrite, method=method,
@@ -168,6 +280,28 @@ class AsyncClient:
         try:
             return await self._call(work, "retrieve", {"retries": retries, "retry_backoff": retry_backoff,
                                                        "timeout": timeout})
+        except BaseException:
+            stop.cancel()
+            raise
+
+    async def _native_get(self, node: Node | str, query: Query | LevelQuery, output: Path | str | None, *,
+                          layout: str, overwrite: bool, progress: ProgressCallback | None, stop: Cancellation,
+                          retries: int | None, retry_backoff: float | None, timeout: float | None) -> RetrieveResult:
+        """A C-GET on the event loop: the peer's C-STORE sub-operations served on the same
+        association, written as they arrive; a timeout or a cancellation sets ``stop``
+        before C-CANCEL, so nothing is written after it."""
+        target = self.sync.node(node)
+        general = query.to_query() if isinstance(query, LevelQuery) else query
+        deidentifier = self.sync.deidentifier_for(node, False, ())
+        sink = self.sync.folder_sink(output, layout, overwrite, deidentifier)
+        policy = self.sync.policy(retries, retry_backoff)
+
+        def attempt() -> Awaitable[RetrieveResult]:
+            return aio_get.retrieve(self.settings, target, general, sink=sink, privacy=self.sync.privacy,
+                                    progress=progress, cancellation=stop, transform=deidentifier)
+
+        try:
+            return await asyncio.wait_for(retry.call_async(attempt, policy, "retrieve"), timeout)
         except BaseException:
             stop.cancel()
             raise

@@ -128,3 +128,49 @@ def _work(start: Callable[[], Iterator[object]], loop: asyncio.AbstractEventLoop
 class _Failure:
     def __init__(self, error: Exception) -> None:
         self.error = error
+
+
+class LoopAnswers(AsyncIterator[T], Generic[T]):
+    """``async for`` over the items of an async iterator read on the event loop itself
+    (the native asyncio driver): no thread. Leaving early closes it, which ends a C-FIND
+    with C-CANCEL.
+
+    Args:
+        start: opens the async iterator (at the first ``__anext__``).
+        timeout: seconds the whole iteration may take; then :class:`TimeoutError`.
+    """
+
+    def __init__(self, start: Callable[[], AsyncIterator[T]], timeout: float | None = None) -> None:
+        self._start = start
+        self._deadline = None if timeout is None else time.monotonic() + timeout
+        self._items: AsyncIterator[T] | None = None
+        self._done = False
+
+    def __aiter__(self) -> LoopAnswers[T]:
+        return self
+
+    async def __aenter__(self) -> LoopAnswers[T]:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def __anext__(self) -> T:
+        if self._done:
+            raise StopAsyncIteration
+        if self._items is None:
+            self._items = self._start()
+        try:
+            async with asyncio.timeout(None if self._deadline is None else max(0.0, self._deadline - time.monotonic())):
+                return await anext(self._items)
+        except BaseException:
+            self._done = True
+            await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        """Stop the iteration (the find is cancelled and its association ended)."""
+        self._done = True
+        close = getattr(self._items, "aclose", None)
+        if close is not None:
+            await close()

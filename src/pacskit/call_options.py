@@ -80,6 +80,10 @@ class AsyncRetryOptions(RetryOptions, Timed, total=False):
     """:class:`RetryOptions` and a ``timeout``."""
 
 
+class AsyncFindOptions(FindOptions, Timed, total=False):
+    """:class:`FindOptions` and a ``timeout``."""
+
+
 class AsyncRetrieveOptions(RetrieveOptions, Timed, total=False):
     """:class:`RetrieveOptions` and a ``timeout``."""
 

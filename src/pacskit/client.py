@@ -148,7 +148,7 @@ class Client:
         status, associate_s, rtt_s = self._retried(lambda: c_echo(self.settings, target), "C-ECHO", options)
         return EchoResult(node=target, status=status, associate_ms=associate_s * 1e3, rtt_ms=rtt_s * 1e3)
 
-    def _deidentifier(self, node: Node | str, deidentify: bool, options: Iterable[str]) -> Deidentifier | None:
+    def deidentifier_for(self, node: Node | str, deidentify: bool, options: Iterable[str]) -> Deidentifier | None:
         from pacskit.deid.configured import configured_deidentifier
 
         return configured_deidentifier(self.settings, node, deidentify, options)
@@ -176,14 +176,30 @@ class Client:
             NetworkError, DimseError: the C-FIND failed.
             DeidentificationSecretMissing: de-identification without a secret.
         """
+        query, check, policy, deidentifier = self.find_plan(node, query, options)
+        answers = Answers(self._retried_search(node, query, check, policy), check)
+        return answers if deidentifier is None else _deidentified(answers, deidentifier)
+
+    def find_plan(self, node: Node | str, query: Query,
+                  options: FindOptions) -> tuple[Query, AnswerCheck, RetryPolicy, Deidentifier | None]:
+        """What a find of ``query`` runs, whichever driver: the query as sent (checked,
+        with PatientID when de-identified dates need it), the check its answers fill, the
+        retries and the de-identifier of its matches.
+
+        Raises:
+            QueryError: the query is invalid for its level (or asks for names).
+            DeidentificationSecretMissing: de-identification without a secret.
+        """
         query.to_identifier(self.privacy)
-        deidentifier = self._deidentifier(node, options.get("deidentify", False), options.get("deid_options", ()))
+        deidentifier = self.deidentifier_for(node, options.get("deidentify", False), options.get("deid_options", ()))
         if deidentifier is not None:
             query = _with_patient_id(query, deidentifier)
         check = AnswerCheck(level=query.level)
-        policy = self.policy(options.get("retries"), options.get("retry_backoff"))
-        answers = Answers(self._retried_search(node, query, check, policy), check)
-        return answers if deidentifier is None else _deidentified(answers, deidentifier)
+        return query, check, self.policy(options.get("retries"), options.get("retry_backoff")), deidentifier
+
+    def is_dimse(self, node: Node | str) -> bool:
+        """Whether ``node`` is reached by DIMSE (not DICOMweb, the archive or a folder)."""
+        return self.web_node(node) is None and not (isinstance(node, str) and is_local_source(node))
 
     def _retried_search(self, node: Node | str, query: Query, check: AnswerCheck,
                         policy: RetryPolicy) -> Iterator[Dataset]:
@@ -361,18 +377,13 @@ class Client:
         if method not in ("get", "move", "auto"):
             raise ValueError(f"method must be get, move or auto, not {method!r}")
         general = query.to_query() if isinstance(query, LevelQuery) else query
-        deidentifier = self._deidentifier(node, deidentify, deid_options)
+        deidentifier = self.deidentifier_for(node, deidentify, deid_options)
         if forward_to is not None:
             if output is not None:
                 raise UsageError("forward_to and output are two storage modes: give one")
             return self._forwarded(node, general, forward_to, deidentifier, method=method, progress=progress,
                                    cancellation=cancellation, retries=retries, retry_backoff=retry_backoff)
-        sink = (
-            FolderSink(output, Layout(layout), overwrite=overwrite, privacy=self.privacy,
-                       deidentifier=deidentifier)
-            if output is not None
-            else None
-        )
+        sink = self.folder_sink(output, layout, overwrite, deidentifier)
         web = self.web_node(node)
 
         def attempt() -> RetrieveResult:
@@ -386,6 +397,18 @@ class Client:
                                       cancellation=cancellation, transform=deidentifier)
 
         return self._retried(attempt, "retrieve", {"retries": retries, "retry_backoff": retry_backoff})
+
+    def folder_sink(self, output: Path | str | None, layout: str, overwrite: bool,
+                    deidentifier: Deidentifier | None) -> FolderSink | None:
+        """Where a retrieve into ``output`` writes (None: memory).
+
+        Raises:
+            UsageError: an invalid layout, or one with a withheld patient name.
+        """
+        if output is None:
+            return None
+        return FolderSink(output, Layout(layout), overwrite=overwrite, privacy=self.privacy,
+                          deidentifier=deidentifier)
 
     def _forwarded(self, node: Node | str, query: Query, forward_to: str, deidentifier: Deidentifier | None, *,
                    method: RetrieveMethod, progress: ProgressCallback | None, cancellation: Cancellation | None,
@@ -444,7 +467,7 @@ class Client:
         general.to_identifier(self.privacy)
         if destination is not None:
             refuse_same(self, source, destination)
-        deidentifier = self._deidentifier(source if not isinstance(source, Path) else str(source), deidentify,
+        deidentifier = self.deidentifier_for(source if not isinstance(source, Path) else str(source), deidentify,
                                           deid_options)
         sink = None if destination is None else open_sink(self, destination, layout=layout, overwrite=overwrite,
                                                           deidentifier=deidentifier)

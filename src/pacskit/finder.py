@@ -64,18 +64,12 @@ def checked_matches(session: FindSession, query: Query, privacy: PrivacyPolicy, 
     if not needs_steps(query):
         yield from AnswerChecker(query, check).filter(session.find(query.to_identifier(privacy), limit), series)
         return
-    upper = upper_keys(query)
-    parent_level = LEVELS[LEVELS.index(query.level) - 1]
-    parents = run_query(session, Query(level=parent_level, model=query.model, match=upper), privacy, limit=None)
+    parents = run_query(session, parent_query(query), privacy, limit=None)
     found = list(parents)
     check.above = parents.check
-    path = [UNIQUE_KEYS[level] for level in hierarchy(query)[:-1]]
-    own = {k: v for k, v in query.match.items() if k not in upper}
     remaining = limit
     for parent in found:
-        narrowed = {k: str(parent.get(k, "") or "") for k in path if parent.get(k)}
-        child = Query(level=query.level, model=query.model, match={**own, **narrowed},
-                      return_keys=query.return_keys, sequences=query.sequences)
+        child = child_query(query, parent)
         for match in AnswerChecker(child, check).filter(session.find(child.to_identifier(privacy), remaining),
                                                         series):
             yield match
@@ -85,17 +79,42 @@ def checked_matches(session: FindSession, query: Query, privacy: PrivacyPolicy, 
             return
 
 
-def series_modalities(session: FindSession, model: InformationModel, privacy: PrivacyPolicy,
-                      study: Dataset) -> list[str] | None:
-    """The Modality of every series of the study answer ``study``, by a series-level
-    C-FIND on the same association (None: the study has no UID, the SCP refused, or no
-    series returned a Modality)."""
+def parent_query(query: Query) -> Query:
+    """The first step of a query in steps: the level above, with the keys of the levels above."""
+    parent_level = LEVELS[LEVELS.index(query.level) - 1]
+    return Query(level=parent_level, model=query.model, match=upper_keys(query))
+
+
+def child_query(query: Query, parent: Dataset) -> Query:
+    """``query`` without the keys of the levels above, narrowed to the unique keys of
+    ``parent``, a match of :func:`parent_query`."""
+    upper = upper_keys(query)
+    path = [UNIQUE_KEYS[level] for level in hierarchy(query)[:-1]]
+    own = {k: v for k, v in query.match.items() if k not in upper}
+    narrowed = {k: str(parent.get(k, "") or "") for k in path if parent.get(k)}
+    return Query(level=query.level, model=query.model, match={**own, **narrowed},
+                 return_keys=query.return_keys, sequences=query.sequences)
+
+
+def series_query(model: InformationModel, study: Dataset) -> Query | None:
+    """The series-level query for the Modality of every series of the study answer
+    ``study`` (None: it has no Study Instance UID)."""
     top = Level.PATIENT if model is InformationModel.PATIENT_ROOT else Level.STUDY
     keys = [UNIQUE_KEYS[level] for level in LEVELS[LEVELS.index(top): LEVELS.index(Level.STUDY) + 1]]
     match = {k: values_of(study, k)[0] for k in keys if values_of(study, k)}
     if "StudyInstanceUID" not in match:
         return None
-    query = Query(level=Level.SERIES, model=model, match=match, return_keys=("Modality",))
+    return Query(level=Level.SERIES, model=model, match=match, return_keys=("Modality",))
+
+
+def series_modalities(session: FindSession, model: InformationModel, privacy: PrivacyPolicy,
+                      study: Dataset) -> list[str] | None:
+    """The Modality of every series of the study answer ``study``, by a series-level
+    C-FIND on the same association (None: the study has no UID, the SCP refused, or no
+    series returned a Modality)."""
+    query = series_query(model, study)
+    if query is None:
+        return None
     try:
         return [m for series in session.find(query.to_identifier(privacy)) for m in values_of(series, "Modality")] or None
     except DimseFailure:

@@ -127,18 +127,35 @@ def plan_requests(settings: Settings, node: Node, query: Query,
     Raises:
         QueryError, NetworkError, DimseError: the C-FIND failed.
     """
-    keys = unique_key_path(query)
     if is_direct(query):
-        return RetrievePlan([RetrieveRequest(_identifier(query.level, {k: query.match.get(k, "") for k in keys}),
-                                             None)], None)
+        return direct_plan(query)
+    with find_session(settings, node, query.model.value) as session:
+        answers = run_query(session, resolving_search(query), privacy)
+        matches = list(answers)
+    return RetrievePlan(requests_of(query, matches), answers.check)
+
+
+def direct_plan(query: Query) -> RetrievePlan:
+    """The one request of a query made of unique keys (:func:`is_direct`)."""
+    keys = unique_key_path(query)
+    return RetrievePlan([RetrieveRequest(_identifier(query.level, {k: query.match.get(k, "") for k in keys}),
+                                         None)], None)
+
+
+def resolving_search(query: Query) -> Query:
+    """The C-FIND that resolves ``query`` into retrieve requests: its own, also returning
+    the unique keys of its levels and the count of related instances."""
     count_key = RELATED_INSTANCES.get(query.level)
-    extra = tuple(k for k in (*keys, count_key) if k and k not in query.return_keys)
-    search = query.model_copy(update={"return_keys": (*query.return_keys, *extra)})
+    extra = tuple(k for k in (*unique_key_path(query), count_key) if k and k not in query.return_keys)
+    return query.model_copy(update={"return_keys": (*query.return_keys, *extra)})
+
+
+def requests_of(query: Query, matches: list[Dataset]) -> list[RetrieveRequest]:
+    """One retrieve request per match of :func:`resolving_search` (once each)."""
+    keys = unique_key_path(query)
+    count_key = RELATED_INSTANCES.get(query.level)
     requests = []
     seen = set()
-    with find_session(settings, node, query.model.value) as session:
-        answers = run_query(session, search, privacy)
-        matches = list(answers)
     for match in matches:
         values = {k: str(match.get(k, "") or "") for k in keys}
         if not values[UNIQUE_KEYS[query.level]] or tuple(values.values()) in seen:
@@ -146,7 +163,7 @@ def plan_requests(settings: Settings, node: Node, query: Query,
         seen.add(tuple(values.values()))
         expected = match.get(count_key) if count_key else 1
         requests.append(RetrieveRequest(_identifier(query.level, values), _as_int(expected)))
-    return RetrievePlan(requests, answers.check)
+    return requests
 
 
 def identifier_of(level: Level, values: dict[str, str]) -> Dataset:
@@ -370,6 +387,11 @@ def retrieve(
     return result
 
 
+def expected_of(requests: list[RetrieveRequest]) -> int | None:
+    """How many instances the requests should bring, when every match said."""
+    return None if any(r.expected is None for r in requests) else sum(r.expected or 0 for r in requests)
+
+
 def retrieve_requests(
     settings: Settings,
     node: Node,
@@ -390,7 +412,7 @@ def retrieve_requests(
     Raises:
         NetworkError, DimseError, OutputError: as the steps that fail.
     """
-    expected = None if any(r.expected is None for r in requests) else sum(r.expected or 0 for r in requests)
+    expected = expected_of(requests)
     if method == "auto":
         try:
             result = _retrieve(settings, node, query, requests, "get", sink, privacy, progress, expected,
@@ -421,7 +443,7 @@ def _retrieve(settings: Settings, node: Node, query: Query, requests: list[Retri
                         for request, counts in sent]
         failures = [(identifier, uids) for identifier, uids in failures if uids]
         if failures:
-            _retrieve_again(settings, node, model, failures, result, receiver)
+            ask_again(settings, node, model, failures, result, receiver)
     else:
         deliveries = Deliveries()
         with storage_scp(settings, receiver, deliveries=deliveries, peer=node):
@@ -472,13 +494,13 @@ def _send_all(session: RetrieveSession, requests: list[RetrieveRequest], result:
             counts = session.c_get(request.identifier, receiver.on_response)
         else:
             counts = session.c_move(request.identifier, destination, receiver.on_response)
-        _add(result, counts)
+        add_counts(result, counts)
         sent.append((request, counts))
     return sent
 
 
-def _retrieve_again(settings: Settings, node: Node, model: str, failures: list[tuple[Dataset, list[str]]],
-                    result: RetrieveResult, receiver: Receiver) -> None:
+def ask_again(settings: Settings, node: Node, model: str, failures: list[tuple[Dataset, list[str]]],
+         result: RetrieveResult, receiver: Receiver) -> None:
     """Ask again for the instances the peer failed to send (not those we refused), over
     associations offering their transfer syntaxes (:mod:`pacskit.syntax_retry`)."""
     again = retrieve_again(settings, node, model, failures, receiver)
@@ -498,7 +520,7 @@ def _report_move(progress: MoveProgressCallback, before: MoveProgress, counts: S
     progress(MoveProgress(done=before.done + done, failed=before.failed + counts.failed, total=total))
 
 
-def _add(result: RetrieveResult | MoveResult, counts: SubOperations) -> None:
+def add_counts(result: RetrieveResult | MoveResult, counts: SubOperations) -> None:
     result.requests += 1
     result.completed += counts.completed
     result.failed += counts.failed
@@ -525,6 +547,6 @@ def move(settings: Settings, node: Node, query: Query, destination: str,
                 before = MoveProgress(done=result.completed + result.failed + result.warning, failed=result.failed,
                                       total=result.completed + result.failed + result.warning)
                 report = None if progress is None else partial(_report_move, progress, before)
-                _add(result, session.c_move(request.identifier, destination, report))
+                add_counts(result, session.c_move(request.identifier, destination, report))
     result.seconds = time.monotonic() - started
     return result

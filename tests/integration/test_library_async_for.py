@@ -4,6 +4,7 @@ whole find; leaving early cancels the find (C-CANCEL) and frees the association.
 from __future__ import annotations
 
 import asyncio
+import struct
 import threading
 
 import pytest
@@ -59,11 +60,13 @@ def test_leaving_early_stops_the_find(orthanc, corpus):
         return got
 
     reference = RecordingProxy("127.0.0.1", orthanc.port)
-    slow = RecordingProxy("127.0.0.1", orthanc.port, delay=0.05, chunk_size=256)
+    # the rest trickles in over more than CANCEL_GRACE: the C-CANCEL is not honoured in time
+    slow = RecordingProxy("127.0.0.1", orthanc.port, delay=0.2, chunk_size=256)
     try:
         assert len(asyncio.run(first_of(reference, whole=True))) == 6
         assert len(asyncio.run(first_of(slow, whole=False))) == 1
         assert slow.received < reference.received, "the rest of the answers were not read"
+        assert struct.pack("<HHIH", 0x0000, 0x0100, 2, 0x0FFF) in bytes(slow.sent), "C-CANCEL-RQ first"
         assert not [t for t in threading.enumerate() if t.name == "pacskit-answers"]
     finally:
         reference.close()

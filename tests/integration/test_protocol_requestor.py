@@ -9,6 +9,8 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+from async_runner import run_async
 from clirunner import assert_one_line_error, run_cli
 from pdu_link import UnexpectedPdu
 from pydicom import Dataset
@@ -79,7 +81,12 @@ def dicom_files(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
 
 
-def test_an_echo_answer_to_another_message_id_is_not_taken_as_the_answer():
+both_drivers = pytest.mark.parametrize("run", [run_cli, run_async], ids=["blocking", "asyncio"])
+"""The command line (the blocking driver), and AsyncClient on the asyncio driver."""
+
+
+@both_drivers
+def test_an_echo_answer_to_another_message_id_is_not_taken_as_the_answer(run):
     notes: dict[str, object] = {}
 
     def script(conversation):
@@ -91,7 +98,7 @@ def test_an_echo_answer_to_another_message_id_is_not_taken_as_the_answer():
         notes["seconds"] = time.monotonic() - sent
 
     with RawAcceptor("WRONGID", script) as peer:
-        result = run_cli("--dimse-timeout", 3, "echo", peer.address)
+        result = run("--dimse-timeout", 3, "echo", peer.address)
         assert peer.finished.wait(10) and not peer.errors, peer.errors
     assert result.returncode != 0, f"pacskit took the answer to another request: {result.stdout}"
     assert abort_of(notes["after"]).source in (SERVICE_USER, SERVICE_PROVIDER)
@@ -99,7 +106,8 @@ def test_an_echo_answer_to_another_message_id_is_not_taken_as_the_answer():
     assert_one_line_error(result, ABORTED, "WRONGID")
 
 
-def test_a_release_collision_is_answered_as_the_requestor_and_the_echo_succeeds():
+@both_drivers
+def test_a_release_collision_is_answered_as_the_requestor_and_the_echo_succeeds(run):
     notes: dict[str, object] = {}
 
     def script(conversation):
@@ -117,7 +125,7 @@ def test_a_release_collision_is_answered_as_the_requestor_and_the_echo_succeeds(
         notes["close_seconds"] = time.monotonic() - answered
 
     with RawAcceptor("COLLIDE", script) as peer:
-        result = run_cli("echo", peer.address)
+        result = run("echo", peer.address)
         assert peer.finished.wait(10) and not peer.errors, peer.errors
     assert notes["first"] is not None and notes["first"][0] == A_RELEASE_RQ_PDU, notes["first"]
     assert notes["answer"] is not None and notes["answer"][0] == A_RELEASE_RP_PDU, notes["answer"]
@@ -126,7 +134,8 @@ def test_a_release_collision_is_answered_as_the_requestor_and_the_echo_succeeds(
     assert result.returncode == 0, result.stderr
 
 
-def test_an_unknown_pdu_from_the_scp_is_aborted_as_unrecognized():
+@both_drivers
+def test_an_unknown_pdu_from_the_scp_is_aborted_as_unrecognized(run):
     notes: dict[str, object] = {}
 
     def script(conversation):
@@ -134,7 +143,7 @@ def test_an_unknown_pdu_from_the_scp_is_aborted_as_unrecognized():
         notes["after"] = next_non_data_pdu(conversation, 5)
 
     with RawAcceptor("GARBAGE", script) as peer:
-        result = run_cli("echo", peer.address)
+        result = run("echo", peer.address)
         assert peer.finished.wait(10) and not peer.errors, peer.errors
     received = abort_of(notes["after"])
     assert (received.source, received.reason) == (SERVICE_PROVIDER, UNRECOGNIZED_PDU), received
@@ -197,7 +206,8 @@ def test_a_store_without_the_scp_role_during_a_get_is_refused_and_not_stored(tmp
     assert dicom_files(tmp_path / "out") == []
 
 
-def test_find_responses_sharing_one_pdu_are_all_processed():
+@both_drivers
+def test_find_responses_sharing_one_pdu_are_all_processed(run):
     studies = [generate_uid() for _ in range(2)]
 
     def script(conversation):
@@ -216,7 +226,7 @@ def test_find_responses_sharing_one_pdu_are_all_processed():
         conversation.answer_release(5)
 
     with RawAcceptor("ONEPDU", script) as peer:
-        result = run_cli("--dimse-timeout", 2, "find", peer.address, "-f", "dicom-json")
+        result = run("--dimse-timeout", 2, "find", peer.address, "-f", "dicom-json")
         assert peer.finished.wait(10)
     assert result.returncode == 0, result.stderr
     assert sorted(m["0020000D"]["Value"][0] for m in json.loads(result.stdout)) == sorted(studies)
@@ -224,7 +234,8 @@ def test_find_responses_sharing_one_pdu_are_all_processed():
     assert peer.conversations[0].received[0][0] == A_RELEASE_RQ_PDU
 
 
-def test_an_scp_that_never_answers_a_find_is_aborted_after_the_dimse_timeout():
+@both_drivers
+def test_an_scp_that_never_answers_a_find_is_aborted_after_the_dimse_timeout(run):
     notes: dict[str, object] = {}
 
     def script(conversation):
@@ -234,7 +245,7 @@ def test_an_scp_that_never_answers_a_find_is_aborted_after_the_dimse_timeout():
         notes["seconds"] = time.monotonic() - asked
 
     with RawAcceptor("SILENT", script) as peer:
-        result = run_cli("--dimse-timeout", 1, "find", peer.address, "-f", "json")
+        result = run("--dimse-timeout", 1, "find", peer.address, "-f", "json")
         assert peer.finished.wait(10) and not peer.errors, peer.errors
     abort_of(notes["after"])
     assert 0.8 <= notes["seconds"] <= 2.5, notes

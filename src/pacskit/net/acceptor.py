@@ -785,7 +785,7 @@ class _Session:
 
 
 class _Handler:
-    """A :class:`~pacskit.net.association.RequestHandler` made of a session's methods."""
+    """A :class:`~pacskit.net.exchange.RequestHandler` made of a session's methods."""
 
     def __init__(self, handle: Callable[[Association, AcceptedContext, Message], None],
                  open_sink: Callable[[Association, AcceptedContext, Message], DataSink | None] | None = None) -> None:

@@ -32,33 +32,22 @@ from __future__ import annotations
 import logging
 import struct
 import time
-from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO
 
 from pynetdicom.presentation import PresentationContext
 
-from pacskit.encoded import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from pacskit.errors import (
-    AccessDenied,
     AssociationAborted,
-    AssociationRejected,
     DimseError,
     NetworkError,
     NetworkTimeout,
     TlsFailure,
 )
 from pacskit.net import exchange_log
-from pacskit.net.commands import (
-    AFFECTED_SOP_CLASS_UID,
-    COMMAND_DATA_SET_TYPE,
-    COMMAND_FIELD,
-    MESSAGE_ID,
-    MESSAGE_ID_BEING_RESPONDED_TO,
-    REQUESTED_SOP_CLASS_UID,
-    failure_rsp,
-)
+from pacskit.net.commands import MESSAGE_ID
+from pacskit.net.exchange import DATA, INVALID_PARAMETER, MessageExchange, ReleaseRequested  # noqa: F401 - imported from here
 from pacskit.net.memory_budget import UNLIMITED, MemoryBudget
 from pacskit.net.tls import client_context
 from pacskit.net.transport import OverBudget, PduTooLarge, ReadBounds, TlsOnPlainPort, Transport
@@ -69,75 +58,26 @@ from pacskit.net.ul.fsm import (
     Primitive,
     SendPdu,
     State,
-    UpperLayer,
 )
 from pacskit.net.ul.negotiation import (
-    AcceptedContext,
-    Negotiated,
     Proposal,
     Rejection,
     Request,
-    read_acceptance,
 )
-from pacskit.net.ul.user_identity import UserIdentity, confirmed
-from pacskit.net.wire import (
-    COMMAND,
-    LAST_FRAGMENT,
-    MAX_COMMAND,
-    PDV_OVERHEAD,
-    UNBOUNDED_FRAGMENT,
-    DataSink,
-    Message,
-    SinkFactory,
-    fragments,
-    p_data_tf,
-    parse_command,
-    pdv,
-)
+from pacskit.net.ul.user_identity import UserIdentity
+from pacskit.net.wire import Message, SinkFactory, parse_command
 from pacskit.nodes import Node
 from pacskit.settings import Settings
 
 LOG = logging.getLogger("pacskit.association")
 P_DATA_TF = 0x04
 MAX_NEGOTIATION_PDU = 1 << 20
-MAX_UNBOUNDED_PDU = 64 << 20
-MAX_IN_MEMORY = 16 << 20
-IN_MEMORY_COST = 2  # a dataset kept in memory: its bytes, then the Dataset decoded from them
 SEND_BATCH = 256 << 10
 
-UNRECOGNIZED_OPERATION = 0x0211
-SOP_CLASS_NOT_SUPPORTED = 0x0122
-RESOURCE_LIMITATION = 0x0213
-# PS3.4 C.4.1.1.4, C.4.2.1.5, C.4.3.1.4, B.2.3: refused, out of resources
-OUT_OF_RESOURCES = {0x0001: 0xA700, 0x0020: 0xA700, 0x0010: 0xA701, 0x0021: 0xA701}
-
-# PS3.8 9.3.8 A-ABORT: source 0 service-user, 2 service-provider; provider reasons
-ABORT_SOURCES = {0: "the service user", 1: "reserved", 2: "the service provider"}
-PROVIDER_REASONS = {
-    0: "reason not specified", 1: "unrecognized PDU", 2: "unexpected PDU",
-    4: "unrecognized PDU parameter", 5: "unexpected PDU parameter", 6: "invalid PDU parameter value",
-}
-INVALID_PARAMETER = 0x06
 REASON_NOT_SPECIFIED = 0x00
 
 
-class ReleaseRequested(AssociationAborted):
-    """The peer asked to end the association (A-RELEASE-RQ) instead of sending a message."""
-
-
-class RequestHandler(Protocol):
-    """A service for one command of the peer's requests (see :attr:`Association.handlers`)."""
-
-    def open(self, association: Association, context: AcceptedContext,
-             message: Message) -> DataSink | None:
-        """Where the request's dataset goes as it arrives (None: memory), called once its
-        command set is read."""
-
-    def handle(self, association: Association, context: AcceptedContext, message: Message) -> None:
-        """Carry out the whole request and send its response(s)."""
-
-
-class Association:
+class Association(MessageExchange):
     """An established association (or one being negotiated), for either role.
 
     Attributes:
@@ -146,25 +86,17 @@ class Association:
         max_data: the most bytes of a dataset kept in memory when no sink takes it.
         budget: what datasets kept in memory are counted against (shared by all the
             associations of an acceptor).
+
+    The DIMSE exchange and the message assembly are :class:`~pacskit.net.exchange.MessageExchange`'s
+    and :mod:`pacskit.net.assembly`'s, shared with the asyncio driver; this class does
+    the blocking I/O.
     """
 
     def __init__(self, transport: Transport, label: str, *, max_pdu: int, artim_timeout: float,
                  budget: MemoryBudget = UNLIMITED) -> None:
+        super().__init__(label, max_pdu=max_pdu, artim_timeout=artim_timeout, budget=budget)
         self.transport = transport
-        self.budget = budget
-        self._held = 0
-        self.label = label
-        self.max_pdu = max_pdu
-        self.ul = UpperLayer(artim_timeout=artim_timeout, max_pdu_length=max_pdu)
-        self.negotiated: Negotiated | None = None
-        self.handlers: dict[int, RequestHandler] = {}
-        self.max_data = MAX_IN_MEMORY
-        self.peer_max = 0
-        self._pdvs: deque[tuple[int, int, memoryview]] = deque()
-        self._message_id = 0
         self._outbox: list[bytes | bytearray | memoryview] = []
-        self.name_peer = False
-        self.started = time.monotonic()
 
     # -- establishment -----------------------------------------------------------------
 
@@ -205,39 +137,11 @@ class Association:
         request_pdu = proposal.encode()
         association = cls(transport, label, max_pdu=settings.max_pdu, artim_timeout=settings.acse_timeout)
         association._run(association.ul.associate_request(request_pdu), expect_open=True)
-        exchange_log.association_requested(
-            calling=proposal.calling_ae_title, called=proposal.called_ae_title, address=node.host,
-            port=node.port, contexts=[(int(cx.context_id), str(cx.abstract_syntax), [str(s) for s in cx.transfer_syntax])
-                                      for cx in proposal.numbered],
-            roles=dict(proposal.roles), max_pdu=settings.max_pdu, implementation=_ours(),
-            identity=proposal.identity.description if proposal.identity is not None else "")
+        association.log_requested(proposal, node, settings.max_pdu)
         association._run(association.ul.transport_confirmed())
         transport.bounds = ReadBounds(until=time.monotonic() + settings.acse_timeout)
         try:
-            indication = association._next_indication(MAX_NEGOTIATION_PDU)
-            if indication.primitive is Primitive.ASSOCIATE_REJECTED:
-                rejection = Rejection.decode(bytes(indication.pdu or b""))
-                exchange_log.association_rejected(peer=label, result=rejection.result,
-                                                  source=rejection.source, reason=rejection.reason)
-                kind = "permanently" if rejection.result == 1 else "transiently"
-                hint = " (it may have refused the user identity sent)" \
-                    if proposal.identity is not None and rejection.result == 1 and rejection.source == 1 else ""
-                raise AssociationRejected(f"{node.description} rejected the association {kind}: "
-                                          f"{rejection.meaning}{hint}",
-                                          result=rejection.result, source=rejection.source,
-                                          reason=rejection.reason)
-            if indication.primitive is not Primitive.ASSOCIATE_ACCEPTED:
-                raise AssociationAborted(f"{node.description} aborted the association request")
-            try:
-                association.negotiated = read_acceptance(bytes(indication.pdu or b""), proposal)
-            except Exception as exc:  # noqa: BLE001 - any A-ASSOCIATE-AC pynetdicom cannot decode
-                association.abort(source=0x02, reason=INVALID_PARAMETER)
-                raise AssociationAborted(f"{node.description} sent an A-ASSOCIATE-AC that cannot be read: {exc}") from None
-            if proposal.identity is not None and proposal.identity.response_requested \
-                    and not confirmed(association.negotiated.user_information):
-                association.abort()
-                raise AccessDenied(f"{node.description} accepted the association without confirming the user "
-                                   "identity (no positive response, PS3.7 D.3.3.7)")
+            association.conclude_negotiation(association._next_indication(MAX_NEGOTIATION_PDU), proposal, node)
         except NetworkTimeout:
             association.abort()
             raise NetworkTimeout(f"{node.description}: no answer to the association request "
@@ -248,18 +152,6 @@ class Association:
         association._established(settings)
         association.log_accepted(len(proposal.numbered))
         return association
-
-    def log_accepted(self, proposed: int, *, by_us: bool = False) -> None:
-        """Log what the negotiation accepted (INFO) and each context (DEBUG)."""
-        negotiated = self.negotiated
-        assert negotiated is not None
-        exchange_log.association_accepted(
-            peer=self.label,
-            accepted=[(cx.context_id, cx.abstract_syntax, str(cx.transfer_syntax), cx.as_scu, cx.as_scp)
-                      for cx in negotiated.contexts.values()],
-            refused=[(cx.context_id, cx.abstract_syntax, cx.result) for cx in negotiated.refused],
-            proposed=proposed, max_pdu=negotiated.peer_max_pdu if not by_us else self.max_pdu,
-            implementation=negotiated.peer_implementation if not by_us else _ours(), by_us=by_us)
 
     @classmethod
     def incoming(cls, transport: Transport, label: str, settings: Settings, *, since: float | None = None,
@@ -321,18 +213,8 @@ class Association:
         self._linger()
 
     def _established(self, settings: Settings) -> None:
-        assert self.negotiated is not None
-        self.peer_max = self.negotiated.peer_max_pdu
+        self.negotiation_done()
         self.transport.set_timeout(settings.dimse_timeout if self.ul.is_requestor else settings.network_timeout)
-
-    @property
-    def contexts(self) -> dict[int, AcceptedContext]:
-        """The accepted presentation contexts, by ID."""
-        return self.negotiated.contexts if self.negotiated is not None else {}
-
-    @property
-    def is_established(self) -> bool:
-        return self.ul.state is State.STA6
 
     # -- the upper layer's outputs -------------------------------------------------------
 
@@ -366,118 +248,26 @@ class Association:
             try:
                 pdu_type, pdu = self.transport.read_pdu(limit)
             except PduTooLarge as exc:
-                self._run(self.ul.invalid_pdu(INVALID_PARAMETER))
-                self.close()
-                exchange_log.aborted(peer=self.label, source=2, reason=INVALID_PARAMETER, by_us=True, why=str(exc))
+                self.refuse_too_large(exc)
                 raise
             except OverBudget as exc:
                 LOG.warning("%s; the association is aborted", exc)
                 self.abort(source=0x02, reason=REASON_NOT_SPECIFIED)
                 raise
             except AssociationAborted:
-                self._closed()
+                self.connection_lost()
                 raise
-            exchange_log.pdu("received", peer=self.label, pdu_type=pdu_type, length=len(pdu))
-            if pdu_type == P_DATA_TF and self.ul.state is State.STA6:
-                for indication in self._run(self.ul.pdu_received(pdu_type, pdu)):
-                    if indication.primitive is Primitive.DATA:
-                        self._queue_pdvs(pdu)
-                    else:
-                        return self._told(indication)
-                if self._pdvs:
-                    return _DATA
-                continue
-            for indication in self._run(self.ul.pdu_received(pdu_type, pdu)):
-                if indication.primitive is Primitive.DATA:
-                    self._queue_pdvs(pdu)
-                    return _DATA
-                return self._told(indication)
-
-    def _told(self, indication: Indication) -> Indication:
-        """An indication that ends or changes the association: raise for aborts."""
-        primitive = indication.primitive
-        if primitive is Primitive.ABORT:
-            source, reason = indication.source or 0, indication.reason or 0
-            exchange_log.aborted(peer=self.label, source=source, reason=reason, by_us=False)
-            self.close()
-            why = f" ({PROVIDER_REASONS.get(reason, f'reason {reason}')})" if source == 2 else ""
-            raise AssociationAborted(f"{self.label} aborted the association{why}")
-        if primitive is Primitive.PROVIDER_ABORT:
-            reason = indication.reason or 0
-            self.close()
-            exchange_log.aborted(peer=self.label, source=2, reason=reason, by_us=True)
-            raise AssociationAborted(f"{self.label} broke the protocol: {PROVIDER_REASONS.get(reason, f'reason {reason}')}"
-                                     "; the association was aborted")
-        if primitive is Primitive.TRANSPORT_CLOSED:
-            self.close()
-            raise AssociationAborted(f"{self.label} closed the connection")
-        return indication
-
-    def _closed(self) -> None:
-        """The connection is gone (Evt17)."""
-        try:
-            for indication in self._run(self.ul.transport_closed()):
-                if indication.primitive is Primitive.ABORT:
-                    exchange_log.aborted(peer=self.label, source=indication.source or 0,
-                                         reason=indication.reason or 0, by_us=False)
-        except NetworkError:
-            pass
-        self.transport.close()
+            indication = self.take_pdu(pdu_type, pdu)
+            if indication is not None:
+                return indication
 
     # -- presentation data values --------------------------------------------------------
 
-    def _queue_pdvs(self, pdu: bytearray) -> None:
-        view = memoryview(pdu)
-        end = len(pdu)
-        pos = 6
-        contexts = self.contexts
-        while pos < end:
-            if pos + PDV_OVERHEAD > end:
-                self._protocol_violation("a P-DATA-TF ends inside a PDV item header")
-            length = struct.unpack_from(">I", pdu, pos)[0]
-            if length < 2 or pos + 4 + length > end:
-                self._protocol_violation("a PDV item runs past the end of its P-DATA-TF")
-            context_id = pdu[pos + 4]
-            if context_id not in contexts:
-                self._protocol_violation(f"a PDV on presentation context {context_id}, which was not accepted")
-            self._pdvs.append((context_id, pdu[pos + 5], view[pos + 6:pos + 4 + length]))
-            pos += 4 + length
-        if pos == 6:
-            self._protocol_violation("a P-DATA-TF without any PDV")
-
-    def _protocol_violation(self, what: str) -> None:
-        """Abort (A-ABORT, service provider, invalid PDU parameter value) and raise."""
-        self._pdvs.clear()
-        try:
-            self._run(self.ul.invalid_pdu(INVALID_PARAMETER))
-        except NetworkError:
-            pass
-        self.close()
-        exchange_log.aborted(peer=self.label, source=2, reason=INVALID_PARAMETER, by_us=True, why=what)
-        raise AssociationAborted(f"{self.label} broke the protocol ({what}); the association was aborted")
-
-    def _next_pdv(self) -> tuple[int, int, memoryview]:
-        while not self._pdvs:
-            indication = self._next_indication(self._data_limit())
-            if indication is not _DATA:
-                if indication.primitive is Primitive.RELEASE_INDICATION:
-                    raise ReleaseRequested(f"{self.label} released the association")
-                raise AssociationAborted(f"{self.label} ended the association ({indication.primitive.name})")
-        return self._pdvs.popleft()
-
-    def _data_limit(self) -> int:
-        return self.max_pdu or MAX_UNBOUNDED_PDU
-
     def has_pending(self) -> bool:
         """Whether the peer has sent something not read yet (a C-CANCEL, say)."""
-        return bool(self._pdvs) or self.transport.has_pending()
+        return self.assembler.pending or self.transport.has_pending()
 
     # -- DIMSE messages ------------------------------------------------------------------
-
-    def next_message_id(self) -> int:
-        """A Message ID for a new request (PS3.7 9.1.1.1), 1 to 65535 in turn."""
-        self._message_id = self._message_id % 0xFFFF + 1
-        return self._message_id
 
     def send(self, context_id: int, command: bytes, data: bytes | BinaryIO | None = None) -> None:
         """Send a command set and its dataset (bytes, or a file positioned at the dataset,
@@ -489,39 +279,14 @@ class Association:
             AssociationAborted, NetworkTimeout: the peer is gone or stopped reading, or
                 the association has already ended (aborted or released meanwhile).
         """
-        if self.ul.state not in (State.STA6, State.STA8):
-            raise AssociationAborted(f"{self.label}: the association has ended ({self.ul.state.name}); "
-                                     "nothing more can be sent on it")
-        if exchange_log.DIMSE.isEnabledFor(exchange_log.INFO):
-            context = self.contexts.get(context_id)
-            exchange_log.message("sent", peer=self.label, context_id=context_id, command=parse_command(command),
-                                 dataset=data if isinstance(data, bytes | bytearray) else None,
-                                 transfer_syntax=str(context.transfer_syntax) if context else None,
-                                 name_peer=self.name_peer)
-        fragment = (self.peer_max or UNBOUNDED_FRAGMENT) - PDV_OVERHEAD
-        items = [pdv(context_id, COMMAND | LAST_FRAGMENT, command)]
-        size = len(items[0])
         pending = 0
-        if data is not None:
-            for chunk, last in fragments(data, fragment):
-                item = pdv(context_id, LAST_FRAGMENT if last else 0x00, chunk)
-                if size + len(item) > fragment + PDV_OVERHEAD:
-                    pending += self._queue_out(p_data_tf(items))
-                    items, size = [], 0
-                    if pending >= SEND_BATCH:
-                        self._flush()
-                        pending = 0
-                items.append(item)
-                size += len(item)
-        self._queue_out(p_data_tf(items))
+        for pdu in self.data_pdus(context_id, command, data):
+            if pending >= SEND_BATCH:
+                self._flush()
+                pending = 0
+            self._outbox.append(pdu)
+            pending += len(pdu)
         self._flush()
-
-    def _queue_out(self, pdu: bytes) -> int:
-        for output in self.ul.send_data(pdu):
-            if isinstance(output, SendPdu):
-                self._outbox.append(output.data)
-        exchange_log.pdu("sent", peer=self.label, pdu_type=P_DATA_TF, length=len(pdu))
-        return len(pdu)
 
     def _flush(self) -> None:
         if self._outbox:
@@ -539,8 +304,8 @@ class Association:
         """Read one whole DIMSE message (command, and dataset if the command says so).
 
         ``sink(context_id, command)``, called once the command is read, may return a
-        :class:`DataSink` that takes the dataset's fragments as they arrive instead of
-        memory; it is discarded if the message does not arrive whole.
+        :class:`~pacskit.net.wire.DataSink` that takes the dataset's fragments as they
+        arrive instead of memory; it is discarded if the message does not arrive whole.
 
         Raises:
             ReleaseRequested: the peer asked to release the association.
@@ -549,84 +314,15 @@ class Association:
                 64 KiB, more than :attr:`max_data` bytes to keep in memory).
             NetworkTimeout: nothing within the timeout.
         """
-        command = bytearray()
-        data = bytearray()
-        size = reserved = 0
-        over_budget = False
-        parsed: dict[int, bytes] | None = None
-        target: DataSink | None = None
-        message_context: int | None = None
         try:
             while True:
-                context_id, control, value = self._next_pdv()
-                if message_context is None:
-                    message_context = context_id
-                elif context_id != message_context:
-                    self._protocol_violation(f"a message's fragments on presentation contexts "
-                                             f"{message_context} and {context_id}")
-                if control & COMMAND:
-                    if parsed is not None:
-                        self._protocol_violation("a command fragment inside a dataset")
-                    command += value
-                    if len(command) > MAX_COMMAND:
-                        self._protocol_violation(f"a command set of over {MAX_COMMAND} bytes")
-                    if control & LAST_FRAGMENT:
-                        parsed = parse_command(bytes(command))
-                        if parsed.get(COMMAND_DATA_SET_TYPE, b"\x01\x01")[:2] == b"\x01\x01":
-                            return self._received(Message(context_id, parsed, None))
-                        target = sink(context_id, parsed) if sink is not None else None
-                    continue
-                if parsed is None:
-                    self._protocol_violation("a dataset fragment before its command")
-                if target is not None:
-                    target.write(value)
-                else:
-                    size += len(value)
-                    if size > self.max_data:
-                        self._protocol_violation(f"a dataset of over {self.max_data} bytes")
-                    if over_budget:
-                        pass
-                    elif self.budget.reserve(IN_MEMORY_COST * len(value)):
-                        reserved += IN_MEMORY_COST * len(value)
-                        data += value
-                    else:
-                        over_budget = True
-                        self.budget.release(reserved)
-                        reserved = 0
-                        data = bytearray()
-                        LOG.warning("%s: a dataset past %d bytes would take the memory of all associations "
-                                    "over %d MiB: dropped, its request will be refused", self.label, size,
-                                    self.budget.limit >> 20)
-                if control & LAST_FRAGMENT:
-                    assert parsed is not None
-                    message = Message(context_id, parsed, None if target is not None or over_budget else data,
-                                      target, charge=reserved, over_budget=over_budget)
-                    self._held += reserved
-                    reserved = 0
-                    return self._received(message)
+                message = self.next_message(sink)
+                if message is not None:
+                    return message
+                self.expect_data(self._next_indication(self.data_limit()))
         except BaseException:
-            self.budget.release(reserved)
-            if target is not None:
-                target.discard()
+            self.assembler.abandon()
             raise
-
-    def done(self, message: Message) -> None:
-        """The association is done with ``message``: what its dataset held of the memory
-        budget is given back."""
-        charge = min(message.charge, self._held)
-        message.charge = 0
-        if charge:
-            self.budget.release(charge)
-            self._held -= charge
-
-    def _received(self, message: Message) -> Message:
-        if exchange_log.DIMSE.isEnabledFor(exchange_log.INFO):
-            context = self.contexts.get(message.context_id)
-            exchange_log.message("received", peer=self.label, context_id=message.context_id,
-                                 command=message.command, dataset=message.data,
-                                 transfer_syntax=str(context.transfer_syntax) if context else None,
-                                 name_peer=self.name_peer)
-        return message
 
     def request(self, context_id: int, command: bytes, data: bytes | BinaryIO | None = None,
                 sink: SinkFactory | None = None, *, message_id: int | None = None) -> Iterator[Message]:
@@ -646,73 +342,10 @@ class Association:
         self.send(context_id, command, data)
         while True:
             message = self.receive(sink or self.open_request)
-            field = message.us(COMMAND_FIELD) or 0
-            if not field & 0x8000:
+            if not self.is_response(message, message_id):
                 self.serve(message)
                 continue
-            answered = message.us(MESSAGE_ID_BEING_RESPONDED_TO)
-            if answered != message_id:
-                self.abort()
-                raise AssociationAborted(f"{self.label} answered message ID {answered} while request "
-                                         f"{message_id} was outstanding; the association was aborted")
             yield message
-
-    def open_request(self, context_id: int, command: dict[int, bytes]) -> DataSink | None:
-        """Where the dataset of the peer's request goes: what its handler opens (a
-        :data:`~pacskit.net.wire.SinkFactory` for :meth:`receive`)."""
-        handler = self.handlers.get(_field(command))
-        context = self.contexts.get(context_id)
-        if handler is None or context is None:
-            return None
-        return handler.open(self, context, Message(context_id, command, None))
-
-    def serve(self, message: Message) -> None:
-        """Hand a request to its handler, or answer it with a failure status: 0xA700 or
-        0xA701 (refused, out of resources; 0x0213 for other services) when its dataset
-        did not fit in the memory budget. A response that answers nothing we asked is
-        dropped (there is nothing to answer it with)."""
-        field = message.us(COMMAND_FIELD) or 0
-        context = self.contexts[message.context_id]
-        if field & 0x8000:
-            LOG.warning("%s sent a response (command 0x%04X, to message ID %d) to no outstanding request; "
-                        "ignored", self.label, field, message.us(MESSAGE_ID_BEING_RESPONDED_TO) or 0)
-            self.done(message)
-            if message.sink is not None:
-                message.sink.discard()
-            return
-        if message.over_budget:
-            self._refuse_over_budget(message, field, context)
-            return
-        handler = self.handlers.get(field)
-        if handler is not None:
-            try:
-                handler.handle(self, context, message)
-            finally:
-                self.done(message)
-            return
-        self.done(message)
-        if message.sink is not None:
-            message.sink.discard()
-        sop_class = message.text(AFFECTED_SOP_CLASS_UID) or message.text(REQUESTED_SOP_CLASS_UID)
-        status = UNRECOGNIZED_OPERATION
-        if sop_class and sop_class != context.abstract_syntax:
-            status = SOP_CLASS_NOT_SUPPORTED
-        LOG.warning("%s sent a request pacskit does not serve here (command 0x%04X on context %d, %s): "
-                    "answered 0x%04X", self.label, field, message.context_id, context.abstract_syntax, status)
-        if field in _NO_RESPONSE:
-            return
-        self.send(message.context_id, failure_rsp(field | 0x8000, message.us(MESSAGE_ID) or 0,
-                                                  sop_class or context.abstract_syntax, status))
-
-    def _refuse_over_budget(self, message: Message, field: int, context: AcceptedContext) -> None:
-        status = OUT_OF_RESOURCES.get(field, RESOURCE_LIMITATION)
-        sop_class = message.text(AFFECTED_SOP_CLASS_UID) or context.abstract_syntax
-        LOG.warning("%s: command 0x%04X refused with 0x%04X (out of resources: memory budget of %d MiB in use)",
-                    self.label, field, status, self.budget.limit >> 20)
-        if field not in _NO_RESPONSE:
-            self.send(message.context_id, failure_rsp(field | 0x8000, message.us(MESSAGE_ID) or 0, sop_class,
-                                                      status, "out of resources: the server's memory for "
-                                                      "requests is in use, try again later"))
 
     # -- ending ---------------------------------------------------------------------------
 
@@ -723,8 +356,8 @@ class Association:
         try:
             self._run(self.ul.release_request())
             while self.ul.state not in (State.STA1, State.STA13):
-                if self._next_indication(self._data_limit()) is _DATA:
-                    self._pdvs.clear()
+                if self._next_indication(self.data_limit()) is DATA:
+                    self.assembler.clear()
                 if self.ul.awaiting_release_response:
                     self._run(self.ul.release_response())
         except NetworkTimeout:
@@ -732,7 +365,7 @@ class Association:
             return
         except NetworkError:
             pass
-        exchange_log.released(peer=self.label, by_peer=False, seconds=self._age())
+        exchange_log.released(peer=self.label, by_peer=False, seconds=self.age())
         self._linger()
 
     def release_response(self) -> None:
@@ -741,7 +374,7 @@ class Association:
             self._run(self.ul.release_response())
         except NetworkError:
             pass
-        exchange_log.released(peer=self.label, by_peer=True, seconds=self._age())
+        exchange_log.released(peer=self.label, by_peer=True, seconds=self.age())
         self._linger()
 
     def _linger(self) -> None:
@@ -759,9 +392,6 @@ class Association:
                 break
         self.close()
 
-    def _age(self) -> float:
-        return time.monotonic() - self.started
-
     def abort(self, source: int = 0x00, reason: int = 0x00) -> None:
         """Send A-ABORT (PS3.8 9.3.8), if the connection is still there, and close it."""
         self._outbox.clear()
@@ -778,8 +408,7 @@ class Association:
     def close(self) -> None:
         """Close the connection (idempotent), giving back what its messages held of the
         memory budget."""
-        self.budget.release(self._held)
-        self._held = 0
+        self.assembler.release_all()
         self.transport.close()
         if self.ul.state is not State.STA1:
             try:
@@ -787,18 +416,6 @@ class Association:
             except Exception:  # noqa: BLE001 - the machine may already consider it closed
                 pass
 
-
-_DATA = Indication(Primitive.DATA)
-_NO_RESPONSE = {0x0FFF}  # C-CANCEL-RQ has no response (PS3.7 9.3.2.3)
-
-
-def _field(command: dict[int, bytes]) -> int:
-    raw = command.get(COMMAND_FIELD, b"\0\0")
-    return struct.unpack("<H", raw[:2])[0] if len(raw) >= 2 else 0
-
-
-def _ours() -> tuple[str, str]:
-    return IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 
 @contextmanager

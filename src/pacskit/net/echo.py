@@ -10,7 +10,9 @@ from pynetdicom.sop_class import Verification
 from pacskit.errors import DimseError, ServiceNotSupported
 from pacskit.net.association import associate
 from pacskit.net.commands import ERROR_COMMENT, STATUS, c_echo_rq
+from pacskit.net.exchange import MessageExchange
 from pacskit.net.status import check_status
+from pacskit.net.wire import Message
 from pacskit.nodes import Node
 from pacskit.settings import Settings
 
@@ -29,14 +31,34 @@ def c_echo(settings: Settings, node: Node) -> tuple[int, float, float]:
     started = time.perf_counter()
     with associate(settings, node, [build_context(Verification)]) as assoc:
         connected = time.perf_counter()
-        context = assoc.negotiated.context_for(Verification) if assoc.negotiated else None
-        if context is None:
-            raise ServiceNotSupported(f"{node.label} does not accept Verification (C-ECHO)")
+        context_id = verification_context(assoc, node)
         message_id = assoc.next_message_id()
-        response = next(assoc.request(context.context_id, c_echo_rq(message_id), message_id=message_id))
-        status = response.us(STATUS)
-        if status is None:
-            raise DimseError(f"{node.label} sent a C-ECHO response without a status")
-        check_status(status, response.text(ERROR_COMMENT), "C-ECHO", node)
+        response = next(assoc.request(context_id, c_echo_rq(message_id), message_id=message_id))
+        status = echo_status(response, node)
         done = time.perf_counter()
     return status, connected - started, done - connected
+
+
+def verification_context(association: MessageExchange, node: Node) -> int:
+    """The accepted Verification context's ID.
+
+    Raises:
+        ServiceNotSupported: the peer did not accept the Verification SOP Class.
+    """
+    context = association.negotiated.context_for(Verification) if association.negotiated else None
+    if context is None:
+        raise ServiceNotSupported(f"{node.label} does not accept Verification (C-ECHO)")
+    return context.context_id
+
+
+def echo_status(response: Message, node: Node) -> int:
+    """The status of a C-ECHO-RSP (PS3.7 9.3.5.2), checked.
+
+    Raises:
+        DimseFailure, DimseError: a failure status, or none.
+    """
+    status = response.us(STATUS)
+    if status is None:
+        raise DimseError(f"{node.label} sent a C-ECHO response without a status")
+    check_status(status, response.text(ERROR_COMMENT), "C-ECHO", node)
+    return status

@@ -213,7 +213,7 @@ def _request(association: Association, context: AcceptedContext, command: bytes,
 
 class EventReports:
     """The N-EVENT-REPORT requests a requestor receives on its own association (a
-    :class:`~pacskit.net.association.RequestHandler` for ``N_EVENT_REPORT_RQ``, PS3.7
+    :class:`~pacskit.net.exchange.RequestHandler` for ``N_EVENT_REPORT_RQ``, PS3.7
     10.1.1): each is decoded, handed to ``on_report`` — which returns the response's
     status, or raises :class:`~pacskit.net.acceptor.DimseStatus` — and answered.
 

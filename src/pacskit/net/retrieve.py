@@ -49,6 +49,7 @@ from pacskit.net.commands import (
     c_store_rsp,
 )
 from pacskit.net.contexts import retrieve_storage_contexts
+from pacskit.net.exchange import MessageExchange
 from pacskit.net.identifier import decode_identifier
 from pacskit.net.status import Outcome, check_status, outcome_of
 from pacskit.net.ul.negotiation import AcceptedContext
@@ -147,7 +148,7 @@ class RetrieveSession:
             sub-operation, by SOP Instance UID.
     """
 
-    def __init__(self, association: Association, node: Node, model: str, method: str,
+    def __init__(self, association: Association | MessageExchange, node: Node, model: str, method: str,
                  on_instance: InstanceHandler | None = None) -> None:
         self.association = association
         self.node = node
@@ -179,20 +180,37 @@ class RetrieveSession:
 
     def _responses(self, identifier: Dataset, sop_class: str, response_field: int, service: str,
                    request: Callable[[int], bytes]) -> Iterator[RetrieveResponse]:
+        context, encoded = self.prepared(identifier, sop_class, service)
+        message_id = self.association.next_message_id()
+        for message in self.association.request(context.context_id, request(message_id), encoded,
+                                               message_id=message_id):
+            yield self.response(message, response_field, service, context)
+
+    def prepared(self, identifier: Dataset, sop_class: str, service: str) -> tuple[AcceptedContext, bytes | None]:
+        """The context of ``sop_class`` and the identifier encoded in its syntax.
+
+        Raises:
+            ServiceNotSupported: the peer did not accept ``sop_class``.
+        """
         context = self.association.negotiated.context_for(sop_class) if self.association.negotiated else None
         if context is None:
             raise ServiceNotSupported(f"{self.node.label} does not offer {service} ({self.model}-root)")
         syntax = context.transfer_syntax
-        encoded = encode(identifier, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated)
-        message_id = self.association.next_message_id()
-        for message in self.association.request(context.context_id, request(message_id), encoded,
-                                               message_id=message_id):
-            if message.us(COMMAND_FIELD) != response_field or message.us(STATUS) is None:
-                raise AssociationAborted(f"{self.node.label} sent an unexpected message "
-                                         f"(command 0x{message.us(COMMAND_FIELD) or 0:04X}) during {service}")
-            yield _response_of(message, syntax)
+        return context, encode(identifier, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated)
 
-    def open(self, association: Association, context: AcceptedContext, message: Message) -> DataSink | None:
+    def response(self, message: Message, response_field: int, service: str,
+                 context: AcceptedContext) -> RetrieveResponse:
+        """A C-GET-RSP or C-MOVE-RSP read.
+
+        Raises:
+            AssociationAborted: another message, or one without a status.
+        """
+        if message.us(COMMAND_FIELD) != response_field or message.us(STATUS) is None:
+            raise AssociationAborted(f"{self.node.label} sent an unexpected message "
+                                     f"(command 0x{message.us(COMMAND_FIELD) or 0:04X}) during {service}")
+        return _response_of(message, context.transfer_syntax)
+
+    def open(self, association: MessageExchange, context: AcceptedContext, message: Message) -> DataSink | None:
         """Where the dataset of a C-STORE sub-operation goes, once its command is read:
         a :class:`ReceivedInstance`, or nowhere when we may not store on this context."""
         if not context.as_scp or message.text(AFFECTED_SOP_CLASS_UID) != context.abstract_syntax:
@@ -201,7 +219,7 @@ class RetrieveSession:
                                           message.text(AFFECTED_SOP_INSTANCE_UID),
                                           str(context.transfer_syntax), self.node.ae_title))
 
-    def handle(self, association: Association, context: AcceptedContext, message: Message) -> None:
+    def handle(self, association: MessageExchange, context: AcceptedContext, message: Message) -> None:
         """Answer a C-STORE sub-operation (PS3.4 C.4.3.3: a C-GET's instances come back
         on the same association)."""
         sop_class = message.text(AFFECTED_SOP_CLASS_UID)
@@ -243,19 +261,30 @@ class RetrieveSession:
                 progress: ProgressHandler | None) -> SubOperations:
         counts = SubOperations()
         for response in responses:
-            counts.update(response)
-            counts.status = response.status
-            if _sub_operations_failed(response, counts):
-                counts.failed_instances = response.failed_instances
-                break
-            check_status(response.status, response.comment, service, self.node)
-            if progress is not None:
-                progress(counts)
-            if outcome_of(response.status) is not Outcome.PENDING:
-                counts.failed_instances = response.failed_instances
-                counts.remaining = response.remaining or 0
+            if self.counted(counts, response, service, progress):
                 break
         return counts
+
+    def counted(self, counts: SubOperations, response: RetrieveResponse, service: str,
+                progress: ProgressHandler | None) -> bool:
+        """Count one response in ``counts``; whether it is the last (PS3.4 C.4.2.1.6).
+
+        Raises:
+            DimseFailure: a failure status (but 0xA702, sub-operations failed, counted).
+        """
+        counts.update(response)
+        counts.status = response.status
+        if _sub_operations_failed(response, counts):
+            counts.failed_instances = response.failed_instances
+            return True
+        check_status(response.status, response.comment, service, self.node)
+        if progress is not None:
+            progress(counts)
+        if outcome_of(response.status) is not Outcome.PENDING:
+            counts.failed_instances = response.failed_instances
+            counts.remaining = response.remaining or 0
+            return True
+        return False
 
 
 class _Dropped:
@@ -312,19 +341,33 @@ def get_session(settings: Settings, node: Node, model: str, on_instance: Instanc
         NoStorageRole: the peer accepted C-GET but refused us the Storage SCP role (or
             accepted none of the ``storage`` contexts).
     """
-    get_class = GET_SOP_CLASSES[model]
+    contexts, roles = get_proposal(model, storage)
+    with associate(settings, node, contexts, roles=roles) as assoc:
+        check_get_contexts(assoc, node, model)
+        yield RetrieveSession(assoc, node, model, "get", on_instance)
+
+
+def get_proposal(model: str, storage: list[PresentationContext] | None = None
+                 ) -> tuple[list[PresentationContext], dict[str, tuple[bool, bool]]]:
+    """The contexts and SCP/SCU roles a C-GET association proposes (PS3.7 D.3.3.4)."""
     if storage is None:
         storage = retrieve_storage_contexts(reserved=1)
     roles = {str(uid): (False, True) for uid in dict.fromkeys(cx.abstract_syntax for cx in storage)}
-    with associate(settings, node, [build_context(get_class), *storage], roles=roles) as assoc:
-        accepted = {cx.abstract_syntax for cx in assoc.contexts.values()}
-        if get_class not in accepted:
-            raise ServiceNotSupported(f"{node.label} does not offer C-GET ({model}-root)")
-        if not any(cx.as_scp for cx in assoc.contexts.values() if cx.abstract_syntax != get_class):
-            raise NoStorageRole(
-                f"{node.label} accepted C-GET but not pacskit as Storage SCP (role selection)"
-            )
-        yield RetrieveSession(assoc, node, model, "get", on_instance)
+    return [build_context(GET_SOP_CLASSES[model]), *storage], roles
+
+
+def check_get_contexts(association: MessageExchange, node: Node, model: str) -> None:
+    """That the peer accepted C-GET and us as a Storage SCP.
+
+    Raises:
+        ServiceNotSupported, NoStorageRole: as :func:`get_session`.
+    """
+    get_class = GET_SOP_CLASSES[model]
+    accepted = {cx.abstract_syntax for cx in association.contexts.values()}
+    if get_class not in accepted:
+        raise ServiceNotSupported(f"{node.label} does not offer C-GET ({model}-root)")
+    if not any(cx.as_scp for cx in association.contexts.values() if cx.abstract_syntax != get_class):
+        raise NoStorageRole(f"{node.label} accepted C-GET but not pacskit as Storage SCP (role selection)")
 
 
 @contextmanager
