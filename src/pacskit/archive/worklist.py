@@ -24,9 +24,10 @@ from sqlalchemy.exc import IntegrityError
 
 from pacskit.archive.index import Index
 from pacskit.archive.schema import WorklistItem
+from pacskit.archive.worklist_columns import key_columns, narrowing_of
 from pacskit.errors import InputError
 from pacskit.net.identifier import encode_identifier
-from pacskit.worklist.matching import Matcher, Parts, element_of, pattern_of, response_of, values_of
+from pacskit.worklist.matching import Matcher, Parts, element_of, response_of, values_of
 from pacskit.worklist.model import STEP_SEQUENCE, ItemStatus
 from pacskit.worklist.records import EncodedItem, encode_parts, texts_of
 
@@ -79,19 +80,10 @@ class Worklist:
         Raises:
             DuplicateItem: its step is already there and ``replace`` is off.
         """
-        step = item[STEP_SEQUENCE].value[0]
         now = _now()
         stored = _stored_copy(item)
         row = {
-            "uid": uid, "status": status.value,
-            "station_aets": "|" + "|".join(values_of(element_of(step, "ScheduledStationAETitle"))) + "|",
-            "start_date": _text(step, "ScheduledProcedureStepStartDate")[:8],
-            "start_time": _text(step, "ScheduledProcedureStepStartTime")[:16],
-            "modality": _text(step, "Modality")[:16],
-            "patient_id": _text(item, "PatientID"), "accession": _text(item, "AccessionNumber"),
-            "study_uid": _text(item, "StudyInstanceUID"),
-            "requested_procedure_id": _text(item, "RequestedProcedureID"),
-            "step_id": _text(step, "ScheduledProcedureStepID"),
+            "uid": uid, "status": status.value, **key_columns(item),
             "attributes": json.dumps(stored.to_json_dict()), "created_at": now, "updated_at": now,
         }
         try:
@@ -162,8 +154,9 @@ class Worklist:
         statement = (select(WorklistItem.status, WorklistItem.attributes)
                      .where(WorklistItem.status.in_([s.value for s in ItemStatus.answered()]))
                      .order_by(WorklistItem.start_date, WorklistItem.start_time, WorklistItem.id))
-        for condition in _narrowing(identifier, station):
-            statement = statement.where(condition)
+        narrowing = narrowing_of(identifier, station)
+        if narrowing is not None:
+            statement = statement.where(narrowing)
         sent = 0
         with self.index.engine.connect() as conn:
             rows = conn.execute(statement).all()
@@ -237,11 +230,6 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _text(dataset: Dataset, keyword: str) -> str:
-    values = values_of(element_of(dataset, keyword))
-    return values[0] if values else ""
-
-
 def _stored_copy(item: Dataset) -> Dataset:
     """The item as stored: without its status, which is kept beside it."""
     stored = Dataset.from_json(item.to_json_dict())
@@ -262,41 +250,6 @@ def _scheduled_for(record: Dataset, station: str) -> bool:
     steps = element_of(record, STEP_SEQUENCE)
     return any(station in values_of(element_of(step, "ScheduledStationAETitle"))
                for step in (steps.value if steps is not None else []))
-
-
-def _narrowing(identifier: Dataset, station: str | None) -> list[Any]:
-    """SQL conditions no true match fails, from the identifier's plain values."""
-    conditions = []
-    top = {e.keyword: pattern_of(e) for e in identifier if e.keyword and e.VR != "SQ"}
-    steps = element_of(identifier, STEP_SEQUENCE)
-    step_keys = steps.value[0] if steps is not None and steps.VR == "SQ" and steps.value else Dataset()
-    step = {e.keyword: pattern_of(e) for e in step_keys if e.keyword and e.VR != "SQ"}
-    for column, value in ((WorklistItem.patient_id, top.get("PatientID", "")),
-                          (WorklistItem.accession, top.get("AccessionNumber", "")),
-                          (WorklistItem.modality, step.get("Modality", ""))):
-        if value and not any(c in value for c in "*?\\"):
-            conditions.append(column == value)
-    uids = top.get("StudyInstanceUID", "")
-    if uids:
-        conditions.append(WorklistItem.study_uid.in_([u.strip() for u in uids.split("\\") if u.strip()]))
-    date = step.get("ScheduledProcedureStepStartDate", "")
-    if date:
-        start, sep, end = date.partition("-")
-        if not sep:
-            conditions.append(WorklistItem.start_date == date)
-        else:
-            if start:
-                conditions.append(WorklistItem.start_date >= start)
-            if end:
-                conditions.append(WorklistItem.start_date <= end)
-    for ae in (step.get("ScheduledStationAETitle", ""), station or ""):
-        if ae and not any(c in ae for c in "*?\\"):
-            conditions.append(WorklistItem.station_aets.like(f"%|{_like_escaped(ae)}|%", escape="\\"))
-    return conditions
-
-
-def _like_escaped(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def character_set_for(has_text: bool, texts: list[str], names: list[str]) -> str | list[str] | None:
