@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from pacskit.archive.index import Index
 from pacskit.archive.schema import WorklistItem
-from pacskit.archive.worklist_columns import key_columns, narrowing_of
+from pacskit.archive.worklist_columns import key_columns, narrowed, narrowing_of
 from pacskit.errors import InputError
 from pacskit.net.identifier import encode_identifier
 from pacskit.worklist.matching import Matcher, Parts, element_of, response_of, values_of
@@ -151,12 +151,9 @@ class Worklist:
                 limit: int | None = None) -> Iterator[Answer]:
         """The responses of :meth:`find`, each encoded on demand in the syntax of the
         presentation context (:meth:`Answer.encoded`), as the SCP sends them."""
-        statement = (select(WorklistItem.status, WorklistItem.attributes)
-                     .where(WorklistItem.status.in_([s.value for s in ItemStatus.answered()]))
-                     .order_by(WorklistItem.start_date, WorklistItem.start_time, WorklistItem.id))
-        narrowing = narrowing_of(identifier, station)
-        if narrowing is not None:
-            statement = statement.where(narrowing)
+        statement = narrowed(select(WorklistItem.status, WorklistItem.attributes)
+                             .where(WorklistItem.status.in_([s.value for s in ItemStatus.answered()])),
+                             narrowing_of(identifier, station))
         sent = 0
         with self.index.engine.connect() as conn:
             rows = conn.execute(statement).all()

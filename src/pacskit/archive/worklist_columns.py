@@ -22,7 +22,7 @@ import re
 from typing import Any
 
 from pydicom import Dataset
-from sqlalchemy import and_, or_
+from sqlalchemy import CompoundSelect, Select, union_all
 
 from pacskit.archive.schema import WorklistItem
 from pacskit.worklist.matching import element_of, pattern_of, values_of
@@ -63,10 +63,10 @@ def key_columns(item: Dataset) -> dict[str, Any]:
     return row
 
 
-def narrowing_of(identifier: Dataset, station: str | None) -> Any:
-    """The SQL condition no true match fails, from the identifier's plain values: on
-    the indexed columns of regular items (:func:`key_columns`), irregular ones always
-    pass. A value with a wildcard, a list or universal matching (empty or ``*``) makes
+def narrowing_of(identifier: Dataset, station: str | None) -> list[Any]:
+    """The SQL conditions no true match fails, from the identifier's plain values, on
+    the indexed columns of regular items (:func:`key_columns`; :func:`narrowed` keeps
+    the irregular ones). A value with a wildcard, a list or universal matching (empty or ``*``) makes
     no condition."""
     conditions = []
     top = {e.keyword: pattern_of(e) for e in identifier if e.keyword and e.VR != "SQ"}
@@ -94,9 +94,20 @@ def narrowing_of(identifier: Dataset, station: str | None) -> Any:
     for ae in (step.get("ScheduledStationAETitle", ""), station or ""):
         if ae and not any(c in ae for c in "*?\\"):
             conditions.append(WorklistItem.station_aets.like(f"%|{_like_escaped(ae)}|%", escape="\\"))
+    return conditions
+
+
+def narrowed(statement: Select[Any], conditions: list[Any]) -> Select[Any] | CompoundSelect:
+    """``statement`` (a select of worklist items) narrowed by ``conditions`` on the
+    regular items, the irregular ones all kept: the union of two selects, each of which
+    an index serves (a single OR keeps SQLite from using any), ordered by scheduled date
+    and time."""
+    order = ("start_date", "start_time", "id")
+    statement = statement.add_columns(WorklistItem.start_date, WorklistItem.start_time, WorklistItem.id)
     if not conditions:
-        return None
-    return or_(WorklistItem.irregular.is_(True), and_(*conditions))
+        return statement.order_by(*order)
+    return union_all(statement.where(WorklistItem.irregular == False, *conditions),  # noqa: E712
+                     statement.where(WorklistItem.irregular == True)).order_by(*order)  # noqa: E712
 
 
 def _like_escaped(text: str) -> str:
