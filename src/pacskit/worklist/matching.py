@@ -126,10 +126,11 @@ class Matcher:
     def __init__(self, identifier: Dataset) -> None:
         self.keys = [(e, keyword) for e in identifier
                      if (keyword := _keyword(e.tag)) and not e.tag.is_private and e.tag != SPECIFIC_CHARACTER_SET]
+        self.tags = {keyword: int(e.tag) for e, keyword in self.keys}
         self.constrained = {keyword: pattern_of(e) for e, keyword in self.keys if e.VR != "SQ"}
         self.paired = _paired(self.constrained)
         self.times = set(self.paired.values())
-        self.empty = {e.tag: _returned(e, None) for e, _ in self.keys if e.VR != "SQ"}
+        self.empty = {int(e.tag): _returned(e, None) for e, _ in self.keys if e.VR != "SQ"}
         self.sequences: dict[int, tuple[Matcher | None, bool]] = {}
         for element, _ in self.keys:
             if element.VR == "SQ":
@@ -151,7 +152,8 @@ class Matcher:
         :func:`items_of`."""
         parts: Parts = []
         for element, keyword in self.keys:
-            found = item.get(element.tag)
+            tag = self.tags[keyword]
+            found = item.get(tag)
             if element.VR == "SQ":
                 returned = self._sequence(element, found)
                 if returned is None:
@@ -161,10 +163,11 @@ class Matcher:
             if keyword in self.paired:
                 if not _match_pair(keyword, self.paired[keyword], self.constrained, item):
                     return None
-            elif keyword not in self.times and not match_values(keyword, self.constrained[keyword],
-                                                                  values_of(found)):
+            elif keyword not in self.times and not match_values(
+                    keyword, self.constrained[keyword],
+                    found.stripped if hasattr(found, "stripped") else values_of(found)):
                 return None
-            parts.append((EMPTY, self.empty[element.tag]) if found is None or found.VR == "SQ" else (FOUND, found))
+            parts.append((EMPTY, self.empty[tag]) if found is None or found.VR == "SQ" else (FOUND, found))
         return parts
 
     def _sequence(self, key: DataElement, found: Any) -> Part | None:

@@ -32,15 +32,18 @@ _IMPLICIT_HEADER = struct.Struct("<HHL")
 
 class EncodedElement:
     """One element of an :class:`EncodedItem`: its ``tag``, ``VR`` and ``value`` as the
-    dataset's, ``items`` for a sequence, its encoding made on first use."""
+    dataset's, ``stripped`` its non-empty values as matching reads them, ``items`` for a
+    sequence, its encoding made on first use."""
 
-    __slots__ = ("tag", "VR", "value", "element", "items", "is_text", "text", "_names", "_encoded")
+    __slots__ = ("tag", "VR", "value", "element", "stripped", "items", "is_text", "text", "_names", "_encoded")
 
     def __init__(self, element: DataElement, names: list[str], nested: bool) -> None:
         self.tag = element.tag
         self.VR = element.VR
         self.value = element.value
         self.element = element
+        if element.VR != "SQ":
+            self.stripped = values_of(element)
         self.items = ([EncodedItem(i, names, nested=True) for i in element.value or []]
                       if element.VR == "SQ" else None)
         self.is_text = element.VR in TEXT_VRS
@@ -77,7 +80,7 @@ class EncodedItem:
         if names is None:
             names = values_of(dataset.get(SPECIFIC_CHARACTER_SET))
         self.names = names
-        self.elements = {e.tag: EncodedElement(e, names, nested) for e in dataset}
+        self.elements = {int(e.tag): EncodedElement(e, names, nested) for e in dataset}
         self.simple = (not (nested and SPECIFIC_CHARACTER_SET in self.elements)
                        and all(len(e.VR) == 2 and (e.items is None or all(i.simple for i in e.items))
                                for e in self.elements.values()))
