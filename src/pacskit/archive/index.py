@@ -51,8 +51,10 @@ from pacskit.archive.schema import (
     SchemaVersion,
     Series,
     Study,
+    WorklistItem,
 )
 from pacskit.archive.uids import canonical_uid
+from pacskit.archive.worklist_columns import key_columns
 from pacskit.encoded import plain_json, plain_text
 from pacskit.errors import ConfigError
 from pacskit.query import LEVEL_KEYS, UNIQUE_KEYS, Level, Query
@@ -528,13 +530,28 @@ def _migrate(conn: Connection, found: int) -> None:
     Version 3 adds the worklist table, which ``create_all`` has made already.
     Version 4 adds the ``mpps`` table (Modality Performed Procedure Steps) and the commitment
     table, made by ``create_all`` too, and ``instance.crc32`` (None for the files already stored).
+    Version 5 adds ``worklist_item.irregular`` and works out every item's key columns
+    again (:func:`pacskit.archive.worklist.key_columns`).
     """
     if found < 2:
         _unique_paths(conn)
     if found < 4 and "crc32" not in {column["name"] for column in inspect(conn).get_columns("instance")}:
         conn.execute(text("ALTER TABLE instance ADD COLUMN crc32 BIGINT"))
+    if found < 5:
+        _worklist_key_columns(conn)
     conn.execute(update(SchemaVersion).values(version=SCHEMA_VERSION))
     LOG.info("index upgraded from schema version %d to %d", found, SCHEMA_VERSION)
+
+
+def _worklist_key_columns(conn: Connection) -> None:
+    table = WorklistItem.__table__
+    if "irregular" not in {column["name"] for column in inspect(conn).get_columns("worklist_item")}:
+        conn.execute(text("ALTER TABLE worklist_item ADD COLUMN irregular BOOLEAN NOT NULL DEFAULT FALSE"))
+    if "ix_worklist_item_irregular" not in {i["name"] for i in inspect(conn).get_indexes("worklist_item")}:
+        next(i for i in table.indexes if i.name == "ix_worklist_item_irregular").create(conn)
+    for row in conn.execute(select(WorklistItem.id, WorklistItem.attributes)).all():
+        columns = key_columns(Dataset.from_json(json.loads(row.attributes)))
+        conn.execute(update(WorklistItem).where(WorklistItem.id == row.id).values(**columns))
 
 
 def _unique_paths(conn: Connection) -> None:

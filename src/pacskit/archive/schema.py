@@ -9,7 +9,9 @@ each level, and one instance per file (schema version 2). Worklist items (schema
 indexed columns. Schema version 4 adds Modality Performed Procedure Steps (the step
 as DICOM JSON, its status and the keys that link it to the worklist as columns), the
 CRC-32 of each stored file, computed as it is written, and the Storage Commitment
-transactions (PS3.4 J) until their report is delivered.
+transactions (PS3.4 J) until their report is delivered. Schema version 5 marks the
+worklist items whose keys the columns cannot hold exactly (``irregular``), which every
+worklist query then reads.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class Base(DeclarativeBase):
@@ -102,7 +104,8 @@ class Instance(Base):
 class WorklistItem(Base):
     """One scheduled procedure step of the Modality Worklist (PS3.4 K.6.1): the item as
     DICOM JSON, its status, and the keys matched most as columns (station AE titles as
-    ``|AE1|AE2|``)."""
+    ``|AE1|AE2|``); ``irregular`` when those columns cannot hold them exactly
+    (:func:`pacskit.archive.worklist.key_columns`)."""
 
     __tablename__ = "worklist_item"
     __table_args__ = (UniqueConstraint("study_uid", "requested_procedure_id", "step_id"),)
@@ -119,6 +122,7 @@ class WorklistItem(Base):
     study_uid: Mapped[str] = mapped_column(String(64), index=True)
     requested_procedure_id: Mapped[str] = mapped_column(String(64))
     step_id: Mapped[str] = mapped_column(String(64))
+    irregular: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     attributes: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)

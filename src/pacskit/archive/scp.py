@@ -44,10 +44,11 @@ from pynetdicom.sop_class import (
 
 from pacskit.archive.index import Index, StoredInstance
 from pacskit.archive.ingest import Incoming, Ingest
-from pacskit.archive.worklist import Worklist
+from pacskit.archive.worklist import Answer, Worklist
 from pacskit.errors import QueryError
 from pacskit.net.acceptor import DimseStatus, Peer, Retrievable, StoreRequest
 from pacskit.net.contexts import EVERY_SYNTAX, storage_sop_classes
+from pacskit.net.identifier import PreEncoded
 from pacskit.net.normalized import NormalizedRequest, NormalizedResponse
 from pacskit.nodes import Node
 from pacskit.query import Query
@@ -192,14 +193,14 @@ class ArchiveSCP:
         return _IngestSink(self.ingest.receive(request.sop_class_uid, request.sop_instance_uid,
                                                request.transfer_syntax, peer.ae_title))
 
-    def find(self, peer: Peer, sop_class_uid: str, identifier: Dataset) -> Iterator[Dataset]:
+    def find(self, peer: Peer, sop_class_uid: str, identifier: Dataset) -> Iterator[Dataset | PreEncoded]:
         if sop_class_uid == MODALITY_WORKLIST_FIND:
             return self._worklist_find(peer, identifier)
         self._check("find", peer)
         query = self._query(peer, sop_class_uid, identifier)
         return self.index.find(query, limit=self.settings.archive.find_limit)
 
-    def _worklist_find(self, peer: Peer, identifier: Dataset) -> Iterator[Dataset]:
+    def _worklist_find(self, peer: Peer, identifier: Dataset) -> Iterator[Answer]:
         """Modality Worklist C-FIND (PS3.4 K.4.1.3): a key sequence with more than one
         item, or a malformed value, is answered 0xA900 (Identifier Does Not Match SOP
         Class, Table K.4-1), as DCMTK's wlmscpfs does."""
@@ -215,7 +216,7 @@ class ArchiveSCP:
         node = self.access.peers.get(peer.ae_title)
         limit = node.worklist_limit if node is not None and node.worklist_limit else options.limit
         station = peer.ae_title if options.calling_ae_as_station else None
-        return _capped(self.worklist.find(identifier, station=station, limit=limit + 1), limit, peer)
+        return _capped(self.worklist.answers(identifier, station=station, limit=limit + 1), limit, peer)
 
     def retrieve(self, peer: Peer, operation: str, sop_class_uid: str,
                  identifier: Dataset) -> list[Retrievable]:
@@ -290,7 +291,7 @@ class _Stored:
         return self.instance.transfer_syntax
 
 
-def _capped(matches: Iterator[Dataset], limit: int, peer: Peer) -> Iterator[Dataset]:
+def _capped(matches: Iterator[Answer], limit: int, peer: Peer) -> Iterator[Answer]:
     """The first ``limit`` matches; the log says when there were more."""
     for count, match in enumerate(matches):
         if count == limit:

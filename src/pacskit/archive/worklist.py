@@ -18,14 +18,18 @@ from typing import Any
 
 from pydicom import Dataset
 from pydicom.charset import python_encoding
+from pydicom.uid import UID
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from pacskit.archive.index import Index
 from pacskit.archive.schema import WorklistItem
+from pacskit.archive.worklist_columns import key_columns, narrowed, narrowing_of
 from pacskit.errors import InputError
-from pacskit.worklist.matching import Matcher, element_of, pattern_of, text_elements, values_of
+from pacskit.net.identifier import encode_identifier
+from pacskit.worklist.matching import Matcher, Parts, element_of, response_of, values_of
 from pacskit.worklist.model import STEP_SEQUENCE, ItemStatus
+from pacskit.worklist.records import EncodedItem, encode_parts, texts_of
 
 STATUS_KEYWORD = "ScheduledProcedureStepStatus"
 PARSED_ITEMS = 4096
@@ -76,19 +80,10 @@ class Worklist:
         Raises:
             DuplicateItem: its step is already there and ``replace`` is off.
         """
-        step = item[STEP_SEQUENCE].value[0]
         now = _now()
         stored = _stored_copy(item)
         row = {
-            "uid": uid, "status": status.value,
-            "station_aets": "|" + "|".join(values_of(element_of(step, "ScheduledStationAETitle"))) + "|",
-            "start_date": _text(step, "ScheduledProcedureStepStartDate")[:8],
-            "start_time": _text(step, "ScheduledProcedureStepStartTime")[:16],
-            "modality": _text(step, "Modality")[:16],
-            "patient_id": _text(item, "PatientID"), "accession": _text(item, "AccessionNumber"),
-            "study_uid": _text(item, "StudyInstanceUID"),
-            "requested_procedure_id": _text(item, "RequestedProcedureID"),
-            "step_id": _text(step, "ScheduledProcedureStepID"),
+            "uid": uid, "status": status.value, **key_columns(item),
             "attributes": json.dumps(stored.to_json_dict()), "created_at": now, "updated_at": now,
         }
         try:
@@ -150,35 +145,73 @@ class Worklist:
         calling AE title, as ``serve`` may be told to use it), at most ``limit``. Each
         response carries the item's Specific Character Set when it holds text, UTF-8 when
         that character set cannot encode it."""
-        statement = (select(WorklistItem.status, WorklistItem.attributes)
-                     .where(WorklistItem.status.in_([s.value for s in ItemStatus.answered()]))
-                     .order_by(WorklistItem.start_date, WorklistItem.start_time, WorklistItem.id))
-        for condition in _narrowing(identifier, station):
-            statement = statement.where(condition)
+        return (answer.dataset() for answer in self.answers(identifier, station=station, limit=limit))
+
+    def answers(self, identifier: Dataset, *, station: str | None = None,
+                limit: int | None = None) -> Iterator[Answer]:
+        """The responses of :meth:`find`, each encoded on demand in the syntax of the
+        presentation context (:meth:`Answer.encoded`), as the SCP sends them."""
+        statement = narrowed(select(WorklistItem.status, WorklistItem.attributes)
+                             .where(WorklistItem.status.in_([s.value for s in ItemStatus.answered()])),
+                             narrowing_of(identifier, station))
         sent = 0
         with self.index.engine.connect() as conn:
             rows = conn.execute(statement).all()
         matcher = Matcher(identifier)
         for row in rows:
             record = _parsed(row.attributes, row.status)
-            if station is not None and not _scheduled_for(record, station):
+            if station is not None and not _scheduled_for(record.dataset, station):
                 continue
-            response = matcher.match(record)
-            if response is None:
+            parts = matcher.parts(record)
+            if parts is None:
                 continue
-            _set_character_set(response, record)
-            yield response
+            yield Answer(parts, record)
             sent += 1
             if limit is not None and sent >= limit:
                 return
 
 
+class Answer:
+    """One C-FIND response of the worklist: the parts of the item that answer
+    (:meth:`pacskit.worklist.matching.Matcher.parts`), with the Specific Character Set
+    the response carries (:func:`character_set_for`)."""
+
+    __slots__ = ("parts", "record", "character_set")
+
+    def __init__(self, parts: Parts, record: EncodedItem) -> None:
+        self.parts = parts
+        self.record = record
+        self.character_set = character_set_for(*texts_of(parts), record.names)
+
+    def dataset(self) -> Dataset:
+        """The response identifier as a dataset."""
+        response = response_of(self.parts)
+        if self.character_set is not None:
+            response.SpecificCharacterSet = self.character_set
+        return response
+
+    def encoded(self, transfer_syntax: UID) -> bytes:
+        """The response identifier in ``transfer_syntax``: joined from the item's
+        encoded elements when the syntax is Little Endian and not deflated and the
+        response keeps its item's character set, else encoded by pydicom.
+
+        Raises:
+            ValueError: it cannot be encoded in that syntax.
+        """
+        if (transfer_syntax.is_little_endian and not transfer_syntax.is_deflated
+                and self.record.simple and _keeps_character_set(self.character_set, self.record.names)):
+            encoded = encode_parts(self.parts, transfer_syntax.is_implicit_VR, self.character_set)
+            if encoded is not None:
+                return encoded
+        return encode_identifier(self.dataset(), transfer_syntax)
+
+
 @lru_cache(maxsize=PARSED_ITEMS)
-def _parsed(attributes: str, status: str) -> Dataset:
-    """An item as stored, with its status, parsed once while it is among the
-    :data:`PARSED_ITEMS` used last (a modality asks the same worklist over and over).
-    Matching only reads it."""
-    return _with_status(Dataset.from_json(json.loads(attributes)), ItemStatus(status))
+def _parsed(attributes: str, status: str) -> EncodedItem:
+    """An item as stored, with its status, parsed and made ready to encode once while
+    it is among the :data:`PARSED_ITEMS` used last (a modality asks the same worklist
+    over and over). Matching only reads it."""
+    return EncodedItem(_with_status(Dataset.from_json(json.loads(attributes)), ItemStatus(status)))
 
 
 _SELECT = select(WorklistItem.uid, WorklistItem.status, WorklistItem.attributes, WorklistItem.created_at)
@@ -192,11 +225,6 @@ def _item(row: Any) -> StoredItem:
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-def _text(dataset: Dataset, keyword: str) -> str:
-    values = values_of(element_of(dataset, keyword))
-    return values[0] if values else ""
 
 
 def _stored_copy(item: Dataset) -> Dataset:
@@ -221,54 +249,22 @@ def _scheduled_for(record: Dataset, station: str) -> bool:
                for step in (steps.value if steps is not None else []))
 
 
-def _narrowing(identifier: Dataset, station: str | None) -> list[Any]:
-    """SQL conditions no true match fails, from the identifier's plain values."""
-    conditions = []
-    top = {e.keyword: pattern_of(e) for e in identifier if e.keyword and e.VR != "SQ"}
-    steps = element_of(identifier, STEP_SEQUENCE)
-    step_keys = steps.value[0] if steps is not None and steps.VR == "SQ" and steps.value else Dataset()
-    step = {e.keyword: pattern_of(e) for e in step_keys if e.keyword and e.VR != "SQ"}
-    for column, value in ((WorklistItem.patient_id, top.get("PatientID", "")),
-                          (WorklistItem.accession, top.get("AccessionNumber", "")),
-                          (WorklistItem.modality, step.get("Modality", ""))):
-        if value and not any(c in value for c in "*?\\"):
-            conditions.append(column == value)
-    uids = top.get("StudyInstanceUID", "")
-    if uids:
-        conditions.append(WorklistItem.study_uid.in_([u.strip() for u in uids.split("\\") if u.strip()]))
-    date = step.get("ScheduledProcedureStepStartDate", "")
-    if date:
-        start, sep, end = date.partition("-")
-        if not sep:
-            conditions.append(WorklistItem.start_date == date)
-        else:
-            if start:
-                conditions.append(WorklistItem.start_date >= start)
-            if end:
-                conditions.append(WorklistItem.start_date <= end)
-    for ae in (step.get("ScheduledStationAETitle", ""), station or ""):
-        if ae and not any(c in ae for c in "*?\\"):
-            conditions.append(WorklistItem.station_aets.like(f"%|{_like_escaped(ae)}|%", escape="\\"))
-    return conditions
-
-
-def _like_escaped(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _set_character_set(response: Dataset, record: Dataset) -> None:
-    """The response's Specific Character Set: the item's when the response holds text
-    (UTF-8 if that one cannot encode it), none when it holds no text."""
-    texts = [str(e.value) for e in text_elements(response) if e.value not in (None, "")]
-    has_text = any(True for _ in text_elements(response))
-    original = element_of(record, "SpecificCharacterSet")
-    names = values_of(original)
+def character_set_for(has_text: bool, texts: list[str], names: list[str]) -> str | list[str] | None:
+    """The Specific Character Set of a response whose text elements (``has_text``) hold
+    ``texts``, from an item in the character set ``names``: none when it holds no text
+    (or only ASCII from an item that names none), the item's when it encodes every text,
+    else UTF-8."""
     if not has_text or (not names and all(t.isascii() for t in texts)):
-        return
+        return None
     if names and _encodes(names, texts):
-        response.SpecificCharacterSet = names if len(names) > 1 else names[0]
-    else:
-        response.SpecificCharacterSet = UTF8
+        return names if len(names) > 1 else names[0]
+    return UTF8
+
+
+def _keeps_character_set(character_set: str | list[str] | None, names: list[str]) -> bool:
+    """Whether a response in ``character_set`` is written in its item's (``names``),
+    as its item's elements are encoded."""
+    return character_set is None or character_set == (names if len(names) > 1 else names[0] if names else None)
 
 
 def _encodes(names: list[str], texts: list[str]) -> bool:

@@ -76,7 +76,7 @@ from pacskit.net.commands import (
     retrieve_rsp,
 )
 from pacskit.net.connection_limits import ConnectionLimits
-from pacskit.net.identifier import decode_identifier, encode_identifier
+from pacskit.net.identifier import PreEncoded, decode_identifier, encode_identifier
 from pacskit.net.memory_budget import MemoryBudget
 from pacskit.net.normalized import NormalizedRequest, NormalizedResponse
 from pacskit.net.status import DimseStatus, Outcome, describe, outcome_of
@@ -213,7 +213,8 @@ class Services(Protocol):
     def store(self, peer: Peer, request: StoreRequest) -> StoreSink:
         """Open where the dataset of ``request`` goes, as soon as its command arrives."""
 
-    def find(self, peer: Peer, sop_class_uid: str, identifier: Dataset) -> Iterator[Dataset]: ...
+    def find(self, peer: Peer, sop_class_uid: str, identifier: Dataset) -> Iterator[Dataset | PreEncoded]:
+        """The response identifiers of a C-FIND, as datasets or encoded on demand."""
 
     def retrieve(self, peer: Peer, operation: str, sop_class_uid: str,
                  identifier: Dataset) -> Sequence[Retrievable]: ...
@@ -633,7 +634,7 @@ class _Session:
         matches = 0
         keys: tuple[str, str] = ("", "")
 
-        def answer(status: int, identifier: Dataset | None = None, comment: str = "",
+        def answer(status: int, identifier: Dataset | PreEncoded | None = None, comment: str = "",
                    offending: tuple[int, ...] = ()) -> None:
             data = _encode(identifier, context.transfer_syntax) if identifier is not None else None
             association.send(message.context_id, c_find_rsp(message_id, sop_class, status,
@@ -916,7 +917,7 @@ def _id(message: Message) -> int:
     return message.us(MESSAGE_ID) or 0
 
 
-def _encode(dataset: Dataset, syntax: UID) -> bytes:
+def _encode(dataset: Dataset | PreEncoded, syntax: UID) -> bytes:
     try:
         return encode_identifier(dataset, syntax)
     except ValueError:

@@ -7,6 +7,7 @@ is inflated through :mod:`pacskit.deflate`, never beyond
 from __future__ import annotations
 
 from io import BytesIO
+from typing import Protocol
 
 from pydicom import Dataset
 from pydicom.uid import UID
@@ -16,13 +17,25 @@ from pacskit.deflate import IDENTIFIER_LIMIT, inflate
 from pacskit.encoded import encode_plain
 
 
-def encode_identifier(dataset: Dataset, transfer_syntax: UID) -> bytes:
+class PreEncoded(Protocol):
+    """A response identifier that encodes itself (a worklist answer made of its item's
+    encoded elements, :class:`pacskit.archive.worklist.Answer`)."""
+
+    def encoded(self, transfer_syntax: UID) -> bytes:
+        """The identifier in ``transfer_syntax``; ValueError if it cannot be."""
+        ...
+
+
+def encode_identifier(dataset: Dataset | PreEncoded, transfer_syntax: UID) -> bytes:
     """``dataset`` encoded in ``transfer_syntax``; a plain one (ASCII text, numbers) is
-    written directly (:func:`~pacskit.encoded.encode_plain`), others by pydicom.
+    written directly (:func:`~pacskit.encoded.encode_plain`), others by pydicom, and a
+    :class:`PreEncoded` one by itself.
 
     Raises:
         ValueError: it cannot be encoded in that syntax.
     """
+    if not isinstance(dataset, Dataset):
+        return dataset.encoded(transfer_syntax)
     if transfer_syntax.is_little_endian and not transfer_syntax.is_deflated:
         plain = encode_plain(dataset, implicit=transfer_syntax.is_implicit_VR)
         if plain is not None:

@@ -25,6 +25,7 @@ import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 from pydicom import Dataset
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
@@ -125,10 +126,11 @@ class Matcher:
     def __init__(self, identifier: Dataset) -> None:
         self.keys = [(e, keyword) for e in identifier
                      if (keyword := _keyword(e.tag)) and not e.tag.is_private and e.tag != SPECIFIC_CHARACTER_SET]
+        self.tags = {keyword: int(e.tag) for e, keyword in self.keys}
         self.constrained = {keyword: pattern_of(e) for e, keyword in self.keys if e.VR != "SQ"}
         self.paired = _paired(self.constrained)
         self.times = set(self.paired.values())
-        self.empty = {e.tag: _returned(e, None) for e, _ in self.keys if e.VR != "SQ"}
+        self.empty = {int(e.tag): _returned(e, None) for e, _ in self.keys if e.VR != "SQ"}
         self.sequences: dict[int, tuple[Matcher | None, bool]] = {}
         for element, _ in self.keys:
             if element.VR == "SQ":
@@ -139,34 +141,84 @@ class Matcher:
 
     def match(self, item: Dataset) -> Dataset | None:
         """The response identifier of ``item``, or None when it does not match."""
-        response = Dataset()
+        parts = self.parts(item)
+        return None if parts is None else response_of(parts)
+
+    def parts(self, item: Record) -> Parts | None:
+        """What ``item`` answers, key by key in tag order (see :data:`Parts`), or None
+        when it does not match. ``item`` is a dataset, or anything that gives an
+        element's ``VR`` and ``value`` by tag the way one does
+        (:class:`pacskit.worklist.records.EncodedItem`), its sequences' items by
+        :func:`items_of`."""
+        parts: Parts = []
         for element, keyword in self.keys:
-            found = item.get(element.tag)
+            tag = self.tags[keyword]
+            found = item.get(tag)
             if element.VR == "SQ":
                 returned = self._sequence(element, found)
                 if returned is None:
                     return None
-                response.add(returned)
+                parts.append(returned)
                 continue
             if keyword in self.paired:
                 if not _match_pair(keyword, self.paired[keyword], self.constrained, item):
                     return None
-            elif keyword not in self.times and not match_values(keyword, self.constrained[keyword],
-                                                                  values_of(found)):
+            elif keyword not in self.times and not match_values(
+                    keyword, self.constrained[keyword],
+                    found.stripped if hasattr(found, "stripped") else values_of(found)):
                 return None
-            response.add(self.empty[element.tag] if found is None or found.VR == "SQ" else copy.copy(found))
-        return response
+            parts.append((EMPTY, self.empty[tag]) if found is None or found.VR == "SQ" else (FOUND, found))
+        return parts
 
-    def _sequence(self, key: DataElement, found: DataElement | None) -> DataElement | None:
-        """The sequence to return for a key sequence, or None when no item matches."""
-        record_items = list(found.value or []) if found is not None and found.VR == "SQ" else []
+    def _sequence(self, key: DataElement, found: Any) -> Part | None:
+        """The part of a key sequence, or None when no item matches."""
+        record_items = items_of(found) if found is not None and found.VR == "SQ" else []
         inner, constrains = self.sequences[key.tag]
         if inner is None:
-            return DataElement(key.tag, "SQ", Sequence([copy.deepcopy(i) for i in record_items]))
-        matched = [m for m in (inner.match(record) for record in record_items) if m is not None]
+            return (WHOLE, key.tag, record_items)
+        matched = [m for m in (inner.parts(record) for record in record_items) if m is not None]
         if not matched and constrains:
             return None
-        return DataElement(key.tag, "SQ", Sequence(matched))
+        return (MATCHED, key.tag, matched)
+
+
+FOUND, EMPTY, WHOLE, MATCHED = "found", "empty", "whole", "matched"
+Part = tuple[Any, ...]
+Parts = list[Part]
+"""A response as :meth:`Matcher.parts` gives it, one part per key in tag order:
+``(FOUND, element)`` the item's element as it is; ``(EMPTY, element)`` an element with no
+value for a key the item lacks; ``(WHOLE, tag, items)`` a sequence of the item's items
+whole; ``(MATCHED, tag, [parts, ...])`` a sequence of the matching items, each its own
+parts."""
+
+Record = Any
+
+
+def items_of(element: Any) -> list[Any]:
+    """The items of a sequence element: an encoded item's own (``items``), else its
+    value."""
+    items = getattr(element, "items", None)
+    if isinstance(items, list):
+        return items
+    return list(element.value or [])
+
+
+def response_of(parts: Parts) -> Dataset:
+    """The response identifier that ``parts`` describe, as a dataset."""
+    response = Dataset()
+    for part in parts:
+        kind = part[0]
+        if kind == FOUND:
+            element = part[1]
+            response.add(copy.copy(getattr(element, "element", element)))
+        elif kind == EMPTY:
+            response.add(part[1])
+        elif kind == WHOLE:
+            response.add(DataElement(part[1], "SQ", Sequence(
+                [copy.deepcopy(getattr(i, "dataset", i)) for i in part[2]])))
+        else:
+            response.add(DataElement(part[1], "SQ", Sequence([response_of(p) for p in part[2]])))
+    return response
 
 
 @cache
@@ -210,7 +262,7 @@ def _shape(pattern: str) -> tuple[bool, bool, bool]:
     return bool(sep), bool(start), bool(end)
 
 
-def _match_pair(date_key: str, time_key: str, constrained: dict[str, str], item: Dataset) -> bool:
+def _match_pair(date_key: str, time_key: str, constrained: dict[str, str], item: Record) -> bool:
     """The combined date-time range match of C.2.2.2.5: (date, time) of the item within
     (start date + start time, end date + end time)."""
     dates = values_of(element_of(item, date_key))
