@@ -121,9 +121,9 @@ class Actions:
             raise HTTPException(404, self.deletions.explain(study, series) or _missing(study, series))
         user = request.scope.get(USER_KEY)
         job = self.jobs.send(name, node, instances, self.archive.ingest.files, study=study, series=series,
-                             user=user)
-        self._record(request, "send", "queued", study_uid=study, series_uid=series, node=name, job=job.id,
-                     instances=len(instances))
+                             user=user, queued=lambda job: self._record(
+                                 request, "send", "queued", study_uid=study, series_uid=series, node=name,
+                                 job=job.id, instances=len(instances)))
         return JSONResponse(job.snapshot(), status_code=202, headers={"Location": f"/api/jobs/{job.id}"})
 
     def list_jobs(self, request: Request) -> Response:

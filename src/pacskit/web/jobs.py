@@ -96,13 +96,18 @@ class Jobs:
             return list(reversed(self._jobs.values()))
 
     def send(self, node_name: str, node: Node, instances: list[StoredInstance], files: Path, *,
-             study: str, series: str | None, user: str | None) -> Job:
-        """Start sending ``instances`` (under the folder ``files``) to ``node``; the job."""
+             study: str, series: str | None, user: str | None,
+             queued: Callable[[Job], object] | None = None) -> Job:
+        """Start sending ``instances`` (under the folder ``files``) to ``node``; the job.
+        ``queued`` is called with it before it starts (so that what it records comes before
+        anything the job records)."""
         job = Job(secrets.token_hex(8), node_name, study, series, user, total=len(instances))
         with self._lock:
             self._jobs[job.id] = job
             while len(self._jobs) > KEPT:
                 self._jobs.popitem(last=False)
+        if queued is not None:
+            queued(job)
         threading.Thread(target=self._run, args=(job, node, instances, files), daemon=True,
                          name=f"pacskit-send-{job.id}").start()
         return job
