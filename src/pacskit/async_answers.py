@@ -16,13 +16,31 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+A = TypeVar("A", bound="_Answers")
 AHEAD = 64
 WAKE = 0.2
 """Seconds between the worker's looks at whether it was stopped, while it waits for room."""
 _END = object()
 
 
-class ThreadAnswers(AsyncIterator[T], Generic[T]):
+class _Answers(AsyncIterator[T], Generic[T]):
+    """An async iterator of answers that is also its own async context manager: leaving
+    the ``async with`` closes it (:meth:`aclose`)."""
+
+    def __aiter__(self: A) -> A:
+        return self
+
+    async def __aenter__(self: A) -> A:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+
+class ThreadAnswers(_Answers[T]):
     """``async for`` over ``start()``'s items, read in a worker thread.
 
     Args:
@@ -38,15 +56,6 @@ class ThreadAnswers(AsyncIterator[T], Generic[T]):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._done = False
-
-    def __aiter__(self) -> ThreadAnswers[T]:
-        return self
-
-    async def __aenter__(self) -> ThreadAnswers[T]:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     async def __anext__(self) -> T:
         if self._done:
@@ -130,7 +139,7 @@ class _Failure:
         self.error = error
 
 
-class LoopAnswers(AsyncIterator[T], Generic[T]):
+class LoopAnswers(_Answers[T]):
     """``async for`` over the items of an async iterator read on the event loop itself
     (the native asyncio driver): no thread. Leaving early closes it, which ends a C-FIND
     with C-CANCEL.
@@ -145,15 +154,6 @@ class LoopAnswers(AsyncIterator[T], Generic[T]):
         self._deadline = None if timeout is None else time.monotonic() + timeout
         self._items: AsyncIterator[T] | None = None
         self._done = False
-
-    def __aiter__(self) -> LoopAnswers[T]:
-        return self
-
-    async def __aenter__(self) -> LoopAnswers[T]:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     async def __anext__(self) -> T:
         if self._done:
