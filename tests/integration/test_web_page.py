@@ -92,7 +92,7 @@ def rows(s: Session) -> list[dict[str, str]]:
 
 def open_list(s: Session, query: str = "") -> list[dict[str, str]]:
     s.page.goto(f"/#/{'?' + query if query else ''}")
-    s.page.wait_for_function("() => document.getElementById('status').textContent.includes('studies')")
+    s.page.wait_for_function("() => document.getElementById('status').textContent.match(/ stud(y|ies)$/)")
     return rows(s)
 
 
@@ -128,6 +128,14 @@ def test_a_filter_narrows_the_list_and_sorting_and_paging_work(s, expected):
     s.page.get_by_role("button", name="Instances").click()
     s.page.wait_for_url("**order=desc")
     assert [int(r["Instances"]) for r in rows(s)] == sorted(counts, reverse=True)
+
+    most = max(e["instances"] for e in expected.values())
+    first_page = open_list(s, "limit=2&sort=NumberOfStudyRelatedInstances&order=desc")
+    assert int(first_page[0]["Instances"]) == most, "sorted over the whole list, not within the page"
+    s.page.wait_for_function("() => document.querySelector('.pager .range').textContent.includes(' of ')")
+    assert s.page.locator(".pager .range").inner_text() == f"1–2 of {len(expected)}"
+    dates = [r["Date"] for r in open_list(s)]
+    assert dates == sorted(dates, reverse=True), "newest first by default"
 
     seen: list[str] = []
     page = open_list(s, "limit=3")
@@ -251,3 +259,17 @@ def test_thumbnails_at_every_level_fit_their_viewport(base, expected):
     assert Image.open(BytesIO(small.content)).size == (20, 20)
     assert httpx.get(f"{instance}/thumbnail", params={"viewport": "0,9"}).status_code == 400
     assert httpx.get(f"{instance}/frames/2/thumbnail").status_code == 404
+
+
+def test_the_page_api_counts_and_never_matches_or_sorts_on_a_withheld_name(base, expected):
+    """With names withheld, neither a match nor an order on them: the answers' membership or
+    order would tell what the page does not show. ``/dicom-web`` is unchanged."""
+    api = f"{base}ui/api/studies"
+    assert httpx.get(f"{api}/count").json() == {"count": len(expected)}
+    assert httpx.get(f"{api}/count", params={"PatientID": "PHANTOM1"}).json() == {"count": 1}
+    for params in ({"PatientName": "A*"}, {"00100010": "*"}, {"orderby": "PatientName"},
+                   {"orderby": "StudyDate,-00100010"}, {"OtherPatientNames": "*"}):
+        for url in (api, f"{api}/count"):
+            response = httpx.get(url, params=params)
+            assert response.status_code == 400 and "withheld" in response.text, (url, params)
+    assert httpx.get(f"{base}dicom-web/studies", params={"orderby": "PatientName"}).status_code == 200

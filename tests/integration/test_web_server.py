@@ -144,6 +144,42 @@ def test_search_matches_c_find_at_every_level(served, corpus):
     assert client.search_for_studies(search_filters={"PatientID": "NOBODY"}) == []
 
 
+def test_orderby_sorts_before_paging_and_count_counts(served, corpus):
+    """dcm4chee-arc's two QIDO-RS extensions: ``orderby`` sorts the whole match list, so
+    every page of a date-ordered list is the slice of the whole order; ``/count``
+    answers the number of matches of the same search."""
+    base = url_of(served)
+    everything = httpx.get(f"{base}/studies", params={"includefield": "StudyTime"}).json()
+
+    def when(study: dict) -> tuple[str, str]:
+        return tuple(study.get(tag, {}).get("Value", [""])[0] for tag in ("00080020", "00080030"))
+
+    newest = sorted(everything, key=lambda s: (when(s), ), reverse=True)
+    assert len({when(s) for s in everything}) > 3, "the corpus has studies of several dates"
+    pages = [httpx.get(f"{base}/studies", params={"orderby": "-StudyDate,-00080030", "limit": 4,
+                                                  "offset": offset, "includefield": "StudyTime"}).json()
+             for offset in range(0, len(everything), 4)]
+    assert [when(s) for p in pages for s in p] == [when(s) for s in newest]
+    assert uids([s for p in pages for s in p], "0020000D") == uids(everything, "0020000D")
+    by_instances = httpx.get(f"{base}/studies", params={"orderby": "-NumberOfStudyRelatedInstances"}).json()
+    counts = [s["00201208"]["Value"][0] for s in by_instances]
+    assert counts == sorted(counts, reverse=True) and counts[0] > counts[-1]
+
+    assert httpx.get(f"{base}/studies/count").json() == {"count": len(everything)}
+    assert httpx.get(f"{base}/studies/count", params={"PatientID": "PAT07*"}).json() == \
+        {"count": len({c.study_uid for c in corpus})}
+    assert httpx.get(f"{base}/studies/count", params={"ModalitiesInStudy": "MR", "PatientID": "PAT07*"}).json() == \
+        {"count": len({c.study_uid for c in corpus if c.modality == "MR"})}
+    study = corpus[0].study_uid
+    assert httpx.get(f"{base}/studies/{study}/series/count").json() == \
+        {"count": len({c.series_uid for c in corpus if c.study_uid == study})}
+    assert httpx.get(f"{base}/instances/count").json() == {"count": served.index.count()}
+    for params in ({"orderby": "SeriesNumber"}, {"orderby": "-"}, {"orderby": "NotAKeyword"},
+                   {"orderby": "StudyDate,-StudyDate"}, {"orderby": "PatientWeight"}):
+        response = httpx.get(f"{base}/studies", params=params)
+        assert response.status_code == 400 and "orderby" in response.text, params
+
+
 def test_dicomweb_client_command_line_searches(served, corpus):
     program = Path(sys.executable).parent / "dicomweb_client"
     result = subprocess.run([str(program), "--url", url_of(served), "search", "studies", "--filter",

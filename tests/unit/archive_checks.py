@@ -8,9 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 from matching_cases import MATCHING_CASES
 from pydicom import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from sqlalchemy import inspect, text
 
 from pacskit.archive.commitment_store import CHECKED, RECEIVED, Transactions
 from pacskit.archive.index import Index
+from pacskit.archive.schema import SchemaVersion
 from pacskit.commitment import Reference, Report
 from pacskit.query import Level, Query
 
@@ -173,7 +175,66 @@ def check_crc32_and_commitment_transactions(index: Index) -> None:
     assert store.get(first.id).report.committed == asked
 
 
-CHECKS = [check_hierarchy_and_counts, check_duplicates_never_make_two_rows,
+def check_ordering_and_counts(index: Index) -> None:
+    """Matches sorted before paging: a page of the date-ordered list holds the studies
+    that come there in the whole list, not the indexed order's page sorted; and the
+    count of a search is the number of its matches, filtered or not."""
+    studies = [("20240105", "090000", "Knee", "Zed^A", "ACC3"), ("20240105", "170000", "brain", "Alpha^B", "ACC1"),
+               ("20231231", "235959", "Abdomen", "Mid^C", "ACC2"), ("", "", "", "", "ACC0"),
+               ("20250101", "000000", "Chest", "Beta^D", "ACC4")]
+    uids = []
+    for number, (date, time, description, name, accession) in enumerate(studies):
+        ds = instance(PatientID=f"ORD{'31402'[number]}", StudyDate=date or None, StudyTime=time or None,
+                      StudyDescription=description or None, PatientName=name or None, AccessionNumber=accession)
+        uids.append(ds.StudyInstanceUID)
+        for _ in range(number + 1):
+            add(index, instance(**{k: ds.get(k) for k in ("PatientID", "PatientName", "StudyInstanceUID",
+                                                           "StudyDate", "StudyTime", "StudyDescription",
+                                                           "AccessionNumber")}))
+    everything = Query(level="study", match={"PatientID": "ORD*"})
+
+    def page(order, offset=0, limit=None, match=everything):
+        return [uids.index(d.StudyInstanceUID) for d in index.find(match, order=order, offset=offset, limit=limit)]
+
+    newest = [("StudyDate", True), ("StudyTime", True)]
+    assert page(newest) == [4, 1, 0, 2, 3]
+    assert page(newest, offset=1, limit=2) == [1, 0]
+    assert page([("StudyDate", False), ("StudyTime", False)]) == [3, 2, 0, 1, 4]
+    assert page([("AccessionNumber", False)]) == [3, 1, 2, 0, 4]
+    assert page([("NumberOfStudyRelatedInstances", True)]) == [4, 3, 2, 1, 0]
+    assert page([("PatientName", False)]) == [3, 1, 4, 2, 0]
+    assert page([("StudyDescription", True)])[:2] == [0, 4]
+    assert page([("PatientID", True)], offset=3) == [1, 3]
+    assert index.count_matches(everything) == 5
+    assert index.count_matches(Query(level="study", match={"PatientID": "ORD1"})) == 1
+    assert index.count_matches(Query(level="study", match={"StudyInstanceUID": "\\".join(uids[:3])})) == 3
+    assert index.count_matches(Query(level="series", match={"StudyInstanceUID": uids[4]})) == 5
+    assert index.count_matches(Query(level="image", match={"StudyInstanceUID": uids[4]})) == 5
+
+
+def check_an_index_of_schema_version_5_gains_study_times(index: Index) -> None:
+    """A version 5 index had no study time column; after the upgrade each study's time
+    is read from its attributes and the newest-first order holds."""
+    early, late = instance(StudyDate="20240101", StudyTime="080000"), instance(StudyDate="20240101", StudyTime="200000")
+    for ds in (late, early, instance(StudyDate="20240101", StudyTime=None)):
+        add(index, ds)
+    with index.engine.begin() as conn:
+        conn.execute(text("DROP INDEX ix_study_date_time"))
+        conn.execute(text("ALTER TABLE study DROP COLUMN study_time"))
+        conn.execute(SchemaVersion.__table__.update().values(version=5))
+    url = index.engine.url.render_as_string(hide_password=False)
+    index.close()
+    reopened = Index.open(url)
+    try:
+        newest = [d.get("StudyTime") or "" for d in reopened.find(Query(level="study", return_keys=["StudyTime"]),
+                                                     order=[("StudyDate", True), ("StudyTime", True)])]
+        assert newest == ["200000", "080000", ""]
+        assert "ix_study_date_time" in {i["name"] for i in inspect(reopened.engine).get_indexes("study")}
+    finally:
+        reopened.close()
+
+
+CHECKS = [check_ordering_and_counts, check_an_index_of_schema_version_5_gains_study_times, check_hierarchy_and_counts, check_duplicates_never_make_two_rows,
           check_sql_characters_match_literally, check_limit_and_streaming,
           check_non_ascii_round_trips, check_concurrent_adds_of_one_new_study,
           check_remove_drops_empty_parents, check_crc32_and_commitment_transactions]

@@ -101,7 +101,7 @@ def test_an_index_of_schema_version_3_gets_the_crc32_column_empty(tmp_path):
         assert "crc32" in {c["name"] for c in inspect(reopened.engine).get_columns("instance")}
         assert "commitment_transaction" in inspect(reopened.engine).get_table_names()
         with reopened.engine.connect() as conn:
-            assert conn.scalar(select(SchemaVersion.version)) == SCHEMA_VERSION == 5
+            assert conn.scalar(select(SchemaVersion.version)) == SCHEMA_VERSION == 6
         assert reopened.instance("1.2.3.4").crc32 is None
     finally:
         reopened.close()

@@ -33,6 +33,6 @@ def test_an_index_of_schema_version_3_gets_the_mpps_table(tmp_path):
     try:
         assert "mpps" in inspect(reopened.engine).get_table_names()
         with reopened.engine.connect() as conn:
-            assert conn.scalar(select(SchemaVersion.version)) == SCHEMA_VERSION == 5
+            assert conn.scalar(select(SchemaVersion.version)) == SCHEMA_VERSION == 6
     finally:
         reopened.close()

@@ -42,9 +42,11 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import aliased
 
 from pacskit.archive.ingest import InstanceConflict
+from pacskit.archive.ordering import Order, order_clauses
 from pacskit.archive.schema import (
     PATH_INDEX,
     SCHEMA_VERSION,
+    STUDY_DATE_TIME_INDEX,
     Base,
     Instance,
     Patient,
@@ -248,32 +250,43 @@ class Index:
                 yield str(row.sop_uid), str(row.path)
 
     def find(self, query: Query, *, limit: int | None = None, offset: int = 0,
-             keys: list[str] | None = None) -> Iterator[Dataset]:
+             keys: list[str] | None = None, order: Order = ()) -> Iterator[Dataset]:
         """The C-FIND response identifiers for ``query`` (PS3.4 C.4.1.2), streamed in the
-        order the rows were indexed, the first ``offset`` matches skipped: the ``keys``
-        asked for (by default the query's own keys), the unique key of its level,
-        Specific Character Set when a value is not ASCII. Names are returned as stored
-        (the privacy policy is the client's).
+        order the rows were indexed — or in ``order`` (checked by
+        :func:`pacskit.archive.ordering.check_order`) —, the first ``offset`` matches
+        skipped: the ``keys`` asked for (by default the query's own keys), the unique key
+        of its level, Specific Character Set when a value is not ASCII. Names are returned
+        as stored (the privacy policy is the client's).
 
         A deep ``offset`` costs no more than the matches it skips need: none when SQL
         alone decides the query (no match key but the UIDs of the level and those
-        above), and none either when it continues a page this index answered before
-        (keyset pagination: the page ended at a known row, the next starts after it)."""
+        above), and, in the indexed order, none either when it continues a page this
+        index answered before (keyset pagination: the page ended at a known row, the next
+        starts after it)."""
         cap = min(x for x in (limit, query.limit) if x is not None) if (limit or query.limit) else None
         asked = keys if keys is not None else [*query.match, *query.return_keys]
         keys = list(dict.fromkeys([*asked, UNIQUE_KEYS[query.level]]))
         returned = [(tag, dictionary_VR(tag)) for k in keys if (tag := tag_for_keyword(k)) is not None]
         found, ends = 0, [0, 0]
         try:
-            with closing(self._matches(query, keys, offset)) as matches:
+            with closing(self._matches(query, keys, offset, order)) as matches:
                 for row_id, attributes in matches:
                     if cap is not None and found >= cap:
                         return
                     found, ends = found + 1, [ends[1], row_id]
                     yield _identifier(query.level, returned, attributes)
         finally:
-            for back, row_id in enumerate(reversed(ends[-found:] if found else [])):
+            for back, row_id in enumerate(reversed(ends[-found:] if found and not order else [])):
                 self._cursors.remember(query, offset + found - back, row_id)
+
+    def count_matches(self, query: Query) -> int:
+        """How many matches :meth:`find` has for ``query`` with neither limit nor offset:
+        one SQL count when SQL alone decides the query, else each candidate checked."""
+        if _decided_by_sql(query):
+            with self.engine.connect() as conn:
+                return int(conn.scalar(select(func.count()).select_from(_candidates(query).subquery())) or 0)
+        with closing(self._matches(query, [])) as matches:
+            return sum(1 for _ in matches)
 
     def instances(self, query: Query) -> Iterator[StoredInstance]:
         """Every instance under the matches of ``query``, at any level."""
@@ -289,13 +302,13 @@ class Index:
                     yield StoredInstance(*row)
 
     def _matches(self, query: Query, keys: list[str] | None = None,
-                 offset: int = 0) -> Iterator[tuple[int, Dataset]]:
+                 offset: int = 0, order: Order = ()) -> Iterator[tuple[int, Dataset]]:
         """(row id at the query's level, its attributes — those the query matches on and
-        ``keys`` —) for every match but the first ``offset``, in row order."""
+        ``keys`` —) for every match but the first ``offset``, in ``order`` or row order."""
         row_id = _ROW_ID[query.level]
-        statement = _candidates(query).order_by(row_id)
+        statement = _candidates(query).order_by(*order_clauses(order, row_id, sqlite=self.sqlite))
         skip = offset
-        after = self._cursors.row_before(query, offset) if offset else None
+        after = self._cursors.row_before(query, offset) if offset and not order else None
         if after is not None:
             statement, skip = statement.where(row_id > after), 0
         elif offset and _decided_by_sql(query):
@@ -374,8 +387,8 @@ _FIND_STUDY = _sql(
     "SELECT study.id, study.patient_fk, study.modalities, study.sop_classes, patient.patient_id, patient.issuer "
     "FROM study JOIN patient ON patient.id = study.patient_fk WHERE study.study_uid = :uid")
 _INSERT_STUDY = _sql(
-    "INSERT INTO study (patient_fk, study_uid, study_date, accession, modalities, sop_classes, "
-    "attributes, series, instances) VALUES (:patient_fk, :uid, :study_date, :accession, '', '', "
+    "INSERT INTO study (patient_fk, study_uid, study_date, study_time, accession, modalities, sop_classes, "
+    "attributes, series, instances) VALUES (:patient_fk, :uid, :study_date, :study_time, :accession, '', '', "
     ":attributes, 0, 0) ON CONFLICT (study_uid) DO NOTHING RETURNING id")
 _LOCK_STUDY = _sql("SELECT modalities, sop_classes FROM study WHERE id = :id")
 _FIND_SERIES = _sql("SELECT id, study_fk FROM series WHERE series_uid = :uid")
@@ -488,6 +501,7 @@ def _study(raw: _Raw, header: Dataset) -> tuple[int, int, str, str, bool]:
         patient_fk = _patient(raw, header)
         created = raw.one(_INSERT_STUDY, {
             "patient_fk": patient_fk, "uid": uid, "study_date": plain_text(header, "StudyDate")[:8],
+            "study_time": plain_text(header, "StudyTime")[:16],
             "accession": plain_text(header, "AccessionNumber"), "attributes": _json(header, Level.STUDY)})
         if created is not None:
             return int(created[0]), patient_fk, "", "", True
@@ -532,6 +546,8 @@ def _migrate(conn: Connection, found: int) -> None:
     table, made by ``create_all`` too, and ``instance.crc32`` (None for the files already stored).
     Version 5 adds ``worklist_item.irregular`` and works out every item's key columns
     again (:func:`pacskit.archive.worklist.key_columns`).
+    Version 6 adds ``study.study_time``, filled from each study's attributes, and its
+    index with the date.
     """
     if found < 2:
         _unique_paths(conn)
@@ -539,6 +555,8 @@ def _migrate(conn: Connection, found: int) -> None:
         conn.execute(text("ALTER TABLE instance ADD COLUMN crc32 BIGINT"))
     if found < 5:
         _worklist_key_columns(conn)
+    if found < 6:
+        _study_times(conn)
     conn.execute(update(SchemaVersion).values(version=SCHEMA_VERSION))
     LOG.info("index upgraded from schema version %d to %d", found, SCHEMA_VERSION)
 
@@ -552,6 +570,17 @@ def _worklist_key_columns(conn: Connection) -> None:
     for row in conn.execute(select(WorklistItem.id, WorklistItem.attributes)).all():
         columns = key_columns(Dataset.from_json(json.loads(row.attributes)))
         conn.execute(update(WorklistItem).where(WorklistItem.id == row.id).values(**columns))
+
+
+def _study_times(conn: Connection) -> None:
+    if "study_time" not in {column["name"] for column in inspect(conn).get_columns("study")}:
+        conn.execute(text("ALTER TABLE study ADD COLUMN study_time VARCHAR(16) NOT NULL DEFAULT ''"))
+    STUDY_DATE_TIME_INDEX.create(conn, checkfirst=True)
+    time_tag = f"{tag_for_keyword('StudyTime'):08X}"
+    for row in conn.execute(select(Study.id, Study.attributes)).all():
+        values = json.loads(row.attributes).get(time_tag, {}).get("Value") or [""]
+        if values[0]:
+            conn.execute(update(Study).where(Study.id == row.id).values(study_time=str(values[0])[:16]))
 
 
 def _unique_paths(conn: Connection) -> None:

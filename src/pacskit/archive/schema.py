@@ -11,7 +11,9 @@ as DICOM JSON, its status and the keys that link it to the worklist as columns),
 CRC-32 of each stored file, computed as it is written, and the Storage Commitment
 transactions (PS3.4 J) until their report is delivered. Schema version 5 marks the
 worklist items whose keys the columns cannot hold exactly (``irregular``), which every
-worklist query then reads.
+worklist query then reads. Schema version 6 keeps each study's Study Time as a column
+beside its date, so that a study list ordered by date and time is read off an index
+(:mod:`pacskit.archive.ordering`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 class Base(DeclarativeBase):
@@ -66,6 +68,7 @@ class Study(Base):
     patient_fk: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True)
     study_uid: Mapped[str] = mapped_column(String(64), unique=True)
     study_date: Mapped[str] = mapped_column(String(8), default="", index=True)
+    study_time: Mapped[str] = mapped_column(String(16), default="")
     accession: Mapped[str] = mapped_column(String(64), default="", index=True)
     modalities: Mapped[str] = mapped_column(String(255), default="")
     sop_classes: Mapped[str] = mapped_column(Text, default="")
@@ -173,4 +176,5 @@ class CommitmentTransaction(Base):
 
 Index("ix_worklist_date_modality", WorklistItem.start_date, WorklistItem.modality)
 Index("ix_study_patient_date", Study.patient_fk, Study.study_date)
+STUDY_DATE_TIME_INDEX = Index("ix_study_date_time", Study.study_date, Study.study_time)
 PATH_INDEX = Index("ux_instance_path", Instance.path, unique=True)

@@ -90,14 +90,22 @@ class DicomWeb:
 
         def handler(request: Request) -> Response:
             _accept_json(request)
-            fixed = {key: wado.check_uid(request.path_params[name])
-                     for name, key in (("study", "StudyInstanceUID"), ("series", "SeriesInstanceUID"))
-                     if name in request.path_params}
-            search = qido.parse_search(level, request.query_params.multi_items(), fixed, parents)
+            search = qido.parse_search(level, request.query_params.multi_items(), _path_uids(request), parents)
             results, truncated = qido.run_search(self.index, search, self.base_url(request), self.cap)
             warnings = [*search.warnings, *([qido.TRUNCATED_WARNING] if truncated else [])]
             headers = {"Warning": ", ".join(warnings)} if warnings else None
             return Response(json.dumps(results), media_type=DICOM_JSON, headers=headers)
+
+        return handler
+
+    def count(self, level: Level) -> Callable[[Request], Response]:
+        """The number of matches of a Search at ``level``, paging aside: ``{"count": N}``
+        (the ``/count`` resources, see :mod:`pacskit.web.qido`)."""
+
+        def handler(request: Request) -> Response:
+            _accept_json(request)
+            search = qido.parse_search(level, request.query_params.multi_items(), _path_uids(request))
+            return JSONResponse({"count": qido.count_matches(self.index, search)})
 
         return handler
 
@@ -254,6 +262,12 @@ def create_app(archive: Archive) -> Starlette:
         Route("/studies", web.store, methods=["POST"]),
         Route("/series", web.search(Level.SERIES, (Level.STUDY,)), methods=["GET"]),
         Route("/instances", web.search(Level.IMAGE, (Level.STUDY, Level.SERIES)), methods=["GET"]),
+        Route("/studies/count", web.count(Level.STUDY), methods=["GET"]),
+        Route("/series/count", web.count(Level.SERIES), methods=["GET"]),
+        Route("/instances/count", web.count(Level.IMAGE), methods=["GET"]),
+        Route("/studies/{study}/series/count", web.count(Level.SERIES), methods=["GET"]),
+        Route("/studies/{study}/instances/count", web.count(Level.IMAGE), methods=["GET"]),
+        Route("/studies/{study}/series/{series}/instances/count", web.count(Level.IMAGE), methods=["GET"]),
         Route("/studies/{study}", web.retrieve, methods=["GET"]),
         Route("/studies/{study}", web.store, methods=["POST"]),
         Route("/studies/{study}/metadata", web.metadata, methods=["GET"]),
@@ -288,6 +302,12 @@ def create_app(archive: Archive) -> Starlette:
         middleware=middleware,
         exception_handlers={HTTPException: _http_error, QueryError: _query_error},
     )
+
+
+def _path_uids(request: Request) -> dict[str, str]:
+    return {key: wado.check_uid(request.path_params[name])
+            for name, key in (("study", "StudyInstanceUID"), ("series", "SeriesInstanceUID"))
+            if name in request.path_params}
 
 
 def _accept_json(request: Request) -> None:

@@ -21,6 +21,9 @@ _SEARCH_PARAMS = [
     {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
     {"name": "fuzzymatching", "in": "query", "schema": {"type": "boolean"},
      "description": "Accepted; literal matching is always performed"},
+    {"name": "orderby", "in": "query", "schema": {"type": "string"},
+     "description": "Sort the matches before offset and limit apply (dcm4chee-arc's extension): keywords "
+                    "or tags, comma-separated, each prefixed with - for descending, e.g. -StudyDate,-StudyTime"},
 ]
 _ERRORS = {"400": {"description": "Malformed request"}, "401": {"description": "Credentials needed"},
            "404": {"description": "Not stored"}, "406": {"description": "No acceptable media type"}}
@@ -35,6 +38,12 @@ def _search(summary: str, params: list[dict[str, Any]]) -> dict[str, Any]:
     operation = _get(f"QIDO-RS: {summary} (PS3.18 10.6)", "application/dicom+json", [*params, *_SEARCH_PARAMS])
     operation["get"]["description"] = ("Any other query parameter is a matching key: a keyword or tag and "
                                        "its value (PS3.4 C.2.2.2 matching: wildcards, ranges, UID lists).")
+    return operation
+
+
+def _count(summary: str, params: list[dict[str, Any]]) -> dict[str, Any]:
+    operation = _get(f"count the {summary}, paging aside (dcm4chee-arc's extension)", "application/json", params)
+    operation["get"]["description"] = ('The same matching keys as the search; answers {"count": N}.')
     return operation
 
 
@@ -57,6 +66,13 @@ def openapi(server_url: str) -> dict[str, Any]:
         "/studies": {**_search("search for studies", []), **_store("store instances", [])},
         "/series": _search("search for series", []),
         "/instances": _search("search for instances", []),
+        "/studies/count": _count("matching studies", []),
+        "/series/count": _count("matching series", []),
+        "/instances/count": _count("matching instances", []),
+        "/studies/{study}/series/count": _count("matching series of a study", [_STUDY]),
+        "/studies/{study}/instances/count": _count("matching instances of a study", [_STUDY]),
+        "/studies/{study}/series/{series}/instances/count": _count("matching instances of a series",
+                                                                   [_STUDY, _SERIES]),
         "/studies/{study}": {**_get("WADO-RS: retrieve a study (PS3.18 10.4)", multipart_dicom, [_STUDY]),
                              **_store("store instances of this study", [_STUDY])},
         "/studies/{study}/metadata": _get("WADO-RS: study metadata", "application/dicom+json", [_STUDY]),

@@ -23,8 +23,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from pacskit.privacy import PATIENT_NAME_TAGS
-from pacskit.query import Level
+from pacskit.errors import QueryError
+from pacskit.privacy import PATIENT_NAME_KEYWORDS, PATIENT_NAME_TAGS
+from pacskit.query import Level, keyword_of
 
 if TYPE_CHECKING:
     from pacskit.web.app import DicomWeb
@@ -42,6 +43,8 @@ def page_routes(web: DicomWeb, show_names: bool) -> list[Route]:
 
     def withheld(handler: Any) -> Any:
         def wrapped(request: Request) -> Response:
+            if not show_names:
+                _refuse_name_keys(request)
             response = handler(request)
             if show_names or response.status_code != 200:
                 return response
@@ -56,12 +59,27 @@ def page_routes(web: DicomWeb, show_names: bool) -> list[Route]:
               methods=["GET"]),
         Route("/ui/api/dictionary", dictionary, methods=["GET"]),
         Route("/ui/api/studies", withheld(web.search(Level.STUDY)), methods=["GET"]),
+        Route("/ui/api/studies/count", withheld(web.count(Level.STUDY)), methods=["GET"]),
         Route("/ui/api/studies/{study}/series", withheld(web.search(Level.SERIES)), methods=["GET"]),
         Route("/ui/api/studies/{study}/series/{series}/instances", withheld(web.search(Level.IMAGE)),
               methods=["GET"]),
         Route(f"{instance}/metadata", withheld(web.metadata), methods=["GET"]),
         Route("/ui/{asset}", asset, methods=["GET"]),
     ]
+
+
+def _refuse_name_keys(request: Request) -> None:
+    """With names withheld, a search may neither match nor sort on them: the answers'
+    order or membership would tell what the page does not show."""
+    for name, value in request.query_params.multi_items():
+        asked = value.split(",") if name.lower() == "orderby" else [name]
+        for item in asked:
+            try:
+                keyword = keyword_of(item.strip().lstrip("-"))
+            except QueryError:
+                continue
+            if keyword in PATIENT_NAME_KEYWORDS:
+                raise HTTPException(400, f"{keyword} cannot be searched or sorted on: patient names are withheld")
 
 
 def strip_names(document: Any) -> Any:

@@ -8,6 +8,12 @@ Parameters (PS3.18 8.3.4): ``{attributeID}={value}`` (keyword or tag, ``00100020
 occur in a UID, so both are read as PS3.4 C.2.2.2.2 List of UID Matching. Fuzzy matching is not supported: ``fuzzymatching=true`` is accepted
 and answered by literal matching with a Warning header, as PS3.18 8.3.4.1 allows.
 Attributes the index does not hold are not returned, even when asked for.
+
+Two extensions, named as dcm4chee-arc names them: ``orderby`` (comma-separated keywords
+or tags, each prefixed with ``-`` for descending: ``orderby=-StudyDate,-StudyTime``)
+sorts the matches before ``offset`` and ``limit`` apply (:mod:`pacskit.archive.ordering`),
+and ``{resource}/count`` (``/studies/count``, ``/studies/{study}/series/count``, …)
+answers ``{"count": N}``, the number of matches of the same search without paging.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from itertools import islice
 
 from pydicom import Dataset
 
+from pacskit.archive.ordering import check_order
 from pacskit.errors import QueryError
 from pacskit.query import (
     LEVEL_KEYS,
@@ -52,7 +59,7 @@ FUZZY_WARNING = ('299 pacskit: "The fuzzymatching parameter is not supported. '
                  'Only literal matching has been performed."')
 TRUNCATED_WARNING = ('299 pacskit: "The number of results exceeded the maximum supported by the '
                      'server. Additional results can be requested."')
-RESERVED = frozenset({"includefield", "limit", "offset", "fuzzymatching"})
+RESERVED = frozenset({"includefield", "limit", "offset", "fuzzymatching", "orderby"})
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,7 @@ class Search:
         offset: how many matches to skip.
         limit: the most matches to return (None: the archive's own cap).
         warnings: Warning header values for the response.
+        order: (keyword, descending) pairs to sort the matches by, most significant first.
     """
 
     query: Query
@@ -72,6 +80,7 @@ class Search:
     offset: int = 0
     limit: int | None = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    order: tuple[tuple[str, bool], ...] = ()
 
 
 def parse_search(level: Level, params: Iterable[tuple[str, str]], fixed: dict[str, str],
@@ -83,14 +92,17 @@ def parse_search(level: Level, params: Iterable[tuple[str, str]], fixed: dict[st
 
     Raises:
         QueryError: an unknown attribute, a key not of the level, a malformed value,
-            limit or offset, or a parameter given twice.
+            limit, offset or orderby, or a parameter given twice.
     """
     match: dict[str, str] = {}
     include: list[str] = []
+    order: list[tuple[str, bool]] = []
     offset, limit, warnings = 0, None, []
     for name, value in params:
         lowered = name.lower()
-        if lowered == "includefield":
+        if lowered == "orderby":
+            order.extend(_order(value))
+        elif lowered == "includefield":
             include.extend(_include(level, value))
         elif lowered in ("limit", "offset"):
             number = _count(name, value)
@@ -113,11 +125,12 @@ def parse_search(level: Level, params: Iterable[tuple[str, str]], fixed: dict[st
     for keyword, uid in fixed.items():
         match[keyword] = uid
     query = Query(level=level, match=match)
+    check_order(level, order)
     defaults = [key for lvl in (*parents, level) for key in DEFAULTS[lvl]]
     uniques = [UNIQUE_KEYS[lvl] for lvl in LEVELS[1:LEVELS.index(level) + 1]]
     keys = dict.fromkeys([*defaults, *uniques, *match, *include])
     allowed = allowed_keys(level, query.model) | COMPUTED
-    return Search(query, tuple(k for k in keys if k in allowed), offset, limit, tuple(warnings))
+    return Search(query, tuple(k for k in keys if k in allowed), offset, limit, tuple(warnings), tuple(order))
 
 
 def run_search(index: object, search: Search, base_url: str, cap: int) -> tuple[list[dict], bool]:
@@ -127,12 +140,17 @@ def run_search(index: object, search: Search, base_url: str, cap: int) -> tuple[
     asked = [k for k in search.keys if k not in COMPUTED]
     wanted = min(search.limit, cap) if search.limit is not None else cap
     found: Iterator[Dataset] = index.find(search.query, limit=wanted + 1, offset=search.offset,  # type: ignore[attr-defined]
-                                          keys=asked)
+                                          keys=asked, order=search.order)
     with closing(found):
         results = [_response(ds, search, base_url) for ds in islice(found, wanted + 1)]
     more = len(results) > wanted
     truncated = more and (search.limit is None or search.limit > cap)
     return results[:wanted], truncated
+
+
+def count_matches(index: object, search: Search) -> int:
+    """How many matches ``search`` has, paging aside (the ``/count`` resources)."""
+    return int(index.count_matches(search.query))  # type: ignore[attr-defined]
 
 
 def retrieve_url(base_url: str, study: str, series: str | None = None, sop: str | None = None) -> str:
@@ -164,6 +182,16 @@ def _include(level: Level, value: str) -> list[str]:
     if any(item.lower() == "all" for item in items):
         return [key for lvl in LEVELS[:LEVELS.index(level) + 1] for key in LEVEL_KEYS[lvl]]
     return [keyword_of(item) for item in items]
+
+
+def _order(value: str) -> list[tuple[str, bool]]:
+    items = [item.strip() for item in value.split(",")]
+    if not all(item.lstrip("-") for item in items):
+        raise QueryError(f"orderby must list attributes, not {value!r}")
+    try:
+        return [(keyword_of(item.lstrip("-")), item.startswith("-")) for item in items]
+    except QueryError as exc:
+        raise QueryError(f"orderby: {exc}") from None
 
 
 def _count(name: str, value: str) -> int:

@@ -135,7 +135,8 @@ function showList(main, params) {
   const asked = Math.floor(Number(params.get("limit")));
   const limit = asked >= 1 && asked <= 500 ? asked : PAGE_SIZES[0];
   const offset = Math.max(0, Number(params.get("offset")) || 0);
-  const sort = params.get("sort") || "", descending = params.get("order") === "desc";
+  const sort = params.get("sort") || "StudyDate";
+  const descending = params.has("sort") ? params.get("order") === "desc" : true;
   document.title = "Studies — pacskit";
   const form = h("form", { class: "search", role: "search", "aria-label": "Search studies" },
     SEARCH_FIELDS.map(([name, label, type]) => h("label", {}, label,
@@ -160,29 +161,30 @@ function showList(main, params) {
   main.append(...[h("h1", {}, "Studies"), notice, form].filter(Boolean),
     h("div", { class: "toolbar" }, h("span", { class: "spacer" }), uploadControl(() => route())), table, pager);
 
-  const query = qidoParams(new FormData(form));
+  const cols = columns();
+  const col = cols.find((c) => c.key === sort) || cols.find((c) => c.key === "StudyDate");
+  const filters = qidoParams(new FormData(form));
+  const query = new URLSearchParams(filters);
   query.set("limit", limit + 1);
   query.set("offset", offset);
+  query.set("orderby", (col.key === "StudyDate" ? ["StudyDate", "StudyTime"] : [col.key])
+    .map((k) => (descending ? `-${k}` : k)).join(","));
   const setHash = (changes) => {
     const next = new URLSearchParams(params);
     for (const [k, v] of Object.entries(changes)) { if (v === null || v === "") next.delete(k); else next.set(k, v); }
     location.hash = `#/?${next}`;
   };
   status("Searching…");
+  const total = getJSON(`${API}/studies/count?${filters}`).then((answer) => answer.count, () => null);
   getJSON(`${API}/studies?${query}`).then((studies) => {
     const more = studies.length > limit;
     studies = studies.slice(0, limit);
-    const cols = columns();
-    const col = cols.find((c) => c.key === sort);
-    if (col) {
-      const keyOf = (ds) => (col.numeric ? Number(value(ds, col.key)) || 0 : String(col.format ? col.format(ds) : value(ds, col.key)));
-      studies.sort((a, b) => { const x = keyOf(a), y = keyOf(b); return (x < y ? -1 : x > y ? 1 : 0) * (descending ? -1 : 1); });
-    }
     table.append(h("thead", {}, h("tr", {}, cols.map((c) => h("th", {
       scope: "col", class: c.cls === "num" ? "num" : null,
-      "aria-sort": c.key === sort ? (descending ? "descending" : "ascending") : null,
+      "aria-sort": c.key === col.key ? (descending ? "descending" : "ascending") : null,
     }, h("button", { type: "button", "data-sort": c.key,
-      onclick: () => setHash({ sort: c.key, order: c.key === sort && !descending ? "desc" : null }) }, c.label))))));
+      onclick: () => setHash({ sort: c.key, order: c.key === col.key && !descending ? "desc" : null, offset: null }) },
+    c.label))))));
     const body = h("tbody");
     for (const ds of studies) {
       const uid = value(ds, "StudyInstanceUID");
@@ -195,13 +197,19 @@ function showList(main, params) {
     }
     table.append(body);
     if (!studies.length) table.append(h("caption", { class: "empty" }, "No study matches."));
+    const range = h("span", { "aria-live": "polite", class: "range" }, studies.length ? `${offset + 1}–${offset + studies.length}` : "0");
     pager.append(
       h("button", { type: "button", disabled: offset === 0, onclick: () => setHash({ offset: Math.max(0, offset - limit) || null }) }, "‹ Previous"),
-      h("span", { "aria-live": "polite", class: "range" }, studies.length ? `${offset + 1}–${offset + studies.length}` : "0"),
+      range,
       h("button", { type: "button", disabled: !more, onclick: () => setHash({ offset: offset + limit }) }, "Next ›"),
       h("label", { class: "field" }, "Per page", h("select", { onchange: (e) => setHash({ limit: e.target.value, offset: null }) },
         [...new Set([...PAGE_SIZES, limit])].sort((a, b) => a - b).map((n) => h("option", { value: n, selected: n === limit }, n)))));
     status(`${studies.length}${more ? "+" : ""} studies`);
+    total.then((count) => {
+      if (count === null) return;
+      range.textContent = `${studies.length ? `${offset + 1}–${offset + studies.length}` : "0"} of ${count.toLocaleString("en")}`;
+      status(`${count.toLocaleString("en")} stud${count === 1 ? "y" : "ies"}`);
+    });
   }).catch((error) => { table.replaceWith(h("p", { class: "error", role: "alert" }, describe(error))); status(""); });
 }
 
