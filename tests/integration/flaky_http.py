@@ -5,14 +5,15 @@ counting the requests it got."""
 from __future__ import annotations
 
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import httpx
+from canned_http import LoopbackServer
 
 PASSED_HEADERS = ("content-type", "warning")
 
 
-class FlakyFront:
+class FlakyFront(LoopbackServer):
     """Answers the first ``fail_first`` requests with ``status``, passes the others on to
     ``target`` (a DICOMweb root); a context manager; ``url`` is its own DICOMweb root,
     ``requests`` the paths asked for."""
@@ -50,18 +51,4 @@ class FlakyFront:
 
         self.lock = threading.Lock()
         self.requests: list[str] = []
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/dicom-web"
-
-    def __enter__(self) -> FlakyFront:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)

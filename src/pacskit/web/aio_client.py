@@ -12,7 +12,6 @@ handed to the receiver after it, and a part being read is dropped with its spool
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing, asynccontextmanager
 from typing import Any
@@ -23,32 +22,26 @@ from pydicom import Dataset
 from pacskit.answers import AnswerChecker
 from pacskit.errors import PacskitError
 from pacskit.models import AnswerCheck, RetrieveResult
-from pacskit.privacy import PrivacyPolicy
 from pacskit.query import Level, Query
 from pacskit.scan import DicomFile
 from pacskit.web import exchange
-from pacskit.web.client import MAX_SEARCH_ANSWER, WebNode, http_options
+from pacskit.web.client import WebClientBase, WebNode, take_part  # noqa: F401 - WebNode in the example
 from pacskit.web.exchange import DICOM, MAX_STOW_RESPONSE, qido_request
 from pacskit.web.multipart import MultipartError, aiter_parts, file_chunks, write_parts
 
 
-class AsyncDicomWebClient:
+class AsyncDicomWebClient(WebClientBase):
     """One DICOMweb service on the event loop, for a series of requests on kept-alive
     connections; the async twin of :class:`pacskit.web.client.DicomWebClient`, with the
-    same arguments.
+    same arguments (:class:`~pacskit.web.client.WebClientBase`).
 
     >>> async with AsyncDicomWebClient(WebNode.parse(url), privacy) as client:
     ...     async for match in client.checked_search(query, check):
     ...         print(match.StudyInstanceUID)
     """
 
-    def __init__(self, node: WebNode, privacy: PrivacyPolicy, *, timeout: float = 120.0,
-                 connect_timeout: float = 10.0, connections: int = 4,
-                 max_search_answer: int = MAX_SEARCH_ANSWER, verify: ssl.SSLContext | bool = True) -> None:
-        self.node = node
-        self.privacy = privacy
-        self.max_search_answer = max_search_answer
-        self.http = httpx.AsyncClient(**http_options(node, timeout, connect_timeout, connections, verify))
+    def open(self, **options: Any) -> httpx.AsyncClient:
+        return httpx.AsyncClient(**options)
 
     async def aclose(self) -> None:
         """Close the connections."""
@@ -71,11 +64,8 @@ class AsyncDicomWebClient:
             NetworkError, HttpFailure: the request failed.
         """
         resource, params = qido_request(query, self.privacy)
-        found = await self._checked(query, await self._search(resource, params), check)
-        if query.level is Level.PATIENT:
-            found = exchange.patients_of(found, query, self.privacy)
-        for match in found:
-            yield self.privacy.scrub_response(match)
+        for match in self.kept(query, await self._checked(query, await self._search(resource, params), check)):
+            yield match
 
     async def _checked(self, query: Query, answers: list[Dataset], check: AnswerCheck) -> list[Dataset]:
         checker = AnswerChecker(exchange.checked_query(query, check), check)
@@ -132,10 +122,7 @@ class AsyncDicomWebClient:
         receiver.expect(exchange.expected_total(targets))
         for resource, count in targets:
             result.requests += 1
-            received = await self._retrieve_one(resource, receiver)
-            result.completed += received
-            if count is not None and received < count:
-                result.failed += count - received
+            self.count_request(result, count, await self._retrieve_one(resource, receiver))
 
     async def _retrieve_by_uri(self, query: Query, receiver: Any) -> None:
         instances = exchange.wado_uri_instances(query)
@@ -165,9 +152,7 @@ class AsyncDicomWebClient:
             try:
                 async with aclosing(aiter_parts(response.aiter_bytes(), boundary)) as parts:
                     async for headers, body in parts:
-                        if exchange.is_instance(headers):
-                            received += 1
-                            receiver.take(body)
+                        received += take_part(receiver, headers, body)
             except MultipartError as exc:
                 raise exchange.malformed_retrieve(self.node.label, received, exc) from None
         return received
@@ -213,9 +198,7 @@ class AsyncDicomWebClient:
     async def _request(self, method: str, resource: str, **options: Any) -> AsyncIterator[httpx.Response]:
         try:
             async with self.http.stream(method, resource, **options) as response:
-                refused = exchange.refusal(response, self.node.label)
-                if refused is not None:
-                    raise refused
+                exchange.refuse_denied(response, self.node.label)
                 yield response
         except httpx.TransportError as exc:
             raise exchange.transport_failure(exc, self.node.label) from None

@@ -110,8 +110,10 @@ class _Bearer(httpx.Auth):
         yield request
 
 
-class DicomWebClient:
-    """One DICOMweb service, used for a series of requests on kept-alive connections.
+class WebClientBase:
+    """What the blocking and the asynchronous DICOMweb clients share: the service, the
+    privacy policy, the search bound, the HTTP client (:meth:`open`) and how matches and
+    retrieve counts are kept.
 
     Args:
         node: the service.
@@ -121,6 +123,7 @@ class DicomWebClient:
         connections: the most connections kept open at once (parallel STOW-RS requests).
         max_search_answer: the most bytes of QIDO-RS answers one search reads, all its
             pages together (:mod:`pacskit.web.json_answer` bounds their nesting).
+        verify: the TLS context of an ``https`` service (or whether to verify).
     """
 
     def __init__(self, node: WebNode, privacy: PrivacyPolicy, *, timeout: float = 120.0,
@@ -129,7 +132,32 @@ class DicomWebClient:
         self.node = node
         self.privacy = privacy
         self.max_search_answer = max_search_answer
-        self.http = httpx.Client(**http_options(node, timeout, connect_timeout, connections, verify))
+        self.http = self.open(**http_options(node, timeout, connect_timeout, connections, verify))
+
+    def open(self, **options: Any) -> Any:
+        """The HTTP client (``httpx.Client`` or ``httpx.AsyncClient``) made with ``options``."""
+        raise NotImplementedError
+
+    def kept(self, query: Query, checked: list[Dataset]) -> Iterator[Dataset]:
+        """The matches of ``query`` as given: patients made of study answers for a
+        patient-level query, names withheld by the policy removed."""
+        found = exchange.patients_of(checked, query, self.privacy) if query.level is Level.PATIENT else checked
+        return (self.privacy.scrub_response(match) for match in found)
+
+    @staticmethod
+    def count_request(result: RetrieveResult, expected: int | None, received: int) -> None:
+        """Count one WADO-RS request that brought ``received`` of ``expected`` instances."""
+        result.completed += received
+        if expected is not None and received < expected:
+            result.failed += expected - received
+
+
+class DicomWebClient(WebClientBase):
+    """One DICOMweb service, used for a series of requests on kept-alive connections
+    (the arguments of :class:`WebClientBase`)."""
+
+    def open(self, **options: Any) -> httpx.Client:
+        return httpx.Client(**options)
 
     def close(self) -> None:
         """Close the connections."""
@@ -158,10 +186,7 @@ class DicomWebClient:
         """The matches of :meth:`search`, the outcome of the checks counted in ``check``
         (of study answers, for a patient-level query)."""
         resource, params = qido_request(query, self.privacy)
-        found = self._checked(query, self._search(resource, params), check)
-        if query.level is Level.PATIENT:
-            found = exchange.patients_of(found, query, self.privacy)
-        yield from (self.privacy.scrub_response(match) for match in found)
+        yield from self.kept(query, self._checked(query, self._search(resource, params), check))
 
     def _checked(self, query: Query, answers: list[Dataset], check: AnswerCheck) -> list[Dataset]:
         """The ``answers`` of ``query`` that stay (:class:`AnswerChecker`); an empty
@@ -219,10 +244,7 @@ class DicomWebClient:
         receiver.expect(exchange.expected_total(targets))
         for resource, count in targets:
             result.requests += 1
-            received = self._retrieve_one(resource, receiver)
-            result.completed += received
-            if count is not None and received < count:
-                result.failed += count - received
+            self.count_request(result, count, self._retrieve_one(resource, receiver))
 
     def retrieve_resources(self, resources: list[tuple[str, int]], receiver: Any) -> None:
         """Retrieve by WADO-RS (PS3.18 10.4) the study, series or instance resources
@@ -238,9 +260,7 @@ class DicomWebClient:
             if receiver.cancellation is not None and receiver.cancellation.cancelled:
                 return
             result.requests += 1
-            received = self._retrieve_one(exchange.quoted_resource(resource), receiver)
-            result.completed += received
-            result.failed += max(0, count - received)
+            self.count_request(result, count, self._retrieve_one(exchange.quoted_resource(resource), receiver))
 
     def _retrieve_by_uri(self, query: Query, receiver: Any) -> None:
         instances = exchange.wado_uri_instances(query)
@@ -277,9 +297,7 @@ class DicomWebClient:
             boundary = exchange.retrieve_boundary(response, self.node.label)
             try:
                 for headers, body in iter_parts(ResponseBody(response), boundary):
-                    if exchange.is_instance(headers):
-                        received += 1
-                        receiver.take(body)
+                    received += take_part(receiver, headers, body)
             except MultipartError as exc:
                 raise exchange.malformed_retrieve(self.node.label, received, exc) from None
         return received
@@ -336,12 +354,18 @@ class DicomWebClient:
     def _request(self, method: str, resource: str, **options: Any) -> Iterator[httpx.Response]:
         try:
             with self.http.stream(method, resource, **options) as response:
-                refused = exchange.refusal(response, self.node.label)
-                if refused is not None:
-                    raise refused
+                exchange.refuse_denied(response, self.node.label)
                 yield response
         except httpx.TransportError as exc:
             raise exchange.transport_failure(exc, self.node.label) from None
+
+
+def take_part(receiver: Any, headers: dict[str, str], body: bytes | Any) -> int:
+    """Hand a WADO-RS part to ``receiver`` if it is an instance; 1 if it was one."""
+    if not exchange.is_instance(headers):
+        return 0
+    receiver.take(body)
+    return 1
 
 
 def http_options(node: WebNode, timeout: float, connect_timeout: float, connections: int,

@@ -227,11 +227,11 @@ def malformed_retrieve(label: str, received: int, exc: Exception) -> HttpFailure
     return HttpFailure(f"WADO-RS: the response of {label} is malformed after {received} instances: {exc}")
 
 
-def refusal(response: httpx.Response, label: str) -> AccessDenied | None:
-    """The error of an answer 401 or 403, None for any other."""
+def refuse_denied(response: httpx.Response, label: str) -> None:
+    """Raise :class:`AccessDenied` for an answer 401 or 403."""
     if response.status_code not in (401, 403):
-        return None
-    return AccessDenied(f"{label} refused the request: HTTP {response.status_code} "
+        return
+    raise AccessDenied(f"{label} refused the request: HTTP {response.status_code} "
                         f"({'credentials needed' if response.status_code == 401 else 'forbidden'})")
 
 

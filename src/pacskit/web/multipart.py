@@ -18,6 +18,7 @@ import re
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Generator, Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import BinaryIO, TypeVar
 
@@ -30,6 +31,7 @@ SPOOL_AFTER = 32 << 20
 MORE = object()
 """What the parser yields when it needs the next chunk of the message (sent back to it;
 ``b""`` at the end)."""
+_END = object()
 _BOUNDARY = re.compile(r"^[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]$")
 
 
@@ -98,6 +100,7 @@ def _spans(boundary: str) -> Generator[object, bytes, None]:
         number += 1
         headers, body_start, body_end = part
         yield PartSpan(headers, body_start - 2, body_end - 2)
+    yield _END
 
 
 def iter_parts(stream: BinaryIO, boundary: str, *, chunk_size: int = 256 << 10,
@@ -125,36 +128,19 @@ async def aiter_parts(chunks: AsyncIterator[bytes], boundary: str, *, spool_afte
     Raises:
         MultipartError: as :func:`iter_parts`.
     """
-    steps = _parts(boundary, spool_after)
-    try:
-        item = next(steps)
-        while True:
-            if item is MORE:
-                item = steps.send(await anext(chunks, b""))
-            else:
-                yield item  # type: ignore[misc]
-                item = next(steps)
-    except StopIteration:
-        return
-    finally:
-        steps.close()
+    with closing(_parts(boundary, spool_after)) as steps:
+        chunk: bytes | None = None
+        while (item := steps.send(chunk)) is not _END:  # type: ignore[arg-type]
+            chunk = await anext(chunks, b"") if item is MORE else (yield item)  # type: ignore[misc]
 
 
 def _read_from(stream: BinaryIO, chunk_size: int, steps: Generator[object, bytes, None]) -> Iterator[T]:
     """The items ``steps`` yields, fed ``chunk_size`` bytes of ``stream`` whenever it asks."""
     size = max(chunk_size, 1)
-    try:
-        item = next(steps)
-        while True:
-            if item is MORE:
-                item = steps.send(stream.read(size))
-            else:
-                yield item  # type: ignore[misc]
-                item = next(steps)
-    except StopIteration:
-        return
-    finally:
-        steps.close()
+    with closing(steps):
+        chunk: bytes | None = None
+        while (item := steps.send(chunk)) is not _END:  # type: ignore[arg-type]
+            chunk = stream.read(size) if item is MORE else (yield item)  # type: ignore[misc]
 
 
 def _parts(boundary: str, spool_after: int | None) -> Generator[object, bytes, None]:
@@ -166,6 +152,7 @@ def _parts(boundary: str, spool_after: int | None) -> Generator[object, bytes, N
             number += 1
             part = yield from _next_part(scanner, delimiter, number, keep_body=True)
             if part is None:
+                yield _END
                 return
             headers, body_start, body_end = part
             spool, kept_from = scanner.spool, scanner.keep if scanner.keep is not None else body_start
