@@ -356,17 +356,21 @@ class _Scanner:
     def find(self, pattern: bytes, position: int, *, limit: int | None = None) -> Generator[object, bytes, int]:
         """The offset of the next ``pattern`` at or after ``position``; -1 if none (or
         none within ``limit`` bytes). An unlimited search lets go of the bytes it has
-        passed; a limited one keeps them, to be read."""
+        passed; a limited one keeps them, to be read. Each chunk that comes is searched
+        from where the last search could not have missed a match: a part kept whole is
+        scanned once, not once per chunk."""
+        start = position
         while True:
-            found = self.buffer.find(pattern, max(position - self.base, 0))
+            found = self.buffer.find(pattern, max(start - self.base, 0))
             if found >= 0:
                 where = self.base + found
                 return where if limit is None or where - position <= limit else -1
             end = self.base + len(self.buffer)
             if limit is not None and end - position > limit + len(pattern):
                 return -1
+            start = max(start, end - len(pattern) + 1)
             if limit is None:
-                self._drop_before(max(position, end - len(pattern) + 1))
+                self._drop_before(start)
             if not (yield from self._fill()):
                 return -1
 
