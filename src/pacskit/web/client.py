@@ -8,6 +8,7 @@ or a bearer token. Credentials never appear in messages or logs.
 
 from __future__ import annotations
 
+import functools
 import ssl
 import threading
 from collections.abc import Iterator
@@ -372,7 +373,11 @@ def http_options(node: WebNode, timeout: float, connect_timeout: float, connecti
                  verify: ssl.SSLContext | bool) -> dict[str, Any]:
     """The keyword arguments of ``httpx.Client`` and ``httpx.AsyncClient`` for ``node``:
     its root, its credentials, no redirects, the TLS context, the timeouts and how many
-    connections are kept."""
+    connections are kept. A plain ``http`` service gets a TLS context that is never used
+    (no redirect is followed) rather than httpx's default, which loads the CA bundle
+    again for every client."""
+    if verify is True and node.url.startswith("http:"):
+        verify = _never_used_context()
     return {"base_url": node.url + "/", "auth": node._auth(), "follow_redirects": False, "verify": verify,
             "timeout": httpx.Timeout(timeout, connect=connect_timeout),
             "limits": httpx.Limits(max_connections=connections, max_keepalive_connections=connections)}
@@ -403,3 +408,10 @@ def _check(response: httpx.Response, service: str) -> None:
     except httpx.HTTPError:
         head = b""
     raise exchange.http_failure(response, service, head)
+
+
+@functools.cache
+def _never_used_context() -> ssl.SSLContext:
+    """A client context that trusts nothing (no CA loaded): what an ``http`` service's
+    client holds instead of loading the CA bundle."""
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
