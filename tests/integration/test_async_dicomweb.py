@@ -9,6 +9,7 @@ import asyncio
 import threading
 import time
 
+import httpx
 import pytest
 from flaky_http import FlakyFront
 from proxy import RecordingProxy
@@ -253,3 +254,24 @@ def test_https_with_a_ca_bundle_and_insecure(tmp_path, corpus):
             run(AsyncClient(Settings(tls=TlsSettings(ca=pki.untrusted_ca))).find_studies(https, timeout=30))
         insecure = Settings(tls=TlsSettings(ca=pki.untrusted_ca, insecure=True))
         assert len(run(AsyncClient(insecure).find_studies(https, timeout=30))) == 4
+
+
+def test_a_capped_search_is_read_page_after_page(tmp_path, corpus):
+    with served_archive(tmp_path, [c.path for c in corpus], web={"search_limit": 5}) as archive:
+        url = web_url(archive)
+        one_page = httpx.get(f"{url}/instances")
+        assert len(one_page.json()) == 5 and "additional results" in one_page.headers["warning"].lower()
+        client = AsyncClient(Settings())
+        instances = run(client.find_instances(url, timeout=30))
+        assert sorted(i.sop_instance_uid for i in instances) == sorted(c.sop_instance_uid for c in corpus)
+        assert len(run(client.find(url, Query.build("image", limit=7), timeout=30))) == 7
+
+
+def test_a_study_search_by_modality_gives_the_blocking_answers(url, corpus):
+    modality = corpus[0].modality
+    query = StudyQuery(modality=modality)
+    blocking = Client(Settings()).find_studies(url, query)
+    awaited = run(AsyncClient(Settings()).find_studies(url, query, timeout=30))
+    assert [s.model_dump() for s in awaited] == [s.model_dump() for s in blocking]
+    assert sorted(s.study_instance_uid for s in awaited) == sorted({c.study_uid for c in corpus
+                                                                    if c.modality == modality})
