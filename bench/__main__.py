@@ -1,7 +1,7 @@
 """pacskit side by side with DCMTK, on loopback, every peer with ``TCP_NODELAY=1``.
 
     python -m bench [--small 2000] [--large 100] [--repeat 3]
-                    [--only store|get|archive|web|page|concurrency|worklist|tls|deid|startup]
+                    [--only store|get|archive|web|webclient|page|concurrency|worklist|tls|deid|startup]
 
 - store: DCMTK ``storescu`` vs ``pacskit store`` (and ``--parallel 2``) into the same
   DCMTK ``storescp``;
@@ -13,7 +13,10 @@
   latency against both holding ``--find-instances`` instances (by PatientID, and all
   studies);
 - web: STOW-RS ingest (1 and 4 parallel requests) and WADO-RS retrieval of a whole study,
-  Orthanc's DICOMweb plugin vs ``pacskit serve``, the same client for both;
+  Orthanc's DICOMweb plugin vs ``pacskit serve``, the same client for both; and
+  (``--only webclient`` alone) pacskit's clients against Orthanc's DICOMweb: a study by
+  WADO-RS into a folder and QIDO-RS latency, ``Client`` vs ``AsyncClient`` beside bare
+  httpx;
 - page: the web page in headless Chromium — the first page of a 10,000-study list, the
   first 512×512 image, scrolling — beside the same resources fetched from Orthanc's
   DICOMweb by the same browser;
@@ -47,7 +50,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import archive, concurrency, deid, page, startup, tls, web, worklist
+from bench import archive, concurrency, deid, page, startup, tls, web, web_clients, worklist
 from bench.corpora import Corpus, make
 from bench.runs import Timing, get_runs, move_runs, register_move_destinations, store_runs
 from pacskit.testing.peers import Orthanc, StoreSCP, storescu
@@ -80,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small", type=int, default=2000, help="small instances (64×64)")
     parser.add_argument("--large", type=int, default=100, help="large instances (512×512)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each tool; the best counts")
-    parser.add_argument("--only", choices=("store", "get", "archive", "web", "page", "concurrency", "worklist", "tls", "deid", "startup"), help="one benchmark only")
+    parser.add_argument("--only", choices=("store", "get", "archive", "web", "webclient", "page", "concurrency", "worklist", "tls", "deid", "startup"), help="one benchmark only")
     parser.add_argument("--find-instances", type=int, default=50000,
                         help="instances indexed for the C-FIND latency (archive benchmark)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where corpora are kept")
@@ -141,6 +144,13 @@ def main(argv: list[str] | None = None) -> int:
                                f"dicomdir=true, {corpus.name}", media)
             finally:
                 shutil.rmtree(disk, ignore_errors=True)
+        if args.only in (None, "web", "webclient"):
+            with Orthanc(root / "orthanc-web-clients") as orthanc:
+                load(orthanc, corpora)
+                for corpus in corpora:
+                    report(f"WADO-RS of the whole study from Orthanc by pacskit's clients, {corpus.name}",
+                           web_clients.wado_runs(orthanc.dicomweb_url, corpus, root, args.repeat))
+                web_clients.report_qido(orthanc.dicomweb_url, corpora[0], max(5, args.repeat))
         if args.only in (None, "page"):
             page.report(*page.page_runs(args.cache, root, args.repeat))
         if args.only in (None, "concurrency"):

@@ -3,8 +3,10 @@
 C-ECHO and C-FIND with a DIMSE node run on the event loop itself, on the asyncio driver
 of the association (:mod:`pacskit.net.aio_association`): no thread, and a timeout or a
 cancellation stops the exchange where it is (C-CANCEL, then A-ABORT if the peer does
-not stop within :data:`~pacskit.net.aio_association.CANCEL_GRACE` seconds). The other
-calls, and finds of DICOMweb, the archive or a folder, still do their work in a worker
+not stop within :data:`~pacskit.net.aio_association.CANCEL_GRACE` seconds). With a
+DICOMweb node, finds, retrieves and stores run on the loop too, on ``httpx.AsyncClient``
+(:mod:`pacskit.aio_web`): a timeout or a cancellation stops the request where it is. The
+other calls, and finds of the archive or a folder, still do their work in a worker
 thread per call (``asyncio.to_thread``): a timeout or a cancellation stops the awaiting
 task at once; the worker of a find stops at its next answer; that of a retrieve writes
 nothing more and refuses what still arrives, but waits for the peer's final response;
@@ -22,7 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from pacskit import aio_finder, aio_get, retry
+from pacskit import aio_finder, aio_get, aio_web, retry
 from pacskit.async_answers import LoopAnswers, ThreadAnswers
 from pacskit.call_options import (
     AsyncFindOptions,
@@ -109,10 +111,10 @@ class AsyncClient:
 
         ``timeout`` bounds the whole iteration. Leaving the loop early without
         ``async with`` (or ``aclose()``) still stops the search, once the iterator is
-        collected. With a DIMSE node the C-FIND runs on the event loop (no thread);
-        :meth:`matches` gives its ``check`` too.
+        collected. With a DIMSE node the C-FIND runs on the event loop (no thread), with a
+        DICOMweb node the QIDO-RS search; :meth:`matches` gives its ``check`` too.
         """
-        if not self.sync.is_dimse(node):
+        if not self._finds_on_loop(node):
             return ThreadAnswers(lambda: self.sync.iter_find(node, query, retries=retries, retry_backoff=retry_backoff,
                                                              deidentify=deidentify, deid_options=deid_options),
                                  timeout)
@@ -122,20 +124,32 @@ class AsyncClient:
     def matches(self, node: Node | str, query: Query, *, retries: int | None = None,
                 retry_backoff: float | None = None, deidentify: bool = False,
                 deid_options: Iterable[str] = ()) -> tuple[AsyncIterator[Dataset], AnswerCheck]:
-        """The matches of a C-FIND of ``query`` on the DIMSE node ``node``, on the event
-        loop, and the check they fill (:meth:`Client.iter_find`: the same query, checks,
-        privacy, de-identification, and retries until the first answer)."""
-        target = self.sync.node(node)
+        """The matches of a C-FIND of ``query`` on the DIMSE node ``node`` (or a QIDO-RS
+        search of a DICOMweb node), on the event loop, and the check they fill
+        (:meth:`Client.iter_find`: the same query, checks, privacy, de-identification, and
+        retries until the first answer)."""
+        web = self.sync.web_node(node)
+        target = self.sync.node(node) if web is None else None
         query, check, policy, deidentifier = self.sync.find_plan(
             node, query, {"retries": retries, "retry_backoff": retry_backoff, "deidentify": deidentify,
                           "deid_options": deid_options})
-        return self._retried_search(target, query, check, policy, deidentifier), check
 
-    async def _retried_search(self, node: Node, query: Query, check: AnswerCheck, policy: retry.RetryPolicy,
-                              deidentifier: Deidentifier | None) -> AsyncIterator[Dataset]:
+        def search() -> AsyncIterator[Dataset]:
+            if web is not None:
+                return aio_web.search(self.sync, web, query, check)
+            return self._dimse_search(target, query, check)  # type: ignore[arg-type]
+
+        return self._retried_search(search, check, policy, deidentifier), check
+
+    def _finds_on_loop(self, node: Node | str) -> bool:
+        """Whether a find of ``node`` runs on the event loop: DIMSE or DICOMweb."""
+        return self.sync.is_dimse(node) or self.sync.web_node(node) is not None
+
+    async def _retried_search(self, search: Callable[[], AsyncIterator[Dataset]], check: AnswerCheck,
+                              policy: retry.RetryPolicy, deidentifier: Deidentifier | None) -> AsyncIterator[Dataset]:
         delays = policy.delays()
         while True:
-            matches = self._dimse_search(node, query, check)
+            matches = search()
             try:
                 first = await anext(matches)
             except StopAsyncIteration:
@@ -179,14 +193,14 @@ class AsyncClient:
 
     def iter_results(self, node: Node | str, query: LevelQuery, *, timeout: float | None = None,
                      retries: int | None = None,
-                     retry_backoff: float | None = None) -> ThreadAnswers[LevelResult]:
+                     retry_backoff: float | None = None) -> LoopAnswers[LevelResult] | ThreadAnswers[LevelResult]:
         """``async for`` over the typed results of a typed query, each as it arrives
         (see :meth:`iter_find`).
 
         >>> async for study in client.iter_results("pacs", StudyQuery(patient_id="12345")):
         ...     print(study.study_date)
         """
-        if not self.sync.is_dimse(node):
+        if not self._finds_on_loop(node):
             return ThreadAnswers(lambda: self.sync.iter_results(node, query, retries=retries,
                                                                 retry_backoff=retry_backoff), timeout)
         result, privacy = query.result, self.sync.privacy
@@ -203,7 +217,7 @@ class AsyncClient:
 
     async def find(self, node: Node | str, query: Query, **options: Unpack[AsyncFindOptions]) -> Matches:
         """See :meth:`Client.find`."""
-        if not self.sync.is_dimse(node):
+        if not self._finds_on_loop(node):
             return await self._call(lambda: self.sync.find(node, query, retries=0, deidentify=options.get(
                 "deidentify", False), deid_options=options.get("deid_options", ())), "C-FIND", options)
         return await self._all(node, query, options.get("timeout"), options,
@@ -211,7 +225,7 @@ class AsyncClient:
                                deid_options=options.get("deid_options", ()))
 
     async def _typed(self, node: Node | str, query: LevelQuery, options: AsyncRetryOptions) -> list[T]:
-        if not self.sync.is_dimse(node):
+        if not self._finds_on_loop(node):
             return await self._call(lambda: list(self.sync.iter_results(node, query, retries=0)), "C-FIND",
                                     options)  # type: ignore[arg-type,return-value]
         matches = await self._all(node, query.to_query(), options.get("timeout"), options)
@@ -264,8 +278,14 @@ class AsyncClient:
         timeout or a cancellation of the awaiting task, nothing more is written or kept
         once :class:`TimeoutError` or :class:`asyncio.CancelledError` is raised (what still
         arrives is refused), though the worker thread goes on until the peer's final
-        response."""
+        response. From a DICOMweb node the retrieve runs on the event loop
+        (:func:`pacskit.aio_web.get`), whatever ``method``, unless ``forward_to``."""
         stop = cancellation or Cancellation()
+        web = self.sync.web_node(node)
+        if web is not None and forward_to is None:
+            return await aio_web.get(self.sync, node, web, query, output, layout=layout, overwrite=overwrite,
+                                     progress=progress, stop=stop, wado_uri=wado_uri, retries=retries,
+                                     retry_backoff=retry_backoff, timeout=timeout)
         if method == "get" and forward_to is None and self.sync.is_dimse(node):
             return await self._native_get(node, query, output, layout=layout, overwrite=overwrite,
                                           progress=progress, stop=stop, retries=retries,
@@ -352,7 +372,13 @@ class AsyncClient:
                     progress: StoreProgressCallback | None = None,
                     timeout: float | None = None) -> StoreResult:
         """See :meth:`Client.store` (not retried: a file may have been stored).
-        ``progress`` is called on the event loop."""
+        ``progress`` is called on the event loop; to a DICOMweb node the STOW-RS requests
+        run on it (:func:`pacskit.aio_web.store`)."""
+        web = self.sync.web_node(node)
+        if web is not None:
+            return await aio_web.store(self.sync, web, paths, patient_id=patient_id, study_uid=study_uid,
+                                       series_uid=series_uid, parallel=parallel, progress=progress,
+                                       timeout=timeout)
         on_loop = _on_loop(progress)
 
         def work() -> StoreResult:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from pydicom import Dataset
 
@@ -106,27 +106,39 @@ class Client:
                              password=entry.password, token=entry.token)
 
     def _web_client(self, web: WebNode, connections: int = 1) -> DicomWebClient:
-        from pacskit.net.tls import web_client_context
         from pacskit.web.client import DicomWebClient
 
+        return DicomWebClient(web, self.privacy, **self.web_options(web, connections))
+
+    def web_options(self, web: WebNode, connections: int = 1) -> dict[str, Any]:
+        """The keyword arguments of a DICOMweb client of ``web`` (blocking or async) as the
+        settings say: the timeouts, the connections, the search bound and the TLS context
+        of an ``https`` URL (CA bundle, client certificate, checks: :mod:`pacskit.net.tls`)."""
+        from pacskit.net.tls import web_client_context
+
         verify = web_client_context(self.settings.tls) if web.url.startswith("https:") else True
-        return DicomWebClient(web, self.privacy, timeout=self.settings.network_timeout,
-                              connect_timeout=self.settings.connect_timeout,
-                              connections=max(1, connections),
-                              max_search_answer=self.settings.max_search_answer, verify=verify)
+        return {"timeout": self.settings.network_timeout, "connect_timeout": self.settings.connect_timeout,
+                "connections": max(1, connections), "max_search_answer": self.settings.max_search_answer,
+                "verify": verify}
 
     def _wado_retrieve(self, web: WebNode, query: Query, sink: InstanceSink | None,
                        progress: ProgressCallback | None, cancellation: Cancellation | None, *,
                        wado_uri: bool, transform: Deidentifier | None = None) -> RetrieveResult:
         started = time.monotonic()
+        receiver = self.wado_receiver(sink, progress, cancellation, wado_uri=wado_uri, transform=transform)
+        with self._web_client(web) as client:
+            client.retrieve(query, receiver, wado_uri=wado_uri)
+        receiver.result.seconds = time.monotonic() - started
+        return receiver.result
+
+    def wado_receiver(self, sink: InstanceSink | None, progress: ProgressCallback | None,
+                      cancellation: Cancellation | None, *, wado_uri: bool,
+                      transform: Deidentifier | None = None) -> _retrieve.Receiver:
+        """What takes the instances of a WADO-RS (or WADO-URI) retrieve, its sink prepared."""
         if sink is not None:
             sink.prepare()
         result = RetrieveResult(method="wado-uri" if wado_uri else "wado-rs")
-        receiver = _retrieve.Receiver(result, sink, self.privacy, progress, None, cancellation, transform)
-        with self._web_client(web) as client:
-            client.retrieve(query, receiver, wado_uri=wado_uri)
-        result.seconds = time.monotonic() - started
-        return result
+        return _retrieve.Receiver(result, sink, self.privacy, progress, None, cancellation, transform)
 
     def policy(self, retries: int | None = None, retry_backoff: float | None = None) -> RetryPolicy:
         """The retries of a call: those given, else the settings' (:mod:`pacskit.retry`)."""

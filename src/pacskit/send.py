@@ -89,11 +89,23 @@ def store_with(send: Callable[[list[DicomFile], Tally], None], paths: Iterable[P
         NetworkError: as ``send`` raises it.
     """
     started = time.monotonic()
+    files, result = files_to_store(paths, patient_id=patient_id, study_uid=study_uid, series_uid=series_uid)
+    send(files, Tally(result, len(files), progress))
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def files_to_store(paths: Iterable[Path | str], *, patient_id: str | None = None, study_uid: str | None = None,
+                   series_uid: str | None = None) -> tuple[list[DicomFile], StoreResult]:
+    """The DICOM files under ``paths`` that pass the filters, and the result that counts
+    the others (what every store, blocking or async, sends and reports).
+
+    Raises:
+        InputError: a path does not exist, or no DICOM file is left to send.
+    """
     found = scan(paths, patient_id=patient_id, study_uid=study_uid, series_uid=series_uid)
     result = StoreResult(not_dicom=found.not_dicom, filtered_out=found.filtered_out)
     if not found.files:
         what = "matching the filters " if found.filtered_out else ""
         raise InputError(f"no DICOM file {what}found ({found.not_dicom} other files skipped)")
-    send(found.files, Tally(result, len(found.files), progress))
-    result.seconds = time.monotonic() - started
-    return result
+    return found.files, result

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+from collections.abc import AsyncIterator
 
 import pytest
 
 from pacskit.web.media import MediaType, parse_accept
 from pacskit.web.multipart import (
     MultipartError,
+    aiter_parts,
     coalesced,
     iter_parts,
     read_part,
@@ -33,7 +36,19 @@ def bodies(data: bytes, boundary: str = BOUNDARY, chunk_size: int = 1 << 20) -> 
     found = [read_part(stream, p) for p in scan_parts(io.BytesIO(data), boundary, chunk_size=chunk_size)]
     streamed = [body for _, body in iter_parts(io.BytesIO(data), boundary, chunk_size=chunk_size)]
     assert streamed == found
+    assert asyncio.run(async_bodies(data, boundary, chunk_size)) == found
     return found
+
+
+async def chunks_of(data: bytes, chunk_size: int) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), chunk_size):
+        yield data[start:start + chunk_size]
+
+
+async def async_bodies(data: bytes, boundary: str, chunk_size: int, spool_after: int | None = None) -> list:
+    """The part bodies found by the asynchronous reader, a spooled one as ("file", its bytes)."""
+    return [body if isinstance(body, bytes) else ("file", body.read())
+            async for _, body in aiter_parts(chunks_of(data, chunk_size), boundary, spool_after=spool_after)]
 
 
 @pytest.mark.parametrize("chunk_size", [1, 2, 3, 5, 7, 11, 64, 1 << 20])
@@ -151,6 +166,21 @@ def test_a_part_past_the_memory_limit_comes_as_a_file_with_the_same_bytes(chunk_
     for _, body in iter_parts(io.BytesIO(data), BOUNDARY, chunk_size=chunk_size, spool_after=1000):
         got.append(body if isinstance(body, bytes) else ("file", body.read()))
     assert got == [b"small", ("file", big), b"", ("file", big[::-1])]
+    assert asyncio.run(async_bodies(data, BOUNDARY, chunk_size, spool_after=1000)) == got
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 1 << 20])
+def test_the_asynchronous_reader_rejects_a_truncated_message_after_its_whole_parts(chunk_size):
+    data = message(b"one", b"two")[:-len(f"--{BOUNDARY}--") - 5]
+
+    async def read() -> list[bytes]:
+        got = []
+        with pytest.raises(MultipartError, match="part 2"):
+            async for _, body in aiter_parts(chunks_of(data, chunk_size), BOUNDARY):
+                got.append(body)
+        return got
+
+    assert asyncio.run(read()) == [b"one"]
 
 
 def test_a_spooled_part_is_closed_once_the_next_is_asked_for():

@@ -8,49 +8,40 @@ or a bearer token. Credentials never appear in messages or logs.
 
 from __future__ import annotations
 
+import functools
 import ssl
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from pydicom import Dataset
 
-from pacskit.answers import AnswerChecker, values_of
-from pacskit.errors import (
-    AccessDenied,
-    AssociationAborted,
-    ConnectionRefused,
-    HostNotFound,
-    HttpFailure,
-    InvalidAddress,
-    NetworkError,
-    NetworkTimeout,
-    PacskitError,
-)
+from pacskit.answers import AnswerChecker
+from pacskit.errors import InvalidAddress, PacskitError
 from pacskit.models import AnswerCheck, Answers, RetrieveResult
-from pacskit.net import tls
 from pacskit.nodes import url_without_credentials
 from pacskit.privacy import PrivacyPolicy
-from pacskit.query import LEVELS, UNIQUE_KEYS, Level, Query, tree_paths, vr_of
+from pacskit.query import Level, Query
 from pacskit.scan import DicomFile
-from pacskit.web import json_answer
-from pacskit.web.media import MediaType
-from pacskit.web.multipart import MultipartError, file_chunks, iter_parts, new_boundary, write_parts
-from pacskit.web.stow_outcome import error_reason, store_response, tally_stow
+from pacskit.web import exchange
+from pacskit.web.exchange import (  # noqa: F401 - the names this module has always had
+    DICOM,
+    DICOM_JSON,
+    MAX_STOW_RESPONSE,
+    RETRIEVE_ACCEPT,
+    STOW_BATCH_BYTES,
+    STOW_BATCH_FILES,
+    qido_request,
+)
+from pacskit.web.exchange import query_string as _query_string  # noqa: F401
+from pacskit.web.multipart import MultipartError, file_chunks, iter_parts, write_parts
 
-DICOM = "application/dicom"
-DICOM_JSON = "application/dicom+json"
-RETRIEVE_ACCEPT = f'multipart/related; type="{DICOM}"; transfer-syntax=*'
 MAX_SEARCH_ANSWER = 64 << 20
-STOW_BATCH_FILES = 50
-STOW_BATCH_BYTES = 64 << 20
-MAX_STOW_RESPONSE = 4 << 20
-_COUNT_KEYS = {Level.STUDY: "NumberOfStudyRelatedInstances", Level.SERIES: "NumberOfSeriesRelatedInstances"}
 
 
 @dataclass(frozen=True)
@@ -120,62 +111,10 @@ class _Bearer(httpx.Auth):
         yield request
 
 
-def qido_request(query: Query, privacy: PrivacyPolicy) -> tuple[str, dict[str, str]]:
-    """The QIDO-RS resource and query parameters for ``query`` (PS3.18 10.6.1): match keys
-    as ``keyword=value``, a list of UIDs separated by commas (PS3.18 8.3.4.1,
-    ``uid-list-match``), the other return keys as ``includefield``. A patient-level query
-    searches studies (QIDO-RS has no patient resource). Names withheld by ``privacy`` are
-    neither matched nor included.
-
-    Raises:
-        QueryError: the query matches on a withheld name.
-    """
-    query.to_identifier(privacy)
-    matching = query.matching_keys()
-    params = {k: v.replace("\\", ",") if vr_of(k) == "UI" else v for k, v in matching.items()}
-    included = [k for k in query.return_keywords(privacy) if k not in matching and k not in query.sequences]
-    for path, value in tree_paths(query.sequences):
-        if not privacy.filter_return_keys([path.rsplit(".", 1)[-1]]):
-            continue
-        if value:
-            params[path] = value
-        else:
-            included.append(path)
-    if query.level is Level.PATIENT:
-        included.append("PatientID")
-    if included:
-        params["includefield"] = ",".join(dict.fromkeys(included))
-    if query.limit is not None and query.level is not Level.PATIENT:
-        params["limit"] = str(query.limit)
-    study, series = _single_uid(matching.get("StudyInstanceUID")), _single_uid(matching.get("SeriesInstanceUID"))
-    if query.level is Level.SERIES and study:
-        params.pop("StudyInstanceUID")
-        return f"studies/{study}/series", params
-    if query.level is Level.IMAGE and study and series:
-        params.pop("StudyInstanceUID")
-        params.pop("SeriesInstanceUID")
-        return f"studies/{study}/series/{series}/instances", params
-    return {Level.PATIENT: "studies", Level.STUDY: "studies", Level.SERIES: "series",
-            Level.IMAGE: "instances"}[query.level], params
-
-
-def _query_string(params: dict[str, str]) -> str:
-    """``params`` encoded for a URL, the characters a query may hold as they are (RFC 3986
-    3.4): some servers do not decode ``%2A`` to a wildcard, or ``%2F`` in a media type."""
-    return "&".join(f"{quote(k, safe='')}={quote(v, safe=_LITERAL)}" for k, v in params.items())
-
-
-_LITERAL = "*?,-./:_~"
-
-
-def _single_uid(value: str | None) -> str | None:
-    if value and "\\" not in value and "*" not in value and "?" not in value and "/" not in value:
-        return value
-    return None
-
-
-class DicomWebClient:
-    """One DICOMweb service, used for a series of requests on kept-alive connections.
+class WebClientBase:
+    """What the blocking and the asynchronous DICOMweb clients share: the service, the
+    privacy policy, the search bound, the HTTP client (:meth:`open`) and how matches and
+    retrieve counts are kept.
 
     Args:
         node: the service.
@@ -185,6 +124,7 @@ class DicomWebClient:
         connections: the most connections kept open at once (parallel STOW-RS requests).
         max_search_answer: the most bytes of QIDO-RS answers one search reads, all its
             pages together (:mod:`pacskit.web.json_answer` bounds their nesting).
+        verify: the TLS context of an ``https`` service (or whether to verify).
     """
 
     def __init__(self, node: WebNode, privacy: PrivacyPolicy, *, timeout: float = 120.0,
@@ -193,10 +133,32 @@ class DicomWebClient:
         self.node = node
         self.privacy = privacy
         self.max_search_answer = max_search_answer
-        self.http = httpx.Client(
-            base_url=node.url + "/", auth=node._auth(), follow_redirects=False, verify=verify,
-            timeout=httpx.Timeout(timeout, connect=connect_timeout),
-            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections))
+        self.http = self.open(**http_options(node, timeout, connect_timeout, connections, verify))
+
+    def open(self, **options: Any) -> Any:
+        """The HTTP client (``httpx.Client`` or ``httpx.AsyncClient``) made with ``options``."""
+        raise NotImplementedError
+
+    def kept(self, query: Query, checked: list[Dataset]) -> Iterator[Dataset]:
+        """The matches of ``query`` as given: patients made of study answers for a
+        patient-level query, names withheld by the policy removed."""
+        found = exchange.patients_of(checked, query, self.privacy) if query.level is Level.PATIENT else checked
+        return (self.privacy.scrub_response(match) for match in found)
+
+    @staticmethod
+    def count_request(result: RetrieveResult, expected: int | None, received: int) -> None:
+        """Count one WADO-RS request that brought ``received`` of ``expected`` instances."""
+        result.completed += received
+        if expected is not None and received < expected:
+            result.failed += expected - received
+
+
+class DicomWebClient(WebClientBase):
+    """One DICOMweb service, used for a series of requests on kept-alive connections
+    (the arguments of :class:`WebClientBase`)."""
+
+    def open(self, **options: Any) -> httpx.Client:
+        return httpx.Client(**options)
 
     def close(self) -> None:
         """Close the connections."""
@@ -225,66 +187,43 @@ class DicomWebClient:
         """The matches of :meth:`search`, the outcome of the checks counted in ``check``
         (of study answers, for a patient-level query)."""
         resource, params = qido_request(query, self.privacy)
-        found = self._checked(query, self._search(resource, params), check)
-        if query.level is Level.PATIENT:
-            found = _patients(found, query, self.privacy)
-        yield from (self.privacy.scrub_response(match) for match in found)
+        yield from self.kept(query, self._checked(query, self._search(resource, params), check))
 
     def _checked(self, query: Query, answers: list[Dataset], check: AnswerCheck) -> list[Dataset]:
         """The ``answers`` of ``query`` that stay (:class:`AnswerChecker`); an empty
         ModalitiesInStudy is checked against the Modality of the study's series."""
-        if query.level is Level.PATIENT:
-            check.level = Level.STUDY
-            query = query.model_copy(update={"level": Level.STUDY})
-        return list(AnswerChecker(query, check).filter(answers, self._series_modalities))
+        return list(AnswerChecker(exchange.checked_query(query, check), check).filter(answers,
+                                                                                      self._series_modalities))
 
     def _series_modalities(self, study: Dataset) -> list[str] | None:
-        uid = values_of(study, "StudyInstanceUID")
-        if not uid:
-            return None
-        series = self._search(f"studies/{quote(uid[0], safe='')}/series", {"includefield": "Modality"})
-        return [m for item in series for m in values_of(item, "Modality")] or None
+        search = exchange.series_search(study)
+        return None if search is None else exchange.modalities_of(self._search(*search))
 
     def _search(self, resource: str, params: dict[str, str]) -> list[Dataset]:
         """Every match, page after page while the server says it has more (PS3.18
         8.3.4.1: a Warning that additional results can be requested)."""
-        limit = int(params["limit"]) if "limit" in params else None
         found: list[Dataset] = []
         budget = self.max_search_answer
         while True:
-            page_params = dict(params)
-            if found:
-                page_params["offset"] = str(len(found))
-                if limit is not None:
-                    page_params["limit"] = str(limit - len(found))
-            page, more, size = self._search_page(resource, page_params, budget)
+            page, more, size = self._search_page(exchange.search_target(resource, params, len(found)), budget)
             found += page
             budget -= size
-            if not more or not page or (limit is not None and len(found) >= limit):
+            if exchange.search_done(params, page, more, len(found)):
                 return found
 
-    def _search_page(self, resource: str, params: dict[str, str], budget: int
-                     ) -> tuple[list[Dataset], bool, int]:
+    def _search_page(self, target: str, budget: int) -> tuple[list[Dataset], bool, int]:
         """One QIDO-RS response: its matches, whether the server has more, its size."""
-        target = resource + ("?" + _query_string(params) if params else "")
-        with self._request("GET", target, headers={"Accept": DICOM_JSON}) as response:
+        with self._request("GET", target, headers=exchange.SEARCH_HEADERS) as response:
             if response.status_code == 204:
                 return [], False, 0
             _check(response, "QIDO-RS")
-            more = "additional results" in response.headers.get("warning", "").lower()
+            more = exchange.has_more(response)
             body = bytearray()
             for chunk in response.iter_bytes():
                 body += chunk
                 if len(body) > budget:
-                    raise HttpFailure(f"QIDO-RS: {self.node.label} answered more than the limit of "
-                                      f"{_mib(self.max_search_answer)} (max_search_answer); narrow the "
-                                      "query or set a limit")
-        size, items = len(body), json_answer.datasets(body)
-        del body
-        try:
-            return list(items), more, size
-        except json_answer.AnswerError as exc:
-            raise HttpFailure(f"QIDO-RS: {self.node.label} answered malformed DICOM JSON: {exc}") from None
+                    raise exchange.search_too_big(self.node.label, self.max_search_answer)
+        return exchange.page_matches(body, self.node.label), more, len(body)
 
     def retrieve(self, query: Query, receiver: Any, *, wado_uri: bool = False) -> None:
         """Retrieve what ``query`` matches by WADO-RS (PS3.18 10.4), one request per
@@ -303,13 +242,10 @@ class DicomWebClient:
             return
         targets = self._retrieve_targets(query, receiver)
         result: RetrieveResult = receiver.result
-        receiver.expect(sum(count or 0 for _, count in targets) if all(c for _, c in targets) else None)
+        receiver.expect(exchange.expected_total(targets))
         for resource, count in targets:
             result.requests += 1
-            received = self._retrieve_one(resource, receiver)
-            result.completed += received
-            if count is not None and received < count:
-                result.failed += count - received
+            self.count_request(result, count, self._retrieve_one(resource, receiver))
 
     def retrieve_resources(self, resources: list[tuple[str, int]], receiver: Any) -> None:
         """Retrieve by WADO-RS (PS3.18 10.4) the study, series or instance resources
@@ -325,27 +261,18 @@ class DicomWebClient:
             if receiver.cancellation is not None and receiver.cancellation.cancelled:
                 return
             result.requests += 1
-            received = self._retrieve_one("/".join(quote(part, safe="") if i % 2 else part
-                                                   for i, part in enumerate(resource.split("/"))), receiver)
-            result.completed += received
-            result.failed += max(0, count - received)
+            self.count_request(result, count, self._retrieve_one(exchange.quoted_resource(resource), receiver))
 
     def _retrieve_by_uri(self, query: Query, receiver: Any) -> None:
-        instances = Query(level=Level.IMAGE, model=query.model, match=dict(query.match),
-                          return_keys=["StudyInstanceUID", "SeriesInstanceUID"])
+        instances = exchange.wado_uri_instances(query)
         result: RetrieveResult = receiver.result
         result.check = AnswerCheck(level=Level.IMAGE)
         found = self._checked(instances, self._search(*qido_request(instances, self.privacy)), result.check)
         receiver.expect(len(found))
-        endpoint = self.node.origin + "/wado"
         for match in found:
-            params = {"requestType": "WADO", "contentType": DICOM,
-                      "studyUID": str(match.get("StudyInstanceUID", "")),
-                      "seriesUID": str(match.get("SeriesInstanceUID", "")),
-                      "objectUID": str(match.get("SOPInstanceUID", ""))}
             result.requests += 1
-            target = f"{endpoint}?{_query_string(params)}"
-            with self._request("GET", target, headers={"Accept": DICOM}) as response:
+            with self._request("GET", exchange.wado_uri_target(self.node.origin, match),
+                               headers={"Accept": DICOM}) as response:
                 if response.status_code == 404:
                     result.failed += 1
                     continue
@@ -356,47 +283,24 @@ class DicomWebClient:
     def _retrieve_targets(self, query: Query, receiver: Any) -> list[tuple[str, int | None]]:
         """(WADO-RS resource, instances expected) for every match of ``query`` that stays
         once checked; the check goes to ``receiver.result.check``."""
-        level = Level.STUDY if query.level is Level.PATIENT else query.level
-        unique = [UNIQUE_KEYS[above] for above in LEVELS[LEVELS.index(Level.STUDY): LEVELS.index(level) + 1]]
-        needed = [*unique, *([_COUNT_KEYS[level]] if level in _COUNT_KEYS else [])]
-        search = Query(level=level, model=query.model, match=dict(query.match),
-                       return_keys=[*query.return_keys, *needed] if level is query.level else needed)
-        resource, params = qido_request(search, self.privacy)
-        targets = []
+        search = exchange.retrieve_search(query)
         result: RetrieveResult = receiver.result
-        result.check = AnswerCheck(level=level)
-        for match in self._checked(search, self._search(resource, params), result.check):
-            uids = [str(match.get(k, "") or "") for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")]
-            study, series, sop = (quote(u, safe="") for u in uids)
-            if level is Level.STUDY and study:
-                targets.append((f"studies/{study}", _count(match, _COUNT_KEYS[level])))
-            elif level is Level.SERIES and study and series:
-                targets.append((f"studies/{study}/series/{series}", _count(match, _COUNT_KEYS[level])))
-            elif level is Level.IMAGE and study and series and sop:
-                targets.append((f"studies/{study}/series/{series}/instances/{sop}", 1))
-        return targets
+        result.check = AnswerCheck(level=search.level)
+        found = self._search(*qido_request(search, self.privacy))
+        return exchange.retrieve_targets(search.level, self._checked(search, found, result.check))
 
     def _retrieve_one(self, resource: str, receiver: Any) -> int:
         received = 0
-        with self._request("GET", resource, headers={"Accept": RETRIEVE_ACCEPT}) as response:
+        with self._request("GET", resource, headers=exchange.RETRIEVE_HEADERS) as response:
             if response.status_code in (204, 404):
                 return 0
             _check(response, "WADO-RS")
-            media = MediaType.parse(response.headers.get("content-type", ""))
-            boundary = media.params.get("boundary")
-            if media.type != "multipart/related" or not boundary:
-                raise HttpFailure(f"WADO-RS: {self.node.label} answered "
-                                  f"{response.headers.get('content-type', 'no Content-Type')!r}, "
-                                  "not multipart/related")
+            boundary = exchange.retrieve_boundary(response, self.node.label)
             try:
                 for headers, body in iter_parts(ResponseBody(response), boundary):
-                    if MediaType.parse(headers.get("content-type", DICOM)).type != DICOM:
-                        continue
-                    received += 1
-                    receiver.take(body)
+                    received += take_part(receiver, headers, body)
             except MultipartError as exc:
-                raise HttpFailure(f"WADO-RS: the response of {self.node.label} is malformed "
-                                  f"after {received} instances: {exc}") from None
+                raise exchange.malformed_retrieve(self.node.label, received, exc) from None
         return received
 
     def store(self, files: list[DicomFile], tally: Any, *, parallel: int = 1) -> None:
@@ -407,7 +311,7 @@ class DicomWebClient:
         Raises:
             NetworkError, HttpFailure: every request failed the same way.
         """
-        batches = list(_batches(files))
+        batches = list(exchange.stow_batches(files))
         errors: list[PacskitError] = []
         lock = threading.Lock()
 
@@ -417,83 +321,66 @@ class DicomWebClient:
             except PacskitError as exc:
                 with lock:
                     errors.append(exc)
-                _fail_all(batch, tally, str(exc))
+                exchange.fail_all(batch, tally, str(exc))
 
         with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(batches))),
                                 thread_name_prefix="pacskit-stow") as pool:
             list(pool.map(send, batches))
-        if errors and len(errors) == len(batches) and isinstance(errors[0], (NetworkError, HttpFailure)):
-            raise errors[0]
+        failure = exchange.store_failure(errors, len(batches))
+        if failure is not None:
+            raise failure
 
     def _store_batch(self, batch: list[DicomFile], tally: Any) -> None:
         """One Store Instances request; each file's outcome from the answer, whatever its
-        HTTP status. An answer that is not a Store Instances Response fails the batch
-        with the server's reason, in one line.
+        HTTP status (:func:`exchange.stow_outcome`).
 
         Raises:
             HttpFailure: the answer is an error, or not a Store Instances Response.
         """
-        boundary = new_boundary()
+        boundary = exchange.stow_boundary()
         body = write_parts(((DICOM, file_chunks(f.path)) for f in batch), boundary)
-        headers = {"Content-Type": f'multipart/related; type="{DICOM}"; boundary={boundary}',
-                   "Accept": DICOM_JSON}
-        with self._request("POST", "studies", content=body, headers=headers) as response:
+        with self._request("POST", "studies", content=body, headers=exchange.stow_headers(boundary)) as response:
             answer = self._read_answer(response)
-            status, phrase = response.status_code, response.reason_phrase
-            content_type = response.headers.get("content-type", "")
-        stored = store_response(answer)
-        http = f"HTTP {status} {phrase}".strip()
-        if stored is not None:
-            tally_stow(batch, stored, tally, http if status >= 300 else None)
-            return
-        reason = error_reason(answer, content_type)
-        if status < 300:
-            raise HttpFailure(f"STOW-RS: {self.node.label} answered {http} without a Store Instances "
-                              f"Response" + (f": {reason}" if reason else ""), status=status)
-        raise HttpFailure(f"STOW-RS: {http}" + (f": {reason}" if reason else ""), status=status)
+        exchange.stow_outcome(batch, tally, answer, response, self.node.label)
 
     def _read_answer(self, response: httpx.Response) -> bytes:
         answer = bytearray()
         for chunk in response.iter_bytes():
             answer += chunk
             if len(answer) > MAX_STOW_RESPONSE:
-                raise HttpFailure(f"STOW-RS: {self.node.label} answered more than "
-                                  f"{MAX_STOW_RESPONSE >> 20} MiB", status=response.status_code)
+                raise exchange.stow_answer_too_big(self.node.label, response.status_code)
         return bytes(answer)
 
     @contextmanager
     def _request(self, method: str, resource: str, **options: Any) -> Iterator[httpx.Response]:
         try:
             with self.http.stream(method, resource, **options) as response:
-                if response.status_code in (401, 403):
-                    raise AccessDenied(f"{self.node.label} refused the request: HTTP {response.status_code} "
-                                       f"({'credentials needed' if response.status_code == 401 else 'forbidden'})")
+                exchange.refuse_denied(response, self.node.label)
                 yield response
-        except httpx.ConnectTimeout:
-            raise NetworkTimeout(f"{self.node.label}: no connection within the timeout") from None
-        except httpx.TimeoutException:
-            raise NetworkTimeout(f"{self.node.label} did not answer within the timeout") from None
-        except httpx.ConnectError as exc:
-            text = str(exc).lower()
-            tls_error = _ssl_error(exc)
-            if tls_error is not None:
-                raise tls.failure(self.node.label, tls_error) from None
-            if "name or service not known" in text or "nodename nor servname" in text \
-                    or "temporary failure in name resolution" in text or "no address associated" in text:
-                raise HostNotFound(f"host of {self.node.label} does not resolve") from None
-            raise ConnectionRefused(f"cannot connect to {self.node.label}: {_reason(exc)}") from None
         except httpx.TransportError as exc:
-            raise AssociationAborted(f"{self.node.label} closed the connection: {_reason(exc)}") from None
+            raise exchange.transport_failure(exc, self.node.label) from None
 
 
-def _ssl_error(exc: BaseException) -> ssl.SSLError | None:
-    """The TLS error behind an httpx error, if there is one."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
+def take_part(receiver: Any, headers: dict[str, str], body: bytes | Any) -> int:
+    """Hand a WADO-RS part to ``receiver`` if it is an instance; 1 if it was one."""
+    if not exchange.is_instance(headers):
+        return 0
+    receiver.take(body)
+    return 1
+
+
+def http_options(node: WebNode, timeout: float, connect_timeout: float, connections: int,
+                 verify: ssl.SSLContext | bool) -> dict[str, Any]:
+    """The keyword arguments of ``httpx.Client`` and ``httpx.AsyncClient`` for ``node``:
+    its root, its credentials, no redirects, the TLS context, the timeouts and how many
+    connections are kept. A plain ``http`` service gets a TLS context that is never used
+    (no redirect is followed) rather than httpx's default, which loads the CA bundle
+    again for every client."""
+    if verify is True and node.url.startswith("http:"):
+        verify = _never_used_context()
+    return {"base_url": node.url + "/", "auth": node._auth(), "follow_redirects": False, "verify": verify,
+            "timeout": httpx.Timeout(timeout, connect=connect_timeout),
+            "limits": httpx.Limits(max_connections=connections, max_keepalive_connections=connections)}
 
 
 class ResponseBody:
@@ -516,69 +403,15 @@ class ResponseBody:
 def _check(response: httpx.Response, service: str) -> None:
     if response.status_code < 300:
         return
-    detail = ""
     try:
-        detail = response.read()[:200].decode("utf-8", "replace").strip().splitlines()[0]
-    except (httpx.HTTPError, IndexError):
-        pass
-    raise HttpFailure(f"{service}: HTTP {response.status_code} {response.reason_phrase}"
-                      + (f": {detail}" if detail else ""), status=response.status_code)
+        head = response.read()
+    except httpx.HTTPError:
+        head = b""
+    raise exchange.http_failure(response, service, head)
 
 
-def _mib(size: int) -> str:
-    return f"{size / (1 << 20):g} MiB"
-
-
-def _count(match: Dataset, keyword: str) -> int | None:
-    value = match.get(keyword)
-    try:
-        return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _patients(studies: Iterable[Dataset], query: Query, privacy: PrivacyPolicy) -> list[Dataset]:
-    """Patient-level answers from study-level ones: one per Patient ID, with the patient
-    attributes asked for and the number of studies."""
-    keys = [k for k in query.return_keywords(privacy) if not k.startswith("NumberOf")]
-    patients: dict[tuple[str, str], Dataset] = {}
-    counts: dict[tuple[str, str], int] = {}
-    for study in studies:
-        key = (str(study.get("PatientID", "") or ""), str(study.get("IssuerOfPatientID", "") or ""))
-        if key not in patients:
-            patient = Dataset()
-            for keyword in keys:
-                if keyword in study:
-                    patient[keyword] = study[keyword]
-            patients[key] = patient
-        counts[key] = counts.get(key, 0) + 1
-    for key, patient in patients.items():
-        if "NumberOfPatientRelatedStudies" in query.return_keywords(privacy):
-            patient.NumberOfPatientRelatedStudies = counts[key]
-    found = list(patients.values())
-    return found[: query.limit] if query.limit is not None else found
-
-
-def _batches(files: list[DicomFile]) -> Iterator[list[DicomFile]]:
-    batch: list[DicomFile] = []
-    size = 0
-    for file in files:
-        if batch and (len(batch) >= STOW_BATCH_FILES or size + file.size > STOW_BATCH_BYTES):
-            yield batch
-            batch, size = [], 0
-        batch.append(file)
-        size += file.size
-    if batch:
-        yield batch
-
-
-def _fail_all(batch: list[DicomFile], tally: Any, reason: str) -> None:
-    from pacskit.net.store import SendOutcome
-
-    for file in batch:
-        tally(SendOutcome(file, None, reason))
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc) or type(exc).__name__
-    return text.splitlines()[0][:160]
+@functools.cache
+def _never_used_context() -> ssl.SSLContext:
+    """A client context that trusts nothing (no CA loaded): what an ``http`` service's
+    client holds instead of loading the CA bundle."""
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)

@@ -4,8 +4,11 @@ PS3.18 8.6.1.2 carries DICOM instances, frames and bulk data in ``multipart/rela
 messages. The reader scans a seekable stream (a STOW-RS request body spooled to a file)
 once, chunk by chunk, and returns where each part's body lies, so a caller then reads
 one part at a time and a whole message never sits in memory; a message without its
-closing delimiter is rejected before any part is used. The writer produces a message
-from parts that are themselves iterators of chunks (files read from disk).
+closing delimiter is rejected before any part is used. The parser itself does no I/O: it
+asks for the next chunk (:data:`MORE`), so that a blocking stream (:func:`iter_parts`)
+and an asynchronous one (:func:`aiter_parts`, an ``httpx.AsyncClient`` response) share
+it. The writer produces a message from parts that are themselves iterators of chunks
+(files read from disk).
 """
 
 from __future__ import annotations
@@ -14,15 +17,21 @@ import io
 import re
 import tempfile
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Generator, Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 CRLF = b"\r\n"
+T = TypeVar("T")
 CHUNK_SIZE = 1 << 20
 MAX_HEADER_BYTES = 16 << 10
 MAX_PADDING_BYTES = 1024
 SPOOL_AFTER = 32 << 20
+MORE = object()
+"""What the parser yields when it needs the next chunk of the message (sent back to it;
+``b""`` at the end)."""
+_END = object()
 _BOUNDARY = re.compile(r"^[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]$")
 
 
@@ -80,13 +89,18 @@ def scan_parts(stream: BinaryIO, boundary: str, *, chunk_size: int = CHUNK_SIZE)
         MultipartError: no opening delimiter, no closing delimiter (a truncated
             message), part headers that are too long or malformed, a bad boundary.
     """
-    scanner = _Scanner(stream, chunk_size)
-    delimiter = _opening(scanner, boundary)
-    parts: list[PartSpan] = []
-    while (part := _next_part(scanner, delimiter, len(parts) + 1)) is not None:
+    return list(_read_from(stream, chunk_size, _spans(boundary)))
+
+
+def _spans(boundary: str) -> Generator[object, bytes, None]:
+    scanner = _Scanner()
+    delimiter = yield from _opening(scanner, boundary)
+    number = 0
+    while (part := (yield from _next_part(scanner, delimiter, number + 1))) is not None:
+        number += 1
         headers, body_start, body_end = part
-        parts.append(PartSpan(headers, body_start - 2, body_end - 2))
-    return parts
+        yield PartSpan(headers, body_start - 2, body_end - 2)
+    yield _END
 
 
 def iter_parts(stream: BinaryIO, boundary: str, *, chunk_size: int = 256 << 10,
@@ -103,18 +117,46 @@ def iter_parts(stream: BinaryIO, boundary: str, *, chunk_size: int = 256 << 10,
         MultipartError: as :func:`scan_parts`, when the bad part is reached (the parts
             before it have been yielded).
     """
-    scanner = _Scanner(stream, chunk_size, SPOOL_AFTER if spool_after is None else spool_after)
-    delimiter = _opening(scanner, boundary)
+    return _read_from(stream, chunk_size, _parts(boundary, spool_after))
+
+
+async def aiter_parts(chunks: AsyncIterator[bytes], boundary: str, *, spool_after: int | None = None
+                      ) -> AsyncIterator[tuple[dict[str, str], bytes | BinaryIO]]:
+    """As :func:`iter_parts`, the message read from ``chunks`` as they arrive (an
+    ``httpx.AsyncClient`` response's ``aiter_bytes()``): the same parser, the same bounds.
+
+    Raises:
+        MultipartError: as :func:`iter_parts`.
+    """
+    with closing(_parts(boundary, spool_after)) as steps:
+        chunk: bytes | None = None
+        while (item := steps.send(chunk)) is not _END:  # type: ignore[arg-type]
+            chunk = await anext(chunks, b"") if item is MORE else (yield item)  # type: ignore[misc]
+
+
+def _read_from(stream: BinaryIO, chunk_size: int, steps: Generator[object, bytes, None]) -> Iterator[T]:
+    """The items ``steps`` yields, fed ``chunk_size`` bytes of ``stream`` whenever it asks."""
+    size = max(chunk_size, 1)
+    with closing(steps):
+        chunk: bytes | None = None
+        while (item := steps.send(chunk)) is not _END:  # type: ignore[arg-type]
+            chunk = stream.read(size) if item is MORE else (yield item)  # type: ignore[misc]
+
+
+def _parts(boundary: str, spool_after: int | None) -> Generator[object, bytes, None]:
+    scanner = _Scanner(SPOOL_AFTER if spool_after is None else spool_after)
+    delimiter = yield from _opening(scanner, boundary)
     number = 0
     try:
         while True:
             number += 1
-            part = _next_part(scanner, delimiter, number, keep_body=True)
+            part = yield from _next_part(scanner, delimiter, number, keep_body=True)
             if part is None:
+                yield _END
                 return
             headers, body_start, body_end = part
             spool, kept_from = scanner.spool, scanner.keep if scanner.keep is not None else body_start
-            body: bytes | BinaryIO = scanner.read(kept_from, body_end - kept_from)
+            body: bytes | BinaryIO = yield from scanner.read(kept_from, body_end - kept_from)
             if spool is not None:
                 spool.write(body)
                 spool.seek(0)
@@ -130,33 +172,33 @@ def iter_parts(stream: BinaryIO, boundary: str, *, chunk_size: int = 256 << 10,
             scanner.spool.close()
 
 
-def _opening(scanner: _Scanner, boundary: str) -> bytes:
+def _opening(scanner: _Scanner, boundary: str) -> Generator[object, bytes, bytes]:
     delimiter = CRLF + b"--" + check_boundary(boundary)
-    scanner.position = scanner.next_delimiter(delimiter, 0)
+    scanner.position = yield from scanner.next_delimiter(delimiter, 0)
     if scanner.position < 0:
         raise MultipartError("no multipart boundary delimiter found in the body")
     return delimiter
 
 
 def _next_part(scanner: _Scanner, delimiter: bytes, number: int, *, keep_body: bool = False
-               ) -> tuple[dict[str, str], int, int] | None:
+               ) -> Generator[object, bytes, tuple[dict[str, str], int, int] | None]:
     """The headers and body offsets of the part after the delimiter at
     ``scanner.position``, which moves to the next delimiter; None after the closing one."""
     after = scanner.position + len(delimiter)
-    if scanner.read(after, 2) == b"--":
+    if (yield from scanner.read(after, 2)) == b"--":
         return None
-    line_end = scanner.find(CRLF, after, limit=MAX_PADDING_BYTES)
-    if scanner.read(line_end + 2, 2) == CRLF:
+    line_end = yield from scanner.find(CRLF, after, limit=MAX_PADDING_BYTES)
+    if (yield from scanner.read(line_end + 2, 2)) == CRLF:
         headers, body_start = {}, line_end + 4
     else:
-        headers_end = scanner.find(CRLF + CRLF, line_end + 2, limit=MAX_HEADER_BYTES)
+        headers_end = yield from scanner.find(CRLF + CRLF, line_end + 2, limit=MAX_HEADER_BYTES)
         if headers_end < 0:
             raise MultipartError(f"part {number}: headers not ended by an empty line")
-        headers = _parse_headers(scanner.read(line_end + 2, headers_end - line_end - 2), number)
+        headers = _parse_headers((yield from scanner.read(line_end + 2, headers_end - line_end - 2)), number)
         body_start = headers_end + 4
     if keep_body:
         scanner.keep = body_start
-    scanner.position = scanner.next_delimiter(delimiter, body_start)
+    scanner.position = yield from scanner.next_delimiter(delimiter, body_start)
     if scanner.position < 0:
         raise MultipartError(f"part {number} is not followed by a boundary delimiter: "
                              "the body is truncated or has no closing delimiter")
@@ -265,14 +307,12 @@ def _parse_headers(raw: bytes, number: int) -> dict[str, str]:
 
 
 class _Scanner:
-    """A forward-only window on a stream, seen as if it started with CRLF (so that an
+    """A forward-only window on a message fed chunk by chunk, seen as if it started with CRLF (so that an
     opening delimiter at the very start is found like any other). Offsets given and
     returned are those of that virtual stream, which are the real ones plus 2. Bytes
     from ``keep`` on are kept until it is cleared; ``position`` is the last delimiter's."""
 
-    def __init__(self, stream: BinaryIO, chunk_size: int, spool_after: int | None = None) -> None:
-        self.stream = stream
-        self.chunk_size = max(chunk_size, 1)
+    def __init__(self, spool_after: int | None = None) -> None:
         self.buffer = bytearray(CRLF)
         self.base = 0
         self.eof = False
@@ -281,10 +321,10 @@ class _Scanner:
         self.spool_after = spool_after
         self.spool: BinaryIO | None = None
 
-    def _fill(self) -> bool:
+    def _fill(self) -> Generator[object, bytes, bool]:
         if self.eof:
             return False
-        chunk = self.stream.read(self.chunk_size)
+        chunk = yield MORE
         if not chunk:
             self.eof = True
             return False
@@ -313,39 +353,43 @@ class _Scanner:
             self.spool.write(self.buffer[self.keep - self.base:position - self.base])
             self.keep = position
 
-    def find(self, pattern: bytes, position: int, *, limit: int | None = None) -> int:
+    def find(self, pattern: bytes, position: int, *, limit: int | None = None) -> Generator[object, bytes, int]:
         """The offset of the next ``pattern`` at or after ``position``; -1 if none (or
         none within ``limit`` bytes). An unlimited search lets go of the bytes it has
-        passed; a limited one keeps them, to be read."""
+        passed; a limited one keeps them, to be read. Each chunk that comes is searched
+        from where the last search could not have missed a match: a part kept whole is
+        scanned once, not once per chunk."""
+        start = position
         while True:
-            found = self.buffer.find(pattern, max(position - self.base, 0))
+            found = self.buffer.find(pattern, max(start - self.base, 0))
             if found >= 0:
                 where = self.base + found
                 return where if limit is None or where - position <= limit else -1
             end = self.base + len(self.buffer)
             if limit is not None and end - position > limit + len(pattern):
                 return -1
+            start = max(start, end - len(pattern) + 1)
             if limit is None:
-                self._drop_before(max(position, end - len(pattern) + 1))
-            if not self._fill():
+                self._drop_before(start)
+            if not (yield from self._fill()):
                 return -1
 
-    def read(self, position: int, size: int) -> bytes:
+    def read(self, position: int, size: int) -> Generator[object, bytes, bytes]:
         """Up to ``size`` bytes at ``position`` (fewer at the end of the stream)."""
-        while self.base + len(self.buffer) < position + size and self._fill():
+        while self.base + len(self.buffer) < position + size and (yield from self._fill()):
             pass
         start = position - self.base
         return bytes(self.buffer[start:start + size])
 
-    def next_delimiter(self, delimiter: bytes, position: int) -> int:
+    def next_delimiter(self, delimiter: bytes, position: int) -> Generator[object, bytes, int]:
         """The next occurrence of ``delimiter`` that is one (RFC 2046 5.1.1: followed by
         ``--``, or by optional white space and CRLF); -1 if there is none."""
         while True:
-            found = self.find(delimiter, position)
+            found = yield from self.find(delimiter, position)
             if found < 0:
                 return -1
             after = found + len(delimiter)
-            tail = self.read(after, MAX_PADDING_BYTES + 2)
+            tail = yield from self.read(after, MAX_PADDING_BYTES + 2)
             if tail.startswith(b"--") or tail.lstrip(b" \t").startswith(CRLF):
                 self._drop_before(found)
                 return found

@@ -1,0 +1,90 @@
+"""DICOMweb for :class:`~pacskit.aio.AsyncClient`, on the event loop (no thread): QIDO-RS
+finds, WADO-RS (or WADO-URI) retrieves and STOW-RS stores on
+:class:`~pacskit.web.aio_client.AsyncDicomWebClient`, with what the blocking
+:class:`~pacskit.client.Client` decides for them: its settings (timeouts, TLS, search
+bound), its privacy policy, its sinks and :class:`~pacskit.retrieve.Receiver`, its store
+filters and tally, and the retries of :mod:`pacskit.retry` (waits ``asyncio.sleep``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterable
+from contextlib import aclosing
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydicom import Dataset
+
+from pacskit import retry
+from pacskit.cancellation import Cancellation
+from pacskit.client import Client
+from pacskit.level_queries import LevelQuery
+from pacskit.models import AnswerCheck, RetrieveResult, StoreResult
+from pacskit.nodes import Node
+from pacskit.query import Query
+from pacskit.retrieve import ProgressCallback
+from pacskit.send import StoreProgressCallback, Tally, files_to_store
+
+if TYPE_CHECKING:
+    from pacskit.web.aio_client import AsyncDicomWebClient
+    from pacskit.web.client import WebNode
+
+
+async def search(client: Client, web: WebNode, query: Query, check: AnswerCheck) -> AsyncIterator[Dataset]:
+    """The matches of ``query`` at ``web`` by QIDO-RS, checked into ``check``, names
+    withheld as the settings say (:meth:`Client.iter_find`)."""
+    async with _http(client, web) as http, \
+            aclosing(http.checked_search(query, check)) as found:
+        async for match in found:
+            yield match
+
+
+async def get(client: Client, node: Node | str, web: WebNode, query: Query | LevelQuery, output: Path | str | None, *,
+              layout: str, overwrite: bool, progress: ProgressCallback | None, stop: Cancellation,
+              wado_uri: bool, retries: int | None, retry_backoff: float | None,
+              timeout: float | None) -> RetrieveResult:
+    """A retrieve from ``web`` by WADO-RS (WADO-URI with ``wado_uri``) as
+    :meth:`Client.get` does it, into the folder ``output`` or memory; ``progress`` is
+    called on the loop. A timeout or a cancellation sets ``stop`` as it is raised:
+    nothing is kept after it, and a part being read is dropped with its spool."""
+    general = query.to_query() if isinstance(query, LevelQuery) else query
+    deidentifier = client.deidentifier_for(node, False, ())
+    sink = client.folder_sink(output, layout, overwrite, deidentifier)
+
+    async def attempt() -> RetrieveResult:
+        started = time.monotonic()
+        receiver = client.wado_receiver(sink, progress, stop, wado_uri=wado_uri, transform=deidentifier)
+        async with _http(client, web) as http:
+            await http.retrieve(general, receiver, wado_uri=wado_uri)
+        receiver.result.seconds = time.monotonic() - started
+        return receiver.result
+
+    try:
+        return await asyncio.wait_for(retry.call_async(attempt, client.policy(retries, retry_backoff), "retrieve"), timeout)
+    except BaseException:
+        stop.cancel()
+        raise
+
+
+async def store(client: Client, web: WebNode, paths: Iterable[Path | str], *, patient_id: str | None,
+                study_uid: str | None, series_uid: str | None, parallel: int,
+                progress: StoreProgressCallback | None, timeout: float | None) -> StoreResult:
+    """STOW-RS the DICOM files under ``paths`` to ``web`` as :meth:`Client.store` does
+    (the same filters, batches and tally), ``parallel`` requests at a time; not retried."""
+    async def send() -> StoreResult:
+        started = time.monotonic()
+        files, result = files_to_store(paths, patient_id=patient_id, study_uid=study_uid, series_uid=series_uid)
+        async with _http(client, web, parallel) as http:
+            await http.store(files, Tally(result, len(files), progress), parallel=parallel)
+        result.seconds = time.monotonic() - started
+        return result
+
+    return await asyncio.wait_for(send(), timeout)
+
+
+def _http(client: Client, web: WebNode, connections: int = 1) -> AsyncDicomWebClient:
+    from pacskit.web.aio_client import AsyncDicomWebClient  # httpx only for the nodes that need it
+
+    return AsyncDicomWebClient(web, client.privacy, **client.web_options(web, connections))

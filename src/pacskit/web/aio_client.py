@@ -1,0 +1,220 @@
+"""The DICOMweb client on asyncio (PS3.18): QIDO-RS search, WADO-RS retrieve and STOW-RS
+store on ``httpx.AsyncClient``, on the event loop itself, no thread.
+
+The requests and the reading of their answers are those of the blocking client
+(:mod:`pacskit.web.exchange`); a WADO-RS answer is read as it arrives by the same
+multipart parser (:func:`pacskit.web.multipart.aiter_parts`: bounded memory, a large part
+spooled to a temporary file), each instance handed to the receiver on the loop. A
+cancellation of the awaiting task (or a timeout) stops a request where it is: nothing is
+handed to the receiver after it, and a part being read is dropped with its spool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing, asynccontextmanager
+from typing import Any
+
+import httpx
+from pydicom import Dataset
+
+from pacskit.answers import AnswerChecker
+from pacskit.errors import PacskitError
+from pacskit.models import AnswerCheck, RetrieveResult
+from pacskit.query import Level, Query
+from pacskit.scan import DicomFile
+from pacskit.web import exchange
+from pacskit.web.client import WebClientBase, WebNode, take_part  # noqa: F401 - WebNode in the example
+from pacskit.web.exchange import DICOM, MAX_STOW_RESPONSE, qido_request
+from pacskit.web.multipart import MultipartError, aiter_parts, file_chunks, write_parts
+
+
+class AsyncDicomWebClient(WebClientBase):
+    """One DICOMweb service on the event loop, for a series of requests on kept-alive
+    connections; the async twin of :class:`pacskit.web.client.DicomWebClient`, with the
+    same arguments (:class:`~pacskit.web.client.WebClientBase`).
+
+    >>> async with AsyncDicomWebClient(WebNode.parse(url), privacy) as client:
+    ...     async for match in client.checked_search(query, check):
+    ...         print(match.StudyInstanceUID)
+    """
+
+    def open(self, **options: Any) -> httpx.AsyncClient:
+        return httpx.AsyncClient(**options)
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+        await self.http.aclose()
+
+    async def __aenter__(self) -> AsyncDicomWebClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def checked_search(self, query: Query, check: AnswerCheck) -> AsyncIterator[Dataset]:
+        """The matches of ``query`` by QIDO-RS (PS3.18 10.6), as
+        :meth:`DicomWebClient.checked_search <pacskit.web.client.DicomWebClient.checked_search>`:
+        names withheld by the policy removed, every answer checked against the query, the
+        outcome counted in ``check``.
+
+        Raises:
+            QueryError: the query matches on a withheld name.
+            NetworkError, HttpFailure: the request failed.
+        """
+        resource, params = qido_request(query, self.privacy)
+        for match in self.kept(query, await self._checked(query, await self._search(resource, params), check)):
+            yield match
+
+    async def _checked(self, query: Query, answers: list[Dataset], check: AnswerCheck) -> list[Dataset]:
+        checker = AnswerChecker(exchange.checked_query(query, check), check)
+        kept = []
+        for answer in answers:
+            modalities = await self._series_modalities(answer) if checker.needs_series(answer) else None
+            if checker.keep(answer, modalities):
+                kept.append(answer)
+        return kept
+
+    async def _series_modalities(self, study: Dataset) -> list[str] | None:
+        search = exchange.series_search(study)
+        return None if search is None else exchange.modalities_of(await self._search(*search))
+
+    async def _search(self, resource: str, params: dict[str, str]) -> list[Dataset]:
+        found: list[Dataset] = []
+        budget = self.max_search_answer
+        while True:
+            page, more, size = await self._search_page(exchange.search_target(resource, params, len(found)), budget)
+            found += page
+            budget -= size
+            if exchange.search_done(params, page, more, len(found)):
+                return found
+
+    async def _search_page(self, target: str, budget: int) -> tuple[list[Dataset], bool, int]:
+        async with self._request("GET", target, headers=exchange.SEARCH_HEADERS) as response:
+            if response.status_code == 204:
+                return [], False, 0
+            await _check(response, "QIDO-RS")
+            more = exchange.has_more(response)
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > budget:
+                    raise exchange.search_too_big(self.node.label, self.max_search_answer)
+        return exchange.page_matches(body, self.node.label), more, len(body)
+
+    async def retrieve(self, query: Query, receiver: Any, *, wado_uri: bool = False) -> None:
+        """Retrieve what ``query`` matches by WADO-RS (PS3.18 10.4) into ``receiver`` (a
+        :class:`pacskit.retrieve.Receiver`), or by WADO-URI (PS3.18 9) with ``wado_uri``,
+        as :meth:`DicomWebClient.retrieve <pacskit.web.client.DicomWebClient.retrieve>`.
+
+        Raises:
+            QueryError, NetworkError, HttpFailure: a request failed.
+        """
+        if wado_uri:
+            await self._retrieve_by_uri(query, receiver)
+            return
+        search = exchange.retrieve_search(query)
+        result: RetrieveResult = receiver.result
+        result.check = AnswerCheck(level=search.level)
+        found = await self._checked(search, await self._search(*qido_request(search, self.privacy)), result.check)
+        targets = exchange.retrieve_targets(search.level, found)
+        receiver.expect(exchange.expected_total(targets))
+        for resource, count in targets:
+            result.requests += 1
+            self.count_request(result, count, await self._retrieve_one(resource, receiver))
+
+    async def _retrieve_by_uri(self, query: Query, receiver: Any) -> None:
+        instances = exchange.wado_uri_instances(query)
+        result: RetrieveResult = receiver.result
+        result.check = AnswerCheck(level=Level.IMAGE)
+        found = await self._checked(instances, await self._search(*qido_request(instances, self.privacy)),
+                                    result.check)
+        receiver.expect(len(found))
+        for match in found:
+            result.requests += 1
+            async with self._request("GET", exchange.wado_uri_target(self.node.origin, match),
+                                     headers={"Accept": DICOM}) as response:
+                if response.status_code == 404:
+                    result.failed += 1
+                    continue
+                await _check(response, "WADO-URI")
+                if receiver.take(await response.aread()):
+                    result.completed += 1
+
+    async def _retrieve_one(self, resource: str, receiver: Any) -> int:
+        received = 0
+        async with self._request("GET", resource, headers=exchange.RETRIEVE_HEADERS) as response:
+            if response.status_code in (204, 404):
+                return 0
+            await _check(response, "WADO-RS")
+            boundary = exchange.retrieve_boundary(response, self.node.label)
+            try:
+                async with aclosing(aiter_parts(response.aiter_bytes(), boundary)) as parts:
+                    async for headers, body in parts:
+                        received += take_part(receiver, headers, body)
+            except MultipartError as exc:
+                raise exchange.malformed_retrieve(self.node.label, received, exc) from None
+        return received
+
+    async def store(self, files: list[DicomFile], tally: Any, *, parallel: int = 1) -> None:
+        """STOW-RS the ``files`` (PS3.18 10.5) in the batches of the blocking client,
+        ``parallel`` requests at a time on the loop; each file's outcome goes to
+        ``tally``.
+
+        Raises:
+            NetworkError, HttpFailure: every request failed the same way.
+        """
+        batches = list(exchange.stow_batches(files))
+        errors: list[PacskitError] = []
+        slots = asyncio.Semaphore(max(1, parallel))
+
+        async def send(batch: list[DicomFile]) -> None:
+            async with slots:
+                try:
+                    await self._store_batch(batch, tally)
+                except PacskitError as exc:
+                    errors.append(exc)
+                    exchange.fail_all(batch, tally, str(exc))
+
+        await asyncio.gather(*(send(batch) for batch in batches))
+        failure = exchange.store_failure(errors, len(batches))
+        if failure is not None:
+            raise failure
+
+    async def _store_batch(self, batch: list[DicomFile], tally: Any) -> None:
+        boundary = exchange.stow_boundary()
+        body = _chunks(write_parts(((DICOM, file_chunks(f.path)) for f in batch), boundary))
+        async with self._request("POST", "studies", content=body,
+                                 headers=exchange.stow_headers(boundary)) as response:
+            answer = bytearray()
+            async for chunk in response.aiter_bytes():
+                answer += chunk
+                if len(answer) > MAX_STOW_RESPONSE:
+                    raise exchange.stow_answer_too_big(self.node.label, response.status_code)
+        exchange.stow_outcome(batch, tally, bytes(answer), response, self.node.label)
+
+    @asynccontextmanager
+    async def _request(self, method: str, resource: str, **options: Any) -> AsyncIterator[httpx.Response]:
+        try:
+            async with self.http.stream(method, resource, **options) as response:
+                exchange.refuse_denied(response, self.node.label)
+                yield response
+        except httpx.TransportError as exc:
+            raise exchange.transport_failure(exc, self.node.label) from None
+
+
+async def _chunks(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """A request body read from local files, as ``httpx.AsyncClient`` takes it."""
+    for chunk in chunks:
+        yield chunk
+
+
+async def _check(response: httpx.Response, service: str) -> None:
+    if response.status_code < 300:
+        return
+    try:
+        head = await response.aread()
+    except httpx.HTTPError:
+        head = b""
+    raise exchange.http_failure(response, service, head)
