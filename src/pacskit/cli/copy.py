@@ -12,6 +12,7 @@ from pacskit.cancellation import Cancellation
 from pacskit.cli.common import SummaryFormat, counted, err, out, print_json, rates, state
 from pacskit.cli.deid_options import DeidentifyOption, DeidOptionOption
 from pacskit.cli.get import Method
+from pacskit.cli.node_argument import PLACE_HELP, complete_place
 from pacskit.cli.progress import ProgressBar
 from pacskit.cli.query_options import (
     AccessionOption,
@@ -33,13 +34,12 @@ from pacskit.transfer import CopyResult
 
 MAX_LISTED_FAILURES = 20
 EXIT_INTERRUPTED = 130
-PLACE = "Node name, dicom://AET@host:port, DICOMweb URL, 'archive' or a folder."
 
 
 def copy(
     ctx: typer.Context,
-    source: Annotated[str, typer.Argument(metavar="FROM", help=PLACE)],
-    destination: Annotated[str, typer.Argument(metavar="TO", help=PLACE)],
+    source: Annotated[str, typer.Argument(metavar="FROM", help=PLACE_HELP, autocompletion=complete_place)],
+    destination: Annotated[str, typer.Argument(metavar="TO", help=PLACE_HELP, autocompletion=complete_place)],
     level: LevelOption = "study",
     model: ModelOption = None,
     patient_id: PatientIdOption = None,
