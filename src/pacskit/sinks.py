@@ -43,6 +43,8 @@ from pacskit.scan import DicomFile, read_file, scan
 from pacskit.storage import FolderSink, WrittenInstance, names_withheld
 
 if TYPE_CHECKING:
+    from pacskit.archive.index import Index
+    from pacskit.archive.ingest import Ingest
     from pacskit.deid import Deidentifier
     from pacskit.net.association import Association
     from pacskit.net.store import FileSender, SendOutcome
@@ -121,6 +123,8 @@ class FolderDestination(FolderSink):
 class ArchiveSink:
     """The archive of ``settings``: every instance goes through
     :class:`~pacskit.archive.ingest.Ingest`, as a C-STORE into ``pacskit serve`` does.
+    Nothing is created before the first instance comes (:meth:`prepare`): a dry run into
+    an archive that does not exist yet leaves none behind.
 
     Raises:
         ConfigError: the index cannot be opened.
@@ -130,22 +134,41 @@ class ArchiveSink:
     label = "archive"
 
     def __init__(self, settings: Settings) -> None:
-        from pacskit.archive.index import Index
-        from pacskit.archive.ingest import Ingest
+        self.settings = settings.archive
+        self.index: Index | None = None
+        self.ingest: Ingest | None = None
+        self._lock = threading.Lock()
+        if self.settings.db or (self.settings.data_dir / "index.db").exists():
+            self.index = self._open_index()
 
-        settings.archive.data_dir.mkdir(parents=True, exist_ok=True)
-        self.index = Index.open(settings.archive.db_url())
-        self.ingest = Ingest(settings.archive, self.index)
+    def _open_index(self) -> Index:
+        from pacskit.archive.index import Index
+
+        return Index.open(self.settings.db_url())
 
     def prepare(self) -> None:
-        pass
+        """Create the archive if it does not exist, and open its ingest."""
+        from pacskit.archive.ingest import Ingest
+
+        with self._lock:
+            if self.ingest is not None:
+                return
+            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+            if self.index is None:
+                self.index = self._open_index()
+            self.ingest = Ingest(self.settings, self.index)
 
     def present(self, instances: Sequence[tuple[str, str, str]]) -> set[str]:
-        return {sop for _, _, sop in instances if self.index.path_of(sop) is not None}
+        index = self.index
+        if index is None:
+            return set()
+        return {sop for _, _, sop in instances if index.path_of(sop) is not None}
 
     def holds_any(self, match: dict[str, str]) -> bool:
         from pacskit.query import InformationModel, Level, Query
 
+        if self.index is None:
+            return False
         model = InformationModel.PATIENT_ROOT if "StudyInstanceUID" not in match else InformationModel.STUDY_ROOT
         found = self.index.find(Query(level=Level.IMAGE, model=model, match=match), keys=["SOPInstanceUID"],
                                 limit=1)
@@ -158,6 +181,9 @@ class ArchiveSink:
         meta, offset = parse_file_meta(raw)
         if offset is None or not {0x0002, 0x0003, 0x0010} <= set(meta):
             raise OutputError("the instance has no file meta information")
+        if self.ingest is None:
+            self.prepare()
+        assert self.ingest is not None
         outcome = self.ingest.ingest(Received(meta[0x0002], meta[0x0003], meta[0x0010], raw[offset:]))
         if outcome.status != SUCCESS:
             raise InstanceRefused(f"the archive refused it: {outcome.reason}")
@@ -165,8 +191,12 @@ class ArchiveSink:
                                0 if outcome.duplicate else len(raw))
 
     def close(self) -> list[InstanceFailure]:
-        self.ingest.close()
-        self.index.close()
+        try:
+            if self.ingest is not None:
+                self.ingest.close()
+        finally:
+            if self.index is not None:
+                self.index.close()
         return []
 
 

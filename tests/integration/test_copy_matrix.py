@@ -319,3 +319,19 @@ def test_a_copy_by_c_move_to_ourselves_and_its_forward_mode(places, moving_dcmqr
         assert {str(dcmread(p).SOPInstanceUID) for p in storescp.received()} == items
         storing = [a for a in storescp.log().split("Association Received")[1:] if "Store Request" in a]
         assert len(storing) == 1, storescp.log()
+
+
+def test_a_dry_run_into_an_archive_that_does_not_exist_creates_nothing(places, capsys, tmp_path, monkeypatch):
+    corpus = places["studies"]["folder"]
+    monkeypatch.setenv("PACSKIT_ARCHIVE__DATA_DIR", str(tmp_path / "new-archive"))
+    code, out, err = cli(capsys, "copy", places["addresses"]["folder"], "archive", "--study-uid",
+                         corpus[0].study_uid, "--dry-run")
+    assert code == 0, err
+    assert set(out.split()) >= {c.sop_instance_uid for c in corpus}
+    assert f"Would copy {len(corpus)} instances" in out
+    assert not (tmp_path / "new-archive").exists()
+    code, out, err = cli(capsys, "copy", places["addresses"]["folder"], "archive", "--study-uid", corpus[0].study_uid)
+    assert code == 0, err
+    code, out, _ = cli(capsys, "copy", places["addresses"]["folder"], "archive", "--study-uid", corpus[0].study_uid,
+                       "--dry-run")
+    assert code == 0 and "Would copy 0 instances" in out and f"{len(corpus)} already there" in out
