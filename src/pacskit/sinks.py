@@ -25,6 +25,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
@@ -39,7 +40,7 @@ from pacskit.errors import (
 )
 from pacskit.models import InstanceFailure
 from pacskit.privacy import PrivacyPolicy
-from pacskit.scan import DicomFile, read_file, scan
+from pacskit.scan import DicomFile, HeldInstance, read_bytes, read_file, scan
 from pacskit.storage import FolderSink, WrittenInstance, names_withheld
 
 if TYPE_CHECKING:
@@ -200,6 +201,14 @@ class ArchiveSink:
         return []
 
 
+@dataclass(frozen=True)
+class _Kind:
+    """A (SOP class, transfer syntax) offered, as :func:`~pacskit.net.store.contexts_for` takes it."""
+
+    sop_class_uid: str
+    transfer_syntax: str
+
+
 class DimseSink:
     """A DIMSE node, by C-STORE on one association kept for the whole copy. The first
     association offers the instance's own (SOP class, transfer syntax) and, in the rest
@@ -225,11 +234,10 @@ class DimseSink:
         self.label = node.label
         self.find = find
         self.associations = 0
-        self._offered: dict[tuple[str, str], DicomFile] = {}
+        self._offered: dict[tuple[str, str], _Kind] = {}
         self._association: Association | None = None
         self._context: ExitStack | None = None
         self._sender: FileSender | None = None
-        self._scratch = Path(tempfile.mkdtemp(prefix="pacskit-copy-"))
         self._lock = threading.Lock()
 
     def prepare(self) -> None:
@@ -252,10 +260,8 @@ class DimseSink:
             return self._write(_bytes(data))
 
     def _write(self, raw: bytes) -> WrittenInstance:
-        path = self._scratch / "instance.dcm"
-        path.write_bytes(raw)
         try:
-            item = read_file(path)
+            item = read_bytes(raw)
         except Exception as exc:  # noqa: BLE001 - not DICOM: this instance fails alone
             raise OutputError(f"not a DICOM instance ({type(exc).__name__})") from None
         outcome = self._send(item)
@@ -263,10 +269,10 @@ class DimseSink:
             raise InstanceRefused(outcome.reason or f"{self.label} refused it")
         return WrittenInstance(Path(self.label) / item.sop_instance_uid, item.sop_instance_uid, False, len(raw))
 
-    def _send(self, item: DicomFile) -> SendOutcome:
+    def _send(self, item: HeldInstance) -> SendOutcome:
         key = (item.sop_class_uid, item.transfer_syntax)
         if self._sender is None or key not in self._sender.contexts and key not in self._offered:
-            self._offered.setdefault(key, item)
+            self._offered.setdefault(key, _Kind(*key))
             self._open()
         assert self._sender is not None
         try:
@@ -305,10 +311,7 @@ class DimseSink:
                 pass
 
     def close(self) -> list[InstanceFailure]:
-        try:
-            self._release()
-        finally:
-            shutil.rmtree(self._scratch, ignore_errors=True)
+        self._release()
         return []
 
 

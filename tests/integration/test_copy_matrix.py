@@ -335,3 +335,28 @@ def test_a_dry_run_into_an_archive_that_does_not_exist_creates_nothing(places, c
     code, out, _ = cli(capsys, "copy", places["addresses"]["folder"], "archive", "--study-uid", corpus[0].study_uid,
                        "--dry-run")
     assert code == 0 and "Would copy 0 instances" in out and f"{len(corpus)} already there" in out
+
+
+def test_a_copy_to_a_node_sends_the_bytes_it_holds_without_a_scratch_file(places, tmp_path, monkeypatch):
+    """Into a fresh `pacskit serve`: what arrives is what dcmqrscp sent, and nothing is
+    written in the temporary folder while the instances go (each progress report looks)."""
+    import tempfile
+
+    corpus = places["studies"]["dcmqrscp"]
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    seen: list[str] = []
+    with served_archive(tmp_path / "serve", [], nodes=CLIENT_NODES) as serve:
+        monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+        result = Client(Settings.load()).copy(
+            places["addresses"]["dcmqrscp"], Query.build(Level.STUDY, study_uid=corpus[0].study_uid),
+            f"dicom://ARCHIVE@127.0.0.1:{serve.settings.port}",
+            progress=lambda p: seen.extend(str(f) for f in scratch.rglob("*") if f.is_file()))
+        monkeypatch.undo()
+        assert (result.copied, result.failed) == (len(corpus), [])
+        stored = {str(dcmread(p).SOPInstanceUID): dcmread(p)
+                  for p in (tmp_path / "serve" / "archive" / "files").rglob("*") if p.is_file()}
+    assert seen == []
+    assert set(stored) == {c.sop_instance_uid for c in corpus}
+    for item in corpus:
+        assert stored[item.sop_instance_uid].PixelData == dcmread(item.path).PixelData
