@@ -439,7 +439,7 @@ class Client:
              *, layout: str = DEFAULT_LAYOUT, overwrite: bool = False, method: RetrieveMethod = "get",
              dry_run: bool = False, progress: ProgressCallback | None = None,
              cancellation: Cancellation | None = None, deidentify: bool = False, deid_options: Iterable[str] = (),
-             retries: int | None = None, retry_backoff: float | None = None) -> CopyResult:
+             retries: int | None = None, retry_backoff: float | None = None, wado_uri: bool = False) -> CopyResult:
         """Copy what ``query`` matches at ``source`` to ``destination`` (:mod:`pacskit.transfer`).
 
         Either may be a node name, a :class:`Node`, a ``dicom://`` address, a DICOMweb URL,
@@ -452,10 +452,12 @@ class Client:
         gets the instances as the source sent them (de-identified with ``deidentify``).
         An instance the destination refuses fails alone (``CopyResult.failed``). A
         transient failure is tried again as ``retries`` allows, each attempt copying
-        only what is still missing.
+        only what is still missing. From a DICOMweb server, ``wado_uri`` fetches instance
+        by instance by WADO-URI (``/wado``) instead of WADO-RS.
 
         Raises:
-            UsageError: ``source`` and ``destination`` are the same place, or a bad layout.
+            UsageError: ``source`` and ``destination`` are the same place, a bad layout, or
+                ``wado_uri`` from a source that is not a DICOMweb server.
             InputError: a source folder missing or without DICOM files.
             QueryError, NetworkError, DimseError, OutputError: as the step that fails.
             DeidentificationSecretMissing: de-identification without a secret.
@@ -474,7 +476,7 @@ class Client:
         label = "memory" if sink is None else sink.label
         try:
             def attempt() -> transfer.CopyResult:
-                opened = open_source(self, source, method)
+                opened = open_source(self, source, method, wado_uri=wado_uri)
                 try:
                     return transfer.copy(opened, general, sink, destination=label, dry_run=dry_run,
                                          progress=progress, cancellation=cancellation, transform=deidentifier)

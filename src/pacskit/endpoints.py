@@ -54,8 +54,8 @@ def place(client: Client, name: Node | str | Path, *, as_source: bool) -> tuple[
     return ("folder", os.path.realpath(name))
 
 
-def open_source(client: Client, name: Node | str | Path, method: str) -> Source:
-    """The source ``name`` names.
+def open_source(client: Client, name: Node | str | Path, method: str, *, wado_uri: bool = False) -> Source:
+    """The source ``name`` names (a DICOMweb server read by WADO-URI with ``wado_uri``).
 
     Raises:
         UnknownNode, InvalidAddress: a node that cannot be resolved.
@@ -68,7 +68,9 @@ def open_source(client: Client, name: Node | str | Path, method: str) -> Source:
     if kind[0] == "web":
         web = client.web_node(str(name))
         assert web is not None
-        return WebSource(client, web)
+        return WebSource(client, web, wado_uri)
+    if wado_uri:
+        raise UsageError(f"--wado-uri reads from a DICOMweb server; {name} is not one")
     if kind[0] == "dimse":
         return DimseSource(client, client.node(name if not isinstance(name, Path) else str(name)), method)
     if kind[0] == "folder" and not Path(kind[1]).is_dir():

@@ -360,3 +360,37 @@ def test_a_copy_to_a_node_sends_the_bytes_it_holds_without_a_scratch_file(places
     assert set(stored) == {c.sop_instance_uid for c in corpus}
     for item in corpus:
         assert stored[item.sop_instance_uid].PixelData == dcmread(item.path).PixelData
+
+
+def test_a_copy_from_a_dicomweb_server_by_wado_uri(places, capsys, tmp_path):
+    """Orthanc read through a recording proxy: every instance comes by a WADO-URI request
+    (PS3.18 9), none by WADO-RS; the files are those Orthanc holds, names withheld."""
+    from urllib.parse import urlsplit
+
+    from proxy import RecordingProxy
+
+    corpus = places["studies"]["orthanc-web"]
+    url = urlsplit(places["addresses"]["orthanc-web"])
+    proxy = RecordingProxy("127.0.0.1", url.port)
+    try:
+        code, out, err = cli(capsys, "copy", f"http://127.0.0.1:{proxy.port}{url.path}", tmp_path / "out",
+                             "--study-uid", corpus[0].study_uid, "--wado-uri")
+        sent = bytes(proxy.sent)
+    finally:
+        proxy.close()
+    assert code == 0, err
+    assert f"Copied {len(corpus)} instances" in out
+    assert sent.count(b"GET /wado?requestType=WADO") == len(corpus)
+    assert b"/instances/" not in sent and b"/series/" not in sent.replace(b"/series?", b"")
+    written = {str(dcmread(p).SOPInstanceUID): dcmread(p) for p in (tmp_path / "out").rglob("*.dcm")}
+    assert set(written) == {c.sop_instance_uid for c in corpus}
+    for item in corpus:
+        assert written[item.sop_instance_uid].PixelData == dcmread(item.path).PixelData
+        assert not written[item.sop_instance_uid].get("PatientName")
+
+
+def test_wado_uri_from_a_source_that_is_not_dicomweb_is_a_usage_error(places, capsys, tmp_path):
+    code, _, err = cli(capsys, "copy", places["addresses"]["dcmqrscp"], tmp_path / "out", "--wado-uri")
+    assert code == 2, err
+    assert "--wado-uri" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()

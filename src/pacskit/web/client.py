@@ -337,17 +337,30 @@ class DicomWebClient:
         result.check = AnswerCheck(level=Level.IMAGE)
         found = self._checked(instances, self._search(*qido_request(instances, self.privacy)), result.check)
         receiver.expect(len(found))
+        self.retrieve_instances([(str(m.get("StudyInstanceUID", "")), str(m.get("SeriesInstanceUID", "")),
+                                  str(m.get("SOPInstanceUID", ""))) for m in found], receiver)
+
+    def retrieve_instances(self, instances: list[tuple[str, str, str]], receiver: Any) -> None:
+        """Retrieve by WADO-URI (PS3.18 9), at ``/wado`` on the same host, each instance
+        given as (study, series, SOP Instance UID), into ``receiver``; one the server does
+        not have (404) is counted failed.
+
+        Raises:
+            NetworkError, HttpFailure: a request failed.
+        """
+        result: RetrieveResult = receiver.result
         endpoint = self.node.origin + "/wado"
-        for match in found:
+        for study, series, sop in instances:
+            if receiver.cancellation is not None and receiver.cancellation.cancelled:
+                return
             params = {"requestType": "WADO", "contentType": DICOM,
-                      "studyUID": str(match.get("StudyInstanceUID", "")),
-                      "seriesUID": str(match.get("SeriesInstanceUID", "")),
-                      "objectUID": str(match.get("SOPInstanceUID", ""))}
+                      "studyUID": study, "seriesUID": series, "objectUID": sop}
             result.requests += 1
             target = f"{endpoint}?{_query_string(params)}"
             with self._request("GET", target, headers={"Accept": DICOM}) as response:
                 if response.status_code == 404:
                     result.failed += 1
+                    result.failed_instances.append(sop)
                     continue
                 _check(response, "WADO-URI")
                 if receiver.take(response.read()):
