@@ -550,14 +550,19 @@ class Client:
             NetworkError: the peer cannot be reached or rejects the association.
         """
         web = self.web_node(node)
-        if web is not None:
-            with self._web_client(web, connections=parallel) as client:
-                return _send.store_with(lambda files, tally: client.store(files, tally, parallel=parallel),
-                                        paths, patient_id=patient_id, study_uid=study_uid,
-                                        series_uid=series_uid, progress=progress)
-        return _send.store(self.settings, self.node(node), paths, patient_id=patient_id,
-                           study_uid=study_uid, series_uid=series_uid, parallel=parallel,
-                           progress=progress)
+        if web is None:
+            return _send.store(self.settings, self.node(node), paths, patient_id=patient_id,
+                               study_uid=study_uid, series_uid=series_uid, parallel=parallel,
+                               progress=progress)
+        from pacskit.file_source import FileSource, send
+        from pacskit.sinks import WebSink
+
+        source = FileSource(paths, patient_id=patient_id, study_uid=study_uid, series_uid=series_uid)
+        sink = WebSink(self._web_client(web, connections=parallel), parallel=parallel)
+        try:
+            return send(source, sink, progress)
+        finally:
+            sink.close()
 
     def commit(self, node: Node | str, instances: Query | Iterable[Reference], *,
                timeout: float = 60.0) -> CommitmentResult:

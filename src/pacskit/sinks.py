@@ -24,6 +24,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
     from pacskit.archive.ingest import Ingest
     from pacskit.deid import Deidentifier
     from pacskit.net.association import Association
-    from pacskit.net.store import FileSender, SendOutcome
+    from pacskit.net.store import FileSender, OutcomeHandler, SendOutcome
     from pacskit.nodes import Node
     from pacskit.settings import Settings
     from pacskit.web.client import DicomWebClient
@@ -218,21 +219,28 @@ class DimseSink:
     association offering it beside those seen so far; one the peer accepts in no syntax
     we can send fails alone. An association lost mid-store is opened again once for that instance.
 
+    Files on disk (:meth:`store_files`, what ``pacskit store`` sends) go as ``store`` has
+    always sent them: over ``parallel`` associations, each taking its share, the file in
+    flight set aside and tried again at the end when an association is lost
+    (:func:`~pacskit.net.store.send_files`).
+
     Args:
         settings: our AE title and timeouts.
         node: the destination.
         find: how to ask ``node`` which instances it holds (a C-FIND at the image
             level, see :meth:`present`).
+        parallel: associations at once for :meth:`store_files`.
     """
 
     client_side = False
 
     def __init__(self, settings: Settings, node: Node,
-                 find: Finder | None = None) -> None:
+                 find: Finder | None = None, *, parallel: int = 1) -> None:
         self.settings = settings
         self.node = node
         self.label = node.label
         self.find = find
+        self.parallel = max(1, parallel)
         self.associations = 0
         self._offered: dict[tuple[str, str], _Kind] = {}
         self._association: Association | None = None
@@ -268,6 +276,38 @@ class DimseSink:
         if outcome.status is None or outcome.outcome.value == "failure":
             raise InstanceRefused(outcome.reason or f"{self.label} refused it")
         return WrittenInstance(Path(self.label) / item.sop_instance_uid, item.sop_instance_uid, False, len(raw))
+
+    def store_files(self, files: Sequence[DicomFile], on_outcome: OutcomeHandler) -> None:
+        """C-STORE ``files`` as they are on disk, each outcome to ``on_outcome``, over
+        :attr:`parallel` associations sharing them in turn.
+
+        Raises:
+            NetworkError: no file was stored, and the first association to fail failed so.
+        """
+        from pacskit.net.status import Outcome
+        from pacskit.net.store import send_files
+
+        stored = 0
+        lock = threading.Lock()
+
+        def counted(outcome: SendOutcome) -> None:
+            nonlocal stored
+            if outcome.outcome is not Outcome.FAILURE:
+                with lock:
+                    stored += 1
+            on_outcome(outcome)
+
+        workers = min(self.parallel, len(files))
+        shares = [list(files[i::workers]) for i in range(workers)]
+        errors: list[PacskitError] = []
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pacskit-store") as pool:
+            for future in [pool.submit(send_files, self.settings, self.node, share, counted) for share in shares]:
+                try:
+                    future.result()
+                except PacskitError as exc:
+                    errors.append(exc)
+        if errors and stored == 0 and isinstance(errors[0], NetworkError):
+            raise errors[0]
 
     def _send(self, item: HeldInstance) -> SendOutcome:
         key = (item.sop_class_uid, item.transfer_syntax)
@@ -320,23 +360,28 @@ class WebSink:
     requests of up to ``batch`` instances; the server's refusals come back from
     :meth:`close` (or are kept until then), each with its reason.
 
+    Files on disk (:meth:`store_files`, what ``pacskit store`` sends) go as they are, in
+    ``parallel`` requests at a time.
+
     Args:
         client: the DICOMweb client (closed by :meth:`close`).
         find: how to ask the server which instances of a series it holds (QIDO-RS).
+        parallel: requests at once for :meth:`store_files`.
     """
 
     client_side = False
 
     def __init__(self, client: DicomWebClient, find: Finder | None = None,
-                 batch: int = 50) -> None:
+                 batch: int = 50, *, parallel: int = 1) -> None:
         self.client = client
         self.label = client.node.label
         self.find = find
         self.batch = batch
+        self.parallel = max(1, parallel)
         self.failures: list[InstanceFailure] = []
         self._pending: list[DicomFile] = []
         self._serial = 0
-        self._scratch = Path(tempfile.mkdtemp(prefix="pacskit-stow-"))
+        self._scratch: Path | None = None
         self._lock = threading.Lock()
 
     def prepare(self) -> None:
@@ -349,8 +394,18 @@ class WebSink:
         with self._lock:
             return self._hold(_bytes(data))
 
+    def store_files(self, files: Sequence[DicomFile], on_outcome: OutcomeHandler) -> None:
+        """STOW-RS ``files`` as they are on disk, each outcome to ``on_outcome``.
+
+        Raises:
+            NetworkError, HttpFailure: every request failed the same way.
+        """
+        self.client.store(list(files), on_outcome, parallel=self.parallel)
+
     def _hold(self, raw: bytes) -> WrittenInstance:
         self._serial += 1
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="pacskit-stow-"))
         path = self._scratch / f"{self._serial}.dcm"
         path.write_bytes(raw)
         try:
@@ -389,7 +444,8 @@ class WebSink:
                 self._flush()
         finally:
             self.client.close()
-            shutil.rmtree(self._scratch, ignore_errors=True)
+            if self._scratch is not None:
+                shutil.rmtree(self._scratch, ignore_errors=True)
         return self.failures
 
 
