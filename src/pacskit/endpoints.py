@@ -17,10 +17,10 @@ from pacskit.sinks import (
     Filtered,
     Finder,
     FolderDestination,
+    Names,
     Sink,
     WebSink,
     deid_filter,
-    privacy_filter,
 )
 from pacskit.sources import ARCHIVE
 from pacskit.transfer import DimseSource, LocalSource, Source, WebSource
@@ -94,7 +94,7 @@ def open_sink(client: Client, name: Node | str | Path, *, layout: str = DEFAULT_
         return FolderDestination(Path(name) if not isinstance(name, Node) else Path(str(name)), Layout(layout),
                                  overwrite=overwrite, privacy=client.privacy, deidentifier=deidentifier)
     if kind[0] == "archive":
-        return Filtered(ArchiveSink(client.settings), [*filters, privacy_filter(client.privacy)])
+        return Filtered(ArchiveSink(client.settings.archive, names=Names.withheld, privacy=client.privacy), filters)
     if kind[0] == "web":
         web = client.web_node(str(name))
         assert web is not None

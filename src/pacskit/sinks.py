@@ -14,8 +14,9 @@ that instance fails, the others go on. Sinks take instances from several threads
   negotiated again when an instance needs a context it lacks;
 - :class:`WebSink`: a DICOMweb server, by STOW-RS (PS3.18 10.5) in batches.
 
-:class:`Filtered` puts the filters in front of a sink: the privacy policy where the
-destination is on the client side (a folder, the archive), de-identification when asked.
+:class:`Filtered` puts de-identification in front of a sink when asked; the names the
+privacy policy withholds are blanked by the folder and archive sinks themselves (the
+archive sink's :class:`Names` policy keeps them for ``archive import``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
@@ -42,11 +44,12 @@ from pacskit.errors import (
 from pacskit.models import InstanceFailure
 from pacskit.privacy import PrivacyPolicy
 from pacskit.scan import DicomFile, HeldInstance, read_bytes, read_file, scan
+from pacskit.settings import ArchiveSettings
 from pacskit.storage import FolderSink, WrittenInstance, names_withheld
 
 if TYPE_CHECKING:
     from pacskit.archive.index import Index
-    from pacskit.archive.ingest import Ingest
+    from pacskit.archive.ingest import Ingest, Ingested, Received
     from pacskit.deid import Deidentifier
     from pacskit.net.association import Association
     from pacskit.net.store import FileSender, OutcomeHandler, SendOutcome
@@ -122,11 +125,29 @@ class FolderDestination(FolderSink):
         return []
 
 
+class Names(str, Enum):
+    """What the archive sink does with patient names: ``withheld`` as the client's privacy
+    policy says (``copy FROM archive``: the archive is on the client side), or ``kept`` as
+    the files carry them (``archive import``: the archive stores what it is sent, as a
+    C-STORE into ``pacskit serve`` does)."""
+
+    withheld = "withheld"
+    kept = "kept"
+
+
 class ArchiveSink:
     """The archive of ``settings``: every instance goes through
-    :class:`~pacskit.archive.ingest.Ingest`, as a C-STORE into ``pacskit serve`` does.
-    Nothing is created before the first instance comes (:meth:`prepare`): a dry run into
-    an archive that does not exist yet leaves none behind.
+    :class:`~pacskit.archive.ingest.Ingest`, as a C-STORE into ``pacskit serve`` does,
+    its patient names withheld or kept as ``names`` says (:class:`Names`). Nothing is
+    created before the first instance comes (:meth:`prepare`): a dry run into an archive
+    that does not exist yet leaves none behind.
+
+    Args:
+        settings: the archive's folder and index (unused with ``ingest``).
+        names: the names policy.
+        privacy: the names withheld, with ``Names.withheld``.
+        ingest: an ingest already open (``archive import`` runs in an
+            :class:`~pacskit.archive.Archive` it has recovered); it is not closed here.
 
     Raises:
         ConfigError: the index cannot be opened.
@@ -135,12 +156,20 @@ class ArchiveSink:
     client_side = True
     label = "archive"
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings.archive
+    def __init__(self, settings: ArchiveSettings | None = None, *, names: Names = Names.withheld,
+                 privacy: PrivacyPolicy | None = None, ingest: Ingest | None = None) -> None:
+        if names is Names.withheld and privacy is None:
+            raise ValueError("withholding names needs the privacy policy")
+        if settings is None and ingest is None:
+            raise ValueError("the archive sink needs the archive's settings or its ingest")
+        self.settings = settings or ArchiveSettings()
+        self.names = names
+        self.privacy = privacy
         self.index: Index | None = None
-        self.ingest: Ingest | None = None
+        self.ingest: Ingest | None = ingest
+        self._own = ingest is None
         self._lock = threading.Lock()
-        if self.settings.db or (self.settings.data_dir / "index.db").exists():
+        if ingest is None and (self.settings.db or (self.settings.data_dir / "index.db").exists()):
             self.index = self._open_index()
 
     def _open_index(self) -> Index:
@@ -160,11 +189,13 @@ class ArchiveSink:
                 self.index = self._open_index()
             self.ingest = Ingest(self.settings, self.index)
 
+    def _held(self, sop: str) -> bool:
+        if self.ingest is not None and not self._own:
+            return self.ingest.index.path_of(sop) is not None
+        return self.index is not None and self.index.path_of(sop) is not None
+
     def present(self, instances: Sequence[tuple[str, str, str]]) -> set[str]:
-        index = self.index
-        if index is None:
-            return set()
-        return {sop for _, _, sop in instances if index.path_of(sop) is not None}
+        return {sop for _, _, sop in instances if self._held(sop)}
 
     def holds_any(self, match: dict[str, str]) -> bool:
         from pacskit.query import InformationModel, Level, Query
@@ -179,22 +210,47 @@ class ArchiveSink:
     def write_encoded(self, data: bytes | BinaryIO) -> WrittenInstance:
         from pacskit.archive.ingest import SUCCESS, Received
 
-        raw = _bytes(data)
+        raw = self._named(_bytes(data))
         meta, offset = parse_file_meta(raw)
         if offset is None or not {0x0002, 0x0003, 0x0010} <= set(meta):
             raise OutputError("the instance has no file meta information")
-        if self.ingest is None:
-            self.prepare()
-        assert self.ingest is not None
-        outcome = self.ingest.ingest(Received(meta[0x0002], meta[0x0003], meta[0x0010], raw[offset:]))
+        outcome = self._ingest(Received(meta[0x0002], meta[0x0003], meta[0x0010], raw[offset:]))
         if outcome.status != SUCCESS:
             raise InstanceRefused(f"the archive refused it: {outcome.reason}")
         return WrittenInstance(outcome.path or Path(), meta[0x0003], outcome.duplicate,
                                0 if outcome.duplicate else len(raw))
 
+    def write_file(self, item: DicomFile) -> Ingested:
+        """Ingest a file on disk (``archive import``): its UIDs as :func:`~pacskit.scan.read_file`
+        read them, its bytes as they are when names are kept.
+
+        Raises:
+            OSError: the file cannot be read.
+            OutputError: names withheld from a file that is not DICOM after all.
+        """
+        from pacskit.archive.ingest import Received
+
+        raw = item.path.read_bytes()
+        if self.names is Names.kept:
+            return self._ingest(Received(item.sop_class_uid, item.sop_instance_uid, item.transfer_syntax,
+                                         raw[item.dataset_offset:]))
+        raw = self._named(raw)
+        _, offset = parse_file_meta(raw)
+        return self._ingest(Received(item.sop_class_uid, item.sop_instance_uid, item.transfer_syntax,
+                                     raw[offset or item.dataset_offset:]))
+
+    def _named(self, raw: bytes) -> bytes:
+        return raw if self.names is Names.kept or self.privacy is None else names_withheld(raw, self.privacy)
+
+    def _ingest(self, received: Received) -> Ingested:
+        if self.ingest is None:
+            self.prepare()
+        assert self.ingest is not None
+        return self.ingest.ingest(received)
+
     def close(self) -> list[InstanceFailure]:
         try:
-            if self.ingest is not None:
+            if self.ingest is not None and self._own:
                 self.ingest.close()
         finally:
             if self.index is not None:
@@ -475,11 +531,6 @@ class Filtered:
 
     def close(self) -> list[InstanceFailure]:
         return self.sink.close()
-
-
-def privacy_filter(privacy: PrivacyPolicy) -> Filter:
-    """The privacy policy as a filter: the names it withholds blanked (:mod:`pacskit.privacy`)."""
-    return lambda data: names_withheld(data, privacy)
 
 
 def deid_filter(deidentifier: Deidentifier) -> Filter:

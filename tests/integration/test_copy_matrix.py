@@ -394,3 +394,39 @@ def test_wado_uri_from_a_source_that_is_not_dicomweb_is_a_usage_error(places, ca
     assert code == 2, err
     assert "--wado-uri" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_archive_import_keeps_names_and_copy_into_the_archive_withholds_them(places, capsys, tmp_path, monkeypatch):
+    """One archive sink, two names policies: `archive import` stores the files as they
+    carry their names, `copy FOLDER archive` blanks them; both index the same instances,
+    and both refuse an instance that contradicts the archive (its series under another study)."""
+    corpus = _study(tmp_path / "named", 71)
+    source = tmp_path / "named"
+    clash = dcmread(corpus[0].path)
+    clash.StudyInstanceUID, clash.SOPInstanceUID = "1.2.3.4.5", "1.2.3.4.5.7"
+    clash.file_meta.MediaStorageSOPInstanceUID = clash.SOPInstanceUID
+    (tmp_path / "clash").mkdir()
+    clash.save_as(tmp_path / "clash" / "clash.dcm", enforce_file_format=True)
+    stored = {}
+    for route in ("import", "copy"):
+        data = tmp_path / route
+        monkeypatch.setenv("PACSKIT_ARCHIVE__DATA_DIR", str(data))
+        args = ["archive", "import", source] if route == "import" else ["copy", source, "archive", "-l", "patient",
+                                                                         "-p", corpus[0].patient_id]
+        code, out, err = cli(capsys, *args)
+        assert code == 0, err
+        code, out, err = cli(capsys, *(["archive", "import", tmp_path / "clash"] if route == "import" else
+                                       ["copy", tmp_path / "clash", "archive", "--study-uid", "1.2.3.4.5"]))
+        assert code == (26 if route == "import" else 25), err
+        assert "another study" in err
+        stored[route] = {str(dcmread(p).SOPInstanceUID): dcmread(p) for p in (data / "files").rglob("*")
+                         if p.is_file()}
+    assert set(stored["import"]) == set(stored["copy"]) == {c.sop_instance_uid for c in corpus}
+    for item in corpus:
+        original = dcmread(item.path)
+        assert original.PatientName, "the corpus must carry names for this to mean anything"
+        assert stored["import"][item.sop_instance_uid].PatientName == original.PatientName
+        assert stored["import"][item.sop_instance_uid].PixelData == original.PixelData
+        for keyword in PATIENT_NAME_KEYWORDS:
+            assert not stored["copy"][item.sop_instance_uid].get(keyword), keyword
+        assert stored["copy"][item.sop_instance_uid].PixelData == original.PixelData
