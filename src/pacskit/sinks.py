@@ -343,14 +343,11 @@ class DimseSink:
         from pacskit.net.status import Outcome
         from pacskit.net.store import send_files
 
-        stored = 0
-        lock = threading.Lock()
+        stored = False
 
         def counted(outcome: SendOutcome) -> None:
             nonlocal stored
-            if outcome.outcome is not Outcome.FAILURE:
-                with lock:
-                    stored += 1
+            stored = stored or outcome.outcome is not Outcome.FAILURE
             on_outcome(outcome)
 
         workers = min(self.parallel, len(files))
@@ -362,7 +359,7 @@ class DimseSink:
                     future.result()
                 except PacskitError as exc:
                     errors.append(exc)
-        if errors and stored == 0 and isinstance(errors[0], NetworkError):
+        if errors and not stored and isinstance(errors[0], NetworkError):
             raise errors[0]
 
     def _send(self, item: HeldInstance) -> SendOutcome:
