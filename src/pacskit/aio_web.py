@@ -20,12 +20,13 @@ from pydicom import Dataset
 from pacskit import retry
 from pacskit.cancellation import Cancellation
 from pacskit.client import Client
+from pacskit.file_source import FileSource
 from pacskit.level_queries import LevelQuery
 from pacskit.models import AnswerCheck, RetrieveResult, StoreResult
 from pacskit.nodes import Node
 from pacskit.query import Query
 from pacskit.retrieve import ProgressCallback
-from pacskit.send import StoreProgressCallback, Tally, files_to_store
+from pacskit.send import StoreProgressCallback, Tally
 
 if TYPE_CHECKING:
     from pacskit.web.aio_client import AsyncDicomWebClient
@@ -74,11 +75,11 @@ async def store(client: Client, web: WebNode, paths: Iterable[Path | str], *, pa
     """STOW-RS the DICOM files under ``paths`` to ``web`` as :meth:`Client.store` does
     (the same filters, batches and tally), ``parallel`` requests at a time; not retried."""
     async def send() -> StoreResult:
-        started = time.monotonic()
-        files, result = files_to_store(paths, patient_id=patient_id, study_uid=study_uid, series_uid=series_uid)
+        source = FileSource(paths, patient_id=patient_id, study_uid=study_uid, series_uid=series_uid)
+        result = StoreResult(not_dicom=source.not_dicom, filtered_out=source.filtered_out)
         async with _http(client, web, parallel) as http:
-            await http.store(files, Tally(result, len(files), progress), parallel=parallel)
-        result.seconds = time.monotonic() - started
+            await http.store(source.files, Tally(result, len(source.files), progress), parallel=parallel)
+        result.seconds = time.monotonic() - source.started
         return result
 
     return await asyncio.wait_for(send(), timeout)

@@ -451,7 +451,7 @@ class Client:
              *, layout: str = DEFAULT_LAYOUT, overwrite: bool = False, method: RetrieveMethod = "get",
              dry_run: bool = False, progress: ProgressCallback | None = None,
              cancellation: Cancellation | None = None, deidentify: bool = False, deid_options: Iterable[str] = (),
-             retries: int | None = None, retry_backoff: float | None = None) -> CopyResult:
+             retries: int | None = None, retry_backoff: float | None = None, wado_uri: bool = False) -> CopyResult:
         """Copy what ``query`` matches at ``source`` to ``destination`` (:mod:`pacskit.transfer`).
 
         Either may be a node name, a :class:`Node`, a ``dicom://`` address, a DICOMweb URL,
@@ -464,10 +464,12 @@ class Client:
         gets the instances as the source sent them (de-identified with ``deidentify``).
         An instance the destination refuses fails alone (``CopyResult.failed``). A
         transient failure is tried again as ``retries`` allows, each attempt copying
-        only what is still missing.
+        only what is still missing. From a DICOMweb server, ``wado_uri`` fetches instance
+        by instance by WADO-URI (``/wado``) instead of WADO-RS.
 
         Raises:
-            UsageError: ``source`` and ``destination`` are the same place, or a bad layout.
+            UsageError: ``source`` and ``destination`` are the same place, a bad layout, or
+                ``wado_uri`` from a source that is not a DICOMweb server.
             InputError: a source folder missing or without DICOM files.
             QueryError, NetworkError, DimseError, OutputError: as the step that fails.
             DeidentificationSecretMissing: de-identification without a secret.
@@ -486,7 +488,7 @@ class Client:
         label = "memory" if sink is None else sink.label
         try:
             def attempt() -> transfer.CopyResult:
-                opened = open_source(self, source, method)
+                opened = open_source(self, source, method, wado_uri=wado_uri)
                 try:
                     return transfer.copy(opened, general, sink, destination=label, dry_run=dry_run,
                                          progress=progress, cancellation=cancellation, transform=deidentifier)
@@ -560,14 +562,19 @@ class Client:
             NetworkError: the peer cannot be reached or rejects the association.
         """
         web = self.web_node(node)
-        if web is not None:
-            with self._web_client(web, connections=parallel) as client:
-                return _send.store_with(lambda files, tally: client.store(files, tally, parallel=parallel),
-                                        paths, patient_id=patient_id, study_uid=study_uid,
-                                        series_uid=series_uid, progress=progress)
-        return _send.store(self.settings, self.node(node), paths, patient_id=patient_id,
-                           study_uid=study_uid, series_uid=series_uid, parallel=parallel,
-                           progress=progress)
+        if web is None:
+            return _send.store(self.settings, self.node(node), paths, patient_id=patient_id,
+                               study_uid=study_uid, series_uid=series_uid, parallel=parallel,
+                               progress=progress)
+        from pacskit.file_source import FileSource, send
+        from pacskit.sinks import WebSink
+
+        source = FileSource(paths, patient_id=patient_id, study_uid=study_uid, series_uid=series_uid)
+        sink = WebSink(self._web_client(web, connections=parallel), parallel=parallel)
+        try:
+            return send(source, sink, progress)
+        finally:
+            sink.close()
 
     def commit(self, node: Node | str, instances: Query | Iterable[Reference], *,
                timeout: float = 60.0) -> CommitmentResult:

@@ -17,10 +17,10 @@ from pacskit.sinks import (
     Filtered,
     Finder,
     FolderDestination,
+    Names,
     Sink,
     WebSink,
     deid_filter,
-    privacy_filter,
 )
 from pacskit.sources import ARCHIVE
 from pacskit.transfer import DimseSource, LocalSource, Source, WebSource
@@ -54,8 +54,8 @@ def place(client: Client, name: Node | str | Path, *, as_source: bool) -> tuple[
     return ("folder", os.path.realpath(name))
 
 
-def open_source(client: Client, name: Node | str | Path, method: str) -> Source:
-    """The source ``name`` names.
+def open_source(client: Client, name: Node | str | Path, method: str, *, wado_uri: bool = False) -> Source:
+    """The source ``name`` names (a DICOMweb server read by WADO-URI with ``wado_uri``).
 
     Raises:
         UnknownNode, InvalidAddress: a node that cannot be resolved.
@@ -68,7 +68,9 @@ def open_source(client: Client, name: Node | str | Path, method: str) -> Source:
     if kind[0] == "web":
         web = client.web_node(str(name))
         assert web is not None
-        return WebSource(client, web)
+        return WebSource(client, web, wado_uri)
+    if wado_uri:
+        raise UsageError(f"--wado-uri reads from a DICOMweb server; {name} is not one")
     if kind[0] == "dimse":
         return DimseSource(client, client.node(name if not isinstance(name, Path) else str(name)), method)
     if kind[0] == "folder" and not Path(kind[1]).is_dir():
@@ -92,7 +94,7 @@ def open_sink(client: Client, name: Node | str | Path, *, layout: str = DEFAULT_
         return FolderDestination(Path(name) if not isinstance(name, Node) else Path(str(name)), Layout(layout),
                                  overwrite=overwrite, privacy=client.privacy, deidentifier=deidentifier)
     if kind[0] == "archive":
-        return Filtered(ArchiveSink(client.settings), [*filters, privacy_filter(client.privacy)])
+        return Filtered(ArchiveSink(client.settings.archive, names=Names.withheld, privacy=client.privacy), filters)
     if kind[0] == "web":
         web = client.web_node(str(name))
         assert web is not None

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 
 from pydicom import dcmread
@@ -99,20 +100,54 @@ def read_file(path: Path) -> DicomFile:
             fh.seek(0)
             head = fh.read()
             meta, offset = parse_file_meta(head)
+    sop_class, sop_instance, syntax, offset = _described(head, meta, offset, str(path),
+                                                         lambda: _uids_by_pydicom(path))
+    return DicomFile(path, sop_class, sop_instance, syntax, size, offset)
+
+
+@dataclass(frozen=True, eq=False)
+class HeldInstance:
+    """A DICOM Part 10 instance held in memory (what a copy received), described as
+    :func:`read_file` describes a file; ``path`` names it in messages only."""
+
+    data: bytes
+    path: Path
+    sop_class_uid: str
+    sop_instance_uid: str
+    transfer_syntax: str
+    size: int
+    dataset_offset: int
+
+
+def read_bytes(data: bytes) -> HeldInstance:
+    """Describe the Part 10 instance ``data`` as :func:`read_file` describes a file.
+
+    Raises:
+        InvalidDicomError: no ``DICM`` prefix, or malformed file meta information.
+    """
+    if data[128:132] != b"DICM":
+        raise InvalidDicomError("the instance has no DICM prefix")
+    meta, offset = parse_file_meta(data)
+    sop_class, sop_instance, syntax, offset = _described(data, meta, offset, "the instance",
+                                                         lambda: _uids_by_pydicom(BytesIO(data)))
+    return HeldInstance(data, Path(sop_instance), sop_class, sop_instance, syntax, len(data), offset)
+
+
+def _described(head: bytes, meta: dict[int, str], offset: int | None, name: str,
+               by_pydicom: Callable[[], tuple[str | None, str | None]]) -> tuple[str, str, str, int]:
     if offset is None:
-        raise InvalidDicomError(f"{path}: truncated file meta information")
+        raise InvalidDicomError(f"{name}: truncated file meta information")
     try:
         sop_class, sop_instance, syntax = meta[0x0002], meta[0x0003], meta[0x0010]
     except KeyError as exc:
-        raise InvalidDicomError(f"{path}: file meta information lacks {exc}") from None
+        raise InvalidDicomError(f"{name}: file meta information lacks {exc}") from None
     try:
         found = elements_up_to(head, offset, Encoding.of(syntax), SOP_INSTANCE_UID)
         in_dataset = tuple(text_of(head[e.start:e.end]) if e else None
                            for e in (found.get(SOP_CLASS_UID), found.get(SOP_INSTANCE_UID)))
     except ValueError:
-        in_dataset = _uids_by_pydicom(path)
-    return DicomFile(path, in_dataset[0] or sop_class, in_dataset[1] or sop_instance,
-                     syntax, size, offset)
+        in_dataset = by_pydicom()
+    return in_dataset[0] or sop_class, in_dataset[1] or sop_instance, syntax, offset
 
 
 HEAD_SIZE = 4096
@@ -120,7 +155,7 @@ SOP_CLASS_UID = 0x00080016
 SOP_INSTANCE_UID = 0x00080018
 
 
-def _uids_by_pydicom(path: Path) -> tuple[str | None, str | None]:
+def _uids_by_pydicom(path: Path | BytesIO) -> tuple[str | None, str | None]:
     try:
         ds = dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID", "SOPInstanceUID"])
     except Exception as exc:  # noqa: BLE001 - whatever pydicom cannot read is not DICOM here

@@ -1,19 +1,17 @@
-"""Sending files to a node: scan, filter, split over parallel associations, tally."""
+"""Sending files to a node (``pacskit store``): each file's outcome tallied; the files go
+through :mod:`pacskit.file_source` into a sink."""
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from pacskit.errors import InputError, NetworkError, PacskitError
+from pacskit.errors import InputError
 from pacskit.models import FileFailure, StoreProgress, StoreResult
 from pacskit.net.status import Outcome
-from pacskit.net.store import SendOutcome, send_files
+from pacskit.net.store import SendOutcome
 from pacskit.nodes import Node
-from pacskit.scan import DicomFile, scan
 from pacskit.settings import Settings
 
 StoreProgressCallback = Callable[[StoreProgress], None]
@@ -51,61 +49,22 @@ def store(settings: Settings, node: Node, paths: Iterable[Path | str], *,
           patient_id: str | None = None, study_uid: str | None = None,
           series_uid: str | None = None, parallel: int = 1,
           progress: StoreProgressCallback | None = None) -> StoreResult:
-    """C-STORE the DICOM files under ``paths`` to ``node`` over ``parallel`` associations.
+    """C-STORE the DICOM files under ``paths`` to ``node`` over ``parallel`` associations:
+    a copy of files to a node (:func:`pacskit.file_source.send` into a
+    :class:`~pacskit.sinks.DimseSink`).
 
     Raises:
-        InputError: a path does not exist, or no DICOM file is left to send.
+        InputError: ``parallel`` below 1, a path does not exist, or no DICOM file is left to send.
         NetworkError: every association failed (the same error for all of them).
     """
+    from pacskit.file_source import FileSource, send
+    from pacskit.sinks import DimseSink
+
     if parallel < 1:
         raise InputError(f"--parallel must be at least 1, not {parallel}")
-
-    def send(files: list[DicomFile], tally: Tally) -> None:
-        workers = min(parallel, len(files))
-        shares = [files[i::workers] for i in range(workers)]
-        errors: list[PacskitError] = []
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pacskit-store") as pool:
-            for future in [pool.submit(send_files, settings, node, share, tally) for share in shares]:
-                try:
-                    future.result()
-                except PacskitError as exc:
-                    errors.append(exc)
-        if errors and tally.result.sent == 0 and isinstance(errors[0], NetworkError):
-            raise errors[0]
-
-    return store_with(send, paths, patient_id=patient_id, study_uid=study_uid,
-                      series_uid=series_uid, progress=progress)
-
-
-def store_with(send: Callable[[list[DicomFile], Tally], None], paths: Iterable[Path | str], *,
-               patient_id: str | None = None, study_uid: str | None = None,
-               series_uid: str | None = None,
-               progress: StoreProgressCallback | None = None) -> StoreResult:
-    """Scan ``paths``, keep the files that pass the filters, and have ``send`` store them,
-    telling the :class:`Tally` each file's outcome (C-STORE or STOW-RS alike).
-
-    Raises:
-        InputError: a path does not exist, or no DICOM file is left to send.
-        NetworkError: as ``send`` raises it.
-    """
-    started = time.monotonic()
-    files, result = files_to_store(paths, patient_id=patient_id, study_uid=study_uid, series_uid=series_uid)
-    send(files, Tally(result, len(files), progress))
-    result.seconds = time.monotonic() - started
-    return result
-
-
-def files_to_store(paths: Iterable[Path | str], *, patient_id: str | None = None, study_uid: str | None = None,
-                   series_uid: str | None = None) -> tuple[list[DicomFile], StoreResult]:
-    """The DICOM files under ``paths`` that pass the filters, and the result that counts
-    the others (what every store, blocking or async, sends and reports).
-
-    Raises:
-        InputError: a path does not exist, or no DICOM file is left to send.
-    """
-    found = scan(paths, patient_id=patient_id, study_uid=study_uid, series_uid=series_uid)
-    result = StoreResult(not_dicom=found.not_dicom, filtered_out=found.filtered_out)
-    if not found.files:
-        what = "matching the filters " if found.filtered_out else ""
-        raise InputError(f"no DICOM file {what}found ({found.not_dicom} other files skipped)")
-    return found.files, result
+    source = FileSource(paths, patient_id=patient_id, study_uid=study_uid, series_uid=series_uid)
+    sink = DimseSink(settings, node, parallel=parallel)
+    try:
+        return send(source, sink, progress)
+    finally:
+        sink.close()

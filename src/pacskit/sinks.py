@@ -14,8 +14,9 @@ that instance fails, the others go on. Sinks take instances from several threads
   negotiated again when an instance needs a context it lacks;
 - :class:`WebSink`: a DICOMweb server, by STOW-RS (PS3.18 10.5) in batches.
 
-:class:`Filtered` puts the filters in front of a sink: the privacy policy where the
-destination is on the client side (a folder, the archive), de-identification when asked.
+:class:`Filtered` puts de-identification in front of a sink when asked; the names the
+privacy policy withholds are blanked by the folder and archive sinks themselves (the
+archive sink's :class:`Names` policy keeps them for ``archive import``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
@@ -39,13 +43,16 @@ from pacskit.errors import (
 )
 from pacskit.models import InstanceFailure
 from pacskit.privacy import PrivacyPolicy
-from pacskit.scan import DicomFile, read_file, scan
+from pacskit.scan import DicomFile, HeldInstance, read_bytes, read_file, scan
+from pacskit.settings import ArchiveSettings
 from pacskit.storage import FolderSink, WrittenInstance, names_withheld
 
 if TYPE_CHECKING:
+    from pacskit.archive.index import Index
+    from pacskit.archive.ingest import Ingest, Ingested, Received
     from pacskit.deid import Deidentifier
     from pacskit.net.association import Association
-    from pacskit.net.store import FileSender, SendOutcome
+    from pacskit.net.store import FileSender, OutcomeHandler, SendOutcome
     from pacskit.nodes import Node
     from pacskit.settings import Settings
     from pacskit.web.client import DicomWebClient
@@ -118,9 +125,29 @@ class FolderDestination(FolderSink):
         return []
 
 
+class Names(str, Enum):
+    """What the archive sink does with patient names: ``withheld`` as the client's privacy
+    policy says (``copy FROM archive``: the archive is on the client side), or ``kept`` as
+    the files carry them (``archive import``: the archive stores what it is sent, as a
+    C-STORE into ``pacskit serve`` does)."""
+
+    withheld = "withheld"
+    kept = "kept"
+
+
 class ArchiveSink:
     """The archive of ``settings``: every instance goes through
-    :class:`~pacskit.archive.ingest.Ingest`, as a C-STORE into ``pacskit serve`` does.
+    :class:`~pacskit.archive.ingest.Ingest`, as a C-STORE into ``pacskit serve`` does,
+    its patient names withheld or kept as ``names`` says (:class:`Names`). Nothing is
+    created before the first instance comes (:meth:`prepare`): a dry run into an archive
+    that does not exist yet leaves none behind.
+
+    Args:
+        settings: the archive's folder and index (unused with ``ingest``).
+        names: the names policy.
+        privacy: the names withheld, with ``Names.withheld``.
+        ingest: an ingest already open (``archive import`` runs in an
+            :class:`~pacskit.archive.Archive` it has recovered); it is not closed here.
 
     Raises:
         ConfigError: the index cannot be opened.
@@ -129,23 +156,52 @@ class ArchiveSink:
     client_side = True
     label = "archive"
 
-    def __init__(self, settings: Settings) -> None:
-        from pacskit.archive.index import Index
-        from pacskit.archive.ingest import Ingest
+    def __init__(self, settings: ArchiveSettings | None = None, *, names: Names = Names.withheld,
+                 privacy: PrivacyPolicy | None = None, ingest: Ingest | None = None) -> None:
+        if names is Names.withheld and privacy is None:
+            raise ValueError("withholding names needs the privacy policy")
+        if settings is None and ingest is None:
+            raise ValueError("the archive sink needs the archive's settings or its ingest")
+        self.settings = settings or ArchiveSettings()
+        self.names = names
+        self.privacy = privacy
+        self.index: Index | None = None
+        self.ingest: Ingest | None = ingest
+        self._own = ingest is None
+        self._lock = threading.Lock()
+        if ingest is None and (self.settings.db or (self.settings.data_dir / "index.db").exists()):
+            self.index = self._open_index()
 
-        settings.archive.data_dir.mkdir(parents=True, exist_ok=True)
-        self.index = Index.open(settings.archive.db_url())
-        self.ingest = Ingest(settings.archive, self.index)
+    def _open_index(self) -> Index:
+        from pacskit.archive.index import Index
+
+        return Index.open(self.settings.db_url())
 
     def prepare(self) -> None:
-        pass
+        """Create the archive if it does not exist, and open its ingest."""
+        from pacskit.archive.ingest import Ingest
+
+        with self._lock:
+            if self.ingest is not None:
+                return
+            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+            if self.index is None:
+                self.index = self._open_index()
+            self.ingest = Ingest(self.settings, self.index)
+
+    def _held(self, sop: str) -> bool:
+        if self.ingest is not None and not self._own:
+            return self.ingest.index.path_of(sop) is not None
+        return self.index is not None and self.index.path_of(sop) is not None
 
     def present(self, instances: Sequence[tuple[str, str, str]]) -> set[str]:
-        return {sop for _, _, sop in instances if self.index.path_of(sop) is not None}
+        return {sop for _, _, sop in instances if self._held(sop)}
 
     def holds_any(self, match: dict[str, str]) -> bool:
         from pacskit.query import InformationModel, Level, Query
 
+        if self.index is None:
+            return False
         model = InformationModel.PATIENT_ROOT if "StudyInstanceUID" not in match else InformationModel.STUDY_ROOT
         found = self.index.find(Query(level=Level.IMAGE, model=model, match=match), keys=["SOPInstanceUID"],
                                 limit=1)
@@ -154,20 +210,60 @@ class ArchiveSink:
     def write_encoded(self, data: bytes | BinaryIO) -> WrittenInstance:
         from pacskit.archive.ingest import SUCCESS, Received
 
-        raw = _bytes(data)
+        raw = self._named(_bytes(data))
         meta, offset = parse_file_meta(raw)
         if offset is None or not {0x0002, 0x0003, 0x0010} <= set(meta):
             raise OutputError("the instance has no file meta information")
-        outcome = self.ingest.ingest(Received(meta[0x0002], meta[0x0003], meta[0x0010], raw[offset:]))
+        outcome = self._ingest(Received(meta[0x0002], meta[0x0003], meta[0x0010], raw[offset:]))
         if outcome.status != SUCCESS:
             raise InstanceRefused(f"the archive refused it: {outcome.reason}")
         return WrittenInstance(outcome.path or Path(), meta[0x0003], outcome.duplicate,
                                0 if outcome.duplicate else len(raw))
 
+    def write_file(self, item: DicomFile) -> Ingested:
+        """Ingest a file on disk (``archive import``): its UIDs as :func:`~pacskit.scan.read_file`
+        read them, its bytes as they are when names are kept.
+
+        Raises:
+            OSError: the file cannot be read.
+            OutputError: names withheld from a file that is not DICOM after all.
+        """
+        from pacskit.archive.ingest import Received
+
+        raw = item.path.read_bytes()
+        if self.names is Names.kept:
+            return self._ingest(Received(item.sop_class_uid, item.sop_instance_uid, item.transfer_syntax,
+                                         raw[item.dataset_offset:]))
+        raw = self._named(raw)
+        _, offset = parse_file_meta(raw)
+        return self._ingest(Received(item.sop_class_uid, item.sop_instance_uid, item.transfer_syntax,
+                                     raw[offset or item.dataset_offset:]))
+
+    def _named(self, raw: bytes) -> bytes:
+        return raw if self.names is Names.kept or self.privacy is None else names_withheld(raw, self.privacy)
+
+    def _ingest(self, received: Received) -> Ingested:
+        if self.ingest is None:
+            self.prepare()
+        assert self.ingest is not None
+        return self.ingest.ingest(received)
+
     def close(self) -> list[InstanceFailure]:
-        self.ingest.close()
-        self.index.close()
+        try:
+            if self.ingest is not None and self._own:
+                self.ingest.close()
+        finally:
+            if self.index is not None:
+                self.index.close()
         return []
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """A (SOP class, transfer syntax) offered, as :func:`~pacskit.net.store.contexts_for` takes it."""
+
+    sop_class_uid: str
+    transfer_syntax: str
 
 
 class DimseSink:
@@ -179,27 +275,33 @@ class DimseSink:
     association offering it beside those seen so far; one the peer accepts in no syntax
     we can send fails alone. An association lost mid-store is opened again once for that instance.
 
+    Files on disk (:meth:`store_files`, what ``pacskit store`` sends) go as ``store`` has
+    always sent them: over ``parallel`` associations, each taking its share, the file in
+    flight set aside and tried again at the end when an association is lost
+    (:func:`~pacskit.net.store.send_files`).
+
     Args:
         settings: our AE title and timeouts.
         node: the destination.
         find: how to ask ``node`` which instances it holds (a C-FIND at the image
             level, see :meth:`present`).
+        parallel: associations at once for :meth:`store_files`.
     """
 
     client_side = False
 
     def __init__(self, settings: Settings, node: Node,
-                 find: Finder | None = None) -> None:
+                 find: Finder | None = None, *, parallel: int = 1) -> None:
         self.settings = settings
         self.node = node
         self.label = node.label
         self.find = find
+        self.parallel = max(1, parallel)
         self.associations = 0
-        self._offered: dict[tuple[str, str], DicomFile] = {}
+        self._offered: dict[tuple[str, str], _Kind] = {}
         self._association: Association | None = None
         self._context: ExitStack | None = None
         self._sender: FileSender | None = None
-        self._scratch = Path(tempfile.mkdtemp(prefix="pacskit-copy-"))
         self._lock = threading.Lock()
 
     def prepare(self) -> None:
@@ -222,10 +324,8 @@ class DimseSink:
             return self._write(_bytes(data))
 
     def _write(self, raw: bytes) -> WrittenInstance:
-        path = self._scratch / "instance.dcm"
-        path.write_bytes(raw)
         try:
-            item = read_file(path)
+            item = read_bytes(raw)
         except Exception as exc:  # noqa: BLE001 - not DICOM: this instance fails alone
             raise OutputError(f"not a DICOM instance ({type(exc).__name__})") from None
         outcome = self._send(item)
@@ -233,10 +333,39 @@ class DimseSink:
             raise InstanceRefused(outcome.reason or f"{self.label} refused it")
         return WrittenInstance(Path(self.label) / item.sop_instance_uid, item.sop_instance_uid, False, len(raw))
 
-    def _send(self, item: DicomFile) -> SendOutcome:
+    def store_files(self, files: Sequence[DicomFile], on_outcome: OutcomeHandler) -> None:
+        """C-STORE ``files`` as they are on disk, each outcome to ``on_outcome``, over
+        :attr:`parallel` associations sharing them in turn.
+
+        Raises:
+            NetworkError: no file was stored, and the first association to fail failed so.
+        """
+        from pacskit.net.status import Outcome
+        from pacskit.net.store import send_files
+
+        stored = False
+
+        def counted(outcome: SendOutcome) -> None:
+            nonlocal stored
+            stored = stored or outcome.outcome is not Outcome.FAILURE
+            on_outcome(outcome)
+
+        workers = min(self.parallel, len(files))
+        shares = [list(files[i::workers]) for i in range(workers)]
+        errors: list[PacskitError] = []
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pacskit-store") as pool:
+            for future in [pool.submit(send_files, self.settings, self.node, share, counted) for share in shares]:
+                try:
+                    future.result()
+                except PacskitError as exc:
+                    errors.append(exc)
+        if errors and not stored and isinstance(errors[0], NetworkError):
+            raise errors[0]
+
+    def _send(self, item: HeldInstance) -> SendOutcome:
         key = (item.sop_class_uid, item.transfer_syntax)
         if self._sender is None or key not in self._sender.contexts and key not in self._offered:
-            self._offered.setdefault(key, item)
+            self._offered.setdefault(key, _Kind(*key))
             self._open()
         assert self._sender is not None
         try:
@@ -275,10 +404,7 @@ class DimseSink:
                 pass
 
     def close(self) -> list[InstanceFailure]:
-        try:
-            self._release()
-        finally:
-            shutil.rmtree(self._scratch, ignore_errors=True)
+        self._release()
         return []
 
 
@@ -287,23 +413,28 @@ class WebSink:
     requests of up to ``batch`` instances; the server's refusals come back from
     :meth:`close` (or are kept until then), each with its reason.
 
+    Files on disk (:meth:`store_files`, what ``pacskit store`` sends) go as they are, in
+    ``parallel`` requests at a time.
+
     Args:
         client: the DICOMweb client (closed by :meth:`close`).
         find: how to ask the server which instances of a series it holds (QIDO-RS).
+        parallel: requests at once for :meth:`store_files`.
     """
 
     client_side = False
 
     def __init__(self, client: DicomWebClient, find: Finder | None = None,
-                 batch: int = 50) -> None:
+                 batch: int = 50, *, parallel: int = 1) -> None:
         self.client = client
         self.label = client.node.label
         self.find = find
         self.batch = batch
+        self.parallel = max(1, parallel)
         self.failures: list[InstanceFailure] = []
         self._pending: list[DicomFile] = []
         self._serial = 0
-        self._scratch = Path(tempfile.mkdtemp(prefix="pacskit-stow-"))
+        self._scratch: Path | None = None
         self._lock = threading.Lock()
 
     def prepare(self) -> None:
@@ -316,8 +447,18 @@ class WebSink:
         with self._lock:
             return self._hold(_bytes(data))
 
+    def store_files(self, files: Sequence[DicomFile], on_outcome: OutcomeHandler) -> None:
+        """STOW-RS ``files`` as they are on disk, each outcome to ``on_outcome``.
+
+        Raises:
+            NetworkError, HttpFailure: every request failed the same way.
+        """
+        self.client.store(list(files), on_outcome, parallel=self.parallel)
+
     def _hold(self, raw: bytes) -> WrittenInstance:
         self._serial += 1
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="pacskit-stow-"))
         path = self._scratch / f"{self._serial}.dcm"
         path.write_bytes(raw)
         try:
@@ -356,7 +497,8 @@ class WebSink:
                 self._flush()
         finally:
             self.client.close()
-            shutil.rmtree(self._scratch, ignore_errors=True)
+            if self._scratch is not None:
+                shutil.rmtree(self._scratch, ignore_errors=True)
         return self.failures
 
 
@@ -386,11 +528,6 @@ class Filtered:
 
     def close(self) -> list[InstanceFailure]:
         return self.sink.close()
-
-
-def privacy_filter(privacy: PrivacyPolicy) -> Filter:
-    """The privacy policy as a filter: the names it withholds blanked (:mod:`pacskit.privacy`)."""
-    return lambda data: names_withheld(data, privacy)
 
 
 def deid_filter(deidentifier: Deidentifier) -> Filter:

@@ -8,7 +8,8 @@ run again sends what the first did not. Sources fetch the instances they were as
 
 - :class:`DimseSource`: C-GET, or C-MOVE to ourselves (PS3.4 C.4.2, C.4.3), one request
   per series (all its instances wanted) or per UID list (some of them), on one association;
-- :class:`WebSource`: WADO-RS (PS3.18 10.4), one request per series or instance;
+- :class:`WebSource`: WADO-RS (PS3.18 10.4), one request per series or instance, or
+  WADO-URI (PS3.18 9), one request per instance;
 - :class:`LocalSource`: the archive's index and files, or a folder indexed once.
 
 Sinks are in :mod:`pacskit.sinks`.
@@ -301,15 +302,17 @@ class DimseSource:
 
 
 class WebSource:
-    """A DICOMweb server: searched by QIDO-RS, fetched by WADO-RS."""
+    """A DICOMweb server: searched by QIDO-RS, fetched by WADO-RS — or, with ``wado_uri``,
+    instance by instance by WADO-URI (PS3.18 9; the plan then lists every instance)."""
 
     skipped = 0
-    whole_levels = frozenset({Level.STUDY, Level.SERIES})
 
-    def __init__(self, client: Client, web: WebNode) -> None:
+    def __init__(self, client: Client, web: WebNode, wado_uri: bool = False) -> None:
         self.client = client
         self.web = web
         self.label = web.label
+        self.wado_uri = wado_uri
+        self.whole_levels = frozenset() if wado_uri else frozenset({Level.STUDY, Level.SERIES})
         self._http = client._web_client(web)
 
     def search(self, query: Query) -> Iterator[Dataset]:
@@ -318,6 +321,13 @@ class WebSource:
     def fetch(self, wanted: Sequence[Planned], whole: set[str], wholes: Sequence[Whole], sink: InstanceSink | None,
               progress: ProgressCallback | None, cancellation: Cancellation | None,
               transform: Any) -> RetrieveResult:
+        if self.wado_uri:
+            result = RetrieveResult(method="wado-uri")
+            if sink is not None:
+                sink.prepare()
+            receiver = Receiver(result, sink, self.client.privacy, progress, len(wanted), cancellation, transform)
+            self._http.retrieve_instances(list(wanted), receiver)
+            return result
         resources = [("/".join(f"{part}/{w.values[key]}" for part, key in
                                (("studies", "StudyInstanceUID"), ("series", "SeriesInstanceUID")) if key in w.values),
                       w.count) for w in wholes]

@@ -83,3 +83,28 @@ def test_node_names_of_the_configuration_in_force_are_completed(console_script, 
     assert offered("pacskit", "--config", str(other), "get", "") == ["remote"]
     (tmp_path / "pacskit.toml").write_text("[nodes.broken\n")
     assert offered("pacskit", "move", "") == []
+
+
+def test_copy_completes_from_and_to_with_nodes_archive_and_folders(console_script, tmp_path):
+    (tmp_path / "pacskit.toml").write_text(
+        '[nodes.pacs]\nae_title = "PACS"\nhost = "127.0.0.1"\nport = 4242\n'
+        '[nodes.orthanc]\nae_title = "ORTHANC"\nhost = "127.0.0.1"\nport = 4244\n')
+    (tmp_path / "patients-cd").mkdir()
+    (tmp_path / "patients-cd" / "series-1").mkdir()
+    (tmp_path / "notes.txt").write_text("a file, not a place")
+    here = {**console_script, "PWD": str(tmp_path)}
+
+    def offered(*words):
+        line = " ".join(f"'{w}'" for w in words)
+        program = (f'cd {tmp_path} && source <(pacskit completion bash) && COMP_WORDS=({line}) '
+                   f'&& COMP_CWORD={len(words) - 1} && _pacskit_completion pacskit && printf "%s\\n" "${{COMPREPLY[@]}}"')
+        result = subprocess.run([shutil.which("bash"), "-c", program], capture_output=True, text=True,
+                                env=here, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.split()
+
+    assert offered("pacskit", "copy", "pa") == ["pacs", "patients-cd/"]
+    assert offered("pacskit", "copy", "pacs", "") == ["orthanc", "pacs", "archive", "bin/", "patients-cd/"]
+    assert offered("pacskit", "copy", "pacs", "ar") == ["archive"]
+    assert offered("pacskit", "copy", "patients-cd/", "patients-cd/s") == ["patients-cd/series-1/"]
+    assert offered("pacskit", "copy", "--study-uid", "1.2", "orthanc", "or") == ["orthanc"]

@@ -319,3 +319,114 @@ def test_a_copy_by_c_move_to_ourselves_and_its_forward_mode(places, moving_dcmqr
         assert {str(dcmread(p).SOPInstanceUID) for p in storescp.received()} == items
         storing = [a for a in storescp.log().split("Association Received")[1:] if "Store Request" in a]
         assert len(storing) == 1, storescp.log()
+
+
+def test_a_dry_run_into_an_archive_that_does_not_exist_creates_nothing(places, capsys, tmp_path, monkeypatch):
+    corpus = places["studies"]["folder"]
+    monkeypatch.setenv("PACSKIT_ARCHIVE__DATA_DIR", str(tmp_path / "new-archive"))
+    code, out, err = cli(capsys, "copy", places["addresses"]["folder"], "archive", "--study-uid",
+                         corpus[0].study_uid, "--dry-run")
+    assert code == 0, err
+    assert set(out.split()) >= {c.sop_instance_uid for c in corpus}
+    assert f"Would copy {len(corpus)} instances" in out
+    assert not (tmp_path / "new-archive").exists()
+    code, out, err = cli(capsys, "copy", places["addresses"]["folder"], "archive", "--study-uid", corpus[0].study_uid)
+    assert code == 0, err
+    code, out, _ = cli(capsys, "copy", places["addresses"]["folder"], "archive", "--study-uid", corpus[0].study_uid,
+                       "--dry-run")
+    assert code == 0 and "Would copy 0 instances" in out and f"{len(corpus)} already there" in out
+
+
+def test_a_copy_to_a_node_sends_the_bytes_it_holds_without_a_scratch_file(places, tmp_path, monkeypatch):
+    """Into a fresh `pacskit serve`: what arrives is what dcmqrscp sent, and nothing is
+    written in the temporary folder while the instances go (each progress report looks)."""
+    import tempfile
+
+    corpus = places["studies"]["dcmqrscp"]
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    seen: list[str] = []
+    with served_archive(tmp_path / "serve", [], nodes=CLIENT_NODES) as serve:
+        monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+        result = Client(Settings.load()).copy(
+            places["addresses"]["dcmqrscp"], Query.build(Level.STUDY, study_uid=corpus[0].study_uid),
+            f"dicom://ARCHIVE@127.0.0.1:{serve.settings.port}",
+            progress=lambda p: seen.extend(str(f) for f in scratch.rglob("*") if f.is_file()))
+        monkeypatch.undo()
+        assert (result.copied, result.failed) == (len(corpus), [])
+        stored = {str(dcmread(p).SOPInstanceUID): dcmread(p)
+                  for p in (tmp_path / "serve" / "archive" / "files").rglob("*") if p.is_file()}
+    assert seen == []
+    assert set(stored) == {c.sop_instance_uid for c in corpus}
+    for item in corpus:
+        assert stored[item.sop_instance_uid].PixelData == dcmread(item.path).PixelData
+
+
+def test_a_copy_from_a_dicomweb_server_by_wado_uri(places, capsys, tmp_path):
+    """Orthanc read through a recording proxy: every instance comes by a WADO-URI request
+    (PS3.18 9), none by WADO-RS; the files are those Orthanc holds, names withheld."""
+    from urllib.parse import urlsplit
+
+    from proxy import RecordingProxy
+
+    corpus = places["studies"]["orthanc-web"]
+    url = urlsplit(places["addresses"]["orthanc-web"])
+    proxy = RecordingProxy("127.0.0.1", url.port)
+    try:
+        code, out, err = cli(capsys, "copy", f"http://127.0.0.1:{proxy.port}{url.path}", tmp_path / "out",
+                             "--study-uid", corpus[0].study_uid, "--wado-uri")
+        sent = bytes(proxy.sent)
+    finally:
+        proxy.close()
+    assert code == 0, err
+    assert f"Copied {len(corpus)} instances" in out
+    assert sent.count(b"GET /wado?requestType=WADO") == len(corpus)
+    assert b"/instances/" not in sent and b"/series/" not in sent.replace(b"/series?", b"")
+    written = {str(dcmread(p).SOPInstanceUID): dcmread(p) for p in (tmp_path / "out").rglob("*.dcm")}
+    assert set(written) == {c.sop_instance_uid for c in corpus}
+    for item in corpus:
+        assert written[item.sop_instance_uid].PixelData == dcmread(item.path).PixelData
+        assert not written[item.sop_instance_uid].get("PatientName")
+
+
+def test_wado_uri_from_a_source_that_is_not_dicomweb_is_a_usage_error(places, capsys, tmp_path):
+    code, _, err = cli(capsys, "copy", places["addresses"]["dcmqrscp"], tmp_path / "out", "--wado-uri")
+    assert code == 2, err
+    assert "--wado-uri" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_archive_import_keeps_names_and_copy_into_the_archive_withholds_them(places, capsys, tmp_path, monkeypatch):
+    """One archive sink, two names policies: `archive import` stores the files as they
+    carry their names, `copy FOLDER archive` blanks them; both index the same instances,
+    and both refuse an instance that contradicts the archive (its series under another study)."""
+    corpus = _study(tmp_path / "named", 71)
+    source = tmp_path / "named"
+    clash = dcmread(corpus[0].path)
+    clash.StudyInstanceUID, clash.SOPInstanceUID = "1.2.3.4.5", "1.2.3.4.5.7"
+    clash.file_meta.MediaStorageSOPInstanceUID = clash.SOPInstanceUID
+    (tmp_path / "clash").mkdir()
+    clash.save_as(tmp_path / "clash" / "clash.dcm", enforce_file_format=True)
+    stored = {}
+    for route in ("import", "copy"):
+        data = tmp_path / route
+        monkeypatch.setenv("PACSKIT_ARCHIVE__DATA_DIR", str(data))
+        args = ["archive", "import", source] if route == "import" else ["copy", source, "archive", "-l", "patient",
+                                                                         "-p", corpus[0].patient_id]
+        code, out, err = cli(capsys, *args)
+        assert code == 0, err
+        code, out, err = cli(capsys, *(["archive", "import", tmp_path / "clash"] if route == "import" else
+                                       ["copy", tmp_path / "clash", "archive", "--study-uid", "1.2.3.4.5"]))
+        assert code == (26 if route == "import" else 25), err
+        assert "another study" in err
+        stored[route] = {str(dcmread(p).SOPInstanceUID): dcmread(p) for p in (data / "files").rglob("*")
+                         if p.is_file()}
+    assert set(stored["import"]) == set(stored["copy"]) == {c.sop_instance_uid for c in corpus}
+    for item in corpus:
+        original = dcmread(item.path)
+        assert original.PatientName, "the corpus must carry names for this to mean anything"
+        assert stored["import"][item.sop_instance_uid].PatientName == original.PatientName
+        assert stored["import"][item.sop_instance_uid].PixelData == original.PixelData
+        for keyword in PATIENT_NAME_KEYWORDS:
+            assert not stored["copy"][item.sop_instance_uid].get(keyword), keyword
+        assert stored["copy"][item.sop_instance_uid].PixelData == original.PixelData

@@ -1,6 +1,6 @@
 """Moving files in and out of the archive, and keeping the index and the files in step.
 
-- import: a folder of files → the archive, through the same ingest as C-STORE;
+- import: files and folders → the archive, through the archive sink of ``copy`` (names kept);
 - export (``archive export``) is a copy from the archive to a folder (:mod:`pacskit.transfer`);
 - check: rows whose file is gone, files no row points to, temporary files left by a
   crash — found, and with ``repair`` fixed (rows dropped, files indexed, leftovers removed).
@@ -18,8 +18,7 @@ from pydicom.errors import InvalidDicomError
 
 from pacskit.archive.index import Index
 from pacskit.archive.ingest import SUCCESS, Ingest, Received
-from pacskit.errors import InputError
-from pacskit.scan import DicomFile, read_file, scan
+from pacskit.scan import read_file
 
 Progress = Callable[[int, int], None]
 
@@ -50,25 +49,33 @@ class CheckResult:
 
 
 def import_files(ingest: Ingest, paths: Iterable[Path | str], progress: Progress | None = None) -> ImportResult:
-    """Ingest every DICOM file under ``paths`` (file → archive).
+    """Ingest every DICOM file under ``paths`` (files and folders), names as the files
+    carry them: a copy of files into the archive sink (:class:`~pacskit.sinks.ArchiveSink`
+    with ``Names.kept``), the same path as ``copy FOLDER archive``, which withholds them.
 
     Raises:
         InputError: a path does not exist, or holds no DICOM file.
     """
-    found = scan(paths)
-    result = ImportResult(not_dicom=found.not_dicom)
-    if not found.files:
-        raise InputError(f"no DICOM file found ({found.not_dicom} other files skipped)")
-    for done, item in enumerate(found.files, 1):
-        outcome = _ingest_file(ingest, item)
-        if outcome is None:
-            result.imported += 1
-        elif outcome == "duplicate":
-            result.duplicates += 1
+    from pacskit.file_source import FileSource
+    from pacskit.sinks import ArchiveSink, Names
+
+    source = FileSource(paths)
+    sink = ArchiveSink(names=Names.kept, ingest=ingest)
+    result = ImportResult(not_dicom=source.not_dicom)
+    for done, item in enumerate(source.files, 1):
+        try:
+            outcome = sink.write_file(item)
+        except OSError as exc:
+            result.failed.append((item.path, f"cannot read: {exc.strerror or exc}"))
         else:
-            result.failed.append((item.path, outcome))
+            if outcome.status != SUCCESS:
+                result.failed.append((item.path, outcome.reason))
+            elif outcome.duplicate:
+                result.duplicates += 1
+            else:
+                result.imported += 1
         if progress is not None:
-            progress(done, len(found.files))
+            progress(done, len(source.files))
     return result
 
 
@@ -112,15 +119,3 @@ def _adopt(ingest: Ingest, path: Path, result: CheckResult) -> None:
     quarantine.mkdir(exist_ok=True)
     shutil.move(path, quarantine / f"{path.parent.name}-{path.name}")
     result.set_aside.append(path)
-
-
-def _ingest_file(ingest: Ingest, item: DicomFile) -> str | None:
-    """None when stored, "duplicate", or the reason it was refused."""
-    try:
-        data = item.path.read_bytes()[item.dataset_offset:]
-    except OSError as exc:
-        return f"cannot read: {exc.strerror or exc}"
-    outcome = ingest.ingest(Received(item.sop_class_uid, item.sop_instance_uid, item.transfer_syntax, data))
-    if outcome.status != SUCCESS:
-        return outcome.reason
-    return "duplicate" if outcome.duplicate else None

@@ -12,6 +12,7 @@ from pacskit.cancellation import Cancellation
 from pacskit.cli.common import SummaryFormat, counted, err, out, print_json, rates, state
 from pacskit.cli.deid_options import DeidentifyOption, DeidOptionOption
 from pacskit.cli.get import Method
+from pacskit.cli.node_argument import PLACE_HELP, complete_place
 from pacskit.cli.progress import ProgressBar
 from pacskit.cli.query_options import (
     AccessionOption,
@@ -33,13 +34,12 @@ from pacskit.transfer import CopyResult
 
 MAX_LISTED_FAILURES = 20
 EXIT_INTERRUPTED = 130
-PLACE = "Node name, dicom://AET@host:port, DICOMweb URL, 'archive' or a folder."
 
 
 def copy(
     ctx: typer.Context,
-    source: Annotated[str, typer.Argument(metavar="FROM", help=PLACE)],
-    destination: Annotated[str, typer.Argument(metavar="TO", help=PLACE)],
+    source: Annotated[str, typer.Argument(metavar="FROM", help=PLACE_HELP, autocompletion=complete_place)],
+    destination: Annotated[str, typer.Argument(metavar="TO", help=PLACE_HELP, autocompletion=complete_place)],
     level: LevelOption = "study",
     model: ModelOption = None,
     patient_id: PatientIdOption = None,
@@ -53,6 +53,7 @@ def copy(
     key: KeysOption = None,
     limit: LimitOption = None,
     method: Annotated[Method, typer.Option("--method", help="From a DIMSE node: get (C-GET), move (C-MOVE to ourselves) or auto.")] = Method.get,
+    wado_uri: Annotated[bool, typer.Option("--wado-uri", help="From a DICOMweb server: instance by instance by WADO-URI (/wado).")] = False,
     layout: Annotated[str, typer.Option("--layout", help="Path template, when TO is a folder.")] = DEFAULT_LAYOUT,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Into a folder: replace files already present.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be copied; copy nothing.")] = False,
@@ -79,7 +80,7 @@ def copy(
     cancellation = Cancellation()
     with _CancelledByCtrlC(cancellation), ProgressBar("copying") as bar:
         result = client.copy(source, query, destination, layout=layout, overwrite=overwrite, method=method.value,
-                             dry_run=dry_run, cancellation=cancellation, retries=retries,
+                             dry_run=dry_run, cancellation=cancellation, retries=retries, wado_uri=wado_uri,
                              deidentify=deidentify, deid_options=deid_option or (),
                              progress=lambda p: bar.update(p.received, p.total, p.bytes))
     if output is SummaryFormat.json:

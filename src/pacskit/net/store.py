@@ -1,7 +1,8 @@
 """Storage service, SCU side (PS3.4 Annex B): sending files with C-STORE.
 
 Files are sent as they are on disk — the dataset bytes streamed from the file, never
-decoded — over a presentation context with the file's own transfer syntax. When the peer
+decoded — (an instance held in memory, :class:`~pacskit.scan.HeldInstance`, from its
+bytes) over a presentation context with the file's own transfer syntax. When the peer
 does not accept that syntax, the file is decoded, decompressed if pydicom can, and sent
 in Implicit VR Little Endian, which every SCP supports.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from io import BytesIO
 from typing import BinaryIO, Protocol
 
 from pydicom import dcmread
@@ -26,7 +28,7 @@ from pacskit.net.contexts import MAX_CONTEXTS
 from pacskit.net.status import Outcome, describe_store, outcome_of
 from pacskit.net.wire import Message
 from pacskit.nodes import Node
-from pacskit.scan import DicomFile
+from pacskit.scan import DicomFile, HeldInstance
 from pacskit.settings import Settings
 
 UNCOMPRESSED_LE = (ImplicitVRLittleEndian, ExplicitVRLittleEndian)
@@ -36,7 +38,7 @@ UNCOMPRESSED_LE = (ImplicitVRLittleEndian, ExplicitVRLittleEndian)
 class SendOutcome:
     """What happened to one file: ``status`` is None when it was not sent at all."""
 
-    file: DicomFile
+    file: DicomFile | HeldInstance
     status: int | None
     reason: str = ""
     converted: bool = False
@@ -236,8 +238,8 @@ class FileSender:
         self.contexts = contexts
         self.move_originator = move_originator
 
-    def send(self, item: DicomFile) -> SendOutcome:
-        """C-STORE one file and wait for its response.
+    def send(self, item: DicomFile | HeldInstance) -> SendOutcome:
+        """C-STORE one file (or instance held in memory) and wait for its response.
 
         Raises:
             AssociationAborted, NetworkTimeout: the association is lost.
@@ -249,15 +251,20 @@ class FileSender:
             return SendOutcome(item, None, "the file has no dataset after its file meta information")
         message_id = self.association.next_message_id()
         command = c_store_rq(message_id, item.sop_class_uid, item.sop_instance_uid, self.move_originator)
-        if context is not None:
+        # PS3.5 A.5: an odd deflated stream is padded with one 00H byte.
+        odd = (item.size - item.dataset_offset) % 2
+        if context is not None and isinstance(item, HeldInstance):
+            held = BytesIO(item.data)
+            held.seek(item.dataset_offset)
+            response = self._exchange(context, command, held.read() + b"\0" if odd else held, message_id)
+        elif context is not None:
             try:
                 fh = item.path.open("rb")
             except OSError as exc:
                 return SendOutcome(item, None, f"cannot read the file: {exc.strerror or exc}")
             with fh:
                 fh.seek(item.dataset_offset)
-                if (item.size - item.dataset_offset) % 2:
-                    # PS3.5 A.5: an odd deflated stream is padded with one 00H byte.
+                if odd:
                     response = self._exchange(context, command, fh.read() + b"\0", message_id)
                 else:
                     response = self._exchange(context, command, fh, message_id)
@@ -288,8 +295,8 @@ class FileSender:
         return next(self.association.request(context_id, command, data, message_id=message_id))
 
 
-def _converted(item: DicomFile, syntax: UID) -> bytes:
-    dataset = dcmread(item.path)
+def _converted(item: DicomFile | HeldInstance, syntax: UID) -> bytes:
+    dataset = dcmread(BytesIO(item.data) if isinstance(item, HeldInstance) else item.path)
     if dataset.file_meta.TransferSyntaxUID.is_compressed:
         dataset.decompress(generate_instance_uid=False)
     encoded = encode(dataset, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated)

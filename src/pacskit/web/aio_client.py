@@ -133,10 +133,11 @@ class AsyncDicomWebClient(WebClientBase):
         receiver.expect(len(found))
         for match in found:
             result.requests += 1
-            async with self._request("GET", exchange.wado_uri_target(self.node.origin, match),
+            async with self._request("GET", exchange.wado_uri_target(self.node.origin, exchange.instance_uids(match)),
                                      headers={"Accept": DICOM}) as response:
                 if response.status_code == 404:
                     result.failed += 1
+                    result.failed_instances.append(str(match.get("SOPInstanceUID", "")))
                     continue
                 await _check(response, "WADO-URI")
                 if receiver.take(await response.aread()):

@@ -269,12 +269,26 @@ class DicomWebClient(WebClientBase):
         result.check = AnswerCheck(level=Level.IMAGE)
         found = self._checked(instances, self._search(*qido_request(instances, self.privacy)), result.check)
         receiver.expect(len(found))
-        for match in found:
+        self.retrieve_instances([exchange.instance_uids(m) for m in found], receiver)
+
+    def retrieve_instances(self, instances: list[tuple[str, str, str]], receiver: Any) -> None:
+        """Retrieve by WADO-URI (PS3.18 9), at ``/wado`` on the same host, each instance
+        given as (study, series, SOP Instance UID), into ``receiver``; one the server does
+        not have (404) is counted failed.
+
+        Raises:
+            NetworkError, HttpFailure: a request failed.
+        """
+        result: RetrieveResult = receiver.result
+        for instance in instances:
+            if receiver.cancellation is not None and receiver.cancellation.cancelled:
+                return
             result.requests += 1
-            with self._request("GET", exchange.wado_uri_target(self.node.origin, match),
+            with self._request("GET", exchange.wado_uri_target(self.node.origin, instance),
                                headers={"Accept": DICOM}) as response:
                 if response.status_code == 404:
                     result.failed += 1
+                    result.failed_instances.append(instance[2])
                     continue
                 _check(response, "WADO-URI")
                 if receiver.take(response.read()):

@@ -194,12 +194,17 @@ def wado_uri_instances(query: Query) -> Query:
                  return_keys=["StudyInstanceUID", "SeriesInstanceUID"])
 
 
-def wado_uri_target(origin: str, match: Dataset) -> str:
-    """The WADO-URI request of one instance (PS3.18 9.1), at ``/wado`` of ``origin``."""
-    params = {"requestType": "WADO", "contentType": DICOM,
-              "studyUID": str(match.get("StudyInstanceUID", "")),
-              "seriesUID": str(match.get("SeriesInstanceUID", "")),
-              "objectUID": str(match.get("SOPInstanceUID", ""))}
+def instance_uids(match: Dataset) -> tuple[str, str, str]:
+    """(Study, Series, SOP Instance UID) of an instance-level answer."""
+    return (str(match.get("StudyInstanceUID", "")), str(match.get("SeriesInstanceUID", "")),
+            str(match.get("SOPInstanceUID", "")))
+
+
+def wado_uri_target(origin: str, instance: tuple[str, str, str]) -> str:
+    """The WADO-URI request of one instance, given as (study, series, SOP Instance UID)
+    (PS3.18 9.1), at ``/wado`` of ``origin``."""
+    study, series, sop = instance
+    params = {"requestType": "WADO", "contentType": DICOM, "studyUID": study, "seriesUID": series, "objectUID": sop}
     return f"{origin}/wado?{query_string(params)}"
 
 
