@@ -65,3 +65,19 @@ if ! cmp -s "$root/scripts/node-peers/package-lock.json" "$peers/package-lock.js
   (cd "$peers" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null)
 fi
 echo "install-peers: Node.js $(node --version), dcmjs-dimse $(node -p "require('$peers/node_modules/dcmjs-dimse/package.json').version")"
+
+# The OHIF Viewer build (npm package @ohif/app, pinned, its published SHA-1 checked) for
+# `serve --ohif` and its browser test, unpacked into the project's own .peers/ohif.
+ohif_version=3.13.2
+ohif_sha1=26a51ffcc1704c30fff403258a1d7392e9a991f3
+ohif="$root/.peers/ohif/$ohif_version"
+if [ ! -f "$ohif/dist/index.html" ]; then
+  work=$(mktemp -d)
+  (cd "$work" && npm pack "@ohif/app@$ohif_version" --loglevel=error >/dev/null)
+  echo "$ohif_sha1  $work/ohif-app-$ohif_version.tgz" | sha1sum -c --quiet - \
+    || { echo "install-peers: @ohif/app $ohif_version does not match its published SHA-1" >&2; exit 1; }
+  mkdir -p "$ohif"
+  tar -xzf "$work/ohif-app-$ohif_version.tgz" -C "$ohif" --strip-components=1
+  rm -rf "$work"
+fi
+echo "install-peers: OHIF Viewer $ohif_version in $ohif/dist"

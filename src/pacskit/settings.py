@@ -283,6 +283,9 @@ class WebSettings(BaseModel):
             are configured; none by default (docs/web-actions.md).
         show_patient_names: the web page (at ``/``) shows patient names; by default its
             own searches and metadata withhold them (:mod:`pacskit.web.page`).
+        ohif_dir: an unpacked OHIF Viewer build (the ``dist`` folder of the npm package
+            ``@ohif/app``) to serve on ``ohif_port`` (:mod:`pacskit.web.ohif`); none by default.
+        ohif_port: the HTTP port of the OHIF Viewer; by default the one after ``port``.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -303,6 +306,15 @@ class WebSettings(BaseModel):
     token_actions: list[WebAction] = Field(default_factory=list)
     anonymous_actions: list[WebAction] = Field(default_factory=list)
     show_patient_names: bool = False
+    ohif_dir: Path | None = None
+    ohif_port: Annotated[int | None, Field(ge=1, le=65535)] = None
+
+    @property
+    def viewer_port(self) -> int | None:
+        """The OHIF Viewer's port, if one is served."""
+        if self.ohif_dir is None:
+            return None
+        return self.ohif_port or (self.port + 1 if self.port < 65535 else self.port - 1)
 
     @property
     def authenticated(self) -> bool:

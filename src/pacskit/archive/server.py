@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -51,6 +52,7 @@ class Archive:
             self._serve_commitment()
         self.server: Acceptor | None = None
         self.web: WebServer | None = None
+        self.ohif: WebServer | None = None
 
     def _serve_commitment(self) -> None:
         transactions = Transactions(self.index)
@@ -98,6 +100,9 @@ class Archive:
             try:
                 self.web = self._web_server()
                 self.web.start()
+                if self.settings.web.ohif_dir is not None:
+                    self.ohif = self._ohif_server(self.settings.web.ohif_dir)
+                    self.ohif.start()
             except BaseException:
                 self.close_servers()
                 raise
@@ -112,6 +117,17 @@ class Archive:
         return WebServer(create_app(self), web.bind, web.port, header_timeout=web.header_timeout,
                          body_timeout=web.body_timeout, body_min_rate=web.body_min_rate, tls=tls)
 
+    def _ohif_server(self, directory: Path) -> WebServer:
+        from pacskit.web.ohif import create_ohif_app
+        from pacskit.web.server import WebServer
+
+        web = self.settings.web
+        tls = https_context(self.settings.tls) if self.settings.tls.https else None
+        port = web.viewer_port
+        assert port is not None
+        return WebServer(create_ohif_app(self, directory), web.bind, port, header_timeout=web.header_timeout,
+                         body_timeout=web.body_timeout, body_min_rate=web.body_min_rate, tls=tls)
+
     def serve_forever(self, stop: threading.Event | None = None) -> None:
         """Serve until ``stop`` is set (or forever)."""
         self.start()
@@ -119,6 +135,9 @@ class Archive:
 
     def close_servers(self) -> None:
         """Stop listening (HTTP and DIMSE), finish what is in progress."""
+        if self.ohif is not None:
+            self.ohif.stop()
+            self.ohif = None
         if self.web is not None:
             self.web.stop()
             self.web = None

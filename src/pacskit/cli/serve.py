@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -22,6 +23,8 @@ def serve(
     http_port: Annotated[int | None, typer.Option("--http-port", help="DICOMweb HTTP port (0: no DICOMweb).", min=0, max=65535)] = None,
     no_http: Annotated[bool, typer.Option("--no-http", help="Do not serve DICOMweb.")] = False,
     tls_port: Annotated[int | None, typer.Option("--tls-port", help="Also listen for DICOM TLS on this port (tls.port).", min=1, max=65535)] = None,
+    ohif: Annotated[Path | None, typer.Option("--ohif", help="Serve this unpacked OHIF Viewer build (the dist folder of @ohif/app) on its own port (web.ohif_dir).", file_okay=False)] = None,
+    ohif_port: Annotated[int | None, typer.Option("--ohif-port", help="The OHIF Viewer's HTTP port (web.ohif_port; default: the DICOMweb port + 1).", min=1, max=65535)] = None,
 ) -> None:
     """Run a PACS: C-ECHO, C-STORE, C-FIND, C-GET, C-MOVE and the Modality Worklist over an index database, and
     DICOMweb (QIDO-RS, WADO-RS, STOW-RS, WADO-URI) over HTTP.
@@ -33,6 +36,8 @@ def serve(
       pacskit serve --port 11112 --http-port 8080
 
       pacskit serve --tls-port 2762 --tls-cert server.pem --tls-key server.key
+
+      pacskit serve --ohif node_modules/@ohif/app/dist
     """
     from pacskit.archive import Archive  # SQLAlchemy only for the commands that need it
 
@@ -49,6 +54,16 @@ def serve(
         web = web.model_copy(update={"enabled": False})
     elif http_port is not None:
         web = web.model_copy(update={"port": http_port})
+    if ohif is not None:
+        web = web.model_copy(update={"ohif_dir": ohif})
+    if ohif_port is not None:
+        web = web.model_copy(update={"ohif_port": ohif_port})
+    if web.ohif_dir is not None:
+        from pacskit.web.ohif import check_build
+
+        if not web.enabled:
+            raise ConfigError("--ohif needs DICOMweb (it serves the archive's DICOMweb to the viewer)")
+        check_build(web.ohif_dir)
     settings = settings.model_copy(update={"web": web})
     stop = threading.Event()
     for number in (signal.SIGINT, signal.SIGTERM):
@@ -69,6 +84,9 @@ def serve(
             scheme = "https" if tls.https else "http"
             err.print(f"  DICOMweb on {scheme}://{web.bind}:{web.port}/dicom-web ({auth}); "
                       f"WADO-URI on {scheme}://{web.bind}:{web.port}/wado", markup=False)
+            err.print(f"  the archive's page on {scheme}://{web.bind}:{web.port}/", markup=False)
+            if web.viewer_port is not None:
+                err.print(f"  OHIF Viewer on {scheme}://{web.bind}:{web.viewer_port}/ ({web.ohif_dir})", markup=False)
         err.print(f"  try: pacskit echo dicom://{settings.ae_title}@127.0.0.1:{settings.port}", markup=False)
         stop.wait()
     err.print("pacskit archive stopped.", markup=False)

@@ -248,36 +248,31 @@ class DicomWeb:
         return HTTPException(404, reason) if reason else exc
 
 
-def create_app(archive: Archive) -> Starlette:
-    """The ASGI application serving ``archive`` (see the module docstring), with
-    authentication and CORS as ``archive.settings.web`` says, every request in the
-    access log (:mod:`pacskit.web.access_log`)."""
-    deletions = Deletions()
-    web = DicomWeb(archive, deletions)
-    actions = Actions(archive, deletions)
-    settings = archive.settings.web
+def dicomweb_routes(web: DicomWeb, wrap: Callable[[Any], Any] = lambda handler: handler) -> list[Route]:
+    """The Studies Service routes (PS3.18 10) under ``/dicom-web``; ``wrap`` is applied to
+    the handlers that answer DICOM JSON (searches, counts, metadata)."""
     instance = "/studies/{study}/series/{series}/instances/{sop}"
-    routes = [
-        Route("/studies", web.search(Level.STUDY), methods=["GET"]),
+    return [
+        Route("/studies", wrap(web.search(Level.STUDY)), methods=["GET"]),
         Route("/studies", web.store, methods=["POST"]),
-        Route("/series", web.search(Level.SERIES, (Level.STUDY,)), methods=["GET"]),
-        Route("/instances", web.search(Level.IMAGE, (Level.STUDY, Level.SERIES)), methods=["GET"]),
-        Route("/studies/count", web.count(Level.STUDY), methods=["GET"]),
-        Route("/series/count", web.count(Level.SERIES), methods=["GET"]),
-        Route("/instances/count", web.count(Level.IMAGE), methods=["GET"]),
-        Route("/studies/{study}/series/count", web.count(Level.SERIES), methods=["GET"]),
-        Route("/studies/{study}/instances/count", web.count(Level.IMAGE), methods=["GET"]),
-        Route("/studies/{study}/series/{series}/instances/count", web.count(Level.IMAGE), methods=["GET"]),
+        Route("/series", wrap(web.search(Level.SERIES, (Level.STUDY,))), methods=["GET"]),
+        Route("/instances", wrap(web.search(Level.IMAGE, (Level.STUDY, Level.SERIES))), methods=["GET"]),
+        Route("/studies/count", wrap(web.count(Level.STUDY)), methods=["GET"]),
+        Route("/series/count", wrap(web.count(Level.SERIES)), methods=["GET"]),
+        Route("/instances/count", wrap(web.count(Level.IMAGE)), methods=["GET"]),
+        Route("/studies/{study}/series/count", wrap(web.count(Level.SERIES)), methods=["GET"]),
+        Route("/studies/{study}/instances/count", wrap(web.count(Level.IMAGE)), methods=["GET"]),
+        Route("/studies/{study}/series/{series}/instances/count", wrap(web.count(Level.IMAGE)), methods=["GET"]),
         Route("/studies/{study}", web.retrieve, methods=["GET"]),
         Route("/studies/{study}", web.store, methods=["POST"]),
-        Route("/studies/{study}/metadata", web.metadata, methods=["GET"]),
-        Route("/studies/{study}/series", web.search(Level.SERIES), methods=["GET"]),
-        Route("/studies/{study}/instances", web.search(Level.IMAGE, (Level.SERIES,)), methods=["GET"]),
+        Route("/studies/{study}/metadata", wrap(web.metadata), methods=["GET"]),
+        Route("/studies/{study}/series", wrap(web.search(Level.SERIES)), methods=["GET"]),
+        Route("/studies/{study}/instances", wrap(web.search(Level.IMAGE, (Level.SERIES,))), methods=["GET"]),
         Route("/studies/{study}/series/{series}", web.retrieve, methods=["GET"]),
-        Route("/studies/{study}/series/{series}/metadata", web.metadata, methods=["GET"]),
-        Route("/studies/{study}/series/{series}/instances", web.search(Level.IMAGE), methods=["GET"]),
+        Route("/studies/{study}/series/{series}/metadata", wrap(web.metadata), methods=["GET"]),
+        Route("/studies/{study}/series/{series}/instances", wrap(web.search(Level.IMAGE)), methods=["GET"]),
         Route(instance, web.retrieve, methods=["GET"]),
-        Route(f"{instance}/metadata", web.metadata, methods=["GET"]),
+        Route(f"{instance}/metadata", wrap(web.metadata), methods=["GET"]),
         Route(f"{instance}/rendered", web.rendered, methods=["GET"]),
         Route(f"{instance}/frames/{{frames}}", web.frames, methods=["GET"]),
         Route(f"{instance}/bulk/{{tag}}", web.bulk, methods=["GET"]),
@@ -288,6 +283,16 @@ def create_app(archive: Archive) -> Starlette:
         Route(f"{instance}/frames/{{frames}}/thumbnail", web.thumbnail, methods=["GET"]),
         Route("/openapi.json", web.openapi, methods=["GET"]),
     ]
+
+
+def create_app(archive: Archive) -> Starlette:
+    """The ASGI application serving ``archive`` (see the module docstring), with
+    authentication and CORS as ``archive.settings.web`` says, every request in the
+    access log (:mod:`pacskit.web.access_log`)."""
+    deletions = Deletions()
+    web = DicomWeb(archive, deletions)
+    actions = Actions(archive, deletions)
+    settings = archive.settings.web
     middleware = [Middleware(AccessLogMiddleware, audit=archive.audit)]
     if settings.cors_origins:
         middleware.append(Middleware(CORSMiddleware, allow_origins=settings.cors_origins,
@@ -296,11 +301,11 @@ def create_app(archive: Archive) -> Starlette:
     if settings.authenticated:
         middleware.append(Middleware(AuthMiddleware, users=settings.passwords, tokens=settings.tokens))
     return Starlette(
-        routes=[Mount(PREFIX, routes=routes), Route("/wado", web.wado_uri, methods=["GET"]),
+        routes=[Mount(PREFIX, routes=dicomweb_routes(web)), Route("/wado", web.wado_uri, methods=["GET"]),
                 *worklist_routes(archive), *mpps_routes(archive), *actions.routes(),
-                *page_routes(web, settings.show_patient_names)],
+                *page_routes(web, settings.show_patient_names, settings.viewer_port)],
         middleware=middleware,
-        exception_handlers={HTTPException: _http_error, QueryError: _query_error},
+        exception_handlers={HTTPException: http_error, QueryError: query_error},
     )
 
 
@@ -324,12 +329,12 @@ def _int_param(value: str | None, name: str, default: int) -> int:
     return int(value)
 
 
-async def _http_error(request: Request, exc: Any) -> Response:
+async def http_error(request: Request, exc: Any) -> Response:
     if request.url.path.startswith("/api/") or "json" in request.headers.get("accept", ""):
         return JSONResponse({"status": exc.status_code, "error": exc.detail}, status_code=exc.status_code,
                             headers=exc.headers)
     return PlainTextResponse(f"{exc.detail}\n", status_code=exc.status_code, headers=exc.headers)
 
 
-async def _query_error(request: Request, exc: Any) -> Response:
+async def query_error(request: Request, exc: Any) -> Response:
     return PlainTextResponse(f"{exc}\n", status_code=400)

@@ -37,25 +37,18 @@ SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-
                                                "style-src 'self'; script-src 'self'; frame-ancestors 'none'"}
 
 
-def page_routes(web: DicomWeb, show_names: bool) -> list[Route]:
-    """The page's routes: ``/``, ``/ui/{asset}``, ``/ui/api/…`` (see the module docstring)."""
+def page_routes(web: DicomWeb, show_names: bool, ohif_port: int | None = None) -> list[Route]:
+    """The page's routes: ``/``, ``/ui/{asset}``, ``/ui/api/…`` (see the module docstring);
+    ``ohif_port``: where ``serve --ohif`` serves OHIF, for the page's links to it."""
     instance = "/ui/api/studies/{study}/series/{series}/instances/{sop}"
 
     def withheld(handler: Any) -> Any:
-        def wrapped(request: Request) -> Response:
-            if not show_names:
-                _refuse_name_keys(request)
-            response = handler(request)
-            if show_names or response.status_code != 200:
-                return response
-            document = strip_names(json.loads(response.body))
-            return Response(json.dumps(document), media_type=response.media_type,
-                            headers={k: v for k, v in response.headers.items() if k.lower() == "warning"})
-        return wrapped
+        return names_withheld(handler, show_names)
 
     return [
         Route("/", index, methods=["GET"]),
-        Route("/ui/api/config", lambda request: JSONResponse({"showPatientNames": show_names, "actions": True}),
+        Route("/ui/api/config", lambda request: JSONResponse({"showPatientNames": show_names, "actions": True,
+                                                              "ohifPort": ohif_port}),
               methods=["GET"]),
         Route("/ui/api/dictionary", dictionary, methods=["GET"]),
         Route("/ui/api/studies", withheld(web.search(Level.STUDY)), methods=["GET"]),
@@ -66,6 +59,23 @@ def page_routes(web: DicomWeb, show_names: bool) -> list[Route]:
         Route(f"{instance}/metadata", withheld(web.metadata), methods=["GET"]),
         Route("/ui/{asset}", asset, methods=["GET"]),
     ]
+
+
+def names_withheld(handler: Any, show_names: bool) -> Any:
+    """``handler`` (a DICOM JSON answer) with the patient's names stripped from its answer
+    and refused as search or order keys — unless ``show_names``."""
+    if show_names:
+        return handler
+
+    def wrapped(request: Request) -> Response:
+        _refuse_name_keys(request)
+        response = handler(request)
+        if response.status_code != 200:
+            return response
+        document = strip_names(json.loads(response.body))
+        return Response(json.dumps(document), media_type=response.media_type,
+                        headers={k: v for k, v in response.headers.items() if k.lower() == "warning"})
+    return wrapped
 
 
 def _refuse_name_keys(request: Request) -> None:

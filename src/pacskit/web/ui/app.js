@@ -321,6 +321,11 @@ function studyActions(container, study, series) {
     download.href = `${WEB}/${path}?accept=application/zip${dicomdir.checked ? "&dicomdir=true" : ""}`;
   });
   container.append(download, h("label", { for: "zip-dicomdir", class: "check" }, dicomdir, "with DICOMDIR"));
+  if (state.config.ohifPort && !series) {
+    const viewer = new URL(`/viewer?StudyInstanceUIDs=${encodeURIComponent(study)}`, location.href);
+    viewer.port = String(state.config.ohifPort);
+    container.append(h("a", { class: "button", href: viewer.href, target: "_blank", rel: "noopener" }, "Open in OHIF"));
+  }
   const actions = state.me.actions || [];
   if (actions.includes("send") && state.nodes && state.nodes.length) {
     const select = h("select", { id: "send-node", "aria-label": "Node to send to" },
