@@ -31,8 +31,6 @@ def serve(
 
     Examples:
 
-      pacskit serve
-
       pacskit serve --port 11112 --http-port 8080
 
       pacskit serve --tls-port 2762 --tls-cert server.pem --tls-key server.key
