@@ -445,8 +445,12 @@ def test_bad_requests(served, corpus):
     fuzzy = httpx.get(f"{base}/studies", params={"fuzzymatching": "true", "PatientID": item.patient_id})
     assert fuzzy.status_code == 200 and "fuzzymatching" in fuzzy.headers["warning"]
     assert raw_get(served, "/dicom-web/openapi.json")[0] == 200
-    assert "/studies/{study}/series/{series}/instances/{sop}/frames/{frames}" in httpx.get(
-        f"{base}/openapi.json").json()["paths"]
+    described = httpx.get(f"{base}/openapi.json").json()["paths"]
+    assert "/studies/{study}/series/{series}/instances/{sop}/frames/{frames}" in described
+    assert {"/studies/count", "/api/studies/{study}", "/api/studies/{study}/send", "/api/jobs/{job}",
+            "/api/me"} <= set(described)
+    assert described["/api/me"]["servers"] == [{"url": base.removesuffix("/dicom-web")}]
+    assert "delete" in described["/api/studies/{study}"]
 
 
 def test_authentication_and_cors(tmp_path, corpus):

@@ -1,4 +1,5 @@
-"""The OpenAPI 3.1 description of the DICOMweb routes, served at ``/dicom-web/openapi.json``."""
+"""The OpenAPI 3.1 description of the DICOMweb routes and of the web actions (``/api``,
+docs/web-actions.md), served at ``/dicom-web/openapi.json``."""
 
 from __future__ import annotations
 
@@ -58,6 +59,47 @@ def _store(summary: str, params: list[dict[str, Any]]) -> dict[str, Any]:
                       "415": {"description": "Not multipart/related of application/dicom"}, **_ERRORS}}}
 
 
+_ACTION_HEADER = {"name": "X-Pacskit-Action", "in": "header", "required": True, "schema": {"const": "1"},
+                  "description": "Required on every change (the CSRF rule, docs/web-actions.md)"}
+_JOB = {"name": "job", "in": "path", "required": True, "schema": {"type": "string"}, "description": "Job id"}
+_ACTION_ERRORS = {"400": {"description": "Malformed request"}, "401": {"description": "Credentials needed"},
+                  "403": {"description": "Not allowed for this user, or a foreign Origin"},
+                  "404": {"description": "Not stored (or deleted)"}}
+
+
+def _action(method: str, summary: str, params: list[dict[str, Any]], ok: str = "200",
+            body: bool = False) -> dict[str, Any]:
+    operation: dict[str, Any] = {"summary": summary, "parameters": params,
+                                 "responses": {ok: {"description": "OK", "content": {"application/json": {}}},
+                                               **_ACTION_ERRORS}}
+    if body:
+        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["node"], "properties": {"node": {"type": "string"}}}}}}
+    return {method: operation}
+
+
+def action_paths(origin: str) -> dict[str, Any]:
+    """The web actions' paths (``/api``, outside the Studies Service), each with ``origin``
+    as its server."""
+    servers = {"servers": [{"url": origin}]}
+    changed = [_ACTION_HEADER]
+    return {
+        "/api/studies/{study}": {**servers, **_action("delete", "Delete a study: its files and index rows",
+                                                      [_STUDY, *changed])},
+        "/api/studies/{study}/series/{series}": {**servers, **_action(
+            "delete", "Delete a series: its files and index rows", [_STUDY, _SERIES, *changed])},
+        "/api/studies/{study}/send": {**servers, **_action(
+            "post", "Send a study to a configured node (C-STORE); answers the job", [_STUDY, *changed], "202", True)},
+        "/api/studies/{study}/series/{series}/send": {**servers, **_action(
+            "post", "Send a series to a configured node (C-STORE); answers the job", [_STUDY, _SERIES, *changed],
+            "202", True)},
+        "/api/jobs": {**servers, **_action("get", "The recent send jobs (the last 100, kept in memory)", [])},
+        "/api/jobs/{job}": {**servers, **_action("get", "One send job: state, done/total, failures", [_JOB])},
+        "/api/nodes": {**servers, **_action("get", "The configured nodes a study can be sent to", [])},
+        "/api/me": {**servers, **_action("get", "The caller and the actions it may take", [])},
+    }
+
+
 def openapi(server_url: str) -> dict[str, Any]:
     """The OpenAPI document, with ``server_url`` (the ``/dicom-web`` root) as its server."""
     instance = "/studies/{study}/series/{series}/instances/{sop}"
@@ -104,5 +146,5 @@ def openapi(server_url: str) -> dict[str, Any]:
         "servers": [{"url": server_url}],
         "components": {"securitySchemes": {"basic": {"type": "http", "scheme": "basic"},
                                            "bearer": {"type": "http", "scheme": "bearer"}}},
-        "paths": paths,
+        "paths": {**paths, **action_paths(server_url.removesuffix("/dicom-web"))},
     }
