@@ -10,6 +10,7 @@ import io
 import json
 import os
 import subprocess
+import threading
 import time
 import zipfile
 from collections.abc import Iterator
@@ -54,8 +55,29 @@ def refuse_every_store(conversation: Conversation) -> None:
             message.us(MESSAGE_ID) or 0, uid[AFFECTED_CLASS], uid[AFFECTED_INSTANCE], OUT_OF_RESOURCES, "full"))
 
 
+class Holder:
+    """A Storage SCP that answers the first C-STORE of each association, then holds the
+    second until :attr:`release` is set (10 s at most), then answers the rest."""
+
+    def __init__(self) -> None:
+        self.holding, self.release = threading.Event(), threading.Event()
+        self.stores = 0
+
+    def __call__(self, conversation: Conversation) -> None:
+        for number, message in enumerate(conversation.messages()):
+            self.stores += 1
+            if number == 1:
+                self.holding.set()
+                self.release.wait(10)
+            uid = {k: message.command[k].rstrip(b"\0 ").decode() for k in (AFFECTED_CLASS, AFFECTED_INSTANCE)}
+            conversation.channel.send(message.context_id, c_store_rsp(
+                message.us(MESSAGE_ID) or 0, uid[AFFECTED_CLASS], uid[AFFECTED_INSTANCE], 0))
+
+
 class Served:
-    def __init__(self, archive: Archive, corpus: list, storescp: StoreSCP, audit: Path) -> None:
+    def __init__(self, archive: Archive, corpus: list, storescp: StoreSCP, audit: Path,
+                 holder: Holder | None = None) -> None:
+        self.holder = holder
         self.archive = archive
         self.corpus = corpus
         self.storescp = storescp
@@ -81,9 +103,12 @@ class Served:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, corpus) -> Iterator[Served]:
     workdir = tmp_path_factory.mktemp("actions")
-    with StoreSCP(workdir / "storescp") as storescp, ScriptedPeer("REFUSER", refuse_every_store) as refuser:
+    holder = Holder()
+    with StoreSCP(workdir / "storescp") as storescp, ScriptedPeer("REFUSER", refuse_every_store) as refuser, \
+            ScriptedPeer("HOLDER", holder) as holding:
         nodes = {"storescp": NodeConfig(ae_title=storescp.ae_title, host="127.0.0.1", port=storescp.port),
                  "refuser": NodeConfig(ae_title="REFUSER", host="127.0.0.1", port=refuser.port),
+                 "holder": NodeConfig(ae_title="HOLDER", host="127.0.0.1", port=holding.port),
                  "web-only": NodeConfig(dicomweb_url="http://127.0.0.1:1/dicom-web")}
         users = {"alice": UserConfig(password=ALICE[1], actions=["delete", "send"]), "bob": BOB[1]}
         audit = workdir / "audit.jsonl"
@@ -93,7 +118,7 @@ def served(tmp_path_factory, corpus) -> Iterator[Served]:
         with Archive(settings) as archive:
             archive.start()
             assert not import_files(archive.ingest, [item.path for item in corpus] + pydicom_samples()).failed
-            yield Served(archive, corpus, storescp, audit)
+            yield Served(archive, corpus, storescp, audit, holder)
 
 
 def names_in(served: Served) -> set[str]:
@@ -250,7 +275,7 @@ def wait_for_job(served: Served, location: str) -> dict:
     deadline = time.monotonic() + SEND_WITHIN
     while True:
         job = httpx.get(f"{served.base}{location}", auth=ALICE, timeout=10).json()
-        if job["state"] in ("done", "failed") or time.monotonic() > deadline:
+        if job["state"] in ("done", "failed", "stopped") or time.monotonic() > deadline:
             return job
         time.sleep(0.1)
 
@@ -286,6 +311,28 @@ def test_a_node_that_refuses_every_instance_is_reported_per_instance(served):
     assert {f["status"] for f in job["failures"]} == {OUT_OF_RESOURCES}
 
 
+def test_a_send_job_asked_to_stop_stops_after_the_instance_in_flight(served):
+    study = served.studies[0]
+    answer = httpx.post(f"{served.base}/api/studies/{study}/send", json={"node": "holder"}, headers=ACTION,
+                        auth=ALICE, timeout=10)
+    assert answer.status_code == 202, answer.text
+    location = answer.headers["location"]
+    assert served.holder.holding.wait(SEND_WITHIN), "the second instance reached the holder"
+    assert httpx.delete(f"{served.base}{location}", auth=ALICE, timeout=10).status_code == 403, "CSRF header"
+    assert httpx.delete(f"{served.base}{location}", headers=ACTION, auth=BOB, timeout=10).status_code == 403
+    stopping = httpx.delete(f"{served.base}{location}", headers=ACTION, auth=ALICE, timeout=10)
+    assert stopping.status_code == 202 and stopping.json()["message"].startswith("stopping")
+    served.holder.release.set()
+    job = wait_for_job(served, location)
+    assert job["state"] == "stopped", job
+    assert (job["sent"], job["failed"], job["total"]) == (2, 0, 6) and job["message"] == "stopped: 2 of 6 sent"
+    assert served.holder.stores == 2, "nothing sent after the stop"
+    again = httpx.delete(f"{served.base}{location}", headers=ACTION, auth=ALICE, timeout=10)
+    assert again.status_code == 409 and "has ended (stopped)" in again.json()["error"]
+    assert [r["outcome"] for r in served.audit_records() if r.get("job") == job["id"]] == \
+        ["queued", "stop asked", "stopped"]
+
+
 def test_bad_send_requests_are_refused(served):
     study = served.studies[0]
     url = f"{served.base}/api/studies/{study}/send"
@@ -293,7 +340,7 @@ def test_bad_send_requests_are_refused(served):
     assert httpx.post(url, json={"node": "storescp"}, headers=ACTION, auth=BOB, timeout=10).status_code == 403
     assert httpx.post(url, json={"node": "storescp"}, auth=ALICE, timeout=10).status_code == 403
     unknown = httpx.post(url, json={"node": "nowhere"}, headers=ACTION, auth=ALICE, timeout=10)
-    assert unknown.status_code == 404 and "known: refuser, storescp" in unknown.json()["error"]
+    assert unknown.status_code == 404 and "known: holder, refuser, storescp" in unknown.json()["error"]
     web_only = httpx.post(url, json={"node": "web-only"}, headers=ACTION, auth=ALICE, timeout=10)
     assert web_only.status_code == 404
     garbled = httpx.post(url, content=b"node=storescp", headers=ACTION, auth=ALICE, timeout=10)
@@ -309,7 +356,8 @@ def test_what_the_page_needs_to_show_its_buttons(served):
         "user": "alice", "actions": ["delete", "send"]}
     assert httpx.get(f"{served.base}/api/me", auth=BOB, timeout=10).json() == {"user": "bob", "actions": []}
     assert httpx.get(f"{served.base}/api/nodes", auth=BOB, timeout=10).json() == {"nodes": [
-        {"name": "refuser", "ae_title": "REFUSER"}, {"name": "storescp", "ae_title": "STORESCP"}]}
+        {"name": "holder", "ae_title": "HOLDER"}, {"name": "refuser", "ae_title": "REFUSER"},
+        {"name": "storescp", "ae_title": "STORESCP"}]}
 
 
 def test_an_anonymous_local_server_deletes_only_when_configured(tmp_path, corpus):

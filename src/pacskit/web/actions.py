@@ -79,6 +79,7 @@ class Actions:
             Route("/api/studies/{study}/series/{series}/send", self.send, methods=["POST"]),
             Route("/api/jobs", self.list_jobs, methods=["GET"]),
             Route("/api/jobs/{job}", self.job, methods=["GET"]),
+            Route("/api/jobs/{job}", self.stop_job, methods=["DELETE"]),
             Route("/api/nodes", self.nodes, methods=["GET"]),
             Route("/api/me", self.me, methods=["GET"]),
         ]
@@ -132,11 +133,23 @@ class Actions:
 
     def job(self, request: Request) -> Response:
         self._permit(request, "send")
+        return JSONResponse(self._job(request).snapshot())
+
+    def stop_job(self, request: Request) -> Response:
+        """Stop a send job after the instance in flight; 202 and the job, 409 if it has ended."""
+        self._permit(request, "send", changes=True)
+        job = self._job(request)
+        if not job.stop():
+            raise HTTPException(409, f"job {job.id} has ended ({job.state})")
+        self._record(request, "send", "stop asked", job=job.id)
+        return JSONResponse(job.snapshot(), status_code=202)
+
+    def _job(self, request: Request) -> Job:
         job = self.jobs.get(request.path_params["job"])
         if job is None:
             raise HTTPException(404, f"no job {request.path_params['job'][:40]!r} (jobs are kept in memory, "
                                      "the last 100)")
-        return JSONResponse(job.snapshot())
+        return job
 
     def nodes(self, request: Request) -> Response:
         return JSONResponse({"nodes": [{"name": name, "ae_title": ae_title}

@@ -1,7 +1,9 @@
 """Background jobs of the web actions: sending a study or series to a node of the nodes
 table by C-STORE from the archive's files (docs/web-actions.md). Each job runs on a
 thread of its own and is kept in memory (the last :data:`KEPT`) for its progress to be
-polled (``GET /api/jobs/{id}``)."""
+polled (``GET /api/jobs/{id}``). A job asked to stop (``DELETE /api/jobs/{id}``) stops
+once the instance in flight has its response: the association is aborted, what was sent
+stays sent, the rest is not tried."""
 
 from __future__ import annotations
 
@@ -48,7 +50,17 @@ class Job:
     message: str = ""
     created: str = field(default_factory=lambda: _now())
     finished: str | None = None
+    stopping: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def stop(self) -> bool:
+        """Ask the job to stop; False if it has ended already."""
+        with self.lock:
+            if self.finished is not None:
+                return False
+            self.stopping = True
+            self.message = f"stopping: {self.sent} of {self.done} sent"
+            return True
 
     def snapshot(self) -> dict[str, Any]:
         """The job as the API answers it."""
@@ -70,6 +82,12 @@ class Job:
             else:
                 self.sent += 1
             self.message = f"{self.sent} of {self.done} sent"
+            if self.stopping:
+                raise _Stopped
+
+
+class _Stopped(Exception):
+    """The job was asked to stop: raised from its outcome handler, out of the send."""
 
 
 class Jobs:
@@ -115,9 +133,13 @@ class Jobs:
     def _run(self, job: Job, node: Node, instances: list[StoredInstance], files: Path) -> None:
         with job.lock:
             job.state = "running"
+            stopped = job.stopping
         try:
-            send_files(self.settings, node, [_file(files, item) for item in instances], job.count)
+            if not stopped:
+                send_files(self.settings, node, [_file(files, item) for item in instances], job.count)
             error = None
+        except _Stopped:
+            stopped, error = True, None
         except PacskitError as exc:
             error = str(exc)
         except Exception as exc:
@@ -128,8 +150,12 @@ class Jobs:
             if error is not None and missing:
                 job.failed += missing
                 job.done = job.total
-            job.state = "failed" if job.sent == 0 and job.total else "done"
-            job.message = f"{job.sent} of {job.total} sent" + (f": {error}" if error else "")
+            if stopped:
+                job.state = "stopped"
+                job.message = f"stopped: {job.sent} of {job.total} sent"
+            else:
+                job.state = "failed" if job.sent == 0 and job.total else "done"
+                job.message = f"{job.sent} of {job.total} sent" + (f": {error}" if error else "")
             job.finished = _now()
         LOG.info("send job %s to %s: %s", job.id, job.node, job.message)
         if self.on_end is not None:

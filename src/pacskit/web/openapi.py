@@ -94,7 +94,9 @@ def action_paths(origin: str) -> dict[str, Any]:
             "post", "Send a series to a configured node (C-STORE); answers the job", [_STUDY, _SERIES, *changed],
             "202", True)},
         "/api/jobs": {**servers, **_action("get", "The recent send jobs (the last 100, kept in memory)", [])},
-        "/api/jobs/{job}": {**servers, **_action("get", "One send job: state, done/total, failures", [_JOB])},
+        "/api/jobs/{job}": {**servers, **_action("get", "One send job: state, done/total, failures", [_JOB]),
+                            **_action("delete", "Stop a send job after the instance in flight",
+                                      [_JOB, *changed], "202")},
         "/api/nodes": {**servers, **_action("get", "The configured nodes a study can be sent to", [])},
         "/api/me": {**servers, **_action("get", "The caller and the actions it may take", [])},
     }

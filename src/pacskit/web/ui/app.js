@@ -353,19 +353,24 @@ async function send(path, node, progress, outcome) {
   outcome.className = "outcome";
   outcome.textContent = `Sending to ${node}…`;
   progress.hidden = false;
+  const stop = h("button", { type: "button", class: "stop-send" }, "Stop");
+  progress.after(stop);
   try {
     let job = await action("POST", `/api/${path}/send`, { node });
+    stop.onclick = () => { stop.disabled = true; action("DELETE", `/api/jobs/${job.id}`).catch(() => {}); };
     while (job.state === "queued" || job.state === "running") {
       progress.value = job.total ? job.done / job.total : 0;
       await new Promise((resolve) => setTimeout(resolve, 300));
       job = await getJSON(`/api/jobs/${job.id}`);
     }
-    progress.value = 1;
+    progress.value = job.state === "stopped" ? progress.value : 1;
     outcome.className = `outcome ${job.state === "done" && !job.failed ? "ok" : "error"}`;
-    outcome.textContent = `${job.state === "done" ? "Sent" : "Failed"}: ${job.message}`;
+    outcome.textContent = `${{ done: "Sent", stopped: "Stopped" }[job.state] || "Failed"}: ${job.message}`;
   } catch (error) {
     outcome.className = "outcome error";
     outcome.textContent = `Send refused: ${describe(error)}`;
+  } finally {
+    stop.remove();
   }
 }
 
