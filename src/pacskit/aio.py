@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from pacskit import aio_finder, aio_get, retry
+from pacskit import aio_finder, aio_get, aio_move, retry
 from pacskit.async_answers import LoopAnswers, ThreadAnswers
 from pacskit.call_options import (
     AsyncFindOptions,
@@ -48,9 +48,10 @@ from pacskit.net import aio_echo, aio_find
 from pacskit.nodes import Node
 from pacskit.query import Query
 from pacskit.results import InstanceResult, LevelResult, PatientResult, SeriesResult, StudyResult
-from pacskit.retrieve import ProgressCallback
+from pacskit.retrieve import MoveProgressCallback, ProgressCallback
 from pacskit.send import StoreProgressCallback
 from pacskit.settings import Settings
+from pacskit.sources import is_local_source
 from pacskit.worklist.query import WorklistQuery
 
 if TYPE_CHECKING:
@@ -362,10 +363,22 @@ class AsyncClient:
         return await self._call(work, "C-STORE", {"retries": 0, "timeout": timeout})
 
     async def move(self, node: Node | str, query: Query | LevelQuery, destination: str,
-                   **options: Unpack[AsyncRetryOptions]) -> MoveResult:
-        """See :meth:`Client.move`."""
-        return await self._call(lambda: self.sync.move(node, query, destination, retries=0), "C-MOVE",
-                                options)
+                   progress: MoveProgressCallback | None = None, **options: Unpack[AsyncRetryOptions]) -> MoveResult:
+        """See :meth:`Client.move`. With a DIMSE node the C-MOVE runs on the event loop
+        (no thread, ``progress`` called at each pending response); a timeout or a
+        cancellation sends C-CANCEL, and aborts a peer that goes on. From the archive or
+        a folder, the files are sent in a worker thread."""
+        if isinstance(node, str) and is_local_source(node):
+            return await self._call(lambda: self.sync.move(node, query, destination, progress=_on_loop(progress),
+                                                           retries=0), "C-MOVE", options)
+        target = self.sync.node(node)
+        general = query.to_query() if isinstance(query, LevelQuery) else query
+        policy = self.sync.policy(options.get("retries"), options.get("retry_backoff"))
+
+        def attempt() -> Awaitable[MoveResult]:
+            return aio_move.move(self.settings, target, general, destination, self.sync.privacy, progress)
+
+        return await asyncio.wait_for(retry.call_async(attempt, policy, "C-MOVE"), options.get("timeout"))
 
     async def move_study(self, node: Node | str, study_uid: str, destination: str,
                          **options: Unpack[AsyncRetryOptions]) -> MoveResult:

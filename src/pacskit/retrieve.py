@@ -514,6 +514,15 @@ def ask_again(settings: Settings, node: Node, model: str, failures: list[tuple[D
     receiver.on_response(SubOperations(completed=result.completed))
 
 
+def move_report(result: MoveResult, progress: MoveProgressCallback | None) -> Callable[[SubOperations], None] | None:
+    """The progress handler of the next C-MOVE of a move: its counts added to those of
+    the requests before it (``result``), as :class:`MoveProgress`."""
+    if progress is None:
+        return None
+    done = result.completed + result.failed + result.warning
+    return partial(_report_move, progress, MoveProgress(done=done, failed=result.failed, total=done))
+
+
 def _report_move(progress: MoveProgressCallback, before: MoveProgress, counts: SubOperations) -> None:
     done = counts.completed + counts.failed + counts.warning
     total = None if counts.total is None else (before.total or 0) + counts.total
@@ -544,9 +553,6 @@ def move(settings: Settings, node: Node, query: Query, destination: str,
     if plan.requests:
         with move_session(settings, node, query.model.value) as session:
             for request in plan.requests:
-                before = MoveProgress(done=result.completed + result.failed + result.warning, failed=result.failed,
-                                      total=result.completed + result.failed + result.warning)
-                report = None if progress is None else partial(_report_move, progress, before)
-                add_counts(result, session.c_move(request.identifier, destination, report))
+                add_counts(result, session.c_move(request.identifier, destination, move_report(result, progress)))
     result.seconds = time.monotonic() - started
     return result
