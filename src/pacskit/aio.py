@@ -1,14 +1,15 @@
 """The asynchronous client: the calls of :class:`~pacskit.client.Client`, awaited.
 
-C-ECHO and C-FIND with a DIMSE node run on the event loop itself, on the asyncio driver
-of the association (:mod:`pacskit.net.aio_association`): no thread, and a timeout or a
-cancellation stops the exchange where it is (C-CANCEL, then A-ABORT if the peer does
-not stop within :data:`~pacskit.net.aio_association.CANCEL_GRACE` seconds). The other
-calls, and finds of DICOMweb, the archive or a folder, still do their work in a worker
-thread per call (``asyncio.to_thread``): a timeout or a cancellation stops the awaiting
-task at once; the worker of a find stops at its next answer; that of a retrieve writes
-nothing more and refuses what still arrives, but waits for the peer's final response;
-that of a move or a store runs to its end.
+C-ECHO, C-FIND, C-GET, C-MOVE to a third party and C-STORE with a DIMSE node run on the
+event loop itself, on the asyncio driver of the association
+(:mod:`pacskit.net.aio_association`): no thread, and a timeout or a cancellation stops
+the exchange where it is (C-CANCEL, then A-ABORT if the peer does not stop within
+:data:`~pacskit.net.aio_association.CANCEL_GRACE` seconds; a store's associations are
+aborted). The other calls, and those with DICOMweb, the archive or a folder, still do
+their work in a worker thread per call (``asyncio.to_thread``): a timeout or a
+cancellation stops the awaiting task at once; the worker of a find stops at its next
+answer; that of a retrieve writes nothing more and refuses what still arrives, but waits
+for the peer's final response; that of a move or a store runs to its end.
 
 On every call: ``timeout=`` (:func:`asyncio.wait_for`, retries and their waits
 included), retries whose waits are ``asyncio.sleep``, progress callbacks run on the
@@ -22,7 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from pacskit import aio_finder, aio_get, aio_move, retry
+from pacskit import aio_finder, aio_get, aio_move, aio_store, retry
 from pacskit.async_answers import LoopAnswers, ThreadAnswers
 from pacskit.call_options import (
     AsyncFindOptions,
@@ -268,9 +269,10 @@ class AsyncClient:
         response."""
         stop = cancellation or Cancellation()
         if method == "get" and forward_to is None and self.sync.is_dimse(node):
+            deidentifier = self.sync.deidentifier_for(node, False, ())
             return await self._native_get(node, query, output, layout=layout, overwrite=overwrite,
                                           progress=progress, stop=stop, retries=retries,
-                                          retry_backoff=retry_backoff, timeout=timeout)
+                                          retry_backoff=retry_backoff, timeout=timeout, deidentifier=deidentifier)
         on_loop = _on_loop(progress)
 
         def work() -> RetrieveResult:
@@ -287,13 +289,13 @@ class AsyncClient:
 
     async def _native_get(self, node: Node | str, query: Query | LevelQuery, output: Path | str | None, *,
                           layout: str, overwrite: bool, progress: ProgressCallback | None, stop: Cancellation,
-                          retries: int | None, retry_backoff: float | None, timeout: float | None) -> RetrieveResult:
+                          retries: int | None, retry_backoff: float | None, timeout: float | None,
+                          deidentifier: Deidentifier | None) -> RetrieveResult:
         """A C-GET on the event loop: the peer's C-STORE sub-operations served on the same
         association, written as they arrive; a timeout or a cancellation sets ``stop``
         before C-CANCEL, so nothing is written after it."""
         target = self.sync.node(node)
         general = query.to_query() if isinstance(query, LevelQuery) else query
-        deidentifier = self.sync.deidentifier_for(node, False, ())
         sink = self.sync.folder_sink(output, layout, overwrite, deidentifier)
         policy = self.sync.policy(retries, retry_backoff)
 
@@ -353,7 +355,14 @@ class AsyncClient:
                     progress: StoreProgressCallback | None = None,
                     timeout: float | None = None) -> StoreResult:
         """See :meth:`Client.store` (not retried: a file may have been stored).
-        ``progress`` is called on the event loop."""
+        ``progress`` is called on the event loop. With a DIMSE node the C-STOREs run on
+        the event loop (no thread; ``parallel`` associations as tasks); a timeout or a
+        cancellation aborts the associations in use. DICOMweb: in a worker thread."""
+        if self.sync.web_node(node) is None:
+            target = self.sync.node(node)
+            return await asyncio.wait_for(aio_store.store(
+                self.settings, target, paths, patient_id=patient_id, study_uid=study_uid, series_uid=series_uid,
+                parallel=parallel, progress=progress), timeout)
         on_loop = _on_loop(progress)
 
         def work() -> StoreResult:

@@ -22,8 +22,10 @@ StoreProgressCallback = Callable[[StoreProgress], None]
 class Tally:
     """Each file's outcome, added up into a :class:`StoreResult` and reported."""
 
-    def __init__(self, result: StoreResult, total: int, progress: StoreProgressCallback | None):
+    def __init__(self, result: StoreResult, total: int, progress: StoreProgressCallback | None,
+                 started: float | None = None):
         self.result = result
+        self.started = time.monotonic() if started is None else started
         self.state = StoreProgress(total=total)
         self.progress = progress
         self.lock = threading.Lock()
@@ -46,6 +48,11 @@ class Tally:
         if self.progress is not None:
             self.progress(snapshot)
 
+    def finished(self) -> StoreResult:
+        """The result, its time taken set."""
+        self.result.seconds = time.monotonic() - self.started
+        return self.result
+
 
 def store(settings: Settings, node: Node, paths: Iterable[Path | str], *,
           patient_id: str | None = None, study_uid: str | None = None,
@@ -57,24 +64,41 @@ def store(settings: Settings, node: Node, paths: Iterable[Path | str], *,
         InputError: a path does not exist, or no DICOM file is left to send.
         NetworkError: every association failed (the same error for all of them).
     """
-    if parallel < 1:
-        raise InputError(f"--parallel must be at least 1, not {parallel}")
+    check_parallel(parallel)
 
     def send(files: list[DicomFile], tally: Tally) -> None:
-        workers = min(parallel, len(files))
-        shares = [files[i::workers] for i in range(workers)]
+        split = shares(files, parallel)
         errors: list[PacskitError] = []
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pacskit-store") as pool:
-            for future in [pool.submit(send_files, settings, node, share, tally) for share in shares]:
+        with ThreadPoolExecutor(max_workers=len(split), thread_name_prefix="pacskit-store") as pool:
+            for future in [pool.submit(send_files, settings, node, share, tally) for share in split]:
                 try:
                     future.result()
                 except PacskitError as exc:
                     errors.append(exc)
-        if errors and tally.result.sent == 0 and isinstance(errors[0], NetworkError):
-            raise errors[0]
+        raise_if_none_sent(errors, tally)
 
     return store_with(send, paths, patient_id=patient_id, study_uid=study_uid,
                       series_uid=series_uid, progress=progress)
+
+
+def check_parallel(parallel: int) -> None:
+    """Raises:
+        InputError: ``parallel`` is below 1.
+    """
+    if parallel < 1:
+        raise InputError(f"--parallel must be at least 1, not {parallel}")
+
+
+def shares(files: list[DicomFile], parallel: int) -> list[list[DicomFile]]:
+    """The files dealt over at most ``parallel`` associations."""
+    workers = min(parallel, len(files))
+    return [files[i::workers] for i in range(workers)]
+
+
+def raise_if_none_sent(errors: list[PacskitError], tally: Tally) -> None:
+    """Raise the first association's error when nothing was sent and it is a network one."""
+    if errors and tally.result.sent == 0 and isinstance(errors[0], NetworkError):
+        raise errors[0]
 
 
 def store_with(send: Callable[[list[DicomFile], Tally], None], paths: Iterable[Path | str], *,
@@ -88,12 +112,25 @@ def store_with(send: Callable[[list[DicomFile], Tally], None], paths: Iterable[P
         InputError: a path does not exist, or no DICOM file is left to send.
         NetworkError: as ``send`` raises it.
     """
+    files, tally = scanned(paths, patient_id=patient_id, study_uid=study_uid, series_uid=series_uid,
+                           progress=progress)
+    send(files, tally)
+    return tally.finished()
+
+
+def scanned(paths: Iterable[Path | str], *, patient_id: str | None = None, study_uid: str | None = None,
+            series_uid: str | None = None,
+            progress: StoreProgressCallback | None = None) -> tuple[list[DicomFile], Tally]:
+    """The files under ``paths`` that pass the filters, and the :class:`Tally` of their
+    store (timed from now).
+
+    Raises:
+        InputError: a path does not exist, or no DICOM file is left to send.
+    """
     started = time.monotonic()
     found = scan(paths, patient_id=patient_id, study_uid=study_uid, series_uid=series_uid)
     result = StoreResult(not_dicom=found.not_dicom, filtered_out=found.filtered_out)
     if not found.files:
         what = "matching the filters " if found.filtered_out else ""
         raise InputError(f"no DICOM file {what}found ({found.not_dicom} other files skipped)")
-    send(found.files, Tally(result, len(found.files), progress))
-    result.seconds = time.monotonic() - started
-    return result
+    return found.files, Tally(result, len(found.files), progress, started)

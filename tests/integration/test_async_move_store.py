@@ -5,13 +5,12 @@ a cancellation that sends C-CANCEL (PS3.7 9.3.4.3) and a timeout behind a slow p
 from __future__ import annotations
 
 import asyncio
-import logging
-import re
 import struct
 import threading
 import time
 
 import pytest
+from driver_checks import exchange_lines, seconds_to_time_out
 from proxy import RecordingProxy
 
 from pacskit import AsyncClient, Client, Node, Settings
@@ -95,16 +94,9 @@ def test_a_move_by_patient_plans_with_a_find_on_the_loop_as_the_sync_one(mover, 
 
 def test_the_exchange_log_of_a_move_is_the_same_on_both_drivers(mover, storescp, corpus, caplog):
     node, study = node_of(mover), corpus[0].study_uid
-
-    def logged(call) -> list[str]:
-        caplog.clear()
-        with caplog.at_level(logging.DEBUG, logger="pacskit"):
-            call()
-        return [re.sub(r"\d+\.\d+ s\b", "N s", f"{r.name} {r.levelname} {r.getMessage()}") for r in caplog.records
-                if r.name.startswith(("pacskit.association", "pacskit.dimse", "pacskit.pdu"))]
-
-    sync_lines = logged(lambda: Client(Settings()).move_study(node, study, storescp.ae_title))
-    async_lines = logged(lambda: asyncio.run(AsyncClient(Settings()).move_study(node, study, storescp.ae_title)))
+    sync_lines = exchange_lines(caplog, lambda: Client(Settings()).move_study(node, study, storescp.ae_title))
+    async_lines = exchange_lines(caplog, lambda: asyncio.run(
+        AsyncClient(Settings()).move_study(node, study, storescp.ae_title)))
     assert any("C-MOVE-RSP" in line for line in sync_lines), sync_lines
     assert sync_lines == async_lines
 
@@ -157,16 +149,78 @@ def test_a_move_times_out_behind_a_slow_proxy(slow_mover, corpus):
     peer, _ = slow_mover
     proxy = RecordingProxy("127.0.0.1", peer.port, delay=0.05, chunk_size=256)
     try:
-        async def main() -> float:
-            started = time.monotonic()
-            with pytest.raises(TimeoutError):
-                await AsyncClient(Settings()).move_study(node_of(peer, proxy.port), corpus[0].study_uid, "SLOWSCP",
-                                                         timeout=1.5)
-            return time.monotonic() - started
-
-        seconds = asyncio.run(main())
+        seconds = seconds_to_time_out(lambda: AsyncClient(Settings()).move_study(
+            node_of(peer, proxy.port), corpus[0].study_uid, "SLOWSCP", timeout=1.5))
         assert seconds < 2.5, f"{seconds:.2f} s for a timeout of 1.5 s"
         assert proxy.wait_idle(5), "the association was not ended"
     finally:
         proxy.close()
     assert C_CANCEL_FIELD in bytes(proxy.sent), "no C-CANCEL-RQ was sent on the timeout"
+
+
+def files_to_store(corpus, tmp_path):
+    """The corpus, a text file, and a DICOM file cut after its file meta information."""
+    from pacskit.scan import scan
+
+    folder = tmp_path / "to-store"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("not DICOM")
+    first = scan([corpus[0].path]).files[0]
+    (folder / "meta-only.dcm").write_bytes(corpus[0].path.read_bytes()[:first.dataset_offset])
+    return [c.path for c in corpus] + [folder]
+
+
+def comparable_store(result) -> dict:
+    dumped = result.model_dump(exclude={"seconds"})
+    dumped["failures"] = sorted(dumped["failures"], key=lambda f: str(f["path"]))
+    return dumped
+
+
+def test_no_thread_runs_during_a_store_over_two_associations_and_it_ends_as_the_sync_one(storescp, corpus,
+                                                                                          tmp_path):
+    from pacskit.scan import scan
+
+    paths = files_to_store(corpus, tmp_path)
+    before = set(threading.enumerate())
+    seen: list[set[threading.Thread]] = []
+
+    async def main():
+        return await AsyncClient(Settings()).store(paths, storescp.address, parallel=2, timeout=60,
+                                                   progress=lambda state: seen.append(set(threading.enumerate())))
+
+    stored = asyncio.run(main())
+    assert len(seen) == len(corpus) + 1 and all(threads == before for threads in seen), \
+        [t.name for t in set.union(*seen) - before]
+    assert (stored.sent, stored.failed, stored.not_dicom) == (len(corpus), 1, 1)
+    assert "no dataset after its file meta" in stored.failures[0].reason
+    received = {p.name.split(".", 1)[1]: p.read_bytes() for p in storescp.received()}
+    for item in scan([c.path for c in corpus]).files:
+        assert received[item.sop_instance_uid].endswith(item.path.read_bytes()[item.dataset_offset:]), \
+            "not sent as it is on disk"
+    assert comparable_store(stored) == comparable_store(Client(Settings()).store(paths, storescp.address, parallel=2))
+
+
+def test_the_exchange_log_of_a_store_is_the_same_on_both_drivers(storescp, corpus, caplog):
+    paths = [c.path for c in corpus[:4]]
+    sync_lines = exchange_lines(caplog, lambda: Client(Settings()).store(paths, storescp.address))
+    async_lines = exchange_lines(caplog, lambda: asyncio.run(AsyncClient(Settings()).store(paths, storescp.address)))
+    assert sum("Received C-STORE-RSP" in line for line in sync_lines) == 4, sync_lines
+    assert sync_lines == async_lines
+
+
+def test_a_store_that_times_out_aborts_its_associations(tmp_path, corpus):
+    """storescp serves one association at a time and sleeps a second per instance: at the
+    timeout one association is mid-store, the other still waits for its A-ASSOCIATE-AC;
+    both are aborted (PS3.8 Table 9-10: AA-1 in Sta5 and Sta6)."""
+    with StoreSCP(tmp_path / "slow", ae_title="SLOWSCP", sleep_during=1) as slow:
+        proxy = RecordingProxy("127.0.0.1", slow.port)
+        try:
+            seconds = seconds_to_time_out(lambda: AsyncClient(Settings()).store(
+                [c.path for c in corpus], node_of(slow, proxy.port), parallel=2, timeout=1.5))
+            assert seconds < 2.5, f"{seconds:.2f} s for a timeout of 1.5 s"
+            assert proxy.wait_idle(5), "an association was not ended"
+        finally:
+            proxy.close()
+        assert proxy.connections == 2
+        assert bytes(proxy.sent).count(A_ABORT) == 2, "the two associations were not aborted"
+        assert len(slow.received()) < len(corpus)
