@@ -260,16 +260,19 @@ class AsyncClient:
         retry_backoff: float | None = None,
         cancellation: Cancellation | None = None,
         timeout: float | None = None,
+        deidentify: bool = False,
+        deid_options: Iterable[str] = (),
         forward_to: str | None = None,
     ) -> RetrieveResult:
         """See :meth:`Client.get`. ``progress`` is called on the event loop. On a
         timeout or a cancellation of the awaiting task, nothing more is written or kept
         once :class:`TimeoutError` or :class:`asyncio.CancelledError` is raised (what still
         arrives is refused), though the worker thread goes on until the peer's final
-        response."""
+        response. ``deidentify``/``deid_options`` as :meth:`Client.get` (on the loop too,
+        for a C-GET)."""
         stop = cancellation or Cancellation()
         if method == "get" and forward_to is None and self.sync.is_dimse(node):
-            deidentifier = self.sync.deidentifier_for(node, False, ())
+            deidentifier = self.sync.deidentifier_for(node, deidentify, deid_options)
             return await self._native_get(node, query, output, layout=layout, overwrite=overwrite,
                                           progress=progress, stop=stop, retries=retries,
                                           retry_backoff=retry_backoff, timeout=timeout, deidentifier=deidentifier)
@@ -278,7 +281,7 @@ class AsyncClient:
         def work() -> RetrieveResult:
             return self.sync.get(node, query, output, layout=layout, overwrite=overwrite, method=method,
                                  progress=on_loop, wado_uri=wado_uri, retries=0, cancellation=stop,
-                                 forward_to=forward_to)
+                                 deidentify=deidentify, deid_options=deid_options, forward_to=forward_to)
 
         try:
             return await self._call(work, "retrieve", {"retries": retries, "retry_backoff": retry_backoff,

@@ -255,3 +255,27 @@ def test_the_exchange_log_is_the_same_on_both_drivers(orthanc, corpus, caplog):
     assert any("C-FIND-RSP" in line for line in sync_lines)
     assert sync_lines == async_lines
 
+
+def test_a_deidentified_get_on_the_loop_writes_what_the_sync_one_writes(orthanc, corpus, tmp_path):
+    from pydicom import dcmread
+
+    from pacskit.settings import DeidentifySettings
+
+    settings = Settings(deidentify=DeidentifySettings(secret="a test secret"))
+    study = corpus[0].study_uid
+    before = set(threading.enumerate())
+    seen: list[set[threading.Thread]] = []
+    result = asyncio.run(AsyncClient(settings).get_study(
+        node_of(orthanc), study, tmp_path / "async", deidentify=True, timeout=60,
+        progress=lambda state: seen.append(set(threading.enumerate()))))
+    Client(settings).get_study(node_of(orthanc), study, tmp_path / "sync", deidentify=True).raise_for_status()
+    assert result.status == "success" and len(result.files) == 6
+    assert seen and all(threads == before for threads in seen)
+
+    def written(folder) -> dict[str, object]:
+        return {ds.SOPInstanceUID: ds for ds in (dcmread(p) for p in folder.rglob("*.dcm"))}
+
+    on_loop, blocking = written(tmp_path / "async"), written(tmp_path / "sync")
+    assert len(on_loop) == 6 and on_loop == blocking
+    originals = {c.sop_instance_uid for c in corpus} | {c.patient_id for c in corpus}
+    assert not originals & ({ds.SOPInstanceUID for ds in on_loop.values()} | {ds.PatientID for ds in on_loop.values()})
