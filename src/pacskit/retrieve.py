@@ -55,7 +55,7 @@ from pacskit.privacy import PrivacyPolicy
 from pacskit.query import Level, Query
 from pacskit.settings import Settings
 from pacskit.storage import WrittenInstance
-from pacskit.syntax_retry import retrieve_again
+from pacskit.syntax_retry import RetryOutcome, retrieve_again
 
 UNIQUE_KEYS = {
     Level.PATIENT: "PatientID",
@@ -503,7 +503,11 @@ def ask_again(settings: Settings, node: Node, model: str, failures: list[tuple[D
          result: RetrieveResult, receiver: Receiver) -> None:
     """Ask again for the instances the peer failed to send (not those we refused), over
     associations offering their transfer syntaxes (:mod:`pacskit.syntax_retry`)."""
-    again = retrieve_again(settings, node, model, failures, receiver)
+    add_recovered(result, receiver, retrieve_again(settings, node, model, failures, receiver))
+
+
+def add_recovered(result: RetrieveResult, receiver: Receiver, again: RetryOutcome) -> None:
+    """What asking again brought, into ``result`` (and reported)."""
     recovered = len(again.recovered)
     result.requests += again.requests
     result.recovered = recovered

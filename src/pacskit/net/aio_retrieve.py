@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from pydicom import Dataset
+from pynetdicom.presentation import PresentationContext
 
 from pacskit.cancellation import Cancellation
 from pacskit.errors import PacskitError
@@ -89,11 +90,11 @@ class AsyncRetrieveSession(RetrieveSession):
 
 
 @asynccontextmanager
-async def get_session(settings: Settings, node: Node, model: str,
-                      on_instance: InstanceHandler) -> AsyncIterator[AsyncRetrieveSession]:
-    """An association for C-GET with pacskit as Storage SCP, as
-    :func:`pacskit.net.retrieve.get_session`."""
-    contexts, roles = get_proposal(model)
+async def get_session(settings: Settings, node: Node, model: str, on_instance: InstanceHandler,
+                      storage: list[PresentationContext] | None = None) -> AsyncIterator[AsyncRetrieveSession]:
+    """An association for C-GET with pacskit as Storage SCP (on the ``storage``
+    contexts), as :func:`pacskit.net.retrieve.get_session`."""
+    contexts, roles = get_proposal(model, storage)
     async with associate(settings, node, contexts, roles=roles) as assoc:
         check_get_contexts(assoc, node, model)
         yield AsyncRetrieveSession(assoc, node, model, "get", on_instance)
