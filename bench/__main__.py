@@ -1,10 +1,12 @@
 """pacskit side by side with DCMTK, on loopback, every peer with ``TCP_NODELAY=1``.
 
     python -m bench [--small 2000] [--large 100] [--repeat 3]
-                    [--only store|get|archive|web|webclient|page|concurrency|worklist|tls|deid|startup]
+                    [--only store|get|move|archive|web|webclient|page|concurrency|worklist|tls|deid|startup]
 
-- store: DCMTK ``storescu`` vs ``pacskit store`` (and ``--parallel 2``) into the same
-  DCMTK ``storescp``;
+- store: DCMTK ``storescu`` vs ``pacskit store`` (and ``--parallel 2``), the library's
+  ``Client`` and ``AsyncClient`` (and ``parallel=2``) into the same DCMTK ``storescp``;
+- move: DCMTK ``movescu`` vs the library's ``Client`` and ``AsyncClient`` asking Orthanc
+  to C-MOVE the same study to the same DCMTK ``storescp`` (a third party);
 - get: DCMTK ``getscu`` vs ``pacskit get`` (C-GET) and ``pacskit copy ORTHANC FOLDER`` of
   the same study from the same Orthanc, then DCMTK ``movescu --port`` vs ``pacskit get --method move`` (C-MOVE to a storage SCP
   each runs itself);
@@ -52,7 +54,14 @@ from pathlib import Path
 
 from bench import archive, concurrency, deid, page, startup, tls, web, web_clients, worklist
 from bench.corpora import Corpus, make
-from bench.runs import Timing, get_runs, move_runs, register_move_destinations, store_runs
+from bench.runs import (
+    Timing,
+    get_runs,
+    move_runs,
+    register_move_destinations,
+    store_runs,
+    third_party_move_runs,
+)
 from pacskit.testing.peers import Orthanc, StoreSCP, storescu
 
 DEFAULT_CACHE = Path(tempfile.gettempdir()) / "pacskit-bench"
@@ -83,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small", type=int, default=2000, help="small instances (64×64)")
     parser.add_argument("--large", type=int, default=100, help="large instances (512×512)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each tool; the best counts")
-    parser.add_argument("--only", choices=("store", "get", "archive", "web", "webclient", "page", "concurrency", "worklist", "tls", "deid", "startup"), help="one benchmark only")
+    parser.add_argument("--only", choices=("store", "get", "move", "archive", "web", "webclient", "page", "concurrency", "worklist", "tls", "deid", "startup"), help="one benchmark only")
     parser.add_argument("--find-instances", type=int, default=50000,
                         help="instances indexed for the C-FIND latency (archive benchmark)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where corpora are kept")
@@ -110,6 +119,13 @@ def main(argv: list[str] | None = None) -> int:
                 for corpus in corpora:
                     report(f"C-MOVE from Orthanc to the retriever's own storage SCP, {corpus.name}",
                            best([move_runs(corpus, orthanc, root) for _ in range(args.repeat)]))
+        if args.only in (None, "move"):
+            with Orthanc(root / "orthanc-move") as orthanc, StoreSCP(root / "move-storescp") as scp:
+                load(orthanc, corpora)
+                orthanc.add_modality("storescp", scp.ae_title, scp.host, scp.port)
+                for corpus in corpora:
+                    report(f"C-MOVE from Orthanc to DCMTK storescp (a third party), {corpus.name}",
+                           best([third_party_move_runs(corpus, orthanc, scp) for _ in range(args.repeat)]))
         if args.only in (None, "archive"):
             disk = Path(tempfile.mkdtemp(prefix="pacskit-bench-disk-", dir=args.cache))
             try:

@@ -59,19 +59,28 @@ def store_runs(corpus: Corpus, scp: StoreSCP) -> list[Timing]:
                                       scp.address, "--parallel", 2),
     }
     node = Node(ae_title=scp.ae_title, host=scp.host, port=scp.port)
-    return timed_stores(corpus, scp, runs, Client(Settings(max_pdu=131072)), node)
+    settings = Settings(max_pdu=131072)
+    calls: dict[str, Callable[[], object]] = {
+        "pacskit AsyncClient (asyncio driver)": lambda: asyncio.run(
+            AsyncClient(settings).store([corpus.path], node)).raise_for_status(),
+        "pacskit AsyncClient -j 2": lambda: asyncio.run(
+            AsyncClient(settings).store([corpus.path], node, parallel=2)).raise_for_status(),
+    }
+    return timed_stores(corpus, scp, runs, Client(settings), node, calls)
 
 
 def timed_stores(corpus: Corpus, scp: StoreSCP, runs: dict[str, list[str]], client: Client,
-                 node: Node) -> list[Timing]:
+                 node: Node, calls: dict[str, Callable[[], object]] | None = None) -> list[Timing]:
     """Each command of ``runs``, then ``client`` storing to ``node`` ("pacskit library"),
-    into ``scp`` emptied before each; each must deliver the whole corpus."""
+    then each of ``calls`` in this process, into ``scp`` emptied before each; each must
+    deliver the whole corpus."""
     timings = []
-    for tool, args in [*runs.items(), ("pacskit library", None)]:
+    library = {"pacskit library": lambda: client.store([corpus.path], node).raise_for_status(), **(calls or {})}
+    for tool, args in [*runs.items(), *library.items()]:
         _empty(scp.output_dir)
-        if args is None:
+        if callable(args):
             started = time.perf_counter()
-            client.store([corpus.path], node).raise_for_status()
+            args()
             timings.append(Timing(tool, corpus, time.perf_counter() - started))
         else:
             timings.append(Timing(tool, corpus, timed(args)))
@@ -129,6 +138,24 @@ def move_runs(corpus: Corpus, orthanc: Orthanc, out: Path) -> list[Timing]:
     return _retrieve_runs(runs, corpus, target,
                           lambda: client.get_study(node, corpus.study_uid, target, method="move")
                           .raise_for_status())
+
+
+def third_party_move_runs(corpus: Corpus, orthanc: Orthanc, scp: StoreSCP) -> list[Timing]:
+    """DCMTK movescu, the library's Client and AsyncClient, each asking Orthanc to C-MOVE
+    the same study to the same DCMTK storescp (``orthanc`` must know it as ``scp.ae_title``)."""
+    node = Node(ae_title=orthanc.ae_title, host=orthanc.host, port=orthanc.port)
+    settings = Settings(max_pdu=131072)
+    client = Client(settings)
+    runs: dict[str, list[str] | Callable[[], object] | None] = {
+        "DCMTK movescu": [require("movescu"), "-aec", orthanc.ae_title, "-aem", scp.ae_title, "-S",
+                          "--max-pdu", "131072", "-k", "QueryRetrieveLevel=STUDY",
+                          "-k", f"StudyInstanceUID={corpus.study_uid}", orthanc.host, str(orthanc.port)],
+        "pacskit library": None,
+        "pacskit AsyncClient (asyncio driver)": lambda: asyncio.run(
+            AsyncClient(settings).move_study(node, corpus.study_uid, scp.ae_title)).raise_for_status(),
+    }
+    return _retrieve_runs(runs, corpus, scp.output_dir,
+                          lambda: client.move_study(node, corpus.study_uid, scp.ae_title).raise_for_status())
 
 
 def _retrieve_runs(runs: dict[str, list[str] | Callable[[], object] | None], corpus: Corpus, target: Path,

@@ -1,16 +1,17 @@
 """The asynchronous client: the calls of :class:`~pacskit.client.Client`, awaited.
 
-C-ECHO and C-FIND with a DIMSE node run on the event loop itself, on the asyncio driver
-of the association (:mod:`pacskit.net.aio_association`): no thread, and a timeout or a
-cancellation stops the exchange where it is (C-CANCEL, then A-ABORT if the peer does
-not stop within :data:`~pacskit.net.aio_association.CANCEL_GRACE` seconds). With a
-DICOMweb node, finds, retrieves and stores run on the loop too, on ``httpx.AsyncClient``
-(:mod:`pacskit.aio_web`): a timeout or a cancellation stops the request where it is. The
-other calls, and finds of the archive or a folder, still do their work in a worker
-thread per call (``asyncio.to_thread``): a timeout or a cancellation stops the awaiting
-task at once; the worker of a find stops at its next answer; that of a retrieve writes
-nothing more and refuses what still arrives, but waits for the peer's final response;
-that of a move or a store runs to its end.
+C-ECHO, C-FIND, C-GET, C-MOVE to a third party and C-STORE with a DIMSE node run on the
+event loop itself, on the asyncio driver of the association
+(:mod:`pacskit.net.aio_association`): no thread, and a timeout or a cancellation stops
+the exchange where it is (C-CANCEL, then A-ABORT if the peer does not stop within
+:data:`~pacskit.net.aio_association.CANCEL_GRACE` seconds; a store's associations are
+aborted). With a DICOMweb node, finds, retrieves and stores run on the loop too, on
+``httpx.AsyncClient`` (:mod:`pacskit.aio_web`): a timeout or a cancellation stops the
+request where it is. The other calls, and those with the archive or a folder, still do
+their work in a worker thread per call (``asyncio.to_thread``): a timeout or a
+cancellation stops the awaiting task at once; the worker of a find stops at its next
+answer; that of a retrieve writes nothing more and refuses what still arrives, but waits
+for the peer's final response; that of a move or a store runs to its end.
 
 On every call: ``timeout=`` (:func:`asyncio.wait_for`, retries and their waits
 included), retries whose waits are ``asyncio.sleep``, progress callbacks run on the
@@ -24,7 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from pacskit import aio_finder, aio_get, aio_web, retry
+from pacskit import aio_finder, aio_get, aio_move, aio_store, aio_web, retry
 from pacskit.async_answers import LoopAnswers, ThreadAnswers
 from pacskit.call_options import (
     AsyncFindOptions,
@@ -50,9 +51,10 @@ from pacskit.net import aio_echo, aio_find
 from pacskit.nodes import Node
 from pacskit.query import Query
 from pacskit.results import InstanceResult, LevelResult, PatientResult, SeriesResult, StudyResult
-from pacskit.retrieve import ProgressCallback
+from pacskit.retrieve import MoveProgressCallback, ProgressCallback
 from pacskit.send import StoreProgressCallback
 from pacskit.settings import Settings
+from pacskit.sources import is_local_source
 from pacskit.worklist.query import WorklistQuery
 
 if TYPE_CHECKING:
@@ -272,30 +274,36 @@ class AsyncClient:
         retry_backoff: float | None = None,
         cancellation: Cancellation | None = None,
         timeout: float | None = None,
+        deidentify: bool = False,
+        deid_options: Iterable[str] = (),
         forward_to: str | None = None,
     ) -> RetrieveResult:
         """See :meth:`Client.get`. ``progress`` is called on the event loop. On a
         timeout or a cancellation of the awaiting task, nothing more is written or kept
         once :class:`TimeoutError` or :class:`asyncio.CancelledError` is raised (what still
         arrives is refused), though the worker thread goes on until the peer's final
-        response. From a DICOMweb node the retrieve runs on the event loop
-        (:func:`pacskit.aio_web.get`), whatever ``method``, unless ``forward_to``."""
+        response. ``deidentify``/``deid_options`` as :meth:`Client.get` (on the loop too,
+        for a C-GET). From a DICOMweb node the retrieve runs on the event loop
+        (:func:`pacskit.aio_web.get`), whatever ``method``, unless ``forward_to`` or
+        de-identification (then in a worker thread)."""
         stop = cancellation or Cancellation()
         web = self.sync.web_node(node)
-        if web is not None and forward_to is None:
+        if web is not None and forward_to is None and self.sync.deidentifier_for(node, deidentify,
+                                                                                   deid_options) is None:
             return await aio_web.get(self.sync, node, web, query, output, layout=layout, overwrite=overwrite,
                                      progress=progress, stop=stop, wado_uri=wado_uri, retries=retries,
                                      retry_backoff=retry_backoff, timeout=timeout)
         if method == "get" and forward_to is None and self.sync.is_dimse(node):
+            deidentifier = self.sync.deidentifier_for(node, deidentify, deid_options)
             return await self._native_get(node, query, output, layout=layout, overwrite=overwrite,
                                           progress=progress, stop=stop, retries=retries,
-                                          retry_backoff=retry_backoff, timeout=timeout)
+                                          retry_backoff=retry_backoff, timeout=timeout, deidentifier=deidentifier)
         on_loop = _on_loop(progress)
 
         def work() -> RetrieveResult:
             return self.sync.get(node, query, output, layout=layout, overwrite=overwrite, method=method,
                                  progress=on_loop, wado_uri=wado_uri, retries=0, cancellation=stop,
-                                 forward_to=forward_to)
+                                 deidentify=deidentify, deid_options=deid_options, forward_to=forward_to)
 
         try:
             return await self._call(work, "retrieve", {"retries": retries, "retry_backoff": retry_backoff,
@@ -306,13 +314,13 @@ class AsyncClient:
 
     async def _native_get(self, node: Node | str, query: Query | LevelQuery, output: Path | str | None, *,
                           layout: str, overwrite: bool, progress: ProgressCallback | None, stop: Cancellation,
-                          retries: int | None, retry_backoff: float | None, timeout: float | None) -> RetrieveResult:
+                          retries: int | None, retry_backoff: float | None, timeout: float | None,
+                          deidentifier: Deidentifier | None) -> RetrieveResult:
         """A C-GET on the event loop: the peer's C-STORE sub-operations served on the same
         association, written as they arrive; a timeout or a cancellation sets ``stop``
         before C-CANCEL, so nothing is written after it."""
         target = self.sync.node(node)
         general = query.to_query() if isinstance(query, LevelQuery) else query
-        deidentifier = self.sync.deidentifier_for(node, False, ())
         sink = self.sync.folder_sink(output, layout, overwrite, deidentifier)
         policy = self.sync.policy(retries, retry_backoff)
 
@@ -372,26 +380,36 @@ class AsyncClient:
                     progress: StoreProgressCallback | None = None,
                     timeout: float | None = None) -> StoreResult:
         """See :meth:`Client.store` (not retried: a file may have been stored).
-        ``progress`` is called on the event loop; to a DICOMweb node the STOW-RS requests
-        run on it (:func:`pacskit.aio_web.store`)."""
+        ``progress`` is called on the event loop. With a DIMSE node the C-STOREs run on
+        the event loop (no thread; ``parallel`` associations as tasks); a timeout or a
+        cancellation aborts the associations in use. To a DICOMweb node the STOW-RS
+        requests run on it (:func:`pacskit.aio_web.store`)."""
         web = self.sync.web_node(node)
         if web is not None:
             return await aio_web.store(self.sync, web, paths, patient_id=patient_id, study_uid=study_uid,
                                        series_uid=series_uid, parallel=parallel, progress=progress,
                                        timeout=timeout)
-        on_loop = _on_loop(progress)
-
-        def work() -> StoreResult:
-            return self.sync.store(paths, node, patient_id=patient_id, study_uid=study_uid,
-                                   series_uid=series_uid, parallel=parallel, progress=on_loop)
-
-        return await self._call(work, "C-STORE", {"retries": 0, "timeout": timeout})
+        return await asyncio.wait_for(aio_store.store(
+            self.settings, self.sync.node(node), paths, patient_id=patient_id, study_uid=study_uid,
+            series_uid=series_uid, parallel=parallel, progress=progress), timeout)
 
     async def move(self, node: Node | str, query: Query | LevelQuery, destination: str,
-                   **options: Unpack[AsyncRetryOptions]) -> MoveResult:
-        """See :meth:`Client.move`."""
-        return await self._call(lambda: self.sync.move(node, query, destination, retries=0), "C-MOVE",
-                                options)
+                   progress: MoveProgressCallback | None = None, **options: Unpack[AsyncRetryOptions]) -> MoveResult:
+        """See :meth:`Client.move`. With a DIMSE node the C-MOVE runs on the event loop
+        (no thread, ``progress`` called at each pending response); a timeout or a
+        cancellation sends C-CANCEL, and aborts a peer that goes on. From the archive or
+        a folder, the files are sent in a worker thread."""
+        if isinstance(node, str) and is_local_source(node):
+            return await self._call(lambda: self.sync.move(node, query, destination, progress=_on_loop(progress),
+                                                           retries=0), "C-MOVE", options)
+        target = self.sync.node(node)
+        general = query.to_query() if isinstance(query, LevelQuery) else query
+        policy = self.sync.policy(options.get("retries"), options.get("retry_backoff"))
+
+        def attempt() -> Awaitable[MoveResult]:
+            return aio_move.move(self.settings, target, general, destination, self.sync.privacy, progress)
+
+        return await asyncio.wait_for(retry.call_async(attempt, policy, "C-MOVE"), options.get("timeout"))
 
     async def move_study(self, node: Node | str, study_uid: str, destination: str,
                          **options: Unpack[AsyncRetryOptions]) -> MoveResult:

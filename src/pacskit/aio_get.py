@@ -3,18 +3,17 @@ on :mod:`pacskit.net.aio_retrieve`, with the same plan (a C-FIND first, on
 :mod:`pacskit.aio_finder`, when the query is not made of unique keys), the same
 :class:`~pacskit.retrieve.Receiver` (checks, privacy, de-identification, the sink) and the
 same counts. Instances the peer could not send for want of a context are asked for again
-by :mod:`pacskit.syntax_retry` in a worker thread (not yet on the loop)."""
+on the loop too (:mod:`pacskit.aio_syntax_retry`)."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from contextlib import aclosing
 
 from pydicom import Dataset
 
-from pacskit import aio_finder
+from pacskit import aio_finder, aio_syntax_retry
 from pacskit.cancellation import Cancellation
 from pacskit.models import AnswerCheck, RetrieveResult
 from pacskit.net import aio_find
@@ -28,7 +27,7 @@ from pacskit.retrieve import (
     Receiver,
     RetrievePlan,
     add_counts,
-    ask_again,
+    add_recovered,
     direct_plan,
     expected_of,
     is_direct,
@@ -75,7 +74,8 @@ async def retrieve(settings: Settings, node: Node, query: Query, *, sink: Instan
                 failures.append((request.identifier, [u for u in counts.failed_instances if u not in session.refused]))
         failures = [(identifier, uids) for identifier, uids in failures if uids]
         if failures:
-            await asyncio.to_thread(ask_again, settings, node, model, failures, result, receiver)
+            add_recovered(result, receiver, await aio_syntax_retry.retrieve_again(settings, node, model, failures,
+                                                                                  receiver))
     result.check = plan.check
     result.seconds = time.monotonic() - started
     return result

@@ -54,6 +54,6 @@ def send(source: FileSource, sink: FileTaking, progress: StoreProgressCallback |
         NetworkError, HttpFailure: as the sink raises it (every file failed the same way).
     """
     result = StoreResult(not_dicom=source.not_dicom, filtered_out=source.filtered_out)
-    sink.store_files(source.files, Tally(result, len(source.files), progress))
-    result.seconds = time.monotonic() - source.started
-    return result
+    tally = Tally(result, len(source.files), progress, source.started)
+    sink.store_files(source.files, tally)
+    return tally.finished()

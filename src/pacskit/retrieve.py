@@ -55,7 +55,7 @@ from pacskit.privacy import PrivacyPolicy
 from pacskit.query import Level, Query
 from pacskit.settings import Settings
 from pacskit.storage import WrittenInstance
-from pacskit.syntax_retry import retrieve_again
+from pacskit.syntax_retry import RetryOutcome, retrieve_again
 
 UNIQUE_KEYS = {
     Level.PATIENT: "PatientID",
@@ -503,7 +503,11 @@ def ask_again(settings: Settings, node: Node, model: str, failures: list[tuple[D
          result: RetrieveResult, receiver: Receiver) -> None:
     """Ask again for the instances the peer failed to send (not those we refused), over
     associations offering their transfer syntaxes (:mod:`pacskit.syntax_retry`)."""
-    again = retrieve_again(settings, node, model, failures, receiver)
+    add_recovered(result, receiver, retrieve_again(settings, node, model, failures, receiver))
+
+
+def add_recovered(result: RetrieveResult, receiver: Receiver, again: RetryOutcome) -> None:
+    """What asking again brought, into ``result`` (and reported)."""
     recovered = len(again.recovered)
     result.requests += again.requests
     result.recovered = recovered
@@ -512,6 +516,15 @@ def ask_again(settings: Settings, node: Node, model: str, failures: list[tuple[D
     result.failed_instances = [u for u in result.failed_instances if u not in again.recovered]
     result.failure_reason = again.reason
     receiver.on_response(SubOperations(completed=result.completed))
+
+
+def move_report(result: MoveResult, progress: MoveProgressCallback | None) -> Callable[[SubOperations], None] | None:
+    """The progress handler of the next C-MOVE of a move: its counts added to those of
+    the requests before it (``result``), as :class:`MoveProgress`."""
+    if progress is None:
+        return None
+    done = result.completed + result.failed + result.warning
+    return partial(_report_move, progress, MoveProgress(done=done, failed=result.failed, total=done))
 
 
 def _report_move(progress: MoveProgressCallback, before: MoveProgress, counts: SubOperations) -> None:
@@ -544,9 +557,6 @@ def move(settings: Settings, node: Node, query: Query, destination: str,
     if plan.requests:
         with move_session(settings, node, query.model.value) as session:
             for request in plan.requests:
-                before = MoveProgress(done=result.completed + result.failed + result.warning, failed=result.failed,
-                                      total=result.completed + result.failed + result.warning)
-                report = None if progress is None else partial(_report_move, progress, before)
-                add_counts(result, session.c_move(request.identifier, destination, report))
+                add_counts(result, session.c_move(request.identifier, destination, move_report(result, progress)))
     result.seconds = time.monotonic() - started
     return result

@@ -1,17 +1,18 @@
-"""Sending files to a node (``pacskit store``): each file's outcome tallied; the files go
-through :mod:`pacskit.file_source` into a sink."""
+"""Sending files to a node: scan, filter, split over parallel associations, tally."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from pacskit.errors import InputError
+from pacskit.errors import InputError, NetworkError, PacskitError
 from pacskit.models import FileFailure, StoreProgress, StoreResult
 from pacskit.net.status import Outcome
 from pacskit.net.store import SendOutcome
 from pacskit.nodes import Node
+from pacskit.scan import DicomFile
 from pacskit.settings import Settings
 
 StoreProgressCallback = Callable[[StoreProgress], None]
@@ -20,8 +21,10 @@ StoreProgressCallback = Callable[[StoreProgress], None]
 class Tally:
     """Each file's outcome, added up into a :class:`StoreResult` and reported."""
 
-    def __init__(self, result: StoreResult, total: int, progress: StoreProgressCallback | None):
+    def __init__(self, result: StoreResult, total: int, progress: StoreProgressCallback | None,
+                 started: float | None = None):
         self.result = result
+        self.started = time.monotonic() if started is None else started
         self.state = StoreProgress(total=total)
         self.progress = progress
         self.lock = threading.Lock()
@@ -44,6 +47,11 @@ class Tally:
         if self.progress is not None:
             self.progress(snapshot)
 
+    def finished(self) -> StoreResult:
+        """The result, its time taken set."""
+        self.result.seconds = time.monotonic() - self.started
+        return self.result
+
 
 def store(settings: Settings, node: Node, paths: Iterable[Path | str], *,
           patient_id: str | None = None, study_uid: str | None = None,
@@ -60,11 +68,30 @@ def store(settings: Settings, node: Node, paths: Iterable[Path | str], *,
     from pacskit.file_source import FileSource, send
     from pacskit.sinks import DimseSink
 
-    if parallel < 1:
-        raise InputError(f"--parallel must be at least 1, not {parallel}")
+    check_parallel(parallel)
     source = FileSource(paths, patient_id=patient_id, study_uid=study_uid, series_uid=series_uid)
     sink = DimseSink(settings, node, parallel=parallel)
     try:
         return send(source, sink, progress)
     finally:
         sink.close()
+
+
+def check_parallel(parallel: int) -> None:
+    """Raises:
+        InputError: ``parallel`` is below 1.
+    """
+    if parallel < 1:
+        raise InputError(f"--parallel must be at least 1, not {parallel}")
+
+
+def shares(files: list[DicomFile], parallel: int) -> list[list[DicomFile]]:
+    """The files dealt over at most ``parallel`` associations."""
+    workers = min(parallel, len(files))
+    return [files[i::workers] for i in range(workers)]
+
+
+def raise_if_none_sent(errors: list[PacskitError], tally: Tally) -> None:
+    """Raise the first association's error when nothing was sent and it is a network one."""
+    if errors and tally.result.sent == 0 and isinstance(errors[0], NetworkError):
+        raise errors[0]

@@ -342,6 +342,7 @@ class DimseSink:
         """
         from pacskit.net.status import Outcome
         from pacskit.net.store import send_files
+        from pacskit.send import shares
 
         stored = False
 
@@ -350,11 +351,10 @@ class DimseSink:
             stored = stored or outcome.outcome is not Outcome.FAILURE
             on_outcome(outcome)
 
-        workers = min(self.parallel, len(files))
-        shares = [list(files[i::workers]) for i in range(workers)]
+        split = shares(list(files), self.parallel)
         errors: list[PacskitError] = []
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pacskit-store") as pool:
-            for future in [pool.submit(send_files, self.settings, self.node, share, counted) for share in shares]:
+        with ThreadPoolExecutor(max_workers=len(split), thread_name_prefix="pacskit-store") as pool:
+            for future in [pool.submit(send_files, self.settings, self.node, share, counted) for share in split]:
                 try:
                     future.result()
                 except PacskitError as exc:

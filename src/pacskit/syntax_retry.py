@@ -90,20 +90,34 @@ def retrieve_again(settings: Settings, node: Node, model: str,
     Failed SOP Instance UID List) of ``failures``, handing what arrives to
     ``on_instance``. Failures along the way are the outcome's, never raised: the first
     C-GET's result stands."""
-    wanted = list(dict.fromkeys(uid for _, uids in failures for uid in uids))
+    wanted = wanted_of(failures)
     outcome = RetryOutcome()
     try:
         missing = locate(settings, node, model, failures)
     except (NetworkError, DimseError) as exc:
-        outcome.failed = wanted
-        outcome.reason = (f"{node.label} could not send them over C-GET, and an IMAGE-level C-FIND to "
-                          f"locate them failed ({exc}); {MOVE_HINT}")
-        return outcome
-    unlocated = [uid for uid in wanted if uid not in missing]
+        return unlocated_outcome(node, wanted, exc)
     try:
-        _rounds(settings, node, model, list(missing.values()), on_instance, outcome)
+        for contexts, targets in rounds(list(missing.values()), outcome):
+            _ask(settings, node, model, contexts, targets, on_instance, outcome)
     except (NetworkError, DimseError) as exc:
         outcome.reason = f"asking {node.label} again failed: {exc}"
+    return concluded(outcome, node, wanted, missing)
+
+
+def wanted_of(failures: Sequence[tuple[Dataset, list[str]]]) -> list[str]:
+    """The failed SOP Instance UIDs, each once, in order."""
+    return list(dict.fromkeys(uid for _, uids in failures for uid in uids))
+
+
+def unlocated_outcome(node: Node, wanted: list[str], exc: Exception) -> RetryOutcome:
+    """The outcome when the C-FIND that locates the failed instances failed."""
+    return RetryOutcome(failed=wanted, reason=f"{node.label} could not send them over C-GET, and an "
+                                              f"IMAGE-level C-FIND to locate them failed ({exc}); {MOVE_HINT}")
+
+
+def concluded(outcome: RetryOutcome, node: Node, wanted: list[str], missing: dict[str, Missing]) -> RetryOutcome:
+    """``outcome`` with what is still missing, and why."""
+    unlocated = [uid for uid in wanted if uid not in missing]
     outcome.failed = [uid for uid in wanted if uid not in outcome.recovered and uid not in outcome.refused]
     if outcome.failed and not outcome.reason:
         outcome.reason = _reason(node, [missing[u] for u in outcome.failed if u in missing], unlocated)
@@ -118,33 +132,48 @@ def locate(settings: Settings, node: Node, model: str,
     Raises:
         NetworkError, DimseError: the C-FIND failed.
     """
-    keys = UPPER_KEYS[model]
     found: dict[str, Missing] = {}
     with find_session(settings, node, model) as session:
-        for identifier, uids in failures:
-            for chunk in _chunks(uids, UIDS_PER_REQUEST):
-                query = Dataset()
-                query.QueryRetrieveLevel = "IMAGE"
-                for key in keys:
-                    given = _values(identifier.get(key))
-                    setattr(query, key, given if len(given) > 1 else "".join(given))
-                query.SOPInstanceUID = chunk if len(chunk) > 1 else chunk[0]
-                query.SOPClassUID = ""
-                query.AvailableTransferSyntaxUID = ""
-                for match in session.find(query):
-                    uid = _text(match.get("SOPInstanceUID"))
-                    if uid not in chunk:
-                        continue
-                    located = {k: _text(match.get(k)) or _single(identifier.get(k)) for k in keys}
-                    if not all(located.values()):
-                        continue
-                    found[uid] = Missing(uid, located, _text(match.get("SOPClassUID")) or None,
-                                         _values(match.get("AvailableTransferSyntaxUID")))
+        for query, chunk, identifier in locating_queries(model, failures):
+            for match in session.find(query):
+                take_located(found, model, match, chunk, identifier)
     return found
 
 
-def _rounds(settings: Settings, node: Node, model: str, missing: list[Missing],
-            on_instance: InstanceHandler, outcome: RetryOutcome) -> None:
+def locating_queries(model: str, failures: Sequence[tuple[Dataset, list[str]]]
+                     ) -> Iterator[tuple[Dataset, list[str], Dataset]]:
+    """The IMAGE-level C-FIND identifiers that locate the failed instances, each with its
+    SOP Instance UIDs and the request identifier they failed in."""
+    for identifier, uids in failures:
+        for chunk in _chunks(uids, UIDS_PER_REQUEST):
+            query = Dataset()
+            query.QueryRetrieveLevel = "IMAGE"
+            for key in UPPER_KEYS[model]:
+                given = _values(identifier.get(key))
+                setattr(query, key, given if len(given) > 1 else "".join(given))
+            query.SOPInstanceUID = chunk if len(chunk) > 1 else chunk[0]
+            query.SOPClassUID = ""
+            query.AvailableTransferSyntaxUID = ""
+            yield query, chunk, identifier
+
+
+def take_located(found: dict[str, Missing], model: str, match: Dataset, chunk: list[str],
+                 identifier: Dataset) -> None:
+    """Add the instance of one locating match to ``found``, if it is one asked for and
+    its keys are known."""
+    uid = _text(match.get("SOPInstanceUID"))
+    if uid not in chunk:
+        return
+    located = {k: _text(match.get(k)) or _single(identifier.get(k)) for k in UPPER_KEYS[model]}
+    if all(located.values()):
+        found[uid] = Missing(uid, located, _text(match.get("SOPClassUID")) or None,
+                             _values(match.get("AvailableTransferSyntaxUID")))
+
+
+def rounds(missing: list[Missing], outcome: RetryOutcome) -> Iterator[tuple[list[PresentationContext], list[Missing]]]:
+    """The associations to ask on (their storage contexts) and the instances to ask for
+    on each, round by round, each round leading with the next syntax; lazily, so that
+    what ``outcome`` got by then is not asked for again."""
     leads = list(dict.fromkeys(s for s in RETRY_ORDER if any(s in m.candidates for m in missing)))
     leads += list(dict.fromkeys(s for m in missing for s in m.candidates if s not in leads))
     for lead in leads:
@@ -154,7 +183,7 @@ def _rounds(settings: Settings, node: Node, model: str, missing: list[Missing],
             targets = [m for m in pending if not _done(m, outcome)
                        and (m.sop_class is None or m.sop_class in offered)]
             if targets:
-                _ask(settings, node, model, contexts, targets, on_instance, outcome)
+                yield contexts, targets
 
 
 def _proposals(pending: list[Missing], lead: str) -> list[tuple[str, str]]:
@@ -174,14 +203,26 @@ def _ask(settings: Settings, node: Node, model: str, contexts: list[Presentation
     try:
         with get_session(settings, node, model, on_instance, storage=contexts) as session:
             session.answered = {}
-            for keys, uids in _by_series(targets):
-                for chunk in _chunks(uids, UIDS_PER_REQUEST):
-                    outcome.requests += 1
-                    session.c_get(_identifier(keys, chunk))
-            for uid, status in session.answered.items():
-                (outcome.recovered if status == SUCCESS else outcome.refused).add(uid)
+            for identifier in asking_identifiers(targets, outcome):
+                session.c_get(identifier)
+            record_answers(session.answered, outcome)
     except (NoStorageRole, ServiceNotSupported):
         return
+
+
+def asking_identifiers(targets: list[Missing], outcome: RetryOutcome) -> Iterator[Dataset]:
+    """The C-GET identifiers that ask for ``targets``, by series, each counted in
+    ``outcome.requests``."""
+    for keys, uids in _by_series(targets):
+        for chunk in _chunks(uids, UIDS_PER_REQUEST):
+            outcome.requests += 1
+            yield _identifier(keys, chunk)
+
+
+def record_answers(answered: dict[str, int], outcome: RetryOutcome) -> None:
+    """Each sub-operation's answer (our C-STORE status) as recovered or refused."""
+    for uid, status in answered.items():
+        (outcome.recovered if status == SUCCESS else outcome.refused).add(uid)
 
 
 def _done(m: Missing, outcome: RetryOutcome) -> bool:

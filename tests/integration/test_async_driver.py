@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import struct
 import threading
 import time
 
 import pytest
+from driver_checks import exchange_lines, seconds_to_time_out
 from proxy import RecordingProxy
 from raw_acceptor import RawAcceptor
 from raw_pdu import (
@@ -83,13 +83,8 @@ def test_a_hundred_finds_at_once_on_one_loop_all_succeed(orthanc, corpus):
 def test_a_timeout_stops_a_slow_peer_within_a_second(orthanc, corpus):
     proxy = RecordingProxy("127.0.0.1", orthanc.port, delay=0.2, chunk_size=64)
     try:
-        async def main() -> float:
-            started = time.monotonic()
-            with pytest.raises(TimeoutError):
-                await AsyncClient(Settings()).find_instances(node_of(orthanc, proxy.port), InstanceQuery(), timeout=1.0)
-            return time.monotonic() - started
-
-        seconds = asyncio.run(main())
+        seconds = seconds_to_time_out(lambda: AsyncClient(Settings()).find_instances(
+            node_of(orthanc, proxy.port), InstanceQuery(), timeout=1.0))
         assert seconds < 2.0, f"{seconds:.2f} s for a timeout of 1 s"
         assert proxy.wait_idle(5), "the association was not ended"
     finally:
@@ -246,13 +241,6 @@ def test_the_exchange_log_is_the_same_on_both_drivers(orthanc, corpus, caplog):
     node = node_of(orthanc)
     query = StudyQuery(patient_id=corpus[0].patient_id)
 
-    def logged(call) -> list[str]:
-        caplog.clear()
-        with caplog.at_level(logging.DEBUG, logger="pacskit"):
-            call()
-        return [re.sub(r"\d+\.\d+ s\b", "N s", f"{r.name} {r.levelname} {r.getMessage()}") for r in caplog.records
-                if r.name.startswith(("pacskit.association", "pacskit.dimse", "pacskit.pdu"))]
-
     def blocking() -> None:
         Client(Settings()).echo(node)
         Client(Settings()).find_studies(node, query)
@@ -263,6 +251,31 @@ def test_the_exchange_log_is_the_same_on_both_drivers(orthanc, corpus, caplog):
             await AsyncClient(Settings()).find_studies(node, query)
         asyncio.run(main())
 
-    sync_lines, async_lines = logged(blocking), logged(native)
+    sync_lines, async_lines = exchange_lines(caplog, blocking), exchange_lines(caplog, native)
     assert any("C-FIND-RSP" in line for line in sync_lines)
     assert sync_lines == async_lines
+
+
+def test_a_deidentified_get_on_the_loop_writes_what_the_sync_one_writes(orthanc, corpus, tmp_path):
+    from pydicom import dcmread
+
+    from pacskit.settings import DeidentifySettings
+
+    settings = Settings(deidentify=DeidentifySettings(secret="a test secret"))
+    study = corpus[0].study_uid
+    before = set(threading.enumerate())
+    seen: list[set[threading.Thread]] = []
+    result = asyncio.run(AsyncClient(settings).get_study(
+        node_of(orthanc), study, tmp_path / "async", deidentify=True, timeout=60,
+        progress=lambda state: seen.append(set(threading.enumerate()))))
+    Client(settings).get_study(node_of(orthanc), study, tmp_path / "sync", deidentify=True).raise_for_status()
+    assert result.status == "success" and len(result.files) == 6
+    assert seen and all(threads == before for threads in seen)
+
+    def written(folder) -> dict[str, object]:
+        return {ds.SOPInstanceUID: ds for ds in (dcmread(p) for p in folder.rglob("*.dcm"))}
+
+    on_loop, blocking = written(tmp_path / "async"), written(tmp_path / "sync")
+    assert len(on_loop) == 6 and on_loop == blocking
+    originals = {c.sop_instance_uid for c in corpus} | {c.patient_id for c in corpus}
+    assert not originals & ({ds.SOPInstanceUID for ds in on_loop.values()} | {ds.PatientID for ds in on_loop.values()})

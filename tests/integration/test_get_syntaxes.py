@@ -210,3 +210,29 @@ def test_dcmqrscp_sends_the_compressed_samples_in_their_own_syntax(tmp_path):
             assert (got.pixel_array == original.pixel_array).all(), path.name
         for keyword in ("SOPClassUID", "StudyDate", "SpecificCharacterSet", "PatientName"):
             assert got.get(keyword) == original.get(keyword), (path.name, keyword)
+
+
+def test_the_asyncio_driver_asks_again_on_the_loop_as_the_blocking_one(tmp_path):
+    """AsyncClient's C-GET from dcmqrscp: the compressed samples are asked for again on
+    the event loop (no thread at any progress call), with the same outcome as Client's."""
+    import asyncio
+    import threading
+
+    from pacskit import AsyncClient
+
+    samples = pydicom_samples()
+    with DcmQrSCP(tmp_path / "qr", all_syntaxes=True) as peer:
+        node = Node(ae_title=peer.ae_title, host=peer.host, port=peer.port)
+        Client(NAMES_KEPT).store(samples, node).raise_for_status()
+        query = Query.build("study", study_uid=studies_of(samples))
+        before = set(threading.enumerate())
+        seen: list[set[threading.Thread]] = []
+        on_loop = asyncio.run(AsyncClient(NAMES_KEPT).get(
+            node, query, tmp_path / "async", timeout=120, progress=lambda state: seen.append(set(threading.enumerate()))))
+        blocking = Client(NAMES_KEPT).get(node, query, tmp_path / "sync")
+    assert seen and all(threads == before for threads in seen), [t.name for t in set.union(*seen) - before]
+    compressed = [p for p in samples if UID(read_file(p).transfer_syntax).is_compressed]
+    assert (on_loop.completed, on_loop.failed, on_loop.recovered) == (len(samples), 0, len(compressed))
+    fields = ("requests", "completed", "failed", "warning", "recovered", "failed_instances", "failure_reason")
+    assert {f: getattr(on_loop, f) for f in fields} == {f: getattr(blocking, f) for f in fields}
+    assert sorted(p.name for p in on_loop.files) == sorted(p.name for p in blocking.files)

@@ -22,18 +22,10 @@ from pacskit.testing.peers import StoreSCP
 SLOW_AET = "SLOWSCP"
 
 
-class SlowStoreSCP(StoreSCP):
-    """storescp sleeping a second during each C-STORE."""
-
-    def command(self) -> list[str]:
-        command = super().command()
-        return [*command[:-1], "--sleep-during", "1", command[-1]]
-
-
 @pytest.fixture
 def slow_move(tmp_path, corpus):
     """The archive holding the corpus, and a slow destination it knows."""
-    with SlowStoreSCP(tmp_path / "slow", ae_title=SLOW_AET) as slow:
+    with StoreSCP(tmp_path / "slow", ae_title=SLOW_AET, sleep_during=1) as slow:
         nodes = {**CLIENT_NODES, "slow": NodeConfig(ae_title=SLOW_AET, host="127.0.0.1", port=slow.port)}
         with served_archive(tmp_path / "archive", [c.path for c in corpus], nodes=nodes) as archive:
             yield f"dicom://{ARCHIVE_AET}@127.0.0.1:{archive.settings.port}", slow

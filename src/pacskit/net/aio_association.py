@@ -118,6 +118,9 @@ class AsyncAssociation(MessageExchange):
             raise AssociationAborted(f"{node.description} closed the connection without answering the "
                                      "association request (if it expects DICOM TLS: --tls, a dicoms:// "
                                      "address, or tls = true for the node)") from None
+        except asyncio.CancelledError:
+            association.abort()  # Sta5 + Evt15 is AA-1: A-ABORT, even before the answer (PS3.8 9.2)
+            raise
         except BaseException:
             association.close()
             raise

@@ -1,12 +1,14 @@
-"""Query/Retrieve GET, SCU side, on asyncio (PS3.4 C.4.3): :class:`pacskit.net.retrieve.RetrieveSession`
-on :mod:`pacskit.net.aio_association`, the same proposal (SCP role selection), the same
-handling of the C-STORE sub-operations (handed to ``on_instance``) and of the responses.
+"""Query/Retrieve GET and MOVE, SCU side, on asyncio (PS3.4 C.4.2, C.4.3):
+:class:`pacskit.net.retrieve.RetrieveSession` on :mod:`pacskit.net.aio_association`, the
+same proposals (SCP role selection for C-GET), the same requests, the same handling of a
+C-GET's C-STORE sub-operations (handed to ``on_instance``) and the same reading of the
+responses.
 
-A C-GET stopped by a cancellation or a timeout first sets its
-:class:`~pacskit.cancellation.Cancellation` (every instance still arriving is refused,
-nothing more is written), sends C-CANCEL (PS3.7 9.3.3.3) and waits at most
-:data:`~pacskit.net.aio_association.CANCEL_GRACE` seconds for the final response; a peer
-that goes on is aborted.
+A C-GET or C-MOVE stopped by a cancellation or a timeout first sets its
+:class:`~pacskit.cancellation.Cancellation` (for a C-GET: every instance still arriving
+is refused, nothing more is written), sends C-CANCEL (PS3.7 9.3.3.3, 9.3.4.3) and waits
+at most :data:`~pacskit.net.aio_association.CANCEL_GRACE` seconds for the final
+response; a peer that goes on is aborted.
 """
 
 from __future__ import annotations
@@ -15,46 +17,61 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from pydicom import Dataset
+from pynetdicom.presentation import PresentationContext
 
 from pacskit.cancellation import Cancellation
 from pacskit.errors import PacskitError
 from pacskit.net.aio_association import AsyncAssociation, associate
 from pacskit.net.aio_find import cancel_quietly, settle
-from pacskit.net.commands import C_GET_RSP, STATUS, c_get_rq
+from pacskit.net.commands import STATUS
 from pacskit.net.retrieve import (
-    GET_SOP_CLASSES,
     InstanceHandler,
     ProgressHandler,
     RetrieveSession,
     SubOperations,
     check_get_contexts,
+    check_move_contexts,
     get_proposal,
+    move_contexts,
 )
 from pacskit.net.status import Outcome, outcome_of
 from pacskit.nodes import Node
 from pacskit.settings import Settings
 
 
-class AsyncGetSession(RetrieveSession):
-    """One C-GET association on the event loop; its sub-operations served as they come."""
+class AsyncRetrieveSession(RetrieveSession):
+    """One C-GET or C-MOVE association on the event loop; a C-GET's sub-operations
+    served as they come."""
 
     association: AsyncAssociation  # type: ignore[assignment]
 
-    async def c_get(self, identifier: Dataset, progress: ProgressHandler | None = None,
+    async def c_get(self, identifier: Dataset, progress: ProgressHandler | None = None,  # type: ignore[override]
                     cancellation: Cancellation | None = None) -> SubOperations:
         """Send one C-GET and wait for its final response, storing what comes back; as
         :meth:`pacskit.net.retrieve.RetrieveSession.c_get`."""
-        get_class = GET_SOP_CLASSES[self.model]
-        context, encoded = self.prepared(identifier, get_class, "C-GET")
+        return await self._exchange(identifier, None, progress, cancellation)
+
+    async def c_move(self, identifier: Dataset, destination: str,  # type: ignore[override]
+                     progress: ProgressHandler | None = None,
+                     cancellation: Cancellation | None = None) -> SubOperations:
+        """Send one C-MOVE to ``destination`` and wait for its final response; as
+        :meth:`pacskit.net.retrieve.RetrieveSession.c_move`."""
+        return await self._exchange(identifier, destination, progress, cancellation)
+
+    async def _exchange(self, identifier: Dataset, destination: str | None, progress: ProgressHandler | None,
+                        cancellation: Cancellation | None) -> SubOperations:
+        kind = self.retrieve_request(destination)
+        context, encoded = self.prepared(identifier, kind.sop_class, kind.service)
         association = self.association
         message_id = association.next_message_id()
-        responses = association.request(context.context_id, c_get_rq(message_id, get_class), encoded,
+        responses = association.request(context.context_id, kind.command(message_id), encoded,
                                         message_id=message_id)
         counts = SubOperations()
         finished = False
         try:
             async for message in responses:
-                if self.counted(counts, self.response(message, C_GET_RSP, "C-GET", context), "C-GET", progress):
+                response = self.response(message, kind.response_field, kind.service, context)
+                if self.counted(counts, response, kind.service, progress):
                     finished = True
                     break
             return counts
@@ -73,11 +90,19 @@ class AsyncGetSession(RetrieveSession):
 
 
 @asynccontextmanager
-async def get_session(settings: Settings, node: Node, model: str,
-                      on_instance: InstanceHandler) -> AsyncIterator[AsyncGetSession]:
-    """An association for C-GET with pacskit as Storage SCP, as
-    :func:`pacskit.net.retrieve.get_session`."""
-    contexts, roles = get_proposal(model)
+async def get_session(settings: Settings, node: Node, model: str, on_instance: InstanceHandler,
+                      storage: list[PresentationContext] | None = None) -> AsyncIterator[AsyncRetrieveSession]:
+    """An association for C-GET with pacskit as Storage SCP (on the ``storage``
+    contexts), as :func:`pacskit.net.retrieve.get_session`."""
+    contexts, roles = get_proposal(model, storage)
     async with associate(settings, node, contexts, roles=roles) as assoc:
         check_get_contexts(assoc, node, model)
-        yield AsyncGetSession(assoc, node, model, "get", on_instance)
+        yield AsyncRetrieveSession(assoc, node, model, "get", on_instance)
+
+
+@asynccontextmanager
+async def move_session(settings: Settings, node: Node, model: str) -> AsyncIterator[AsyncRetrieveSession]:
+    """An association for C-MOVE requests, as :func:`pacskit.net.retrieve.move_session`."""
+    async with associate(settings, node, move_contexts(model)) as assoc:
+        check_move_contexts(assoc, node, model)
+        yield AsyncRetrieveSession(assoc, node, model, "move")

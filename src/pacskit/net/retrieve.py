@@ -85,6 +85,17 @@ class RetrieveResponse:
     failed_instances: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class RetrieveRequestKind:
+    """A C-GET or a C-MOVE as a session sends it: its name, SOP class, the command field
+    of its responses, and its command for a Message ID."""
+
+    service: str
+    sop_class: str
+    response_field: int
+    command: Callable[[int], bytes]
+
+
 @dataclass
 class SubOperations:
     """Sub-operation counts from a C-GET/C-MOVE response (PS3.7 C.4.2.1.6)."""
@@ -171,20 +182,33 @@ class RetrieveSession:
         Raises:
             DimseFailure, NetworkTimeout, AssociationAborted: the C-GET failed.
         """
-        if self.method != "get":
-            raise ServiceNotSupported("this session was not opened for C-GET")
-        get_class = GET_SOP_CLASSES[self.model]
-        return self._follow(self._responses(identifier, get_class, C_GET_RSP, "C-GET",
-                                            lambda message_id: c_get_rq(message_id, get_class)),
-                            "C-GET", progress)
+        return self._follow(self._responses(identifier, self.retrieve_request(None)), "C-GET", progress)
 
-    def _responses(self, identifier: Dataset, sop_class: str, response_field: int, service: str,
-                   request: Callable[[int], bytes]) -> Iterator[RetrieveResponse]:
-        context, encoded = self.prepared(identifier, sop_class, service)
+    def retrieve_request(self, destination: str | None) -> RetrieveRequestKind:
+        """What a C-GET (``destination`` None) or a C-MOVE to ``destination`` sends and
+        reads back on this session (PS3.7 9.1.3, 9.1.4).
+
+        Raises:
+            ServiceNotSupported: the session was opened for the other service.
+        """
+        if destination is None:
+            if self.method != "get":
+                raise ServiceNotSupported("this session was not opened for C-GET")
+            get_class = GET_SOP_CLASSES[self.model]
+            return RetrieveRequestKind("C-GET", get_class, C_GET_RSP,
+                                       lambda message_id: c_get_rq(message_id, get_class))
+        if self.method != "move":
+            raise ServiceNotSupported("this session was not opened for C-MOVE")
+        move_class = MOVE_SOP_CLASSES[self.model]
+        return RetrieveRequestKind("C-MOVE", move_class, C_MOVE_RSP,
+                                   lambda message_id: c_move_rq(message_id, move_class, destination))
+
+    def _responses(self, identifier: Dataset, kind: RetrieveRequestKind) -> Iterator[RetrieveResponse]:
+        context, encoded = self.prepared(identifier, kind.sop_class, kind.service)
         message_id = self.association.next_message_id()
-        for message in self.association.request(context.context_id, request(message_id), encoded,
+        for message in self.association.request(context.context_id, kind.command(message_id), encoded,
                                                message_id=message_id):
-            yield self.response(message, response_field, service, context)
+            yield self.response(message, kind.response_field, kind.service, context)
 
     def prepared(self, identifier: Dataset, sop_class: str, service: str) -> tuple[AcceptedContext, bytes | None]:
         """The context of ``sop_class`` and the identifier encoded in its syntax.
@@ -250,12 +274,7 @@ class RetrieveSession:
             MoveDestinationUnknown: the peer does not know ``destination`` (0xA801).
             DimseFailure, NetworkTimeout, AssociationAborted: the C-MOVE failed.
         """
-        if self.method != "move":
-            raise ServiceNotSupported("this session was not opened for C-MOVE")
-        move_class = MOVE_SOP_CLASSES[self.model]
-        responses = self._responses(identifier, move_class, C_MOVE_RSP, "C-MOVE",
-                                    lambda message_id: c_move_rq(message_id, move_class, destination))
-        return self._follow(responses, "C-MOVE", progress)
+        return self._follow(self._responses(identifier, self.retrieve_request(destination)), "C-MOVE", progress)
 
     def _follow(self, responses: Iterator[RetrieveResponse], service: str,
                 progress: ProgressHandler | None) -> SubOperations:
@@ -378,11 +397,24 @@ def move_session(settings: Settings, node: Node, model: str) -> Iterator[Retriev
         NetworkError: the association failed.
         ServiceNotSupported: the peer does not offer C-MOVE in this information model.
     """
-    move_class = MOVE_SOP_CLASSES[model]
-    with associate(settings, node, [build_context(move_class)]) as assoc:
-        if not assoc.contexts:
-            raise ServiceNotSupported(f"{node.label} does not offer C-MOVE ({model}-root)")
+    with associate(settings, node, move_contexts(model)) as assoc:
+        check_move_contexts(assoc, node, model)
         yield RetrieveSession(assoc, node, model, "move")
+
+
+def move_contexts(model: str) -> list[PresentationContext]:
+    """The one context a C-MOVE association proposes."""
+    return [build_context(MOVE_SOP_CLASSES[model])]
+
+
+def check_move_contexts(association: MessageExchange, node: Node, model: str) -> None:
+    """That the peer accepted C-MOVE in ``model``.
+
+    Raises:
+        ServiceNotSupported: it did not.
+    """
+    if not association.contexts:
+        raise ServiceNotSupported(f"{node.label} does not offer C-MOVE ({model}-root)")
 
 
 class ReceivedInstance:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from io import BytesIO
 from typing import BinaryIO, Protocol
@@ -25,6 +26,7 @@ from pacskit.errors import AssociationAborted, NetworkError, NetworkTimeout, Ser
 from pacskit.net.association import Association, associate
 from pacskit.net.commands import ERROR_COMMENT, STATUS, c_store_rq
 from pacskit.net.contexts import MAX_CONTEXTS
+from pacskit.net.exchange import MessageExchange
 from pacskit.net.status import Outcome, describe_store, outcome_of
 from pacskit.net.wire import Message
 from pacskit.nodes import Node
@@ -125,23 +127,20 @@ def send_files(settings: Settings, node: Node, files: Sequence[DicomFile],
             (every file not sent is reported, with no status, first).
         ServiceNotSupported: the peer accepted none of the SOP classes.
     """
-    run = _Store(settings, node, on_outcome)
-    sendable = [f for f in files if run.sendable(f)]
+    run = StoreRun(settings, node, on_outcome)
+    sendable = run.sendable_files(files)
     try:
-        for batch in batches(sendable):
-            run.send(batch, last_try=False)
-        again, run.set_aside = run.set_aside, []
-        for batch in batches(again):
-            run.send(batch, last_try=True)
+        for batch, last_try in run.rounds(sendable):
+            run.send(batch, last_try=last_try)
     except (NetworkError, ServiceNotSupported) as exc:
         run.fail([f for f in sendable if f not in run.reported], str(exc))
         raise
-    if run.lost is not None and not run.answered:
-        raise run.lost
+    run.check_answered()
 
 
-class _Store:
-    """The associations of one :func:`send_files`, opened again when one is lost."""
+class StoreRun:
+    """The associations of one :func:`send_files`, opened again when one is lost: the
+    files' order (:meth:`rounds`), each one's outcome, and when to give up."""
 
     def __init__(self, settings: Settings, node: Node, on_outcome: OutcomeHandler) -> None:
         self.settings = settings
@@ -152,6 +151,29 @@ class _Store:
         self.answered = 0
         self.lost: NetworkError | None = None
         self.lost_in_a_row = 0
+
+    def sendable_files(self, files: Sequence[DicomFile]) -> list[DicomFile]:
+        """The files :meth:`sendable` keeps."""
+        return [f for f in files if self.sendable(f)]
+
+    def rounds(self, sendable: list[DicomFile]) -> Iterator[tuple[list[DicomFile], bool]]:
+        """The batches to send, each with whether it is the last try for its files: those
+        of :func:`batches`, then (once they are sent) those of the files set aside."""
+        for batch in batches(sendable):
+            yield batch, False
+        again, self.set_aside = self.set_aside, []
+        for batch in batches(again):
+            yield batch, True
+
+    def check_answered(self) -> None:
+        """Raise the last loss if associations were lost and no file got a response."""
+        if self.lost is not None and not self.answered:
+            raise self.lost
+
+    def check_accepted(self, association: Association | MessageExchange) -> None:
+        """Raise :class:`ServiceNotSupported` if the peer accepted no context."""
+        if not association.contexts:
+            raise ServiceNotSupported(f"{self.node.label} accepted none of the storage SOP classes offered")
 
     def sendable(self, item: DicomFile) -> bool:
         """Whether the file's UIDs can be carried by a C-STORE request (1 to 64 ASCII
@@ -174,10 +196,7 @@ class _Store:
             opened = False
             try:
                 with associate(self.settings, self.node, contexts_for(batch)) as assoc:
-                    if not assoc.contexts:
-                        raise ServiceNotSupported(
-                            f"{self.node.label} accepted none of the storage SOP classes offered"
-                        )
+                    self.check_accepted(assoc)
                     opened = True
                     sender = FileSender(assoc, storage_targets(assoc))
                     while pending:
@@ -186,7 +205,7 @@ class _Store:
             except (AssociationAborted, NetworkTimeout) as exc:
                 if not opened:
                     raise
-                self._lost(exc, pending, last_try)
+                self.lost_with(exc, pending, last_try)
 
     def report(self, outcome: SendOutcome) -> None:
         self.reported.add(outcome.file)
@@ -199,7 +218,13 @@ class _Store:
         for item in items:
             self.report(SendOutcome(item, None, reason))
 
-    def _lost(self, exc: NetworkError, pending: deque[DicomFile], last_try: bool) -> None:
+    def lost_with(self, exc: NetworkError, pending: deque[DicomFile], last_try: bool) -> None:
+        """The association was lost with ``pending`` still to send: the first of them (in
+        flight) set aside, or failed on its ``last_try``.
+
+        Raises:
+            NetworkError: :data:`MAX_LOST_IN_A_ROW` associations were lost in a row.
+        """
         self.lost = exc
         if not pending:
             return
@@ -213,7 +238,7 @@ class _Store:
             raise type(exc)(f"{self.lost_in_a_row} associations in a row were lost ({exc})")
 
 
-def storage_targets(association: Association) -> dict[tuple[str, str], int]:
+def storage_targets(association: Association | MessageExchange) -> dict[tuple[str, str], int]:
     """The context ID for each accepted (SOP class, transfer syntax) on which we may send
     C-STORE requests (as requestor, or as acceptor where the peer took the SCP role)."""
     return {(cx.abstract_syntax, str(cx.transfer_syntax)): cx.context_id
@@ -244,11 +269,23 @@ class FileSender:
         Raises:
             AssociationAborted, NetworkTimeout: the association is lost.
         """
+        with self.prepared(item) as request:
+            if isinstance(request, SendOutcome):
+                return request
+            response = next(self.association.request(request.context_id, request.command, request.data,
+                                                     message_id=request.message_id))
+        return self.outcome(item, response, request.converted)
+
+    @contextmanager
+    def prepared(self, item: DicomFile | HeldInstance) -> Iterator[OutgoingStore | SendOutcome]:
+        """The C-STORE request of one file, its dataset as the file's own bytes (an open
+        file, closed when the block ends, or the bytes held) or converted; or the file's
+        failure when it cannot be sent."""
         label = self.association.label
         context = self.contexts.get((item.sop_class_uid, item.transfer_syntax))
-        converted = context is None
         if item.size <= item.dataset_offset:
-            return SendOutcome(item, None, "the file has no dataset after its file meta information")
+            yield SendOutcome(item, None, "the file has no dataset after its file meta information")
+            return
         message_id = self.association.next_message_id()
         command = c_store_rq(message_id, item.sop_class_uid, item.sop_instance_uid, self.move_originator)
         # PS3.5 A.5: an odd deflated stream is padded with one 00H byte.
@@ -256,43 +293,53 @@ class FileSender:
         if context is not None and isinstance(item, HeldInstance):
             held = BytesIO(item.data)
             held.seek(item.dataset_offset)
-            response = self._exchange(context, command, held.read() + b"\0" if odd else held, message_id)
-        elif context is not None:
+            yield OutgoingStore(context, command, held.read() + b"\0" if odd else held, message_id, converted=False)
+            return
+        if context is not None:
             try:
                 fh = item.path.open("rb")
             except OSError as exc:
-                return SendOutcome(item, None, f"cannot read the file: {exc.strerror or exc}")
+                yield SendOutcome(item, None, f"cannot read the file: {exc.strerror or exc}")
+                return
             with fh:
                 fh.seek(item.dataset_offset)
-                if odd:
-                    response = self._exchange(context, command, fh.read() + b"\0", message_id)
-                else:
-                    response = self._exchange(context, command, fh, message_id)
-        else:
-            syntax, context = next(((s, self.contexts[(item.sop_class_uid, s)]) for s in UNCOMPRESSED_LE
-                                    if (item.sop_class_uid, s) in self.contexts), (None, None))
-            if syntax is None or context is None:
-                return SendOutcome(item, None, f"{label} does not accept SOP class "
-                                               f"{UID(item.sop_class_uid).name}")
-            try:
-                data = _converted(item, UID(syntax))
-            except Exception as exc:  # noqa: BLE001 - any codec failure: cannot convert
-                return SendOutcome(item, None, f"{label} does not accept "
-                                               f"{UID(item.transfer_syntax).name} and pacskit "
-                                               f"cannot decompress it ({exc})")
-            response = self._exchange(context, command, data, message_id)
+                data = fh.read() + b"\0" if odd else fh
+                yield OutgoingStore(context, command, data, message_id, converted=False)
+            return
+        syntax, context = next(((s, self.contexts[(item.sop_class_uid, s)]) for s in UNCOMPRESSED_LE
+                                if (item.sop_class_uid, s) in self.contexts), (None, None))
+        if syntax is None or context is None:
+            yield SendOutcome(item, None, f"{label} does not accept SOP class {UID(item.sop_class_uid).name}")
+            return
+        try:
+            converted = _converted(item, UID(syntax))
+        except Exception as exc:  # noqa: BLE001 - any codec failure: cannot convert
+            yield SendOutcome(item, None, f"{label} does not accept {UID(item.transfer_syntax).name} and "
+                                          f"pacskit cannot decompress it ({exc})")
+            return
+        yield OutgoingStore(context, command, converted, message_id, converted=True)
+
+    def outcome(self, item: DicomFile | HeldInstance, response: Message, converted: bool) -> SendOutcome:
+        """The outcome of one file from its C-STORE-RSP (PS3.4 B.2.3)."""
         status = response.us(STATUS)
         if status is None:
             return SendOutcome(item, None, "the peer's C-STORE response has no status", converted)
         if outcome_of(status) is Outcome.FAILURE:
             comment = response.text(ERROR_COMMENT)
-            reason = f"C-STORE failed at {label}: {describe_store(status)}"
+            reason = f"C-STORE failed at {self.association.label}: {describe_store(status)}"
             return SendOutcome(item, status, reason + (f": {comment}" if comment else ""), converted)
         return SendOutcome(item, status, "", converted)
 
 
-    def _exchange(self, context_id: int, command: bytes, data: bytes | BinaryIO, message_id: int) -> Message:
-        return next(self.association.request(context_id, command, data, message_id=message_id))
+@dataclass(frozen=True)
+class OutgoingStore:
+    """One C-STORE-RQ ready to go: its context, command, dataset and Message ID."""
+
+    context_id: int
+    command: bytes
+    data: bytes | BinaryIO
+    message_id: int
+    converted: bool
 
 
 def _converted(item: DicomFile | HeldInstance, syntax: UID) -> bytes:

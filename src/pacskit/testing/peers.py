@@ -215,22 +215,26 @@ class StoreSCP(Peer):
             otherwise only the uncompressed ones.
         bit_preserving: write what arrives as it is; otherwise each dataset is parsed
             in memory first, and one DCMTK cannot parse aborts the association.
+        sleep_during: seconds (whole) to sleep during each C-STORE: a slow destination.
     """
 
     name = "storescp"
 
     def __init__(self, workdir: Path | str | None = None, ae_title: str = "STORESCP",
-                 port: int | None = None, accept_all: bool = True, bit_preserving: bool = True) -> None:
+                 port: int | None = None, accept_all: bool = True, bit_preserving: bool = True,
+                 sleep_during: int = 0) -> None:
         super().__init__(workdir, ae_title, port)
         self.accept_all = accept_all
         self.bit_preserving = bit_preserving
+        self.sleep_during = sleep_during
         self.output_dir = self.workdir / "received"
         self.output_dir.mkdir(exist_ok=True)
 
     def command(self) -> list[str]:
         return [require("storescp"), "--aetitle", self.ae_title, "--output-directory",
                 str(self.output_dir), *(["--bit-preserving"] if self.bit_preserving else []),
-                "--max-pdu", "131072", *(["+xa"] if self.accept_all else ["+x="]), str(self.port)]
+                "--max-pdu", "131072", *(["+xa"] if self.accept_all else ["+x="]),
+                *(["--sleep-during", str(self.sleep_during)] if self.sleep_during else []), str(self.port)]
 
     def received(self) -> list[Path]:
         """The files received so far."""
