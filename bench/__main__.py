@@ -33,6 +33,10 @@
   +tls`` (BCP 195 non-downgrading profile, client certificates required).
 - startup: whole processes that do almost nothing (``--version``, ``--help``, ``echo``,
   ``find`` and ``get`` of one instance), pacskit beside DCMTK's tools and ``python -c pass``;
+- big (only with ``--only big``: several minutes): a study of about 1 GB (``--big``
+  instances of 512×512, 2,000 by default, generated once under ``--cache``), C-STORE into
+  DCMTK storescp and C-GET from Orthanc, pacskit's commands and library beside DCMTK, where
+  the command's start-up is amortised;
 - deid: ``pacskit get`` of the ``--small`` study from Orthanc, plain vs ``--deidentify``
   (PS3.15 Basic Profile), as commands and through the library.
 
@@ -91,15 +95,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--small", type=int, default=2000, help="small instances (64×64)")
     parser.add_argument("--large", type=int, default=100, help="large instances (512×512)")
+    parser.add_argument("--big", type=int, default=2000,
+                        help="instances of 512×512 in the 1 GB study (--only big)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each tool; the best counts")
+<<<<<<< HEAD
     parser.add_argument("--only", choices=("store", "get", "move", "archive", "web", "webclient", "page", "concurrency", "worklist", "tls", "deid", "startup"), help="one benchmark only")
+=======
+    parser.add_argument("--only", choices=("store", "get", "archive", "web", "page", "concurrency", "worklist", "tls", "deid", "startup", "big"), help="one benchmark only")
+>>>>>>> startup
     parser.add_argument("--find-instances", type=int, default=50000,
                         help="instances indexed for the C-FIND latency (archive benchmark)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where corpora are kept")
     parser.add_argument("--scratch", type=Path, default=DEFAULT_SCRATCH,
                         help="where received files go (a tmpfs by default)")
     args = parser.parse_args(argv)
-    corpora = [] if args.only in ("concurrency", "worklist", "page", "startup") else [
+    corpora = [] if args.only in ("concurrency", "worklist", "page", "startup", "big") else [
         make(args.cache, "small", instances=args.small, series=4, rows=64),
         make(args.cache, "large", instances=args.large, series=1, rows=512)]
     with tempfile.TemporaryDirectory(prefix="pacskit-bench-", dir=args.scratch) as work:
@@ -119,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                 for corpus in corpora:
                     report(f"C-MOVE from Orthanc to the retriever's own storage SCP, {corpus.name}",
                            best([move_runs(corpus, orthanc, root) for _ in range(args.repeat)]))
+<<<<<<< HEAD
         if args.only in (None, "move"):
             with Orthanc(root / "orthanc-move") as orthanc, StoreSCP(root / "move-storescp") as scp:
                 load(orthanc, corpora)
@@ -126,6 +137,18 @@ def main(argv: list[str] | None = None) -> int:
                 for corpus in corpora:
                     report(f"C-MOVE from Orthanc to DCMTK storescp (a third party), {corpus.name}",
                            best([third_party_move_runs(corpus, orthanc, scp) for _ in range(args.repeat)]))
+=======
+        if args.only == "big":
+            big = make(args.cache, "big", instances=args.big, series=4, rows=512)
+            with StoreSCP(root / "storescp") as scp:
+                report(f"C-STORE into DCMTK storescp, {big.name}",
+                       best([store_runs(big, scp) for _ in range(args.repeat)]))
+            _empty_folder(root / "storescp")
+            with Orthanc(root / "orthanc") as orthanc:
+                load(orthanc, [big])
+                report(f"C-GET from Orthanc, {big.name}",
+                       best([get_runs(big, orthanc, root, big=True) for _ in range(args.repeat)]))
+>>>>>>> startup
         if args.only in (None, "archive"):
             disk = Path(tempfile.mkdtemp(prefix="pacskit-bench-disk-", dir=args.cache))
             try:
@@ -190,6 +213,10 @@ def main(argv: list[str] | None = None) -> int:
                     report(f"C-STORE over DICOM TLS into DCMTK storescp +tls, {corpus.name}",
                            best([tls.store_runs(corpus, scp, pki) for _ in range(args.repeat)]))
     return 0
+
+
+def _empty_folder(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def load(orthanc: Orthanc, corpora: list[Corpus]) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pacskit.testing.corpus import generate_corpus
 
-SEEDS = {"small": 11, "large": 12, "archive": 13, "concurrency": 14, "page": 15}
+SEEDS = {"small": 11, "large": 12, "archive": 13, "concurrency": 14, "page": 15, "big": 16}
 
 
 @dataclass(frozen=True)

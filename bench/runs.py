@@ -90,9 +90,10 @@ def timed_stores(corpus: Corpus, scp: StoreSCP, runs: dict[str, list[str]], clie
     return timings
 
 
-def get_runs(corpus: Corpus, orthanc: Orthanc, out: Path) -> list[Timing]:
+def get_runs(corpus: Corpus, orthanc: Orthanc, out: Path, *, big: bool = False) -> list[Timing]:
     """DCMTK getscu, pacskit get (C-GET) and pacskit copy (a C-FIND plan, then C-GET per
-    series), the same study from the same Orthanc into an empty folder."""
+    series), the same study from the same Orthanc into an empty folder; ``big``: getscu,
+    pacskit get and the library only."""
     target = out / "get"
     node = Node(ae_title=orthanc.ae_title, host=orthanc.host, port=orthanc.port)
     client = Client(Settings(max_pdu=131072))
@@ -109,6 +110,8 @@ def get_runs(corpus: Corpus, orthanc: Orthanc, out: Path) -> list[Timing]:
             AsyncClient(client.settings).get_study(node, corpus.study_uid, target)).raise_for_status(),
         "pacskit library copy": lambda: client.copy(node, study_query(corpus.study_uid), target).raise_for_status(),
     }
+    if big:
+        runs = {tool: runs[tool] for tool in ("DCMTK getscu", "pacskit get", "pacskit library")}
     return _retrieve_runs(runs, corpus, target,
                           lambda: client.get_study(node, corpus.study_uid, target).raise_for_status())
 

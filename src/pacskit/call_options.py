@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal, TypedDict
+from typing import TYPE_CHECKING, Literal, TypedDict
 
-from pacskit.cancellation import Cancellation
-from pacskit.retrieve import ProgressCallback
+if TYPE_CHECKING:
+    from pacskit.cancellation import Cancellation
+    from pacskit.retrieve import ProgressCallback
 
 RetrieveMethod = Literal["get", "move", "auto"]
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from pydicom import Dataset
 
-from pacskit import retrieve as _retrieve
 from pacskit import retry
-from pacskit import send as _send
 from pacskit.call_options import (
     FindOptions,
     RetrieveMethod,
@@ -20,9 +20,7 @@ from pacskit.call_options import (
     WorklistFilters,
 )
 from pacskit.cancellation import Cancellation
-from pacskit.commitment import CommitmentResult, Reference
 from pacskit.errors import DimseError, InputError, MoveDestinationUnknown, UsageError
-from pacskit.finder import checked_matches
 from pacskit.layout import DEFAULT_LAYOUT, Layout
 from pacskit.level_queries import InstanceQuery, LevelQuery, PatientQuery, SeriesQuery, StudyQuery
 from pacskit.models import (
@@ -34,27 +32,60 @@ from pacskit.models import (
     RetrieveResult,
     StoreResult,
 )
-from pacskit.net import c_echo
-from pacskit.net.find import find_session
+from pacskit.net.echo import c_echo
 from pacskit.net.status import MOVE_DESTINATION_UNKNOWN
 from pacskit.nodes import Node, is_web_address
 from pacskit.privacy import PrivacyPolicy
 from pacskit.query import Level, Query
 from pacskit.results import InstanceResult, LevelResult, PatientResult, SeriesResult, StudyResult
-from pacskit.retrieve import InstanceSink, MoveProgressCallback, ProgressCallback
 from pacskit.retry import RetryPolicy
-from pacskit.send import StoreProgressCallback
 from pacskit.settings import Settings
 from pacskit.sources import find_local, is_local_source, local_files
-from pacskit.storage import FolderSink
-from pacskit.worklist.query import WorklistQuery
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
+    from pacskit.commitment import CommitmentResult, Reference
     from pacskit.deid import Deidentifier
+    from pacskit.retrieve import InstanceSink, MoveProgressCallback, ProgressCallback
+    from pacskit.send import StoreProgressCallback
+    from pacskit.storage import FolderSink
     from pacskit.transfer import CopyResult
     from pacskit.web.client import DicomWebClient, WebNode
+    from pacskit.worklist.query import WorklistQuery
+
+
+class _OnFirstUse(ModuleType):
+    """A service module imported when one of its names is first used, so that a call
+    loads only its own service: an echo neither the retrieve, find, send nor storage
+    modules (docs/start-up.md)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self._module: ModuleType | None = None
+
+    def __getattr__(self, attribute: str) -> Any:
+        if self._module is None:
+            self._module = importlib.import_module(self.__name__)
+        return getattr(self._module, attribute)
+
+
+if TYPE_CHECKING:
+    from pacskit import commitment as _commitment
+    from pacskit import finder as _finder
+    from pacskit import retrieve as _retrieve
+    from pacskit import send as _send
+    from pacskit import storage as _storage
+    from pacskit.net import find as _find
+    from pacskit.worklist import query as _worklist
+else:
+    _commitment = _OnFirstUse("pacskit.commitment")
+    _finder = _OnFirstUse("pacskit.finder")
+    _retrieve = _OnFirstUse("pacskit.retrieve")
+    _send = _OnFirstUse("pacskit.send")
+    _storage = _OnFirstUse("pacskit.storage")
+    _find = _OnFirstUse("pacskit.net.find")
+    _worklist = _OnFirstUse("pacskit.worklist.query")
 
 R = TypeVar("R", bound=LevelResult)
 T = TypeVar("T")
@@ -253,8 +284,8 @@ class Client:
             yield self.privacy.scrub_response(match)
 
     def _dimse_search(self, node: Node, query: Query, check: AnswerCheck) -> Generator[Dataset]:
-        with find_session(self.settings, node, query.model.value) as session:
-            for match in checked_matches(session, query, self.privacy, check):
+        with _find.find_session(self.settings, node, query.model.value) as session:
+            for match in _finder.checked_matches(session, query, self.privacy, check):
                 yield self.privacy.scrub_response(match)
 
     def find(self, node: Node | str, query: Query, **options: Unpack[FindOptions]) -> Matches:
@@ -316,9 +347,9 @@ class Client:
             NetworkError, DimseError: the C-FIND failed.
         """
         if query is None:
-            query = WorklistQuery.build(**filters)
+            query = _worklist.WorklistQuery.build(**filters)
         identifier = query.to_identifier(self.privacy)
-        with find_session(self.settings, self.node(node), "worklist") as session:
+        with _find.find_session(self.settings, self.node(node), "worklist") as session:
             for item in session.find(identifier, query.limit):
                 yield self.privacy.scrub_response(item)
 
@@ -419,7 +450,7 @@ class Client:
         """
         if output is None:
             return None
-        return FolderSink(output, Layout(layout), overwrite=overwrite, privacy=self.privacy,
+        return _storage.FolderSink(output, Layout(layout), overwrite=overwrite, privacy=self.privacy,
                           deidentifier=deidentifier)
 
     def _forwarded(self, node: Node | str, query: Query, forward_to: str, deidentifier: Deidentifier | None, *,
@@ -611,7 +642,7 @@ class Client:
             if not sop_class:
                 raise DimseError(f"{node.label} did not return the SOP Class UID of {sop_instance or 'an instance'}; "
                                  "name the files instead")
-            references.append(Reference(sop_class, sop_instance))
+            references.append(_commitment.Reference(sop_class, sop_instance))
         return references
 
     def move(self, node: Node | str, query: Query | LevelQuery, destination: str,

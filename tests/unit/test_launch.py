@@ -102,3 +102,12 @@ def test_the_command_word_skips_root_options_and_their_values(args, word):
     from pacskit.cli.launch import command_word
 
     assert command_word(args) == word
+
+
+def test_help_and_version_import_neither_pydicom_nor_pydantic(tmp_path):
+    heavy = {"pydicom", "pynetdicom", "pydantic", "pydantic_settings", "numpy", "pacskit.client",
+             "pacskit.settings"}
+    assert not heavy & imports_after(tmp_path, "--help")
+    version = imports_after(tmp_path, "--version")
+    assert not heavy & version
+    assert not {"typer", "rich", "click"} & {name.split(".")[0] for name in version}

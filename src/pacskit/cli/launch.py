@@ -1,8 +1,8 @@
 """The ``pacskit`` executable: the command line, started with fewer imports when the
 command never touches pixel data.
 
-Importing pydicom imports its pixel back-ends (NumPy, Pillow, pylibjpeg) and its test-data
-downloader (requests): about a third of pacskit's start-up. ``echo``, ``find``, ``get``,
+Importing pydicom imports its pixel back-ends (NumPy, Pillow, pylibjpeg and its libjpeg,
+openjpeg and rle plugins) and its test-data downloader (requests): about a third of pacskit's start-up. ``echo``, ``find``, ``get``,
 ``move`` and ``nodes`` move encoded bytes only, so for them (and for ``--help`` and
 ``--version``) those modules are refused while pydicom loads, and pydicom records them as
 unavailable for the rest of the process. Every other command — ``store`` converts files a
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 PIXEL_FREE_COMMANDS = frozenset({"echo", "find", "get", "move", "nodes"})
 PIXEL_COMMANDS = frozenset({"store", "serve", "archive"})
-PIXEL_MODULES = ("numpy", "PIL", "pylibjpeg", "requests")
+PIXEL_MODULES = ("numpy", "PIL", "pylibjpeg", "libjpeg", "openjpeg", "rle", "requests")
 GLOBAL_OPTIONS_WITH_VALUE = frozenset({
     "--config", "-c", "--aet", "--port", "--max-pdu", "--acse-timeout", "--dimse-timeout",
     "--network-timeout", "--connect-timeout",

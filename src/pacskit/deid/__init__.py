@@ -3,11 +3,38 @@ Annex E with its options, the action table taken from the Standard's Table E.1-1
 (``data/confidentiality_profile.json``, made by ``scripts/deid_table.py``).
 
 Pure: nothing here reads or writes but the data file. See docs/deidentification.md.
+
+The names are imported on first use: a find or get that de-identifies nothing asks
+:mod:`pacskit.deid.configured` and loads neither the profile nor its table.
 """
 
-from pacskit.deid.options import OPTIONS, parse_options
-from pacskit.deid.profile import Deidentifier
-from pacskit.deid.pseudonyms import Pseudonyms
-from pacskit.deid.table import load_table
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pacskit.deid.options import OPTIONS, parse_options
+    from pacskit.deid.profile import Deidentifier
+    from pacskit.deid.pseudonyms import Pseudonyms
+    from pacskit.deid.table import load_table
+
+_HOMES = {
+    "OPTIONS": "pacskit.deid.options",
+    "parse_options": "pacskit.deid.options",
+    "Deidentifier": "pacskit.deid.profile",
+    "Pseudonyms": "pacskit.deid.pseudonyms",
+    "load_table": "pacskit.deid.table",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'pacskit.deid' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = ["OPTIONS", "Deidentifier", "Pseudonyms", "load_table", "parse_options"]

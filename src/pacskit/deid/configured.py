@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from pacskit.deid.options import parse_options
-from pacskit.deid.profile import Deidentifier
-from pacskit.nodes import Node
-from pacskit.settings import Settings
+if TYPE_CHECKING:
+    from pacskit.deid.profile import Deidentifier
+    from pacskit.nodes import Node
+    from pacskit.settings import Settings
 
 
 def configured_deidentifier(settings: Settings, node: Node | str | None, asked: bool = False,
@@ -25,5 +26,8 @@ def configured_deidentifier(settings: Settings, node: Node | str | None, asked: 
     entry = settings.nodes.get(name) if name else None
     if not (asked or options or (entry is not None and entry.deidentify)):
         return None
+    from pacskit.deid.options import parse_options
+    from pacskit.deid.profile import Deidentifier
+
     chosen = parse_options([*settings.deidentify.options, *options])
     return Deidentifier(settings.deidentify.secret_bytes(), chosen)

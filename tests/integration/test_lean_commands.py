@@ -1,0 +1,62 @@
+"""What a light command loads, pinned so that a start-up gain cannot silently regress
+(docs/start-up.md): each command runs as its own process against DCMTK dcmqrscp and
+reports the modules it imported."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+SERVICES = {"pacskit.retrieve", "pacskit.storage", "pacskit.send", "pacskit.finder", "pacskit.net.find",
+            "pacskit.net.retrieve", "pacskit.net.store", "pacskit.transfer", "pacskit.sinks"}
+NEVER = {"numpy", "PIL", "requests", "httpx", "pacskit.web", "pacskit.archive", "pacskit.aio",
+         "pacskit.deid.profile", "pacskit.deid.table"}
+
+
+def run_reporting_imports(cwd, *args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    probe = ("import atexit, json, sys\n"
+             "atexit.register(lambda: open('modules.json', 'w').write(json.dumps(sorted(sys.modules))))\n"
+             f"sys.argv = ['pacskit', *{list(args)!r}]\n"
+             "from pacskit.cli.launch import main\n"
+             "main()\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PACSKIT_")}
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+                            cwd=cwd, env=env)
+    return result, set(json.loads((cwd / "modules.json").read_text()))
+
+
+def top(names: set[str]) -> set[str]:
+    return names | {name.split(".")[0] for name in names}
+
+
+def address(peer) -> str:
+    return f"dicom://{peer.ae_title}@{peer.host}:{peer.port}"
+
+
+def test_an_echo_loads_no_service_module(dcmqrscp, tmp_path):
+    result, modules = run_reporting_imports(tmp_path, "echo", address(dcmqrscp), "-f", "json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)[0]["result"] == "success"
+    assert "pacskit.net.echo" in modules
+    assert not (SERVICES | NEVER) & top(modules)
+    assert not any(name.startswith("pacskit.deid") for name in modules)
+
+
+@pytest.mark.parametrize("command", ["find", "get"])
+def test_find_and_get_load_only_their_own_service(dcmqrscp, corpus, tmp_path, command):
+    study = corpus[0].study_uid
+    extra = ["-o", str(tmp_path / "out")] if command == "get" else ["-f", "json"]
+    result, modules = run_reporting_imports(tmp_path, command, address(dcmqrscp), "--study-uid", study, *extra)
+    assert result.returncode == 0, result.stderr
+    if command == "find":
+        assert [match["StudyInstanceUID"] for match in json.loads(result.stdout)] == [study]
+        assert "pacskit.net.find" in modules
+        assert not (SERVICES - {"pacskit.finder", "pacskit.net.find"} | NEVER) & top(modules)
+    else:
+        assert len(list((tmp_path / "out").rglob("*.dcm"))) == sum(1 for i in corpus if i.study_uid == study)
+        assert "pacskit.retrieve" in modules
+        assert not ({"pacskit.send", "pacskit.transfer"} | NEVER) & top(modules)
