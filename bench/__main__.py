@@ -1,7 +1,7 @@
 """pacskit side by side with DCMTK, on loopback, every peer with ``TCP_NODELAY=1``.
 
     python -m bench [--small 2000] [--large 100] [--repeat 3]
-                    [--only store|get|move|archive|web|webclient|page|concurrency|worklist|tls|deid|startup]
+                    [--only store|get|move|archive|web|webclient|page|concurrency|worklist|tls|deid|startup|big]
 
 - store: DCMTK ``storescu`` vs ``pacskit store`` (and ``--parallel 2``), the library's
   ``Client`` and ``AsyncClient`` (and ``parallel=2``) into the same DCMTK ``storescp``;
@@ -98,11 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--big", type=int, default=2000,
                         help="instances of 512×512 in the 1 GB study (--only big)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each tool; the best counts")
-<<<<<<< HEAD
-    parser.add_argument("--only", choices=("store", "get", "move", "archive", "web", "webclient", "page", "concurrency", "worklist", "tls", "deid", "startup"), help="one benchmark only")
-=======
-    parser.add_argument("--only", choices=("store", "get", "archive", "web", "page", "concurrency", "worklist", "tls", "deid", "startup", "big"), help="one benchmark only")
->>>>>>> startup
+    parser.add_argument("--only", choices=("store", "get", "move", "archive", "web", "webclient", "page", "concurrency", "worklist", "tls", "deid", "startup", "big"), help="one benchmark only")
     parser.add_argument("--find-instances", type=int, default=50000,
                         help="instances indexed for the C-FIND latency (archive benchmark)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where corpora are kept")
@@ -129,7 +125,6 @@ def main(argv: list[str] | None = None) -> int:
                 for corpus in corpora:
                     report(f"C-MOVE from Orthanc to the retriever's own storage SCP, {corpus.name}",
                            best([move_runs(corpus, orthanc, root) for _ in range(args.repeat)]))
-<<<<<<< HEAD
         if args.only in (None, "move"):
             with Orthanc(root / "orthanc-move") as orthanc, StoreSCP(root / "move-storescp") as scp:
                 load(orthanc, corpora)
@@ -137,7 +132,6 @@ def main(argv: list[str] | None = None) -> int:
                 for corpus in corpora:
                     report(f"C-MOVE from Orthanc to DCMTK storescp (a third party), {corpus.name}",
                            best([third_party_move_runs(corpus, orthanc, scp) for _ in range(args.repeat)]))
-=======
         if args.only == "big":
             big = make(args.cache, "big", instances=args.big, series=4, rows=512)
             with StoreSCP(root / "storescp") as scp:
@@ -148,7 +142,6 @@ def main(argv: list[str] | None = None) -> int:
                 load(orthanc, [big])
                 report(f"C-GET from Orthanc, {big.name}",
                        best([get_runs(big, orthanc, root, big=True) for _ in range(args.repeat)]))
->>>>>>> startup
         if args.only in (None, "archive"):
             disk = Path(tempfile.mkdtemp(prefix="pacskit-bench-disk-", dir=args.cache))
             try:
