@@ -10,8 +10,9 @@ The names are imported on first use: a find or get that de-identifies nothing as
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pacskit.lazy_names import lazy_getattr
 
 if TYPE_CHECKING:
     from pacskit.deid.options import OPTIONS, parse_options
@@ -28,13 +29,7 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'pacskit.deid' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _HOMES)
 
 
 __all__ = ["OPTIONS", "Deidentifier", "Pseudonyms", "load_table", "parse_options"]
