@@ -565,3 +565,14 @@ def test_an_async_worklist_timeout_sends_c_cancel_and_stops_within_a_second(wlms
         proxy.close()
     sent = bytes(proxy.sent)
     assert struct.pack("<HHIH", 0x0000, 0x0100, 2, 0x0FFF) in sent, "no C-CANCEL-RQ was sent"
+
+
+def test_an_async_worklist_of_a_peer_without_one_fails_as_client_worklist_does(storescp):
+    from pacskit import Client, Settings
+    from pacskit.errors import ServiceNotSupported
+
+    with pytest.raises(ServiceNotSupported) as theirs:
+        Client(Settings()).worklist(storescp.address)
+    with pytest.raises(ServiceNotSupported) as ours:
+        _async_worklist(storescp.address, timeout=30)
+    assert str(ours.value) == str(theirs.value)
