@@ -1,6 +1,6 @@
 """The asynchronous client: the calls of :class:`~pacskit.client.Client`, awaited.
 
-C-ECHO, C-FIND, C-GET, C-MOVE to a third party and C-STORE with a DIMSE node run on the
+C-ECHO, C-FIND (the worklist's too), C-GET, C-MOVE to a third party and C-STORE with a DIMSE node run on the
 event loop itself, on the asyncio driver of the association
 (:mod:`pacskit.net.aio_association`): no thread, and a timeout or a cancellation stops
 the exchange where it is (C-CANCEL, then A-ABORT if the peer does not stop within
@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from pacskit import aio_finder, aio_get, aio_move, aio_store, aio_web, retry
+from pacskit import aio_finder, aio_get, aio_move, aio_store, aio_web, aio_worklist, retry
 from pacskit.async_answers import LoopAnswers, ThreadAnswers
 from pacskit.call_options import (
     AsyncFindOptions,
@@ -255,9 +255,8 @@ class AsyncClient:
 
     async def worklist(self, node: Node | str, query: WorklistQuery | None = None, *,
                        timeout: float | None = None, **filters: Unpack[WorklistFilters]) -> list[Dataset]:
-        """See :meth:`Client.worklist`."""
-        return await self._call(lambda: self.sync.worklist(node, query, **filters), "worklist C-FIND",
-                                {"retries": 0, "timeout": timeout})
+        """See :meth:`Client.worklist`; on the event loop, no thread (:mod:`pacskit.aio_worklist`)."""
+        return await asyncio.wait_for(aio_worklist.worklist(self.sync, node, query, filters), timeout)
 
     async def get(
         self,

@@ -346,11 +346,9 @@ class Client:
             ServiceNotSupported: the peer does not offer the worklist.
             NetworkError, DimseError: the C-FIND failed.
         """
-        if query is None:
-            query = _worklist.WorklistQuery.build(**filters)
-        identifier = query.to_identifier(self.privacy)
+        identifier, limit = _worklist.worklist_request(query, filters, self.privacy)
         with _find.find_session(self.settings, self.node(node), "worklist") as session:
-            for item in session.find(identifier, query.limit):
+            for item in session.find(identifier, limit):
                 yield self.privacy.scrub_response(item)
 
     def worklist(self, node: Node | str, query: WorklistQuery | None = None,

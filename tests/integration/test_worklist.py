@@ -445,3 +445,134 @@ def test_worklist_items_over_http(tmp_path):
             assert http.delete(f"{base}/{uid}").status_code == 204
             assert http.get(f"{base}/{uid}").status_code == 404
             assert http.delete(f"{base}/{uid}").status_code == 404
+
+
+# AsyncClient.worklist on the asyncio driver (pacskit.aio_worklist): the answers of
+# Client.worklist, no thread, and a timeout that cancels the C-FIND on the wire.
+
+ASYNC_QUERIES = {
+    "everything": {},
+    "modality": {"modality": "CT"},
+    "station-and-date": {"station_aet": "AA32", "date": "19960101-19961231"},
+    "patient-and-modality": {"patient_id": "HF", "modality": "CR"},
+    "keys-in-the-step": {"accession": "00007", "keys": ["RequestedProcedurePriority",
+                                                        "ScheduledProcedureStepSequence.PreMedication"]},
+    "a-latin1-description": {"keys": [f"RequestedProcedureDescription={CHARSET_ITEMS['latin1'][2]}"]},
+    "limit": {"limit": 3},
+    "no-match": {"patient_id": "NOBODY"},
+}
+
+
+def _async_worklist(address: str, settings=None, **call):
+    import asyncio
+
+    from pacskit import AsyncClient, Settings
+
+    return asyncio.run(AsyncClient(settings or Settings()).worklist(address, **call))
+
+
+def _as_json(items) -> list[str]:
+    return [json.dumps(item.to_json_dict(), sort_keys=True) for item in items]
+
+
+@pytest.mark.parametrize("peer", ["wlmscpfs", "serve"])
+@pytest.mark.parametrize("name", list(ASYNC_QUERIES))
+def test_async_worklist_gets_what_client_worklist_gets(name, peer, request):
+    from pacskit import Client, Settings
+
+    archive = request.getfixturevalue(peer)
+    address = archive.address if peer == "wlmscpfs" else f"dicom://{ARCHIVE_AET}@127.0.0.1:{archive.settings.port}"
+    filters = ASYNC_QUERIES[name]
+    theirs = Client(Settings()).worklist(address, **filters)
+    by_filters = _async_worklist(address, timeout=30, **filters)
+    by_query = _async_worklist(address, query=WorklistQuery.build(**filters), timeout=30)
+    assert _as_json(by_filters) == _as_json(theirs)
+    assert _as_json(by_query) == _as_json(theirs)
+    # wlmscpfs does not match on RequestedProcedureDescription (not one of its keys).
+    expected = {"everything": 12, "limit": 3, "no-match": 0, "a-latin1-description": 1 if peer == "serve" else 12}
+    if name in expected:
+        assert len(theirs) == expected[name]
+    else:
+        assert theirs
+    assert not any("PatientName" in item for item in theirs), "a name without the opt-in"
+
+
+def test_async_worklist_names_only_with_the_opt_in(wlmscpfs):
+    from pacskit import Client, Settings
+    from pacskit.errors import QueryError
+
+    named = Settings(allow_patient_names=True)
+    keys = {"keys": ["PatientID=CS-latin1", "PatientName"]}
+    ours = _async_worklist(wlmscpfs.address, named, timeout=30, **keys)
+    assert [str(item.PatientName) for item in ours] == [LATIN1_NAME]
+    assert _as_json(ours) == _as_json(Client(named).worklist(wlmscpfs.address, **keys))
+    with pytest.raises(QueryError, match="PatientName"):
+        _async_worklist(wlmscpfs.address, timeout=30, keys=["PatientName=VIVALDI*"])
+
+
+def test_no_thread_runs_during_an_async_worklist(wlmscpfs):
+    import asyncio
+    import threading
+    from contextlib import aclosing
+
+    from pacskit import AsyncClient, Client, Settings
+    from pacskit.aio_worklist import items
+    from pacskit.privacy import PrivacyPolicy
+    from pacskit.worklist.query import worklist_request
+
+    before = set(threading.enumerate())
+    seen: list[set[threading.Thread]] = []
+
+    async def main() -> tuple[list, list]:
+        client = AsyncClient(Settings())
+        call = asyncio.create_task(client.worklist(wlmscpfs.address, timeout=30))
+        while not call.done():
+            seen.append(set(threading.enumerate()))
+            await asyncio.sleep(0)
+        privacy = PrivacyPolicy(allow_patient_names=False)
+        identifier, limit = worklist_request(None, {}, privacy)
+        iterated = []
+        async with aclosing(items(client.settings, client.sync.node(wlmscpfs.address), identifier, limit,
+                                  privacy)) as found:
+            async for item in found:
+                seen.append(set(threading.enumerate()))
+                iterated.append(item)
+        seen.append(set(threading.enumerate()))
+        return await call, iterated
+
+    listed, iterated = asyncio.run(main())
+    assert len(listed) == 12 and _as_json(iterated) == _as_json(listed)
+    assert _as_json(listed) == _as_json(Client(Settings()).worklist(wlmscpfs.address))
+    assert len(seen) > 12
+    assert all(threads == before for threads in seen), [t.name for t in set.union(*seen) - before]
+
+
+def test_an_async_worklist_timeout_sends_c_cancel_and_stops_within_a_second(wlmscpfs):
+    import struct
+
+    from driver_checks import seconds_to_time_out
+    from proxy import RecordingProxy
+
+    from pacskit import AsyncClient, Settings
+
+    proxy = RecordingProxy("127.0.0.1", wlmscpfs.port, delay=0.2, chunk_size=64)
+    try:
+        address = f"dicom://{wlmscpfs.ae_title}@127.0.0.1:{proxy.port}"
+        seconds = seconds_to_time_out(lambda: AsyncClient(Settings()).worklist(address, timeout=1.0))
+        assert seconds < 2.0, f"{seconds:.2f} s for a timeout of 1 s"
+        assert proxy.wait_idle(5), "the association was not ended"
+    finally:
+        proxy.close()
+    sent = bytes(proxy.sent)
+    assert struct.pack("<HHIH", 0x0000, 0x0100, 2, 0x0FFF) in sent, "no C-CANCEL-RQ was sent"
+
+
+def test_an_async_worklist_of_a_peer_without_one_fails_as_client_worklist_does(storescp):
+    from pacskit import Client, Settings
+    from pacskit.errors import ServiceNotSupported
+
+    with pytest.raises(ServiceNotSupported) as theirs:
+        Client(Settings()).worklist(storescp.address)
+    with pytest.raises(ServiceNotSupported) as ours:
+        _async_worklist(storescp.address, timeout=30)
+    assert str(ours.value) == str(theirs.value)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydicom import Dataset
 
@@ -83,3 +84,18 @@ class WorklistQuery:
         if any(not v.isascii() for v in tree_values(self.keys)):
             ds.SpecificCharacterSet = "ISO_IR 192"
         return ds
+
+
+def worklist_request(query: WorklistQuery | None, filters: Mapping[str, Any],
+                     privacy: PrivacyPolicy) -> tuple[Dataset, int | None]:
+    """The identifier of the worklist C-FIND of ``query`` (or of one built from
+    ``filters``, the keyword arguments of :meth:`WorklistQuery.build`) and its limit:
+    what :meth:`pacskit.client.Client.iter_worklist` and
+    :func:`pacskit.aio_worklist.worklist` send.
+
+    Raises:
+        QueryError: an invalid key or value, or a name asked for while names are withheld.
+    """
+    if query is None:
+        query = WorklistQuery.build(**filters)
+    return query.to_identifier(privacy), query.limit
