@@ -79,7 +79,8 @@ from pacskit.net.connection_limits import ConnectionLimits
 from pacskit.net.identifier import PreEncoded, decode_identifier, encode_identifier
 from pacskit.net.memory_budget import MemoryBudget
 from pacskit.net.normalized import NormalizedRequest, NormalizedResponse
-from pacskit.net.status import DimseStatus, Outcome, describe, outcome_of
+from pacskit.net.status import DimseStatus as DimseStatus  # re-exported: handlers raise it
+from pacskit.net.status import Outcome, describe, outcome_of
 from pacskit.net.store import FileSender, SendOutcome, batches, contexts_for, storage_targets
 from pacskit.net.transport import Transport
 from pacskit.net.ul.negotiation import APPLICATION_CONTEXT_NAME, AcceptedContext, Rejection, Request
