@@ -114,9 +114,10 @@ def iter_parts(stream: BinaryIO, boundary: str, *, chunk_size: int = 256 << 10,
                 return
             headers, body_start, body_end = part
             spool, kept_from = scanner.spool, scanner.keep if scanner.keep is not None else body_start
-            body: bytes | BinaryIO = scanner.read(kept_from, body_end - kept_from)
+            data = scanner.read(kept_from, body_end - kept_from)
+            body: bytes | BinaryIO = data
             if spool is not None:
-                spool.write(body)
+                spool.write(data)
                 spool.seek(0)
                 body = spool
             scanner.keep = scanner.spool = None
