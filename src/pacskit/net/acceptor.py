@@ -91,7 +91,7 @@ from pacskit.net.ul.negotiation import (
 )
 from pacskit.net.ul.negotiation import context_id as context_id_of
 from pacskit.net.ul.user_identity import UserIdentity
-from pacskit.net.wire import DataSink, Message
+from pacskit.net.wire import DataSink, Fragment, Message
 from pacskit.nodes import Node
 from pacskit.scan import DicomFile, read_file
 from pacskit.settings import Settings
@@ -177,7 +177,7 @@ class _Refusal:
     status: int
     comment: str
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: Fragment) -> None:
         pass
 
     def discard(self) -> None:
