@@ -18,8 +18,9 @@ from typing import Any, BinaryIO, NamedTuple
 
 from pydicom import Dataset
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
-from pydicom.dataelem import RawDataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.multival import MultiValue
+from pydicom.tag import BaseTag
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
 
 IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
@@ -394,7 +395,7 @@ class HeaderValues(Mapping[str, Any]):
     def __getitem__(self, keyword: str) -> Any:
         tag = _keyword_tag(keyword)
         element = self.elements.get(tag) if tag is not None else None
-        if element is None or element.length == UNDEFINED:
+        if tag is None or element is None or element.length == UNDEFINED:
             raise KeyError(keyword)
         raw = self.data[element.start:element.end]
         vr = element.vr or dictionary_VR(tag)
@@ -411,9 +412,9 @@ class HeaderValues(Mapping[str, Any]):
 
     def _by_pydicom(self, keyword: str, element: Element) -> Any:
         implicit = not self.encoding.explicit
-        raw = {
-            e.tag: RawDataElement(e.tag, e.vr, e.length, self.data[e.start:e.end], e.start,
-                                  implicit, self.encoding.little)
+        raw: dict[BaseTag, DataElement | RawDataElement] = {
+            BaseTag(e.tag): RawDataElement(BaseTag(e.tag), e.vr, e.length, self.data[e.start:e.end],
+                                           e.start, implicit, self.encoding.little)
             for e in (element, self.elements.get(SPECIFIC_CHARACTER_SET)) if e is not None
         }
         return Dataset(raw).get(keyword)
@@ -450,8 +451,8 @@ def _header(data: bytes, offset: int, encoding: Encoding, tags: frozenset[int]) 
     wanted = tags | {SPECIFIC_CHARACTER_SET}
     elements = elements_up_to(data, offset, encoding, max(wanted))
     header = Dataset({
-        e.tag: RawDataElement(e.tag, e.vr, e.length, data[e.start:e.end], e.start, implicit,
-                              encoding.little)
+        BaseTag(e.tag): RawDataElement(BaseTag(e.tag), e.vr, e.length, data[e.start:e.end], e.start,
+                                       implicit, encoding.little)
         for e in elements.values() if e.tag in wanted and e.length != UNDEFINED
     })
     return header, max((e.end for e in elements.values()), default=offset)
@@ -467,12 +468,12 @@ def pixel_data_length(data: bytes, pos: int, encoding: Encoding) -> int | None:
         return None
     unpack = (_UL_LE if encoding.little else _UL_BE).unpack_from
     if not encoding.explicit:
-        return unpack(data, at + 4)[0] if at + 8 <= len(data) else None
+        return int(unpack(data, at + 4)[0]) if at + 8 <= len(data) else None
     if data[at + 4:at + 6] in LONG_VRS:
-        return unpack(data, at + 8)[0] if at + 12 <= len(data) else None
+        return int(unpack(data, at + 8)[0]) if at + 12 <= len(data) else None
     if at + 8 > len(data):
         return None
-    return struct.unpack_from("<H" if encoding.little else ">H", data, at + 6)[0]
+    return int(struct.unpack_from("<H" if encoding.little else ">H", data, at + 6)[0])
 
 
 def plain_json(element: Any) -> dict[str, Any] | None:
@@ -691,7 +692,7 @@ def pixel_data_end(head: bytes, offset: int, encoding: Encoding, source: BinaryI
             return None
         length, start = struct.unpack_from(order + "I", head, offset + 4)[0], offset + 8
     if length != UNDEFINED:
-        return start + length
+        return int(start + length)
     position = start
     while True:
         source.seek(position)

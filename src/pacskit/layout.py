@@ -93,7 +93,7 @@ class Layout:
         """The relative path for an instance; ``values`` is a Dataset or a mapping."""
         parts = {}
         for name in self.fields:
-            raw = values.get(name, None) if hasattr(values, "get") else getattr(values, name, None)
+            raw: Any = values.get(name, None) if hasattr(values, "get") else getattr(values, name, None)
             if hasattr(raw, "value"):
                 raw = raw.value
             parts[name] = _FieldValue(raw)
@@ -156,7 +156,7 @@ def _split_at_last_separator(parsed: list[tuple[str, str | None, str | None, str
 
 
 def _raw_value(values: Mapping[str, Any] | Any, name: str) -> Any:
-    raw = values.get(name, None) if hasattr(values, "get") else getattr(values, name, None)
+    raw: Any = values.get(name, None) if hasattr(values, "get") else getattr(values, name, None)
     return raw.value if hasattr(raw, "value") else raw
 
 

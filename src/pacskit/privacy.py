@@ -36,7 +36,7 @@ PATIENT_NAME_KEYWORDS = (
     "PatientMotherBirthName",
 )
 """The attributes withheld: every person name of the patient (PS3.3 C.7.1.1)."""
-PATIENT_NAME_TAGS = frozenset(tag_for_keyword(k) for k in PATIENT_NAME_KEYWORDS)
+PATIENT_NAME_TAGS = frozenset(tag for k in PATIENT_NAME_KEYWORDS if (tag := tag_for_keyword(k)) is not None)
 _LITTLE_ENDIAN_TAGS = tuple(struct.pack("<HH", tag >> 16, tag & 0xFFFF) for tag in PATIENT_NAME_TAGS)
 
 

@@ -168,10 +168,17 @@ def lower_level_keys(level: Level) -> set[str]:
     return {key for lvl in LEVELS[LEVELS.index(level) + 1:] for key in LEVEL_KEYS[lvl]} - here
 
 
+def _tag(keyword: str) -> int:
+    tag = tag_for_keyword(keyword)
+    if tag is None:  # keywords are checked before; pydicom raised TypeError on None too
+        raise TypeError(f"unknown keyword {keyword!r}")
+    return tag
+
+
 @cache
 def vr_of(keyword: str) -> str:
     """The value representation of ``keyword`` (the first one, when it has several)."""
-    return dictionary_VR(tag_for_keyword(keyword)).split(" ")[0]
+    return dictionary_VR(_tag(keyword)).split(" ")[0]
 
 
 def normal_value(keyword: str, value: str) -> str:
@@ -404,7 +411,7 @@ class Query(BaseModel):
                 continue
             vr = vr_of(keyword)
             value = self.match.get(keyword, "")
-            ds.add_new(tag_for_keyword(keyword), vr, [] if vr == "SQ" else (value or None))
+            ds.add_new(_tag(keyword), vr, [] if vr == "SQ" else (value or None))
         ds.update(tree_dataset(self.sequences, privacy))
         return ds
 
@@ -492,7 +499,7 @@ def tree_dataset(tree: Keys, privacy: PrivacyPolicy) -> Dataset:
             if value:
                 raise QueryError(f"matching on {keyword} needs patient names: set allow_patient_names to opt in")
             continue
-        tag = tag_for_keyword(keyword)
+        tag = _tag(keyword)
         if isinstance(value, dict):
             ds.add_new(tag, "SQ", Sequence([tree_dataset(value, privacy)]))
         else:

@@ -79,13 +79,14 @@ class ReportDelivery:
     Args:
         settings: our AE title, the timeouts, the attempts and their delay.
         transactions: where the reports are kept.
-        destination: the (host, port) of a requester's AE title, if the nodes table has it.
+        destination: the (host, port, TLS or not) of a requester's AE title, if the nodes
+            table has it.
         check: makes the report of a transaction recorded but never checked (the server
             stopped between the answer and the check).
     """
 
     def __init__(self, settings: Settings, transactions: Transactions,
-                 destination: Callable[[str], tuple[str, int] | None],
+                 destination: Callable[[str], tuple[str, int, bool] | None],
                  check: Callable[[Transaction], Report]) -> None:
         self.settings = settings
         self.transactions = transactions
@@ -150,7 +151,7 @@ class ReportDelivery:
             LOG.error("commitment report %s for %s kept undelivered: the nodes table has no host and port for "
                       "that AE title", transaction.transaction_uid, transaction.requester)
             return
-        node = Node(ae_title=transaction.requester, host=where[0], port=where[1])
+        node = Node(ae_title=transaction.requester, host=where[0], port=where[1], tls=where[2])
         try:
             status = send_report(self.settings, node, transaction.report)
             error = "" if status == SUCCESS else f"answered 0x{status:04X}"

@@ -83,9 +83,9 @@ def check(index: Index, ingest: Ingest, *, repair: bool = False) -> CheckResult:
     """Compare the index with the files (see the module docstring)."""
     result = CheckResult(repaired=repair)
     indexed: set[str] = set()
-    for uid, path in index.all_paths():
-        indexed.add(path)
-        if not (ingest.files / path).is_file():
+    for uid, stored in index.all_paths():
+        indexed.add(stored)
+        if not (ingest.files / stored).is_file():
             result.rows_without_file.append(uid)
     for path in sorted(ingest.files.rglob("*")):
         if path.is_file() and path.relative_to(ingest.files).as_posix() not in indexed:

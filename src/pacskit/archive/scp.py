@@ -25,6 +25,7 @@ from typing import Protocol
 from pydicom import Dataset
 from pydicom.datadict import tag_for_keyword
 from pydicom.uid import (
+    UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
@@ -32,7 +33,7 @@ from pydicom.uid import (
 )
 from pynetdicom import build_context
 from pynetdicom.presentation import PresentationContext
-from pynetdicom.sop_class import (
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # made by globals()
     PatientRootQueryRetrieveInformationModelFind,
     PatientRootQueryRetrieveInformationModelGet,
     PatientRootQueryRetrieveInformationModelMove,
@@ -46,10 +47,11 @@ from pacskit.archive.index import Index, StoredInstance
 from pacskit.archive.ingest import Incoming, Ingest
 from pacskit.archive.worklist import Answer, Worklist
 from pacskit.errors import QueryError
-from pacskit.net.acceptor import DimseStatus, Peer, Retrievable, StoreRequest
+from pacskit.net.acceptor import Peer, Retrievable, StoreRequest
 from pacskit.net.contexts import EVERY_SYNTAX, storage_sop_classes
 from pacskit.net.identifier import PreEncoded
 from pacskit.net.normalized import NormalizedRequest, NormalizedResponse
+from pacskit.net.status import DimseStatus
 from pacskit.nodes import Node
 from pacskit.query import Query
 from pacskit.settings import OPERATIONS, Operation, Settings
@@ -64,7 +66,7 @@ MOVE_DESTINATION_UNKNOWN = 0xA801
 SUCCESS = 0x0000
 UNRECOGNIZED_OPERATION = 0x0211
 
-QUERY_SYNTAXES = [ImplicitVRLittleEndian, ExplicitVRLittleEndian, DeflatedExplicitVRLittleEndian,
+QUERY_SYNTAXES: list[str | UID] = [ImplicitVRLittleEndian, ExplicitVRLittleEndian, DeflatedExplicitVRLittleEndian,
                   ExplicitVRBigEndian]
 MODELS = {
     PatientRootQueryRetrieveInformationModelFind: "patient",
@@ -180,7 +182,7 @@ class ArchiveSCP:
             operation = service.operation
         if operation not in OPERATIONS:
             return f"{operation!r} is not an operation of the archive"
-        reason = self.access.allows(operation, peer.ae_title, peer.address, peer.user)  # type: ignore[arg-type]
+        reason = self.access.allows(operation, peer.ae_title, peer.address, peer.user)
         if reason is not None:
             LOG.warning("refused %s from %s at %s: %s", operation, peer.ae_title, peer.address, reason)
         return reason
@@ -300,7 +302,10 @@ def _capped(matches: Iterator[Answer], limit: int, peer: Peer) -> Iterator[Answe
         yield match
 
 
-def _same_host(configured: str, address: str) -> bool:
+def _same_host(configured: str | None, address: str) -> bool:
+    # The access table holds only nodes with a host; None (a node without one) never matches.
+    if configured is None:
+        return False
     if configured == address:
         return True
     try:

@@ -32,6 +32,7 @@ def completion(
 
       source <(pacskit completion bash)
     """
-    from typer.completion import get_completion_script
+    # typer.completion imports it without re-exporting it explicitly
+    from typer.completion import get_completion_script  # type: ignore[attr-defined]
 
     print(get_completion_script(prog_name=PROG_NAME, complete_var=COMPLETE_VAR, shell=shell.value))

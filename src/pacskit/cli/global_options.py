@@ -141,5 +141,5 @@ def with_global_options(command: F) -> F:
     parameters = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
     run.__signature__ = signature.replace(parameters=[*parameters, *extra])  # type: ignore[attr-defined]
     run.__annotations__ = {**{p.name: p.annotation for p in parameters}, **{p.name: p.annotation for p in extra}}
-    del run.__wrapped__  # type: ignore[attr-defined]
+    del run.__wrapped__
     return run  # type: ignore[return-value]

@@ -46,7 +46,7 @@ def nodes(
         for column in ("Name", "AE title", "Host", "Port", "DICOMweb URL"):
             table.add_column(column)
         for row in rows:
-            table.add_row(*(Text(text) for text in (
+            table.add_row(*(Text(str(text)) for text in (
                 row["name"], row["ae_title"] or "", row["host"] or "",
                 str(row["port"]) if row["host"] else "", row["dicomweb_url"] or "")))
         out.print(table)

@@ -8,7 +8,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from pacskit.cli.common import err
 
@@ -21,7 +28,7 @@ class ProgressBar:
         self.label = label
         self.sizes = sizes
         self.progress: Progress | None = None
-        self.task = None
+        self.task: TaskID | None = None
         self.started = 0.0
 
     def __enter__(self) -> ProgressBar:

@@ -8,6 +8,7 @@ Descriptors (which reads the whole dataset's text)."""
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from weakref import WeakKeyDictionary
 
 from pydicom.filebase import DicomBytesIO
@@ -118,7 +119,7 @@ class _Walk:
         self.encoding = encoding
         self.days = days
 
-    def dataset(self, data: bytes, elements: list[Element], records: list[tuple[int, bytes]] = ()) -> bytes:
+    def dataset(self, data: bytes, elements: list[Element], records: Sequence[tuple[int, bytes]] = ()) -> bytes:
         out: list[bytes] = []
         pending = list(records)
         for element in elements:
@@ -146,7 +147,7 @@ class _Walk:
             if action == "Z":
                 return _header(tag, "SQ", 0, self.explicit)
             return self.sequence(data, element)
-        if action in (None, "K"):
+        if action is None or action == "K":
             return data[element.header:element.end]
         if element.length == UNDEFINED or (vr == "UN" and not (action == "Z" or action == "D" and tag != PATIENT_ID)):
             raise _Declined

@@ -37,7 +37,8 @@ def method_code(keyword: str) -> Code:
     large)."""
     from pydicom.sr.codedict import codes
 
-    return getattr(codes.DCM, keyword)
+    code: Code = getattr(codes.DCM, keyword)
+    return code
 
 
 def parse_options(values: Iterable[str]) -> frozenset[str]:

@@ -33,7 +33,8 @@ def instances_in_files(paths: Iterable[Path | str]) -> list[InstanceRef]:
         uids = [str(dataset.get(k, "")).strip() for k in ("SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID")]
         if not all(uids):
             raise InputError(f"{path}: lacks its SOP Class, SOP Instance or Series Instance UID")
-        found.append(InstanceRef(*uids, series_description=str(dataset.get("SeriesDescription", "") or ""),
+        sop_class_uid, sop_instance_uid, series_uid = uids
+        found.append(InstanceRef(sop_class_uid, sop_instance_uid, series_uid, series_description=str(dataset.get("SeriesDescription", "") or ""),
                                  protocol_name=str(dataset.get("ProtocolName", "") or ""),
                                  study_uid=str(dataset.get("StudyInstanceUID", "") or "")))
     if not found:

@@ -157,6 +157,8 @@ def _requirements_unmet(dataset: Dataset, rows: tuple[Requirement, ...], column:
     for row in rows:
         kind = getattr(row, column)
         tag = tag_for_keyword(row.keyword)
+        if tag is None:  # the requirement tables name dictionary keywords only
+            raise KeyError(row.keyword)
         element = _element(dataset, row.keyword)
         if element is None:
             if kind in ("1", "2") and not present_only:

@@ -79,12 +79,19 @@ from pacskit.net.connection_limits import ConnectionLimits
 from pacskit.net.identifier import PreEncoded, decode_identifier, encode_identifier
 from pacskit.net.memory_budget import MemoryBudget
 from pacskit.net.normalized import NormalizedRequest, NormalizedResponse
-from pacskit.net.status import DimseStatus, Outcome, describe, outcome_of
+from pacskit.net.status import DimseStatus as DimseStatus  # re-exported: handlers raise it
+from pacskit.net.status import Outcome, describe, outcome_of
 from pacskit.net.store import FileSender, SendOutcome, batches, contexts_for, storage_targets
 from pacskit.net.transport import Transport
-from pacskit.net.ul.negotiation import APPLICATION_CONTEXT_NAME, AcceptedContext, Rejection, Request
+from pacskit.net.ul.negotiation import (
+    APPLICATION_CONTEXT_NAME,
+    AcceptedContext,
+    Rejection,
+    Request,
+)
+from pacskit.net.ul.negotiation import context_id as context_id_of
 from pacskit.net.ul.user_identity import UserIdentity
-from pacskit.net.wire import DataSink, Message
+from pacskit.net.wire import DataSink, Fragment, Message
 from pacskit.nodes import Node
 from pacskit.scan import DicomFile, read_file
 from pacskit.settings import Settings
@@ -170,7 +177,7 @@ class _Refusal:
     status: int
     comment: str
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: Fragment) -> None:
         pass
 
     def discard(self) -> None:
@@ -467,7 +474,7 @@ class _Session:
         exchange_log.association_received(
             calling=request.calling_ae_title, called=request.called_ae_title, address=self.address,
             port=self.transport.peer_address[1],
-            contexts=[(int(cx.context_id), str(cx.abstract_syntax), [str(s) for s in cx.transfer_syntax])
+            contexts=[(context_id_of(cx), str(cx.abstract_syntax), [str(s) for s in cx.transfer_syntax])
                       for cx in request.proposed],
             roles=request.roles, max_pdu=request.peer_max_pdu, implementation=request.implementation,
             identity=identity.description if identity is not None else "")

@@ -47,7 +47,8 @@ from pacskit.errors import (
 )
 from pacskit.net import exchange_log
 from pacskit.net.commands import MESSAGE_ID
-from pacskit.net.exchange import DATA, INVALID_PARAMETER, MessageExchange, ReleaseRequested  # noqa: F401 - imported from here
+from pacskit.net.exchange import DATA, INVALID_PARAMETER, MessageExchange
+from pacskit.net.exchange import ReleaseRequested as ReleaseRequested  # re-exported
 from pacskit.net.memory_budget import UNLIMITED, MemoryBudget
 from pacskit.net.tls import client_context
 from pacskit.net.transport import OverBudget, PduTooLarge, ReadBounds, TlsOnPlainPort, Transport

@@ -27,9 +27,9 @@ from pacskit.commitment import (
     Report,
     action_information,
 )
-from pacskit.errors import DimseFailure, NoCommitmentReport, ServiceNotSupported
+from pacskit.errors import AssociationAborted, DimseFailure, NoCommitmentReport, ServiceNotSupported
 from pacskit.net.acceptor import DimseStatus, Peer
-from pacskit.net.association import Association, AssociationAborted, ReleaseRequested, associate
+from pacskit.net.association import Association, ReleaseRequested, associate
 from pacskit.net.commands import N_EVENT_REPORT_RQ
 from pacskit.net.normalized import EventReports, NormalizedRequest, n_action
 from pacskit.net.scp import report_listener

@@ -21,6 +21,7 @@ one context per (SOP class, transfer syntax) for it (:mod:`pacskit.syntax_retry`
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator, Sequence
 from functools import cache
 
 from pydicom.uid import (
@@ -41,7 +42,7 @@ from pydicom.uid import (
 )
 from pynetdicom import AllStoragePresentationContexts, StoragePresentationContexts, build_context
 from pynetdicom.presentation import PresentationContext
-from pynetdicom.sop_class import (
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # made by globals()
     BasicTextSRStorage,
     BreastTomosynthesisImageStorage,
     ColorSoftcopyPresentationStateStorage,
@@ -97,18 +98,18 @@ from pynetdicom.sop_class import (
     XRayRadiofluoroscopicImageStorage,
 )
 
-UNCOMPRESSED = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian,
+UNCOMPRESSED: list[str | UID] = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian,
                 ExplicitVRBigEndian]
-LOSSLESS = [JPEG2000Lossless, JPEGLSLossless, JPEGLosslessSV1, JPEGLossless, RLELossless]
-LOSSY = [JPEGBaseline8Bit, JPEGExtended12Bit, JPEG2000, JPEGLSNearLossless]
-EVERY_SYNTAX = UNCOMPRESSED + LOSSLESS + LOSSY
+LOSSLESS: list[str | UID] = [JPEG2000Lossless, JPEGLSLossless, JPEGLosslessSV1, JPEGLossless, RLELossless]
+LOSSY: list[str | UID] = [JPEGBaseline8Bit, JPEGExtended12Bit, JPEG2000, JPEGLSNearLossless]
+EVERY_SYNTAX: list[str | UID] = UNCOMPRESSED + LOSSLESS + LOSSY
 
 MOST_COMMON_IMAGE_CLASSES = [
     CTImageStorage, MRImageStorage, SecondaryCaptureImageStorage, UltrasoundImageStorage,
     ComputedRadiographyImageStorage, DigitalXRayImageStorageForPresentation,
     DigitalMammographyXRayImageStorageForPresentation,
 ]
-MOST_COMMON_SYNTAXES = [
+MOST_COMMON_SYNTAXES: list[list[str | UID]] = [
     [ExplicitVRLittleEndian, ImplicitVRLittleEndian],
     [JPEGLSLossless],
     [JPEG2000Lossless],
@@ -146,8 +147,9 @@ MAX_CONTEXTS = 128
 def storage_sop_classes() -> list[UID]:
     """Every storage SOP class pynetdicom knows, the common classes first."""
     ordered = [UID(c) for c in (*COMMON_IMAGE_CLASSES, *COMMON_OTHER_CLASSES)]
-    ordered += [cx.abstract_syntax for cx in StoragePresentationContexts]
-    ordered += [cx.abstract_syntax for cx in AllStoragePresentationContexts]
+    # pynetdicom's storage contexts all have an abstract syntax (it is Optional on the class)
+    ordered += [cx.abstract_syntax for cx in StoragePresentationContexts if cx.abstract_syntax is not None]
+    ordered += [cx.abstract_syntax for cx in AllStoragePresentationContexts if cx.abstract_syntax is not None]
     return list(dict.fromkeys(UID(u) for u in ordered))
 
 
@@ -160,7 +162,7 @@ def retrieve_storage_contexts(reserved: int = 1) -> list[PresentationContext]:
 @cache
 def _retrieve_storage_contexts(reserved: int) -> tuple[PresentationContext, ...]:
     covered = {UID(c) for c in COMMON_IMAGE_CLASSES}
-    proposals = itertools.chain(
+    proposals: Iterator[tuple[str, Sequence[str]]] = itertools.chain(
         ((uid, syntaxes) for uid in MOST_COMMON_IMAGE_CLASSES for syntaxes in MOST_COMMON_SYNTAXES),
         ((uid, syntaxes) for uid in COMMON_IMAGE_CLASSES[len(MOST_COMMON_IMAGE_CLASSES):]
          for syntaxes in (UNCOMPRESSED, LOSSLESS, LOSSY)),
@@ -175,7 +177,7 @@ def single_syntax_contexts(proposals: list[tuple[str, str]], reserved: int = 1) 
     split into as many associations as the limit of 128 contexts needs (``reserved``
     left free in each). A peer that sends every instance of a class over the first
     context it accepted for that class sends over the first one proposed here."""
-    contexts = [_Proposal.of(uid, [syntax]) for uid, syntax in dict.fromkeys(proposals)]
+    contexts: list[PresentationContext] = [_Proposal.of(uid, [syntax]) for uid, syntax in dict.fromkeys(proposals)]
     step = MAX_CONTEXTS - reserved
     return [contexts[start:start + step] for start in range(0, len(contexts), step)]
 
@@ -186,9 +188,10 @@ class _Proposal(PresentationContext):
     UIDs are immutable, so the copy shares them."""
 
     @classmethod
-    def of(cls, abstract_syntax: str, transfer_syntaxes: list[str]) -> _Proposal:
+    def of(cls, abstract_syntax: str, transfer_syntaxes: Sequence[str]) -> _Proposal:
         proposal = cls()
-        proposal.__dict__.update(build_context(abstract_syntax, transfer_syntaxes).__dict__)
+        syntaxes: list[str | UID] = list(transfer_syntaxes)
+        proposal.__dict__.update(build_context(abstract_syntax, syntaxes).__dict__)
         return proposal
 
     def __deepcopy__(self, memo: dict[int, object]) -> _Proposal:

@@ -40,6 +40,7 @@ from pacskit.net.ul.negotiation import (
     Rejection,
     read_acceptance,
 )
+from pacskit.net.ul.negotiation import context_id as context_id_of
 from pacskit.net.ul.user_identity import confirmed
 from pacskit.net.wire import DataSink, Message, SinkFactory, parse_command
 from pacskit.nodes import Node
@@ -268,7 +269,7 @@ class MessageExchange:
         """Log the A-ASSOCIATE-RQ sent (INFO) and its contexts (DEBUG)."""
         exchange_log.association_requested(
             calling=proposal.calling_ae_title, called=proposal.called_ae_title, address=node.host,
-            port=node.port, contexts=[(int(cx.context_id), str(cx.abstract_syntax), [str(s) for s in cx.transfer_syntax])
+            port=node.port, contexts=[(context_id_of(cx), str(cx.abstract_syntax), [str(s) for s in cx.transfer_syntax])
                                       for cx in proposal.numbered],
             roles=dict(proposal.roles), max_pdu=max_pdu, implementation=ours(),
             identity=proposal.identity.description if proposal.identity is not None else "")

@@ -10,7 +10,7 @@ from pydicom import Dataset
 from pydicom.uid import UID
 from pynetdicom import build_context
 from pynetdicom.dsutils import encode
-from pynetdicom.sop_class import (
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # made by globals()
     ModalityWorklistInformationFind,
     PatientRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelFind,

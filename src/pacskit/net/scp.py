@@ -25,7 +25,7 @@ from contextlib import contextmanager
 
 from pydicom import Dataset
 from pynetdicom import build_context
-from pynetdicom.sop_class import Verification
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]  # made by globals()
 
 from pacskit.encoded import file_meta
 from pacskit.net.acceptor import (

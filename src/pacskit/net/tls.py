@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import ssl
 from pathlib import Path
+from typing import cast
 
 from pacskit.errors import CertificateRejected, ConfigError, TlsFailure
 from pacskit.settings import TlsProfile, TlsSettings
@@ -186,7 +187,9 @@ def peer_subject(sock: ssl.SSLSocket) -> str:
         return ""
     if not certificate:
         return ""
-    parts = [f"{_SHORT_NAMES.get(name, name)}={value}" for rdn in certificate.get("subject", ()) for name, value in rdn]
+    # typeshed types every value of the peer-certificate dict as one union; "subject" is RDNs
+    subject = cast("tuple[tuple[tuple[str, str], ...], ...]", certificate.get("subject", ()))
+    parts = [f"{_SHORT_NAMES.get(name, name)}={value}" for rdn in subject for name, value in rdn]
     return ",".join(parts)
 
 

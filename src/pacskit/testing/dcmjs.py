@@ -74,4 +74,5 @@ def dcmjs_mpps_scu(host: str, port: int, called: str, calling: str, plan: list[d
         os.unlink(handle.name)
     if result.returncode != 0 or not result.stdout.strip():
         raise PeerError(f"dcmjs-dimse SCU failed ({result.returncode}): {result.stderr.strip()[-2000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    answers: list[dict[str, Any]] = json.loads(result.stdout.strip().splitlines()[-1])
+    return answers

@@ -89,7 +89,7 @@ def _dataset(uid: str, number: int, patient_id: str, pixels: bytes, parts: dict[
     def us(value: int) -> bytes:
         return struct.pack(order + "H", value)
 
-    elements = [
+    elements: list[str | tuple[int, bytes, bytes]] = [
         (0x00080005, b"CS", b"ISO_IR 100"),
         (0x00080016, b"UI", SECONDARY_CAPTURE.encode()),
         (0x00080018, b"UI", uid.encode()),

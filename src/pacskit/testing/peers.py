@@ -328,7 +328,7 @@ def _every_syntax_profile() -> str:
     format): the Query/Retrieve and Verification classes uncompressed, and as many storage
     SOP classes as fit in 128 contexts with every syntax, the requestor allowed to be SCP
     (C-GET) or SCU (C-STORE)."""
-    from pynetdicom.sop_class import (
+    from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # made by globals()
         PatientRootQueryRetrieveInformationModelFind,
         PatientRootQueryRetrieveInformationModelGet,
         PatientRootQueryRetrieveInformationModelMove,

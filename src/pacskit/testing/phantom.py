@@ -22,7 +22,10 @@ def write_ct_series(out_dir: Path, *, slices: int = 6, size: int = 512, seed: in
                     patient_id: str = "PHANTOM1") -> list[Path]:
     """Write ``slices`` CT slices of ``size`` × ``size`` under ``out_dir``; their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    uid = lambda *parts: generate_uid(prefix=PREFIX, entropy_srcs=[str(seed), *map(str, parts)])  # noqa: E731
+
+    def uid(*parts: object) -> str:
+        return generate_uid(prefix=PREFIX, entropy_srcs=[str(seed), *map(str, parts)])
+
     y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
     paths = []
     for n in range(slices):

@@ -92,7 +92,7 @@ class AccessLogMiddleware:
 
 def _target(scope: Scope) -> str:
     """The path and query string as requested (routing changes the scope's paths)."""
-    target = scope.get("root_path", "") + scope.get("path", "")
+    target: str = scope.get("root_path", "") + scope.get("path", "")
     query = scope.get("query_string", b"")
     return target + "?" + withhold_names(query.decode("latin-1")) if query else target
 

@@ -156,9 +156,10 @@ def _parts(boundary: str, spool_after: int | None) -> Generator[object, bytes, N
                 return
             headers, body_start, body_end = part
             spool, kept_from = scanner.spool, scanner.keep if scanner.keep is not None else body_start
-            body: bytes | BinaryIO = yield from scanner.read(kept_from, body_end - kept_from)
+            data = yield from scanner.read(kept_from, body_end - kept_from)
+            body: bytes | BinaryIO = data
             if spool is not None:
-                spool.write(body)
+                spool.write(data)
                 spool.seek(0)
                 body = spool
             scanner.keep = scanner.spool = None

@@ -14,11 +14,15 @@ A thumbnail (PS3.18 10.4.1.1.6) is the rendered frame reduced to fit a viewport.
 from __future__ import annotations
 
 from io import BytesIO
+from typing import Any
 
 import numpy as np
 from PIL import Image
 from pydicom import Dataset
-from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, pixel_array
+
+# pydicom.pixels re-exports these implicitly (no __all__), so they come from where they are defined
+from pydicom.pixels.processing import apply_color_lut, apply_modality_lut, apply_voi_lut
+from pydicom.pixels.utils import pixel_array
 from starlette.exceptions import HTTPException
 
 from pacskit.web.media import MediaType
@@ -156,8 +160,9 @@ def _voi_range(ds: Dataset, lut: bool) -> tuple[float, float]:
     return (low, high) if low <= high else (high, low)
 
 
-def _first(value: object) -> float:
-    return float(value[0] if hasattr(value, "__getitem__") else value)  # type: ignore[index, arg-type]
+def _first(value: Any) -> float:
+    # ``value`` is a pydicom element value (typed Any there): a number or a MultiValue
+    return float(value[0] if hasattr(value, "__getitem__") else value)
 
 
 def _to_8_bits(values: np.ndarray, bounds: tuple[float, float] | None) -> np.ndarray:

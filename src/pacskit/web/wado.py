@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from functools import cache
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydicom import Dataset, dcmread
@@ -36,7 +37,7 @@ from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement
 from pydicom.encaps import get_frame
 from pydicom.filewriter import dcmwrite
-from pydicom.pixels import pixel_array
+from pydicom.pixels.utils import pixel_array  # pydicom.pixels re-exports it implicitly
 from pydicom.tag import BaseTag
 from pydicom.uid import UID
 from starlette.exceptions import HTTPException
@@ -240,7 +241,7 @@ def transcoded(path: Path, transfer_syntax: str, budget: int) -> bytes:
     return buffer.getvalue()
 
 
-def metadata(ds: Dataset, base_url: str, transfer_syntax: str) -> dict:
+def metadata(ds: Dataset, base_url: str, transfer_syntax: str) -> dict[str, Any]:
     """The DICOM JSON (PS3.18 F.2) of the stored instance ``ds`` (opened by
     :func:`pacskit.web.stored.opened`), bulk data as BulkDataURIs (PS3.18 10.4.1.1.3):
     Pixel Data to the frames of the instance, any other top-level binary value over
@@ -399,7 +400,7 @@ def frame_bytes(ds: Dataset, number: int, decode: bool) -> bytes:
     if size % 8:
         raise HTTPException(406, "frames of 1-bit pixel data that are not byte-aligned cannot be sent")
     size //= 8
-    data = ds.PixelData[(number - 1) * size:number * size]
+    data: bytes = ds.PixelData[(number - 1) * size:number * size]
     if transfer_syntax == EXPLICIT_VR_BIG_ENDIAN and bits > 8:
         data = np.frombuffer(data, dtype=f">u{bits // 8}").astype(f"<u{bits // 8}").tobytes()
     return data

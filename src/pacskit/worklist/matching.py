@@ -210,7 +210,8 @@ def response_of(parts: Parts) -> Dataset:
         kind = part[0]
         if kind == FOUND:
             element = part[1]
-            response.add(copy.copy(getattr(element, "element", element)))
+            found: DataElement = element.element if hasattr(element, "element") else element
+            response.add(copy.copy(found))
         elif kind == EMPTY:
             response.add(part[1])
         elif kind == WHOLE:

@@ -51,7 +51,7 @@ class WorklistQuery:
         step: Keys = {keyword: "" for keyword in STEP_RETURN_KEYS}
         tree[STEP_SEQUENCE] = step
         stamp = (today or dt.date.today()).strftime("%Y%m%d")
-        given = [
+        given: list[tuple[str, str | None]] = [
             (f"{STEP_SEQUENCE}.ScheduledStationAETitle", station_aet),
             (f"{STEP_SEQUENCE}.Modality", modality),
             (f"{STEP_SEQUENCE}.ScheduledProcedureStepStartDate",
@@ -60,8 +60,8 @@ class WorklistQuery:
             ("AccessionNumber", accession),
         ]
         for text in keys:
-            path, sep, value = text.partition("=")
-            given.append((path, value if sep else ""))
+            key, sep, text_value = text.partition("=")
+            given.append((key, text_value if sep else ""))
         seen: set[tuple[str, ...]] = set()
         for path, value in given:
             if value is None:

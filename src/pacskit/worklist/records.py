@@ -81,7 +81,7 @@ class EncodedItem:
             names = values_of(dataset.get(SPECIFIC_CHARACTER_SET))
         self.names = names
         self.elements = {int(e.tag): EncodedElement(e, names, nested) for e in dataset}
-        self.simple = (not (nested and SPECIFIC_CHARACTER_SET in self.elements)
+        self.simple: bool = (not (nested and SPECIFIC_CHARACTER_SET in self.elements)
                        and all(len(e.VR) == 2 and (e.items is None or all(i.simple for i in e.items))
                                for e in self.elements.values()))
         self.has_text = False

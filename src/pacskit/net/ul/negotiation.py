@@ -272,12 +272,19 @@ class Request:
 
 def _negotiated(results: Sequence[PresentationContext], peer_max: int, implementation: tuple[str, str],
                 user_information: list[Any]) -> Negotiated:
-    accepted = {int(cx.context_id): AcceptedContext(int(cx.context_id), str(cx.abstract_syntax),
+    accepted = {context_id(cx): AcceptedContext(context_id(cx), str(cx.abstract_syntax),
                                                     UID(cx.transfer_syntax[0]), bool(cx.as_scu), bool(cx.as_scp))
                 for cx in results if cx.result == 0x00}
-    refused = [RefusedContext(int(cx.context_id), str(cx.abstract_syntax), int(cx.result or 0))
+    refused = [RefusedContext(context_id(cx), str(cx.abstract_syntax), int(cx.result or 0))
                for cx in results if cx.result != 0x00]
     return Negotiated(accepted, refused, peer_max, implementation, user_information)
+
+
+def context_id(cx: PresentationContext) -> int:
+    """The ID of a proposed or negotiated context (pynetdicom types it Optional)."""
+    if cx.context_id is None:
+        raise TypeError("a presentation context without an ID")
+    return int(cx.context_id)
 
 
 def _our_identity(max_pdu: int) -> list[Any]:
