@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from pacskit import aio_finder, aio_get, aio_move, aio_store, aio_web, aio_worklist, retry
 from pacskit.async_answers import LoopAnswers, ThreadAnswers
@@ -55,7 +55,7 @@ from pacskit.retrieve import MoveProgressCallback, ProgressCallback
 from pacskit.send import StoreProgressCallback
 from pacskit.settings import Settings
 from pacskit.sources import is_local_source
-from pacskit.worklist.query import WorklistQuery
+from pacskit.worklist.query import WorklistQuery, worklist_request
 
 if TYPE_CHECKING:
     from pydicom import Dataset
@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     from pacskit.transfer import CopyResult
 
 T = TypeVar("T")
+R = TypeVar("R", bound=LevelResult)
 
 
 class AsyncClient:
@@ -167,7 +168,7 @@ class AsyncClient:
                 async for match in matches:
                     yield match if deidentifier is None else deidentifier(match, record=False)
             finally:
-                await matches.aclose()
+                await _closed(matches)
             return
 
     async def _dimse_search(self, node: Node, query: Query, check: AnswerCheck) -> AsyncIterator[Dataset]:
@@ -178,7 +179,7 @@ class AsyncClient:
                 async for match in found:
                     yield privacy.scrub_response(match)
             finally:
-                await found.aclose()
+                await _closed(found)
 
     async def _all(self, node: Node | str, query: Query, timeout: float | None, options: AsyncRetryOptions,
                    **find: object) -> Matches:
@@ -189,7 +190,7 @@ class AsyncClient:
             try:
                 return [match async for match in matches]
             finally:
-                await matches.aclose()
+                await _closed(matches)
 
         return Matches(Answers(iter(await asyncio.wait_for(collect(), timeout)), check))
 
@@ -213,7 +214,7 @@ class AsyncClient:
                 async for match in matches:
                     yield result.from_dataset(match, privacy)
             finally:
-                await matches.aclose()
+                await _closed(matches)
 
         return LoopAnswers(typed, timeout)
 
@@ -226,32 +227,49 @@ class AsyncClient:
                                deidentify=options.get("deidentify", False),
                                deid_options=options.get("deid_options", ()))
 
-    async def _typed(self, node: Node | str, query: LevelQuery, options: AsyncRetryOptions) -> list[T]:
+    async def _typed(self, kind: type[R], node: Node | str, query: LevelQuery,
+                     options: AsyncRetryOptions) -> list[R]:
         if not self._finds_on_loop(node):
-            return await self._call(lambda: list(self.sync.iter_results(node, query, retries=0)), "C-FIND",
-                                    options)  # type: ignore[arg-type,return-value]
-        matches = await self._all(node, query.to_query(), options.get("timeout"), options)
-        return [query.result.from_dataset(match, self.sync.privacy) for match in matches]  # type: ignore[misc]
+            found = await self._call(lambda: list(self.sync.iter_results(node, query, retries=0)), "C-FIND",
+                                     options)
+        else:
+            matches = await self._all(node, query.to_query(), options.get("timeout"), options)
+            found = [query.result.from_dataset(match, self.sync.privacy) for match in matches]
+        return cast(list[R], found)
 
     async def find_patients(self, node: Node | str, query: PatientQuery | None = None,
                             **options: Unpack[AsyncRetryOptions]) -> list[PatientResult]:
         """See :meth:`Client.find_patients`."""
-        return await self._typed(node, query or PatientQuery(), options)
+        return await self._typed(PatientResult, node, query or PatientQuery(), options)
 
     async def find_studies(self, node: Node | str, query: StudyQuery | None = None,
                            **options: Unpack[AsyncRetryOptions]) -> list[StudyResult]:
         """See :meth:`Client.find_studies`."""
-        return await self._typed(node, query or StudyQuery(), options)
+        return await self._typed(StudyResult, node, query or StudyQuery(), options)
 
     async def find_series(self, node: Node | str, query: SeriesQuery | None = None,
                           **options: Unpack[AsyncRetryOptions]) -> list[SeriesResult]:
         """See :meth:`Client.find_series`."""
-        return await self._typed(node, query or SeriesQuery(), options)
+        return await self._typed(SeriesResult, node, query or SeriesQuery(), options)
 
     async def find_instances(self, node: Node | str, query: InstanceQuery | None = None,
                              **options: Unpack[AsyncRetryOptions]) -> list[InstanceResult]:
         """See :meth:`Client.find_instances`."""
-        return await self._typed(node, query or InstanceQuery(), options)
+        return await self._typed(InstanceResult, node, query or InstanceQuery(), options)
+
+    def iter_worklist(self, node: Node | str, query: WorklistQuery | None = None, *,
+                      timeout: float | None = None, **filters: Unpack[WorklistFilters]) -> LoopAnswers[Dataset]:
+        """``async for`` over ``node``'s Modality Worklist items (PS3.4 K.4.1.2), each as
+        it arrives, on the event loop (see :meth:`Client.iter_worklist` for ``query`` and
+        ``filters``). Leaving early (``break`` inside ``async with``) sends C-CANCEL.
+
+        Raises:
+            QueryError: at once, an invalid key or value (or a name asked for).
+        """
+        identifier, limit = worklist_request(query, filters, self.sync.privacy)
+        target = self.sync.node(node)
+        return LoopAnswers(lambda: aio_worklist.items(self.settings, target, identifier, limit, self.sync.privacy),
+                           timeout)
 
     async def worklist(self, node: Node | str, query: WorklistQuery | None = None, *,
                        timeout: float | None = None, **filters: Unpack[WorklistFilters]) -> list[Dataset]:
@@ -422,6 +440,14 @@ class AsyncClient:
 
 
 P = TypeVar("P")
+
+
+async def _closed(iterator: AsyncIterator[object]) -> None:
+    """Close an async iterator that can be closed (an async generator: its ``finally``
+    blocks run now, not when it is collected)."""
+    close = getattr(iterator, "aclose", None)
+    if close is not None:
+        await close()
 
 
 def _on_loop(callback: Callable[[P], None] | None) -> Callable[[P], None] | None:

@@ -513,12 +513,8 @@ def test_async_worklist_names_only_with_the_opt_in(wlmscpfs):
 def test_no_thread_runs_during_an_async_worklist(wlmscpfs):
     import asyncio
     import threading
-    from contextlib import aclosing
 
     from pacskit import AsyncClient, Client, Settings
-    from pacskit.aio_worklist import items
-    from pacskit.privacy import PrivacyPolicy
-    from pacskit.worklist.query import worklist_request
 
     before = set(threading.enumerate())
     seen: list[set[threading.Thread]] = []
@@ -529,11 +525,8 @@ def test_no_thread_runs_during_an_async_worklist(wlmscpfs):
         while not call.done():
             seen.append(set(threading.enumerate()))
             await asyncio.sleep(0)
-        privacy = PrivacyPolicy(allow_patient_names=False)
-        identifier, limit = worklist_request(None, {}, privacy)
         iterated = []
-        async with aclosing(items(client.settings, client.sync.node(wlmscpfs.address), identifier, limit,
-                                  privacy)) as found:
+        async with client.iter_worklist(wlmscpfs.address, timeout=30) as found:
             async for item in found:
                 seen.append(set(threading.enumerate()))
                 iterated.append(item)
@@ -565,6 +558,37 @@ def test_an_async_worklist_timeout_sends_c_cancel_and_stops_within_a_second(wlms
         proxy.close()
     sent = bytes(proxy.sent)
     assert struct.pack("<HHIH", 0x0000, 0x0100, 2, 0x0FFF) in sent, "no C-CANCEL-RQ was sent"
+
+
+def test_leaving_an_async_worklist_iteration_early_sends_c_cancel(wlmscpfs):
+    import asyncio
+    import struct
+
+    from proxy import RecordingProxy
+
+    from pacskit import AsyncClient, Settings
+    from pacskit.errors import QueryError
+
+    proxy = RecordingProxy("127.0.0.1", wlmscpfs.port)
+    try:
+        address = f"dicom://{wlmscpfs.ae_title}@127.0.0.1:{proxy.port}"
+
+        async def first_two() -> list:
+            got = []
+            async with AsyncClient(Settings()).iter_worklist(address, timeout=30) as items:
+                async for item in items:
+                    got.append(item)
+                    if len(got) == 2:
+                        break
+            return got
+
+        assert len(asyncio.run(first_two())) == 2
+        assert proxy.wait_idle(5), "the association was not ended"
+    finally:
+        proxy.close()
+    assert struct.pack("<HHIH", 0x0000, 0x0100, 2, 0x0FFF) in bytes(proxy.sent), "no C-CANCEL-RQ was sent"
+    with pytest.raises(QueryError, match="PatientName"):
+        AsyncClient(Settings()).iter_worklist(address, keys=["PatientName=VIVALDI*"])
 
 
 def test_an_async_worklist_of_a_peer_without_one_fails_as_client_worklist_does(storescp):
