@@ -252,7 +252,7 @@ class Index:
                 yield str(row.sop_uid), str(row.path)
 
     def find(self, query: Query, *, limit: int | None = None, offset: int = 0,
-             keys: list[str] | None = None, order: Order = ()) -> Iterator[Dataset]:
+             keys: list[str] | None = None, order: Order = ()) -> Generator[Dataset, None, None]:
         """The C-FIND response identifiers for ``query`` (PS3.4 C.4.1.2), streamed in the
         order the rows were indexed — or in ``order`` (checked by
         :func:`pacskit.archive.ordering.check_order`) —, the first ``offset`` matches
