@@ -5,7 +5,7 @@ checks of every answer (:class:`~pacskit.answers.AnswerChecker`)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 
 from pydicom import Dataset
@@ -20,7 +20,7 @@ from pacskit.query import Query
 
 
 async def checked_matches(session: AsyncFindSession, query: Query, privacy: PrivacyPolicy, check: AnswerCheck,
-                          limit: int | None = None) -> AsyncIterator[Dataset]:
+                          limit: int | None = None) -> AsyncGenerator[Dataset, None]:
     """The matches of ``query``, in steps when it needs them, each checked; as
     :func:`pacskit.finder.checked_matches`."""
     limit = query.limit if limit is None else limit
@@ -46,7 +46,7 @@ async def checked_matches(session: AsyncFindSession, query: Query, privacy: Priv
 
 
 async def _filtered(session: AsyncFindSession, query: Query, privacy: PrivacyPolicy, check: AnswerCheck,
-                    limit: int | None) -> AsyncIterator[Dataset]:
+                    limit: int | None) -> AsyncGenerator[Dataset, None]:
     """The answers of one C-FIND that pass :class:`AnswerChecker` (every answer read
     first when ModalitiesInStudy is to be looked up from the series)."""
     checker = AnswerChecker(query, check)

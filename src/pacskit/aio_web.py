@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from contextlib import aclosing
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from pacskit.web.client import WebNode
 
 
-async def search(client: Client, web: WebNode, query: Query, check: AnswerCheck) -> AsyncIterator[Dataset]:
+async def search(client: Client, web: WebNode, query: Query, check: AnswerCheck) -> AsyncGenerator[Dataset, None]:
     """The matches of ``query`` at ``web`` by QIDO-RS, checked into ``check``, names
     withheld as the settings say (:meth:`Client.iter_find`)."""
     async with _http(client, web) as http, \

@@ -9,7 +9,7 @@ association, or aborts it if the peer goes on (:mod:`pacskit.net.aio_find`).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 
 async def items(settings: Settings, node: Node, identifier: Dataset, limit: int | None,
-                privacy: PrivacyPolicy) -> AsyncIterator[Dataset]:
+                privacy: PrivacyPolicy) -> AsyncGenerator[Dataset, None]:
     """The worklist items ``node`` answers ``identifier`` with, each as it arrives and as
     ``privacy`` lets it out; C-CANCEL after ``limit`` of them. Close it (``aclose``) if
     left early.

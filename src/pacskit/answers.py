@@ -59,6 +59,8 @@ def check_answer(keys: dict[str, str], answer: Dataset, sequences: Keys | None =
     (C.2.2.2.6: one item of the answer's sequence must match them all)."""
     failed, unchecked = [], []
     for keyword, item_keys in (sequences or {}).items():
+        if isinstance(item_keys, str):
+            continue  # not made by put_key, which gives a sequence the keys of its item
         items = answer.get(keyword) or []
         if not any(has_value(item, k) for item in items for k, v in item_keys.items() if v):
             unchecked.append(keyword)

@@ -13,10 +13,9 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Generic, Self, TypeVar
 
 T = TypeVar("T")
-A = TypeVar("A", bound="_Answers")
 AHEAD = 64
 WAKE = 0.2
 """Seconds between the worker's looks at whether it was stopped, while it waits for room."""
@@ -27,10 +26,10 @@ class _Answers(AsyncIterator[T], Generic[T]):
     """An async iterator of answers that is also its own async context manager: leaving
     the ``async with`` closes it (:meth:`aclose`)."""
 
-    def __aiter__(self: A) -> A:
+    def __aiter__(self) -> Self:
         return self
 
-    async def __aenter__(self: A) -> A:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pydicom.datadict import dictionary_VR
 
@@ -27,6 +28,9 @@ from pacskit.encoded import (
     Encoding,
 )
 
+if TYPE_CHECKING:
+    import mmap
+
 
 @dataclass
 class _Level:
@@ -41,7 +45,7 @@ class _Level:
     fragments: bool = False
 
 
-def check_dataset(data: bytes | bytearray | memoryview, offset: int, encoding: Encoding) -> None:
+def check_dataset(data: bytes | bytearray | memoryview | mmap.mmap, offset: int, encoding: Encoding) -> None:
     """Walk the dataset from ``offset`` to the end of ``data`` (a ``bytes``-like object
     or a memory map: values are stepped over, never copied).
 
@@ -106,7 +110,7 @@ def check_dataset(data: bytes | bytearray | memoryview, offset: int, encoding: E
         pos = start
 
 
-def _element_header(data: bytes | bytearray | memoryview, pos: int, level: _Level) -> tuple[str | None, int, int]:
+def _element_header(data: bytes | bytearray | memoryview | mmap.mmap, pos: int, level: _Level) -> tuple[str | None, int, int]:
     """The VR (None when implicit), value length and value offset of the element at ``pos``."""
     order = "<" if level.encoding.little else ">"
     if not level.encoding.explicit:

@@ -14,7 +14,7 @@ import re
 import struct
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple, TypeAlias
 
 from pydicom import Dataset
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
@@ -22,6 +22,13 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
+
+if TYPE_CHECKING:
+    import mmap
+
+    Readable: TypeAlias = bytes | mmap.mmap
+    """A dataset's bytes: ``bytes``, or a read-only memory map of its file (both slice to
+    ``bytes``)."""
 
 IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
 EXPLICIT_VR_BIG_ENDIAN = "1.2.840.10008.1.2.2"
@@ -95,7 +102,7 @@ def index_dataset(data: bytes, pos: int, encoding: Encoding) -> dict[int, Elemen
     return elements
 
 
-def elements_up_to(data: bytes, pos: int, encoding: Encoding, last_tag: int) -> dict[int, Element]:
+def elements_up_to(data: Readable, pos: int, encoding: Encoding, last_tag: int) -> dict[int, Element]:
     """The top-level elements from ``pos`` up to ``last_tag``.
 
     Raises:
@@ -432,7 +439,7 @@ def header_dataset(data: bytes, offset: int, transfer_syntax: str, tags: frozens
     return _header(data, offset, Encoding.of(transfer_syntax), tags)[0]
 
 
-def header_and_pixel_data_length(data: bytes, offset: int, transfer_syntax: str,
+def header_and_pixel_data_length(data: Readable, offset: int, transfer_syntax: str,
                                  tags: frozenset[int]) -> tuple[Dataset, int | None]:
     """:func:`header_dataset`, and the length field of the top-level Pixel Data element
     (see :func:`pixel_data_length`), found by going on from where the header ends.
@@ -445,7 +452,7 @@ def header_and_pixel_data_length(data: bytes, offset: int, transfer_syntax: str,
     return header, pixel_data_length(data, end, encoding)
 
 
-def _header(data: bytes, offset: int, encoding: Encoding, tags: frozenset[int]) -> tuple[Dataset, int]:
+def _header(data: Readable, offset: int, encoding: Encoding, tags: frozenset[int]) -> tuple[Dataset, int]:
     """The dataset of :func:`header_dataset`, and where the last element read ends."""
     implicit = not encoding.explicit
     wanted = tags | {SPECIFIC_CHARACTER_SET}
@@ -458,7 +465,7 @@ def _header(data: bytes, offset: int, encoding: Encoding, tags: frozenset[int]) 
     return header, max((e.end for e in elements.values()), default=offset)
 
 
-def pixel_data_length(data: bytes, pos: int, encoding: Encoding) -> int | None:
+def pixel_data_length(data: Readable, pos: int, encoding: Encoding) -> int | None:
     """The length field of the top-level Pixel Data element at or after the element
     boundary ``pos`` — :data:`UNDEFINED` when its value is encapsulated (PS3.5 A.4) —
     read from the element's header alone; None if ``data`` holds no Pixel Data element
@@ -596,7 +603,7 @@ def element_at(data: bytes, pos: int, encoding: Encoding) -> Element:
     return _read_element(data, pos, encoding)
 
 
-def _read_element(data: bytes, pos: int, encoding: Encoding, depth: int = 0) -> Element:
+def _read_element(data: Readable, pos: int, encoding: Encoding, depth: int = 0) -> Element:
     little = encoding.little
     if pos + 8 > len(data):
         raise ValueError(f"truncated element header at byte {pos}")
@@ -624,7 +631,7 @@ def _read_element(data: bytes, pos: int, encoding: Encoding, depth: int = 0) -> 
     return Element(tag, vr, pos, start, length, end)
 
 
-def _skip_items(data: bytes, pos: int, encoding: Encoding, depth: int = 1) -> int:
+def _skip_items(data: Readable, pos: int, encoding: Encoding, depth: int = 1) -> int:
     """The end of an undefined-length sequence or encapsulated pixel data (PS3.5 7.5),
     ``depth`` levels down.
 
@@ -652,7 +659,7 @@ def _skip_items(data: bytes, pos: int, encoding: Encoding, depth: int = 1) -> in
             pos += length
 
 
-def _skip_item_dataset(data: bytes, pos: int, encoding: Encoding, depth: int = 1) -> int:
+def _skip_item_dataset(data: Readable, pos: int, encoding: Encoding, depth: int = 1) -> int:
     order = "<" if encoding.little else ">"
     while pos + 8 <= len(data):
         group, number = struct.unpack_from(order + "HH", data, pos)
@@ -662,7 +669,7 @@ def _skip_item_dataset(data: bytes, pos: int, encoding: Encoding, depth: int = 1
     raise ValueError("a sequence item runs past the end of the data")
 
 
-def pixel_data_offset(data: bytes, pos: int, encoding: Encoding) -> int | None:
+def pixel_data_offset(data: Readable, pos: int, encoding: Encoding) -> int | None:
     """Where the top-level Pixel Data element begins in ``data``, which may end inside it
     (the head of a large file); None if it is not there, or what precedes it is malformed."""
     order = "<" if encoding.little else ">"

@@ -50,10 +50,12 @@ class Transactions:
             duplicate = conn.scalar(select(CommitmentTransaction.id)
                                     .where(CommitmentTransaction.transaction_uid == transaction_uid)
                                     .limit(1)) is not None
-            row_id = conn.execute(insert(CommitmentTransaction).values(
+            inserted = conn.execute(insert(CommitmentTransaction).values(
                 transaction_uid=transaction_uid, requester=requester, state=RECEIVED,
                 requested=json.dumps([[r.sop_class_uid, r.sop_instance_uid] for r in requested]),
-                duplicate=duplicate, attempts=0, last_error="", received_at=_now())).inserted_primary_key[0]
+                duplicate=duplicate, attempts=0, last_error="", received_at=_now())).inserted_primary_key
+            assert inserted is not None  # a single-row INSERT
+            row_id = inserted[0]
         return Transaction(int(row_id), transaction_uid, requester, requested, duplicate, RECEIVED, None, 0)
 
     def checked(self, transaction: Transaction, report: Report) -> Transaction:

@@ -16,7 +16,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,11 +27,13 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement
 from sqlalchemy import (
     Engine,
+    Select,
     create_engine,
     delete,
     event,
     exists,
     func,
+    insert,
     inspect,
     select,
     text,
@@ -135,7 +137,7 @@ class Index:
             with engine.begin() as conn:
                 found = conn.scalar(select(func.max(SchemaVersion.version)))
                 if found is None:
-                    conn.execute(SchemaVersion.__table__.insert().values(version=SCHEMA_VERSION))
+                    conn.execute(insert(SchemaVersion).values(version=SCHEMA_VERSION))
                 elif found > SCHEMA_VERSION:
                     raise ConfigError(f"the index at {engine.url!r} has schema version {found}; "
                                       f"this pacskit knows up to {SCHEMA_VERSION}: upgrade pacskit")
@@ -185,7 +187,7 @@ class Index:
                 IssuerOfPatientID), or its series to another study.
             SQLAlchemyError: the database failed (after retrying conflicts).
         """
-        dbapi = self.engine.dialect.dbapi
+        dbapi = self.engine.dialect.loaded_dbapi
         conflicts = (IntegrityError, OperationalError, dbapi.IntegrityError, dbapi.OperationalError, _Retry)
         attributes = _json(header, Level.IMAGE)
         for attempt in range(ADD_ATTEMPTS):
@@ -250,7 +252,7 @@ class Index:
                 yield str(row.sop_uid), str(row.path)
 
     def find(self, query: Query, *, limit: int | None = None, offset: int = 0,
-             keys: list[str] | None = None, order: Order = ()) -> Iterator[Dataset]:
+             keys: list[str] | None = None, order: Order = ()) -> Generator[Dataset, None, None]:
         """The C-FIND response identifiers for ``query`` (PS3.4 C.4.1.2), streamed in the
         order the rows were indexed — or in ``order`` (checked by
         :func:`pacskit.archive.ordering.check_order`) —, the first ``offset`` matches
@@ -302,7 +304,7 @@ class Index:
                     yield StoredInstance(*row)
 
     def _matches(self, query: Query, keys: list[str] | None = None,
-                 offset: int = 0, order: Order = ()) -> Iterator[tuple[int, Dataset]]:
+                 offset: int = 0, order: Order = ()) -> Generator[tuple[int, Dataset], None, None]:
         """(row id at the query's level, its attributes — those the query matches on and
         ``keys`` —) for every match but the first ``offset``, in ``order`` or row order."""
         row_id = _ROW_ID[query.level]
@@ -367,7 +369,9 @@ def _engine(url: str) -> Engine:
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get("sqlite_immediate")
-        conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        dbapi_connection = conn.connection.dbapi_connection
+        assert dbapi_connection is not None  # a connection just checked out of the pool
+        dbapi_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
 
@@ -415,7 +419,7 @@ class _Raw:
     transaction): SQLAlchemy's statement machinery costs more than the statements."""
 
     def __init__(self, conn: Connection) -> None:
-        self.cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        self.cursor = conn.connection.cursor()
         self.sqlite = conn.dialect.name == "sqlite"
 
     def run(self, sql: str, params: dict[str, Any]) -> None:
@@ -562,7 +566,7 @@ def _migrate(conn: Connection, found: int) -> None:
 
 
 def _worklist_key_columns(conn: Connection) -> None:
-    table = WorklistItem.__table__
+    table = Base.metadata.tables["worklist_item"]
     if "irregular" not in {column["name"] for column in inspect(conn).get_columns("worklist_item")}:
         conn.execute(text("ALTER TABLE worklist_item ADD COLUMN irregular BOOLEAN NOT NULL DEFAULT FALSE"))
     if "ix_worklist_item_irregular" not in {i["name"] for i in inspect(conn).get_indexes("worklist_item")}:
@@ -698,9 +702,10 @@ class _PageCursors:
             return self.ends.get(self._key(query, offset))
 
 
-def _candidates(query: Query) -> Any:
+def _candidates(query: Query) -> Select[*tuple[Any, ...]]:
     """The rows at the query's level that may match: a superset of the true matches."""
     level = query.level
+    statement: Select[*tuple[Any, ...]]
     if level is Level.PATIENT:
         statement = select(Patient.id, Patient.attributes.label("patient"), Patient.studies,
                            Patient.series, Patient.instances)

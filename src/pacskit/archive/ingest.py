@@ -465,16 +465,16 @@ def _canonical_request(item: Received) -> Received:
     Raises:
         IngestRefused: 0xA900, a UID of the request is not valid.
     """
-    found = {}
-    for field, name in (("sop_class_uid", "SOP Class UID"), ("sop_instance_uid", "SOP Instance UID"),
-                        ("transfer_syntax", "Transfer Syntax UID")):
-        value = getattr(item, field)
+    def canonical(value: str, name: str) -> str:
         uid = canonical_uid(value)
         if uid is None:
             raise IngestRefused(DATASET_DOES_NOT_MATCH_SOP_CLASS, f"the request's {name} is not a valid UID",
                                 f"{value[:80]!r}")
-        found[field] = uid
-    return replace(item, **found)
+        return uid
+
+    return replace(item, sop_class_uid=canonical(item.sop_class_uid, "SOP Class UID"),
+                   sop_instance_uid=canonical(item.sop_instance_uid, "SOP Instance UID"),
+                   transfer_syntax=canonical(item.transfer_syntax, "Transfer Syntax UID"))
 
 
 def _placed(uids: dict[str, str]) -> dict[str, str]:
@@ -513,7 +513,8 @@ def _checked(header: Dataset, item: Received, pixel_data_length: int | None) -> 
 def _text(header: Dataset, keyword: str) -> str:
     """The value of a top-level text element as it was encoded (padding included),
     without pydicom's conversions; empty when absent."""
-    element = header.get_item(tag_for_keyword(keyword))
+    tag = tag_for_keyword(keyword)
+    element = header.get_item(tag) if tag is not None else None
     if element is None:
         return ""
     value = element.value

@@ -22,7 +22,7 @@ from pydicom import Dataset
 from pydicom.charset import python_encoding
 from pynetdicom import build_context
 from pynetdicom.presentation import PresentationContext
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -119,7 +119,7 @@ class PerformedSteps:
             with self.index.transaction() as conn:
                 if conn.execute(select(PerformedStep.id).where(PerformedStep.uid == uid)).first() is not None:
                     raise StepRefused(DUPLICATE_SOP_INSTANCE, "a step with this SOP Instance UID exists")
-                conn.execute(PerformedStep.__table__.insert().values(**row))
+                conn.execute(insert(PerformedStep).values(**row))
                 moves = _follow(conn, stored, StepStatus.IN_PROGRESS)
         except IntegrityError:
             raise StepRefused(DUPLICATE_SOP_INSTANCE, "a step with this SOP Instance UID exists") from None

@@ -19,7 +19,7 @@ from typing import Any
 from pydicom import Dataset
 from pydicom.charset import python_encoding
 from pydicom.uid import UID
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from pacskit.archive.index import Index
@@ -94,7 +94,7 @@ class Worklist:
                         (WorklistItem.study_uid == row["study_uid"])
                         & (WorklistItem.requested_procedure_id == row["requested_procedure_id"])
                         & (WorklistItem.step_id == row["step_id"]))))
-                conn.execute(WorklistItem.__table__.insert().values(**row))
+                conn.execute(insert(WorklistItem).values(**row))
         except IntegrityError:
             raise DuplicateItem(
                 f"the step {row['step_id']!r} of requested procedure {row['requested_procedure_id']!r} "

@@ -97,7 +97,8 @@ def narrowing_of(identifier: Dataset, station: str | None) -> list[Any]:
     return conditions
 
 
-def narrowed(statement: Select[Any], conditions: list[Any]) -> Select[Any] | CompoundSelect[Any]:
+def narrowed(statement: Select[*tuple[Any, ...]],
+             conditions: list[Any]) -> Select[*tuple[Any, ...]] | CompoundSelect[*tuple[Any, ...]]:
     """``statement`` (a select of worklist items) narrowed by ``conditions`` on the
     regular items, the irregular ones all kept: the union of two selects, each of which
     an index serves (a single OR keeps SQLite from using any), ordered by scheduled date

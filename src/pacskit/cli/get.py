@@ -112,7 +112,9 @@ def get(
 
     outcomes = run_each([label for label, _ in queries], run)
     if output is SummaryFormat.json:
-        print_json(summary(outcomes[0].result) if len(outcomes) == 1
+        # run_each raises a single run's error, so a single outcome has its result
+        only = outcomes[0].result if len(outcomes) == 1 else None
+        print_json(summary(only) if only is not None
                    else [item_summary(o, summary) for o in outcomes])
     raise_for_outcomes(outcomes, RetrieveResult.raise_for_status)
 

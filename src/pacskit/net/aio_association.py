@@ -24,7 +24,7 @@ import socket
 import ssl
 import struct
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, BinaryIO
 
@@ -264,7 +264,7 @@ class AsyncAssociation(MessageExchange):
 
     async def request(self, context_id: int, command: bytes, data: bytes | BinaryIO | None = None,
                       sink: SinkFactory | None = None, *,
-                      message_id: int | None = None) -> AsyncIterator[Message]:
+                      message_id: int | None = None) -> AsyncGenerator[Message, None]:
         """Send a request and yield its responses, the peer's requests meanwhile served by
         :attr:`handlers`; as :meth:`pacskit.net.association.Association.request`."""
         if message_id is None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from pynetdicom import build_context
-from pynetdicom.sop_class import Verification
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]  # made by globals()
 
 from pacskit.errors import DimseError
 from pacskit.net.aio_association import associate

@@ -10,7 +10,7 @@ final response; a peer that does not stop by then is aborted.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from pydicom import Dataset
@@ -32,7 +32,7 @@ class AsyncFindSession(FindExchange):
         super().__init__(node, model, context)
         self.association = association
 
-    async def find(self, identifier: Dataset, limit: int | None = None) -> AsyncIterator[Dataset]:
+    async def find(self, identifier: Dataset, limit: int | None = None) -> AsyncGenerator[Dataset, None]:
         """Send one C-FIND and yield the identifier of every pending response, as
         :meth:`pacskit.net.find.FindSession.find`. Close it (``aclose``) if left early."""
         association = self.association

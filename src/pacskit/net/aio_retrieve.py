@@ -27,7 +27,7 @@ from pacskit.net.commands import STATUS
 from pacskit.net.retrieve import (
     InstanceHandler,
     ProgressHandler,
-    RetrieveSession,
+    RetrieveExchange,
     SubOperations,
     check_get_contexts,
     check_move_contexts,
@@ -39,19 +39,17 @@ from pacskit.nodes import Node
 from pacskit.settings import Settings
 
 
-class AsyncRetrieveSession(RetrieveSession):
+class AsyncRetrieveSession(RetrieveExchange[AsyncAssociation]):
     """One C-GET or C-MOVE association on the event loop; a C-GET's sub-operations
     served as they come."""
 
-    association: AsyncAssociation  # type: ignore[assignment]
-
-    async def c_get(self, identifier: Dataset, progress: ProgressHandler | None = None,  # type: ignore[override]
+    async def c_get(self, identifier: Dataset, progress: ProgressHandler | None = None,
                     cancellation: Cancellation | None = None) -> SubOperations:
         """Send one C-GET and wait for its final response, storing what comes back; as
         :meth:`pacskit.net.retrieve.RetrieveSession.c_get`."""
         return await self._exchange(identifier, None, progress, cancellation)
 
-    async def c_move(self, identifier: Dataset, destination: str,  # type: ignore[override]
+    async def c_move(self, identifier: Dataset, destination: str,
                      progress: ProgressHandler | None = None,
                      cancellation: Cancellation | None = None) -> SubOperations:
         """Send one C-MOVE to ``destination`` and wait for its final response; as

@@ -145,7 +145,8 @@ class MessageExchange:
         self._message_id = self._message_id % 0xFFFF + 1
         return self._message_id
 
-    def data_pdus(self, context_id: int, command: bytes, data: bytes | BinaryIO | None) -> Iterator[bytes]:
+    def data_pdus(self, context_id: int, command: bytes,
+                  data: bytes | BinaryIO | None) -> Iterator[bytes | bytearray | memoryview]:
         """The P-DATA-TF PDUs of one message, each passed through the state machine
         (Evt9) and logged as it is produced.
 

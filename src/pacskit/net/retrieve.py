@@ -13,14 +13,14 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, Generic, TypeVar
 
 from pydicom import Dataset
 from pydicom.uid import UID
 from pynetdicom import build_context
 from pynetdicom.dsutils import encode
 from pynetdicom.presentation import PresentationContext
-from pynetdicom.sop_class import (
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # made by globals()
     PatientRootQueryRetrieveInformationModelGet,
     PatientRootQueryRetrieveInformationModelMove,
     StudyRootQueryRetrieveInformationModelGet,
@@ -125,6 +125,7 @@ class SubOperations:
 
 LOG = logging.getLogger(__name__)
 SPOOL_AFTER = 32 << 20
+X = TypeVar("X", bound=MessageExchange)
 Received = bytes | BinaryIO
 """A received instance in DICOM Part 10 form: bytes, or (past :data:`SPOOL_AFTER` bytes)
 a temporary file positioned at its start."""
@@ -144,8 +145,10 @@ class InstanceRejected(PacskitError):
         self.status = status
 
 
-class RetrieveSession:
-    """One association over which C-GET or C-MOVE requests are sent.
+class RetrieveExchange(Generic[X]):
+    """One association over which C-GET or C-MOVE requests are sent, on either driver:
+    :class:`RetrieveSession` (blocking) or
+    :class:`~pacskit.net.aio_retrieve.AsyncRetrieveSession` (asyncio).
 
     For C-GET, the association's handler for C-STORE requests is this session: each
     sub-operation on a storage context where we took the SCP role is handed, still
@@ -159,7 +162,7 @@ class RetrieveSession:
             sub-operation, by SOP Instance UID.
     """
 
-    def __init__(self, association: Association | MessageExchange, node: Node, model: str, method: str,
+    def __init__(self, association: X, node: Node, model: str, method: str,
                  on_instance: InstanceHandler | None = None) -> None:
         self.association = association
         self.node = node
@@ -170,19 +173,6 @@ class RetrieveSession:
         self.answered: dict[str, int] | None = None
         if on_instance is not None:
             association.handlers[C_STORE_RQ] = self
-
-    @property
-    def local_address(self) -> str:
-        """Our IP address on this association (as the peer sees it), or "" once closed."""
-        return self.association.transport.local_address
-
-    def c_get(self, identifier: Dataset, progress: ProgressHandler | None = None) -> SubOperations:
-        """Send one C-GET and wait for its final response, storing what comes back.
-
-        Raises:
-            DimseFailure, NetworkTimeout, AssociationAborted: the C-GET failed.
-        """
-        return self._follow(self._responses(identifier, self.retrieve_request(None)), "C-GET", progress)
 
     def retrieve_request(self, destination: str | None) -> RetrieveRequestKind:
         """What a C-GET (``destination`` None) or a C-MOVE to ``destination`` sends and
@@ -202,13 +192,6 @@ class RetrieveSession:
         move_class = MOVE_SOP_CLASSES[self.model]
         return RetrieveRequestKind("C-MOVE", move_class, C_MOVE_RSP,
                                    lambda message_id: c_move_rq(message_id, move_class, destination))
-
-    def _responses(self, identifier: Dataset, kind: RetrieveRequestKind) -> Iterator[RetrieveResponse]:
-        context, encoded = self.prepared(identifier, kind.sop_class, kind.service)
-        message_id = self.association.next_message_id()
-        for message in self.association.request(context.context_id, kind.command(message_id), encoded,
-                                               message_id=message_id):
-            yield self.response(message, kind.response_field, kind.service, context)
 
     def prepared(self, identifier: Dataset, sop_class: str, service: str) -> tuple[AcceptedContext, bytes | None]:
         """The context of ``sop_class`` and the identifier encoded in its syntax.
@@ -266,24 +249,6 @@ class RetrieveSession:
         association.send(message.context_id,
                          c_store_rsp(message.us(MESSAGE_ID) or 0, sop_class, sop_instance, status))
 
-    def c_move(self, identifier: Dataset, destination: str,
-               progress: ProgressHandler | None = None) -> SubOperations:
-        """Send one C-MOVE to ``destination`` (an AE title) and wait for its final response.
-
-        Raises:
-            MoveDestinationUnknown: the peer does not know ``destination`` (0xA801).
-            DimseFailure, NetworkTimeout, AssociationAborted: the C-MOVE failed.
-        """
-        return self._follow(self._responses(identifier, self.retrieve_request(destination)), "C-MOVE", progress)
-
-    def _follow(self, responses: Iterator[RetrieveResponse], service: str,
-                progress: ProgressHandler | None) -> SubOperations:
-        counts = SubOperations()
-        for response in responses:
-            if self.counted(counts, response, service, progress):
-                break
-        return counts
-
     def counted(self, counts: SubOperations, response: RetrieveResponse, service: str,
                 progress: ProgressHandler | None) -> bool:
         """Count one response in ``counts``; whether it is the last (PS3.4 C.4.2.1.6).
@@ -304,6 +269,48 @@ class RetrieveSession:
             counts.remaining = response.remaining or 0
             return True
         return False
+
+
+class RetrieveSession(RetrieveExchange[Association]):
+    """A :class:`RetrieveExchange` on a blocking :class:`~pacskit.net.association.Association`."""
+
+    @property
+    def local_address(self) -> str:
+        """Our IP address on this association (as the peer sees it), or "" once closed."""
+        return self.association.transport.local_address
+
+    def c_get(self, identifier: Dataset, progress: ProgressHandler | None = None) -> SubOperations:
+        """Send one C-GET and wait for its final response, storing what comes back.
+
+        Raises:
+            DimseFailure, NetworkTimeout, AssociationAborted: the C-GET failed.
+        """
+        return self._follow(self._responses(identifier, self.retrieve_request(None)), "C-GET", progress)
+
+    def c_move(self, identifier: Dataset, destination: str,
+               progress: ProgressHandler | None = None) -> SubOperations:
+        """Send one C-MOVE to ``destination`` (an AE title) and wait for its final response.
+
+        Raises:
+            MoveDestinationUnknown: the peer does not know ``destination`` (0xA801).
+            DimseFailure, NetworkTimeout, AssociationAborted: the C-MOVE failed.
+        """
+        return self._follow(self._responses(identifier, self.retrieve_request(destination)), "C-MOVE", progress)
+
+    def _responses(self, identifier: Dataset, kind: RetrieveRequestKind) -> Iterator[RetrieveResponse]:
+        context, encoded = self.prepared(identifier, kind.sop_class, kind.service)
+        message_id = self.association.next_message_id()
+        for message in self.association.request(context.context_id, kind.command(message_id), encoded,
+                                               message_id=message_id):
+            yield self.response(message, kind.response_field, kind.service, context)
+
+    def _follow(self, responses: Iterator[RetrieveResponse], service: str,
+                progress: ProgressHandler | None) -> SubOperations:
+        counts = SubOperations()
+        for response in responses:
+            if self.counted(counts, response, service, progress):
+                break
+        return counts
 
 
 class _Dropped:

@@ -12,7 +12,7 @@ handed to the receiver after it, and a part being read is dropped with its spool
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import aclosing, asynccontextmanager
 from typing import Any
 
@@ -53,7 +53,7 @@ class AsyncDicomWebClient(WebClientBase):
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def checked_search(self, query: Query, check: AnswerCheck) -> AsyncIterator[Dataset]:
+    async def checked_search(self, query: Query, check: AnswerCheck) -> AsyncGenerator[Dataset, None]:
         """The matches of ``query`` by QIDO-RS (PS3.18 10.6), as
         :meth:`DicomWebClient.checked_search <pacskit.web.client.DicomWebClient.checked_search>`:
         names withheld by the policy removed, every answer checked against the query, the

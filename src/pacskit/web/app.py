@@ -128,11 +128,11 @@ class DicomWeb:
             {item.instance.transfer_syntax for item in located}, single=single)
         if not representation.multipart:
             item = located[0]
-            syntax = representation.transfer_syntax or item.instance.transfer_syntax
-            media_type = f"{wado.DICOM}; transfer-syntax={syntax}"
-            if syntax == item.instance.transfer_syntax:
+            wanted = representation.transfer_syntax or item.instance.transfer_syntax
+            media_type = f"{wado.DICOM}; transfer-syntax={wanted}"
+            if wanted == item.instance.transfer_syntax:
                 return FileResponse(item.path, media_type=media_type)
-            single_parts = wado.instance_parts([item], syntax, self.pixel_budget, self.stored)
+            single_parts = wado.instance_parts([item], wanted, self.pixel_budget, self.stored)
             return StreamingResponse(next(single_parts)[1], media_type=media_type)
         boundary = new_boundary()
         syntax = representation.transfer_syntax

@@ -17,7 +17,7 @@ import io
 import re
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Generator, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from typing import BinaryIO, TypeVar
@@ -121,7 +121,7 @@ def iter_parts(stream: BinaryIO, boundary: str, *, chunk_size: int = 256 << 10,
 
 
 async def aiter_parts(chunks: AsyncIterator[bytes], boundary: str, *, spool_after: int | None = None
-                      ) -> AsyncIterator[tuple[dict[str, str], bytes | BinaryIO]]:
+                      ) -> AsyncGenerator[tuple[dict[str, str], bytes | BinaryIO], None]:
     """As :func:`iter_parts`, the message read from ``chunks`` as they arrive (an
     ``httpx.AsyncClient`` response's ``aiter_bytes()``): the same parser, the same bounds.
 

@@ -17,7 +17,7 @@ from functools import cache
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
-from pydicom.datadict import DicomDictionary
+from pydicom._dicom_dict import DicomDictionary
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -69,10 +69,10 @@ def names_withheld(handler: Any, show_names: bool) -> Any:
 
     def wrapped(request: Request) -> Response:
         _refuse_name_keys(request)
-        response = handler(request)
+        response: Response = handler(request)
         if response.status_code != 200:
             return response
-        document = strip_names(json.loads(response.body))
+        document = strip_names(json.loads(bytes(response.body)))
         return Response(json.dumps(document), media_type=response.media_type,
                         headers={k: v for k, v in response.headers.items() if k.lower() == "warning"})
     return wrapped

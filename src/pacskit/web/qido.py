@@ -18,10 +18,11 @@ answers ``{"count": N}``, the number of matches of the same search without pagin
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from contextlib import closing
 from dataclasses import dataclass, field
 from itertools import islice
+from typing import TYPE_CHECKING, Any
 
 from pydicom import Dataset
 
@@ -36,6 +37,9 @@ from pacskit.query import (
     allowed_keys,
     keyword_of,
 )
+
+if TYPE_CHECKING:
+    from pacskit.archive.index import Index
 
 STUDY_DEFAULTS = (
     "StudyDate", "StudyTime", "AccessionNumber", "InstanceAvailability", "ModalitiesInStudy",
@@ -133,14 +137,13 @@ def parse_search(level: Level, params: Iterable[tuple[str, str]], fixed: dict[st
     return Search(query, tuple(k for k in keys if k in allowed), offset, limit, tuple(warnings), tuple(order))
 
 
-def run_search(index: object, search: Search, base_url: str, cap: int) -> tuple[list[dict], bool]:
+def run_search(index: Index, search: Search, base_url: str, cap: int) -> tuple[list[dict[str, Any]], bool]:
     """The DICOM JSON (PS3.18 F.2) of each match, at most ``cap`` of them whatever
     ``limit`` asks for, and whether more matches than were returned exist beyond the cap
     (the caller then warns that additional results can be requested, PS3.18 8.3.4.4)."""
     asked = [k for k in search.keys if k not in COMPUTED]
     wanted = min(search.limit, cap) if search.limit is not None else cap
-    found: Iterator[Dataset] = index.find(search.query, limit=wanted + 1, offset=search.offset,  # type: ignore[attr-defined]
-                                          keys=asked, order=search.order)
+    found = index.find(search.query, limit=wanted + 1, offset=search.offset, keys=asked, order=search.order)
     with closing(found):
         results = [_response(ds, search, base_url) for ds in islice(found, wanted + 1)]
     more = len(results) > wanted
@@ -148,9 +151,9 @@ def run_search(index: object, search: Search, base_url: str, cap: int) -> tuple[
     return results[:wanted], truncated
 
 
-def count_matches(index: object, search: Search) -> int:
+def count_matches(index: Index, search: Search) -> int:
     """How many matches ``search`` has, paging aside (the ``/count`` resources)."""
-    return int(index.count_matches(search.query))  # type: ignore[attr-defined]
+    return index.count_matches(search.query)
 
 
 def retrieve_url(base_url: str, study: str, series: str | None = None, sop: str | None = None) -> str:
@@ -163,7 +166,7 @@ def retrieve_url(base_url: str, study: str, series: str | None = None, sop: str 
     return url
 
 
-def _response(ds: Dataset, search: Search, base_url: str) -> dict:
+def _response(ds: Dataset, search: Search, base_url: str) -> dict[str, Any]:
     if "QueryRetrieveLevel" in ds:
         del ds.QueryRetrieveLevel
     if "InstanceAvailability" in search.keys:
