@@ -34,10 +34,19 @@ class PeerError(RuntimeError):
 def free_port() -> int:
     """A TCP port free on loopback right now, below the ephemeral range when it can be:
     a port the kernel hands out for outgoing connections (thousands of them in the flood
-    and concurrency tests) may be taken again before the peer binds it."""
-    low = _ephemeral_low()
-    for _ in range(50):
-        port = random.randrange(max(1024, low - 12000), low)
+    and concurrency tests) may be taken again before the peer binds it.
+
+    Between the check and the peer's own bind the port is free for anyone, so each
+    pytest-xdist worker draws from its own slice of the range, and a process walks its
+    slice in order rather than drawing at random: no two workers, and no two peers of one
+    worker, are handed the same port while the first is still starting."""
+    global _cursor
+    first, size = _slice()
+    for _ in range(min(size, 200)):
+        if _cursor is None:
+            _cursor = random.randrange(size)
+        port = first + _cursor % size
+        _cursor += 1
         with socket.socket() as sock:
             try:
                 sock.bind((LOOPBACK, port))
@@ -47,6 +56,22 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((LOOPBACK, 0))
         return int(sock.getsockname()[1])
+
+
+_cursor: int | None = None
+
+
+def _slice() -> tuple[int, int]:
+    """This process's share of the ports below the ephemeral range: (first, count)."""
+    high = _ephemeral_low()
+    low = max(1024, high - 12000)
+    try:
+        workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+        worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    except ValueError:
+        workers, worker = 1, 0
+    size = (high - low) // workers
+    return low + (worker % workers) * size, size
 
 
 def _ephemeral_low() -> int:
