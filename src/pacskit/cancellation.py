@@ -1,6 +1,7 @@
 """A retrieve's cancellation, set from another thread: once :meth:`Cancellation.cancel`
 returns, no instance is written or kept any more, none is being written, and no further
-request is sent."""
+request is sent. Set from a signal handler on the thread that is keeping an instance
+(Ctrl-C during a copy), it returns at once: that instance ends whole, the next is refused."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ class Cancellation:
     """Set once, by :meth:`cancel`; instances are kept through :meth:`unless_cancelled`."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._cancelled = False
 
     @property
@@ -24,7 +25,9 @@ class Cancellation:
         return self._cancelled
 
     def cancel(self) -> None:
-        """Refuse every instance from now on; returns once none is being kept."""
+        """Refuse every instance from now on; returns once none is being kept by another
+        thread (the lock is reentrant, so a signal handler interrupting a keep does not
+        wait for itself)."""
         with self._lock:
             self._cancelled = True
 

@@ -21,6 +21,7 @@ archive sink's :class:`Names` policy keeps them for ``archive import``).
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 import threading
@@ -40,6 +41,7 @@ from pacskit.errors import (
     NetworkTimeout,
     OutputError,
     PacskitError,
+    ServiceNotSupported,
 )
 from pacskit.models import InstanceFailure
 from pacskit.privacy import PrivacyPolicy
@@ -56,6 +58,8 @@ if TYPE_CHECKING:
     from pacskit.nodes import Node
     from pacskit.settings import Settings
     from pacskit.web.client import DicomWebClient
+
+LOG = logging.getLogger(__name__)
 
 Filter = Callable[[bytes], bytes]
 Finder = Callable[[dict[str, str], int | None], Iterable[str]]
@@ -266,7 +270,41 @@ class _Kind:
     transfer_syntax: str
 
 
-class DimseSink:
+class _AskedForWhatItHolds:
+    """A destination asked, through its :data:`Finder`, which instances it already holds."""
+
+    label: str
+    find: Finder | None
+
+    def present(self, instances: Sequence[tuple[str, str, str]]) -> set[str]:
+        series = sorted({(study, serie) for study, serie, _ in instances})
+        held: set[str] = set()
+        for study, serie in series:
+            found = self._held({"StudyInstanceUID": study, "SeriesInstanceUID": serie}, None)
+            if found is None:
+                return set()
+            held.update(found)
+        return {sop for _, _, sop in instances if sop in held}
+
+    def holds_any(self, match: dict[str, str]) -> bool:
+        found = self._held(match, 1)
+        return found is None or bool(found)
+
+    def _held(self, match: dict[str, str], limit: int | None) -> list[str] | None:
+        """The SOP Instance UIDs ``node`` holds under ``match``, or None when it cannot
+        be asked: a storage SCP that offers no C-FIND (a workstation, DCMTK's storescp)
+        is sent every instance, and says itself which it already had."""
+        if self.find is None:
+            return None
+        try:
+            return list(self.find(match, limit))
+        except ServiceNotSupported as exc:
+            LOG.warning("%s; what it already holds cannot be known, so every instance is sent", exc)
+            self.find = None
+            return None
+
+
+class DimseSink(_AskedForWhatItHolds):
     """A DIMSE node, by C-STORE on one association kept for the whole copy. The first
     association offers the instance's own (SOP class, transfer syntax) and, in the rest
     of the 128 contexts, the storage classes a C-GET offers
@@ -306,18 +344,6 @@ class DimseSink:
 
     def prepare(self) -> None:
         pass
-
-    def present(self, instances: Sequence[tuple[str, str, str]]) -> set[str]:
-        if self.find is None:
-            return set()
-        series = sorted({(study, serie) for study, serie, _ in instances})
-        held: set[str] = set()
-        for study, serie in series:
-            held.update(self.find({"StudyInstanceUID": study, "SeriesInstanceUID": serie}, None))
-        return {sop for _, _, sop in instances if sop in held}
-
-    def holds_any(self, match: dict[str, str]) -> bool:
-        return self.find is None or any(True for _ in self.find(match, 1))
 
     def write_encoded(self, data: bytes | BinaryIO) -> WrittenInstance:
         with self._lock:
@@ -408,7 +434,7 @@ class DimseSink:
         return []
 
 
-class WebSink:
+class WebSink(_AskedForWhatItHolds):
     """A DICOMweb server, by STOW-RS: instances are held in a scratch folder and sent in
     requests of up to ``batch`` instances; the server's refusals come back from
     :meth:`close` (or are kept until then), each with its reason.
@@ -439,9 +465,6 @@ class WebSink:
 
     def prepare(self) -> None:
         pass
-
-    present = DimseSink.present
-    holds_any = DimseSink.holds_any
 
     def write_encoded(self, data: bytes | BinaryIO) -> WrittenInstance:
         with self._lock:
