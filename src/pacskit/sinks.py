@@ -76,8 +76,11 @@ class InstanceRefused(PacskitError):
 class Sink(Protocol):
     """Where instances go (see the module)."""
 
-    label: str
     client_side: bool
+
+    @property
+    def label(self) -> str:
+        """How the destination is named in messages and summaries."""
 
     def prepare(self) -> None: ...
 

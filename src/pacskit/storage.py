@@ -145,9 +145,10 @@ class FolderSink:
             DiskFull: no space left.
         """
         if self.deidentifier is not None:
-            data = self._deidentified(data)
-            if isinstance(data, WrittenInstance):
-                return data
+            changed = self._deidentified(data)
+            if isinstance(changed, WrittenInstance):
+                return changed
+            data = changed
         if not isinstance(data, bytes | bytearray):
             return self._write_spooled(data)
         fast = _read_encoded(data, self.privacy, self._last_tag, self._wanted)
@@ -328,7 +329,7 @@ _MISSING = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP})
 MAX_REMEMBERED_FOLDERS = 4096
 
 
-def _claimed(tmp: Path, place: Path) -> bool:
+def _claimed(tmp: str, place: Path) -> bool:
     """Put the file ``tmp`` at ``place`` unless a file is there: by a hard link, which
     fails if one is, even one another process has just written; where the file system has
     no hard links (FAT), by a rename after looking. ``tmp`` itself is left to remove."""

@@ -48,6 +48,7 @@ from pacskit.encoded import (
     file_meta,
     header_and_pixel_data_length,
 )
+from pacskit.net.wire import Fragment
 from pacskit.query import LEVEL_KEYS
 from pacskit.settings import ArchiveSettings
 
@@ -231,7 +232,7 @@ class Incoming:
         except OSError as exc:
             self._fail(exc)
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: Fragment) -> None:
         """Append a piece of the dataset (after a write error, pieces are dropped)."""
         if self._fh is None:
             return

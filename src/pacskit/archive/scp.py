@@ -52,6 +52,7 @@ from pacskit.net.contexts import EVERY_SYNTAX, storage_sop_classes
 from pacskit.net.identifier import PreEncoded
 from pacskit.net.normalized import NormalizedRequest, NormalizedResponse
 from pacskit.net.status import DimseStatus
+from pacskit.net.wire import Fragment
 from pacskit.nodes import Node
 from pacskit.query import Query
 from pacskit.settings import OPERATIONS, Operation, Settings
@@ -260,7 +261,7 @@ class _IngestSink:
 
     incoming: Incoming
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: Fragment) -> None:
         self.incoming.write(data)
 
     def discard(self) -> None:

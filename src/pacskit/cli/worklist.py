@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
 from pydicom import Dataset
 from rich.table import Table
@@ -31,6 +30,10 @@ from pacskit.worklist.items import from_fields, from_file, item_uid
 from pacskit.worklist.model import STEP_SEQUENCE, ItemStatus
 from pacskit.worklist.query import WorklistQuery
 
+if TYPE_CHECKING:
+    # typer vendors click: its base Context has no public name
+    from typer._click.core import Context
+
 STEP_COLUMNS = ["ScheduledProcedureStepStartDate", "ScheduledProcedureStepStartTime",
                 "ScheduledStationAETitle", "Modality", "ScheduledProcedureStepDescription"]
 ITEM_COLUMNS = ["PatientID", "PatientName", "AccessionNumber"]
@@ -40,7 +43,7 @@ class _QueryUnlessCommand(TyperGroup):
     """``pacskit worklist NODE ...`` is ``pacskit worklist query NODE ...``: a first
     argument that names no subcommand (nor asks for help) starts a query."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
             args = ["query", *args]
         return super().parse_args(ctx, args)

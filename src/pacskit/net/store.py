@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from io import BytesIO
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, TypeVar
 
 from pydicom import dcmread
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
@@ -63,6 +63,9 @@ class Encoded(Protocol):
     def transfer_syntax(self) -> str: ...
 
 
+E = TypeVar("E", bound=Encoded)
+
+
 def contexts_for(files: Sequence[Encoded]) -> list[PresentationContext]:
     """One context per (SOP class, transfer syntax) the files use, each with that one
     syntax, and one Implicit VR Little Endian context per SOP class (the syntax every
@@ -71,10 +74,10 @@ def contexts_for(files: Sequence[Encoded]) -> list[PresentationContext]:
             for sop_class, syntaxes in _syntaxes_by_class(files).items() for syntax in syntaxes]
 
 
-def batches(files: Sequence[DicomFile]) -> Iterator[list[DicomFile]]:
+def batches(files: Sequence[E]) -> Iterator[list[E]]:
     """The files in groups whose contexts (see :func:`contexts_for`) fit in one
     association (128 at most, PS3.8 9.3.2.2)."""
-    batch: list[DicomFile] = []
+    batch: list[E] = []
     used = 0
     for sop_class, syntaxes in _syntaxes_by_class(files).items():
         group = [f for f in files if f.sop_class_uid == sop_class]
@@ -88,7 +91,7 @@ def batches(files: Sequence[DicomFile]) -> Iterator[list[DicomFile]]:
         yield batch
 
 
-def _split_class(group: list[DicomFile], syntaxes: list[str]) -> Iterator[tuple[list[DicomFile], int]]:
+def _split_class(group: list[E], syntaxes: list[str]) -> Iterator[tuple[list[E], int]]:
     """One SOP class's files in parts that need at most 128 contexts each, with the
     number each part needs: its own syntaxes and Implicit VR Little Endian."""
     own = [s for s in syntaxes if s != ImplicitVRLittleEndian]
@@ -146,7 +149,7 @@ class StoreRun:
         self.settings = settings
         self.node = node
         self.on_outcome = on_outcome
-        self.reported: set[DicomFile] = set()
+        self.reported: set[DicomFile | HeldInstance] = set()
         self.set_aside: list[DicomFile] = []
         self.answered = 0
         self.lost: NetworkError | None = None

@@ -20,9 +20,18 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
-from typing import BinaryIO, TypeVar
+from typing import BinaryIO, Protocol, TypeVar
 
 CRLF = b"\r\n"
+
+
+class Readable(Protocol):
+    """What a multipart reader reads from: ``read(size)`` returns up to ``size`` bytes, fewer
+    only at the end (a file, or an HTTP response body read once)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 T = TypeVar("T")
 CHUNK_SIZE = 1 << 20
 MAX_HEADER_BYTES = 16 << 10
@@ -103,7 +112,7 @@ def _spans(boundary: str) -> Generator[object, bytes, None]:
     yield _END
 
 
-def iter_parts(stream: BinaryIO, boundary: str, *, chunk_size: int = 256 << 10,
+def iter_parts(stream: Readable, boundary: str, *, chunk_size: int = 256 << 10,
                spool_after: int | None = None) -> Iterator[tuple[dict[str, str], bytes | BinaryIO]]:
     """The body parts of the ``multipart`` message in ``stream``, read once from start to
     end (an HTTP response as it arrives): each part's headers and body are yielded as
@@ -134,7 +143,7 @@ async def aiter_parts(chunks: AsyncIterator[bytes], boundary: str, *, spool_afte
             chunk = await anext(chunks, b"") if item is MORE else (yield item)  # type: ignore[misc]
 
 
-def _read_from(stream: BinaryIO, chunk_size: int, steps: Generator[object, bytes, None]) -> Iterator[T]:
+def _read_from(stream: Readable, chunk_size: int, steps: Generator[object, bytes, None]) -> Iterator[T]:
     """The items ``steps`` yields, fed ``chunk_size`` bytes of ``stream`` whenever it asks."""
     size = max(chunk_size, 1)
     with closing(steps):
