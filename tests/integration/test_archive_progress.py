@@ -49,7 +49,8 @@ def interrupt_when_moving(terminal: Terminal, label: str, count: int = COUNT) ->
     terminal.process.send_signal(signal.SIGINT)
     terminal.process.send_signal(signal.SIGCONT)
     assert terminal.finish(timeout=60) == 130, terminal.screen[-2000:]
-    done = re.search(rf"Interrupted: (\d+) of {count} (files|instances) done; none half-written", terminal.screen)
+    done = re.search(rf"Interrupted: (\d+) of {count} (files|instances) (done|copied); none half-written",
+                     terminal.screen)
     assert done, terminal.screen[-2000:]
     assert "Traceback" not in terminal.screen
     return int(done.group(1))

@@ -11,6 +11,7 @@ import signal
 import pytest
 from clirunner import run_cli
 from pydicom import dcmread
+from test_archive_progress import interrupt_when_moving
 from test_move_progress import Terminal
 
 from pacskit.testing.corpus import generate_corpus
@@ -29,24 +30,9 @@ def many(tmp_path_factory):
     return root
 
 
-def interrupted_copy(terminal: Terminal, count: int) -> int:
-    """Ctrl-C once the bar has moved: the process is stopped (SIGSTOP) as soon as it shows
-    progress, so the interrupt cannot come after its end, then interrupted and let go on."""
-    terminal.read_until(rf"copying\s.*?[1-9]\d*/{count}\b", timeout=120)
-    terminal.process.send_signal(signal.SIGSTOP)
-    assert terminal.process.poll() is None, "the copy ended before it could be interrupted"
-    terminal.process.send_signal(signal.SIGINT)
-    terminal.process.send_signal(signal.SIGCONT)
-    assert terminal.finish(timeout=60) == 130, terminal.screen[-2000:]
-    done = re.search(rf"Interrupted: (\d+) of {count} instances copied; none half-written", terminal.screen)
-    assert done, terminal.screen[-2000:]
-    assert "Traceback" not in terminal.screen
-    return int(done.group(1))
-
-
 def test_a_folder_copy_interrupted_leaves_whole_files_and_a_second_run_copies_the_rest(many, tmp_path):
     out = tmp_path / "out"
-    done = interrupted_copy(Terminal("copy", str(many), str(out)), COUNT)
+    done = interrupt_when_moving(Terminal("copy", str(many), str(out)), "copying", COUNT)
     assert 0 < done < COUNT
     written = [p for p in out.rglob("*") if p.is_file()]
     assert len(written) == done
