@@ -310,11 +310,14 @@ class AsyncClient:
             return await aio_web.get(self.sync, node, web, query, output, layout=layout, overwrite=overwrite,
                                      progress=progress, stop=stop, wado_uri=wado_uri, retries=retries,
                                      retry_backoff=retry_backoff, timeout=timeout)
-        if method == "get" and forward_to is None and self.sync.is_dimse(node):
+        if forward_to is None and self.sync.is_dimse(node):
+            if method not in ("get", "move", "auto"):
+                raise ValueError(f"method must be get, move or auto, not {method!r}")
             deidentifier = self.sync.deidentifier_for(node, deidentify, deid_options)
             return await self._native_get(node, query, output, layout=layout, overwrite=overwrite,
                                           progress=progress, stop=stop, retries=retries,
-                                          retry_backoff=retry_backoff, timeout=timeout, deidentifier=deidentifier)
+                                          retry_backoff=retry_backoff, timeout=timeout, deidentifier=deidentifier,
+                                          method=method)
         on_loop = _on_loop(progress)
 
         def work() -> RetrieveResult:
@@ -332,10 +335,11 @@ class AsyncClient:
     async def _native_get(self, node: Node | str, query: Query | LevelQuery, output: Path | str | None, *,
                           layout: str, overwrite: bool, progress: ProgressCallback | None, stop: Cancellation,
                           retries: int | None, retry_backoff: float | None, timeout: float | None,
-                          deidentifier: Deidentifier | None) -> RetrieveResult:
-        """A C-GET on the event loop: the peer's C-STORE sub-operations served on the same
-        association, written as they arrive; a timeout or a cancellation sets ``stop``
-        before C-CANCEL, so nothing is written after it."""
+                          deidentifier: Deidentifier | None, method: RetrieveMethod = "get") -> RetrieveResult:
+        """A C-GET on the event loop — the peer's C-STORE sub-operations served on the same
+        association, written as they arrive — or a C-MOVE to ourselves, received by a
+        Storage SCP on the loop (:func:`pacskit.net.aio_acceptor.storage_scp`). A timeout
+        or a cancellation sets ``stop`` before C-CANCEL, so nothing is written after it."""
         target = self.sync.node(node)
         general = query.to_query() if isinstance(query, LevelQuery) else query
         sink = self.sync.folder_sink(output, layout, overwrite, deidentifier)
@@ -343,10 +347,11 @@ class AsyncClient:
 
         def attempt() -> Awaitable[RetrieveResult]:
             return aio_get.retrieve(self.settings, target, general, sink=sink, privacy=self.sync.privacy,
-                                    progress=progress, cancellation=stop, transform=deidentifier)
+                                    progress=progress, cancellation=stop, transform=deidentifier, method=method)
 
         try:
-            return await asyncio.wait_for(retry.call_async(attempt, policy, "retrieve"), timeout)
+            async with asyncio.timeout(timeout):
+                return await retry.call_async(attempt, policy, "retrieve")
         except BaseException:
             stop.cancel()
             raise
