@@ -193,3 +193,107 @@ def test_the_loop_acceptor_admits_only_the_peer_asked_to_move_and_aborts_a_hosti
             link.release()
 
     asyncio.run(_serve(settings, released, peer=mover))
+
+
+def lying_move(files, our_port: int, deliver: int, final_first: bool):
+    """A C-MOVE SCP reporting every file completed and delivering ``deliver`` of them to
+    ``our_port``, before its final response or once the C-MOVE association is released."""
+    from pacskit.net.commands import C_MOVE_RSP, MESSAGE_ID, MOVE_DESTINATION, retrieve_rsp
+    from pacskit.net.store import send_files
+    from pacskit.scan import read_file
+
+    def script(conversation):
+        request = conversation.receive()
+        destination = Node(ae_title=request.text(MOVE_DESTINATION), host="127.0.0.1", port=our_port)
+        sop_class = conversation.contexts[request.context_id][0]
+
+        def send():
+            send_files(Settings(ae_title="LIAR"), destination, [read_file(p) for p in files[:deliver]],
+                       lambda outcome: None)
+
+        if not final_first:
+            send()
+        conversation.channel.send(request.context_id, retrieve_rsp(
+            C_MOVE_RSP, request.us(MESSAGE_ID) or 0, sop_class, 0x0000, (None, len(files), 0, 0)))
+        if final_first:
+            conversation.release()
+            send()
+
+    return script
+
+
+@pytest.mark.parametrize("final_first, deliver", [(True, 3), (False, 2)])
+def test_the_loop_waits_for_late_instances_and_counts_those_that_never_come(corpus, tmp_path, final_first,
+                                                                              deliver):
+    from scripted_peer import ScriptedPeer
+
+    from pacskit.level_queries import SeriesQuery
+    from pacskit.testing.peers import free_port
+
+    series = sorted({c.series_uid for c in corpus})[0]
+    items = [c for c in corpus if c.series_uid == series]
+    port = free_port()
+    with ScriptedPeer("LIAR", lying_move([c.path for c in items], port, deliver, final_first)) as peer:
+        result = asyncio.run(AsyncClient(Settings(ae_title=OUR_AET, port=port)).get(
+            Node(ae_title="LIAR", host="127.0.0.1", port=peer.port),
+            SeriesQuery(study_instance_uid=items[0].study_uid, series_instance_uid=series), tmp_path,
+            method="move", timeout=60))
+        assert peer.done.wait(10) and not peer.errors, peer.errors
+    assert (result.completed, result.received, result.written) == (3, deliver, deliver)
+    assert result.not_received == 3 - deliver
+    if deliver < 3:
+        assert result.delivery is not None
+        assert (result.delivery.host, result.delivery.port, result.delivery.connections) == ("127.0.0.1", port, 1)
+    else:
+        assert result.delivery is None
+
+
+def test_an_instance_already_buffered_when_the_move_is_cancelled_is_refused(corpus, tmp_path):
+    """Two C-STOREs sent in one write: the second is read from the buffer without the loop
+    running the cancelled task in between; it is still refused."""
+    from pydicom import dcmread
+    from pynetdicom.dsutils import encode
+    from raw_pdu import IMPLICIT_LE, message_pdvs, p_data_tf
+    from scripted_peer import ScriptedPeer
+
+    from pacskit.level_queries import SeriesQuery
+    from pacskit.net.commands import C_MOVE_RSP, MESSAGE_ID, c_store_rq, retrieve_rsp
+    from pacskit.testing.peers import free_port
+
+    series = sorted({c.series_uid for c in corpus})[1]
+    items = [c for c in corpus if c.series_uid == series][:2]
+    datasets = [dcmread(c.path) for c in items]
+    sop_class = str(datasets[0].SOPClassUID)
+    port = free_port()
+    statuses: list[int | None] = []
+
+    def script(conversation):
+        request = conversation.receive()
+        with RawRequestor("127.0.0.1", port, OUR_AET, [Proposed(1, sop_class, (IMPLICIT_LE,))],
+                          calling="LIAR") as link:
+            link.send(b"".join(p_data_tf(*message_pdvs(1, c_store_rq(n + 1, sop_class, str(ds.SOPInstanceUID)),
+                                                       encode(ds, True, True)))
+                               for n, ds in enumerate(datasets)))
+            statuses.extend(link.read_message(10).status for _ in datasets)
+        conversation.channel.send(request.context_id, retrieve_rsp(
+            C_MOVE_RSP, request.us(MESSAGE_ID) or 0, conversation.contexts[request.context_id][0], 0x0000,
+            (None, 2, 0, 0)))
+
+    async def main(address: Node) -> None:
+        task: asyncio.Task[RetrieveResult] | None = None
+
+        def on_progress(state) -> None:
+            if state.received == 1 and task is not None:
+                task.cancel()
+
+        task = asyncio.create_task(AsyncClient(Settings(ae_title=OUR_AET, port=port)).get(
+            address, SeriesQuery(study_instance_uid=items[0].study_uid, series_instance_uid=series),
+            tmp_path, method="move", progress=on_progress, timeout=60))
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    with ScriptedPeer("LIAR", script) as peer:
+        asyncio.run(main(Node(ae_title="LIAR", host="127.0.0.1", port=peer.port)))
+        assert peer.done.wait(10)
+    assert statuses[0] == 0x0000 and statuses[1] not in (None, 0x0000), statuses
+    assert len(list(tmp_path.rglob("*.dcm"))) == 1, "the buffered instance was written after the cancel"
