@@ -10,6 +10,7 @@ import socket
 import struct
 import subprocess
 import threading
+import time
 
 import pytest
 from proxy import RecordingProxy
@@ -32,6 +33,7 @@ from pacskit.net.aio_acceptor import storage_scp
 from pacskit.privacy import PATIENT_NAME_KEYWORDS
 
 OUR_AET = "PACSKIT"
+STUDY_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
 C_CANCEL_FIELD = struct.pack("<HHIH", 0x0000, 0x0100, 2, 0x0FFF)
 
 
@@ -297,3 +299,46 @@ def test_an_instance_already_buffered_when_the_move_is_cancelled_is_refused(corp
         assert peer.done.wait(10)
     assert statuses[0] == 0x0000 and statuses[1] not in (None, 0x0000), statuses
     assert len(list(tmp_path.rglob("*.dcm"))) == 1, "the buffered instance was written after the cancel"
+
+
+def test_a_timeout_sends_c_cancel_then_aborts_a_peer_that_goes_on(corpus, tmp_path):
+    """A C-MOVE SCP that delivers one instance, then neither ends nor answers the
+    C-CANCEL: the call raises TimeoutError about its timeout, C-CANCEL-RQ then A-ABORT
+    reach the peer, and nothing more is written."""
+    from raw_acceptor import RawAcceptor
+
+    from pacskit.level_queries import SeriesQuery
+    from pacskit.net.commands import C_MOVE_RSP, retrieve_rsp
+    from pacskit.net.store import send_files
+    from pacskit.scan import read_file
+    from pacskit.testing.peers import free_port
+
+    series = sorted({c.series_uid for c in corpus})[2]
+    items = [c for c in corpus if c.series_uid == series]
+    port = free_port()
+    notes: dict[str, object] = {}
+
+    def script(conversation):
+        request = conversation.link.read_message(10)
+        send_files(Settings(ae_title="SLOWMOVE"), Node(ae_title=OUR_AET, host="127.0.0.1", port=port),
+                   [read_file(items[0].path)], lambda outcome: None)
+        conversation.link.send_message(request.context_id, retrieve_rsp(
+            C_MOVE_RSP, request.message_id or 0, STUDY_ROOT_MOVE, 0xFF00, (2, 1, 0, 0)))
+        notes["cancel"] = conversation.link.read_message(10).command_field
+        notes["after"] = conversation.link.read_pdu(10)
+
+    async def main(address: str) -> float:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            await AsyncClient(Settings(ae_title=OUR_AET, port=port)).get(
+                address, SeriesQuery(study_instance_uid=items[0].study_uid, series_instance_uid=series),
+                tmp_path, method="move", timeout=2.0)
+        return time.monotonic() - started
+
+    with RawAcceptor("SLOWMOVE", script) as peer:
+        seconds = asyncio.run(main(peer.address))
+        assert peer.finished.wait(10) and not peer.errors, peer.errors
+    assert seconds < 3.5, f"{seconds:.2f} s for a timeout of 2 s"
+    assert notes["cancel"] == 0x0FFF, notes
+    assert notes["after"] is not None and notes["after"][0] == 0x07, notes["after"]
+    assert len(list(tmp_path.rglob("*.dcm"))) == 1
