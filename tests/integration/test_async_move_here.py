@@ -196,6 +196,15 @@ def test_the_loop_acceptor_admits_only_the_peer_asked_to_move_and_aborts_a_hosti
 
     asyncio.run(_serve(settings, released, peer=mover))
 
+    def silent(port: int) -> tuple[bytes, float]:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            started = time.monotonic()
+            return sock.recv(64), time.monotonic() - started
+
+    closed, seconds = asyncio.run(_serve(Settings(ae_title=OUR_AET, bind_address="127.0.0.1", acse_timeout=1),
+                                         silent, peer=mover))
+    assert closed == b"" and 0.8 <= seconds < 3, (closed, seconds)
+
 
 def lying_move(files, our_port: int, deliver: int, final_first: bool):
     """A C-MOVE SCP reporting every file completed and delivering ``deliver`` of them to
