@@ -128,7 +128,7 @@ def move_runs(corpus: Corpus, orthanc: Orthanc, out: Path) -> list[Timing]:
     movescu_port, pacskit_port = orthanc.modalities[MOVESCU_AET][2], orthanc.modalities[PACSKIT_AET][2]
     node = Node(ae_title=orthanc.ae_title, host=orthanc.host, port=orthanc.port)
     client = Client(Settings(ae_title=PACSKIT_AET, port=pacskit_port, max_pdu=131072))
-    runs: dict[str, list[str] | None] = {
+    runs: dict[str, list[str] | Callable[[], object] | None] = {
         "DCMTK movescu": [require("movescu"), "-aet", MOVESCU_AET, "-aec", orthanc.ae_title,
                           "-aem", MOVESCU_AET, "--port", str(movescu_port), "-S", "--max-pdu", "131072",
                           "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={corpus.study_uid}",
@@ -137,6 +137,10 @@ def move_runs(corpus: Corpus, orthanc: Orthanc, out: Path) -> list[Timing]:
                                              "get", orthanc.address, "--study-uid", corpus.study_uid,
                                              "--method", "move", "-o", target),
         "pacskit library": None,
+        "pacskit AsyncClient (asyncio driver)": lambda: asyncio.run(AsyncClient(client.settings).get_study(
+            node, corpus.study_uid, target, method="move")).raise_for_status(),
+        "pacskit AsyncClient in a worker thread (as before)": lambda: asyncio.run(asyncio.to_thread(
+            client.get_study, node, corpus.study_uid, target, method="move")).raise_for_status(),
     }
     return _retrieve_runs(runs, corpus, target,
                           lambda: client.get_study(node, corpus.study_uid, target, method="move")

@@ -1,6 +1,7 @@
 """The asynchronous client: the calls of :class:`~pacskit.client.Client`, awaited.
 
-C-ECHO, C-FIND (the worklist's too), C-GET, C-MOVE to a third party and C-STORE with a DIMSE node run on the
+C-ECHO, C-FIND (the worklist's too), C-GET, C-MOVE to a third party or to ourselves (received
+by a Storage SCP on the loop, :mod:`pacskit.net.aio_acceptor`) and C-STORE with a DIMSE node run on the
 event loop itself, on the asyncio driver of the association
 (:mod:`pacskit.net.aio_association`): no thread, and a timeout or a cancellation stops
 the exchange where it is (C-CANCEL, then A-ABORT if the peer does not stop within
@@ -298,9 +299,11 @@ class AsyncClient:
         """See :meth:`Client.get`. ``progress`` is called on the event loop. On a
         timeout or a cancellation of the awaiting task, nothing more is written or kept
         once :class:`TimeoutError` or :class:`asyncio.CancelledError` is raised (what still
-        arrives is refused), though the worker thread goes on until the peer's final
-        response. ``deidentify``/``deid_options`` as :meth:`Client.get` (on the loop too,
-        for a C-GET). From a DICOMweb node the retrieve runs on the event loop
+        arrives is refused); in a worker thread (``forward_to``, the archive, a folder)
+        the worker goes on until the peer's final response. ``deidentify``/``deid_options`` as :meth:`Client.get` (on the loop too,
+        for a C-GET). With a DIMSE node the retrieve runs on the event loop, whatever
+        ``method`` (a C-MOVE to ourselves received by a Storage SCP on the loop, PS3.4
+        C.4.2.3), unless ``forward_to``. From a DICOMweb node the retrieve runs on the event loop
         (:func:`pacskit.aio_web.get`), whatever ``method``, unless ``forward_to`` or
         de-identification (then in a worker thread)."""
         stop = cancellation or Cancellation()
@@ -310,11 +313,14 @@ class AsyncClient:
             return await aio_web.get(self.sync, node, web, query, output, layout=layout, overwrite=overwrite,
                                      progress=progress, stop=stop, wado_uri=wado_uri, retries=retries,
                                      retry_backoff=retry_backoff, timeout=timeout)
-        if method == "get" and forward_to is None and self.sync.is_dimse(node):
+        if forward_to is None and self.sync.is_dimse(node):
+            if method not in ("get", "move", "auto"):
+                raise ValueError(f"method must be get, move or auto, not {method!r}")
             deidentifier = self.sync.deidentifier_for(node, deidentify, deid_options)
             return await self._native_get(node, query, output, layout=layout, overwrite=overwrite,
                                           progress=progress, stop=stop, retries=retries,
-                                          retry_backoff=retry_backoff, timeout=timeout, deidentifier=deidentifier)
+                                          retry_backoff=retry_backoff, timeout=timeout, deidentifier=deidentifier,
+                                          method=method)
         on_loop = _on_loop(progress)
 
         def work() -> RetrieveResult:
@@ -332,10 +338,11 @@ class AsyncClient:
     async def _native_get(self, node: Node | str, query: Query | LevelQuery, output: Path | str | None, *,
                           layout: str, overwrite: bool, progress: ProgressCallback | None, stop: Cancellation,
                           retries: int | None, retry_backoff: float | None, timeout: float | None,
-                          deidentifier: Deidentifier | None) -> RetrieveResult:
-        """A C-GET on the event loop: the peer's C-STORE sub-operations served on the same
-        association, written as they arrive; a timeout or a cancellation sets ``stop``
-        before C-CANCEL, so nothing is written after it."""
+                          deidentifier: Deidentifier | None, method: RetrieveMethod = "get") -> RetrieveResult:
+        """A C-GET on the event loop — the peer's C-STORE sub-operations served on the same
+        association, written as they arrive — or a C-MOVE to ourselves, received by a
+        Storage SCP on the loop (:func:`pacskit.net.aio_acceptor.storage_scp`). A timeout
+        or a cancellation sets ``stop`` before C-CANCEL, so nothing is written after it."""
         target = self.sync.node(node)
         general = query.to_query() if isinstance(query, LevelQuery) else query
         sink = self.sync.folder_sink(output, layout, overwrite, deidentifier)
@@ -343,10 +350,11 @@ class AsyncClient:
 
         def attempt() -> Awaitable[RetrieveResult]:
             return aio_get.retrieve(self.settings, target, general, sink=sink, privacy=self.sync.privacy,
-                                    progress=progress, cancellation=stop, transform=deidentifier)
+                                    progress=progress, cancellation=stop, transform=deidentifier, method=method)
 
         try:
-            return await asyncio.wait_for(retry.call_async(attempt, policy, "retrieve"), timeout)
+            async with asyncio.timeout(timeout):
+                return await retry.call_async(attempt, policy, "retrieve")
         except BaseException:
             stop.cancel()
             raise

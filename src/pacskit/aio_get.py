@@ -1,12 +1,21 @@
-"""A retrieve by C-GET on asyncio: :func:`pacskit.retrieve.retrieve` for ``method="get"``
+"""A retrieve by C-GET or by C-MOVE to ourselves on asyncio: :func:`pacskit.retrieve.retrieve`
 on :mod:`pacskit.net.aio_retrieve`, with the same plan (a C-FIND first, on
 :mod:`pacskit.aio_finder`, when the query is not made of unique keys), the same
 :class:`~pacskit.retrieve.Receiver` (checks, privacy, de-identification, the sink) and the
 same counts. Instances the peer could not send for want of a context are asked for again
-on the loop too (:mod:`pacskit.aio_syntax_retry`)."""
+on the loop too (:mod:`pacskit.aio_syntax_retry`).
+
+A C-MOVE to ourselves (PS3.4 C.4.2.3) receives on a Storage SCP of the event loop
+(:func:`pacskit.net.aio_acceptor.storage_scp`), listening while the C-MOVE requests are
+sent, and waits as the blocking one does for the instances the peer reports sent. Once
+the task running the retrieve is being cancelled (a cancellation, a timeout), every
+instance still arriving is refused: nothing is written after the cancel, even before the
+C-CANCEL is on the wire.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from contextlib import aclosing
@@ -15,17 +24,23 @@ from pydicom import Dataset
 
 from pacskit import aio_finder, aio_syntax_retry
 from pacskit.cancellation import Cancellation
-from pacskit.models import AnswerCheck, RetrieveResult
-from pacskit.net import aio_find
-from pacskit.net.aio_retrieve import get_session
+from pacskit.errors import DimseFailure, NoStorageRole, ServiceNotSupported
+from pacskit.models import AnswerCheck, MoveDelivery, RetrieveResult
+from pacskit.net import aio_acceptor, aio_find
+from pacskit.net.aio_retrieve import get_session, move_session
+from pacskit.net.retrieve import Received
 from pacskit.nodes import Node
 from pacskit.privacy import PrivacyPolicy
 from pacskit.query import Query
 from pacskit.retrieve import (
+    ARRIVAL_QUIET,
+    WILDCARD_ADDRESSES,
     InstanceSink,
     ProgressCallback,
     Receiver,
     RetrievePlan,
+    RetrieveRequest,
+    _with_registration_hint,
     add_counts,
     add_recovered,
     direct_plan,
@@ -52,30 +67,100 @@ async def plan_requests(settings: Settings, node: Node, query: Query, privacy: P
 async def retrieve(settings: Settings, node: Node, query: Query, *, sink: InstanceSink | None,
                    privacy: PrivacyPolicy, progress: ProgressCallback | None = None,
                    cancellation: Cancellation | None = None,
-                   transform: Callable[[Dataset], object] | None = None) -> RetrieveResult:
-    """Retrieve what ``query`` matches by C-GET, as :func:`pacskit.retrieve.retrieve`;
-    ``progress`` is called on the loop."""
+                   transform: Callable[[Dataset], object] | None = None, method: str = "get") -> RetrieveResult:
+    """Retrieve what ``query`` matches by C-GET (``get``), C-MOVE to ourselves (``move``)
+    or C-GET falling back to C-MOVE when the peer refuses C-GET (``auto``), as
+    :func:`pacskit.retrieve.retrieve`; ``progress`` is called on the loop."""
     started = time.monotonic()
     if sink is not None:
         sink.prepare()
     plan = await plan_requests(settings, node, query, privacy)
-    result = RetrieveResult(method="get")
-    if plan.requests:
-        receiver = Receiver(result, sink, privacy, progress, expected_of(plan.requests), cancellation, transform)
-        model = query.model.value
-        async with get_session(settings, node, model, receiver) as session:
-            failures = []
-            for request in plan.requests:
-                if cancellation is not None and cancellation.cancelled:
-                    break
-                receiver.begin_request()
-                counts = await session.c_get(request.identifier, receiver.on_response, cancellation)
-                add_counts(result, counts)
-                failures.append((request.identifier, [u for u in counts.failed_instances if u not in session.refused]))
-        failures = [(identifier, uids) for identifier, uids in failures if uids]
-        if failures:
-            add_recovered(result, receiver, await aio_syntax_retry.retrieve_again(settings, node, model, failures,
-                                                                                  receiver))
+    steps = (sink, privacy, progress, cancellation, transform)
+    if method == "auto":
+        try:
+            result = await _retrieve(settings, node, query, plan.requests, "get", *steps)
+        except (ServiceNotSupported, NoStorageRole):
+            result = await _retrieve(settings, node, query, plan.requests, "move", *steps)
+    else:
+        result = await _retrieve(settings, node, query, plan.requests, method, *steps)
     result.check = plan.check
     result.seconds = time.monotonic() - started
     return result
+
+
+async def _retrieve(settings: Settings, node: Node, query: Query, requests: list[RetrieveRequest], method: str,
+                    sink: InstanceSink | None, privacy: PrivacyPolicy, progress: ProgressCallback | None,
+                    cancellation: Cancellation | None,
+                    transform: Callable[[Dataset], object] | None) -> RetrieveResult:
+    result = RetrieveResult(method=method)
+    if not requests:
+        return result
+    if method == "move" and cancellation is None:
+        cancellation = Cancellation()
+    receiver = Receiver(result, sink, privacy, progress, expected_of(requests), cancellation, transform)
+    if method == "get":
+        await _get(settings, node, query.model.value, requests, result, receiver)
+    else:
+        await _move_here(settings, node, query.model.value, requests, result, receiver)
+    return result
+
+
+async def _get(settings: Settings, node: Node, model: str, requests: list[RetrieveRequest], result: RetrieveResult,
+               receiver: Receiver) -> None:
+    cancellation = receiver.cancellation
+    async with get_session(settings, node, model, receiver) as session:
+        failures = []
+        for request in requests:
+            if cancellation is not None and cancellation.cancelled:
+                break
+            receiver.begin_request()
+            counts = await session.c_get(request.identifier, receiver.on_response, cancellation)
+            add_counts(result, counts)
+            failures.append((request.identifier, [u for u in counts.failed_instances if u not in session.refused]))
+    failures = [(identifier, uids) for identifier, uids in failures if uids]
+    if failures:
+        add_recovered(result, receiver, await aio_syntax_retry.retrieve_again(settings, node, model, failures,
+                                                                              receiver))
+
+
+async def _move_here(settings: Settings, node: Node, model: str, requests: list[RetrieveRequest],
+                     result: RetrieveResult, receiver: Receiver) -> None:
+    """C-MOVE ``requests`` to our own AE title, received by a Storage SCP on the loop."""
+    stop = receiver.cancellation
+    assert stop is not None
+    owner = asyncio.current_task()
+
+    def take(data: Received) -> None:
+        if owner is not None and owner.cancelling():
+            stop.cancel()
+        receiver(data)
+
+    deliveries = aio_acceptor.AsyncDeliveries()
+    async with aio_acceptor.storage_scp(settings, take, deliveries=deliveries, peer=node):
+        async with move_session(settings, node, model) as session:
+            local_address = session.local_address
+            try:
+                for request in requests:
+                    if stop.cancelled:
+                        break
+                    receiver.begin_request()
+                    add_counts(result, await session.c_move(request.identifier, settings.ae_title,
+                                                            receiver.on_response, stop))
+            except DimseFailure as exc:
+                raise _with_registration_hint(exc, settings, node) from None
+        await _await_deliveries(result, deliveries, settings, node, local_address)
+
+
+async def _await_deliveries(result: RetrieveResult, deliveries: aio_acceptor.AsyncDeliveries, settings: Settings,
+                            node: Node, local_address: str) -> None:
+    """As :func:`pacskit.retrieve._await_deliveries`: wait for the instances the peer
+    reported sent, and record those that never came, with where the peer had to send them."""
+    if await deliveries.wait(lambda: result.received >= result.completed + result.warning,
+                             quiet=ARRIVAL_QUIET, idle=settings.dimse_timeout):
+        return
+    result.not_received = result.completed + result.warning - result.received
+    host = next(iter(deliveries.reached_at), None)
+    if host is None:
+        host = settings.bind_address if settings.bind_address not in WILDCARD_ADDRESSES else local_address
+    result.delivery = MoveDelivery(peer=node.label, ae_title=settings.ae_title, host=host or "this host",
+                                   port=settings.port, connections=deliveries.connections)

@@ -43,6 +43,7 @@ from pacskit.net import exchange_log, tls
 from pacskit.net.association import MAX_NEGOTIATION_PDU, SEND_BATCH, identity_for
 from pacskit.net.commands import MESSAGE_ID
 from pacskit.net.exchange import DATA, MessageExchange
+from pacskit.net.memory_budget import UNLIMITED, MemoryBudget
 from pacskit.net.transport import PDU_HEADER, PduTooLarge, TlsAborted, TlsOnPlainPort
 from pacskit.net.ul.fsm import CloseTransport, Indication, OpenTransport, SendPdu, State
 from pacskit.net.ul.negotiation import Proposal
@@ -68,8 +69,9 @@ class AsyncAssociation(MessageExchange):
     """
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, label: str, *,
-                 max_pdu: int, artim_timeout: float, timeout: float | None, tls_used: bool = False) -> None:
-        super().__init__(label, max_pdu=max_pdu, artim_timeout=artim_timeout)
+                 max_pdu: int, artim_timeout: float, timeout: float | None, tls_used: bool = False,
+                 budget: MemoryBudget = UNLIMITED) -> None:
+        super().__init__(label, max_pdu=max_pdu, artim_timeout=artim_timeout, budget=budget)
         self.reader = reader
         self.writer = writer
         self.timeout = timeout

@@ -43,6 +43,12 @@ class AsyncRetrieveSession(RetrieveExchange[AsyncAssociation]):
     """One C-GET or C-MOVE association on the event loop; a C-GET's sub-operations
     served as they come."""
 
+    @property
+    def local_address(self) -> str:
+        """Our IP address on this association (as the peer sees it), or ""."""
+        sockname = self.association.writer.get_extra_info("sockname")
+        return str(sockname[0]) if sockname else ""
+
     async def c_get(self, identifier: Dataset, progress: ProgressHandler | None = None,
                     cancellation: Cancellation | None = None) -> SubOperations:
         """Send one C-GET and wait for its final response, storing what comes back; as

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 
 from pydicom import Dataset
 from pynetdicom import build_context
+from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]  # made by globals()
 
 from pacskit.encoded import file_meta
@@ -125,8 +126,7 @@ def storage_scp(settings: Settings, on_instance: InstanceHandler, port: int | No
     context = None
     if peer is not None and (peer.tls or settings.tls.always):
         context = server_context(settings.tls)
-    acceptor = Acceptor(settings, _MoveDestination(on_instance, peer if settings.move_check_peer else None),
-                        [*scp_storage_contexts(), build_context(Verification)],
+    acceptor = Acceptor(settings, destination_services(settings, on_instance, peer), destination_contexts(),
                         check_called_ae_title=check_called_ae_title,
                         on_connection=deliveries.connection if deliveries is not None else None)
     acceptor.start((listen_address(settings, peer), port if port is not None else settings.port), tls=context)
@@ -134,6 +134,20 @@ def storage_scp(settings: Settings, on_instance: InstanceHandler, port: int | No
         yield acceptor
     finally:
         acceptor.shutdown()
+
+
+def destination_services(settings: Settings, on_instance: InstanceHandler,
+                         peer: Node | None) -> _MoveDestination:
+    """The services of a C-MOVE destination (Verification and Storage, PS3.4 C.4.2.3)
+    handing each instance to ``on_instance``, admitting only ``peer`` unless
+    ``move_check_peer`` is off."""
+    return _MoveDestination(on_instance, peer if settings.move_check_peer else None)
+
+
+def destination_contexts() -> list[PresentationContext]:
+    """The presentation contexts a C-MOVE destination accepts: the storage ones and
+    Verification."""
+    return [*scp_storage_contexts(), build_context(Verification)]
 
 
 def listen_address(settings: Settings, peer: Node | None) -> str:
