@@ -25,7 +25,7 @@ from pydicom import Dataset
 from pacskit import aio_finder, aio_syntax_retry
 from pacskit.cancellation import Cancellation
 from pacskit.errors import DimseFailure, NoStorageRole, ServiceNotSupported
-from pacskit.models import AnswerCheck, MoveDelivery, RetrieveResult
+from pacskit.models import AnswerCheck, RetrieveResult
 from pacskit.net import aio_acceptor, aio_find
 from pacskit.net.aio_retrieve import get_session, move_session
 from pacskit.net.retrieve import Received
@@ -34,7 +34,6 @@ from pacskit.privacy import PrivacyPolicy
 from pacskit.query import Query
 from pacskit.retrieve import (
     ARRIVAL_QUIET,
-    WILDCARD_ADDRESSES,
     InstanceSink,
     ProgressCallback,
     Receiver,
@@ -46,6 +45,7 @@ from pacskit.retrieve import (
     direct_plan,
     expected_of,
     is_direct,
+    record_undelivered,
     requests_of,
     resolving_search,
 )
@@ -155,12 +155,6 @@ async def _await_deliveries(result: RetrieveResult, deliveries: aio_acceptor.Asy
                             node: Node, local_address: str) -> None:
     """As :func:`pacskit.retrieve._await_deliveries`: wait for the instances the peer
     reported sent, and record those that never came, with where the peer had to send them."""
-    if await deliveries.wait(lambda: result.received >= result.completed + result.warning,
-                             quiet=ARRIVAL_QUIET, idle=settings.dimse_timeout):
-        return
-    result.not_received = result.completed + result.warning - result.received
-    host = next(iter(deliveries.reached_at), None)
-    if host is None:
-        host = settings.bind_address if settings.bind_address not in WILDCARD_ADDRESSES else local_address
-    result.delivery = MoveDelivery(peer=node.label, ae_title=settings.ae_title, host=host or "this host",
-                                   port=settings.port, connections=deliveries.connections)
+    if not await deliveries.wait(lambda: result.received >= result.completed + result.warning,
+                                 quiet=ARRIVAL_QUIET, idle=settings.dimse_timeout):
+        record_undelivered(result, deliveries, settings, node, local_address)

@@ -463,9 +463,23 @@ def _await_deliveries(result: RetrieveResult, deliveries: Deliveries, settings: 
     (completed or with a warning, PS3.4 C.4.2.3.1) have arrived — a sub-association may
     still be delivering, or not yet open, when the final C-MOVE response comes — and
     record those that never did, with where the peer had to send them."""
-    if deliveries.wait(lambda: result.received >= result.completed + result.warning,
-                       quiet=ARRIVAL_QUIET, idle=settings.dimse_timeout):
-        return
+    if not deliveries.wait(lambda: result.received >= result.completed + result.warning,
+                           quiet=ARRIVAL_QUIET, idle=settings.dimse_timeout):
+        record_undelivered(result, deliveries, settings, node, local_address)
+
+
+class DeliveryCount(Protocol):
+    """What a C-MOVE destination's acceptor counts: the connections the peer opened and
+    the addresses of ours it reached."""
+
+    connections: int
+    reached_at: list[str]
+
+
+def record_undelivered(result: RetrieveResult, deliveries: DeliveryCount, settings: Settings, node: Node,
+                       local_address: str) -> None:
+    """Record the instances the peer reported sent that never arrived, with where the peer
+    had to send them (the address it reached, else ours as it sees it)."""
     result.not_received = result.completed + result.warning - result.received
     host = next(iter(deliveries.reached_at), None)
     if host is None:

@@ -26,6 +26,7 @@ from raw_pdu import (
     associate_rq,
 )
 from raw_requestor import RawRequestor
+from test_get import lying_move
 
 from pacskit import AsyncClient, Client, Node, Settings
 from pacskit.models import RetrieveResult
@@ -204,33 +205,6 @@ def test_the_loop_acceptor_admits_only_the_peer_asked_to_move_and_aborts_a_hosti
     closed, seconds = asyncio.run(_serve(Settings(ae_title=OUR_AET, bind_address="127.0.0.1", acse_timeout=1),
                                          silent, peer=mover))
     assert closed == b"" and 0.8 <= seconds < 3, (closed, seconds)
-
-
-def lying_move(files, our_port: int, deliver: int, final_first: bool):
-    """A C-MOVE SCP reporting every file completed and delivering ``deliver`` of them to
-    ``our_port``, before its final response or once the C-MOVE association is released."""
-    from pacskit.net.commands import C_MOVE_RSP, MESSAGE_ID, MOVE_DESTINATION, retrieve_rsp
-    from pacskit.net.store import send_files
-    from pacskit.scan import read_file
-
-    def script(conversation):
-        request = conversation.receive()
-        destination = Node(ae_title=request.text(MOVE_DESTINATION), host="127.0.0.1", port=our_port)
-        sop_class = conversation.contexts[request.context_id][0]
-
-        def send():
-            send_files(Settings(ae_title="LIAR"), destination, [read_file(p) for p in files[:deliver]],
-                       lambda outcome: None)
-
-        if not final_first:
-            send()
-        conversation.channel.send(request.context_id, retrieve_rsp(
-            C_MOVE_RSP, request.us(MESSAGE_ID) or 0, sop_class, 0x0000, (None, len(files), 0, 0)))
-        if final_first:
-            conversation.release()
-            send()
-
-    return script
 
 
 @pytest.mark.parametrize("final_first, deliver", [(True, 3), (False, 2)])

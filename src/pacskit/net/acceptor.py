@@ -171,7 +171,7 @@ class StoreSink(DataSink, Protocol):
 
 
 @dataclass
-class _Refusal:
+class Refusal:
     """The sink of a C-STORE refused before its dataset arrived: the dataset is dropped."""
 
     status: int
@@ -185,6 +185,18 @@ class _Refusal:
 
     def finish(self) -> tuple[str, str] | None:
         raise DimseStatus(self.status, self.comment)
+
+
+def store_request(context: AcceptedContext, message: Message) -> StoreRequest:
+    """The C-STORE-RQ ``message`` on ``context`` as a :class:`StoreRequest` (PS3.7 9.1.1).
+
+    Raises:
+        DimseStatus: 0x0122, its Affected SOP Class is not the context's abstract syntax.
+    """
+    sop_class = message.text(AFFECTED_SOP_CLASS_UID)
+    if sop_class != context.abstract_syntax:
+        raise DimseStatus(SOP_CLASS_NOT_SUPPORTED, "the SOP class is not the context's")
+    return StoreRequest(sop_class, message.text(AFFECTED_SOP_INSTANCE_UID), context.transfer_syntax)
 
 
 class Retrievable(Protocol):
@@ -607,14 +619,10 @@ class _Session:
 
     def _open_store(self, association: Association, context: AcceptedContext, message: Message) -> StoreSink:
         """The sink of a C-STORE's dataset, opened as soon as its command is read."""
-        sop_class = message.text(AFFECTED_SOP_CLASS_UID)
         try:
-            if sop_class != context.abstract_syntax:
-                raise DimseStatus(SOP_CLASS_NOT_SUPPORTED, "the SOP class is not the context's")
-            return self._call("C-STORE", self.services.store, self.peer, StoreRequest(
-                sop_class, message.text(AFFECTED_SOP_INSTANCE_UID), context.transfer_syntax))
+            return self._call("C-STORE", self.services.store, self.peer, store_request(context, message))
         except DimseStatus as exc:
-            return _Refusal(exc.status, exc.comment)
+            return Refusal(exc.status, exc.comment)
 
     def _store(self, association: Association, context: AcceptedContext, message: Message) -> None:
         started = time.monotonic()

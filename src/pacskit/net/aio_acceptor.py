@@ -45,12 +45,13 @@ from pacskit.net.acceptor import (
     LOCAL_LIMIT_EXCEEDED,
     MAX_IDENTIFIER,
     PROTOCOL_VERSION_NOT_SUPPORTED,
-    SOP_CLASS_NOT_SUPPORTED,
     SUCCESS,
     DimseStatus,
     Peer,
+    Refusal,
     StoreRequest,
     StoreSink,
+    store_request,
 )
 from pacskit.net.aio_association import AsyncAssociation
 from pacskit.net.association import MAX_NEGOTIATION_PDU
@@ -75,7 +76,7 @@ from pacskit.net.transport import TlsOnPlainPort
 from pacskit.net.ul.fsm import Primitive
 from pacskit.net.ul.negotiation import APPLICATION_CONTEXT_NAME, AcceptedContext, Rejection, Request
 from pacskit.net.ul.negotiation import context_id as context_id_of
-from pacskit.net.wire import DataSink, Fragment, Message
+from pacskit.net.wire import DataSink, Message
 from pacskit.nodes import Node
 from pacskit.settings import Settings
 
@@ -413,23 +414,6 @@ async def storage_scp(settings: Settings, on_instance: InstanceHandler, *, port:
         await acceptor.close(CLOSE_GRACE)
 
 
-class _Refused:
-    """The sink of a C-STORE refused before its dataset arrived: the dataset is dropped."""
-
-    def __init__(self, status: int, comment: str) -> None:
-        self.status = status
-        self.comment = comment
-
-    def write(self, data: Fragment) -> None:
-        pass
-
-    def discard(self) -> None:
-        pass
-
-    def finish(self) -> tuple[str, str] | None:
-        raise DimseStatus(self.status, self.comment)
-
-
 class _Store:
     """C-STORE (PS3.4 B.2): the dataset into the sink the services open, answered with
     the status of its ``finish``."""
@@ -439,14 +423,10 @@ class _Store:
         self.peer = peer
 
     def open(self, association: AcceptedAssociation, context: AcceptedContext, message: Message) -> DataSink:
-        sop_class = message.text(AFFECTED_SOP_CLASS_UID)
-        if sop_class != context.abstract_syntax:
-            return _Refused(SOP_CLASS_NOT_SUPPORTED, "the SOP class is not the context's")
         try:
-            return self.acceptor.services.store(self.peer, StoreRequest(
-                sop_class, message.text(AFFECTED_SOP_INSTANCE_UID), context.transfer_syntax))
+            return self.acceptor.services.store(self.peer, store_request(context, message))
         except DimseStatus as exc:
-            return _Refused(exc.status, exc.comment)
+            return Refusal(exc.status, exc.comment)
 
     def handle(self, association: AcceptedAssociation, context: AcceptedContext, message: Message) -> None:
         started = time.monotonic()
