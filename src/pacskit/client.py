@@ -152,16 +152,6 @@ class Client:
                 "connections": max(1, connections), "max_search_answer": self.settings.max_search_answer,
                 "verify": verify}
 
-    def _wado_retrieve(self, web: WebNode, query: Query, sink: InstanceSink | None,
-                       progress: ProgressCallback | None, cancellation: Cancellation | None, *,
-                       wado_uri: bool, transform: Deidentifier | None = None) -> RetrieveResult:
-        started = time.monotonic()
-        receiver = self.wado_receiver(sink, progress, cancellation, wado_uri=wado_uri, transform=transform)
-        with self._web_client(web) as client:
-            client.retrieve(query, receiver, wado_uri=wado_uri)
-        receiver.result.seconds = time.monotonic() - started
-        return receiver.result
-
     def wado_receiver(self, sink: InstanceSink | None, progress: ProgressCallback | None,
                       cancellation: Cancellation | None, *, wado_uri: bool,
                       transform: Deidentifier | None = None) -> _retrieve.Receiver:
@@ -170,6 +160,18 @@ class Client:
             sink.prepare()
         result = RetrieveResult(method="wado-uri" if wado_uri else "wado-rs")
         return _retrieve.Receiver(result, sink, self.privacy, progress, None, cancellation, transform)
+
+    def source_search(self, node: Node | str, query: Query) -> Answers:
+        """The matches of ``query`` as ``node`` holds them — checked against the query, names
+        withheld, never de-identified (a node configured to de-identify included): what a
+        retrieve or a copy plans its requests from (:mod:`pacskit.transfer`).
+
+        Raises:
+            QueryError, NetworkError, DimseError: the search failed.
+        """
+        query.to_identifier(self.privacy)
+        check = AnswerCheck(level=query.level)
+        return Answers(self._retried_search(node, query, check, self.policy()), check)
 
     def policy(self, retries: int | None = None, retry_backoff: float | None = None) -> RetryPolicy:
         """The retries of a call: those given, else the settings' (:mod:`pacskit.retry`)."""
@@ -424,18 +426,30 @@ class Client:
                 raise UsageError("forward_to and output are two storage modes: give one")
             return self._forwarded(node, general, forward_to, deidentifier, method=method, progress=progress,
                                    cancellation=cancellation, retries=retries, retry_backoff=retry_backoff)
-        sink = self.folder_sink(output, layout, overwrite, deidentifier)
-        web = self.web_node(node)
+        return self._retrieved(node, general, self.folder_sink(output, layout, overwrite, deidentifier),
+                               method=method, wado_uri=wado_uri, progress=progress, cancellation=cancellation,
+                               transform=deidentifier, retries=retries, retry_backoff=retry_backoff)
+
+    def _retrieved(self, node: Node | str, query: Query, sink: InstanceSink | None, *, method: RetrieveMethod,
+                   wado_uri: bool, progress: ProgressCallback | None, cancellation: Cancellation | None,
+                   transform: Deidentifier | None, retries: int | None,
+                   retry_backoff: float | None) -> RetrieveResult:
+        """What :meth:`get` does once it knows where the instances go: the source opened,
+        each match of ``query`` fetched whole at its level (:func:`pacskit.transfer.plan_at_level`)."""
+        from pacskit import transfer
+        from pacskit.endpoints import open_source
 
         def attempt() -> RetrieveResult:
-            if web is not None:
-                return self._wado_retrieve(web, general, sink, progress, cancellation, wado_uri=wado_uri,
-                                           transform=deidentifier)
-            if isinstance(node, str) and is_local_source(node):
-                return self._local_retrieve(node, general, sink, progress, cancellation, deidentifier)
-            return _retrieve.retrieve(self.settings, self.node(node), general, method=method,
-                                      sink=sink, privacy=self.privacy, progress=progress,
-                                      cancellation=cancellation, transform=deidentifier)
+            started = time.monotonic()
+            source = open_source(self, node, method, wado_uri=wado_uri)
+            try:
+                plan = transfer.plan_at_level(source, query)
+                result = source.fetch(plan, sink, progress, cancellation, transform)
+            finally:
+                source.close()
+            result.check = plan.check
+            result.seconds = time.monotonic() - started
+            return result
 
         return self._retried(attempt, "retrieve", {"retries": retries, "retry_backoff": retry_backoff})
 
@@ -459,17 +473,9 @@ class Client:
         refuse_same(self, node, forward_to)
         sink = open_sink(self, forward_to, deidentifier=deidentifier)
         try:
-            web = self.web_node(node)
-
-            def attempt() -> RetrieveResult:
-                if web is not None:
-                    return self._wado_retrieve(web, query, sink, progress, cancellation, wado_uri=False)
-                if isinstance(node, str) and is_local_source(node):
-                    return self._local_retrieve(node, query, sink, progress, cancellation)
-                return _retrieve.retrieve(self.settings, self.node(node), query, method=method, sink=sink,
-                                          privacy=self.privacy, progress=progress, cancellation=cancellation)
-
-            result = self._retried(attempt, "retrieve", {"retries": retries, "retry_backoff": retry_backoff})
+            result = self._retrieved(node, query, sink, method=method, wado_uri=False, progress=progress,
+                                     cancellation=cancellation, transform=None, retries=retries,
+                                     retry_backoff=retry_backoff)
         finally:
             late = sink.close()
         result.local_failures.extend(late)
@@ -528,25 +534,6 @@ class Client:
         finally:
             late = [] if sink is None else sink.close()
         transfer.add_failures(result, late)
-        return result
-
-    def _local_retrieve(self, source: str, query: Query, sink: InstanceSink | None,
-                        progress: ProgressCallback | None, cancellation: Cancellation | None,
-                        transform: Deidentifier | None = None) -> RetrieveResult:
-        started = time.monotonic()
-        if sink is not None:
-            sink.prepare()
-        result = RetrieveResult(method="local")
-        receiver = _retrieve.Receiver(result, sink, self.privacy, progress, None, cancellation, transform)
-        for path in local_files(self.settings, source, query):
-            if cancellation is not None and cancellation.cancelled:
-                break
-            result.requests += 1
-            if receiver.take(path.read_bytes()):
-                result.completed += 1
-            else:
-                result.failed += 1
-        result.seconds = time.monotonic() - started
         return result
 
     def get_study(self, node: Node | str, study_uid: str, output: Path | str | None = None,

@@ -11,17 +11,6 @@ from pacskit.errors import UsageError
 from pacskit.layout import DEFAULT_LAYOUT, Layout
 from pacskit.nodes import Node, is_inline_address
 from pacskit.query import InformationModel, Level, Query
-from pacskit.sinks import (
-    ArchiveSink,
-    DimseSink,
-    Filtered,
-    Finder,
-    FolderDestination,
-    Names,
-    Sink,
-    WebSink,
-    deid_filter,
-)
 from pacskit.sources import ARCHIVE
 from pacskit.transfer import DimseSource, LocalSource, Source, WebSource
 
@@ -30,6 +19,7 @@ if TYPE_CHECKING:
 
     from pacskit.client import Client
     from pacskit.deid import Deidentifier
+    from pacskit.sinks import Finder, Sink
 
 
 def place(client: Client, name: Node | str | Path, *, as_source: bool) -> tuple[str, ...]:
@@ -88,6 +78,16 @@ def open_sink(client: Client, name: Node | str | Path, *, layout: str = DEFAULT_
         UsageError: an invalid layout, or one with a withheld patient name.
         ConfigError: the archive's index cannot be opened.
     """
+    from pacskit.sinks import (
+        ArchiveSink,
+        DimseSink,
+        Filtered,
+        FolderDestination,
+        Names,
+        WebSink,
+        deid_filter,
+    )
+
     kind = place(client, name, as_source=False)
     filters = [] if deidentifier is None else [deid_filter(deidentifier)]
     if kind[0] == "folder":
@@ -113,6 +113,6 @@ def _finder(client: Client, node: Node | str) -> Finder:
     def held(match: dict[str, str], limit: int | None) -> Iterator[str]:
         model = InformationModel.PATIENT_ROOT if "StudyInstanceUID" not in match else InformationModel.STUDY_ROOT
         query = Query(level=Level.IMAGE, model=model, match=match, limit=limit)
-        for found in client.iter_find(node, query):
+        for found in client.source_search(node, query):
             yield str(found.get("SOPInstanceUID", "") or "")
     return held

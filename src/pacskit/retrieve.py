@@ -52,7 +52,7 @@ from pacskit.net.retrieve import (
 from pacskit.net.scp import Deliveries, storage_scp
 from pacskit.nodes import Node
 from pacskit.privacy import PrivacyPolicy
-from pacskit.query import Level, Query
+from pacskit.query import InformationModel, Level, Query
 from pacskit.settings import Settings
 from pacskit.storage import WrittenInstance
 from pacskit.syntax_retry import RetryOutcome, retrieve_again
@@ -101,8 +101,14 @@ class RetrievePlan:
 
 def unique_key_path(query: Query) -> list[str]:
     """The unique keys a retrieve identifier carries at ``query``'s level and model."""
-    top = Level.PATIENT if query.model.value == "patient" else Level.STUDY
-    levels = _LEVELS[_LEVELS.index(top): _LEVELS.index(query.level) + 1]
+    return key_path(query.level, query.model)
+
+
+def key_path(level: Level, model: InformationModel) -> list[str]:
+    """The unique keys a retrieve identifier carries at ``level`` under ``model``
+    (PS3.4 C.4.2.2.1: those of the level and of each level above it)."""
+    top = Level.PATIENT if model is InformationModel.PATIENT_ROOT else Level.STUDY
+    levels = _LEVELS[_LEVELS.index(top): _LEVELS.index(level) + 1]
     return [UNIQUE_KEYS[level] for level in levels]
 
 

@@ -1,10 +1,13 @@
 """Copy between any two places: a Query run against a Source, what matches sent to a Sink.
 
-The plan is made once, for every kind of source, from its search alone
-(:func:`plan`): the query's matches at its level, each then expanded into its instances by
-an IMAGE-level search (PS3.4 C.4.1) with its unique keys. The destination is asked which
-of those it already holds (by SOP Instance UID), and only the others are fetched: a copy
-run again sends what the first did not. Sources fetch the instances they were asked for:
+The plan is made once, for every kind of source, from its search alone. A copy
+(:func:`plan`) takes the query's matches at its level, each then expanded into its
+instances by an IMAGE-level search (PS3.4 C.4.1) with its unique keys; the destination is
+asked which of those it already holds (by SOP Instance UID), and only the others are
+fetched: a copy run again sends what the first did not. A retrieve (``get``,
+:func:`plan_at_level`) fetches each match whole at the query's level, and does not search
+at all when the query is already a retrieve identifier. Sources fetch what they were
+asked for (a :class:`Plan`):
 
 - :class:`DimseSource`: C-GET, or C-MOVE to ourselves (PS3.4 C.4.2, C.4.3), one request
   per series (all its instances wanted) or per UID list (some of them), on one association;
@@ -30,7 +33,7 @@ from pydicom import Dataset
 
 from pacskit.cancellation import Cancellation
 from pacskit.errors import PartialFailure, RetrieveFailed
-from pacskit.models import InstanceFailure, RetrieveResult
+from pacskit.models import AnswerCheck, InstanceFailure, RetrieveResult
 from pacskit.privacy import PrivacyPolicy
 from pacskit.query import InformationModel, Level, Query
 from pacskit.retrieve import (
@@ -40,6 +43,8 @@ from pacskit.retrieve import (
     Receiver,
     RetrieveRequest,
     identifier_of,
+    is_direct,
+    key_path,
     retrieve_requests,
 )
 
@@ -60,7 +65,12 @@ UID_LIST_SIZE = 50
 
 
 class Source(Protocol):
-    """Where instances come from: it searches (C-FIND, QIDO-RS, the index) and fetches."""
+    """Where instances come from: it searches (C-FIND, QIDO-RS, the index) and fetches.
+
+    ``whole_levels`` are the levels a copy may fetch a match of whole (one request for a
+    study or a series); :meth:`fetch_level` is the level a retrieve fetches a match of
+    ``level`` at; :meth:`fetches_direct` whether a query made of unique keys is fetched
+    as it is, with no search first."""
 
     label: str
     skipped: int
@@ -68,9 +78,12 @@ class Source(Protocol):
 
     def search(self, query: Query) -> Iterator[Dataset]: ...
 
-    def fetch(self, wanted: Sequence[Planned], whole: set[str], wholes: Sequence[Whole], sink: InstanceSink | None,
-              progress: ProgressCallback | None, cancellation: Cancellation | None,
-              transform: Any) -> RetrieveResult: ...
+    def fetch_level(self, level: Level) -> Level: ...
+
+    def fetches_direct(self, query: Query) -> bool: ...
+
+    def fetch(self, plan: Plan, sink: InstanceSink | None, progress: ProgressCallback | None,
+              cancellation: Cancellation | None, transform: Any) -> RetrieveResult: ...
 
     def close(self) -> None: ...
 
@@ -127,24 +140,68 @@ class CopyResult(BaseModel):
 
 @dataclass(frozen=True)
 class Whole:
-    """A match the destination holds nothing of, fetched whole at its level: its unique
-    keys and the number of instances the source says it has."""
+    """A match fetched whole at its level: its unique keys (those of the levels above
+    too, as the information model wants them) and the number of instances the source
+    says it has (None: it did not say, or it was not searched)."""
 
     level: Level
     values: dict[str, str]
-    count: int
+    count: int | None
 
 
 @dataclass
 class Plan:
-    """What a copy fetches: instances one by one, and matches whole."""
+    """What a source fetches: instances one by one (``whole_series``: the series of
+    them wanted whole, fetched as one request), and matches whole, under ``model``;
+    ``check`` is how the answers of the search that made the plan compared with the query
+    (None: no search, or a local one)."""
 
     instances: list[Planned] = field(default_factory=list)
     wholes: list[Whole] = field(default_factory=list)
+    whole_series: set[str] = field(default_factory=set)
+    model: InformationModel = InformationModel.STUDY_ROOT
+    check: AnswerCheck | None = None
 
     @property
     def count(self) -> int:
-        return len(self.instances) + sum(w.count for w in self.wholes)
+        return len(self.instances) + sum(w.count or 0 for w in self.wholes)
+
+    @property
+    def expected(self) -> int | None:
+        """How many instances the plan brings, when every match said."""
+        return None if any(w.count is None for w in self.wholes) else self.count
+
+
+def plan_at_level(source: Source, query: Query) -> Plan:
+    """What a retrieve of ``query`` fetches from ``source``: each match whole at the
+    level the source fetches the query's level at (a study, a series, an instance: one
+    request each, never expanded into instances). A query that is already a retrieve
+    identifier (unique keys only, PS3.4 C.4.2.2.1) is not searched when the source takes
+    it as it is (a DIMSE node).
+
+    Raises:
+        QueryError, NetworkError, DimseError: the search failed.
+    """
+    if source.fetches_direct(query):
+        keys = key_path(query.level, query.model)
+        return Plan(wholes=[Whole(query.level, {k: query.match.get(k, "") for k in keys}, None)], model=query.model)
+    level = source.fetch_level(query.level)
+    keys = key_path(level, query.model)
+    count_key = RELATED_INSTANCES.get(level)
+    wanted = (*keys, *([count_key] if count_key else []))
+    returned = (*query.return_keys, *wanted) if level is query.level else wanted
+    answers = source.search(query.model_copy(update={"level": level, "return_keys": tuple(dict.fromkeys(returned))}))
+    matches = list(answers)
+    found = Plan(model=query.model, check=getattr(answers, "check", None))
+    seen: set[tuple[str, ...]] = set()
+    for match in matches:
+        values = {k: str(match.get(k, "") or "") for k in keys}
+        if not values[UNIQUE[level]] or tuple(values.values()) in seen:
+            continue
+        seen.add(tuple(values.values()))
+        count = 1 if count_key is None else _as_int(match.get(count_key))
+        found.wholes.append(Whole(level, values, count))
+    return found
 
 
 def plan(source: Source, query: Query, holds_any: Callable[[dict[str, str]], bool] | None = None) -> Plan:
@@ -230,7 +287,7 @@ def copy(source: Source, query: Query, sink: Sink | None, *, destination: str, d
         groups = by_series(planned.instances)
         whole = set() if query.level is Level.IMAGE else {
             serie for (study, serie), sops in by_series(wanted).items() if len(sops) == len(groups[(study, serie)])}
-        fetched = source.fetch(wanted, whole, planned.wholes, sink, progress, cancellation, transform)
+        fetched = source.fetch(Plan(wanted, planned.wholes, whole), sink, progress, cancellation, transform)
         _settle(result, fetched, cancellation)
     result.seconds = time.monotonic() - started
     return result
@@ -272,33 +329,56 @@ class DimseSource:
         self.method = method
 
     def search(self, query: Query) -> Iterator[Dataset]:
-        return iter(self.client.iter_find(self.node, query))
+        return self.client.source_search(self.node, query)
 
-    def fetch(self, wanted: Sequence[Planned], whole: set[str], wholes: Sequence[Whole], sink: InstanceSink | None,
-              progress: ProgressCallback | None, cancellation: Cancellation | None,
-              transform: Any) -> RetrieveResult:
-        requests = [RetrieveRequest(identifier_of(w.level, w.values), w.count) for w in wholes]
-        for (study, serie), sops in by_series(wanted).items():
-            if serie in whole:
-                requests.append(RetrieveRequest(identifier_of(Level.SERIES, {"StudyInstanceUID": study,
-                                                                           "SeriesInstanceUID": serie}), len(sops)))
-                continue
-            for start in range(0, len(sops), UID_LIST_SIZE):
-                part = sops[start:start + UID_LIST_SIZE]
-                requests.append(RetrieveRequest(identifier_of(Level.IMAGE, {
-                    "StudyInstanceUID": study, "SeriesInstanceUID": serie, "SOPInstanceUID": "\\".join(part)}),
-                    len(part)))
+    def fetch_level(self, level: Level) -> Level:
+        return level
+
+    def fetches_direct(self, query: Query) -> bool:
+        return is_direct(query)
+
+    def fetch(self, plan: Plan, sink: InstanceSink | None, progress: ProgressCallback | None,
+              cancellation: Cancellation | None, transform: Any) -> RetrieveResult:
         started = time.monotonic()
         if sink is not None:
             sink.prepare()
-        result = retrieve_requests(self.client.settings, self.node, Query(level=Level.SERIES), requests,
-                                   method=self.method, sink=sink, privacy=self.client.privacy, progress=progress,
-                                   cancellation=cancellation, transform=transform)
+        result = retrieve_requests(self.client.settings, self.node, Query(level=Level.SERIES, model=plan.model),
+                                   dimse_requests(plan), method=self.method, sink=sink, privacy=self.client.privacy,
+                                   progress=progress, cancellation=cancellation, transform=transform)
         result.seconds = time.monotonic() - started
         return result
 
     def close(self) -> None:
         pass
+
+
+def dimse_requests(plan: Plan) -> list[RetrieveRequest]:
+    """The C-GET/C-MOVE identifiers of ``plan`` (PS3.4 C.4.2.2.1): one per match wanted
+    whole, one per series wanted whole, and IMAGE-level UID lists of at most
+    :data:`UID_LIST_SIZE` instances of one series otherwise."""
+    requests = []
+    lists: dict[tuple[tuple[str, str], ...], list[tuple[str, int | None]]] = {}
+    for whole in plan.wholes:
+        if whole.level is not Level.IMAGE:
+            requests.append(RetrieveRequest(identifier_of(whole.level, whole.values), whole.count))
+            continue
+        above = tuple((k, v) for k, v in whole.values.items() if k != "SOPInstanceUID")
+        lists.setdefault(above, []).append((whole.values.get("SOPInstanceUID", ""), whole.count))
+    for (study, serie), sops in by_series(plan.instances).items():
+        if serie in plan.whole_series:
+            requests.append(RetrieveRequest(identifier_of(Level.SERIES, {"StudyInstanceUID": study,
+                                                                       "SeriesInstanceUID": serie}), len(sops)))
+            continue
+        above = (("StudyInstanceUID", study), ("SeriesInstanceUID", serie))
+        lists.setdefault(above, []).extend((sop, 1) for sop in sops)
+    for above, listed in lists.items():
+        for start in range(0, len(listed), UID_LIST_SIZE):
+            part = listed[start:start + UID_LIST_SIZE]
+            counts = [count for _, count in part]
+            requests.append(RetrieveRequest(
+                identifier_of(Level.IMAGE, {**dict(above), "SOPInstanceUID": "\\".join(sop for sop, _ in part)}),
+                None if None in counts else sum(c or 0 for c in counts)))
+    return requests
 
 
 class WebSource:
@@ -316,36 +396,51 @@ class WebSource:
         self._http = client._web_client(web)
 
     def search(self, query: Query) -> Iterator[Dataset]:
-        return iter(self.client.iter_find(self.web.url, query))
+        return self.client.source_search(self.web.url, query)
 
-    def fetch(self, wanted: Sequence[Planned], whole: set[str], wholes: Sequence[Whole], sink: InstanceSink | None,
-              progress: ProgressCallback | None, cancellation: Cancellation | None,
-              transform: Any) -> RetrieveResult:
+    def fetch_level(self, level: Level) -> Level:
         if self.wado_uri:
-            result = RetrieveResult(method="wado-uri")
-            if sink is not None:
-                sink.prepare()
-            receiver = Receiver(result, sink, self.client.privacy, progress, len(wanted), cancellation, transform)
-            self._http.retrieve_instances(list(wanted), receiver)
-            return result
-        resources = [("/".join(f"{part}/{w.values[key]}" for part, key in
-                               (("studies", "StudyInstanceUID"), ("series", "SeriesInstanceUID")) if key in w.values),
-                      w.count) for w in wholes]
-        for (study, serie), sops in by_series(wanted).items():
-            if serie in whole:
-                resources.append((f"studies/{study}/series/{serie}", len(sops)))
-            else:
-                resources.extend((f"studies/{study}/series/{serie}/instances/{sop}", 1) for sop in sops)
-        result = RetrieveResult(method="wado-rs")
+            return Level.IMAGE
+        return Level.STUDY if level is Level.PATIENT else level
+
+    def fetches_direct(self, query: Query) -> bool:
+        return False
+
+    def fetch(self, plan: Plan, sink: InstanceSink | None, progress: ProgressCallback | None,
+              cancellation: Cancellation | None, transform: Any) -> RetrieveResult:
+        started = time.monotonic()
+        result = RetrieveResult(method="wado-uri" if self.wado_uri else "wado-rs")
         if sink is not None:
             sink.prepare()
-        total = len(wanted) + sum(w.count for w in wholes)
-        receiver = Receiver(result, sink, self.client.privacy, progress, total, cancellation, transform)
-        self._http.retrieve_resources(resources, receiver)
+        receiver = Receiver(result, sink, self.client.privacy, progress, plan.expected, cancellation, transform)
+        if self.wado_uri:
+            self._http.retrieve_instances([*plan.instances, *(_instance_of(w) for w in plan.wholes)], receiver)
+        else:
+            self._http.retrieve_resources(web_resources(plan), receiver)
+        result.seconds = time.monotonic() - started
         return result
 
     def close(self) -> None:
         self._http.close()
+
+
+def web_resources(plan: Plan) -> list[tuple[str, int | None]]:
+    """The WADO-RS resources of ``plan`` (PS3.18 10.4.1): a study, series or instance per
+    match wanted whole, a series per series wanted whole, an instance otherwise."""
+    paths = (("studies", "StudyInstanceUID"), ("series", "SeriesInstanceUID"), ("instances", "SOPInstanceUID"))
+    resources: list[tuple[str, int | None]] = [
+        ("/".join(f"{part}/{w.values[key]}" for part, key in paths if key in w.values), w.count) for w in plan.wholes]
+    for (study, serie), sops in by_series(plan.instances).items():
+        if serie in plan.whole_series:
+            resources.append((f"studies/{study}/series/{serie}", len(sops)))
+        else:
+            resources.extend((f"studies/{study}/series/{serie}/instances/{sop}", 1) for sop in sops)
+    return resources
+
+
+def _instance_of(whole: Whole) -> Planned:
+    return (whole.values.get("StudyInstanceUID", ""), whole.values.get("SeriesInstanceUID", ""),
+            whole.values.get("SOPInstanceUID", ""))
 
 
 class LocalSource:
@@ -386,15 +481,20 @@ class LocalSource:
         for match in self.index.find(query, keys=list(query.return_keywords(privacy))):
             yield privacy.scrub_response(match)
 
-    def fetch(self, wanted: Sequence[Planned], whole: set[str], wholes: Sequence[Whole], sink: InstanceSink | None,
-              progress: ProgressCallback | None, cancellation: Cancellation | None,
-              transform: Any) -> RetrieveResult:
+    def fetch_level(self, level: Level) -> Level:
+        return level
+
+    def fetches_direct(self, query: Query) -> bool:
+        return False
+
+    def fetch(self, plan: Plan, sink: InstanceSink | None, progress: ProgressCallback | None,
+              cancellation: Cancellation | None, transform: Any) -> RetrieveResult:
         started = time.monotonic()
         result = RetrieveResult(method="local")
         if sink is not None:
             sink.prepare()
-        receiver = Receiver(result, sink, self.client.privacy, progress, len(wanted), cancellation, transform)
-        for _, _, sop in wanted:
+        receiver = Receiver(result, sink, self.client.privacy, progress, plan.expected, cancellation, transform)
+        for sop in self._instances(plan):
             if cancellation is not None and cancellation.cancelled:
                 break
             stored = self.index.path_of(sop)
@@ -411,6 +511,12 @@ class LocalSource:
                 result.completed += 1
         result.seconds = time.monotonic() - started
         return result
+
+    def _instances(self, plan: Plan) -> Iterator[str]:
+        yield from (sop for _, _, sop in plan.instances)
+        for whole in plan.wholes:
+            search = Query(level=Level.IMAGE, model=plan.model, match=whole.values)
+            yield from (str(m.get("SOPInstanceUID", "")) for m in self.index.find(search, keys=["SOPInstanceUID"]))
 
     def close(self) -> None:
         self._stack.close()

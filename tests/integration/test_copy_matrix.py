@@ -211,6 +211,54 @@ def test_a_retrieve_forwarded_to_storescp_arrives_on_one_association(places, tmp
         assert len(storing) == 1, storescp.log()
 
 
+def test_get_forward_to_sends_each_instance_on_from_the_command_line(places, tmp_path):
+    from clirunner import run_cli
+
+    corpus = places["studies"]["orthanc-web"]
+    storescp = StoreSCP(tmp_path / "storescp")
+    (tmp_path / "cwd").mkdir()
+    with storescp:
+        result = run_cli("get", places["addresses"]["orthanc-web"], "--study-uid", corpus[0].study_uid,
+                         "--forward-to", storescp.address, cwd=tmp_path / "cwd")
+        assert result.returncode == 0, result.stderr
+        assert f"{len(corpus)} sent on to {storescp.address}" in result.stdout
+        received = {str(dcmread(p).SOPInstanceUID) for p in storescp.received()}
+    assert received == {c.sop_instance_uid for c in corpus}
+    assert not list((tmp_path / "cwd").rglob("*"))
+
+
+@pytest.mark.parametrize("where", [[], ["-o", "out", "--forward-to", "dicom://X@127.0.0.1:9"]])
+def test_get_wants_exactly_one_of_a_folder_and_a_node_to_forward_to(places, tmp_path, where):
+    from clirunner import assert_one_line_error, run_cli
+
+    result = run_cli("get", places["addresses"]["dcmqrscp"], "--study-uid", "1.2.3", *where, cwd=tmp_path)
+    assert_one_line_error(result, 2, "give a folder to write into (-o DIR) or a node to send on to")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_node_configured_to_deidentify_is_planned_from_the_uids_it_holds(places, tmp_path):
+    """Its search answers are de-identified for a user's find, but a retrieve that has to
+    search first (here for the series of a modality) must ask for the UIDs the node holds."""
+    from clirunner import run_cli
+
+    corpus = places["studies"]["dcmqrscp"]
+    peer = places["addresses"]["dcmqrscp"].removeprefix("dicom://")
+    ae, _, rest = peer.partition("@")
+    host, _, port = rest.rpartition(":")
+    (tmp_path / "pacskit.toml").write_text(
+        f'[deidentify]\nsecret = "a secret of the test"\n\n'
+        f'[nodes.research]\nae_title = "{ae}"\nhost = "{host}"\nport = {port}\ndeidentify = true\n')
+    for command in (["get", "research", "-o", "got"], ["copy", "research", "copied"]):
+        result = run_cli(*command, "-l", "series", "--study-uid", corpus[0].study_uid,
+                         "--modality", corpus[0].modality, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        written = [dcmread(p) for p in (tmp_path / command[-1]).rglob("*.dcm")]
+        wanted = [c for c in corpus if c.modality == corpus[0].modality]
+        assert len(written) == len(wanted)
+        assert all(w.PatientIdentityRemoved == "YES" for w in written)
+        assert not {str(w.SOPInstanceUID) for w in written} & {c.sop_instance_uid for c in corpus}
+
+
 def test_copy_as_a_user_runs_it(places, tmp_path):
     from clirunner import run_cli
 

@@ -58,5 +58,5 @@ def test_find_and_get_load_only_their_own_service(dcmqrscp, corpus, tmp_path, co
         assert not (SERVICES - {"pacskit.finder", "pacskit.net.find"} | NEVER) & top(modules)
     else:
         assert len(list((tmp_path / "out").rglob("*.dcm"))) == sum(1 for i in corpus if i.study_uid == study)
-        assert "pacskit.retrieve" in modules
-        assert not ({"pacskit.send", "pacskit.transfer"} | NEVER) & top(modules)
+        assert {"pacskit.retrieve", "pacskit.transfer"} <= modules
+        assert not ({"pacskit.send", "pacskit.sinks"} | NEVER) & top(modules)

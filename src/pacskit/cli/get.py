@@ -1,4 +1,5 @@
-"""``pacskit get``: retrieve instances into a folder by C-GET or C-MOVE to ourselves."""
+"""``pacskit get``: retrieve instances into a folder by C-GET or C-MOVE to ourselves (or
+WADO-RS, or from the archive or a folder), or send each on to another node as it arrives."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from pacskit.cli.item_lists import (
     raise_for_outcomes,
     run_each,
 )
-from pacskit.cli.node_argument import AnyNode
+from pacskit.cli.node_argument import AnyNode, complete_node
 from pacskit.cli.progress import ProgressBar
 from pacskit.cli.query_options import (
     AccessionOption,
@@ -44,6 +45,7 @@ from pacskit.cli.query_options import (
     StudyUidOption,
     build_queries,
 )
+from pacskit.errors import UsageError
 from pacskit.layout import DEFAULT_LAYOUT
 from pacskit.models import RetrieveResult
 
@@ -59,7 +61,7 @@ class Method(str, Enum):
 def get(
     ctx: typer.Context,
     node: AnyNode,
-    output_dir: Annotated[Path, typer.Option("--output", "-o", help="Folder to write into.")],
+    output_dir: Annotated[Path | None, typer.Option("--output", "-o", help="Folder to write into.")] = None,
     level: LevelOption = "study",
     model: ModelOption = None,
     patient_id: PatientIdsOption = None,
@@ -82,8 +84,14 @@ def get(
     from_file_key: FromFileKeyOption = None,
     deidentify: DeidentifyOption = False,
     deid_option: DeidOptionOption = None,
+    forward_to: Annotated[str | None, typer.Option(
+        "--forward-to", metavar="NODE", autocompletion=complete_node,
+        help="Send each instance on to this node or DICOMweb URL as it arrives (C-STORE on one association, "
+             "or STOW-RS) instead of writing it.")] = None,
 ) -> None:
     """Retrieve matching instances into a folder (C-GET, C-MOVE to pacskit itself, or WADO-RS).
+
+    With --forward-to instead of -o, each instance is sent on to another node as it arrives.
 
     Examples:
 
@@ -91,8 +99,10 @@ def get(
 
       pacskit get pacs -p 12345 -p 67890 -l patient -o out --method move
 
-      cut -f1 uids.tsv | pacskit get pacs --from-file - -o out -f json
+      pacskit get pacs --study-uid 1.2.3 --forward-to research --deidentify
     """
+    if (output_dir is None) == (forward_to is None):
+        raise UsageError("give a folder to write into (-o DIR) or a node to send on to (--forward-to NODE)")
     queries = build_queries(level, model, patient_id, study_uid, series_uid, sop_uid, accession,
                             date, modality, description, key, limit, from_file, from_file_key)
     client = state(ctx).client()
@@ -103,11 +113,11 @@ def get(
         with ProgressBar(label or "retrieving") as bar:
             result = client.get(peer, query, output_dir, layout=layout, overwrite=overwrite,
                                 method=method.value, wado_uri=wado_uri, deidentify=deidentify,
-                                deid_options=deid_option or (),
+                                deid_options=deid_option or (), forward_to=forward_to,
                                 progress=lambda p: bar.update(p.received, p.total, p.bytes))
         print_check(result.check)
         if output is not SummaryFormat.json:
-            print_summary(result, label)
+            print_summary(result, label, forward_to)
         return result
 
     outcomes = run_each([label for label, _ in queries], run)
@@ -126,8 +136,9 @@ def summary(result: RetrieveResult) -> dict[str, object]:
     return data
 
 
-def print_summary(result: RetrieveResult, label: str | None = None) -> None:
-    """A human summary of a retrieve, after ``label:`` for an item of a list."""
+def print_summary(result: RetrieveResult, label: str | None = None, forwarded_to: str | None = None) -> None:
+    """A human summary of a retrieve, after ``label:`` for an item of a list (sent on to
+    ``forwarded_to`` rather than written, when given)."""
     prefix = f"{label}: " if label else ""
     if result.requests == 0:
         err.print(f"{prefix}No matches.", markup=False)
@@ -135,9 +146,10 @@ def print_summary(result: RetrieveResult, label: str | None = None) -> None:
     mb = result.bytes / 1e6
     out.print(
         f"{prefix}Retrieved {counted(result.received, 'instance')} ({mb:.1f} MB) in {result.seconds:.1f} s "
-        f"({rates(result.received, result.bytes, result.seconds)}) by {_service(result.method)}: {result.written} written, "
-        f"{result.skipped} already present; peer reports {result.completed} completed, "
-        f"{result.failed} failed, {result.warning} warnings."
+        f"({rates(result.received, result.bytes, result.seconds)}) by {_service(result.method)}: "
+        + (f"{result.written} sent on to {forwarded_to}" if forwarded_to is not None else
+           f"{result.written} written, {result.skipped} already present")
+        + f"; peer reports {result.completed} completed, {result.failed} failed, {result.warning} warnings."
     )
     for failure in result.local_failures[:MAX_LISTED_FAILURES]:
         err.print(f"  not stored: {failure.sop_instance_uid}: {failure.reason}", markup=False)

@@ -225,29 +225,7 @@ class DicomWebClient(WebClientBase):
                     raise exchange.search_too_big(self.node.label, self.max_search_answer)
         return exchange.page_matches(body, self.node.label), more, len(body)
 
-    def retrieve(self, query: Query, receiver: Any, *, wado_uri: bool = False) -> None:
-        """Retrieve what ``query`` matches by WADO-RS (PS3.18 10.4), one request per
-        matching study, series or instance as the query's level says, each response
-        read as it arrives and every instance handed to ``receiver`` (see
-        :class:`pacskit.retrieve.Receiver`) as it is complete. Instances keep their
-        transfer syntax (``transfer-syntax=*``). With ``wado_uri``, the instances are
-        listed by QIDO-RS and fetched one by one by WADO-URI (PS3.18 9) at ``/wado`` on
-        the same host.
-
-        Raises:
-            QueryError, NetworkError, HttpFailure: a request failed.
-        """
-        if wado_uri:
-            self._retrieve_by_uri(query, receiver)
-            return
-        targets = self._retrieve_targets(query, receiver)
-        result: RetrieveResult = receiver.result
-        receiver.expect(exchange.expected_total(targets))
-        for resource, count in targets:
-            result.requests += 1
-            self.count_request(result, count, self._retrieve_one(resource, receiver))
-
-    def retrieve_resources(self, resources: list[tuple[str, int]], receiver: Any) -> None:
+    def retrieve_resources(self, resources: list[tuple[str, int | None]], receiver: Any) -> None:
         """Retrieve by WADO-RS (PS3.18 10.4) the study, series or instance resources
         given (``studies/{uid}/series/{uid}[/instances/{uid}]``), each with the number of
         instances it should bring, into ``receiver``: what a copy planned itself
@@ -262,14 +240,6 @@ class DicomWebClient(WebClientBase):
                 return
             result.requests += 1
             self.count_request(result, count, self._retrieve_one(exchange.quoted_resource(resource), receiver))
-
-    def _retrieve_by_uri(self, query: Query, receiver: Any) -> None:
-        instances = exchange.wado_uri_instances(query)
-        result: RetrieveResult = receiver.result
-        result.check = AnswerCheck(level=Level.IMAGE)
-        found = self._checked(instances, self._search(*qido_request(instances, self.privacy)), result.check)
-        receiver.expect(len(found))
-        self.retrieve_instances([exchange.instance_uids(m) for m in found], receiver)
 
     def retrieve_instances(self, instances: list[tuple[str, str, str]], receiver: Any) -> None:
         """Retrieve by WADO-URI (PS3.18 9), at ``/wado`` on the same host, each instance
@@ -293,15 +263,6 @@ class DicomWebClient(WebClientBase):
                 _check(response, "WADO-URI")
                 if receiver.take(response.read()):
                     result.completed += 1
-
-    def _retrieve_targets(self, query: Query, receiver: Any) -> list[tuple[str, int | None]]:
-        """(WADO-RS resource, instances expected) for every match of ``query`` that stays
-        once checked; the check goes to ``receiver.result.check``."""
-        search = exchange.retrieve_search(query)
-        result: RetrieveResult = receiver.result
-        result.check = AnswerCheck(level=search.level)
-        found = self._search(*qido_request(search, self.privacy))
-        return exchange.retrieve_targets(search.level, self._checked(search, found, result.check))
 
     def _retrieve_one(self, resource: str, receiver: Any) -> int:
         received = 0
