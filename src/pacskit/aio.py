@@ -364,7 +364,8 @@ class AsyncClient:
                    overwrite: bool = False, method: RetrieveMethod = "get", dry_run: bool = False,
                    progress: ProgressCallback | None = None, cancellation: Cancellation | None = None,
                    retries: int | None = None, retry_backoff: float | None = None,
-                   timeout: float | None = None) -> CopyResult:
+                   timeout: float | None = None, wado_uri: bool = False, deidentify: bool = False,
+                   deid_options: Iterable[str] = ()) -> CopyResult:
         """See :meth:`Client.copy`. ``progress`` is called on the event loop; on a timeout
         or a cancellation of the awaiting task nothing more is copied once it is raised."""
         on_loop = _on_loop(progress)
@@ -372,7 +373,8 @@ class AsyncClient:
 
         def work() -> CopyResult:
             return self.sync.copy(source, query, destination, layout=layout, overwrite=overwrite, method=method,
-                                  dry_run=dry_run, progress=on_loop, cancellation=stop, retries=0)
+                                  dry_run=dry_run, progress=on_loop, cancellation=stop, retries=0,
+                                  wado_uri=wado_uri, deidentify=deidentify, deid_options=deid_options)
 
         try:
             return await self._call(work, "copy", {"retries": retries, "retry_backoff": retry_backoff,

@@ -1,4 +1,4 @@
-"""A retrieve by C-GET or by C-MOVE to ourselves on asyncio: :func:`pacskit.retrieve.retrieve`
+"""A retrieve by C-GET or by C-MOVE to ourselves on asyncio: :meth:`pacskit.Client.get` from a DIMSE node
 on :mod:`pacskit.net.aio_retrieve`, with the same plan (a C-FIND first, on
 :mod:`pacskit.aio_finder`, when the query is not made of unique keys), the same
 :class:`~pacskit.retrieve.Receiver` (checks, privacy, de-identification, the sink) and the
@@ -37,31 +37,34 @@ from pacskit.retrieve import (
     InstanceSink,
     ProgressCallback,
     Receiver,
-    RetrievePlan,
-    RetrieveRequest,
     _with_registration_hint,
     add_counts,
     add_recovered,
+    record_undelivered,
+)
+from pacskit.retrieve_plan import (
+    Plan,
+    RetrieveRequest,
+    dimse_requests,
     direct_plan,
     expected_of,
     is_direct,
-    record_undelivered,
-    requests_of,
-    resolving_search,
+    level_search,
+    wholes_of,
 )
 from pacskit.settings import Settings
 
 
-async def plan_requests(settings: Settings, node: Node, query: Query, privacy: PrivacyPolicy) -> RetrievePlan:
+async def plan_requests(settings: Settings, node: Node, query: Query, privacy: PrivacyPolicy) -> Plan:
     """As :func:`pacskit.retrieve.plan_requests`, the C-FIND on the loop."""
     if is_direct(query):
         return direct_plan(query)
-    search = resolving_search(query)
+    search = level_search(query, query.level)
     check = AnswerCheck(level=search.level)
     async with aio_find.find_session(settings, node, search.model.value) as session, \
             aclosing(aio_finder.checked_matches(session, search, privacy, check)) as found:
         matches = [match async for match in found]
-    return RetrievePlan(requests_of(query, matches), check)
+    return Plan(wholes=wholes_of(search, matches), model=query.model, check=check)
 
 
 async def retrieve(settings: Settings, node: Node, query: Query, *, sink: InstanceSink | None,
@@ -70,19 +73,20 @@ async def retrieve(settings: Settings, node: Node, query: Query, *, sink: Instan
                    transform: Callable[[Dataset], object] | None = None, method: str = "get") -> RetrieveResult:
     """Retrieve what ``query`` matches by C-GET (``get``), C-MOVE to ourselves (``move``)
     or C-GET falling back to C-MOVE when the peer refuses C-GET (``auto``), as
-    :func:`pacskit.retrieve.retrieve`; ``progress`` is called on the loop."""
+    :meth:`pacskit.Client.get` from a DIMSE node; ``progress`` is called on the loop."""
     started = time.monotonic()
     if sink is not None:
         sink.prepare()
     plan = await plan_requests(settings, node, query, privacy)
+    requests = dimse_requests(plan)
     steps = (sink, privacy, progress, cancellation, transform)
     if method == "auto":
         try:
-            result = await _retrieve(settings, node, query, plan.requests, "get", *steps)
+            result = await _retrieve(settings, node, query, requests, "get", *steps)
         except (ServiceNotSupported, NoStorageRole):
-            result = await _retrieve(settings, node, query, plan.requests, "move", *steps)
+            result = await _retrieve(settings, node, query, requests, "move", *steps)
     else:
-        result = await _retrieve(settings, node, query, plan.requests, method, *steps)
+        result = await _retrieve(settings, node, query, requests, method, *steps)
     result.check = plan.check
     result.seconds = time.monotonic() - started
     return result

@@ -17,6 +17,7 @@ from pacskit.nodes import Node
 from pacskit.privacy import PrivacyPolicy
 from pacskit.query import Query
 from pacskit.retrieve import MoveProgressCallback, add_counts, move_report
+from pacskit.retrieve_plan import dimse_requests
 from pacskit.settings import Settings
 
 
@@ -32,9 +33,10 @@ async def move(settings: Settings, node: Node, query: Query, destination: str, p
     started = time.monotonic()
     plan = await plan_requests(settings, node, query, privacy)
     result = MoveResult(destination=destination, check=plan.check)
-    if plan.requests:
+    requests = dimse_requests(plan)
+    if requests:
         async with move_session(settings, node, query.model.value) as session:
-            for request in plan.requests:
+            for request in requests:
                 add_counts(result, await session.c_move(request.identifier, destination,
                                                         move_report(result, progress)))
     result.seconds = time.monotonic() - started

@@ -1,9 +1,9 @@
-"""Retrieving instances: from a Query to C-GET or C-MOVE requests, and into a sink.
+"""Retrieving instances: C-GET or C-MOVE requests on one association, and into a sink.
 
-A retrieve is identified by unique keys only (PS3.4 C.4.2.2.1). A query that already
-names its level's unique key (and those above it) is sent as it is; any other query is
-first resolved by a C-FIND at its level, and each match becomes one request. All the
-requests of a retrieve share one association.
+What the requests are is planned in :mod:`pacskit.retrieve_plan` (a query of unique keys
+sent as it is, any other resolved by a C-FIND at its level, each match one request);
+:func:`plan_requests` runs that C-FIND. All the requests of a retrieve share one
+association.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from io import BytesIO
 from typing import BinaryIO, Protocol
@@ -31,7 +30,6 @@ from pacskit.errors import (
 )
 from pacskit.finder import run_query
 from pacskit.models import (
-    AnswerCheck,
     InstanceFailure,
     MoveDelivery,
     MoveProgress,
@@ -52,23 +50,21 @@ from pacskit.net.retrieve import (
 from pacskit.net.scp import Deliveries, storage_scp
 from pacskit.nodes import Node
 from pacskit.privacy import PrivacyPolicy
-from pacskit.query import InformationModel, Level, Query
+from pacskit.query import Query
+from pacskit.retrieve_plan import (
+    Plan,
+    RetrieveRequest,
+    dimse_requests,
+    direct_plan,
+    expected_of,
+    is_direct,
+    level_search,
+    wholes_of,
+)
 from pacskit.settings import Settings
 from pacskit.storage import WrittenInstance
 from pacskit.syntax_retry import RetryOutcome, retrieve_again
 
-UNIQUE_KEYS = {
-    Level.PATIENT: "PatientID",
-    Level.STUDY: "StudyInstanceUID",
-    Level.SERIES: "SeriesInstanceUID",
-    Level.IMAGE: "SOPInstanceUID",
-}
-RELATED_INSTANCES = {
-    Level.PATIENT: "NumberOfPatientRelatedInstances",
-    Level.STUDY: "NumberOfStudyRelatedInstances",
-    Level.SERIES: "NumberOfSeriesRelatedInstances",
-}
-_LEVELS = [Level.PATIENT, Level.STUDY, Level.SERIES, Level.IMAGE]
 ARRIVAL_QUIET = 2.0
 """Seconds a C-MOVE to ourselves waits, after its final response, for instances the peer
 reported sent while no association of the peer's is open (one may still be opening)."""
@@ -82,114 +78,22 @@ MoveProgressCallback = Callable[[MoveProgress], None]
 CANCELLED = "the retrieve was cancelled"
 
 
-@dataclass(frozen=True)
-class RetrieveRequest:
-    """One C-GET/C-MOVE identifier, with the number of instances it should bring."""
-
-    identifier: Dataset
-    expected: int | None
-
-
-@dataclass(frozen=True)
-class RetrievePlan:
-    """The requests of a retrieve, and how the answers of the C-FIND that chose them
-    compared with the query (None: the query was sent as it is, no C-FIND)."""
-
-    requests: list[RetrieveRequest]
-    check: AnswerCheck | None
-
-
-def unique_key_path(query: Query) -> list[str]:
-    """The unique keys a retrieve identifier carries at ``query``'s level and model."""
-    return key_path(query.level, query.model)
-
-
-def key_path(level: Level, model: InformationModel) -> list[str]:
-    """The unique keys a retrieve identifier carries at ``level`` under ``model``
-    (PS3.4 C.4.2.2.1: those of the level and of each level above it)."""
-    top = Level.PATIENT if model is InformationModel.PATIENT_ROOT else Level.STUDY
-    levels = _LEVELS[_LEVELS.index(top): _LEVELS.index(level) + 1]
-    return [UNIQUE_KEYS[level] for level in levels]
-
-
-def is_direct(query: Query) -> bool:
-    """Whether ``query`` is already a valid retrieve identifier (unique keys only)."""
-    keys = unique_key_path(query)
-    given = {k: v for k, v in query.match.items() if v}
-    return (
-        bool(given)
-        and set(given) <= set(keys)
-        and UNIQUE_KEYS[query.level] in given
-        and not any(c in v for v in given.values() for c in "*?")
-    )
-
-
-def plan_requests(settings: Settings, node: Node, query: Query,
-                  privacy: PrivacyPolicy) -> RetrievePlan:
-    """The retrieve requests for ``query``, resolving it with a C-FIND when needed: one
-    request per match that stays once checked against the query (a PACS that ignores a
-    key answers matches that fail it, :mod:`pacskit.answers`).
+def plan_requests(settings: Settings, node: Node, query: Query, privacy: PrivacyPolicy) -> Plan:
+    """What a retrieve of ``query`` from ``node`` fetches (:mod:`pacskit.retrieve_plan`),
+    searching by C-FIND when the query is not a retrieve identifier already: each match
+    that stays once checked against the query (a PACS that ignores a key answers matches
+    that fail it, :mod:`pacskit.answers`) fetched whole at the query's level.
 
     Raises:
         QueryError, NetworkError, DimseError: the C-FIND failed.
     """
     if is_direct(query):
         return direct_plan(query)
+    search = level_search(query, query.level)
     with find_session(settings, node, query.model.value) as session:
-        answers = run_query(session, resolving_search(query), privacy)
-        matches = list(answers)
-    return RetrievePlan(requests_of(query, matches), answers.check)
-
-
-def direct_plan(query: Query) -> RetrievePlan:
-    """The one request of a query made of unique keys (:func:`is_direct`)."""
-    keys = unique_key_path(query)
-    return RetrievePlan([RetrieveRequest(_identifier(query.level, {k: query.match.get(k, "") for k in keys}),
-                                         None)], None)
-
-
-def resolving_search(query: Query) -> Query:
-    """The C-FIND that resolves ``query`` into retrieve requests: its own, also returning
-    the unique keys of its levels and the count of related instances."""
-    count_key = RELATED_INSTANCES.get(query.level)
-    extra = tuple(k for k in (*unique_key_path(query), count_key) if k and k not in query.return_keys)
-    return query.model_copy(update={"return_keys": (*query.return_keys, *extra)})
-
-
-def requests_of(query: Query, matches: list[Dataset]) -> list[RetrieveRequest]:
-    """One retrieve request per match of :func:`resolving_search` (once each)."""
-    keys = unique_key_path(query)
-    count_key = RELATED_INSTANCES.get(query.level)
-    requests = []
-    seen = set()
-    for match in matches:
-        values = {k: str(match.get(k, "") or "") for k in keys}
-        if not values[UNIQUE_KEYS[query.level]] or tuple(values.values()) in seen:
-            continue
-        seen.add(tuple(values.values()))
-        expected = match.get(count_key) if count_key else 1
-        requests.append(RetrieveRequest(_identifier(query.level, values), _as_int(expected)))
-    return requests
-
-
-def identifier_of(level: Level, values: dict[str, str]) -> Dataset:
-    """The retrieve identifier at ``level`` carrying the unique keys ``values`` (PS3.4 C.4.2.2.1)."""
-    return _identifier(level, values)
-
-
-def _identifier(level: Level, values: dict[str, str]) -> Dataset:
-    ds = Dataset()
-    ds.QueryRetrieveLevel = level.value
-    for keyword, value in values.items():
-        setattr(ds, keyword, value)
-    return ds
-
-
-def _as_int(value: object) -> int | None:
-    try:
-        return int(str(value)) if value not in (None, "") else None
-    except ValueError:
-        return None
+        answers = run_query(session, search, privacy)
+        wholes = wholes_of(search, answers)
+    return Plan(wholes=wholes, model=query.model, check=answers.check)
 
 
 class InstanceSink(Protocol):
@@ -361,43 +265,6 @@ def _readable(data: Received) -> BinaryIO:
     return data
 
 
-def retrieve(
-    settings: Settings,
-    node: Node,
-    query: Query,
-    *,
-    method: str,
-    sink: InstanceSink | None,
-    privacy: PrivacyPolicy,
-    progress: ProgressCallback | None = None,
-    cancellation: Cancellation | None = None,
-    transform: Callable[[Dataset], object] | None = None,
-) -> RetrieveResult:
-    """Retrieve what ``query`` matches by C-GET (``get``), C-MOVE to ourselves (``move``)
-    or C-GET falling back to C-MOVE when the peer refuses C-GET (``auto``). Once
-    ``cancellation`` is set, what still arrives is refused and no request is sent.
-    Instances kept in memory (no ``sink``) are changed by ``transform`` (a folder sink
-    de-identifies by itself).
-
-    Raises:
-        QueryError, NetworkError, DimseError, OutputError: as the steps that fail.
-    """
-    started = time.monotonic()
-    if sink is not None:
-        sink.prepare()
-    plan = plan_requests(settings, node, query, privacy)
-    result = retrieve_requests(settings, node, query, plan.requests, method=method, sink=sink, privacy=privacy,
-                               progress=progress, cancellation=cancellation, transform=transform)
-    result.check = plan.check
-    result.seconds = time.monotonic() - started
-    return result
-
-
-def expected_of(requests: list[RetrieveRequest]) -> int | None:
-    """How many instances the requests should bring, when every match said."""
-    return None if any(r.expected is None for r in requests) else sum(r.expected or 0 for r in requests)
-
-
 def retrieve_requests(
     settings: Settings,
     node: Node,
@@ -412,8 +279,11 @@ def retrieve_requests(
     transform: Callable[[Dataset], object] | None = None,
 ) -> RetrieveResult:
     """Send the retrieve ``requests`` already planned (``query`` gives their information
-    model) on one association, as :func:`retrieve` does; a copy plans them itself
-    (:mod:`pacskit.transfer`).
+    model; :func:`pacskit.retrieve_plan.dimse_requests`) on one association, by C-GET
+    (``get``), C-MOVE to ourselves (``move``) or C-GET falling back to C-MOVE when the peer
+    refuses C-GET (``auto``). Once ``cancellation`` is set, what still arrives is refused
+    and no request is sent. Instances kept in memory (no ``sink``) are changed by
+    ``transform`` (a folder sink de-identifies by itself).
 
     Raises:
         NetworkError, DimseError, OutputError: as the steps that fail.
@@ -574,9 +444,10 @@ def move(settings: Settings, node: Node, query: Query, destination: str,
     started = time.monotonic()
     plan = plan_requests(settings, node, query, privacy)
     result = MoveResult(destination=destination, check=plan.check)
-    if plan.requests:
+    requests = dimse_requests(plan)
+    if requests:
         with move_session(settings, node, query.model.value) as session:
-            for request in plan.requests:
+            for request in requests:
                 add_counts(result, session.c_move(request.identifier, destination, move_report(result, progress)))
     result.seconds = time.monotonic() - started
     return result

@@ -24,7 +24,6 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -33,19 +32,22 @@ from pydicom import Dataset
 
 from pacskit.cancellation import Cancellation
 from pacskit.errors import PartialFailure, RetrieveFailed
-from pacskit.models import AnswerCheck, InstanceFailure, RetrieveResult
+from pacskit.models import InstanceFailure, RetrieveResult
 from pacskit.privacy import PrivacyPolicy
-from pacskit.query import InformationModel, Level, Query
-from pacskit.retrieve import (
-    CANCELLED,
+from pacskit.query import UNIQUE_KEYS, InformationModel, Level, Query
+from pacskit.retrieve import CANCELLED, ProgressCallback, Receiver, retrieve_requests
+from pacskit.retrieve_plan import (
     RELATED_INSTANCES,
-    ProgressCallback,
-    Receiver,
-    RetrieveRequest,
-    identifier_of,
+    Plan,
+    Planned,
+    Whole,
+    as_count,
+    by_series,
+    dimse_requests,
+    direct_plan,
     is_direct,
-    key_path,
-    retrieve_requests,
+    level_search,
+    wholes_of,
 )
 
 if TYPE_CHECKING:
@@ -54,15 +56,6 @@ if TYPE_CHECKING:
     from pacskit.retrieve import InstanceSink
     from pacskit.sinks import Sink
     from pacskit.web.client import WebNode
-
-Planned = tuple[str, str, str]
-"""An instance to copy: Study, Series and SOP Instance UIDs."""
-
-UNIQUE = {Level.PATIENT: "PatientID", Level.STUDY: "StudyInstanceUID", Level.SERIES: "SeriesInstanceUID",
-          Level.IMAGE: "SOPInstanceUID"}
-UID_LIST_SIZE = 50
-"""SOP Instance UIDs in one IMAGE-level retrieve identifier (a UID list, PS3.4 C.2.2.2.2)."""
-
 
 class Source(Protocol):
     """Where instances come from: it searches (C-FIND, QIDO-RS, the index) and fetches.
@@ -138,40 +131,6 @@ class CopyResult(BaseModel):
                              f"(first: {first.sop_instance_uid}: {first.reason})")
 
 
-@dataclass(frozen=True)
-class Whole:
-    """A match fetched whole at its level: its unique keys (those of the levels above
-    too, as the information model wants them) and the number of instances the source
-    says it has (None: it did not say, or it was not searched)."""
-
-    level: Level
-    values: dict[str, str]
-    count: int | None
-
-
-@dataclass
-class Plan:
-    """What a source fetches: instances one by one (``whole_series``: the series of
-    them wanted whole, fetched as one request), and matches whole, under ``model``;
-    ``check`` is how the answers of the search that made the plan compared with the query
-    (None: no search, or a local one)."""
-
-    instances: list[Planned] = field(default_factory=list)
-    wholes: list[Whole] = field(default_factory=list)
-    whole_series: set[str] = field(default_factory=set)
-    model: InformationModel = InformationModel.STUDY_ROOT
-    check: AnswerCheck | None = None
-
-    @property
-    def count(self) -> int:
-        return len(self.instances) + sum(w.count or 0 for w in self.wholes)
-
-    @property
-    def expected(self) -> int | None:
-        """How many instances the plan brings, when every match said."""
-        return None if any(w.count is None for w in self.wholes) else self.count
-
-
 def plan_at_level(source: Source, query: Query) -> Plan:
     """What a retrieve of ``query`` fetches from ``source``: each match whole at the
     level the source fetches the query's level at (a study, a series, an instance: one
@@ -183,25 +142,11 @@ def plan_at_level(source: Source, query: Query) -> Plan:
         QueryError, NetworkError, DimseError: the search failed.
     """
     if source.fetches_direct(query):
-        keys = key_path(query.level, query.model)
-        return Plan(wholes=[Whole(query.level, {k: query.match.get(k, "") for k in keys}, None)], model=query.model)
-    level = source.fetch_level(query.level)
-    keys = key_path(level, query.model)
-    count_key = RELATED_INSTANCES.get(level)
-    wanted = (*keys, *([count_key] if count_key else []))
-    returned = (*query.return_keys, *wanted) if level is query.level else wanted
-    answers = source.search(query.model_copy(update={"level": level, "return_keys": tuple(dict.fromkeys(returned))}))
-    matches = list(answers)
-    found = Plan(model=query.model, check=getattr(answers, "check", None))
-    seen: set[tuple[str, ...]] = set()
-    for match in matches:
-        values = {k: str(match.get(k, "") or "") for k in keys}
-        if not values[UNIQUE[level]] or tuple(values.values()) in seen:
-            continue
-        seen.add(tuple(values.values()))
-        count = 1 if count_key is None else _as_int(match.get(count_key))
-        found.wholes.append(Whole(level, values, count))
-    return found
+        return direct_plan(query)
+    search = level_search(query, source.fetch_level(query.level))
+    answers = source.search(search)
+    wholes = wholes_of(search, answers)
+    return Plan(wholes=wholes, model=query.model, check=getattr(answers, "check", None))
 
 
 def plan(source: Source, query: Query, holds_any: Callable[[dict[str, str]], bool] | None = None) -> Plan:
@@ -219,7 +164,7 @@ def plan(source: Source, query: Query, holds_any: Callable[[dict[str, str]], boo
     if query.level is Level.IMAGE:
         found.instances = list(dict.fromkeys(_instances(source.search(_returning(query, keys)))))
         return found
-    unique = UNIQUE[query.level]
+    unique = UNIQUE_KEYS[query.level]
     above = ("StudyInstanceUID",) if query.level is Level.SERIES else ()
     count_key = RELATED_INSTANCES[query.level]
     seen: set[tuple[str, ...]] = set()
@@ -229,7 +174,7 @@ def plan(source: Source, query: Query, holds_any: Callable[[dict[str, str]], boo
         if not values[unique] or tuple(values.values()) in seen:
             continue
         seen.add(tuple(values.values()))
-        count = _as_int(match.get(count_key))
+        count = as_count(match.get(count_key))
         if holds_any is not None and count and query.level in source.whole_levels and not holds_any(values):
             found.wholes.append(Whole(query.level, values, count))
             continue
@@ -237,13 +182,6 @@ def plan(source: Source, query: Query, holds_any: Callable[[dict[str, str]], boo
         found.instances.extend(_instances(source.search(expanded)))
     found.instances = list(dict.fromkeys(found.instances))
     return found
-
-
-def _as_int(value: object) -> int | None:
-    try:
-        return int(str(value)) if value not in (None, "") else None
-    except ValueError:
-        return None
 
 
 def _returning(query: Query, keys: Sequence[str]) -> Query:
@@ -257,14 +195,6 @@ def _instances(matches: Iterator[Dataset]) -> list[Planned]:
         if all(uids):
             found.append((uids[0], uids[1], uids[2]))
     return found
-
-
-def by_series(instances: Sequence[Planned]) -> dict[tuple[str, str], list[str]]:
-    """The SOP Instance UIDs of ``instances``, series by series."""
-    series: dict[tuple[str, str], list[str]] = {}
-    for study, serie, sop in instances:
-        series.setdefault((study, serie), []).append(sop)
-    return series
 
 
 def copy(source: Source, query: Query, sink: Sink | None, *, destination: str, dry_run: bool = False,
@@ -350,35 +280,6 @@ class DimseSource:
 
     def close(self) -> None:
         pass
-
-
-def dimse_requests(plan: Plan) -> list[RetrieveRequest]:
-    """The C-GET/C-MOVE identifiers of ``plan`` (PS3.4 C.4.2.2.1): one per match wanted
-    whole, one per series wanted whole, and IMAGE-level UID lists of at most
-    :data:`UID_LIST_SIZE` instances of one series otherwise."""
-    requests = []
-    lists: dict[tuple[tuple[str, str], ...], list[tuple[str, int | None]]] = {}
-    for whole in plan.wholes:
-        if whole.level is not Level.IMAGE:
-            requests.append(RetrieveRequest(identifier_of(whole.level, whole.values), whole.count))
-            continue
-        above = tuple((k, v) for k, v in whole.values.items() if k != "SOPInstanceUID")
-        lists.setdefault(above, []).append((whole.values.get("SOPInstanceUID", ""), whole.count))
-    for (study, serie), sops in by_series(plan.instances).items():
-        if serie in plan.whole_series:
-            requests.append(RetrieveRequest(identifier_of(Level.SERIES, {"StudyInstanceUID": study,
-                                                                       "SeriesInstanceUID": serie}), len(sops)))
-            continue
-        above = (("StudyInstanceUID", study), ("SeriesInstanceUID", serie))
-        lists.setdefault(above, []).extend((sop, 1) for sop in sops)
-    for above, listed in lists.items():
-        for start in range(0, len(listed), UID_LIST_SIZE):
-            part = listed[start:start + UID_LIST_SIZE]
-            counts = [count for _, count in part]
-            requests.append(RetrieveRequest(
-                identifier_of(Level.IMAGE, {**dict(above), "SOPInstanceUID": "\\".join(sop for sop, _ in part)}),
-                None if None in counts else sum(c or 0 for c in counts)))
-    return requests
 
 
 class WebSource:

@@ -437,6 +437,35 @@ def test_a_copy_from_a_dicomweb_server_by_wado_uri(places, capsys, tmp_path):
         assert not written[item.sop_instance_uid].get("PatientName")
 
 
+def test_an_async_copy_by_wado_uri_and_de_identified(places, tmp_path, monkeypatch):
+    """``AsyncClient.copy`` takes ``wado_uri`` and ``deidentify`` as ``Client.copy`` does:
+    every instance by WADO-URI, each written de-identified."""
+    import asyncio
+    from urllib.parse import urlsplit
+
+    from proxy import RecordingProxy
+
+    from pacskit import AsyncClient
+
+    monkeypatch.setenv("PACSKIT_DEIDENTIFY__SECRET", "a secret of the test")
+    corpus = places["studies"]["orthanc-web"]
+    url = urlsplit(places["addresses"]["orthanc-web"])
+    proxy = RecordingProxy("127.0.0.1", url.port)
+    try:
+        client = AsyncClient(Settings.load())
+        result = asyncio.run(client.copy(f"http://127.0.0.1:{proxy.port}{url.path}",
+                                         Query(level=Level.STUDY, match={"StudyInstanceUID": corpus[0].study_uid}),
+                                         tmp_path / "out", wado_uri=True, deidentify=True))
+        sent = bytes(proxy.sent)
+    finally:
+        proxy.close()
+    assert result.raise_for_status().copied == len(corpus)
+    assert sent.count(b"GET /wado?requestType=WADO") == len(corpus) and b"/instances/" not in sent
+    written = [dcmread(p) for p in (tmp_path / "out").rglob("*.dcm")]
+    assert len(written) == len(corpus) and all(w.PatientIdentityRemoved == "YES" for w in written)
+    assert not {str(w.SOPInstanceUID) for w in written} & {c.sop_instance_uid for c in corpus}
+
+
 def test_wado_uri_from_a_source_that_is_not_dicomweb_is_a_usage_error(places, capsys, tmp_path):
     code, _, err = cli(capsys, "copy", places["addresses"]["dcmqrscp"], tmp_path / "out", "--wado-uri")
     assert code == 2, err
