@@ -49,6 +49,7 @@ from pacskit.models import (
     StoreResult,
 )
 from pacskit.net import aio_echo, aio_find
+from pacskit.net.aio_limits import ConnectionLimit
 from pacskit.nodes import Node
 from pacskit.query import Query
 from pacskit.results import InstanceResult, LevelResult, PatientResult, SeriesResult, StudyResult
@@ -73,12 +74,26 @@ class AsyncClient:
     """Async twin of :class:`~pacskit.client.Client`: same arguments, same exceptions,
     and ``timeout=`` (seconds, for the whole call) on each.
 
-    >>> client = AsyncClient()
+    >>> client = AsyncClient(max_connections=8)
     >>> studies = await client.find_studies("pacs", StudyQuery(patient_id="12345"), timeout=30)
+
+    Every association it opens with a DIMSE node (PS3.8 Section 9) takes one of
+    ``max_connections`` slots for that node's address (host and port) from before its TCP
+    connection opens until it is closed; a call finding them all taken waits its turn,
+    first come, first served, that wait counted in its ``timeout``. The slots are this
+    client's own: another ``AsyncClient`` has its own. ``max_connections`` defaults to
+    the ``client_max_connections`` setting (16).
+
+    Attributes:
+        connections: the slots (:class:`~pacskit.net.aio_limits.ConnectionLimit`): its
+            ``limit``, and how many are ``held`` and ``waiting`` for a node.
     """
 
-    def __init__(self, settings: Settings | None = None, *, config_file: Path | str | None = None):
+    def __init__(self, settings: Settings | None = None, *, config_file: Path | str | None = None,
+                 max_connections: int | None = None):
         self.sync = Client(settings, config_file=config_file)
+        self.connections = ConnectionLimit(self.settings.client_max_connections if max_connections is None
+                                           else max_connections)
 
     @property
     def settings(self) -> Settings:
@@ -99,7 +114,7 @@ class AsyncClient:
         target = self.sync.node(node)
         policy = self.sync.policy(options.get("retries"), options.get("retry_backoff"))
         status, associate_s, rtt_s = await asyncio.wait_for(
-            retry.call_async(lambda: aio_echo.c_echo(self.settings, target), policy, "C-ECHO"),
+            retry.call_async(lambda: aio_echo.c_echo(self.settings, target, self.connections), policy, "C-ECHO"),
             options.get("timeout"))
         return EchoResult(node=target, status=status, associate_ms=associate_s * 1e3, rtt_ms=rtt_s * 1e3)
 
@@ -174,7 +189,7 @@ class AsyncClient:
 
     async def _dimse_search(self, node: Node, query: Query, check: AnswerCheck) -> AsyncIterator[Dataset]:
         privacy = self.sync.privacy
-        async with aio_find.find_session(self.settings, node, query.model.value) as session:
+        async with aio_find.find_session(self.settings, node, query.model.value, self.connections) as session:
             found = aio_finder.checked_matches(session, query, privacy, check)
             try:
                 async for match in found:
@@ -269,13 +284,14 @@ class AsyncClient:
         """
         identifier, limit = worklist_request(query, filters, self.sync.privacy)
         target = self.sync.node(node)
-        return LoopAnswers(lambda: aio_worklist.items(self.settings, target, identifier, limit, self.sync.privacy),
-                           timeout)
+        return LoopAnswers(lambda: aio_worklist.items(self.settings, target, identifier, limit, self.sync.privacy,
+                                                      self.connections), timeout)
 
     async def worklist(self, node: Node | str, query: WorklistQuery | None = None, *,
                        timeout: float | None = None, **filters: Unpack[WorklistFilters]) -> list[Dataset]:
         """See :meth:`Client.worklist`; on the event loop, no thread (:mod:`pacskit.aio_worklist`)."""
-        return await asyncio.wait_for(aio_worklist.worklist(self.sync, node, query, filters), timeout)
+        return await asyncio.wait_for(aio_worklist.worklist(self.sync, node, query, filters, self.connections),
+                                      timeout)
 
     async def get(
         self,
@@ -350,7 +366,8 @@ class AsyncClient:
 
         def attempt() -> Awaitable[RetrieveResult]:
             return aio_get.retrieve(self.settings, target, general, sink=sink, privacy=self.sync.privacy,
-                                    progress=progress, cancellation=stop, transform=deidentifier, method=method)
+                                    progress=progress, cancellation=stop, transform=deidentifier, method=method,
+                                    connections=self.connections)
 
         try:
             async with asyncio.timeout(timeout):
@@ -418,7 +435,7 @@ class AsyncClient:
                                        timeout=timeout)
         return await asyncio.wait_for(aio_store.store(
             self.settings, self.sync.node(node), paths, patient_id=patient_id, study_uid=study_uid,
-            series_uid=series_uid, parallel=parallel, progress=progress), timeout)
+            series_uid=series_uid, parallel=parallel, progress=progress, connections=self.connections), timeout)
 
     async def move(self, node: Node | str, query: Query | LevelQuery, destination: str,
                    progress: MoveProgressCallback | None = None, **options: Unpack[AsyncRetryOptions]) -> MoveResult:
@@ -434,7 +451,8 @@ class AsyncClient:
         policy = self.sync.policy(options.get("retries"), options.get("retry_backoff"))
 
         def attempt() -> Awaitable[MoveResult]:
-            return aio_move.move(self.settings, target, general, destination, self.sync.privacy, progress)
+            return aio_move.move(self.settings, target, general, destination, self.sync.privacy, progress,
+                                 self.connections)
 
         return await asyncio.wait_for(retry.call_async(attempt, policy, "C-MOVE"), options.get("timeout"))
 

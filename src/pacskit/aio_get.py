@@ -27,6 +27,7 @@ from pacskit.cancellation import Cancellation
 from pacskit.errors import DimseFailure, NoStorageRole, ServiceNotSupported
 from pacskit.models import AnswerCheck, RetrieveResult
 from pacskit.net import aio_acceptor, aio_find
+from pacskit.net.aio_limits import ConnectionLimit
 from pacskit.net.aio_retrieve import get_session, move_session
 from pacskit.net.retrieve import Received
 from pacskit.nodes import Node
@@ -55,13 +56,14 @@ from pacskit.retrieve_plan import (
 from pacskit.settings import Settings
 
 
-async def plan_requests(settings: Settings, node: Node, query: Query, privacy: PrivacyPolicy) -> Plan:
-    """As :func:`pacskit.retrieve.plan_requests`, the C-FIND on the loop."""
+async def plan_requests(settings: Settings, node: Node, query: Query, privacy: PrivacyPolicy,
+                        connections: ConnectionLimit | None = None) -> Plan:
+    """As :func:`pacskit.retrieve.plan_requests`, the C-FIND on the loop (within ``connections``)."""
     if is_direct(query):
         return direct_plan(query)
     search = level_search(query, query.level)
     check = AnswerCheck(level=search.level)
-    async with aio_find.find_session(settings, node, search.model.value) as session, \
+    async with aio_find.find_session(settings, node, search.model.value, connections) as session, \
             aclosing(aio_finder.checked_matches(session, search, privacy, check)) as found:
         matches = [match async for match in found]
     return Plan(wholes=wholes_of(search, matches), model=query.model, check=check)
@@ -70,16 +72,18 @@ async def plan_requests(settings: Settings, node: Node, query: Query, privacy: P
 async def retrieve(settings: Settings, node: Node, query: Query, *, sink: InstanceSink | None,
                    privacy: PrivacyPolicy, progress: ProgressCallback | None = None,
                    cancellation: Cancellation | None = None,
-                   transform: Callable[[Dataset], object] | None = None, method: str = "get") -> RetrieveResult:
+                   transform: Callable[[Dataset], object] | None = None, method: str = "get",
+                   connections: ConnectionLimit | None = None) -> RetrieveResult:
     """Retrieve what ``query`` matches by C-GET (``get``), C-MOVE to ourselves (``move``)
     or C-GET falling back to C-MOVE when the peer refuses C-GET (``auto``), as
-    :meth:`pacskit.Client.get` from a DIMSE node; ``progress`` is called on the loop."""
+    :meth:`pacskit.Client.get` from a DIMSE node; ``progress`` is called on the loop. Each
+    association with ``node`` is opened within ``connections``."""
     started = time.monotonic()
     if sink is not None:
         sink.prepare()
-    plan = await plan_requests(settings, node, query, privacy)
+    plan = await plan_requests(settings, node, query, privacy, connections)
     requests = dimse_requests(plan)
-    steps = (sink, privacy, progress, cancellation, transform)
+    steps = (sink, privacy, progress, cancellation, transform, connections)
     if method == "auto":
         try:
             result = await _retrieve(settings, node, query, requests, "get", *steps)
@@ -94,8 +98,8 @@ async def retrieve(settings: Settings, node: Node, query: Query, *, sink: Instan
 
 async def _retrieve(settings: Settings, node: Node, query: Query, requests: list[RetrieveRequest], method: str,
                     sink: InstanceSink | None, privacy: PrivacyPolicy, progress: ProgressCallback | None,
-                    cancellation: Cancellation | None,
-                    transform: Callable[[Dataset], object] | None) -> RetrieveResult:
+                    cancellation: Cancellation | None, transform: Callable[[Dataset], object] | None,
+                    connections: ConnectionLimit | None) -> RetrieveResult:
     result = RetrieveResult(method=method)
     if not requests:
         return result
@@ -103,16 +107,16 @@ async def _retrieve(settings: Settings, node: Node, query: Query, requests: list
         cancellation = Cancellation()
     receiver = Receiver(result, sink, privacy, progress, expected_of(requests), cancellation, transform)
     if method == "get":
-        await _get(settings, node, query.model.value, requests, result, receiver)
+        await _get(settings, node, query.model.value, requests, result, receiver, connections)
     else:
-        await _move_here(settings, node, query.model.value, requests, result, receiver)
+        await _move_here(settings, node, query.model.value, requests, result, receiver, connections)
     return result
 
 
 async def _get(settings: Settings, node: Node, model: str, requests: list[RetrieveRequest], result: RetrieveResult,
-               receiver: Receiver) -> None:
+               receiver: Receiver, connections: ConnectionLimit | None) -> None:
     cancellation = receiver.cancellation
-    async with get_session(settings, node, model, receiver) as session:
+    async with get_session(settings, node, model, receiver, connections=connections) as session:
         failures = []
         for request in requests:
             if cancellation is not None and cancellation.cancelled:
@@ -124,12 +128,13 @@ async def _get(settings: Settings, node: Node, model: str, requests: list[Retrie
     failures = [(identifier, uids) for identifier, uids in failures if uids]
     if failures:
         add_recovered(result, receiver, await aio_syntax_retry.retrieve_again(settings, node, model, failures,
-                                                                              receiver))
+                                                                              receiver, connections))
 
 
 async def _move_here(settings: Settings, node: Node, model: str, requests: list[RetrieveRequest],
-                     result: RetrieveResult, receiver: Receiver) -> None:
-    """C-MOVE ``requests`` to our own AE title, received by a Storage SCP on the loop."""
+                     result: RetrieveResult, receiver: Receiver, connections: ConnectionLimit | None) -> None:
+    """C-MOVE ``requests`` to our own AE title, received by a Storage SCP on the loop
+    (the associations the peer opens to it are the peer's, not counted in ``connections``)."""
     stop = receiver.cancellation
     assert stop is not None
     owner = asyncio.current_task()
@@ -141,7 +146,7 @@ async def _move_here(settings: Settings, node: Node, model: str, requests: list[
 
     deliveries = aio_acceptor.AsyncDeliveries()
     async with aio_acceptor.storage_scp(settings, take, deliveries=deliveries, peer=node):
-        async with move_session(settings, node, model) as session:
+        async with move_session(settings, node, model, connections) as session:
             local_address = session.local_address
             try:
                 for request in requests:

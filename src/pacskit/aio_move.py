@@ -12,6 +12,7 @@ import time
 
 from pacskit.aio_get import plan_requests
 from pacskit.models import MoveResult
+from pacskit.net.aio_limits import ConnectionLimit
 from pacskit.net.aio_retrieve import move_session
 from pacskit.nodes import Node
 from pacskit.privacy import PrivacyPolicy
@@ -22,20 +23,22 @@ from pacskit.settings import Settings
 
 
 async def move(settings: Settings, node: Node, query: Query, destination: str, privacy: PrivacyPolicy,
-               progress: MoveProgressCallback | None = None) -> MoveResult:
+               progress: MoveProgressCallback | None = None,
+               connections: ConnectionLimit | None = None) -> MoveResult:
     """C-MOVE what ``query`` matches to the AE title ``destination``, as
-    :func:`pacskit.retrieve.move`; ``progress`` is called on the loop.
+    :func:`pacskit.retrieve.move`; ``progress`` is called on the loop, each association
+    with ``node`` opened within ``connections``.
 
     Raises:
         MoveDestinationUnknown: the peer does not know ``destination`` (0xA801).
         QueryError, NetworkError, DimseError: as the steps that fail.
     """
     started = time.monotonic()
-    plan = await plan_requests(settings, node, query, privacy)
+    plan = await plan_requests(settings, node, query, privacy, connections)
     result = MoveResult(destination=destination, check=plan.check)
     requests = dimse_requests(plan)
     if requests:
-        async with move_session(settings, node, query.model.value) as session:
+        async with move_session(settings, node, query.model.value, connections) as session:
             for request in requests:
                 add_counts(result, await session.c_move(request.identifier, destination,
                                                         move_report(result, progress)))

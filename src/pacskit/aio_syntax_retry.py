@@ -13,6 +13,7 @@ from pynetdicom.presentation import PresentationContext
 
 from pacskit.errors import DimseError, NetworkError, NoStorageRole, ServiceNotSupported
 from pacskit.net.aio_find import find_session
+from pacskit.net.aio_limits import ConnectionLimit
 from pacskit.net.aio_retrieve import get_session
 from pacskit.net.retrieve import InstanceHandler
 from pacskit.nodes import Node
@@ -33,31 +34,32 @@ from pacskit.syntax_retry import (
 
 async def retrieve_again(settings: Settings, node: Node, model: str,
                          failures: Sequence[tuple[Dataset, list[str]]],
-                         on_instance: InstanceHandler) -> RetryOutcome:
-    """As :func:`pacskit.syntax_retry.retrieve_again`, on the loop."""
+                         on_instance: InstanceHandler, connections: ConnectionLimit | None = None) -> RetryOutcome:
+    """As :func:`pacskit.syntax_retry.retrieve_again`, on the loop, within ``connections``."""
     wanted = wanted_of(failures)
     outcome = RetryOutcome()
     try:
-        missing = await locate(settings, node, model, failures)
+        missing = await locate(settings, node, model, failures, connections)
     except (NetworkError, DimseError) as exc:
         return unlocated_outcome(node, wanted, exc)
     try:
         for contexts, targets in rounds(list(missing.values()), outcome):
-            await _ask(settings, node, model, contexts, targets, on_instance, outcome)
+            await _ask(settings, node, model, contexts, targets, on_instance, outcome, connections)
     except (NetworkError, DimseError) as exc:
         outcome.reason = f"asking {node.label} again failed: {exc}"
     return concluded(outcome, node, wanted, missing)
 
 
 async def locate(settings: Settings, node: Node, model: str,
-                 failures: Sequence[tuple[Dataset, list[str]]]) -> dict[str, Missing]:
-    """As :func:`pacskit.syntax_retry.locate`, on the loop.
+                 failures: Sequence[tuple[Dataset, list[str]]],
+                 connections: ConnectionLimit | None = None) -> dict[str, Missing]:
+    """As :func:`pacskit.syntax_retry.locate`, on the loop, within ``connections``.
 
     Raises:
         NetworkError, DimseError: the C-FIND failed.
     """
     found: dict[str, Missing] = {}
-    async with find_session(settings, node, model) as session:
+    async with find_session(settings, node, model, connections) as session:
         for query, chunk, identifier in locating_queries(model, failures):
             matches = session.find(query)
             try:
@@ -69,9 +71,11 @@ async def locate(settings: Settings, node: Node, model: str,
 
 
 async def _ask(settings: Settings, node: Node, model: str, contexts: list[PresentationContext],
-               targets: list[Missing], on_instance: InstanceHandler, outcome: RetryOutcome) -> None:
+               targets: list[Missing], on_instance: InstanceHandler, outcome: RetryOutcome,
+               connections: ConnectionLimit | None) -> None:
     try:
-        async with get_session(settings, node, model, on_instance, storage=contexts) as session:
+        async with get_session(settings, node, model, on_instance, storage=contexts,
+                               connections=connections) as session:
             session.answered = {}
             for identifier in asking_identifiers(targets, outcome):
                 await session.c_get(identifier)

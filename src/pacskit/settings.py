@@ -466,6 +466,10 @@ class Settings(BaseSettings):
             SCP) hold at once, associations being negotiated included; more are refused
             as they are accepted.
         max_connections_per_address: the same, from any one IP address.
+        client_max_connections: associations one :class:`~pacskit.aio.AsyncClient` holds
+            open at once with any one peer address (host and port, as given), from the
+            TCP connection to its close; more calls wait their turn, first come, first
+            served (``AsyncClient(max_connections=...)`` overrides it).
         max_associations: associations served at once, counted once their
             A-ASSOCIATE-RQ is complete; more are rejected (A-ASSOCIATE-RJ, transient,
             local limit exceeded).
@@ -509,6 +513,7 @@ class Settings(BaseSettings):
     connect_timeout: Annotated[float, Field(gt=0)] = 10.0
     max_connections: Annotated[int, Field(ge=1)] = 128
     max_connections_per_address: Annotated[int, Field(ge=1)] = 64
+    client_max_connections: Annotated[int, Field(ge=1)] = 16
     max_associations: Annotated[int, Field(ge=1)] = 64
     memory_budget: Annotated[int, Field(ge=0)] = 256 << 20
     max_search_answer: Annotated[int, Field(ge=1)] = 64 << 20

@@ -25,7 +25,7 @@ import ssl
 import struct
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from typing import Any, BinaryIO
 
 from pynetdicom.presentation import PresentationContext
@@ -40,6 +40,7 @@ from pacskit.errors import (
     TlsFailure,
 )
 from pacskit.net import exchange_log, tls
+from pacskit.net.aio_limits import ConnectionLimit
 from pacskit.net.association import MAX_NEGOTIATION_PDU, SEND_BATCH, identity_for
 from pacskit.net.commands import MESSAGE_ID
 from pacskit.net.exchange import DATA, MessageExchange
@@ -97,39 +98,47 @@ class AsyncAssociation(MessageExchange):
         if context is not None:
             _log_tls(writer, node.label)
         try:
-            association._run(association.ul.associate_request(proposal.encode()), expect_open=True)
-            association.log_requested(proposal, node, settings.max_pdu)
-            association._run(association.ul.transport_confirmed())
+            await association._negotiate(settings, node, proposal)
+        except BaseException:
+            await association.closed()
+            raise
+        return association
+
+    async def _negotiate(self, settings: Settings, node: Node, proposal: Proposal) -> None:
+        """Send the A-ASSOCIATE-RQ and read its answer, within the ACSE timeout."""
+        try:
+            self._run(self.ul.associate_request(proposal.encode()), expect_open=True)
+            self.log_requested(proposal, node, settings.max_pdu)
+            self._run(self.ul.transport_confirmed())
             until = time.monotonic() + settings.acse_timeout
             try:
-                indication = await association._next_indication(MAX_NEGOTIATION_PDU, until=until)
-                association.conclude_negotiation(indication, proposal, node)
+                indication = await self._next_indication(MAX_NEGOTIATION_PDU, until=until)
+                self.conclude_negotiation(indication, proposal, node)
             except NetworkTimeout:
-                association.abort()
+                self.abort()
                 raise NetworkTimeout(f"{node.description}: no answer to the association request "
                                      f"within {settings.acse_timeout:g} s") from None
         except TlsOnPlainPort:
-            association.close()
+            self.close()
             raise TlsFailure(f"{node.description} answers in TLS: it expects DICOM TLS on port {node.port} "
                              "(--tls, a dicoms:// address, or tls = true for the node)") from None
         except AssociationAborted as exc:
-            association.close()
-            if context is not None or isinstance(exc, TlsFailure) or \
+            self.close()
+            if self.tls or isinstance(exc, TlsFailure) or \
                     not any(text in str(exc) for text in ("closed the connection", "lost:")):
                 raise
             raise AssociationAborted(f"{node.description} closed the connection without answering the "
                                      "association request (if it expects DICOM TLS: --tls, a dicoms:// "
                                      "address, or tls = true for the node)") from None
         except asyncio.CancelledError:
-            association.abort()  # Sta5 + Evt15 is AA-1: A-ABORT, even before the answer (PS3.8 9.2)
+            self.abort()  # Sta5 + Evt15 is AA-1: A-ABORT, even before the answer (PS3.8 9.2)
             raise
         except BaseException:
-            association.close()
+            self.close()
             raise
-        association.negotiation_done()
-        association.timeout = settings.dimse_timeout
-        association.log_accepted(len(proposal.numbered))
-        return association
+        self.negotiation_done()
+        self.timeout = settings.dimse_timeout
+        self.log_accepted(len(proposal.numbered))
 
     # -- the upper layer's outputs -------------------------------------------------------
 
@@ -336,6 +345,18 @@ class AsyncAssociation(MessageExchange):
             self._open = False
             self.writer.close()
 
+    async def closed(self) -> None:
+        """Close the connection (:meth:`close`) and wait until it is, what is buffered
+        written, at most :data:`CANCEL_GRACE` seconds; then it is dropped."""
+        self.close()
+        try:
+            async with asyncio.timeout(CANCEL_GRACE):
+                await self.writer.wait_closed()
+        except TimeoutError:
+            self.writer.transport.abort()
+        except Exception:  # noqa: BLE001 - how the connection ended was already reported
+            pass
+
     def close(self) -> None:
         """Close the connection (idempotent); what is buffered is still written, what was
         being received is discarded."""
@@ -402,11 +423,21 @@ def _log_tls(writer: asyncio.StreamWriter, label: str) -> None:
 
 @asynccontextmanager
 async def associate(settings: Settings, node: Node, contexts: Sequence[PresentationContext], *,
-                    roles: dict[str, tuple[bool, bool]] | None = None,
-                    extended: Sequence[Any] = ()) -> AsyncIterator[AsyncAssociation]:
+                    roles: dict[str, tuple[bool, bool]] | None = None, extended: Sequence[Any] = (),
+                    connections: ConnectionLimit | None = None) -> AsyncIterator[AsyncAssociation]:
     """As :func:`pacskit.net.association.associate`, on asyncio streams: released when the
     block ends (or it raised :class:`~pacskit.errors.DimseError`), aborted if it raises
-    anything else — a cancellation or a timeout included."""
+    anything else — a cancellation or a timeout included. With ``connections``, one of
+    its slots for ``node`` is held from before the connection opens until it is closed."""
+    async with connections.slot(node) if connections is not None else nullcontext(), \
+            _associated(settings, node, contexts, roles, extended) as association:
+        yield association
+
+
+@asynccontextmanager
+async def _associated(settings: Settings, node: Node, contexts: Sequence[PresentationContext],
+                      roles: dict[str, tuple[bool, bool]] | None,
+                      extended: Sequence[Any]) -> AsyncIterator[AsyncAssociation]:
     proposal = Proposal(settings.ae_title, node.ae_title, contexts, settings.max_pdu, roles or {}, extended,
                         identity_for(settings, node))
     association = await AsyncAssociation.connect(settings, node, proposal)
@@ -426,6 +457,9 @@ async def associate(settings: Settings, node: Node, contexts: Sequence[Presentat
             await association.release()
         else:
             association.close()
+    finally:
+        association.abort()
+        await association.closed()
 
 
 async def _release_within(association: AsyncAssociation, seconds: float) -> None:

@@ -10,20 +10,22 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]  # m
 
 from pacskit.errors import DimseError
 from pacskit.net.aio_association import associate
+from pacskit.net.aio_limits import ConnectionLimit
 from pacskit.net.commands import c_echo_rq
 from pacskit.net.echo import echo_status, verification_context
 from pacskit.nodes import Node
 from pacskit.settings import Settings
 
 
-async def c_echo(settings: Settings, node: Node) -> tuple[int, float, float]:
-    """Associate with ``node`` and send one C-ECHO; as :func:`pacskit.net.echo.c_echo`.
+async def c_echo(settings: Settings, node: Node, connections: ConnectionLimit | None = None) -> tuple[int, float, float]:
+    """Associate with ``node`` (within ``connections``) and send one C-ECHO; as
+    :func:`pacskit.net.echo.c_echo`.
 
     Returns:
         (status, seconds to associate, seconds for the C-ECHO round trip)
     """
     started = time.perf_counter()
-    async with associate(settings, node, [build_context(Verification)]) as assoc:
+    async with associate(settings, node, [build_context(Verification)], connections=connections) as assoc:
         connected = time.perf_counter()
         context_id = verification_context(assoc, node)
         message_id = assoc.next_message_id()

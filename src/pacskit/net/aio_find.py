@@ -17,6 +17,7 @@ from pydicom import Dataset
 from pynetdicom import build_context
 
 from pacskit.net.aio_association import CANCEL_GRACE, AsyncAssociation, associate
+from pacskit.net.aio_limits import ConnectionLimit
 from pacskit.net.commands import c_cancel_rq
 from pacskit.net.find import FINAL, FIND_SOP_CLASSES, FindExchange, find_context
 from pacskit.net.ul.negotiation import AcceptedContext
@@ -95,7 +96,10 @@ async def settle(association: AsyncAssociation, message_id: int, is_final: Calla
 
 
 @asynccontextmanager
-async def find_session(settings: Settings, node: Node, model: str) -> AsyncIterator[AsyncFindSession]:
-    """An association for C-FIND in ``model``, as :func:`pacskit.net.find.find_session`."""
-    async with associate(settings, node, [build_context(FIND_SOP_CLASSES[model])]) as assoc:
+async def find_session(settings: Settings, node: Node, model: str,
+                       connections: ConnectionLimit | None = None) -> AsyncIterator[AsyncFindSession]:
+    """An association for C-FIND in ``model`` (within ``connections``), as
+    :func:`pacskit.net.find.find_session`."""
+    async with associate(settings, node, [build_context(FIND_SOP_CLASSES[model])],
+                         connections=connections) as assoc:
         yield AsyncFindSession(assoc, node, model, find_context(assoc, node, model))

@@ -23,6 +23,7 @@ from pacskit.cancellation import Cancellation
 from pacskit.errors import PacskitError
 from pacskit.net.aio_association import AsyncAssociation, associate
 from pacskit.net.aio_find import cancel_quietly, settle
+from pacskit.net.aio_limits import ConnectionLimit
 from pacskit.net.commands import STATUS
 from pacskit.net.retrieve import (
     InstanceHandler,
@@ -95,18 +96,21 @@ class AsyncRetrieveSession(RetrieveExchange[AsyncAssociation]):
 
 @asynccontextmanager
 async def get_session(settings: Settings, node: Node, model: str, on_instance: InstanceHandler,
-                      storage: list[PresentationContext] | None = None) -> AsyncIterator[AsyncRetrieveSession]:
+                      storage: list[PresentationContext] | None = None,
+                      connections: ConnectionLimit | None = None) -> AsyncIterator[AsyncRetrieveSession]:
     """An association for C-GET with pacskit as Storage SCP (on the ``storage``
-    contexts), as :func:`pacskit.net.retrieve.get_session`."""
+    contexts; within ``connections``), as :func:`pacskit.net.retrieve.get_session`."""
     contexts, roles = get_proposal(model, storage)
-    async with associate(settings, node, contexts, roles=roles) as assoc:
+    async with associate(settings, node, contexts, roles=roles, connections=connections) as assoc:
         check_get_contexts(assoc, node, model)
         yield AsyncRetrieveSession(assoc, node, model, "get", on_instance)
 
 
 @asynccontextmanager
-async def move_session(settings: Settings, node: Node, model: str) -> AsyncIterator[AsyncRetrieveSession]:
-    """An association for C-MOVE requests, as :func:`pacskit.net.retrieve.move_session`."""
-    async with associate(settings, node, move_contexts(model)) as assoc:
+async def move_session(settings: Settings, node: Node, model: str,
+                       connections: ConnectionLimit | None = None) -> AsyncIterator[AsyncRetrieveSession]:
+    """An association for C-MOVE requests (within ``connections``), as
+    :func:`pacskit.net.retrieve.move_session`."""
+    async with associate(settings, node, move_contexts(model), connections=connections) as assoc:
         check_move_contexts(assoc, node, model)
         yield AsyncRetrieveSession(assoc, node, model, "move")

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from pacskit.errors import AssociationAborted, NetworkError, NetworkTimeout, ServiceNotSupported
 from pacskit.net.aio_association import AsyncAssociation, associate
+from pacskit.net.aio_limits import ConnectionLimit
 from pacskit.net.store import (
     FileSender,
     OutcomeHandler,
@@ -53,7 +54,13 @@ class AsyncFileSender(FileSender):
 
 
 class AsyncStoreRun(StoreRun):
-    """:class:`~pacskit.net.store.StoreRun` on the event loop."""
+    """:class:`~pacskit.net.store.StoreRun` on the event loop, its associations within
+    :attr:`connections`."""
+
+    def __init__(self, settings: Settings, node: Node, on_outcome: OutcomeHandler,
+                 connections: ConnectionLimit | None = None) -> None:
+        super().__init__(settings, node, on_outcome)
+        self.connections = connections
 
     async def send(self, batch: list[DicomFile], *, last_try: bool) -> None:  # type: ignore[override]
         """As :meth:`pacskit.net.store.StoreRun.send`."""
@@ -61,7 +68,8 @@ class AsyncStoreRun(StoreRun):
         while pending:
             opened = False
             try:
-                async with associate(self.settings, self.node, contexts_for(batch)) as assoc:
+                async with associate(self.settings, self.node, contexts_for(batch),
+                                     connections=self.connections) as assoc:
                     self.check_accepted(assoc)
                     opened = True
                     sender = AsyncFileSender(assoc, storage_targets(assoc))  # type: ignore[arg-type]
@@ -74,13 +82,15 @@ class AsyncStoreRun(StoreRun):
                 self.lost_with(exc, pending, last_try)
 
 
-async def send_files(settings: Settings, node: Node, files: Sequence[DicomFile], on_outcome: OutcomeHandler) -> None:
-    """C-STORE ``files`` to ``node``, as :func:`pacskit.net.store.send_files`.
+async def send_files(settings: Settings, node: Node, files: Sequence[DicomFile], on_outcome: OutcomeHandler,
+                     connections: ConnectionLimit | None = None) -> None:
+    """C-STORE ``files`` to ``node`` (within ``connections``), as
+    :func:`pacskit.net.store.send_files`.
 
     Raises:
         NetworkError, ServiceNotSupported: as :func:`pacskit.net.store.send_files`.
     """
-    run = AsyncStoreRun(settings, node, on_outcome)
+    run = AsyncStoreRun(settings, node, on_outcome, connections)
     sendable = run.sendable_files(files)
     try:
         for batch, last_try in run.rounds(sendable):
