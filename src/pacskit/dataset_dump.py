@@ -24,7 +24,6 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import Tag
 from pydicom.uid import UID
-from pynetdicom.dsutils import decode
 
 from pacskit.deflate import inflate
 from pacskit.dimse_text import command_name, printable, status_text
@@ -91,7 +90,9 @@ def error_name(exc: BaseException) -> str:
 
 def _decode(data: bytes, transfer_syntax: str, limit: int) -> Dataset:
     """The dataset; a deflated one is inflated to at most ``limit`` bytes, as much as a
-    plain one may have to be shown."""
+    plain one may have to be shown (pynetdicom, imported on the first dataset shown)."""
+    from pynetdicom.dsutils import decode
+
     if transfer_syntax in DEFLATED:
         return decode(BytesIO(inflate(data, limit)), False, True)
     return decode(BytesIO(data), transfer_syntax == IMPLICIT_VR_LITTLE_ENDIAN,

@@ -1,6 +1,6 @@
 """DIMSE command sets in words: the command's name (PS3.7 E.1), the status's category
-and meaning (PS3.7 Annex C, and the service classes' tables of PS3.4 as pynetdicom lists
-them), and the one line a log shows of a message."""
+and meaning (PS3.7 Annex C, and the service classes' tables of PS3.4:
+:mod:`pacskit.status_tables`), and the one line a log shows of a message."""
 
 from __future__ import annotations
 
@@ -8,15 +8,8 @@ import struct
 from collections.abc import Mapping
 
 from pydicom.uid import UID
-from pynetdicom.status import (
-    GENERAL_STATUS,
-    QR_FIND_SERVICE_CLASS_STATUS,
-    QR_GET_SERVICE_CLASS_STATUS,
-    QR_MOVE_SERVICE_CLASS_STATUS,
-    STORAGE_SERVICE_CLASS_STATUS,
-    VERIFICATION_SERVICE_CLASS_STATUS,
-    code_to_category,
-)
+
+from pacskit import status_tables
 
 AFFECTED_SOP_CLASS_UID = 0x0002
 REQUESTED_SOP_CLASS_UID = 0x0003
@@ -51,11 +44,11 @@ COMMANDS = {
 """Command Field values of the requests (PS3.7 E.1); a response has bit 15 set too."""
 
 _STATUS_TABLES = {
-    0x0001: STORAGE_SERVICE_CLASS_STATUS,
-    0x0010: QR_GET_SERVICE_CLASS_STATUS,
-    0x0020: QR_FIND_SERVICE_CLASS_STATUS,
-    0x0021: QR_MOVE_SERVICE_CLASS_STATUS,
-    0x0030: VERIFICATION_SERVICE_CLASS_STATUS,
+    0x0001: status_tables.STORAGE,
+    0x0010: status_tables.QR_GET,
+    0x0020: status_tables.QR_FIND,
+    0x0021: status_tables.QR_MOVE,
+    0x0030: status_tables.VERIFICATION,
 }
 _SHORT_NAMES = ((" Query/Retrieve Information Model", " Q/R"),)
 _MAX_TEXT = 64
@@ -77,8 +70,8 @@ def status_text(status: int, field: int | None = None) -> str:
     """``Success``, ``Pending 0xFF00``, or ``Failure 0xA700 (Refused: Out of Resources)``:
     the category of ``status`` and, unless it is a success or pending, its meaning in the
     table of the service whose response it is (``field``, the Command Field)."""
-    table = _STATUS_TABLES.get((field or 0) & ~RESPONSE_BIT, GENERAL_STATUS)
-    category, meaning = table.get(status, (code_to_category(status), ""))
+    table = _STATUS_TABLES.get((field or 0) & ~RESPONSE_BIT, status_tables.GENERAL)
+    category, meaning = table.get(status) or (status_tables.category(status), "")
     if status == 0x0000:
         return "Success"
     if category == "Unknown":

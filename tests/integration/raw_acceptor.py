@@ -78,6 +78,7 @@ class RawAcceptor:
             that the default roles apply (the requestor SCU only; PS3.7 D.3.3.4).
         reject: abstract syntaxes whose contexts are rejected (result 3, abstract syntax
             not supported; PS3.8 9.3.3.2).
+        damage: what is sent instead of the A-ASSOCIATE-AC, made from it (a malformed AC).
 
     Attributes:
         conversations: each association's :class:`RawConversation`, in order.
@@ -86,8 +87,10 @@ class RawAcceptor:
     """
 
     def __init__(self, ae_title: str, script: RawScript, *,
-                 refuse_scp_role: Collection[str] = (), reject: Collection[str] = ()) -> None:
+                 refuse_scp_role: Collection[str] = (), reject: Collection[str] = (),
+                 damage: Callable[[bytes], bytes] | None = None) -> None:
         self.ae_title = ae_title
+        self.damage = damage
         self.script = script
         self.refuse_scp_role = set(refuse_scp_role)
         self.reject = set(reject)
@@ -179,7 +182,8 @@ class RawAcceptor:
         answer.user_information = [maximum, implementation, *replies]
         ac = A_ASSOCIATE_AC()
         ac.from_primitive(answer)
-        link.send(ac.encode())
+        encoded = bytes(ac.encode())
+        link.send(self.damage(encoded) if self.damage is not None else encoded)
         conversation = RawConversation(link, contexts, rejected, asked_roles, roles, peer_max)
         self.conversations.append(conversation)
         self.script(conversation)

@@ -1,5 +1,5 @@
 """The User Identity sub-items (PS3.7 D.3.3.7, Tables D.3-14 and D.3-15) as pacskit
-encodes and reads them with pynetdicom's codecs, who the archive takes them for, and
+encodes and reads them (its own codec as requestor, pynetdicom's as acceptor), who the archive takes them for, and
 which identity a requestor sends."""
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from pacskit.net.ul.user_identity import (
     USERNAME,
     USERNAME_AND_PASSCODE,
     UserIdentity,
-    confirmed,
 )
 from pacskit.nodes import Node
 from pacskit.settings import IdentitySettings, Settings, UserConfig, WebSettings
@@ -75,12 +74,12 @@ def test_the_positive_response_is_an_empty_0x59_item_only_when_asked_and_accepte
     request = Request.decode(asked.encode())
     ac, _ = request.accept([build_context(Verification)], 16384, identity_accepted=True)
     assert sub_item(ac, 0x59) == bytes([0x59, 0, 0, 2, 0, 0])
-    assert confirmed(read_acceptance(ac, asked).user_information)
+    assert read_acceptance(ac, asked).identity_response == b""
     ac, _ = request.accept([build_context(Verification)], 16384)
-    assert not confirmed(read_acceptance(ac, asked).user_information)
+    assert read_acceptance(ac, asked).identity_response is None
     unasked = proposal(UserIdentity.of(username="alice", password="pw"))
     ac, _ = Request.decode(unasked.encode()).accept([build_context(Verification)], 16384, identity_accepted=True)
-    assert not confirmed(read_acceptance(ac, unasked).user_information)
+    assert read_acceptance(ac, unasked).identity_response is None
 
 
 def test_the_secret_is_never_in_the_repr_or_description():

@@ -34,9 +34,7 @@ import struct
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, BinaryIO
-
-from pynetdicom.presentation import PresentationContext
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pacskit.errors import (
     AssociationAborted,
@@ -61,6 +59,7 @@ from pacskit.net.ul.fsm import (
     State,
 )
 from pacskit.net.ul.negotiation import (
+    ContextLike,
     Proposal,
     Rejection,
     Request,
@@ -69,6 +68,9 @@ from pacskit.net.ul.user_identity import UserIdentity
 from pacskit.net.wire import Message, SinkFactory, parse_command
 from pacskit.nodes import Node
 from pacskit.settings import Settings
+
+if TYPE_CHECKING:
+    from pynetdicom.presentation import PresentationContext
 
 LOG = logging.getLogger("pacskit.association")
 P_DATA_TF = 0x04
@@ -420,7 +422,7 @@ class Association(MessageExchange):
 
 
 @contextmanager
-def associate(settings: Settings, node: Node, contexts: Sequence[PresentationContext], *,
+def associate(settings: Settings, node: Node, contexts: Sequence[ContextLike], *,
               roles: dict[str, tuple[bool, bool]] | None = None,
               extended: Sequence[Any] = ()) -> Iterator[Association]:
     """An association with ``node`` proposing ``contexts`` (and SCP/SCU ``roles``),

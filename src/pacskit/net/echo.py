@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import time
 
-from pynetdicom import build_context
-from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]  # made by globals()
-
 from pacskit.errors import DimseError, ServiceNotSupported
 from pacskit.net.association import associate
 from pacskit.net.commands import ERROR_COMMENT, STATUS, c_echo_rq
 from pacskit.net.exchange import MessageExchange
 from pacskit.net.status import check_status
+from pacskit.net.ul.associate_rq import Context
 from pacskit.net.wire import Message
 from pacskit.nodes import Node
 from pacskit.settings import Settings
+
+VERIFICATION = "1.2.840.10008.1.1"
+"""The Verification SOP Class (PS3.4 A.4, PS3.6 Annex A)."""
 
 
 def c_echo(settings: Settings, node: Node) -> tuple[int, float, float]:
@@ -29,7 +30,7 @@ def c_echo(settings: Settings, node: Node) -> tuple[int, float, float]:
         DimseFailure, NetworkTimeout, AssociationAborted: the C-ECHO failed.
     """
     started = time.perf_counter()
-    with associate(settings, node, [build_context(Verification)]) as assoc:
+    with associate(settings, node, [Context(VERIFICATION)]) as assoc:
         connected = time.perf_counter()
         context_id = verification_context(assoc, node)
         message_id = assoc.next_message_id()
@@ -45,7 +46,7 @@ def verification_context(association: MessageExchange, node: Node) -> int:
     Raises:
         ServiceNotSupported: the peer did not accept the Verification SOP Class.
     """
-    context = association.negotiated.context_for(Verification) if association.negotiated else None
+    context = association.negotiated.context_for(VERIFICATION) if association.negotiated else None
     if context is None:
         raise ServiceNotSupported(f"{node.label} does not accept Verification (C-ECHO)")
     return context.context_id

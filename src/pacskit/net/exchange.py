@@ -40,8 +40,6 @@ from pacskit.net.ul.negotiation import (
     Rejection,
     read_acceptance,
 )
-from pacskit.net.ul.negotiation import context_id as context_id_of
-from pacskit.net.ul.user_identity import confirmed
 from pacskit.net.wire import DataSink, Message, SinkFactory, parse_command
 from pacskit.nodes import Node
 
@@ -270,7 +268,7 @@ class MessageExchange:
         """Log the A-ASSOCIATE-RQ sent (INFO) and its contexts (DEBUG)."""
         exchange_log.association_requested(
             calling=proposal.calling_ae_title, called=proposal.called_ae_title, address=node.host,
-            port=node.port, contexts=[(context_id_of(cx), str(cx.abstract_syntax), [str(s) for s in cx.transfer_syntax])
+            port=node.port, contexts=[(cx.context_id, cx.abstract_syntax, list(cx.transfer_syntax))
                                       for cx in proposal.numbered],
             roles=dict(proposal.roles), max_pdu=max_pdu, implementation=ours(),
             identity=proposal.identity.description if proposal.identity is not None else "")
@@ -280,11 +278,15 @@ class MessageExchange:
 
         Raises:
             AssociationRejected: an A-ASSOCIATE-RJ (with its reason).
-            AssociationAborted: an A-ABORT, or an A-ASSOCIATE-AC that cannot be read.
+            AssociationAborted: an A-ABORT, or a malformed A-ASSOCIATE-AC or -RJ (an
+                AC is answered with A-ABORT, service provider, invalid PDU parameter value).
             AccessDenied: the user identity's positive response was asked for and is missing.
         """
         if indication.primitive is Primitive.ASSOCIATE_REJECTED:
-            rejection = Rejection.decode(bytes(indication.pdu or b""))
+            try:
+                rejection = Rejection.decode(bytes(indication.pdu or b""))
+            except ProtocolViolation as exc:
+                raise AssociationAborted(f"{node.description} sent a malformed A-ASSOCIATE-RJ: {exc}") from None
             exchange_log.association_rejected(peer=self.label, result=rejection.result,
                                               source=rejection.source, reason=rejection.reason)
             kind = "permanently" if rejection.result == 1 else "transiently"
@@ -298,11 +300,12 @@ class MessageExchange:
             raise AssociationAborted(f"{node.description} aborted the association request")
         try:
             self.negotiated = read_acceptance(bytes(indication.pdu or b""), proposal)
-        except Exception as exc:  # noqa: BLE001 - any A-ASSOCIATE-AC pynetdicom cannot decode
+        except ProtocolViolation as exc:
             self.abort(source=0x02, reason=INVALID_PARAMETER)
-            raise AssociationAborted(f"{node.description} sent an A-ASSOCIATE-AC that cannot be read: {exc}") from None
+            raise AssociationAborted(f"{node.description} sent a malformed A-ASSOCIATE-AC ({exc}); "
+                                     "the association was aborted") from None
         if proposal.identity is not None and proposal.identity.response_requested \
-                and not confirmed(self.negotiated.user_information):
+                and self.negotiated.identity_response is None:
             self.abort()
             raise AccessDenied(f"{node.description} accepted the association without confirming the user "
                                "identity (no positive response, PS3.7 D.3.3.7)")

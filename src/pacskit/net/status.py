@@ -4,18 +4,12 @@ from __future__ import annotations
 
 from enum import Enum
 
-from pynetdicom.status import (
-    GENERAL_STATUS,
-    QR_MOVE_SERVICE_CLASS_STATUS,
-    STORAGE_SERVICE_CLASS_STATUS,
-    code_to_category,
-)
-
+from pacskit import status_tables
 from pacskit.errors import DimseFailure, MoveDestinationUnknown
 from pacskit.nodes import Node
 
 MOVE_DESTINATION_UNKNOWN = 0xA801
-_MEANINGS = {**GENERAL_STATUS, **STORAGE_SERVICE_CLASS_STATUS, **QR_MOVE_SERVICE_CLASS_STATUS}
+_MEANINGS = (status_tables.QR_MOVE, status_tables.STORAGE, status_tables.GENERAL)
 
 
 class Outcome(str, Enum):
@@ -44,7 +38,7 @@ class DimseStatus(Exception):
 
 def outcome_of(status: int) -> Outcome:
     """The category of ``status``; unknown codes count as failures."""
-    category = code_to_category(status)
+    category = status_tables.category(status)
     try:
         return Outcome(category.lower())
     except ValueError:
@@ -53,14 +47,14 @@ def outcome_of(status: int) -> Outcome:
 
 def describe(status: int) -> str:
     """``0xA801 (Move destination unknown)`` style text for a status."""
-    meaning = _MEANINGS.get(status, ("", ""))[1]
+    meaning = next((found[1] for table in _MEANINGS if (found := table.get(status)) is not None), "")
     return f"0x{status:04X}" + (f" ({meaning})" if meaning else "")
 
 
 def describe_store(status: int) -> str:
     """``0xA900 (Data Set Does Not Match SOP Class)`` style text for the status of a
     C-STORE, or a STOW-RS Failure or Warning Reason (PS3.4 Annex B, PS3.7 C)."""
-    meaning = STORAGE_SERVICE_CLASS_STATUS.get(status, ("", ""))[1]
+    meaning = (status_tables.STORAGE.get(status) or ("", ""))[1]
     return f"0x{status:04X}" + (f" ({meaning})" if meaning else "")
 
 

@@ -1,55 +1,60 @@
-"""Association negotiation for both roles (PS3.8 9.3.2–9.3.4, PS3.7 Annex D).
+"""Association negotiation for both roles (PS3.8 9.3.2–9.3.4, PS3.7 Annex D), in pacskit's
+own values: what we propose (:class:`Proposal`), what was accepted (:class:`Negotiated`)
+and why an association was rejected (:class:`Rejection`).
 
-The A-ASSOCIATE PDUs and their items are encoded and decoded by pynetdicom's PDU
-classes, and presentation contexts with their SCP/SCU roles negotiated by its
-``negotiate_as_requestor`` and ``negotiate_as_acceptor``; this module turns them into
-pacskit's own values: what we propose (:class:`Proposal`), what was accepted
-(:class:`Negotiated`) and why an association was rejected (:class:`Rejection`).
+The requestor's side is pacskit's own: the A-ASSOCIATE-RQ is encoded by
+:mod:`pacskit.net.ul.associate_rq`, the answer decoded by :mod:`pacskit.net.ul.associate_ac`
+and the presentation contexts with their SCP/SCU roles negotiated here
+(:func:`read_acceptance`), so that an echo never imports pynetdicom. The acceptor's side
+(:class:`Request`) decodes the request and encodes its answer with pynetdicom's codecs,
+in :mod:`pacskit.net.ul.acceptance`, imported when a request is first decoded.
 """
 
 from __future__ import annotations
 
-import copy
-import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from pydicom.uid import UID
-from pynetdicom.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RQ
-from pynetdicom.pdu_primitives import (
-    A_ASSOCIATE,
-    AsynchronousOperationsWindowNegotiation,
-    ImplementationClassUIDNotification,
-    ImplementationVersionNameNotification,
-    MaximumLengthNotification,
-    SCP_SCU_RoleSelectionNegotiation,
-)
-from pynetdicom.presentation import (
-    PresentationContext,
-    negotiate_as_acceptor,
-    negotiate_as_requestor,
-)
 
 from pacskit.encoded import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
-from pacskit.net.ul import user_identity
+from pacskit.net.assembly import ProtocolViolation
+from pacskit.net.ul.associate_ac import (
+    ACCEPTANCE,
+    REJECT_REASONS,
+    AssociateAc,
+    Rejection,
+    decode_ac,
+)
+from pacskit.net.ul.associate_rq import (
+    APPLICATION_CONTEXT_NAME,
+    AssociateRq,
+    ExtendedItem,
+    ProposedContext,
+)
 from pacskit.net.ul.user_identity import UserIdentity
 
-APPLICATION_CONTEXT_NAME = "1.2.840.10008.3.1.1.1"
-A_ASSOCIATE_RJ = 0x03
+if TYPE_CHECKING:
+    from pynetdicom.pdu_primitives import A_ASSOCIATE
+    from pynetdicom.presentation import PresentationContext
 
-# PS3.8 Table 9-21: (source, reason) -> meaning
-REJECT_REASONS = {
-    (1, 1): "no reason given",
-    (1, 2): "application context name not supported",
-    (1, 3): "calling AE title not recognised",
-    (1, 7): "called AE title not recognised",
-    (2, 1): "no reason given (ACSE)",
-    (2, 2): "protocol version not supported",
-    (3, 0): "reserved",
-    (3, 1): "temporary congestion",
-    (3, 2): "local limit exceeded",
-}
+__all__ = ["APPLICATION_CONTEXT_NAME", "REJECT_REASONS", "AcceptedContext", "ContextLike", "Negotiated",
+           "Proposal", "RefusedContext", "Rejection", "Request", "context_id", "read_acceptance"]
+
+NO_REASON = 0x02
+"""PS3.8 Table 9-18: provider rejection, no reason given (what a context left unanswered counts as)."""
+
+
+class ContextLike(Protocol):
+    """A presentation context to propose: pacskit's :class:`~pacskit.net.ul.associate_rq.Context`,
+    or pynetdicom's ``PresentationContext``."""
+
+    @property
+    def abstract_syntax(self) -> str | None: ...
+
+    @property
+    def transfer_syntax(self) -> Sequence[str]: ...
 
 
 @dataclass(frozen=True)
@@ -82,59 +87,48 @@ class Proposal:
     Attributes:
         contexts: the presentation contexts, in order (context IDs are assigned here).
         roles: SCP/SCU role selection proposed per SOP class: (SCU role, SCP role).
-        extended: other user information items (SOP class extended negotiation), sent
-            as they are.
+        extended: SOP class (common) extended negotiation sub-items, sent as they are.
         identity: the User Identity sub-item (PS3.7 D.3.3.7), if any.
+        numbered: the contexts as :meth:`encode` proposed them, with their IDs and roles.
     """
 
     calling_ae_title: str
     called_ae_title: str
-    contexts: Sequence[PresentationContext]
+    contexts: Sequence[ContextLike]
     max_pdu: int
     roles: Mapping[str, tuple[bool, bool]] = field(default_factory=dict)
-    extended: Sequence[Any] = ()
+    extended: Sequence[ExtendedItem] = ()
     identity: UserIdentity | None = None
-    numbered: list[PresentationContext] = field(default_factory=list, init=False)
+    numbered: list[ProposedContext] = field(default_factory=list, init=False)
 
     def encode(self) -> bytes:
         """The A-ASSOCIATE-RQ PDU (PS3.8 9.3.2)."""
         self.numbered = []
         for index, context in enumerate(self.contexts):
-            numbered = copy.copy(context)
-            numbered.context_id = 2 * index + 1
-            scu, scp = self.roles.get(str(context.abstract_syntax), (None, None))
-            if scu is not None:
-                numbered.scu_role = scu
-                numbered.scp_role = scp
-            self.numbered.append(numbered)
-        primitive = A_ASSOCIATE()
-        primitive.application_context_name = UID(APPLICATION_CONTEXT_NAME)
-        primitive.calling_ae_title = self.calling_ae_title
-        primitive.called_ae_title = self.called_ae_title
-        primitive.presentation_context_definition_list = self.numbered
-        roles = []
-        for uid, (scu, scp) in self.roles.items():
-            item = SCP_SCU_RoleSelectionNegotiation()
-            item.sop_class_uid = UID(uid)
-            item.scu_role = scu
-            item.scp_role = scp
-            roles.append(item)
-        identity = [self.identity.item()] if self.identity is not None else []
-        primitive.user_information = [*_our_identity(self.max_pdu), *roles, *identity, *self.extended]
-        pdu = A_ASSOCIATE_RQ()
-        pdu.from_primitive(primitive)
-        return bytes(pdu.encode())
+            abstract_syntax = str(context.abstract_syntax)
+            scu, scp = self.roles.get(abstract_syntax, (None, None))
+            self.numbered.append(ProposedContext(2 * index + 1, abstract_syntax,
+                                                 tuple(str(syntax) for syntax in context.transfer_syntax), scu, scp))
+        return AssociateRq(self.calling_ae_title, self.called_ae_title, self.numbered, self.max_pdu,
+                           IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME,
+                           roles={str(uid): roles for uid, roles in self.roles.items()},
+                           identity=self.identity, extended=self.extended).encode()
 
 
 @dataclass(frozen=True)
 class Negotiated:
-    """The outcome of a successful negotiation, for either role."""
+    """The outcome of a successful negotiation, for either role.
+
+    Attributes:
+        identity_response: the acceptor's User Identity server response (PS3.7
+            D.3.3.7.2), None when it sent none (the requestor's side only).
+    """
 
     contexts: dict[int, AcceptedContext]
     refused: list[RefusedContext]
     peer_max_pdu: int
     peer_implementation: tuple[str, str]
-    user_information: list[Any]
+    identity_response: bytes | None = None
 
     def context_for(self, abstract_syntax: str, transfer_syntax: str | None = None) -> AcceptedContext | None:
         """The first accepted context for ``abstract_syntax`` (and ``transfer_syntax``)."""
@@ -142,74 +136,55 @@ class Negotiated:
                      and transfer_syntax in (None, cx.transfer_syntax)), None)
 
 
-@dataclass(frozen=True)
-class Rejection:
-    """An A-ASSOCIATE-RJ (PS3.8 9.3.4): result 1 permanent, 2 transient."""
-
-    result: int
-    source: int
-    reason: int
-
-    @property
-    def meaning(self) -> str:
-        return REJECT_REASONS.get((self.source, self.reason), f"reason {self.reason}")
-
-    def encode(self) -> bytes:
-        return struct.pack(">BBIBBBB", A_ASSOCIATE_RJ, 0, 4, 0, self.result, self.source, self.reason)
-
-    @classmethod
-    def decode(cls, pdu: bytes | bytearray) -> Rejection:
-        if len(pdu) < 10:
-            return cls(1, 1, 1)
-        return cls(pdu[7], pdu[8], pdu[9])
-
-
 def read_acceptance(pdu: bytes | bytearray, proposal: Proposal) -> Negotiated:
     """What the acceptor's A-ASSOCIATE-AC (PS3.8 9.3.3) accepted of ``proposal``.
 
     Raises:
-        ValueError: the PDU cannot be decoded.
+        ProtocolViolation: the PDU is malformed, or answers a context not proposed.
     """
-    ac = A_ASSOCIATE_AC()
-    ac.decode(bytes(pdu))
-    primitive = ac.to_primitive()
-    items = _UserInformation.read(primitive.user_information)
-    results = negotiate_as_requestor(proposal.numbered, primitive.presentation_context_definition_results_list,
-                                     items.roles or None)  # type: ignore[arg-type]
-    return _negotiated(results, items.peer_max, items.implementation, list(primitive.user_information))
+    return negotiate_as_requestor(decode_ac(pdu), proposal.numbered)
 
 
-@dataclass
-class _UserInformation:
-    """What pacskit reads of an A-ASSOCIATE user information item (PS3.7 D.3.3)."""
+def negotiate_as_requestor(answer: AssociateAc, proposed: Sequence[ProposedContext]) -> Negotiated:
+    """The contexts ``answer`` accepted of ``proposed``, with our roles on each; a context
+    it left unanswered counts as refused with no reason (result 2), as pynetdicom's
+    ``negotiate_as_requestor`` counts it.
 
-    roles: dict[str, tuple[bool, bool]] = field(default_factory=dict)
-    peer_max: int = 0
-    implementation: tuple[str, str] = ("", "")
-    window_proposed: bool = False
+    Roles (PS3.7 D.3.3.4): without a role selection proposed and answered for the
+    abstract syntax, the requestor is SCU only; with both, each role is ours if we
+    proposed it and the acceptor granted it (an accepted context may so end up with
+    neither).
 
-    @classmethod
-    def read(cls, items: Sequence[Any]) -> _UserInformation:
-        found = cls()
-        uid, version = "", ""
-        for item in items:
-            if isinstance(item, SCP_SCU_RoleSelectionNegotiation):
-                found.roles[str(item.sop_class_uid)] = (bool(item.scu_role), bool(item.scp_role))
-            elif isinstance(item, MaximumLengthNotification):
-                found.peer_max = int(item.maximum_length_received or 0)
-            elif isinstance(item, ImplementationClassUIDNotification):
-                uid = str(item.implementation_class_uid or "")
-            elif isinstance(item, ImplementationVersionNameNotification):
-                version = _text(item.implementation_version_name)
-            elif isinstance(item, AsynchronousOperationsWindowNegotiation):
-                found.window_proposed = True
-        found.implementation = (uid, version)
-        return found
+    Raises:
+        ProtocolViolation: ``answer`` has a context ID we did not propose.
+    """
+    answered = {cx.context_id: cx for cx in answer.contexts}
+    offered = {cx.context_id: cx for cx in proposed}
+    stray = sorted(set(answered) - set(offered))
+    if stray:
+        raise ProtocolViolation(f"the A-ASSOCIATE-AC answers presentation context {stray[0]}, which was not proposed")
+    accepted: dict[int, AcceptedContext] = {}
+    refused: list[RefusedContext] = []
+    for cx in proposed:
+        result = answered.get(cx.context_id)
+        if result is None or result.result != ACCEPTANCE or result.transfer_syntax is None:
+            refused.append(RefusedContext(cx.context_id, cx.abstract_syntax, NO_REASON if result is None
+                                          else result.result))
+            continue
+        granted = answer.roles.get(cx.abstract_syntax)
+        if cx.scu_role is None or cx.scp_role is None or granted is None:
+            as_scu, as_scp = True, False
+        else:
+            as_scu, as_scp = cx.scu_role and granted[0], cx.scp_role and granted[1]
+        accepted[cx.context_id] = AcceptedContext(cx.context_id, cx.abstract_syntax, UID(result.transfer_syntax),
+                                                  as_scu, as_scp)
+    return Negotiated(accepted, refused, answer.max_length,
+                      (answer.implementation_class_uid, answer.implementation_version_name), answer.identity_response)
 
 
 @dataclass(frozen=True)
 class Request:
-    """A decoded A-ASSOCIATE-RQ, as an acceptor sees it."""
+    """A decoded A-ASSOCIATE-RQ, as an acceptor sees it (pynetdicom's primitive inside)."""
 
     protocol_version: int
     calling_ae_title: str
@@ -225,14 +200,9 @@ class Request:
     @classmethod
     def decode(cls, pdu: bytes | bytearray) -> Request:
         """Raises: ValueError (or any decoding error) for a malformed PDU."""
-        rq = A_ASSOCIATE_RQ()
-        rq.decode(bytes(pdu))
-        primitive = rq.to_primitive()
-        items = _UserInformation.read(primitive.user_information)
-        return cls(int(rq.protocol_version), str(primitive.calling_ae_title).strip(),
-                   str(primitive.called_ae_title).strip(), str(primitive.application_context_name),
-                   primitive, items.peer_max, items.roles, items.implementation, items.window_proposed,
-                   user_identity.requested(primitive.user_information))
+        from pacskit.net.ul import acceptance
+
+        return acceptance.decode_request(pdu)
 
     @property
     def proposed(self) -> list[PresentationContext]:
@@ -245,39 +215,9 @@ class Request:
         operation each way (PS3.7 D.3.3.3): pacskit performs one at a time. With
         ``identity_accepted``, a User Identity that asked for a positive response gets
         one (PS3.7 D.3.3.7.2)."""
-        role_requests = {UID(uid): roles for uid, roles in self.roles.items()}
-        results, reply_roles = negotiate_as_acceptor(self.proposed, list(supported),
-                                                     role_requests or None)  # type: ignore[arg-type]
-        answer = A_ASSOCIATE()
-        answer.application_context_name = UID(APPLICATION_CONTEXT_NAME)
-        answer.calling_ae_title = self.primitive.calling_ae_title
-        answer.called_ae_title = self.primitive.called_ae_title
-        answer.result = 0x00
-        answer.result_source = 0x01
-        answer.presentation_context_definition_results_list = results
-        items: list[Any] = [*_our_identity(max_pdu), *reply_roles]
-        if self.window_proposed:
-            window = AsynchronousOperationsWindowNegotiation()
-            window.maximum_number_operations_invoked = 1
-            window.maximum_number_operations_performed = 1
-            items.append(window)
-        if identity_accepted and self.identity is not None and self.identity.response_requested:
-            items.append(user_identity.response())
-        answer.user_information = items
-        ac = A_ASSOCIATE_AC()
-        ac.from_primitive(answer)
-        return bytes(ac.encode()), _negotiated(results, self.peer_max_pdu, self.implementation,
-                                               list(self.primitive.user_information))
+        from pacskit.net.ul import acceptance
 
-
-def _negotiated(results: Sequence[PresentationContext], peer_max: int, implementation: tuple[str, str],
-                user_information: list[Any]) -> Negotiated:
-    accepted = {context_id(cx): AcceptedContext(context_id(cx), str(cx.abstract_syntax),
-                                                    UID(cx.transfer_syntax[0]), bool(cx.as_scu), bool(cx.as_scp))
-                for cx in results if cx.result == 0x00}
-    refused = [RefusedContext(context_id(cx), str(cx.abstract_syntax), int(cx.result or 0))
-               for cx in results if cx.result != 0x00]
-    return Negotiated(accepted, refused, peer_max, implementation, user_information)
+        return acceptance.accept(self, supported, max_pdu, identity_accepted=identity_accepted)
 
 
 def context_id(cx: PresentationContext) -> int:
@@ -285,19 +225,3 @@ def context_id(cx: PresentationContext) -> int:
     if cx.context_id is None:
         raise TypeError("a presentation context without an ID")
     return int(cx.context_id)
-
-
-def _our_identity(max_pdu: int) -> list[Any]:
-    maximum = MaximumLengthNotification()
-    maximum.maximum_length_received = max_pdu
-    implementation = ImplementationClassUIDNotification()
-    implementation.implementation_class_uid = UID(IMPLEMENTATION_CLASS_UID)
-    version = ImplementationVersionNameNotification()
-    version.implementation_version_name = IMPLEMENTATION_VERSION_NAME
-    return [maximum, implementation, version]
-
-
-def _text(value: object) -> str:
-    if isinstance(value, bytes):
-        return value.decode("ascii", "replace").strip()
-    return str(value or "").strip()

@@ -4,21 +4,17 @@ A requestor may name who is behind an association in its A-ASSOCIATE-RQ: a user 
 (type 1), a user name and passcode (type 2), a Kerberos ticket (3), a SAML assertion (4)
 or a JSON Web Token (5), and ask for a positive response. The acceptor that accepts the
 identity answers it, when asked, with the 0x59 sub-item in its A-ASSOCIATE-AC: a server
-response, empty for types 1 and 2 (D.3.3.7.2). The items are encoded and decoded by
-pynetdicom's ``UserIdentityNegotiation`` primitive (its PDU items
-``UserIdentitySubItemRQ`` and ``UserIdentitySubItemAC``); this module turns them into
-pacskit's :class:`UserIdentity` and back.
+response, empty for types 1 and 2 (D.3.3.7.2). A requestor's sub-item is encoded by
+:func:`pacskit.net.ul.associate_rq.identity_item` and the answer read by
+:mod:`pacskit.net.ul.associate_ac`; an acceptor reads and answers them with pynetdicom's
+codecs (:mod:`pacskit.net.ul.acceptance`).
 
 Nothing here logs, and :meth:`UserIdentity.__repr__` withholds the secret fields.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-from pynetdicom.pdu_primitives import UserIdentityNegotiation
 
 USERNAME = 1
 USERNAME_AND_PASSCODE = 2
@@ -87,35 +83,3 @@ class UserIdentity:
 
     def __repr__(self) -> str:
         return f"UserIdentity({self.description}, response_requested={self.response_requested})"
-
-    def item(self) -> UserIdentityNegotiation:
-        """The A-ASSOCIATE-RQ's User Identity sub-item (0x58)."""
-        primitive = UserIdentityNegotiation()
-        primitive.user_identity_type = self.kind
-        primitive.positive_response_requested = self.response_requested
-        primitive.primary_field = self.primary
-        primitive.secondary_field = self.secondary
-        return primitive
-
-
-def requested(items: Sequence[Any]) -> UserIdentity | None:
-    """The User Identity an A-ASSOCIATE-RQ's user information ``items`` carry, if any."""
-    for item in items:
-        if isinstance(item, UserIdentityNegotiation) and item.server_response is None \
-                and item.user_identity_type is not None:
-            return UserIdentity(int(item.user_identity_type), bytes(item.primary_field or b""),
-                                bytes(item.secondary_field or b""), bool(item.positive_response_requested))
-    return None
-
-
-def response(server_response: bytes = b"") -> UserIdentityNegotiation:
-    """The A-ASSOCIATE-AC's User Identity sub-item (0x59), PS3.7 D.3.3.7.2: empty for
-    a type 1 or 2 identity."""
-    primitive = UserIdentityNegotiation()
-    primitive.server_response = server_response
-    return primitive
-
-
-def confirmed(items: Sequence[Any]) -> bool:
-    """Whether an A-ASSOCIATE-AC's user information ``items`` hold the 0x59 sub-item."""
-    return any(isinstance(item, UserIdentityNegotiation) and item.server_response is not None for item in items)
