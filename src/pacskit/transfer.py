@@ -269,13 +269,11 @@ class DimseSource:
 
     def fetch(self, plan: Plan, sink: InstanceSink | None, progress: ProgressCallback | None,
               cancellation: Cancellation | None, transform: Any) -> RetrieveResult:
-        started = time.monotonic()
         if sink is not None:
             sink.prepare()
         result = retrieve_requests(self.client.settings, self.node, Query(level=Level.SERIES, model=plan.model),
                                    dimse_requests(plan), method=self.method, sink=sink, privacy=self.client.privacy,
                                    progress=progress, cancellation=cancellation, transform=transform)
-        result.seconds = time.monotonic() - started
         return result
 
     def close(self) -> None:
@@ -309,7 +307,6 @@ class WebSource:
 
     def fetch(self, plan: Plan, sink: InstanceSink | None, progress: ProgressCallback | None,
               cancellation: Cancellation | None, transform: Any) -> RetrieveResult:
-        started = time.monotonic()
         result = RetrieveResult(method="wado-uri" if self.wado_uri else "wado-rs")
         if sink is not None:
             sink.prepare()
@@ -318,7 +315,6 @@ class WebSource:
             self._http.retrieve_instances([*plan.instances, *(_instance_of(w) for w in plan.wholes)], receiver)
         else:
             self._http.retrieve_resources(web_resources(plan), receiver)
-        result.seconds = time.monotonic() - started
         return result
 
     def close(self) -> None:
@@ -390,7 +386,6 @@ class LocalSource:
 
     def fetch(self, plan: Plan, sink: InstanceSink | None, progress: ProgressCallback | None,
               cancellation: Cancellation | None, transform: Any) -> RetrieveResult:
-        started = time.monotonic()
         result = RetrieveResult(method="local")
         if sink is not None:
             sink.prepare()
@@ -410,7 +405,6 @@ class LocalSource:
                 continue
             if receiver.take(data):
                 result.completed += 1
-        result.seconds = time.monotonic() - started
         return result
 
     def _instances(self, plan: Plan) -> Iterator[str]:
