@@ -26,6 +26,14 @@ from pacskit.models import AnswerCheck, RetrieveResult, StoreResult
 from pacskit.nodes import Node
 from pacskit.query import Query
 from pacskit.retrieve import ProgressCallback
+from pacskit.retrieve_plan import (
+    Plan,
+    level_search,
+    wado_rs_resources,
+    wado_uri_instances,
+    web_fetch_level,
+    wholes_of,
+)
 from pacskit.send import StoreProgressCallback, Tally
 
 if TYPE_CHECKING:
@@ -58,7 +66,13 @@ async def get(client: Client, node: Node | str, web: WebNode, query: Query | Lev
         started = time.monotonic()
         receiver = client.wado_receiver(sink, progress, stop, wado_uri=wado_uri, transform=deidentifier)
         async with _http(client, web) as http:
-            await http.retrieve(general, receiver, wado_uri=wado_uri)
+            plan = await _plan(http, general, wado_uri)
+            receiver.expect(plan.expected)
+            if wado_uri:
+                await http.retrieve_instances(wado_uri_instances(plan), receiver)
+            else:
+                await http.retrieve_resources(wado_rs_resources(plan), receiver)
+        receiver.result.check = plan.check
         receiver.result.seconds = time.monotonic() - started
         return receiver.result
 
@@ -67,6 +81,17 @@ async def get(client: Client, node: Node | str, web: WebNode, query: Query | Lev
     except BaseException:
         stop.cancel()
         raise
+
+
+async def _plan(http: AsyncDicomWebClient, query: Query, wado_uri: bool) -> Plan:
+    """The plan of the blocking client's DICOMweb source (:func:`pacskit.transfer.plan_at_level`),
+    its QIDO-RS search on the loop: each match whole at the level WADO-RS (or WADO-URI)
+    fetches it at."""
+    search = level_search(query, web_fetch_level(query.level, wado_uri))
+    check = AnswerCheck(level=search.level)
+    async with aclosing(http.checked_search(search, check)) as found:
+        matches = [match async for match in found]
+    return Plan(wholes=wholes_of(search, matches), model=query.model, check=check)
 
 
 async def store(client: Client, web: WebNode, paths: Iterable[Path | str], *, patient_id: str | None,

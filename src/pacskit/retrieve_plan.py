@@ -5,7 +5,8 @@ retrieve identifier (:func:`is_direct`) needs no search on a DIMSE node; any oth
 first searched at the level the source fetches it at (:func:`level_search`), and each
 match becomes a :class:`Whole` (:func:`wholes_of`): one C-GET, C-MOVE or WADO-RS request
 for a study or a series, and IMAGE-level matches grouped into UID lists
-(:func:`dimse_requests`). A copy plans instance by instance instead
+(:func:`dimse_requests`), or into WADO-RS resources and WADO-URI instances
+(:func:`wado_rs_resources`, :func:`wado_uri_instances`). A copy plans instance by instance instead
 (:func:`pacskit.transfer.plan`), into the same :class:`Plan`. Nothing here does I/O: the
 blocking client and the asyncio one run the searches these functions describe.
 """
@@ -179,6 +180,37 @@ def dimse_requests(plan: Plan) -> list[RetrieveRequest]:
                 identifier_of(Level.IMAGE, {**dict(above), "SOPInstanceUID": "\\".join(sop for sop, _ in part)}),
                 None if None in counts else sum(c or 0 for c in counts)))
     return requests
+
+
+def web_fetch_level(level: Level, wado_uri: bool) -> Level:
+    """The level a DICOMweb retrieve fetches a match of ``level`` at: each instance by
+    WADO-URI (PS3.18 9), a patient as its studies by WADO-RS (which has no patient
+    resource, PS3.18 10.4.1), else the level itself."""
+    if wado_uri:
+        return Level.IMAGE
+    return Level.STUDY if level is Level.PATIENT else level
+
+
+def wado_rs_resources(plan: Plan) -> list[tuple[str, int | None]]:
+    """The WADO-RS resources of ``plan`` (PS3.18 10.4.1), each with the instances it
+    should bring: a study, series or instance per match wanted whole, a series per series
+    wanted whole, an instance otherwise."""
+    paths = (("studies", "StudyInstanceUID"), ("series", "SeriesInstanceUID"), ("instances", "SOPInstanceUID"))
+    resources: list[tuple[str, int | None]] = [
+        ("/".join(f"{part}/{w.values[key]}" for part, key in paths if key in w.values), w.count) for w in plan.wholes]
+    for (study, serie), sops in by_series(plan.instances).items():
+        if serie in plan.whole_series:
+            resources.append((f"studies/{study}/series/{serie}", len(sops)))
+        else:
+            resources.extend((f"studies/{study}/series/{serie}/instances/{sop}", 1) for sop in sops)
+    return resources
+
+
+def wado_uri_instances(plan: Plan) -> list[Planned]:
+    """The instances of ``plan`` as (study, series, SOP Instance UID), one WADO-URI
+    request each (PS3.18 9); a whole of the plan is then one instance."""
+    return [*plan.instances, *((w.values.get("StudyInstanceUID", ""), w.values.get("SeriesInstanceUID", ""),
+                                w.values.get("SOPInstanceUID", "")) for w in plan.wholes)]
 
 
 def expected_of(requests: list[RetrieveRequest]) -> int | None:

@@ -47,6 +47,9 @@ from pacskit.retrieve_plan import (
     direct_plan,
     is_direct,
     level_search,
+    wado_rs_resources,
+    wado_uri_instances,
+    web_fetch_level,
     wholes_of,
 )
 
@@ -298,9 +301,7 @@ class WebSource:
         return self.client.source_search(self.web.url, query)
 
     def fetch_level(self, level: Level) -> Level:
-        if self.wado_uri:
-            return Level.IMAGE
-        return Level.STUDY if level is Level.PATIENT else level
+        return web_fetch_level(level, self.wado_uri)
 
     def fetches_direct(self, query: Query) -> bool:
         return False
@@ -312,32 +313,13 @@ class WebSource:
             sink.prepare()
         receiver = Receiver(result, sink, self.client.privacy, progress, plan.expected, cancellation, transform)
         if self.wado_uri:
-            self._http.retrieve_instances([*plan.instances, *(_instance_of(w) for w in plan.wholes)], receiver)
+            self._http.retrieve_instances(wado_uri_instances(plan), receiver)
         else:
-            self._http.retrieve_resources(web_resources(plan), receiver)
+            self._http.retrieve_resources(wado_rs_resources(plan), receiver)
         return result
 
     def close(self) -> None:
         self._http.close()
-
-
-def web_resources(plan: Plan) -> list[tuple[str, int | None]]:
-    """The WADO-RS resources of ``plan`` (PS3.18 10.4.1): a study, series or instance per
-    match wanted whole, a series per series wanted whole, an instance otherwise."""
-    paths = (("studies", "StudyInstanceUID"), ("series", "SeriesInstanceUID"), ("instances", "SOPInstanceUID"))
-    resources: list[tuple[str, int | None]] = [
-        ("/".join(f"{part}/{w.values[key]}" for part, key in paths if key in w.values), w.count) for w in plan.wholes]
-    for (study, serie), sops in by_series(plan.instances).items():
-        if serie in plan.whole_series:
-            resources.append((f"studies/{study}/series/{serie}", len(sops)))
-        else:
-            resources.extend((f"studies/{study}/series/{serie}/instances/{sop}", 1) for sop in sops)
-    return resources
-
-
-def _instance_of(whole: Whole) -> Planned:
-    return (whole.values.get("StudyInstanceUID", ""), whole.values.get("SeriesInstanceUID", ""),
-            whole.values.get("SOPInstanceUID", ""))
 
 
 class LocalSource:

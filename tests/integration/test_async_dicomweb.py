@@ -134,6 +134,25 @@ def test_a_retrieve_writes_the_files_the_blocking_client_writes(url, corpus, tmp
 
 
 @pytest.mark.parametrize("wado_uri", [False, True], ids=["WADO-RS", "WADO-URI"])
+@pytest.mark.parametrize("level", ["patient", "series"])
+def test_the_plan_and_its_requests_are_the_blocking_clients(url, corpus, wado_uri, level):
+    first = corpus[0]
+    query = (Query.build("patient", patient_id=first.patient_id) if level == "patient"
+             else Query.build("series", study_uid=first.study_uid, modality=first.modality))
+    blocking = Client(Settings()).get(url, query, wado_uri=wado_uri).raise_for_status()
+    awaited = run(AsyncClient(Settings()).get(url, query, wado_uri=wado_uri, timeout=60)).raise_for_status()
+    expected = {i.sop_instance_uid for i in corpus if i.patient_id == first.patient_id} if level == "patient" else {
+        i.sop_instance_uid for i in corpus if i.study_uid == first.study_uid and i.modality == first.modality}
+    assert {str(d.SOPInstanceUID) for d in awaited.instances} == expected
+    assert (awaited.method, awaited.requests, awaited.completed, awaited.failed) == (
+        blocking.method, blocking.requests, blocking.completed, 0)
+    assert awaited.requests == (len(expected) if wado_uri else len(
+        {(i.study_uid, i.series_uid if level == "series" else "") for i in corpus if i.sop_instance_uid in expected}))
+    assert awaited.check is not None and blocking.check is not None
+    assert (awaited.check.level, awaited.check.answers) == (blocking.check.level, blocking.check.answers)
+
+
+@pytest.mark.parametrize("wado_uri", [False, True], ids=["WADO-RS", "WADO-URI"])
 def test_a_series_and_some_instances_to_memory(url, corpus, wado_uri):
     first = corpus[0]
     client = AsyncClient(Settings())

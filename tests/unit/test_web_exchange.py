@@ -17,6 +17,14 @@ from pacskit.errors import (
     NetworkTimeout,
 )
 from pacskit.query import Level, Query
+from pacskit.retrieve_plan import (
+    Plan,
+    Whole,
+    level_search,
+    wado_rs_resources,
+    wado_uri_instances,
+    web_fetch_level,
+)
 from pacskit.scan import DicomFile
 from pacskit.web import exchange
 
@@ -45,16 +53,25 @@ def match(**values: str) -> Dataset:
     return ds
 
 
-def test_retrieve_targets_at_each_level_and_the_expected_total():
-    series = [match(StudyInstanceUID="1.2", SeriesInstanceUID="1.2.3", NumberOfSeriesRelatedInstances="4"),
-              match(StudyInstanceUID="1.2", SeriesInstanceUID="1.2.4", NumberOfSeriesRelatedInstances="2"),
-              match(StudyInstanceUID="1.2")]
-    targets = exchange.retrieve_targets(Level.SERIES, series)
-    assert targets == [("studies/1.2/series/1.2.3", 4), ("studies/1.2/series/1.2.4", 2)]
-    assert exchange.expected_total(targets) == 6
-    studies = exchange.retrieve_targets(Level.STUDY, [match(StudyInstanceUID="9.8")])
-    assert studies == [("studies/9.8", None)] and exchange.expected_total(studies) is None
-    search = exchange.retrieve_search(Query.build("patient", patient_id="P1"))
+def test_a_plan_as_wado_rs_resources_and_wado_uri_instances():
+    plan = Plan(wholes=[Whole(Level.SERIES, {"StudyInstanceUID": "1.2", "SeriesInstanceUID": "1.2.3"}, 4),
+                        Whole(Level.STUDY, {"StudyInstanceUID": "9.8"}, None)],
+                instances=[("1.2", "1.2.5", "1.2.5.1"), ("1.2", "1.2.5", "1.2.5.2"), ("1.2", "1.2.6", "1.2.6.1")],
+                whole_series={"1.2.6"})
+    assert wado_rs_resources(plan) == [
+        ("studies/1.2/series/1.2.3", 4), ("studies/9.8", None), ("studies/1.2/series/1.2.5/instances/1.2.5.1", 1),
+        ("studies/1.2/series/1.2.5/instances/1.2.5.2", 1), ("studies/1.2/series/1.2.6", 1)]
+    assert plan.expected is None
+    one = Plan(wholes=[Whole(Level.IMAGE, {"StudyInstanceUID": "1", "SeriesInstanceUID": "2",
+                                           "SOPInstanceUID": "3"}, 1)], instances=[("4", "5", "6")])
+    assert wado_uri_instances(one) == [("4", "5", "6"), ("1", "2", "3")]
+
+
+def test_dicomweb_fetches_a_patient_as_its_studies_and_wado_uri_each_instance():
+    assert web_fetch_level(Level.PATIENT, False) is Level.STUDY
+    assert web_fetch_level(Level.SERIES, False) is Level.SERIES
+    assert all(web_fetch_level(level, True) is Level.IMAGE for level in Level)
+    search = level_search(Query.build("patient", patient_id="P1"), web_fetch_level(Level.PATIENT, False))
     assert search.level is Level.STUDY and "NumberOfStudyRelatedInstances" in search.return_keys
 
 

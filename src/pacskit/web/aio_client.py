@@ -22,7 +22,7 @@ from pydicom import Dataset
 from pacskit.answers import AnswerChecker
 from pacskit.errors import PacskitError
 from pacskit.models import AnswerCheck, RetrieveResult
-from pacskit.query import Level, Query
+from pacskit.query import Query
 from pacskit.scan import DicomFile
 from pacskit.web import exchange
 from pacskit.web.client import WebClientBase, WebNode, take_part  # noqa: F401 - WebNode in the example
@@ -103,41 +103,41 @@ class AsyncDicomWebClient(WebClientBase):
                     raise exchange.search_too_big(self.node.label, self.max_search_answer)
         return exchange.page_matches(body, self.node.label), more, len(body)
 
-    async def retrieve(self, query: Query, receiver: Any, *, wado_uri: bool = False) -> None:
-        """Retrieve what ``query`` matches by WADO-RS (PS3.18 10.4) into ``receiver`` (a
-        :class:`pacskit.retrieve.Receiver`), or by WADO-URI (PS3.18 9) with ``wado_uri``,
-        as :meth:`DicomWebClient.retrieve <pacskit.web.client.DicomWebClient.retrieve>`.
+    async def retrieve_resources(self, resources: list[tuple[str, int | None]], receiver: Any) -> None:
+        """Retrieve by WADO-RS (PS3.18 10.4) the study, series or instance resources given,
+        each with the number of instances it should bring, into ``receiver`` (a
+        :class:`pacskit.retrieve.Receiver`), as :meth:`DicomWebClient.retrieve_resources
+        <pacskit.web.client.DicomWebClient.retrieve_resources>`: what
+        :func:`pacskit.retrieve_plan.wado_rs_resources` made of a plan.
 
         Raises:
-            QueryError, NetworkError, HttpFailure: a request failed.
+            NetworkError, HttpFailure: a request failed.
         """
-        if wado_uri:
-            await self._retrieve_by_uri(query, receiver)
-            return
-        search = exchange.retrieve_search(query)
         result: RetrieveResult = receiver.result
-        result.check = AnswerCheck(level=search.level)
-        found = await self._checked(search, await self._search(*qido_request(search, self.privacy)), result.check)
-        targets = exchange.retrieve_targets(search.level, found)
-        receiver.expect(exchange.expected_total(targets))
-        for resource, count in targets:
+        for resource, count in resources:
+            if receiver.cancellation is not None and receiver.cancellation.cancelled:
+                return
             result.requests += 1
-            self.count_request(result, count, await self._retrieve_one(resource, receiver))
+            self.count_request(result, count, await self._retrieve_one(exchange.quoted_resource(resource), receiver))
 
-    async def _retrieve_by_uri(self, query: Query, receiver: Any) -> None:
-        instances = exchange.wado_uri_instances(query)
+    async def retrieve_instances(self, instances: list[tuple[str, str, str]], receiver: Any) -> None:
+        """Retrieve by WADO-URI (PS3.18 9), at ``/wado`` on the same host, each instance
+        given as (study, series, SOP Instance UID), into ``receiver``; one the server does
+        not have (404) is counted failed.
+
+        Raises:
+            NetworkError, HttpFailure: a request failed.
+        """
         result: RetrieveResult = receiver.result
-        result.check = AnswerCheck(level=Level.IMAGE)
-        found = await self._checked(instances, await self._search(*qido_request(instances, self.privacy)),
-                                    result.check)
-        receiver.expect(len(found))
-        for match in found:
+        for instance in instances:
+            if receiver.cancellation is not None and receiver.cancellation.cancelled:
+                return
             result.requests += 1
-            async with self._request("GET", exchange.wado_uri_target(self.node.origin, exchange.instance_uids(match)),
+            async with self._request("GET", exchange.wado_uri_target(self.node.origin, instance),
                                      headers={"Accept": DICOM}) as response:
                 if response.status_code == 404:
                     result.failed += 1
-                    result.failed_instances.append(str(match.get("SOPInstanceUID", "")))
+                    result.failed_instances.append(instance[2])
                     continue
                 await _check(response, "WADO-URI")
                 if receiver.take(await response.aread()):

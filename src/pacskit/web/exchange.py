@@ -29,7 +29,7 @@ from pacskit.errors import (
 from pacskit.models import AnswerCheck
 from pacskit.net import tls
 from pacskit.privacy import PrivacyPolicy
-from pacskit.query import LEVELS, UNIQUE_KEYS, Level, Query, tree_paths, vr_of
+from pacskit.query import Level, Query, tree_paths, vr_of
 from pacskit.scan import DicomFile
 from pacskit.web import json_answer
 from pacskit.web.media import MediaType
@@ -44,7 +44,6 @@ RETRIEVE_HEADERS = {"Accept": RETRIEVE_ACCEPT}
 STOW_BATCH_FILES = 50
 STOW_BATCH_BYTES = 64 << 20
 MAX_STOW_RESPONSE = 4 << 20
-COUNT_KEYS = {Level.STUDY: "NumberOfStudyRelatedInstances", Level.SERIES: "NumberOfSeriesRelatedInstances"}
 _LITERAL = "*?,-./:_~"
 
 
@@ -152,37 +151,6 @@ def modalities_of(series: list[Dataset]) -> list[str] | None:
     return [m for item in series for m in values_of(item, "Modality")] or None
 
 
-def retrieve_search(query: Query) -> Query:
-    """The QIDO-RS search that lists what a WADO-RS retrieve of ``query`` fetches: at the
-    query's level (studies for a patient-level one), returning the unique keys and the
-    count of related instances."""
-    level = Level.STUDY if query.level is Level.PATIENT else query.level
-    unique = [UNIQUE_KEYS[above] for above in LEVELS[LEVELS.index(Level.STUDY): LEVELS.index(level) + 1]]
-    needed = [*unique, *([COUNT_KEYS[level]] if level in COUNT_KEYS else [])]
-    return Query(level=level, model=query.model, match=dict(query.match),
-                 return_keys=[*query.return_keys, *needed] if level is query.level else needed)
-
-
-def retrieve_targets(level: Level, matches: Iterable[Dataset]) -> list[tuple[str, int | None]]:
-    """(WADO-RS resource, instances expected) for each match of :func:`retrieve_search`."""
-    targets = []
-    for match in matches:
-        uids = [str(match.get(k, "") or "") for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")]
-        study, series, sop = (quote(u, safe="") for u in uids)
-        if level is Level.STUDY and study:
-            targets.append((f"studies/{study}", count_of(match, COUNT_KEYS[level])))
-        elif level is Level.SERIES and study and series:
-            targets.append((f"studies/{study}/series/{series}", count_of(match, COUNT_KEYS[level])))
-        elif level is Level.IMAGE and study and series and sop:
-            targets.append((f"studies/{study}/series/{series}/instances/{sop}", 1))
-    return targets
-
-
-def expected_total(targets: list[tuple[str, int | None]]) -> int | None:
-    """How many instances the targets bring, when every one says it."""
-    return sum(count or 0 for _, count in targets) if all(c for _, c in targets) else None
-
-
 def quoted_resource(resource: str) -> str:
     """``studies/{uid}/series/{uid}...`` with each UID quoted for a URL."""
     return "/".join(quote(part, safe="") if i % 2 else part for i, part in enumerate(resource.split("/")))
@@ -192,12 +160,6 @@ def wado_uri_instances(query: Query) -> Query:
     """The QIDO-RS search that lists the instances a WADO-URI retrieve fetches."""
     return Query(level=Level.IMAGE, model=query.model, match=dict(query.match),
                  return_keys=["StudyInstanceUID", "SeriesInstanceUID"])
-
-
-def instance_uids(match: Dataset) -> tuple[str, str, str]:
-    """(Study, Series, SOP Instance UID) of an instance-level answer."""
-    return (str(match.get("StudyInstanceUID", "")), str(match.get("SeriesInstanceUID", "")),
-            str(match.get("SOPInstanceUID", "")))
 
 
 def wado_uri_target(origin: str, instance: tuple[str, str, str]) -> str:
@@ -340,15 +302,6 @@ def store_failure(errors: list[PacskitError], batches: int) -> PacskitError | No
     if errors and len(errors) == batches and isinstance(errors[0], (NetworkError, HttpFailure)):
         return errors[0]
     return None
-
-
-def count_of(match: Dataset, keyword: str) -> int | None:
-    """An integer attribute of an answer, None when absent or not a number."""
-    value = match.get(keyword)
-    try:
-        return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
 
 
 def patients_of(studies: Iterable[Dataset], query: Query, privacy: PrivacyPolicy) -> list[Dataset]:
