@@ -265,10 +265,22 @@ def text_of(raw: bytes) -> str:
 
 def blank_names(data: bytes, offset: int, elements: dict[int, Element], encoding: Encoding,
                 tags: Iterable[int]) -> bytes | None:
+    """``data`` with every top-level element of ``tags`` (the patient names) emptied, in
+    one byte string: :func:`blanked_parts` joined."""
+    parts = blanked_parts(data, offset, elements, encoding, tags)
+    if parts is None:
+        return None
+    return data if len(parts) == 1 else b"".join(parts)
+
+
+def blanked_parts(data: bytes, offset: int, elements: dict[int, Element], encoding: Encoding,
+                  tags: Iterable[int]) -> list[bytes | memoryview] | None:
     """``data`` with every top-level element of ``tags`` (the patient names) emptied
-    (PS3.5 7.1: a zero-length value); ``data`` itself if none has a value; None if one
-    of them may also hide in a sequence or a UN value, or a group length would go stale
-    — then the dataset has to be decoded to be blanked."""
+    (PS3.5 7.1: a zero-length value), as the pieces to write one after the other — views
+    into ``data`` and the emptied headers, so that a large instance is not copied;
+    ``[data]`` if none has a value; None if one of them may also hide in a sequence or a
+    UN value, or a group length would go stale — then the dataset has to be decoded to
+    be blanked."""
     tags = frozenset(tags)
     top = [elements[tag] for tag in tags if tag in elements]
     regions = _outside_pixel_data(data, offset, elements, encoding)
@@ -276,7 +288,7 @@ def blank_names(data: bytes, offset: int, elements: dict[int, Element], encoding
         return None
     filled = sorted((e for e in top if e.length), key=lambda e: e.header)
     if not filled:
-        return data
+        return [data]
     if any(((e.tag >> 16) << 16) in elements for e in filled):
         return None
     view = memoryview(data)
@@ -287,7 +299,7 @@ def blank_names(data: bytes, offset: int, elements: dict[int, Element], encoding
         parts.append(_empty_header(element, encoding))
         cursor = element.end
     parts.append(view[cursor:])
-    return b"".join(parts)
+    return parts
 
 
 def _more_than(data: bytes, regions: list[tuple[int, int]], allowed: dict[int, int], little: bool) -> bool:

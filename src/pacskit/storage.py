@@ -12,7 +12,7 @@ import os
 import shutil
 import struct
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -27,7 +27,7 @@ from pacskit.encoded import (
     SPECIFIC_CHARACTER_SET,
     Encoding,
     HeaderValues,
-    blank_names,
+    blanked_parts,
     dataset_encoding,
     header_elements,
     pixel_data_end,
@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 
 SPOOLED_HEAD = 4 << 20
 COPY_CHUNK = 1 << 20
+_IOV_MAX = 1024
+Pieces = Sequence[bytes | memoryview]
+"""An instance's bytes as pieces written one after the other (names blanked without a copy)."""
 
 
 @dataclass(frozen=True)
@@ -158,7 +161,7 @@ class FolderSink:
         dataset = _decoded(data)
         if self.privacy.withholds_names and contains_names(dataset):
             return self.write_dataset(dataset)
-        return self._write(self._locate(dataset), str(dataset.SOPInstanceUID), data)
+        return self._write(self._locate(dataset), str(dataset.SOPInstanceUID), [data])
 
     def _deidentified(self, data: bytes | BinaryIO) -> bytes | WrittenInstance:
         """The instance de-identified in its bytes, or written by the pydicom path."""
@@ -195,10 +198,10 @@ class FolderSink:
         if self.privacy.withholds_names:
             self.privacy.blank_instance(dataset)
 
-        def encoded() -> bytes:
+        def encoded() -> Pieces:
             buffer = BytesIO()
             dcmwrite(buffer, dataset, enforce_file_format=True)
-            return buffer.getvalue()
+            return [buffer.getvalue()]
 
         return self._write(self._locate(dataset), str(dataset.SOPInstanceUID), encoded)
 
@@ -213,9 +216,9 @@ class FolderSink:
             parent = self._folder_paths[folder] = Path(folder)
         return parent / name
 
-    def _write(self, located: tuple[str, str], uid: str, data: bytes | Callable[[], bytes],
+    def _write(self, located: tuple[str, str], uid: str, data: Pieces | Callable[[], Pieces],
                rest: BinaryIO | None = None) -> WrittenInstance:
-        """``data`` (or what it returns), then what is left of ``rest``, atomically into
+        """The pieces ``data`` (or what it returns), then what is left of ``rest``, atomically into
         the file ``located`` (folder, name) — or, when the layout does not name the
         instance alone, into the file of that path that
         :class:`~pacskit.placement.Placements` gives it."""
@@ -256,9 +259,9 @@ class FolderSink:
                 _remove(tmp)
         return WrittenInstance(place, uid, False, size)
 
-    def _temporary(self, folder: str, data: bytes, rest: BinaryIO | None) -> tuple[str, int]:
-        """A new hidden file in ``folder`` holding ``data`` and the rest of ``rest``, and
-        its size."""
+    def _temporary(self, folder: str, data: Pieces, rest: BinaryIO | None) -> tuple[str, int]:
+        """A new hidden file in ``folder`` holding the pieces ``data`` and the rest of
+        ``rest``, and its size."""
         if folder not in self._folders:
             os.makedirs(folder, exist_ok=True)
             self._folders.add(folder)
@@ -267,11 +270,10 @@ class FolderSink:
         try:
             try:
                 if rest is None:
-                    _write_all(fd, data)
-                    size = len(data)
+                    size = _write_all(fd, data)
                 else:
                     with os.fdopen(fd, "wb", closefd=False) as fh:
-                        fh.write(data)
+                        fh.writelines(data)
                         shutil.copyfileobj(rest, fh, COPY_CHUNK)
                         size = fh.tell()
                 if self.fsync:
@@ -298,13 +300,18 @@ def _decoded(data: bytes) -> Dataset:
         raise OutputError(f"received data is not a valid DICOM file ({type(exc).__name__})") from None
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    """``data`` into the file ``fd``, in one system call unless the kernel takes less."""
-    written = os.write(fd, data)
-    if written < len(data):
-        view = memoryview(data)
-        while written < len(view):
-            written += os.write(fd, view[written:])
+def _write_all(fd: int, pieces: Pieces) -> int:
+    """The ``pieces`` one after the other into the file ``fd``, in one system call
+    (``writev``) unless the kernel takes less; the bytes written."""
+    views = [memoryview(piece) for piece in pieces if len(piece)]
+    total = sum(len(view) for view in views)
+    while views:
+        written = os.writev(fd, views[:_IOV_MAX])
+        while views and written >= len(views[0]):
+            written -= len(views.pop(0))
+        if written:
+            views[0] = views[0][written:]
+    return total
 
 
 def _exists(path: str) -> bool:
@@ -380,10 +387,11 @@ def _names_from(source: BinaryIO, position: int, encoding: Encoding) -> bool:
 
 
 def _read_encoded(data: bytes, privacy: PrivacyPolicy, last_tag: int, wanted: frozenset[int]
-                  ) -> tuple[HeaderValues, bytes] | None:
+                  ) -> tuple[HeaderValues, Pieces] | None:
     """The attributes ``wanted`` (the last of which is ``last_tag``) of a Part 10 byte
-    string, and its bytes with names blanked, read without decoding; None when only
-    pydicom can do it (deflated, malformed, names nested in sequences)."""
+    string, and its bytes with names blanked (the pieces of :func:`blanked_parts`), read
+    without decoding; None when only pydicom can do it (deflated, malformed, names nested
+    in sequences)."""
     found = dataset_encoding(data)
     if found is None:
         return None
@@ -392,7 +400,7 @@ def _read_encoded(data: bytes, privacy: PrivacyPolicy, last_tag: int, wanted: fr
         elements = header_elements(data, offset, encoding, last_tag, wanted)
     except ValueError:
         return None
-    patched = blank_names(data, offset, elements, encoding, PATIENT_NAME_TAGS) if privacy.withholds_names else data
+    patched = blanked_parts(data, offset, elements, encoding, PATIENT_NAME_TAGS) if privacy.withholds_names else [data]
     if patched is None:
         return None
     return HeaderValues(data, elements, encoding), patched
@@ -410,7 +418,8 @@ def names_withheld(data: bytes, privacy: PrivacyPolicy) -> bytes:
     wanted = frozenset((SPECIFIC_CHARACTER_SET, *PATIENT_NAME_TAGS))
     fast = _read_encoded(data, privacy, max(wanted), wanted)
     if fast is not None:
-        return fast[1]
+        pieces = fast[1]
+        return data if len(pieces) == 1 else b"".join(pieces)
     dataset = _decoded(data)
     if not contains_names(dataset):
         return data

@@ -13,6 +13,7 @@ from tests.unit.test_encoded import SYNTAXES, indexed, part10
 from pacskit.encoded import (
     Encoding,
     blank_names,
+    blanked_parts,
     dataset_encoding,
     elements_up_to,
     file_meta,
@@ -100,3 +101,18 @@ def test_a_name_tag_in_a_value_sends_the_instance_to_pydicom():
     plain = part10(ExplicitVRBigEndian)
     offset, encoding, elements = indexed(plain)
     assert blank_names(plain, offset, elements, encoding, PATIENT_NAME_TAGS) not in (None, plain)
+
+
+@pytest.mark.parametrize("syntax", SYNTAXES)
+def test_the_blanked_pieces_are_the_blanked_bytes_and_views_of_the_data(syntax):
+    data = part10(syntax, EncapsulatedDocument=bytes(70000))
+    offset, encoding, elements = indexed(data)
+    pieces = blanked_parts(data, offset, elements, encoding, PATIENT_NAME_TAGS)
+    assert pieces is not None and len(pieces) > 1
+    assert b"".join(pieces) == blank_names(data, offset, elements, encoding, PATIENT_NAME_TAGS)
+    assert b"Doe^Jane" not in b"".join(pieces) and b"Anna" not in b"".join(pieces)
+    assert sum(len(p) for p in pieces if isinstance(p, memoryview)) > 70000
+    assert all(p.obj is data for p in pieces if isinstance(p, memoryview))
+    plain = part10(syntax, PatientName="", OtherPatientNames=None)
+    offset, encoding, elements = indexed(plain)
+    assert blanked_parts(plain, offset, elements, encoding, PATIENT_NAME_TAGS) == [plain]

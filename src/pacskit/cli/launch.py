@@ -17,6 +17,9 @@ from collections.abc import Sequence
 PIXEL_FREE_COMMANDS = frozenset({"echo", "find", "get", "move", "nodes"})
 PIXEL_COMMANDS = frozenset({"store", "serve", "archive"})
 PIXEL_MODULES = ("numpy", "PIL", "pylibjpeg", "libjpeg", "openjpeg", "rle", "requests")
+DATA_COMMANDS = frozenset({"get", "move", "copy", "store", "receive", "serve", "archive"})
+"""The commands that may move large instances: the C allocator is tuned for them
+(:func:`pacskit.allocator.keep_freed_memory`)."""
 GLOBAL_OPTIONS_WITH_VALUE = frozenset({
     "--config", "-c", "--aet", "--port", "--max-pdu", "--acse-timeout", "--dimse-timeout",
     "--network-timeout", "--connect-timeout",
@@ -37,8 +40,13 @@ def main() -> None:
 
         print(f"pacskit {__version__}")
         return
-    if command_word(sys.argv[1:]) != NO_COMMAND and pixel_free(sys.argv[1:]):
+    command = command_word(sys.argv[1:])
+    if command != NO_COMMAND and pixel_free(sys.argv[1:]):
         import_pydicom_without(PIXEL_MODULES)
+    if command in DATA_COMMANDS:
+        from pacskit.allocator import keep_freed_memory
+
+        keep_freed_memory()
     from pacskit.cli.main import main as run
 
     run()
