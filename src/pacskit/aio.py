@@ -1,7 +1,8 @@
 """The asynchronous client: the calls of :class:`~pacskit.client.Client`, awaited.
 
 C-ECHO, C-FIND (the worklist's too), C-GET, C-MOVE to a third party or to ourselves (received
-by a Storage SCP on the loop, :mod:`pacskit.net.aio_acceptor`) and C-STORE with a DIMSE node run on the
+by a Storage SCP on the loop, :mod:`pacskit.net.aio_acceptor`), a get forwarded to another DIMSE
+node (:mod:`pacskit.aio_forward`) and C-STORE with a DIMSE node run on the
 event loop itself, on the asyncio driver of the association
 (:mod:`pacskit.net.aio_association`): no thread, and a timeout or a cancellation stops
 the exchange where it is (C-CANCEL, then A-ABORT if the peer does not stop within
@@ -325,11 +326,16 @@ class AsyncClient:
         """See :meth:`Client.get`. ``progress`` is called on the event loop. On a
         timeout or a cancellation of the awaiting task, nothing more is written or kept
         once :class:`TimeoutError` or :class:`asyncio.CancelledError` is raised (what still
-        arrives is refused); in a worker thread (``forward_to``, the archive, a folder)
-        the worker goes on until the peer's final response. ``deidentify``/``deid_options`` as :meth:`Client.get` (on the loop too,
+        arrives is refused); in a worker thread (the archive, a folder, the forwards
+        below) the worker goes on until the peer's final response. ``deidentify``/``deid_options`` as :meth:`Client.get` (on the loop too,
         for a C-GET). With a DIMSE node the retrieve runs on the event loop, whatever
         ``method`` (a C-MOVE to ourselves received by a Storage SCP on the loop, PS3.4
-        C.4.2.3), unless ``forward_to``. From a DICOMweb node the retrieve runs on the event loop
+        C.4.2.3). ``forward_to`` a DIMSE node from a DIMSE node runs on the loop too
+        (:mod:`pacskit.aio_forward`): each instance C-STOREd on one kept association as it
+        arrives, the source's C-STORE-RSP waiting for it (one instance per receiving
+        association held), nothing forwarded once a cancellation or a timeout is raised.
+        ``forward_to`` a DICOMweb server (STOW-RS), or from a DICOMweb node, the archive
+        or a folder, still runs in a worker thread. From a DICOMweb node the retrieve runs on the event loop
         (:func:`pacskit.aio_web.get`), whatever ``method``, unless ``forward_to`` or
         de-identification (then in a worker thread)."""
         stop = cancellation or Cancellation()

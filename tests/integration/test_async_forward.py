@@ -215,3 +215,27 @@ def test_the_forward_association_takes_a_slot_of_the_connection_limit(orthanc, c
     assert (waiting, landed) == (1, 0)
     assert result.written == len(items) and set(peaks) == {1}
 
+
+
+def test_a_deidentified_forward_sends_what_the_blocking_one_sends(orthanc, corpus, tmp_path):
+    from pacskit import Client
+    from pacskit.settings import DeidentifySettings
+
+    study, items = study_of(corpus)
+    settings = Settings(ae_title=OUR_AET, deidentify=DeidentifySettings(secret="a test secret"))
+    arrived = {}
+    for name in ("async", "sync"):
+        storescp = StoreSCP(tmp_path / name)
+        with storescp:
+            if name == "async":
+                result = asyncio.run(AsyncClient(settings).get(node_of(orthanc), study_query(study), deidentify=True,
+                                                               forward_to=storescp.address, timeout=60))
+            else:
+                result = Client(settings).get(node_of(orthanc), study_query(study), deidentify=True,
+                                              forward_to=storescp.address)
+            assert result.written == len(items), result
+            arrived[name] = {ds.SOPInstanceUID: ds for ds in map(dcmread, storescp.received())}
+    assert len(arrived["async"]) == len(items) and arrived["async"] == arrived["sync"]
+    originals = {c.sop_instance_uid for c in items} | {c.patient_id for c in items}
+    assert not originals & ({ds.SOPInstanceUID for ds in arrived["async"].values()}
+                            | {ds.PatientID for ds in arrived["async"].values()})

@@ -16,7 +16,7 @@ from pacskit.client import study_query
 from pacskit.net.aio_acceptor import storage_scp
 from pacskit.settings import TlsSettings
 from pacskit.testing.certificates import make_certificates
-from pacskit.testing.peers import Orthanc, dcmtk_tls, free_port, peer_env, require
+from pacskit.testing.peers import Orthanc, dcmtk_tls, echoscu, free_port, peer_env, require
 
 OUR_AET = "PACSKIT"
 
@@ -59,6 +59,7 @@ def test_a_move_to_ourselves_over_tls_brings_the_whole_study_from_orthanc(orthan
         return await AsyncClient(tls_settings(pki, port)).get(tls_node(orthanc_tls), study_query(study),
                                                               tmp_path / "out", method="move", timeout=60)
 
+    assert not echoscu(orthanc_tls.ae_title, "127.0.0.1", orthanc_tls.port), "Orthanc answers without TLS"
     result = asyncio.run(main())
     assert (result.method, result.status, result.written, result.received) == ("move", "success", len(items),
                                                                                 len(items))
