@@ -1,7 +1,8 @@
 """The asynchronous client: the calls of :class:`~pacskit.client.Client`, awaited.
 
 C-ECHO, C-FIND (the worklist's too), C-GET, C-MOVE to a third party or to ourselves (received
-by a Storage SCP on the loop, :mod:`pacskit.net.aio_acceptor`) and C-STORE with a DIMSE node run on the
+by a Storage SCP on the loop, :mod:`pacskit.net.aio_acceptor`), a get forwarded to another DIMSE
+node (:mod:`pacskit.aio_forward`) and C-STORE with a DIMSE node run on the
 event loop itself, on the asyncio driver of the association
 (:mod:`pacskit.net.aio_association`): no thread, and a timeout or a cancellation stops
 the exchange where it is (C-CANCEL, then A-ABORT if the peer does not stop within
@@ -26,7 +27,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar, cast
 
-from pacskit import aio_finder, aio_get, aio_move, aio_store, aio_web, aio_worklist, retry
+from pacskit import (
+    aio_finder,
+    aio_forward,
+    aio_get,
+    aio_move,
+    aio_store,
+    aio_web,
+    aio_worklist,
+    retry,
+)
 from pacskit.async_answers import LoopAnswers, ThreadAnswers
 from pacskit.call_options import (
     AsyncFindOptions,
@@ -37,6 +47,7 @@ from pacskit.call_options import (
 )
 from pacskit.cancellation import Cancellation
 from pacskit.client import Client, instances_query, series_query, study_query
+from pacskit.errors import UsageError
 from pacskit.layout import DEFAULT_LAYOUT
 from pacskit.level_queries import InstanceQuery, LevelQuery, PatientQuery, SeriesQuery, StudyQuery
 from pacskit.models import (
@@ -315,11 +326,16 @@ class AsyncClient:
         """See :meth:`Client.get`. ``progress`` is called on the event loop. On a
         timeout or a cancellation of the awaiting task, nothing more is written or kept
         once :class:`TimeoutError` or :class:`asyncio.CancelledError` is raised (what still
-        arrives is refused); in a worker thread (``forward_to``, the archive, a folder)
-        the worker goes on until the peer's final response. ``deidentify``/``deid_options`` as :meth:`Client.get` (on the loop too,
+        arrives is refused); in a worker thread (the archive, a folder, the forwards
+        below) the worker goes on until the peer's final response. ``deidentify``/``deid_options`` as :meth:`Client.get` (on the loop too,
         for a C-GET). With a DIMSE node the retrieve runs on the event loop, whatever
         ``method`` (a C-MOVE to ourselves received by a Storage SCP on the loop, PS3.4
-        C.4.2.3), unless ``forward_to``. From a DICOMweb node the retrieve runs on the event loop
+        C.4.2.3). ``forward_to`` a DIMSE node from a DIMSE node runs on the loop too
+        (:mod:`pacskit.aio_forward`): each instance C-STOREd on one kept association as it
+        arrives, the source's C-STORE-RSP waiting for it (one instance per receiving
+        association held), nothing forwarded once a cancellation or a timeout is raised.
+        ``forward_to`` a DICOMweb server (STOW-RS), or from a DICOMweb node, the archive
+        or a folder, still runs in a worker thread. From a DICOMweb node the retrieve runs on the event loop
         (:func:`pacskit.aio_web.get`), whatever ``method``, unless ``forward_to`` or
         de-identification (then in a worker thread)."""
         stop = cancellation or Cancellation()
@@ -329,6 +345,15 @@ class AsyncClient:
             return await aio_web.get(self.sync, node, web, query, output, layout=layout, overwrite=overwrite,
                                      progress=progress, stop=stop, wado_uri=wado_uri, retries=retries,
                                      retry_backoff=retry_backoff, timeout=timeout)
+        if forward_to is not None and self.sync.is_dimse(node) and self.sync.is_dimse(forward_to):
+            if method not in ("get", "move", "auto"):
+                raise ValueError(f"method must be get, move or auto, not {method!r}")
+            if output is not None:
+                raise UsageError("forward_to and output are two storage modes: give one")
+            return await self._native_forward(node, query, forward_to, method=method, progress=progress, stop=stop,
+                                              retries=retries, retry_backoff=retry_backoff, timeout=timeout,
+                                              deidentifier=self.sync.deidentifier_for(node, deidentify,
+                                                                                      deid_options))
         if forward_to is None and self.sync.is_dimse(node):
             if method not in ("get", "move", "auto"):
                 raise ValueError(f"method must be get, move or auto, not {method!r}")
@@ -375,6 +400,41 @@ class AsyncClient:
         except BaseException:
             stop.cancel()
             raise
+
+    async def _native_forward(self, node: Node | str, query: Query | LevelQuery, forward_to: str, *,
+                              method: RetrieveMethod, progress: ProgressCallback | None, stop: Cancellation,
+                              retries: int | None, retry_backoff: float | None, timeout: float | None,
+                              deidentifier: Deidentifier | None) -> RetrieveResult:
+        """The forward storage mode between DIMSE nodes on the event loop
+        (:mod:`pacskit.aio_forward`): the retrieve of :meth:`_native_get`, each instance
+        sent on by C-STORE to ``forward_to`` over one kept association (within
+        :attr:`connections`), de-identified first with ``deidentifier``, as
+        :meth:`Client.get` with ``forward_to`` does."""
+        from pacskit.endpoints import refuse_same
+        from pacskit.sinks import deid_filter
+
+        refuse_same(self.sync, node, forward_to)
+        target = self.sync.node(node)
+        general = query.to_query() if isinstance(query, LevelQuery) else query
+        general.to_identifier(self.sync.privacy)
+        policy = self.sync.policy(retries, retry_backoff)
+        sink = aio_forward.AsyncDimseSink(self.settings, self.sync.node(forward_to), self.connections,
+                                          [] if deidentifier is None else [deid_filter(deidentifier)])
+
+        def attempt() -> Awaitable[RetrieveResult]:
+            return aio_get.retrieve(self.settings, target, general, sink=None, privacy=self.sync.privacy,
+                                    progress=progress, cancellation=stop, method=method,
+                                    connections=self.connections, forward=sink)
+
+        try:
+            async with asyncio.timeout(timeout):
+                result = await retry.call_async(attempt, policy, "retrieve")
+        except BaseException:
+            stop.cancel()
+            await sink.close(abort=True)
+            raise
+        await sink.close()
+        return result
 
     async def copy(self, source: Node | str | Path, query: Query | LevelQuery,
                    destination: Node | str | Path | None = None, *, layout: str = DEFAULT_LAYOUT,

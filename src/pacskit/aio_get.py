@@ -23,13 +23,14 @@ from contextlib import aclosing
 from pydicom import Dataset
 
 from pacskit import aio_finder, aio_syntax_retry
+from pacskit.aio_forward import AsyncDimseSink, ForwardReceiver
 from pacskit.cancellation import Cancellation
 from pacskit.errors import DimseFailure, NoStorageRole, ServiceNotSupported
 from pacskit.models import AnswerCheck, RetrieveResult
 from pacskit.net import aio_acceptor, aio_find
 from pacskit.net.aio_limits import ConnectionLimit
 from pacskit.net.aio_retrieve import get_session, move_session
-from pacskit.net.retrieve import Received
+from pacskit.net.retrieve import AsyncInstanceHandler, Received
 from pacskit.nodes import Node
 from pacskit.privacy import PrivacyPolicy
 from pacskit.query import Query
@@ -73,17 +74,20 @@ async def retrieve(settings: Settings, node: Node, query: Query, *, sink: Instan
                    privacy: PrivacyPolicy, progress: ProgressCallback | None = None,
                    cancellation: Cancellation | None = None,
                    transform: Callable[[Dataset], object] | None = None, method: str = "get",
-                   connections: ConnectionLimit | None = None) -> RetrieveResult:
+                   connections: ConnectionLimit | None = None,
+                   forward: AsyncDimseSink | None = None) -> RetrieveResult:
     """Retrieve what ``query`` matches by C-GET (``get``), C-MOVE to ourselves (``move``)
     or C-GET falling back to C-MOVE when the peer refuses C-GET (``auto``), as
     :meth:`pacskit.Client.get` from a DIMSE node; ``progress`` is called on the loop. Each
-    association with ``node`` is opened within ``connections``."""
+    association with ``node`` is opened within ``connections``. With ``forward`` (and no
+    ``sink``), each instance is sent on to it as it arrives (:mod:`pacskit.aio_forward`);
+    it is not closed here."""
     started = time.monotonic()
     if sink is not None:
         sink.prepare()
     plan = await plan_requests(settings, node, query, privacy, connections)
     requests = dimse_requests(plan)
-    steps = (sink, privacy, progress, cancellation, transform, connections)
+    steps = (sink, privacy, progress, cancellation, transform, connections, forward)
     if method == "auto":
         try:
             result = await _retrieve(settings, node, query, requests, "get", *steps)
@@ -99,13 +103,18 @@ async def retrieve(settings: Settings, node: Node, query: Query, *, sink: Instan
 async def _retrieve(settings: Settings, node: Node, query: Query, requests: list[RetrieveRequest], method: str,
                     sink: InstanceSink | None, privacy: PrivacyPolicy, progress: ProgressCallback | None,
                     cancellation: Cancellation | None, transform: Callable[[Dataset], object] | None,
-                    connections: ConnectionLimit | None) -> RetrieveResult:
+                    connections: ConnectionLimit | None, forward: AsyncDimseSink | None) -> RetrieveResult:
     result = RetrieveResult(method=method)
     if not requests:
         return result
-    if method == "move" and cancellation is None:
+    if (method == "move" or forward is not None) and cancellation is None:
         cancellation = Cancellation()
-    receiver = Receiver(result, sink, privacy, progress, expected_of(requests), cancellation, transform)
+    receiver: Receiver
+    if forward is not None:
+        receiver = ForwardReceiver(result, forward, privacy, progress, expected_of(requests), cancellation,
+                                   asyncio.current_task())
+    else:
+        receiver = Receiver(result, sink, privacy, progress, expected_of(requests), cancellation, transform)
     if method == "get":
         await _get(settings, node, query.model.value, requests, result, receiver, connections)
     else:
@@ -113,10 +122,15 @@ async def _retrieve(settings: Settings, node: Node, query: Query, requests: list
     return result
 
 
+def _awaited(receiver: Receiver) -> AsyncInstanceHandler | None:
+    return receiver.forward if isinstance(receiver, ForwardReceiver) else None
+
+
 async def _get(settings: Settings, node: Node, model: str, requests: list[RetrieveRequest], result: RetrieveResult,
                receiver: Receiver, connections: ConnectionLimit | None) -> None:
     cancellation = receiver.cancellation
-    async with get_session(settings, node, model, receiver, connections=connections) as session:
+    async with get_session(settings, node, model, receiver, connections=connections,
+                           on_received=_awaited(receiver)) as session:
         failures = []
         for request in requests:
             if cancellation is not None and cancellation.cancelled:
@@ -127,8 +141,8 @@ async def _get(settings: Settings, node: Node, model: str, requests: list[Retrie
             failures.append((request.identifier, [u for u in counts.failed_instances if u not in session.refused]))
     failures = [(identifier, uids) for identifier, uids in failures if uids]
     if failures:
-        add_recovered(result, receiver, await aio_syntax_retry.retrieve_again(settings, node, model, failures,
-                                                                              receiver, connections))
+        add_recovered(result, receiver, await aio_syntax_retry.retrieve_again(
+            settings, node, model, failures, receiver, connections, on_received=_awaited(receiver)))
 
 
 async def _move_here(settings: Settings, node: Node, model: str, requests: list[RetrieveRequest],
@@ -145,7 +159,8 @@ async def _move_here(settings: Settings, node: Node, model: str, requests: list[
         receiver(data)
 
     deliveries = aio_acceptor.AsyncDeliveries()
-    async with aio_acceptor.storage_scp(settings, take, deliveries=deliveries, peer=node):
+    async with aio_acceptor.storage_scp(settings, take, deliveries=deliveries, peer=node,
+                                        on_received=_awaited(receiver)):
         async with move_session(settings, node, model, connections) as session:
             local_address = session.local_address
             try:

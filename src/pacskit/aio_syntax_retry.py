@@ -15,7 +15,7 @@ from pacskit.errors import DimseError, NetworkError, NoStorageRole, ServiceNotSu
 from pacskit.net.aio_find import find_session
 from pacskit.net.aio_limits import ConnectionLimit
 from pacskit.net.aio_retrieve import get_session
-from pacskit.net.retrieve import InstanceHandler
+from pacskit.net.retrieve import AsyncInstanceHandler, InstanceHandler
 from pacskit.nodes import Node
 from pacskit.settings import Settings
 from pacskit.syntax_retry import (
@@ -34,8 +34,11 @@ from pacskit.syntax_retry import (
 
 async def retrieve_again(settings: Settings, node: Node, model: str,
                          failures: Sequence[tuple[Dataset, list[str]]],
-                         on_instance: InstanceHandler, connections: ConnectionLimit | None = None) -> RetryOutcome:
-    """As :func:`pacskit.syntax_retry.retrieve_again`, on the loop, within ``connections``."""
+                         on_instance: InstanceHandler, connections: ConnectionLimit | None = None, *,
+                         on_received: AsyncInstanceHandler | None = None) -> RetryOutcome:
+    """As :func:`pacskit.syntax_retry.retrieve_again`, on the loop, within ``connections``
+    (each instance awaited on ``on_received`` when given, see
+    :func:`pacskit.net.aio_retrieve.get_session`)."""
     wanted = wanted_of(failures)
     outcome = RetryOutcome()
     try:
@@ -44,7 +47,7 @@ async def retrieve_again(settings: Settings, node: Node, model: str,
         return unlocated_outcome(node, wanted, exc)
     try:
         for contexts, targets in rounds(list(missing.values()), outcome):
-            await _ask(settings, node, model, contexts, targets, on_instance, outcome, connections)
+            await _ask(settings, node, model, contexts, targets, on_instance, outcome, connections, on_received)
     except (NetworkError, DimseError) as exc:
         outcome.reason = f"asking {node.label} again failed: {exc}"
     return concluded(outcome, node, wanted, missing)
@@ -72,10 +75,10 @@ async def locate(settings: Settings, node: Node, model: str,
 
 async def _ask(settings: Settings, node: Node, model: str, contexts: list[PresentationContext],
                targets: list[Missing], on_instance: InstanceHandler, outcome: RetryOutcome,
-               connections: ConnectionLimit | None) -> None:
+               connections: ConnectionLimit | None, on_received: AsyncInstanceHandler | None) -> None:
     try:
         async with get_session(settings, node, model, on_instance, storage=contexts,
-                               connections=connections) as session:
+                               connections=connections, on_received=on_received) as session:
             session.answered = {}
             for identifier in asking_identifiers(targets, outcome):
                 await session.c_get(identifier)

@@ -50,6 +50,8 @@ from pacskit.settings import ArchiveSettings
 from pacskit.storage import FolderSink, WrittenInstance, names_withheld
 
 if TYPE_CHECKING:
+    from pynetdicom.presentation import PresentationContext
+
     from pacskit.archive.index import Index
     from pacskit.archive.ingest import Ingest, Ingested, Received
     from pacskit.deid import Deidentifier
@@ -307,6 +309,24 @@ class _AskedForWhatItHolds:
             return None
 
 
+def forward_proposal(offered: dict[tuple[str, str], _Kind]) -> tuple[list[PresentationContext],
+                                                                     dict[tuple[str, str], _Kind]]:
+    """The contexts of a forward's association (:class:`DimseSink`, and
+    :class:`pacskit.aio_forward.AsyncDimseSink`): one per (SOP class, transfer syntax)
+    ``offered`` so far (only the latest, when they no longer fit), then the storage
+    classes a C-GET offers in the rest of the 128; and what is offered now."""
+    from pacskit.net.contexts import MAX_CONTEXTS, retrieve_storage_contexts
+    from pacskit.net.store import contexts_for
+
+    contexts = contexts_for(list(offered.values()))
+    if len(contexts) > MAX_CONTEXTS:
+        latest = next(reversed(offered.values()))
+        offered = {(latest.sop_class_uid, latest.transfer_syntax): latest}
+        contexts = contexts_for([latest])
+    contexts += retrieve_storage_contexts(len(contexts))[:MAX_CONTEXTS - len(contexts)]
+    return contexts, offered
+
+
 class DimseSink(_AskedForWhatItHolds):
     """A DIMSE node, by C-STORE on one association kept for the whole copy. The first
     association offers the instance's own (SOP class, transfer syntax) and, in the rest
@@ -405,16 +425,10 @@ class DimseSink(_AskedForWhatItHolds):
 
     def _open(self) -> None:
         from pacskit.net.association import associate
-        from pacskit.net.contexts import MAX_CONTEXTS, retrieve_storage_contexts
-        from pacskit.net.store import FileSender, contexts_for, storage_targets
+        from pacskit.net.store import FileSender, storage_targets
 
         self._release()
-        contexts = contexts_for(list(self._offered.values()))
-        if len(contexts) > MAX_CONTEXTS:
-            latest = next(reversed(self._offered.values()))
-            self._offered = {(latest.sop_class_uid, latest.transfer_syntax): latest}
-            contexts = contexts_for([latest])
-        contexts += retrieve_storage_contexts(len(contexts))[:MAX_CONTEXTS - len(contexts)]
+        contexts, self._offered = forward_proposal(self._offered)
         stack = ExitStack()
         association = stack.enter_context(associate(self.settings, self.node, contexts))
         self._context, self._association = stack, association

@@ -68,7 +68,7 @@ from pacskit.net.commands import (
 from pacskit.net.connection_limits import ConnectionLimits
 from pacskit.net.exchange import INVALID_PARAMETER, ReleaseRequested
 from pacskit.net.memory_budget import MemoryBudget
-from pacskit.net.retrieve import InstanceHandler
+from pacskit.net.retrieve import AsyncInstanceHandler, InstanceHandler
 from pacskit.net.scp import destination_contexts, destination_services, listen_address
 from pacskit.net.status import describe, outcome_of
 from pacskit.net.tls import peer_subject, server_context
@@ -379,7 +379,7 @@ class StorageAcceptor:
             except AssociationAborted:
                 return
             try:
-                association.serve(message)
+                await association.served(message)
                 await association._drain()
             except (AssociationAborted, NetworkTimeout) as exc:
                 LOG.warning("association with %s lost: %s", association.label, exc)
@@ -390,19 +390,23 @@ class StorageAcceptor:
 @asynccontextmanager
 async def storage_scp(settings: Settings, on_instance: InstanceHandler, *, port: int | None = None,
                       deliveries: AsyncDeliveries | None = None, peer: Node | None = None,
-                      check_called_ae_title: bool = True) -> AsyncIterator[StorageAcceptor]:
+                      check_called_ae_title: bool = True,
+                      on_received: AsyncInstanceHandler | None = None) -> AsyncIterator[StorageAcceptor]:
     """Listen as a Storage SCP until the block ends, as
     :func:`pacskit.net.scp.storage_scp` (the same address, admitted peer, contexts and
     TLS), on the event loop. Associations still open when the block ends are given
     :data:`CLOSE_GRACE` seconds to finish, none if it raised (a cancellation, a timeout):
-    they are aborted.
+    they are aborted. With ``on_received``, each instance is awaited on it instead of
+    handed to ``on_instance``, its C-STORE-RSP sent once it returned (nothing more is
+    read from that association meanwhile).
 
     Raises:
         NetworkError: the port cannot be listened on (in use, no permission).
         ConfigError: a TLS listener without a certificate.
     """
     context = server_context(settings.tls) if peer is not None and (peer.tls or settings.tls.always) else None
-    acceptor = StorageAcceptor(settings, destination_services(settings, on_instance, peer), destination_contexts(),
+    acceptor = StorageAcceptor(settings, destination_services(settings, on_instance, peer, on_received),
+                               destination_contexts(),
                                check_called_ae_title=check_called_ae_title, deliveries=deliveries)
     await acceptor.start(listen_address(settings, peer), port if port is not None else settings.port, context)
     try:
@@ -430,8 +434,6 @@ class _Store:
 
     def handle(self, association: AcceptedAssociation, context: AcceptedContext, message: Message) -> None:
         started = time.monotonic()
-        sop_class = message.text(AFFECTED_SOP_CLASS_UID)
-        sop_instance = message.text(AFFECTED_SOP_INSTANCE_UID)
         status, comment = SUCCESS, ""
         try:
             if message.sink is None:
@@ -445,6 +447,33 @@ class _Store:
         finally:
             if self.acceptor.deliveries is not None:
                 self.acceptor.deliveries.instance()
+        self._answer(association, message, status, comment, started)
+
+    async def answer(self, association: AcceptedAssociation, context: AcceptedContext, message: Message) -> None:
+        """As :meth:`handle`, a sink that finishes asynchronously (``finish_async``, a
+        forward) awaited: the C-STORE-RSP waits for it."""
+        finish = getattr(message.sink, "finish_async", None)
+        if finish is None:
+            self.handle(association, context, message)
+            return
+        started = time.monotonic()
+        status, comment = SUCCESS, ""
+        try:
+            await finish()
+        except DimseStatus as exc:
+            status, comment = exc.status, exc.comment
+        except Exception as exc:
+            LOG.exception("C-STORE for %s failed", self.peer.ae_title)
+            status, comment = 0xC001, f"C-STORE failed: {type(exc).__name__}"
+        finally:
+            if self.acceptor.deliveries is not None:
+                self.acceptor.deliveries.instance()
+        self._answer(association, message, status, comment, started)
+
+    def _answer(self, association: AcceptedAssociation, message: Message, status: int, comment: str,
+                started: float) -> None:
+        sop_class = message.text(AFFECTED_SOP_CLASS_UID)
+        sop_instance = message.text(AFFECTED_SOP_INSTANCE_UID)
         association.send(message.context_id, c_store_rsp(message.us(MESSAGE_ID) or 0, sop_class, sop_instance,
                                                          status, comment))
         exchange_log.operation(peer=association.label, service="C-STORE", outcome=outcome_of(status).value,

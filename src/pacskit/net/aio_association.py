@@ -11,6 +11,10 @@ as long again from its first byte to its last, the wait for the peer to close af
 release within ARTIM (PS3.8 9.1.5). ``asyncio.timeout`` does the waiting, so a
 cancellation of the task stops any read or write at once.
 
+A handler of the peer's requests may have an ``answer`` coroutine
+(:meth:`AsyncAssociation.served`): it is awaited, and nothing more is read from the
+association until it has answered — the peer is held back by TCP flow control.
+
 Writes: :meth:`AsyncAssociation.send` buffers a message on the stream without waiting
 (for responses sent by a handler, as a C-GET's C-STORE-RSP);
 :meth:`AsyncAssociation.send_message` writes one and waits until the stream has taken it,
@@ -42,7 +46,7 @@ from pacskit.errors import (
 from pacskit.net import exchange_log, tls
 from pacskit.net.aio_limits import ConnectionLimit
 from pacskit.net.association import MAX_NEGOTIATION_PDU, SEND_BATCH, identity_for
-from pacskit.net.commands import MESSAGE_ID
+from pacskit.net.commands import COMMAND_FIELD, MESSAGE_ID
 from pacskit.net.exchange import DATA, MessageExchange
 from pacskit.net.memory_budget import UNLIMITED, MemoryBudget
 from pacskit.net.transport import PDU_HEADER, PduTooLarge, TlsAborted, TlsOnPlainPort
@@ -285,10 +289,24 @@ class AsyncAssociation(MessageExchange):
         while True:
             message = await self.receive(sink or self.open_request)
             if not self.is_response(message, message_id):
-                self.serve(message)
+                await self.served(message)
                 await self._drain()
                 continue
             yield message
+
+    async def served(self, message: Message) -> None:
+        """:meth:`~pacskit.net.exchange.MessageExchange.serve`, a handler with an
+        ``answer`` coroutine awaited instead (a C-STORE sub-operation whose response waits
+        for a forward): no other message of this association is read meanwhile."""
+        field = message.us(COMMAND_FIELD) or 0
+        answer = getattr(self.handlers.get(field), "answer", None)
+        if answer is None or field & 0x8000 or message.over_budget or message.context_id not in self.contexts:
+            self.serve(message)
+            return
+        try:
+            await answer(self, self.contexts[message.context_id], message)
+        finally:
+            self.done(message)
 
     # -- ending ---------------------------------------------------------------------------
 

@@ -26,8 +26,10 @@ from pacskit.net.aio_find import cancel_quietly, settle
 from pacskit.net.aio_limits import ConnectionLimit
 from pacskit.net.commands import STATUS
 from pacskit.net.retrieve import (
+    AsyncInstanceHandler,
     InstanceHandler,
     ProgressHandler,
+    ReceivedInstance,
     RetrieveExchange,
     SubOperations,
     check_get_contexts,
@@ -36,13 +38,35 @@ from pacskit.net.retrieve import (
     move_contexts,
 )
 from pacskit.net.status import Outcome, outcome_of
+from pacskit.net.ul.negotiation import AcceptedContext
+from pacskit.net.wire import Message
 from pacskit.nodes import Node
 from pacskit.settings import Settings
 
 
 class AsyncRetrieveSession(RetrieveExchange[AsyncAssociation]):
     """One C-GET or C-MOVE association on the event loop; a C-GET's sub-operations
-    served as they come."""
+    served as they come: handed to ``on_instance``, or with ``on_received`` awaited on
+    it, the C-STORE-RSP sent once it has returned (nothing more is read from the peer
+    meanwhile). Sub-operations that still arrive while a C-CANCEL settles go to
+    ``on_instance`` (which then refuses them)."""
+
+    on_received: AsyncInstanceHandler | None = None
+
+    async def answer(self, association: AsyncAssociation, context: AcceptedContext, message: Message) -> None:
+        """As :meth:`~pacskit.net.retrieve.RetrieveExchange.handle`, ``on_received`` awaited."""
+        received = self.on_received
+        if received is None:
+            self.handle(association, context, message)
+            return
+        status = self.early_status(context, message, True)
+        if status is None:
+            assert isinstance(message.sink, ReceivedInstance)
+            try:
+                status = await message.sink.status_async(received)
+            finally:
+                message.sink.discard()
+        self.answer_store(association, message, status)
 
     @property
     def local_address(self) -> str:
@@ -97,13 +121,17 @@ class AsyncRetrieveSession(RetrieveExchange[AsyncAssociation]):
 @asynccontextmanager
 async def get_session(settings: Settings, node: Node, model: str, on_instance: InstanceHandler,
                       storage: list[PresentationContext] | None = None,
-                      connections: ConnectionLimit | None = None) -> AsyncIterator[AsyncRetrieveSession]:
+                      connections: ConnectionLimit | None = None,
+                      on_received: AsyncInstanceHandler | None = None) -> AsyncIterator[AsyncRetrieveSession]:
     """An association for C-GET with pacskit as Storage SCP (on the ``storage``
-    contexts; within ``connections``), as :func:`pacskit.net.retrieve.get_session`."""
+    contexts; within ``connections``), as :func:`pacskit.net.retrieve.get_session`;
+    with ``on_received``, each instance is awaited on it (see :class:`AsyncRetrieveSession`)."""
     contexts, roles = get_proposal(model, storage)
     async with associate(settings, node, contexts, roles=roles, connections=connections) as assoc:
         check_get_contexts(assoc, node, model)
-        yield AsyncRetrieveSession(assoc, node, model, "get", on_instance)
+        session = AsyncRetrieveSession(assoc, node, model, "get", on_instance)
+        session.on_received = on_received
+        yield session
 
 
 @asynccontextmanager

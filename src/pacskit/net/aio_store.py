@@ -26,7 +26,7 @@ from pacskit.net.store import (
     storage_targets,
 )
 from pacskit.nodes import Node
-from pacskit.scan import DicomFile
+from pacskit.scan import DicomFile, HeldInstance
 from pacskit.settings import Settings
 
 
@@ -35,8 +35,8 @@ class AsyncFileSender(FileSender):
 
     association: AsyncAssociation  # type: ignore[assignment]
 
-    async def send(self, item: DicomFile) -> SendOutcome:  # type: ignore[override]
-        """C-STORE one file and wait for its response.
+    async def send(self, item: DicomFile | HeldInstance) -> SendOutcome:  # type: ignore[override]
+        """C-STORE one file (or instance held in memory) and wait for its response.
 
         Raises:
             AssociationAborted, NetworkTimeout: the association is lost.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import BinaryIO, Generic, TypeVar
@@ -130,6 +130,10 @@ Received = bytes | BinaryIO
 """A received instance in DICOM Part 10 form: bytes, or (past :data:`SPOOL_AFTER` bytes)
 a temporary file positioned at its start."""
 InstanceHandler = Callable[[Received], None]
+AsyncInstanceHandler = Callable[[Received], Awaitable[None]]
+"""An ``on_instance`` awaited on the event loop: the C-STORE-RSP waits for it (a
+forward, :mod:`pacskit.aio_forward`); it refuses an instance as
+:data:`InstanceHandler` does, by raising :class:`InstanceRejected`."""
 ProgressHandler = Callable[[SubOperations], None]
 
 
@@ -229,19 +233,31 @@ class RetrieveExchange(Generic[X]):
     def handle(self, association: MessageExchange, context: AcceptedContext, message: Message) -> None:
         """Answer a C-STORE sub-operation (PS3.4 C.4.3.3: a C-GET's instances come back
         on the same association)."""
-        sop_class = message.text(AFFECTED_SOP_CLASS_UID)
-        sop_instance = message.text(AFFECTED_SOP_INSTANCE_UID)
-        if isinstance(message.sink, _Dropped):
-            status = STATUS_SOP_CLASS_NOT_SUPPORTED
-            LOG.warning("%s sent a C-STORE on presentation context %d (%s), where pacskit is not the "
-                        "Storage SCP; refused", self.node.label, context.context_id, context.abstract_syntax)
-        elif not isinstance(message.sink, ReceivedInstance) or self.on_instance is None:
-            status = STATUS_CANNOT_UNDERSTAND
-        else:
+        status = self.early_status(context, message, self.on_instance is not None)
+        if status is None:
+            assert isinstance(message.sink, ReceivedInstance) and self.on_instance is not None
             try:
                 status = message.sink.status(self.on_instance)
             finally:
                 message.sink.discard()
+        self.answer_store(association, message, status)
+
+    def early_status(self, context: AcceptedContext, message: Message, handled: bool) -> int | None:
+        """The status of a C-STORE sub-operation that is not handed to ``on_instance``
+        (on a context where we are not the SCP, without a dataset, without a handler),
+        else None."""
+        if isinstance(message.sink, _Dropped):
+            LOG.warning("%s sent a C-STORE on presentation context %d (%s), where pacskit is not the "
+                        "Storage SCP; refused", self.node.label, context.context_id, context.abstract_syntax)
+            return STATUS_SOP_CLASS_NOT_SUPPORTED
+        if not isinstance(message.sink, ReceivedInstance) or not handled:
+            return STATUS_CANNOT_UNDERSTAND
+        return None
+
+    def answer_store(self, association: MessageExchange, message: Message, status: int) -> None:
+        """Send the C-STORE-RSP of a sub-operation, noting a refusal."""
+        sop_class = message.text(AFFECTED_SOP_CLASS_UID)
+        sop_instance = message.text(AFFECTED_SOP_INSTANCE_UID)
         if status != 0x0000:
             self.refused.append(sop_instance)
         if self.answered is not None:
@@ -459,6 +475,20 @@ class ReceivedInstance:
             LOG.warning("%s", self.failure)
             return STATUS_OUT_OF_RESOURCES
         return store_status(on_instance, self.encoded())
+
+    async def status_async(self, on_instance: AsyncInstanceHandler) -> int:
+        """As :meth:`status`, ``on_instance`` awaited."""
+        if self.failure is not None:
+            LOG.warning("%s", self.failure)
+            return STATUS_OUT_OF_RESOURCES
+        try:
+            await on_instance(self.encoded())
+        except InstanceRejected as exc:
+            return exc.status
+        except Exception:
+            LOG.exception("taking a received instance failed")
+            return STATUS_OUT_OF_RESOURCES
+        return 0x0000
 
     def discard(self) -> None:
         self.parts.clear()

@@ -43,7 +43,7 @@ from pacskit.net.acceptor import (
 from pacskit.net.commands import N_EVENT_REPORT_RQ
 from pacskit.net.contexts import scp_storage_contexts
 from pacskit.net.normalized import NormalizedRequest, NormalizedResponse
-from pacskit.net.retrieve import InstanceHandler, Received, ReceivedInstance
+from pacskit.net.retrieve import AsyncInstanceHandler, InstanceHandler, Received, ReceivedInstance
 from pacskit.net.tls import server_context
 from pacskit.net.transport import resolve_host
 from pacskit.nodes import Node
@@ -137,11 +137,11 @@ def storage_scp(settings: Settings, on_instance: InstanceHandler, port: int | No
 
 
 def destination_services(settings: Settings, on_instance: InstanceHandler,
-                         peer: Node | None) -> _MoveDestination:
+                         peer: Node | None, on_received: AsyncInstanceHandler | None = None) -> _MoveDestination:
     """The services of a C-MOVE destination (Verification and Storage, PS3.4 C.4.2.3)
-    handing each instance to ``on_instance``, admitting only ``peer`` unless
-    ``move_check_peer`` is off."""
-    return _MoveDestination(on_instance, peer if settings.move_check_peer else None)
+    handing each instance to ``on_instance`` (or, on the asyncio acceptor, awaiting it on
+    ``on_received``), admitting only ``peer`` unless ``move_check_peer`` is off."""
+    return _MoveDestination(on_instance, peer if settings.move_check_peer else None, on_received)
 
 
 def destination_contexts() -> list[PresentationContext]:
@@ -179,8 +179,10 @@ def _told(on_instance: InstanceHandler, deliveries: Deliveries) -> InstanceHandl
 class _MoveDestination:
     """The services of a C-MOVE destination: Verification and Storage only."""
 
-    def __init__(self, on_instance: InstanceHandler, expected: Node | None = None) -> None:
+    def __init__(self, on_instance: InstanceHandler, expected: Node | None = None,
+                 on_received: AsyncInstanceHandler | None = None) -> None:
         self.on_instance = on_instance
+        self.on_received = on_received
         self.expected = expected
         self.expected_address = resolve_host(expected.host, expected.port) if expected is not None else ""
 
@@ -204,8 +206,11 @@ class _MoveDestination:
         pass
 
     def store(self, peer: Peer, request: StoreRequest) -> StoreSink:
-        return _Instance(self.on_instance, file_meta(request.sop_class_uid, request.sop_instance_uid,
-                                                     request.transfer_syntax, peer.ae_title or None))
+        meta = file_meta(request.sop_class_uid, request.sop_instance_uid, request.transfer_syntax,
+                         peer.ae_title or None)
+        if self.on_received is not None:
+            return _AwaitedInstance(self.on_instance, meta, self.on_received)
+        return _Instance(self.on_instance, meta)
 
     def find(self, peer: Peer, sop_class_uid: str, identifier: Dataset) -> Iterator[Dataset]:
         raise DimseStatus(SOP_CLASS_NOT_SUPPORTED, "a C-MOVE destination does not answer C-FIND")
@@ -268,6 +273,23 @@ class _Instance(ReceivedInstance):
     def finish(self) -> None:
         try:
             status = self.status(self.on_instance)
+        finally:
+            self.discard()
+        if status != SUCCESS:
+            raise DimseStatus(status)
+
+
+class _AwaitedInstance(_Instance):
+    """One C-STORE's dataset, awaited on ``on_received`` once whole (the asyncio
+    acceptor calls :meth:`finish_async`)."""
+
+    def __init__(self, on_instance: InstanceHandler, meta: bytes, on_received: AsyncInstanceHandler) -> None:
+        super().__init__(on_instance, meta)
+        self.on_received = on_received
+
+    async def finish_async(self) -> None:
+        try:
+            status = await self.status_async(self.on_received)
         finally:
             self.discard()
         if status != SUCCESS:

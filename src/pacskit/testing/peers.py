@@ -393,6 +393,11 @@ class Orthanc(Peer):
     Args:
         scp_timeout: seconds Orthanc waits for a message before aborting an association
             (its ``DicomScpTimeout``).
+        tls: DICOM TLS on its DICOM port (only TLS then), as (certificate, key, trusted
+            certificates), all PEM: Orthanc's ``DicomTlsEnabled``, ``DicomTlsCertificate``,
+            ``DicomTlsPrivateKey`` and ``DicomTlsTrustedCertificates``; a peer's
+            certificate is required (``DicomTlsRemoteCertificateRequired``). Its readiness
+            is probed with ``echoscu`` over TLS with the same certificate.
     """
 
     name = "orthanc"
@@ -401,11 +406,14 @@ class Orthanc(Peer):
     def __init__(self, workdir: Path | str | None = None, ae_title: str = "ORTHANC",
                  port: int | None = None, http_port: int | None = None,
                  modalities: dict[str, tuple[str, str, int]] | None = None,
-                 scp_timeout: int = 30) -> None:
+                 scp_timeout: int = 30, tls: tuple[Path, Path, Path] | None = None) -> None:
         super().__init__(workdir, ae_title, port)
         self._http_port_chosen = http_port is None
         self.http_port = http_port or free_port()
         self.modalities = dict(modalities or {})
+        self.tls = tls
+        if tls is not None:
+            self.probe_tls_args = dcmtk_tls(tls[1], tls[0], tls[2])
         self.scp_timeout = scp_timeout
         self.config = self.workdir / "orthanc.json"
 
@@ -452,6 +460,10 @@ class Orthanc(Peer):
             "Plugins": [str(DICOMWEB_PLUGIN)],
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
         }
+        if self.tls is not None:
+            config.update({"DicomTlsEnabled": True, "DicomTlsCertificate": str(self.tls[0]),
+                           "DicomTlsPrivateKey": str(self.tls[1]), "DicomTlsTrustedCertificates": str(self.tls[2]),
+                           "DicomTlsRemoteCertificateRequired": True})
         self.config.write_text(json.dumps(config, indent=2))
         return [require("Orthanc"), str(self.config)]
 
@@ -461,7 +473,7 @@ class Orthanc(Peer):
                 return False
         except httpx.HTTPError:
             return False
-        return echoscu(self.ae_title, self.host, self.port)
+        return echoscu(self.ae_title, self.host, self.port, tls=self.probe_tls_args)
 
     def load(self, paths: Iterable[Path | str]) -> int:
         """Upload DICOM files (or the files under folders) through the REST API."""
@@ -474,10 +486,12 @@ class Orthanc(Peer):
                 count += 1
         return count
 
-    def add_modality(self, name: str, ae_title: str, host: str, port: int) -> None:
-        """Register a C-MOVE destination."""
-        response = httpx.put(f"{self.url}/modalities/{name}",
-                             json={"AET": ae_title, "Host": host, "Port": port}, timeout=10)
+    def add_modality(self, name: str, ae_title: str, host: str, port: int, *, tls: bool = False) -> None:
+        """Register a C-MOVE destination (reached over DICOM TLS with ``tls``: ``UseDicomTls``)."""
+        entry: dict[str, object] = {"AET": ae_title, "Host": host, "Port": port}
+        if tls:
+            entry["UseDicomTls"] = True
+        response = httpx.put(f"{self.url}/modalities/{name}", json=entry, timeout=10)
         response.raise_for_status()
         self.modalities[name] = (ae_title, host, port)
 
