@@ -2,7 +2,8 @@
 ``python -c pass``, against one DCMTK dcmqrscp holding one instance.
 
 The targets (issue 16, on an idle machine): ``--version`` and ``--help`` at most 0.15 s,
-``echo`` 0.35 s, ``find`` and ``get`` of one instance 0.6 s. Each row is the median of
+``echo`` 0.35 s, ``find`` and ``get`` of one instance 0.6 s (``store`` of one uncompressed
+instance into DCMTK storescp has none). Each row is the median of
 ``repeat`` runs; the ratio is DCMTK's time over pacskit's (1.0: as fast as DCMTK)."""
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from pathlib import Path
 
 from bench.runs import pacskit, timed
 from pacskit.testing.corpus import generate_corpus
-from pacskit.testing.peers import DcmQrSCP, require
+from pacskit.testing.peers import DcmQrSCP, StoreSCP, require
 
-TARGETS = {"--version": 0.15, "--help": 0.15, "echo": 0.35, "find": 0.6, "get": 0.6}
+TARGETS = {"--version": 0.15, "--help": 0.15, "echo": 0.35, "find": 0.6, "get": 0.6, "store": 0.0}
 
 
 def startup_rows(root: Path, repeat: int) -> list[tuple[str, float, float, float]]:
@@ -25,7 +26,7 @@ def startup_rows(root: Path, repeat: int) -> list[tuple[str, float, float, float
     instance = generate_corpus(root / "startup-corpus", patients=1, studies_per_patient=1,
                                series_per_study=1, instances_per_series=1, seed=3)[0]
     out = root / "startup-out"
-    with DcmQrSCP(root / "startup-dcmqrscp") as peer:
+    with DcmQrSCP(root / "startup-dcmqrscp") as peer, StoreSCP(root / "startup-storescp") as scp:
         peer.load([instance.path])
         study = ["-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={instance.study_uid}"]
         host = [peer.host, str(peer.port)]
@@ -37,6 +38,8 @@ def startup_rows(root: Path, repeat: int) -> list[tuple[str, float, float, float
                      [require("findscu"), "-S", "-aec", peer.ae_title, *study, *host]),
             "get": (pacskit("get", peer.address, "--study-uid", instance.study_uid, "-o", out),
                     [require("getscu"), "-S", "-aec", peer.ae_title, *study, "-od", str(out), *host]),
+            "store": (pacskit("store", instance.path, "--to", scp.address),
+                      [require("storescu"), "-aec", scp.ae_title, scp.host, str(scp.port), str(instance.path)]),
         }
         floor = _median([sys.executable, "-c", "pass"], repeat, out)
         measured = [("python -c pass", floor, floor, 0.0)]
