@@ -355,8 +355,7 @@ def serve(requests: BinaryIO | IO[bytes], answers: BinaryIO | IO[bytes], max_fra
         try:
             request = read_frame(requests, max_frame)
         except (FrameTooLarge, EOFError) as exc:
-            write_frame(answers, encode_answer(False, reason(exc).encode()), max_frame)
-            answers.flush()
+            _answer(answers, _refusal(reason(exc), max_frame), max_frame)
             return 2
         if request is None:
             return 0
@@ -364,12 +363,20 @@ def serve(requests: BinaryIO | IO[bytes], answers: BinaryIO | IO[bytes], max_fra
             syntax, source = decode_request(request)
             answer = encode_answer(True, convert(source, syntax))
         except Exception as exc:  # noqa: BLE001 - any failure is this file's answer
-            answer = encode_answer(False, reason(exc).encode("utf-8", "replace"))
+            answer = _refusal(reason(exc), max_frame)
         if len(answer) > max_frame:
-            answer = encode_answer(False, f"its conversion, {len(answer) - 1} bytes, is over the limit of "
-                                          f"{max_frame} bytes".encode())
-        write_frame(answers, answer, max_frame)
-        answers.flush()
+            answer = _refusal(f"its conversion, {len(answer) - 1} bytes, is over the limit of {max_frame} bytes",
+                              max_frame)
+        _answer(answers, answer, max_frame)
+
+
+def _refusal(text: str, max_frame: int) -> bytes:
+    return encode_answer(False, text.encode("utf-8", "replace")[:max_frame - 1])
+
+
+def _answer(answers: BinaryIO | IO[bytes], answer: bytes, max_frame: int) -> None:
+    write_frame(answers, answer, max_frame)
+    answers.flush()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
