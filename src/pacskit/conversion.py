@@ -27,15 +27,16 @@ from __future__ import annotations
 
 import os
 import struct
-import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from io import BytesIO
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO, TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    import subprocess
 
 MAX_FRAME = 1 << 30
 """The largest frame either side writes or reads (1 GiB): a file, or its conversion,
@@ -238,6 +239,9 @@ class ChildConverter:
             self._forget_errors()
 
     def _running(self) -> subprocess.Popen[bytes]:
+        import subprocess
+        import tempfile
+
         if self._process is not None and self._process.poll() is None:
             return self._process
         self._stop()
@@ -267,6 +271,8 @@ class ChildConverter:
         return next((line for line in reversed(lines) if line), "")
 
     def _stop(self) -> None:
+        import subprocess
+
         process, self._process = self._process, None
         if process is not None:
             for pipe in (process.stdin, process.stdout):
