@@ -204,6 +204,12 @@ class ChildConverter:
         """The running child's process ID, None when none runs."""
         return self._process.pid if self._process is not None else None
 
+    def start(self) -> None:
+        """Start the child now if none runs (it imports pydicom's pixel back-ends while
+        this process goes on)."""
+        with self._lock:
+            self._running()
+
     def convert(self, source: bytes | Path, syntax: str) -> bytes:
         """``source`` converted to ``syntax`` by the child, as :func:`convert` does.
 
@@ -329,6 +335,14 @@ def _child() -> ChildConverter | None:
         if _shared is None:
             _shared = ChildConverter()
         return _shared
+
+
+def warm() -> None:
+    """Start the child now if :func:`converted` would convert in one: a store that knows
+    a file will need converting lets the child start while it sends the others."""
+    child = _child()
+    if child is not None:
+        child.start()
 
 
 def close() -> None:

@@ -221,3 +221,16 @@ def test_a_process_that_did_not_start_pixel_free_converts_in_process():
         assert converter.started == 1 and converter.pid is not None
     assert converter.pid is None
     assert conversion._shared is None
+
+
+def test_warming_starts_the_child_the_next_conversion_uses():
+    conversion.warm()
+    assert conversion._shared is None  # this process converts in-process
+    with conversion.in_child() as converter:
+        conversion.warm()
+        pid = converter.pid
+        assert pid is not None
+        conversion.warm()
+        path = sample("MR_small_RLE.dcm")
+        assert conversion.converted(path, ImplicitVRLittleEndian) == conversion.convert(path, ImplicitVRLittleEndian)
+        assert (converter.pid, converter.started) == (pid, 1)

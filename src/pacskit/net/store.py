@@ -202,6 +202,8 @@ class StoreRun:
                     self.check_accepted(assoc)
                     opened = True
                     sender = FileSender(assoc, storage_targets(assoc))
+                    if any((f.sop_class_uid, f.transfer_syntax) not in sender.contexts for f in pending):
+                        conversion.warm()
                     while pending:
                         self.report(sender.send(pending[0]))
                         pending.popleft()
