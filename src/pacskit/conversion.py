@@ -401,7 +401,12 @@ def _answer(answers: BinaryIO | IO[bytes], answer: bytes, max_frame: int) -> Non
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m pacskit.conversion [--max-frame N]``: the child. Frames go out on what
-    was standard output; anything else printed goes to standard error."""
+    was standard output; anything else printed goes to standard error. An interrupt
+    (Ctrl-C reaches the whole process group) is ignored: the parent handles it, and the
+    child exits when its input closes."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it closes our input
     args = list(sys.argv[1:] if argv is None else argv)
     max_frame = int(args[args.index("--max-frame") + 1]) if "--max-frame" in args else MAX_FRAME
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")

@@ -234,3 +234,24 @@ def test_warming_starts_the_child_the_next_conversion_uses():
         path = sample("MR_small_RLE.dcm")
         assert conversion.converted(path, ImplicitVRLittleEndian) == conversion.convert(path, ImplicitVRLittleEndian)
         assert (converter.pid, converter.started) == (pid, 1)
+
+
+def test_an_interrupt_is_left_to_the_parent():
+    """Ctrl-C reaches the whole process group; the child goes on until its input closes."""
+    path = sample("MR_small_RLE.dcm")
+    child = subprocess.Popen(child_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        for interrupt in (False, True):
+            if interrupt:
+                child.send_signal(signal.SIGINT)
+            write_frame(child.stdin, encode_request(ImplicitVRLittleEndian, path))
+            child.stdin.flush()
+            answer = read_frame(child.stdout)
+            assert answer is not None
+            assert decode_answer(answer) == conversion.convert(path, ImplicitVRLittleEndian)
+        child.stdin.close()
+        assert child.wait(60) == 0
+    finally:
+        child.kill()
+        child.wait()
