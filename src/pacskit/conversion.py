@@ -215,13 +215,17 @@ class ChildConverter:
 
         Raises:
             ConversionError: the child could not convert it (its reason), the request or
-                the answer is over :attr:`max_frame`, or the child died converting it.
+                the answer is over :attr:`max_frame`, the child died converting it, or
+                could not start.
         """
         request = encode_request(syntax, source)
         if len(request) > self.max_frame:
             raise FrameTooLarge(f"the file is larger than the conversion limit of {self.max_frame} bytes")
         with self._lock:
-            process = self._running()
+            try:
+                process = self._running()
+            except OSError as exc:
+                raise ConversionError(f"the conversion process could not start ({reason(exc)})") from exc
             assert process.stdin is not None and process.stdout is not None
             try:
                 write_frame(process.stdin, request, self.max_frame)
@@ -272,8 +276,8 @@ class ChildConverter:
         stderr = self._stderr
         if stderr is None:
             return ""
-        stderr.seek(0)
-        lines = [line.strip() for line in stderr.read()[-4096:].decode("utf-8", "replace").splitlines()]
+        stderr.seek(max(0, stderr.seek(0, os.SEEK_END) - 4096))
+        lines = [line.strip() for line in stderr.read().decode("utf-8", "replace").splitlines()]
         return next((line for line in reversed(lines) if line), "")
 
     def _stop(self) -> None:
@@ -342,7 +346,10 @@ def warm() -> None:
     a file will need converting lets the child start while it sends the others."""
     child = _child()
     if child is not None:
-        child.start()
+        try:
+            child.start()
+        except OSError:
+            pass  # the conversion itself will fail, with the reason
 
 
 def close() -> None:

@@ -167,6 +167,14 @@ def test_a_child_that_exits_says_what_it_wrote_last(tmp_path):
         converter.convert(b"DICM", ImplicitVRLittleEndian)
 
 
+def test_a_child_that_cannot_start_fails_the_conversion_and_warming_does_not(tmp_path):
+    missing = str(tmp_path / "no-such-python")
+    with conversion.in_child(ChildConverter(command=[missing])) as converter:
+        conversion.warm()
+        with pytest.raises(ConversionError, match="the conversion process could not start .*no-such-python"):
+            converter.convert(b"DICM", ImplicitVRLittleEndian)
+
+
 def test_a_request_over_the_limit_is_refused_without_a_child():
     data = sample("MR_small_RLE.dcm").read_bytes()
     with ChildConverter(max_frame=len(data)) as converter:
