@@ -2,7 +2,8 @@
 (docs/start-up.md): each command runs as its own process against DCMTK dcmqrscp and
 reports the modules it imported. An echo imports no pynetdicom at all (pacskit's own
 A-ASSOCIATE codec, :mod:`pacskit.net.ul.associate_rq` and ``associate_ac``); find and get
-still do."""
+still do. A store imports none of pydicom's pixel back-ends, even when it converts a file
+the peer does not accept (the conversion runs in a child process, :mod:`pacskit.conversion`)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,16 @@ import subprocess
 import sys
 
 import pytest
+from pydicom import dcmread
+from pydicom.data import get_testdata_file
+
+from pacskit.testing.peers import StoreSCP
 
 SERVICES = {"pacskit.retrieve", "pacskit.storage", "pacskit.send", "pacskit.finder", "pacskit.net.find",
             "pacskit.net.retrieve", "pacskit.net.store", "pacskit.transfer", "pacskit.sinks"}
 NEVER = {"numpy", "PIL", "requests", "httpx", "pacskit.web", "pacskit.archive", "pacskit.aio",
          "pacskit.deid.profile", "pacskit.deid.table"}
+PIXEL = {"numpy", "PIL", "pylibjpeg", "libjpeg", "openjpeg", "rle"}
 
 
 def run_reporting_imports(cwd, *args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
@@ -62,3 +68,22 @@ def test_find_and_get_load_only_their_own_service(dcmqrscp, corpus, tmp_path, co
         assert len(list((tmp_path / "out").rglob("*.dcm"))) == sum(1 for i in corpus if i.study_uid == study)
         assert {"pacskit.retrieve", "pacskit.transfer"} <= modules
         assert not ({"pacskit.send", "pacskit.sinks"} | NEVER) & top(modules)
+
+
+@pytest.mark.parametrize("sample", ["CT_small.dcm", "SC_rgb_jpeg_dcmtk.dcm"])
+def test_a_store_loads_no_pixel_module_even_when_it_converts(tmp_path, sample):
+    """An uncompressed file goes as it is; a JPEG baseline one, to a storescp that takes
+    only uncompressed syntaxes, is converted by the child and arrives decompressed."""
+    source = get_testdata_file(sample)
+    original = dcmread(source)
+    with StoreSCP(tmp_path / "scp", accept_all=False) as peer:
+        result, modules = run_reporting_imports(tmp_path, "store", source, "--to", address(peer), "-f", "json")
+        received = peer.received()
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    converting = original.file_meta.TransferSyntaxUID.is_compressed
+    assert (summary["sent"], summary["converted"]) == (1, int(converting))
+    assert [dcmread(path).SOPInstanceUID for path in received] == [original.SOPInstanceUID]
+    assert not dcmread(received[0]).file_meta.TransferSyntaxUID.is_compressed
+    assert "pacskit.net.store" in modules
+    assert not (PIXEL | NEVER) & top(modules)

@@ -22,13 +22,14 @@ from pacskit.cli.launch import pixel_free
     (["get", "dicom://A@127.0.0.1:104", "-o", "out"], True),
     (["move", "PACS", "--to", "OTHER"], True),
     (["nodes"], True),
-    (["store", "folder", "--to", "PACS"], False),
+    (["store", "folder", "--to", "PACS"], True),
     (["serve"], False),
     (["archive", "check"], False),
     (["--aet", "ME", "-c", "x.toml", "get", "PACS", "-o", "out"], True),
     (["--aet=ME", "echo", "PACS"], True),
     (["--verbose", "serve"], False),
-    (["get", "store", "-o", "out"], False),
+    (["get", "serve", "-o", "out"], False),
+    (["get", "store", "-o", "out"], True),
     (["convert", "folder"], False),
 ])
 def test_only_pixel_free_commands_start_lean(args, expected):
@@ -48,13 +49,26 @@ def imports_after(cwd: Path, *args: str) -> set[str]:
     return set(result.stderr.split())
 
 
-def test_nodes_runs_without_numpy_and_store_with_it(tmp_path):
+def test_nodes_and_store_run_without_numpy_and_serve_with_it(tmp_path):
     (tmp_path / "pacskit.toml").write_text('[nodes.PACS]\nae_title = "PACS"\nhost = "127.0.0.1"\nport = 104\n')
-    lean = imports_after(tmp_path, "--aet", "ME", "nodes")
-    assert "pydicom" in lean
-    assert not {"numpy", "PIL", "requests"} & lean
-    full = imports_after(tmp_path, "store", "--help")
+    for args in (["--aet", "ME", "nodes"], ["store", "--help"]):
+        lean = imports_after(tmp_path, *args)
+        assert "pydicom" in lean
+        assert not {"numpy", "PIL", "requests"} & lean
+    full = imports_after(tmp_path, "serve", "--help")
     assert "numpy" in full
+
+
+@pytest.mark.parametrize(("first", "expected"), [
+    ("from pacskit.cli import launch; launch.import_pydicom_without(launch.PIXEL_MODULES)", "True"),
+    ("import pydicom; from pacskit.cli import launch; launch.import_pydicom_without(launch.PIXEL_MODULES)", "False"),
+    ("import numpy; from pacskit.cli import launch; launch.import_pydicom_without(['numpy'])", "False"),
+    ("from pacskit.cli import launch", "False"),
+])
+def test_started_pixel_free_says_whether_pydicom_came_without_its_pixel_modules(first, expected):
+    probe = f"{first}\nprint(launch.started_pixel_free())"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == expected, result.stderr
 
 
 def test_the_client_install_requires_no_package_of_an_extra():

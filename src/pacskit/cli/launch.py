@@ -3,10 +3,11 @@ command never touches pixel data.
 
 Importing pydicom imports its pixel back-ends (NumPy, Pillow, pylibjpeg and its libjpeg,
 openjpeg and rle plugins) and its test-data downloader (requests): about a third of pacskit's start-up. ``echo``, ``find``, ``get``,
-``move`` and ``nodes`` move encoded bytes only, so for them (and for ``--help`` and
-``--version``) those modules are refused while pydicom loads, and pydicom records them as
-unavailable for the rest of the process. Every other command — ``store`` converts files a
-peer does not accept, ``serve`` renders images — starts with all of them.
+``move``, ``nodes`` and ``store`` move encoded bytes only, so for them (and for ``--help``
+and ``--version``) those modules are refused while pydicom loads, and pydicom records them
+as unavailable for the rest of the process (:func:`started_pixel_free`). A file a peer
+does not accept is converted in a child process (:mod:`pacskit.conversion`), closed when
+the command ends. Every other command — ``serve`` renders images — starts with all of them.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-PIXEL_FREE_COMMANDS = frozenset({"echo", "find", "get", "move", "nodes"})
-PIXEL_COMMANDS = frozenset({"store", "serve", "archive"})
+PIXEL_FREE_COMMANDS = frozenset({"echo", "find", "get", "move", "nodes", "store"})
+PIXEL_COMMANDS = frozenset({"serve", "archive"})
 PIXEL_MODULES = ("numpy", "PIL", "pylibjpeg", "libjpeg", "openjpeg", "rle", "requests")
 DATA_COMMANDS = frozenset({"get", "move", "copy", "store", "receive", "serve", "archive"})
 """The commands that may move large instances: the C allocator is tuned for them
@@ -30,6 +31,8 @@ NO_COMMAND = ""
 """What :func:`command_word` answers when no command is named."""
 EVERY_COMMAND = "*"
 """Load every command (shell completion, or a command word not recognised as one)."""
+
+_pixel_free = False
 
 
 def main() -> None:
@@ -49,7 +52,12 @@ def main() -> None:
         keep_freed_memory()
     from pacskit.cli.main import main as run
 
-    run()
+    try:
+        run()
+    finally:
+        conversion = sys.modules.get("pacskit.conversion")
+        if conversion is not None:
+            conversion.close()
 
 
 def command_word(args: Sequence[str]) -> str:
@@ -74,9 +82,17 @@ def pixel_free(args: Sequence[str]) -> bool:
     return command == NO_COMMAND or command in PIXEL_FREE_COMMANDS
 
 
+def started_pixel_free() -> bool:
+    """Whether this process imported pydicom with modules refused
+    (:func:`import_pydicom_without`): pydicom then cannot decompress pixel data here."""
+    return _pixel_free
+
+
 def import_pydicom_without(modules: Sequence[str]) -> None:
     """Import pydicom while ``modules`` cannot be imported; they can be again afterwards
-    (pydicom alone keeps them off). Does nothing once pydicom is imported."""
+    (pydicom alone keeps them off, and :func:`started_pixel_free` says so). Does nothing
+    once pydicom is imported."""
+    global _pixel_free
     if "pydicom" in sys.modules:
         return
     refused = [name for name in modules if name not in sys.modules]
@@ -84,6 +100,8 @@ def import_pydicom_without(modules: Sequence[str]) -> None:
         sys.modules[name] = None  # type: ignore[assignment]
     try:
         import pydicom  # noqa: F401
+
+        _pixel_free = bool(refused)
     finally:
         for name in refused:
             if sys.modules.get(name, False) is None:

@@ -4,7 +4,8 @@ Files are sent as they are on disk — the dataset bytes streamed from the file,
 decoded — (an instance held in memory, :class:`~pacskit.scan.HeldInstance`, from its
 bytes) over a presentation context with the file's own transfer syntax. When the peer
 does not accept that syntax, the file is decoded, decompressed if pydicom can, and sent
-in Implicit VR Little Endian, which every SCP supports.
+in Implicit VR Little Endian, which every SCP supports (:mod:`pacskit.conversion`: in a
+child process when this one started without pydicom's pixel back-ends).
 """
 
 from __future__ import annotations
@@ -16,12 +17,11 @@ from dataclasses import dataclass
 from io import BytesIO
 from typing import BinaryIO, Protocol, TypeVar
 
-from pydicom import dcmread
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import build_context
-from pynetdicom.dsutils import encode
 from pynetdicom.presentation import PresentationContext
 
+from pacskit import conversion
 from pacskit.errors import AssociationAborted, NetworkError, NetworkTimeout, ServiceNotSupported
 from pacskit.net.association import Association, associate
 from pacskit.net.commands import ERROR_COMMENT, STATUS, c_store_rq
@@ -202,6 +202,8 @@ class StoreRun:
                     self.check_accepted(assoc)
                     opened = True
                     sender = FileSender(assoc, storage_targets(assoc))
+                    if any((f.sop_class_uid, f.transfer_syntax) not in sender.contexts for f in pending):
+                        conversion.warm()
                     while pending:
                         self.report(sender.send(pending[0]))
                         pending.popleft()
@@ -318,7 +320,7 @@ class FileSender:
             converted = _converted(item, UID(syntax))
         except Exception as exc:  # noqa: BLE001 - any codec failure: cannot convert
             yield SendOutcome(item, None, f"{label} does not accept {UID(item.transfer_syntax).name} and "
-                                          f"pacskit cannot decompress it ({exc})")
+                                          f"pacskit cannot decompress it ({conversion.reason(exc)})")
             return
         yield OutgoingStore(context, command, converted, message_id, converted=True)
 
@@ -346,10 +348,4 @@ class OutgoingStore:
 
 
 def _converted(item: DicomFile | HeldInstance, syntax: UID) -> bytes:
-    dataset = dcmread(BytesIO(item.data) if isinstance(item, HeldInstance) else item.path)
-    if dataset.file_meta.TransferSyntaxUID.is_compressed:
-        dataset.decompress(generate_instance_uid=False)
-    encoded = encode(dataset, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated)
-    if encoded is None:
-        raise ValueError("the dataset cannot be encoded")
-    return encoded
+    return conversion.converted(item.data if isinstance(item, HeldInstance) else item.path, syntax)
