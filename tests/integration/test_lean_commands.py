@@ -3,7 +3,8 @@
 reports the modules it imported. An echo imports no pynetdicom at all (pacskit's own
 A-ASSOCIATE codec, :mod:`pacskit.net.ul.associate_rq` and ``associate_ac``); find and get
 still do. A store imports none of pydicom's pixel back-ends, even when it converts a file
-the peer does not accept (the conversion runs in a child process, :mod:`pacskit.conversion`)."""
+the peer does not accept (the conversion runs in a child process, :mod:`pacskit.conversion`);
+nor does a copy from a node into a folder, or from a folder to a node that needs a conversion."""
 
 from __future__ import annotations
 
@@ -86,4 +87,24 @@ def test_a_store_loads_no_pixel_module_even_when_it_converts(tmp_path, sample):
     assert [dcmread(path).SOPInstanceUID for path in received] == [original.SOPInstanceUID]
     assert not dcmread(received[0]).file_meta.TransferSyntaxUID.is_compressed
     assert "pacskit.net.store" in modules
-    assert not (PIXEL | NEVER) & top(modules)
+    assert not (PIXEL | NEVER) & top(modules), (PIXEL | NEVER) & top(modules)
+
+
+def test_a_copy_loads_no_pixel_module_into_a_folder_or_a_node_that_needs_a_conversion(dcmqrscp, corpus, tmp_path):
+    """(A copy naming ``archive`` starts with them: any word that names a pixel command does.)"""
+    study = corpus[0].study_uid
+    result, modules = run_reporting_imports(tmp_path, "copy", address(dcmqrscp), str(tmp_path / "out"),
+                                            "--study-uid", study, "-f", "json")
+    assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "out").rglob("*.dcm"))) == sum(1 for i in corpus if i.study_uid == study)
+    assert not (PIXEL | NEVER) & top(modules), (PIXEL | NEVER) & top(modules)
+    jpeg = tmp_path / "jpeg"
+    jpeg.mkdir()
+    (jpeg / "one.dcm").write_bytes(open(get_testdata_file("SC_rgb_jpeg_dcmtk.dcm"), "rb").read())
+    with StoreSCP(tmp_path / "scp", accept_all=False) as peer:
+        result, modules = run_reporting_imports(tmp_path, "copy", str(jpeg), address(peer), "-l", "image",
+                                                "-f", "json")
+        received = peer.received()
+    assert result.returncode == 0, result.stderr
+    assert len(received) == 1 and not dcmread(received[0]).file_meta.TransferSyntaxUID.is_compressed
+    assert not PIXEL & top(modules), PIXEL & top(modules)

@@ -3,7 +3,7 @@ command never touches pixel data.
 
 Importing pydicom imports its pixel back-ends (NumPy, Pillow, pylibjpeg and its libjpeg,
 openjpeg and rle plugins) and its test-data downloader (requests): about a third of pacskit's start-up. ``echo``, ``find``, ``get``,
-``move``, ``nodes`` and ``store`` move encoded bytes only, so for them (and for ``--help``
+``move``, ``nodes``, ``store`` and ``copy`` move encoded bytes only, so for them (and for ``--help``
 and ``--version``) those modules are refused while pydicom loads, and pydicom records them
 as unavailable for the rest of the process (:func:`started_pixel_free`). A file a peer
 does not accept is converted in a child process (:mod:`pacskit.conversion`), closed when
@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-PIXEL_FREE_COMMANDS = frozenset({"echo", "find", "get", "move", "nodes", "store"})
+PIXEL_FREE_COMMANDS = frozenset({"echo", "find", "get", "move", "nodes", "store", "copy"})
 PIXEL_COMMANDS = frozenset({"serve", "archive"})
 PIXEL_MODULES = ("numpy", "PIL", "pylibjpeg", "libjpeg", "openjpeg", "rle", "requests")
 DATA_COMMANDS = frozenset({"get", "move", "copy", "store", "receive", "serve", "archive"})
