@@ -42,7 +42,7 @@ from pacskit.models import RetrieveResult
 from pacskit.net.aio_association import AsyncAssociation, associate
 from pacskit.net.aio_limits import ConnectionLimit
 from pacskit.net.aio_store import AsyncFileSender
-from pacskit.net.retrieve import STATUS_CANNOT_UNDERSTAND, InstanceRejected, Received
+from pacskit.net.retrieve import InstanceRejected, Received
 from pacskit.net.store import SendOutcome, storage_targets
 from pacskit.nodes import Node
 from pacskit.privacy import PrivacyPolicy
@@ -179,24 +179,11 @@ class ForwardReceiver(Receiver):
             InstanceRejected: it was not forwarded (its failure recorded).
         """
         size = len(data) if isinstance(data, bytes | bytearray) else os.fstat(data.fileno()).st_size
-        try:
+        with self.refusing(data):
             _check_inflation(data, size)
             if self._stopped():
                 raise RetrieveCancelled
             written = await self.forward_sink.write(data)
-        except RetrieveCancelled:
-            self._fail(data, CANCELLED)
-            raise InstanceRejected(CANCELLED) from None
-        except InstanceRejected as exc:
-            self._fail(data, str(exc))
-            raise
-        except PacskitError as exc:
-            self._fail(data, str(exc))
-            raise InstanceRejected(str(exc)) from None
-        except Exception as exc:  # noqa: BLE001 - undecodable data from the peer
-            reason = f"cannot decode the received instance ({type(exc).__name__})"
-            self._fail(data, reason)
-            raise InstanceRejected(reason, STATUS_CANNOT_UNDERSTAND) from None
         with self.lock:
             self.result.files.append(written.path)
             self.result.written += 1

@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from io import BytesIO
 from typing import BinaryIO, Protocol
@@ -125,12 +126,24 @@ class Receiver:
 
     def __call__(self, data: Received) -> None:
         size = len(data) if isinstance(data, bytes | bytearray) else os.fstat(data.fileno()).st_size
-        try:
+        with self.refusing(data):
             _check_inflation(data, size)
             if self.cancellation is None:
                 self._keep(data)
             else:
                 self.cancellation.unless_cancelled(lambda: self._keep(data))
+        with self.lock:
+            self.result.bytes += size
+            self.state.received += 1
+            self.state.bytes = self.result.bytes
+        self._report()
+
+    @contextmanager
+    def refusing(self, data: Received) -> Iterator[None]:
+        """What taking ``data`` raises, counted as its failure and raised as the
+        :class:`InstanceRejected` whose status its C-STORE-RSP carries."""
+        try:
+            yield
         except RetrieveCancelled:
             self._fail(data, CANCELLED)
             raise InstanceRejected(CANCELLED) from None
@@ -145,11 +158,6 @@ class Receiver:
             reason = f"cannot decode the received instance ({type(exc).__name__})"
             self._fail(data, reason)
             raise InstanceRejected(reason, STATUS_CANNOT_UNDERSTAND) from None
-        with self.lock:
-            self.result.bytes += size
-            self.state.received += 1
-            self.state.bytes = self.result.bytes
-        self._report()
 
     def _keep(self, data: Received) -> None:
         if self.sink is None:

@@ -29,8 +29,9 @@ import logging
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from typing import Protocol, cast
 
 from pynetdicom.presentation import PresentationContext
@@ -418,6 +419,14 @@ async def storage_scp(settings: Settings, on_instance: InstanceHandler, *, port:
         await acceptor.close(CLOSE_GRACE)
 
 
+@dataclass
+class _Outcome:
+    """What a C-STORE-RSP says."""
+
+    status: int = SUCCESS
+    comment: str = ""
+
+
 class _Store:
     """C-STORE (PS3.4 B.2): the dataset into the sink the services open, answered with
     the status of its ``finish``."""
@@ -434,20 +443,11 @@ class _Store:
 
     def handle(self, association: AcceptedAssociation, context: AcceptedContext, message: Message) -> None:
         started = time.monotonic()
-        status, comment = SUCCESS, ""
-        try:
+        with self._stored() as outcome:
             if message.sink is None:
                 raise DimseStatus(CANNOT_UNDERSTAND, "no dataset")
             cast(StoreSink, message.sink).finish()
-        except DimseStatus as exc:
-            status, comment = exc.status, exc.comment
-        except Exception as exc:
-            LOG.exception("C-STORE for %s failed", self.peer.ae_title)
-            status, comment = 0xC001, f"C-STORE failed: {type(exc).__name__}"
-        finally:
-            if self.acceptor.deliveries is not None:
-                self.acceptor.deliveries.instance()
-        self._answer(association, message, status, comment, started)
+        self._answer(association, message, outcome.status, outcome.comment, started)
 
     async def answer(self, association: AcceptedAssociation, context: AcceptedContext, message: Message) -> None:
         """As :meth:`handle`, a sink that finishes asynchronously (``finish_async``, a
@@ -457,18 +457,25 @@ class _Store:
             self.handle(association, context, message)
             return
         started = time.monotonic()
-        status, comment = SUCCESS, ""
-        try:
+        with self._stored() as outcome:
             await finish()
+        self._answer(association, message, outcome.status, outcome.comment, started)
+
+    @contextmanager
+    def _stored(self) -> Iterator[_Outcome]:
+        """The status and comment of a C-STORE's outcome (success, unless what runs inside
+        raises), each instance counted as delivered."""
+        outcome = _Outcome()
+        try:
+            yield outcome
         except DimseStatus as exc:
-            status, comment = exc.status, exc.comment
+            outcome.status, outcome.comment = exc.status, exc.comment
         except Exception as exc:
             LOG.exception("C-STORE for %s failed", self.peer.ae_title)
-            status, comment = 0xC001, f"C-STORE failed: {type(exc).__name__}"
+            outcome.status, outcome.comment = 0xC001, f"C-STORE failed: {type(exc).__name__}"
         finally:
             if self.acceptor.deliveries is not None:
                 self.acceptor.deliveries.instance()
-        self._answer(association, message, status, comment, started)
 
     def _answer(self, association: AcceptedAssociation, message: Message, status: int, comment: str,
                 started: float) -> None:
