@@ -167,6 +167,9 @@ class AsyncAssociation(MessageExchange):
 
     async def _drain(self) -> None:
         try:
+            if not self.writer.transport.get_write_buffer_size():
+                await self.writer.drain()  # nothing buffered: it cannot wait, only report a lost connection
+                return
             async with asyncio.timeout(self.timeout):
                 await self.writer.drain()
         except TimeoutError:
@@ -191,23 +194,23 @@ class AsyncAssociation(MessageExchange):
             raise AssociationAborted(f"the connection to {self.label} is closed")
         waited = self.timeout
         try:
-            header = self._header
-            if header is None:
-                waited = _bound(self.timeout, until)
-                async with asyncio.timeout(waited):
-                    header = self._header = await self.reader.readexactly(PDU_HEADER)
-            if self._first_read:
-                self._first_read = False
-                if not self.tls and header[0] in (tls.TLS_RECORD_HANDSHAKE, tls.TLS_RECORD_ALERT):
-                    self.close()
-                    raise TlsOnPlainPort(f"{self.label}: the peer speaks TLS on a non-TLS port")
-            length = struct.unpack_from(">I", header, 2)[0]
-            if length > limit:
-                raise PduTooLarge(f"{self.label} sent a PDU of {length} bytes (at most {limit} accepted)",
-                                  header[0], length)
-            pdu = bytearray(header)
             waited = _bound(self.timeout, until)
-            async with asyncio.timeout(waited):
+            async with asyncio.timeout(waited) as bound:
+                header = self._header
+                if header is None:
+                    header = self._header = await self.reader.readexactly(PDU_HEADER)
+                    waited = _bound(self.timeout, until)
+                    bound.reschedule(None if waited is None else asyncio.get_running_loop().time() + waited)
+                if self._first_read:
+                    self._first_read = False
+                    if not self.tls and header[0] in (tls.TLS_RECORD_HANDSHAKE, tls.TLS_RECORD_ALERT):
+                        self.close()
+                        raise TlsOnPlainPort(f"{self.label}: the peer speaks TLS on a non-TLS port")
+                length = struct.unpack_from(">I", header, 2)[0]
+                if length > limit:
+                    raise PduTooLarge(f"{self.label} sent a PDU of {length} bytes (at most {limit} accepted)",
+                                      header[0], length)
+                pdu = bytearray(header)
                 pdu += await self.reader.readexactly(length)
             self._header = None
             return header[0], pdu
