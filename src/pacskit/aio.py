@@ -345,19 +345,16 @@ class AsyncClient:
             return await aio_web.get(self.sync, node, web, query, output, layout=layout, overwrite=overwrite,
                                      progress=progress, stop=stop, wado_uri=wado_uri, retries=retries,
                                      retry_backoff=retry_backoff, timeout=timeout)
-        if forward_to is not None and self.sync.is_dimse(node) and self.sync.is_dimse(forward_to):
-            if method not in ("get", "move", "auto"):
-                raise ValueError(f"method must be get, move or auto, not {method!r}")
-            if output is not None:
-                raise UsageError("forward_to and output are two storage modes: give one")
-            return await self._native_forward(node, query, forward_to, method=method, progress=progress, stop=stop,
-                                              retries=retries, retry_backoff=retry_backoff, timeout=timeout,
-                                              deidentifier=self.sync.deidentifier_for(node, deidentify,
-                                                                                      deid_options))
-        if forward_to is None and self.sync.is_dimse(node):
+        if self.sync.is_dimse(node) and (forward_to is None or self.sync.is_dimse(forward_to)):
             if method not in ("get", "move", "auto"):
                 raise ValueError(f"method must be get, move or auto, not {method!r}")
             deidentifier = self.sync.deidentifier_for(node, deidentify, deid_options)
+            if forward_to is not None:
+                if output is not None:
+                    raise UsageError("forward_to and output are two storage modes: give one")
+                return await self._native_forward(node, query, forward_to, method=method, progress=progress,
+                                                  stop=stop, retries=retries, retry_backoff=retry_backoff,
+                                                  timeout=timeout, deidentifier=deidentifier)
             return await self._native_get(node, query, output, layout=layout, overwrite=overwrite,
                                           progress=progress, stop=stop, retries=retries,
                                           retry_backoff=retry_backoff, timeout=timeout, deidentifier=deidentifier,

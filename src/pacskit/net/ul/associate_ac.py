@@ -160,9 +160,7 @@ def decode_ac(pdu: bytes | bytearray | memoryview) -> AssociateAc:
             _once(seen, "user information item")
             user = _UserInformation.read(body)
     return AssociateAc(struct.unpack_from(">H", view, 6)[0], _text(view[10:26]), _text(view[26:42]), name,
-                       tuple(contexts.values()), user.max_length, user.implementation_class_uid,
-                       user.implementation_version_name, user.window, user.roles, user.extended,
-                       user.identity_response)
+                       tuple(contexts.values()), **vars(user))
 
 
 def _presentation_context(body: memoryview) -> ContextResult:
@@ -185,7 +183,8 @@ def _presentation_context(body: memoryview) -> ContextResult:
 
 @dataclass
 class _UserInformation:
-    """The sub-items of the user information item (PS3.8 9.3.3.3, PS3.7 D.3.3)."""
+    """The sub-items of the user information item (PS3.8 9.3.3.3, PS3.7 D.3.3), read into
+    fields named as :class:`AssociateAc`'s, which takes them all."""
 
     max_length: int = 0
     implementation_class_uid: str = ""
