@@ -152,3 +152,29 @@ def test_a_drain_after_the_connection_is_lost_says_so() -> None:
 
     with pytest.raises(ConnectionResetError):
         asyncio.run(scenario())
+
+
+def test_each_wait_has_its_own_deadline_whatever_the_waits_before_it() -> None:
+    """A long wait after a short one is not cut at the short one's deadline; a short wait
+    after a long one ends at its own."""
+    async def scenario() -> tuple[bytes, float]:
+        stream, peer = await _connected()
+        loop = asyncio.get_running_loop()
+        try:
+            await _send(peer, b"ab")
+            await stream.fill(2, timeout=0.1)
+            stream.take(2)
+            loop.call_later(0.4, lambda: peer.send(b"cd"))
+            await stream.fill(2, timeout=5)
+            late = bytes(stream.take(2))
+            started = loop.time()
+            with pytest.raises(TimeoutError):
+                await stream.fill(1, timeout=0.2)
+            return late, loop.time() - started
+        finally:
+            peer.close()
+            stream.abort()
+
+    late, waited = asyncio.run(scenario())
+    assert late == b"cd"
+    assert 0.2 <= waited < 1.0

@@ -7,8 +7,9 @@ what the peer sends until a whole PDU is there (PS3.8 9.3.1: a type, a reserved 
 timeout on each: a stream's ``readexactly`` under ``asyncio.timeout`` arms, reschedules
 and cancels a timer for every PDU, although most PDUs of a transfer are already buffered
 when they are asked for. Here :meth:`PduStream.fill` returns at once when the bytes are
-there, and only a wait that really waits arms a timer (one, for the whole wait), woken
-once the bytes it needs have come rather than at every segment.
+there; a wait that really waits is woken once the bytes it needs have come rather than
+at every segment, and its deadline is kept by one timer per connection, moved only when
+it fires (deadlines only move later, so it fires about once per timeout, not per wait).
 
 Memory stays bounded: reading from the socket is paused once more than
 :data:`READ_HIGH_WATER` bytes wait unread and no read needs them (a PDU larger than that
@@ -51,6 +52,8 @@ class PduStream(asyncio.Protocol):
         self._writing_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self._closed: asyncio.Future[None] = self._loop.create_future()
+        self._deadline: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol ----------------------------------------------------------------
 
@@ -77,6 +80,9 @@ class PduStream(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._ended = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._lost = exc
         if self._waiter is not None:
             self._wake(self._waiter)
@@ -115,7 +121,7 @@ class PduStream(asyncio.Protocol):
         """
         if len(self._buffer) >= size:
             return
-        timer = None if timeout is None else self._loop.call_later(timeout, self._expire)
+        self._watch(timeout)
         try:
             while len(self._buffer) < size:
                 if self._lost is not None:
@@ -132,11 +138,26 @@ class PduStream(asyncio.Protocol):
                 finally:
                     self._waiter = None
         finally:
-            if timer is not None:
-                timer.cancel()
+            self._deadline = None
+
+    def _watch(self, timeout: float | None) -> None:
+        """Give the wait starting now ``timeout`` seconds (None: no limit)."""
+        if timeout is None:
+            self._deadline = None
+            return
+        self._deadline = self._loop.time() + timeout
+        if self._timer is None or self._timer.when() > self._deadline:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self._loop.call_at(self._deadline, self._expire)
 
     def _expire(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
+        self._timer = None
+        if self._deadline is None:
+            return
+        if self._loop.time() < self._deadline:
+            self._timer = self._loop.call_at(self._deadline, self._expire)
+        elif self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(TimeoutError())
 
     def take(self, size: int) -> bytearray:
