@@ -8,7 +8,6 @@ filters and tally, and the retries of :mod:`pacskit.retry` (waits ``asyncio.slee
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncGenerator, Iterable
 from contextlib import aclosing
@@ -23,6 +22,7 @@ from pacskit.client import Client
 from pacskit.file_source import FileSource
 from pacskit.level_queries import LevelQuery
 from pacskit.models import AnswerCheck, RetrieveResult, StoreResult
+from pacskit.net.aio_limits import within
 from pacskit.nodes import Node
 from pacskit.query import Query
 from pacskit.retrieve import ProgressCallback
@@ -77,7 +77,7 @@ async def get(client: Client, node: Node | str, web: WebNode, query: Query | Lev
         return receiver.result
 
     try:
-        return await asyncio.wait_for(retry.call_async(attempt, client.policy(retries, retry_backoff), "retrieve"), timeout)
+        return await within(retry.call_async(attempt, client.policy(retries, retry_backoff), "retrieve"), timeout)
     except BaseException:
         stop.cancel()
         raise
@@ -107,7 +107,7 @@ async def store(client: Client, web: WebNode, paths: Iterable[Path | str], *, pa
         result.seconds = time.monotonic() - source.started
         return result
 
-    return await asyncio.wait_for(send(), timeout)
+    return await within(send(), timeout)
 
 
 def _http(client: Client, web: WebNode, connections: int = 1) -> AsyncDicomWebClient:
