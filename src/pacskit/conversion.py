@@ -340,6 +340,7 @@ class ChildConverter:
         except OSError as exc:
             raise ConversionError(f"the conversion process could not start ({reason(exc)})") from exc
         assert process.stdin is not None
+        late = f"the conversion process did not start within {START_TIMEOUT:g} s and was stopped"
         try:
             write_frame(process.stdin, request, self.max_frame)
             process.stdin.flush()
@@ -347,10 +348,11 @@ class ChildConverter:
                 if self._receive(START_TIMEOUT) != READY:
                     raise EOFError
                 self._ready = True
+            late = f"the conversion took longer than {timeout:g} s and was stopped"
             answer = self._receive(timeout)
         except _Late:
             self._kill()
-            raise ConversionTimeout(f"the conversion took longer than {timeout:g} s and was stopped") from None
+            raise ConversionTimeout(late) from None
         except FrameTooLarge:
             self._kill()
             raise FrameTooLarge("the conversion process answered with a frame over the limit of "
