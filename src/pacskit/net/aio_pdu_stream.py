@@ -76,7 +76,8 @@ class PduStream(asyncio.Protocol):
         self._ended = True
         if self._waiter is not None:
             self._wake(self._waiter)
-        return True  # what is still to be sent (an A-ABORT) may go out: closed by us or when lost
+        # half-open: what is still to be sent (an A-ABORT) may go out; TLS cannot be half-closed
+        return self.get_extra_info("sslcontext") is None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._ended = True
