@@ -217,7 +217,7 @@ def test_a_cancelled_get_writes_nothing_after_the_cancel(orthanc, corpus, tmp_pa
 
 
 def test_dicom_tls_on_the_asyncio_driver(tmp_path, caplog):
-    """The client context of net/tls.py on asyncio.open_connection, against DCMTK's
+    """The client context of net/tls.py on loop.create_connection (PduStream), against DCMTK's
     storescp +tls: the echo succeeds and the session is logged; a server certificate
     from another CA is refused before any PDU."""
     pki = make_certificates(tmp_path / "pki")
