@@ -340,24 +340,28 @@ class AsyncClient:
         de-identification (then in a worker thread)."""
         stop = cancellation or Cancellation()
         web = self.sync.web_node(node)
+        if forward_to is not None and self._forwards_on_loop(node, forward_to):
+            if method not in ("get", "move", "auto"):
+                raise ValueError(f"method must be get, move or auto, not {method!r}")
+            if output is not None:
+                raise UsageError("forward_to and output are two storage modes: give one")
+            return await self._native_forward(node, query, forward_to, method=method, progress=progress,
+                                              stop=stop, retries=retries, retry_backoff=retry_backoff,
+                                              timeout=timeout,
+                                              deidentifier=self.sync.deidentifier_for(node, deidentify,
+                                                                                      deid_options))
         if web is not None and forward_to is None and self.sync.deidentifier_for(node, deidentify,
                                                                                    deid_options) is None:
             return await aio_web.get(self.sync, node, web, query, output, layout=layout, overwrite=overwrite,
                                      progress=progress, stop=stop, wado_uri=wado_uri, retries=retries,
                                      retry_backoff=retry_backoff, timeout=timeout)
-        if self.sync.is_dimse(node) and (forward_to is None or self.sync.is_dimse(forward_to)):
+        if self.sync.is_dimse(node) and forward_to is None:
             if method not in ("get", "move", "auto"):
                 raise ValueError(f"method must be get, move or auto, not {method!r}")
-            deidentifier = self.sync.deidentifier_for(node, deidentify, deid_options)
-            if forward_to is not None:
-                if output is not None:
-                    raise UsageError("forward_to and output are two storage modes: give one")
-                return await self._native_forward(node, query, forward_to, method=method, progress=progress,
-                                                  stop=stop, retries=retries, retry_backoff=retry_backoff,
-                                                  timeout=timeout, deidentifier=deidentifier)
             return await self._native_get(node, query, output, layout=layout, overwrite=overwrite,
                                           progress=progress, stop=stop, retries=retries,
-                                          retry_backoff=retry_backoff, timeout=timeout, deidentifier=deidentifier,
+                                          retry_backoff=retry_backoff, timeout=timeout,
+                                          deidentifier=self.sync.deidentifier_for(node, deidentify, deid_options),
                                           method=method)
         on_loop = _on_loop(progress)
 
@@ -398,30 +402,49 @@ class AsyncClient:
             stop.cancel()
             raise
 
+    def _forwards_on_loop(self, node: Node | str, forward_to: str) -> bool:
+        """Whether a forward from ``node`` to ``forward_to`` runs on the event loop: each
+        a DIMSE node or a DICOMweb server."""
+        return all(self.sync.is_dimse(end) or self.sync.web_node(end) is not None for end in (node, forward_to))
+
+    def forward_sink(self, destination: Node | str,
+                     deidentifier: Deidentifier | None = None) -> aio_forward.ForwardSink:
+        """The sink on the loop of a DIMSE node (C-STORE, within :attr:`connections`) or a
+        DICOMweb server (STOW-RS), de-identifying with ``deidentifier`` first."""
+        from pacskit.sinks import deid_filter
+
+        filters = [] if deidentifier is None else [deid_filter(deidentifier)]
+        web = self.sync.web_node(destination)
+        if web is not None:
+            return aio_forward.AsyncWebSink(aio_web.web_client(self.sync, web), filters)
+        return aio_forward.AsyncDimseSink(self.settings, self.sync.node(destination), self.connections, filters)
+
     async def _native_forward(self, node: Node | str, query: Query | LevelQuery, forward_to: str, *,
                               method: RetrieveMethod, progress: ProgressCallback | None, stop: Cancellation,
                               retries: int | None, retry_backoff: float | None, timeout: float | None,
                               deidentifier: Deidentifier | None) -> RetrieveResult:
-        """The forward storage mode between DIMSE nodes on the event loop
-        (:mod:`pacskit.aio_forward`): the retrieve of :meth:`_native_get`, each instance
-        sent on by C-STORE to ``forward_to`` over one kept association (within
-        :attr:`connections`), de-identified first with ``deidentifier``, as
-        :meth:`Client.get` with ``forward_to`` does."""
+        """The forward storage mode on the event loop (:mod:`pacskit.aio_forward`): the
+        retrieve of :meth:`_native_get` (or of :func:`pacskit.aio_web.retrieve` from a
+        DICOMweb node), each instance sent on to ``forward_to`` — by C-STORE over one kept
+        association (within :attr:`connections`), or by STOW-RS in batches — de-identified
+        first with ``deidentifier``, as :meth:`Client.get` with ``forward_to`` does."""
         from pacskit.endpoints import refuse_same
-        from pacskit.sinks import deid_filter
+        from pacskit.retrieve import add_late_failures
 
         refuse_same(self.sync, node, forward_to)
-        target = self.sync.node(node)
+        web = self.sync.web_node(node)
         general = query.to_query() if isinstance(query, LevelQuery) else query
         general.to_identifier(self.sync.privacy)
         policy = self.sync.policy(retries, retry_backoff)
-        sink = aio_forward.AsyncDimseSink(self.settings, self.sync.node(forward_to), self.connections,
-                                          [] if deidentifier is None else [deid_filter(deidentifier)])
+        sink = self.forward_sink(forward_to, deidentifier)
 
-        def attempt() -> Awaitable[RetrieveResult]:
-            return aio_get.retrieve(self.settings, target, general, sink=None, privacy=self.sync.privacy,
-                                    progress=progress, cancellation=stop, method=method,
-                                    connections=self.connections, forward=sink)
+        async def attempt() -> RetrieveResult:
+            if web is not None:
+                async with aio_web.web_client(self.sync, web) as http:
+                    return await aio_web.retrieve(self.sync, http, general, None, progress, stop, forward=sink)
+            return await aio_get.retrieve(self.settings, self.sync.node(node), general, sink=None,
+                                          privacy=self.sync.privacy, progress=progress, cancellation=stop,
+                                          method=method, connections=self.connections, forward=sink)
 
         try:
             async with asyncio.timeout(timeout):
@@ -430,7 +453,7 @@ class AsyncClient:
             stop.cancel()
             await sink.close(abort=True)
             raise
-        await sink.close()
+        add_late_failures(result, await sink.close())
         return result
 
     async def copy(self, source: Node | str | Path, query: Query | LevelQuery,

@@ -23,7 +23,7 @@ from contextlib import aclosing
 from pydicom import Dataset
 
 from pacskit import aio_finder, aio_syntax_retry
-from pacskit.aio_forward import AsyncDimseSink, ForwardReceiver
+from pacskit.aio_forward import ForwardReceiver, ForwardSink
 from pacskit.cancellation import Cancellation
 from pacskit.errors import DimseFailure, NoStorageRole, ServiceNotSupported
 from pacskit.models import AnswerCheck, RetrieveResult
@@ -75,7 +75,7 @@ async def retrieve(settings: Settings, node: Node, query: Query, *, sink: Instan
                    cancellation: Cancellation | None = None,
                    transform: Callable[[Dataset], object] | None = None, method: str = "get",
                    connections: ConnectionLimit | None = None,
-                   forward: AsyncDimseSink | None = None) -> RetrieveResult:
+                   forward: ForwardSink | None = None) -> RetrieveResult:
     """Retrieve what ``query`` matches by C-GET (``get``), C-MOVE to ourselves (``move``)
     or C-GET falling back to C-MOVE when the peer refuses C-GET (``auto``), as
     :meth:`pacskit.Client.get` from a DIMSE node; ``progress`` is called on the loop. Each
@@ -103,7 +103,7 @@ async def retrieve(settings: Settings, node: Node, query: Query, *, sink: Instan
 async def _retrieve(settings: Settings, node: Node, query: Query, requests: list[RetrieveRequest], method: str,
                     sink: InstanceSink | None, privacy: PrivacyPolicy, progress: ProgressCallback | None,
                     cancellation: Cancellation | None, transform: Callable[[Dataset], object] | None,
-                    connections: ConnectionLimit | None, forward: AsyncDimseSink | None) -> RetrieveResult:
+                    connections: ConnectionLimit | None, forward: ForwardSink | None) -> RetrieveResult:
     result = RetrieveResult(method=method)
     if not requests:
         return result
