@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar, cast
 
 from pacskit import (
+    aio_copy,
     aio_finder,
     aio_forward,
     aio_get,
@@ -463,10 +464,26 @@ class AsyncClient:
                    retries: int | None = None, retry_backoff: float | None = None,
                    timeout: float | None = None, wado_uri: bool = False, deidentify: bool = False,
                    deid_options: Iterable[str] = ()) -> CopyResult:
-        """See :meth:`Client.copy`. ``progress`` is called on the event loop; on a timeout
-        or a cancellation of the awaiting task nothing more is copied once it is raised."""
-        on_loop = _on_loop(progress)
+        """See :meth:`Client.copy`. From a DIMSE node or a DICOMweb server into memory, a
+        folder, a DIMSE node or a DICOMweb server the copy runs on the event loop
+        (:mod:`pacskit.aio_copy`: its searches, the destination asked what it holds, the
+        C-GET, C-MOVE to ourselves, WADO-RS or WADO-URI, and the C-STOREs or STOW-RS
+        requests to a node), ``progress`` called there; a timeout or a cancellation sends
+        nothing more once it is raised (a STOW-RS batch not sent yet is dropped). From the
+        archive or a folder, or into the archive, it runs in a worker thread
+        (:meth:`Client.copy`, ``progress`` handed to the loop): on a timeout or a
+        cancellation nothing more is copied once it is raised, though the worker finishes
+        the instance in hand."""
         stop = cancellation or Cancellation()
+        if aio_copy.runs_on_loop(self, source, destination):
+            general = query.to_query() if isinstance(query, LevelQuery) else query
+            deidentifier = self.sync.deidentifier_for(str(source) if isinstance(source, Path) else source,
+                                                      deidentify, deid_options)
+            return await aio_copy.copy(self, source, general, destination,  # type: ignore[arg-type]
+                                       layout=layout, overwrite=overwrite, method=method, dry_run=dry_run,
+                                       progress=progress, stop=stop, retries=retries, retry_backoff=retry_backoff,
+                                       timeout=timeout, wado_uri=wado_uri, deidentifier=deidentifier)
+        on_loop = _on_loop(progress)
 
         def work() -> CopyResult:
             return self.sync.copy(source, query, destination, layout=layout, overwrite=overwrite, method=method,
@@ -479,6 +496,25 @@ class AsyncClient:
         except BaseException:
             stop.cancel()
             raise
+
+    async def source_matches(self, node: Node | str, query: Query) -> list[Dataset]:
+        """:meth:`Client.source_search` on the event loop: the matches of ``query`` as
+        ``node`` (DIMSE or DICOMweb) holds them, checked, names withheld, never
+        de-identified, retried as the settings say."""
+        query.to_identifier(self.sync.privacy)
+        check = AnswerCheck(level=query.level)
+        web = self.sync.web_node(node)
+
+        def search() -> AsyncIterator[Dataset]:
+            if web is not None:
+                return aio_web.search(self.sync, web, query, check)
+            return self._dimse_search(self.sync.node(node), query, check)
+
+        matches = self._retried_search(search, check, self.sync.policy(), None)
+        try:
+            return [match async for match in matches]
+        finally:
+            await _closed(matches)
 
     async def get_study(self, node: Node | str, study_uid: str, output: Path | str | None = None,
                         **options: Unpack[AsyncRetrieveOptions]) -> RetrieveResult:

@@ -25,7 +25,7 @@ import logging
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -290,14 +290,13 @@ class _AskedForWhatItHolds:
     find: Finder | None
 
     def present(self, instances: Sequence[tuple[str, str, str]]) -> set[str]:
-        series = sorted({(study, serie) for study, serie, _ in instances})
-        held: set[str] = set()
-        for study, serie in series:
-            found = self._held({"StudyInstanceUID": study, "SeriesInstanceUID": serie}, None)
-            if found is None:
-                return set()
-            held.update(found)
-        return {sop for _, _, sop in instances if sop in held}
+        from pacskit.retrieve_plan import resume
+
+        steps = presence(instances)
+        done, step = resume(steps, None)
+        while not done:
+            done, step = resume(steps, self._held(step, None))
+        return step  # type: ignore[no-any-return]
 
     def holds_any(self, match: dict[str, str]) -> bool:
         found = self._held(match, 1)
@@ -312,9 +311,28 @@ class _AskedForWhatItHolds:
         try:
             return list(self.find(match, limit))
         except ServiceNotSupported as exc:
-            LOG.warning("%s; what it already holds cannot be known, so every instance is sent", exc)
+            cannot_ask(exc)
             self.find = None
             return None
+
+
+def presence(instances: Sequence[tuple[str, str, str]]) -> Generator[dict[str, str], list[str] | None, set[str]]:
+    """Which of ``instances`` a destination holds, without I/O: the unique keys of each
+    of their series yielded, the SOP Instance UIDs it holds there sent back (None: it
+    cannot be asked, and holds none as far as anyone knows)."""
+    held: set[str] = set()
+    for study, serie in sorted({(study, serie) for study, serie, _ in instances}):
+        found = yield {"StudyInstanceUID": study, "SeriesInstanceUID": serie}
+        if found is None:
+            return set()
+        held.update(found)
+    return {sop for _, _, sop in instances if sop in held}
+
+
+def cannot_ask(exc: ServiceNotSupported) -> None:
+    """Say that a destination offering no search is sent every instance (its finder is
+    dropped)."""
+    LOG.warning("%s; what it already holds cannot be known, so every instance is sent", exc)
 
 
 def forward_proposal(offered: dict[tuple[str, str], _Kind]) -> tuple[list[PresentationContext],

@@ -7,11 +7,11 @@ after which nothing more reaches the destination; from DICOMweb to storescp."""
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import tempfile
 import threading
 
 import pytest
+from no_threads import run_without_threads
 from proxy import RecordingProxy
 from pydicom import dcmread
 from served import served_archive, web_url
@@ -20,25 +20,9 @@ from pacskit import AsyncClient, Client, Node, Settings
 from pacskit.client import study_query
 from pacskit.query import Query
 from pacskit.testing.corpus import generate_corpus
-from pacskit.testing.peers import Orthanc, StoreSCP, free_port
+from pacskit.testing.peers import Orthanc, StoreSCP
 
 OUR_AET = "PACSKIT"
-
-
-class NoThreads(concurrent.futures.ThreadPoolExecutor):
-    """A default executor that refuses work: any ``asyncio.to_thread`` during the call fails it."""
-
-    def submit(self, *args, **kwargs):
-        raise AssertionError("a worker thread was asked for")
-
-
-def run_without_threads(main):
-    loop = asyncio.new_event_loop()
-    loop.set_default_executor(NoThreads(max_workers=1))
-    try:
-        return loop.run_until_complete(main())
-    finally:
-        loop.close()
 
 
 @pytest.fixture(scope="module")
@@ -48,17 +32,6 @@ def big_study(tmp_path_factory, orthanc):
                             instances_per_series=30, seed=91)
     orthanc.load([c.path for c in items])
     return items
-
-
-@pytest.fixture(scope="module")
-def move_port():
-    return free_port()
-
-
-@pytest.fixture(scope="module")
-def source(orthanc, move_port):
-    orthanc.add_modality("pacskit", OUR_AET, "127.0.0.1", move_port)
-    return orthanc
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +69,7 @@ def stow_requests(proxy: RecordingProxy) -> int:
 
 @pytest.mark.parametrize("how", ["c-get", "c-move", "wado-rs"])
 def test_a_forward_to_stow_rs_delivers_every_instance_in_batches_of_fifty_and_no_thread(
-        source, destination, big_study, scratch, move_port, how):
+        orthanc_moving, destination, big_study, scratch, our_port, how):
     destination.clear()
     study = big_study[0].study_uid
     proxy = RecordingProxy("127.0.0.1", destination.http_port)
@@ -104,8 +77,8 @@ def test_a_forward_to_stow_rs_delivers_every_instance_in_batches_of_fifty_and_no
     seen: list[set[threading.Thread]] = []
 
     async def main():
-        client = AsyncClient(Settings(ae_title=OUR_AET, port=move_port))
-        origin = source.dicomweb_url if how == "wado-rs" else node_of(source)
+        client = AsyncClient(Settings(ae_title=OUR_AET, port=our_port))
+        origin = orthanc_moving.dicomweb_url if how == "wado-rs" else node_of(orthanc_moving)
         result = await client.get(origin, study_query(study), method="move" if how == "c-move" else "get",
                                   forward_to=f"http://127.0.0.1:{proxy.port}/dicom-web", timeout=120,
                                   progress=lambda state: seen.append(threads()))
@@ -148,7 +121,7 @@ def test_an_instance_the_server_refuses_is_reported_with_its_reason(orthanc, cor
     assert list(scratch.iterdir()) == []
 
 
-def test_nothing_reaches_the_destination_after_the_cancel(source, destination, big_study, scratch):
+def test_nothing_reaches_the_destination_after_the_cancel(orthanc_moving, destination, big_study, scratch):
     """Cancelled at the 55th instance: the first batch (50) was sent, the 5 held since
     never are, and the scratch folder is gone."""
     destination.clear()
@@ -165,7 +138,7 @@ def test_nothing_reaches_the_destination_after_the_cancel(source, destination, b
                 task.cancel()
 
         with pytest.raises(asyncio.CancelledError):
-            await AsyncClient(Settings()).get(node_of(source), study_query(study), progress=progress, timeout=120,
+            await AsyncClient(Settings()).get(node_of(orthanc_moving), study_query(study), progress=progress, timeout=120,
                                               forward_to=f"http://127.0.0.1:{proxy.port}/dicom-web")
 
     try:
