@@ -1,13 +1,14 @@
 """The asynchronous client: the calls of :class:`~pacskit.client.Client`, awaited.
 
 C-ECHO, C-FIND (the worklist's too), C-GET, C-MOVE to a third party or to ourselves (received
-by a Storage SCP on the loop, :mod:`pacskit.net.aio_acceptor`), a get forwarded to another DIMSE
-node (:mod:`pacskit.aio_forward`) and C-STORE with a DIMSE node run on the
+by a Storage SCP on the loop, :mod:`pacskit.net.aio_acceptor`), a get forwarded to a DIMSE
+node or a DICOMweb server (:mod:`pacskit.aio_forward`), a copy from a DIMSE node or a
+DICOMweb server (:mod:`pacskit.aio_copy`) and C-STORE with a DIMSE node run on the
 event loop itself, on the asyncio driver of the association
 (:mod:`pacskit.net.aio_association`): no thread, and a timeout or a cancellation stops
 the exchange where it is (C-CANCEL, then A-ABORT if the peer does not stop within
 :data:`~pacskit.net.aio_association.CANCEL_GRACE` seconds; a store's associations are
-aborted). With a DICOMweb node, finds, retrieves and stores run on the loop too, on
+aborted). With a DICOMweb node, finds, retrieves, forwards and stores run on the loop too, on
 ``httpx.AsyncClient`` (:mod:`pacskit.aio_web`): a timeout or a cancellation stops the
 request where it is. The other calls, and those with the archive or a folder, still do
 their work in a worker thread per call (``asyncio.to_thread``): a timeout or a
@@ -327,18 +328,21 @@ class AsyncClient:
         """See :meth:`Client.get`. ``progress`` is called on the event loop. On a
         timeout or a cancellation of the awaiting task, nothing more is written or kept
         once :class:`TimeoutError` or :class:`asyncio.CancelledError` is raised (what still
-        arrives is refused); in a worker thread (the archive, a folder, the forwards
-        below) the worker goes on until the peer's final response. ``deidentify``/``deid_options`` as :meth:`Client.get` (on the loop too,
-        for a C-GET). With a DIMSE node the retrieve runs on the event loop, whatever
-        ``method`` (a C-MOVE to ourselves received by a Storage SCP on the loop, PS3.4
-        C.4.2.3). ``forward_to`` a DIMSE node from a DIMSE node runs on the loop too
-        (:mod:`pacskit.aio_forward`): each instance C-STOREd on one kept association as it
-        arrives, the source's C-STORE-RSP waiting for it (one instance per receiving
-        association held), nothing forwarded once a cancellation or a timeout is raised.
-        ``forward_to`` a DICOMweb server (STOW-RS), or from a DICOMweb node, the archive
-        or a folder, still runs in a worker thread. From a DICOMweb node the retrieve runs on the event loop
-        (:func:`pacskit.aio_web.get`), whatever ``method``, unless ``forward_to`` or
-        de-identification (then in a worker thread)."""
+        arrives is refused); in a worker thread (below) the worker goes on until the
+        peer's final response. With a DIMSE node the retrieve runs on the event loop,
+        whatever ``method`` (a C-MOVE to ourselves received by a Storage SCP on the loop,
+        PS3.4 C.4.2.3), de-identified there with ``deidentify``/``deid_options``; from a
+        DICOMweb node too (:func:`pacskit.aio_web.get`, WADO-RS or WADO-URI), unless it
+        is de-identified. ``forward_to`` a DIMSE node or a DICOMweb server, from a DIMSE
+        node or a DICOMweb node, runs on the loop (:mod:`pacskit.aio_forward`): each
+        instance C-STOREd on one kept association as it arrives, or held in a scratch
+        folder and sent by STOW-RS (PS3.18 10.5) in batches of 50, the source's
+        C-STORE-RSP (or the reading of the WADO-RS answer) waiting for it; a server's
+        refusals come back per instance, with its reason, in ``local_failures``; nothing
+        is forwarded once a cancellation or a timeout is raised (the batch held is not
+        sent, the scratch folder is removed). ``forward_to`` the archive or a folder, a
+        retrieve from the archive or a folder, and a de-identified one from a DICOMweb
+        node still run in a worker thread."""
         stop = cancellation or Cancellation()
         web = self.sync.web_node(node)
         if forward_to is not None and self._forwards_on_loop(node, forward_to):
