@@ -109,3 +109,20 @@ def test_nothing_is_written_after_the_cancel(orthanc, corpus, tmp_path):
     on_loop(main)
     assert at_cancel == [2]
     assert len(list(out.rglob("*.dcm"))) == 2
+
+
+def test_a_transient_failure_is_tried_again_on_the_loop(orthanc, corpus, tmp_path):
+    """The first two connections to Orthanc are reset: the third attempt copies the study."""
+    from proxy import RecordingProxy
+
+    proxy = RecordingProxy("127.0.0.1", orthanc.port, drop_first=2)
+    study = corpus[0].study_uid
+    try:
+        result = on_loop(lambda: AsyncClient(Settings(retry_backoff=0.05)).copy(
+            f"dicom://{orthanc.ae_title}@127.0.0.1:{proxy.port}", Query.build("study", study_uid=study),
+            tmp_path / "out", retries=2, timeout=60))
+    finally:
+        proxy.close()
+    assert (result.copied, result.failed, proxy.connections >= 3) == (6, [], True)
+    assert held(None, "folder", tmp_path / "out", study) == {c.sop_instance_uid for c in corpus
+                                                            if c.study_uid == study}
