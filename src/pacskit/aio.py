@@ -458,7 +458,7 @@ class AsyncClient:
             stop.cancel()
             await sink.close(abort=True)
             raise
-        add_late_failures(result, await sink.close())
+        add_late_failures(result, await sink.close(abort=stop.cancelled))
         return result
 
     async def copy(self, source: Node | str | Path, query: Query | LevelQuery,

@@ -193,5 +193,5 @@ async def copy(client: AsyncClient, source: Node | str, query: Query, destinatio
         if into is not None:
             await into.close(abort=True)
         raise
-    add_failures(result, [] if into is None else await into.close())
+    add_failures(result, [] if into is None else await into.close(abort=stop.cancelled))
     return result

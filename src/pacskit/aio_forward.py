@@ -213,16 +213,20 @@ class AsyncWebSink(StowBatches):
 
     async def close(self, *, abort: bool = False) -> list[InstanceFailure]:
         """Send the last batch and return every instance the server refused, each with
-        its reason; with ``abort`` (a cancellation, a timeout) send nothing more. The
-        scratch folder is removed either way."""
+        its reason; with ``abort`` (a cancellation, a timeout) send nothing more, the
+        instances held then returned as cancelled. The scratch folder is removed either way."""
+        dropped: list[InstanceFailure] = []
         try:
-            if not abort:
+            if abort:
+                dropped = [InstanceFailure(sop_instance_uid=f.sop_instance_uid, reason=CANCELLED)
+                           for f in self._pending]
+            else:
                 async with self._lock:
                     await self._flush()
         finally:
             self._remove_scratch()
             await self.client.aclose()
-        return self.failures
+        return self.failures + dropped
 
 
 class ForwardReceiver(Receiver):

@@ -274,8 +274,9 @@ def settle(result: CopyResult, fetched: RetrieveResult, cancellation: Cancellati
 
 
 def add_failures(result: CopyResult, failures: list[InstanceFailure]) -> None:
-    """Count the instances a sink refused after taking them (a STOW-RS batch)."""
-    result.failed.extend(failures)
+    """Count the instances a sink refused after taking them (a STOW-RS batch), or
+    dropped once the copy was cancelled (not copied, not failed either)."""
+    result.failed.extend(f for f in failures if f.reason != CANCELLED)
     result.copied = max(0, result.copied - len(failures))
 
 

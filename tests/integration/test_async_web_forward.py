@@ -17,8 +17,10 @@ from pydicom import dcmread
 from served import served_archive, web_url
 
 from pacskit import AsyncClient, Client, Node, Settings
+from pacskit.cancellation import Cancellation
 from pacskit.client import study_query
 from pacskit.query import Query
+from pacskit.retrieve import CANCELLED
 from pacskit.testing.corpus import generate_corpus
 from pacskit.testing.peers import Orthanc, StoreSCP
 
@@ -121,28 +123,36 @@ def test_an_instance_the_server_refuses_is_reported_with_its_reason(orthanc, cor
     assert list(scratch.iterdir()) == []
 
 
-def test_nothing_reaches_the_destination_after_the_cancel(orthanc_moving, destination, big_study, scratch):
-    """Cancelled at the 55th instance: the first batch (50) was sent, the 5 held since
-    never are, and the scratch folder is gone."""
+@pytest.mark.parametrize("how", ["task", "cancellation"])
+def test_nothing_reaches_the_destination_after_the_cancel(orthanc_moving, destination, big_study, scratch, how):
+    """Cancelled at the 55th instance (the awaiting task, or ``cancellation=``): the
+    first batch (50) was sent, the 5 held since never are (with ``cancellation=``, the
+    result says so), and the scratch folder is gone."""
     destination.clear()
     study = big_study[0].study_uid
     proxy = RecordingProxy("127.0.0.1", destination.http_port)
     arrived: list[str] = []
+    stop = Cancellation()
 
     async def main():
         task = asyncio.current_task()
 
         def progress(state):
-            if state.received == 55:
+            if state.received == 55 and not arrived:
                 arrived.extend(held_uids(destination.dicomweb_url, study))
-                task.cancel()
+                stop.cancel() if how == "cancellation" else task.cancel()
 
+        call = AsyncClient(Settings()).get(node_of(orthanc_moving), study_query(study), progress=progress,
+                                           timeout=120, cancellation=stop,
+                                           forward_to=f"http://127.0.0.1:{proxy.port}/dicom-web")
+        if how == "cancellation":
+            return await call
         with pytest.raises(asyncio.CancelledError):
-            await AsyncClient(Settings()).get(node_of(orthanc_moving), study_query(study), progress=progress, timeout=120,
-                                              forward_to=f"http://127.0.0.1:{proxy.port}/dicom-web")
+            await call
+        return None
 
     try:
-        run_without_threads(main)
+        result = run_without_threads(main)
         assert proxy.wait_idle(10), "a connection to the destination stayed open"
         requests = stow_requests(proxy)
     finally:
@@ -151,6 +161,11 @@ def test_nothing_reaches_the_destination_after_the_cancel(orthanc_moving, destin
     assert held_uids(destination.dicomweb_url, study) == set(arrived)
     assert requests == 1
     assert list(scratch.iterdir()) == []
+    if how == "cancellation":
+        assert result.written == 50
+        assert len(result.local_failures) == 10 and {f.reason for f in result.local_failures} == {CANCELLED}
+        assert {f.sop_instance_uid for f in result.local_failures} == {c.sop_instance_uid for c in big_study} - \
+            set(arrived)
 
 
 def test_a_forward_from_dicomweb_to_storescp_and_no_thread(orthanc, corpus, tmp_path):
