@@ -16,8 +16,8 @@ cancellation stops the awaiting task at once; the worker of a find stops at its 
 answer; that of a retrieve writes nothing more and refuses what still arrives, but waits
 for the peer's final response; that of a move or a store runs to its end.
 
-On every call: ``timeout=`` (:func:`asyncio.wait_for`, retries and their waits
-included), retries whose waits are ``asyncio.sleep``, progress callbacks run on the
+On every call: ``timeout=`` (:func:`asyncio.timeout`, in the calling task; retries and
+their waits included), retries whose waits are ``asyncio.sleep``, progress callbacks run on the
 event loop, and ``async for`` over find results as they arrive.
 """
 
@@ -62,7 +62,7 @@ from pacskit.models import (
     StoreResult,
 )
 from pacskit.net import aio_echo, aio_find
-from pacskit.net.aio_limits import ConnectionLimit
+from pacskit.net.aio_limits import ConnectionLimit, within
 from pacskit.nodes import Node
 from pacskit.query import Query
 from pacskit.results import InstanceResult, LevelResult, PatientResult, SeriesResult, StudyResult
@@ -120,13 +120,13 @@ class AsyncClient:
         def attempt() -> Awaitable[T]:
             return asyncio.to_thread(work)
 
-        return await asyncio.wait_for(retry.call_async(attempt, policy, what), options.get("timeout"))
+        return await within(retry.call_async(attempt, policy, what), options.get("timeout"))
 
     async def echo(self, node: Node | str, **options: Unpack[AsyncRetryOptions]) -> EchoResult:
         """See :meth:`Client.echo`; on the event loop, no thread."""
         target = self.sync.node(node)
         policy = self.sync.policy(options.get("retries"), options.get("retry_backoff"))
-        status, associate_s, rtt_s = await asyncio.wait_for(
+        status, associate_s, rtt_s = await within(
             retry.call_async(lambda: aio_echo.c_echo(self.settings, target, self.connections), policy, "C-ECHO"),
             options.get("timeout"))
         return EchoResult(node=target, status=status, associate_ms=associate_s * 1e3, rtt_ms=rtt_s * 1e3)
@@ -221,7 +221,7 @@ class AsyncClient:
             finally:
                 await _closed(matches)
 
-        return Matches(Answers(iter(await asyncio.wait_for(collect(), timeout)), check))
+        return Matches(Answers(iter(await within(collect(), timeout)), check))
 
     def iter_results(self, node: Node | str, query: LevelQuery, *, timeout: float | None = None,
                      retries: int | None = None,
@@ -303,8 +303,7 @@ class AsyncClient:
     async def worklist(self, node: Node | str, query: WorklistQuery | None = None, *,
                        timeout: float | None = None, **filters: Unpack[WorklistFilters]) -> list[Dataset]:
         """See :meth:`Client.worklist`; on the event loop, no thread (:mod:`pacskit.aio_worklist`)."""
-        return await asyncio.wait_for(aio_worklist.worklist(self.sync, node, query, filters, self.connections),
-                                      timeout)
+        return await within(aio_worklist.worklist(self.sync, node, query, filters, self.connections), timeout)
 
     async def get(
         self,
@@ -553,7 +552,7 @@ class AsyncClient:
             return await aio_web.store(self.sync, web, paths, patient_id=patient_id, study_uid=study_uid,
                                        series_uid=series_uid, parallel=parallel, progress=progress,
                                        timeout=timeout)
-        return await asyncio.wait_for(aio_store.store(
+        return await within(aio_store.store(
             self.settings, self.sync.node(node), paths, patient_id=patient_id, study_uid=study_uid,
             series_uid=series_uid, parallel=parallel, progress=progress, connections=self.connections), timeout)
 
@@ -574,7 +573,7 @@ class AsyncClient:
             return aio_move.move(self.settings, target, general, destination, self.sync.privacy, progress,
                                  self.connections)
 
-        return await asyncio.wait_for(retry.call_async(attempt, policy, "C-MOVE"), options.get("timeout"))
+        return await within(retry.call_async(attempt, policy, "C-MOVE"), options.get("timeout"))
 
     async def move_study(self, node: Node | str, study_uid: str, destination: str,
                          **options: Unpack[AsyncRetryOptions]) -> MoveResult:

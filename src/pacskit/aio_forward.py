@@ -55,7 +55,7 @@ from pacskit.net.aio_association import AsyncAssociation, associate
 from pacskit.net.aio_limits import ConnectionLimit
 from pacskit.net.aio_store import AsyncFileSender
 from pacskit.net.retrieve import InstanceRejected, Received
-from pacskit.net.store import SendOutcome, storage_targets
+from pacskit.net.store import SendOutcome, conversion_timeout, storage_targets
 from pacskit.nodes import Node
 from pacskit.privacy import PrivacyPolicy
 from pacskit.retrieve import CANCELLED, ProgressCallback, Receiver, _check_inflation
@@ -152,7 +152,8 @@ class AsyncDimseSink:
         if not association.contexts:
             await self._release()
             raise DimseFailure(f"{self.label} accepted none of the storage SOP classes offered")
-        self._sender = AsyncFileSender(association, storage_targets(association))  # type: ignore[arg-type]
+        self._sender = AsyncFileSender(association, storage_targets(association),  # type: ignore[arg-type]
+                                       conversion_timeout=conversion_timeout(self.settings))
 
     async def _release(self, *, abort: bool = False) -> None:
         stack, association = self._stack, self._association

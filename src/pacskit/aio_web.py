@@ -24,6 +24,7 @@ from pacskit.client import Client
 from pacskit.file_source import FileSource
 from pacskit.level_queries import LevelQuery
 from pacskit.models import AnswerCheck, RetrieveResult, StoreResult
+from pacskit.net.aio_limits import within
 from pacskit.nodes import Node
 from pacskit.query import Query
 from pacskit.retrieve import InstanceSink, ProgressCallback, Receiver
@@ -70,7 +71,7 @@ async def get(client: Client, node: Node | str, web: WebNode, query: Query | Lev
                                   transform=deidentifier)
 
     try:
-        return await asyncio.wait_for(retry.call_async(attempt, client.policy(retries, retry_backoff), "retrieve"), timeout)
+        return await within(retry.call_async(attempt, client.policy(retries, retry_backoff), "retrieve"), timeout)
     except BaseException:
         stop.cancel()
         raise
@@ -134,7 +135,7 @@ async def store(client: Client, web: WebNode, paths: Iterable[Path | str], *, pa
         result.seconds = time.monotonic() - source.started
         return result
 
-    return await asyncio.wait_for(send(), timeout)
+    return await within(send(), timeout)
 
 
 def web_client(client: Client, web: WebNode, connections: int = 1) -> AsyncDicomWebClient:

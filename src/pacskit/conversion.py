@@ -11,15 +11,28 @@ the command ends (:func:`close`). Any other process (a library user, ``serve``) 
 in-process, as :func:`converted` decides; :func:`in_child` sends a block's conversions to
 a child anyway.
 
+No dataset crosses the pipes: the child reads the file from its path and writes the
+converted dataset to a file the parent named, in a private temporary folder of the
+parent's (``TMPDIR``, :func:`tempfile.mkdtemp`); an instance held in memory is written
+there first. The parent opens the converted file and removes its name at once, whatever
+the answer, so a file of any size is converted with no copy of it in the parent's
+memory, and no name is left once a conversion ends, done, failed, timed out or with the
+child killed.
+
 The protocol, on the child's standard input and output, is frames: a 4-byte big-endian
 length, then that many bytes, at most :data:`MAX_FRAME` (:func:`write_frame`,
-:func:`read_frame`). A request (:func:`encode_request`) is ``P`` (a path follows) or
-``B`` (the file's bytes follow), one byte with the length of the target transfer syntax
-UID, the UID, then the path (its file-system bytes) or the file's bytes. An answer
-(:func:`encode_answer`) is ``O`` and the converted dataset, or ``E`` and a UTF-8 reason.
-The child answers each request in turn and exits when its standard input closes. When
-it dies mid-conversion, that one file fails (:class:`ConversionError`, with its exit
-status and the last line it wrote to standard error); the next conversion starts a new
+:func:`read_frame`). The child first sends ``R`` (:data:`READY`) once it has imported
+pydicom and its pixel back-ends. A request (:func:`encode_request`) is the target
+transfer syntax UID, the source's path and the output's path (file-system bytes),
+separated by NUL bytes. An answer (:func:`encode_answer`) is ``O`` (the output holds the
+whole converted dataset) or ``E`` and a UTF-8 reason. The child answers each request in
+turn and exits when its standard input closes.
+
+A conversion may take :attr:`ChildConverter.timeout` seconds from the moment the child
+is ready (its start has :data:`START_TIMEOUT` of its own): past it the child is killed
+and that one file fails (:class:`ConversionTimeout`). When the child dies
+mid-conversion, that file fails too (:class:`ConversionError`, with its exit status and
+the last line it wrote to standard error). Either way the next conversion starts a new
 child.
 """
 
@@ -29,8 +42,9 @@ import os
 import struct
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from io import BytesIO
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, BinaryIO
@@ -38,19 +52,35 @@ from typing import IO, TYPE_CHECKING, BinaryIO
 if TYPE_CHECKING:
     import subprocess
 
-MAX_FRAME = 1 << 30
-"""The largest frame either side writes or reads (1 GiB): a file, or its conversion,
-larger than that is refused — held in memory twice, it would not be sane to convert."""
+    from pydicom import Dataset
+    from pydicom.uid import UID
 
-_LENGTH = struct.Struct(">I")
-PATH, DATA = b"P", b"B"
-OK, ERROR = b"O", b"E"
+MAX_FRAME = 1 << 16
+"""The largest frame either side writes or reads (64 KiB): a request's paths, or an
+answer's reason (cut to fit). Datasets go through files, not frames."""
+
+DEFAULT_TIMEOUT = 60.0
+"""Seconds a conversion may take when no timeout is given (the default DIMSE timeout,
+:attr:`pacskit.settings.Settings.dimse_timeout`)."""
+
+START_TIMEOUT = 60.0
+"""Seconds a child has to import pydicom and its pixel back-ends and say it is ready."""
+
 CLOSE_TIMEOUT = 10.0
 """Seconds a child has to exit once its standard input is closed, before it is killed."""
+
+_LENGTH = struct.Struct(">I")
+READY = b"R"
+OK, ERROR = b"O", b"E"
+_SEPARATOR = b"\0"
 
 
 class ConversionError(Exception):
     """A file could not be converted; the message says why."""
+
+
+class ConversionTimeout(ConversionError):
+    """The child took longer than the timeout to convert a file, and was killed."""
 
 
 class FrameTooLarge(ConversionError):
@@ -65,8 +95,7 @@ def write_frame(stream: BinaryIO | IO[bytes], payload: bytes, limit: int = MAX_F
     """
     if len(payload) > limit:
         raise FrameTooLarge(f"a frame of {len(payload)} bytes is over the limit of {limit}")
-    stream.write(_LENGTH.pack(len(payload)))
-    stream.write(payload)
+    stream.write(_LENGTH.pack(len(payload)) + payload)
 
 
 def read_frame(stream: BinaryIO | IO[bytes], limit: int = MAX_FRAME) -> bytes | None:
@@ -101,42 +130,43 @@ def _read_exactly(stream: BinaryIO | IO[bytes], size: int, *, at_start: bool) ->
     return b"".join(parts)
 
 
-def encode_request(syntax: str, source: bytes | Path) -> bytes:
-    """A request to convert ``source`` (a file's bytes, or its path) to ``syntax``."""
+def encode_request(syntax: str, source: Path, output: Path) -> bytes:
+    """A request to convert the file at ``source`` to ``syntax``, written to ``output``."""
     uid = syntax.encode("ascii")
-    if not 0 < len(uid) <= 64:
+    paths = [os.fsencode(source), os.fsencode(output)]
+    if not 0 < len(uid) <= 64 or _SEPARATOR in uid:
         raise ValueError(f"not a transfer syntax UID: {syntax!r}")
-    kind, body = (DATA, source) if isinstance(source, bytes) else (PATH, os.fsencode(source))
-    return b"".join((kind, bytes((len(uid),)), uid, body))
+    if not all(paths) or any(_SEPARATOR in path for path in paths):
+        raise ValueError("a path is empty or holds a NUL byte")
+    return _SEPARATOR.join((uid, *paths))
 
 
-def decode_request(payload: bytes) -> tuple[str, bytes | Path]:
-    """The target syntax and the source of a request.
+def decode_request(payload: bytes) -> tuple[str, Path, Path]:
+    """The target syntax, the source and the output of a request.
 
     Raises:
         ValueError: the request is malformed.
     """
-    if len(payload) < 2 or payload[:1] not in (PATH, DATA):
+    fields = payload.split(_SEPARATOR)
+    if len(fields) != 3 or not all(fields):
         raise ValueError("a malformed conversion request")
-    end = 2 + payload[1]
-    syntax = payload[2:end].decode("ascii")
-    body = payload[end:]
-    return syntax, (body if payload[:1] == DATA else Path(os.fsdecode(body)))
+    uid, source, output = fields
+    return uid.decode("ascii"), Path(os.fsdecode(source)), Path(os.fsdecode(output))
 
 
-def encode_answer(ok: bool, body: bytes) -> bytes:
-    """An answer: the converted dataset (``ok``) or the reason it could not be."""
-    return (OK if ok else ERROR) + body
+def encode_answer(ok: bool, reason: bytes = b"") -> bytes:
+    """An answer: the output holds the converted dataset (``ok``), or why it could not."""
+    return OK if ok else ERROR + reason
 
 
-def decode_answer(payload: bytes) -> bytes:
-    """The converted dataset of an answer.
+def check_answer(payload: bytes) -> None:
+    """Nothing for an answer that says the output holds the converted dataset.
 
     Raises:
         ConversionError: the answer says why the file could not be converted, or is malformed.
     """
-    if payload[:1] == OK:
-        return payload[1:]
+    if payload == OK:
+        return
     if payload[:1] == ERROR:
         raise ConversionError(payload[1:].decode("utf-8", "replace"))
     raise ConversionError("the conversion process gave a malformed answer")
@@ -149,18 +179,54 @@ def convert(source: bytes | Path, syntax: str) -> bytes:
     Raises:
         Exception: whatever pydicom raises for a file it cannot read or decompress.
     """
-    from pydicom import dcmread
     from pydicom.uid import UID
-    from pynetdicom.dsutils import encode
 
-    target = UID(syntax)
+    encoded = BytesIO()
+    _write(_decoded(source), UID(syntax), encoded)
+    return encoded.getvalue()
+
+
+def convert_file(source: Path, syntax: str, output: Path) -> None:
+    """:func:`convert`, its dataset written to ``output`` (created or emptied) instead
+    of returned: the child's conversion.
+
+    Raises:
+        Exception: as :func:`convert`, or an error writing ``output``.
+    """
+    from pydicom.uid import UID
+
+    dataset = _decoded(source)
+    with output.open("wb") as stream:
+        _write(dataset, UID(syntax), stream)
+
+
+def _decoded(source: bytes | Path) -> Dataset:
+    from pydicom import dcmread
+
     dataset = dcmread(BytesIO(source) if isinstance(source, bytes) else source)
     if dataset.file_meta.TransferSyntaxUID.is_compressed:
         dataset.decompress(generate_instance_uid=False)
-    encoded = encode(dataset, target.is_implicit_VR, target.is_little_endian, target.is_deflated)
-    if encoded is None:
-        raise ValueError("the dataset cannot be encoded")
-    return encoded
+    return dataset
+
+
+def _write(dataset: Dataset, target: UID, stream: BinaryIO | IO[bytes]) -> None:
+    """``dataset`` encoded in ``target`` onto ``stream`` (as pynetdicom's ``encode``,
+    which holds it in memory, does; deflated syntaxes through it)."""
+    from pydicom.filebase import DicomFileLike
+    from pydicom.filewriter import write_dataset
+
+    if target.is_deflated:
+        from pynetdicom.dsutils import encode
+
+        encoded = encode(dataset, target.is_implicit_VR, target.is_little_endian, True)
+        if encoded is None:
+            raise ValueError("the dataset cannot be encoded")
+        stream.write(encoded)
+        return
+    writer = DicomFileLike(stream)
+    writer.is_implicit_VR = target.is_implicit_VR
+    writer.is_little_endian = target.is_little_endian
+    write_dataset(writer, dataset)
 
 
 def reason(exc: BaseException) -> str:
@@ -173,24 +239,36 @@ def child_command(max_frame: int = MAX_FRAME) -> list[str]:
     return [sys.executable, "-m", "pacskit.conversion", "--max-frame", str(max_frame)]
 
 
+class _Late(Exception):
+    """No whole frame came from the child in time."""
+
+
 class ChildConverter:
     """Converts in a child process (``python -m pacskit.conversion``), started at the
-    first conversion, kept for the next ones, and started again after it dies. One
-    conversion at a time (threads take turns). Closed by :meth:`close` (or at the end
-    of a ``with`` block); it can be used again afterwards.
+    first conversion, kept for the next ones, and started again after it dies or is
+    killed for being late. One conversion at a time (threads take turns). Closed by
+    :meth:`close` (or at the end of a ``with`` block); it can be used again afterwards.
 
     Args:
         max_frame: the largest request or answer (the child is given the same limit).
         command: the child's command line (:func:`child_command` by default).
+        timeout: the seconds a conversion may take when :meth:`open` is given none.
+        directory: where the private temporary folder goes (``TMPDIR`` by default).
     """
 
-    def __init__(self, *, max_frame: int = MAX_FRAME, command: Sequence[str] | None = None) -> None:
+    def __init__(self, *, max_frame: int = MAX_FRAME, command: Sequence[str] | None = None,
+                 timeout: float = DEFAULT_TIMEOUT, directory: Path | None = None) -> None:
         self.max_frame = max_frame
         self.command = list(command) if command is not None else child_command(max_frame)
+        self.timeout = timeout
+        self.directory = directory
         self.started = 0
         """How many children have been started."""
         self._process: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
+        self._ready = False
+        self._received = bytearray()
+        self._folder: Path | None = None
         self._lock = threading.Lock()
 
     def __enter__(self) -> ChildConverter:
@@ -204,49 +282,142 @@ class ChildConverter:
         """The running child's process ID, None when none runs."""
         return self._process.pid if self._process is not None else None
 
+    @property
+    def folder(self) -> Path | None:
+        """The private temporary folder, while one exists."""
+        return self._folder
+
     def start(self) -> None:
         """Start the child now if none runs (it imports pydicom's pixel back-ends while
         this process goes on)."""
         with self._lock:
             self._running()
 
-    def convert(self, source: bytes | Path, syntax: str) -> bytes:
-        """``source`` converted to ``syntax`` by the child, as :func:`convert` does.
+    def convert(self, source: bytes | Path, syntax: str, timeout: float | None = None) -> bytes:
+        """:meth:`open`'s converted dataset, read into memory.
 
         Raises:
-            ConversionError: the child could not convert it (its reason), the request or
-                the answer is over :attr:`max_frame`, the child died converting it, or
-                could not start.
+            ConversionError: as :meth:`open`.
         """
-        request = encode_request(syntax, source)
-        if len(request) > self.max_frame:
-            raise FrameTooLarge(f"the file is larger than the conversion limit of {self.max_frame} bytes")
+        with self.open(source, syntax, timeout) as converted:
+            return converted.read()
+
+    def open(self, source: bytes | Path, syntax: str, timeout: float | None = None) -> BinaryIO:
+        """``source`` converted to ``syntax`` by the child, as :func:`convert` does: a
+        temporary file, already without a name, open for reading at its start (the
+        caller closes it).
+
+        Raises:
+            ConversionTimeout: the child took longer than ``timeout`` seconds
+                (:attr:`timeout` when None) once ready, and was killed.
+            ConversionError: the child could not convert it (its reason), the request is
+                over :attr:`max_frame`, the child died converting it, or could not start.
+        """
+        limit = self.timeout if timeout is None else timeout
         with self._lock:
+            folder = self._private_folder()
+            made: list[Path] = []
             try:
-                process = self._running()
-            except OSError as exc:
-                raise ConversionError(f"the conversion process could not start ({reason(exc)})") from exc
-            assert process.stdin is not None and process.stdout is not None
-            try:
-                write_frame(process.stdin, request, self.max_frame)
-                process.stdin.flush()
-                answer = read_frame(process.stdout, self.max_frame)
-            except FrameTooLarge:
-                self._stop()
-                raise FrameTooLarge("the conversion process answered with a frame over the limit of "
-                                    f"{self.max_frame} bytes") from None
-            except (OSError, EOFError):
-                answer = None
-            if answer is None:
-                raise ConversionError(self._ended())
-        return decode_answer(answer)
+                made.append(_new_file(folder, ".out"))
+                if isinstance(source, bytes):
+                    made.append(_held_file(folder, source))
+                    path = made[1]
+                else:
+                    path = source.absolute()  # the child's working folder may differ
+                request = encode_request(syntax, path, made[0])
+                if len(request) > self.max_frame:
+                    raise FrameTooLarge(f"the conversion request is over the limit of {self.max_frame} bytes")
+                self._exchange(request, limit)
+                return made[0].open("rb")
+            finally:
+                for name in made:
+                    name.unlink(missing_ok=True)
+
+    def _exchange(self, request: bytes, timeout: float) -> None:
+        """Send ``request`` and check the child's answer (the lock held)."""
+        try:
+            process = self._running()
+        except OSError as exc:
+            raise ConversionError(f"the conversion process could not start ({reason(exc)})") from exc
+        assert process.stdin is not None
+        late = f"the conversion process did not start within {START_TIMEOUT:g} s and was stopped"
+        try:
+            write_frame(process.stdin, request, self.max_frame)
+            process.stdin.flush()
+            if not self._ready:
+                if self._receive(START_TIMEOUT) != READY:
+                    raise EOFError
+                self._ready = True
+            late = f"the conversion took longer than {timeout:g} s and was stopped"
+            answer = self._receive(timeout)
+        except _Late:
+            self._kill()
+            raise ConversionTimeout(late) from None
+        except FrameTooLarge:
+            self._kill()
+            raise FrameTooLarge("the conversion process answered with a frame over the limit of "
+                                f"{self.max_frame} bytes") from None
+        except (OSError, EOFError):
+            answer = None
+        if answer is None:
+            raise ConversionError(self._ended())
+        check_answer(answer)
+
+    def _receive(self, timeout: float) -> bytes | None:
+        """The child's next frame, None when its output ends first.
+
+        Raises:
+            _Late: no whole frame within ``timeout`` seconds.
+            FrameTooLarge: the frame is over :attr:`max_frame`.
+            EOFError: the output ends inside a frame.
+        """
+        import select
+
+        assert self._process is not None and self._process.stdout is not None
+        fd = self._process.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        received = self._received
+        while True:
+            if len(received) >= _LENGTH.size:
+                (length,) = _LENGTH.unpack_from(received)
+                if length > self.max_frame:
+                    raise FrameTooLarge(f"a frame of {length} bytes is over the limit of {self.max_frame}")
+                end = _LENGTH.size + length
+                if len(received) >= end:
+                    frame = bytes(received[_LENGTH.size:end])
+                    del received[:end]
+                    return frame
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _Late
+            readable, _, _ = select.select([fd], [], [], left)
+            if not readable:
+                continue
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                if received:
+                    raise EOFError("the conversion process's output ended inside a frame")
+                return None
+            received += chunk
 
     def close(self) -> None:
         """Close the child's standard input and wait for it to exit (killed after
-        :data:`CLOSE_TIMEOUT` seconds)."""
+        :data:`CLOSE_TIMEOUT` seconds); remove the private temporary folder."""
         with self._lock:
             self._stop()
             self._forget_errors()
+            folder, self._folder = self._folder, None
+            if folder is not None:
+                import shutil
+
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def _private_folder(self) -> Path:
+        import tempfile
+
+        if self._folder is None or not self._folder.is_dir():
+            self._folder = Path(tempfile.mkdtemp(prefix="pacskit-conversion-", dir=self.directory))
+        return self._folder
 
     def _running(self) -> subprocess.Popen[bytes]:
         import subprocess
@@ -258,7 +429,9 @@ class ChildConverter:
         self._forget_errors()
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - kept open beside the child, closed by _forget_errors
         self._process = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=self._stderr, env=_child_env(), close_fds=True)
+                                         stderr=self._stderr, env=_child_env(), close_fds=True, bufsize=0)
+        self._ready = False
+        self._received.clear()
         self.started += 1
         return self._process
 
@@ -280,17 +453,21 @@ class ChildConverter:
         lines = [line.strip() for line in stderr.read().decode("utf-8", "replace").splitlines()]
         return next((line for line in reversed(lines) if line), "")
 
+    def _kill(self) -> None:
+        process = self._process
+        if process is not None:
+            process.kill()
+            self._stop()
+
     def _stop(self) -> None:
         import subprocess
 
         process, self._process = self._process, None
         if process is not None:
             for pipe in (process.stdin, process.stdout):
-                try:
+                with suppress(OSError):
                     if pipe is not None:
                         pipe.close()
-                except OSError:
-                    pass
             try:
                 process.wait(CLOSE_TIMEOUT)
             except subprocess.TimeoutExpired:
@@ -301,6 +478,25 @@ class ChildConverter:
         stderr, self._stderr = self._stderr, None
         if stderr is not None:
             stderr.close()
+
+
+def _new_file(folder: Path, suffix: str) -> Path:
+    import tempfile
+
+    fd, name = tempfile.mkstemp(suffix, dir=folder)
+    os.close(fd)
+    return Path(name)
+
+
+def _held_file(folder: Path, data: bytes) -> Path:
+    """``data`` written to a new file of ``folder`` (removed if writing it fails)."""
+    path = _new_file(folder, ".dcm")
+    try:
+        path.write_bytes(data)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
 
 
 def _child_env() -> dict[str, str]:
@@ -316,15 +512,16 @@ _shared: ChildConverter | None = None
 _installed: ChildConverter | None = None
 
 
-def converted(source: bytes | Path, syntax: str) -> bytes:
-    """:func:`convert`, in a child when this process started pixel-free or inside
-    :func:`in_child`, otherwise here.
+def converted(source: bytes | Path, syntax: str, timeout: float | None = None) -> bytes | BinaryIO:
+    """:func:`convert`, in a child (:meth:`ChildConverter.open`: a temporary file the
+    caller closes; ``timeout``, the child's own when None) when this process started
+    pixel-free or inside :func:`in_child`, otherwise here (the bytes; no timeout).
 
     Raises:
-        Exception: as :func:`convert` (in-process) or :meth:`ChildConverter.convert`.
+        Exception: as :func:`convert` (in-process) or :meth:`ChildConverter.open`.
     """
     child = _child()
-    return convert(source, syntax) if child is None else child.convert(source, syntax)
+    return convert(source, syntax) if child is None else child.open(source, syntax, timeout)
 
 
 def _child() -> ChildConverter | None:
@@ -376,8 +573,10 @@ def in_child(converter: ChildConverter | None = None) -> Iterator[ChildConverter
 
 
 def serve(requests: BinaryIO | IO[bytes], answers: BinaryIO | IO[bytes], max_frame: int = MAX_FRAME) -> int:
-    """The child's loop: answer each request of ``requests`` on ``answers`` until
-    ``requests`` ends; the exit status (0 at its end, 2 after a frame it cannot read)."""
+    """The child's loop: say it is ready, then answer each request of ``requests`` on
+    ``answers`` until ``requests`` ends; the exit status (0 at its end, 2 after a frame
+    it cannot read)."""
+    _answer(answers, READY, max_frame)
     while True:
         try:
             request = read_frame(requests, max_frame)
@@ -387,13 +586,11 @@ def serve(requests: BinaryIO | IO[bytes], answers: BinaryIO | IO[bytes], max_fra
         if request is None:
             return 0
         try:
-            syntax, source = decode_request(request)
-            answer = encode_answer(True, convert(source, syntax))
+            syntax, source, output = decode_request(request)
+            convert_file(source, syntax, output)
+            answer = encode_answer(True)
         except Exception as exc:  # noqa: BLE001 - any failure is this file's answer
             answer = _refusal(reason(exc), max_frame)
-        if len(answer) > max_frame:
-            answer = _refusal(f"its conversion, {len(answer) - 1} bytes, is over the limit of {max_frame} bytes",
-                              max_frame)
         _answer(answers, answer, max_frame)
 
 
@@ -404,6 +601,16 @@ def _refusal(text: str, max_frame: int) -> bytes:
 def _answer(answers: BinaryIO | IO[bytes], answer: bytes, max_frame: int) -> None:
     write_frame(answers, answer, max_frame)
     answers.flush()
+
+
+def _import_codecs() -> None:
+    """Import what a conversion needs before the child says it is ready, so that its
+    start does not count in a conversion's time."""
+    import pydicom.filewriter
+    import pydicom.pixels  # noqa: F401
+
+    with suppress(ImportError):
+        import numpy  # noqa: F401
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -418,6 +625,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     max_frame = int(args[args.index("--max-frame") + 1]) if "--max-frame" in args else MAX_FRAME
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    _import_codecs()
     with answers:
         return serve(sys.stdin.buffer, answers, max_frame)
 

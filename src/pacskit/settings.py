@@ -462,6 +462,10 @@ class Settings(BaseSettings):
         dimse_timeout: seconds to wait for each DIMSE message (per message, not per retrieve).
         network_timeout: seconds without any network activity before the association aborts.
         connect_timeout: seconds to wait for the TCP connection.
+        conversion_timeout: seconds a conversion in the child process of a pixel-free
+            command (:mod:`pacskit.conversion`) may take before the child is killed and
+            that one file fails; unset, the DIMSE timeout (the peer waits that long for
+            the C-STORE request too).
         max_connections: TCP connections our acceptors (``serve``, the C-MOVE storage
             SCP) hold at once, associations being negotiated included; more are refused
             as they are accepted.
@@ -511,6 +515,7 @@ class Settings(BaseSettings):
     dimse_timeout: Annotated[float, Field(gt=0)] = 60.0
     network_timeout: Annotated[float, Field(gt=0)] = 120.0
     connect_timeout: Annotated[float, Field(gt=0)] = 10.0
+    conversion_timeout: Annotated[float, Field(gt=0)] | None = None
     max_connections: Annotated[int, Field(ge=1)] = 128
     max_connections_per_address: Annotated[int, Field(ge=1)] = 64
     client_max_connections: Annotated[int, Field(ge=1)] = 16

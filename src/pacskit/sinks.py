@@ -451,7 +451,7 @@ class DimseSink(_AskedForWhatItHolds):
 
     def _open(self) -> None:
         from pacskit.net.association import associate
-        from pacskit.net.store import FileSender, storage_targets
+        from pacskit.net.store import FileSender, conversion_timeout, storage_targets
 
         self._release()
         contexts, self._offered = forward_proposal(self._offered)
@@ -462,7 +462,8 @@ class DimseSink(_AskedForWhatItHolds):
         if not association.contexts:
             self._release()
             raise DimseFailure(f"{self.label} accepted none of the storage SOP classes offered")
-        self._sender = FileSender(association, storage_targets(association))
+        self._sender = FileSender(association, storage_targets(association),
+                                  conversion_timeout=conversion_timeout(self.settings))
 
     def _release(self) -> None:
         stack, self._context, self._association, self._sender = self._context, None, None, None

@@ -14,8 +14,8 @@ from counting_proxy import CountingProxy
 from worklist_answers import CORPUS_ITEMS, dump_to_dicom
 
 from pacskit import AsyncClient, Node, Settings
-from pacskit.level_queries import StudyQuery
-from pacskit.net.aio_limits import ConnectionLimit
+from pacskit.level_queries import SeriesQuery, StudyQuery
+from pacskit.net.aio_limits import ConnectionLimit, SlotsExhausted
 from pacskit.query import Query
 from pacskit.testing.peers import StoreSCP, WlmScpFs
 
@@ -98,7 +98,7 @@ def test_a_cancelled_or_timed_out_waiter_frees_nothing_it_did_not_hold(orthanc, 
             assert (slots.held(node), slots.waiting(node)) == (1, 0)
 
             with pytest.raises(TimeoutError):
-                await client.echo(node, timeout=0.2)
+                await asyncio.create_task(client.echo(node, timeout=0.2))
             assert (slots.held(node), slots.waiting(node), orthanc_proxy.accepted) == (1, 0, 1)
 
             second = asyncio.create_task(client.echo(node, timeout=60))
@@ -178,6 +178,47 @@ def test_a_waiter_cancelled_as_it_is_woken_passes_the_slot_on():
         return limit.held(node), limit.waiting(node), took, woken.cancelled()
 
     assert asyncio.run(main()) == (0, 0, True, True)
+
+
+def test_async_for_loops_nested_deeper_than_the_limit_fail_at_once_instead_of_waiting_for_themselves(
+        orthanc, orthanc_proxy, corpus):
+    """With 2 slots, two nested iterations hold both: a third call inside them would wait
+    for a slot only they can give back. It fails at once, and the loops around it end
+    cleanly, every slot given back."""
+    node = through(orthanc_proxy, orthanc)
+
+    async def main() -> tuple[str, int, int]:
+        client = AsyncClient(Settings(), max_connections=2)
+        async with client.iter_results(node, StudyQuery(), timeout=30) as studies:
+            async for study in studies:
+                async with client.iter_results(node, SeriesQuery(study_instance_uid=study.study_instance_uid),
+                                               timeout=30) as series:
+                    async for _ in series:
+                        held = client.connections.held(node)
+                        with pytest.raises(SlotsExhausted) as refused:
+                            await client.find_studies(node, timeout=30)
+                        break
+                break
+        return str(refused.value), held, client.connections.held(node)
+
+    message, held, after = asyncio.run(main())
+    assert (held, after) == (2, 0)
+    assert "already holds all 2 associations" in message and "max_connections" in message
+
+
+def test_nested_loops_within_the_limit_are_served():
+    async def main() -> list[int]:
+        limit, node = ConnectionLimit(2), Node(ae_title="ANY", host="127.0.0.1", port=104)
+        seen = []
+        async with limit.slot(node):
+            async with limit.slot(node):
+                seen.append(limit.held(node))
+            async with limit.slot(node):
+                seen.append(limit.held(node))
+        seen.append(limit.held(node))
+        return seen
+
+    assert asyncio.run(main()) == [2, 2, 0]
 
 
 def test_no_limit_below_one():

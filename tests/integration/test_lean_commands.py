@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from pydicom import dcmread
@@ -100,7 +101,7 @@ def test_a_copy_loads_no_pixel_module_into_a_folder_or_a_node_that_needs_a_conve
     assert not (PIXEL | NEVER) & top(modules), (PIXEL | NEVER) & top(modules)
     jpeg = tmp_path / "jpeg"
     jpeg.mkdir()
-    (jpeg / "one.dcm").write_bytes(open(get_testdata_file("SC_rgb_jpeg_dcmtk.dcm"), "rb").read())
+    (jpeg / "one.dcm").write_bytes(Path(get_testdata_file("SC_rgb_jpeg_dcmtk.dcm")).read_bytes())
     with StoreSCP(tmp_path / "scp", accept_all=False) as peer:
         result, modules = run_reporting_imports(tmp_path, "copy", str(jpeg), address(peer), "-l", "image",
                                                 "-f", "json")

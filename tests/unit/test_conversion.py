@@ -1,6 +1,7 @@
 """The conversion child (:mod:`pacskit.conversion`): its frames, its answers byte for byte
 equal to the in-process conversion on pydicom's compressed files, a file it cannot decode,
-a child killed mid-conversion, and frames over the limit. Every child here is the real
+a child killed mid-conversion or late, conversions far larger than a frame, frames over
+the limit, and no temporary file left after any of them. Every child here is the real
 ``python -m pacskit.conversion``."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from io import BytesIO
 from pathlib import Path
 
@@ -20,11 +22,13 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from pacskit import conversion
 from pacskit.conversion import (
+    READY,
     ChildConverter,
     ConversionError,
+    ConversionTimeout,
     FrameTooLarge,
+    check_answer,
     child_command,
-    decode_answer,
     decode_request,
     encode_answer,
     encode_request,
@@ -82,18 +86,26 @@ def test_a_frame_over_the_limit_is_refused_before_its_bytes():
 
 
 def test_requests_and_answers_round_trip():
-    path = Path("/tmp/some dir/é.dcm")
-    assert decode_request(encode_request(ImplicitVRLittleEndian, path)) == (ImplicitVRLittleEndian, path)
-    assert decode_request(encode_request(ExplicitVRLittleEndian, b"DICM")) == (ExplicitVRLittleEndian, b"DICM")
-    assert decode_answer(encode_answer(True, b"\x08\x00")) == b"\x08\x00"
+    path, output = Path("/tmp/some dir/é.dcm"), Path("/tmp/out")
+    assert decode_request(encode_request(ImplicitVRLittleEndian, path, output)) == (ImplicitVRLittleEndian, path,
+                                                                                    output)
+    check_answer(encode_answer(True))
     with pytest.raises(ConversionError, match="^cannot$"):
-        decode_answer(encode_answer(False, b"cannot"))
+        check_answer(encode_answer(False, b"cannot"))
     with pytest.raises(ConversionError, match="malformed"):
-        decode_answer(b"?")
+        check_answer(b"?")
+    for malformed in (b"X", b"1.2\0/a", b"1.2\0\0/b", b"1.2\0/a\0/b\0/c"):
+        with pytest.raises(ValueError):
+            decode_request(malformed)
     with pytest.raises(ValueError):
-        decode_request(b"X")
+        encode_request("", path, output)
     with pytest.raises(ValueError):
-        encode_request("", b"")
+        encode_request(ImplicitVRLittleEndian, Path("/a\0b"), output)
+
+
+def leftovers(converter: ChildConverter) -> list[Path]:
+    """The files in the converter's private temporary folder."""
+    return sorted(converter.folder.iterdir()) if converter.folder is not None else []
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +122,7 @@ def test_the_child_converts_byte_for_byte_as_this_process(child, name, syntax):
     assert child.convert(path, syntax) == expected
     assert child.convert(path.read_bytes(), syntax) == expected
     assert child.started == 1
+    assert leftovers(child) == []
 
 
 def test_a_file_the_child_cannot_decode_has_pydicoms_reason(child):
@@ -130,6 +143,7 @@ def test_a_missing_file_and_a_non_dicom_one_have_their_reason(child, tmp_path):
         child.convert(tmp_path / "gone.dcm", ImplicitVRLittleEndian)
     with pytest.raises(ConversionError):
         child.convert(b"not DICOM at all", ImplicitVRLittleEndian)
+    assert leftovers(child) == []
 
 
 def test_a_child_killed_mid_conversion_fails_that_file_and_the_next_starts_another(tmp_path):
@@ -155,9 +169,30 @@ def test_a_child_killed_mid_conversion_fails_that_file_and_the_next_starts_anoth
             os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))  # frees the writer if the child never opened it
             killer.join(10)
         assert converter.pid is None
+        assert leftovers(converter) == []
         path = sample("JPEG2000.dcm")
         assert converter.convert(path, ImplicitVRLittleEndian) == conversion.convert(path, ImplicitVRLittleEndian)
         assert converter.started == 2 and converter.pid != first
+
+
+def test_a_conversion_over_the_timeout_kills_the_child_and_the_next_starts_another(tmp_path):
+    """The file to convert is a FIFO no one ever writes: the child blocks opening it, for
+    good. The timeout counts from the child's readiness, so the first child's start
+    does not eat into it."""
+    fifo = tmp_path / "fifo.dcm"
+    os.mkfifo(fifo)
+    with ChildConverter(timeout=1.5) as converter:
+        began = time.monotonic()
+        with pytest.raises(ConversionTimeout, match=r"^the conversion took longer than 1.5 s and was stopped$"):
+            converter.convert(fifo, ImplicitVRLittleEndian)
+        assert time.monotonic() - began >= 1.5
+        assert converter.pid is None
+        assert leftovers(converter) == []
+        path = sample("JPEG2000.dcm")
+        assert converter.convert(path, ImplicitVRLittleEndian) == conversion.convert(path, ImplicitVRLittleEndian)
+        with pytest.raises(ConversionTimeout, match="longer than 0.5 s"):
+            converter.convert(fifo, ImplicitVRLittleEndian, timeout=0.5)
+        assert converter.started == 2
 
 
 def test_a_child_that_exits_says_what_it_wrote_last(tmp_path):
@@ -175,34 +210,43 @@ def test_a_child_that_cannot_start_fails_the_conversion_and_warming_does_not(tmp
             converter.convert(b"DICM", ImplicitVRLittleEndian)
 
 
-def test_a_request_over_the_limit_is_refused_without_a_child():
-    data = sample("MR_small_RLE.dcm").read_bytes()
-    with ChildConverter(max_frame=len(data)) as converter:
-        with pytest.raises(FrameTooLarge, match="larger than the conversion limit"):
-            converter.convert(data, ImplicitVRLittleEndian)
+def test_a_request_over_the_limit_is_refused_without_a_child(tmp_path):
+    deep = tmp_path / ("d" * 200) / "file.dcm"
+    with ChildConverter(max_frame=100) as converter:
+        with pytest.raises(FrameTooLarge, match="request is over the limit of 100 bytes"):
+            converter.convert(deep, ImplicitVRLittleEndian)
         assert converter.started == 0
+        assert leftovers(converter) == []
 
 
-def test_an_answer_over_the_limit_is_refused_and_the_child_goes_on():
-    small = sample("MR_small_RLE.dcm")  # 9,488 bytes decompressed
-    big = sample("JPEG2000.dcm")  # 526,970 bytes decompressed
-    with ChildConverter(max_frame=100_000) as converter:
-        with pytest.raises(ConversionError, match="over the limit of 100000 bytes"):
-            converter.convert(big, ImplicitVRLittleEndian)
-        assert converter.convert(small, ImplicitVRLittleEndian) == conversion.convert(small, ImplicitVRLittleEndian)
-        assert converter.started == 1
+def test_a_conversion_far_larger_than_a_frame_goes_through_a_file():
+    """Only paths and reasons cross the pipes: with frames of 1 KiB, a file of 7 KiB
+    (526,970 bytes decompressed) converts, from its path and from its bytes held."""
+    path = sample("JPEG2000.dcm")
+    expected = conversion.convert(path, ImplicitVRLittleEndian)
+    assert len(expected) > 500 * 1024
+    with ChildConverter(max_frame=1024) as converter:
+        with converter.open(path, ImplicitVRLittleEndian) as converted:
+            assert leftovers(converter) == []  # open, already without a name
+            assert converted.read() == expected
+        assert converter.convert(path.read_bytes(), ImplicitVRLittleEndian) == expected
+        folder = converter.folder
+        assert folder is not None and leftovers(converter) == [] and converter.started == 1
+    assert not folder.exists()
 
 
 def test_the_child_exits_when_its_input_closes():
     child = subprocess.run(child_command(), input=b"", capture_output=True, timeout=60)
-    assert (child.returncode, child.stdout) == (0, b"")
+    assert (child.returncode, child.stdout) == (0, struct.pack(">I", 1) + READY)
 
 
 def test_the_child_answers_a_frame_over_its_limit_and_exits():
     child = subprocess.run(child_command(100), input=struct.pack(">I", 101) + bytes(101), capture_output=True,
                            timeout=60)
     assert child.returncode == 2
-    answer = read_frame(BytesIO(child.stdout))
+    answers = BytesIO(child.stdout)
+    assert read_frame(answers) == READY
+    answer = read_frame(answers)
     assert answer is not None and answer.startswith(b"E") and b"over the limit of 100" in answer
 
 
@@ -225,7 +269,8 @@ def test_a_process_that_did_not_start_pixel_free_converts_in_process():
     assert conversion.converted(path, ImplicitVRLittleEndian) == conversion.convert(path, ImplicitVRLittleEndian)
     assert conversion._shared is None
     with conversion.in_child() as converter:
-        assert conversion.converted(path, ImplicitVRLittleEndian) == conversion.convert(path, ImplicitVRLittleEndian)
+        with conversion.converted(path, ImplicitVRLittleEndian) as there:  # type: ignore[union-attr]
+            assert there.read() == conversion.convert(path, ImplicitVRLittleEndian)
         assert converter.started == 1 and converter.pid is not None
     assert converter.pid is None
     assert conversion._shared is None
@@ -240,24 +285,25 @@ def test_warming_starts_the_child_the_next_conversion_uses():
         assert pid is not None
         conversion.warm()
         path = sample("MR_small_RLE.dcm")
-        assert conversion.converted(path, ImplicitVRLittleEndian) == conversion.convert(path, ImplicitVRLittleEndian)
+        with conversion.converted(path, ImplicitVRLittleEndian) as there:  # type: ignore[union-attr]
+            assert there.read() == conversion.convert(path, ImplicitVRLittleEndian)
         assert (converter.pid, converter.started) == (pid, 1)
 
 
-def test_an_interrupt_is_left_to_the_parent():
+def test_an_interrupt_is_left_to_the_parent(tmp_path):
     """Ctrl-C reaches the whole process group; the child goes on until its input closes."""
-    path = sample("MR_small_RLE.dcm")
+    path, output = sample("MR_small_RLE.dcm"), tmp_path / "out"
     child = subprocess.Popen(child_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert child.stdin is not None and child.stdout is not None
     try:
+        assert read_frame(child.stdout) == READY
         for interrupt in (False, True):
             if interrupt:
                 child.send_signal(signal.SIGINT)
-            write_frame(child.stdin, encode_request(ImplicitVRLittleEndian, path))
+            write_frame(child.stdin, encode_request(ImplicitVRLittleEndian, path, output))
             child.stdin.flush()
-            answer = read_frame(child.stdout)
-            assert answer is not None
-            assert decode_answer(answer) == conversion.convert(path, ImplicitVRLittleEndian)
+            assert read_frame(child.stdout) == encode_answer(True)
+            assert output.read_bytes() == conversion.convert(path, ImplicitVRLittleEndian)
         child.stdin.close()
         assert child.wait(60) == 0
     finally:

@@ -4,6 +4,8 @@ command line pacskit's own parser accepts (options, choices, arguments), so none
 from __future__ import annotations
 
 import shlex
+import subprocess
+import sys
 
 import pytest
 import typer
@@ -25,8 +27,9 @@ LEAVES = dict(leaves(ROOT))
 
 
 def examples(command) -> list[str]:
-    text = command.help or ""
-    assert "Examples:" in text, "no Examples: section"
+    text = command.epilog or ""
+    assert text.startswith("Examples:"), "no Examples: section after the options"
+    assert "Examples:" not in (command.help or ""), "examples before the options"
     after = text.split("Examples:", 1)[1]
     return [line.strip() for line in after.splitlines() if line.strip()]
 
@@ -54,3 +57,12 @@ def test_every_command_ends_its_help_with_examples_that_parse(path):
         if line.startswith(("echo ", "source ")):
             continue
         parse(line)
+
+
+@pytest.mark.parametrize("words", [("get",), ("archive", "import"), ("worklist", "add")], ids=" ".join)
+def test_the_help_the_console_script_prints_ends_with_the_examples(words):
+    shown = subprocess.run([sys.executable, "-m", "pacskit", *words, "--help"], capture_output=True, text=True,
+                           check=True, env={"COLUMNS": "100", "PATH": "/usr/bin:/bin"}).stdout
+    lines = [line.strip(" │") for line in shown.splitlines() if line.strip(" │")]
+    tail = lines[lines.index("Examples:"):]
+    assert len(tail) in (3, 4) and all(line.startswith(f"pacskit {' '.join(words)}") for line in tail[1:]), tail

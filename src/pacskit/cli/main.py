@@ -25,6 +25,7 @@ from pacskit.cli.global_options import (
     set_verbosity,
     with_global_options,
 )
+from pacskit.cli.help_examples import examples_last, help_and_examples
 from pacskit.cli.launch import EVERY_COMMAND, command_word
 from pacskit.errors import MissingExtra, PacskitError, UsageError
 from pacskit.extras import extra_for, missing_extra_message
@@ -150,12 +151,13 @@ def build_app(wanted: str = EVERY_COMMAND) -> typer.Typer:
     for name, (module, attribute, summary) in COMMANDS.items():
         if wanted in (name, EVERY_COMMAND):
             command = getattr(importlib.import_module(module), attribute)
-            app.command(name=name)(with_global_options(command))
+            help_text, examples = help_and_examples(command)
+            app.command(name=name, help=help_text, epilog=examples)(with_global_options(command))
         else:
             app.command(name=name, help=summary, context_settings=_STUB_SETTINGS, add_help_option=False)(_not_loaded)
     for name, (module, attribute) in GROUPS.items():
         if wanted in (name, EVERY_COMMAND):
-            app.add_typer(getattr(importlib.import_module(module), attribute), name=name)
+            app.add_typer(examples_last(getattr(importlib.import_module(module), attribute)), name=name)
         else:
             app.command(name=name, help=GROUP_HELP[name], context_settings=_STUB_SETTINGS,
                         add_help_option=False)(_not_loaded)

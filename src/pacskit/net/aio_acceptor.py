@@ -2,7 +2,8 @@
 destination of :func:`pacskit.net.scp.storage_scp`, served on the event loop instead of
 a thread per association.
 
-:class:`StorageAcceptor` listens (``asyncio.start_server``) and serves each connection
+:class:`StorageAcceptor` listens (``loop.create_server``, a
+:class:`~pacskit.net.aio_pdu_stream.PduStream` per connection) and serves each connection
 as a task, on :class:`AcceptedAssociation` — the asyncio driver
 (:class:`~pacskit.net.aio_association.AsyncAssociation`) on the acceptor side, with the same
 state machine, message assembly and DIMSE exchange as the blocking acceptor. Which
@@ -55,6 +56,7 @@ from pacskit.net.acceptor import (
     store_request,
 )
 from pacskit.net.aio_association import AsyncAssociation
+from pacskit.net.aio_pdu_stream import PduStream
 from pacskit.net.association import MAX_NEGOTIATION_PDU
 from pacskit.net.commands import (
     AFFECTED_SOP_CLASS_UID,
@@ -147,7 +149,7 @@ class AsyncDeliveries:
 
 
 class AcceptedAssociation(AsyncAssociation):
-    """An association a peer opened to us, on an asyncio stream pair."""
+    """An association a peer opened to us."""
 
     async def incoming(self, deadline: float) -> Request | None:
         """The peer's A-ASSOCIATE-RQ, whole by ``deadline`` (``time.monotonic()``); None
@@ -246,9 +248,9 @@ class StorageAcceptor:
         except OSError as exc:
             reason = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
             raise NetworkError(f"cannot listen on {host}:{port}: {reason}") from None
-        self._server = await asyncio.start_server(self._accepted, sock=listener, ssl=tls,
-                                                  ssl_handshake_timeout=self.settings.acse_timeout
-                                                  if tls is not None else None)
+        self._server = await asyncio.get_running_loop().create_server(
+            lambda: PduStream(on_connected=self._accepted), sock=listener, ssl=tls,
+            ssl_handshake_timeout=self.settings.acse_timeout if tls is not None else None)
 
     @property
     def port(self) -> int:
@@ -273,26 +275,26 @@ class StorageAcceptor:
         if self._server is not None:
             await self._server.wait_closed()
 
-    def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.get_running_loop().create_task(self._serve(reader, writer))
+    def _accepted(self, stream: PduStream) -> None:
+        task = asyncio.get_running_loop().create_task(self._serve(stream))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(self, stream: PduStream) -> None:
         accepted = time.monotonic()
-        peer_address = writer.get_extra_info("peername") or ("", 0)
+        peer_address = stream.get_extra_info("peername") or ("", 0)
         host, port = str(peer_address[0]), int(peer_address[1])
         refusal = self.limits.open(host)
         if refusal is not None:
             self.limits.refused(host, refusal)
-            writer.write(Rejection(*LOCAL_LIMIT_EXCEEDED).encode())
-            writer.close()
+            stream.write(Rejection(*LOCAL_LIMIT_EXCEEDED).encode())
+            stream.close()
             return
-        ours = writer.get_extra_info("sockname") or ("",)
+        ours = stream.get_extra_info("sockname") or ("",)
         if self.deliveries is not None:
             self.deliveries.opened(str(ours[0]))
         settings = self.settings
-        association = AcceptedAssociation(reader, writer, host, max_pdu=settings.max_pdu,
+        association = AcceptedAssociation(stream, host, max_pdu=settings.max_pdu,
                                           artim_timeout=settings.acse_timeout, timeout=settings.acse_timeout,
                                           tls_used=self._tls, budget=self.budget)
         self._associations.add(association)
@@ -320,7 +322,7 @@ class StorageAcceptor:
         request = await association.incoming(accepted + self.settings.acse_timeout)
         if request is None:
             return False
-        sslobj = association.writer.get_extra_info("ssl_object")
+        sslobj = association.stream.get_extra_info("ssl_object")
         peer = Peer(request.calling_ae_title, request.called_ae_title, host, self._tls,
                     peer_subject(sslobj) if sslobj is not None else "")
         association.label = exchange_log.peer_label(peer.ae_title, host, port)

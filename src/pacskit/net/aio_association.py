@@ -3,13 +3,15 @@ the same state machine (:class:`~pacskit.net.ul.fsm.UpperLayer`), message assemb
 (:mod:`pacskit.net.assembly`) and DIMSE exchange (:class:`~pacskit.net.exchange.MessageExchange`)
 as the blocking :class:`~pacskit.net.association.Association`, driven without a thread.
 
-:func:`associate` opens the connection (``asyncio.open_connection``, DICOM TLS with a
-context of :mod:`pacskit.net.tls`), negotiates, and releases or aborts when the block
+:func:`associate` opens the connection (``loop.create_connection`` with a
+:class:`~pacskit.net.aio_pdu_stream.PduStream`, DICOM TLS with a context of
+:mod:`pacskit.net.tls`), negotiates, and releases or aborts when the block
 ends. Time is bounded as on the blocking driver: the A-ASSOCIATE-AC within the ACSE
 timeout, every later PDU within the DIMSE timeout of the previous one and then within
 as long again from its first byte to its last, the wait for the peer to close after a
-release within ARTIM (PS3.8 9.1.5). ``asyncio.timeout`` does the waiting, so a
-cancellation of the task stops any read or write at once.
+release within ARTIM (PS3.8 9.1.5). A PDU already received is taken without waiting or
+arming a timer; a read or a write that waits can be cancelled at any moment, and what was
+received of a PDU stays buffered.
 
 A handler of the peer's requests may have an ``answer`` coroutine
 (:meth:`AsyncAssociation.served`): it is awaited, and nothing more is read from the
@@ -45,6 +47,7 @@ from pacskit.errors import (
 )
 from pacskit.net import exchange_log, tls
 from pacskit.net.aio_limits import ConnectionLimit
+from pacskit.net.aio_pdu_stream import PduStream, PeerClosed
 from pacskit.net.association import MAX_NEGOTIATION_PDU, SEND_BATCH, identity_for
 from pacskit.net.commands import COMMAND_FIELD, MESSAGE_ID
 from pacskit.net.exchange import DATA, MessageExchange
@@ -56,7 +59,6 @@ from pacskit.net.wire import Message, SinkFactory, parse_command
 from pacskit.nodes import Node
 from pacskit.settings import Settings
 
-STREAM_LIMIT = 64 << 10
 CANCEL_GRACE = 0.5
 """Seconds a peer has to answer a C-CANCEL with its final response, or an A-RELEASE-RQ
 sent after it, before it is aborted."""
@@ -66,24 +68,21 @@ waiting for a peer that does not read."""
 
 
 class AsyncAssociation(MessageExchange):
-    """An association on an asyncio stream pair, the requestor side.
+    """An association on a :class:`~pacskit.net.aio_pdu_stream.PduStream`, the requestor side.
 
     Attributes:
         timeout: seconds each PDU may take to start arriving, and then to arrive whole,
             and a write to be taken (the DIMSE timeout once established).
     """
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, label: str, *,
-                 max_pdu: int, artim_timeout: float, timeout: float | None, tls_used: bool = False,
-                 budget: MemoryBudget = UNLIMITED) -> None:
+    def __init__(self, stream: PduStream, label: str, *, max_pdu: int, artim_timeout: float,
+                 timeout: float | None, tls_used: bool = False, budget: MemoryBudget = UNLIMITED) -> None:
         super().__init__(label, max_pdu=max_pdu, artim_timeout=artim_timeout, budget=budget)
-        self.reader = reader
-        self.writer = writer
+        self.stream = stream
         self.timeout = timeout
         self.tls = tls_used
         self._open = True
         self._first_read = True
-        self._header: bytes | None = None
         self.settled = False
         """True once a request left early has had its final response: the association can
         be released instead of aborted."""
@@ -95,12 +94,12 @@ class AsyncAssociation(MessageExchange):
         """Connect to ``node`` and negotiate ``proposal``; as
         :meth:`pacskit.net.association.Association.connect`, with the same errors."""
         context = tls.client_context(settings.tls) if node.tls or settings.tls.always else None
-        reader, writer = await _open(node, settings.connect_timeout, context)
-        association = cls(reader, writer, node.label, max_pdu=settings.max_pdu,
+        stream = await _open(node, settings.connect_timeout, context)
+        association = cls(stream, node.label, max_pdu=settings.max_pdu,
                           artim_timeout=settings.acse_timeout, timeout=settings.acse_timeout,
                           tls_used=context is not None)
         if context is not None:
-            _log_tls(writer, node.label)
+            _log_tls(stream, node.label)
         try:
             await association._negotiate(settings, node, proposal)
         except BaseException:
@@ -161,17 +160,13 @@ class AsyncAssociation(MessageExchange):
         return indications
 
     def _write(self, data: bytes | bytearray | memoryview) -> None:
-        if not self._open or self.writer.is_closing():
+        if not self._open or self.stream.is_closing():
             raise AssociationAborted(f"the connection to {self.label} is closed")
-        self.writer.write(data)
+        self.stream.write(data)
 
     async def _drain(self) -> None:
         try:
-            if not self.writer.transport.get_write_buffer_size():
-                await self.writer.drain()  # nothing buffered: it cannot wait, only report a lost connection
-                return
-            async with asyncio.timeout(self.timeout):
-                await self.writer.drain()
+            await self.stream.drain(self.timeout)
         except TimeoutError:
             raise NetworkTimeout(f"{self.label} stopped reading ({self.timeout:g} s)") from None
         except ssl.SSLError as exc:
@@ -192,31 +187,31 @@ class AsyncAssociation(MessageExchange):
         """
         if not self._open:
             raise AssociationAborted(f"the connection to {self.label} is closed")
+        stream = self.stream
+        buffer = stream.buffer
         waited = self.timeout
         try:
-            waited = _bound(self.timeout, until)
-            async with asyncio.timeout(waited) as bound:
-                header = self._header
-                if header is None:
-                    header = self._header = await self.reader.readexactly(PDU_HEADER)
-                    waited = _bound(self.timeout, until)
-                    bound.reschedule(None if waited is None else asyncio.get_running_loop().time() + waited)
-                if self._first_read:
-                    self._first_read = False
-                    if not self.tls and header[0] in (tls.TLS_RECORD_HANDSHAKE, tls.TLS_RECORD_ALERT):
-                        self.close()
-                        raise TlsOnPlainPort(f"{self.label}: the peer speaks TLS on a non-TLS port")
-                length = struct.unpack_from(">I", header, 2)[0]
-                if length > limit:
-                    raise PduTooLarge(f"{self.label} sent a PDU of {length} bytes (at most {limit} accepted)",
-                                      header[0], length)
-                pdu = bytearray(header)
-                pdu += await self.reader.readexactly(length)
-            self._header = None
-            return header[0], pdu
+            if len(buffer) < PDU_HEADER:
+                waited = _bound(self.timeout, until)
+                await stream.fill(PDU_HEADER, waited)
+                buffer = stream.buffer
+            if self._first_read:
+                self._first_read = False
+                if not self.tls and buffer[0] in (tls.TLS_RECORD_HANDSHAKE, tls.TLS_RECORD_ALERT):
+                    self.close()
+                    raise TlsOnPlainPort(f"{self.label}: the peer speaks TLS on a non-TLS port")
+            length = _LENGTH.unpack_from(buffer, 2)[0]
+            if length > limit:
+                raise PduTooLarge(f"{self.label} sent a PDU of {length} bytes (at most {limit} accepted)",
+                                  buffer[0], length)
+            if len(buffer) < PDU_HEADER + length:
+                waited = _bound(self.timeout, until)
+                await stream.fill(PDU_HEADER + length, waited)
+            pdu = stream.take(PDU_HEADER + length)
+            return pdu[0], pdu
         except TimeoutError:
             raise NetworkTimeout(f"no whole PDU from {self.label} within {waited or 0:.3g} s") from None
-        except asyncio.IncompleteReadError:
+        except PeerClosed:
             self._close_stream()
             raise AssociationAborted(f"{self.label} closed the connection") from None
         except ssl.SSLError as exc:
@@ -348,14 +343,13 @@ class AsyncAssociation(MessageExchange):
     def abort(self, source: int = 0x00, reason: int = 0x00) -> None:
         """Send A-ABORT (PS3.8 9.3.8) if the connection is still there, and close it."""
         if self._open and self.ul.state not in (State.STA1, State.STA13):
-            transport = self.writer.transport
-            if transport.get_write_buffer_size() > ABORT_UNSENT:
-                transport.abort()
+            if self.stream.unsent > ABORT_UNSENT:
+                self.stream.abort()
             else:
                 try:
                     for output in self.ul.abort(source, reason):
                         if isinstance(output, SendPdu):
-                            self.writer.write(bytes(output.data))
+                            self.stream.write(bytes(output.data))
                 except Exception:  # noqa: BLE001 - aborting must not fail
                     pass
             exchange_log.aborted(peer=self.label, source=source, reason=reason, by_us=True)
@@ -364,7 +358,7 @@ class AsyncAssociation(MessageExchange):
     def _close_stream(self) -> None:
         if self._open:
             self._open = False
-            self.writer.close()
+            self.stream.close()
 
     async def closed(self) -> None:
         """Close the connection (:meth:`close`) and wait until it is, what is buffered
@@ -372,9 +366,9 @@ class AsyncAssociation(MessageExchange):
         self.close()
         try:
             async with asyncio.timeout(CANCEL_GRACE):
-                await self.writer.wait_closed()
+                await self.stream.wait_closed()
         except TimeoutError:
-            self.writer.transport.abort()
+            self.stream.abort()
         except Exception:  # noqa: BLE001 - how the connection ended was already reported
             pass
 
@@ -391,6 +385,9 @@ class AsyncAssociation(MessageExchange):
                 pass
 
 
+_LENGTH = struct.Struct(">I")
+
+
 def _bound(timeout: float | None, until: float | None) -> float | None:
     if until is None:
         return timeout
@@ -398,17 +395,16 @@ def _bound(timeout: float | None, until: float | None) -> float | None:
     return left if timeout is None else min(timeout, left)
 
 
-async def _open(node: Node, connect_timeout: float,
-                context: ssl.SSLContext | None) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """A stream pair to ``node``, TLS with ``context`` (the server's certificate checked
+async def _open(node: Node, connect_timeout: float, context: ssl.SSLContext | None) -> PduStream:
+    """A connection to ``node``, TLS with ``context`` (the server's certificate checked
     against its host name if the context checks names); the errors of
     :meth:`pacskit.net.transport.Transport.connect`."""
     label = node.description
     try:
         async with asyncio.timeout(connect_timeout):
-            reader, writer = await asyncio.open_connection(
-                node.host, node.port, ssl=context, server_hostname=node.host if context is not None else None,
-                limit=STREAM_LIMIT)
+            _, stream = await asyncio.get_running_loop().create_connection(
+                PduStream, node.host, node.port, ssl=context,
+                server_hostname=node.host if context is not None else None)
     except TimeoutError:
         raise NetworkTimeout(f"{label}: no TCP connection within {connect_timeout:g} s") from None
     except socket.gaierror as exc:
@@ -424,17 +420,17 @@ async def _open(node: Node, connect_timeout: float,
         raise tls.failure(label, exc) from None
     except OSError as exc:
         raise NetworkError(f"{label}: cannot connect: {exc.strerror or exc}") from None
-    sock = writer.get_extra_info("socket")
+    sock = stream.get_extra_info("socket")
     if sock is not None:
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
-    return reader, writer
+    return stream
 
 
-def _log_tls(writer: asyncio.StreamWriter, label: str) -> None:
-    sslobj = writer.get_extra_info("ssl_object")
+def _log_tls(stream: PduStream, label: str) -> None:
+    sslobj = stream.get_extra_info("ssl_object")
     if sslobj is None:
         return
     cipher = sslobj.cipher()

@@ -3,16 +3,25 @@ each peer address: an :class:`asyncio.Semaphore` per (host, port) and event loop
 before the TCP connection opens and given back once it is closed (PS3.8 Section 9: an
 association's lifetime is its connection's), so that a peer never sees more than
 :attr:`ConnectionLimit.limit` of them. Those waiting for one are served first come,
-first served; a waiter cancelled (or timed out) before it got one gives back nothing."""
+first served; a waiter cancelled (or timed out) before it got one gives back nothing.
+
+A task that holds every slot of an address itself (``async for`` loops nested deeper
+than the limit, each holding an association) and asks for one more would wait for
+itself: :class:`SlotsExhausted` is raised instead. For that a call runs in its caller's
+task (:func:`within` bounds it in time), not in a task of its own."""
 
 from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
+from pacskit.errors import UsageError
 from pacskit.nodes import Node
+
+T = TypeVar("T")
 
 Address = tuple[str, int]
 
@@ -24,6 +33,11 @@ class _Slots:
         self.semaphore = asyncio.Semaphore(limit)
         self.held = 0
         self.waiting = 0
+        self.by_task: dict[asyncio.Task[object] | None, int] = {}
+
+
+class SlotsExhausted(UsageError):
+    """The calling task already holds every slot of the address it asks one more of."""
 
 
 class ConnectionLimit:
@@ -53,16 +67,25 @@ class ConnectionLimit:
         """Hold one of ``node``'s slots for the block, waiting for one first if all are
         taken (in the order of arrival)."""
         slots = self._slots(node)
+        task = asyncio.current_task()
+        if slots.semaphore.locked() and slots.by_task.get(task, 0) >= self.limit:
+            raise SlotsExhausted(
+                f"this task already holds all {self.limit} associations allowed with {node.host}:{node.port} "
+                "(nested async for loops?): finish an outer one first, or raise max_connections")
         slots.waiting += 1
         try:
             await slots.semaphore.acquire()
         finally:
             slots.waiting -= 1
         slots.held += 1
+        slots.by_task[task] = slots.by_task.get(task, 0) + 1
         try:
             yield
         finally:
             slots.held -= 1
+            slots.by_task[task] -= 1
+            if not slots.by_task[task]:
+                del slots.by_task[task]
             slots.semaphore.release()
 
     def held(self, node: Node) -> int:
@@ -72,3 +95,11 @@ class ConnectionLimit:
     def waiting(self, node: Node) -> int:
         """How many callers wait for one of ``node``'s slots now, on the running loop."""
         return self._slots(node).waiting
+
+
+async def within(call: Awaitable[T], timeout: float | None) -> T:
+    """``await call``, at most ``timeout`` seconds (None: no limit), in the calling task
+    (``asyncio.timeout``; ``asyncio.wait_for`` would run it in a task of its own, and the
+    slots its caller holds would not be counted as the call's own)."""
+    async with asyncio.timeout(timeout):
+        return await call

@@ -71,7 +71,7 @@ class AsyncRetrieveSession(RetrieveExchange[AsyncAssociation]):
     @property
     def local_address(self) -> str:
         """Our IP address on this association (as the peer sees it), or ""."""
-        sockname = self.association.writer.get_extra_info("sockname")
+        sockname = self.association.stream.get_extra_info("sockname")
         return str(sockname[0]) if sockname else ""
 
     async def c_get(self, identifier: Dataset, progress: ProgressHandler | None = None,

@@ -23,6 +23,7 @@ from pacskit.net.store import (
     SendOutcome,
     StoreRun,
     contexts_for,
+    conversion_timeout,
     storage_targets,
 )
 from pacskit.nodes import Node
@@ -72,7 +73,8 @@ class AsyncStoreRun(StoreRun):
                                      connections=self.connections) as assoc:
                     self.check_accepted(assoc)
                     opened = True
-                    sender = AsyncFileSender(assoc, storage_targets(assoc))  # type: ignore[arg-type]
+                    sender = AsyncFileSender(assoc, storage_targets(assoc),  # type: ignore[arg-type]
+                                             conversion_timeout=conversion_timeout(self.settings))
                     while pending:
                         self.report(await sender.send(pending[0]))
                         pending.popleft()

@@ -201,7 +201,8 @@ class StoreRun:
                 with associate(self.settings, self.node, contexts_for(batch)) as assoc:
                     self.check_accepted(assoc)
                     opened = True
-                    sender = FileSender(assoc, storage_targets(assoc))
+                    sender = FileSender(assoc, storage_targets(assoc),
+                                        conversion_timeout=conversion_timeout(self.settings))
                     if any((f.sop_class_uid, f.transfer_syntax) not in sender.contexts for f in pending):
                         conversion.warm()
                     while pending:
@@ -260,13 +261,17 @@ class FileSender:
             syntax) that we may send C-STORE requests on (:func:`storage_targets`).
         move_originator: for the sub-operations of a C-MOVE, the AE title and Message
             ID of the C-MOVE-RQ (PS3.7 9.3.1.1).
+        conversion_timeout: the seconds a conversion in a child may take
+            (:func:`conversion_timeout`; the conversion module's default when None).
     """
 
     def __init__(self, association: Association, contexts: dict[tuple[str, str], int],
-                 move_originator: tuple[str, int] | None = None) -> None:
+                 move_originator: tuple[str, int] | None = None, *,
+                 conversion_timeout: float | None = None) -> None:
         self.association = association
         self.contexts = contexts
         self.move_originator = move_originator
+        self.conversion_timeout = conversion_timeout
 
     def send(self, item: DicomFile | HeldInstance) -> SendOutcome:
         """C-STORE one file (or instance held in memory) and wait for its response.
@@ -317,12 +322,16 @@ class FileSender:
             yield SendOutcome(item, None, f"{label} does not accept SOP class {UID(item.sop_class_uid).name}")
             return
         try:
-            converted = _converted(item, UID(syntax))
+            converted = _converted(item, UID(syntax), self.conversion_timeout)
         except Exception as exc:  # noqa: BLE001 - any codec failure: cannot convert
             yield SendOutcome(item, None, f"{label} does not accept {UID(item.transfer_syntax).name} and "
                                           f"pacskit cannot decompress it ({conversion.reason(exc)})")
             return
-        yield OutgoingStore(context, command, converted, message_id, converted=True)
+        if isinstance(converted, bytes):
+            yield OutgoingStore(context, command, converted, message_id, converted=True)
+            return
+        with converted:
+            yield OutgoingStore(context, command, converted, message_id, converted=True)
 
     def outcome(self, item: DicomFile | HeldInstance, response: Message, converted: bool) -> SendOutcome:
         """The outcome of one file from its C-STORE-RSP (PS3.4 B.2.3)."""
@@ -347,5 +356,11 @@ class OutgoingStore:
     converted: bool
 
 
-def _converted(item: DicomFile | HeldInstance, syntax: UID) -> bytes:
-    return conversion.converted(item.data if isinstance(item, HeldInstance) else item.path, syntax)
+def _converted(item: DicomFile | HeldInstance, syntax: UID, timeout: float | None) -> bytes | BinaryIO:
+    return conversion.converted(item.data if isinstance(item, HeldInstance) else item.path, syntax, timeout)
+
+
+def conversion_timeout(settings: Settings) -> float:
+    """The seconds a conversion in a child may take: ``conversion_timeout``, or the DIMSE
+    timeout when it is unset."""
+    return settings.conversion_timeout if settings.conversion_timeout is not None else settings.dimse_timeout
