@@ -4,10 +4,11 @@ store on ``httpx.AsyncClient``, on the event loop itself, no thread.
 The requests and the reading of their answers are those of the blocking client
 (:mod:`pacskit.web.exchange`); a WADO-RS answer is read as it arrives by the same
 multipart parser (:func:`pacskit.web.multipart.aiter_parts`: bounded memory, a large part
-spooled to a temporary file), each instance handed to the receiver on the loop and awaited there (a forward sends it on
-before the answer is read further: :mod:`pacskit.aio_forward`). A
-cancellation of the awaiting task (or a timeout) stops a request where it is: nothing is
-handed to the receiver after it, and a part being read is dropped with its spool.
+spooled to a temporary file), each instance handed to the receiver on the loop and
+awaited there (``take_async``: a forward sends it on before the answer is read further,
+:mod:`pacskit.aio_forward`). A cancellation of the awaiting task (or a timeout) stops a
+request where it is: nothing is handed to the receiver after it, and a part being read
+is dropped with its spool.
 """
 
 from __future__ import annotations
