@@ -1,13 +1,14 @@
 """The asynchronous client: the calls of :class:`~pacskit.client.Client`, awaited.
 
 C-ECHO, C-FIND (the worklist's too), C-GET, C-MOVE to a third party or to ourselves (received
-by a Storage SCP on the loop, :mod:`pacskit.net.aio_acceptor`), a get forwarded to another DIMSE
-node (:mod:`pacskit.aio_forward`) and C-STORE with a DIMSE node run on the
+by a Storage SCP on the loop, :mod:`pacskit.net.aio_acceptor`), a get forwarded to a DIMSE
+node or a DICOMweb server (:mod:`pacskit.aio_forward`), a copy from a DIMSE node or a
+DICOMweb server (:mod:`pacskit.aio_copy`) and C-STORE with a DIMSE node run on the
 event loop itself, on the asyncio driver of the association
 (:mod:`pacskit.net.aio_association`): no thread, and a timeout or a cancellation stops
 the exchange where it is (C-CANCEL, then A-ABORT if the peer does not stop within
 :data:`~pacskit.net.aio_association.CANCEL_GRACE` seconds; a store's associations are
-aborted). With a DICOMweb node, finds, retrieves and stores run on the loop too, on
+aborted). With a DICOMweb node, finds, retrieves, forwards and stores run on the loop too, on
 ``httpx.AsyncClient`` (:mod:`pacskit.aio_web`): a timeout or a cancellation stops the
 request where it is. The other calls, and those with the archive or a folder, still do
 their work in a worker thread per call (``asyncio.to_thread``): a timeout or a
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar, cast
 
 from pacskit import (
+    aio_copy,
     aio_finder,
     aio_forward,
     aio_get,
@@ -325,38 +327,45 @@ class AsyncClient:
         """See :meth:`Client.get`. ``progress`` is called on the event loop. On a
         timeout or a cancellation of the awaiting task, nothing more is written or kept
         once :class:`TimeoutError` or :class:`asyncio.CancelledError` is raised (what still
-        arrives is refused); in a worker thread (the archive, a folder, the forwards
-        below) the worker goes on until the peer's final response. ``deidentify``/``deid_options`` as :meth:`Client.get` (on the loop too,
-        for a C-GET). With a DIMSE node the retrieve runs on the event loop, whatever
-        ``method`` (a C-MOVE to ourselves received by a Storage SCP on the loop, PS3.4
-        C.4.2.3). ``forward_to`` a DIMSE node from a DIMSE node runs on the loop too
-        (:mod:`pacskit.aio_forward`): each instance C-STOREd on one kept association as it
-        arrives, the source's C-STORE-RSP waiting for it (one instance per receiving
-        association held), nothing forwarded once a cancellation or a timeout is raised.
-        ``forward_to`` a DICOMweb server (STOW-RS), or from a DICOMweb node, the archive
-        or a folder, still runs in a worker thread. From a DICOMweb node the retrieve runs on the event loop
-        (:func:`pacskit.aio_web.get`), whatever ``method``, unless ``forward_to`` or
-        de-identification (then in a worker thread)."""
+        arrives is refused); in a worker thread (below) the worker goes on until the
+        peer's final response. With a DIMSE node the retrieve runs on the event loop,
+        whatever ``method`` (a C-MOVE to ourselves received by a Storage SCP on the loop,
+        PS3.4 C.4.2.3), de-identified there with ``deidentify``/``deid_options``; from a
+        DICOMweb node too (:func:`pacskit.aio_web.get`, WADO-RS or WADO-URI), unless it
+        is de-identified. ``forward_to`` a DIMSE node or a DICOMweb server, from a DIMSE
+        node or a DICOMweb node, runs on the loop (:mod:`pacskit.aio_forward`): each
+        instance C-STOREd on one kept association as it arrives, or held in a scratch
+        folder and sent by STOW-RS (PS3.18 10.5) in batches of 50, the source's
+        C-STORE-RSP (or the reading of the WADO-RS answer) waiting for it; a server's
+        refusals come back per instance, with its reason, in ``local_failures``; nothing
+        is forwarded once a cancellation or a timeout is raised (the batch held is not
+        sent, the scratch folder is removed). ``forward_to`` the archive or a folder, a
+        retrieve from the archive or a folder, and a de-identified one from a DICOMweb
+        node still run in a worker thread."""
         stop = cancellation or Cancellation()
         web = self.sync.web_node(node)
+        if forward_to is not None and self._forwards_on_loop(node, forward_to):
+            if method not in ("get", "move", "auto"):
+                raise ValueError(f"method must be get, move or auto, not {method!r}")
+            if output is not None:
+                raise UsageError("forward_to and output are two storage modes: give one")
+            return await self._native_forward(node, query, forward_to, method=method, progress=progress,
+                                              stop=stop, retries=retries, retry_backoff=retry_backoff,
+                                              timeout=timeout,
+                                              deidentifier=self.sync.deidentifier_for(node, deidentify,
+                                                                                      deid_options))
         if web is not None and forward_to is None and self.sync.deidentifier_for(node, deidentify,
                                                                                    deid_options) is None:
             return await aio_web.get(self.sync, node, web, query, output, layout=layout, overwrite=overwrite,
                                      progress=progress, stop=stop, wado_uri=wado_uri, retries=retries,
                                      retry_backoff=retry_backoff, timeout=timeout)
-        if self.sync.is_dimse(node) and (forward_to is None or self.sync.is_dimse(forward_to)):
+        if self.sync.is_dimse(node) and forward_to is None:
             if method not in ("get", "move", "auto"):
                 raise ValueError(f"method must be get, move or auto, not {method!r}")
-            deidentifier = self.sync.deidentifier_for(node, deidentify, deid_options)
-            if forward_to is not None:
-                if output is not None:
-                    raise UsageError("forward_to and output are two storage modes: give one")
-                return await self._native_forward(node, query, forward_to, method=method, progress=progress,
-                                                  stop=stop, retries=retries, retry_backoff=retry_backoff,
-                                                  timeout=timeout, deidentifier=deidentifier)
             return await self._native_get(node, query, output, layout=layout, overwrite=overwrite,
                                           progress=progress, stop=stop, retries=retries,
-                                          retry_backoff=retry_backoff, timeout=timeout, deidentifier=deidentifier,
+                                          retry_backoff=retry_backoff, timeout=timeout,
+                                          deidentifier=self.sync.deidentifier_for(node, deidentify, deid_options),
                                           method=method)
         on_loop = _on_loop(progress)
 
@@ -397,30 +406,49 @@ class AsyncClient:
             stop.cancel()
             raise
 
+    def _forwards_on_loop(self, node: Node | str, forward_to: str) -> bool:
+        """Whether a forward from ``node`` to ``forward_to`` runs on the event loop: each
+        a DIMSE node or a DICOMweb server."""
+        return all(self.sync.is_dimse(end) or self.sync.web_node(end) is not None for end in (node, forward_to))
+
+    def forward_sink(self, destination: Node | str,
+                     deidentifier: Deidentifier | None = None) -> aio_forward.ForwardSink:
+        """The sink on the loop of a DIMSE node (C-STORE, within :attr:`connections`) or a
+        DICOMweb server (STOW-RS), de-identifying with ``deidentifier`` first."""
+        from pacskit.sinks import deid_filter
+
+        filters = [] if deidentifier is None else [deid_filter(deidentifier)]
+        web = self.sync.web_node(destination)
+        if web is not None:
+            return aio_forward.AsyncWebSink(aio_web.web_client(self.sync, web), filters)
+        return aio_forward.AsyncDimseSink(self.settings, self.sync.node(destination), self.connections, filters)
+
     async def _native_forward(self, node: Node | str, query: Query | LevelQuery, forward_to: str, *,
                               method: RetrieveMethod, progress: ProgressCallback | None, stop: Cancellation,
                               retries: int | None, retry_backoff: float | None, timeout: float | None,
                               deidentifier: Deidentifier | None) -> RetrieveResult:
-        """The forward storage mode between DIMSE nodes on the event loop
-        (:mod:`pacskit.aio_forward`): the retrieve of :meth:`_native_get`, each instance
-        sent on by C-STORE to ``forward_to`` over one kept association (within
-        :attr:`connections`), de-identified first with ``deidentifier``, as
-        :meth:`Client.get` with ``forward_to`` does."""
+        """The forward storage mode on the event loop (:mod:`pacskit.aio_forward`): the
+        retrieve of :meth:`_native_get` (or of :func:`pacskit.aio_web.retrieve` from a
+        DICOMweb node), each instance sent on to ``forward_to`` — by C-STORE over one kept
+        association (within :attr:`connections`), or by STOW-RS in batches — de-identified
+        first with ``deidentifier``, as :meth:`Client.get` with ``forward_to`` does."""
         from pacskit.endpoints import refuse_same
-        from pacskit.sinks import deid_filter
+        from pacskit.retrieve import add_late_failures
 
         refuse_same(self.sync, node, forward_to)
-        target = self.sync.node(node)
+        web = self.sync.web_node(node)
         general = query.to_query() if isinstance(query, LevelQuery) else query
         general.to_identifier(self.sync.privacy)
         policy = self.sync.policy(retries, retry_backoff)
-        sink = aio_forward.AsyncDimseSink(self.settings, self.sync.node(forward_to), self.connections,
-                                          [] if deidentifier is None else [deid_filter(deidentifier)])
+        sink = self.forward_sink(forward_to, deidentifier)
 
-        def attempt() -> Awaitable[RetrieveResult]:
-            return aio_get.retrieve(self.settings, target, general, sink=None, privacy=self.sync.privacy,
-                                    progress=progress, cancellation=stop, method=method,
-                                    connections=self.connections, forward=sink)
+        async def attempt() -> RetrieveResult:
+            if web is not None:
+                async with aio_web.web_client(self.sync, web) as http:
+                    return await aio_web.retrieve(self.sync, http, general, None, progress, stop, forward=sink)
+            return await aio_get.retrieve(self.settings, self.sync.node(node), general, sink=None,
+                                          privacy=self.sync.privacy, progress=progress, cancellation=stop,
+                                          method=method, connections=self.connections, forward=sink)
 
         try:
             async with asyncio.timeout(timeout):
@@ -429,7 +457,7 @@ class AsyncClient:
             stop.cancel()
             await sink.close(abort=True)
             raise
-        await sink.close()
+        add_late_failures(result, await sink.close(abort=stop.cancelled))
         return result
 
     async def copy(self, source: Node | str | Path, query: Query | LevelQuery,
@@ -439,10 +467,26 @@ class AsyncClient:
                    retries: int | None = None, retry_backoff: float | None = None,
                    timeout: float | None = None, wado_uri: bool = False, deidentify: bool = False,
                    deid_options: Iterable[str] = ()) -> CopyResult:
-        """See :meth:`Client.copy`. ``progress`` is called on the event loop; on a timeout
-        or a cancellation of the awaiting task nothing more is copied once it is raised."""
-        on_loop = _on_loop(progress)
+        """See :meth:`Client.copy`. From a DIMSE node or a DICOMweb server into memory, a
+        folder, a DIMSE node or a DICOMweb server the copy runs on the event loop
+        (:mod:`pacskit.aio_copy`: its searches, the destination asked what it holds, the
+        C-GET, C-MOVE to ourselves, WADO-RS or WADO-URI, and the C-STOREs or STOW-RS
+        requests to a node), ``progress`` called there; a timeout or a cancellation sends
+        nothing more once it is raised (a STOW-RS batch not sent yet is dropped). From the
+        archive or a folder, or into the archive, it runs in a worker thread
+        (:meth:`Client.copy`, ``progress`` handed to the loop): on a timeout or a
+        cancellation nothing more is copied once it is raised, though the worker finishes
+        the instance in hand."""
         stop = cancellation or Cancellation()
+        if aio_copy.runs_on_loop(self, source, destination):
+            general = query.to_query() if isinstance(query, LevelQuery) else query
+            deidentifier = self.sync.deidentifier_for(str(source) if isinstance(source, Path) else source,
+                                                      deidentify, deid_options)
+            return await aio_copy.copy(self, source, general, destination,  # type: ignore[arg-type]
+                                       layout=layout, overwrite=overwrite, method=method, dry_run=dry_run,
+                                       progress=progress, stop=stop, retries=retries, retry_backoff=retry_backoff,
+                                       timeout=timeout, wado_uri=wado_uri, deidentifier=deidentifier)
+        on_loop = _on_loop(progress)
 
         def work() -> CopyResult:
             return self.sync.copy(source, query, destination, layout=layout, overwrite=overwrite, method=method,
@@ -455,6 +499,25 @@ class AsyncClient:
         except BaseException:
             stop.cancel()
             raise
+
+    async def source_matches(self, node: Node | str, query: Query) -> list[Dataset]:
+        """:meth:`Client.source_search` on the event loop: the matches of ``query`` as
+        ``node`` (DIMSE or DICOMweb) holds them, checked, names withheld, never
+        de-identified, retried as the settings say."""
+        query.to_identifier(self.sync.privacy)
+        check = AnswerCheck(level=query.level)
+        web = self.sync.web_node(node)
+
+        def search() -> AsyncIterator[Dataset]:
+            if web is not None:
+                return aio_web.search(self.sync, web, query, check)
+            return self._dimse_search(self.sync.node(node), query, check)
+
+        matches = self._retried_search(search, check, self.sync.policy(), None)
+        try:
+            return [match async for match in matches]
+        finally:
+            await _closed(matches)
 
     async def get_study(self, node: Node | str, study_uid: str, output: Path | str | None = None,
                         **options: Unpack[AsyncRetrieveOptions]) -> RetrieveResult:

@@ -1,25 +1,36 @@
 """The forward storage mode on asyncio: :meth:`pacskit.AsyncClient.get` with ``forward_to``
-a DIMSE node, from a DIMSE node, with no thread.
+a DIMSE node or a DICOMweb server, with no thread.
 
-Each instance the C-GET (or the C-MOVE to ourselves) brings is sent on by C-STORE
-(PS3.4 Annex B) over one association kept for the whole retrieve
-(:class:`AsyncDimseSink`, :class:`pacskit.sinks.DimseSink` on the loop: the same
-contexts, opened lazily with the first instance, proposed again on a new association
-for an instance whose (SOP class, transfer syntax) the peer did not accept and that was
-not offered yet; an association lost mid-store opened again once for that instance).
+Each instance the C-GET (or the C-MOVE to ourselves, or the WADO-RS request) brings is
+sent on as it arrives:
+
+- to a DIMSE node by C-STORE (PS3.4 Annex B) over one association kept for the whole
+  retrieve (:class:`AsyncDimseSink`, :class:`pacskit.sinks.DimseSink` on the loop: the
+  same contexts, opened lazily with the first instance, proposed again on a new
+  association for an instance whose (SOP class, transfer syntax) the peer did not accept
+  and that was not offered yet; an association lost mid-store opened again once for that
+  instance);
+- to a DICOMweb server by STOW-RS (PS3.18 10.5) on ``httpx.AsyncClient``
+  (:class:`AsyncWebSink`, :class:`pacskit.sinks.WebSink` on the loop: the same scratch
+  folder and batches, :class:`pacskit.sinks.StowBatches`). The server's refusals come
+  back per instance, with its reasons, when a batch is answered: they are counted once
+  the retrieve ends (``local_failures``), the source having been told the instance was
+  taken, as the blocking forward does.
 
 Backpressure: the C-STORE-RSP to the source waits for the forward of its instance
 (:class:`ForwardReceiver` is awaited by the C-GET association,
 :meth:`pacskit.net.aio_association.AsyncAssociation.served`, and by each association the
 peer opens to our Storage SCP for a C-MOVE); nothing more is read from that association
-meanwhile, so the source is held back by TCP flow control. At most one received
-instance per association bringing them (one for a C-GET) is held at a time, in memory
-while it is sent on (as the blocking sink holds it). A refused instance fails at the
+meanwhile, so the source is held back by TCP flow control (a WADO-RS answer is not read
+further). At most one received instance per association bringing them (one for a C-GET)
+is held at a time, in memory while it is sent on (as the blocking sink holds it), besides
+a STOW-RS batch in its scratch folder. An instance a DIMSE node refuses fails at the
 source (our C-STORE-RSP carries the failure) and is in ``local_failures``; the others go on.
 
 Once the task running the retrieve is being cancelled (a cancellation, a timeout),
-nothing more is forwarded: an instance still arriving is refused, and the forward's
-association is aborted, a C-STORE in flight with it.
+nothing more is forwarded: an instance still arriving is refused, the forward's
+association is aborted, a C-STORE in flight with it, and a STOW-RS request in flight is
+dropped; the batch not sent yet is not sent, and the scratch folder is removed.
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ import os
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from pacskit.cancellation import Cancellation, RetrieveCancelled
 from pacskit.errors import (
@@ -38,7 +50,7 @@ from pacskit.errors import (
     OutputError,
     PacskitError,
 )
-from pacskit.models import RetrieveResult
+from pacskit.models import InstanceFailure, RetrieveResult
 from pacskit.net.aio_association import AsyncAssociation, associate
 from pacskit.net.aio_limits import ConnectionLimit
 from pacskit.net.aio_store import AsyncFileSender
@@ -49,8 +61,22 @@ from pacskit.privacy import PrivacyPolicy
 from pacskit.retrieve import CANCELLED, ProgressCallback, Receiver, _check_inflation
 from pacskit.scan import HeldInstance, read_bytes
 from pacskit.settings import Settings
-from pacskit.sinks import Filter, InstanceRefused, _bytes, _Kind, forward_proposal
+from pacskit.sinks import Filter, InstanceRefused, StowBatches, _Kind, filtered, forward_proposal
 from pacskit.storage import WrittenInstance
+
+if TYPE_CHECKING:
+    from pacskit.web.aio_client import AsyncDicomWebClient
+
+
+class ForwardSink(Protocol):
+    """Where a forward on the loop sends each instance (:class:`AsyncDimseSink`,
+    :class:`AsyncWebSink`)."""
+
+    label: str
+
+    async def write(self, data: Received) -> WrittenInstance: ...
+
+    async def close(self, *, abort: bool = False) -> list[InstanceFailure]: ...
 
 
 class AsyncDimseSink:
@@ -87,9 +113,7 @@ class AsyncDimseSink:
             OutputError: not a DICOM instance.
             NetworkError, DimseFailure: no association could be opened for it.
         """
-        raw = _bytes(data)
-        for step in self.filters:
-            raw = step(raw)
+        raw = filtered(data, self.filters)
         async with self._lock:
             try:
                 item = read_bytes(raw)
@@ -142,9 +166,68 @@ class AsyncDimseSink:
             except PacskitError:
                 pass
 
-    async def close(self, *, abort: bool = False) -> None:
-        """Release the association (abort it with ``abort``: a cancellation, a timeout)."""
+    async def close(self, *, abort: bool = False) -> list[InstanceFailure]:
+        """Release the association (abort it with ``abort``: a cancellation, a timeout);
+        no late failure (each was the instance's own)."""
         await self._release(abort=abort)
+        return []
+
+
+class AsyncWebSink(StowBatches):
+    """A DICOMweb server, by STOW-RS in batches of up to ``batch`` instances held in a
+    scratch folder, on the event loop (see the module): :class:`pacskit.sinks.WebSink`'s
+    behaviour, its refusals returned by :meth:`close`.
+
+    Args:
+        client: the DICOMweb client (closed by :meth:`close`).
+        filters: applied in order to each instance's bytes (de-identification).
+    """
+
+    def __init__(self, client: AsyncDicomWebClient, filters: Sequence[Filter] = (), batch: int = 50) -> None:
+        super().__init__(client.node.label, None, batch)
+        self.client = client
+        self.filters = list(filters)
+        self._lock = asyncio.Lock()
+
+    async def write(self, data: Received) -> WrittenInstance:
+        """Hold one instance; STOW-RS the batch once it is full, and wait for its answer.
+
+        Raises:
+            OutputError: not a DICOM instance.
+        """
+        raw = filtered(data, self.filters)
+        async with self._lock:
+            written, full = self._hold(raw)
+            if full:
+                await self._flush()
+        return written
+
+    async def _flush(self) -> None:
+        pending = self._take_batch()
+        try:
+            if pending:
+                await self.client.store(pending, self._tally)
+        except PacskitError as exc:
+            self._batch_failed(pending, exc)
+        finally:
+            self._drop(pending)
+
+    async def close(self, *, abort: bool = False) -> list[InstanceFailure]:
+        """Send the last batch and return every instance the server refused, each with
+        its reason; with ``abort`` (a cancellation, a timeout) send nothing more, the
+        instances held then returned as cancelled. The scratch folder is removed either way."""
+        dropped: list[InstanceFailure] = []
+        try:
+            if abort:
+                dropped = [InstanceFailure(sop_instance_uid=f.sop_instance_uid, reason=CANCELLED)
+                           for f in self._pending]
+            else:
+                async with self._lock:
+                    await self._flush()
+        finally:
+            self._remove_scratch()
+            await self.client.aclose()
+        return self.failures + dropped
 
 
 class ForwardReceiver(Receiver):
@@ -156,7 +239,7 @@ class ForwardReceiver(Receiver):
     settles), it refuses the instance.
     """
 
-    def __init__(self, result: RetrieveResult, sink: AsyncDimseSink, privacy: PrivacyPolicy,
+    def __init__(self, result: RetrieveResult, sink: ForwardSink, privacy: PrivacyPolicy,
                  progress: ProgressCallback | None, expected: int | None,
                  cancellation: Cancellation | None, owner: asyncio.Task[object] | None) -> None:
         super().__init__(result, None, privacy, progress, expected, cancellation)
@@ -192,3 +275,12 @@ class ForwardReceiver(Receiver):
             self.state.received += 1
             self.state.bytes = self.result.bytes
         self._report()
+
+    async def take_async(self, data: Received) -> bool:
+        """Forward one instance received outside DIMSE (a WADO-RS part); whether it was
+        (a failure is in ``result.local_failures``)."""
+        try:
+            await self.forward(data)
+        except InstanceRejected:
+            return False
+        return True

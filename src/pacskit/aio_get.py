@@ -23,7 +23,7 @@ from contextlib import aclosing
 from pydicom import Dataset
 
 from pacskit import aio_finder, aio_syntax_retry
-from pacskit.aio_forward import AsyncDimseSink, ForwardReceiver
+from pacskit.aio_forward import ForwardReceiver, ForwardSink
 from pacskit.cancellation import Cancellation
 from pacskit.errors import DimseFailure, NoStorageRole, ServiceNotSupported
 from pacskit.models import AnswerCheck, RetrieveResult
@@ -75,7 +75,7 @@ async def retrieve(settings: Settings, node: Node, query: Query, *, sink: Instan
                    cancellation: Cancellation | None = None,
                    transform: Callable[[Dataset], object] | None = None, method: str = "get",
                    connections: ConnectionLimit | None = None,
-                   forward: AsyncDimseSink | None = None) -> RetrieveResult:
+                   forward: ForwardSink | None = None) -> RetrieveResult:
     """Retrieve what ``query`` matches by C-GET (``get``), C-MOVE to ourselves (``move``)
     or C-GET falling back to C-MOVE when the peer refuses C-GET (``auto``), as
     :meth:`pacskit.Client.get` from a DIMSE node; ``progress`` is called on the loop. Each
@@ -86,24 +86,35 @@ async def retrieve(settings: Settings, node: Node, query: Query, *, sink: Instan
     if sink is not None:
         sink.prepare()
     plan = await plan_requests(settings, node, query, privacy, connections)
-    requests = dimse_requests(plan)
-    steps = (sink, privacy, progress, cancellation, transform, connections, forward)
-    if method == "auto":
-        try:
-            result = await _retrieve(settings, node, query, requests, "get", *steps)
-        except (ServiceNotSupported, NoStorageRole):
-            result = await _retrieve(settings, node, query, requests, "move", *steps)
-    else:
-        result = await _retrieve(settings, node, query, requests, method, *steps)
+    result = await retrieve_requests(settings, node, query, dimse_requests(plan), method=method, sink=sink,
+                                     privacy=privacy, progress=progress, cancellation=cancellation,
+                                     transform=transform, connections=connections, forward=forward)
     result.check = plan.check
     result.seconds = time.monotonic() - started
     return result
 
 
+async def retrieve_requests(settings: Settings, node: Node, query: Query, requests: list[RetrieveRequest], *,
+                            method: str, sink: InstanceSink | None, privacy: PrivacyPolicy,
+                            progress: ProgressCallback | None, cancellation: Cancellation | None,
+                            transform: Callable[[Dataset], object] | None, connections: ConnectionLimit | None,
+                            forward: ForwardSink | None) -> RetrieveResult:
+    """The retrieve ``requests`` already planned, as :func:`pacskit.retrieve.retrieve_requests`
+    sends them (``query`` gives their information model), on the loop; into ``sink`` or
+    sent on to ``forward``."""
+    steps = (sink, privacy, progress, cancellation, transform, connections, forward)
+    if method == "auto":
+        try:
+            return await _retrieve(settings, node, query, requests, "get", *steps)
+        except (ServiceNotSupported, NoStorageRole):
+            return await _retrieve(settings, node, query, requests, "move", *steps)
+    return await _retrieve(settings, node, query, requests, method, *steps)
+
+
 async def _retrieve(settings: Settings, node: Node, query: Query, requests: list[RetrieveRequest], method: str,
                     sink: InstanceSink | None, privacy: PrivacyPolicy, progress: ProgressCallback | None,
                     cancellation: Cancellation | None, transform: Callable[[Dataset], object] | None,
-                    connections: ConnectionLimit | None, forward: AsyncDimseSink | None) -> RetrieveResult:
+                    connections: ConnectionLimit | None, forward: ForwardSink | None) -> RetrieveResult:
     result = RetrieveResult(method=method)
     if not requests:
         return result

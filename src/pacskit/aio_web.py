@@ -8,6 +8,7 @@ filters and tally, and the retries of :mod:`pacskit.retry` (waits ``asyncio.slee
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncGenerator, Iterable
 from contextlib import aclosing
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 from pydicom import Dataset
 
 from pacskit import retry
+from pacskit.aio_forward import ForwardReceiver, ForwardSink
 from pacskit.cancellation import Cancellation
 from pacskit.client import Client
 from pacskit.file_source import FileSource
@@ -25,7 +27,7 @@ from pacskit.models import AnswerCheck, RetrieveResult, StoreResult
 from pacskit.net.aio_limits import within
 from pacskit.nodes import Node
 from pacskit.query import Query
-from pacskit.retrieve import ProgressCallback
+from pacskit.retrieve import InstanceSink, ProgressCallback, Receiver
 from pacskit.retrieve_plan import (
     Plan,
     level_search,
@@ -37,6 +39,7 @@ from pacskit.retrieve_plan import (
 from pacskit.send import StoreProgressCallback, Tally
 
 if TYPE_CHECKING:
+    from pacskit.deid import Deidentifier
     from pacskit.web.aio_client import AsyncDicomWebClient
     from pacskit.web.client import WebNode
 
@@ -44,7 +47,7 @@ if TYPE_CHECKING:
 async def search(client: Client, web: WebNode, query: Query, check: AnswerCheck) -> AsyncGenerator[Dataset, None]:
     """The matches of ``query`` at ``web`` by QIDO-RS, checked into ``check``, names
     withheld as the settings say (:meth:`Client.iter_find`)."""
-    async with _http(client, web) as http, \
+    async with web_client(client, web) as http, \
             aclosing(http.checked_search(query, check)) as found:
         async for match in found:
             yield match
@@ -63,24 +66,49 @@ async def get(client: Client, node: Node | str, web: WebNode, query: Query | Lev
     sink = client.folder_sink(output, layout, overwrite, deidentifier)
 
     async def attempt() -> RetrieveResult:
-        started = time.monotonic()
-        receiver = client.wado_receiver(sink, progress, stop, wado_uri=wado_uri, transform=deidentifier)
-        async with _http(client, web) as http:
-            plan = await _plan(http, general, wado_uri)
-            receiver.expect(plan.expected)
-            if wado_uri:
-                await http.retrieve_instances(wado_uri_instances(plan), receiver)
-            else:
-                await http.retrieve_resources(wado_rs_resources(plan), receiver)
-        receiver.result.check = plan.check
-        receiver.result.seconds = time.monotonic() - started
-        return receiver.result
+        async with web_client(client, web) as http:
+            return await retrieve(client, http, general, sink, progress, stop, wado_uri=wado_uri,
+                                  transform=deidentifier)
 
     try:
         return await within(retry.call_async(attempt, client.policy(retries, retry_backoff), "retrieve"), timeout)
     except BaseException:
         stop.cancel()
         raise
+
+
+async def retrieve(client: Client, http: AsyncDicomWebClient, query: Query, sink: InstanceSink | None,
+                   progress: ProgressCallback | None, stop: Cancellation, *, wado_uri: bool = False,
+                   transform: Deidentifier | None = None, forward: ForwardSink | None = None) -> RetrieveResult:
+    """One retrieve of what ``query`` matches, planned as the blocking client plans it
+    (:func:`_plan`), into ``sink`` (memory when None) or, with ``forward``, each instance
+    sent on to it as it arrives (:class:`pacskit.aio_forward.ForwardReceiver`)."""
+    started = time.monotonic()
+    plan = await _plan(http, query, wado_uri)
+    receiver = await fetch(client, http, plan, sink, progress, stop, wado_uri=wado_uri, transform=transform,
+                           forward=forward)
+    receiver.result.check = plan.check
+    receiver.result.seconds = time.monotonic() - started
+    return receiver.result
+
+
+async def fetch(client: Client, http: AsyncDicomWebClient, plan: Plan, sink: InstanceSink | None,
+                progress: ProgressCallback | None, stop: Cancellation | None, *, wado_uri: bool,
+                transform: Deidentifier | None, forward: ForwardSink | None) -> Receiver:
+    """Fetch ``plan`` by WADO-RS (WADO-URI with ``wado_uri``), as
+    :meth:`pacskit.transfer.WebSource.fetch` does; the receiver that took it."""
+    receiver: Receiver
+    if forward is None:
+        receiver = client.wado_receiver(sink, progress, stop, wado_uri=wado_uri, transform=transform)
+    else:
+        receiver = ForwardReceiver(RetrieveResult(method="wado-uri" if wado_uri else "wado-rs"), forward,
+                                   client.privacy, progress, None, stop, asyncio.current_task())
+    receiver.expect(plan.expected)
+    if wado_uri:
+        await http.retrieve_instances(wado_uri_instances(plan), receiver)
+    else:
+        await http.retrieve_resources(wado_rs_resources(plan), receiver)
+    return receiver
 
 
 async def _plan(http: AsyncDicomWebClient, query: Query, wado_uri: bool) -> Plan:
@@ -102,7 +130,7 @@ async def store(client: Client, web: WebNode, paths: Iterable[Path | str], *, pa
     async def send() -> StoreResult:
         source = FileSource(paths, patient_id=patient_id, study_uid=study_uid, series_uid=series_uid)
         result = StoreResult(not_dicom=source.not_dicom, filtered_out=source.filtered_out)
-        async with _http(client, web, parallel) as http:
+        async with web_client(client, web, parallel) as http:
             await http.store(source.files, Tally(result, len(source.files), progress), parallel=parallel)
         result.seconds = time.monotonic() - source.started
         return result
@@ -110,7 +138,8 @@ async def store(client: Client, web: WebNode, paths: Iterable[Path | str], *, pa
     return await within(send(), timeout)
 
 
-def _http(client: Client, web: WebNode, connections: int = 1) -> AsyncDicomWebClient:
+def web_client(client: Client, web: WebNode, connections: int = 1) -> AsyncDicomWebClient:
+    """An async DICOMweb client of ``web`` with the settings of ``client`` (:meth:`Client.web_options`)."""
     from pacskit.web.aio_client import AsyncDicomWebClient  # httpx only for the nodes that need it
 
     return AsyncDicomWebClient(web, client.privacy, **client.web_options(web, connections))

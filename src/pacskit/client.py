@@ -478,8 +478,7 @@ class Client:
                                      retry_backoff=retry_backoff)
         finally:
             late = sink.close()
-        result.local_failures.extend(late)
-        result.written = max(0, result.written - len(late))
+        _retrieve.add_late_failures(result, late)
         return result
 
     def copy(self, source: Node | str | Path, query: Query | LevelQuery, destination: Node | str | Path | None = None,

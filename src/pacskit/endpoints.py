@@ -109,10 +109,15 @@ def refuse_same(client: Client, source: Node | str | Path, destination: Node | s
         raise UsageError(f"FROM and TO are the same place ({source}): nothing to copy")
 
 
+def holdings_query(match: dict[str, str], limit: int | None) -> Query:
+    """The IMAGE-level search asking a destination which instances it holds under
+    ``match`` (unique keys), at most ``limit`` of them (a :data:`~pacskit.sinks.Finder`)."""
+    model = InformationModel.PATIENT_ROOT if "StudyInstanceUID" not in match else InformationModel.STUDY_ROOT
+    return Query(level=Level.IMAGE, model=model, match=match, limit=limit)
+
+
 def _finder(client: Client, node: Node | str) -> Finder:
     def held(match: dict[str, str], limit: int | None) -> Iterator[str]:
-        model = InformationModel.PATIENT_ROOT if "StudyInstanceUID" not in match else InformationModel.STUDY_ROOT
-        query = Query(level=Level.IMAGE, model=model, match=match, limit=limit)
-        for found in client.source_search(node, query):
+        for found in client.source_search(node, holdings_query(match, limit)):
             yield str(found.get("SOPInstanceUID", "") or "")
     return held

@@ -185,6 +185,10 @@ class Receiver:
             return False
         return True
 
+    async def take_async(self, data: Received) -> bool:
+        """:meth:`take` awaited (a receiver that forwards awaits the forward)."""
+        return self.take(data)
+
     def expect(self, total: int | None) -> None:
         """Say how many instances are coming, when that becomes known."""
         with self.lock:
@@ -213,6 +217,13 @@ class Receiver:
     def _report(self) -> None:
         if self.progress is not None:
             self.progress(self.state.model_copy())
+
+
+def add_late_failures(result: RetrieveResult, late: list[InstanceFailure]) -> None:
+    """Count the instances a forward's sink refused after taking them (a STOW-RS batch,
+    :class:`~pacskit.sinks.StowBatches`): failed locally, no longer written."""
+    result.local_failures.extend(late)
+    result.written = max(0, result.written - len(late))
 
 
 def _sop_instance_uid(data: Received) -> str:

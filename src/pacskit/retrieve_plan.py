@@ -13,8 +13,9 @@ blocking client and the asyncio one run the searches these functions describe.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydicom import Dataset
 
@@ -216,3 +217,13 @@ def wado_uri_instances(plan: Plan) -> list[Planned]:
 def expected_of(requests: list[RetrieveRequest]) -> int | None:
     """How many instances the requests should bring, when every match said."""
     return None if any(r.expected is None for r in requests) else sum(r.expected or 0 for r in requests)
+
+
+def resume(steps: Generator[Any, Any, Any], answer: Any) -> tuple[bool, Any]:
+    """One step of a plan made without I/O (:func:`pacskit.transfer.planning`,
+    :func:`pacskit.sinks.presence`), ``answer`` sent in: (False, what it asks next) or
+    (True, its outcome), for the blocking and the asyncio drivers alike."""
+    try:
+        return False, steps.send(answer)
+    except StopIteration as done:
+        return True, done.value

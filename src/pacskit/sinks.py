@@ -25,7 +25,7 @@ import logging
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -100,6 +100,14 @@ def _bytes(data: bytes | BinaryIO) -> bytes:
         return bytes(data)
     data.seek(0)
     return data.read()
+
+
+def filtered(data: bytes | BinaryIO, filters: Sequence[Filter]) -> bytes:
+    """The bytes of ``data`` through ``filters``, in order."""
+    raw = _bytes(data)
+    for step in filters:
+        raw = step(raw)
+    return raw
 
 
 def _sop_instance_uid(data: bytes) -> str:
@@ -282,14 +290,13 @@ class _AskedForWhatItHolds:
     find: Finder | None
 
     def present(self, instances: Sequence[tuple[str, str, str]]) -> set[str]:
-        series = sorted({(study, serie) for study, serie, _ in instances})
-        held: set[str] = set()
-        for study, serie in series:
-            found = self._held({"StudyInstanceUID": study, "SeriesInstanceUID": serie}, None)
-            if found is None:
-                return set()
-            held.update(found)
-        return {sop for _, _, sop in instances if sop in held}
+        from pacskit.retrieve_plan import resume
+
+        steps = presence(instances)
+        done, step = resume(steps, None)
+        while not done:
+            done, step = resume(steps, self._held(step, None))
+        return step  # type: ignore[no-any-return]
 
     def holds_any(self, match: dict[str, str]) -> bool:
         found = self._held(match, 1)
@@ -304,9 +311,28 @@ class _AskedForWhatItHolds:
         try:
             return list(self.find(match, limit))
         except ServiceNotSupported as exc:
-            LOG.warning("%s; what it already holds cannot be known, so every instance is sent", exc)
+            cannot_ask(exc)
             self.find = None
             return None
+
+
+def presence(instances: Sequence[tuple[str, str, str]]) -> Generator[dict[str, str], list[str] | None, set[str]]:
+    """Which of ``instances`` a destination holds, without I/O: the unique keys of each
+    of their series yielded, the SOP Instance UIDs it holds there sent back (None: it
+    cannot be asked, and holds none as far as anyone knows)."""
+    held: set[str] = set()
+    for study, serie in sorted({(study, serie) for study, serie, _ in instances}):
+        found = yield {"StudyInstanceUID": study, "SeriesInstanceUID": serie}
+        if found is None:
+            return set()
+        held.update(found)
+    return {sop for _, _, sop in instances if sop in held}
+
+
+def cannot_ask(exc: ServiceNotSupported) -> None:
+    """Say that a destination offering no search is sent every instance (its finder is
+    dropped)."""
+    LOG.warning("%s; what it already holds cannot be known, so every instance is sent", exc)
 
 
 def forward_proposal(offered: dict[tuple[str, str], _Kind]) -> tuple[list[PresentationContext],
@@ -452,51 +478,33 @@ class DimseSink(_AskedForWhatItHolds):
         return []
 
 
-class WebSink(_AskedForWhatItHolds):
-    """A DICOMweb server, by STOW-RS: instances are held in a scratch folder and sent in
-    requests of up to ``batch`` instances; the server's refusals come back from
-    :meth:`close` (or are kept until then), each with its reason.
-
-    Files on disk (:meth:`store_files`, what ``pacskit store`` sends) go as they are, in
-    ``parallel`` requests at a time.
-
-    Args:
-        client: the DICOMweb client (closed by :meth:`close`).
-        find: how to ask the server which instances of a series it holds (QIDO-RS).
-        parallel: requests at once for :meth:`store_files`.
-    """
+class StowBatches(_AskedForWhatItHolds):
+    """What a STOW-RS sink does without I/O, the same on a thread and on the event loop
+    (:class:`WebSink`, :class:`pacskit.aio_forward.AsyncWebSink`): each instance held in
+    a scratch folder (created with the first), taken off in batches of up to ``batch``,
+    each file's outcome tallied into :attr:`failures` with the server's reason (PS3.18
+    10.5.3), a batch whose request failed as a whole failed for each of its instances."""
 
     client_side = False
 
-    def __init__(self, client: DicomWebClient, find: Finder | None = None,
-                 batch: int = 50, *, parallel: int = 1) -> None:
-        self.client = client
-        self.label = client.node.label
+    def __init__(self, label: str, find: Finder | None, batch: int) -> None:
+        self.label = label
         self.find = find
         self.batch = batch
-        self.parallel = max(1, parallel)
         self.failures: list[InstanceFailure] = []
         self._pending: list[DicomFile] = []
         self._serial = 0
         self._scratch: Path | None = None
-        self._lock = threading.Lock()
 
     def prepare(self) -> None:
         pass
 
-    def write_encoded(self, data: bytes | BinaryIO) -> WrittenInstance:
-        with self._lock:
-            return self._hold(_bytes(data))
-
-    def store_files(self, files: Sequence[DicomFile], on_outcome: OutcomeHandler) -> None:
-        """STOW-RS ``files`` as they are on disk, each outcome to ``on_outcome``.
+    def _hold(self, raw: bytes) -> tuple[WrittenInstance, bool]:
+        """``raw`` held for the next batch; whether that batch is full.
 
         Raises:
-            NetworkError, HttpFailure: every request failed the same way.
+            OutputError: not a DICOM instance.
         """
-        self.client.store(list(files), on_outcome, parallel=self.parallel)
-
-    def _hold(self, raw: bytes) -> WrittenInstance:
         self._serial += 1
         if self._scratch is None:
             self._scratch = Path(tempfile.mkdtemp(prefix="pacskit-stow-"))
@@ -508,29 +516,81 @@ class WebSink(_AskedForWhatItHolds):
             path.unlink()
             raise OutputError(f"not a DICOM instance ({type(exc).__name__})") from None
         self._pending.append(item)
-        if len(self._pending) >= self.batch:
-            self._flush()
-        return WrittenInstance(Path(self.label) / item.sop_instance_uid, item.sop_instance_uid, False, len(raw))
+        written = WrittenInstance(Path(self.label) / item.sop_instance_uid, item.sop_instance_uid, False, len(raw))
+        return written, len(self._pending) >= self.batch
+
+    def _take_batch(self) -> list[DicomFile]:
+        pending, self._pending = self._pending, []
+        return pending
+
+    def _tally(self, outcome: SendOutcome) -> None:
+        if outcome.outcome.value == "failure":
+            self.failures.append(InstanceFailure(sop_instance_uid=outcome.file.sop_instance_uid,
+                                                 reason=outcome.reason or "refused"))
+
+    def _batch_failed(self, pending: list[DicomFile], exc: PacskitError) -> None:
+        named = {f.sop_instance_uid for f in self.failures}
+        self.failures.extend(InstanceFailure(sop_instance_uid=f.sop_instance_uid, reason=str(exc))
+                             for f in pending if f.sop_instance_uid not in named)
+
+    @staticmethod
+    def _drop(pending: list[DicomFile]) -> None:
+        for item in pending:
+            item.path.unlink(missing_ok=True)
+
+    def _remove_scratch(self) -> None:
+        """Remove the scratch folder and what it still holds (nothing of it is sent)."""
+        self._pending = []
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
+
+
+class WebSink(StowBatches):
+    """A DICOMweb server, by STOW-RS: instances are held in a scratch folder and sent in
+    requests of up to ``batch`` instances; the server's refusals come back from
+    :meth:`close` (or are kept until then), each with its reason (:class:`StowBatches`).
+
+    Files on disk (:meth:`store_files`, what ``pacskit store`` sends) go as they are, in
+    ``parallel`` requests at a time.
+
+    Args:
+        client: the DICOMweb client (closed by :meth:`close`).
+        find: how to ask the server which instances of a series it holds (QIDO-RS).
+        parallel: requests at once for :meth:`store_files`.
+    """
+
+    def __init__(self, client: DicomWebClient, find: Finder | None = None,
+                 batch: int = 50, *, parallel: int = 1) -> None:
+        super().__init__(client.node.label, find, batch)
+        self.client = client
+        self.parallel = max(1, parallel)
+        self._lock = threading.Lock()
+
+    def write_encoded(self, data: bytes | BinaryIO) -> WrittenInstance:
+        with self._lock:
+            written, full = self._hold(_bytes(data))
+            if full:
+                self._flush()
+            return written
+
+    def store_files(self, files: Sequence[DicomFile], on_outcome: OutcomeHandler) -> None:
+        """STOW-RS ``files`` as they are on disk, each outcome to ``on_outcome``.
+
+        Raises:
+            NetworkError, HttpFailure: every request failed the same way.
+        """
+        self.client.store(list(files), on_outcome, parallel=self.parallel)
 
     def _flush(self) -> None:
-        pending, self._pending = self._pending, []
-        if not pending:
-            return
-
-        def tally(outcome: SendOutcome) -> None:
-            if outcome.outcome.value == "failure":
-                self.failures.append(InstanceFailure(sop_instance_uid=outcome.file.sop_instance_uid,
-                                                     reason=outcome.reason or "refused"))
-
+        pending = self._take_batch()
         try:
-            self.client.store(pending, tally)
+            if pending:
+                self.client.store(pending, self._tally)
         except PacskitError as exc:
-            named = {f.sop_instance_uid for f in self.failures}
-            self.failures.extend(InstanceFailure(sop_instance_uid=f.sop_instance_uid, reason=str(exc))
-                                 for f in pending if f.sop_instance_uid not in named)
+            self._batch_failed(pending, exc)
         finally:
-            for item in pending:
-                item.path.unlink(missing_ok=True)
+            self._drop(pending)
 
     def close(self) -> list[InstanceFailure]:
         try:
@@ -538,8 +598,7 @@ class WebSink(_AskedForWhatItHolds):
                 self._flush()
         finally:
             self.client.close()
-            if self._scratch is not None:
-                shutil.rmtree(self._scratch, ignore_errors=True)
+            self._remove_scratch()
         return self.failures
 
 
@@ -562,10 +621,7 @@ class Filtered:
         return self.sink.holds_any(match)
 
     def write_encoded(self, data: bytes | BinaryIO) -> WrittenInstance:
-        raw = _bytes(data)
-        for step in self.filters:
-            raw = step(raw)
-        return self.sink.write_encoded(raw)
+        return self.sink.write_encoded(filtered(data, self.filters))
 
     def close(self) -> list[InstanceFailure]:
         return self.sink.close()

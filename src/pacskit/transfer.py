@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -47,6 +47,7 @@ from pacskit.retrieve_plan import (
     direct_plan,
     is_direct,
     level_search,
+    resume,
     wado_rs_resources,
     wado_uri_instances,
     web_fetch_level,
@@ -162,27 +163,43 @@ def plan(source: Source, query: Query, holds_any: Callable[[dict[str, str]], boo
     Raises:
         QueryError, NetworkError, DimseError: a search failed.
     """
+    steps = planning(query, source.whole_levels, holds_any is not None)
+    done, step = resume(steps, None)
+    while not done:
+        done, step = resume(steps, list(source.search(step[1])) if step[0] == "search" else holds_any(step[1]))  # type: ignore[misc]
+    return step  # type: ignore[no-any-return]
+
+
+PlanStep = tuple[str, Any]
+"""What :func:`planning` asks: (``"search"``, a Query: its matches, as a list) or
+(``"holds_any"``, unique keys: whether the destination holds anything under them)."""
+
+
+def planning(query: Query, whole_levels: frozenset[Level], asks_holdings: bool) -> Generator[PlanStep, Any, Plan]:
+    """The plan of :func:`plan`, without I/O: each search and question to the
+    destination yielded, its answer sent back (the blocking :func:`plan` and the
+    asyncio :func:`pacskit.aio_copy.plan` run them)."""
     keys = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
     found = Plan()
     if query.level is Level.IMAGE:
-        found.instances = list(dict.fromkeys(_instances(source.search(_returning(query, keys)))))
+        found.instances = list(dict.fromkeys(_instances((yield "search", _returning(query, keys)))))
         return found
     unique = UNIQUE_KEYS[query.level]
     above = ("StudyInstanceUID",) if query.level is Level.SERIES else ()
     count_key = RELATED_INSTANCES[query.level]
     seen: set[tuple[str, ...]] = set()
     model = InformationModel.PATIENT_ROOT if query.level is Level.PATIENT else InformationModel.STUDY_ROOT
-    for match in list(source.search(_returning(query, (*above, unique, count_key)))):
+    for match in (yield "search", _returning(query, (*above, unique, count_key))):
         values = {k: str(match.get(k, "") or "") for k in (*above, unique)}
         if not values[unique] or tuple(values.values()) in seen:
             continue
         seen.add(tuple(values.values()))
         count = as_count(match.get(count_key))
-        if holds_any is not None and count and query.level in source.whole_levels and not holds_any(values):
+        if asks_holdings and count and query.level in whole_levels and not (yield "holds_any", values):
             found.wholes.append(Whole(query.level, values, count))
             continue
         expanded = Query(level=Level.IMAGE, model=model, match=values, return_keys=keys)
-        found.instances.extend(_instances(source.search(expanded)))
+        found.instances.extend(_instances((yield "search", expanded)))
     found.instances = list(dict.fromkeys(found.instances))
     return found
 
@@ -191,7 +208,7 @@ def _returning(query: Query, keys: Sequence[str]) -> Query:
     return query.model_copy(update={"return_keys": tuple(dict.fromkeys([*query.return_keys, *keys]))})
 
 
-def _instances(matches: Iterator[Dataset]) -> list[Planned]:
+def _instances(matches: Iterable[Dataset]) -> list[Planned]:
     found = []
     for match in matches:
         uids = tuple(str(match.get(k, "") or "") for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"))
@@ -213,20 +230,33 @@ def copy(source: Source, query: Query, sink: Sink | None, *, destination: str, d
     started = time.monotonic()
     planned = plan(source, query, None if dry_run or sink is None else sink.holds_any)
     held = sink.present(planned.instances) if planned.instances and sink is not None else set()
-    wanted = [p for p in planned.instances if p[2] not in held]
-    result = CopyResult(source=source.label, destination=destination, planned=planned.count, present=len(held),
-                        skipped_files=source.skipped, dry_run=dry_run, wanted=[p[2] for p in wanted])
-    if not dry_run and (wanted or planned.wholes):
-        groups = by_series(planned.instances)
-        whole = set() if query.level is Level.IMAGE else {
-            serie for (study, serie), sops in by_series(wanted).items() if len(sops) == len(groups[(study, serie)])}
-        fetched = source.fetch(Plan(wanted, planned.wholes, whole), sink, progress, cancellation, transform)
-        _settle(result, fetched, cancellation)
+    result, fetching = outline(source.label, source.skipped, destination, query, planned, held, dry_run)
+    if fetching is not None:
+        settle(result, source.fetch(fetching, sink, progress, cancellation, transform), cancellation)
     result.seconds = time.monotonic() - started
     return result
 
 
-def _settle(result: CopyResult, fetched: RetrieveResult, cancellation: Cancellation | None) -> None:
+def outline(label: str, skipped: int, destination: str, query: Query, planned: Plan, held: set[str],
+            dry_run: bool) -> tuple[CopyResult, Plan | None]:
+    """The result of a copy before anything is fetched, from its plan and what the
+    destination ``held`` of it, and what to fetch: the instances missing (a series
+    wholly missing as one request) and the matches kept whole; None when nothing is to
+    be (a dry run, or everything held)."""
+    wanted = [p for p in planned.instances if p[2] not in held]
+    result = CopyResult(source=label, destination=destination, planned=planned.count, present=len(held),
+                        skipped_files=skipped, dry_run=dry_run, wanted=[p[2] for p in wanted])
+    if dry_run or not (wanted or planned.wholes):
+        return result, None
+    groups = by_series(planned.instances)
+    whole = set() if query.level is Level.IMAGE else {
+        serie for (study, serie), sops in by_series(wanted).items() if len(sops) == len(groups[(study, serie)])}
+    return result, Plan(wanted, planned.wholes, whole)
+
+
+def settle(result: CopyResult, fetched: RetrieveResult, cancellation: Cancellation | None) -> None:
+    """Count what the fetch of a copy brought into ``result``: copied, already present,
+    failed (with the source's reason for what it did not send), cancelled."""
     result.bytes = fetched.bytes
     result.instances = fetched.instances
     result.copied = fetched.written + len(fetched.instances)
@@ -244,8 +274,9 @@ def _settle(result: CopyResult, fetched: RetrieveResult, cancellation: Cancellat
 
 
 def add_failures(result: CopyResult, failures: list[InstanceFailure]) -> None:
-    """Count the instances a sink refused after taking them (a STOW-RS batch)."""
-    result.failed.extend(failures)
+    """Count the instances a sink refused after taking them (a STOW-RS batch), or
+    dropped once the copy was cancelled (not copied, not failed either)."""
+    result.failed.extend(f for f in failures if f.reason != CANCELLED)
     result.copied = max(0, result.copied - len(failures))
 
 
@@ -283,6 +314,12 @@ class DimseSource:
         pass
 
 
+def web_whole_levels(wado_uri: bool) -> frozenset[Level]:
+    """The levels a DICOMweb source fetches a match of whole: studies and series by
+    WADO-RS, none by WADO-URI (instance by instance)."""
+    return frozenset() if wado_uri else DimseSource.whole_levels
+
+
 class WebSource:
     """A DICOMweb server: searched by QIDO-RS, fetched by WADO-RS — or, with ``wado_uri``,
     instance by instance by WADO-URI (PS3.18 9; the plan then lists every instance)."""
@@ -294,7 +331,7 @@ class WebSource:
         self.web = web
         self.label = web.label
         self.wado_uri = wado_uri
-        self.whole_levels = frozenset() if wado_uri else frozenset({Level.STUDY, Level.SERIES})
+        self.whole_levels = web_whole_levels(wado_uri)
         self._http = client._web_client(web)
 
     def search(self, query: Query) -> Iterator[Dataset]:

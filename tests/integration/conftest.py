@@ -75,6 +75,13 @@ def orthanc(tmp_path_factory, corpus_dir):
         yield peer
 
 
+@pytest.fixture(scope="module")
+def orthanc_moving(orthanc, our_port):
+    """:func:`orthanc` knowing pacskit (AE title PACSKIT, ``our_port``) as a C-MOVE destination."""
+    orthanc.add_modality("pacskit", OUR_AET, "127.0.0.1", our_port)
+    return orthanc
+
+
 @pytest.fixture
 def spools(monkeypatch):
     """Every temporary file opened during the test (large instances are spooled to them)."""

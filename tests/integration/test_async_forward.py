@@ -6,25 +6,17 @@ SOP class; a cancel after which nothing more is forwarded; the connection limit.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import threading
 
 import pytest
+from no_threads import run_without_threads
 from pydicom import dcmread
 
 from pacskit import AsyncClient, Node, Settings
 from pacskit.client import study_query
-from pacskit.testing.peers import StoreSCP, free_port
+from pacskit.testing.peers import StoreSCP
 
 OUR_AET = "PACSKIT"
-
-
-class NoThreads(concurrent.futures.ThreadPoolExecutor):
-    """A default executor that refuses work: any ``run_in_executor(None, ...)`` or
-    ``asyncio.to_thread`` during the call fails it."""
-
-    def submit(self, *args, **kwargs):
-        raise AssertionError("a worker thread was asked for")
 
 
 def node_of(peer) -> Node:
@@ -45,31 +37,9 @@ def storing_associations(storescp: StoreSCP) -> int:
     return sum("Store Request" in part for part in text.split("Association Received")[1:])
 
 
-@pytest.fixture(scope="module")
-def move_port():
-    return free_port()
-
-
-@pytest.fixture(scope="module")
-def orthanc_moving(orthanc, move_port):
-    orthanc.add_modality("pacskit", OUR_AET, "127.0.0.1", move_port)
-    return orthanc
-
-
-def run_without_threads(main):
-    """``main()`` on a fresh loop whose default executor refuses work; the threads seen
-    at each progress report (and at the end) next to those before."""
-    loop = asyncio.new_event_loop()
-    loop.set_default_executor(NoThreads(max_workers=1))
-    try:
-        return loop.run_until_complete(main())
-    finally:
-        loop.close()
-
-
 @pytest.mark.parametrize("method", ["get", "move"])
 def test_a_forward_from_orthanc_reaches_storescp_on_one_association_and_no_thread(
-        orthanc_moving, corpus, tmp_path, monkeypatch, method, move_port):
+        orthanc_moving, corpus, tmp_path, monkeypatch, method, our_port):
     study, items = study_of(corpus)
     (tmp_path / "cwd").mkdir()
     monkeypatch.chdir(tmp_path / "cwd")
@@ -77,7 +47,7 @@ def test_a_forward_from_orthanc_reaches_storescp_on_one_association_and_no_threa
     storescp.extra_args = ["-v"]
     before = set(threading.enumerate())
     seen: list[set[threading.Thread]] = []
-    settings = Settings(ae_title=OUR_AET, port=move_port)
+    settings = Settings(ae_title=OUR_AET, port=our_port)
 
     async def main():
         client = AsyncClient(settings)
@@ -153,14 +123,14 @@ def test_a_destination_refusing_a_sop_class_fails_those_instances_each_and_takes
 
 
 @pytest.mark.parametrize("method", ["get", "move"])
-def test_nothing_is_forwarded_after_the_cancel(orthanc_moving, corpus, tmp_path, method, move_port):
+def test_nothing_is_forwarded_after_the_cancel(orthanc_moving, corpus, tmp_path, method, our_port):
     study, items = study_of(corpus)
     storescp = StoreSCP(tmp_path / "storescp")
     forwarded: list[int] = []
 
     async def main():
         task = asyncio.current_task()
-        client = AsyncClient(Settings(ae_title=OUR_AET, port=move_port))
+        client = AsyncClient(Settings(ae_title=OUR_AET, port=our_port))
 
         def progress(state):
             if state.received not in forwarded:

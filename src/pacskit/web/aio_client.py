@@ -4,9 +4,11 @@ store on ``httpx.AsyncClient``, on the event loop itself, no thread.
 The requests and the reading of their answers are those of the blocking client
 (:mod:`pacskit.web.exchange`); a WADO-RS answer is read as it arrives by the same
 multipart parser (:func:`pacskit.web.multipart.aiter_parts`: bounded memory, a large part
-spooled to a temporary file), each instance handed to the receiver on the loop. A
-cancellation of the awaiting task (or a timeout) stops a request where it is: nothing is
-handed to the receiver after it, and a part being read is dropped with its spool.
+spooled to a temporary file), each instance handed to the receiver on the loop and
+awaited there (``take_async``: a forward sends it on before the answer is read further,
+:mod:`pacskit.aio_forward`). A cancellation of the awaiting task (or a timeout) stops a
+request where it is: nothing is handed to the receiver after it, and a part being read
+is dropped with its spool.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pacskit.models import AnswerCheck, RetrieveResult
 from pacskit.query import Query
 from pacskit.scan import DicomFile
 from pacskit.web import exchange
-from pacskit.web.client import WebClientBase, WebNode, take_part  # noqa: F401 - WebNode in the example
+from pacskit.web.client import WebClientBase, WebNode  # noqa: F401 - WebNode in the example
 from pacskit.web.exchange import DICOM, MAX_STOW_RESPONSE, qido_request
 from pacskit.web.multipart import MultipartError, aiter_parts, file_chunks, write_parts
 
@@ -140,7 +142,7 @@ class AsyncDicomWebClient(WebClientBase):
                     result.failed_instances.append(instance[2])
                     continue
                 await _check(response, "WADO-URI")
-                if receiver.take(await response.aread()):
+                if await receiver.take_async(await response.aread()):
                     result.completed += 1
 
     async def _retrieve_one(self, resource: str, receiver: Any) -> int:
@@ -153,7 +155,9 @@ class AsyncDicomWebClient(WebClientBase):
             try:
                 async with aclosing(aiter_parts(response.aiter_bytes(), boundary)) as parts:
                     async for headers, body in parts:
-                        received += take_part(receiver, headers, body)
+                        if exchange.is_instance(headers):
+                            await receiver.take_async(body)
+                            received += 1
             except MultipartError as exc:
                 raise exchange.malformed_retrieve(self.node.label, received, exc) from None
         return received
