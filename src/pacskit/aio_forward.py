@@ -219,8 +219,7 @@ class AsyncWebSink(StowBatches):
         dropped: list[InstanceFailure] = []
         try:
             if abort:
-                dropped = [InstanceFailure(sop_instance_uid=f.sop_instance_uid, reason=CANCELLED)
-                           for f in self._pending]
+                dropped = self._cancelled_held()
             else:
                 async with self._lock:
                     await self._flush()

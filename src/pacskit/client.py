@@ -477,7 +477,7 @@ class Client:
                                      cancellation=cancellation, transform=None, retries=retries,
                                      retry_backoff=retry_backoff)
         finally:
-            late = sink.close()
+            late = sink.close(abort=cancellation is not None and cancellation.cancelled)
         _retrieve.add_late_failures(result, late)
         return result
 
@@ -531,7 +531,7 @@ class Client:
 
             result = self._retried(attempt, "copy", {"retries": retries, "retry_backoff": retry_backoff})
         finally:
-            late = [] if sink is None else sink.close()
+            late = [] if sink is None else sink.close(abort=cancellation is not None and cancellation.cancelled)
         transfer.add_failures(result, late)
         return result
 

@@ -45,6 +45,7 @@ from pacskit.errors import (
 )
 from pacskit.models import InstanceFailure
 from pacskit.privacy import PrivacyPolicy
+from pacskit.retrieve import CANCELLED
 from pacskit.scan import DicomFile, HeldInstance, read_bytes, read_file, scan
 from pacskit.settings import ArchiveSettings
 from pacskit.storage import FolderSink, WrittenInstance, names_withheld
@@ -92,7 +93,11 @@ class Sink(Protocol):
 
     def write_encoded(self, data: bytes | BinaryIO) -> WrittenInstance: ...
 
-    def close(self) -> list[InstanceFailure]: ...
+    def close(self, *, abort: bool = False) -> list[InstanceFailure]:
+        """Finish (what is held sent on, what is open released) and return the instances
+        refused meanwhile; with ``abort`` (after a cancellation) send nothing more: the
+        instances held are returned as cancelled."""
+        ...
 
 
 def _bytes(data: bytes | BinaryIO) -> bytes:
@@ -138,7 +143,7 @@ class FolderDestination(FolderSink):
             return False
         return any(p.is_file() for p in self.root.rglob("*"))
 
-    def close(self) -> list[InstanceFailure]:
+    def close(self, *, abort: bool = False) -> list[InstanceFailure]:
         return []
 
 
@@ -265,7 +270,7 @@ class ArchiveSink:
         assert self.ingest is not None
         return self.ingest.ingest(received)
 
-    def close(self) -> list[InstanceFailure]:
+    def close(self, *, abort: bool = False) -> list[InstanceFailure]:
         try:
             if self.ingest is not None and self._own:
                 self.ingest.close()
@@ -473,7 +478,7 @@ class DimseSink(_AskedForWhatItHolds):
             except NetworkError:
                 pass
 
-    def close(self) -> list[InstanceFailure]:
+    def close(self, *, abort: bool = False) -> list[InstanceFailure]:
         self._release()
         return []
 
@@ -532,6 +537,10 @@ class StowBatches(_AskedForWhatItHolds):
         named = {f.sop_instance_uid for f in self.failures}
         self.failures.extend(InstanceFailure(sop_instance_uid=f.sop_instance_uid, reason=str(exc))
                              for f in pending if f.sop_instance_uid not in named)
+
+    def _cancelled_held(self) -> list[InstanceFailure]:
+        """The instances held and not to be sent (after a cancellation), as failures."""
+        return [InstanceFailure(sop_instance_uid=f.sop_instance_uid, reason=CANCELLED) for f in self._pending]
 
     @staticmethod
     def _drop(pending: list[DicomFile]) -> None:
@@ -592,14 +601,18 @@ class WebSink(StowBatches):
         finally:
             self._drop(pending)
 
-    def close(self) -> list[InstanceFailure]:
+    def close(self, *, abort: bool = False) -> list[InstanceFailure]:
+        dropped: list[InstanceFailure] = []
         try:
             with self._lock:
-                self._flush()
+                if abort:
+                    dropped = self._cancelled_held()
+                else:
+                    self._flush()
         finally:
             self.client.close()
             self._remove_scratch()
-        return self.failures
+        return self.failures + dropped
 
 
 class Filtered:
@@ -623,8 +636,8 @@ class Filtered:
     def write_encoded(self, data: bytes | BinaryIO) -> WrittenInstance:
         return self.sink.write_encoded(filtered(data, self.filters))
 
-    def close(self) -> list[InstanceFailure]:
-        return self.sink.close()
+    def close(self, *, abort: bool = False) -> list[InstanceFailure]:
+        return self.sink.close(abort=abort)
 
 
 def deid_filter(deidentifier: Deidentifier) -> Filter:

@@ -168,6 +168,37 @@ def test_nothing_reaches_the_destination_after_the_cancel(orthanc_moving, destin
             set(arrived)
 
 
+def test_the_blocking_client_sends_nothing_either_after_a_cancellation(orthanc_moving, destination, big_study,
+                                                                       scratch):
+    """Client.get with forward_to a STOW-RS server, cancelled at the 55th instance: the 5
+    held since the first batch are not sent when the sink closes, and say why."""
+    destination.clear()
+    study = big_study[0].study_uid
+    proxy = RecordingProxy("127.0.0.1", destination.http_port)
+    arrived: list[str] = []
+    stop = Cancellation()
+
+    def progress(state):
+        if state.received == 55 and not arrived:
+            arrived.extend(held_uids(destination.dicomweb_url, study))
+            stop.cancel()
+
+    try:
+        result = Client(Settings()).get(node_of(orthanc_moving), study_query(study), progress=progress,
+                                        cancellation=stop, forward_to=f"http://127.0.0.1:{proxy.port}/dicom-web")
+        assert proxy.wait_idle(10), "a connection to the destination stayed open"
+        requests = stow_requests(proxy)
+    finally:
+        proxy.close()
+    assert len(arrived) == 50
+    assert held_uids(destination.dicomweb_url, study) == set(arrived)
+    assert requests == 1
+    assert result.written == 50
+    assert {f.sop_instance_uid for f in result.local_failures} == {c.sop_instance_uid for c in big_study} - set(arrived)
+    assert {f.reason for f in result.local_failures} == {CANCELLED}
+    assert list(scratch.iterdir()) == []
+
+
 def test_a_forward_from_dicomweb_to_storescp_and_no_thread(orthanc, corpus, tmp_path):
     study = corpus[0].study_uid
     items = [c for c in corpus if c.study_uid == study]
