@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from pydicom import dcmread
@@ -23,6 +24,10 @@ SERVICES = {"pacskit.retrieve", "pacskit.storage", "pacskit.send", "pacskit.find
             "pacskit.net.retrieve", "pacskit.net.store", "pacskit.transfer", "pacskit.sinks"}
 NEVER = {"numpy", "PIL", "requests", "httpx", "pacskit.web", "pacskit.archive", "pacskit.aio",
          "pacskit.deid.profile", "pacskit.deid.table"}
+ECHO_NEVER = {"pacskit.models", "pacskit.level_queries", "pacskit.results", "pacskit.query",
+              "pacskit.sources", "rich.table"}
+"""Imported by a find or a get, not by an echo: the result and query models (an echo's result
+is :mod:`pacskit.echo_result`) and Rich's table, which only a terminal gets."""
 PIXEL = {"numpy", "PIL", "pylibjpeg", "libjpeg", "openjpeg", "rle"}
 
 
@@ -52,6 +57,7 @@ def test_an_echo_loads_no_service_module_and_no_pynetdicom(dcmqrscp, tmp_path):
     assert json.loads(result.stdout)[0]["result"] == "success"
     assert "pacskit.net.echo" in modules
     assert not (SERVICES | NEVER | {"pynetdicom"}) & top(modules)
+    assert not ECHO_NEVER & modules
     assert not any(name.startswith("pacskit.deid") for name in modules)
 
 
@@ -100,7 +106,7 @@ def test_a_copy_loads_no_pixel_module_into_a_folder_or_a_node_that_needs_a_conve
     assert not (PIXEL | NEVER) & top(modules), (PIXEL | NEVER) & top(modules)
     jpeg = tmp_path / "jpeg"
     jpeg.mkdir()
-    (jpeg / "one.dcm").write_bytes(open(get_testdata_file("SC_rgb_jpeg_dcmtk.dcm"), "rb").read())
+    (jpeg / "one.dcm").write_bytes(Path(get_testdata_file("SC_rgb_jpeg_dcmtk.dcm")).read_bytes())
     with StoreSCP(tmp_path / "scp", accept_all=False) as peer:
         result, modules = run_reporting_imports(tmp_path, "copy", str(jpeg), address(peer), "-l", "image",
                                                 "-f", "json")
