@@ -15,8 +15,9 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from pacskit.aio import AsyncClient
     from pacskit.client import Client
+    from pacskit.echo_result import EchoResult
     from pacskit.level_queries import InstanceQuery, PatientQuery, SeriesQuery, StudyQuery
-    from pacskit.models import EchoResult, MoveResult, RetrieveResult
+    from pacskit.models import MoveResult, RetrieveResult
     from pacskit.nodes import Node
     from pacskit.query import Query
     from pacskit.results import InstanceResult, PatientResult, SeriesResult, StudyResult
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 _HOMES = {
     "AsyncClient": "pacskit.aio",
     "Client": "pacskit.client",
-    "EchoResult": "pacskit.models",
+    "EchoResult": "pacskit.echo_result",
     "InstanceQuery": "pacskit.level_queries",
     "InstanceResult": "pacskit.results",
     "MoveResult": "pacskit.models",

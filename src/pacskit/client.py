@@ -9,8 +9,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from pydicom import Dataset
-
 from pacskit import retry
 from pacskit.call_options import (
     FindOptions,
@@ -20,33 +18,45 @@ from pacskit.call_options import (
     WorklistFilters,
 )
 from pacskit.cancellation import Cancellation
+from pacskit.echo_result import EchoResult
 from pacskit.errors import DimseError, InputError, MoveDestinationUnknown, UsageError
 from pacskit.layout import DEFAULT_LAYOUT, Layout
-from pacskit.level_queries import InstanceQuery, LevelQuery, PatientQuery, SeriesQuery, StudyQuery
-from pacskit.models import (
-    AnswerCheck,
-    Answers,
-    EchoResult,
-    Matches,
-    MoveResult,
-    RetrieveResult,
-    StoreResult,
-)
 from pacskit.net.echo import c_echo
 from pacskit.net.status import MOVE_DESTINATION_UNKNOWN
 from pacskit.nodes import Node, is_web_address
 from pacskit.privacy import PrivacyPolicy
-from pacskit.query import Level, Query
-from pacskit.results import InstanceResult, LevelResult, PatientResult, SeriesResult, StudyResult
 from pacskit.retry import RetryPolicy
 from pacskit.settings import Settings
-from pacskit.sources import find_local, is_local_source, local_files
 
 if TYPE_CHECKING:
+    from pydicom import Dataset
     from typing_extensions import Unpack
 
     from pacskit.commitment import CommitmentResult, Reference
     from pacskit.deid import Deidentifier
+    from pacskit.level_queries import (
+        InstanceQuery,
+        LevelQuery,
+        PatientQuery,
+        SeriesQuery,
+        StudyQuery,
+    )
+    from pacskit.models import (
+        AnswerCheck,
+        Answers,
+        Matches,
+        MoveResult,
+        RetrieveResult,
+        StoreResult,
+    )
+    from pacskit.query import Query
+    from pacskit.results import (
+        InstanceResult,
+        LevelResult,
+        PatientResult,
+        SeriesResult,
+        StudyResult,
+    )
     from pacskit.retrieve import InstanceSink, MoveProgressCallback, ProgressCallback
     from pacskit.send import StoreProgressCallback
     from pacskit.storage import FolderSink
@@ -73,21 +83,31 @@ class _OnFirstUse(ModuleType):
 if TYPE_CHECKING:
     from pacskit import commitment as _commitment
     from pacskit import finder as _finder
+    from pacskit import level_queries as _level_queries
+    from pacskit import models as _models
+    from pacskit import query as _query
+    from pacskit import results as _results
     from pacskit import retrieve as _retrieve
     from pacskit import send as _send
+    from pacskit import sources as _sources
     from pacskit import storage as _storage
     from pacskit.net import find as _find
     from pacskit.worklist import query as _worklist
 else:
     _commitment = _OnFirstUse("pacskit.commitment")
     _finder = _OnFirstUse("pacskit.finder")
+    _level_queries = _OnFirstUse("pacskit.level_queries")
+    _models = _OnFirstUse("pacskit.models")
+    _query = _OnFirstUse("pacskit.query")
+    _results = _OnFirstUse("pacskit.results")
     _retrieve = _OnFirstUse("pacskit.retrieve")
     _send = _OnFirstUse("pacskit.send")
+    _sources = _OnFirstUse("pacskit.sources")
     _storage = _OnFirstUse("pacskit.storage")
     _find = _OnFirstUse("pacskit.net.find")
     _worklist = _OnFirstUse("pacskit.worklist.query")
 
-R = TypeVar("R", bound=LevelResult)
+R = TypeVar("R", bound="LevelResult")
 T = TypeVar("T")
 
 
@@ -158,7 +178,7 @@ class Client:
         """What takes the instances of a WADO-RS (or WADO-URI) retrieve, its sink prepared."""
         if sink is not None:
             sink.prepare()
-        result = RetrieveResult(method="wado-uri" if wado_uri else "wado-rs")
+        result = _models.RetrieveResult(method="wado-uri" if wado_uri else "wado-rs")
         return _retrieve.Receiver(result, sink, self.privacy, progress, None, cancellation, transform)
 
     def source_search(self, node: Node | str, query: Query) -> Answers:
@@ -170,8 +190,8 @@ class Client:
             QueryError, NetworkError, DimseError: the search failed.
         """
         query.to_identifier(self.privacy)
-        check = AnswerCheck(level=query.level)
-        return Answers(self._retried_search(node, query, check, self.policy()), check)
+        check = _models.AnswerCheck(level=query.level)
+        return _models.Answers(self._retried_search(node, query, check, self.policy()), check)
 
     def policy(self, retries: int | None = None, retry_backoff: float | None = None) -> RetryPolicy:
         """The retries of a call: those given, else the settings' (:mod:`pacskit.retry`)."""
@@ -222,7 +242,7 @@ class Client:
             DeidentificationSecretMissing: de-identification without a secret.
         """
         query, check, policy, deidentifier = self.find_plan(node, query, options)
-        answers = Answers(self._retried_search(node, query, check, policy), check)
+        answers = _models.Answers(self._retried_search(node, query, check, policy), check)
         return answers if deidentifier is None else _deidentified(answers, deidentifier)
 
     def find_plan(self, node: Node | str, query: Query,
@@ -239,12 +259,12 @@ class Client:
         deidentifier = self.deidentifier_for(node, options.get("deidentify", False), options.get("deid_options", ()))
         if deidentifier is not None:
             query = _with_patient_id(query, deidentifier)
-        check = AnswerCheck(level=query.level)
+        check = _models.AnswerCheck(level=query.level)
         return query, check, self.policy(options.get("retries"), options.get("retry_backoff")), deidentifier
 
     def is_dimse(self, node: Node | str) -> bool:
         """Whether ``node`` is reached by DIMSE (not DICOMweb, the archive or a folder)."""
-        return self.web_node(node) is None and not (isinstance(node, str) and is_local_source(node))
+        return self.web_node(node) is None and not (isinstance(node, str) and _sources.is_local_source(node))
 
     def _retried_search(self, node: Node | str, query: Query, check: AnswerCheck,
                         policy: RetryPolicy) -> Iterator[Dataset]:
@@ -272,7 +292,7 @@ class Client:
         web = self.web_node(node)
         if web is not None:
             return self._web_search(web, query, check)
-        if isinstance(node, str) and is_local_source(node):
+        if isinstance(node, str) and _sources.is_local_source(node):
             return self._local_search(node, query, check)
         return self._dimse_search(self.node(node), query, check)
 
@@ -281,7 +301,7 @@ class Client:
             yield from client.checked_search(query, check)
 
     def _local_search(self, source: str, query: Query, check: AnswerCheck) -> Generator[Dataset]:
-        for match in find_local(self.settings, source, query, query.return_keywords(self.privacy)):
+        for match in _sources.find_local(self.settings, source, query, query.return_keywords(self.privacy)):
             check.answers += 1
             yield self.privacy.scrub_response(match)
 
@@ -292,7 +312,7 @@ class Client:
 
     def find(self, node: Node | str, query: Query, **options: Unpack[FindOptions]) -> Matches:
         """All the matches of :meth:`iter_find`, as a list with its ``check``."""
-        return Matches(self.iter_find(node, query, **options))
+        return _models.Matches(self.iter_find(node, query, **options))
 
     def iter_results(self, node: Node | str, query: LevelQuery,
                      **options: Unpack[RetryOptions]) -> Iterator[LevelResult]:
@@ -313,7 +333,7 @@ class Client:
                       **options: Unpack[RetryOptions]) -> list[PatientResult]:
         """C-FIND at the PATIENT level, patient root (PS3.4 C.6.1.1.2); every patient
         without ``query``. See :meth:`iter_find` for ``node`` and what is checked."""
-        return self._typed(PatientResult, node, query or PatientQuery(), options)
+        return self._typed(_results.PatientResult, node, query or _level_queries.PatientQuery(), options)
 
     def find_studies(self, node: Node | str, query: StudyQuery | None = None,
                      **options: Unpack[RetryOptions]) -> list[StudyResult]:
@@ -321,18 +341,18 @@ class Client:
 
         >>> client.find_studies("pacs", StudyQuery(patient_id="12345", modality="CT"))
         """
-        return self._typed(StudyResult, node, query or StudyQuery(), options)
+        return self._typed(_results.StudyResult, node, query or _level_queries.StudyQuery(), options)
 
     def find_series(self, node: Node | str, query: SeriesQuery | None = None,
                     **options: Unpack[RetryOptions]) -> list[SeriesResult]:
         """C-FIND at the SERIES level, study root (PS3.4 C.6.2.1.3); without a study
         UID the study level is asked first (:mod:`pacskit.finder`)."""
-        return self._typed(SeriesResult, node, query or SeriesQuery(), options)
+        return self._typed(_results.SeriesResult, node, query or _level_queries.SeriesQuery(), options)
 
     def find_instances(self, node: Node | str, query: InstanceQuery | None = None,
                        **options: Unpack[RetryOptions]) -> list[InstanceResult]:
         """C-FIND at the IMAGE level, study root (PS3.4 C.6.2.1.4)."""
-        return self._typed(InstanceResult, node, query or InstanceQuery(), options)
+        return self._typed(_results.InstanceResult, node, query or _level_queries.InstanceQuery(), options)
 
     def iter_worklist(self, node: Node | str, query: WorklistQuery | None = None,
                       **filters: Unpack[WorklistFilters]) -> Iterator[Dataset]:
@@ -419,7 +439,7 @@ class Client:
         """
         if method not in ("get", "move", "auto"):
             raise ValueError(f"method must be get, move or auto, not {method!r}")
-        general = query.to_query() if isinstance(query, LevelQuery) else query
+        general = query.to_query() if isinstance(query, _level_queries.LevelQuery) else query
         deidentifier = self.deidentifier_for(node, deidentify, deid_options)
         if forward_to is not None:
             if output is not None:
@@ -511,7 +531,7 @@ class Client:
         from pacskit import transfer
         from pacskit.endpoints import open_sink, open_source, refuse_same
 
-        general = query.to_query() if isinstance(query, LevelQuery) else query
+        general = query.to_query() if isinstance(query, _level_queries.LevelQuery) else query
         general.to_identifier(self.privacy)
         if destination is not None:
             refuse_same(self, source, destination)
@@ -611,13 +631,13 @@ class Client:
         from pacskit.net.commitment import request_commitment
 
         target = self.node(node)
-        references = self._matched_instances(target, instances) if isinstance(instances, Query) else list(instances)
+        references = self._matched_instances(target, instances) if isinstance(instances, _query.Query) else list(instances)
         if not references:
             raise InputError("nothing to commit: no instance matches")
         return request_commitment(self.settings, target, references, timeout=timeout)
 
     def _matched_instances(self, node: Node, query: Query) -> list[Reference]:
-        image = Query(level=Level.IMAGE, model=query.model, match=query.match, limit=query.limit,
+        image = _query.Query(level=_query.Level.IMAGE, model=query.model, match=query.match, limit=query.limit,
                       return_keys=tuple(dict.fromkeys([*query.return_keys, "SOPClassUID"])))
         references = []
         for match in self.iter_find(node, image):
@@ -641,8 +661,8 @@ class Client:
             MoveDestinationUnknown: ``node`` does not know ``destination`` (0xA801).
             QueryError, NetworkError, DimseError: the move failed.
         """
-        general = query.to_query() if isinstance(query, LevelQuery) else query
-        if isinstance(node, str) and is_local_source(node):
+        general = query.to_query() if isinstance(query, _level_queries.LevelQuery) else query
+        if isinstance(node, str) and _sources.is_local_source(node):
             return self._local_move(node, general, destination)
         target = self.node(node)
         return self._retried(lambda: _retrieve.move(self.settings, target, general, destination, self.privacy,
@@ -663,8 +683,8 @@ class Client:
         if not names:
             raise MoveDestinationUnknown(f"move destination {destination!r} is not in the nodes table",
                                          status=MOVE_DESTINATION_UNKNOWN)
-        result = MoveResult(destination=destination)
-        files = list(local_files(self.settings, source, query))
+        result = _models.MoveResult(destination=destination)
+        files = list(_sources.local_files(self.settings, source, query))
         if files:
             stored = _send.store(self.settings, self.settings.resolve_node(names[0]), files)
             result.requests = 1
@@ -724,17 +744,17 @@ class Client:
 
 def study_query(study_uid: str) -> Query:
     """The retrieve identifier of one study (PS3.4 C.4.2.2.1)."""
-    return Query.build(Level.STUDY, study_uid=study_uid)
+    return _query.Query.build(_query.Level.STUDY, study_uid=study_uid)
 
 
 def series_query(study_uid: str, series_uid: str) -> Query:
     """The retrieve identifier of one series."""
-    return Query.build(Level.SERIES, study_uid=study_uid, series_uid=series_uid)
+    return _query.Query.build(_query.Level.SERIES, study_uid=study_uid, series_uid=series_uid)
 
 
 def instances_query(study_uid: str, series_uid: str, sop_instance_uids: list[str]) -> Query:
     """The retrieve identifier of some instances of a series (a UID list match)."""
-    return Query.build(Level.IMAGE, study_uid=study_uid, series_uid=series_uid,
+    return _query.Query.build(_query.Level.IMAGE, study_uid=study_uid, series_uid=series_uid,
                        sop_instance_uid="\\".join(sop_instance_uids))
 
 
@@ -753,4 +773,4 @@ def _deidentified(answers: Answers, deidentifier: Deidentifier) -> Answers:
         finally:
             answers.close()
 
-    return Answers(each(), answers.check)
+    return _models.Answers(each(), answers.check)

@@ -9,27 +9,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, computed_field, field_serializer
 from pydicom import Dataset
 
+from pacskit.echo_result import EchoResult as EchoResult  # re-exported
 from pacskit.errors import DimseFailure, InstancesNotReceived, PartialFailure, RetrieveFailed
-from pacskit.nodes import Node
 from pacskit.query import Level
-
-
-class EchoResult(BaseModel):
-    """The outcome of a C-ECHO.
-
-    Attributes:
-        node: the peer.
-        status: the C-ECHO response status (0x0000 is success).
-        associate_ms: milliseconds to open the association.
-        rtt_ms: round-trip time of the C-ECHO itself, in milliseconds.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    node: Node
-    status: int
-    associate_ms: float
-    rtt_ms: float
 
 
 class AnswerCheck(BaseModel):

@@ -24,6 +24,10 @@ SERVICES = {"pacskit.retrieve", "pacskit.storage", "pacskit.send", "pacskit.find
             "pacskit.net.retrieve", "pacskit.net.store", "pacskit.transfer", "pacskit.sinks"}
 NEVER = {"numpy", "PIL", "requests", "httpx", "pacskit.web", "pacskit.archive", "pacskit.aio",
          "pacskit.deid.profile", "pacskit.deid.table"}
+ECHO_NEVER = {"pacskit.models", "pacskit.level_queries", "pacskit.results", "pacskit.query",
+              "pacskit.sources", "rich.table"}
+"""Imported by a find or a get, not by an echo: the result and query models (an echo's result
+is :mod:`pacskit.echo_result`) and Rich's table, which only a terminal gets."""
 PIXEL = {"numpy", "PIL", "pylibjpeg", "libjpeg", "openjpeg", "rle"}
 
 
@@ -53,6 +57,7 @@ def test_an_echo_loads_no_service_module_and_no_pynetdicom(dcmqrscp, tmp_path):
     assert json.loads(result.stdout)[0]["result"] == "success"
     assert "pacskit.net.echo" in modules
     assert not (SERVICES | NEVER | {"pynetdicom"}) & top(modules)
+    assert not ECHO_NEVER & modules
     assert not any(name.startswith("pacskit.deid") for name in modules)
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from pacskit.cli.called_ae import CalledAeOption, target
 from pacskit.cli.common import OutputFormat, out, print_json, state, write_rows
@@ -69,6 +67,10 @@ def echo(
 
 
 def _print_table(rows: list[dict[str, object]]) -> None:
+    """The rows as a Rich table, for a terminal (Rich's table modules are imported only then)."""
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title=None)
     for column, justify in (("Node", "left"), ("AE title", "left"), ("Address", "left"),
                             ("Result", "left"), ("RTT ms", "right")):
