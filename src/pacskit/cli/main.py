@@ -12,7 +12,7 @@ import typer
 from typer.exceptions import TyperException
 
 from pacskit import __version__
-from pacskit.cli.common import State, err
+from pacskit.cli.common import State, err, out
 from pacskit.cli.global_options import (
     AcseTimeoutOption,
     AeTitleOption,
@@ -137,7 +137,8 @@ def build_app(wanted: str = EVERY_COMMAND) -> typer.Typer:
     """The ``pacskit`` application with command ``wanted`` imported (every one for
     :data:`~pacskit.cli.launch.EVERY_COMMAND`, none for ``NO_COMMAND``); the others are
     listed by name and one line, their modules not imported, so that a command starts with
-    only the imports it needs."""
+    only the imports it needs. Help is drawn in Rich's panels on a terminal, and as plain
+    text (Click's) in a pipe or a file, as the tables are."""
     app = typer.Typer(
         name="pacskit",
         help="DICOM networking toolkit: echo, find, get, move, store, receive, worklist, mpps, commit — "
@@ -146,18 +147,20 @@ def build_app(wanted: str = EVERY_COMMAND) -> typer.Typer:
         pretty_exceptions_enable=False,
         add_completion=True,
         context_settings={"help_option_names": ["-h", "--help"]},
+        rich_markup_mode="rich" if out.is_terminal else None,
     )
     app.callback()(_global_options)
     for name, (module, attribute, summary) in COMMANDS.items():
         if wanted in (name, EVERY_COMMAND):
             command = getattr(importlib.import_module(module), attribute)
-            help_text, examples = help_and_examples(command)
+            help_text, examples = help_and_examples(command, plain=not out.is_terminal)
             app.command(name=name, help=help_text, epilog=examples)(with_global_options(command))
         else:
             app.command(name=name, help=summary, context_settings=_STUB_SETTINGS, add_help_option=False)(_not_loaded)
     for name, (module, attribute) in GROUPS.items():
         if wanted in (name, EVERY_COMMAND):
-            app.add_typer(examples_last(getattr(importlib.import_module(module), attribute)), name=name)
+            app.add_typer(examples_last(getattr(importlib.import_module(module), attribute),
+                                        plain=not out.is_terminal), name=name)
         else:
             app.command(name=name, help=GROUP_HELP[name], context_settings=_STUB_SETTINGS,
                         add_help_option=False)(_not_loaded)
