@@ -123,6 +123,21 @@ def test_an_instance_the_server_refuses_is_reported_with_its_reason(orthanc, cor
     assert list(scratch.iterdir()) == []
 
 
+def only_the_first_batch_arrived(proxy: RecordingProxy, destination, study: str, arrived: list[str],
+                                 scratch) -> None:
+    """The destination got one STOW-RS request, the first batch of 50 (``arrived``, what it
+    held when the cancel came), and no more; the proxy is closed and the scratch folder empty."""
+    try:
+        assert proxy.wait_idle(10), "a connection to the destination stayed open"
+        requests = stow_requests(proxy)
+    finally:
+        proxy.close()
+    assert len(arrived) == 50
+    assert held_uids(destination.dicomweb_url, study) == set(arrived)
+    assert requests == 1
+    assert list(scratch.iterdir()) == []
+
+
 @pytest.mark.parametrize("how", ["task", "cancellation"])
 def test_nothing_reaches_the_destination_after_the_cancel(orthanc_moving, destination, big_study, scratch, how):
     """Cancelled at the 55th instance (the awaiting task, or ``cancellation=``): the
@@ -153,14 +168,10 @@ def test_nothing_reaches_the_destination_after_the_cancel(orthanc_moving, destin
 
     try:
         result = run_without_threads(main)
-        assert proxy.wait_idle(10), "a connection to the destination stayed open"
-        requests = stow_requests(proxy)
-    finally:
+    except BaseException:
         proxy.close()
-    assert len(arrived) == 50
-    assert held_uids(destination.dicomweb_url, study) == set(arrived)
-    assert requests == 1
-    assert list(scratch.iterdir()) == []
+        raise
+    only_the_first_batch_arrived(proxy, destination, study, arrived, scratch)
     if how == "cancellation":
         assert result.written == 50
         assert len(result.local_failures) == 10 and {f.reason for f in result.local_failures} == {CANCELLED}
@@ -186,17 +197,13 @@ def test_the_blocking_client_sends_nothing_either_after_a_cancellation(orthanc_m
     try:
         result = Client(Settings()).get(node_of(orthanc_moving), study_query(study), progress=progress,
                                         cancellation=stop, forward_to=f"http://127.0.0.1:{proxy.port}/dicom-web")
-        assert proxy.wait_idle(10), "a connection to the destination stayed open"
-        requests = stow_requests(proxy)
-    finally:
+    except BaseException:
         proxy.close()
-    assert len(arrived) == 50
-    assert held_uids(destination.dicomweb_url, study) == set(arrived)
-    assert requests == 1
+        raise
+    only_the_first_batch_arrived(proxy, destination, study, arrived, scratch)
     assert result.written == 50
     assert {f.sop_instance_uid for f in result.local_failures} == {c.sop_instance_uid for c in big_study} - set(arrived)
     assert {f.reason for f in result.local_failures} == {CANCELLED}
-    assert list(scratch.iterdir()) == []
 
 
 def test_a_forward_from_dicomweb_to_storescp_and_no_thread(orthanc, corpus, tmp_path):
