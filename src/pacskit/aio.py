@@ -331,17 +331,16 @@ class AsyncClient:
         peer's final response. With a DIMSE node the retrieve runs on the event loop,
         whatever ``method`` (a C-MOVE to ourselves received by a Storage SCP on the loop,
         PS3.4 C.4.2.3), de-identified there with ``deidentify``/``deid_options``; from a
-        DICOMweb node too (:func:`pacskit.aio_web.get`, WADO-RS or WADO-URI), unless it
-        is de-identified. ``forward_to`` a DIMSE node or a DICOMweb server, from a DIMSE
+        DICOMweb node too (:func:`pacskit.aio_web.get`, WADO-RS or WADO-URI), de-identified
+        there as well. ``forward_to`` a DIMSE node or a DICOMweb server, from a DIMSE
         node or a DICOMweb node, runs on the loop (:mod:`pacskit.aio_forward`): each
         instance C-STOREd on one kept association as it arrives, or held in a scratch
         folder and sent by STOW-RS (PS3.18 10.5) in batches of 50, the source's
         C-STORE-RSP (or the reading of the WADO-RS answer) waiting for it; a server's
         refusals come back per instance, with its reason, in ``local_failures``; nothing
         is forwarded once a cancellation or a timeout is raised (the batch held is not
-        sent, the scratch folder is removed). ``forward_to`` the archive or a folder, a
-        retrieve from the archive or a folder, and a de-identified one from a DICOMweb
-        node still run in a worker thread."""
+        sent, the scratch folder is removed). ``forward_to`` the archive or a folder, and
+        a retrieve from the archive or a folder, still run in a worker thread."""
         stop = cancellation or Cancellation()
         web = self.sync.web_node(node)
         if forward_to is not None and self._forwards_on_loop(node, forward_to):
@@ -354,11 +353,11 @@ class AsyncClient:
                                               timeout=timeout,
                                               deidentifier=self.sync.deidentifier_for(node, deidentify,
                                                                                       deid_options))
-        if web is not None and forward_to is None and self.sync.deidentifier_for(node, deidentify,
-                                                                                   deid_options) is None:
+        if web is not None and forward_to is None:
             return await aio_web.get(self.sync, node, web, query, output, layout=layout, overwrite=overwrite,
                                      progress=progress, stop=stop, wado_uri=wado_uri, retries=retries,
-                                     retry_backoff=retry_backoff, timeout=timeout)
+                                     retry_backoff=retry_backoff, timeout=timeout, deidentify=deidentify,
+                                     deid_options=deid_options)
         if self.sync.is_dimse(node) and forward_to is None:
             if method not in ("get", "move", "auto"):
                 raise ValueError(f"method must be get, move or auto, not {method!r}")

@@ -56,13 +56,14 @@ async def search(client: Client, web: WebNode, query: Query, check: AnswerCheck)
 async def get(client: Client, node: Node | str, web: WebNode, query: Query | LevelQuery, output: Path | str | None, *,
               layout: str, overwrite: bool, progress: ProgressCallback | None, stop: Cancellation,
               wado_uri: bool, retries: int | None, retry_backoff: float | None,
-              timeout: float | None) -> RetrieveResult:
+              timeout: float | None, deidentify: bool = False, deid_options: Iterable[str] = ()) -> RetrieveResult:
     """A retrieve from ``web`` by WADO-RS (WADO-URI with ``wado_uri``) as
-    :meth:`Client.get` does it, into the folder ``output`` or memory; ``progress`` is
-    called on the loop. A timeout or a cancellation sets ``stop`` as it is raised:
-    nothing is kept after it, and a part being read is dropped with its spool."""
+    :meth:`Client.get` does it, into the folder ``output`` or memory, de-identified as
+    ``deidentify``/``deid_options`` and the node's settings say (PS3.15 Annex E);
+    ``progress`` is called on the loop. A timeout or a cancellation sets ``stop`` as it is
+    raised: nothing is kept after it, and a part being read is dropped with its spool."""
     general = query.to_query() if isinstance(query, LevelQuery) else query
-    deidentifier = client.deidentifier_for(node, False, ())
+    deidentifier = client.deidentifier_for(node, deidentify, deid_options)
     sink = client.folder_sink(output, layout, overwrite, deidentifier)
 
     async def attempt() -> RetrieveResult:

@@ -256,7 +256,8 @@ def test_the_exchange_log_is_the_same_on_both_drivers(orthanc, corpus, caplog):
     assert sync_lines == async_lines
 
 
-def test_a_deidentified_get_on_the_loop_writes_what_the_sync_one_writes(orthanc, corpus, tmp_path):
+@pytest.mark.parametrize("over", ["dimse", "dicomweb"])
+def test_a_deidentified_get_on_the_loop_writes_what_the_sync_one_writes(orthanc, corpus, tmp_path, over):
     from pydicom import dcmread
 
     from pacskit.settings import DeidentifySettings
@@ -265,10 +266,11 @@ def test_a_deidentified_get_on_the_loop_writes_what_the_sync_one_writes(orthanc,
     study = corpus[0].study_uid
     before = set(threading.enumerate())
     seen: list[set[threading.Thread]] = []
+    node = node_of(orthanc) if over == "dimse" else orthanc.dicomweb_url
     result = asyncio.run(AsyncClient(settings).get_study(
-        node_of(orthanc), study, tmp_path / "async", deidentify=True, timeout=60,
+        node, study, tmp_path / "async", deidentify=True, timeout=60,
         progress=lambda state: seen.append(set(threading.enumerate()))))
-    Client(settings).get_study(node_of(orthanc), study, tmp_path / "sync", deidentify=True).raise_for_status()
+    Client(settings).get_study(node, study, tmp_path / "sync", deidentify=True).raise_for_status()
     assert result.status == "success" and len(result.files) == 6
     assert seen and all(threads == before for threads in seen)
 
