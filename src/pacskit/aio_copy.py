@@ -20,7 +20,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydicom import Dataset
 
@@ -32,11 +32,12 @@ from pacskit.models import InstanceFailure, RetrieveResult
 from pacskit.nodes import Node
 from pacskit.query import Level, Query
 from pacskit.retrieve import ProgressCallback
-from pacskit.retrieve_plan import Plan, dimse_requests, resume
+from pacskit.retrieve_plan import Plan, answered_async, dimse_requests
 from pacskit.sinks import FolderDestination, cannot_ask, presence
 from pacskit.transfer import (
     CopyResult,
     DimseSource,
+    PlanStep,
     add_failures,
     outline,
     planning,
@@ -65,11 +66,11 @@ def runs_on_loop(client: AsyncClient, source: Node | str | Path, destination: No
 async def plan(search: Search, query: Query, whole_levels: frozenset[Level],
                holds_any: Callable[[dict[str, str]], Awaitable[bool]] | None) -> Plan:
     """:func:`pacskit.transfer.plan` on the loop, its searches and questions awaited."""
-    steps = planning(query, whole_levels, holds_any is not None)
-    done, step = resume(steps, None)
-    while not done:
-        done, step = resume(steps, await search(step[1]) if step[0] == "search" else await holds_any(step[1]))  # type: ignore[misc]
-    return step  # type: ignore[no-any-return]
+    async def answer(step: PlanStep) -> Any:
+        kind, asked = step
+        return await search(asked) if kind == "search" else await holds_any(asked)  # type: ignore[misc]
+
+    return await answered_async(planning(query, whole_levels, holds_any is not None), answer)
 
 
 class Destination:
@@ -94,11 +95,7 @@ class Destination:
         """Which of ``instances`` it holds (see :meth:`pacskit.sinks.Sink.present`)."""
         if self.folder is not None:
             return self.folder.present(instances)
-        steps = presence(instances)
-        done, step = resume(steps, None)
-        while not done:
-            done, step = resume(steps, await self._held(step, None))
-        return step  # type: ignore[no-any-return]
+        return await answered_async(presence(instances), lambda match: self._held(match, None))
 
     async def _held(self, match: dict[str, str], limit: int | None) -> list[str] | None:
         if self.find is None:

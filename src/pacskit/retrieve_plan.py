@@ -13,14 +13,18 @@ blocking client and the asyncio one run the searches these functions describe.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeVar
 
 from pydicom import Dataset
 
 from pacskit.models import AnswerCheck
 from pacskit.query import LEVELS, UNIQUE_KEYS, InformationModel, Level, Query
+
+Asked = TypeVar("Asked")
+Answer = TypeVar("Answer")
+Outcome = TypeVar("Outcome")
 
 RELATED_INSTANCES = {
     Level.PATIENT: "NumberOfPatientRelatedInstances",
@@ -219,11 +223,23 @@ def expected_of(requests: list[RetrieveRequest]) -> int | None:
     return None if any(r.expected is None for r in requests) else sum(r.expected or 0 for r in requests)
 
 
-def resume(steps: Generator[Any, Any, Any], answer: Any) -> tuple[bool, Any]:
-    """One step of a plan made without I/O (:func:`pacskit.transfer.planning`,
-    :func:`pacskit.sinks.presence`), ``answer`` sent in: (False, what it asks next) or
-    (True, its outcome), for the blocking and the asyncio drivers alike."""
+def answered(steps: Generator[Asked, Answer, Outcome], answer: Callable[[Asked], Answer]) -> Outcome:
+    """The outcome of steps made without I/O (:func:`pacskit.transfer.planning`,
+    :func:`pacskit.sinks.presence`), each question they yield given ``answer``'s reply."""
     try:
-        return False, steps.send(answer)
+        asked = next(steps)
+        while True:
+            asked = steps.send(answer(asked))
     except StopIteration as done:
-        return True, done.value
+        return done.value  # type: ignore[no-any-return]
+
+
+async def answered_async(steps: Generator[Asked, Answer, Outcome],
+                         answer: Callable[[Asked], Awaitable[Answer]]) -> Outcome:
+    """:func:`answered`, each reply awaited (the asyncio drivers)."""
+    try:
+        asked = next(steps)
+        while True:
+            asked = steps.send(await answer(asked))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]

@@ -295,13 +295,9 @@ class _AskedForWhatItHolds:
     find: Finder | None
 
     def present(self, instances: Sequence[tuple[str, str, str]]) -> set[str]:
-        from pacskit.retrieve_plan import resume
+        from pacskit.retrieve_plan import answered
 
-        steps = presence(instances)
-        done, step = resume(steps, None)
-        while not done:
-            done, step = resume(steps, self._held(step, None))
-        return step  # type: ignore[no-any-return]
+        return answered(presence(instances), lambda match: self._held(match, None))
 
     def holds_any(self, match: dict[str, str]) -> bool:
         found = self._held(match, 1)

@@ -41,13 +41,13 @@ from pacskit.retrieve_plan import (
     Plan,
     Planned,
     Whole,
+    answered,
     as_count,
     by_series,
     dimse_requests,
     direct_plan,
     is_direct,
     level_search,
-    resume,
     wado_rs_resources,
     wado_uri_instances,
     web_fetch_level,
@@ -163,11 +163,11 @@ def plan(source: Source, query: Query, holds_any: Callable[[dict[str, str]], boo
     Raises:
         QueryError, NetworkError, DimseError: a search failed.
     """
-    steps = planning(query, source.whole_levels, holds_any is not None)
-    done, step = resume(steps, None)
-    while not done:
-        done, step = resume(steps, list(source.search(step[1])) if step[0] == "search" else holds_any(step[1]))  # type: ignore[misc]
-    return step  # type: ignore[no-any-return]
+    def answer(step: PlanStep) -> Any:
+        kind, asked = step
+        return list(source.search(asked)) if kind == "search" else holds_any(asked)  # type: ignore[misc]
+
+    return answered(planning(query, source.whole_levels, holds_any is not None), answer)
 
 
 PlanStep = tuple[str, Any]
