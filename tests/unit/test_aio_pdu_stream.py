@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 
 from pacskit.net.aio_pdu_stream import READ_HIGH_WATER, PduStream, PeerClosed
 
 
-async def _connected() -> tuple[PduStream, socket.socket]:
+@asynccontextmanager
+async def connected() -> AsyncIterator[tuple[PduStream, socket.socket]]:
+    """A PduStream connected to a raw socket (the peer), both closed when the block ends."""
     listener = socket.create_server(("127.0.0.1", 0))
     try:
         _, stream = await asyncio.get_running_loop().create_connection(PduStream, *listener.getsockname())
@@ -19,7 +23,11 @@ async def _connected() -> tuple[PduStream, socket.socket]:
     finally:
         listener.close()
     peer.setblocking(False)
-    return stream, peer
+    try:
+        yield stream, peer
+    finally:
+        peer.close()
+        stream.abort()
 
 
 async def _send(peer: socket.socket, data: bytes) -> None:
@@ -28,8 +36,7 @@ async def _send(peer: socket.socket, data: bytes) -> None:
 
 def test_bytes_that_arrive_in_pieces_are_taken_whole_and_in_order() -> None:
     async def scenario() -> tuple[bytes, bytes]:
-        stream, peer = await _connected()
-        try:
+        async with connected() as (stream, peer):
             waiting = asyncio.ensure_future(stream.fill(10, timeout=5))
             for piece in (b"\x04\x00", b"\x00\x00", b"\x00\x04abcd", b"rest"):
                 await _send(peer, piece)
@@ -38,34 +45,26 @@ def test_bytes_that_arrive_in_pieces_are_taken_whole_and_in_order() -> None:
             first = bytes(stream.take(10))
             await stream.fill(4, timeout=5)
             return first, bytes(stream.take(4))
-        finally:
-            peer.close()
-            stream.abort()
 
     assert asyncio.run(scenario()) == (b"\x04\x00\x00\x00\x00\x04abcd", b"rest")
 
 
 def test_a_wait_that_times_out_keeps_what_came() -> None:
     async def scenario() -> bytes:
-        stream, peer = await _connected()
-        try:
+        async with connected() as (stream, peer):
             await _send(peer, b"\x04\x00\x00")
             with pytest.raises(TimeoutError):
                 await stream.fill(6, timeout=0.2)
             await _send(peer, b"\x00\x00\x00")
             await stream.fill(6, timeout=5)
             return bytes(stream.take(6))
-        finally:
-            peer.close()
-            stream.abort()
 
     assert asyncio.run(scenario()) == b"\x04\x00\x00\x00\x00\x00"
 
 
 def test_a_cancelled_wait_keeps_what_came_for_the_next_read() -> None:
     async def scenario() -> bytes:
-        stream, peer = await _connected()
-        try:
+        async with connected() as (stream, peer):
             waiting = asyncio.ensure_future(stream.fill(8, timeout=None))
             await _send(peer, b"1234")
             await asyncio.sleep(0.05)
@@ -75,22 +74,16 @@ def test_a_cancelled_wait_keeps_what_came_for_the_next_read() -> None:
             await _send(peer, b"5678")
             await stream.fill(8, timeout=5)
             return bytes(stream.take(8))
-        finally:
-            peer.close()
-            stream.abort()
 
     assert asyncio.run(scenario()) == b"12345678"
 
 
 def test_the_peer_closing_before_the_bytes_came_is_peer_closed() -> None:
     async def scenario() -> None:
-        stream, peer = await _connected()
-        await _send(peer, b"\x04\x00")
-        peer.close()
-        try:
+        async with connected() as (stream, peer):
+            await _send(peer, b"\x04\x00")
+            peer.close()
             await stream.fill(6, timeout=5)
-        finally:
-            stream.abort()
 
     with pytest.raises(PeerClosed):
         asyncio.run(scenario())
@@ -102,9 +95,8 @@ def test_memory_stays_bounded_while_nobody_reads_and_everything_arrives_once_rea
     total = 8 << 20
 
     async def scenario() -> tuple[int, int]:
-        stream, peer = await _connected()
-        sender = asyncio.ensure_future(_send(peer, bytes(total)))
-        try:
+        async with connected() as (stream, peer):
+            sender = asyncio.ensure_future(_send(peer, bytes(total)))
             for _ in range(50):
                 await asyncio.sleep(0.01)
             held = len(stream.buffer)
@@ -115,9 +107,6 @@ def test_memory_stays_bounded_while_nobody_reads_and_everything_arrives_once_rea
                 received += len(stream.take(len(stream.buffer)))
             await sender
             return held, received
-        finally:
-            peer.close()
-            stream.abort()
 
     held, received = asyncio.run(scenario())
     assert 0 < held <= READ_HIGH_WATER + (256 << 10)
@@ -128,27 +117,23 @@ def test_a_read_larger_than_the_high_water_mark_is_let_in_whole() -> None:
     size = 4 * READ_HIGH_WATER
 
     async def scenario() -> int:
-        stream, peer = await _connected()
-        sender = asyncio.ensure_future(_send(peer, bytes(size + 100)))
-        try:
+        async with connected() as (stream, peer):
+            sender = asyncio.ensure_future(_send(peer, bytes(size + 100)))
             await stream.fill(size, timeout=5)
             taken = len(stream.take(size))
             await sender
             return taken
-        finally:
-            peer.close()
-            stream.abort()
 
     assert asyncio.run(scenario()) == size
 
 
 def test_a_drain_after_the_connection_is_lost_says_so() -> None:
     async def scenario() -> None:
-        stream, peer = await _connected()
-        peer.close()
-        stream.close()
-        await stream.wait_closed()
-        await stream.drain(timeout=1)
+        async with connected() as (stream, peer):
+            peer.close()
+            stream.close()
+            await stream.wait_closed()
+            await stream.drain(timeout=1)
 
     with pytest.raises(ConnectionResetError):
         asyncio.run(scenario())
@@ -158,9 +143,8 @@ def test_each_wait_has_its_own_deadline_whatever_the_waits_before_it() -> None:
     """A long wait after a short one is not cut at the short one's deadline; a short wait
     after a long one ends at its own."""
     async def scenario() -> tuple[bytes, float]:
-        stream, peer = await _connected()
-        loop = asyncio.get_running_loop()
-        try:
+        async with connected() as (stream, peer):
+            loop = asyncio.get_running_loop()
             await _send(peer, b"ab")
             await stream.fill(2, timeout=0.1)
             stream.take(2)
@@ -171,9 +155,6 @@ def test_each_wait_has_its_own_deadline_whatever_the_waits_before_it() -> None:
             with pytest.raises(TimeoutError):
                 await stream.fill(1, timeout=0.2)
             return late, loop.time() - started
-        finally:
-            peer.close()
-            stream.abort()
 
     late, waited = asyncio.run(scenario())
     assert late == b"cd"
