@@ -26,9 +26,9 @@ from pydicom.tag import Tag
 from pydicom.uid import UID
 
 from pacskit.deflate import inflate
-from pacskit.dimse_text import command_name, printable, status_text
-from pacskit.encoded import DEFLATED, EXPLICIT_VR_BIG_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN
+from pacskit.dimse_text import command_name, error_name, printable, status_text
 from pacskit.privacy import PATIENT_NAME_TAGS
+from pacskit.transfer_syntax import DEFLATED, EXPLICIT_VR_BIG_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN
 from pacskit.unknown_vr import read_items, unknown_value
 
 DUMP_LIMIT = 64 << 10
@@ -82,10 +82,6 @@ def dump_command(command: Mapping[int, bytes]) -> list[str]:
     return lines
 
 
-def error_name(exc: BaseException) -> str:
-    """``ValueError``, ``zlib.error``: what went wrong, without the exception's text."""
-    kind = type(exc)
-    return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
 
 
 def _decode(data: bytes, transfer_syntax: str, limit: int) -> Dataset:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct
 from collections.abc import Mapping
 
-from pydicom.uid import UID
-
 from pacskit import status_tables
 
 AFFECTED_SOP_CLASS_UID = 0x0002
@@ -83,11 +81,29 @@ def status_text(status: int, field: int | None = None) -> str:
 def sop_class_name(uid: str, *, short: bool = False) -> str:
     """The name pydicom's UID dictionary gives ``uid`` (the UID itself if it has none);
     ``short`` writes Q/R for Query/Retrieve Information Model."""
-    name = UID(uid).name if uid else ""
+    name = _uid_name(uid) if uid else ""
     if short:
         for long, abbreviation in _SHORT_NAMES:
             name = name.replace(long, abbreviation)
     return printable(name, 100)
+
+
+def _uid_name(uid: str) -> str:
+    from pydicom.uid import UID
+
+    return UID(uid).name
+
+
+def load_uid_names() -> None:
+    """Import pydicom's UID dictionary, which :func:`sop_class_name` reads (about 80 ms the
+    first time: an association that logs no names never loads it)."""
+    import pydicom.uid  # noqa: F401
+
+
+def error_name(exc: BaseException) -> str:
+    """``ValueError``, ``zlib.error``: what went wrong, without the exception's text."""
+    kind = type(exc)
+    return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
 
 
 def summary(command: Mapping[int, bytes], context_id: int) -> str:

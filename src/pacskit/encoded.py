@@ -21,7 +21,9 @@ from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
+
+from pacskit.implementation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from pacskit.transfer_syntax import DEFLATED, EXPLICIT_VR_BIG_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN
 
 if TYPE_CHECKING:
     import mmap
@@ -30,9 +32,6 @@ if TYPE_CHECKING:
     """A dataset's bytes: ``bytes``, or a read-only memory map of its file (both slice to
     ``bytes``)."""
 
-IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
-EXPLICIT_VR_BIG_ENDIAN = "1.2.840.10008.1.2.2"
-DEFLATED = frozenset({"1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.8.1"})
 UNDEFINED = 0xFFFFFFFF
 ITEM = 0xFFFEE000
 ITEM_DELIMITATION = 0xFFFEE00D
@@ -71,8 +70,6 @@ class Encoding:
 
 _encoding_of = functools.cache(Encoding.of)
 
-IMPLEMENTATION_CLASS_UID = PYDICOM_IMPLEMENTATION_UID
-IMPLEMENTATION_VERSION_NAME = "PACSKIT"
 META_ENCODING = Encoding(explicit=True, little=True)
 META_START = 132
 

@@ -16,8 +16,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pydicom.datadict import tag_for_keyword
-
 from pacskit.errors import OutputError, UsageError
 
 DEFAULT_LAYOUT = "{PatientID}/{StudyInstanceUID}/{SeriesInstanceUID}/{SOPInstanceUID}.dcm"
@@ -66,6 +64,8 @@ class Layout:
             parsed = list(string.Formatter().parse(template))
         except ValueError as exc:
             raise UsageError(f"invalid layout {template!r}: {exc}") from None
+        from pydicom.datadict import tag_for_keyword
+
         fields: list[str] = []
         for literal, name, _spec, conversion in parsed:
             if ".." in PurePosixPath(literal).parts:

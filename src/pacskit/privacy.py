@@ -6,27 +6,22 @@ hands back, and refuses a layout that would put one into a path. ``allow_patient
 opts in. The archive (server side) stores what it is sent, unchanged, and does not use
 this policy.
 
-Names are found at any depth: in sequences, and in UN elements that hold a sequence
-(:mod:`pacskit.unknown_vr`). A name element's value is never decoded — only its length
-is looked at — so that no conversion warning of pydicom can quote it.
+Names are found at any depth, in sequences and in UN elements that hold one
+(:mod:`pacskit.name_walk`, imported when a dataset is first looked at: the policy itself
+needs no pydicom, so that an association that moves no dataset does not load it).
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import Enum
 from typing import TYPE_CHECKING
 
-from pydicom import Dataset
-from pydicom.datadict import tag_for_keyword
-from pydicom.dataelem import DataElement, RawDataElement
-
 from pacskit.errors import UsageError
-from pacskit.unknown_vr import encode_items, is_sequence, read_items, unknown_value
 
 if TYPE_CHECKING:
+    from pydicom import Dataset
+
     from pacskit.layout import Layout
 
 PATIENT_NAME_KEYWORDS = (
@@ -36,8 +31,8 @@ PATIENT_NAME_KEYWORDS = (
     "PatientMotherBirthName",
 )
 """The attributes withheld: every person name of the patient (PS3.3 C.7.1.1)."""
-PATIENT_NAME_TAGS = frozenset(tag for k in PATIENT_NAME_KEYWORDS if (tag := tag_for_keyword(k)) is not None)
-_LITTLE_ENDIAN_TAGS = tuple(struct.pack("<HH", tag >> 16, tag & 0xFFFF) for tag in PATIENT_NAME_TAGS)
+PATIENT_NAME_TAGS = frozenset({0x00100010, 0x00101001, 0x00101005, 0x00101060})
+"""Their tags (PS3.6 Table 6-1), as literals so that the policy needs no pydicom."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +72,9 @@ class PrivacyPolicy:
     def scrub_response(self, dataset: Dataset) -> Dataset:
         """Delete patient-name attributes from a query response (in place; returned)."""
         if self.withholds_names:
-            _walk(dataset, _Action.DELETE)
+            from pacskit.name_walk import delete_names
+
+            delete_names(dataset)
         return dataset
 
     def blank_instance(self, dataset: Dataset) -> Dataset:
@@ -87,70 +84,10 @@ class PrivacyPolicy:
         element that holds a name in a sequence pacskit cannot read is removed.
         """
         if self.withholds_names:
-            _walk(dataset, _Action.BLANK)
+            from pacskit.name_walk import blank_names
+
+            blank_names(dataset)
         return dataset
 
 
 DEFAULT_PRIVACY = PrivacyPolicy()
-
-
-def contains_names(dataset: Dataset) -> bool:
-    """Whether any patient-name attribute at any depth has a value (or a UN element may
-    hold one in a sequence that cannot be read)."""
-    return _walk(dataset, _Action.FIND)
-
-
-class _Action(Enum):
-    FIND = "find"
-    BLANK = "blank"
-    DELETE = "delete"
-
-
-def _walk(dataset: Dataset, action: _Action) -> bool:
-    """Whether ``dataset`` holds a name at any depth; each is blanked or deleted as
-    ``action`` says. Elements are read with ``get_item``, which does not convert them;
-    only sequences are (their items' elements stay as they were read)."""
-    found = False
-    for tag in list(dataset.keys()):
-        element = dataset.get_item(tag)
-        if tag in PATIENT_NAME_TAGS:
-            filled = _has_value(element)
-            found |= filled
-            if action is _Action.DELETE:
-                del dataset[tag]
-            elif action is _Action.BLANK and filled:
-                dataset[tag] = DataElement(tag, "PN", "")
-        elif is_sequence(element):
-            for item in dataset[tag].value or ():
-                found |= _walk(item, action)
-        elif (value := unknown_value(element)) is not None and _may_hold_names(value):
-            found |= _walk_unknown(dataset, tag, value, action)
-    return found
-
-
-def _walk_unknown(dataset: Dataset, tag: int, value: bytes, action: _Action) -> bool:
-    """A UN value that may hold a name: read as a sequence, its names blanked or deleted
-    and the items encoded back; removed whole if it cannot be read."""
-    parsed = read_items(value)
-    if parsed is None:
-        if action is not _Action.FIND:
-            del dataset[tag]
-        return True
-    items, encoding = parsed
-    found = False
-    for item in items:
-        found |= _walk(item, action)
-    if found and action is not _Action.FIND:
-        dataset[tag] = DataElement(tag, "UN", encode_items(items, encoding))
-    return found
-
-
-def _has_value(element: DataElement | RawDataElement) -> bool:
-    value = element.value
-    if isinstance(value, bytes):
-        return bool(value.strip(b" \0"))
-    return bool(value)
-
-
-def _may_hold_names(value: bytes) -> bool:
-    return any(pattern in value for pattern in _LITTLE_ENDIAN_TAGS)

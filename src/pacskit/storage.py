@@ -36,8 +36,9 @@ from pacskit.encoded import (
 )
 from pacskit.errors import DiskFull, OutputError
 from pacskit.layout import Layout, join_name
+from pacskit.name_walk import contains_names
 from pacskit.placement import Placements, is_uid
-from pacskit.privacy import DEFAULT_PRIVACY, PATIENT_NAME_TAGS, PrivacyPolicy, contains_names
+from pacskit.privacy import DEFAULT_PRIVACY, PATIENT_NAME_TAGS, PrivacyPolicy
 
 if TYPE_CHECKING:
     from pacskit.deid import Deidentifier

@@ -1,8 +1,9 @@
 """What a light command loads, pinned so that a start-up gain cannot silently regress
 (docs/start-up.md): each command runs as its own process against DCMTK dcmqrscp and
-reports the modules it imported. An echo imports no pynetdicom at all (pacskit's own
-A-ASSOCIATE codec, :mod:`pacskit.net.ul.associate_rq` and ``associate_ac``); find and get
-still do. A store imports none of pydicom's pixel back-ends, even when it converts a file
+reports the modules it imported. An echo imports neither pynetdicom (pacskit's own
+A-ASSOCIATE codec, :mod:`pacskit.net.ul.associate_rq` and ``associate_ac``) nor pydicom
+(imported when first needed, :func:`pacskit.cli.launch.defer_pydicom_without`), unless
+``-v`` asks for the UID names pydicom's dictionary gives. A store imports none of pydicom's pixel back-ends, even when it converts a file
 the peer does not accept (the conversion runs in a child process, :mod:`pacskit.conversion`);
 nor does a copy from a node into a folder, or from a folder to a node that needs a conversion."""
 
@@ -51,12 +52,12 @@ def address(peer) -> str:
     return f"dicom://{peer.ae_title}@{peer.host}:{peer.port}"
 
 
-def test_an_echo_loads_no_service_module_and_no_pynetdicom(dcmqrscp, tmp_path):
+def test_an_echo_loads_no_service_module_no_pynetdicom_and_no_pydicom(dcmqrscp, tmp_path):
     result, modules = run_reporting_imports(tmp_path, "echo", address(dcmqrscp), "-f", "json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)[0]["result"] == "success"
     assert "pacskit.net.echo" in modules
-    assert not (SERVICES | NEVER | {"pynetdicom"}) & top(modules)
+    assert not (SERVICES | NEVER | {"pynetdicom", "pydicom"}) & top(modules)
     assert not ECHO_NEVER & modules
     assert not any(name.startswith("pacskit.deid") for name in modules)
 

@@ -36,9 +36,11 @@ def test_only_pixel_free_commands_start_lean(args, expected):
     assert pixel_free(args) is expected
 
 
-def imports_after(cwd: Path, *args: str) -> set[str]:
+def imports_after(cwd: Path, *args: str, then: str = "") -> set[str]:
+    """The modules imported once ``pacskit args`` has run and ``then`` (code run at exit,
+    as a later use of pydicom would be)."""
     probe = ("import atexit, sys\n"
-             "atexit.register(lambda: print(' '.join(sorted(sys.modules)), file=sys.stderr))\n"
+             f"atexit.register(lambda: ({then or 'None'}, print(' '.join(sorted(sys.modules)), file=sys.stderr)))\n"
              f"sys.argv = ['pacskit', *{list(args)!r}]\n"
              "from pacskit.cli.launch import main\n"
              "main()\n")
@@ -50,11 +52,16 @@ def imports_after(cwd: Path, *args: str) -> set[str]:
 
 
 def test_nodes_and_store_run_without_numpy_and_serve_with_it(tmp_path):
+    """pydicom, whenever a pixel-free command first imports it, comes without its pixel
+    modules; they can be imported afterwards, and pydicom says it has none."""
     (tmp_path / "pacskit.toml").write_text('[nodes.PACS]\nae_title = "PACS"\nhost = "127.0.0.1"\nport = 104\n')
     for args in (["--aet", "ME", "nodes"], ["store", "--help"]):
-        lean = imports_after(tmp_path, *args)
+        lean = imports_after(tmp_path, *args, then="__import__('pydicom')")
         assert "pydicom" in lean
         assert not {"numpy", "PIL", "requests"} & lean
+    later = imports_after(tmp_path, "nodes", then="__import__('pydicom'), __import__('numpy'), print("
+                          "__import__('pydicom.pixels.utils').pixels.utils.HAVE_NP, file=sys.stderr)")
+    assert {"pydicom", "numpy", "False"} <= later
     full = imports_after(tmp_path, "serve", "--help")
     assert "numpy" in full
 
@@ -64,6 +71,11 @@ def test_nodes_and_store_run_without_numpy_and_serve_with_it(tmp_path):
     ("import pydicom; from pacskit.cli import launch; launch.import_pydicom_without(launch.PIXEL_MODULES)", "False"),
     ("import numpy; from pacskit.cli import launch; launch.import_pydicom_without(['numpy'])", "False"),
     ("from pacskit.cli import launch", "False"),
+    ("from pacskit.cli import launch; launch.defer_pydicom_without(launch.PIXEL_MODULES)", "True"),
+    ("from pacskit.cli import launch; launch.defer_pydicom_without(launch.PIXEL_MODULES); import pydicom.uid",
+     "True"),
+    ("import numpy; from pacskit.cli import launch; launch.defer_pydicom_without(['numpy']); import pydicom",
+     "False"),
 ])
 def test_started_pixel_free_says_whether_pydicom_came_without_its_pixel_modules(first, expected):
     probe = f"{first}\nprint(launch.started_pixel_free())"

@@ -2,19 +2,24 @@ from io import BytesIO
 
 import pytest
 from pydicom import Dataset, dcmread
+from pydicom.datadict import tag_for_keyword
 from pydicom.filewriter import dcmwrite
 from pydicom.sequence import Sequence
 
 from pacskit.errors import UsageError
 from pacskit.layout import Layout
+from pacskit.name_walk import contains_names
 from pacskit.privacy import (
     DEFAULT_PRIVACY,
     PATIENT_NAME_KEYWORDS,
     PATIENT_NAME_TAGS,
     PrivacyPolicy,
-    contains_names,
 )
 from pacskit.testing.hidden_names import NAME_MARKER, VARIANTS, craft_hidden_names
+
+
+def test_the_withheld_tags_are_the_dictionary_tags_of_the_withheld_keywords():
+    assert {tag_for_keyword(keyword) for keyword in PATIENT_NAME_KEYWORDS} == PATIENT_NAME_TAGS
 
 
 def named_dataset() -> Dataset:

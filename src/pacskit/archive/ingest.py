@@ -42,7 +42,6 @@ from pacskit.archive.uids import canonical_uid
 from pacskit.dataset_check import check_dataset
 from pacskit.deflate import HEAD, InflationLimitExceeded, inflate_into, instance_limit
 from pacskit.encoded import (
-    DEFLATED,
     UNDEFINED,
     Encoding,
     file_meta,
@@ -51,6 +50,7 @@ from pacskit.encoded import (
 from pacskit.net.wire import Fragment
 from pacskit.query import LEVEL_KEYS
 from pacskit.settings import ArchiveSettings
+from pacskit.transfer_syntax import DEFLATED
 
 _KEPT_IN_MEMORY = 128 * 1024
 _INDEXED_TAGS = frozenset(t for keywords in LEVEL_KEYS.values() for k in keywords

@@ -18,7 +18,6 @@ from typing import Any
 
 from pydicom import Dataset
 from pydicom.charset import python_encoding
-from pydicom.uid import UID
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -27,6 +26,7 @@ from pacskit.archive.schema import WorklistItem
 from pacskit.archive.worklist_columns import key_columns, narrowed, narrowing_of
 from pacskit.errors import InputError
 from pacskit.net.identifier import encode_identifier
+from pacskit.transfer_syntax import TransferSyntax
 from pacskit.worklist.matching import Matcher, Parts, element_of, response_of, values_of
 from pacskit.worklist.model import STEP_SEQUENCE, ItemStatus
 from pacskit.worklist.records import EncodedItem, encode_parts, texts_of
@@ -190,7 +190,7 @@ class Answer:
             response.SpecificCharacterSet = self.character_set
         return response
 
-    def encoded(self, transfer_syntax: UID) -> bytes:
+    def encoded(self, transfer_syntax: TransferSyntax) -> bytes:
         """The response identifier in ``transfer_syntax``: joined from the item's
         encoded elements when the syntax is Little Endian and not deflated and the
         response keeps its item's character set, else encoded by pydicom.

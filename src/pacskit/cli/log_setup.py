@@ -64,8 +64,13 @@ class StderrHandler(logging.StreamHandler[TextIO]):
 def configure(verbose: int, *, server: bool = False) -> None:
     """Log pacskit at WARNING, INFO (``verbose`` 1) or DEBUG (2 and more), to standard
     error. ``server`` (``pacskit serve``): timestamps, and INFO at least — associations
-    and operations; the per-message lines only from ``verbose`` 1."""
+    and operations; the per-message lines only from ``verbose`` 1. With ``verbose``, the
+    UID names those lines give are loaded now, not inside the first exchange they time."""
     level = LEVELS[min(max(verbose, 0), 2)]
+    if verbose > 0:
+        from pacskit.dimse_text import load_uid_names
+
+        load_uid_names()
     root = logging.getLogger()
     handler = next((h for h in root.handlers if isinstance(h, StderrHandler)), None)
     if handler is None:

@@ -32,7 +32,6 @@ from typing import Protocol, TypeVar, cast
 
 from pydicom import Dataset
 from pydicom.multival import MultiValue
-from pydicom.uid import UID
 from pynetdicom.presentation import PresentationContext
 
 from pacskit.audit import AuditTrail
@@ -95,6 +94,7 @@ from pacskit.net.wire import DataSink, Fragment, Message
 from pacskit.nodes import Node
 from pacskit.scan import DicomFile, read_file
 from pacskit.settings import Settings
+from pacskit.transfer_syntax import TransferSyntax
 
 LOG = logging.getLogger("pacskit.archive")
 T = TypeVar("T")
@@ -932,7 +932,7 @@ def _id(message: Message) -> int:
     return message.us(MESSAGE_ID) or 0
 
 
-def _encode(dataset: Dataset | PreEncoded, syntax: UID) -> bytes:
+def _encode(dataset: Dataset | PreEncoded, syntax: TransferSyntax) -> bytes:
     try:
         return encode_identifier(dataset, syntax)
     except ValueError:

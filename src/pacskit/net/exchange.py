@@ -19,8 +19,8 @@ import time
 from collections.abc import Iterator
 from typing import Any, BinaryIO, NoReturn, Protocol
 
-from pacskit.encoded import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from pacskit.errors import AccessDenied, AssociationAborted, AssociationRejected, NetworkError
+from pacskit.implementation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from pacskit.net import exchange_log
 from pacskit.net.assembly import MessageAssembler, ProtocolViolation, message_pdus
 from pacskit.net.commands import (

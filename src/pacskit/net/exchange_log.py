@@ -16,8 +16,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
-from pacskit.dataset_dump import dump_command, dump_dataset, error_name
-from pacskit.dimse_text import printable, sop_class_name, summary
+from pacskit.dimse_text import error_name, printable, sop_class_name, summary
 from pacskit.ul_codes import (
     abort_reason,
     abort_source,
@@ -186,6 +185,8 @@ def message(direction: Direction, *, peer: str, context_id: int, command: Mappin
             text = f"{name} {'to' if direction == 'sent' else 'from'} {_ae(peer)} {rest}"
         DIMSE.info("%s %s", "Sending" if direction == "sent" else "Received", text)
         if _dimse_on(DEBUG):
+            from pacskit.dataset_dump import dump_command, dump_dataset
+
             lines = dump_command(command)
             if dataset is not None:
                 lines += dump_dataset(dataset, transfer_syntax)

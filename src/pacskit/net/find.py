@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from pydicom import Dataset
-from pydicom.uid import UID
 from pynetdicom import build_context
 from pynetdicom.dsutils import encode
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # made by globals()
@@ -53,7 +52,7 @@ class FindExchange:
         self.node = node
         self.sop_class = FIND_SOP_CLASSES[model]
         self.context_id = context.context_id
-        syntax = UID(context.transfer_syntax)
+        syntax = context.transfer_syntax
         self._syntax = syntax
         self._encoding = (syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated)
 

@@ -10,23 +10,23 @@ from io import BytesIO
 from typing import Protocol
 
 from pydicom import Dataset
-from pydicom.uid import UID
 from pynetdicom.dsutils import decode, encode
 
 from pacskit.deflate import IDENTIFIER_LIMIT, inflate
 from pacskit.encoded import encode_plain
+from pacskit.transfer_syntax import TransferSyntax
 
 
 class PreEncoded(Protocol):
     """A response identifier that encodes itself (a worklist answer made of its item's
     encoded elements, :class:`pacskit.archive.worklist.Answer`)."""
 
-    def encoded(self, transfer_syntax: UID) -> bytes:
+    def encoded(self, transfer_syntax: TransferSyntax) -> bytes:
         """The identifier in ``transfer_syntax``; ValueError if it cannot be."""
         ...
 
 
-def encode_identifier(dataset: Dataset | PreEncoded, transfer_syntax: UID) -> bytes:
+def encode_identifier(dataset: Dataset | PreEncoded, transfer_syntax: TransferSyntax) -> bytes:
     """``dataset`` encoded in ``transfer_syntax``; a plain one (ASCII text, numbers) is
     written directly (:func:`~pacskit.encoded.encode_plain`), others by pydicom, and a
     :class:`PreEncoded` one by itself.
@@ -47,7 +47,7 @@ def encode_identifier(dataset: Dataset | PreEncoded, transfer_syntax: UID) -> by
     return encoded
 
 
-def decode_identifier(data: bytes | bytearray | memoryview, transfer_syntax: UID,
+def decode_identifier(data: bytes | bytearray | memoryview, transfer_syntax: TransferSyntax,
                       limit: int = IDENTIFIER_LIMIT) -> Dataset:
     """The identifier ``data``, encoded in ``transfer_syntax``, as a dataset (whose
     values pydicom decodes on access).

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Generic, TypeVar
 
 from pydicom import Dataset
-from pydicom.uid import UID
 from pynetdicom import build_context
 from pynetdicom.dsutils import encode
 from pynetdicom.presentation import PresentationContext
@@ -56,6 +55,7 @@ from pacskit.net.ul.negotiation import AcceptedContext
 from pacskit.net.wire import DataSink, Fragment, Message
 from pacskit.nodes import Node
 from pacskit.settings import Settings
+from pacskit.transfer_syntax import TransferSyntax
 
 GET_SOP_CLASSES = {
     "patient": PatientRootQueryRetrieveInformationModelGet,
@@ -339,7 +339,7 @@ class _Dropped:
         pass
 
 
-def _response_of(message: Message, syntax: UID) -> RetrieveResponse:
+def _response_of(message: Message, syntax: TransferSyntax) -> RetrieveResponse:
     identifier = None
     if message.data:
         try:

@@ -26,7 +26,7 @@ from pynetdicom.pdu_primitives import (
 )
 from pynetdicom.presentation import PresentationContext, negotiate_as_acceptor
 
-from pacskit.encoded import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from pacskit.implementation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from pacskit.net.ul.negotiation import (
     APPLICATION_CONTEXT_NAME,
     AcceptedContext,
@@ -36,6 +36,7 @@ from pacskit.net.ul.negotiation import (
     context_id,
 )
 from pacskit.net.ul.user_identity import UserIdentity
+from pacskit.transfer_syntax import TransferSyntax
 
 
 def decode_request(pdu: bytes | bytearray) -> Request:
@@ -74,7 +75,7 @@ def accept(request: Request, supported: Sequence[PresentationContext], max_pdu: 
     answer.user_information = items
     ac = A_ASSOCIATE_AC()
     ac.from_primitive(answer)
-    accepted = {context_id(cx): AcceptedContext(context_id(cx), str(cx.abstract_syntax), UID(cx.transfer_syntax[0]),
+    accepted = {context_id(cx): AcceptedContext(context_id(cx), str(cx.abstract_syntax), TransferSyntax(cx.transfer_syntax[0]),
                                                 bool(cx.as_scu), bool(cx.as_scp))
                 for cx in results if cx.result == 0x00}
     refused = [RefusedContext(context_id(cx), str(cx.abstract_syntax), int(cx.result or 0))

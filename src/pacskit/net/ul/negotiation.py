@@ -16,9 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from pydicom.uid import UID
-
-from pacskit.encoded import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from pacskit.implementation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from pacskit.net.assembly import ProtocolViolation
 from pacskit.net.ul.associate_ac import (
     ACCEPTANCE,
@@ -34,6 +32,7 @@ from pacskit.net.ul.associate_rq import (
     ProposedContext,
 )
 from pacskit.net.ul.user_identity import UserIdentity
+from pacskit.transfer_syntax import TransferSyntax
 
 if TYPE_CHECKING:
     from pynetdicom.pdu_primitives import A_ASSOCIATE
@@ -64,7 +63,7 @@ class AcceptedContext:
 
     context_id: int
     abstract_syntax: str
-    transfer_syntax: UID
+    transfer_syntax: TransferSyntax
     as_scu: bool
     as_scp: bool
 
@@ -176,7 +175,7 @@ def negotiate_as_requestor(answer: AssociateAc, proposed: Sequence[ProposedConte
             as_scu, as_scp = True, False
         else:
             as_scu, as_scp = cx.scu_role and granted[0], cx.scp_role and granted[1]
-        accepted[cx.context_id] = AcceptedContext(cx.context_id, cx.abstract_syntax, UID(result.transfer_syntax),
+        accepted[cx.context_id] = AcceptedContext(cx.context_id, cx.abstract_syntax, TransferSyntax(result.transfer_syntax),
                                                   as_scu, as_scp)
     return Negotiated(accepted, refused, answer.max_length,
                       (answer.implementation_class_uid, answer.implementation_version_name), answer.identity_response)
