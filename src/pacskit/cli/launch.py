@@ -14,11 +14,12 @@ process (:mod:`pacskit.conversion`), closed when the command ends. Every other c
 
 from __future__ import annotations
 
+import contextlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from types import ModuleType
 
 PIXEL_FREE_COMMANDS = frozenset({"echo", "find", "get", "move", "nodes", "store", "copy"})
@@ -119,19 +120,16 @@ def import_pydicom_without(modules: Sequence[str]) -> None:
         _set_pixel_free(bool(refused))
 
 
-class _refused:
-    """The ``modules`` not yet imported cannot be while the block runs."""
-
-    def __init__(self, modules: Sequence[str]) -> None:
-        self.names = [name for name in modules if name not in sys.modules]
-
-    def __enter__(self) -> list[str]:
-        for name in self.names:
-            sys.modules[name] = None  # type: ignore[assignment]
-        return self.names
-
-    def __exit__(self, *exc: object) -> None:
-        for name in self.names:
+@contextlib.contextmanager
+def _refused(modules: Sequence[str]) -> Iterator[list[str]]:
+    """The ``modules`` not yet imported (the list given) cannot be while the block runs."""
+    names = [name for name in modules if name not in sys.modules]
+    for name in names:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        yield names
+    finally:
+        for name in names:
             if sys.modules.get(name, False) is None:
                 del sys.modules[name]
 
